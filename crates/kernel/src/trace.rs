@@ -1,0 +1,599 @@
+//! Tracing: components declare signals once, report values after each edge, and a VCD sink
+//! writes only the changes.
+//!
+//! - A signal is a scope path (`top.chip.pe_array.pe_r3_c7`), a name (`psum_spad_wr_data`) and a
+//!   width of 1 to 64 bits. Scope segments and names use `[A-Za-z0-9_]` only, because GTKWave
+//!   splits hierarchy on dots. Vectors appear as `name[15:0]`.
+//! - A trace can be limited to scope globs: a signal is traced when a glob matches its scope,
+//!   one of its scope's ancestors, or its full name (`top.chip.noc*`, `top.*.pe_r3_c7`,
+//!   `top.dram.rd_req`). `*` crosses dots. Signals left out cost one branch when reported.
+//! - A trace can be limited to a window of cycles `[start, end)` of the primary clock; the file
+//!   then opens with the values at the window's start under `$dumpvars`.
+//! - The file is byte-for-byte reproducible: no `$date`, changes within a timestamp sorted by
+//!   signal, timestamps in picoseconds (`$timescale 1ps`), `#<t>` before `$dumpvars`.
+//! - A GTKWave save file (`.gtkw`) is written beside the VCD, one group per component scope.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use vcd::{IdCode, ReferenceIndex, SimulationCommand, TimescaleUnit, Value};
+
+use crate::clock::Picos;
+
+/// Handle of a declared signal. Reporting a signal that the trace leaves out is a no-op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SignalId(u32);
+
+impl SignalId {
+    /// A signal that is not traced (left out by the scope globs, or tracing never started).
+    pub const OFF: SignalId = SignalId(u32::MAX);
+
+    pub fn is_traced(self) -> bool {
+        self != Self::OFF
+    }
+}
+
+impl Default for SignalId {
+    fn default() -> Self {
+        Self::OFF
+    }
+}
+
+/// Errors of tracing: bad declarations, bad globs, and I/O on the trace files.
+#[derive(Debug)]
+pub enum TraceError {
+    BadName {
+        scope: String,
+        name: String,
+        why: String,
+    },
+    BadWidth {
+        signal: String,
+        width: u32,
+    },
+    Duplicate {
+        signal: String,
+    },
+    BadGlob {
+        glob: String,
+        why: String,
+    },
+    BadWindow {
+        start: u64,
+        end: u64,
+    },
+    Io {
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TraceError::BadName { scope, name, why } => {
+                write!(f, "signal `{scope}.{name}`: {why}")
+            }
+            TraceError::BadWidth { signal, width } => {
+                write!(f, "signal `{signal}`: width {width} is outside 1..=64 bits")
+            }
+            TraceError::Duplicate { signal } => write!(f, "signal `{signal}` declared twice"),
+            TraceError::BadGlob { glob, why } => write!(f, "trace scope glob `{glob}`: {why}"),
+            TraceError::BadWindow { start, end } => write!(
+                f,
+                "trace window {start}..{end}: the end must be after the start"
+            ),
+            TraceError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for TraceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TraceError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// What to trace and where.
+#[derive(Clone, Debug, Default)]
+pub struct TraceConfig {
+    /// The VCD file; the save file goes beside it with the extension `.gtkw`.
+    pub vcd: PathBuf,
+    /// Scope globs; empty traces everything.
+    pub scopes: Vec<String>,
+    /// Cycles `[start, end)` of the primary clock; `None` traces the whole run.
+    pub window: Option<Range<u64>>,
+}
+
+fn check_ident(scope: &str, name: &str, what: &str, s: &str) -> Result<(), TraceError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(TraceError::BadName {
+            scope: scope.into(),
+            name: name.into(),
+            why: format!("{what} `{s}` must be non-empty and use only [A-Za-z0-9_]"),
+        });
+    }
+    Ok(())
+}
+
+struct Decl {
+    scope: String,
+    name: String,
+    width: u32,
+}
+
+/// Where components declare their signals, once, before the first traced edge.
+pub struct SignalRegistry {
+    decls: Vec<Decl>,
+    filter: Option<GlobSet>,
+    seen: std::collections::HashSet<String>,
+}
+
+impl SignalRegistry {
+    fn new(globs: &[String]) -> Result<Self, TraceError> {
+        let filter = if globs.is_empty() {
+            None
+        } else {
+            let mut b = GlobSetBuilder::new();
+            for g in globs {
+                b.add(Glob::new(g).map_err(|e| TraceError::BadGlob {
+                    glob: g.clone(),
+                    why: e.kind().to_string(),
+                })?);
+            }
+            Some(b.build().map_err(|e| TraceError::BadGlob {
+                glob: globs.join(","),
+                why: e.to_string(),
+            })?)
+        };
+        Ok(SignalRegistry {
+            decls: Vec::new(),
+            filter,
+            seen: Default::default(),
+        })
+    }
+
+    fn selected(&self, scope: &str, full: &str) -> bool {
+        let Some(set) = &self.filter else {
+            return true;
+        };
+        if set.is_match(full) {
+            return true;
+        }
+        // The scope itself and each of its ancestors.
+        let mut s = scope;
+        loop {
+            if set.is_match(s) {
+                return true;
+            }
+            match s.rfind('.') {
+                Some(i) => s = &s[..i],
+                None => return false,
+            }
+        }
+    }
+
+    /// Declares `scope.name`, `width` bits wide. Returns [`SignalId::OFF`] when the trace's scope
+    /// globs leave it out.
+    pub fn signal(&mut self, scope: &str, name: &str, width: u32) -> Result<SignalId, TraceError> {
+        for seg in scope.split('.') {
+            check_ident(scope, name, "scope segment", seg)?;
+        }
+        check_ident(scope, name, "name", name)?;
+        let full = format!("{scope}.{name}");
+        if !(1..=64).contains(&width) {
+            return Err(TraceError::BadWidth {
+                signal: full,
+                width,
+            });
+        }
+        if !self.seen.insert(full.clone()) {
+            return Err(TraceError::Duplicate { signal: full });
+        }
+        if !self.selected(scope, &full) {
+            return Ok(SignalId::OFF);
+        }
+        self.decls.push(Decl {
+            scope: scope.into(),
+            name: name.into(),
+            width,
+        });
+        Ok(SignalId(self.decls.len() as u32 - 1))
+    }
+}
+
+/// Where a component reports its signals' values after an edge.
+pub struct TraceFrame<'a> {
+    values: &'a mut [u64],
+    masks: &'a [u64],
+    dirty: &'a mut Vec<u32>,
+}
+
+impl TraceFrame<'_> {
+    /// Reports the value of a signal; bits above its width are dropped, as on a wire that narrow.
+    #[inline]
+    pub fn set(&mut self, id: SignalId, value: u64) {
+        if id == SignalId::OFF {
+            return;
+        }
+        let i = id.0 as usize;
+        let v = value & self.masks[i];
+        debug_assert_eq!(v, value, "value {value:#x} wider than its signal");
+        if self.values[i] != v {
+            self.values[i] = v;
+            self.dirty.push(id.0);
+        }
+    }
+
+    #[inline]
+    pub fn set_bool(&mut self, id: SignalId, value: bool) {
+        self.set(id, value as u64)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Before the window: nothing sampled or written.
+    Waiting,
+    /// In the window: changes written.
+    Open,
+    /// After the window, or finished.
+    Closed,
+}
+
+/// The VCD sink: holds the declared signals, their current and last written values, and the
+/// writer. Created by the scheduler's `trace_to`.
+pub struct Tracer {
+    vcd_path: PathBuf,
+    writer: vcd::Writer<BufWriter<File>>,
+    codes: Vec<IdCode>,
+    widths: Vec<u32>,
+    masks: Vec<u64>,
+    values: Vec<u64>,
+    written: Vec<u64>,
+    dirty: Vec<u32>,
+    window: Range<Picos>,
+    phase: Phase,
+    last_stamp: Option<Picos>,
+    last_instant: Picos,
+    changes: u64,
+}
+
+/// What a finished trace holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub vcd: PathBuf,
+    pub gtkw: PathBuf,
+    pub signals: usize,
+    pub changes: u64,
+    /// Time of the last instant the file covers.
+    pub until: Picos,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TraceError + '_ {
+    move |source| TraceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Tracer {
+    /// Opens the VCD, lets `declare` register every signal, and writes the header and save file.
+    /// `window` is in picoseconds: `[first instant, last instant]`, both inclusive.
+    pub(crate) fn create(
+        cfg: &TraceConfig,
+        window: Range<Picos>,
+        declare: impl FnOnce(&mut SignalRegistry) -> Result<(), TraceError>,
+    ) -> Result<Tracer, TraceError> {
+        let mut reg = SignalRegistry::new(&cfg.scopes)?;
+        declare(&mut reg)?;
+        let path = cfg.vcd.clone();
+        let file = File::create(&path).map_err(io_err(&path))?;
+        let mut w = vcd::Writer::new(BufWriter::with_capacity(1 << 16, file));
+        let codes = write_header(&mut w, &reg.decls).map_err(io_err(&path))?;
+        w.flush().map_err(io_err(&path))?;
+        let gtkw = path.with_extension("gtkw");
+        write_gtkw(&gtkw, &path, &reg.decls).map_err(io_err(&gtkw))?;
+        let widths: Vec<u32> = reg.decls.iter().map(|d| d.width).collect();
+        let masks = widths
+            .iter()
+            .map(|&w| if w == 64 { u64::MAX } else { (1u64 << w) - 1 })
+            .collect();
+        let n = widths.len();
+        Ok(Tracer {
+            vcd_path: path,
+            writer: w,
+            codes,
+            widths,
+            masks,
+            values: vec![0; n],
+            written: vec![0; n],
+            dirty: Vec::with_capacity(n),
+            window,
+            phase: Phase::Waiting,
+            last_stamp: None,
+            last_instant: 0,
+            changes: 0,
+        })
+    }
+
+    /// Whether the instant at `t` needs a full sample (the window opens at it).
+    pub(crate) fn opens_at(&self, t: Picos) -> bool {
+        self.phase == Phase::Waiting && t >= self.window.start
+    }
+
+    /// Whether the instant at `t` is sampled from the components stepped at it.
+    pub(crate) fn samples_at(&self, t: Picos) -> bool {
+        self.phase == Phase::Open && t <= self.window.end
+    }
+
+    pub(crate) fn frame(&mut self) -> TraceFrame<'_> {
+        TraceFrame {
+            values: &mut self.values,
+            masks: &self.masks,
+            dirty: &mut self.dirty,
+        }
+    }
+
+    /// After a full sample at `t`: `#t` and `$dumpvars` with every value.
+    pub(crate) fn dump_all(&mut self, t: Picos) -> Result<(), TraceError> {
+        self.dirty.clear();
+        self.phase = Phase::Open;
+        self.last_instant = t;
+        let r: io::Result<()> = (|| {
+            self.writer.timestamp(t)?;
+            self.writer.begin(SimulationCommand::Dumpvars)?;
+            for i in 0..self.codes.len() {
+                write_value(
+                    &mut self.writer,
+                    self.codes[i],
+                    self.widths[i],
+                    self.values[i],
+                )?;
+            }
+            self.writer.end()
+        })();
+        r.map_err(io_err(&self.vcd_path))?;
+        self.written.copy_from_slice(&self.values);
+        self.changes += self.codes.len() as u64;
+        self.last_stamp = Some(t);
+        Ok(())
+    }
+
+    /// After the components of the instant at `t` reported: writes what changed.
+    pub(crate) fn write_changes(&mut self, t: Picos) -> Result<(), TraceError> {
+        self.last_instant = t;
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        // Sorted, so the order components reported in (the step order) never reaches the file.
+        self.dirty.sort_unstable();
+        self.dirty.dedup();
+        let mut r = Ok(());
+        for k in 0..self.dirty.len() {
+            let i = self.dirty[k] as usize;
+            if self.values[i] == self.written[i] {
+                continue;
+            }
+            if self.last_stamp != Some(t) {
+                r = self.writer.timestamp(t);
+                self.last_stamp = Some(t);
+            }
+            r = r.and_then(|_| {
+                write_value(
+                    &mut self.writer,
+                    self.codes[i],
+                    self.widths[i],
+                    self.values[i],
+                )
+            });
+            if r.is_err() {
+                break;
+            }
+            self.written[i] = self.values[i];
+            self.changes += 1;
+        }
+        self.dirty.clear();
+        r.map_err(io_err(&self.vcd_path))
+    }
+
+    /// Closes the window after the instant at `t` if it was the last one in it.
+    pub(crate) fn after_instant(&mut self, next: Picos) -> Result<(), TraceError> {
+        if self.phase == Phase::Open && next > self.window.end {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    /// Ends the file at the last instant it covers (a final `#t` if that instant changed nothing)
+    /// and flushes it. Later instants are not written. Safe to call more than once.
+    pub(crate) fn close(&mut self) -> Result<TraceSummary, TraceError> {
+        if self.phase == Phase::Open {
+            if self.last_stamp != Some(self.last_instant) {
+                self.writer
+                    .timestamp(self.last_instant)
+                    .map_err(io_err(&self.vcd_path))?;
+                self.last_stamp = Some(self.last_instant);
+            }
+        }
+        self.phase = Phase::Closed;
+        self.writer.flush().map_err(io_err(&self.vcd_path))?;
+        Ok(self.summary())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    pub fn summary(&self) -> TraceSummary {
+        TraceSummary {
+            vcd: self.vcd_path.clone(),
+            gtkw: self.vcd_path.with_extension("gtkw"),
+            signals: self.codes.len(),
+            changes: self.changes,
+            until: self.last_stamp.unwrap_or(0),
+        }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        // Best effort: a trace dropped without `finish` (a panic elsewhere) is still flushed.
+        let _ = self.close();
+    }
+}
+
+fn write_value<W: Write>(
+    w: &mut vcd::Writer<W>,
+    code: IdCode,
+    width: u32,
+    v: u64,
+) -> io::Result<()> {
+    if width == 1 {
+        return w.change_scalar(code, if v & 1 == 1 { Value::V1 } else { Value::V0 });
+    }
+    // Leading zeros dropped (VCD zero-extends), at least one bit kept.
+    let top = 64 - v.leading_zeros().min(63);
+    w.change_vector(
+        code,
+        (0..top).rev().map(|b| {
+            if (v >> b) & 1 == 1 {
+                Value::V1
+            } else {
+                Value::V0
+            }
+        }),
+    )
+}
+
+struct ScopeNode {
+    name: String,
+    children: Vec<usize>,
+    vars: Vec<usize>,
+}
+
+fn write_header<W: Write>(w: &mut vcd::Writer<W>, decls: &[Decl]) -> io::Result<Vec<IdCode>> {
+    w.version(concat!("rowsim ", env!("CARGO_PKG_VERSION")))?;
+    w.timescale(1, TimescaleUnit::PS)?;
+    // The scope tree, children in order of first declaration.
+    let mut nodes = vec![ScopeNode {
+        name: String::new(),
+        children: vec![],
+        vars: vec![],
+    }];
+    for (i, d) in decls.iter().enumerate() {
+        let mut at = 0;
+        for seg in d.scope.split('.') {
+            let found = nodes[at]
+                .children
+                .iter()
+                .copied()
+                .find(|&c| nodes[c].name == seg);
+            at = match found {
+                Some(c) => c,
+                None => {
+                    nodes.push(ScopeNode {
+                        name: seg.into(),
+                        children: vec![],
+                        vars: vec![],
+                    });
+                    let c = nodes.len() - 1;
+                    nodes[at].children.push(c);
+                    c
+                }
+            };
+        }
+        nodes[at].vars.push(i);
+    }
+    let mut codes = vec![IdCode::FIRST; decls.len()];
+    let mut next = IdCode::FIRST;
+    fn walk<W: Write>(
+        w: &mut vcd::Writer<W>,
+        nodes: &[ScopeNode],
+        at: usize,
+        decls: &[Decl],
+        codes: &mut [IdCode],
+        next: &mut IdCode,
+    ) -> io::Result<()> {
+        for &v in &nodes[at].vars {
+            let d = &decls[v];
+            let index = (d.width > 1).then(|| ReferenceIndex::Range(d.width as i32 - 1, 0));
+            w.var_def(vcd::VarType::Wire, d.width, *next, &d.name, index)?;
+            codes[v] = *next;
+            *next = next.next();
+        }
+        for &c in &nodes[at].children {
+            w.add_module(&nodes[c].name)?;
+            walk(w, nodes, c, decls, codes, next)?;
+            w.upscope()?;
+        }
+        Ok(())
+    }
+    walk(w, &nodes, 0, decls, &mut codes, &mut next)?;
+    w.enddefinitions()?;
+    Ok(codes)
+}
+
+/// GTKWave trace flags (gtkwave's `TR_*`): hex, binary, right-justified, and group markers.
+const GTKW_HEX: u32 = 0x22;
+const GTKW_BIN: u32 = 0x28;
+const GTKW_GROUP_BEGIN: u32 = 0x80_0200;
+const GTKW_GROUP_END: u32 = 0x100_0200;
+
+fn write_gtkw(path: &Path, vcd: &Path, decls: &[Decl]) -> io::Result<()> {
+    let mut f = BufWriter::new(File::create(path)?);
+    let dump = vcd.file_name().map(Path::new).unwrap_or(vcd);
+    let save = path.file_name().map(Path::new).unwrap_or(path);
+    writeln!(
+        f,
+        "[*] rowsim {}: open with `gtkwave {}`",
+        env!("CARGO_PKG_VERSION"),
+        save.display()
+    )?;
+    writeln!(f, "[dumpfile] \"{}\"", dump.display())?;
+    writeln!(f, "[savefile] \"{}\"", save.display())?;
+    writeln!(f, "[timestart] 0")?;
+    writeln!(f, "[size] 1600 900")?;
+    writeln!(f, "[pos] -1 -1")?;
+    writeln!(f, "[sst_width] 260")?;
+    writeln!(f, "[signals_width] 360")?;
+    writeln!(f, "[sst_expanded] 1")?;
+    writeln!(f, "[sst_vpaned_height] 240")?;
+    if let Some(first) = decls.first() {
+        let root = first.scope.split('.').next().unwrap_or("top");
+        writeln!(f, "[treeopen] {root}.")?;
+    }
+    // One group per scope, in order of first declaration.
+    let mut scopes: Vec<&str> = Vec::new();
+    for d in decls {
+        if !scopes.contains(&d.scope.as_str()) {
+            scopes.push(&d.scope);
+        }
+    }
+    for scope in scopes {
+        writeln!(f, "@{GTKW_GROUP_BEGIN:x}\n-{scope}")?;
+        let mut flags = 0;
+        for d in decls.iter().filter(|d| d.scope == scope) {
+            let want = if d.width == 1 { GTKW_BIN } else { GTKW_HEX };
+            if want != flags {
+                writeln!(f, "@{want:x}")?;
+                flags = want;
+            }
+            if d.width == 1 {
+                writeln!(f, "{}.{}", d.scope, d.name)?;
+            } else {
+                writeln!(f, "{}.{}[{}:0]", d.scope, d.name, d.width - 1)?;
+            }
+        }
+        writeln!(f, "@{GTKW_GROUP_END:x}\n-{scope}")?;
+    }
+    writeln!(f, "[pattern_trace] 1\n[pattern_trace] 0")?;
+    f.flush()
+}
