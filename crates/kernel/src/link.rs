@@ -328,3 +328,118 @@ impl<T> LinkRx<T> {
         &self.name
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock() -> Clock {
+        Clock::new(DomainId(0), "core", 100_000_000).unwrap()
+    }
+
+    fn cx(cycle: u64) -> StepCtx {
+        StepCtx {
+            domain: DomainId(0),
+            cycle,
+            time: clock().edge_time(cycle),
+        }
+    }
+
+    /// Sender sends whenever it has a credit, receiver pops whatever has arrived, each cycle;
+    /// returns the cycles at which messages were received.
+    fn stream(latency: u32, capacity: u32, n: u64, receiver_first: bool) -> Vec<u64> {
+        let Link { mut tx, mut rx } = Link::<u64>::new("l", clock(), latency, capacity).unwrap();
+        let (mut next, mut got) = (0u64, Vec::new());
+        for c in 0..10 * n + 20 {
+            let step_tx = |tx: &mut LinkTx<u64>, next: &mut u64| {
+                if *next < n && tx.try_send(&cx(c), *next).is_ok() {
+                    *next += 1;
+                }
+            };
+            if !receiver_first {
+                step_tx(&mut tx, &mut next);
+            }
+            if let Some(v) = rx.try_recv(&cx(c)) {
+                assert_eq!(v, got.len() as u64, "in order");
+                got.push(c);
+            }
+            if receiver_first {
+                step_tx(&mut tx, &mut next);
+            }
+        }
+        assert_eq!(got.len() as u64, n);
+        got
+    }
+
+    #[test]
+    fn latency_is_exact_and_full_rate_needs_latency_plus_one_credits() {
+        // Latency 3 with 4 credits: one message per cycle, the first at cycle 3.
+        assert_eq!(stream(3, 4, 6, false), vec![3, 4, 5, 6, 7, 8]);
+        // With fewer credits than the loop needs, the credit round trip (3 + 1 cycles) paces it.
+        assert_eq!(stream(3, 2, 6, false), vec![3, 4, 7, 8, 11, 12]);
+        assert_eq!(stream(1, 1, 4, false), vec![1, 3, 5, 7]);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_which_end_steps_first() {
+        for (lat, cap) in [(1, 1), (1, 2), (2, 1), (3, 2), (3, 4), (5, 3)] {
+            assert_eq!(
+                stream(lat, cap, 12, false),
+                stream(lat, cap, 12, true),
+                "{lat} {cap}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_message_is_never_seen_at_the_edge_it_was_sent() {
+        let Link { mut tx, mut rx } = Link::<u8>::new("l", clock(), 1, 4).unwrap();
+        tx.try_send(&cx(5), 9).unwrap();
+        assert_eq!(rx.peek(&cx(5)), None);
+        assert_eq!(rx.in_flight(), 1);
+        assert_eq!(rx.ready(&cx(6)), 1);
+        assert_eq!(rx.try_recv(&cx(6)), Some(9));
+        // The credit comes back one cycle after the pop.
+        assert_eq!(tx.credits(&cx(6)), 3);
+        assert_eq!(tx.credits(&cx(7)), 4);
+    }
+
+    #[test]
+    fn bad_links_are_errors_not_panics() {
+        let e = Link::<u8>::new("top.x", clock(), 0, 1).err().unwrap();
+        assert!(e.to_string().contains("top.x") && e.to_string().contains("latency"));
+        assert!(Link::<u8>::new("top.x", clock(), 1, 0).is_err());
+        assert!(Link::<u8>::crossing("top.x", clock(), clock(), 0, 4).is_err());
+    }
+
+    #[test]
+    fn a_crossing_waits_for_the_synchronizer_stages() {
+        let core = Clock::new(DomainId(0), "core", 200_000_000).unwrap();
+        let link = Clock::new(DomainId(1), "link", 60_000_000).unwrap();
+        let Link { mut tx, mut rx } = Link::<u8>::crossing("cdc", core, link, 2, 2).unwrap();
+        // Written at core edge 2 (15 ns): the link edges after it are 16.67 ns (cycle 0) and
+        // 33.33 ns (cycle 1); two synchronizer stages make it readable at link cycle 1.
+        let wcx = StepCtx {
+            domain: core.id,
+            cycle: 2,
+            time: core.edge_time(2),
+        };
+        tx.try_send(&wcx, 1).unwrap();
+        let rcx = |c: u64| StepCtx {
+            domain: link.id,
+            cycle: c,
+            time: link.edge_time(c),
+        };
+        assert_eq!(rx.peek(&rcx(0)), None);
+        assert_eq!(rx.try_recv(&rcx(1)), Some(1));
+        // Read at 33.33 ns: core edges after it end cycles 6 (35 ns) and 7 (40 ns): the freed
+        // slot is writable at core cycle 7.
+        let c = |n: u64| StepCtx {
+            domain: core.id,
+            cycle: n,
+            time: core.edge_time(n),
+        };
+        assert_eq!(tx.credits(&c(6)), 1);
+        assert_eq!(tx.credits(&c(7)), 2);
+    }
+}

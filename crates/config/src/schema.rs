@@ -1,0 +1,210 @@
+//! The hardware-config schema: one struct per TOML table. Every number of the reference machine
+//! is a field here; nothing about the machine is a constant in code. Units are in the field
+//! names (`_hz`, `_bits`, `_cycles`, `_us`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole machine: `hw-configs/*.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HwConfig {
+    pub machine: Machine,
+    pub clocks: Clocks,
+    pub array: Array,
+    pub datapath: Datapath,
+    pub spad: Spads,
+    pub pe: Pe,
+    pub glb: Glb,
+    pub noc: Noc,
+    pub dram: Dram,
+    pub rlc: Rlc,
+    pub scan_chain: ScanChain,
+    pub limits: Limits,
+    pub energy: Energy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Machine {
+    /// Short name, used in reports and statistics (`eyeriss-v1`).
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The two clock domains, joined by an async FIFO.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clocks {
+    /// Core clock: PEs, NoC, GLB.
+    pub core_hz: u64,
+    /// Link clock: the off-chip DRAM interface.
+    pub link_hz: u64,
+}
+
+/// The PE array: `rows` X-buses of `cols` PEs each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Array {
+    pub rows: u32,
+    pub cols: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Datapath {
+    /// Width of ifmaps, weights and psums.
+    pub word_bits: u32,
+    /// Width of the full multiplier product, before a per-layer shift keeps `word_bits` of it.
+    pub product_bits: u32,
+    /// Stages of the PE pipeline: spad access plus compute.
+    pub pe_pipeline_stages: u32,
+    /// Of those, the multiply-add stages.
+    pub mac_stages: u32,
+    /// Bits of the zero buffer: one per ifmap-spad entry.
+    pub zero_buffer_bits: u32,
+    /// Zero gating of MACs on zero ifmap values.
+    pub zero_gating: bool,
+    /// ReLU on the output path, before compression.
+    pub relu: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpadKind {
+    Sram,
+    Register,
+}
+
+/// One per-PE scratchpad.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spad {
+    pub entries: u32,
+    pub width_bits: u32,
+    pub kind: SpadKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spads {
+    pub filter: Spad,
+    pub ifmap: Spad,
+    pub psum: Spad,
+}
+
+/// The PE's FIFOs, in words (the papers give no depths; these are the designer's choice).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pe {
+    pub filter_fifo_depth: u32,
+    pub ifmap_fifo_depth: u32,
+    pub psum_in_fifo_depth: u32,
+    pub psum_out_fifo_depth: u32,
+}
+
+/// The global buffer: shared banks given wholly to ifmaps or psums per layer, and filter banks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Glb {
+    pub shared_banks: u32,
+    pub filter_banks: u32,
+    pub bank_entries: u32,
+    pub bank_width_bits: u32,
+    /// Accesses (each `bank_width_bits` wide) one bank serves per core cycle.
+    pub ports_per_bank: u32,
+}
+
+/// One global input network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gin {
+    pub width_bits: u32,
+    pub col_id_bits: u32,
+}
+
+/// A point-to-point or gathering network without tags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bus {
+    pub width_bits: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Noc {
+    /// Row-ID tag bits of every GIN (one ID per X-bus).
+    pub row_id_bits: u32,
+    pub filter_gin: Gin,
+    pub ifmap_gin: Gin,
+    pub psum_gin: Gin,
+    pub gon: Bus,
+    /// The PE-to-PE psum link, from each PE to the one above.
+    pub local_link: Bus,
+}
+
+/// The off-chip interface, on the link clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dram {
+    pub bus_width_bits: u32,
+    /// Link cycles from a request to its first data word.
+    pub access_latency_cycles: u32,
+    pub request_queue_depth: u32,
+    /// Depth, in bus words, of the async FIFO between the link and core domains (each way).
+    pub async_fifo_depth: u32,
+    /// Synchronizer flip-flops on each FIFO pointer.
+    pub sync_stages: u32,
+}
+
+/// Run-length coding of feature maps: `pairs_per_word` (run, level) pairs and a last-word flag
+/// per `word_bits` word.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rlc {
+    pub run_bits: u32,
+    pub level_bits: u32,
+    pub pairs_per_word: u32,
+    pub word_bits: u32,
+    /// Whether the first layer's input image is coded (the chip does not code it).
+    pub code_first_layer_input: bool,
+    /// Whether filters are coded (the chip does not code them).
+    pub code_filters: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanChain {
+    pub bits: u32,
+    /// Longest time a per-layer configuration load may take.
+    pub load_time_limit_us: u32,
+}
+
+/// Layer shapes the machine supports natively; a layer outside them is refused by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_filter_height: u32,
+    pub max_filter_width: u32,
+    pub max_filters: u32,
+    pub max_channels: u32,
+    pub vertical_strides: Vec<u32>,
+    pub max_horizontal_stride: u32,
+}
+
+/// Energy per access of one word, normalized to one MAC (`unit = "MAC"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Energy {
+    pub unit: String,
+    pub dram: f64,
+    pub glb: f64,
+    pub noc: f64,
+    pub spad: f64,
+    pub mac: f64,
+    /// Absolute costs in picojoules for users who want them, by operation name; informational.
+    #[serde(default)]
+    pub reference_pj: BTreeMap<String, f64>,
+}

@@ -1,0 +1,199 @@
+//! The shipped configs parse to SPEC.md's numbers, and bad configs fail with file:line:column and
+//! the field's name.
+
+use std::path::{Path, PathBuf};
+
+use rowsim_config::{load, parse, ConfigError, SpadKind};
+
+fn hw_configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-configs")
+}
+
+fn eyeriss_text() -> String {
+    std::fs::read_to_string(hw_configs().join("eyeriss-v1.toml")).unwrap()
+}
+
+/// The errors of the eyeriss config with `from` replaced by `to` (which must occur once).
+fn broken_all(from: &str, to: &str) -> Vec<ConfigError> {
+    let text = eyeriss_text();
+    assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once");
+    let bad = text.replace(from, to);
+    parse(&bad, Path::new("bad.toml"))
+        .expect_err("must be refused")
+        .0
+}
+
+fn broken(from: &str, to: &str) -> ConfigError {
+    broken_all(from, to).remove(0)
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn eyeriss_v1_holds_every_number_of_the_spec() {
+    let hw = load(hw_configs().join("eyeriss-v1.toml")).unwrap();
+    assert_eq!((hw.array.rows, hw.array.cols, hw.pes()), (12, 14, 168));
+    assert_eq!((hw.datapath.word_bits, hw.datapath.product_bits), (16, 32));
+    assert_eq!(
+        (hw.datapath.pe_pipeline_stages, hw.datapath.mac_stages),
+        (3, 2)
+    );
+    assert_eq!(hw.datapath.zero_buffer_bits, 12);
+    let s = &hw.spad;
+    assert_eq!(
+        (s.filter.entries, s.filter.width_bits, s.filter.kind),
+        (224, 16, SpadKind::Sram)
+    );
+    assert_eq!((s.ifmap.entries, s.ifmap.kind), (12, SpadKind::Register));
+    assert_eq!((s.psum.entries, s.psum.kind), (24, SpadKind::Register));
+    // 108 kB: 25 + 2 banks of 512 x 64b.
+    assert_eq!(hw.glb_bank_bytes(), 4096);
+    assert_eq!(hw.glb_bytes(), 108 * 1024);
+    assert_eq!((hw.glb.shared_banks, hw.glb.filter_banks), (25, 2));
+    let n = &hw.noc;
+    assert_eq!(n.row_id_bits, 4);
+    assert_eq!((n.filter_gin.width_bits, n.filter_gin.col_id_bits), (64, 4));
+    assert_eq!((n.ifmap_gin.width_bits, n.ifmap_gin.col_id_bits), (16, 5));
+    assert_eq!((n.psum_gin.width_bits, n.psum_gin.col_id_bits), (64, 4));
+    assert_eq!((n.gon.width_bits, n.local_link.width_bits), (64, 64));
+    assert_eq!(
+        (hw.clocks.core_hz, hw.clocks.link_hz),
+        (200_000_000, 60_000_000)
+    );
+    assert_eq!(hw.dram.bus_width_bits, 64);
+    let r = &hw.rlc;
+    assert_eq!(
+        (r.run_bits, r.level_bits, r.pairs_per_word, r.word_bits),
+        (5, 16, 3, 64)
+    );
+    assert!(!r.code_first_layer_input && !r.code_filters);
+    assert_eq!(
+        (hw.scan_chain.bits, hw.scan_chain.load_time_limit_us),
+        (1794, 100)
+    );
+    let l = &hw.limits;
+    assert_eq!((l.max_filter_height, l.max_filter_width), (12, 32));
+    assert_eq!((l.max_filters, l.max_channels), (1024, 1024));
+    assert_eq!(
+        (l.vertical_strides.as_slice(), l.max_horizontal_stride),
+        (&[1, 2, 4][..], 12)
+    );
+    let e = &hw.energy;
+    assert_eq!(
+        (e.dram, e.glb, e.noc, e.spad, e.mac),
+        (200.0, 6.0, 2.0, 1.0, 1.0)
+    );
+    assert_eq!(e.reference_pj["int32_mult"], 3.1);
+    assert_eq!(e.reference_pj.len(), 12);
+    // 168 PEs x 200 MHz.
+    assert_eq!(hw.peak_macs_per_s(), 33.6e9);
+}
+
+#[test]
+fn tiny_is_a_valid_small_machine() {
+    let hw = load(hw_configs().join("tiny.toml")).unwrap();
+    assert_eq!((hw.array.rows, hw.array.cols), (3, 4));
+    assert!(hw.glb_bytes() < 4096);
+}
+
+#[test]
+fn a_misspelled_key_names_file_line_column_and_field() {
+    let e = broken("entries = 224", "entires = 224");
+    assert_eq!(e.file, Path::new("bad.toml"));
+    assert_eq!(e.line, line_of(&eyeriss_text(), "entries = 224"));
+    assert_eq!(e.column, 1);
+    assert_eq!(e.field, "spad.filter.entires");
+    assert!(
+        e.message.contains("unknown field `entires`"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message.contains("entries"),
+        "suggests the valid keys: {}",
+        e.message
+    );
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "bad.toml:{}:1: field `spad.filter.entires`",
+            e.line
+        )),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_wrong_type_names_the_field() {
+    let e = broken("rows = 12 ", "rows = \"twelve\" ");
+    assert_eq!(e.line, line_of(&eyeriss_text(), "rows = 12 "));
+    assert_eq!(e.column, 8);
+    assert_eq!(e.field, "array.rows");
+    assert!(e.message.contains("invalid type"), "{}", e.message);
+}
+
+#[test]
+fn a_zero_spad_names_the_field_and_the_range() {
+    let errs = broken_all("entries = 12\n", "entries = 0\n");
+    // The zero buffer must then also shrink to 0 bits: both are reported.
+    assert_eq!(errs.len(), 2);
+    assert_eq!(errs[0].field, "datapath.zero_buffer_bits");
+    let e = &errs[1];
+    assert_eq!(
+        e.line,
+        line_of(&eyeriss_text(), "entries = 12\n".trim_end())
+    );
+    assert_eq!(e.column, 11);
+    assert_eq!(e.field, "spad.ifmap.entries");
+    assert!(
+        e.message
+            .contains("0 is outside the allowed range 1..=65536"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn every_problem_is_reported_and_cross_field_rules_hold() {
+    let text = eyeriss_text()
+        .replace("cols = 14 ", "cols = 40 ")
+        .replace("pairs_per_word = 3 ", "pairs_per_word = 4 ")
+        .replace("dram = 200.0", "dram = -1.0");
+    let errs = parse(&text, Path::new("x.toml")).unwrap_err();
+    let fields: Vec<&str> = errs.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "noc.filter_gin.col_id_bits",
+            "noc.psum_gin.col_id_bits",
+            "rlc.pairs_per_word",
+            "energy.dram"
+        ]
+    );
+    assert!(errs.0[0]
+        .message
+        .contains("name only 16 PEs per X-bus, but array.cols is 40"));
+    assert!(errs.0[2].message.contains("take 85 bits"));
+    // Each error points at its own line.
+    assert_eq!(errs.0[3].line, line_of(&text, "dram = -1.0"));
+}
+
+#[test]
+fn missing_fields_files_and_broken_toml_are_errors_too() {
+    let e = broken("zero_gating = true\n", "");
+    assert_eq!(e.field, "datapath.zero_gating");
+    assert!(e.message.contains("missing field"), "{}", e.message);
+
+    let e = broken("[array]", "[array");
+    assert_eq!(e.line, line_of(&eyeriss_text(), "[array]"));
+    assert!(e.message.contains("unclosed table"), "{e}");
+
+    let errs = load("no/such/config.toml").unwrap_err();
+    assert!(
+        errs.to_string()
+            .starts_with("no/such/config.toml: cannot read"),
+        "{errs}"
+    );
+}
