@@ -93,8 +93,7 @@ fn pipeline_timing_matches_the_hand_schedule() {
     let w = waves::read(&scratch("timing.vcd")).unwrap();
     let last_send = w.signals["top.core.producer.valid"]
         .iter()
-        .filter(|c| c.1 == 1)
-        .last()
+        .rfind(|c| c.1 == 1)
         .unwrap()
         .0;
     let link_edge = |c: u64| ((c + 1) * 1_000_000_000_000) / 60_000_000;

@@ -1,1 +1,144 @@
-fn main() {}
+//! `rowsim`: the command-line front end.
+
+mod drive;
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rowsim",
+    version,
+    about = "Cycle-accurate, bit-accurate emulator of Eyeriss-style spatial DNN accelerators"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Hardware configurations.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Small simulations that show the kernel at work.
+    #[command(subcommand)]
+    Demo(DemoCmd),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validates a hardware config and prints the machine it describes.
+    Check {
+        /// The config file (e.g. hw-configs/eyeriss-v1.toml).
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DemoCmd {
+    /// A producer on the core clock streams words through a link with backpressure and an async
+    /// FIFO to a consumer on the link clock.
+    ClockCrossing {
+        /// Words to stream.
+        #[arg(long, default_value_t = 1000)]
+        words: u64,
+        #[arg(long, default_value_t = 200_000_000)]
+        core_hz: u64,
+        #[arg(long, default_value_t = 60_000_000)]
+        link_hz: u64,
+        /// Depth of the async FIFO.
+        #[arg(long, default_value_t = 4)]
+        fifo_depth: u32,
+        /// The consumer takes a word every this many link cycles.
+        #[arg(long, default_value_t = 2)]
+        accept_every: u64,
+        #[command(flatten)]
+        trace: TraceArgs,
+    },
+}
+
+/// Tracing options, shared by every command that simulates.
+#[derive(Args, Clone, Debug)]
+pub struct TraceArgs {
+    /// Write a VCD here (and a GTKWave save file beside it, .gtkw).
+    #[arg(long)]
+    pub vcd: Option<PathBuf>,
+    /// Trace only scopes matching this glob (repeatable), e.g. 'top.chip.pe_array.pe_r0_*'.
+    #[arg(long = "trace", value_name = "GLOB", requires = "vcd")]
+    pub globs: Vec<String>,
+    /// Trace only primary-clock cycles A..B (B exclusive).
+    #[arg(long, value_name = "A..B", value_parser = parse_window, requires = "vcd")]
+    pub window: Option<Range<u64>>,
+    /// Stop with a deadlock report when nothing has moved for this many cycles.
+    #[arg(long, default_value_t = rowsim_kernel::DEFAULT_WATCHDOG_CYCLES)]
+    pub watchdog: u64,
+}
+
+fn parse_window(s: &str) -> Result<Range<u64>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("`{s}`: expected A..B, e.g. 1000..2000"))?;
+    let num = |x: &str| {
+        x.trim()
+            .replace('_', "")
+            .parse::<u64>()
+            .map_err(|_| format!("`{x}` in `{s}` is not a cycle number"))
+    };
+    let (a, b) = (num(a)?, num(b)?);
+    if b <= a {
+        return Err(format!("`{s}`: the end must be after the start"));
+    }
+    Ok(a..b)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Config(ConfigCmd::Check { file }) => config_check(&file),
+        Command::Demo(DemoCmd::ClockCrossing {
+            words,
+            core_hz,
+            link_hz,
+            fifo_depth,
+            accept_every,
+            trace,
+        }) => drive::clock_crossing(
+            rowsim_kernel::demo::PipelineSpec {
+                core_hz,
+                link_hz,
+                words,
+                fifo_depth,
+                sync_stages: 2,
+                accept_every,
+            },
+            &trace,
+        ),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match rowsim_config::load(file) {
+        Ok(hw) => {
+            println!("{}: ok", file.display());
+            print!("{}", hw.describe());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("error: {e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

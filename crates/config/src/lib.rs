@@ -164,7 +164,7 @@ impl HwConfig {
         let n = &self.noc;
         let mut out = String::new();
         let mut line = |k: &str, v: String| out.push_str(&format!("{k:<18}{v}\n"));
-        line("machine", format!("{}", self.machine.name));
+        line("machine", self.machine.name.clone());
         if !self.machine.description.is_empty() {
             line("", self.machine.description.clone());
         }

@@ -277,7 +277,7 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
 
 fn multiple_of_word(c: &mut Checker, field: &str, v: u32, word: u32, max: u32) {
     if c.range(field, v as u64, word as u64, max as u64) {
-        c.rule(field, v % word == 0, || {
+        c.rule(field, v.is_multiple_of(word), || {
             format!("{v} must be a multiple of datapath.word_bits ({word})")
         });
     }

@@ -94,13 +94,23 @@ impl Component for Producer {
     }
 }
 
-/// Takes one word every `accept_every` cycles of its clock and records what came and when.
+/// Words a [`Consumer`] records with their arrival cycles; later ones are only counted and
+/// checked, so a long run does not grow without bound.
+pub const RECORD_LIMIT: usize = 1 << 16;
+
+/// Takes one word every `accept_every` cycles of its clock, checks it against [`word`], and
+/// records the first [`RECORD_LIMIT`] words with their arrival cycles.
 pub struct Consumer {
     name: String,
     input: LinkRx<u16>,
     accept_every: u64,
-    /// (cycle of the consumer's clock, word), in arrival order.
+    /// (cycle of the consumer's clock, word), in arrival order, up to [`RECORD_LIMIT`].
     pub received: Vec<(u64, u16)>,
+    /// Words taken.
+    pub count: u64,
+    /// Words that were not the next word of the sequence.
+    pub out_of_order: u64,
+    last: u16,
     took: bool,
     sig: [SignalId; 3],
 }
@@ -112,6 +122,9 @@ impl Consumer {
             input,
             accept_every: accept_every.max(1),
             received: Vec::new(),
+            count: 0,
+            out_of_order: 0,
+            last: 0,
             took: false,
             sig: [SignalId::OFF; 3],
         }
@@ -125,12 +138,17 @@ impl Component for Consumer {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         self.took = false;
-        if cx.cycle % self.accept_every != 0 {
+        if !cx.cycle.is_multiple_of(self.accept_every) {
             return Ok(Activity::Idle);
         }
         match self.input.try_recv(cx) {
             Some(w) => {
-                self.received.push((cx.cycle, w));
+                if self.received.len() < RECORD_LIMIT {
+                    self.received.push((cx.cycle, w));
+                }
+                self.out_of_order += (w != word(self.count)) as u64;
+                self.count += 1;
+                self.last = w;
                 self.took = true;
                 Ok(Activity::Moved)
             }
@@ -153,8 +171,8 @@ impl Component for Consumer {
 
     fn trace(&self, f: &mut TraceFrame) {
         f.set_bool(self.sig[0], self.took);
-        f.set(self.sig[1], self.received.last().map_or(0, |r| r.1 as u64));
-        f.set(self.sig[2], self.received.len() as u64 & 0xFFFF);
+        f.set(self.sig[1], self.last as u64);
+        f.set(self.sig[2], self.count & 0xFFFF);
     }
 }
 

@@ -415,13 +415,11 @@ impl Tracer {
     /// Ends the file at the last instant it covers (a final `#t` if that instant changed nothing)
     /// and flushes it. Later instants are not written. Safe to call more than once.
     pub(crate) fn close(&mut self) -> Result<TraceSummary, TraceError> {
-        if self.phase == Phase::Open {
-            if self.last_stamp != Some(self.last_instant) {
-                self.writer
-                    .timestamp(self.last_instant)
-                    .map_err(io_err(&self.vcd_path))?;
-                self.last_stamp = Some(self.last_instant);
-            }
+        if self.phase == Phase::Open && self.last_stamp != Some(self.last_instant) {
+            self.writer
+                .timestamp(self.last_instant)
+                .map_err(io_err(&self.vcd_path))?;
+            self.last_stamp = Some(self.last_instant);
         }
         self.phase = Phase::Closed;
         self.writer.flush().map_err(io_err(&self.vcd_path))?;

@@ -1,0 +1,113 @@
+//! Running a scheduler from the command line: tracing, the watchdog, and Ctrl-C, with a report of
+//! where a run stopped and how far its VCD goes.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::Context;
+use rowsim_kernel::demo::{clock_crossing_pipeline, Consumer, PipelineSpec, Producer};
+use rowsim_kernel::{Scheduler, SimError, TraceConfig};
+
+use crate::TraceArgs;
+
+/// Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The flag Ctrl-C raises; one handler per process, pointed at the current run's flag.
+fn ctrl_c_target() -> &'static Mutex<Option<Arc<AtomicBool>>> {
+    static TARGET: OnceLock<Mutex<Option<Arc<AtomicBool>>>> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        // Without a handler Ctrl-C still ends the process, just without the flushed trace.
+        if let Err(e) = ctrlc::set_handler(|| {
+            if let Some(flag) = ctrl_c_target().lock().ok().and_then(|g| g.clone()) {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }) {
+            eprintln!("warning: Ctrl-C will not stop runs cleanly: {e}");
+        }
+        Mutex::new(None)
+    })
+}
+
+/// Runs `sched` to completion with tracing per `trace`. On success returns `Ok(None)`; on a stop
+/// (Ctrl-C, deadlock, a component's fault) prints where it stopped and how far the VCD goes, and
+/// returns the exit code.
+pub fn run(sched: &mut Scheduler, trace: &TraceArgs) -> anyhow::Result<Option<ExitCode>> {
+    sched.set_watchdog(trace.watchdog);
+    if let Some(vcd) = &trace.vcd {
+        sched
+            .trace_to(&TraceConfig {
+                vcd: vcd.clone(),
+                scopes: trace.globs.clone(),
+                window: trace.window.clone(),
+            })
+            .with_context(|| format!("cannot trace to {}", vcd.display()))?;
+    }
+    *ctrl_c_target().lock().unwrap_or_else(|p| p.into_inner()) = Some(sched.interrupt_flag());
+    let outcome = sched.run();
+    let summary = sched.finish_trace();
+    let trace_note = match &summary {
+        Ok(Some(s)) => format!(
+            "{} holds {} signals up to t = {} ps ({} changes), open it with `gtkwave {}`",
+            s.vcd.display(),
+            s.signals,
+            s.until,
+            s.changes,
+            s.gtkw.display()
+        ),
+        Ok(None) => String::new(),
+        Err(e) => format!("the trace could not be completed: {e}"),
+    };
+    match outcome {
+        Ok(_) => {
+            summary?;
+            if !trace_note.is_empty() {
+                eprintln!("trace: {trace_note}");
+            }
+            Ok(None)
+        }
+        Err(e) => {
+            let code = match e {
+                SimError::Interrupted { .. } => ExitCode::from(EXIT_INTERRUPTED),
+                _ => ExitCode::FAILURE,
+            };
+            let at = e
+                .cycle()
+                .map(|c| format!("stopped at cycle {c}"))
+                .unwrap_or_else(|| "stopped".into());
+            eprintln!("error: {e}");
+            if trace_note.is_empty() {
+                eprintln!("{at}");
+            } else {
+                eprintln!("{at}; {trace_note}");
+            }
+            Ok(Some(code))
+        }
+    }
+}
+
+pub fn clock_crossing(spec: PipelineSpec, trace: &TraceArgs) -> anyhow::Result<ExitCode> {
+    let mut p = clock_crossing_pipeline(spec)?;
+    if let Some(code) = run(&mut p.sched, trace)? {
+        return Ok(code);
+    }
+    let c: &Consumer = p.sched.component(p.consumer).context("consumer")?;
+    let pr: &Producer = p.sched.component(p.producer).context("producer")?;
+    let ok = c.count == spec.words && c.out_of_order == 0;
+    println!(
+        "{} words crossed from {} MHz to {} MHz in {} core cycles ({:.3} us); producer stalled {} cycles; {}",
+        c.count,
+        spec.core_hz as f64 / 1e6,
+        spec.link_hz as f64 / 1e6,
+        p.sched.cycle(),
+        p.sched.time() as f64 / 1e6,
+        pr.stalls(),
+        if ok { "all in order" } else { "WORDS LOST OR REORDERED" }
+    );
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
