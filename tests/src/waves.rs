@@ -16,6 +16,8 @@ pub struct Waves {
 
 /// Reads a VCD with wellen. Values with x or z bits are an error: rowsim writes only 0 and 1.
 pub fn read(path: &Path) -> Result<Waves, String> {
+    // wellen panics on a file it cannot open; say so plainly instead.
+    std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut wave = wellen::simple::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let h = wave.hierarchy();
     let vars: Vec<(String, u32, wellen::SignalRef)> = h

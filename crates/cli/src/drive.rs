@@ -36,13 +36,11 @@ fn ctrl_c_target() -> &'static Mutex<Option<Arc<AtomicBool>>> {
 pub fn run(sched: &mut Scheduler, trace: &TraceArgs) -> anyhow::Result<Option<ExitCode>> {
     sched.set_watchdog(trace.watchdog);
     if let Some(vcd) = &trace.vcd {
-        sched
-            .trace_to(&TraceConfig {
-                vcd: vcd.clone(),
-                scopes: trace.globs.clone(),
-                window: trace.window.clone(),
-            })
-            .with_context(|| format!("cannot trace to {}", vcd.display()))?;
+        sched.trace_to(&TraceConfig {
+            vcd: vcd.clone(),
+            scopes: trace.globs.clone(),
+            window: trace.window.clone(),
+        })?;
     }
     *ctrl_c_target().lock().unwrap_or_else(|p| p.into_inner()) = Some(sched.interrupt_flag());
     let outcome = sched.run();

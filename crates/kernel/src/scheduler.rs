@@ -170,15 +170,8 @@ impl fmt::Display for SimError {
     }
 }
 
-impl std::error::Error for SimError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SimError::Component { source, .. } => Some(source.as_ref()),
-            SimError::Trace(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// Messages include their causes, so none is repeated as a `source`.
+impl std::error::Error for SimError {}
 
 impl From<TraceError> for SimError {
     fn from(e: TraceError) -> Self {

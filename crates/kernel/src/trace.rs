@@ -92,14 +92,8 @@ impl fmt::Display for TraceError {
     }
 }
 
-impl std::error::Error for TraceError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            TraceError::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+/// The message already includes the I/O error, so it is not repeated as a `source`.
+impl std::error::Error for TraceError {}
 
 /// What to trace and where.
 #[derive(Clone, Debug, Default)]
