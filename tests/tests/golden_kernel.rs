@@ -8,15 +8,26 @@ use rowsim_kernel::TraceConfig;
 use rowsim_tests::waves::{self, first_difference, Difference};
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../golden")
+        .join(name)
 }
 
 fn fresh_trace() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("golden");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("clock_crossing.vcd");
-    let mut p = clock_crossing_pipeline(PipelineSpec { words: 8, ..Default::default() }).unwrap();
-    p.sched.trace_to(&TraceConfig { vcd: path.clone(), ..Default::default() }).unwrap();
+    let mut p = clock_crossing_pipeline(PipelineSpec {
+        words: 8,
+        ..Default::default()
+    })
+    .unwrap();
+    p.sched
+        .trace_to(&TraceConfig {
+            vcd: path.clone(),
+            ..Default::default()
+        })
+        .unwrap();
     p.sched.run().unwrap();
     p.sched.finish_trace().unwrap();
     path
@@ -29,16 +40,28 @@ fn clock_crossing_matches_its_golden_trace() {
     if std::env::var_os("ROWSIM_BLESS").is_some() {
         std::fs::create_dir_all(want_path.parent().unwrap()).unwrap();
         std::fs::copy(&got_path, &want_path).unwrap();
-        std::fs::copy(got_path.with_extension("gtkw"), want_path.with_extension("gtkw")).unwrap();
+        std::fs::copy(
+            got_path.with_extension("gtkw"),
+            want_path.with_extension("gtkw"),
+        )
+        .unwrap();
     }
     let want = waves::read(&want_path).unwrap();
     let got = waves::read(&got_path).unwrap();
     if let Some(d) = first_difference(&want, &got) {
-        panic!("{d}\n(golden: {}, new: {})", want_path.display(), got_path.display());
+        panic!(
+            "{d}\n(golden: {}, new: {})",
+            want_path.display(),
+            got_path.display()
+        );
     }
     // The hand schedule of golden/README.md: word 0 taken at link cycle 2 (t = 50,000 ps),
     // then one word every 2 link cycles; the last (word 7) at link cycle 16 (283,333 ps).
-    let take: Vec<u64> = got.signals["top.link.consumer.take"].iter().filter(|c| c.1 == 1).map(|c| c.0).collect();
+    let take: Vec<u64> = got.signals["top.link.consumer.take"]
+        .iter()
+        .filter(|c| c.1 == 1)
+        .map(|c| c.0)
+        .collect();
     let link_edge = |c: u64| (c + 1) * 1_000_000_000_000 / 60_000_000;
     assert_eq!(take, (1..=8).map(|k| link_edge(2 * k)).collect::<Vec<_>>());
     assert_eq!(take[0], 50_000);
@@ -62,7 +85,12 @@ fn the_comparison_reports_the_first_difference() {
     late.last_mut().unwrap().1 += 1;
     assert_eq!(
         first_difference(&base, &changed),
-        Some(Difference { time: t, signal: "top.link.consumer.data".into(), expected: Some(v), got: Some(v ^ 1) })
+        Some(Difference {
+            time: t,
+            signal: "top.link.consumer.data".into(),
+            expected: Some(v),
+            got: Some(v ^ 1)
+        })
     );
 
     // A change moved in time shows as a value present on one side only at the earlier time.
@@ -78,5 +106,8 @@ fn the_comparison_reports_the_first_difference() {
     let mut missing = base.clone();
     missing.signals.remove("top.cdc_fifo.wr.full");
     let d = first_difference(&base, &missing).unwrap();
-    assert!(d.signal.contains("top.cdc_fifo.wr.full") && d.signal.contains("only in the expected"), "{d}");
+    assert!(
+        d.signal.contains("top.cdc_fifo.wr.full") && d.signal.contains("only in the expected"),
+        "{d}"
+    );
 }

@@ -36,6 +36,10 @@ fn ctrl_c_target() -> &'static Mutex<Option<Arc<AtomicBool>>> {
 pub fn run(sched: &mut Scheduler, trace: &TraceArgs) -> anyhow::Result<Option<ExitCode>> {
     sched.set_watchdog(trace.watchdog);
     if let Some(vcd) = &trace.vcd {
+        if let Some(dir) = vcd.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the trace's folder {}", dir.display()))?;
+        }
         sched.trace_to(&TraceConfig {
             vcd: vcd.clone(),
             scopes: trace.globs.clone(),
