@@ -1,1 +1,863 @@
-pub fn x() {}
+//! One processing element of a row-stationary array.
+//!
+//! # What a PE does
+//! A PE runs the 1-D row primitive of the RS dataflow for `p` filters and `q` channels
+//! interleaved: it keeps `p x q` filter rows of `S` weights in its filter spad, slides a window of
+//! `q x S` ifmap values across an ifmap row of `W = (F-1)*U + S` columns, and for each of the `F`
+//! output positions produces `p` psums, added to `p` incoming psums (from the PE below, or the
+//! GLB) when the layer says so, and sent out (to the PE above, or the GLB). It repeats this for
+//! `rows` ifmap rows with the same filters: the filters are what stays stationary.
+//!
+//! # Streams (all of 16-bit words, through FIFOs that are [`Link`](rowsim_kernel::Link)s)
+//! - filters in: `p*q*S` weights, in filter-spad address order `(s*q + c)*p + f`;
+//! - ifmaps in: per row, `W` columns of `q` channel values, `(col, c)` in order;
+//! - psums in (if enabled): per row, `F` positions of `p` values, `(x, f)` in order;
+//! - psums out: per row, `F x p` values, `(x, f)` in order.
+//!
+//! # Timing (one operation issued per cycle; the pipeline has 3 stages)
+//! 1. **Filter load.** One weight written per cycle as it arrives.
+//! 2. **Ifmap load.** A separate spad write port stores one arriving ifmap value per cycle,
+//!    whenever the spad has a free entry: the spad is a circular window of
+//!    `floor(entries / q)` columns, and a column is free once every window that uses it has
+//!    been computed. So the next position's columns load while this one computes.
+//! 3. **Compute.** When the filters and a position's whole window are in the spads, the PE
+//!    issues `p*q*S` MACs, one per cycle, in the order `s`, `c`, `f` (outer to inner). A MAC goes
+//!    through RD (spad reads; the ifmap entry is read once per `(s, c)` and held for the `p`
+//!    filters), MUL (the product window) and ADD (read-modify-write of psum `f`).
+//! 4. **Drain.** Once the last MAC of the position has left the pipeline (2 bubble cycles), one
+//!    psum per cycle is read from the psum spad (and cleared), added to the incoming psum, and
+//!    sent, stalling while no incoming psum has arrived or the output FIFO is full.
+//!
+//! So a position costs `p*q*S + 2 + p` cycles when nothing stalls.
+//!
+//! # Zero gating
+//! The zero buffer holds one bit per ifmap-spad entry, set when a zero is written. A MAC whose
+//! ifmap value is zero skips the filter-spad read, holds the multiplier's inputs (and so its
+//! product) still, and skips the psum read-modify-write. It saves energy, not cycles: the slot
+//! is still spent. Gated MACs are counted.
+//!
+//! # What counts as an access (the PE's counters)
+//! filter spad: a write per weight loaded, a read per MAC not gated. ifmap spad: a write per
+//! value stored, a read per `(position, s, c)`. psum spad: a read and a write per MAC not gated,
+//! and a read per psum drained.
+
+pub mod testbench;
+
+use std::fmt;
+
+use rowsim_config::HwConfig;
+use rowsim_datapath::mac::{self, MacConfig, MacCounters};
+use rowsim_kernel::{
+    Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
+    TraceFrame,
+};
+
+/// The PE's fixed sizes, from the hw-config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeSizes {
+    pub filter_entries: u32,
+    pub ifmap_entries: u32,
+    pub psum_entries: u32,
+}
+
+impl PeSizes {
+    pub fn from_config(hw: &HwConfig) -> Self {
+        PeSizes {
+            filter_entries: hw.spad.filter.entries,
+            ifmap_entries: hw.spad.ifmap.entries,
+            psum_entries: hw.spad.psum.entries,
+        }
+    }
+}
+
+/// The per-pass configuration of a PE (what the scan chain loads): the primitive it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Primitive {
+    /// Filters interleaved.
+    pub p: u32,
+    /// Channels interleaved.
+    pub q: u32,
+    /// Filter width S.
+    pub s: u32,
+    /// Horizontal stride U.
+    pub u: u32,
+    /// Output row width F.
+    pub f: u32,
+    /// Ifmap rows processed with the same filters.
+    pub rows: u32,
+    /// Whether incoming psums are added before a psum leaves.
+    pub psum_in: bool,
+    pub mac: MacConfig,
+    pub zero_gating: bool,
+}
+
+impl Primitive {
+    /// Ifmap row width consumed: `(F-1)*U + S`.
+    pub fn w(&self) -> u32 {
+        (self.f - 1) * self.u + self.s
+    }
+
+    /// MAC slots (gated or not) of the whole program.
+    pub fn mac_slots(&self) -> u64 {
+        self.p as u64 * self.q as u64 * self.s as u64 * self.f as u64 * self.rows as u64
+    }
+}
+
+/// A primitive the PE cannot run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeError {
+    DoesNotFit {
+        pe: String,
+        spad: &'static str,
+        needed: u64,
+        entries: u32,
+        why: &'static str,
+    },
+    Zero {
+        pe: String,
+        field: &'static str,
+    },
+    Busy {
+        pe: String,
+    },
+}
+
+impl fmt::Display for PeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeError::DoesNotFit {
+                pe,
+                spad,
+                needed,
+                entries,
+                why,
+            } => write!(
+                f,
+                "{pe}: the primitive needs {needed} {spad}-spad entries ({why}); the {spad} spad has {entries}"
+            ),
+            PeError::Zero { pe, field } => write!(f, "{pe}: primitive field {field} must be at least 1"),
+            PeError::Busy { pe } => write!(f, "{pe}: configured while still running a primitive"),
+        }
+    }
+}
+
+impl std::error::Error for PeError {}
+
+/// Everything a PE counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeCounters {
+    pub macs: u64,
+    pub macs_gated: u64,
+    pub filter_spad_reads: u64,
+    pub filter_spad_writes: u64,
+    pub ifmap_spad_reads: u64,
+    pub ifmap_spad_writes: u64,
+    pub psum_spad_reads: u64,
+    pub psum_spad_writes: u64,
+    pub psums_in: u64,
+    pub psums_out: u64,
+    /// Cycles the PE wanted to go on but a filter had not arrived.
+    pub stall_filter: u64,
+    /// ... the window's ifmap values had not arrived.
+    pub stall_ifmap: u64,
+    /// ... an incoming psum had not arrived.
+    pub stall_psum_in: u64,
+    /// ... the output FIFO was full.
+    pub stall_psum_out: u64,
+    /// Cycles spent waiting for the pipeline to empty before a drain.
+    pub pipeline_bubbles: u64,
+    /// Cycles from the first edge of a program to its end.
+    pub active_cycles: u64,
+    pub overflows: MacCounters,
+}
+
+/// The control state, as traced (`state[2:0]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeState {
+    Idle = 0,
+    LoadFilters = 1,
+    Compute = 2,
+    Drain = 3,
+    Done = 4,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RdReg {
+    f: u32,
+    gated: bool,
+    weight: i16,
+    ifmap: i16,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct MulReg {
+    f: u32,
+    gated: bool,
+    product: i16,
+}
+
+/// What the last edge did, for the trace.
+#[derive(Clone, Copy, Debug, Default)]
+struct Probe {
+    filter_wr: Option<(u32, i16)>,
+    filter_rd: Option<(u32, i16)>,
+    ifmap_wr: Option<(u32, i16)>,
+    ifmap_rd: Option<(u32, i16)>,
+    zero_flag: bool,
+    mac_valid: bool,
+    mac_gated: bool,
+    psum_rd: Option<(u32, i16)>,
+    psum_wr: Option<(u32, i16)>,
+    sum: i16,
+    psum_in: Option<i16>,
+    psum_out: Option<i16>,
+    out_credits: u32,
+}
+
+/// The last address and data on each spad port and the PE's data paths: what the registers
+/// driving them hold between accesses.
+#[derive(Clone, Copy, Debug, Default)]
+struct Held {
+    filter_wr: (u32, i16),
+    filter_rd: (u32, i16),
+    ifmap_wr: (u32, i16),
+    ifmap_rd: (u32, i16),
+    psum_rd: (u32, i16),
+    psum_wr: (u32, i16),
+    sum: i16,
+    psum_in: i16,
+    psum_out: i16,
+}
+
+impl Held {
+    fn update(&mut self, p: &Probe) {
+        let keep = |h: &mut (u32, i16), v: Option<(u32, i16)>| {
+            if let Some(v) = v {
+                *h = v;
+            }
+        };
+        keep(&mut self.filter_wr, p.filter_wr);
+        keep(&mut self.filter_rd, p.filter_rd);
+        keep(&mut self.ifmap_wr, p.ifmap_wr);
+        keep(&mut self.ifmap_rd, p.ifmap_rd);
+        keep(&mut self.psum_rd, p.psum_rd);
+        keep(&mut self.psum_wr, p.psum_wr);
+        if p.psum_wr.is_some() {
+            self.sum = p.sum;
+        }
+        if let Some(v) = p.psum_in {
+            self.psum_in = v;
+        }
+        if let Some(v) = p.psum_out {
+            self.psum_out = v;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Signals {
+    state: SignalId,
+    row: SignalId,
+    x: SignalId,
+    filter_fifo_level: SignalId,
+    ifmap_fifo_level: SignalId,
+    psum_in_fifo_level: SignalId,
+    psum_out_credits: SignalId,
+    filter_wr_en: SignalId,
+    filter_wr_addr: SignalId,
+    filter_wr_data: SignalId,
+    filter_rd_en: SignalId,
+    filter_rd_addr: SignalId,
+    filter_rd_data: SignalId,
+    ifmap_wr_en: SignalId,
+    ifmap_wr_addr: SignalId,
+    ifmap_wr_data: SignalId,
+    ifmap_rd_en: SignalId,
+    ifmap_rd_addr: SignalId,
+    ifmap_rd_data: SignalId,
+    zero_buffer: SignalId,
+    zero_flag: SignalId,
+    mac_valid: SignalId,
+    mac_gated: SignalId,
+    mac_a: SignalId,
+    mac_b: SignalId,
+    mac_product: SignalId,
+    mac_sum: SignalId,
+    psum_rd_en: SignalId,
+    psum_rd_addr: SignalId,
+    psum_rd_data: SignalId,
+    psum_wr_en: SignalId,
+    psum_wr_addr: SignalId,
+    psum_wr_data: SignalId,
+    psum_in_en: SignalId,
+    psum_in_data: SignalId,
+    psum_out_en: SignalId,
+    psum_out_data: SignalId,
+}
+
+/// The links a PE is wired to.
+pub struct PePorts {
+    pub filter_in: LinkRx<i16>,
+    pub ifmap_in: LinkRx<i16>,
+    /// `None` when the PE never takes psums in (the chip wires it per array position).
+    pub psum_in: Option<LinkRx<i16>>,
+    pub psum_out: LinkTx<i16>,
+}
+
+/// A processing element.
+pub struct Pe {
+    name: String,
+    sizes: PeSizes,
+    ports: PePorts,
+    prim: Option<Primitive>,
+    state: PeState,
+    filter_spad: Vec<i16>,
+    ifmap_spad: Vec<i16>,
+    psum_spad: Vec<i16>,
+    /// One bit per ifmap-spad entry.
+    zero_buffer: u64,
+    // Progress of the program.
+    weights_loaded: u32,
+    /// Ifmap values stored so far, over all rows (the global column is `stored / q`).
+    ifmaps_stored: u64,
+    row: u32,
+    x: u32,
+    /// Next MAC of the position, 0..p*q*S.
+    op: u32,
+    /// Next psum to drain, 0..p.
+    drain_f: u32,
+    /// The ifmap value held for the `p` MACs of an `(s, c)`.
+    held_ifmap: i16,
+    held_zero: bool,
+    // The pipeline.
+    rd: Option<RdReg>,
+    mul: Option<MulReg>,
+    // Multiplier inputs and output registers (held still by gating).
+    mac_a: i16,
+    mac_b: i16,
+    mac_product: i16,
+    counters: PeCounters,
+    probe: Probe,
+    held: Held,
+    sig: Signals,
+    addr_bits: (u32, u32, u32),
+}
+
+fn bits_for(entries: u32) -> u32 {
+    (32 - (entries.max(2) - 1).leading_zeros()).max(1)
+}
+
+impl Pe {
+    pub fn new(name: &str, sizes: PeSizes, ports: PePorts) -> Self {
+        Pe {
+            name: name.into(),
+            sizes,
+            ports,
+            prim: None,
+            state: PeState::Idle,
+            filter_spad: vec![0; sizes.filter_entries as usize],
+            ifmap_spad: vec![0; sizes.ifmap_entries as usize],
+            psum_spad: vec![0; sizes.psum_entries as usize],
+            zero_buffer: 0,
+            weights_loaded: 0,
+            ifmaps_stored: 0,
+            row: 0,
+            x: 0,
+            op: 0,
+            drain_f: 0,
+            held_ifmap: 0,
+            held_zero: false,
+            rd: None,
+            mul: None,
+            mac_a: 0,
+            mac_b: 0,
+            mac_product: 0,
+            counters: PeCounters::default(),
+            probe: Probe::default(),
+            held: Held::default(),
+            sig: Signals::default(),
+            addr_bits: (
+                bits_for(sizes.filter_entries),
+                bits_for(sizes.ifmap_entries),
+                bits_for(sizes.psum_entries),
+            ),
+        }
+    }
+
+    /// Checks that a primitive fits this PE's spads.
+    pub fn check(&self, prim: &Primitive) -> Result<(), PeError> {
+        let pe = || self.name.clone();
+        for (field, v) in [
+            ("p", prim.p),
+            ("q", prim.q),
+            ("S", prim.s),
+            ("U", prim.u),
+            ("F", prim.f),
+            ("rows", prim.rows),
+        ] {
+            if v == 0 {
+                return Err(PeError::Zero { pe: pe(), field });
+            }
+        }
+        let (p, q, s) = (prim.p as u64, prim.q as u64, prim.s as u64);
+        let fits = [
+            (
+                "filter",
+                p * q * s,
+                self.sizes.filter_entries,
+                "p*q*S weights",
+            ),
+            (
+                "ifmap",
+                q * s,
+                self.sizes.ifmap_entries,
+                "a window of q*S values",
+            ),
+            ("psum", p, self.sizes.psum_entries, "p psums"),
+        ];
+        for (spad, needed, entries, why) in fits {
+            if needed > entries as u64 {
+                return Err(PeError::DoesNotFit {
+                    pe: pe(),
+                    spad,
+                    needed,
+                    entries,
+                    why,
+                });
+            }
+        }
+        if self.sizes.ifmap_entries > 64 {
+            // The zero buffer is one u64 word.
+            return Err(PeError::DoesNotFit {
+                pe: pe(),
+                spad: "ifmap",
+                needed: self.sizes.ifmap_entries as u64,
+                entries: 64,
+                why: "one zero-buffer bit per entry, at most 64",
+            });
+        }
+        Ok(())
+    }
+
+    /// Loads a primitive (the scan chain's per-pass configuration); the PE starts as soon as its
+    /// operands arrive.
+    pub fn configure(&mut self, prim: Primitive) -> Result<(), PeError> {
+        if matches!(
+            self.state,
+            PeState::LoadFilters | PeState::Compute | PeState::Drain
+        ) {
+            return Err(PeError::Busy {
+                pe: self.name.clone(),
+            });
+        }
+        self.check(&prim)?;
+        if prim.psum_in && self.ports.psum_in.is_none() {
+            return Err(PeError::Zero {
+                pe: self.name.clone(),
+                field: "psum_in (no psum input is wired to this PE)",
+            });
+        }
+        self.prim = Some(prim);
+        self.state = PeState::LoadFilters;
+        self.weights_loaded = 0;
+        self.ifmaps_stored = 0;
+        self.row = 0;
+        self.x = 0;
+        self.op = 0;
+        self.drain_f = 0;
+        self.psum_spad.iter_mut().for_each(|v| *v = 0);
+        Ok(())
+    }
+
+    pub fn counters(&self) -> &PeCounters {
+        &self.counters
+    }
+
+    pub fn state(&self) -> PeState {
+        self.state
+    }
+
+    /// The psum spad's current contents.
+    pub fn psum_spad(&self) -> &[i16] {
+        &self.psum_spad
+    }
+
+    pub fn filter_spad(&self) -> &[i16] {
+        &self.filter_spad
+    }
+
+    pub fn ifmap_spad(&self) -> &[i16] {
+        &self.ifmap_spad
+    }
+
+    /// Columns the ifmap spad holds.
+    fn window_cols(&self, q: u32) -> u64 {
+        (self.sizes.ifmap_entries / q) as u64
+    }
+
+    /// The spad entry of global ifmap column `col`, channel `c`.
+    #[inline]
+    fn ifmap_addr(&self, q: u32, col: u64, c: u32) -> u32 {
+        ((col % self.window_cols(q)) * q as u64) as u32 + c
+    }
+
+    /// First global column of the current position's window.
+    #[inline]
+    fn window_start(&self, prim: &Primitive) -> u64 {
+        self.row as u64 * prim.w() as u64 + (self.x * prim.u) as u64
+    }
+
+    fn issue_filter_load(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
+        let total = prim.p * prim.q * prim.s;
+        match self.ports.filter_in.try_recv(cx) {
+            Some(w) => {
+                let a = self.weights_loaded;
+                self.filter_spad[a as usize] = w;
+                self.counters.filter_spad_writes += 1;
+                self.probe.filter_wr = Some((a, w));
+                self.weights_loaded += 1;
+                if self.weights_loaded == total {
+                    self.state = PeState::Compute;
+                }
+                true
+            }
+            None => {
+                self.counters.stall_filter += 1;
+                false
+            }
+        }
+    }
+
+    fn issue_mac(&mut self, prim: &Primitive) -> bool {
+        let (p, q) = (prim.p, prim.q);
+        if self.op == 0 {
+            // The whole window must be in the spad before the position starts.
+            let need = (self.window_start(prim) + prim.s as u64) * q as u64;
+            if self.ifmaps_stored < need {
+                self.counters.stall_ifmap += 1;
+                return false;
+            }
+        }
+        let f = self.op % p;
+        let group = self.op / p; // s*q + c
+        let (s, c) = (group / q, group % q);
+        if f == 0 {
+            let col = self.window_start(prim) + s as u64;
+            let a = self.ifmap_addr(q, col, c);
+            self.held_ifmap = self.ifmap_spad[a as usize];
+            self.held_zero = (self.zero_buffer >> a) & 1 == 1;
+            self.counters.ifmap_spad_reads += 1;
+            self.probe.ifmap_rd = Some((a, self.held_ifmap));
+        }
+        let gated = prim.zero_gating && self.held_zero;
+        self.probe.zero_flag = self.held_zero;
+        let mut weight = 0;
+        if !gated {
+            let a = group * p + f;
+            weight = self.filter_spad[a as usize];
+            self.counters.filter_spad_reads += 1;
+            self.probe.filter_rd = Some((a, weight));
+        }
+        self.rd = Some(RdReg {
+            f,
+            gated,
+            weight,
+            ifmap: self.held_ifmap,
+        });
+        self.op += 1;
+        if self.op == p * q * prim.s {
+            self.op = 0;
+            self.state = PeState::Drain;
+            self.drain_f = 0;
+        }
+        true
+    }
+
+    fn issue_drain(
+        &mut self,
+        cx: &StepCtx,
+        prim: &Primitive,
+        pipe_busy: bool,
+    ) -> Result<bool, Fault> {
+        if pipe_busy {
+            self.counters.pipeline_bubbles += 1;
+            return Ok(false);
+        }
+        let mut incoming = 0i16;
+        if prim.psum_in {
+            let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+            match port.peek(cx) {
+                Some(&v) => incoming = v,
+                None => {
+                    self.counters.stall_psum_in += 1;
+                    return Ok(false);
+                }
+            }
+        }
+        if !self.ports.psum_out.can_send(cx) {
+            self.counters.stall_psum_out += 1;
+            return Ok(false);
+        }
+        if prim.psum_in {
+            if let Some(port) = self.ports.psum_in.as_mut() {
+                port.try_recv(cx);
+            }
+            self.counters.psums_in += 1;
+            self.probe.psum_in = Some(incoming);
+        }
+        let f = self.drain_f;
+        let own = self.psum_spad[f as usize];
+        self.counters.psum_spad_reads += 1;
+        self.probe.psum_rd = Some((f, own));
+        let out = mac::add(own, incoming, prim.mac, &mut self.counters.overflows);
+        // The psum register clears as it is read out, ready for the next position.
+        self.psum_spad[f as usize] = 0;
+        if self.ports.psum_out.try_send(cx, out).is_err() {
+            return Err("psum output refused a word although it had a credit".into());
+        }
+        self.counters.psums_out += 1;
+        self.probe.psum_out = Some(out);
+        self.drain_f += 1;
+        if self.drain_f == prim.p {
+            self.drain_f = 0;
+            self.x += 1;
+            if self.x == prim.f {
+                self.x = 0;
+                self.row += 1;
+            }
+            self.state = if self.row == prim.rows {
+                PeState::Done
+            } else {
+                PeState::Compute
+            };
+        }
+        Ok(true)
+    }
+
+    fn store_ifmap(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
+        let q = prim.q as u64;
+        let total = prim.rows as u64 * prim.w() as u64 * q;
+        if self.ifmaps_stored == total {
+            return false;
+        }
+        // Free while the column is inside the spad's window from the current position.
+        let limit = (self.window_start(prim) + self.window_cols(prim.q)) * q;
+        if self.ifmaps_stored >= limit {
+            return false;
+        }
+        let Some(v) = self.ports.ifmap_in.try_recv(cx) else {
+            return false;
+        };
+        let col = self.ifmaps_stored / q;
+        let c = (self.ifmaps_stored % q) as u32;
+        let a = self.ifmap_addr(prim.q, col, c);
+        self.ifmap_spad[a as usize] = v;
+        if v == 0 {
+            self.zero_buffer |= 1 << a;
+        } else {
+            self.zero_buffer &= !(1 << a);
+        }
+        self.ifmaps_stored += 1;
+        self.counters.ifmap_spad_writes += 1;
+        self.probe.ifmap_wr = Some((a, v));
+        true
+    }
+}
+
+impl Component for Pe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        // Strobes (enables) last one cycle, also into an idle or finished PE.
+        self.probe = Probe {
+            out_credits: self.probe.out_credits,
+            ..Probe::default()
+        };
+        let Some(prim) = self.prim else {
+            return Ok(Activity::Idle);
+        };
+        if self.state == PeState::Done {
+            return Ok(Activity::Idle);
+        }
+        self.counters.active_cycles += 1;
+        let pipe_busy = self.rd.is_some() || self.mul.is_some();
+        let mut moved = pipe_busy;
+
+        // ADD: the MAC that was in MUL last cycle updates its psum.
+        if let Some(m) = self.mul.take() {
+            if !m.gated {
+                let old = self.psum_spad[m.f as usize];
+                let sum = mac::add(old, m.product, prim.mac, &mut self.counters.overflows);
+                self.psum_spad[m.f as usize] = sum;
+                self.counters.psum_spad_reads += 1;
+                self.counters.psum_spad_writes += 1;
+                self.probe.psum_rd = Some((m.f, old));
+                self.probe.psum_wr = Some((m.f, sum));
+                self.probe.sum = sum;
+            }
+        }
+        // MUL: the MAC that was in RD last cycle; gating holds the multiplier still.
+        if let Some(r) = self.rd.take() {
+            if r.gated {
+                self.counters.macs_gated += 1;
+                self.probe.mac_gated = true;
+            } else {
+                self.mac_a = r.weight;
+                self.mac_b = r.ifmap;
+                self.mac_product =
+                    mac::product(r.weight, r.ifmap, prim.mac, &mut self.counters.overflows);
+                self.counters.macs += 1;
+                self.probe.mac_valid = true;
+            }
+            self.mul = Some(MulReg {
+                f: r.f,
+                gated: r.gated,
+                product: self.mac_product,
+            });
+        }
+        // RD: issue the next operation, from the state as it was before this edge.
+        moved |= match self.state {
+            PeState::LoadFilters => self.issue_filter_load(cx, &prim),
+            PeState::Compute => self.issue_mac(&prim),
+            PeState::Drain => self.issue_drain(cx, &prim, pipe_busy)?,
+            PeState::Idle | PeState::Done => false,
+        };
+        // The ifmap spad's write port works alongside.
+        moved |= self.store_ifmap(cx, &prim);
+        self.probe.out_credits = self.ports.psum_out.credits(cx);
+        self.held.update(&self.probe);
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        matches!(
+            self.state,
+            PeState::LoadFilters | PeState::Compute | PeState::Drain
+        )
+    }
+
+    fn declare(&mut self, r: &mut SignalRegistry) -> Result<(), TraceError> {
+        let n = self.name.clone();
+        let (fa, ia, pa) = self.addr_bits;
+        let mut s = |name: &str, w: u32| r.signal(&n, name, w);
+        self.sig = Signals {
+            state: s("state", 3)?,
+            row: s("row", 16)?,
+            x: s("x", 16)?,
+            filter_fifo_level: s("filter_fifo_level", 8)?,
+            ifmap_fifo_level: s("ifmap_fifo_level", 8)?,
+            psum_in_fifo_level: s("psum_in_fifo_level", 8)?,
+            psum_out_credits: s("psum_out_credits", 8)?,
+            filter_wr_en: s("filter_spad_wr_en", 1)?,
+            filter_wr_addr: s("filter_spad_wr_addr", fa)?,
+            filter_wr_data: s("filter_spad_wr_data", 16)?,
+            filter_rd_en: s("filter_spad_rd_en", 1)?,
+            filter_rd_addr: s("filter_spad_rd_addr", fa)?,
+            filter_rd_data: s("filter_spad_rd_data", 16)?,
+            ifmap_wr_en: s("ifmap_spad_wr_en", 1)?,
+            ifmap_wr_addr: s("ifmap_spad_wr_addr", ia)?,
+            ifmap_wr_data: s("ifmap_spad_wr_data", 16)?,
+            ifmap_rd_en: s("ifmap_spad_rd_en", 1)?,
+            ifmap_rd_addr: s("ifmap_spad_rd_addr", ia)?,
+            ifmap_rd_data: s("ifmap_spad_rd_data", 16)?,
+            zero_buffer: s("zero_buffer", self.sizes.ifmap_entries.clamp(1, 64))?,
+            zero_flag: s("zero_flag", 1)?,
+            mac_valid: s("mac_valid", 1)?,
+            mac_gated: s("mac_gated", 1)?,
+            mac_a: s("mac_a", 16)?,
+            mac_b: s("mac_b", 16)?,
+            mac_product: s("mac_product", 16)?,
+            mac_sum: s("mac_sum", 16)?,
+            psum_rd_en: s("psum_spad_rd_en", 1)?,
+            psum_rd_addr: s("psum_spad_rd_addr", pa)?,
+            psum_rd_data: s("psum_spad_rd_data", 16)?,
+            psum_wr_en: s("psum_spad_wr_en", 1)?,
+            psum_wr_addr: s("psum_spad_wr_addr", pa)?,
+            psum_wr_data: s("psum_spad_wr_data", 16)?,
+            psum_in_en: s("psum_in_en", 1)?,
+            psum_in_data: s("psum_in_data", 16)?,
+            psum_out_en: s("psum_out_en", 1)?,
+            psum_out_data: s("psum_out_data", 16)?,
+        };
+        Ok(())
+    }
+
+    fn trace(&self, t: &mut TraceFrame) {
+        let g = &self.sig;
+        let p = &self.probe;
+        let w = |v: i16| v as u16 as u64;
+        t.set(g.state, self.state as u64);
+        t.set(g.row, self.row as u64 & 0xFFFF);
+        t.set(g.x, self.x as u64 & 0xFFFF);
+        let lvl = |n: usize| n.min(255) as u64;
+        t.set(g.filter_fifo_level, lvl(self.ports.filter_in.in_flight()));
+        t.set(g.ifmap_fifo_level, lvl(self.ports.ifmap_in.in_flight()));
+        t.set(
+            g.psum_in_fifo_level,
+            lvl(self.ports.psum_in.as_ref().map_or(0, |l| l.in_flight())),
+        );
+        t.set(g.psum_out_credits, p.out_credits.min(255) as u64);
+        // Enables pulse; addresses and data hold their last value, as a register would.
+        let h = &self.held;
+        let port = |t: &mut TraceFrame, sig: [SignalId; 3], en: bool, (a, d): (u32, i16)| {
+            t.set_bool(sig[0], en);
+            t.set(sig[1], a as u64);
+            t.set(sig[2], w(d));
+        };
+        port(
+            t,
+            [g.filter_wr_en, g.filter_wr_addr, g.filter_wr_data],
+            p.filter_wr.is_some(),
+            h.filter_wr,
+        );
+        port(
+            t,
+            [g.filter_rd_en, g.filter_rd_addr, g.filter_rd_data],
+            p.filter_rd.is_some(),
+            h.filter_rd,
+        );
+        port(
+            t,
+            [g.ifmap_wr_en, g.ifmap_wr_addr, g.ifmap_wr_data],
+            p.ifmap_wr.is_some(),
+            h.ifmap_wr,
+        );
+        port(
+            t,
+            [g.ifmap_rd_en, g.ifmap_rd_addr, g.ifmap_rd_data],
+            p.ifmap_rd.is_some(),
+            h.ifmap_rd,
+        );
+        port(
+            t,
+            [g.psum_rd_en, g.psum_rd_addr, g.psum_rd_data],
+            p.psum_rd.is_some(),
+            h.psum_rd,
+        );
+        port(
+            t,
+            [g.psum_wr_en, g.psum_wr_addr, g.psum_wr_data],
+            p.psum_wr.is_some(),
+            h.psum_wr,
+        );
+        let zb_mask = if self.sizes.ifmap_entries >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << self.sizes.ifmap_entries) - 1
+        };
+        t.set(g.zero_buffer, self.zero_buffer & zb_mask);
+        t.set_bool(g.zero_flag, p.zero_flag);
+        t.set_bool(g.mac_valid, p.mac_valid);
+        t.set_bool(g.mac_gated, p.mac_gated);
+        t.set(g.mac_a, w(self.mac_a));
+        t.set(g.mac_b, w(self.mac_b));
+        t.set(g.mac_product, w(self.mac_product));
+        t.set(g.mac_sum, w(h.sum));
+        t.set_bool(g.psum_in_en, p.psum_in.is_some());
+        t.set(g.psum_in_data, w(h.psum_in));
+        t.set_bool(g.psum_out_en, p.psum_out.is_some());
+        t.set(g.psum_out_data, w(h.psum_out));
+    }
+}

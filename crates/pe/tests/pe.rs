@@ -1,0 +1,269 @@
+//! The PE against the reference 1-D convolution, its counters against closed forms, its timing
+//! against the formula of the crate docs, and zero gating against gating off.
+
+use proptest::prelude::*;
+use rowsim_datapath::mac::{MacConfig, Overflow, Rounding};
+use rowsim_pe::testbench::{reference_rows, BenchWiring, Harness, RowJob, RunResult};
+use rowsim_pe::{PeSizes, Primitive};
+
+const EYERISS: PeSizes = PeSizes {
+    filter_entries: 224,
+    ifmap_entries: 12,
+    psum_entries: 24,
+};
+
+fn run(job: &RowJob, sizes: PeSizes) -> RunResult {
+    Harness::new("top.pe", sizes, job, BenchWiring::default())
+        .unwrap()
+        .run(job, None)
+        .unwrap()
+}
+
+/// Closed-form access counts of a job (crate docs, "What counts as an access").
+fn check_counts(job: &RowJob, r: &RunResult) {
+    let pr = job.prim;
+    let (p, q, s, u, f, rows) = (
+        pr.p as u64,
+        pr.q as u64,
+        pr.s as u64,
+        pr.u as u64,
+        pr.f as u64,
+        pr.rows as u64,
+    );
+    let w = pr.w() as u64;
+    // Zero ifmap values used by each window position, times the p filters that would use them.
+    let mut zero_slots = 0u64;
+    for row in &job.ifmaps {
+        for x in 0..f {
+            for c in 0..q {
+                for si in 0..s {
+                    zero_slots += (row[(c * w + x * u + si) as usize] == 0) as u64 * p;
+                }
+            }
+        }
+    }
+    let gated = if pr.zero_gating { zero_slots } else { 0 };
+    let c = &r.counters;
+    let slots = p * q * s * f * rows;
+    assert_eq!(c.macs + c.macs_gated, slots);
+    assert_eq!(c.macs_gated, gated);
+    assert_eq!(c.filter_spad_writes, p * q * s);
+    assert_eq!(c.filter_spad_reads, slots - gated);
+    assert_eq!(c.ifmap_spad_writes, rows * w * q);
+    assert_eq!(c.ifmap_spad_reads, rows * f * q * s);
+    assert_eq!(c.psum_spad_writes, slots - gated);
+    assert_eq!(c.psum_spad_reads, slots - gated + rows * f * p);
+    assert_eq!(c.psums_out, rows * f * p);
+    assert_eq!(c.psums_in, if pr.psum_in { rows * f * p } else { 0 });
+}
+
+fn job_strategy(sizes: PeSizes) -> impl Strategy<Value = RowJob> {
+    let fe = sizes.filter_entries;
+    let ie = sizes.ifmap_entries;
+    let pe = sizes.psum_entries;
+    (1u32..=3, 1u32..=6, 1u32..=3, 1u32..=6, 1u32..=3)
+        .prop_flat_map(move |(q, s, u, f, rows)| {
+            let q = q.min(ie);
+            let s = s.min(ie / q).max(1);
+            let pmax = (fe / (q * s)).min(pe).clamp(1, 5);
+            (
+                Just((q, s, u, f, rows)),
+                1u32..=pmax,
+                0u32..=16,
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                0u32..=3,
+                any::<bool>(),
+            )
+        })
+        .prop_flat_map(
+            |((q, s, u, f, rows), p, shift, sat, rne, psum_in, zero_level, gating)| {
+                let prim = Primitive {
+                    p,
+                    q,
+                    s,
+                    u,
+                    f,
+                    rows,
+                    psum_in,
+                    mac: MacConfig::new(
+                        shift,
+                        if rne {
+                            Rounding::NearestEven
+                        } else {
+                            Rounding::Truncate
+                        },
+                        if sat {
+                            Overflow::Saturate
+                        } else {
+                            Overflow::Wrap
+                        },
+                    )
+                    .unwrap(),
+                    zero_gating: gating,
+                };
+                let w = prim.w();
+                // zero_level 0: no zeros; 3: mostly zeros.
+                let value = move || {
+                    prop_oneof![
+                        (4 - zero_level) => any::<i16>(),
+                        zero_level => Just(0i16),
+                    ]
+                };
+                (
+                    Just(prim),
+                    prop::collection::vec(any::<i16>(), (p * q * s) as usize),
+                    prop::collection::vec(
+                        prop::collection::vec(value(), (q * w) as usize),
+                        rows as usize,
+                    ),
+                    prop::collection::vec(
+                        prop::collection::vec(any::<i16>(), (f * p) as usize),
+                        rows as usize,
+                    ),
+                )
+            },
+        )
+        .prop_map(|(prim, weights, ifmaps, psum_in)| RowJob {
+            prim,
+            weights,
+            ifmaps,
+            psum_in,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn pe_matches_the_reference_bit_for_bit(job in job_strategy(EYERISS)) {
+        let r = run(&job, EYERISS);
+        prop_assert_eq!(&r.rows, &reference_rows(&job));
+        check_counts(&job, &r);
+    }
+
+    #[test]
+    fn small_spads_without_room_to_prefetch(job in job_strategy(PeSizes { filter_entries: 48, ifmap_entries: 6, psum_entries: 8 })) {
+        let sizes = PeSizes { filter_entries: 48, ifmap_entries: 6, psum_entries: 8 };
+        let r = run(&job, sizes);
+        prop_assert_eq!(&r.rows, &reference_rows(&job));
+        check_counts(&job, &r);
+    }
+
+    #[test]
+    fn zero_gating_changes_energy_counters_only(mut job in job_strategy(EYERISS)) {
+        job.prim.zero_gating = true;
+        let on = run(&job, EYERISS);
+        job.prim.zero_gating = false;
+        let off = run(&job, EYERISS);
+        prop_assert_eq!(&on.rows, &off.rows);
+        prop_assert_eq!(&on.out_cycles, &off.out_cycles);
+        prop_assert_eq!(on.cycles, off.cycles);
+        let (mut a, mut b) = (on.counters, off.counters);
+        prop_assert_eq!(a.macs + a.macs_gated, b.macs);
+        prop_assert_eq!(b.filter_spad_reads - a.filter_spad_reads, a.macs_gated);
+        // Everything else is the same.
+        for c in [&mut a, &mut b] {
+            c.macs = 0; c.macs_gated = 0; c.filter_spad_reads = 0; c.psum_spad_reads = 0; c.psum_spad_writes = 0;
+        }
+        prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn steady_state_costs_pqs_plus_2_plus_p_cycles_per_position() {
+    // p=2, q=2, S=3, U=1: a window of 6 values, 12 entries leave room to prefetch the next
+    // column while computing; the 12 MACs + 2 bubbles + 2 drains = 16 cycles per position.
+    let prim = Primitive {
+        p: 2,
+        q: 2,
+        s: 3,
+        u: 1,
+        f: 8,
+        rows: 2,
+        psum_in: false,
+        mac: MacConfig::default(),
+        zero_gating: true,
+    };
+    let w = prim.w() as usize;
+    let job = RowJob {
+        prim,
+        weights: (1..=12).collect(),
+        ifmaps: vec![
+            (0..2 * w as i16).collect(),
+            (0..2 * w as i16).map(|v| v * 3).collect(),
+        ],
+        psum_in: vec![],
+    };
+    let r = run(&job, EYERISS);
+    assert_eq!(r.rows, reference_rows(&job));
+    let firsts: Vec<u64> = r.out_cycles.chunks(2).map(|c| c[0]).collect();
+    let gaps: Vec<u64> = firsts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.iter().all(|&g| g == 16), "{gaps:?}");
+    // By hand: the feeders send at cycle 0; words arrive at cycle 1 (link latency 1). The 12
+    // weights are written at cycles 1..=12 (one per cycle), while the first window's 6 ifmaps are
+    // stored at 1..=6. MACs issue at 13..=24, bubbles at 25 and 26, psums drain at 27 and 28
+    // and reach the collector a cycle later: 28 and 29. Position k starts 16k cycles later.
+    assert_eq!(&r.out_cycles[..4], &[28, 29, 44, 45]);
+    assert_eq!(*r.out_cycles.last().unwrap(), 28 + 15 * 16 + 1);
+    assert_eq!(
+        r.counters.stall_filter, 1,
+        "cycle 0: nothing has arrived yet"
+    );
+    assert_eq!(
+        r.counters.stall_ifmap, 0,
+        "the next column always loads during compute"
+    );
+    assert_eq!(r.counters.pipeline_bubbles, 2 * 16);
+}
+
+#[test]
+fn primitives_that_do_not_fit_name_the_spad() {
+    let base = Primitive {
+        p: 2,
+        q: 2,
+        s: 3,
+        u: 1,
+        f: 4,
+        rows: 1,
+        psum_in: false,
+        mac: MacConfig::default(),
+        zero_gating: true,
+    };
+    let job = |prim: Primitive| RowJob {
+        prim,
+        weights: vec![],
+        ifmaps: vec![],
+        psum_in: vec![],
+    };
+    let err = |prim| {
+        Harness::new("top.pe", EYERISS, &job(prim), BenchWiring::default())
+            .err()
+            .unwrap()
+    };
+    let e = err(Primitive { q: 3, s: 5, ..base });
+    assert_eq!(e, "top.pe: the primitive needs 15 ifmap-spad entries (a window of q*S values); the ifmap spad has 12");
+    let e = err(Primitive {
+        p: 24,
+        q: 2,
+        s: 5,
+        ..base
+    });
+    assert!(
+        e.contains("needs 240 filter-spad entries (p*q*S weights); the filter spad has 224"),
+        "{e}"
+    );
+    let e = err(Primitive {
+        p: 25,
+        q: 1,
+        s: 1,
+        ..base
+    });
+    assert!(
+        e.contains("needs 25 psum-spad entries (p psums); the psum spad has 24"),
+        "{e}"
+    );
+    let e = err(Primitive { f: 0, ..base });
+    assert!(e.contains("F must be at least 1"), "{e}");
+}
