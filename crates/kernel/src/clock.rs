@@ -25,6 +25,8 @@ pub struct Clock {
     pub id: DomainId,
     pub name: &'static str,
     pub hz: u64,
+    /// The period in picoseconds when it is a whole number (200 MHz: 5,000), for a fast path.
+    exact_period: Option<u64>,
 }
 
 impl Clock {
@@ -33,13 +35,23 @@ impl Clock {
         if hz == 0 || hz as u128 > PS_PER_SECOND {
             return Err(ClockError { name, hz });
         }
-        Ok(Clock { id, name, hz })
+        let exact_period =
+            (PS_PER_SECOND % hz as u128 == 0).then(|| (PS_PER_SECOND / hz as u128) as u64);
+        Ok(Clock {
+            id,
+            name,
+            hz,
+            exact_period,
+        })
     }
 
     /// Time of edge `n` (the end of cycle `n`, counting from 0).
     #[inline]
     pub fn edge_time(&self, n: u64) -> Picos {
-        ((n as u128 + 1) * PS_PER_SECOND / self.hz as u128) as Picos
+        match self.exact_period {
+            Some(p) => (n + 1).wrapping_mul(p),
+            None => ((n as u128 + 1) * PS_PER_SECOND / self.hz as u128) as Picos,
+        }
     }
 
     /// Index of the first edge strictly after time `t`.

@@ -196,22 +196,19 @@ struct MulReg {
     product: i16,
 }
 
-/// What the last edge did, for the trace.
-#[derive(Clone, Copy, Debug, Default)]
-struct Probe {
-    filter_wr: Option<(u32, i16)>,
-    filter_rd: Option<(u32, i16)>,
-    ifmap_wr: Option<(u32, i16)>,
-    ifmap_rd: Option<(u32, i16)>,
-    zero_flag: bool,
-    mac_valid: bool,
-    mac_gated: bool,
-    psum_rd: Option<(u32, i16)>,
-    psum_wr: Option<(u32, i16)>,
-    sum: i16,
-    psum_in: Option<i16>,
-    psum_out: Option<i16>,
-    out_credits: u32,
+/// One-cycle enables of the last edge, for the trace: a bit each, cleared by one store.
+mod strobe {
+    pub const FILTER_WR: u16 = 1 << 0;
+    pub const FILTER_RD: u16 = 1 << 1;
+    pub const IFMAP_WR: u16 = 1 << 2;
+    pub const IFMAP_RD: u16 = 1 << 3;
+    pub const PSUM_RD: u16 = 1 << 4;
+    pub const PSUM_WR: u16 = 1 << 5;
+    pub const ZERO_FLAG: u16 = 1 << 6;
+    pub const MAC_VALID: u16 = 1 << 7;
+    pub const MAC_GATED: u16 = 1 << 8;
+    pub const PSUM_IN: u16 = 1 << 9;
+    pub const PSUM_OUT: u16 = 1 << 10;
 }
 
 /// The last address and data on each spad port and the PE's data paths: what the registers
@@ -227,31 +224,7 @@ struct Held {
     sum: i16,
     psum_in: i16,
     psum_out: i16,
-}
-
-impl Held {
-    fn update(&mut self, p: &Probe) {
-        let keep = |h: &mut (u32, i16), v: Option<(u32, i16)>| {
-            if let Some(v) = v {
-                *h = v;
-            }
-        };
-        keep(&mut self.filter_wr, p.filter_wr);
-        keep(&mut self.filter_rd, p.filter_rd);
-        keep(&mut self.ifmap_wr, p.ifmap_wr);
-        keep(&mut self.ifmap_rd, p.ifmap_rd);
-        keep(&mut self.psum_rd, p.psum_rd);
-        keep(&mut self.psum_wr, p.psum_wr);
-        if p.psum_wr.is_some() {
-            self.sum = p.sum;
-        }
-        if let Some(v) = p.psum_in {
-            self.psum_in = v;
-        }
-        if let Some(v) = p.psum_out {
-            self.psum_out = v;
-        }
-    }
+    out_credits: u32,
 }
 
 #[derive(Default)]
@@ -326,6 +299,20 @@ pub struct Pe {
     op: u32,
     /// Next psum to drain, 0..p.
     drain_f: u32,
+    /// The MAC being issued, as (f, c, s) counters, so no division runs per cycle.
+    op_f: u32,
+    op_c: u32,
+    /// Ifmap-spad column of `window start + s` for the MAC being issued.
+    rd_col: u32,
+    /// Ifmap-spad column and channel the next arriving value is written to.
+    wr_col: u32,
+    wr_c: u32,
+    /// Derived from the primitive at `configure`: MACs a position, columns the ifmap spad
+    /// holds, the row width W, and ifmap values in the whole program.
+    ops: u32,
+    cols: u32,
+    w: u32,
+    total_ifmaps: u64,
     /// The ifmap value held for the `p` MACs of an `(s, c)`.
     held_ifmap: i16,
     held_zero: bool,
@@ -337,8 +324,10 @@ pub struct Pe {
     mac_b: i16,
     mac_product: i16,
     counters: PeCounters,
-    probe: Probe,
+    strobes: u16,
     held: Held,
+    /// Whether a trace asked for the PE's signals (it then samples its output credits too).
+    traced: bool,
     sig: Signals,
     addr_bits: (u32, u32, u32),
 }
@@ -365,6 +354,15 @@ impl Pe {
             x: 0,
             op: 0,
             drain_f: 0,
+            op_f: 0,
+            op_c: 0,
+            rd_col: 0,
+            wr_col: 0,
+            wr_c: 0,
+            ops: 0,
+            cols: 1,
+            w: 0,
+            total_ifmaps: 0,
             held_ifmap: 0,
             held_zero: false,
             rd: None,
@@ -373,8 +371,9 @@ impl Pe {
             mac_b: 0,
             mac_product: 0,
             counters: PeCounters::default(),
-            probe: Probe::default(),
+            strobes: 0,
             held: Held::default(),
+            traced: false,
             sig: Signals::default(),
             addr_bits: (
                 bits_for(sizes.filter_entries),
@@ -465,6 +464,15 @@ impl Pe {
         self.x = 0;
         self.op = 0;
         self.drain_f = 0;
+        self.op_f = 0;
+        self.op_c = 0;
+        self.rd_col = 0;
+        self.wr_col = 0;
+        self.wr_c = 0;
+        self.ops = prim.p * prim.q * prim.s;
+        self.cols = self.sizes.ifmap_entries / prim.q;
+        self.w = prim.w();
+        self.total_ifmaps = prim.rows as u64 * self.w as u64 * prim.q as u64;
         self.psum_spad.iter_mut().for_each(|v| *v = 0);
         Ok(())
     }
@@ -490,21 +498,10 @@ impl Pe {
         &self.ifmap_spad
     }
 
-    /// Columns the ifmap spad holds.
-    fn window_cols(&self, q: u32) -> u64 {
-        (self.sizes.ifmap_entries / q) as u64
-    }
-
-    /// The spad entry of global ifmap column `col`, channel `c`.
-    #[inline]
-    fn ifmap_addr(&self, q: u32, col: u64, c: u32) -> u32 {
-        ((col % self.window_cols(q)) * q as u64) as u32 + c
-    }
-
     /// First global column of the current position's window.
     #[inline]
     fn window_start(&self, prim: &Primitive) -> u64 {
-        self.row as u64 * prim.w() as u64 + (self.x * prim.u) as u64
+        self.row as u64 * self.w as u64 + (self.x * prim.u) as u64
     }
 
     fn issue_filter_load(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
@@ -514,7 +511,8 @@ impl Pe {
                 let a = self.weights_loaded;
                 self.filter_spad[a as usize] = w;
                 self.counters.filter_spad_writes += 1;
-                self.probe.filter_wr = Some((a, w));
+                self.strobes |= strobe::FILTER_WR;
+                self.held.filter_wr = (a, w);
                 self.weights_loaded += 1;
                 if self.weights_loaded == total {
                     self.state = PeState::Compute;
@@ -532,31 +530,36 @@ impl Pe {
         let (p, q) = (prim.p, prim.q);
         if self.op == 0 {
             // The whole window must be in the spad before the position starts.
-            let need = (self.window_start(prim) + prim.s as u64) * q as u64;
+            let start = self.window_start(prim);
+            let need = (start + prim.s as u64) * q as u64;
             if self.ifmaps_stored < need {
                 self.counters.stall_ifmap += 1;
                 return false;
             }
+            // Once a position: the spad column of the window's first column.
+            self.rd_col = (start % self.cols as u64) as u32;
         }
-        let f = self.op % p;
-        let group = self.op / p; // s*q + c
-        let (s, c) = (group / q, group % q);
+        let (f, c) = (self.op_f, self.op_c);
         if f == 0 {
-            let col = self.window_start(prim) + s as u64;
-            let a = self.ifmap_addr(q, col, c);
+            let a = self.rd_col * q + c;
             self.held_ifmap = self.ifmap_spad[a as usize];
             self.held_zero = (self.zero_buffer >> a) & 1 == 1;
             self.counters.ifmap_spad_reads += 1;
-            self.probe.ifmap_rd = Some((a, self.held_ifmap));
+            self.strobes |= strobe::IFMAP_RD;
+            self.held.ifmap_rd = (a, self.held_ifmap);
         }
         let gated = prim.zero_gating && self.held_zero;
-        self.probe.zero_flag = self.held_zero;
+        if self.held_zero {
+            self.strobes |= strobe::ZERO_FLAG;
+        }
         let mut weight = 0;
         if !gated {
-            let a = group * p + f;
+            // Filter-spad order (s*q + c)*p + f is the issue order.
+            let a = self.op;
             weight = self.filter_spad[a as usize];
             self.counters.filter_spad_reads += 1;
-            self.probe.filter_rd = Some((a, weight));
+            self.strobes |= strobe::FILTER_RD;
+            self.held.filter_rd = (a, weight);
         }
         self.rd = Some(RdReg {
             f,
@@ -565,7 +568,19 @@ impl Pe {
             ifmap: self.held_ifmap,
         });
         self.op += 1;
-        if self.op == p * q * prim.s {
+        self.op_f += 1;
+        if self.op_f == p {
+            self.op_f = 0;
+            self.op_c += 1;
+            if self.op_c == q {
+                self.op_c = 0;
+                self.rd_col += 1;
+                if self.rd_col == self.cols {
+                    self.rd_col = 0;
+                }
+            }
+        }
+        if self.op == self.ops {
             self.op = 0;
             self.state = PeState::Drain;
             self.drain_f = 0;
@@ -603,12 +618,14 @@ impl Pe {
                 port.try_recv(cx);
             }
             self.counters.psums_in += 1;
-            self.probe.psum_in = Some(incoming);
+            self.strobes |= strobe::PSUM_IN;
+            self.held.psum_in = incoming;
         }
         let f = self.drain_f;
         let own = self.psum_spad[f as usize];
         self.counters.psum_spad_reads += 1;
-        self.probe.psum_rd = Some((f, own));
+        self.strobes |= strobe::PSUM_RD;
+        self.held.psum_rd = (f, own);
         let out = mac::add(own, incoming, prim.mac, &mut self.counters.overflows);
         // The psum register clears as it is read out, ready for the next position.
         self.psum_spad[f as usize] = 0;
@@ -616,7 +633,8 @@ impl Pe {
             return Err("psum output refused a word although it had a credit".into());
         }
         self.counters.psums_out += 1;
-        self.probe.psum_out = Some(out);
+        self.strobes |= strobe::PSUM_OUT;
+        self.held.psum_out = out;
         self.drain_f += 1;
         if self.drain_f == prim.p {
             self.drain_f = 0;
@@ -635,22 +653,26 @@ impl Pe {
     }
 
     fn store_ifmap(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
-        let q = prim.q as u64;
-        let total = prim.rows as u64 * prim.w() as u64 * q;
-        if self.ifmaps_stored == total {
+        if self.ifmaps_stored == self.total_ifmaps {
             return false;
         }
         // Free while the column is inside the spad's window from the current position.
-        let limit = (self.window_start(prim) + self.window_cols(prim.q)) * q;
+        let limit = (self.window_start(prim) + self.cols as u64) * prim.q as u64;
         if self.ifmaps_stored >= limit {
             return false;
         }
         let Some(v) = self.ports.ifmap_in.try_recv(cx) else {
             return false;
         };
-        let col = self.ifmaps_stored / q;
-        let c = (self.ifmaps_stored % q) as u32;
-        let a = self.ifmap_addr(prim.q, col, c);
+        let a = self.wr_col * prim.q + self.wr_c;
+        self.wr_c += 1;
+        if self.wr_c == prim.q {
+            self.wr_c = 0;
+            self.wr_col += 1;
+            if self.wr_col == self.cols {
+                self.wr_col = 0;
+            }
+        }
         self.ifmap_spad[a as usize] = v;
         if v == 0 {
             self.zero_buffer |= 1 << a;
@@ -659,7 +681,8 @@ impl Pe {
         }
         self.ifmaps_stored += 1;
         self.counters.ifmap_spad_writes += 1;
-        self.probe.ifmap_wr = Some((a, v));
+        self.strobes |= strobe::IFMAP_WR;
+        self.held.ifmap_wr = (a, v);
         true
     }
 }
@@ -671,10 +694,7 @@ impl Component for Pe {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         // Strobes (enables) last one cycle, also into an idle or finished PE.
-        self.probe = Probe {
-            out_credits: self.probe.out_credits,
-            ..Probe::default()
-        };
+        self.strobes = 0;
         let Some(prim) = self.prim else {
             return Ok(Activity::Idle);
         };
@@ -693,23 +713,24 @@ impl Component for Pe {
                 self.psum_spad[m.f as usize] = sum;
                 self.counters.psum_spad_reads += 1;
                 self.counters.psum_spad_writes += 1;
-                self.probe.psum_rd = Some((m.f, old));
-                self.probe.psum_wr = Some((m.f, sum));
-                self.probe.sum = sum;
+                self.strobes |= strobe::PSUM_RD | strobe::PSUM_WR;
+                self.held.psum_rd = (m.f, old);
+                self.held.psum_wr = (m.f, sum);
+                self.held.sum = sum;
             }
         }
         // MUL: the MAC that was in RD last cycle; gating holds the multiplier still.
         if let Some(r) = self.rd.take() {
             if r.gated {
                 self.counters.macs_gated += 1;
-                self.probe.mac_gated = true;
+                self.strobes |= strobe::MAC_GATED;
             } else {
                 self.mac_a = r.weight;
                 self.mac_b = r.ifmap;
                 self.mac_product =
                     mac::product(r.weight, r.ifmap, prim.mac, &mut self.counters.overflows);
                 self.counters.macs += 1;
-                self.probe.mac_valid = true;
+                self.strobes |= strobe::MAC_VALID;
             }
             self.mul = Some(MulReg {
                 f: r.f,
@@ -726,8 +747,9 @@ impl Component for Pe {
         };
         // The ifmap spad's write port works alongside.
         moved |= self.store_ifmap(cx, &prim);
-        self.probe.out_credits = self.ports.psum_out.credits(cx);
-        self.held.update(&self.probe);
+        if self.traced {
+            self.held.out_credits = self.ports.psum_out.credits(cx);
+        }
         Ok(Activity::from_moved(moved))
     }
 
@@ -739,6 +761,7 @@ impl Component for Pe {
     }
 
     fn declare(&mut self, r: &mut SignalRegistry) -> Result<(), TraceError> {
+        self.traced = true;
         let n = self.name.clone();
         let (fa, ia, pa) = self.addr_bits;
         let mut s = |name: &str, w: u32| r.signal(&n, name, w);
@@ -786,7 +809,7 @@ impl Component for Pe {
 
     fn trace(&self, t: &mut TraceFrame) {
         let g = &self.sig;
-        let p = &self.probe;
+        let on = |bit: u16| self.strobes & bit != 0;
         let w = |v: i16| v as u16 as u64;
         t.set(g.state, self.state as u64);
         t.set(g.row, self.row as u64 & 0xFFFF);
@@ -798,7 +821,7 @@ impl Component for Pe {
             g.psum_in_fifo_level,
             lvl(self.ports.psum_in.as_ref().map_or(0, |l| l.in_flight())),
         );
-        t.set(g.psum_out_credits, p.out_credits.min(255) as u64);
+        t.set(g.psum_out_credits, self.held.out_credits.min(255) as u64);
         // Enables pulse; addresses and data hold their last value, as a register would.
         let h = &self.held;
         let port = |t: &mut TraceFrame, sig: [SignalId; 3], en: bool, (a, d): (u32, i16)| {
@@ -809,37 +832,37 @@ impl Component for Pe {
         port(
             t,
             [g.filter_wr_en, g.filter_wr_addr, g.filter_wr_data],
-            p.filter_wr.is_some(),
+            on(strobe::FILTER_WR),
             h.filter_wr,
         );
         port(
             t,
             [g.filter_rd_en, g.filter_rd_addr, g.filter_rd_data],
-            p.filter_rd.is_some(),
+            on(strobe::FILTER_RD),
             h.filter_rd,
         );
         port(
             t,
             [g.ifmap_wr_en, g.ifmap_wr_addr, g.ifmap_wr_data],
-            p.ifmap_wr.is_some(),
+            on(strobe::IFMAP_WR),
             h.ifmap_wr,
         );
         port(
             t,
             [g.ifmap_rd_en, g.ifmap_rd_addr, g.ifmap_rd_data],
-            p.ifmap_rd.is_some(),
+            on(strobe::IFMAP_RD),
             h.ifmap_rd,
         );
         port(
             t,
             [g.psum_rd_en, g.psum_rd_addr, g.psum_rd_data],
-            p.psum_rd.is_some(),
+            on(strobe::PSUM_RD),
             h.psum_rd,
         );
         port(
             t,
             [g.psum_wr_en, g.psum_wr_addr, g.psum_wr_data],
-            p.psum_wr.is_some(),
+            on(strobe::PSUM_WR),
             h.psum_wr,
         );
         let zb_mask = if self.sizes.ifmap_entries >= 64 {
@@ -848,16 +871,16 @@ impl Component for Pe {
             (1u64 << self.sizes.ifmap_entries) - 1
         };
         t.set(g.zero_buffer, self.zero_buffer & zb_mask);
-        t.set_bool(g.zero_flag, p.zero_flag);
-        t.set_bool(g.mac_valid, p.mac_valid);
-        t.set_bool(g.mac_gated, p.mac_gated);
+        t.set_bool(g.zero_flag, on(strobe::ZERO_FLAG));
+        t.set_bool(g.mac_valid, on(strobe::MAC_VALID));
+        t.set_bool(g.mac_gated, on(strobe::MAC_GATED));
         t.set(g.mac_a, w(self.mac_a));
         t.set(g.mac_b, w(self.mac_b));
         t.set(g.mac_product, w(self.mac_product));
         t.set(g.mac_sum, w(h.sum));
-        t.set_bool(g.psum_in_en, p.psum_in.is_some());
+        t.set_bool(g.psum_in_en, on(strobe::PSUM_IN));
         t.set(g.psum_in_data, w(h.psum_in));
-        t.set_bool(g.psum_out_en, p.psum_out.is_some());
+        t.set_bool(g.psum_out_en, on(strobe::PSUM_OUT));
         t.set(g.psum_out_data, w(h.psum_out));
     }
 }
