@@ -35,8 +35,9 @@ impl Clock {
         if hz == 0 || hz as u128 > PS_PER_SECOND {
             return Err(ClockError { name, hz });
         }
-        let exact_period =
-            (PS_PER_SECOND % hz as u128 == 0).then(|| (PS_PER_SECOND / hz as u128) as u64);
+        let exact_period = PS_PER_SECOND
+            .is_multiple_of(hz as u128)
+            .then(|| (PS_PER_SECOND / hz as u128) as u64);
         Ok(Clock {
             id,
             name,
