@@ -267,3 +267,19 @@ fn primitives_that_do_not_fit_name_the_spad() {
     let e = err(Primitive { f: 0, ..base });
     assert!(e.contains("F must be at least 1"), "{e}");
 }
+
+#[test]
+fn sizes_come_from_the_hw_config() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-configs");
+    let hw = rowsim_config::load(dir.join("eyeriss-v1.toml")).unwrap();
+    assert_eq!(PeSizes::from_config(&hw), EYERISS);
+    let tiny = rowsim_config::load(dir.join("tiny.toml")).unwrap();
+    assert_eq!(
+        PeSizes::from_config(&tiny),
+        PeSizes {
+            filter_entries: 48,
+            ifmap_entries: 6,
+            psum_entries: 8
+        }
+    );
+}
