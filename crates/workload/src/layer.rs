@@ -1,0 +1,284 @@
+//! CONV layer shapes and the built-in networks.
+//!
+//! Symbols (the papers' letters): N batch, C input channels, H x W input (before padding),
+//! M filters, R x S filter, U stride (vertical `stride_v`, horizontal `stride_h`), E x F
+//! output, G groups. A grouped layer (AlexNet CONV2/4/5) convolves each group of `C/G`
+//! channels with its own `M/G` filters.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One CONV layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvLayer {
+    /// `alexnet:conv1`, `vgg16:conv4_2`, or a user's name.
+    pub name: String,
+    /// Batch N.
+    pub n: u32,
+    /// Input channels C (all groups).
+    pub c: u32,
+    /// Input height H and width W, before padding.
+    pub h: u32,
+    pub w: u32,
+    /// Filters M (all groups).
+    pub m: u32,
+    /// Filter height R and width S.
+    pub r: u32,
+    pub s: u32,
+    /// Vertical and horizontal stride U.
+    pub stride_v: u32,
+    pub stride_h: u32,
+    /// Zero padding on every side.
+    pub pad: u32,
+    /// Groups G.
+    pub groups: u32,
+    /// Fraction of zeros in synthetic ifmaps of this layer (measured on AlexNet; 0.5 otherwise).
+    pub ifmap_zero_fraction: f64,
+    /// Whether this is a network's first layer (its input is not run-length coded in DRAM, and
+    /// its synthetic input is signed, like a mean-subtracted image).
+    pub first: bool,
+}
+
+/// A layer shape that makes no sense.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("layer `{layer}`: {field} {why}")]
+pub struct ShapeError {
+    pub layer: String,
+    pub field: &'static str,
+    pub why: String,
+}
+
+impl ConvLayer {
+    /// Padded input height and width.
+    pub fn hp(&self) -> u32 {
+        self.h + 2 * self.pad
+    }
+    pub fn wp(&self) -> u32 {
+        self.w + 2 * self.pad
+    }
+    /// Output height E.
+    pub fn e(&self) -> u32 {
+        (self.hp() - self.r) / self.stride_v + 1
+    }
+    /// Output width F.
+    pub fn f(&self) -> u32 {
+        (self.wp() - self.s) / self.stride_h + 1
+    }
+    /// Channels per group.
+    pub fn cg(&self) -> u32 {
+        self.c / self.groups
+    }
+    /// Filters per group.
+    pub fn mg(&self) -> u32 {
+        self.m / self.groups
+    }
+    /// MACs of the whole layer (all groups, the whole batch).
+    pub fn macs(&self) -> u64 {
+        self.n as u64
+            * self.m as u64
+            * self.cg() as u64
+            * self.e() as u64
+            * self.f() as u64
+            * self.r as u64
+            * self.s as u64
+    }
+
+    /// Checks the shape is a convolution at all (not whether a machine supports it).
+    pub fn validate(&self) -> Result<(), ShapeError> {
+        let err = |field, why: String| {
+            Err(ShapeError {
+                layer: self.name.clone(),
+                field,
+                why,
+            })
+        };
+        for (field, v) in [
+            ("N", self.n),
+            ("C", self.c),
+            ("H", self.h),
+            ("W", self.w),
+            ("M", self.m),
+            ("R", self.r),
+            ("S", self.s),
+            ("stride_v", self.stride_v),
+            ("stride_h", self.stride_h),
+            ("groups", self.groups),
+        ] {
+            if v == 0 {
+                return err(field, "must be at least 1".into());
+            }
+        }
+        if self.c % self.groups != 0 || self.m % self.groups != 0 {
+            return err(
+                "groups",
+                format!(
+                    "{} must divide C ({}) and M ({})",
+                    self.groups, self.c, self.m
+                ),
+            );
+        }
+        if self.r > self.hp() || self.s > self.wp() {
+            return err(
+                "R/S",
+                format!(
+                    "{}x{} is larger than the padded input {}x{}",
+                    self.r,
+                    self.s,
+                    self.hp(),
+                    self.wp()
+                ),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.ifmap_zero_fraction) {
+            return err(
+                "ifmap_zero_fraction",
+                format!("{} is outside 0..=1", self.ifmap_zero_fraction),
+            );
+        }
+        Ok(())
+    }
+
+    /// The same layer with batch `n`.
+    pub fn with_batch(mut self, n: u32) -> Self {
+        self.n = n;
+        self
+    }
+}
+
+impl fmt::Display for ConvLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: N={} C={} H={} W={} M={} R={} S={} U={}x{} pad={} G={} -> E={} F={}",
+            self.name,
+            self.n,
+            self.c,
+            self.h,
+            self.w,
+            self.m,
+            self.r,
+            self.s,
+            self.stride_v,
+            self.stride_h,
+            self.pad,
+            self.groups,
+            self.e(),
+            self.f()
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    net: &str,
+    name: &str,
+    c: u32,
+    hw: u32,
+    m: u32,
+    rs: u32,
+    u: u32,
+    pad: u32,
+    groups: u32,
+    zeros: f64,
+    first: bool,
+) -> ConvLayer {
+    ConvLayer {
+        name: format!("{net}:{name}"),
+        n: 1,
+        c,
+        h: hw,
+        w: hw,
+        m,
+        r: rs,
+        s: rs,
+        stride_v: u,
+        stride_h: u,
+        pad,
+        groups,
+        ifmap_zero_fraction: zeros,
+        first,
+    }
+}
+
+/// AlexNet's CONV layers in the original grouped form, with the zero fractions measured on
+/// Eyeriss. CONV1's 227 x 227 input already includes its padding.
+pub fn alexnet() -> Vec<ConvLayer> {
+    vec![
+        conv("alexnet", "conv1", 3, 227, 96, 11, 4, 0, 1, 0.0001, true),
+        conv("alexnet", "conv2", 96, 27, 256, 5, 1, 2, 2, 0.387, false),
+        conv("alexnet", "conv3", 256, 13, 384, 3, 1, 1, 1, 0.725, false),
+        conv("alexnet", "conv4", 384, 13, 384, 3, 1, 1, 2, 0.793, false),
+        conv("alexnet", "conv5", 384, 13, 256, 3, 1, 1, 2, 0.776, false),
+    ]
+}
+
+/// VGG-16's 13 CONV layers: 224 x 224 input, 3 x 3 filters, padding 1, stride 1.
+pub fn vgg16() -> Vec<ConvLayer> {
+    let spec: [(&str, u32, u32, u32); 13] = [
+        ("conv1_1", 3, 224, 64),
+        ("conv1_2", 64, 224, 64),
+        ("conv2_1", 64, 112, 128),
+        ("conv2_2", 128, 112, 128),
+        ("conv3_1", 128, 56, 256),
+        ("conv3_2", 256, 56, 256),
+        ("conv3_3", 256, 56, 256),
+        ("conv4_1", 256, 28, 512),
+        ("conv4_2", 512, 28, 512),
+        ("conv4_3", 512, 28, 512),
+        ("conv5_1", 512, 14, 512),
+        ("conv5_2", 512, 14, 512),
+        ("conv5_3", 512, 14, 512),
+    ];
+    spec.iter()
+        .enumerate()
+        .map(|(i, &(name, c, hw, m))| {
+            conv(
+                "vgg16",
+                name,
+                c,
+                hw,
+                m,
+                3,
+                1,
+                1,
+                1,
+                if i == 0 { 0.0 } else { 0.5 },
+                i == 0,
+            )
+        })
+        .collect()
+}
+
+/// The names of the built-in networks.
+pub const NETWORKS: [&str; 2] = ["alexnet", "vgg16"];
+
+/// A built-in network by name.
+pub fn network(name: &str) -> Result<Vec<ConvLayer>, String> {
+    match name {
+        "alexnet" => Ok(alexnet()),
+        "vgg16" => Ok(vgg16()),
+        _ => Err(format!(
+            "unknown network `{name}`; built in: {}",
+            NETWORKS.join(", ")
+        )),
+    }
+}
+
+/// A built-in layer, `network:layer` (`alexnet:conv3`, `vgg16:conv4_2`).
+pub fn layer(spec: &str) -> Result<ConvLayer, String> {
+    let (net, name) = spec
+        .split_once(':')
+        .ok_or_else(|| format!("layer `{spec}`: expected NETWORK:LAYER, e.g. alexnet:conv1"))?;
+    let layers = network(net)?;
+    let names: Vec<String> = layers
+        .iter()
+        .map(|l| l.name.split(':').nth(1).unwrap_or("").to_string())
+        .collect();
+    layers.into_iter().find(|l| l.name == spec).ok_or_else(|| {
+        format!(
+            "network `{net}` has no layer `{name}`; it has: {}",
+            names.join(", ")
+        )
+    })
+}

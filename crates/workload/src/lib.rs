@@ -1,0 +1,11 @@
+//! rowsim workloads: CONV layer shapes ([`ConvLayer`]), the built-in networks (AlexNet in its
+//! grouped original, VGG-16), synthetic tensors from a seed, and the reference convolution that
+//! every end-to-end run is checked against.
+
+pub mod layer;
+pub mod tensor;
+
+pub use layer::{alexnet, layer, network, vgg16, ConvLayer, ShapeError, NETWORKS};
+pub use tensor::{
+    ofmap_dims, reference_conv, synthetic_ifmap, synthetic_weights, Formats, SplitMix64, Tensor,
+};

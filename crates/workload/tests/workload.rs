@@ -1,0 +1,221 @@
+//! Built-in networks against the papers' numbers; the reference convolution against an
+//! independent float computation; synthetic data against its parameters.
+
+use proptest::prelude::*;
+use rowsim_workload::{
+    alexnet, layer, network, reference_conv, synthetic_ifmap, synthetic_weights, vgg16, ConvLayer,
+    Formats, Tensor,
+};
+
+#[test]
+fn alexnet_matches_the_papers() {
+    let l = alexnet();
+    // H includes padding; E; C per group; M; U (SPEC.md's mapping table).
+    let table = [
+        (227, 11, 55, 3, 96, 4),
+        (31, 5, 27, 48, 256, 1),
+        (15, 3, 13, 256, 384, 1),
+        (15, 3, 13, 192, 384, 1),
+        (15, 3, 13, 192, 256, 1),
+    ];
+    for (layer, &(h, r, e, c, m, u)) in l.iter().zip(&table) {
+        assert_eq!(
+            (
+                layer.hp(),
+                layer.r,
+                layer.e(),
+                layer.cg(),
+                layer.m,
+                layer.stride_v
+            ),
+            (h, r, e, c, m, u),
+            "{layer}"
+        );
+        assert_eq!(layer.e(), layer.f());
+        layer.validate().unwrap();
+    }
+    assert_eq!(l.iter().map(|x| x.macs()).sum::<u64>(), 665_784_864);
+    let zeros: Vec<f64> = l.iter().map(|x| x.ifmap_zero_fraction).collect();
+    assert_eq!(zeros, [0.0001, 0.387, 0.725, 0.793, 0.776]);
+}
+
+#[test]
+fn vgg16_has_13_conv_layers() {
+    let v = vgg16();
+    assert_eq!(v.len(), 13);
+    assert!(v.iter().all(|l| l.r == 3 && l.pad == 1 && l.e() == l.h));
+    // 15.35 GMACs per image for VGG-16's CONV layers.
+    assert_eq!(v.iter().map(|l| l.macs()).sum::<u64>(), 15_346_630_656);
+}
+
+#[test]
+fn layers_by_name_and_clear_errors() {
+    assert_eq!(layer("vgg16:conv4_2").unwrap().c, 512);
+    assert_eq!(layer("alexnet:conv3").unwrap().m, 384);
+    assert!(layer("alexnet")
+        .unwrap_err()
+        .contains("expected NETWORK:LAYER"));
+    assert!(layer("resnet:conv1")
+        .unwrap_err()
+        .contains("unknown network `resnet`; built in: alexnet, vgg16"));
+    assert!(layer("alexnet:conv9")
+        .unwrap_err()
+        .contains("has no layer `conv9`; it has: conv1, conv2"));
+    assert!(network("vgg16").is_ok());
+    let mut bad = layer("alexnet:conv2").unwrap();
+    bad.groups = 3;
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("groups 3 must divide C (96) and M (256)"));
+}
+
+#[test]
+fn synthetic_data_is_reproducible_and_has_its_zero_fraction() {
+    let l = layer("alexnet:conv3").unwrap();
+    let a = synthetic_ifmap(&l, 7, Formats::DEFAULT);
+    assert_eq!(a, synthetic_ifmap(&l, 7, Formats::DEFAULT));
+    assert_ne!(a, synthetic_ifmap(&l, 8, Formats::DEFAULT));
+    assert!(
+        (a.zero_fraction() - 0.725).abs() < 0.01,
+        "{}",
+        a.zero_fraction()
+    );
+    assert!(
+        a.data.iter().all(|&v| v >= 0),
+        "post-ReLU ifmaps are non-negative"
+    );
+    let first = synthetic_ifmap(&layer("alexnet:conv1").unwrap(), 7, Formats::DEFAULT);
+    assert!(
+        first.data.iter().any(|&v| v < 0),
+        "a first layer's input is signed"
+    );
+    let w = synthetic_weights(&l, 7, Formats::DEFAULT);
+    let bound = (2.0 / ((256 * 9) as f64).sqrt() * 32768.0).round() as i16;
+    assert!(w.data.iter().all(|&v| v.abs() <= bound));
+    // A fixed value for a fixed seed: the generator must never change.
+    assert_eq!(
+        &a.data[..4],
+        &synthetic_ifmap(&l, 7, Formats::DEFAULT).data[..4]
+    );
+}
+
+/// The float convolution of the dequantized tensors, independent of the datapath code.
+fn float_conv(l: &ConvLayer, x: &Tensor, w: &Tensor, fmt: Formats) -> Vec<f64> {
+    let (cg, mg) = (l.cg() as i64, l.mg() as i64);
+    let xs = 1.0 / (1u64 << fmt.ifmap_frac) as f64;
+    let ws = 1.0 / (1u64 << fmt.weight_frac) as f64;
+    let mut out = vec![];
+    for n in 0..l.n as i64 {
+        for m in 0..l.m as i64 {
+            for e in 0..l.e() as i64 {
+                for f in 0..l.f() as i64 {
+                    let mut acc = 0.0;
+                    for c in 0..cg {
+                        for r in 0..l.r as i64 {
+                            for s in 0..l.s as i64 {
+                                let (y, z) = (
+                                    e * l.stride_v as i64 + r - l.pad as i64,
+                                    f * l.stride_h as i64 + s - l.pad as i64,
+                                );
+                                if (0..l.h as i64).contains(&y) && (0..l.w as i64).contains(&z) {
+                                    let xi = x.get([
+                                        n as usize,
+                                        ((m / mg) * cg + c) as usize,
+                                        y as usize,
+                                        z as usize,
+                                    ]);
+                                    acc += xi as f64
+                                        * xs
+                                        * w.get([m as usize, c as usize, r as usize, s as usize])
+                                            as f64
+                                        * ws;
+                                }
+                            }
+                        }
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn small_layer() -> impl Strategy<Value = ConvLayer> {
+    (
+        1u32..=2,
+        1u32..=3,
+        1u32..=3,
+        3u32..=9,
+        3u32..=9,
+        1u32..=4,
+        1u32..=4,
+        1u32..=3,
+        1u32..=3,
+        0u32..=2,
+        0.0f64..0.8,
+        any::<bool>(),
+    )
+        .prop_filter_map(
+            "a valid shape",
+            |(n, g, cpg, h, w, mpg, r, s, u, pad, z, first)| {
+                let l = ConvLayer {
+                    name: "t".into(),
+                    n,
+                    c: g * cpg,
+                    h,
+                    w,
+                    m: g * mpg,
+                    r,
+                    s,
+                    stride_v: u,
+                    stride_h: if first { 1 } else { u },
+                    pad,
+                    groups: g,
+                    ifmap_zero_fraction: z,
+                    first,
+                };
+                l.validate().ok().map(|_| l)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn reference_is_within_the_quantization_step_of_float(l in small_layer(), seed: u64) {
+        let fmt = Formats::DEFAULT;
+        let x = synthetic_ifmap(&l, seed, fmt);
+        let w = synthetic_weights(&l, seed, fmt);
+        let (out, counters) = reference_conv(&l, &x, &w, fmt.mac(), false).unwrap();
+        prop_assume!(counters.sum_overflows == 0 && counters.product_overflows == 0);
+        let float = float_conv(&l, &x, &w, fmt);
+        // Each product loses less than one Q8.8 step to truncation (towards minus infinity).
+        let step = 1.0 / 256.0;
+        let products = (l.cg() * l.r * l.s) as f64;
+        for (got, want) in out.data.iter().zip(&float) {
+            let got = *got as f64 * step;
+            prop_assert!(got <= want + 1e-9 && want - got < products * step, "got {} want {}", got, want);
+        }
+        let (relu, _) = reference_conv(&l, &x, &w, fmt.mac(), true).unwrap();
+        prop_assert!(relu.data.iter().zip(&out.data).all(|(r, o)| *r == (*o).max(0)));
+    }
+}
+
+#[test]
+fn reference_refuses_saturation_and_wrong_shapes() {
+    let l = layer("alexnet:conv3").unwrap();
+    let mut cfg = Formats::DEFAULT.mac();
+    cfg.overflow = rowsim_datapath::mac::Overflow::Saturate;
+    let x = Tensor::zeros([1, 256, 13, 13]);
+    let w = Tensor::zeros([384, 256, 3, 3]);
+    assert!(reference_conv(&l, &x, &w, cfg, false)
+        .unwrap_err()
+        .contains("wrapping"));
+    let bad = Tensor::zeros([1, 256, 13, 14]);
+    let e = reference_conv(&l, &bad, &w, Formats::DEFAULT.mac(), false).unwrap_err();
+    assert!(e.contains("[N, C, H, W] = [1, 256, 13, 13]"), "{e}");
+}
