@@ -109,7 +109,7 @@ impl ConvLayer {
                 return err(field, "must be at least 1".into());
             }
         }
-        if self.c % self.groups != 0 || self.m % self.groups != 0 {
+        if !self.c.is_multiple_of(self.groups) || !self.m.is_multiple_of(self.groups) {
             return err(
                 "groups",
                 format!(
