@@ -1,1 +1,67 @@
-pub fn x() {}
+//! rowsim's row-stationary (RS) mapper: every legal mapping of a CONV layer onto a machine,
+//! the accesses each makes at every level of the memory hierarchy (in closed form, and by
+//! walking its loop nest), their energy, and the cheapest.
+//!
+//! # Symbols
+//! Layer (per group; a grouped layer runs its groups one after another): N batch, C channels,
+//! M filters, H x W input (unpadded), R x S filter, U stride, E x F output. Mapping:
+//! - `e` output rows per PE set (a set is R x e PEs: filter rows down, output rows across);
+//! - `p` filters and `q` channels interleaved in each PE;
+//! - `r` sets on different channels (stacked, their psums added in the array) and `t` sets on
+//!   different filters (sharing the ifmap);
+//! - `n` ifmaps (batch) and `m` filters whose psums the GLB holds.
+//!
+//! # Placement
+//! A set wider than the array (`e > cols`) is split into `ceil(e / cols)` segments of at most
+//! `cols` columns. The `r` sets of one filter group are stacked into a chain of `R*r` rows, in
+//! which psums flow up, PE to PE, over the local links. The array is tiled with blocks of
+//! `R*r` rows by `min(e, cols)` columns; `t * segments` blocks must fit:
+//! `floor(rows / (R*r)) * floor(cols / min(e, cols)) >= t * ceil(e / cols)`.
+//! PEs used: `R * r * t * e`.
+//!
+//! # The loop nest (outer to inner), per group
+//! ```text
+//! for nb in 0..N/n                     images
+//!   for mb in 0..M/m                   filter groups whose psums the GLB holds
+//!     for eb in 0..ceil(E/e)           strips of e output rows (the last may be narrower)
+//!       for cb in 0..C/(q*r)           channel blocks: the strip's ifmap band comes to the GLB
+//!         for fb in 0..m/(p*t)         processing passes
+//! ```
+//! In a pass, PE `(i, j)` of set `(rr, tt)` holds filter row `i` of `p` filters and `q` channels
+//! and, for each of the `n` images, convolves it with ifmap row `(eb*e + j)*U + i` (padded
+//! coordinates), `q` channels of `W + 2*pad` columns, into `F x p` psums; psums enter a chain's
+//! bottom PE from the GLB (psum GIN) when `cb > 0` and leave its top PE for the GLB (GON).
+//! After the last channel block, a strip's finished psums go from the GLB through ReLU and the
+//! RLC coder to DRAM. Divisibility is required of `n | N`, `m | M`, `p*t | m`, `q*r | C`
+//! (`p = q = r = t = n = 1, m = M` always qualifies), not of `e`.
+//!
+//! # What counts as an access (16-bit words; energy per access from the config's table)
+//! - **DRAM**: words crossing the bus. Filters raw, once per pass (`p*t*q*r*R*S`). Ifmaps once
+//!   per `(nb, mb, eb, cb)`: each row of the strip's band (`(e-1)*U + R` padded rows, less
+//!   padding) of each image and channel, as one RLC stream (raw for a first layer); a coded
+//!   64-bit word counts as 4 words. Ofmaps: each output row of each image and filter, one RLC
+//!   stream, written once.
+//! - **GLB**: filters written and read once per pass; ifmaps written once per `(nb, mb, eb, cb)`
+//!   and read once per pass (padding is not stored; it is made on the way to the array);
+//!   psums written once per pass by each chain top, read once per pass by each chain bottom
+//!   when `cb > 0`, and read once more after the last channel block on the way to DRAM.
+//! - **NoC**: words delivered into PE FIFOs or taken out of them: each PE receives `p*q*S`
+//!   weights and `n*q*(W+2*pad)` ifmaps a pass; each PE sends its `n*F*p` psums (up the local
+//!   link, or to the GLB); each chain bottom receives `n*F*p` psums from the GLB when `cb > 0`.
+//! - **spad**: the PE's own accesses ([`rowsim_pe`]'s counters): filter writes `p*q*S` a pass,
+//!   reads per MAC not gated; ifmap writes per word delivered, reads `n*F*q*S` a pass; psum a
+//!   read and a write per MAC not gated, and a read per psum drained.
+//! - **MAC**: MACs not gated. Gating skips every MAC whose ifmap value is zero, including the
+//!   padding: a property of the data, the same for every mapping.
+
+pub mod counts;
+pub mod data;
+pub mod mapping;
+pub mod search;
+pub mod walk;
+
+pub use counts::{predict, Counts, Energy, PerType};
+pub use data::{DataModel, DataTotals, ExactData, ExpectedData};
+pub use mapping::{check_layer, MapError, Mapping, Placement, Problem};
+pub use search::{best, enumerate, evaluate, Ranked};
+pub use walk::walk;

@@ -1,0 +1,218 @@
+//! Access counts of a mapping in closed form, and their energy.
+
+use rowsim_config::HwConfig;
+use serde::Serialize;
+
+use crate::data::DataTotals;
+use crate::mapping::{Mapping, Problem};
+
+/// Words per data type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PerType {
+    pub filter: u64,
+    pub ifmap: u64,
+    pub psum: u64,
+}
+
+impl PerType {
+    pub fn total(&self) -> u64 {
+        self.filter + self.ifmap + self.psum
+    }
+
+    pub fn plus(&self, o: &PerType) -> PerType {
+        PerType {
+            filter: self.filter + o.filter,
+            ifmap: self.ifmap + o.ifmap,
+            psum: self.psum + o.psum,
+        }
+    }
+}
+
+/// Everything a mapping moves and computes, in 16-bit words (see the crate docs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub mapping: Mapping,
+    pub pes_used: u32,
+    pub passes: u64,
+    /// MAC slots (gated or not).
+    pub macs: u64,
+    pub macs_gated: u64,
+    pub dram_reads: PerType,
+    pub dram_writes: PerType,
+    pub glb_reads: PerType,
+    pub glb_writes: PerType,
+    /// Words into or out of PE FIFOs.
+    pub noc: PerType,
+    pub spad_reads: PerType,
+    pub spad_writes: PerType,
+}
+
+impl Counts {
+    pub fn dram(&self) -> PerType {
+        self.dram_reads.plus(&self.dram_writes)
+    }
+    pub fn glb(&self) -> PerType {
+        self.glb_reads.plus(&self.glb_writes)
+    }
+    pub fn spad(&self) -> PerType {
+        self.spad_reads.plus(&self.spad_writes)
+    }
+    /// Bytes read and written on the DRAM bus.
+    pub fn dram_bytes(&self) -> (u64, u64) {
+        (2 * self.dram_reads.total(), 2 * self.dram_writes.total())
+    }
+
+    /// Energy under the config's table (normalized per-word costs).
+    pub fn energy(&self, hw: &HwConfig) -> Energy {
+        let t = &hw.energy;
+        let (dram, glb, noc, spad) = (self.dram(), self.glb(), self.noc, self.spad());
+        let of = |k: fn(&PerType) -> u64| {
+            t.dram * k(&dram) as f64
+                + t.glb * k(&glb) as f64
+                + t.noc * k(&noc) as f64
+                + t.spad * k(&spad) as f64
+        };
+        let by_level = EnergyByLevel {
+            dram: t.dram * dram.total() as f64,
+            glb: t.glb * glb.total() as f64,
+            noc: t.noc * noc.total() as f64,
+            spad: t.spad * spad.total() as f64,
+            mac: t.mac * (self.macs - self.macs_gated) as f64,
+        };
+        Energy {
+            unit: t.unit.clone(),
+            total: by_level.dram + by_level.glb + by_level.noc + by_level.spad + by_level.mac,
+            by_level,
+            by_type: EnergyByType {
+                filter: of(|p| p.filter),
+                ifmap: of(|p| p.ifmap),
+                psum: of(|p| p.psum),
+            },
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnergyByLevel {
+    pub dram: f64,
+    pub glb: f64,
+    pub noc: f64,
+    pub spad: f64,
+    pub mac: f64,
+}
+
+/// Data movement energy per data type (the MAC's own energy is a level, not a type).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnergyByType {
+    pub filter: f64,
+    pub ifmap: f64,
+    pub psum: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Energy {
+    pub unit: String,
+    pub total: f64,
+    pub by_level: EnergyByLevel,
+    pub by_type: EnergyByType,
+}
+
+/// The closed-form counts of `mapping` (assumed legal: see [`Mapping::check`]).
+pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals) -> Counts {
+    let Mapping {
+        m,
+        n,
+        e,
+        p,
+        q,
+        r,
+        t,
+    } = *mapping;
+    let w = |x: u32| x as u64;
+    let (g, nbc, mbc, ebc, cbc, fbc) = (
+        w(pb.groups),
+        w(pb.n / n),
+        w(pb.m / m),
+        w(pb.e.div_ceil(e)),
+        w(pb.c / (q * r)),
+        w(m / (p * t)),
+    );
+    let passes = g * nbc * mbc * ebc * cbc * fbc;
+    // Passes that share one strip index; summing a strip's width over strips gives E.
+    let per_strip = g * nbc * mbc * cbc * fbc;
+    let big_e = w(pb.e);
+    let slots = pb.macs();
+    let gated = data.gated;
+    let pes_rows = w(pb.r * r * t); // PEs per output row of a strip
+
+    // Filters.
+    let fw = w(p * t * q * r * pb.r * pb.s);
+    let filter_noc = per_strip * pes_rows * big_e * w(p * q * pb.s);
+
+    // Ifmaps: each strip's band, per image and channel.
+    let band_values: u64 = (0..pb.e.div_ceil(e))
+        .map(|eb| {
+            let (lo, hi) = pb.band(e, eb);
+            w(hi - lo) * w(pb.w)
+        })
+        .sum();
+    let ifmap_dram: u64 = (0..pb.e.div_ceil(e))
+        .map(|eb| {
+            let (lo, hi) = pb.band(e, eb);
+            data.ifmap_row[lo as usize..hi as usize].iter().sum::<u64>()
+        })
+        .sum();
+    let ifmap_glb_w = g * mbc * w(pb.n) * w(pb.c) * band_values;
+    let ifmap_noc = per_strip * pes_rows * big_e * w(n * q * pb.wp());
+    let ifmap_spad_r = per_strip * pes_rows * big_e * w(n * pb.f * q * pb.s);
+
+    // Psums.
+    let drains = per_strip * pes_rows * big_e * w(n * pb.f * p);
+    let chain_out = w(t) * big_e * w(n * pb.f * p); // per (g, nb, mb, cb, fb), summed over strips
+    let continuing = g * nbc * mbc * (cbc - 1) * fbc; // passes with cb > 0, per strip
+    let finishing = g * nbc * mbc * fbc; // passes with the last cb, per strip
+    let ofmap_dram = data.ofmap;
+
+    Counts {
+        mapping: *mapping,
+        pes_used,
+        passes,
+        macs: slots,
+        macs_gated: gated,
+        dram_reads: PerType {
+            filter: passes * fw,
+            ifmap: mbc * ifmap_dram,
+            psum: 0,
+        },
+        dram_writes: PerType {
+            filter: 0,
+            ifmap: 0,
+            psum: ofmap_dram,
+        },
+        glb_reads: PerType {
+            filter: passes * fw,
+            ifmap: ifmap_glb_w * fbc,
+            psum: (continuing + finishing) * chain_out,
+        },
+        glb_writes: PerType {
+            filter: passes * fw,
+            ifmap: ifmap_glb_w,
+            psum: per_strip * chain_out,
+        },
+        noc: PerType {
+            filter: filter_noc,
+            ifmap: ifmap_noc,
+            psum: drains + continuing * chain_out,
+        },
+        spad_reads: PerType {
+            filter: slots - gated,
+            ifmap: ifmap_spad_r,
+            psum: slots - gated + drains,
+        },
+        spad_writes: PerType {
+            filter: filter_noc,
+            ifmap: ifmap_noc,
+            psum: slots - gated,
+        },
+    }
+}

@@ -1,0 +1,170 @@
+//! What the counts need to know of the data: the coded size of each feature-map row on the DRAM
+//! bus, and how many MACs zero gating skips. Exact from tensors, or expected from a zero
+//! fraction when ranking mappings before any data exists.
+
+use rowsim_datapath::rlc::{encoded_len, RlcFormat};
+use rowsim_workload::{ConvLayer, Tensor};
+
+use crate::mapping::Problem;
+
+/// The data-dependent terms of the access counts.
+pub trait DataModel {
+    /// DRAM words (16-bit units) of the ifmap row stream of image `n`, channel `c` (counted
+    /// across groups), input row `y`.
+    fn ifmap_row_words(&self, n: u32, c: u32, y: u32) -> u64;
+    /// DRAM words of the ofmap row stream of image `n`, filter `m` (across groups), row `e`.
+    fn ofmap_row_words(&self, n: u32, m: u32, e: u32) -> u64;
+    /// MACs zero gating skips in the whole layer (ifmap zeros, padding included).
+    fn gated_macs(&self) -> u64;
+}
+
+/// Words of the bus per coded word.
+fn words_per_coded(fmt: &RlcFormat) -> u64 {
+    (fmt.word_bits as u64).div_ceil(16)
+}
+
+/// Uses of each padded input row (or column): how many (output, tap) pairs read it.
+pub(crate) fn uses(out: u32, taps: u32, stride: u32, padded: u32) -> Vec<u64> {
+    let mut v = vec![0u64; padded as usize];
+    for o in 0..out {
+        for k in 0..taps {
+            v[(o * stride + k) as usize] += 1;
+        }
+    }
+    v
+}
+
+/// Exact terms from the tensors of a run.
+pub struct ExactData<'a> {
+    pub layer: &'a ConvLayer,
+    /// `[N][C][H][W]`, unpadded.
+    pub ifmap: &'a Tensor,
+    /// `[N][M][E][F]`, as written to DRAM (after ReLU).
+    pub ofmap: &'a Tensor,
+    pub rlc: RlcFormat,
+    /// Whether ifmaps cross the bus coded (every layer but a network's first, on Eyeriss).
+    pub ifmap_coded: bool,
+}
+
+impl DataModel for ExactData<'_> {
+    fn ifmap_row_words(&self, n: u32, c: u32, y: u32) -> u64 {
+        let row = self.ifmap.row(n as usize, c as usize, y as usize);
+        if self.ifmap_coded {
+            encoded_len(&self.rlc, row) as u64 * words_per_coded(&self.rlc)
+        } else {
+            row.len() as u64
+        }
+    }
+
+    fn ofmap_row_words(&self, n: u32, m: u32, e: u32) -> u64 {
+        let row = self.ofmap.row(n as usize, m as usize, e as usize);
+        encoded_len(&self.rlc, row) as u64 * words_per_coded(&self.rlc)
+    }
+
+    fn gated_macs(&self) -> u64 {
+        let pb = Problem::of(self.layer);
+        let v = uses(pb.e, pb.r, pb.u, pb.h + 2 * pb.pad);
+        let h = uses(pb.f, pb.s, pb.uh, pb.wp());
+        let all: u64 = v.iter().sum::<u64>() * h.iter().sum::<u64>();
+        let mut gated = 0u64;
+        for n in 0..pb.n as usize {
+            for c in 0..self.layer.c as usize {
+                let mut nonzero = 0u64;
+                for y in 0..pb.h as usize {
+                    let row = self.ifmap.row(n, c, y);
+                    let vy = v[y + pb.pad as usize];
+                    for (x, &val) in row.iter().enumerate() {
+                        if val != 0 {
+                            nonzero += vy * h[x + pb.pad as usize];
+                        }
+                    }
+                }
+                gated += (all - nonzero) * pb.m as u64;
+            }
+        }
+        gated
+    }
+}
+
+/// Expected terms from zero fractions, for ranking mappings: a value is zero with probability
+/// `ifmap_zero_fraction` (`ofmap_zero_fraction` for outputs), independently.
+pub struct ExpectedData<'a> {
+    pub layer: &'a ConvLayer,
+    pub rlc: RlcFormat,
+    pub ifmap_coded: bool,
+    pub ifmap_zero_fraction: f64,
+    pub ofmap_zero_fraction: f64,
+}
+
+impl ExpectedData<'_> {
+    /// Expected coded words of a row of `len` values with zero fraction `z`: a pair per
+    /// nonzero, one more per `max_run + 1` zeros of a run, one for a trailing run.
+    fn coded(&self, len: u32, z: f64) -> u64 {
+        let span = (self.rlc.max_run() + 1) as f64;
+        let pairs = (1.0 - z) * len as f64 + z * len as f64 / span + z;
+        let words = (pairs / self.rlc.pairs_per_word as f64).ceil().max(1.0) as u64;
+        words * words_per_coded(&self.rlc)
+    }
+}
+
+impl DataModel for ExpectedData<'_> {
+    fn ifmap_row_words(&self, _n: u32, _c: u32, _y: u32) -> u64 {
+        if self.ifmap_coded {
+            self.coded(self.layer.w, self.ifmap_zero_fraction)
+        } else {
+            self.layer.w as u64
+        }
+    }
+
+    fn ofmap_row_words(&self, _n: u32, _m: u32, _e: u32) -> u64 {
+        self.coded(self.layer.f(), self.ofmap_zero_fraction)
+    }
+
+    fn gated_macs(&self) -> u64 {
+        let pb = Problem::of(self.layer);
+        let v = uses(pb.e, pb.r, pb.u, pb.h + 2 * pb.pad);
+        let h = uses(pb.f, pb.s, pb.uh, pb.wp());
+        let all: u64 = v.iter().sum::<u64>() * h.iter().sum::<u64>();
+        let real_v: u64 = v[pb.pad as usize..(pb.pad + pb.h) as usize].iter().sum();
+        let real_h: u64 = h[pb.pad as usize..(pb.pad + pb.w) as usize].iter().sum();
+        let real = real_v * real_h;
+        let per_plane = (all - real) as f64 + self.ifmap_zero_fraction * real as f64;
+        (per_plane * (pb.groups * pb.n * pb.c * pb.m) as f64).round() as u64
+    }
+}
+
+/// The data terms summed once per layer, so pricing a mapping costs O(rows), not O(tensor).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataTotals {
+    /// DRAM words of input row `y`, over all images and channels.
+    pub ifmap_row: Vec<u64>,
+    /// DRAM words of the whole ofmap.
+    pub ofmap: u64,
+    pub gated: u64,
+}
+
+impl DataTotals {
+    pub fn of(pb: &Problem, data: &dyn DataModel) -> Self {
+        let mut ifmap_row = vec![0u64; pb.h as usize];
+        for (y, total) in ifmap_row.iter_mut().enumerate() {
+            for img in 0..pb.n {
+                for c in 0..pb.groups * pb.c {
+                    *total += data.ifmap_row_words(img, c, y as u32);
+                }
+            }
+        }
+        let mut ofmap = 0;
+        for img in 0..pb.n {
+            for m in 0..pb.groups * pb.m {
+                for row in 0..pb.e {
+                    ofmap += data.ofmap_row_words(img, m, row);
+                }
+            }
+        }
+        DataTotals {
+            ifmap_row,
+            ofmap,
+            gated: data.gated_macs(),
+        }
+    }
+}

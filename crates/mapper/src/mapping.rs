@@ -1,0 +1,377 @@
+//! Mappings, their placement on the array, and the rules that make one legal.
+
+use std::fmt;
+
+use rowsim_config::HwConfig;
+use rowsim_workload::ConvLayer;
+use serde::{Deserialize, Serialize};
+
+/// A layer as the mapper sees it: one group's shape, and how many groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub groups: u32,
+    pub n: u32,
+    /// Channels and filters per group.
+    pub c: u32,
+    pub m: u32,
+    pub h: u32,
+    pub w: u32,
+    pub pad: u32,
+    pub r: u32,
+    pub s: u32,
+    pub u: u32,
+    pub uh: u32,
+    pub e: u32,
+    pub f: u32,
+}
+
+impl Problem {
+    pub fn of(layer: &ConvLayer) -> Self {
+        Problem {
+            groups: layer.groups,
+            n: layer.n,
+            c: layer.cg(),
+            m: layer.mg(),
+            h: layer.h,
+            w: layer.w,
+            pad: layer.pad,
+            r: layer.r,
+            s: layer.s,
+            u: layer.stride_v,
+            uh: layer.stride_h,
+            e: layer.e(),
+            f: layer.f(),
+        }
+    }
+
+    /// Padded row width, what each PE receives per row.
+    pub fn wp(&self) -> u32 {
+        self.w + 2 * self.pad
+    }
+
+    /// MAC slots of the whole layer.
+    pub fn macs(&self) -> u64 {
+        [
+            self.groups,
+            self.n,
+            self.m,
+            self.c,
+            self.e,
+            self.f,
+            self.r,
+            self.s,
+        ]
+        .iter()
+        .map(|&x| x as u64)
+        .product()
+    }
+
+    /// Output rows of strip `eb` for strips of `e`.
+    pub fn strip_rows(&self, e: u32, eb: u32) -> u32 {
+        e.min(self.e - eb * e)
+    }
+
+    /// Real (unpadded) input rows `[lo, hi)` of the band strip `eb` needs.
+    pub fn band(&self, e: u32, eb: u32) -> (u32, u32) {
+        let first = eb * e * self.u; // padded
+        let last = first + (self.strip_rows(e, eb) - 1) * self.u + self.r; // exclusive, padded
+        let lo = first.saturating_sub(self.pad).min(self.h);
+        let hi = last.saturating_sub(self.pad).min(self.h);
+        (lo, hi)
+    }
+}
+
+/// A row-stationary mapping (see the crate docs for the letters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Mapping {
+    pub m: u32,
+    pub n: u32,
+    pub e: u32,
+    pub p: u32,
+    pub q: u32,
+    pub r: u32,
+    pub t: u32,
+}
+
+impl fmt::Display for Mapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "m={} n={} e={} p={} q={} r={} t={}",
+            self.m, self.n, self.e, self.p, self.q, self.r, self.t
+        )
+    }
+}
+
+impl std::str::FromStr for Mapping {
+    type Err = String;
+    /// `m=96,n=1,e=7,p=16,q=1,r=1,t=2` (all seven, any order).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut v = [None; 7];
+        let names = ["m", "n", "e", "p", "q", "r", "t"];
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, x) = part
+                .split_once('=')
+                .ok_or_else(|| format!("mapping `{s}`: `{part}` is not NAME=VALUE"))?;
+            let i = names.iter().position(|n| *n == k.trim()).ok_or_else(|| {
+                format!("mapping `{s}`: unknown `{k}`; the letters are m n e p q r t")
+            })?;
+            v[i] = Some(
+                x.trim()
+                    .parse::<u32>()
+                    .map_err(|_| format!("mapping `{s}`: {k}={x} is not a whole number"))?,
+            );
+        }
+        let get = |i: usize| v[i].ok_or_else(|| format!("mapping `{s}`: {} is missing", names[i]));
+        Ok(Mapping {
+            m: get(0)?,
+            n: get(1)?,
+            e: get(2)?,
+            p: get(3)?,
+            q: get(4)?,
+            r: get(5)?,
+            t: get(6)?,
+        })
+    }
+}
+
+/// Where a mapping's sets sit in the array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    /// Segments a set is split into (`ceil(e / cols)`).
+    pub segments: u32,
+    /// Columns of a block (`min(e, cols)`).
+    pub block_cols: u32,
+    /// Rows of a block: a chain of `r` sets (`R * r`).
+    pub block_rows: u32,
+    /// Blocks that fit across and down.
+    pub across: u32,
+    pub down: u32,
+    pub pes_used: u32,
+}
+
+/// Why a layer or a mapping does not fit a machine; every variant names the limit.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    #[error(
+        "layer `{layer}`: {what} is {value}; the machine supports {limit} (hw-config `{field}`)"
+    )]
+    Layer {
+        layer: String,
+        what: &'static str,
+        value: u32,
+        limit: String,
+        field: &'static str,
+    },
+    #[error("mapping {mapping}: {why}")]
+    Mapping { mapping: Mapping, why: String },
+    #[error("layer `{layer}`: no legal row-stationary mapping on {machine}: {why}")]
+    NoMapping {
+        layer: String,
+        machine: String,
+        why: String,
+    },
+    #[error("{why}")]
+    Shape { layer: String, why: String },
+}
+
+/// Whether the machine supports a layer's shape natively (SPEC.md's limits), by name.
+pub fn check_layer(layer: &ConvLayer, hw: &HwConfig) -> Result<(), MapError> {
+    layer.validate().map_err(|e| MapError::Shape {
+        layer: layer.name.clone(),
+        why: e.to_string(),
+    })?;
+    let l = &hw.limits;
+    let over = |what, value: u32, max: u32, field| {
+        (value > max).then(|| MapError::Layer {
+            layer: layer.name.clone(),
+            what,
+            value,
+            limit: format!("at most {max}"),
+            field,
+        })
+    };
+    let checks = [
+        over(
+            "filter height R",
+            layer.r,
+            l.max_filter_height,
+            "limits.max_filter_height",
+        ),
+        over("filter height R", layer.r, hw.array.rows, "array.rows"),
+        over(
+            "filter width S",
+            layer.s,
+            l.max_filter_width,
+            "limits.max_filter_width",
+        ),
+        over("filters M", layer.m, l.max_filters, "limits.max_filters"),
+        over("channels C", layer.c, l.max_channels, "limits.max_channels"),
+        over(
+            "horizontal stride",
+            layer.stride_h,
+            l.max_horizontal_stride,
+            "limits.max_horizontal_stride",
+        ),
+    ];
+    if let Some(e) = checks.into_iter().flatten().next() {
+        return Err(e);
+    }
+    if !l.vertical_strides.contains(&layer.stride_v) {
+        return Err(MapError::Layer {
+            layer: layer.name.clone(),
+            what: "vertical stride",
+            value: layer.stride_v,
+            limit: format!("one of {:?}", l.vertical_strides),
+            field: "limits.vertical_strides",
+        });
+    }
+    Ok(())
+}
+
+/// 16-bit words in one GLB bank.
+pub fn bank_words(hw: &HwConfig) -> u64 {
+    hw.glb.bank_entries as u64 * (hw.glb.bank_width_bits / hw.datapath.word_bits) as u64
+}
+
+impl Mapping {
+    /// Where the sets go, if they fit the array.
+    pub fn placement(&self, pb: &Problem, hw: &HwConfig) -> Option<Placement> {
+        let (rows, cols) = (hw.array.rows, hw.array.cols);
+        let segments = self.e.div_ceil(cols);
+        let block_cols = self.e.min(cols);
+        let block_rows = pb.r * self.r;
+        if block_rows > rows || block_cols == 0 {
+            return None;
+        }
+        let (across, down) = (cols / block_cols, rows / block_rows);
+        if (across * down) < self.t * segments {
+            return None;
+        }
+        Some(Placement {
+            segments,
+            block_cols,
+            block_rows,
+            across,
+            down,
+            pes_used: pb.r * self.r * self.t * self.e,
+        })
+    }
+
+    /// GLB shared banks (ifmap, psum) this mapping needs.
+    pub fn glb_banks(&self, pb: &Problem, hw: &HwConfig) -> (u64, u64) {
+        let bw = bank_words(hw);
+        let band_rows = (0..pb.e.div_ceil(self.e))
+            .map(|eb| {
+                let (lo, hi) = pb.band(self.e, eb);
+                hi - lo
+            })
+            .max()
+            .unwrap_or(0) as u64;
+        let ifmap = self.n as u64 * (self.q * self.r) as u64 * band_rows * pb.w as u64;
+        let psum = self.n as u64 * self.m as u64 * self.e.min(pb.e) as u64 * pb.f as u64;
+        (ifmap.div_ceil(bw), psum.div_ceil(bw))
+    }
+
+    /// Checks every rule; the error says which one broke and the numbers.
+    pub fn check(&self, pb: &Problem, hw: &HwConfig) -> Result<Placement, MapError> {
+        let fail = |why: String| {
+            Err(MapError::Mapping {
+                mapping: *self,
+                why,
+            })
+        };
+        let Mapping {
+            m,
+            n,
+            e,
+            p,
+            q,
+            r,
+            t,
+        } = *self;
+        if [m, n, e, p, q, r, t].contains(&0) {
+            return fail("every letter must be at least 1".into());
+        }
+        if !pb.n.is_multiple_of(n) {
+            return fail(format!("n={n} must divide the batch N={}", pb.n));
+        }
+        if !pb.m.is_multiple_of(m) {
+            return fail(format!(
+                "m={m} must divide the filters per group M={}",
+                pb.m
+            ));
+        }
+        if m % (p * t) != 0 {
+            return fail(format!("p*t={} must divide m={m}", p * t));
+        }
+        if !pb.c.is_multiple_of(q * r) {
+            return fail(format!(
+                "q*r={} must divide the channels per group C={}",
+                q * r,
+                pb.c
+            ));
+        }
+        if e > pb.e {
+            return fail(format!("e={e} is more than the output rows E={}", pb.e));
+        }
+        let sp = &hw.spad;
+        if p * q * pb.s > sp.filter.entries {
+            return fail(format!(
+                "p*q*S={} weights do not fit the filter spad ({} entries)",
+                p * q * pb.s,
+                sp.filter.entries
+            ));
+        }
+        if q * pb.s > sp.ifmap.entries {
+            return fail(format!(
+                "q*S={} ifmap values do not fit the ifmap spad ({} entries)",
+                q * pb.s,
+                sp.ifmap.entries
+            ));
+        }
+        if p > sp.psum.entries {
+            return fail(format!(
+                "p={p} psums do not fit the psum spad ({} entries)",
+                sp.psum.entries
+            ));
+        }
+        let Some(placement) = self.placement(pb, hw) else {
+            return fail(format!(
+                "{t} filter group(s) x {} segment(s) of {} x {} PEs do not fit the {} x {} array",
+                e.div_ceil(hw.array.cols),
+                pb.r * r,
+                e.min(hw.array.cols),
+                hw.array.rows,
+                hw.array.cols
+            ));
+        };
+        let bw = bank_words(hw);
+        let filter_words = (p * t * q * r * pb.r * pb.s) as u64;
+        let filter_cap = hw.glb.filter_banks as u64 * bw;
+        if filter_words > filter_cap {
+            return fail(format!(
+                "a pass's {filter_words} weights do not fit the GLB's {} filter banks ({filter_cap} words)",
+                hw.glb.filter_banks
+            ));
+        }
+        let (ib, pbk) = self.glb_banks(pb, hw);
+        if ib + pbk > hw.glb.shared_banks as u64 {
+            return fail(format!(
+                "the ifmap band needs {ib} and the psums {pbk} GLB banks; the GLB has {} shared banks",
+                hw.glb.shared_banks
+            ));
+        }
+        Ok(placement)
+    }
+
+    /// Processing passes of the whole layer.
+    pub fn passes(&self, pb: &Problem) -> u64 {
+        pb.groups as u64
+            * (pb.n / self.n) as u64
+            * (pb.m / self.m) as u64
+            * pb.e.div_ceil(self.e) as u64
+            * (pb.c / (self.q * self.r)) as u64
+            * (self.m / (self.p * self.t)) as u64
+    }
+}

@@ -1,0 +1,115 @@
+//! Every legal mapping of a layer, priced and ranked.
+
+use rowsim_config::HwConfig;
+use rowsim_workload::ConvLayer;
+use serde::Serialize;
+
+use crate::counts::{predict, Counts, Energy};
+use crate::data::{DataModel, DataTotals};
+use crate::mapping::{check_layer, MapError, Mapping, Problem};
+
+/// A legal mapping with its counts and energy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ranked {
+    pub mapping: Mapping,
+    pub counts: Counts,
+    pub energy: Energy,
+}
+
+fn divisors(x: u32) -> Vec<u32> {
+    (1..=x).filter(|d| x.is_multiple_of(*d)).collect()
+}
+
+/// Every legal mapping, cheapest first. Ties (equal energy) go to fewer passes, then more PEs
+/// used, then the smaller (m, n, e, p, q, r, t): the ranking is the same on every run.
+pub fn enumerate(
+    layer: &ConvLayer,
+    hw: &HwConfig,
+    data: &dyn DataModel,
+) -> Result<Vec<Ranked>, MapError> {
+    check_layer(layer, hw)?;
+    let pb = Problem::of(layer);
+    let totals = DataTotals::of(&pb, data);
+    let sp = &hw.spad;
+    let mut out = Vec::new();
+    let mut last_reason = String::from("no candidate was tried");
+    let max_chain = hw.array.rows / pb.r;
+    let max_e = pb.e.min(hw.array.cols * (hw.array.rows / pb.r).max(1));
+    for n in divisors(pb.n) {
+        for m in divisors(pb.m) {
+            for q in 1..=(sp.ifmap.entries / pb.s) {
+                for r in (1..=max_chain).filter(|r| pb.c.is_multiple_of(q * r)) {
+                    let pmax = (sp.filter.entries / (q * pb.s)).min(sp.psum.entries);
+                    for p in (1..=pmax).filter(|p| m % p == 0) {
+                        for t in (1..=m / p).filter(|t| m % (p * t) == 0) {
+                            for e in 1..=max_e {
+                                let mapping = Mapping {
+                                    m,
+                                    n,
+                                    e,
+                                    p,
+                                    q,
+                                    r,
+                                    t,
+                                };
+                                match mapping.check(&pb, hw) {
+                                    Ok(place) => {
+                                        let counts =
+                                            predict(&pb, &mapping, place.pes_used, &totals);
+                                        let energy = counts.energy(hw);
+                                        out.push(Ranked {
+                                            mapping,
+                                            counts,
+                                            energy,
+                                        });
+                                    }
+                                    Err(e) => last_reason = e.to_string(),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(MapError::NoMapping {
+            layer: layer.name.clone(),
+            machine: hw.machine.name.clone(),
+            why: last_reason,
+        });
+    }
+    out.sort_by(|a, b| {
+        a.energy
+            .total
+            .total_cmp(&b.energy.total)
+            .then(a.counts.passes.cmp(&b.counts.passes))
+            .then(b.counts.pes_used.cmp(&a.counts.pes_used))
+            .then(a.mapping.cmp(&b.mapping))
+    });
+    Ok(out)
+}
+
+/// The cheapest legal mapping.
+pub fn best(layer: &ConvLayer, hw: &HwConfig, data: &dyn DataModel) -> Result<Ranked, MapError> {
+    Ok(enumerate(layer, hw, data)?.remove(0))
+}
+
+/// A pinned mapping, checked and priced.
+pub fn evaluate(
+    layer: &ConvLayer,
+    hw: &HwConfig,
+    mapping: Mapping,
+    data: &dyn DataModel,
+) -> Result<Ranked, MapError> {
+    check_layer(layer, hw)?;
+    let pb = Problem::of(layer);
+    let place = mapping.check(&pb, hw)?;
+    let counts = predict(&pb, &mapping, place.pes_used, &DataTotals::of(&pb, data));
+    let energy = counts.energy(hw);
+    Ok(Ranked {
+        mapping,
+        counts,
+        energy,
+    })
+}

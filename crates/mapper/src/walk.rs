@@ -1,0 +1,153 @@
+//! The second derivation of a mapping's counts: walk its loop nest pass by pass, PE by PE (and,
+//! given the ifmap, MAC slot by MAC slot), adding up what each moves. Slow; for checking
+//! [`crate::predict`] on small layers.
+
+use rowsim_workload::Tensor;
+
+use crate::counts::{Counts, PerType};
+use crate::data::DataModel;
+use crate::mapping::{Mapping, Problem};
+
+/// Counts by walking the loop nest. With `ifmap`, gated MACs are found slot by slot; without,
+/// they come from `data`.
+pub fn walk(
+    pb: &Problem,
+    mapping: &Mapping,
+    pes_used: u32,
+    data: &dyn DataModel,
+    ifmap: Option<&Tensor>,
+) -> Counts {
+    let Mapping {
+        m,
+        n,
+        e,
+        p,
+        q,
+        r,
+        t,
+    } = *mapping;
+    let mut c = Counts {
+        mapping: *mapping,
+        pes_used,
+        passes: 0,
+        macs: 0,
+        macs_gated: 0,
+        dram_reads: PerType::default(),
+        dram_writes: PerType::default(),
+        glb_reads: PerType::default(),
+        glb_writes: PerType::default(),
+        noc: PerType::default(),
+        spad_reads: PerType::default(),
+        spad_writes: PerType::default(),
+    };
+    let (s_, f_, wp) = (pb.s as u64, pb.f as u64, pb.wp() as u64);
+    let cb_count = pb.c / (q * r);
+    for g in 0..pb.groups {
+        for nb in 0..pb.n / n {
+            for mb in 0..pb.m / m {
+                for eb in 0..pb.e.div_ceil(e) {
+                    let e_cur = pb.strip_rows(e, eb);
+                    let (lo, hi) = pb.band(e, eb);
+                    for cb in 0..cb_count {
+                        // The strip's band of these images and channels comes to the GLB.
+                        let mut band_values = 0u64;
+                        for img in nb * n..(nb + 1) * n {
+                            for ch in cb * q * r..(cb + 1) * q * r {
+                                for y in lo..hi {
+                                    c.dram_reads.ifmap +=
+                                        data.ifmap_row_words(img, g * pb.c + ch, y);
+                                    band_values += pb.w as u64;
+                                }
+                            }
+                        }
+                        c.glb_writes.ifmap += band_values;
+                        for _fb in 0..m / (p * t) {
+                            c.passes += 1;
+                            let fw = (p * t * q * r * pb.r * pb.s) as u64;
+                            c.dram_reads.filter += fw;
+                            c.glb_writes.filter += fw;
+                            c.glb_reads.filter += fw;
+                            c.glb_reads.ifmap += band_values;
+                            for _tt in 0..t {
+                                for rr in 0..r {
+                                    for i in 0..pb.r {
+                                        for j in 0..e_cur {
+                                            // PE (i, j) of set (rr, tt).
+                                            c.noc.filter += (p * q) as u64 * s_;
+                                            c.spad_writes.filter += (p * q) as u64 * s_;
+                                            c.noc.ifmap += (n * q) as u64 * wp;
+                                            c.spad_writes.ifmap += (n * q) as u64 * wp;
+                                            c.spad_reads.ifmap += (n * q) as u64 * f_ * s_;
+                                            let psums = n as u64 * f_ * p as u64;
+                                            c.spad_reads.psum += psums; // drains
+                                            c.noc.psum += psums; // sent up or out
+                                            let bottom = rr == 0 && i == pb.r - 1;
+                                            let top = rr == r - 1 && i == 0;
+                                            if bottom && cb > 0 {
+                                                c.noc.psum += psums;
+                                                c.glb_reads.psum += psums;
+                                            }
+                                            if top {
+                                                c.glb_writes.psum += psums;
+                                                if cb == cb_count - 1 {
+                                                    c.glb_reads.psum += psums;
+                                                }
+                                            }
+                                            // MAC slots of this PE.
+                                            let slots = n as u64 * f_ * (p * q) as u64 * s_;
+                                            c.macs += slots;
+                                            if let Some(x) = ifmap {
+                                                let y_p = (eb * e + j) * pb.u + i; // padded row
+                                                for img in nb * n..(nb + 1) * n {
+                                                    for ch in 0..q {
+                                                        let gch =
+                                                            g * pb.c + cb * q * r + rr * q + ch;
+                                                        for xo in 0..pb.f {
+                                                            for si in 0..pb.s {
+                                                                let x_p = xo * pb.uh + si;
+                                                                let real = y_p >= pb.pad
+                                                                    && y_p - pb.pad < pb.h
+                                                                    && x_p >= pb.pad
+                                                                    && x_p - pb.pad < pb.w;
+                                                                let zero = !real
+                                                                    || x.get([
+                                                                        img as usize,
+                                                                        gch as usize,
+                                                                        (y_p - pb.pad) as usize,
+                                                                        (x_p - pb.pad) as usize,
+                                                                    ]) == 0;
+                                                                if zero {
+                                                                    c.macs_gated += p as u64;
+                                                                }
+                                                            }
+                                                        }
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    // The strip's finished ofmap rows go to DRAM.
+                    for img in nb * n..(nb + 1) * n {
+                        for mf in mb * m..(mb + 1) * m {
+                            for row in eb * e..eb * e + e_cur {
+                                c.dram_writes.psum += data.ofmap_row_words(img, g * pb.m + mf, row);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if ifmap.is_none() {
+        c.macs_gated = data.gated_macs();
+    }
+    let active = c.macs - c.macs_gated;
+    c.spad_reads.filter = active;
+    c.spad_reads.psum += active;
+    c.spad_writes.psum = active;
+    c
+}

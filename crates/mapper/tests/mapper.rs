@@ -1,0 +1,240 @@
+//! The mapper against the paper's AlexNet mappings, its closed form against a walk of the loop
+//! nest, and its errors against the machine's limits.
+
+use proptest::prelude::*;
+use rowsim_config::HwConfig;
+use rowsim_datapath::rlc::RlcFormat;
+use rowsim_mapper::*;
+use rowsim_workload::{
+    alexnet, reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats,
+};
+
+fn hw(name: &str) -> HwConfig {
+    rowsim_config::load(format!(
+        "{}/../../hw-configs/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn expected(l: &ConvLayer) -> ExpectedData<'_> {
+    ExpectedData {
+        layer: l,
+        rlc: RlcFormat::EYERISS,
+        ifmap_coded: !l.first,
+        ifmap_zero_fraction: l.ifmap_zero_fraction,
+        ofmap_zero_fraction: 0.5,
+    }
+}
+
+/// SPEC.md's mapping table.
+const PAPER: [(&str, u32); 5] = [
+    ("m=96,n=1,e=7,p=16,q=1,r=1,t=2", 154),
+    ("m=64,n=1,e=27,p=16,q=2,r=1,t=1", 135),
+    ("m=64,n=4,e=13,p=16,q=4,r=1,t=4", 156),
+    ("m=64,n=4,e=13,p=16,q=3,r=2,t=2", 156),
+    ("m=64,n=4,e=13,p=16,q=3,r=2,t=2", 156),
+];
+
+#[test]
+fn alexnet_mappings_of_the_paper_are_legal_and_the_choice_costs_no_more() {
+    let hw = hw("eyeriss-v1");
+    for (l, (pm, pes)) in alexnet().into_iter().zip(PAPER) {
+        let l = l.with_batch(4);
+        let data = expected(&l);
+        let paper = evaluate(&l, &hw, pm.parse().unwrap(), &data).unwrap();
+        assert_eq!(paper.counts.pes_used, pes, "{}", l.name);
+        let all = enumerate(&l, &hw, &data).unwrap();
+        let best = &all[0];
+        assert!(best.energy.total <= paper.energy.total, "{}", l.name);
+        let rank = all.iter().position(|r| r.mapping == paper.mapping).unwrap();
+        println!(
+            "{}: chose {} ({} PEs, {:.3}/MAC); the paper's {} ({} PEs, {:.3}/MAC) ranks {rank}",
+            l.name,
+            best.mapping,
+            best.counts.pes_used,
+            best.energy.total / l.macs() as f64,
+            paper.mapping,
+            pes,
+            paper.energy.total / l.macs() as f64
+        );
+        if l.name == "alexnet:conv1" {
+            assert_eq!(
+                best.mapping, paper.mapping,
+                "CONV1: the chip's mapping is the cheapest"
+            );
+        }
+    }
+}
+
+#[test]
+fn ranking_is_sorted_and_reproducible() {
+    let hw = hw("eyeriss-v1");
+    let l = rowsim_workload::layer("alexnet:conv3").unwrap();
+    let a = enumerate(&l, &hw, &expected(&l)).unwrap();
+    let b = enumerate(&l, &hw, &expected(&l)).unwrap();
+    assert_eq!(
+        a.iter().map(|r| r.mapping).collect::<Vec<_>>(),
+        b.iter().map(|r| r.mapping).collect::<Vec<_>>()
+    );
+    assert!(a.windows(2).all(|w| w[0].energy.total <= w[1].energy.total));
+    for r in &a[..20] {
+        let e = &r.energy;
+        let levels =
+            e.by_level.dram + e.by_level.glb + e.by_level.noc + e.by_level.spad + e.by_level.mac;
+        assert!((levels - e.total).abs() < 1e-6 * e.total);
+        let types = e.by_type.filter + e.by_type.ifmap + e.by_type.psum + e.by_level.mac;
+        assert!((types - e.total).abs() < 1e-6 * e.total);
+        assert_eq!(r.counts.macs, l.macs());
+    }
+}
+
+fn layer_on(tiny: bool) -> impl Strategy<Value = ConvLayer> {
+    let (rmax, smax) = if tiny { (3u32, 6u32) } else { (5, 7) };
+    (
+        1u32..=3,
+        1u32..=2,
+        1u32..=4,
+        3u32..=10,
+        3u32..=10,
+        1u32..=6,
+        1u32..=rmax,
+        1u32..=smax,
+        1u32..=2,
+        1u32..=3,
+        0u32..=2,
+        any::<bool>(),
+    )
+        .prop_filter_map(
+            "valid",
+            move |(n, g, cpg, h, w, mpg, r, s, u, uh, pad, first)| {
+                let l = ConvLayer {
+                    name: "t".into(),
+                    n,
+                    c: g * cpg,
+                    h,
+                    w,
+                    m: g * mpg,
+                    r,
+                    s,
+                    stride_v: u,
+                    stride_h: uh,
+                    pad,
+                    groups: g,
+                    ifmap_zero_fraction: 0.5,
+                    first,
+                };
+                l.validate().ok().map(|_| l)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(120))]
+
+    #[test]
+    fn closed_form_equals_walking_the_loop_nest(l in layer_on(true), pick in any::<prop::sample::Index>(), seed: u64, tiny: bool) {
+        let hw = hw(if tiny { "tiny" } else { "eyeriss-v1" });
+        let fmt = Formats::DEFAULT;
+        let x = synthetic_ifmap(&l, seed, fmt);
+        let w = synthetic_weights(&l, seed, fmt);
+        let (y, _) = reference_conv(&l, &x, &w, fmt.mac(), true).unwrap();
+        let data = ExactData { layer: &l, ifmap: &x, ofmap: &y, rlc: RlcFormat::EYERISS, ifmap_coded: !l.first };
+        let all = match enumerate(&l, &hw, &data) {
+            Ok(all) => all,
+            Err(e) => { prop_assert!(!e.to_string().is_empty()); return Ok(()); }
+        };
+        let chosen = &all[pick.index(all.len())];
+        let pb = Problem::of(&l);
+        // The walk finds gated MACs slot by slot from the tensor; the closed form from the data.
+        let walked = walk(&pb, &chosen.mapping, chosen.counts.pes_used, &data, Some(&x));
+        prop_assert_eq!(&walked, &chosen.counts);
+        prop_assert_eq!(walked.passes, chosen.mapping.passes(&pb));
+    }
+
+    #[test]
+    fn no_layer_shape_panics(n in 0u32..5, c in 0u32..40, h in 0u32..40, m in 0u32..40, r in 0u32..16, s in 0u32..40, u in 0u32..6, uh in 0u32..14, pad in 0u32..4, g in 0u32..4, tiny: bool) {
+        let hw = hw(if tiny { "tiny" } else { "eyeriss-v1" });
+        let l = ConvLayer { name: "x".into(), n, c, h, w: h, m, r, s, stride_v: u, stride_h: uh, pad, groups: g, ifmap_zero_fraction: 0.3, first: false };
+        match enumerate(&l, &hw, &expected(&l)) {
+            Ok(all) => prop_assert!(!all.is_empty()),
+            Err(e) => prop_assert!(e.to_string().contains(&l.name) || e.to_string().contains("layer")),
+        }
+    }
+}
+
+#[test]
+fn layers_outside_the_machine_name_the_limit() {
+    let hw = hw("eyeriss-v1");
+    let base = rowsim_workload::layer("alexnet:conv3").unwrap();
+    let err = |f: &dyn Fn(&mut ConvLayer)| {
+        let mut l = base.clone();
+        f(&mut l);
+        enumerate(&l, &hw, &expected(&l)).err().unwrap().to_string()
+    };
+    assert_eq!(
+        err(&|l| { l.r = 13; l.h = 20 }),
+        "layer `alexnet:conv3`: filter height R is 13; the machine supports at most 12 (hw-config `limits.max_filter_height`)"
+    );
+    assert!(err(&|l| {
+        l.s = 33;
+        l.w = 40
+    })
+    .contains("filter width S is 33; the machine supports at most 32"));
+    assert!(err(&|l| l.stride_v = 3).contains("vertical stride is 3; the machine supports one of [1, 2, 4] (hw-config `limits.vertical_strides`)"));
+    assert!(err(&|l| l.stride_h = 13)
+        .contains("horizontal stride is 13; the machine supports at most 12"));
+    assert!(err(&|l| l.m = 2048).contains("filters M is 2048; the machine supports at most 1024"));
+    assert!(err(&|l| l.c = 2048).contains("channels C is 2048"));
+    // A layer within the tiny machine's limits that no mapping fits: even one image, one
+    // channel and one output row need a band of R = 3 rows of 400 values, 1200 words, and the
+    // tiny GLB's 4 shared banks hold 256 words each (with a bank for the psums).
+    let tiny = self::hw("tiny");
+    let mut l = base.clone();
+    l.r = 3;
+    l.s = 6;
+    l.h = 400;
+    l.w = 400;
+    l.pad = 0;
+    l.c = 8;
+    l.m = 8;
+    let e = enumerate(&l, &tiny, &expected(&l))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.starts_with("layer `alexnet:conv3`: no legal row-stationary mapping on tiny: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn pinned_mappings_are_parsed_and_checked() {
+    let hw = hw("eyeriss-v1");
+    let l = rowsim_workload::layer("alexnet:conv3").unwrap();
+    let m: Mapping = "t=4,r=1,q=4,p=16,e=13,n=1,m=64".parse().unwrap();
+    assert_eq!(m.to_string(), "m=64 n=1 e=13 p=16 q=4 r=1 t=4");
+    assert!("m=64,n=1"
+        .parse::<Mapping>()
+        .unwrap_err()
+        .contains("e is missing"));
+    assert!("m=64,x=1"
+        .parse::<Mapping>()
+        .unwrap_err()
+        .contains("unknown `x`"));
+    let bad = |s: &str| {
+        evaluate(&l, &hw, s.parse().unwrap(), &expected(&l))
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    assert!(bad("m=64,n=1,e=13,p=4,q=8,r=1,t=4")
+        .contains("q*S=24 ifmap values do not fit the ifmap spad (12 entries)"));
+    assert!(bad("m=64,n=1,e=13,p=16,q=8,r=1,t=4")
+        .contains("p*q*S=384 weights do not fit the filter spad (224 entries)"));
+    assert!(bad("m=64,n=1,e=13,p=16,q=5,r=1,t=4")
+        .contains("q*r=5 must divide the channels per group C=256"));
+    assert!(bad("m=64,n=1,e=13,p=16,q=4,r=1,t=5").contains("p*t=80 must divide m=64"));
+    assert!(bad("m=64,n=1,e=13,p=8,q=4,r=1,t=8").contains("do not fit the 12 x 14 array"));
+    assert!(bad("m=64,n=2,e=13,p=16,q=4,r=1,t=4").contains("n=2 must divide the batch N=1"));
+}
