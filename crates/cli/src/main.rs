@@ -1,6 +1,7 @@
 //! `rowsim`: the command-line front end.
 
 mod drive;
+mod map;
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ enum Command {
     /// Hardware configurations.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// The row-stationary mapping of a layer: PEs, passes, accesses per level and data type,
+    /// and energy.
+    Map(map::MapArgs),
     /// Small simulations that show the kernel at work.
     #[command(subcommand)]
     Demo(DemoCmd),
@@ -99,6 +103,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Config(ConfigCmd::Check { file }) => config_check(&file),
+        Command::Map(args) => map::run(&args),
         Command::Demo(DemoCmd::ClockCrossing {
             words,
             core_hz,

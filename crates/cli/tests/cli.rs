@@ -172,3 +172,136 @@ fn ctrl_c_stops_at_a_cycle_and_leaves_a_complete_vcd() {
         "{err}"
     );
 }
+
+#[test]
+fn map_prints_the_mapping_accesses_and_energy() {
+    let out = rowsim()
+        .args(["map", "--layer", "alexnet:conv1", "--top", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "mapping   m=96 n=1 e=7 p=16 q=1 r=1 t=2",
+        "PEs used  154 of 168",
+        "DRAM bytes:",
+        "the 3 cheapest mappings:",
+        "by type:  filter",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+    let out = rowsim()
+        .args([
+            "map",
+            "--layer",
+            "alexnet:conv3",
+            "--batch",
+            "4",
+            "--json",
+            "--top",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["batch"], 4);
+    assert_eq!(v["macs"], 4 * 149_520_384u64);
+    assert_eq!(v["top"].as_array().unwrap().len(), 2);
+    let c = &v["chosen"]["counts"];
+    for level in ["dram_reads", "glb_reads", "noc", "spad_reads"] {
+        for t in ["filter", "ifmap", "psum"] {
+            assert!(c[level][t].is_u64(), "{level}.{t}");
+        }
+    }
+    let e = &v["chosen"]["energy"];
+    let total = e["total"].as_f64().unwrap();
+    let levels: f64 = ["dram", "glb", "noc", "spad", "mac"]
+        .iter()
+        .map(|k| e["by_level"][k].as_f64().unwrap())
+        .sum();
+    assert!((total - levels).abs() < 1e-6 * total);
+}
+
+#[test]
+fn map_validates_pinned_mappings_from_flags_and_layer_files() {
+    let out = rowsim()
+        .args([
+            "map",
+            "--layer",
+            "alexnet:conv2",
+            "--mapping",
+            "m=64,n=1,e=27,p=16,q=2,r=1,t=1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("(pinned)") && text.contains("PEs used  135 of 168"),
+        "{text}"
+    );
+
+    let file = scratch("layer.toml");
+    std::fs::write(&file, "[layer]\nname = \"mine:conv\"\nc = 64\nh = 28\nw = 28\nm = 64\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\npad = 1\n\n[mapping]\nm = 64\nn = 1\ne = 14\np = 16\nq = 4\nr = 1\nt = 1\n").unwrap();
+    let out = rowsim()
+        .args(["map", "--layer"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("m=64 n=1 e=14 p=16 q=4 r=1 t=1   (pinned)"));
+
+    std::fs::write(&file, "[layer]\nname = \"mine:conv\"\nc = 64\nh = 28\nw = 28\nm = 64\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\n\n[mapping]\nm = 64\nn = 1\ne = 28\np = 16\nq = 5\nr = 1\nt = 1\n").unwrap();
+    let out = rowsim()
+        .args(["map", "--layer"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("q*r=5 must divide the channels per group C=64"),
+        "{err}"
+    );
+
+    std::fs::write(&file, "[layer]\nname = \"x\"\nc = 64\nh = 28\nw = 28\nm = 64\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\nstrid = 2\n").unwrap();
+    let out = rowsim()
+        .args(["map", "--layer"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!("{}:11:1: unknown field `strid`", file.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn map_refuses_layers_outside_the_machine() {
+    let file = scratch("tall.toml");
+    std::fs::write(&file, "[layer]\nname = \"tall\"\nc = 3\nh = 64\nw = 64\nm = 8\nr = 13\ns = 3\nstride_v = 1\nstride_h = 1\n").unwrap();
+    let out = rowsim()
+        .args(["map", "--layer"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("filter height R is 13; the machine supports at most 12 (hw-config `limits.max_filter_height`)"), "{err}");
+}

@@ -56,6 +56,7 @@
 
 pub mod counts;
 pub mod data;
+pub mod layer_file;
 pub mod mapping;
 pub mod search;
 pub mod walk;

@@ -9,12 +9,23 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// One CONV layer.
+fn one() -> u32 {
+    1
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+/// One CONV layer. In a layer file, `n` and `groups` default to 1, `pad` to 0,
+/// `ifmap_zero_fraction` to 0.5 and `first` to false.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConvLayer {
     /// `alexnet:conv1`, `vgg16:conv4_2`, or a user's name.
     pub name: String,
     /// Batch N.
+    #[serde(default = "one")]
     pub n: u32,
     /// Input channels C (all groups).
     pub c: u32,
@@ -30,13 +41,17 @@ pub struct ConvLayer {
     pub stride_v: u32,
     pub stride_h: u32,
     /// Zero padding on every side.
+    #[serde(default)]
     pub pad: u32,
     /// Groups G.
+    #[serde(default = "one")]
     pub groups: u32,
     /// Fraction of zeros in synthetic ifmaps of this layer (measured on AlexNet; 0.5 otherwise).
+    #[serde(default = "half")]
     pub ifmap_zero_fraction: f64,
     /// Whether this is a network's first layer (its input is not run-length coded in DRAM, and
     /// its synthetic input is signed, like a mean-subtracted image).
+    #[serde(default)]
     pub first: bool,
 }
 
