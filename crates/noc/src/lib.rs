@@ -1,0 +1,511 @@
+//! The network on chip of an Eyeriss-style array.
+//!
+//! # Global Input Network ([`Gin`])
+//! One per data type (filters, ifmaps, psums). A Y-bus carries beats from the GLB side to one
+//! X-bus per PE row; each X-bus feeds the PEs of its row. Each X-bus has a row ID and each PE a
+//! column ID, set per layer (what the scan chain loads). Every beat carries a (row, col) tag and
+//! reaches, in the cycle it is sent, every X-bus whose row ID equals the tag's row and, on it,
+//! every PE whose column ID equals the tag's column: one send, any number of destinations
+//! (multicast). Its words land in each destination's input FIFO (a [`Link`](rowsim_kernel::Link)
+//! of latency 1, so the PE sees them at its next edge). A beat is sent only when every
+//! destination has room for all its words; otherwise it waits, and the wait is counted. Buses and
+//! PEs that do not match see nothing (their `valid` stays low: clock-gated).
+//!
+//! A beat is up to `width_bits / 16` words (4 on the 64-bit filter and psum GINs, 1 on the 16-bit
+//! ifmap GIN). Tags wider than their ID fields, IDs wider than theirs, and tags that match no PE
+//! are errors naming the network and the value.
+//!
+//! # Global Output Network ([`Gon`])
+//! The reverse: PEs' psum outputs to the GLB, one beat a cycle (up to `width_bits / 16` words of
+//! one PE), PEs served round robin, each beat tagged with its source PE.
+//!
+//! # Local network
+//! The 64-bit link from each PE to the PE above is a plain [`Link`](rowsim_kernel::Link) from
+//! the lower PE's psum output to the upper PE's psum input; the chip builds it.
+
+use std::fmt;
+
+use rowsim_kernel::{
+    Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
+    TraceFrame,
+};
+
+/// Most words a beat can carry (a 64-bit bus of 16-bit words).
+pub const MAX_BEAT_WORDS: usize = 4;
+
+/// A tagged beat on a GIN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Beat {
+    pub row: u16,
+    pub col: u16,
+    pub len: u8,
+    pub words: [i16; MAX_BEAT_WORDS],
+}
+
+impl Beat {
+    pub fn new(row: u16, col: u16, words: &[i16]) -> Self {
+        let mut w = [0; MAX_BEAT_WORDS];
+        let len = words.len().min(MAX_BEAT_WORDS);
+        w[..len].copy_from_slice(&words[..len]);
+        Beat {
+            row,
+            col,
+            len: len as u8,
+            words: w,
+        }
+    }
+
+    pub fn words(&self) -> &[i16] {
+        &self.words[..self.len as usize]
+    }
+
+    /// The words packed into one bus value (word 0 in the low bits), for traces.
+    pub fn packed(&self) -> u64 {
+        self.words()
+            .iter()
+            .enumerate()
+            .fold(0u64, |acc, (i, &w)| acc | (w as u16 as u64) << (16 * i))
+    }
+}
+
+/// The fixed shape of a network (from the hw-config).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetSpec {
+    /// Scope path, e.g. `top.chip.noc.gin_ifmap`.
+    pub name: String,
+    pub rows: u32,
+    pub cols: u32,
+    pub row_id_bits: u32,
+    pub col_id_bits: u32,
+    pub width_bits: u32,
+}
+
+impl NetSpec {
+    pub fn width_words(&self) -> usize {
+        (self.width_bits / 16).clamp(1, MAX_BEAT_WORDS as u32) as usize
+    }
+}
+
+/// Row IDs of the X-buses and column IDs of the PEs: a layer's configuration of one GIN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GinIds {
+    /// Per X-bus.
+    pub row_ids: Vec<u16>,
+    /// Per X-bus, per PE.
+    pub col_ids: Vec<Vec<u16>>,
+}
+
+/// A bad configuration or beat; names the network and the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NocError {
+    pub net: String,
+    pub what: String,
+}
+
+impl fmt::Display for NocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.net, self.what)
+    }
+}
+
+impl std::error::Error for NocError {}
+
+/// Counters of one network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetCounters {
+    /// Beats sent.
+    pub beats: u64,
+    /// Words sent on the Y-bus (each once).
+    pub y_words: u64,
+    /// Words carried by X-buses (once per matching bus).
+    pub x_words: u64,
+    /// Words delivered into PE FIFOs (once per destination PE): the NoC accesses of the energy
+    /// model.
+    pub pe_words: u64,
+    /// Cycles a beat waited for a destination to have room.
+    pub wait_cycles: u64,
+    /// Destinations per beat, summed (fan-out = this / beats).
+    pub fanout_total: u64,
+    pub fanout_max: u64,
+}
+
+struct GinSignals {
+    y_valid: SignalId,
+    y_row: SignalId,
+    y_col: SignalId,
+    y_data: SignalId,
+    y_wait: SignalId,
+    x_valid: Vec<SignalId>,
+    x_pe_en: Vec<SignalId>,
+}
+
+/// A global input network.
+pub struct Gin {
+    spec: NetSpec,
+    input: LinkRx<Beat>,
+    /// Per X-bus, per PE: the PE's input FIFO on this network, if it has one.
+    outputs: Vec<Vec<Option<LinkTx<i16>>>>,
+    /// Destinations of each (row tag, col tag): (bus, pe), indexed `row << col_id_bits | col`.
+    routes: Vec<Vec<(u16, u16)>>,
+    counters: NetCounters,
+    // What the last edge sent, for the trace.
+    sent: Option<Beat>,
+    waiting: bool,
+    bus_mask: Vec<u64>,
+    sig: Option<GinSignals>,
+}
+
+fn fits(v: u64, bits: u32) -> bool {
+    bits >= 64 || v < (1u64 << bits)
+}
+
+impl Gin {
+    /// A GIN of `spec`, fed by `input`, with per-PE outputs, configured with `ids`.
+    pub fn new(
+        spec: NetSpec,
+        input: LinkRx<Beat>,
+        outputs: Vec<Vec<Option<LinkTx<i16>>>>,
+        ids: &GinIds,
+    ) -> Result<Self, NocError> {
+        let err = |what: String| NocError {
+            net: spec.name.clone(),
+            what,
+        };
+        if outputs.len() != spec.rows as usize
+            || outputs.iter().any(|r| r.len() != spec.cols as usize)
+        {
+            return Err(err(format!(
+                "outputs must be {} x {} (rows x cols)",
+                spec.rows, spec.cols
+            )));
+        }
+        if ids.row_ids.len() != spec.rows as usize
+            || ids.col_ids.len() != spec.rows as usize
+            || ids.col_ids.iter().any(|r| r.len() != spec.cols as usize)
+        {
+            return Err(err(format!(
+                "IDs must cover the {} x {} array: {} row IDs, {} rows of column IDs",
+                spec.rows,
+                spec.cols,
+                ids.row_ids.len(),
+                ids.col_ids.len()
+            )));
+        }
+        let mut routes = vec![Vec::new(); 1usize << (spec.row_id_bits + spec.col_id_bits)];
+        for (bus, &rid) in ids.row_ids.iter().enumerate() {
+            if !fits(rid as u64, spec.row_id_bits) {
+                return Err(err(format!(
+                    "row ID {rid} of X-bus {bus} is wider than {} bits",
+                    spec.row_id_bits
+                )));
+            }
+            for (pe, &cid) in ids.col_ids[bus].iter().enumerate() {
+                if !fits(cid as u64, spec.col_id_bits) {
+                    return Err(err(format!(
+                        "column ID {cid} of PE ({bus}, {pe}) is wider than {} bits",
+                        spec.col_id_bits
+                    )));
+                }
+                if outputs[bus][pe].is_some() {
+                    routes[((rid as usize) << spec.col_id_bits) | cid as usize]
+                        .push((bus as u16, pe as u16));
+                }
+            }
+        }
+        let rows = spec.rows as usize;
+        Ok(Gin {
+            spec,
+            input,
+            outputs,
+            routes,
+            counters: NetCounters::default(),
+            sent: None,
+            waiting: false,
+            bus_mask: vec![0; rows],
+            sig: None,
+        })
+    }
+
+    pub fn counters(&self) -> &NetCounters {
+        &self.counters
+    }
+
+    /// The destinations of a tag, as (X-bus, PE) pairs.
+    pub fn destinations(&self, row: u16, col: u16) -> Result<&[(u16, u16)], NocError> {
+        if !fits(row as u64, self.spec.row_id_bits) || !fits(col as u64, self.spec.col_id_bits) {
+            return Err(NocError {
+                net: self.spec.name.clone(),
+                what: format!(
+                    "tag ({row}, {col}) is wider than its fields ({} row bits, {} column bits)",
+                    self.spec.row_id_bits, self.spec.col_id_bits
+                ),
+            });
+        }
+        Ok(&self.routes[((row as usize) << self.spec.col_id_bits) | col as usize])
+    }
+}
+
+impl Component for Gin {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        self.sent = None;
+        self.waiting = false;
+        let Some(&beat) = self.input.peek(cx) else {
+            return Ok(Activity::Idle);
+        };
+        if beat.len == 0 || beat.len as usize > self.spec.width_words() {
+            return Err(Box::new(NocError {
+                net: self.spec.name.clone(),
+                what: format!(
+                    "a beat of {} words on a {}-word bus",
+                    beat.len,
+                    self.spec.width_words()
+                ),
+            }));
+        }
+        let route = {
+            let dests = self.destinations(beat.row, beat.col).map_err(Box::new)?;
+            if dests.is_empty() {
+                return Err(Box::new(NocError {
+                    net: self.spec.name.clone(),
+                    what: format!(
+                        "tag ({}, {}) matches no PE: the beat would be lost",
+                        beat.row, beat.col
+                    ),
+                }));
+            }
+            ((beat.row as usize) << self.spec.col_id_bits) | beat.col as usize
+        };
+        let need = beat.len as u32;
+        // Flow control: every destination must have room for the whole beat.
+        let mut ready = true;
+        for i in 0..self.routes[route].len() {
+            let (b, p) = self.routes[route][i];
+            if let Some(tx) = self.outputs[b as usize][p as usize].as_mut() {
+                if tx.credits(cx) < need {
+                    ready = false;
+                    break;
+                }
+            }
+        }
+        if !ready {
+            self.counters.wait_cycles += 1;
+            self.waiting = true;
+            return Ok(Activity::Idle);
+        }
+        self.input.try_recv(cx);
+        self.bus_mask.iter_mut().for_each(|m| *m = 0);
+        let n = self.routes[route].len();
+        for i in 0..n {
+            let (b, p) = self.routes[route][i];
+            if let Some(tx) = self.outputs[b as usize][p as usize].as_mut() {
+                for &w in beat.words() {
+                    if tx.try_send(cx, w).is_err() {
+                        return Err("GIN output refused a word it had credit for".into());
+                    }
+                }
+            }
+            self.bus_mask[b as usize] |= 1 << p;
+        }
+        let len = beat.len as u64;
+        let buses = self.bus_mask.iter().filter(|&&m| m != 0).count() as u64;
+        self.counters.beats += 1;
+        self.counters.y_words += len;
+        self.counters.x_words += len * buses;
+        self.counters.pe_words += len * n as u64;
+        self.counters.fanout_total += n as u64;
+        self.counters.fanout_max = self.counters.fanout_max.max(n as u64);
+        self.sent = Some(beat);
+        Ok(Activity::Moved)
+    }
+
+    fn holds_work(&self) -> bool {
+        self.input.in_flight() > 0
+    }
+
+    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        let n = self.spec.name.clone();
+        let mut x_valid = Vec::new();
+        let mut x_pe_en = Vec::new();
+        for r in 0..self.spec.rows {
+            let scope = format!("{n}.x_bus_r{r}");
+            x_valid.push(s.signal(&scope, "valid", 1)?);
+            x_pe_en.push(s.signal(&scope, "pe_en", self.spec.cols.clamp(1, 64))?);
+        }
+        self.sig = Some(GinSignals {
+            y_valid: s.signal(&n, "y_valid", 1)?,
+            y_row: s.signal(&n, "y_row_tag", self.spec.row_id_bits)?,
+            y_col: s.signal(&n, "y_col_tag", self.spec.col_id_bits)?,
+            y_data: s.signal(&n, "y_data", (16 * self.spec.width_words()) as u32)?,
+            y_wait: s.signal(&n, "y_wait", 1)?,
+            x_valid,
+            x_pe_en,
+        });
+        Ok(())
+    }
+
+    fn trace(&self, f: &mut TraceFrame) {
+        let Some(g) = &self.sig else { return };
+        f.set_bool(g.y_valid, self.sent.is_some());
+        f.set_bool(g.y_wait, self.waiting);
+        if let Some(b) = self.sent {
+            f.set(g.y_row, b.row as u64);
+            f.set(g.y_col, b.col as u64);
+            f.set(g.y_data, b.packed());
+        }
+        for (r, &mask) in self.bus_mask.iter().enumerate() {
+            let m = if self.sent.is_some() { mask } else { 0 };
+            f.set_bool(g.x_valid[r], m != 0);
+            f.set(g.x_pe_en[r], m);
+        }
+    }
+}
+
+/// A beat on the GON: up to 4 psums of one PE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GonBeat {
+    pub bus: u16,
+    pub pe: u16,
+    pub len: u8,
+    pub words: [i16; MAX_BEAT_WORDS],
+}
+
+struct GonSignals {
+    valid: SignalId,
+    src_row: SignalId,
+    src_col: SignalId,
+    data: SignalId,
+}
+
+/// The global output network: PEs' psum outputs to the GLB.
+pub struct Gon {
+    spec: NetSpec,
+    /// Per X-bus, per PE: the PE's psum output, if it sends on the GON.
+    inputs: Vec<Vec<Option<LinkRx<i16>>>>,
+    output: LinkTx<GonBeat>,
+    /// Round-robin pointer over PEs (bus * cols + pe).
+    next: usize,
+    counters: NetCounters,
+    sent: Option<GonBeat>,
+    sig: Option<GonSignals>,
+}
+
+impl Gon {
+    pub fn new(
+        spec: NetSpec,
+        inputs: Vec<Vec<Option<LinkRx<i16>>>>,
+        output: LinkTx<GonBeat>,
+    ) -> Result<Self, NocError> {
+        if inputs.len() != spec.rows as usize
+            || inputs.iter().any(|r| r.len() != spec.cols as usize)
+        {
+            return Err(NocError {
+                net: spec.name.clone(),
+                what: format!("inputs must be {} x {} (rows x cols)", spec.rows, spec.cols),
+            });
+        }
+        Ok(Gon {
+            spec,
+            inputs,
+            output,
+            next: 0,
+            counters: NetCounters::default(),
+            sent: None,
+            sig: None,
+        })
+    }
+
+    pub fn counters(&self) -> &NetCounters {
+        &self.counters
+    }
+}
+
+impl Component for Gon {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        self.sent = None;
+        let cols = self.spec.cols as usize;
+        let total = self.spec.rows as usize * cols;
+        let width = self.spec.width_words();
+        for k in 0..total {
+            let i = (self.next + k) % total;
+            let (b, p) = (i / cols, i % cols);
+            let Some(rx) = self.inputs[b][p].as_mut() else {
+                continue;
+            };
+            if rx.peek(cx).is_none() {
+                continue;
+            }
+            if !self.output.can_send(cx) {
+                self.counters.wait_cycles += 1;
+                return Ok(Activity::Idle);
+            }
+            let mut beat = GonBeat {
+                bus: b as u16,
+                pe: p as u16,
+                ..Default::default()
+            };
+            while (beat.len as usize) < width {
+                match rx.try_recv(cx) {
+                    Some(w) => {
+                        beat.words[beat.len as usize] = w;
+                        beat.len += 1;
+                    }
+                    None => break,
+                }
+            }
+            if self.output.try_send(cx, beat).is_err() {
+                return Err("GON output refused a beat it had credit for".into());
+            }
+            self.counters.beats += 1;
+            self.counters.y_words += beat.len as u64;
+            self.counters.x_words += beat.len as u64;
+            self.counters.pe_words += beat.len as u64;
+            self.counters.fanout_total += 1;
+            self.counters.fanout_max = 1;
+            self.next = (i + 1) % total;
+            self.sent = Some(beat);
+            return Ok(Activity::Moved);
+        }
+        Ok(Activity::Idle)
+    }
+
+    fn holds_work(&self) -> bool {
+        self.inputs
+            .iter()
+            .flatten()
+            .flatten()
+            .any(|rx| rx.in_flight() > 0)
+    }
+
+    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        let n = self.spec.name.clone();
+        self.sig = Some(GonSignals {
+            valid: s.signal(&n, "valid", 1)?,
+            src_row: s.signal(&n, "src_row", 8)?,
+            src_col: s.signal(&n, "src_col", 8)?,
+            data: s.signal(&n, "data", (16 * self.spec.width_words()) as u32)?,
+        });
+        Ok(())
+    }
+
+    fn trace(&self, f: &mut TraceFrame) {
+        let Some(g) = &self.sig else { return };
+        f.set_bool(g.valid, self.sent.is_some());
+        if let Some(b) = self.sent {
+            f.set(g.src_row, b.bus as u64 & 0xFF);
+            f.set(g.src_col, b.pe as u64 & 0xFF);
+            let packed = b.words[..b.len as usize]
+                .iter()
+                .enumerate()
+                .fold(0u64, |acc, (i, &w)| acc | (w as u16 as u64) << (16 * i));
+            f.set(g.data, packed);
+        }
+    }
+}
