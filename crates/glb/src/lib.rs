@@ -1,1 +1,374 @@
-pub fn x() {}
+//! The global buffer: banks of `bank_entries x bank_width_bits`, the shared ones given wholly
+//! to ifmaps or psums per layer, plus filter banks.
+//!
+//! # Port model
+//! Each bank serves `ports_per_bank` accesses (of one entry, `bank_width_bits` wide) per core
+//! cycle. Requesters reach the GLB through request links; each cycle the GLB takes the head
+//! request of each requester in round-robin order, starting one past the last requester served
+//! first, and serves it if its bank still has a port free this cycle and the requester's
+//! response link has room; otherwise the request waits (a bank conflict, counted). A read
+//! returns the entry one cycle later; a write is acknowledged the same way.
+//!
+//! # Counters
+//! Reads and writes in 16-bit words per data type (an access carries up to `bank_width_bits /
+//! 16` words and says how many are meant), accesses per bank, conflict cycles.
+
+use std::fmt;
+
+use rowsim_config::HwConfig;
+use rowsim_kernel::{
+    Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
+    TraceFrame,
+};
+
+/// What a word is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DataType {
+    Filter = 0,
+    Ifmap = 1,
+    Psum = 2,
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DataType::Filter => "filter",
+            DataType::Ifmap => "ifmap",
+            DataType::Psum => "psum",
+        })
+    }
+}
+
+/// A layer's assignment of banks. Shared banks `0..ifmap_banks` hold ifmaps, the next
+/// `psum_banks` psums; filter banks follow the shared ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlbLayout {
+    pub shared_banks: u32,
+    pub ifmap_banks: u32,
+    pub psum_banks: u32,
+    pub filter_banks: u32,
+    pub bank_entries: u32,
+    /// 16-bit words per entry.
+    pub lanes: u32,
+}
+
+/// An allocation or access that does not fit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlbError(pub String);
+
+impl fmt::Display for GlbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for GlbError {}
+
+impl GlbLayout {
+    /// Banks for `ifmap_words` and `psum_words` (whole banks each) and `filter_words`.
+    pub fn allocate(
+        layer: &str,
+        ifmap_words: u64,
+        psum_words: u64,
+        filter_words: u64,
+        hw: &HwConfig,
+    ) -> Result<Self, GlbError> {
+        let g = &hw.glb;
+        if g.bank_width_bits > 64 {
+            return Err(GlbError(format!(
+                "glb.bank_width_bits is {}: this GLB model holds entries of at most 64 bits",
+                g.bank_width_bits
+            )));
+        }
+        let lanes = g.bank_width_bits / hw.datapath.word_bits;
+        let bank_words = g.bank_entries as u64 * lanes as u64;
+        let ib = ifmap_words.div_ceil(bank_words);
+        let pb = psum_words.div_ceil(bank_words);
+        if ib + pb > g.shared_banks as u64 {
+            return Err(GlbError(format!(
+                "layer `{layer}`: ifmaps need {ib} banks ({ifmap_words} words) and psums {pb} banks ({psum_words} words); the GLB has {} shared banks of {bank_words} words",
+                g.shared_banks
+            )));
+        }
+        let fb = filter_words.div_ceil(bank_words);
+        if fb > g.filter_banks as u64 {
+            return Err(GlbError(format!(
+                "layer `{layer}`: filters need {fb} banks ({filter_words} words); the GLB has {} filter banks of {bank_words} words",
+                g.filter_banks
+            )));
+        }
+        Ok(GlbLayout {
+            shared_banks: g.shared_banks,
+            ifmap_banks: ib as u32,
+            psum_banks: pb as u32,
+            filter_banks: g.filter_banks,
+            bank_entries: g.bank_entries,
+            lanes,
+        })
+    }
+
+    fn region(&self, dtype: DataType) -> (u32, u32) {
+        match dtype {
+            DataType::Ifmap => (0, self.ifmap_banks),
+            DataType::Psum => (self.ifmap_banks, self.psum_banks),
+            DataType::Filter => (self.shared_banks, self.filter_banks),
+        }
+    }
+
+    /// The (bank, entry, lane) of word `addr` of a data type's region: consecutive words fill an
+    /// entry's lanes, then the next entry, then the next bank.
+    pub fn locate(&self, dtype: DataType, addr: u64) -> Result<(u32, u32, u32), GlbError> {
+        let (first, banks) = self.region(dtype);
+        let lanes = self.lanes as u64;
+        let per_bank = self.bank_entries as u64 * lanes;
+        let bank = addr / per_bank;
+        if bank >= banks as u64 {
+            return Err(GlbError(format!(
+                "glb: {dtype} word {addr} is outside the {dtype} region ({banks} banks of {per_bank} words)"
+            )));
+        }
+        let within = addr % per_bank;
+        Ok((
+            first + bank as u32,
+            (within / lanes) as u32,
+            (within % lanes) as u32,
+        ))
+    }
+
+    /// Banks in all: shared then filter.
+    pub fn banks(&self) -> u32 {
+        self.shared_banks + self.filter_banks
+    }
+
+    /// The data type a bank holds in this layout, if any.
+    pub fn bank_type(&self, bank: u32) -> Option<DataType> {
+        if bank < self.ifmap_banks {
+            Some(DataType::Ifmap)
+        } else if bank < self.ifmap_banks + self.psum_banks {
+            Some(DataType::Psum)
+        } else if bank >= self.shared_banks && bank < self.banks() {
+            Some(DataType::Filter)
+        } else {
+            None
+        }
+    }
+}
+
+/// An access to one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlbReq {
+    pub bank: u32,
+    pub entry: u32,
+    pub dtype: DataType,
+    /// `Some(data)` writes the entry (the lanes in `lane_mask`); `None` reads it.
+    pub write: Option<u64>,
+    /// Lanes meant (bit per 16-bit lane); their count is what the counters add.
+    pub lane_mask: u8,
+    /// The requester's own tag, returned with the response.
+    pub tag: u32,
+}
+
+/// The answer to a request: the entry read (or written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlbResp {
+    pub data: u64,
+    pub tag: u32,
+}
+
+/// Words read and written per data type, and conflicts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GlbCounters {
+    /// Indexed by [`DataType`] as usize.
+    pub reads: [u64; 3],
+    pub writes: [u64; 3],
+    pub conflict_cycles: u64,
+}
+
+/// One requester's pair of links.
+pub struct GlbPort {
+    pub req: LinkRx<GlbReq>,
+    pub resp: LinkTx<GlbResp>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct BankProbe {
+    rd: bool,
+    wr: bool,
+    addr: u32,
+    wr_data: u64,
+    rd_data: u64,
+}
+
+/// The global buffer.
+pub struct Glb {
+    name: String,
+    layout: GlbLayout,
+    ports_per_bank: u32,
+    banks: Vec<Vec<u64>>,
+    ports: Vec<GlbPort>,
+    first: usize,
+    used: Vec<u32>,
+    counters: GlbCounters,
+    probe: Vec<BankProbe>,
+    sig: Vec<[SignalId; 5]>,
+    addr_bits: u32,
+}
+
+impl Glb {
+    pub fn new(name: &str, layout: GlbLayout, ports_per_bank: u32, ports: Vec<GlbPort>) -> Self {
+        let n = layout.banks() as usize;
+        Glb {
+            name: name.into(),
+            layout,
+            ports_per_bank: ports_per_bank.max(1),
+            banks: vec![vec![0; layout.bank_entries as usize]; n],
+            ports,
+            first: 0,
+            used: vec![0; n],
+            counters: GlbCounters::default(),
+            probe: vec![BankProbe::default(); n],
+            sig: Vec::new(),
+            addr_bits: (32 - layout.bank_entries.max(2).saturating_sub(1).leading_zeros()).max(1),
+        }
+    }
+
+    pub fn counters(&self) -> &GlbCounters {
+        &self.counters
+    }
+
+    pub fn layout(&self) -> &GlbLayout {
+        &self.layout
+    }
+
+    /// An entry's contents (for loading and checking; no port, no count).
+    pub fn peek(&self, bank: u32, entry: u32) -> Option<u64> {
+        self.banks.get(bank as usize)?.get(entry as usize).copied()
+    }
+
+    fn check(&self, r: &GlbReq) -> Result<(), GlbError> {
+        if r.bank >= self.layout.banks() {
+            return Err(GlbError(format!(
+                "{}: bank {} does not exist (the GLB has {})",
+                self.name,
+                r.bank,
+                self.layout.banks()
+            )));
+        }
+        if r.entry >= self.layout.bank_entries {
+            return Err(GlbError(format!(
+                "{}: address {} outside bank {} ({} entries)",
+                self.name, r.entry, r.bank, self.layout.bank_entries
+            )));
+        }
+        if self.layout.bank_type(r.bank) != Some(r.dtype) {
+            return Err(GlbError(format!(
+                "{}: a {} access to bank {}, which this layer gives to {}",
+                self.name,
+                r.dtype,
+                r.bank,
+                self.layout
+                    .bank_type(r.bank)
+                    .map_or("nothing".to_string(), |t| t.to_string())
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Component for Glb {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        self.used.iter_mut().for_each(|u| *u = 0);
+        for p in self.probe.iter_mut() {
+            p.rd = false;
+            p.wr = false;
+        }
+        let n = self.ports.len();
+        let mut moved = false;
+        let mut conflict = false;
+        for k in 0..n {
+            let i = (self.first + k) % n;
+            let Some(&req) = self.ports[i].req.peek(cx) else {
+                continue;
+            };
+            self.check(&req).map_err(Box::new)?;
+            let b = req.bank as usize;
+            if self.used[b] >= self.ports_per_bank || !self.ports[i].resp.can_send(cx) {
+                conflict = true;
+                continue;
+            }
+            self.ports[i].req.try_recv(cx);
+            self.used[b] += 1;
+            let words =
+                (req.lane_mask & ((1u16 << self.layout.lanes) - 1) as u8).count_ones() as u64;
+            let entry = &mut self.banks[b][req.entry as usize];
+            let probe = &mut self.probe[b];
+            probe.addr = req.entry;
+            if let Some(data) = req.write {
+                let mut mask = 0u64;
+                for lane in 0..self.layout.lanes {
+                    if req.lane_mask >> lane & 1 == 1 {
+                        mask |= 0xFFFF << (16 * lane);
+                    }
+                }
+                *entry = (*entry & !mask) | (data & mask);
+                self.counters.writes[req.dtype as usize] += words;
+                probe.wr = true;
+                probe.wr_data = *entry;
+            } else {
+                self.counters.reads[req.dtype as usize] += words;
+                probe.rd = true;
+                probe.rd_data = *entry;
+            }
+            let resp = GlbResp {
+                data: *entry,
+                tag: req.tag,
+            };
+            if self.ports[i].resp.try_send(cx, resp).is_err() {
+                return Err("GLB response refused although it had credit".into());
+            }
+            moved = true;
+        }
+        if conflict {
+            self.counters.conflict_cycles += 1;
+        }
+        if n > 0 {
+            self.first = (self.first + 1) % n;
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        self.ports.iter().any(|p| p.req.in_flight() > 0)
+    }
+
+    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        let w = (16 * self.layout.lanes).clamp(1, 64);
+        self.sig = (0..self.layout.banks())
+            .map(|b| {
+                let scope = format!("{}.bank_{b:02}", self.name);
+                Ok([
+                    s.signal(&scope, "rd_en", 1)?,
+                    s.signal(&scope, "wr_en", 1)?,
+                    s.signal(&scope, "addr", self.addr_bits)?,
+                    s.signal(&scope, "wr_data", w)?,
+                    s.signal(&scope, "rd_data", w)?,
+                ])
+            })
+            .collect::<Result<_, TraceError>>()?;
+        Ok(())
+    }
+
+    fn trace(&self, f: &mut TraceFrame) {
+        for (p, s) in self.probe.iter().zip(&self.sig) {
+            f.set_bool(s[0], p.rd);
+            f.set_bool(s[1], p.wr);
+            f.set(s[2], p.addr as u64);
+            f.set(s[3], p.wr_data);
+            f.set(s[4], p.rd_data);
+        }
+    }
+}
