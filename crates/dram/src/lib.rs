@@ -1,1 +1,591 @@
-pub fn x() {}
+//! The off-chip interface: a DRAM controller on the link clock, the async FIFOs into the core
+//! clock, and the run-length codec units on the core side.
+//!
+//! # Controller ([`DramController`], link clock)
+//! Commands arrive through an async FIFO from the core. The controller accepts a command when
+//! fewer than `request_queue_depth` are outstanding; its data may start `access_latency_cycles`
+//! link cycles after acceptance (so the next command's latency overlaps the current burst, as a
+//! DRAM with open banks would). The 64-bit bidirectional bus moves one word a link cycle, for
+//! the oldest outstanding command: read words go out to the core through an async FIFO, write
+//! words come in from one. With enough commands queued the bus is never idle: 8 bytes a link
+//! cycle. Memory is real: a word read is the word last written. There is no bus turnaround
+//! penalty between reads and writes (the papers give none).
+//!
+//! # Codec units (core clock)
+//! Feature maps cross the bus run-length coded ([`rowsim_datapath::rlc`]): [`RlcInbound`]
+//! decodes coded read data into values, [`RlcOutbound`] codes values into write data. Filters
+//! and a network's first input cross raw (4 values a word, word 0 in the low bits).
+//!
+//! # Counters
+//! Bytes on the bus per direction and data type, coded and raw bus words, busy and idle link
+//! cycles.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use rowsim_datapath::rlc::{encode, RlcDecoder, RlcFormat};
+use rowsim_kernel::{
+    Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
+    TraceFrame,
+};
+
+/// What the words of a command are (for the counters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Filter = 0,
+    Ifmap = 1,
+    Psum = 2,
+}
+
+/// A DRAM command: `len` bus words at bus-word address `addr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DramCmd {
+    pub id: u32,
+    pub write: bool,
+    pub addr: u64,
+    pub len: u32,
+    pub kind: Kind,
+    /// Whether the words are RLC coded (counted apart from raw words).
+    pub coded: bool,
+}
+
+/// A word of read data on its way to the core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DramData {
+    pub id: u32,
+    pub word: u64,
+    /// The last word of its command.
+    pub last: bool,
+}
+
+impl rowsim_kernel::TraceValue for DramData {
+    const WIDTH: u32 = 64;
+    fn trace_bits(&self) -> u64 {
+        self.word
+    }
+}
+
+impl rowsim_kernel::TraceValue for DramCmd {
+    const WIDTH: u32 = 32;
+    fn trace_bits(&self) -> u64 {
+        self.id as u64
+    }
+}
+
+/// A bad command; names the controller and the numbers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DramError(pub String);
+
+impl fmt::Display for DramError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DramError {}
+
+/// Bus counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DramCounters {
+    /// Bytes read and written, by [`Kind`] as usize.
+    pub read_bytes: [u64; 3],
+    pub write_bytes: [u64; 3],
+    pub coded_words: u64,
+    pub raw_words: u64,
+    pub busy_cycles: u64,
+    pub idle_cycles: u64,
+    pub commands: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Active {
+    cmd: DramCmd,
+    ready_at: u64,
+    done: u32,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Probe {
+    rd_req: bool,
+    wr_req: bool,
+    bus_valid: bool,
+    bus_write: bool,
+    bus_data: u64,
+    bus_addr: u64,
+}
+
+/// The controller's timing (from the hw-config's `[dram]` table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DramTiming {
+    /// Link cycles from accepting a command to its first data word.
+    pub latency_cycles: u32,
+    /// Commands outstanding at most.
+    pub queue_depth: u32,
+    pub bus_bits: u32,
+}
+
+impl DramTiming {
+    pub fn from_config(hw: &rowsim_config::HwConfig) -> Self {
+        DramTiming {
+            latency_cycles: hw.dram.access_latency_cycles,
+            queue_depth: hw.dram.request_queue_depth,
+            bus_bits: hw.dram.bus_width_bits,
+        }
+    }
+}
+
+/// The controller's link-clock ends: commands and write data in, read data out.
+pub struct ControllerLinks {
+    pub cmds: LinkRx<DramCmd>,
+    pub wdata: LinkRx<u64>,
+    pub rdata: LinkTx<DramData>,
+}
+
+/// The DRAM controller, stepped on the link clock.
+pub struct DramController {
+    name: String,
+    memory: Vec<u64>,
+    latency: u64,
+    queue_depth: usize,
+    bus_bytes: u64,
+    cmds: LinkRx<DramCmd>,
+    wdata: LinkRx<u64>,
+    rdata: LinkTx<DramData>,
+    active: VecDeque<Active>,
+    counters: DramCounters,
+    probe: Probe,
+    sig: Vec<SignalId>,
+}
+
+impl DramController {
+    /// A controller over `memory` (bus words).
+    pub fn new(name: &str, memory: Vec<u64>, timing: DramTiming, links: ControllerLinks) -> Self {
+        DramController {
+            name: name.into(),
+            memory,
+            latency: timing.latency_cycles as u64,
+            queue_depth: timing.queue_depth.max(1) as usize,
+            bus_bytes: (timing.bus_bits / 8) as u64,
+            cmds: links.cmds,
+            wdata: links.wdata,
+            rdata: links.rdata,
+            active: VecDeque::new(),
+            counters: DramCounters::default(),
+            probe: Probe::default(),
+            sig: Vec::new(),
+        }
+    }
+
+    pub fn counters(&self) -> &DramCounters {
+        &self.counters
+    }
+
+    /// The memory, for loading before a run and checking after it.
+    pub fn memory(&self) -> &[u64] {
+        &self.memory
+    }
+}
+
+impl Component for DramController {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        self.probe.rd_req = false;
+        self.probe.wr_req = false;
+        self.probe.bus_valid = false;
+        // The bus: one word for the oldest command whose data may start.
+        if let Some(a) = self.active.front_mut() {
+            if cx.cycle >= a.ready_at {
+                let at = a.cmd.addr + a.done as u64;
+                let moved_word = if a.cmd.write {
+                    match self.wdata.try_recv(cx) {
+                        Some(w) => {
+                            self.memory[at as usize] = w;
+                            Some(w)
+                        }
+                        None => None,
+                    }
+                } else {
+                    let w = self.memory[at as usize];
+                    let last = a.done + 1 == a.cmd.len;
+                    self.rdata
+                        .try_send(
+                            cx,
+                            DramData {
+                                id: a.cmd.id,
+                                word: w,
+                                last,
+                            },
+                        )
+                        .ok()
+                        .map(|_| w)
+                };
+                if let Some(w) = moved_word {
+                    let k = a.cmd.kind as usize;
+                    if a.cmd.write {
+                        self.counters.write_bytes[k] += self.bus_bytes;
+                    } else {
+                        self.counters.read_bytes[k] += self.bus_bytes;
+                    }
+                    if a.cmd.coded {
+                        self.counters.coded_words += 1;
+                    } else {
+                        self.counters.raw_words += 1;
+                    }
+                    self.probe.bus_valid = true;
+                    self.probe.bus_write = a.cmd.write;
+                    self.probe.bus_data = w;
+                    self.probe.bus_addr = at;
+                    a.done += 1;
+                    if a.done == a.cmd.len {
+                        self.active.pop_front();
+                    }
+                    moved = true;
+                }
+            }
+        }
+        if self.probe.bus_valid {
+            self.counters.busy_cycles += 1;
+        } else {
+            self.counters.idle_cycles += 1;
+        }
+        // Accept a command into the queue.
+        if self.active.len() < self.queue_depth {
+            if let Some(cmd) = self.cmds.try_recv(cx) {
+                if cmd.len == 0 || cmd.addr + cmd.len as u64 > self.memory.len() as u64 {
+                    return Err(Box::new(DramError(format!(
+                        "{}: command {}: {} of {} words at address {} is outside the {}-word memory",
+                        self.name,
+                        cmd.id,
+                        if cmd.write { "write" } else { "read" },
+                        cmd.len,
+                        cmd.addr,
+                        self.memory.len()
+                    ))));
+                }
+                self.active.push_back(Active {
+                    cmd,
+                    ready_at: cx.cycle + self.latency,
+                    done: 0,
+                });
+                self.counters.commands += 1;
+                self.probe.rd_req = !cmd.write;
+                self.probe.wr_req = cmd.write;
+                moved = true;
+            }
+        }
+        // Waiting out an access latency is progress too.
+        moved |= !self.active.is_empty();
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.active.is_empty() || self.cmds.in_flight() > 0
+    }
+
+    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        let n = self.name.clone();
+        self.sig = vec![
+            s.signal(&n, "rd_req", 1)?,
+            s.signal(&n, "wr_req", 1)?,
+            s.signal(&n, "bus_valid", 1)?,
+            s.signal(&n, "bus_write", 1)?,
+            s.signal(&n, "bus_data", 64)?,
+            s.signal(&n, "bus_addr", 32)?,
+            s.signal(&n, "queue_level", 8)?,
+        ];
+        Ok(())
+    }
+
+    fn trace(&self, f: &mut TraceFrame) {
+        let p = &self.probe;
+        f.set_bool(self.sig[0], p.rd_req);
+        f.set_bool(self.sig[1], p.wr_req);
+        f.set_bool(self.sig[2], p.bus_valid);
+        f.set_bool(self.sig[3], p.bus_write);
+        f.set(self.sig[4], p.bus_data);
+        f.set(self.sig[5], p.bus_addr & 0xFFFF_FFFF);
+        f.set(self.sig[6], self.active.len().min(255) as u64);
+    }
+}
+
+/// Decodes the coded read data of feature-map streams into values, on the core clock. Streams
+/// arrive in command order; each is decoded against its value count (known from the layer's
+/// shape), registered with [`RlcInbound::expect`].
+pub struct RlcInbound {
+    name: String,
+    fmt: RlcFormat,
+    input: LinkRx<DramData>,
+    output: LinkTx<i16>,
+    streams: VecDeque<(u32, usize)>,
+    decoder: Option<(u32, RlcDecoder)>,
+    pending: VecDeque<i16>,
+    /// Values out per cycle (the GLB write width).
+    per_cycle: u32,
+    pub values_out: u64,
+}
+
+impl RlcInbound {
+    pub fn new(
+        name: &str,
+        fmt: RlcFormat,
+        input: LinkRx<DramData>,
+        output: LinkTx<i16>,
+        per_cycle: u32,
+    ) -> Self {
+        RlcInbound {
+            name: name.into(),
+            fmt,
+            input,
+            output,
+            streams: VecDeque::new(),
+            decoder: None,
+            pending: VecDeque::new(),
+            per_cycle: per_cycle.max(1),
+            values_out: 0,
+        }
+    }
+
+    /// The next coded stream (command `id`) holds `values` values.
+    pub fn expect(&mut self, id: u32, values: usize) {
+        self.streams.push_back((id, values));
+    }
+}
+
+impl Component for RlcInbound {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        // Emit decoded values first (a word can expand to many values).
+        for _ in 0..self.per_cycle {
+            let Some(&v) = self.pending.front() else {
+                break;
+            };
+            if self.output.try_send(cx, v).is_err() {
+                break;
+            }
+            self.pending.pop_front();
+            self.values_out += 1;
+            moved = true;
+        }
+        // Decode one word when the previous one is out.
+        if self.pending.is_empty() {
+            if let Some(d) = self.input.try_recv(cx) {
+                if self.decoder.is_none() {
+                    let (id, n) = self.streams.pop_front().ok_or_else(|| {
+                        DramError(format!(
+                            "{}: coded data of command {} arrived with no stream expected",
+                            self.name, d.id
+                        ))
+                    })?;
+                    if id != d.id {
+                        return Err(Box::new(DramError(format!(
+                            "{}: expected stream {id}, got data of command {}",
+                            self.name, d.id
+                        ))));
+                    }
+                    self.decoder = Some((id, RlcDecoder::new(self.fmt, n)));
+                }
+                let (id, dec) = self.decoder.as_mut().ok_or("decoder lost")?;
+                let pending = &mut self.pending;
+                dec.push(d.word, |v| pending.push_back(v))
+                    .map_err(|e| DramError(format!("{}: stream {id}: {e}", self.name)))?;
+                if d.last {
+                    dec.finish()
+                        .map_err(|e| DramError(format!("{}: stream {id}: {e}", self.name)))?;
+                    self.decoder = None;
+                }
+                moved = true;
+            }
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.pending.is_empty() || self.input.in_flight() > 0
+    }
+}
+
+/// Codes feature-map streams into write data, on the core clock: values arrive on a link;
+/// each stream's length is registered with [`RlcOutbound::stream`]; its coded words go out one
+/// a cycle.
+pub struct RlcOutbound {
+    name: String,
+    fmt: RlcFormat,
+    input: LinkRx<i16>,
+    output: LinkTx<u64>,
+    lengths: VecDeque<usize>,
+    gathering: Vec<i16>,
+    coded: VecDeque<u64>,
+    pub words_out: u64,
+}
+
+impl RlcOutbound {
+    pub fn new(name: &str, fmt: RlcFormat, input: LinkRx<i16>, output: LinkTx<u64>) -> Self {
+        RlcOutbound {
+            name: name.into(),
+            fmt,
+            input,
+            output,
+            lengths: VecDeque::new(),
+            gathering: Vec::new(),
+            coded: VecDeque::new(),
+            words_out: 0,
+        }
+    }
+
+    /// The next stream has `values` values.
+    pub fn stream(&mut self, values: usize) {
+        self.lengths.push_back(values);
+    }
+}
+
+impl Component for RlcOutbound {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        if let Some(&w) = self.coded.front() {
+            if self.output.try_send(cx, w).is_ok() {
+                self.coded.pop_front();
+                self.words_out += 1;
+                moved = true;
+            }
+        }
+        if let Some(&len) = self.lengths.front() {
+            if self.gathering.len() < len {
+                if let Some(v) = self.input.try_recv(cx) {
+                    self.gathering.push(v);
+                    moved = true;
+                }
+            }
+            if self.gathering.len() == len {
+                self.coded.extend(encode(&self.fmt, &self.gathering));
+                self.gathering.clear();
+                self.lengths.pop_front();
+                moved = true;
+            }
+        } else if self.input.in_flight() > 0 && self.input.peek(cx).is_some() {
+            return Err(Box::new(DramError(format!(
+                "{}: values arrived with no stream registered",
+                self.name
+            ))));
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.coded.is_empty() || !self.lengths.is_empty() || self.input.in_flight() > 0
+    }
+}
+
+/// Packs raw values into bus words (4 16-bit values a 64-bit word, value 0 in the low bits).
+pub fn pack_raw(values: &[i16], lanes: usize) -> Vec<u64> {
+    values
+        .chunks(lanes)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u64, |acc, (i, &v)| acc | (v as u16 as u64) << (16 * i))
+        })
+        .collect()
+}
+
+/// Unpacks `n` raw values from bus words.
+pub fn unpack_raw(words: &[u64], lanes: usize, n: usize) -> Vec<i16> {
+    words
+        .iter()
+        .flat_map(|&w| (0..lanes).map(move |i| (w >> (16 * i)) as u16 as i16))
+        .take(n)
+        .collect()
+}
+
+/// The core-side ends of a DRAM system.
+pub struct DramPorts {
+    pub cmd: LinkTx<DramCmd>,
+    pub wdata: LinkTx<u64>,
+    pub rdata: LinkRx<DramData>,
+}
+
+/// Adds a DRAM controller on `link` and the async FIFOs that join it to `core` (commands and
+/// write data in, read data out; depth and synchronizer stages from the config) under `scope`
+/// (e.g. `top.dram`). Returns the core-side ends and the controller's id.
+pub fn build(
+    sched: &mut rowsim_kernel::Scheduler,
+    core: rowsim_kernel::Clock,
+    link: rowsim_kernel::Clock,
+    hw: &rowsim_config::HwConfig,
+    memory: Vec<u64>,
+    scope: &str,
+) -> Result<(DramPorts, rowsim_kernel::ComponentId), rowsim_kernel::LinkError> {
+    use rowsim_kernel::{AsyncFifo, Link};
+    let d = &hw.dram;
+    let depth = d.async_fifo_depth;
+    // core -> FIFO write port (core) -> FIFO read port (link) -> controller
+    let cmd_in = Link::<DramCmd>::new(&format!("{scope}.cmd_in"), core, 1, 2)?;
+    let cmd_out = Link::<DramCmd>::new(&format!("{scope}.cmd_out"), link, 1, 2)?;
+    let (w, r) = AsyncFifo::build(
+        &format!("{scope}.cmd_fifo"),
+        cmd_in.rx,
+        cmd_out.tx,
+        core,
+        link,
+        depth,
+        d.sync_stages,
+    )?;
+    sched.add(core, w);
+    sched.add(link, r);
+    let wd_in = Link::<u64>::new(&format!("{scope}.wdata_in"), core, 1, 2)?;
+    let wd_out = Link::<u64>::new(&format!("{scope}.wdata_out"), link, 1, 2)?;
+    let (w, r) = AsyncFifo::build(
+        &format!("{scope}.wdata_fifo"),
+        wd_in.rx,
+        wd_out.tx,
+        core,
+        link,
+        depth,
+        d.sync_stages,
+    )?;
+    sched.add(core, w);
+    sched.add(link, r);
+    let rd_in = Link::<DramData>::new(&format!("{scope}.rdata_in"), link, 1, 2)?;
+    let rd_out = Link::<DramData>::new(&format!("{scope}.rdata_out"), core, 1, 2)?;
+    let (w, r) = AsyncFifo::build(
+        &format!("{scope}.rdata_fifo"),
+        rd_in.rx,
+        rd_out.tx,
+        link,
+        core,
+        depth,
+        d.sync_stages,
+    )?;
+    sched.add(link, w);
+    sched.add(core, r);
+    let ctrl = DramController::new(
+        scope,
+        memory,
+        DramTiming::from_config(hw),
+        ControllerLinks {
+            cmds: cmd_out.rx,
+            wdata: wd_out.rx,
+            rdata: rd_in.tx,
+        },
+    );
+    let id = sched.add(link, ctrl);
+    Ok((
+        DramPorts {
+            cmd: cmd_in.tx,
+            wdata: wd_in.tx,
+            rdata: rd_out.rx,
+        },
+        id,
+    ))
+}

@@ -1,0 +1,392 @@
+//! The DRAM system end to end across the clock domains: coded ifmaps come back as written, the
+//! bus moves 8 bytes a link cycle at saturation, and bus cycles match a closed-form count.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use rowsim_config::HwConfig;
+use rowsim_datapath::rlc::{encode, encoded_len, RlcFormat};
+use rowsim_dram::{
+    build, pack_raw, unpack_raw, DramCmd, DramController, DramCounters, DramData, Kind, RlcInbound,
+    RlcOutbound,
+};
+use rowsim_kernel::{
+    Activity, Component, Fault, Link, LinkRx, LinkTx, Scheduler, StepCtx, TraceConfig,
+};
+use rowsim_tests::waves::{self, first_difference};
+
+fn hw(name: &str) -> HwConfig {
+    rowsim_config::load(format!(
+        "{}/../../hw-configs/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Issues commands in order, one a core cycle when the FIFO has room.
+struct Requester {
+    cmd: LinkTx<DramCmd>,
+    todo: VecDeque<DramCmd>,
+}
+impl Component for Requester {
+    fn name(&self) -> &str {
+        "top.chip.dram_requester"
+    }
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        if let Some(&c) = self.todo.front() {
+            if self.cmd.try_send(cx, c).is_ok() {
+                self.todo.pop_front();
+                return Ok(Activity::Moved);
+            }
+        }
+        Ok(Activity::Idle)
+    }
+    fn holds_work(&self) -> bool {
+        !self.todo.is_empty()
+    }
+}
+
+/// Collects values (or raw words).
+struct Collect<T> {
+    name: &'static str,
+    rx: LinkRx<T>,
+    got: Vec<T>,
+}
+impl<T: Send + 'static> Component for Collect<T> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        while let Some(v) = self.rx.try_recv(cx) {
+            self.got.push(v);
+            moved = true;
+        }
+        Ok(Activity::from_moved(moved))
+    }
+    fn holds_work(&self) -> bool {
+        self.rx.in_flight() > 0
+    }
+}
+
+/// Sends values into a link.
+struct Values {
+    tx: LinkTx<i16>,
+    values: VecDeque<i16>,
+}
+impl Component for Values {
+    fn name(&self) -> &str {
+        "top.chip.ofmap_values"
+    }
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        if let Some(&v) = self.values.front() {
+            if self.tx.try_send(cx, v).is_ok() {
+                self.values.pop_front();
+                return Ok(Activity::Moved);
+            }
+        }
+        Ok(Activity::Idle)
+    }
+    fn holds_work(&self) -> bool {
+        !self.values.is_empty()
+    }
+}
+
+/// A feature map of `rows` rows of `w` values with about `zeros` of them zero.
+fn fmap(rows: usize, w: usize, zeros: f64, seed: u64) -> Vec<Vec<i16>> {
+    let mut rng = rowsim_workload_rng(seed);
+    (0..rows)
+        .map(|_| {
+            (0..w)
+                .map(|_| {
+                    if rng() < zeros {
+                        0
+                    } else {
+                        (rng() * 1000.0) as i16 + 1
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn rowsim_workload_rng(seed: u64) -> impl FnMut() -> f64 {
+    let mut s = seed;
+    move || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+struct ReadRun {
+    values: Vec<i16>,
+    counters: DramCounters,
+    link_cycles: u64,
+    first_bus: u64,
+    last_bus: u64,
+}
+
+/// Reads coded rows back through the whole system; returns the decoded values and the
+/// controller. With `trace`, writes a VCD.
+fn read_coded(hw: &HwConfig, rows: &[Vec<i16>], trace: Option<&Path>) -> ReadRun {
+    let fmt = RlcFormat::EYERISS;
+    let mut memory = vec![];
+    let mut cmds = VecDeque::new();
+    for (i, r) in rows.iter().enumerate() {
+        let coded = encode(&fmt, r);
+        cmds.push_back(DramCmd {
+            id: i as u32,
+            write: false,
+            addr: memory.len() as u64,
+            len: coded.len() as u32,
+            kind: Kind::Ifmap,
+            coded: true,
+        });
+        memory.extend(coded);
+    }
+    let mut s = Scheduler::new();
+    let core = s.add_clock("core", hw.clocks.core_hz).unwrap();
+    let link = s.add_clock("link", hw.clocks.link_hz).unwrap();
+    let (ports, ctrl) = build(&mut s, core, link, hw, memory, "top.dram").unwrap();
+    s.add(
+        core,
+        Requester {
+            cmd: ports.cmd,
+            todo: cmds,
+        },
+    );
+    let values = Link::<i16>::new("top.chip.ifmap_values", core, 1, 8).unwrap();
+    let mut inbound = RlcInbound::new("top.chip.rlc_in", fmt, ports.rdata, values.tx, 4);
+    for (i, r) in rows.iter().enumerate() {
+        inbound.expect(i as u32, r.len());
+    }
+    s.add(core, inbound);
+    let sink = s.add(
+        core,
+        Collect {
+            name: "top.chip.glb_ifmap_writer",
+            rx: values.rx,
+            got: vec![],
+        },
+    );
+    drop(ports.wdata);
+    if let Some(p) = trace {
+        s.trace_to(&TraceConfig {
+            vcd: p.to_path_buf(),
+            scopes: vec!["top.dram".into(), "top.chip.rlc_in".into()],
+            window: None,
+        })
+        .unwrap();
+    }
+    s.run().unwrap();
+    s.finish_trace().unwrap();
+    let first_last = trace.map(|p| {
+        let w = waves::read(p).unwrap();
+        // The bus's busy intervals: (rise, fall) times; one interval means it never idled.
+        let ch = &w.signals["top.dram.bus_valid"];
+        let rises: Vec<u64> = ch.iter().filter(|c| c.1 == 1).map(|c| c.0).collect();
+        let falls: Vec<u64> = ch
+            .iter()
+            .skip(1)
+            .filter(|c| c.1 == 0)
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(
+            rises.len(),
+            1,
+            "the bus idled in the middle of the burst: {ch:?}"
+        );
+        (rises[0], falls[0])
+    });
+    let values = s.component::<Collect<i16>>(sink).unwrap().got.clone();
+    let link_cycles = s.cycles_of(link);
+    let (first_bus, last_bus) = first_last.unwrap_or((0, 0));
+    let counters = *s.component::<DramController>(ctrl).unwrap().counters();
+    ReadRun {
+        values,
+        counters,
+        link_cycles,
+        first_bus,
+        last_bus,
+    }
+}
+
+#[test]
+fn coded_ifmap_comes_back_as_written_at_8_bytes_a_link_cycle() {
+    let hw = hw("eyeriss-v1");
+    let rows = fmap(24, 55, 0.6, 3);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dram");
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = read_coded(&hw, &rows, Some(&dir.join("saturation.vcd")));
+    assert_eq!(
+        run.values,
+        rows.concat(),
+        "what comes back is what was written"
+    );
+    // Closed form: one bus cycle per coded word, each row's count from the codec's size rule.
+    let words: u64 = rows
+        .iter()
+        .map(|r| encoded_len(&RlcFormat::EYERISS, r) as u64)
+        .sum();
+    let c = &run.counters;
+    assert_eq!(c.busy_cycles, words);
+    assert_eq!(c.coded_words, words);
+    assert_eq!(c.read_bytes[Kind::Ifmap as usize], 8 * words);
+    // At saturation the bus never idles between the first word and the last (one busy
+    // interval in the trace), and that interval is exactly `words` link cycles: 8 bytes a cycle.
+    let edge = |t: u64| ((t as u128 * 60_000_000).div_ceil(1_000_000_000_000) - 1) as u64;
+    assert_eq!(edge(run.last_bus) - edge(run.first_bus), words);
+    assert!(c.idle_cycles < run.link_cycles);
+}
+
+#[test]
+fn raw_words_and_written_streams_round_trip() {
+    let hw = hw("tiny");
+    let fmt = RlcFormat::EYERISS;
+    // Write two coded ofmap rows and read them back raw (as stored words).
+    let rows = fmap(2, 30, 0.5, 9);
+    let coded: Vec<Vec<u64>> = rows.iter().map(|r| encode(&fmt, r)).collect();
+    let total: usize = coded.iter().map(|c| c.len()).sum();
+    let mut s = Scheduler::new();
+    let core = s.add_clock("core", hw.clocks.core_hz).unwrap();
+    let link = s.add_clock("link", hw.clocks.link_hz).unwrap();
+    let (ports, ctrl) = build(&mut s, core, link, &hw, vec![0; 64], "top.dram").unwrap();
+    let mut cmds = VecDeque::new();
+    let mut addr = 0u64;
+    for (i, c) in coded.iter().enumerate() {
+        cmds.push_back(DramCmd {
+            id: i as u32,
+            write: true,
+            addr,
+            len: c.len() as u32,
+            kind: Kind::Psum,
+            coded: true,
+        });
+        addr += c.len() as u64;
+    }
+    cmds.push_back(DramCmd {
+        id: 9,
+        write: false,
+        addr: 0,
+        len: total as u32,
+        kind: Kind::Psum,
+        coded: true,
+    });
+    s.add(
+        core,
+        Requester {
+            cmd: ports.cmd,
+            todo: cmds,
+        },
+    );
+    let values = Link::<i16>::new("vals", core, 1, 4).unwrap();
+    let mut out = RlcOutbound::new("top.chip.rlc_out", fmt, values.rx, ports.wdata);
+    for r in &rows {
+        out.stream(r.len());
+    }
+    s.add(core, out);
+    s.add(
+        core,
+        Values {
+            tx: values.tx,
+            values: rows.concat().into(),
+        },
+    );
+    let sink = s.add(
+        core,
+        Collect::<DramData> {
+            name: "top.chip.readback",
+            rx: ports.rdata,
+            got: vec![],
+        },
+    );
+    s.run().unwrap();
+    let back: Vec<u64> = s
+        .component::<Collect<DramData>>(sink)
+        .unwrap()
+        .got
+        .iter()
+        .map(|d| d.word)
+        .collect();
+    assert_eq!(back, coded.concat());
+    let c = *s.component::<DramController>(ctrl).unwrap().counters();
+    assert_eq!(c.write_bytes[Kind::Psum as usize], 8 * total as u64);
+    assert_eq!(c.read_bytes[Kind::Psum as usize], 8 * total as u64);
+    assert_eq!(
+        pack_raw(&[1, -2, 3, 4, 5], 4),
+        vec![0x0004_0003_FFFE_0001, 5]
+    );
+    assert_eq!(
+        unpack_raw(&pack_raw(&[1, -2, 3, 4, 5], 4), 4, 5),
+        vec![1, -2, 3, 4, 5]
+    );
+}
+
+#[test]
+fn a_command_outside_memory_names_the_controller_and_numbers() {
+    let hw = hw("tiny");
+    let mut s = Scheduler::new();
+    let core = s.add_clock("core", hw.clocks.core_hz).unwrap();
+    let link = s.add_clock("link", hw.clocks.link_hz).unwrap();
+    let (ports, _) = build(&mut s, core, link, &hw, vec![0; 16], "top.dram").unwrap();
+    s.add(
+        core,
+        Requester {
+            cmd: ports.cmd,
+            todo: [DramCmd {
+                id: 4,
+                write: false,
+                addr: 10,
+                len: 8,
+                kind: Kind::Filter,
+                coded: false,
+            }]
+            .into(),
+        },
+    );
+    let e = s.run().unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "top.dram: command 4: read of 8 words at address 10 is outside the 16-word memory"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn dram_burst_across_clock_domains_matches_its_golden_trace() {
+    let hw = hw("tiny");
+    let rows = vec![vec![0, 0, 5, 0, -1, 7, 9, 0, 0, 0, 3, 4, 0, 2, 8, 1]];
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dram");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("burst.vcd");
+    let run = read_coded(&hw, &rows, Some(&path));
+    assert_eq!(run.values, rows[0]);
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden/dram/burst.vcd");
+    if std::env::var_os("ROWSIM_BLESS").is_some() {
+        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+        std::fs::copy(&path, &golden).unwrap();
+        std::fs::copy(path.with_extension("gtkw"), golden.with_extension("gtkw")).unwrap();
+    }
+    let (want, got) = (waves::read(&golden).unwrap(), waves::read(&path).unwrap());
+    if let Some(d) = first_difference(&want, &got) {
+        panic!("{d}");
+    }
+    // The hand schedule of golden/README.md.
+    let link_edge = |n: u64| (n + 1) * 1_000_000_000_000 / 60_000_000;
+    let rise = |s: &str| got.signals[s].iter().find(|c| c.1 == 1).unwrap().0;
+    assert_eq!(rise("top.dram.cmd_fifo.wr.wr_en"), 10_000); // core cycle 1
+    assert_eq!(rise("top.dram.cmd_fifo.rd.rd_en"), link_edge(1));
+    assert_eq!(rise("top.dram.rd_req"), link_edge(2));
+    let bus: Vec<u64> = got.signals["top.dram.bus_valid"]
+        .iter()
+        .filter(|c| c.1 == 1)
+        .map(|c| c.0)
+        .collect();
+    assert_eq!(bus[0], link_edge(6), "data 4 link cycles after the request");
+    assert_eq!(encoded_len(&RlcFormat::EYERISS, &rows[0]), 3);
+    assert_eq!(bus.len(), 1, "three words back to back");
+}
