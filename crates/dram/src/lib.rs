@@ -526,65 +526,48 @@ pub fn build(
     memory: Vec<u64>,
     scope: &str,
 ) -> Result<(DramPorts, rowsim_kernel::ComponentId), rowsim_kernel::LinkError> {
-    use rowsim_kernel::{AsyncFifo, Link};
-    let d = &hw.dram;
-    let depth = d.async_fifo_depth;
-    // core -> FIFO write port (core) -> FIFO read port (link) -> controller
-    let cmd_in = Link::<DramCmd>::new(&format!("{scope}.cmd_in"), core, 1, 2)?;
-    let cmd_out = Link::<DramCmd>::new(&format!("{scope}.cmd_out"), link, 1, 2)?;
-    let (w, r) = AsyncFifo::build(
+    use rowsim_kernel::AsyncFifo;
+    let (depth, stages) = (hw.dram.async_fifo_depth, hw.dram.sync_stages);
+    let (cmd, cmds) = AsyncFifo::insert(
+        sched,
         &format!("{scope}.cmd_fifo"),
-        cmd_in.rx,
-        cmd_out.tx,
         core,
         link,
         depth,
-        d.sync_stages,
+        stages,
     )?;
-    sched.add(core, w);
-    sched.add(link, r);
-    let wd_in = Link::<u64>::new(&format!("{scope}.wdata_in"), core, 1, 2)?;
-    let wd_out = Link::<u64>::new(&format!("{scope}.wdata_out"), link, 1, 2)?;
-    let (w, r) = AsyncFifo::build(
+    let (wdata_core, wdata) = AsyncFifo::insert(
+        sched,
         &format!("{scope}.wdata_fifo"),
-        wd_in.rx,
-        wd_out.tx,
         core,
         link,
         depth,
-        d.sync_stages,
+        stages,
     )?;
-    sched.add(core, w);
-    sched.add(link, r);
-    let rd_in = Link::<DramData>::new(&format!("{scope}.rdata_in"), link, 1, 2)?;
-    let rd_out = Link::<DramData>::new(&format!("{scope}.rdata_out"), core, 1, 2)?;
-    let (w, r) = AsyncFifo::build(
+    let (rdata_link, rdata) = AsyncFifo::insert(
+        sched,
         &format!("{scope}.rdata_fifo"),
-        rd_in.rx,
-        rd_out.tx,
         link,
         core,
         depth,
-        d.sync_stages,
+        stages,
     )?;
-    sched.add(link, w);
-    sched.add(core, r);
     let ctrl = DramController::new(
         scope,
         memory,
         DramTiming::from_config(hw),
         ControllerLinks {
-            cmds: cmd_out.rx,
-            wdata: wd_out.rx,
-            rdata: rd_in.tx,
+            cmds,
+            wdata,
+            rdata: rdata_link,
         },
     );
     let id = sched.add(link, ctrl);
     Ok((
         DramPorts {
-            cmd: cmd_in.tx,
-            wdata: wd_in.tx,
-            rdata: rd_out.rx,
+            cmd,
+            wdata: wdata_core,
+            rdata,
         },
         id,
     ))

@@ -1,7 +1,6 @@
 //! The DRAM system end to end across the clock domains: coded ifmaps come back as written, the
 //! bus moves 8 bytes a link cycle at saturation, and bus cycles match a closed-form count.
 
-use std::collections::VecDeque;
 use std::path::Path;
 
 use rowsim_config::HwConfig;
@@ -10,9 +9,7 @@ use rowsim_dram::{
     build, pack_raw, unpack_raw, DramCmd, DramController, DramCounters, DramData, Kind, RlcInbound,
     RlcOutbound,
 };
-use rowsim_kernel::{
-    Activity, Component, Fault, Link, LinkRx, LinkTx, Scheduler, StepCtx, TraceConfig,
-};
+use rowsim_kernel::{Collector, Feeder, Link, Scheduler, TraceConfig};
 use rowsim_tests::waves::{self, first_difference};
 
 fn hw(name: &str) -> HwConfig {
@@ -21,75 +18,6 @@ fn hw(name: &str) -> HwConfig {
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
-}
-
-/// Issues commands in order, one a core cycle when the FIFO has room.
-struct Requester {
-    cmd: LinkTx<DramCmd>,
-    todo: VecDeque<DramCmd>,
-}
-impl Component for Requester {
-    fn name(&self) -> &str {
-        "top.chip.dram_requester"
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        if let Some(&c) = self.todo.front() {
-            if self.cmd.try_send(cx, c).is_ok() {
-                self.todo.pop_front();
-                return Ok(Activity::Moved);
-            }
-        }
-        Ok(Activity::Idle)
-    }
-    fn holds_work(&self) -> bool {
-        !self.todo.is_empty()
-    }
-}
-
-/// Collects values (or raw words).
-struct Collect<T> {
-    name: &'static str,
-    rx: LinkRx<T>,
-    got: Vec<T>,
-}
-impl<T: Send + 'static> Component for Collect<T> {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        let mut moved = false;
-        while let Some(v) = self.rx.try_recv(cx) {
-            self.got.push(v);
-            moved = true;
-        }
-        Ok(Activity::from_moved(moved))
-    }
-    fn holds_work(&self) -> bool {
-        self.rx.in_flight() > 0
-    }
-}
-
-/// Sends values into a link.
-struct Values {
-    tx: LinkTx<i16>,
-    values: VecDeque<i16>,
-}
-impl Component for Values {
-    fn name(&self) -> &str {
-        "top.chip.ofmap_values"
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        if let Some(&v) = self.values.front() {
-            if self.tx.try_send(cx, v).is_ok() {
-                self.values.pop_front();
-                return Ok(Activity::Moved);
-            }
-        }
-        Ok(Activity::Idle)
-    }
-    fn holds_work(&self) -> bool {
-        !self.values.is_empty()
-    }
 }
 
 /// A feature map of `rows` rows of `w` values with about `zeros` of them zero.
@@ -134,10 +62,10 @@ struct ReadRun {
 fn read_coded(hw: &HwConfig, rows: &[Vec<i16>], trace: Option<&Path>) -> ReadRun {
     let fmt = RlcFormat::EYERISS;
     let mut memory = vec![];
-    let mut cmds = VecDeque::new();
+    let mut cmds = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let coded = encode(&fmt, r);
-        cmds.push_back(DramCmd {
+        cmds.push(DramCmd {
             id: i as u32,
             write: false,
             addr: memory.len() as u64,
@@ -153,10 +81,7 @@ fn read_coded(hw: &HwConfig, rows: &[Vec<i16>], trace: Option<&Path>) -> ReadRun
     let (ports, ctrl) = build(&mut s, core, link, hw, memory, "top.dram").unwrap();
     s.add(
         core,
-        Requester {
-            cmd: ports.cmd,
-            todo: cmds,
-        },
+        Feeder::new("top.chip.dram_requester", ports.cmd, cmds, 1),
     );
     let values = Link::<i16>::new("top.chip.ifmap_values", core, 1, 8).unwrap();
     let mut inbound = RlcInbound::new("top.chip.rlc_in", fmt, ports.rdata, values.tx, 4);
@@ -166,11 +91,7 @@ fn read_coded(hw: &HwConfig, rows: &[Vec<i16>], trace: Option<&Path>) -> ReadRun
     s.add(core, inbound);
     let sink = s.add(
         core,
-        Collect {
-            name: "top.chip.glb_ifmap_writer",
-            rx: values.rx,
-            got: vec![],
-        },
+        Collector::new("top.chip.glb_ifmap_writer", values.rx, 8),
     );
     drop(ports.wdata);
     if let Some(p) = trace {
@@ -201,7 +122,7 @@ fn read_coded(hw: &HwConfig, rows: &[Vec<i16>], trace: Option<&Path>) -> ReadRun
         );
         (rises[0], falls[0])
     });
-    let values = s.component::<Collect<i16>>(sink).unwrap().got.clone();
+    let values = s.component::<Collector<i16>>(sink).unwrap().values();
     let link_cycles = s.cycles_of(link);
     let (first_bus, last_bus) = first_last.unwrap_or((0, 0));
     let counters = *s.component::<DramController>(ctrl).unwrap().counters();
@@ -254,10 +175,10 @@ fn raw_words_and_written_streams_round_trip() {
     let core = s.add_clock("core", hw.clocks.core_hz).unwrap();
     let link = s.add_clock("link", hw.clocks.link_hz).unwrap();
     let (ports, ctrl) = build(&mut s, core, link, &hw, vec![0; 64], "top.dram").unwrap();
-    let mut cmds = VecDeque::new();
+    let mut cmds = Vec::new();
     let mut addr = 0u64;
     for (i, c) in coded.iter().enumerate() {
-        cmds.push_back(DramCmd {
+        cmds.push(DramCmd {
             id: i as u32,
             write: true,
             addr,
@@ -267,7 +188,7 @@ fn raw_words_and_written_streams_round_trip() {
         });
         addr += c.len() as u64;
     }
-    cmds.push_back(DramCmd {
+    cmds.push(DramCmd {
         id: 9,
         write: false,
         addr: 0,
@@ -277,10 +198,7 @@ fn raw_words_and_written_streams_round_trip() {
     });
     s.add(
         core,
-        Requester {
-            cmd: ports.cmd,
-            todo: cmds,
-        },
+        Feeder::new("top.chip.dram_requester", ports.cmd, cmds, 1),
     );
     let values = Link::<i16>::new("vals", core, 1, 4).unwrap();
     let mut out = RlcOutbound::new("top.chip.rlc_out", fmt, values.rx, ports.wdata);
@@ -290,24 +208,14 @@ fn raw_words_and_written_streams_round_trip() {
     s.add(core, out);
     s.add(
         core,
-        Values {
-            tx: values.tx,
-            values: rows.concat().into(),
-        },
+        Feeder::new("top.chip.ofmap_values", values.tx, rows.concat(), 1),
     );
-    let sink = s.add(
-        core,
-        Collect::<DramData> {
-            name: "top.chip.readback",
-            rx: ports.rdata,
-            got: vec![],
-        },
-    );
+    let sink = s.add(core, Collector::new("top.chip.readback", ports.rdata, 1));
     s.run().unwrap();
     let back: Vec<u64> = s
-        .component::<Collect<DramData>>(sink)
+        .component::<Collector<DramData>>(sink)
         .unwrap()
-        .got
+        .values()
         .iter()
         .map(|d| d.word)
         .collect();
@@ -334,18 +242,19 @@ fn a_command_outside_memory_names_the_controller_and_numbers() {
     let (ports, _) = build(&mut s, core, link, &hw, vec![0; 16], "top.dram").unwrap();
     s.add(
         core,
-        Requester {
-            cmd: ports.cmd,
-            todo: [DramCmd {
+        Feeder::new(
+            "top.chip.dram_requester",
+            ports.cmd,
+            vec![DramCmd {
                 id: 4,
                 write: false,
                 addr: 10,
                 len: 8,
                 kind: Kind::Filter,
                 coded: false,
-            }]
-            .into(),
-        },
+            }],
+            1,
+        ),
     );
     let e = s.run().unwrap_err().to_string();
     assert!(

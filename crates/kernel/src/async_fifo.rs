@@ -78,6 +78,27 @@ impl AsyncFifo {
     }
 }
 
+impl AsyncFifo {
+    /// Inserts a FIFO from clock `from` to clock `to` into `sched`, with a latency-1 link of 2
+    /// credits on each side: returns the sending end (on `from`) and the receiving end (on `to`).
+    /// The ports are `scope.wr` and `scope.rd`; the links `scope.in` and `scope.out`.
+    pub fn insert<T: TraceValue + Send + 'static>(
+        sched: &mut crate::Scheduler,
+        scope: &str,
+        from: Clock,
+        to: Clock,
+        depth: u32,
+        stages: u32,
+    ) -> Result<(LinkTx<T>, LinkRx<T>), LinkError> {
+        let input = Link::<T>::new(&format!("{scope}.in"), from, 1, 2)?;
+        let output = Link::<T>::new(&format!("{scope}.out"), to, 1, 2)?;
+        let (w, r) = AsyncFifo::build(scope, input.rx, output.tx, from, to, depth, stages)?;
+        sched.add(from, w);
+        sched.add(to, r);
+        Ok((input.tx, output.rx))
+    }
+}
+
 fn wrap(count: u64, bits: u32) -> u64 {
     count & ((1u64 << bits) - 1)
 }

@@ -17,12 +17,14 @@ pub mod async_fifo;
 pub mod clock;
 pub mod demo;
 pub mod link;
+pub mod parts;
 pub mod scheduler;
 pub mod trace;
 
 pub use async_fifo::{AsyncFifo, AsyncFifoRead, AsyncFifoWrite, TraceValue};
 pub use clock::{Clock, ClockError, DomainId, Picos};
 pub use link::{Link, LinkError, LinkRx, LinkTx};
+pub use parts::{Collector, Feeder};
 pub use scheduler::{
     Activity, At, Component, ComponentId, Cycle, Fault, RunOutcome, Scheduler, SimError, StepCtx,
     StepOrder, StopCondition, DEFAULT_WATCHDOG_CYCLES,

@@ -2,57 +2,9 @@
 
 use std::path::Path;
 
-use rowsim_kernel::{
-    Activity, Component, Fault, Link, LinkRx, LinkTx, Scheduler, StepCtx, TraceConfig,
-};
+use rowsim_kernel::{Collector, Feeder, Link, Scheduler, TraceConfig};
 use rowsim_noc::{Beat, Gin, GinIds, NetSpec};
 use rowsim_tests::waves::{self, first_difference};
-
-struct Source {
-    out: LinkTx<Beat>,
-    beats: Vec<Beat>,
-    next: usize,
-}
-impl Component for Source {
-    fn name(&self) -> &str {
-        "top.chip.glb_ifmap_port"
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        if let Some(&b) = self.beats.get(self.next) {
-            if self.out.try_send(cx, b).is_ok() {
-                self.next += 1;
-                return Ok(Activity::Moved);
-            }
-        }
-        Ok(Activity::Idle)
-    }
-    fn holds_work(&self) -> bool {
-        self.next < self.beats.len()
-    }
-}
-
-struct Pe {
-    name: String,
-    rx: LinkRx<i16>,
-    got: Vec<(u64, i16)>,
-}
-impl Component for Pe {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        Ok(match self.rx.try_recv(cx) {
-            Some(w) => {
-                self.got.push((cx.cycle, w));
-                Activity::Moved
-            }
-            None => Activity::Idle,
-        })
-    }
-    fn holds_work(&self) -> bool {
-        self.rx.in_flight() > 0
-    }
-}
 
 #[test]
 fn ifmap_diagonal_multicast_matches_its_golden_trace() {
@@ -69,11 +21,7 @@ fn ifmap_diagonal_multicast_matches_its_golden_trace() {
             row.push(Some(l.tx));
             pes.push(s.add(
                 clk,
-                Pe {
-                    name: format!("top.chip.pe_array.pe_r{i}_c{j}"),
-                    rx: l.rx,
-                    got: vec![],
-                },
+                Collector::new(&format!("top.chip.pe_array.pe_r{i}_c{j}"), l.rx, 1),
             ));
         }
         outputs.push(row);
@@ -97,11 +45,12 @@ fn ifmap_diagonal_multicast_matches_its_golden_trace() {
     s.add(clk, Gin::new(spec, input.rx, outputs, &ids).unwrap());
     s.add(
         clk,
-        Source {
-            out: input.tx,
-            beats: (0..6).map(|h| Beat::new(0, h, &[100 + h as i16])).collect(),
-            next: 0,
-        },
+        Feeder::new(
+            "top.chip.glb_ifmap_port",
+            input.tx,
+            (0..6).map(|h| Beat::new(0, h, &[100 + h as i16])).collect(),
+            1,
+        ),
     );
 
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("noc_golden");
@@ -119,14 +68,14 @@ fn ifmap_diagonal_multicast_matches_its_golden_trace() {
     // and delivers it to the diagonal at once; each PE takes it at h + 2.
     for i in 0..rows {
         for j in 0..cols {
-            let pe = s.component::<Pe>(pes[i * cols + j]).unwrap();
+            let pe = s.component::<Collector<i16>>(pes[i * cols + j]).unwrap();
             let h = (i + j) as u64;
             let want = if h < 6 {
                 vec![(h + 2, 100 + h as i16)]
             } else {
                 vec![]
             };
-            assert_eq!(pe.got, want, "PE ({i}, {j})");
+            assert_eq!(pe.items, want, "PE ({i}, {j})");
         }
     }
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden/noc/ifmap_multicast.vcd");

@@ -2,33 +2,10 @@
 //! input.
 
 use proptest::prelude::*;
-use rowsim_kernel::{Activity, Component, Fault, Link, LinkRx, LinkTx, Scheduler, StepCtx};
+use rowsim_kernel::{
+    Activity, Collector, Component, Fault, Feeder, Link, LinkRx, Scheduler, StepCtx,
+};
 use rowsim_noc::{Beat, Gin, GinIds, Gon, GonBeat, NetSpec};
-
-/// Sends beats in order.
-struct BeatSource {
-    out: LinkTx<Beat>,
-    beats: Vec<Beat>,
-    next: usize,
-}
-
-impl Component for BeatSource {
-    fn name(&self) -> &str {
-        "top.glb_side"
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        if let Some(&b) = self.beats.get(self.next) {
-            if self.out.try_send(cx, b).is_ok() {
-                self.next += 1;
-                return Ok(Activity::Moved);
-            }
-        }
-        Ok(Activity::Idle)
-    }
-    fn holds_work(&self) -> bool {
-        self.next < self.beats.len()
-    }
-}
 
 /// A PE's input FIFO drain: takes a word on cycles where `(cycle * 7 + salt) % period == 0`.
 struct Sink {
@@ -177,11 +154,7 @@ fn run(c: &Case, slow: bool) -> (Vec<Vec<(u64, i16)>>, rowsim_noc::NetCounters) 
     let gin = s.add(clk, Gin::new(spec, input.rx, outputs, &c.ids).unwrap());
     s.add(
         clk,
-        BeatSource {
-            out: input.tx,
-            beats: c.beats.clone(),
-            next: 0,
-        },
+        Feeder::new("top.glb_side", input.tx, c.beats.clone(), 1),
     );
     s.set_watchdog(200);
     s.run().unwrap();
@@ -352,69 +325,13 @@ fn bad_ids_and_tags_name_the_network_and_value() {
             )
             .unwrap(),
         );
-        s.add(
-            clk,
-            BeatSource {
-                out: input.tx,
-                beats: vec![beat],
-                next: 0,
-            },
-        );
+        s.add(clk, Feeder::new("top.glb_side", input.tx, vec![beat], 1));
         let e = s.run().unwrap_err().to_string();
         assert!(
             e.contains("top.chip.noc.gin_ifmap") && e.contains(want),
             "{e}"
         );
         drop(o.rx);
-    }
-}
-
-/// Sends a PE's psums.
-struct PsumSource {
-    name: String,
-    out: LinkTx<i16>,
-    words: Vec<i16>,
-    next: usize,
-}
-
-impl Component for PsumSource {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        if let Some(&w) = self.words.get(self.next) {
-            if self.out.try_send(cx, w).is_ok() {
-                self.next += 1;
-                return Ok(Activity::Moved);
-            }
-        }
-        Ok(Activity::Idle)
-    }
-    fn holds_work(&self) -> bool {
-        self.next < self.words.len()
-    }
-}
-
-struct GonSink {
-    rx: LinkRx<GonBeat>,
-    got: Vec<GonBeat>,
-}
-
-impl Component for GonSink {
-    fn name(&self) -> &str {
-        "top.glb_psum_port"
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        match self.rx.try_recv(cx) {
-            Some(b) => {
-                self.got.push(b);
-                Ok(Activity::Moved)
-            }
-            None => Ok(Activity::Idle),
-        }
-    }
-    fn holds_work(&self) -> bool {
-        self.rx.in_flight() > 0
     }
 }
 
@@ -432,12 +349,7 @@ fn gon_collects_every_psum_tagged_with_its_pe() {
                 let words: Vec<i16> = (0..10).map(|k| (b * 100 + p * 10) as i16 + k).collect();
                 s.add(
                     clk,
-                    PsumSource {
-                        name: format!("top.pe_r{b}_c{p}"),
-                        out: l.tx,
-                        words,
-                        next: 0,
-                    },
+                    Feeder::new(&format!("top.pe_r{b}_c{p}"), l.tx, words, 1),
                 );
                 row.push(Some(l.rx));
             } else {
@@ -456,15 +368,9 @@ fn gon_collects_every_psum_tagged_with_its_pe() {
         width_bits: 64,
     };
     let gon = s.add(clk, Gon::new(spec, inputs, out.tx).unwrap());
-    let sink = s.add(
-        clk,
-        GonSink {
-            rx: out.rx,
-            got: vec![],
-        },
-    );
+    let sink = s.add(clk, Collector::new("top.glb_psum_port", out.rx, 1));
     s.run().unwrap();
-    let got = &s.component::<GonSink>(sink).unwrap().got;
+    let got = s.component::<Collector<GonBeat>>(sink).unwrap().values();
     for b in 0..rows {
         for p in 0..cols {
             let words: Vec<i16> = got

@@ -824,47 +824,42 @@ impl Component for Pe {
         t.set(g.psum_out_credits, self.held.out_credits.min(255) as u64);
         // Enables pulse; addresses and data hold their last value, as a register would.
         let h = &self.held;
-        let port = |t: &mut TraceFrame, sig: [SignalId; 3], en: bool, (a, d): (u32, i16)| {
-            t.set_bool(sig[0], en);
+        for (sig, bit, (a, d)) in [
+            (
+                [g.filter_wr_en, g.filter_wr_addr, g.filter_wr_data],
+                strobe::FILTER_WR,
+                h.filter_wr,
+            ),
+            (
+                [g.filter_rd_en, g.filter_rd_addr, g.filter_rd_data],
+                strobe::FILTER_RD,
+                h.filter_rd,
+            ),
+            (
+                [g.ifmap_wr_en, g.ifmap_wr_addr, g.ifmap_wr_data],
+                strobe::IFMAP_WR,
+                h.ifmap_wr,
+            ),
+            (
+                [g.ifmap_rd_en, g.ifmap_rd_addr, g.ifmap_rd_data],
+                strobe::IFMAP_RD,
+                h.ifmap_rd,
+            ),
+            (
+                [g.psum_rd_en, g.psum_rd_addr, g.psum_rd_data],
+                strobe::PSUM_RD,
+                h.psum_rd,
+            ),
+            (
+                [g.psum_wr_en, g.psum_wr_addr, g.psum_wr_data],
+                strobe::PSUM_WR,
+                h.psum_wr,
+            ),
+        ] {
+            t.set_bool(sig[0], on(bit));
             t.set(sig[1], a as u64);
             t.set(sig[2], w(d));
-        };
-        port(
-            t,
-            [g.filter_wr_en, g.filter_wr_addr, g.filter_wr_data],
-            on(strobe::FILTER_WR),
-            h.filter_wr,
-        );
-        port(
-            t,
-            [g.filter_rd_en, g.filter_rd_addr, g.filter_rd_data],
-            on(strobe::FILTER_RD),
-            h.filter_rd,
-        );
-        port(
-            t,
-            [g.ifmap_wr_en, g.ifmap_wr_addr, g.ifmap_wr_data],
-            on(strobe::IFMAP_WR),
-            h.ifmap_wr,
-        );
-        port(
-            t,
-            [g.ifmap_rd_en, g.ifmap_rd_addr, g.ifmap_rd_data],
-            on(strobe::IFMAP_RD),
-            h.ifmap_rd,
-        );
-        port(
-            t,
-            [g.psum_rd_en, g.psum_rd_addr, g.psum_rd_data],
-            on(strobe::PSUM_RD),
-            h.psum_rd,
-        );
-        port(
-            t,
-            [g.psum_wr_en, g.psum_wr_addr, g.psum_wr_data],
-            on(strobe::PSUM_WR),
-            h.psum_wr,
-        );
+        }
         let zb_mask = if self.sizes.ifmap_entries >= 64 {
             u64::MAX
         } else {

@@ -3,98 +3,10 @@
 //! trace, its bench and `rowsim`'s examples.
 
 use rowsim_datapath::mac::{self, MacCounters, Overflow};
-use rowsim_kernel::{
-    Activity, Clock, Component, ComponentId, Fault, Link, LinkRx, LinkTx, Scheduler, SimError,
-    StepCtx, TraceConfig,
-};
+use rowsim_kernel::{Clock, ComponentId, Link, Scheduler, SimError, TraceConfig};
+pub use rowsim_kernel::{Collector, Feeder};
 
 use crate::{Pe, PeCounters, PePorts, PeSizes, Primitive};
-
-/// Sends a stream of words into a link, up to `per_cycle` a cycle while there is credit (a
-/// 64-bit bus moves 4 words a cycle, a 16-bit one 1).
-pub struct Feeder {
-    name: String,
-    out: LinkTx<i16>,
-    words: Vec<i16>,
-    next: usize,
-    per_cycle: u32,
-}
-
-impl Feeder {
-    pub fn new(name: &str, out: LinkTx<i16>, words: Vec<i16>, per_cycle: u32) -> Self {
-        Feeder {
-            name: name.into(),
-            out,
-            words,
-            next: 0,
-            per_cycle: per_cycle.max(1),
-        }
-    }
-}
-
-impl Component for Feeder {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        let mut moved = false;
-        for _ in 0..self.per_cycle {
-            let Some(&w) = self.words.get(self.next) else {
-                break;
-            };
-            if self.out.try_send(cx, w).is_err() {
-                break;
-            }
-            self.next += 1;
-            moved = true;
-        }
-        Ok(Activity::from_moved(moved))
-    }
-    fn holds_work(&self) -> bool {
-        self.next < self.words.len()
-    }
-}
-
-/// Takes every word that arrives (up to `per_cycle` a cycle) and records (cycle, word).
-pub struct Collector {
-    name: String,
-    input: LinkRx<i16>,
-    per_cycle: u32,
-    pub words: Vec<(u64, i16)>,
-}
-
-impl Collector {
-    pub fn new(name: &str, input: LinkRx<i16>, per_cycle: u32) -> Self {
-        Collector {
-            name: name.into(),
-            input,
-            per_cycle: per_cycle.max(1),
-            words: Vec::new(),
-        }
-    }
-}
-
-impl Component for Collector {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        let mut moved = false;
-        for _ in 0..self.per_cycle {
-            match self.input.try_recv(cx) {
-                Some(w) => {
-                    self.words.push((cx.cycle, w));
-                    moved = true;
-                }
-                None => break,
-            }
-        }
-        Ok(Activity::from_moved(moved))
-    }
-    fn holds_work(&self) -> bool {
-        self.input.in_flight() > 0
-    }
-}
 
 /// The data of one PE program, in logical layouts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -313,7 +225,7 @@ impl Harness {
         self.sched.set_watchdog(1000);
         self.sched.run()?;
         self.sched.finish_trace()?;
-        let col: &Collector = self
+        let col: &Collector<i16> = self
             .sched
             .component(self.collector)
             .ok_or_else(|| SimError::Setup("collector".into()))?;
@@ -322,10 +234,10 @@ impl Harness {
             .component(self.pe)
             .ok_or_else(|| SimError::Setup("pe".into()))?;
         let per_row = (job.prim.f * job.prim.p) as usize;
-        let values: Vec<i16> = col.words.iter().map(|w| w.1).collect();
+        let values = col.values();
         Ok(RunResult {
             rows: values.chunks(per_row.max(1)).map(|c| c.to_vec()).collect(),
-            out_cycles: col.words.iter().map(|w| w.0).collect(),
+            out_cycles: col.items.iter().map(|w| w.0).collect(),
             counters: *pe.counters(),
             cycles: self.sched.cycle(),
         })

@@ -1,0 +1,107 @@
+//! Small generic components for test benches and examples: a [`Feeder`] that sends a list of
+//! messages in order, and a [`Collector`] that takes whatever arrives and records when.
+
+use crate::link::{LinkRx, LinkTx};
+use crate::scheduler::{Activity, Component, Fault, StepCtx};
+
+/// Sends `items` in order, up to `per_cycle` a cycle while the link has credit.
+pub struct Feeder<T> {
+    name: String,
+    out: LinkTx<T>,
+    items: Vec<T>,
+    next: usize,
+    per_cycle: u32,
+}
+
+impl<T> Feeder<T> {
+    pub fn new(name: &str, out: LinkTx<T>, items: Vec<T>, per_cycle: u32) -> Self {
+        Feeder {
+            name: name.into(),
+            out,
+            items,
+            next: 0,
+            per_cycle: per_cycle.max(1),
+        }
+    }
+
+    /// Items sent so far.
+    pub fn sent(&self) -> usize {
+        self.next
+    }
+}
+
+impl<T: Copy + Send + 'static> Component for Feeder<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        for _ in 0..self.per_cycle {
+            let Some(&item) = self.items.get(self.next) else {
+                break;
+            };
+            if self.out.try_send(cx, item).is_err() {
+                break;
+            }
+            self.next += 1;
+            moved = true;
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        self.next < self.items.len()
+    }
+}
+
+/// Takes up to `per_cycle` arrivals a cycle and records them with the cycle they were taken.
+pub struct Collector<T> {
+    name: String,
+    input: LinkRx<T>,
+    per_cycle: u32,
+    pub items: Vec<(u64, T)>,
+}
+
+impl<T> Collector<T> {
+    pub fn new(name: &str, input: LinkRx<T>, per_cycle: u32) -> Self {
+        Collector {
+            name: name.into(),
+            input,
+            per_cycle: per_cycle.max(1),
+            items: Vec::new(),
+        }
+    }
+
+    /// What arrived, without the cycles.
+    pub fn values(&self) -> Vec<T>
+    where
+        T: Copy,
+    {
+        self.items.iter().map(|i| i.1).collect()
+    }
+}
+
+impl<T: Send + 'static> Component for Collector<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        for _ in 0..self.per_cycle {
+            match self.input.try_recv(cx) {
+                Some(v) => {
+                    self.items.push((cx.cycle, v));
+                    moved = true;
+                }
+                None => break,
+            }
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        self.input.in_flight() > 0
+    }
+}
