@@ -2,9 +2,12 @@
 //! GLB and the DRAM controller.
 //!
 //! So far: [`plan`], where each PE of a mapping sits, how psums chain up the array, and the IDs
-//! every GIN is configured with (what the scan chain carries). Running whole layers through the
-//! components (issue 6) builds on it.
+//! every GIN is configured with (what the scan chain carries); and [`array`], one processing
+//! pass through the real PEs, GINs, local links and GON. The GLB, DRAM and the layer's loop of
+//! passes (issue 6) build on these.
 
+pub mod array;
 pub mod plan;
 
+pub use array::{build_pass, ArrayPass, PassError, PassInput};
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};

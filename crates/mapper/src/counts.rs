@@ -163,7 +163,7 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
         })
         .sum();
     let ifmap_glb_w = g * mbc * w(pb.n) * w(pb.c) * band_values;
-    let ifmap_noc = per_strip * pes_rows * big_e * w(n * q * pb.wp());
+    let ifmap_noc = per_strip * pes_rows * big_e * w(n * q * pb.w_used());
     let ifmap_spad_r = per_strip * pes_rows * big_e * w(n * pb.f * q * pb.s);
 
     // Psums.

@@ -29,7 +29,8 @@
 //! ```
 //! In a pass, PE `(i, j)` of set `(rr, tt)` holds filter row `i` of `p` filters and `q` channels
 //! and, for each of the `n` images, convolves it with ifmap row `(eb*e + j)*U + i` (padded
-//! coordinates), `q` channels of `W + 2*pad` columns, into `F x p` psums; psums enter a chain's
+//! coordinates), `q` channels of the `(F-1)*U + S` padded columns some output uses, into
+//! `F x p` psums; psums enter a chain's
 //! bottom PE from the GLB (psum GIN) when `cb > 0` and leave its top PE for the GLB (GON).
 //! After the last channel block, a strip's finished psums go from the GLB through ReLU and the
 //! RLC coder to DRAM. Divisibility is required of `n | N`, `m | M`, `p*t | m`, `q*r | C`
@@ -46,7 +47,7 @@
 //!   psums written once per pass by each chain top, read once per pass by each chain bottom
 //!   when `cb > 0`, and read once more after the last channel block on the way to DRAM.
 //! - **NoC**: words delivered into PE FIFOs or taken out of them: each PE receives `p*q*S`
-//!   weights and `n*q*(W+2*pad)` ifmaps a pass; each PE sends its `n*F*p` psums (up the local
+//!   weights and `n*q*((F-1)*U + S)` ifmaps a pass; each PE sends its `n*F*p` psums (up the local
 //!   link, or to the GLB); each chain bottom receives `n*F*p` psums from the GLB when `cb > 0`.
 //! - **spad**: the PE's own accesses ([`rowsim_pe`]'s counters): filter writes `p*q*S` a pass,
 //!   reads per MAC not gated; ifmap writes per word delivered, reads `n*F*q*S` a pass; psum a

@@ -44,9 +44,15 @@ impl Problem {
         }
     }
 
-    /// Padded row width, what each PE receives per row.
+    /// Padded row width.
     pub fn wp(&self) -> u32 {
         self.w + 2 * self.pad
+    }
+
+    /// Columns of a padded row that some output uses, `(F-1)*U + S`: what each PE receives per
+    /// row (a stride that does not divide the row leaves trailing columns no one reads).
+    pub fn w_used(&self) -> u32 {
+        (self.f - 1) * self.uh + self.s
     }
 
     /// MAC slots of the whole layer.

@@ -40,7 +40,7 @@ pub fn walk(
         spad_reads: PerType::default(),
         spad_writes: PerType::default(),
     };
-    let (s_, f_, wp) = (pb.s as u64, pb.f as u64, pb.wp() as u64);
+    let (s_, f_, wp) = (pb.s as u64, pb.f as u64, pb.w_used() as u64);
     let cb_count = pb.c / (q * r);
     for g in 0..pb.groups {
         for nb in 0..pb.n / n {

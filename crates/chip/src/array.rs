@@ -1,0 +1,377 @@
+//! One processing pass through the array's real components: the PEs of an [`ArrayPlan`], the
+//! filter, ifmap and psum GINs with the plan's IDs, the local links up each chain, and the GON.
+//!
+//! Each GIN has its own sequencer on the GLB side (a [`Feeder`] of tagged beats), so a stream
+//! that waits never holds up another:
+//! - **filters**: one beat of up to a bus width of weights per logical filter row in turn, the
+//!   rows taken round robin, each row's weights in filter-spad order `(s, c, f)`;
+//! - **ifmaps**: image by image, column by column of the padded row (the `(F-1)*U + S` columns
+//!   some output uses), every row of the band, each
+//!   row's `q` channel values: every PE sees its own row in the `(col, c)` order it stores, and no
+//!   PE is asked for a column more than a window ahead of the PEs its chain waits on, so the pass
+//!   cannot deadlock (a PE's window holds at least `S` columns);
+//! - **psums in** (when a pass continues an accumulation): per image and output column, each
+//!   chain bottom's `p` psums.
+//!
+//! The GON takes the chain tops' psums to a collector, tagged with their PE.
+
+use std::collections::BTreeMap;
+
+use rowsim_config::HwConfig;
+use rowsim_datapath::mac::MacConfig;
+use rowsim_kernel::{Collector, ComponentId, Feeder, Link, LinkError, LinkRx, LinkTx, Scheduler};
+use rowsim_mapper::Problem;
+use rowsim_noc::{Beat, Gin, GinIds, Gon, GonBeat, NetSpec, NocError};
+use rowsim_pe::{Pe, PePorts, PeSizes, Primitive};
+
+use crate::plan::{ArrayPlan, LogicalPe, PhysPe};
+
+/// The data of one pass, in the order the PEs take it.
+#[derive(Clone, Debug, Default)]
+pub struct PassInput {
+    /// Output rows of this strip (`<= e`).
+    pub e_cur: u32,
+    pub mac: MacConfig,
+    pub zero_gating: bool,
+    /// Per logical filter row `(tt, rr, i)`: `p*q*S` weights in filter-spad order.
+    pub filters: BTreeMap<(u32, u32, u32), Vec<i16>>,
+    /// `[image][rr][y]`: row `y` of the strip's band (padded rows `0..(e_cur-1)*U + R`) for
+    /// channel group `rr`, `(col, c)` interleaved: `Wp * q` values.
+    pub ifmaps: Vec<Vec<Vec<Vec<i16>>>>,
+    /// Per chain bottom `(tt, j)`: `n*F*p` psums `(image, x, f)`, when the pass continues an
+    /// accumulation.
+    pub psum_in: Option<BTreeMap<(u32, u32), Vec<i16>>>,
+}
+
+/// A pass built into a scheduler.
+pub struct ArrayPass {
+    pub sched: Scheduler,
+    pub pes: BTreeMap<LogicalPe, ComponentId>,
+    pub gon_out: ComponentId,
+    pub filter_gin: ComponentId,
+    pub ifmap_gin: ComponentId,
+    pub psum_gin: ComponentId,
+    pub gon: ComponentId,
+}
+
+/// What can stop a pass from being built.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error("{0}")]
+    Link(#[from] LinkError),
+    #[error("{0}")]
+    Noc(#[from] NocError),
+    #[error("{0}")]
+    Pe(#[from] rowsim_pe::PeError),
+    #[error("pass input: {0}")]
+    Input(String),
+}
+
+fn pe_name(p: PhysPe) -> String {
+    format!("top.chip.pe_array.pe_r{}_c{}", p.row, p.col)
+}
+
+fn net(hw: &HwConfig, name: &str, col_bits: u32, width_bits: u32) -> NetSpec {
+    NetSpec {
+        name: format!("top.chip.noc.{name}"),
+        rows: hw.array.rows,
+        cols: hw.array.cols,
+        row_id_bits: hw.noc.row_id_bits,
+        col_id_bits: col_bits,
+        width_bits,
+    }
+}
+
+type Grid<T> = Vec<Vec<Option<T>>>;
+
+/// A PE's links while the array is wired: filter in, ifmap in, psum in, psum out.
+type PeLinks = (
+    LinkRx<i16>,
+    LinkRx<i16>,
+    Option<LinkRx<i16>>,
+    Option<LinkTx<i16>>,
+);
+
+/// A logical filter row: (filter group, channel group, filter row).
+type FilterRow = (u32, u32, u32);
+
+fn grid<T>(hw: &HwConfig) -> Grid<T> {
+    (0..hw.array.rows)
+        .map(|_| (0..hw.array.cols).map(|_| None).collect())
+        .collect()
+}
+
+/// Builds a pass: `n` images of the strip `e_cur` through the plan's PEs.
+pub fn build_pass(
+    plan: &ArrayPlan,
+    pb: &Problem,
+    hw: &HwConfig,
+    input: &PassInput,
+) -> Result<ArrayPass, PassError> {
+    let m = plan.mapping;
+    let mut sched = Scheduler::new();
+    let core = sched
+        .add_clock("core", hw.clocks.core_hz)
+        .map_err(|e| PassError::Input(e.to_string()))?;
+    let sizes = PeSizes::from_config(hw);
+    let e_cur = input.e_cur;
+    if e_cur == 0 || e_cur > m.e {
+        return Err(PassError::Input(format!(
+            "strip of {e_cur} rows for e={}",
+            m.e
+        )));
+    }
+    let active: Vec<(LogicalPe, PhysPe)> = plan
+        .pes
+        .iter()
+        .filter(|(l, _)| l.j < e_cur)
+        .map(|(l, p)| (*l, *p))
+        .collect();
+    let depth = |d: u32| d.max(4);
+    // Links into every PE.
+    let mut filter_out: Grid<LinkTx<i16>> = grid(hw);
+    let mut ifmap_out: Grid<LinkTx<i16>> = grid(hw);
+    let mut psum_gin_out: Grid<LinkTx<i16>> = grid(hw);
+    let mut gon_in: Grid<LinkRx<i16>> = grid(hw);
+    let mut ports: BTreeMap<LogicalPe, PeLinks> = BTreeMap::new();
+    for (l, p) in &active {
+        let f = Link::<i16>::new(
+            &format!("{}.filter_fifo", pe_name(*p)),
+            core,
+            1,
+            depth(hw.pe.filter_fifo_depth),
+        )?;
+        let i = Link::<i16>::new(
+            &format!("{}.ifmap_fifo", pe_name(*p)),
+            core,
+            1,
+            hw.pe.ifmap_fifo_depth,
+        )?;
+        filter_out[p.row as usize][p.col as usize] = Some(f.tx);
+        ifmap_out[p.row as usize][p.col as usize] = Some(i.tx);
+        ports.insert(*l, (f.rx, i.rx, None, None));
+    }
+    // Psums: up the chains over local links; bottoms from the psum GIN; tops to the GON.
+    for (l, p) in &active {
+        let out = Link::<i16>::new(
+            &format!("{}.psum_out", pe_name(*p)),
+            core,
+            1,
+            depth(hw.pe.psum_in_fifo_depth),
+        )?;
+        match plan.above(*l) {
+            Some(up) => {
+                ports
+                    .get_mut(&up)
+                    .ok_or_else(|| PassError::Input("chain broken".into()))?
+                    .2 = Some(out.rx)
+            }
+            None => gon_in[p.row as usize][p.col as usize] = Some(out.rx),
+        }
+        ports
+            .get_mut(l)
+            .ok_or_else(|| PassError::Input("PE missing".into()))?
+            .3 = Some(out.tx);
+        if plan.is_bottom(*l) {
+            let pin = Link::<i16>::new(
+                &format!("{}.psum_gin_fifo", pe_name(*p)),
+                core,
+                1,
+                depth(hw.pe.psum_in_fifo_depth),
+            )?;
+            psum_gin_out[p.row as usize][p.col as usize] = Some(pin.tx);
+            ports
+                .get_mut(l)
+                .ok_or_else(|| PassError::Input("PE missing".into()))?
+                .2 = Some(pin.rx);
+        }
+    }
+    let continuing = input.psum_in.is_some();
+    let mut pes = BTreeMap::new();
+    for (l, (f, i, pin, pout)) in ports {
+        let p = plan
+            .at(l)
+            .ok_or_else(|| PassError::Input("PE missing".into()))?;
+        let bottom = plan.is_bottom(l);
+        let mut pe = Pe::new(
+            &pe_name(p),
+            sizes,
+            PePorts {
+                filter_in: f,
+                ifmap_in: i,
+                psum_in: pin,
+                psum_out: pout.ok_or_else(|| PassError::Input("psum output missing".into()))?,
+            },
+        );
+        pe.configure(Primitive {
+            p: m.p,
+            q: m.q,
+            s: pb.s,
+            u: pb.uh,
+            f: pb.f,
+            rows: m.n,
+            psum_in: !bottom || continuing,
+            mac: input.mac,
+            zero_gating: input.zero_gating,
+        })?;
+        pes.insert(l, sched.add(core, pe));
+    }
+    // The GINs and their sequencers.
+    let words = |bits: u32| (bits / 16).clamp(1, 4) as usize;
+    let fw = words(hw.noc.filter_gin.width_bits);
+    let mut filter_beats = Vec::new();
+    let streams: Vec<(&FilterRow, &Vec<i16>)> = input.filters.iter().collect();
+    let longest = streams
+        .iter()
+        .map(|s| s.1.len().div_ceil(fw))
+        .max()
+        .unwrap_or(0);
+    for b in 0..longest {
+        for (&(tt, rr, i), ws) in &streams {
+            if let Some(chunk) = ws.chunks(fw).nth(b) {
+                let (row, col) = plan.filter_tag(tt, rr, i);
+                filter_beats.push(Beat::new(row, col, chunk));
+            }
+        }
+    }
+    let mut ifmap_beats = Vec::new();
+    let wp = pb.w_used() as usize;
+    let q = m.q as usize;
+    let band = (e_cur - 1) * pb.u + pb.r;
+    let tags: Vec<Vec<Vec<(u16, u16)>>> = (0..m.r)
+        .map(|rr| (0..band).map(|y| plan.ifmap_tags(rr, y, e_cur)).collect())
+        .collect();
+    for img in &input.ifmaps {
+        for col in 0..wp {
+            for (rr, rows) in img.iter().enumerate() {
+                for (y, row) in rows.iter().enumerate().take(band as usize) {
+                    for c in 0..q {
+                        let v = *row.get(col * q + c).ok_or_else(|| {
+                            PassError::Input(format!("ifmap row {y} is shorter than {wp} x {q}"))
+                        })?;
+                        for &(r_id, c_id) in &tags[rr][y] {
+                            ifmap_beats.push(Beat::new(r_id, c_id, &[v]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let pw = words(hw.noc.psum_gin.width_bits);
+    let mut psum_beats = Vec::new();
+    if let Some(pin) = &input.psum_in {
+        let per_pos = m.p as usize;
+        let positions = (m.n * pb.f) as usize;
+        for k in 0..positions {
+            for ((tt, j), ws) in pin {
+                let l = LogicalPe {
+                    tt: *tt,
+                    rr: m.r - 1,
+                    i: pb.r - 1,
+                    j: *j,
+                };
+                let p = plan
+                    .at(l)
+                    .ok_or_else(|| PassError::Input(format!("no chain bottom for ({tt}, {j})")))?;
+                let (row, col) = plan.psum_tag(p);
+                for chunk in ws[k * per_pos..(k + 1) * per_pos].chunks(pw) {
+                    psum_beats.push(Beat::new(row, col, chunk));
+                }
+            }
+        }
+    }
+    let mut gin = |name: &str,
+                   col_bits: u32,
+                   width: u32,
+                   ids: &GinIds,
+                   outs: Grid<LinkTx<i16>>,
+                   beats: Vec<Beat>|
+     -> Result<ComponentId, PassError> {
+        let spec = net(hw, name, col_bits, width);
+        let input = Link::<Beat>::new(&format!("{}.in", spec.name), core, 1, 2)?;
+        sched.add(
+            core,
+            Feeder::new(&format!("top.chip.glb.{name}_seq"), input.tx, beats, 1),
+        );
+        Ok(sched.add(core, Gin::new(spec, input.rx, outs, ids)?))
+    };
+    let n = &hw.noc;
+    let filter_gin = gin(
+        "gin_filter",
+        n.filter_gin.col_id_bits,
+        n.filter_gin.width_bits,
+        &plan.filter_ids,
+        filter_out,
+        filter_beats,
+    )?;
+    let ifmap_gin = gin(
+        "gin_ifmap",
+        n.ifmap_gin.col_id_bits,
+        n.ifmap_gin.width_bits,
+        &plan.ifmap_ids,
+        ifmap_out,
+        ifmap_beats,
+    )?;
+    let psum_gin = gin(
+        "gin_psum",
+        n.psum_gin.col_id_bits,
+        n.psum_gin.width_bits,
+        &plan.psum_ids,
+        psum_gin_out,
+        psum_beats,
+    )?;
+    let gon_link = Link::<GonBeat>::new("top.chip.noc.gon.out", core, 1, 2)?;
+    let gon = sched.add(
+        core,
+        Gon::new(net(hw, "gon", 8, n.gon.width_bits), gon_in, gon_link.tx)?,
+    );
+    let gon_out = sched.add(
+        core,
+        Collector::new("top.chip.glb.psum_writer", gon_link.rx, 1),
+    );
+    Ok(ArrayPass {
+        sched,
+        pes,
+        gon_out,
+        filter_gin,
+        ifmap_gin,
+        psum_gin,
+        gon,
+    })
+}
+
+impl ArrayPass {
+    /// Runs the pass and returns each chain top's psums by `(tt, j)`, `(image, x, f)` ordered.
+    pub fn run(
+        &mut self,
+        plan: &ArrayPlan,
+    ) -> Result<BTreeMap<(u32, u32), Vec<i16>>, rowsim_kernel::SimError> {
+        self.sched.run()?;
+        let col = self
+            .sched
+            .component::<Collector<GonBeat>>(self.gon_out)
+            .ok_or_else(|| rowsim_kernel::SimError::Setup("GON collector".into()))?;
+        let tops: BTreeMap<PhysPe, LogicalPe> = plan
+            .pes
+            .iter()
+            .filter(|(l, _)| plan.is_top(**l))
+            .map(|(l, p)| (*p, *l))
+            .collect();
+        let mut out: BTreeMap<(u32, u32), Vec<i16>> = BTreeMap::new();
+        for (_, b) in &col.items {
+            let at = PhysPe {
+                row: b.bus as u32,
+                col: b.pe as u32,
+            };
+            let l = tops.get(&at).ok_or_else(|| {
+                rowsim_kernel::SimError::Setup(format!(
+                    "GON beat from a PE that is not a chain top: {at:?}"
+                ))
+            })?;
+            out.entry((l.tt, l.j))
+                .or_default()
+                .extend_from_slice(&b.words[..b.len as usize]);
+        }
+        Ok(out)
+    }
+}
