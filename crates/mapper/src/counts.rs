@@ -180,7 +180,7 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
         macs: slots,
         macs_gated: gated,
         dram_reads: PerType {
-            filter: passes * fw,
+            filter: passes * crate::data::raw_words(fw),
             ifmap: mbc * ifmap_dram,
             psum: 0,
         },

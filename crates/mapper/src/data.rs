@@ -18,6 +18,12 @@ pub trait DataModel {
     fn gated_macs(&self) -> u64;
 }
 
+/// DRAM words of a raw stream of `values`: the bus moves whole 64-bit words of 4 values, so a
+/// stream costs `4 * ceil(values / 4)`.
+pub fn raw_words(values: u64) -> u64 {
+    values.div_ceil(4) * 4
+}
+
 /// Words of the bus per coded word.
 fn words_per_coded(fmt: &RlcFormat) -> u64 {
     (fmt.word_bits as u64).div_ceil(16)
@@ -52,7 +58,7 @@ impl DataModel for ExactData<'_> {
         if self.ifmap_coded {
             encoded_len(&self.rlc, row) as u64 * words_per_coded(&self.rlc)
         } else {
-            row.len() as u64
+            raw_words(row.len() as u64)
         }
     }
 
@@ -112,7 +118,7 @@ impl DataModel for ExpectedData<'_> {
         if self.ifmap_coded {
             self.coded(self.layer.w, self.ifmap_zero_fraction)
         } else {
-            self.layer.w as u64
+            raw_words(self.layer.w as u64)
         }
     }
 

@@ -37,10 +37,10 @@
 //! (`p = q = r = t = n = 1, m = M` always qualifies), not of `e`.
 //!
 //! # What counts as an access (16-bit words; energy per access from the config's table)
-//! - **DRAM**: words crossing the bus. Filters raw, once per pass (`p*t*q*r*R*S`). Ifmaps once
+//! - **DRAM**: words crossing the bus, 4 per 64-bit bus word (a raw stream of `v` values costs
+//!   `4 * ceil(v / 4)`). Filters raw, once per pass (`p*t*q*r*R*S` values). Ifmaps once
 //!   per `(nb, mb, eb, cb)`: each row of the strip's band (`(e-1)*U + R` padded rows, less
-//!   padding) of each image and channel, as one RLC stream (raw for a first layer); a coded
-//!   64-bit word counts as 4 words. Ofmaps: each output row of each image and filter, one RLC
+//!   padding) of each image and channel, as one RLC stream (raw for a first layer). Ofmaps: each output row of each image and filter, one RLC
 //!   stream, written once.
 //! - **GLB**: filters written and read once per pass; ifmaps written once per `(nb, mb, eb, cb)`
 //!   and read once per pass (padding is not stored; it is made on the way to the array);

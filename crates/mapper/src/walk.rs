@@ -64,7 +64,7 @@ pub fn walk(
                         for _fb in 0..m / (p * t) {
                             c.passes += 1;
                             let fw = (p * t * q * r * pb.r * pb.s) as u64;
-                            c.dram_reads.filter += fw;
+                            c.dram_reads.filter += crate::data::raw_words(fw);
                             c.glb_writes.filter += fw;
                             c.glb_reads.filter += fw;
                             c.glb_reads.ifmap += band_values;
