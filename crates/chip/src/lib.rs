@@ -8,6 +8,7 @@
 
 pub mod array;
 pub mod plan;
+pub mod stream;
 
 pub use array::{build_pass, ArrayPass, PassError, PassInput};
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};

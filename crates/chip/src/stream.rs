@@ -1,0 +1,448 @@
+//! The GLB controller's datapaths, as components, each on its own GLB port so that no stream
+//! holds up another:
+//! - [`GlbReader`]: reads entries (or makes padding zeros) and sends each chunk as a beat to
+//!   each of its tags on a GIN, or as values (through ReLU if asked) to the output path;
+//! - [`GlbWriter`]: writes a stream of values at listed addresses (data from DRAM), or GON beats
+//!   at the addresses of each PE's psum stream;
+//! - [`RawUnpack`]: raw DRAM words into values (4 a word).
+//!
+//! Jobs are queued by the chip between phases; a component holds work until its queue is empty.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rowsim_dram::DramData;
+use rowsim_glb::{DataType, GlbReq, GlbResp};
+use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, StepCtx};
+use rowsim_noc::{Beat, GonBeat};
+
+/// Where a chunk comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Src {
+    /// Lanes `lane..lane+len` of an entry.
+    Glb {
+        bank: u32,
+        entry: u32,
+        lane: u8,
+        len: u8,
+        dtype: DataType,
+    },
+    /// `n` zeros (padding, made on the way to the array: no GLB access).
+    Zeros(u8),
+}
+
+/// One chunk to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadItem {
+    pub src: Src,
+    /// One beat per tag; empty in value mode.
+    pub tags: Vec<(u16, u16)>,
+}
+
+/// Where a reader's chunks go.
+pub enum ReadOut {
+    Beats(LinkTx<Beat>),
+    /// Values, one a cycle, through ReLU when `relu`.
+    Values {
+        tx: LinkTx<i16>,
+        relu: bool,
+    },
+}
+
+struct Chunk {
+    words: [i16; 4],
+    len: u8,
+    tags: Vec<(u16, u16)>,
+    next_tag: usize,
+    next_word: usize,
+}
+
+fn lanes_mask(lane: u8, len: u8) -> u8 {
+    (((1u16 << len) - 1) << lane) as u8
+}
+
+/// Reads the GLB in item order and sends what it reads.
+pub struct GlbReader {
+    name: String,
+    req: LinkTx<GlbReq>,
+    resp: LinkRx<GlbResp>,
+    out: ReadOut,
+    items: VecDeque<ReadItem>,
+    inflight: VecDeque<ReadItem>,
+    ready: VecDeque<Chunk>,
+    /// Chunks read ahead at most.
+    lookahead: usize,
+}
+
+impl GlbReader {
+    pub fn new(name: &str, req: LinkTx<GlbReq>, resp: LinkRx<GlbResp>, out: ReadOut) -> Self {
+        GlbReader {
+            name: name.into(),
+            req,
+            resp,
+            out,
+            items: VecDeque::new(),
+            inflight: VecDeque::new(),
+            ready: VecDeque::new(),
+            lookahead: 4,
+        }
+    }
+
+    pub fn push(&mut self, items: impl IntoIterator<Item = ReadItem>) {
+        self.items.extend(items);
+    }
+}
+
+impl Component for GlbReader {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        // Send: one beat (or one value) a cycle.
+        if let Some(c) = self.ready.front_mut() {
+            let sent = match &mut self.out {
+                ReadOut::Beats(tx) => {
+                    let (r, col) = c.tags[c.next_tag];
+                    let b = Beat::new(r, col, &c.words[..c.len as usize]);
+                    if tx.try_send(cx, b).is_ok() {
+                        c.next_tag += 1;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                ReadOut::Values { tx, relu } => {
+                    let v = c.words[c.next_word];
+                    let v = if *relu { v.max(0) } else { v };
+                    if tx.try_send(cx, v).is_ok() {
+                        c.next_word += 1;
+                        true
+                    } else {
+                        false
+                    }
+                }
+            };
+            moved |= sent;
+            let done = match self.out {
+                ReadOut::Beats(_) => c.next_tag == c.tags.len(),
+                ReadOut::Values { .. } => c.next_word == c.len as usize,
+            };
+            if done {
+                self.ready.pop_front();
+            }
+        }
+        // Responses, in order.
+        if let Some(r) = self.resp.try_recv(cx) {
+            let item = self
+                .inflight
+                .pop_front()
+                .ok_or("GLB answered a read nobody asked for")?;
+            let Src::Glb { lane, len, .. } = item.src else {
+                return Err("a zero chunk was sent to the GLB".into());
+            };
+            let mut words = [0i16; 4];
+            for (k, w) in words.iter_mut().enumerate().take(len as usize) {
+                *w = (r.data >> (16 * (lane as usize + k))) as u16 as i16;
+            }
+            self.ready.push_back(Chunk {
+                words,
+                len,
+                tags: item.tags,
+                next_tag: 0,
+                next_word: 0,
+            });
+            moved = true;
+        }
+        // Issue the next item.
+        if self.inflight.len() + self.ready.len() < self.lookahead {
+            match self.items.front().map(|i| i.src) {
+                Some(Src::Zeros(n)) if self.inflight.is_empty() => {
+                    let item = self.items.pop_front().ok_or("item vanished")?;
+                    self.ready.push_back(Chunk {
+                        words: [0; 4],
+                        len: n,
+                        tags: item.tags,
+                        next_tag: 0,
+                        next_word: 0,
+                    });
+                    moved = true;
+                }
+                Some(Src::Glb {
+                    bank,
+                    entry,
+                    lane,
+                    len,
+                    dtype,
+                }) => {
+                    let req = GlbReq {
+                        bank,
+                        entry,
+                        dtype,
+                        write: None,
+                        lane_mask: lanes_mask(lane, len),
+                        tag: 0,
+                    };
+                    if self.req.try_send(cx, req).is_ok() {
+                        let item = self.items.pop_front().ok_or("item vanished")?;
+                        self.inflight.push_back(item);
+                        moved = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.items.is_empty() || !self.inflight.is_empty() || !self.ready.is_empty()
+    }
+}
+
+/// A GLB word address, as the writer needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GlbAddr {
+    pub bank: u32,
+    pub entry: u32,
+    pub lane: u8,
+}
+
+/// Where a writer's data comes from.
+pub enum WriteIn {
+    /// Values, written at the next address of the job.
+    Values(LinkRx<i16>),
+    /// GON beats, each PE's words at the next addresses of its stream.
+    Gon(LinkRx<GonBeat>),
+}
+
+/// Writes what arrives into the GLB.
+pub struct GlbWriter {
+    name: String,
+    req: LinkTx<GlbReq>,
+    resp: LinkRx<GlbResp>,
+    input: WriteIn,
+    dtype: DataType,
+    /// Value mode: addresses of the values to come, in order.
+    addrs: VecDeque<GlbAddr>,
+    /// GON mode: per source PE, addresses of its words to come.
+    streams: BTreeMap<(u16, u16), VecDeque<GlbAddr>>,
+    /// Writes formed and not yet sent.
+    writes: VecDeque<GlbReq>,
+    /// Values gathered for the entry being filled (value mode).
+    gather: Option<(GlbAddr, u64, u8)>,
+    acks: u64,
+    sent: u64,
+}
+
+impl GlbWriter {
+    pub fn new(
+        name: &str,
+        req: LinkTx<GlbReq>,
+        resp: LinkRx<GlbResp>,
+        input: WriteIn,
+        dtype: DataType,
+    ) -> Self {
+        GlbWriter {
+            name: name.into(),
+            req,
+            resp,
+            input,
+            dtype,
+            addrs: VecDeque::new(),
+            streams: BTreeMap::new(),
+            writes: VecDeque::new(),
+            gather: None,
+            acks: 0,
+            sent: 0,
+        }
+    }
+
+    /// Value mode: the next values go to these addresses.
+    pub fn expect(&mut self, addrs: impl IntoIterator<Item = GlbAddr>) {
+        self.addrs.extend(addrs);
+    }
+
+    /// GON mode: the words of PE `(bus, pe)` go to these addresses.
+    pub fn expect_from(&mut self, pe: (u16, u16), addrs: impl IntoIterator<Item = GlbAddr>) {
+        self.streams.entry(pe).or_default().extend(addrs);
+    }
+
+    fn flush_gather(&mut self) {
+        if let Some((a, data, mask)) = self.gather.take() {
+            self.writes.push_back(GlbReq {
+                bank: a.bank,
+                entry: a.entry,
+                dtype: self.dtype,
+                write: Some(data),
+                lane_mask: mask,
+                tag: 0,
+            });
+        }
+    }
+
+    fn put(&mut self, a: GlbAddr, v: i16) {
+        match &mut self.gather {
+            Some((g, data, mask)) if g.bank == a.bank && g.entry == a.entry => {
+                *data |= (v as u16 as u64) << (16 * a.lane);
+                *mask |= 1 << a.lane;
+            }
+            _ => {
+                self.flush_gather();
+                self.gather = Some((a, (v as u16 as u64) << (16 * a.lane), 1 << a.lane));
+            }
+        }
+    }
+}
+
+impl Component for GlbWriter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        while self.resp.try_recv(cx).is_some() {
+            self.acks += 1;
+            moved = true;
+        }
+        if let Some(&w) = self.writes.front() {
+            if self.req.try_send(cx, w).is_ok() {
+                self.writes.pop_front();
+                self.sent += 1;
+                moved = true;
+            }
+        }
+        if self.writes.len() < 2 {
+            match &mut self.input {
+                WriteIn::Values(rx) => {
+                    if let Some(v) = rx.try_recv(cx) {
+                        let a = self.addrs.pop_front().ok_or_else(|| {
+                            format!(
+                                "{}: a value arrived with no address to write it to",
+                                self.name
+                            )
+                        })?;
+                        self.put(a, v);
+                        moved = true;
+                    }
+                }
+                WriteIn::Gon(rx) => {
+                    if let Some(b) = rx.try_recv(cx) {
+                        let q = self.streams.get_mut(&(b.bus, b.pe)).ok_or_else(|| {
+                            format!(
+                                "{}: psums from PE ({}, {}), which has no stream",
+                                self.name, b.bus, b.pe
+                            )
+                        })?;
+                        let mut addrs = Vec::with_capacity(b.len as usize);
+                        for _ in 0..b.len {
+                            addrs.push(q.pop_front().ok_or_else(|| {
+                                format!(
+                                    "{}: PE ({}, {}) sent more psums than expected",
+                                    self.name, b.bus, b.pe
+                                )
+                            })?);
+                        }
+                        for (a, &v) in addrs.into_iter().zip(&b.words[..b.len as usize]) {
+                            self.put(a, v);
+                        }
+                        self.flush_gather();
+                        moved = true;
+                    }
+                }
+            }
+            // In value mode an entry is written when the next value goes elsewhere or the job ends.
+            let next_elsewhere = match (&self.gather, self.addrs.front()) {
+                (Some((g, _, _)), Some(n)) => g.bank != n.bank || g.entry != n.entry,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if matches!(self.input, WriteIn::Values(_)) && next_elsewhere {
+                self.flush_gather();
+            }
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        let input = match &self.input {
+            WriteIn::Values(rx) => rx.in_flight() > 0,
+            WriteIn::Gon(rx) => rx.in_flight() > 0,
+        };
+        input || !self.writes.is_empty() || self.gather.is_some() || self.acks < self.sent
+    }
+}
+
+/// Turns raw DRAM words into values: `lanes` a word, the last word of a stream cut to its
+/// length. Stream lengths are queued with [`RawUnpack::expect`].
+pub struct RawUnpack {
+    name: String,
+    input: LinkRx<DramData>,
+    output: LinkTx<i16>,
+    lengths: VecDeque<usize>,
+    pending: VecDeque<i16>,
+    left: usize,
+    lanes: usize,
+}
+
+impl RawUnpack {
+    pub fn new(name: &str, input: LinkRx<DramData>, output: LinkTx<i16>, lanes: usize) -> Self {
+        RawUnpack {
+            name: name.into(),
+            input,
+            output,
+            lengths: VecDeque::new(),
+            pending: VecDeque::new(),
+            left: 0,
+            lanes,
+        }
+    }
+
+    pub fn expect(&mut self, values: usize) {
+        self.lengths.push_back(values);
+    }
+}
+
+impl Component for RawUnpack {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        if let Some(&v) = self.pending.front() {
+            if self.output.try_send(cx, v).is_ok() {
+                self.pending.pop_front();
+                moved = true;
+            }
+        }
+        if self.pending.is_empty() {
+            if let Some(d) = self.input.try_recv(cx) {
+                if self.left == 0 {
+                    self.left = self.lengths.pop_front().ok_or_else(|| {
+                        format!("{}: raw data with no stream expected", self.name)
+                    })?;
+                }
+                let take = self.left.min(self.lanes);
+                for k in 0..take {
+                    self.pending.push_back((d.word >> (16 * k)) as u16 as i16);
+                }
+                self.left -= take;
+                if d.last && self.left != 0 {
+                    return Err(format!(
+                        "{}: a raw stream ended {} values short",
+                        self.name, self.left
+                    )
+                    .into());
+                }
+                moved = true;
+            }
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.pending.is_empty() || self.input.in_flight() > 0
+    }
+}
