@@ -101,40 +101,37 @@ fn grid<T>(hw: &HwConfig) -> Grid<T> {
         .collect()
 }
 
-/// Builds a pass: `n` images of the strip `e_cur` through the plan's PEs.
-pub fn build_pass(
+/// The array wired into a scheduler: every PE of the plan (unconfigured), their links, the
+/// three GINs with the plan's IDs and the GON. The GINs' inputs and the GON's output are left
+/// for the GLB side.
+pub struct ArrayWiring {
+    pub pes: BTreeMap<LogicalPe, ComponentId>,
+    pub filter_in: LinkTx<Beat>,
+    pub ifmap_in: LinkTx<Beat>,
+    pub psum_in: LinkTx<Beat>,
+    pub gon_out: LinkRx<GonBeat>,
+    pub filter_gin: ComponentId,
+    pub ifmap_gin: ComponentId,
+    pub psum_gin: ComponentId,
+    pub gon: ComponentId,
+}
+
+/// Wires the array of `plan` into `sched` on clock `core`.
+pub fn wire_array(
+    sched: &mut Scheduler,
+    core: rowsim_kernel::Clock,
     plan: &ArrayPlan,
-    pb: &Problem,
     hw: &HwConfig,
-    input: &PassInput,
-) -> Result<ArrayPass, PassError> {
-    let m = plan.mapping;
-    let mut sched = Scheduler::new();
-    let core = sched
-        .add_clock("core", hw.clocks.core_hz)
-        .map_err(|e| PassError::Input(e.to_string()))?;
+) -> Result<ArrayWiring, PassError> {
     let sizes = PeSizes::from_config(hw);
-    let e_cur = input.e_cur;
-    if e_cur == 0 || e_cur > m.e {
-        return Err(PassError::Input(format!(
-            "strip of {e_cur} rows for e={}",
-            m.e
-        )));
-    }
-    let active: Vec<(LogicalPe, PhysPe)> = plan
-        .pes
-        .iter()
-        .filter(|(l, _)| l.j < e_cur)
-        .map(|(l, p)| (*l, *p))
-        .collect();
+    let all: Vec<(LogicalPe, PhysPe)> = plan.pes.iter().map(|(l, p)| (*l, *p)).collect();
     let depth = |d: u32| d.max(4);
-    // Links into every PE.
     let mut filter_out: Grid<LinkTx<i16>> = grid(hw);
     let mut ifmap_out: Grid<LinkTx<i16>> = grid(hw);
     let mut psum_gin_out: Grid<LinkTx<i16>> = grid(hw);
     let mut gon_in: Grid<LinkRx<i16>> = grid(hw);
     let mut ports: BTreeMap<LogicalPe, PeLinks> = BTreeMap::new();
-    for (l, p) in &active {
+    for (l, p) in &all {
         let f = Link::<i16>::new(
             &format!("{}.filter_fifo", pe_name(*p)),
             core,
@@ -152,7 +149,7 @@ pub fn build_pass(
         ports.insert(*l, (f.rx, i.rx, None, None));
     }
     // Psums: up the chains over local links; bottoms from the psum GIN; tops to the GON.
-    for (l, p) in &active {
+    for (l, p) in &all {
         let out = Link::<i16>::new(
             &format!("{}.psum_out", pe_name(*p)),
             core,
@@ -186,14 +183,12 @@ pub fn build_pass(
                 .2 = Some(pin.rx);
         }
     }
-    let continuing = input.psum_in.is_some();
     let mut pes = BTreeMap::new();
     for (l, (f, i, pin, pout)) in ports {
         let p = plan
             .at(l)
             .ok_or_else(|| PassError::Input("PE missing".into()))?;
-        let bottom = plan.is_bottom(l);
-        let mut pe = Pe::new(
+        let pe = Pe::new(
             &pe_name(p),
             sizes,
             PePorts {
@@ -203,20 +198,137 @@ pub fn build_pass(
                 psum_out: pout.ok_or_else(|| PassError::Input("psum output missing".into()))?,
             },
         );
-        pe.configure(Primitive {
-            p: m.p,
-            q: m.q,
-            s: pb.s,
-            u: pb.uh,
-            f: pb.f,
-            rows: m.n,
-            psum_in: !bottom || continuing,
-            mac: input.mac,
-            zero_gating: input.zero_gating,
-        })?;
         pes.insert(l, sched.add(core, pe));
     }
-    // The GINs and their sequencers.
+    let n = &hw.noc;
+    let mut gin = |name: &str,
+                   col_bits: u32,
+                   width: u32,
+                   ids: &GinIds,
+                   outs: Grid<LinkTx<i16>>|
+     -> Result<(LinkTx<Beat>, ComponentId), PassError> {
+        let spec = net(hw, name, col_bits, width);
+        let input = Link::<Beat>::new(&format!("{}.in", spec.name), core, 1, 2)?;
+        Ok((
+            input.tx,
+            sched.add(core, Gin::new(spec, input.rx, outs, ids)?),
+        ))
+    };
+    let (filter_in, filter_gin) = gin(
+        "gin_filter",
+        n.filter_gin.col_id_bits,
+        n.filter_gin.width_bits,
+        &plan.filter_ids,
+        filter_out,
+    )?;
+    let (ifmap_in, ifmap_gin) = gin(
+        "gin_ifmap",
+        n.ifmap_gin.col_id_bits,
+        n.ifmap_gin.width_bits,
+        &plan.ifmap_ids,
+        ifmap_out,
+    )?;
+    let (psum_in, psum_gin) = gin(
+        "gin_psum",
+        n.psum_gin.col_id_bits,
+        n.psum_gin.width_bits,
+        &plan.psum_ids,
+        psum_gin_out,
+    )?;
+    let gon_link = Link::<GonBeat>::new("top.chip.noc.gon.out", core, 1, 2)?;
+    let gon = sched.add(
+        core,
+        Gon::new(net(hw, "gon", 8, n.gon.width_bits), gon_in, gon_link.tx)?,
+    );
+    Ok(ArrayWiring {
+        pes,
+        filter_in,
+        ifmap_in,
+        psum_in,
+        gon_out: gon_link.rx,
+        filter_gin,
+        ifmap_gin,
+        psum_gin,
+        gon,
+    })
+}
+
+/// The primitive every active PE of a pass runs.
+pub fn pass_primitive(
+    plan: &ArrayPlan,
+    pb: &Problem,
+    l: LogicalPe,
+    continuing: bool,
+    mac: MacConfig,
+    zero_gating: bool,
+) -> Primitive {
+    let m = plan.mapping;
+    Primitive {
+        p: m.p,
+        q: m.q,
+        s: pb.s,
+        u: pb.uh,
+        f: pb.f,
+        rows: m.n,
+        psum_in: !plan.is_bottom(l) || continuing,
+        mac,
+        zero_gating,
+    }
+}
+
+/// Gates the GINs to the PEs of a strip of `e_cur` rows.
+pub fn gate_strip(sched: &mut Scheduler, w: &ArrayWiring, plan: &ArrayPlan, e_cur: u32) {
+    let active: std::collections::BTreeSet<(usize, usize)> = plan
+        .pes
+        .iter()
+        .filter(|(l, _)| l.j < e_cur)
+        .map(|(_, p)| (p.row as usize, p.col as usize))
+        .collect();
+    for id in [w.filter_gin, w.ifmap_gin, w.psum_gin] {
+        if let Some(g) = sched.component_mut::<Gin>(id) {
+            g.set_active(|b, p| active.contains(&(b, p)));
+        }
+    }
+}
+
+/// Builds a pass: `n` images of the strip `e_cur` through the plan's PEs, fed from the pass's
+/// data directly (the GLB side is three sequencers).
+pub fn build_pass(
+    plan: &ArrayPlan,
+    pb: &Problem,
+    hw: &HwConfig,
+    input: &PassInput,
+) -> Result<ArrayPass, PassError> {
+    let m = plan.mapping;
+    let mut sched = Scheduler::new();
+    let core = sched
+        .add_clock("core", hw.clocks.core_hz)
+        .map_err(|e| PassError::Input(e.to_string()))?;
+    let e_cur = input.e_cur;
+    if e_cur == 0 || e_cur > m.e {
+        return Err(PassError::Input(format!(
+            "strip of {e_cur} rows for e={}",
+            m.e
+        )));
+    }
+    let w = wire_array(&mut sched, core, plan, hw)?;
+    gate_strip(&mut sched, &w, plan, e_cur);
+    let continuing = input.psum_in.is_some();
+    for (l, id) in &w.pes {
+        if l.j < e_cur {
+            if let Some(pe) = sched.component_mut::<Pe>(*id) {
+                pe.configure(pass_primitive(
+                    plan,
+                    pb,
+                    *l,
+                    continuing,
+                    input.mac,
+                    input.zero_gating,
+                ))?;
+            }
+        }
+    }
+    // The GLB side: three sequencers.
     let words = |bits: u32| (bits / 16).clamp(1, 4) as usize;
     let fw = words(hw.noc.filter_gin.width_bits);
     let mut filter_beats = Vec::new();
@@ -235,19 +347,19 @@ pub fn build_pass(
         }
     }
     let mut ifmap_beats = Vec::new();
-    let wp = pb.w_used() as usize;
+    let wu = pb.w_used() as usize;
     let q = m.q as usize;
     let band = (e_cur - 1) * pb.u + pb.r;
     let tags: Vec<Vec<Vec<(u16, u16)>>> = (0..m.r)
         .map(|rr| (0..band).map(|y| plan.ifmap_tags(rr, y, e_cur)).collect())
         .collect();
     for img in &input.ifmaps {
-        for col in 0..wp {
+        for col in 0..wu {
             for (rr, rows) in img.iter().enumerate() {
                 for (y, row) in rows.iter().enumerate().take(band as usize) {
                     for c in 0..q {
                         let v = *row.get(col * q + c).ok_or_else(|| {
-                            PassError::Input(format!("ifmap row {y} is shorter than {wp} x {q}"))
+                            PassError::Input(format!("ifmap row {y} is shorter than {wu} x {q}"))
                         })?;
                         for &(r_id, c_id) in &tags[rr][y] {
                             ifmap_beats.push(Beat::new(r_id, c_id, &[v]));
@@ -280,63 +392,30 @@ pub fn build_pass(
             }
         }
     }
-    let mut gin = |name: &str,
-                   col_bits: u32,
-                   width: u32,
-                   ids: &GinIds,
-                   outs: Grid<LinkTx<i16>>,
-                   beats: Vec<Beat>|
-     -> Result<ComponentId, PassError> {
-        let spec = net(hw, name, col_bits, width);
-        let input = Link::<Beat>::new(&format!("{}.in", spec.name), core, 1, 2)?;
-        sched.add(
-            core,
-            Feeder::new(&format!("top.chip.glb.{name}_seq"), input.tx, beats, 1),
-        );
-        Ok(sched.add(core, Gin::new(spec, input.rx, outs, ids)?))
-    };
-    let n = &hw.noc;
-    let filter_gin = gin(
-        "gin_filter",
-        n.filter_gin.col_id_bits,
-        n.filter_gin.width_bits,
-        &plan.filter_ids,
-        filter_out,
-        filter_beats,
-    )?;
-    let ifmap_gin = gin(
-        "gin_ifmap",
-        n.ifmap_gin.col_id_bits,
-        n.ifmap_gin.width_bits,
-        &plan.ifmap_ids,
-        ifmap_out,
-        ifmap_beats,
-    )?;
-    let psum_gin = gin(
-        "gin_psum",
-        n.psum_gin.col_id_bits,
-        n.psum_gin.width_bits,
-        &plan.psum_ids,
-        psum_gin_out,
-        psum_beats,
-    )?;
-    let gon_link = Link::<GonBeat>::new("top.chip.noc.gon.out", core, 1, 2)?;
-    let gon = sched.add(
+    sched.add(
         core,
-        Gon::new(net(hw, "gon", 8, n.gon.width_bits), gon_in, gon_link.tx)?,
+        Feeder::new("top.chip.glb.gin_filter_seq", w.filter_in, filter_beats, 1),
+    );
+    sched.add(
+        core,
+        Feeder::new("top.chip.glb.gin_ifmap_seq", w.ifmap_in, ifmap_beats, 1),
+    );
+    sched.add(
+        core,
+        Feeder::new("top.chip.glb.gin_psum_seq", w.psum_in, psum_beats, 1),
     );
     let gon_out = sched.add(
         core,
-        Collector::new("top.chip.glb.psum_writer", gon_link.rx, 1),
+        Collector::new("top.chip.glb.psum_writer", w.gon_out, 1),
     );
     Ok(ArrayPass {
         sched,
-        pes,
+        pes: w.pes,
         gon_out,
-        filter_gin,
-        ifmap_gin,
-        psum_gin,
-        gon,
+        filter_gin: w.filter_gin,
+        ifmap_gin: w.ifmap_gin,
+        psum_gin: w.psum_gin,
+        gon: w.gon,
     })
 }
 

@@ -10,5 +10,8 @@ pub mod array;
 pub mod plan;
 pub mod stream;
 
-pub use array::{build_pass, ArrayPass, PassError, PassInput};
+pub use array::{
+    build_pass, gate_strip, pass_primitive, wire_array, ArrayPass, ArrayWiring, PassError,
+    PassInput,
+};
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};

@@ -446,3 +446,243 @@ impl Component for RawUnpack {
         !self.pending.is_empty() || self.input.in_flight() > 0
     }
 }
+
+/// Read data from DRAM into values: each expected stream is RLC-decoded or raw-unpacked.
+pub struct Inbound {
+    name: String,
+    fmt: rowsim_datapath::rlc::RlcFormat,
+    input: LinkRx<DramData>,
+    output: LinkTx<i16>,
+    /// (values, coded) of the streams to come, in command order.
+    streams: VecDeque<(usize, bool)>,
+    current: Option<(rowsim_datapath::rlc::RlcDecoder, bool, usize)>,
+    pending: VecDeque<i16>,
+    lanes: usize,
+}
+
+impl Inbound {
+    pub fn new(
+        name: &str,
+        fmt: rowsim_datapath::rlc::RlcFormat,
+        input: LinkRx<DramData>,
+        output: LinkTx<i16>,
+        lanes: usize,
+    ) -> Self {
+        Inbound {
+            name: name.into(),
+            fmt,
+            input,
+            output,
+            streams: VecDeque::new(),
+            current: None,
+            pending: VecDeque::new(),
+            lanes,
+        }
+    }
+
+    pub fn expect(&mut self, values: usize, coded: bool) {
+        self.streams.push_back((values, coded));
+    }
+}
+
+impl Component for Inbound {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        if let Some(&v) = self.pending.front() {
+            if self.output.try_send(cx, v).is_ok() {
+                self.pending.pop_front();
+                moved = true;
+            }
+        }
+        if self.pending.is_empty() {
+            if let Some(d) = self.input.try_recv(cx) {
+                if self.current.is_none() {
+                    let (n, coded) = self.streams.pop_front().ok_or_else(|| {
+                        format!("{}: DRAM data with no stream expected", self.name)
+                    })?;
+                    self.current =
+                        Some((rowsim_datapath::rlc::RlcDecoder::new(self.fmt, n), coded, n));
+                }
+                let (dec, coded, left) = self.current.as_mut().ok_or("stream lost")?;
+                if *coded {
+                    let pending = &mut self.pending;
+                    dec.push(d.word, |v| pending.push_back(v))
+                        .map_err(|e| format!("{}: {e}", self.name))?;
+                    if d.last {
+                        dec.finish().map_err(|e| format!("{}: {e}", self.name))?;
+                    }
+                } else {
+                    let take = (*left).min(self.lanes);
+                    for k in 0..take {
+                        self.pending.push_back((d.word >> (16 * k)) as u16 as i16);
+                    }
+                    *left -= take;
+                }
+                if d.last {
+                    self.current = None;
+                }
+                moved = true;
+            }
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.pending.is_empty() || self.input.in_flight() > 0
+    }
+}
+
+/// Codes finished ofmap rows and writes them to DRAM: for each expected stream (values, DRAM
+/// address), once its values are in, it issues the write command (only now is the coded
+/// length known) and sends the coded words.
+pub struct OfmapWriter {
+    name: String,
+    fmt: rowsim_datapath::rlc::RlcFormat,
+    input: LinkRx<i16>,
+    cmd: LinkTx<rowsim_dram::DramCmd>,
+    wdata: LinkTx<u64>,
+    streams: VecDeque<(usize, u64)>,
+    gathering: Vec<i16>,
+    cmd_pending: Option<rowsim_dram::DramCmd>,
+    words: VecDeque<u64>,
+    next_id: u32,
+    /// (address, coded words) of every stream written.
+    pub written: Vec<(u64, u32)>,
+}
+
+impl OfmapWriter {
+    pub fn new(
+        name: &str,
+        fmt: rowsim_datapath::rlc::RlcFormat,
+        input: LinkRx<i16>,
+        cmd: LinkTx<rowsim_dram::DramCmd>,
+        wdata: LinkTx<u64>,
+    ) -> Self {
+        OfmapWriter {
+            name: name.into(),
+            fmt,
+            input,
+            cmd,
+            wdata,
+            streams: VecDeque::new(),
+            gathering: Vec::new(),
+            cmd_pending: None,
+            words: VecDeque::new(),
+            next_id: 1 << 30,
+            written: Vec::new(),
+        }
+    }
+
+    pub fn expect(&mut self, values: usize, addr: u64) {
+        self.streams.push_back((values, addr));
+    }
+}
+
+impl Component for OfmapWriter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let mut moved = false;
+        if let Some(c) = self.cmd_pending {
+            if self.cmd.try_send(cx, c).is_ok() {
+                self.cmd_pending = None;
+                moved = true;
+            }
+        } else if let Some(&w) = self.words.front() {
+            if self.wdata.try_send(cx, w).is_ok() {
+                self.words.pop_front();
+                moved = true;
+            }
+        }
+        if self.cmd_pending.is_none() && self.words.is_empty() {
+            if let Some(&(n, addr)) = self.streams.front() {
+                if self.gathering.len() < n {
+                    if let Some(v) = self.input.try_recv(cx) {
+                        self.gathering.push(v);
+                        moved = true;
+                    }
+                }
+                if self.gathering.len() == n {
+                    let coded = rowsim_datapath::rlc::encode(&self.fmt, &self.gathering);
+                    self.gathering.clear();
+                    self.streams.pop_front();
+                    self.cmd_pending = Some(rowsim_dram::DramCmd {
+                        id: self.next_id,
+                        write: true,
+                        addr,
+                        len: coded.len() as u32,
+                        kind: rowsim_dram::Kind::Psum,
+                        coded: true,
+                    });
+                    self.next_id += 1;
+                    self.written.push((addr, coded.len() as u32));
+                    self.words.extend(coded);
+                    moved = true;
+                }
+            } else if self.input.in_flight() > 0 {
+                return Err(format!("{}: ofmap values with no stream expected", self.name).into());
+            }
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.streams.is_empty()
+            || self.cmd_pending.is_some()
+            || !self.words.is_empty()
+            || self.input.in_flight() > 0
+    }
+}
+
+/// Merges several links into one, taking from the inputs round robin, one item a cycle.
+pub struct Merge<T> {
+    name: String,
+    inputs: Vec<LinkRx<T>>,
+    output: LinkTx<T>,
+    next: usize,
+}
+
+impl<T> Merge<T> {
+    pub fn new(name: &str, inputs: Vec<LinkRx<T>>, output: LinkTx<T>) -> Self {
+        Merge {
+            name: name.into(),
+            inputs,
+            output,
+            next: 0,
+        }
+    }
+}
+
+impl<T: Send + 'static> Component for Merge<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        if !self.output.can_send(cx) {
+            return Ok(Activity::Idle);
+        }
+        let n = self.inputs.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Some(v) = self.inputs[i].try_recv(cx) {
+                if self.output.try_send(cx, v).is_err() {
+                    return Err("merge output refused an item it had credit for".into());
+                }
+                self.next = (i + 1) % n;
+                return Ok(Activity::Moved);
+            }
+        }
+        Ok(Activity::Idle)
+    }
+
+    fn holds_work(&self) -> bool {
+        self.inputs.iter().any(|i| i.in_flight() > 0)
+    }
+}

@@ -28,6 +28,11 @@ impl<T> Feeder<T> {
     pub fn sent(&self) -> usize {
         self.next
     }
+
+    /// Queues more items after the ones given so far.
+    pub fn push(&mut self, items: impl IntoIterator<Item = T>) {
+        self.items.extend(items);
+    }
 }
 
 impl<T: Copy + Send + 'static> Component for Feeder<T> {

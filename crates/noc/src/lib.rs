@@ -145,6 +145,9 @@ pub struct Gin {
     input: LinkRx<Beat>,
     /// Per X-bus, per PE: the PE's input FIFO on this network, if it has one.
     outputs: Vec<Vec<Option<LinkTx<i16>>>>,
+    /// PEs taking part (the chip gates the others, e.g. past a narrower last strip).
+    active: Vec<Vec<bool>>,
+    ids: GinIds,
     /// Destinations of each (row tag, col tag): (bus, pe), indexed `row << col_id_bits | col`.
     routes: Vec<Vec<(u16, u16)>>,
     counters: NetCounters,
@@ -213,10 +216,13 @@ impl Gin {
             }
         }
         let rows = spec.rows as usize;
+        let active = vec![vec![true; spec.cols as usize]; rows];
         Ok(Gin {
             spec,
             input,
             outputs,
+            active,
+            ids: ids.clone(),
             routes,
             counters: NetCounters::default(),
             sent: None,
@@ -228,6 +234,30 @@ impl Gin {
 
     pub fn counters(&self) -> &NetCounters {
         &self.counters
+    }
+
+    /// Gates PEs in or out: a gated PE matches no tag (its multicast controller is off).
+    pub fn set_active(&mut self, active: impl Fn(usize, usize) -> bool) {
+        for (b, row) in self.active.iter_mut().enumerate() {
+            for (p, a) in row.iter_mut().enumerate() {
+                *a = active(b, p);
+            }
+        }
+        self.rebuild_routes();
+    }
+
+    fn rebuild_routes(&mut self) {
+        for r in self.routes.iter_mut() {
+            r.clear();
+        }
+        for (bus, &rid) in self.ids.row_ids.iter().enumerate() {
+            for (pe, &cid) in self.ids.col_ids[bus].iter().enumerate() {
+                if self.outputs[bus][pe].is_some() && self.active[bus][pe] {
+                    self.routes[((rid as usize) << self.spec.col_id_bits) | cid as usize]
+                        .push((bus as u16, pe as u16));
+                }
+            }
+        }
     }
 
     /// The destinations of a tag, as (X-bus, PE) pairs.
