@@ -277,14 +277,14 @@ pub fn pass_primitive(
 }
 
 /// Gates the GINs to the PEs of a strip of `e_cur` rows.
-pub fn gate_strip(sched: &mut Scheduler, w: &ArrayWiring, plan: &ArrayPlan, e_cur: u32) {
+pub fn gate_strip(sched: &mut Scheduler, gins: [ComponentId; 3], plan: &ArrayPlan, e_cur: u32) {
     let active: std::collections::BTreeSet<(usize, usize)> = plan
         .pes
         .iter()
         .filter(|(l, _)| l.j < e_cur)
         .map(|(_, p)| (p.row as usize, p.col as usize))
         .collect();
-    for id in [w.filter_gin, w.ifmap_gin, w.psum_gin] {
+    for id in gins {
         if let Some(g) = sched.component_mut::<Gin>(id) {
             g.set_active(|b, p| active.contains(&(b, p)));
         }
@@ -312,7 +312,12 @@ pub fn build_pass(
         )));
     }
     let w = wire_array(&mut sched, core, plan, hw)?;
-    gate_strip(&mut sched, &w, plan, e_cur);
+    gate_strip(
+        &mut sched,
+        [w.filter_gin, w.ifmap_gin, w.psum_gin],
+        plan,
+        e_cur,
+    );
     let continuing = input.psum_in.is_some();
     for (l, id) in &w.pes {
         if l.j < e_cur {

@@ -7,6 +7,7 @@
 //! passes (issue 6) build on these.
 
 pub mod array;
+pub mod layer;
 pub mod plan;
 pub mod stream;
 
@@ -14,4 +15,5 @@ pub use array::{
     build_pass, gate_strip, pass_primitive, wire_array, ArrayPass, ArrayWiring, PassError,
     PassInput,
 };
+pub use layer::{run_layer, ChipError, LayerRun, RunOptions};
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};

@@ -81,7 +81,8 @@ pub struct ArrayPlan {
     pub pes: BTreeMap<LogicalPe, PhysPe>,
 }
 
-/// A row ID no bus answers to, for buses a network does not use.
+/// The ID given to buses and PEs a network does not use (they have no outputs on it, so it
+/// never routes).
 fn unused(bits: u32) -> u16 {
     ((1u32 << bits) - 1) as u16
 }
@@ -125,10 +126,8 @@ impl ArrayPlan {
         };
         // Ifmaps.
         let max_diag = (cols.min(e) - 1) * pb.u + big_r - 1;
-        let diagonal = (max_diag as u64) < (1u64 << n.ifmap_gin.col_id_bits) - 1
-            && ((r * placement.segments) as u64) <= (1u64 << n.row_id_bits)
-            // A used ID must differ from the unused marker.
-            && (r * placement.segments) < (1u32 << n.row_id_bits);
+        let diagonal = (max_diag as u64) < (1u64 << n.ifmap_gin.col_id_bits)
+            && ((r * placement.segments) as u64) <= (1u64 << n.row_id_bits);
         let scheme = if diagonal {
             IfmapScheme::Diagonal
         } else {
@@ -142,7 +141,9 @@ impl ArrayPlan {
             row_ids: vec![unused(n.row_id_bits); ru],
             col_ids: vec![vec![unused(n.psum_gin.col_id_bits); cu]; ru],
         };
-        let fits = |v: u32, bits: u32| (v as u64) < (1u64 << bits) - 1;
+        // PEs outside the plan get no GIN outputs, so their IDs never route; every value of
+        // a field is usable.
+        let fits = |v: u32, bits: u32| (v as u64) < (1u64 << bits);
         for (l, p) in &pes {
             let (b, c) = (p.row as usize, p.col as usize);
             let row_in_block = l.rr * big_r + l.i;

@@ -206,6 +206,24 @@ pub struct GlbAddr {
     pub bank: u32,
     pub entry: u32,
     pub lane: u8,
+    pub dtype: DataType,
+}
+
+impl GlbAddr {
+    /// Word `addr` of a data type's region of `layout`.
+    pub fn of(
+        layout: &rowsim_glb::GlbLayout,
+        dtype: DataType,
+        addr: u64,
+    ) -> Result<Self, rowsim_glb::GlbError> {
+        let (bank, entry, lane) = layout.locate(dtype, addr)?;
+        Ok(GlbAddr {
+            bank,
+            entry,
+            lane: lane as u8,
+            dtype,
+        })
+    }
 }
 
 /// Where a writer's data comes from.
@@ -222,7 +240,6 @@ pub struct GlbWriter {
     req: LinkTx<GlbReq>,
     resp: LinkRx<GlbResp>,
     input: WriteIn,
-    dtype: DataType,
     /// Value mode: addresses of the values to come, in order.
     addrs: VecDeque<GlbAddr>,
     /// GON mode: per source PE, addresses of its words to come.
@@ -236,19 +253,12 @@ pub struct GlbWriter {
 }
 
 impl GlbWriter {
-    pub fn new(
-        name: &str,
-        req: LinkTx<GlbReq>,
-        resp: LinkRx<GlbResp>,
-        input: WriteIn,
-        dtype: DataType,
-    ) -> Self {
+    pub fn new(name: &str, req: LinkTx<GlbReq>, resp: LinkRx<GlbResp>, input: WriteIn) -> Self {
         GlbWriter {
             name: name.into(),
             req,
             resp,
             input,
-            dtype,
             addrs: VecDeque::new(),
             streams: BTreeMap::new(),
             writes: VecDeque::new(),
@@ -273,7 +283,7 @@ impl GlbWriter {
             self.writes.push_back(GlbReq {
                 bank: a.bank,
                 entry: a.entry,
-                dtype: self.dtype,
+                dtype: a.dtype,
                 write: Some(data),
                 lane_mask: mask,
                 tag: 0,
@@ -283,7 +293,9 @@ impl GlbWriter {
 
     fn put(&mut self, a: GlbAddr, v: i16) {
         match &mut self.gather {
-            Some((g, data, mask)) if g.bank == a.bank && g.entry == a.entry => {
+            Some((g, data, mask))
+                if g.bank == a.bank && g.entry == a.entry && g.dtype == a.dtype =>
+            {
                 *data |= (v as u16 as u64) << (16 * a.lane);
                 *mask |= 1 << a.lane;
             }

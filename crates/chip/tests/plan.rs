@@ -20,14 +20,22 @@ fn hw(name: &str) -> HwConfig {
     .unwrap()
 }
 
-/// A GIN with these IDs and every PE wired, to ask it where tags go.
-fn gin(hw: &HwConfig, ids: &GinIds, col_bits: u32) -> Gin {
+/// A GIN with these IDs and every PE of the plan wired (as the chip wires it), to ask it where
+/// tags go.
+fn gin(hw: &HwConfig, plan: &ArrayPlan, ids: &GinIds, col_bits: u32) -> Gin {
     let clk = Clock::new(DomainId(0), "core", 200_000_000).unwrap();
     let (rows, cols) = (hw.array.rows as usize, hw.array.cols as usize);
+    let used: BTreeSet<PhysPe> = plan.pes.values().copied().collect();
     let outs = (0..rows)
-        .map(|_| {
+        .map(|b| {
             (0..cols)
-                .map(|_| Some(Link::<i16>::new("o", clk, 1, 1).unwrap().tx))
+                .map(|p| {
+                    used.contains(&PhysPe {
+                        row: b as u32,
+                        col: p as u32,
+                    })
+                    .then(|| Link::<i16>::new("o", clk, 1, 1).unwrap().tx)
+                })
                 .collect()
         })
         .collect();
@@ -83,7 +91,7 @@ fn check(plan: &ArrayPlan, pb: &Problem, hw: &HwConfig) {
         }
     }
     // Filters: tag (rr, i, tt) reaches exactly the PEs of that logical row.
-    let fg = gin(hw, &plan.filter_ids, hw.noc.filter_gin.col_id_bits);
+    let fg = gin(hw, plan, &plan.filter_ids, hw.noc.filter_gin.col_id_bits);
     for tt in 0..m.t {
         for rr in 0..m.r {
             for i in 0..pb.r {
@@ -104,7 +112,7 @@ fn check(plan: &ArrayPlan, pb: &Problem, hw: &HwConfig) {
     }
     // Ifmaps: the tags of row y reach exactly the PEs that need it (j*U + i = y), for a full
     // strip and for a narrower last one.
-    let ig = gin(hw, &plan.ifmap_ids, hw.noc.ifmap_gin.col_id_bits);
+    let ig = gin(hw, plan, &plan.ifmap_ids, hw.noc.ifmap_gin.col_id_bits);
     for e_cur in [m.e, (pb.e - 1) % m.e + 1] {
         for rr in 0..m.r {
             for y in 0..(e_cur - 1) * pb.u + pb.r {
@@ -133,7 +141,7 @@ fn check(plan: &ArrayPlan, pb: &Problem, hw: &HwConfig) {
         }
     }
     // Psums: each bottom's tag reaches that bottom only.
-    let pg = gin(hw, &plan.psum_ids, hw.noc.psum_gin.col_id_bits);
+    let pg = gin(hw, plan, &plan.psum_ids, hw.noc.psum_gin.col_id_bits);
     for (l, p) in &plan.pes {
         if plan.is_bottom(*l) {
             let (row, col) = plan.psum_tag(*p);

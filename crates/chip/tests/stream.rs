@@ -43,21 +43,8 @@ fn written_values_read_back_as_beats_and_values() {
     let values: Vec<i16> = (0..10).map(|k| k * 11 - 40).collect();
     let vin = Link::<i16>::new("vin", clk, 1, 2).unwrap();
     s.add(clk, Feeder::new("top.src", vin.tx, values.clone(), 1));
-    let mut w = GlbWriter::new(
-        "top.chip.glb_loader",
-        r0.0,
-        r0.1,
-        WriteIn::Values(vin.rx),
-        DataType::Ifmap,
-    );
-    let addr = |k: u64| {
-        let (bank, entry, lane) = layout.locate(DataType::Ifmap, 3 + k).unwrap();
-        GlbAddr {
-            bank,
-            entry,
-            lane: lane as u8,
-        }
-    };
+    let mut w = GlbWriter::new("top.chip.glb_loader", r0.0, r0.1, WriteIn::Values(vin.rx));
+    let addr = |k: u64| GlbAddr::of(&layout, DataType::Ifmap, 3 + k).unwrap();
     w.expect((0..10).map(addr));
     s.add(clk, w);
     s.run().unwrap();

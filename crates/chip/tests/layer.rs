@@ -1,0 +1,159 @@
+//! Whole layers through the chip: bit-exact against the reference convolution, and every access
+//! the components count equal to the mapper's closed form for the same mapping.
+
+use rowsim_chip::{run_layer, RunOptions};
+use rowsim_config::HwConfig;
+use rowsim_datapath::rlc::RlcFormat;
+use rowsim_mapper::{enumerate, predict, DataTotals, ExactData, ExpectedData, Mapping, Problem};
+use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
+
+fn hw(name: &str) -> HwConfig {
+    rowsim_config::load(format!(
+        "{}/../../hw-configs/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn check(l: &ConvLayer, hw: &HwConfig, mapping: Option<Mapping>, seed: u64) {
+    let fmt = Formats::DEFAULT;
+    let x = synthetic_ifmap(l, seed, fmt);
+    let w = synthetic_weights(l, seed, fmt);
+    let m = mapping.unwrap_or_else(|| {
+        let data = ExpectedData {
+            layer: l,
+            rlc: RlcFormat::EYERISS,
+            ifmap_coded: !l.first,
+            ifmap_zero_fraction: l.ifmap_zero_fraction,
+            ofmap_zero_fraction: 0.5,
+        };
+        enumerate(l, hw, &data).unwrap()[0].mapping
+    });
+    let run = run_layer(
+        hw,
+        l,
+        &m,
+        &x,
+        &w,
+        &RunOptions {
+            mac: fmt.mac(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (want, _) = reference_conv(l, &x, &w, fmt.mac(), hw.datapath.relu).unwrap();
+    assert!(
+        run.ofmap == want,
+        "{} with {m}: the ofmap differs from the reference",
+        l.name
+    );
+    let pb = Problem::of(l);
+    let data = ExactData {
+        layer: l,
+        ifmap: &x,
+        ofmap: &run.ofmap,
+        rlc: RlcFormat::EYERISS,
+        ifmap_coded: !l.first,
+    };
+    let predicted = predict(&pb, &m, run.counts.pes_used, &DataTotals::of(&pb, &data));
+    assert_eq!(
+        run.counts, predicted,
+        "{} with {m}: counted accesses differ from the mapper's",
+        l.name
+    );
+}
+
+#[allow(clippy::too_many_arguments)] // a table row of layer shapes
+fn layer(
+    name: &str,
+    n: u32,
+    c: u32,
+    h: u32,
+    m: u32,
+    r: u32,
+    u: u32,
+    pad: u32,
+    groups: u32,
+    first: bool,
+) -> ConvLayer {
+    ConvLayer {
+        name: name.into(),
+        n,
+        c,
+        h,
+        w: h,
+        m,
+        r,
+        s: r,
+        stride_v: u,
+        stride_h: u,
+        pad,
+        groups,
+        ifmap_zero_fraction: 0.4,
+        first,
+    }
+}
+
+#[test]
+fn a_small_layer_runs_bit_exact_with_the_predicted_accesses() {
+    check(
+        &layer("tiny:a", 1, 2, 6, 4, 3, 1, 1, 1, false),
+        &hw("tiny"),
+        None,
+        1,
+    );
+}
+
+/// The tiny-config test network: strides, padding, groups, batch > 1, channels and filters that
+/// need several passes, a first layer whose input crosses the bus raw.
+fn tiny_net() -> Vec<ConvLayer> {
+    vec![
+        layer("tinynet:conv1", 2, 3, 9, 8, 3, 2, 1, 1, true),
+        layer("tinynet:conv2", 2, 8, 5, 12, 3, 1, 1, 2, false),
+        layer("tinynet:conv3", 1, 12, 5, 16, 2, 1, 0, 1, false),
+        layer("tinynet:conv4", 3, 16, 4, 10, 1, 1, 0, 2, false),
+    ]
+}
+
+#[test]
+fn every_layer_of_the_tiny_network_is_bit_exact_under_several_mappings() {
+    let hw = hw("tiny");
+    for (k, l) in tiny_net().iter().enumerate() {
+        let data = ExpectedData {
+            layer: l,
+            rlc: RlcFormat::EYERISS,
+            ifmap_coded: !l.first,
+            ifmap_zero_fraction: 0.4,
+            ofmap_zero_fraction: 0.5,
+        };
+        let all = enumerate(l, &hw, &data).unwrap();
+        // The cheapest, the dearest, and a few between.
+        let picks: Vec<usize> = vec![
+            0,
+            all.len() - 1,
+            all.len() / 2,
+            all.len() / 3,
+            all.len() / 7,
+        ];
+        for i in picks {
+            check(l, &hw, Some(all[i].mapping), 10 + k as u64);
+        }
+    }
+}
+
+#[test]
+fn small_layers_on_eyeriss_are_bit_exact() {
+    let hw = hw("eyeriss-v1");
+    check(
+        &layer("small:a", 2, 6, 12, 20, 3, 1, 1, 2, false),
+        &hw,
+        None,
+        3,
+    );
+    check(
+        &layer("small:b", 1, 3, 23, 8, 5, 2, 0, 1, true),
+        &hw,
+        None,
+        4,
+    );
+}
