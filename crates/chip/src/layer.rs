@@ -64,8 +64,10 @@ impl ChipError {
 pub struct RunOptions {
     pub mac: MacConfig,
     pub trace: Option<TraceConfig>,
-    /// Primary cycles of silence before the watchdog stops the run (0: the kernel's default).
+    /// Primary cycles of silence before the watchdog stops the run (0: 100,000).
     pub watchdog: u64,
+    /// Raised (by Ctrl-C) to stop the run at a cycle boundary, trace flushed.
+    pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What a layer run produced and counted.
@@ -375,6 +377,9 @@ pub fn run_layer(
         sched.set_watchdog(opts.watchdog);
     } else {
         sched.set_watchdog(100_000);
+    }
+    if let Some(flag) = &opts.interrupt {
+        sched.set_interrupt_flag(flag.clone());
     }
     if let Some(t) = &opts.trace {
         sched.trace_to(t)?;

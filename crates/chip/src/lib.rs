@@ -9,6 +9,7 @@
 pub mod array;
 pub mod layer;
 pub mod plan;
+pub mod stats;
 pub mod stream;
 
 pub use array::{
@@ -17,3 +18,4 @@ pub use array::{
 };
 pub use layer::{run_layer, ChipError, LayerRun, RunOptions};
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
+pub use stats::LayerStats;

@@ -30,6 +30,13 @@ fn ctrl_c_target() -> &'static Mutex<Option<Arc<AtomicBool>>> {
     })
 }
 
+/// A fresh interrupt flag that Ctrl-C raises (for runs that build their own schedulers).
+pub fn ctrl_c_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    *ctrl_c_target().lock().unwrap_or_else(|p| p.into_inner()) = Some(flag.clone());
+    flag
+}
+
 /// Runs `sched` to completion with tracing per `trace`. On success returns `Ok(None)`; on a stop
 /// (Ctrl-C, deadlock, a component's fault) prints where it stopped and how far the VCD goes, and
 /// returns the exit code.

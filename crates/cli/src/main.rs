@@ -2,6 +2,7 @@
 
 mod drive;
 mod map;
+mod run;
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -25,6 +26,9 @@ enum Command {
     /// Hardware configurations.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Runs a layer (or a network's CONV layers) on the emulated chip, checks it bit for bit
+    /// against the reference convolution, and reports cycles, accesses and energy.
+    Run(run::RunArgs),
     /// The row-stationary mapping of a layer: PEs, passes, accesses per level and data type,
     /// and energy.
     Map(map::MapArgs),
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(ConfigCmd::Check { file }) => config_check(&file),
         Command::Map(args) => map::run(&args),
+        Command::Run(args) => run::run(&args),
         Command::Demo(DemoCmd::ClockCrossing {
             words,
             core_hz,

@@ -352,6 +352,11 @@ impl Scheduler {
         self.watchdog = cycles.max(1);
     }
 
+    /// Uses `flag` as the interrupt flag (so one Ctrl-C handler can serve several runs).
+    pub fn set_interrupt_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = flag;
+    }
+
     /// A flag that, once raised (from a Ctrl-C handler, another thread), stops the run at the end
     /// of the next instant at which the primary clock ticks, with [`SimError::Interrupted`].
     pub fn interrupt_flag(&self) -> Arc<AtomicBool> {

@@ -1,0 +1,52 @@
+//! Runs one AlexNet layer on eyeriss-v1 with the mapper's choice and times it:
+//! `cargo run --release -p rowsim-chip --example alexnet_layer -- conv3 [mapping]`
+use std::time::Instant;
+
+use rowsim_chip::{run_layer, RunOptions};
+use rowsim_datapath::rlc::RlcFormat;
+use rowsim_mapper::{enumerate, ExpectedData};
+use rowsim_workload::{layer, reference_conv, synthetic_ifmap, synthetic_weights, Formats};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let name = args.get(1).map(|s| s.as_str()).unwrap_or("conv3");
+    let hw = rowsim_config::load(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../hw-configs/eyeriss-v1.toml"
+    ))
+    .unwrap();
+    let l = layer(&format!("alexnet:{name}")).unwrap();
+    let m = match args.get(2) {
+        Some(m) => m.parse().unwrap(),
+        None => {
+            let data = ExpectedData {
+                layer: &l,
+                rlc: RlcFormat::EYERISS,
+                ifmap_coded: !l.first,
+                ifmap_zero_fraction: l.ifmap_zero_fraction,
+                ofmap_zero_fraction: 0.5,
+            };
+            enumerate(&l, &hw, &data).unwrap()[0].mapping
+        }
+    };
+    let fmt = Formats::DEFAULT;
+    let x = synthetic_ifmap(&l, 1, fmt);
+    let w = synthetic_weights(&l, 1, fmt);
+    let t = Instant::now();
+    let run = run_layer(
+        &hw,
+        &l,
+        &m,
+        &x,
+        &w,
+        &RunOptions {
+            mac: fmt.mac(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let (want, _) = reference_conv(&l, &x, &w, fmt.mac(), true).unwrap();
+    println!("{} {m}: {} PEs, {} passes, {} core cycles ({} processing) in {secs:.2} s = {:.0} cycles/s; bit-exact: {}",
+        l.name, run.counts.pes_used, run.counts.passes, run.core_cycles, run.processing_cycles, run.core_cycles as f64 / secs, run.ofmap == want);
+}

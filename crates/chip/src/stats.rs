@@ -1,0 +1,167 @@
+//! The statistics of a layer run, as `rowsim run --stats-json` writes them (one object a layer).
+//! Every field is documented in the README.
+
+use rowsim_config::HwConfig;
+use rowsim_mapper::{Counts, Energy, PerType};
+use rowsim_workload::ConvLayer;
+use serde::Serialize;
+
+use crate::layer::LayerRun;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MappingStats {
+    pub m: u32,
+    pub n: u32,
+    pub e: u32,
+    pub p: u32,
+    pub q: u32,
+    pub r: u32,
+    pub t: u32,
+    pub pes_used: u32,
+    pub passes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cycles {
+    pub core_total: u64,
+    pub core_processing: u64,
+    pub link_total: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimeMs {
+    pub total: f64,
+    pub processing: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Macs {
+    pub total: u64,
+    pub gated: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Accesses {
+    pub dram: PerType,
+    pub glb: PerType,
+    pub noc: PerType,
+    pub spad: PerType,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DramBytes {
+    pub read: u64,
+    pub write: u64,
+}
+
+/// One layer's statistics.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LayerStats {
+    pub hw: String,
+    pub layer: String,
+    pub batch: u32,
+    pub seed: u64,
+    pub mapping: MappingStats,
+    pub cycles: Cycles,
+    pub time_ms: TimeMs,
+    pub macs: Macs,
+    pub ifmap_zero_fraction: f64,
+    pub accesses_words: Accesses,
+    pub dram_bytes: DramBytes,
+    pub energy: Energy,
+    pub verified: bool,
+}
+
+impl LayerStats {
+    pub fn new(
+        hw: &HwConfig,
+        layer: &ConvLayer,
+        seed: u64,
+        run: &LayerRun,
+        ifmap_zero_fraction: f64,
+        verified: bool,
+    ) -> Self {
+        let c: &Counts = &run.counts;
+        let m = c.mapping;
+        let core_ms = |cycles: u64| cycles as f64 * 1e3 / hw.clocks.core_hz as f64;
+        let (read, write) = c.dram_bytes();
+        LayerStats {
+            hw: hw.machine.name.clone(),
+            layer: layer.name.clone(),
+            batch: layer.n,
+            seed,
+            mapping: MappingStats {
+                m: m.m,
+                n: m.n,
+                e: m.e,
+                p: m.p,
+                q: m.q,
+                r: m.r,
+                t: m.t,
+                pes_used: c.pes_used,
+                passes: c.passes,
+            },
+            cycles: Cycles {
+                core_total: run.core_cycles,
+                core_processing: run.processing_cycles,
+                link_total: run.link_cycles,
+            },
+            time_ms: TimeMs {
+                total: run.time_ps as f64 / 1e9,
+                processing: core_ms(run.processing_cycles),
+            },
+            macs: Macs {
+                total: c.macs,
+                gated: c.macs_gated,
+            },
+            ifmap_zero_fraction,
+            accesses_words: Accesses {
+                dram: c.dram(),
+                glb: c.glb(),
+                noc: c.noc,
+                spad: c.spad(),
+            },
+            dram_bytes: DramBytes { read, write },
+            energy: c.energy(hw),
+            verified,
+        }
+    }
+
+    /// The human-readable summary `rowsim run` prints.
+    pub fn summary(&self) -> String {
+        let a = &self.accesses_words;
+        let row = |name: &str, p: &PerType| {
+            format!(
+                "  {name:<6}{:>14}{:>14}{:>14}{:>14}\n",
+                p.filter,
+                p.ifmap,
+                p.psum,
+                p.total()
+            )
+        };
+        let e = &self.energy;
+        let l = &e.by_level;
+        format!(
+            "{} on {} (batch {}, seed {}): {}\n\
+             mapping   m={} n={} e={} p={} q={} r={} t={}: {} PEs active, {} passes\n\
+             cycles    {} core ({} in passes), {} link; {:.3} ms at the config's clocks ({:.3} ms processing)\n\
+             MACs      {} ({} gated, {:.1}%), ifmap zeros {:.1}%\n\
+             accesses (16-bit words)   filter         ifmap          psum         total\n{}{}{}{}\
+             DRAM      {} bytes read, {} bytes written\n\
+             energy    {:.4e} {} units = {:.4} per MAC; DRAM {:.3e} GLB {:.3e} NoC {:.3e} spad {:.3e} MAC {:.3e}; filter {:.3e} ifmap {:.3e} psum {:.3e}\n",
+            self.layer,
+            self.hw,
+            self.batch,
+            self.seed,
+            if self.verified { "bit-exact against the reference convolution" } else { "NOT VERIFIED" },
+            self.mapping.m, self.mapping.n, self.mapping.e, self.mapping.p, self.mapping.q, self.mapping.r, self.mapping.t,
+            self.mapping.pes_used, self.mapping.passes,
+            self.cycles.core_total, self.cycles.core_processing, self.cycles.link_total, self.time_ms.total, self.time_ms.processing,
+            self.macs.total, self.macs.gated, 100.0 * self.macs.gated as f64 / self.macs.total.max(1) as f64, 100.0 * self.ifmap_zero_fraction,
+            row("DRAM", &a.dram), row("GLB", &a.glb), row("NoC", &a.noc), row("spad", &a.spad),
+            self.dram_bytes.read, self.dram_bytes.write,
+            e.total, e.unit, e.total / self.macs.total.max(1) as f64, l.dram, l.glb, l.noc, l.spad, l.mac,
+            e.by_type.filter, e.by_type.ifmap, e.by_type.psum,
+        )
+    }
+}

@@ -1,0 +1,174 @@
+//! `rowsim run`: a layer (or a network's CONV layers) on the emulated chip, checked against the
+//! reference convolution, with a summary and statistics.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use rowsim_chip::{run_layer, ChipError, LayerStats, RunOptions};
+use rowsim_kernel::{SimError, TraceConfig};
+use rowsim_mapper::{enumerate, evaluate, Mapping};
+use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
+
+use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
+use crate::map::{expected_data, load_layer};
+use crate::TraceArgs;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Hardware config.
+    #[arg(long, default_value = "hw-configs/eyeriss-v1.toml")]
+    pub hw: PathBuf,
+    /// A built-in layer (alexnet:conv3, vgg16:conv4_2) or a layer file (.toml).
+    #[arg(long, default_value = "alexnet:conv3", conflicts_with = "net")]
+    pub layer: String,
+    /// Run every CONV layer of a built-in network (alexnet, vgg16) instead.
+    #[arg(long)]
+    pub net: Option<String>,
+    /// Batch size N (overrides the layer's).
+    #[arg(long)]
+    pub batch: Option<u32>,
+    /// Seed of the synthetic ifmaps and weights.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Pin a mapping instead of the mapper's choice: m=..,n=..,e=..,p=..,q=..,r=..,t=..
+    #[arg(long, conflicts_with = "net")]
+    pub mapping: Option<Mapping>,
+    /// Write the statistics here (a JSON array, one object a layer).
+    #[arg(long)]
+    pub stats_json: Option<PathBuf>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+/// The VCD of one layer of several: `trace.vcd` -> `trace_conv1.vcd`.
+fn layer_vcd(vcd: &Path, layer: &ConvLayer, several: bool) -> PathBuf {
+    if !several {
+        return vcd.to_path_buf();
+    }
+    let short = layer.name.rsplit(':').next().unwrap_or("layer");
+    let stem = vcd.file_stem().and_then(|s| s.to_str()).unwrap_or("trace");
+    vcd.with_file_name(format!("{stem}_{short}.vcd"))
+}
+
+pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
+    let hw = rowsim_config::load(&a.hw).map_err(|e| anyhow!("{e}"))?;
+    let (layers, pinned) = match &a.net {
+        Some(net) => (rowsim_workload::network(net).map_err(|e| anyhow!(e))?, None),
+        None => {
+            let (l, file_pin) = load_layer(&a.layer)?;
+            (vec![l], a.mapping.or(file_pin))
+        }
+    };
+    let several = layers.len() > 1;
+    let fmt = Formats::DEFAULT;
+    let interrupt = ctrl_c_flag();
+    let mut all = Vec::new();
+    let mut failed = false;
+    for mut layer in layers {
+        if let Some(n) = a.batch {
+            layer = layer.with_batch(n);
+        }
+        let data = expected_data(&layer, &hw)?;
+        let mapping = match pinned {
+            Some(m) => {
+                evaluate(&layer, &hw, m, &data)
+                    .context("the pinned mapping")?
+                    .mapping
+            }
+            None => enumerate(&layer, &hw, &data)?.remove(0).mapping,
+        };
+        let x = synthetic_ifmap(&layer, a.seed, fmt);
+        let w = synthetic_weights(&layer, a.seed, fmt);
+        let trace = match &a.trace.vcd {
+            Some(vcd) => {
+                let vcd = layer_vcd(vcd, &layer, several);
+                if let Some(dir) = vcd.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                Some(TraceConfig {
+                    vcd,
+                    scopes: a.trace.globs.clone(),
+                    window: a.trace.window.clone(),
+                })
+            }
+            None => None,
+        };
+        eprintln!("running {} with {mapping} ...", layer.name);
+        let opts = RunOptions {
+            mac: fmt.mac(),
+            trace: trace.clone(),
+            watchdog: a.trace.watchdog.max(100_000),
+            interrupt: Some(interrupt.clone()),
+        };
+        let out = match run_layer(&hw, &layer, &mapping, &x, &w, &opts) {
+            Ok(out) => out,
+            Err(ChipError::Sim(e)) => {
+                let code = if matches!(e, SimError::Interrupted { .. }) {
+                    EXIT_INTERRUPTED
+                } else {
+                    1
+                };
+                eprintln!("error: {}: {e}", layer.name);
+                if let (Some(c), Some(t)) = (e.cycle(), &trace) {
+                    eprintln!(
+                        "stopped at cycle {c}; {} is complete and flushed up to that cycle",
+                        t.vcd.display()
+                    );
+                } else if let Some(c) = e.cycle() {
+                    eprintln!("stopped at cycle {c}");
+                }
+                return Ok(ExitCode::from(code));
+            }
+            Err(e) => bail!("{}: {e}", layer.name),
+        };
+        let (want, _) =
+            reference_conv(&layer, &x, &w, fmt.mac(), hw.datapath.relu).map_err(|e| anyhow!(e))?;
+        let verified = out.ofmap == want;
+        if !verified {
+            failed = true;
+            let k = out
+                .ofmap
+                .data
+                .iter()
+                .zip(&want.data)
+                .position(|(g, w)| g != w)
+                .unwrap_or(0);
+            let d = want.dims;
+            let idx = [
+                k / (d[1] * d[2] * d[3]),
+                k / (d[2] * d[3]) % d[1],
+                k / d[3] % d[2],
+                k % d[3],
+            ];
+            eprintln!(
+                "error: {}: the ofmap differs from the reference convolution at [n, m, e, f] = {idx:?}: got {}, want {}",
+                layer.name, out.ofmap.data[k], want.data[k]
+            );
+        }
+        let stats = LayerStats::new(&hw, &layer, a.seed, &out, x.zero_fraction(), verified);
+        print!("{}", stats.summary());
+        if let Some(t) = &trace {
+            eprintln!(
+                "trace: {} (open {} in GTKWave)",
+                t.vcd.display(),
+                t.vcd.with_extension("gtkw").display()
+            );
+        }
+        all.push(stats);
+    }
+    if let Some(path) = &a.stats_json {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
