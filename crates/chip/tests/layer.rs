@@ -157,3 +157,45 @@ fn small_layers_on_eyeriss_are_bit_exact() {
         4,
     );
 }
+
+#[test]
+fn statistics_of_the_tiny_network() {
+    // Snapshots of each layer's statistics JSON with the mapper's choice: any change to the
+    // chip's timing, counts or energy shows up here for review.
+    let hw = hw("tiny");
+    let fmt = Formats::DEFAULT;
+    for (k, l) in tiny_net().iter().enumerate() {
+        let seed = 20 + k as u64;
+        let data = ExpectedData {
+            layer: l,
+            rlc: RlcFormat::EYERISS,
+            ifmap_coded: !l.first,
+            ifmap_zero_fraction: 0.4,
+            ofmap_zero_fraction: 0.5,
+        };
+        let m = enumerate(l, &hw, &data).unwrap()[0].mapping;
+        let x = synthetic_ifmap(l, seed, fmt);
+        let w = synthetic_weights(l, seed, fmt);
+        let run = run_layer(
+            &hw,
+            l,
+            &m,
+            &x,
+            &w,
+            &RunOptions {
+                mac: fmt.mac(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (want, _) = reference_conv(l, &x, &w, fmt.mac(), true).unwrap();
+        let stats =
+            rowsim_chip::LayerStats::new(&hw, l, seed, &run, x.zero_fraction(), run.ofmap == want);
+        assert!(stats.verified);
+        // Energy is exactly the counts priced by the table (checked by the mapper's tests).
+        insta::assert_snapshot!(
+            l.name.replace(':', "_"),
+            serde_json::to_string_pretty(&stats).unwrap()
+        );
+    }
+}

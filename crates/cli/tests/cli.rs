@@ -305,3 +305,69 @@ fn map_refuses_layers_outside_the_machine() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("filter height R is 13; the machine supports at most 12 (hw-config `limits.max_filter_height`)"), "{err}");
 }
+
+#[test]
+fn run_verifies_a_layer_and_writes_its_statistics() {
+    let file = scratch("tiny_layer.toml");
+    std::fs::write(&file, "[layer]\nname = \"tinynet:conv2\"\nn = 2\nc = 8\nh = 5\nw = 5\nm = 12\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\npad = 1\ngroups = 2\nifmap_zero_fraction = 0.4\n").unwrap();
+    let stats = scratch("tiny_stats.json");
+    let out = rowsim()
+        .args([
+            "run",
+            "--hw",
+            "hw-configs/tiny.toml",
+            "--seed",
+            "5",
+            "--layer",
+        ])
+        .arg(&file)
+        .arg("--stats-json")
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("bit-exact against the reference convolution"),
+        "{text}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let s = &v[0];
+    for key in [
+        "hw",
+        "layer",
+        "batch",
+        "seed",
+        "mapping",
+        "cycles",
+        "time_ms",
+        "macs",
+        "ifmap_zero_fraction",
+        "accesses_words",
+        "dram_bytes",
+        "energy",
+        "verified",
+    ] {
+        assert!(!s[key].is_null(), "stats lack `{key}`");
+    }
+    for key in ["m", "n", "e", "p", "q", "r", "t", "pes_used", "passes"] {
+        assert!(s["mapping"][key].is_u64(), "mapping.{key}");
+    }
+    for level in ["dram", "glb", "noc", "spad"] {
+        for t in ["filter", "ifmap", "psum"] {
+            assert!(s["accesses_words"][level][t].is_u64(), "{level}.{t}");
+        }
+    }
+    assert_eq!(s["verified"], true);
+    assert_eq!(s["macs"]["total"], 21600);
+    assert_eq!(s["seed"], 5);
+    assert_eq!(
+        s["dram_bytes"]["write"].as_u64().unwrap(),
+        2 * s["accesses_words"]["dram"]["psum"].as_u64().unwrap()
+    );
+}
