@@ -413,10 +413,11 @@ struct GonSignals {
 /// The global output network: PEs' psum outputs to the GLB.
 pub struct Gon {
     spec: NetSpec,
-    /// Per X-bus, per PE: the PE's psum output, if it sends on the GON.
-    inputs: Vec<Vec<Option<LinkRx<i16>>>>,
+    /// The PEs that send on the GON, in array order, with their psum outputs: the round robin
+    /// runs over these only.
+    inputs: Vec<(u16, u16, LinkRx<i16>)>,
     output: LinkTx<GonBeat>,
-    /// Round-robin pointer over PEs (bus * cols + pe).
+    /// Round-robin pointer into `inputs`.
     next: usize,
     counters: NetCounters,
     sent: Option<GonBeat>,
@@ -437,6 +438,15 @@ impl Gon {
                 what: format!("inputs must be {} x {} (rows x cols)", spec.rows, spec.cols),
             });
         }
+        let inputs = inputs
+            .into_iter()
+            .enumerate()
+            .flat_map(|(b, row)| {
+                row.into_iter()
+                    .enumerate()
+                    .filter_map(move |(p, i)| i.map(|rx| (b as u16, p as u16, rx)))
+            })
+            .collect();
         Ok(Gon {
             spec,
             inputs,
@@ -460,16 +470,16 @@ impl Component for Gon {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         self.sent = None;
-        let cols = self.spec.cols as usize;
-        let total = self.spec.rows as usize * cols;
+        let total = self.inputs.len();
         let width = self.spec.width_words();
-        for k in 0..total {
-            let i = (self.next + k) % total;
-            let (b, p) = (i / cols, i % cols);
-            let Some(rx) = self.inputs[b][p].as_mut() else {
-                continue;
-            };
+        let mut i = self.next;
+        for _ in 0..total {
+            if i >= total {
+                i = 0;
+            }
+            let (b, p, rx) = &mut self.inputs[i];
             if rx.peek(cx).is_none() {
+                i += 1;
                 continue;
             }
             if !self.output.can_send(cx) {
@@ -477,8 +487,8 @@ impl Component for Gon {
                 return Ok(Activity::Idle);
             }
             let mut beat = GonBeat {
-                bus: b as u16,
-                pe: p as u16,
+                bus: *b,
+                pe: *p,
                 ..Default::default()
             };
             while (beat.len as usize) < width {
@@ -499,7 +509,7 @@ impl Component for Gon {
             self.counters.pe_words += beat.len as u64;
             self.counters.fanout_total += 1;
             self.counters.fanout_max = 1;
-            self.next = (i + 1) % total;
+            self.next = i + 1;
             self.sent = Some(beat);
             return Ok(Activity::Moved);
         }
@@ -507,11 +517,7 @@ impl Component for Gon {
     }
 
     fn holds_work(&self) -> bool {
-        self.inputs
-            .iter()
-            .flatten()
-            .flatten()
-            .any(|rx| rx.in_flight() > 0)
+        self.inputs.iter().any(|(_, _, rx)| rx.in_flight() > 0)
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
