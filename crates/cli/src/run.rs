@@ -9,7 +9,9 @@ use clap::Args;
 use rowsim_chip::{run_layer, ChipError, LayerStats, RunOptions};
 use rowsim_kernel::{SimError, TraceConfig};
 use rowsim_mapper::{enumerate, evaluate, Mapping};
-use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
+use rowsim_workload::{
+    reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor,
+};
 
 use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
 use crate::map::{expected_data, load_layer};
@@ -38,6 +40,15 @@ pub struct RunArgs {
     /// Write the statistics here (a JSON array, one object a layer).
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
+    /// The ifmap, instead of a synthetic one: int16 (Q8.8) `.npy` of shape [N, C, H, W].
+    #[arg(long, conflicts_with = "net")]
+    pub ifmap: Option<PathBuf>,
+    /// The weights, instead of synthetic ones: int16 (Q1.15) `.npy` of shape [M, C/G, R, S].
+    #[arg(long, conflicts_with = "net")]
+    pub weights: Option<PathBuf>,
+    /// Write the ofmap here: int16 (Q8.8) `.npy` of shape [N, M, E, F].
+    #[arg(long, conflicts_with = "net")]
+    pub ofmap: Option<PathBuf>,
     #[command(flatten)]
     pub trace: TraceArgs,
 }
@@ -79,8 +90,14 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             }
             None => enumerate(&layer, &hw, &data)?.remove(0).mapping,
         };
-        let x = synthetic_ifmap(&layer, a.seed, fmt);
-        let w = synthetic_weights(&layer, a.seed, fmt);
+        let x = match &a.ifmap {
+            Some(p) => read_npy(p, [layer.n, layer.c, layer.h, layer.w], "[N, C, H, W]")?,
+            None => synthetic_ifmap(&layer, a.seed, fmt),
+        };
+        let w = match &a.weights {
+            Some(p) => read_npy(p, [layer.m, layer.cg(), layer.r, layer.s], "[M, C/G, R, S]")?,
+            None => synthetic_weights(&layer, a.seed, fmt),
+        };
         let trace = match &a.trace.vcd {
             Some(vcd) => {
                 let vcd = layer_vcd(vcd, &layer, several);
@@ -148,6 +165,9 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
                 layer.name, out.ofmap.data[k], want.data[k]
             );
         }
+        if let Some(p) = &a.ofmap {
+            write_npy(p, &out.ofmap)?;
+        }
         let stats = LayerStats::new(&hw, &layer, a.seed, &out, x.zero_fraction(), verified);
         print!("{}", stats.summary());
         if let Some(t) = &trace {
@@ -171,4 +191,51 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Reads an int16 `.npy` of the given shape.
+fn read_npy(path: &Path, shape: [u32; 4], names: &str) -> anyhow::Result<Tensor> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let npy = npyz::NpyFile::new(&bytes[..])
+        .with_context(|| format!("{}: not a .npy file", path.display()))?;
+    let want: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    if npy.shape() != want.as_slice() {
+        bail!(
+            "{}: shape {:?}; this layer needs {names} = {want:?}",
+            path.display(),
+            npy.shape()
+        );
+    }
+    let dtype = npy.dtype();
+    let data: Vec<i16> = npy.into_vec::<i16>().map_err(|e| {
+        anyhow!(
+            "{}: dtype {}: expected int16 (<i2) fixed-point values ({e})",
+            path.display(),
+            dtype.descr()
+        )
+    })?;
+    Ok(Tensor {
+        dims: shape.map(|d| d as usize),
+        data,
+    })
+}
+
+/// Writes a tensor as an int16 `.npy`.
+fn write_npy(path: &Path, t: &Tensor) -> anyhow::Result<()> {
+    use npyz::WriterBuilder;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+    );
+    let shape: Vec<u64> = t.dims.iter().map(|&d| d as u64).collect();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut file)
+        .begin_nd()?;
+    w.extend(t.data.iter().copied())?;
+    w.finish()?;
+    Ok(())
 }

@@ -371,3 +371,68 @@ fn run_verifies_a_layer_and_writes_its_statistics() {
         2 * s["accesses_words"]["dram"]["psum"].as_u64().unwrap()
     );
 }
+
+fn write_npy(path: &Path, shape: &[u64], data: &[i16]) {
+    use npyz::WriterBuilder;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut f)
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+#[test]
+fn run_takes_npy_tensors_and_writes_the_ofmap_as_npy() {
+    use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, Formats};
+    let file = scratch("npy_layer.toml");
+    std::fs::write(&file, "[layer]\nname = \"npy:conv\"\nc = 2\nh = 6\nw = 7\nm = 4\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\npad = 1\n").unwrap();
+    let (layer, _) = rowsim_mapper::layer_file::load(&file).unwrap();
+    // Tensors from another seed than the run's, so the run must have used the files.
+    let x = synthetic_ifmap(&layer, 99, Formats::DEFAULT);
+    let w = synthetic_weights(&layer, 99, Formats::DEFAULT);
+    let (xi, wi, oo) = (scratch("x.npy"), scratch("w.npy"), scratch("o.npy"));
+    write_npy(&xi, &[1, 2, 6, 7], &x.data);
+    write_npy(&wi, &[4, 2, 3, 3], &w.data);
+    let out = rowsim()
+        .args(["run", "--hw", "hw-configs/tiny.toml", "--layer"])
+        .arg(&file)
+        .arg("--ifmap")
+        .arg(&xi)
+        .arg("--weights")
+        .arg(&wi)
+        .arg("--ofmap")
+        .arg(&oo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&oo).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape(), &[1, 4, 6, 7]);
+    let got: Vec<i16> = npy.into_vec().unwrap();
+    let (want, _) = reference_conv(&layer, &x, &w, Formats::DEFAULT.mac(), true).unwrap();
+    assert_eq!(got, want.data);
+
+    // A wrong shape names the file and the shape the layer needs.
+    write_npy(&xi, &[1, 2, 7, 6], &x.data);
+    let out = rowsim()
+        .args(["run", "--hw", "hw-configs/tiny.toml", "--layer"])
+        .arg(&file)
+        .arg("--ifmap")
+        .arg(&xi)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("x.npy: shape [1, 2, 7, 6]; this layer needs [N, C, H, W] = [1, 2, 6, 7]"),
+        "{err}"
+    );
+}
