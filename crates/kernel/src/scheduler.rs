@@ -98,6 +98,15 @@ pub trait Component: AsAny + Send {
 
     /// Reports the component's signal values after an edge (only while tracing).
     fn trace(&self, _frame: &mut TraceFrame) {}
+
+    /// Whether the component has gone to sleep: nothing can change it until it is changed from
+    /// outside (through [`Scheduler::component_mut`]), whatever arrives on its links, and its
+    /// traced values stay as they are. The scheduler then stops stepping it, which gives the same
+    /// results and traces as stepping it, at no cost; `component_mut` wakes it. Asked only after
+    /// an idle step.
+    fn dormant(&self) -> bool {
+        false
+    }
 }
 
 /// Handle of a component in a scheduler.
@@ -253,6 +262,8 @@ struct Domain {
 struct Slot {
     component: Box<dyn Component>,
     domain: usize,
+    /// Stepped at each edge; false once the component is dormant, until `component_mut`.
+    awake: bool,
 }
 
 /// Steps components on the edges of their clocks, on one picosecond timebase.
@@ -333,6 +344,7 @@ impl Scheduler {
         self.slots.push(Slot {
             component,
             domain: d,
+            awake: true,
         });
         self.domains[d].members.push(id);
         ComponentId(id)
@@ -436,10 +448,12 @@ impl Scheduler {
             .and_then(|s| (*s.component).as_any().downcast_ref())
     }
 
+    /// The component, to change it between runs; this wakes it if it was dormant.
     pub fn component_mut<C: Component>(&mut self, id: ComponentId) -> Option<&mut C> {
-        self.slots
-            .get_mut(id.0)
-            .and_then(|s| (*s.component).as_any_mut().downcast_mut())
+        self.slots.get_mut(id.0).and_then(|s| {
+            s.awake = true;
+            (*s.component).as_any_mut().downcast_mut()
+        })
     }
 
     /// Names of the components that hold work, in the order they were added.
@@ -513,8 +527,17 @@ impl Scheduler {
                         time: now,
                     };
                     for &c in &self.domains[d].members {
-                        match self.slots[c].component.step(&cx) {
-                            Ok(a) => moved |= a.moved(),
+                        let slot = &mut self.slots[c];
+                        if !slot.awake {
+                            continue;
+                        }
+                        match slot.component.step(&cx) {
+                            Ok(a) => {
+                                moved |= a.moved();
+                                if !a.moved() && slot.component.dormant() {
+                                    slot.awake = false;
+                                }
+                            }
                             Err(e) => {
                                 failed = Some((c, cx, e));
                                 break 'outer;
@@ -535,13 +558,22 @@ impl Scheduler {
                 }
                 for &c in &order {
                     let d = self.slots[c].domain;
+                    if !self.slots[c].awake {
+                        continue;
+                    }
                     let cx = StepCtx {
                         domain: DomainId(d as u16),
                         cycle: self.domains[d].next,
                         time: now,
                     };
-                    match self.slots[c].component.step(&cx) {
-                        Ok(a) => moved |= a.moved(),
+                    let slot = &mut self.slots[c];
+                    match slot.component.step(&cx) {
+                        Ok(a) => {
+                            moved |= a.moved();
+                            if !a.moved() && slot.component.dormant() {
+                                slot.awake = false;
+                            }
+                        }
                         Err(e) => {
                             failed = Some((c, cx, e));
                             break;

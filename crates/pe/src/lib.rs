@@ -760,6 +760,12 @@ impl Component for Pe {
         )
     }
 
+    /// Finished (or never configured) with its strobes low: only `configure` can change it,
+    /// and it takes nothing from its FIFOs.
+    fn dormant(&self) -> bool {
+        matches!(self.state, PeState::Done | PeState::Idle) && self.strobes == 0
+    }
+
     fn declare(&mut self, r: &mut SignalRegistry) -> Result<(), TraceError> {
         self.traced = true;
         let n = self.name.clone();
