@@ -6,8 +6,7 @@
 use std::time::Instant;
 
 use rowsim_chip::{run_layer, RunOptions};
-use rowsim_datapath::rlc::RlcFormat;
-use rowsim_mapper::{enumerate, ExpectedData};
+use rowsim_mapper::choose;
 use rowsim_workload::{alexnet, synthetic_ifmap, synthetic_weights, Formats};
 
 fn peak_rss_mib() -> Option<f64> {
@@ -26,14 +25,7 @@ fn main() {
     let fmt = Formats::DEFAULT;
     let (mut cycles, mut secs) = (0u64, 0f64);
     for l in alexnet() {
-        let data = ExpectedData {
-            layer: &l,
-            rlc: RlcFormat::EYERISS,
-            ifmap_coded: !l.first,
-            ifmap_zero_fraction: l.ifmap_zero_fraction,
-            ofmap_zero_fraction: 0.5,
-        };
-        let m = enumerate(&l, &hw, &data).unwrap()[0].mapping;
+        let m = choose(&l, &hw).unwrap();
         let x = synthetic_ifmap(&l, 1, fmt);
         let w = synthetic_weights(&l, 1, fmt);
         let t = Instant::now();

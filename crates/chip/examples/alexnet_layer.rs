@@ -3,8 +3,7 @@
 use std::time::Instant;
 
 use rowsim_chip::{run_layer, RunOptions};
-use rowsim_datapath::rlc::RlcFormat;
-use rowsim_mapper::{enumerate, ExpectedData};
+use rowsim_mapper::choose;
 use rowsim_workload::{layer, reference_conv, synthetic_ifmap, synthetic_weights, Formats};
 
 fn main() {
@@ -18,16 +17,7 @@ fn main() {
     let l = layer(&format!("alexnet:{name}")).unwrap();
     let m = match args.get(2) {
         Some(m) => m.parse().unwrap(),
-        None => {
-            let data = ExpectedData {
-                layer: &l,
-                rlc: RlcFormat::EYERISS,
-                ifmap_coded: !l.first,
-                ifmap_zero_fraction: l.ifmap_zero_fraction,
-                ofmap_zero_fraction: 0.5,
-            };
-            enumerate(&l, &hw, &data).unwrap()[0].mapping
-        }
+        None => choose(&l, &hw).unwrap(),
     };
     let fmt = Formats::DEFAULT;
     let x = synthetic_ifmap(&l, 1, fmt);

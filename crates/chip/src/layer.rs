@@ -17,7 +17,7 @@
 //!    accumulation, psums over the three GINs; chain tops' psums come back over the GON and are
 //!    written into the GLB's psum banks;
 //! 4. **readout** (after a strip's last channel block): a GLB reader sends each output row
-//!    through ReLU to the `OfmapWriter`, which codes it and writes it to DRAM.
+//!    through ReLU to the `Outbound`, which codes it and writes it to DRAM.
 //!
 //! Nothing is computed by the driver: the output is what the PEs produced and DRAM holds, read
 //! back and decoded after the run. Phases do not overlap (the chip's preloading of the next
@@ -28,10 +28,10 @@ use std::collections::BTreeMap;
 use rowsim_config::HwConfig;
 use rowsim_datapath::mac::MacConfig;
 use rowsim_datapath::rlc::{decode, encode, RlcFormat};
-use rowsim_dram::{pack_raw, DramCmd, DramController, Kind};
+use rowsim_dram::{pack_raw, DramCmd, DramController, Inbound, Kind, Outbound};
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
 use rowsim_kernel::{
-    Clock, ComponentId, Feeder, Link, LinkRx, LinkTx, Scheduler, SimError, TraceConfig,
+    Clock, ComponentId, Feeder, Link, LinkRx, LinkTx, Merge, Scheduler, SimError, TraceConfig,
 };
 use rowsim_mapper::{Counts, Mapping, PerType, Problem};
 use rowsim_noc::Gin;
@@ -40,9 +40,7 @@ use rowsim_workload::{ConvLayer, Tensor};
 
 use crate::array::{gate_strip, pass_primitive, wire_array};
 use crate::plan::{ArrayPlan, LogicalPe};
-use crate::stream::{
-    GlbAddr, GlbReader, GlbWriter, Inbound, Merge, OfmapWriter, ReadItem, ReadOut, Src, WriteIn,
-};
+use crate::stream::{GlbAddr, GlbReader, GlbWriter, ReadItem, ReadOut, Src, WriteIn};
 
 /// Why a layer could not run.
 #[derive(Debug, thiserror::Error)]
@@ -350,7 +348,7 @@ pub fn run_layer(
     );
     let ofmap_wr = sched.add(
         core,
-        OfmapWriter::new(
+        Outbound::new(
             "top.chip.rlc_out",
             fmt,
             relu_out.rx,
@@ -746,7 +744,7 @@ impl Driver {
             }
         }
         comp::<GlbReader>(&mut self.sched, self.ids.readout)?.push(items);
-        let ow = comp::<OfmapWriter>(&mut self.sched, self.ids.ofmap_wr)?;
+        let ow = comp::<Outbound>(&mut self.sched, self.ids.ofmap_wr)?;
         for (n, a) in streams {
             ow.expect(n, a);
         }
@@ -757,7 +755,7 @@ impl Driver {
     /// Reads the ofmap back from DRAM and gathers every counter.
     fn collect(mut self, layer: &ConvLayer, fmt: &RlcFormat) -> Result<LayerRun, ChipError> {
         let pb = self.pb;
-        let written: BTreeMap<u64, u32> = comp::<OfmapWriter>(&mut self.sched, self.ids.ofmap_wr)?
+        let written: BTreeMap<u64, u32> = comp::<Outbound>(&mut self.sched, self.ids.ofmap_wr)?
             .written
             .iter()
             .copied()

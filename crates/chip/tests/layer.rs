@@ -4,7 +4,9 @@
 use rowsim_chip::{run_layer, RunOptions};
 use rowsim_config::HwConfig;
 use rowsim_datapath::rlc::RlcFormat;
-use rowsim_mapper::{enumerate, predict, DataTotals, ExactData, ExpectedData, Mapping, Problem};
+use rowsim_mapper::{
+    choose, enumerate, expected_data, predict, DataTotals, ExactData, Mapping, Problem,
+};
 use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
 
 fn hw(name: &str) -> HwConfig {
@@ -19,16 +21,7 @@ fn check(l: &ConvLayer, hw: &HwConfig, mapping: Option<Mapping>, seed: u64) {
     let fmt = Formats::DEFAULT;
     let x = synthetic_ifmap(l, seed, fmt);
     let w = synthetic_weights(l, seed, fmt);
-    let m = mapping.unwrap_or_else(|| {
-        let data = ExpectedData {
-            layer: l,
-            rlc: RlcFormat::EYERISS,
-            ifmap_coded: !l.first,
-            ifmap_zero_fraction: l.ifmap_zero_fraction,
-            ofmap_zero_fraction: 0.5,
-        };
-        enumerate(l, hw, &data).unwrap()[0].mapping
-    });
+    let m = mapping.unwrap_or_else(|| choose(l, hw).unwrap());
     let run = run_layer(
         hw,
         l,
@@ -119,13 +112,7 @@ fn tiny_net() -> Vec<ConvLayer> {
 fn every_layer_of_the_tiny_network_is_bit_exact_under_several_mappings() {
     let hw = hw("tiny");
     for (k, l) in tiny_net().iter().enumerate() {
-        let data = ExpectedData {
-            layer: l,
-            rlc: RlcFormat::EYERISS,
-            ifmap_coded: !l.first,
-            ifmap_zero_fraction: 0.4,
-            ofmap_zero_fraction: 0.5,
-        };
+        let data = expected_data(l, &hw).unwrap();
         let all = enumerate(l, &hw, &data).unwrap();
         // The cheapest, the dearest, and a few between.
         let picks: Vec<usize> = vec![
@@ -166,14 +153,7 @@ fn statistics_of_the_tiny_network() {
     let fmt = Formats::DEFAULT;
     for (k, l) in tiny_net().iter().enumerate() {
         let seed = 20 + k as u64;
-        let data = ExpectedData {
-            layer: l,
-            rlc: RlcFormat::EYERISS,
-            ifmap_coded: !l.first,
-            ifmap_zero_fraction: 0.4,
-            ofmap_zero_fraction: 0.5,
-        };
-        let m = enumerate(l, &hw, &data).unwrap()[0].mapping;
+        let m = choose(l, &hw).unwrap();
         let x = synthetic_ifmap(l, seed, fmt);
         let w = synthetic_weights(l, seed, fmt);
         let run = run_layer(

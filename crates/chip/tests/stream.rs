@@ -1,9 +1,7 @@
 //! The GLB controller's datapaths on a real GLB: write a value stream, read it back as beats and
 //! as values, with padding zeros in order, and unpack raw DRAM words.
 
-use rowsim_chip::stream::{
-    GlbAddr, GlbReader, GlbWriter, RawUnpack, ReadItem, ReadOut, Src, WriteIn,
-};
+use rowsim_chip::stream::{GlbAddr, GlbReader, GlbWriter, ReadItem, ReadOut, Src, WriteIn};
 use rowsim_dram::DramData;
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
 use rowsim_kernel::{Collector, Feeder, Link, Scheduler};
@@ -143,8 +141,14 @@ fn raw_words_unpack_to_their_stream_lengths() {
         })
         .collect();
     s.add(clk, Feeder::new("top.dram", inp.tx, data, 1));
-    let mut u = RawUnpack::new("top.chip.unpack", inp.rx, out.tx, 4);
-    u.expect(6);
+    let mut u = rowsim_dram::Inbound::new(
+        "top.chip.unpack",
+        rowsim_datapath::rlc::RlcFormat::EYERISS,
+        inp.rx,
+        out.tx,
+        4,
+    );
+    u.expect(6, false);
     s.add(clk, u);
     let c = s.add(clk, Collector::new("top.sink", out.rx, 1));
     s.run().unwrap();

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use rowsim_config::HwConfig;
-use rowsim_datapath::rlc::RlcFormat;
 use rowsim_mapper::{enumerate, evaluate, ExpectedData, Mapping, Ranked};
 use rowsim_workload::ConvLayer;
 use serde::Serialize;
@@ -46,15 +45,7 @@ pub fn load_layer(spec: &str) -> anyhow::Result<(ConvLayer, Option<Mapping>)> {
 
 /// The data model the mapper prices with before any data exists.
 pub fn expected_data<'a>(layer: &'a ConvLayer, hw: &HwConfig) -> anyhow::Result<ExpectedData<'a>> {
-    let r = &hw.rlc;
-    Ok(ExpectedData {
-        layer,
-        rlc: RlcFormat::new(r.run_bits, r.level_bits, r.pairs_per_word, r.word_bits)
-            .map_err(|e| anyhow!(e))?,
-        ifmap_coded: !layer.first || r.code_first_layer_input,
-        ifmap_zero_fraction: layer.ifmap_zero_fraction,
-        ofmap_zero_fraction: 0.5,
-    })
+    Ok(rowsim_mapper::expected_data(layer, hw)?)
 }
 
 #[derive(Serialize)]

@@ -12,9 +12,10 @@
 //! penalty between reads and writes (the papers give none).
 //!
 //! # Codec units (core clock)
-//! Feature maps cross the bus run-length coded ([`rowsim_datapath::rlc`]): [`RlcInbound`]
-//! decodes coded read data into values, [`RlcOutbound`] codes values into write data. Filters
-//! and a network's first input cross raw (4 values a word, word 0 in the low bits).
+//! Feature maps cross the bus run-length coded ([`rowsim_datapath::rlc`]): [`Inbound`]
+//! decodes coded read data into values (and unpacks raw data), [`Outbound`] codes values and
+//! writes them. Filters and a network's first input cross raw (4 values a word, word 0 in the
+//! low bits).
 //!
 //! # Counters
 //! Bytes on the bus per direction and data type, coded and raw bus words, busy and idle link
@@ -23,7 +24,6 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use rowsim_datapath::rlc::{encode, RlcDecoder, RlcFormat};
 use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
     TraceFrame,
@@ -312,94 +312,85 @@ impl Component for DramController {
     }
 }
 
-/// Decodes the coded read data of feature-map streams into values, on the core clock. Streams
-/// arrive in command order; each is decoded against its value count (known from the layer's
-/// shape), registered with [`RlcInbound::expect`].
-pub struct RlcInbound {
+/// Read data into values, on the core clock: each expected stream (in command order) is
+/// RLC-decoded (feature maps) or raw-unpacked, `lanes` values a word (filters, a first layer's
+/// input).
+pub struct Inbound {
     name: String,
-    fmt: RlcFormat,
+    fmt: rowsim_datapath::rlc::RlcFormat,
     input: LinkRx<DramData>,
     output: LinkTx<i16>,
-    streams: VecDeque<(u32, usize)>,
-    decoder: Option<(u32, RlcDecoder)>,
+    /// (values, coded) of the streams to come, in command order.
+    streams: VecDeque<(usize, bool)>,
+    current: Option<(rowsim_datapath::rlc::RlcDecoder, bool, usize)>,
     pending: VecDeque<i16>,
-    /// Values out per cycle (the GLB write width).
-    per_cycle: u32,
-    pub values_out: u64,
+    lanes: usize,
 }
 
-impl RlcInbound {
+impl Inbound {
     pub fn new(
         name: &str,
-        fmt: RlcFormat,
+        fmt: rowsim_datapath::rlc::RlcFormat,
         input: LinkRx<DramData>,
         output: LinkTx<i16>,
-        per_cycle: u32,
+        lanes: usize,
     ) -> Self {
-        RlcInbound {
+        Inbound {
             name: name.into(),
             fmt,
             input,
             output,
             streams: VecDeque::new(),
-            decoder: None,
+            current: None,
             pending: VecDeque::new(),
-            per_cycle: per_cycle.max(1),
-            values_out: 0,
+            lanes,
         }
     }
 
-    /// The next coded stream (command `id`) holds `values` values.
-    pub fn expect(&mut self, id: u32, values: usize) {
-        self.streams.push_back((id, values));
+    pub fn expect(&mut self, values: usize, coded: bool) {
+        self.streams.push_back((values, coded));
     }
 }
 
-impl Component for RlcInbound {
+impl Component for Inbound {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
-        // Emit decoded values first (a word can expand to many values).
-        for _ in 0..self.per_cycle {
-            let Some(&v) = self.pending.front() else {
-                break;
-            };
-            if self.output.try_send(cx, v).is_err() {
-                break;
+        if let Some(&v) = self.pending.front() {
+            if self.output.try_send(cx, v).is_ok() {
+                self.pending.pop_front();
+                moved = true;
             }
-            self.pending.pop_front();
-            self.values_out += 1;
-            moved = true;
         }
-        // Decode one word when the previous one is out.
         if self.pending.is_empty() {
             if let Some(d) = self.input.try_recv(cx) {
-                if self.decoder.is_none() {
-                    let (id, n) = self.streams.pop_front().ok_or_else(|| {
-                        DramError(format!(
-                            "{}: coded data of command {} arrived with no stream expected",
-                            self.name, d.id
-                        ))
+                if self.current.is_none() {
+                    let (n, coded) = self.streams.pop_front().ok_or_else(|| {
+                        format!("{}: DRAM data with no stream expected", self.name)
                     })?;
-                    if id != d.id {
-                        return Err(Box::new(DramError(format!(
-                            "{}: expected stream {id}, got data of command {}",
-                            self.name, d.id
-                        ))));
-                    }
-                    self.decoder = Some((id, RlcDecoder::new(self.fmt, n)));
+                    self.current =
+                        Some((rowsim_datapath::rlc::RlcDecoder::new(self.fmt, n), coded, n));
                 }
-                let (id, dec) = self.decoder.as_mut().ok_or("decoder lost")?;
-                let pending = &mut self.pending;
-                dec.push(d.word, |v| pending.push_back(v))
-                    .map_err(|e| DramError(format!("{}: stream {id}: {e}", self.name)))?;
+                let (dec, coded, left) = self.current.as_mut().ok_or("stream lost")?;
+                if *coded {
+                    let pending = &mut self.pending;
+                    dec.push(d.word, |v| pending.push_back(v))
+                        .map_err(|e| format!("{}: {e}", self.name))?;
+                    if d.last {
+                        dec.finish().map_err(|e| format!("{}: {e}", self.name))?;
+                    }
+                } else {
+                    let take = (*left).min(self.lanes);
+                    for k in 0..take {
+                        self.pending.push_back((d.word >> (16 * k)) as u16 as i16);
+                    }
+                    *left -= take;
+                }
                 if d.last {
-                    dec.finish()
-                        .map_err(|e| DramError(format!("{}: stream {id}: {e}", self.name)))?;
-                    self.decoder = None;
+                    self.current = None;
                 }
                 moved = true;
             }
@@ -412,78 +403,107 @@ impl Component for RlcInbound {
     }
 }
 
-/// Codes feature-map streams into write data, on the core clock: values arrive on a link;
-/// each stream's length is registered with [`RlcOutbound::stream`]; its coded words go out one
-/// a cycle.
-pub struct RlcOutbound {
+/// Codes feature-map rows and writes them to DRAM, on the core clock: for each expected stream
+/// (values, DRAM address), once its values are in, it codes them, issues the write command
+/// (only now is the coded length known) and sends the coded words.
+pub struct Outbound {
     name: String,
-    fmt: RlcFormat,
+    fmt: rowsim_datapath::rlc::RlcFormat,
     input: LinkRx<i16>,
-    output: LinkTx<u64>,
-    lengths: VecDeque<usize>,
+    cmd: LinkTx<DramCmd>,
+    wdata: LinkTx<u64>,
+    streams: VecDeque<(usize, u64)>,
     gathering: Vec<i16>,
-    coded: VecDeque<u64>,
-    pub words_out: u64,
+    cmd_pending: Option<DramCmd>,
+    words: VecDeque<u64>,
+    next_id: u32,
+    /// (address, coded words) of every stream written.
+    pub written: Vec<(u64, u32)>,
 }
 
-impl RlcOutbound {
-    pub fn new(name: &str, fmt: RlcFormat, input: LinkRx<i16>, output: LinkTx<u64>) -> Self {
-        RlcOutbound {
+impl Outbound {
+    pub fn new(
+        name: &str,
+        fmt: rowsim_datapath::rlc::RlcFormat,
+        input: LinkRx<i16>,
+        cmd: LinkTx<DramCmd>,
+        wdata: LinkTx<u64>,
+    ) -> Self {
+        Outbound {
             name: name.into(),
             fmt,
             input,
-            output,
-            lengths: VecDeque::new(),
+            cmd,
+            wdata,
+            streams: VecDeque::new(),
             gathering: Vec::new(),
-            coded: VecDeque::new(),
-            words_out: 0,
+            cmd_pending: None,
+            words: VecDeque::new(),
+            next_id: 1 << 30,
+            written: Vec::new(),
         }
     }
 
-    /// The next stream has `values` values.
-    pub fn stream(&mut self, values: usize) {
-        self.lengths.push_back(values);
+    pub fn expect(&mut self, values: usize, addr: u64) {
+        self.streams.push_back((values, addr));
     }
 }
 
-impl Component for RlcOutbound {
+impl Component for Outbound {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
-        if let Some(&w) = self.coded.front() {
-            if self.output.try_send(cx, w).is_ok() {
-                self.coded.pop_front();
-                self.words_out += 1;
+        if let Some(c) = self.cmd_pending {
+            if self.cmd.try_send(cx, c).is_ok() {
+                self.cmd_pending = None;
+                moved = true;
+            }
+        } else if let Some(&w) = self.words.front() {
+            if self.wdata.try_send(cx, w).is_ok() {
+                self.words.pop_front();
                 moved = true;
             }
         }
-        if let Some(&len) = self.lengths.front() {
-            if self.gathering.len() < len {
-                if let Some(v) = self.input.try_recv(cx) {
-                    self.gathering.push(v);
+        if self.cmd_pending.is_none() && self.words.is_empty() {
+            if let Some(&(n, addr)) = self.streams.front() {
+                if self.gathering.len() < n {
+                    if let Some(v) = self.input.try_recv(cx) {
+                        self.gathering.push(v);
+                        moved = true;
+                    }
+                }
+                if self.gathering.len() == n {
+                    let coded = rowsim_datapath::rlc::encode(&self.fmt, &self.gathering);
+                    self.gathering.clear();
+                    self.streams.pop_front();
+                    self.cmd_pending = Some(DramCmd {
+                        id: self.next_id,
+                        write: true,
+                        addr,
+                        len: coded.len() as u32,
+                        kind: Kind::Psum,
+                        coded: true,
+                    });
+                    self.next_id += 1;
+                    self.written.push((addr, coded.len() as u32));
+                    self.words.extend(coded);
                     moved = true;
                 }
+            } else if self.input.in_flight() > 0 {
+                return Err(format!("{}: ofmap values with no stream expected", self.name).into());
             }
-            if self.gathering.len() == len {
-                self.coded.extend(encode(&self.fmt, &self.gathering));
-                self.gathering.clear();
-                self.lengths.pop_front();
-                moved = true;
-            }
-        } else if self.input.in_flight() > 0 && self.input.peek(cx).is_some() {
-            return Err(Box::new(DramError(format!(
-                "{}: values arrived with no stream registered",
-                self.name
-            ))));
         }
         Ok(Activity::from_moved(moved))
     }
 
     fn holds_work(&self) -> bool {
-        !self.coded.is_empty() || !self.lengths.is_empty() || self.input.in_flight() > 0
+        !self.streams.is_empty()
+            || self.cmd_pending.is_some()
+            || !self.words.is_empty()
+            || self.input.in_flight() > 0
     }
 }
 

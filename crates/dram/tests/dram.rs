@@ -6,10 +6,10 @@ use std::path::Path;
 use rowsim_config::HwConfig;
 use rowsim_datapath::rlc::{encode, encoded_len, RlcFormat};
 use rowsim_dram::{
-    build, pack_raw, unpack_raw, DramCmd, DramController, DramCounters, DramData, Kind, RlcInbound,
-    RlcOutbound,
+    build, pack_raw, unpack_raw, DramCmd, DramController, DramCounters, DramData, Inbound, Kind,
+    Outbound,
 };
-use rowsim_kernel::{Collector, Feeder, Link, Scheduler, TraceConfig};
+use rowsim_kernel::{Collector, Feeder, Link, Merge, Scheduler, TraceConfig};
 use rowsim_tests::waves::{self, first_difference};
 
 fn hw(name: &str) -> HwConfig {
@@ -84,9 +84,10 @@ fn read_coded(hw: &HwConfig, rows: &[Vec<i16>], trace: Option<&Path>) -> ReadRun
         Feeder::new("top.chip.dram_requester", ports.cmd, cmds, 1),
     );
     let values = Link::<i16>::new("top.chip.ifmap_values", core, 1, 8).unwrap();
-    let mut inbound = RlcInbound::new("top.chip.rlc_in", fmt, ports.rdata, values.tx, 4);
+    let mut inbound = Inbound::new("top.chip.rlc_in", fmt, ports.rdata, values.tx, 4);
     for (i, r) in rows.iter().enumerate() {
-        inbound.expect(i as u32, r.len());
+        let _ = i;
+        inbound.expect(r.len(), true);
     }
     s.add(core, inbound);
     let sink = s.add(
@@ -164,10 +165,10 @@ fn coded_ifmap_comes_back_as_written_at_8_bytes_a_link_cycle() {
 }
 
 #[test]
-fn raw_words_and_written_streams_round_trip() {
+fn written_streams_read_back_and_raw_words_round_trip() {
     let hw = hw("tiny");
     let fmt = RlcFormat::EYERISS;
-    // Write two coded ofmap rows and read them back raw (as stored words).
+    // Two ofmap rows coded and written by the Outbound unit, then read back as stored words.
     let rows = fmap(2, 30, 0.5, 9);
     let coded: Vec<Vec<u64>> = rows.iter().map(|r| encode(&fmt, r)).collect();
     let total: usize = coded.iter().map(|c| c.len()).sum();
@@ -175,42 +176,38 @@ fn raw_words_and_written_streams_round_trip() {
     let core = s.add_clock("core", hw.clocks.core_hz).unwrap();
     let link = s.add_clock("link", hw.clocks.link_hz).unwrap();
     let (ports, ctrl) = build(&mut s, core, link, &hw, vec![0; 64], "top.dram").unwrap();
-    let mut cmds = Vec::new();
-    let mut addr = 0u64;
-    for (i, c) in coded.iter().enumerate() {
-        cmds.push(DramCmd {
-            id: i as u32,
-            write: true,
-            addr,
-            len: c.len() as u32,
-            kind: Kind::Psum,
-            coded: true,
-        });
-        addr += c.len() as u64;
-    }
-    cmds.push(DramCmd {
-        id: 9,
-        write: false,
-        addr: 0,
-        len: total as u32,
-        kind: Kind::Psum,
-        coded: true,
-    });
+    let reads = Link::<DramCmd>::new("reads", core, 1, 2).unwrap();
+    let writes = Link::<DramCmd>::new("writes", core, 1, 2).unwrap();
+    let requester = s.add(
+        core,
+        Feeder::new("top.chip.dram_reader", reads.tx, vec![], 1),
+    );
     s.add(
         core,
-        Feeder::new("top.chip.dram_requester", ports.cmd, cmds, 1),
+        Merge::new("top.chip.dram_cmds", vec![reads.rx, writes.rx], ports.cmd),
     );
     let values = Link::<i16>::new("vals", core, 1, 4).unwrap();
-    let mut out = RlcOutbound::new("top.chip.rlc_out", fmt, values.rx, ports.wdata);
-    for r in &rows {
-        out.stream(r.len());
-    }
+    let mut out = Outbound::new("top.chip.rlc_out", fmt, values.rx, writes.tx, ports.wdata);
+    out.expect(rows[0].len(), 0);
+    out.expect(rows[1].len(), coded[0].len() as u64);
     s.add(core, out);
     s.add(
         core,
         Feeder::new("top.chip.ofmap_values", values.tx, rows.concat(), 1),
     );
     let sink = s.add(core, Collector::new("top.chip.readback", ports.rdata, 1));
+    s.run().unwrap();
+    // Then read the region back.
+    s.component_mut::<Feeder<DramCmd>>(requester)
+        .unwrap()
+        .push([DramCmd {
+            id: 9,
+            write: false,
+            addr: 0,
+            len: total as u32,
+            kind: Kind::Psum,
+            coded: true,
+        }]);
     s.run().unwrap();
     let back: Vec<u64> = s
         .component::<Collector<DramData>>(sink)

@@ -24,7 +24,7 @@ pub mod trace;
 pub use async_fifo::{AsyncFifo, AsyncFifoRead, AsyncFifoWrite, TraceValue};
 pub use clock::{Clock, ClockError, DomainId, Picos};
 pub use link::{Link, LinkError, LinkRx, LinkTx};
-pub use parts::{Collector, Feeder};
+pub use parts::{Collector, Feeder, Merge};
 pub use scheduler::{
     Activity, At, Component, ComponentId, Cycle, Fault, RunOutcome, Scheduler, SimError, StepCtx,
     StepOrder, StopCondition, DEFAULT_WATCHDOG_CYCLES,

@@ -1,5 +1,6 @@
-//! Small generic components for test benches and examples: a [`Feeder`] that sends a list of
-//! messages in order, and a [`Collector`] that takes whatever arrives and records when.
+//! Small generic components: a [`Feeder`] that sends a list of messages in order, a
+//! [`Collector`] that takes whatever arrives and records when, and a [`Merge`] of several links
+//! into one.
 
 use crate::link::{LinkRx, LinkTx};
 use crate::scheduler::{Activity, Component, Fault, StepCtx};
@@ -108,5 +109,52 @@ impl<T: Send + 'static> Component for Collector<T> {
 
     fn holds_work(&self) -> bool {
         self.input.in_flight() > 0
+    }
+}
+
+/// Merges several links into one, taking from the inputs round robin, one item a cycle.
+pub struct Merge<T> {
+    name: String,
+    inputs: Vec<LinkRx<T>>,
+    output: LinkTx<T>,
+    next: usize,
+}
+
+impl<T> Merge<T> {
+    pub fn new(name: &str, inputs: Vec<LinkRx<T>>, output: LinkTx<T>) -> Self {
+        Merge {
+            name: name.into(),
+            inputs,
+            output,
+            next: 0,
+        }
+    }
+}
+
+impl<T: Send + 'static> Component for Merge<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        if !self.output.can_send(cx) {
+            return Ok(Activity::Idle);
+        }
+        let n = self.inputs.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Some(v) = self.inputs[i].try_recv(cx) {
+                if self.output.try_send(cx, v).is_err() {
+                    return Err("merge output refused an item it had credit for".into());
+                }
+                self.next = (i + 1) % n;
+                return Ok(Activity::Moved);
+            }
+        }
+        Ok(Activity::Idle)
+    }
+
+    fn holds_work(&self) -> bool {
+        self.inputs.iter().any(|i| i.in_flight() > 0)
     }
 }

@@ -40,8 +40,8 @@
 //! - **DRAM**: words crossing the bus, 4 per 64-bit bus word (a raw stream of `v` values costs
 //!   `4 * ceil(v / 4)`). Filters raw, once per pass (`p*t*q*r*R*S` values). Ifmaps once
 //!   per `(nb, mb, eb, cb)`: each row of the strip's band (`(e-1)*U + R` padded rows, less
-//!   padding) of each image and channel, as one RLC stream (raw for a first layer). Ofmaps: each output row of each image and filter, one RLC
-//!   stream, written once.
+//!   padding) of each image and channel, as one RLC stream (raw for a first layer). Ofmaps:
+//!   each output row of each image and filter, one RLC stream, written once.
 //! - **GLB**: filters written and read once per pass; ifmaps written once per `(nb, mb, eb, cb)`
 //!   and read once per pass (padding is not stored; it is made on the way to the array);
 //!   psums written once per pass by each chain top, read once per pass by each chain bottom
@@ -65,5 +65,5 @@ pub mod walk;
 pub use counts::{predict, Counts, Energy, PerType};
 pub use data::{DataModel, DataTotals, ExactData, ExpectedData};
 pub use mapping::{check_layer, MapError, Mapping, Placement, Problem};
-pub use search::{best, enumerate, evaluate, Ranked};
+pub use search::{best, choose, enumerate, evaluate, expected_data, Ranked};
 pub use walk::walk;

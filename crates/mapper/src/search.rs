@@ -113,3 +113,35 @@ pub fn evaluate(
         energy,
     })
 }
+
+/// The data model for pricing a layer before any data exists: its own zero fraction for the
+/// ifmap, half zeros for the ofmap, the config's RLC format, and the first layer's input raw
+/// unless the config codes it.
+pub fn expected_data<'a>(
+    layer: &'a ConvLayer,
+    hw: &HwConfig,
+) -> Result<crate::data::ExpectedData<'a>, MapError> {
+    let r = &hw.rlc;
+    let rlc = rowsim_datapath::rlc::RlcFormat::new(
+        r.run_bits,
+        r.level_bits,
+        r.pairs_per_word,
+        r.word_bits,
+    )
+    .map_err(|why| MapError::Shape {
+        layer: layer.name.clone(),
+        why,
+    })?;
+    Ok(crate::data::ExpectedData {
+        layer,
+        rlc,
+        ifmap_coded: !layer.first || r.code_first_layer_input,
+        ifmap_zero_fraction: layer.ifmap_zero_fraction,
+        ofmap_zero_fraction: 0.5,
+    })
+}
+
+/// The cheapest legal mapping of a layer, priced with [`expected_data`].
+pub fn choose(layer: &ConvLayer, hw: &HwConfig) -> Result<Mapping, MapError> {
+    Ok(best(layer, hw, &expected_data(layer, hw)?)?.mapping)
+}
