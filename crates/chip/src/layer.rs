@@ -267,7 +267,7 @@ pub fn run_layer(
         ),
     );
     let values =
-        Link::<i16>::new("top.chip.rlc_in.values", core, 1, 4).map_err(ChipError::setup)?;
+        Link::<i16>::new("top.chip.rlc_in.values", core, 1, 8).map_err(ChipError::setup)?;
     let inbound = sched.add(
         core,
         Inbound::new(

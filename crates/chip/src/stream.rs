@@ -326,7 +326,29 @@ impl Component for GlbWriter {
         if self.writes.len() < 2 {
             match &mut self.input {
                 WriteIn::Values(rx) => {
-                    if let Some(v) = rx.try_recv(cx) {
+                    // Up to an entry's worth of values a cycle: one 64-bit GLB write. Take the
+                    // values whose addresses share the next address's entry.
+                    let same_entry = match self.addrs.front() {
+                        Some(first) => self
+                            .addrs
+                            .iter()
+                            .take(4)
+                            .take_while(|a| a.bank == first.bank && a.entry == first.entry)
+                            .count(),
+                        None => 1, // a value now is an error, reported below
+                    };
+                    let mut got = [0i16; 4];
+                    let mut n = 0;
+                    while n < same_entry {
+                        match rx.try_recv(cx) {
+                            Some(v) => {
+                                got[n] = v;
+                                n += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                    for &v in &got[..n] {
                         let a = self.addrs.pop_front().ok_or_else(|| {
                             format!(
                                 "{}: a value arrived with no address to write it to",

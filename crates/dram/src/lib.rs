@@ -359,11 +359,16 @@ impl Component for Inbound {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
-        if let Some(&v) = self.pending.front() {
-            if self.output.try_send(cx, v).is_ok() {
-                self.pending.pop_front();
-                moved = true;
+        // Up to a bus word's worth of values a cycle (`lanes`: the GLB's write width).
+        for _ in 0..self.lanes {
+            let Some(&v) = self.pending.front() else {
+                break;
+            };
+            if self.output.try_send(cx, v).is_err() {
+                break;
             }
+            self.pending.pop_front();
+            moved = true;
         }
         if self.pending.is_empty() {
             if let Some(d) = self.input.try_recv(cx) {
