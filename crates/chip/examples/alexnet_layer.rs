@@ -2,9 +2,9 @@
 //! `cargo run --release -p rowsim-chip --example alexnet_layer -- conv3 [mapping]`
 use std::time::Instant;
 
-use rowsim_chip::{run_layer, RunOptions};
+use rowsim_chip::{run_checked, RunOptions};
 use rowsim_mapper::choose;
-use rowsim_workload::{layer, reference_conv, synthetic_ifmap, synthetic_weights, Formats};
+use rowsim_workload::{layer, synthetic_ifmap, synthetic_weights, Formats};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,7 +23,7 @@ fn main() {
     let x = synthetic_ifmap(&l, 1, fmt);
     let w = synthetic_weights(&l, 1, fmt);
     let t = Instant::now();
-    let run = run_layer(
+    let checked = run_checked(
         &hw,
         &l,
         &m,
@@ -36,7 +36,7 @@ fn main() {
     )
     .unwrap();
     let secs = t.elapsed().as_secs_f64();
-    let (want, _) = reference_conv(&l, &x, &w, fmt.mac(), true).unwrap();
+    let run = &checked.run;
     println!("{} {m}: {} PEs, {} passes, {} core cycles ({} processing) in {secs:.2} s = {:.0} cycles/s; bit-exact: {}",
-        l.name, run.counts.pes_used, run.counts.passes, run.core_cycles, run.processing_cycles, run.core_cycles as f64 / secs, run.ofmap == want);
+        l.name, run.counts.pes_used, run.counts.passes, run.core_cycles, run.processing_cycles, run.core_cycles as f64 / secs, checked.verified);
 }

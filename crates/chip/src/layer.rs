@@ -846,3 +846,55 @@ impl Driver {
         })
     }
 }
+
+/// A layer run checked against the reference convolution.
+#[derive(Clone, Debug)]
+pub struct CheckedRun {
+    pub run: LayerRun,
+    /// The reference convolution's output (ReLU as the config says).
+    pub reference: Tensor,
+    /// Whether the chip's ofmap equals it bit for bit.
+    pub verified: bool,
+}
+
+impl CheckedRun {
+    /// The first element `[n, m, e, f]` where the ofmap differs, with (got, want).
+    pub fn first_difference(&self) -> Option<([usize; 4], i16, i16)> {
+        let k = self
+            .run
+            .ofmap
+            .data
+            .iter()
+            .zip(&self.reference.data)
+            .position(|(g, w)| g != w)?;
+        let d = self.reference.dims;
+        let idx = [
+            k / (d[1] * d[2] * d[3]),
+            k / (d[2] * d[3]) % d[1],
+            k / d[3] % d[2],
+            k % d[3],
+        ];
+        Some((idx, self.run.ofmap.data[k], self.reference.data[k]))
+    }
+}
+
+/// Runs a layer and checks its ofmap against the reference convolution.
+pub fn run_checked(
+    hw: &HwConfig,
+    layer: &ConvLayer,
+    mapping: &Mapping,
+    ifmap: &Tensor,
+    weights: &Tensor,
+    opts: &RunOptions,
+) -> Result<CheckedRun, ChipError> {
+    let run = run_layer(hw, layer, mapping, ifmap, weights, opts)?;
+    let (reference, _) =
+        rowsim_workload::reference_conv(layer, ifmap, weights, opts.mac, hw.datapath.relu)
+            .map_err(ChipError::Setup)?;
+    let verified = run.ofmap == reference;
+    Ok(CheckedRun {
+        run,
+        reference,
+        verified,
+    })
+}

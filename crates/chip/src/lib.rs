@@ -16,6 +16,6 @@ pub use array::{
     build_pass, gate_strip, pass_primitive, wire_array, ArrayPass, ArrayWiring, PassError,
     PassInput,
 };
-pub use layer::{run_layer, ChipError, LayerRun, RunOptions};
+pub use layer::{run_checked, run_layer, CheckedRun, ChipError, LayerRun, RunOptions};
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
 pub use stats::LayerStats;

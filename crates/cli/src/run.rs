@@ -6,12 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
-use rowsim_chip::{run_layer, ChipError, LayerStats, RunOptions};
+use rowsim_chip::{run_checked, ChipError, LayerStats, RunOptions};
 use rowsim_kernel::{SimError, TraceConfig};
 use rowsim_mapper::{enumerate, evaluate, Mapping};
-use rowsim_workload::{
-    reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor,
-};
+use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
 
 use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
 use crate::map::{expected_data, load_layer};
@@ -120,8 +118,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             watchdog: a.trace.watchdog.max(100_000),
             interrupt: Some(interrupt.clone()),
         };
-        let out = match run_layer(&hw, &layer, &mapping, &x, &w, &opts) {
-            Ok(out) => out,
+        let checked = match run_checked(&hw, &layer, &mapping, &x, &w, &opts) {
+            Ok(c) => c,
             Err(ChipError::Sim(e)) => {
                 let code = if matches!(e, SimError::Interrupted { .. }) {
                     EXIT_INTERRUPTED
@@ -141,30 +139,15 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => bail!("{}: {e}", layer.name),
         };
-        let (want, _) =
-            reference_conv(&layer, &x, &w, fmt.mac(), hw.datapath.relu).map_err(|e| anyhow!(e))?;
-        let verified = out.ofmap == want;
-        if !verified {
+        let verified = checked.verified;
+        if let Some((idx, got, want)) = checked.first_difference() {
             failed = true;
-            let k = out
-                .ofmap
-                .data
-                .iter()
-                .zip(&want.data)
-                .position(|(g, w)| g != w)
-                .unwrap_or(0);
-            let d = want.dims;
-            let idx = [
-                k / (d[1] * d[2] * d[3]),
-                k / (d[2] * d[3]) % d[1],
-                k / d[3] % d[2],
-                k % d[3],
-            ];
             eprintln!(
-                "error: {}: the ofmap differs from the reference convolution at [n, m, e, f] = {idx:?}: got {}, want {}",
-                layer.name, out.ofmap.data[k], want.data[k]
+                "error: {}: the ofmap differs from the reference convolution at [n, m, e, f] = {idx:?}: got {got}, want {want}",
+                layer.name
             );
         }
+        let out = checked.run;
         if let Some(p) = &a.ofmap {
             write_npy(p, &out.ofmap)?;
         }
