@@ -2,21 +2,8 @@
 //! in release builds (`cargo test --release -p rowsim-chip --test alexnet`, which .ci/run does);
 //! in debug builds they say so and pass.
 
-use rowsim_chip::{run_layer, RunOptions};
-use rowsim_config::HwConfig;
-use rowsim_datapath::rlc::RlcFormat;
-use rowsim_mapper::{choose, predict, DataTotals, ExactData, Mapping, Problem};
-use rowsim_workload::{
-    alexnet, reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats,
-};
-
-fn hw() -> HwConfig {
-    rowsim_config::load(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../hw-configs/eyeriss-v1.toml"
-    ))
-    .unwrap()
-}
+use rowsim_mapper::{choose, Mapping};
+use rowsim_workload::{alexnet, ConvLayer};
 
 fn release_only() -> bool {
     if cfg!(debug_assertions) {
@@ -28,51 +15,18 @@ fn release_only() -> bool {
     true
 }
 
-/// Runs a layer; checks the ofmap against the reference and the counts against the mapper.
-/// Returns the active PEs.
+mod common;
+
+/// Runs a layer, checked against the reference and the mapper (see `common`); returns the
+/// active PEs.
 fn run(l: &ConvLayer, m: &Mapping) -> u32 {
-    let hw = hw();
-    let fmt = Formats::DEFAULT;
-    let x = synthetic_ifmap(l, 7, fmt);
-    let w = synthetic_weights(l, 7, fmt);
     let t = std::time::Instant::now();
-    let out = run_layer(
-        &hw,
-        l,
-        m,
-        &x,
-        &w,
-        &RunOptions {
-            mac: fmt.mac(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let out = common::run_and_check(l, &common::hw("eyeriss-v1"), m, 7);
     eprintln!(
         "{} {m}: {} core cycles in {:.1} s",
         l.name,
         out.core_cycles,
         t.elapsed().as_secs_f64()
-    );
-    let (want, _) = reference_conv(l, &x, &w, fmt.mac(), true).unwrap();
-    assert!(
-        out.ofmap == want,
-        "{}: the ofmap differs from the reference",
-        l.name
-    );
-    let pb = Problem::of(l);
-    let data = ExactData {
-        layer: l,
-        ifmap: &x,
-        ofmap: &out.ofmap,
-        rlc: RlcFormat::EYERISS,
-        ifmap_coded: !l.first,
-    };
-    assert_eq!(
-        out.counts,
-        predict(&pb, m, out.counts.pes_used, &DataTotals::of(&pb, &data)),
-        "{}",
-        l.name
     );
     out.counts.pes_used
 }
@@ -83,7 +37,7 @@ fn conv3_at_batch_1_with_the_mappers_choice() {
         return;
     }
     let l = rowsim_workload::layer("alexnet:conv3").unwrap();
-    let m = choose(&l, &hw()).unwrap();
+    let m = choose(&l, &common::hw("eyeriss-v1")).unwrap();
     assert_eq!(run(&l, &m), 156);
 }
 

@@ -3,57 +3,15 @@
 
 use rowsim_chip::{run_layer, RunOptions};
 use rowsim_config::HwConfig;
-use rowsim_datapath::rlc::RlcFormat;
-use rowsim_mapper::{
-    choose, enumerate, expected_data, predict, DataTotals, ExactData, Mapping, Problem,
-};
+use rowsim_mapper::{choose, enumerate, expected_data, Mapping};
 use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
 
-fn hw(name: &str) -> HwConfig {
-    rowsim_config::load(format!(
-        "{}/../../hw-configs/{name}.toml",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
+mod common;
+use common::{hw, run_and_check};
 
 fn check(l: &ConvLayer, hw: &HwConfig, mapping: Option<Mapping>, seed: u64) {
-    let fmt = Formats::DEFAULT;
-    let x = synthetic_ifmap(l, seed, fmt);
-    let w = synthetic_weights(l, seed, fmt);
     let m = mapping.unwrap_or_else(|| choose(l, hw).unwrap());
-    let run = run_layer(
-        hw,
-        l,
-        &m,
-        &x,
-        &w,
-        &RunOptions {
-            mac: fmt.mac(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let (want, _) = reference_conv(l, &x, &w, fmt.mac(), hw.datapath.relu).unwrap();
-    assert!(
-        run.ofmap == want,
-        "{} with {m}: the ofmap differs from the reference",
-        l.name
-    );
-    let pb = Problem::of(l);
-    let data = ExactData {
-        layer: l,
-        ifmap: &x,
-        ofmap: &run.ofmap,
-        rlc: RlcFormat::EYERISS,
-        ifmap_coded: !l.first,
-    };
-    let predicted = predict(&pb, &m, run.counts.pes_used, &DataTotals::of(&pb, &data));
-    assert_eq!(
-        run.counts, predicted,
-        "{} with {m}: counted accesses differ from the mapper's",
-        l.name
-    );
+    run_and_check(l, hw, &m, seed);
 }
 
 #[allow(clippy::too_many_arguments)] // a table row of layer shapes

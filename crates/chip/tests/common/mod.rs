@@ -1,0 +1,58 @@
+//! What the chip's layer tests share: run a layer on synthetic tensors, check the ofmap against
+//! the reference convolution (called here, independently of the chip crate) and the counted
+//! accesses against the mapper's closed form.
+
+use rowsim_chip::{run_layer, LayerRun, RunOptions};
+use rowsim_config::HwConfig;
+use rowsim_datapath::rlc::RlcFormat;
+use rowsim_mapper::{predict, DataTotals, ExactData, Mapping, Problem};
+use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
+
+pub fn hw(name: &str) -> HwConfig {
+    rowsim_config::load(format!(
+        "{}/../../hw-configs/{name}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Runs `l` with mapping `m` on the tensors of `seed`; panics unless the ofmap equals the
+/// reference and the counts equal the mapper's prediction.
+pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> LayerRun {
+    let fmt = Formats::DEFAULT;
+    let x = synthetic_ifmap(l, seed, fmt);
+    let w = synthetic_weights(l, seed, fmt);
+    let run = run_layer(
+        hw,
+        l,
+        m,
+        &x,
+        &w,
+        &RunOptions {
+            mac: fmt.mac(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (want, _) = reference_conv(l, &x, &w, fmt.mac(), hw.datapath.relu).unwrap();
+    assert!(
+        run.ofmap == want,
+        "{} with {m}: the ofmap differs from the reference",
+        l.name
+    );
+    let pb = Problem::of(l);
+    let data = ExactData {
+        layer: l,
+        ifmap: &x,
+        ofmap: &run.ofmap,
+        rlc: RlcFormat::EYERISS,
+        ifmap_coded: !l.first,
+    };
+    let predicted = predict(&pb, m, run.counts.pes_used, &DataTotals::of(&pb, &data));
+    assert_eq!(
+        run.counts, predicted,
+        "{} with {m}: counted accesses differ from the mapper's",
+        l.name
+    );
+    run
+}
