@@ -4,6 +4,7 @@
 use proptest::prelude::*;
 use rowsim_config::HwConfig;
 use rowsim_datapath::rlc::RlcFormat;
+use rowsim_mapper::choose;
 use rowsim_mapper::*;
 use rowsim_workload::{
     alexnet, reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats,
@@ -237,4 +238,17 @@ fn pinned_mappings_are_parsed_and_checked() {
     assert!(bad("m=64,n=1,e=13,p=16,q=4,r=1,t=5").contains("p*t=80 must divide m=64"));
     assert!(bad("m=64,n=1,e=13,p=8,q=4,r=1,t=8").contains("do not fit the 12 x 14 array"));
     assert!(bad("m=64,n=2,e=13,p=16,q=4,r=1,t=4").contains("n=2 must divide the batch N=1"));
+}
+
+#[test]
+fn at_batch_1_the_choices_activate_the_papers_pe_counts() {
+    let hw = hw("eyeriss-v1");
+    let pes: Vec<u32> = alexnet()
+        .iter()
+        .map(|l| {
+            let m = choose(l, &hw).unwrap();
+            m.placement(&Problem::of(l), &hw).unwrap().pes_used
+        })
+        .collect();
+    assert_eq!(pes, [154, 135, 156, 156, 156]);
 }
