@@ -136,3 +136,33 @@ pub fn first_difference(expected: &Waves, got: &Waves) -> Option<Difference> {
     }
     best
 }
+
+/// The golden folder of the workspace (`golden/`).
+pub fn golden_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../golden")
+}
+
+/// Compares a fresh trace with its golden file (`golden/<name>`), signal by signal, and returns
+/// the fresh trace's waves. With `ROWSIM_BLESS` set, the fresh trace and its `.gtkw` replace the
+/// golden ones first (review the diff before committing: golden files change only on purpose).
+/// Panics with the first difference as (time, signal, expected, got).
+pub fn check_golden(fresh: &Path, name: &str) -> Waves {
+    let golden = golden_dir().join(name);
+    if std::env::var_os("ROWSIM_BLESS").is_some() {
+        let dir = golden.parent().expect("a golden file sits in a folder");
+        std::fs::create_dir_all(dir).expect("cannot create the golden folder");
+        std::fs::copy(fresh, &golden).expect("cannot bless the golden VCD");
+        std::fs::copy(fresh.with_extension("gtkw"), golden.with_extension("gtkw"))
+            .expect("cannot bless the golden save file");
+    }
+    let want = read(&golden).unwrap_or_else(|e| panic!("{e}"));
+    let got = read(fresh).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(d) = first_difference(&want, &got) {
+        panic!(
+            "{d}\n(golden {}, new {})",
+            golden.display(),
+            fresh.display()
+        );
+    }
+    got
+}

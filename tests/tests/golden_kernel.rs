@@ -7,12 +7,6 @@ use rowsim_kernel::demo::{clock_crossing_pipeline, PipelineSpec};
 use rowsim_kernel::TraceConfig;
 use rowsim_tests::waves::{self, first_difference, Difference};
 
-fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../golden")
-        .join(name)
-}
-
 fn fresh_trace() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("golden");
     std::fs::create_dir_all(&dir).unwrap();
@@ -36,25 +30,7 @@ fn fresh_trace() -> PathBuf {
 #[test]
 fn clock_crossing_matches_its_golden_trace() {
     let got_path = fresh_trace();
-    let want_path = golden("kernel/clock_crossing.vcd");
-    if std::env::var_os("ROWSIM_BLESS").is_some() {
-        std::fs::create_dir_all(want_path.parent().unwrap()).unwrap();
-        std::fs::copy(&got_path, &want_path).unwrap();
-        std::fs::copy(
-            got_path.with_extension("gtkw"),
-            want_path.with_extension("gtkw"),
-        )
-        .unwrap();
-    }
-    let want = waves::read(&want_path).unwrap();
-    let got = waves::read(&got_path).unwrap();
-    if let Some(d) = first_difference(&want, &got) {
-        panic!(
-            "{d}\n(golden: {}, new: {})",
-            want_path.display(),
-            got_path.display()
-        );
-    }
+    let got = waves::check_golden(&got_path, "kernel/clock_crossing.vcd");
     // The hand schedule of golden/README.md: word 0 taken at link cycle 2 (t = 50,000 ps),
     // then one word every 2 link cycles; the last (word 7) at link cycle 16 (283,333 ps).
     let take: Vec<u64> = got.signals["top.link.consumer.take"]
@@ -73,7 +49,7 @@ fn clock_crossing_matches_its_golden_trace() {
 
 #[test]
 fn the_comparison_reports_the_first_difference() {
-    let base = waves::read(&golden("kernel/clock_crossing.vcd")).unwrap();
+    let base = waves::read(&waves::golden_dir().join("kernel/clock_crossing.vcd")).unwrap();
     assert_eq!(first_difference(&base, &base), None);
 
     // A changed value at one time, and a later change elsewhere: the earlier one is reported.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rowsim_chip::{run_layer, RunOptions};
 use rowsim_kernel::TraceConfig;
-use rowsim_tests::waves::{self, first_difference};
+use rowsim_tests::waves::{self};
 use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
 
 #[test]
@@ -61,16 +61,7 @@ fn one_pass_matches_its_golden_trace() {
     let (want, _) = reference_conv(&l, &x, &w, fmt.mac(), true).unwrap();
     assert_eq!(run.ofmap, want);
     assert_eq!((run.counts.passes, run.counts.pes_used), (1, 6));
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden/chip/pass.vcd");
-    if std::env::var_os("ROWSIM_BLESS").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::copy(&path, &golden).unwrap();
-        std::fs::copy(path.with_extension("gtkw"), golden.with_extension("gtkw")).unwrap();
-    }
-    let (want_w, got) = (waves::read(&golden).unwrap(), waves::read(&path).unwrap());
-    if let Some(d) = first_difference(&want_w, &got) {
-        panic!("{d}");
-    }
+    let got = waves::check_golden(&path, "chip/pass.vcd");
     // By hand: each of the 6 PEs runs F = 4 positions of p*q*S = 12 MACs; a position costs
     // 12 + 2 + 2 = 16 cycles once its window is in, so a PE's psum drains are 16 cycles apart.
     for (pe, expect_macs) in [("pe_r0_c0", 48u64), ("pe_r2_c1", 48)] {

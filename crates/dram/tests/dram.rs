@@ -10,7 +10,7 @@ use rowsim_dram::{
     Outbound,
 };
 use rowsim_kernel::{Collector, Feeder, Link, Merge, Scheduler, TraceConfig};
-use rowsim_tests::waves::{self, first_difference};
+use rowsim_tests::waves::{self};
 
 fn hw(name: &str) -> HwConfig {
     rowsim_config::load(format!(
@@ -271,16 +271,7 @@ fn dram_burst_across_clock_domains_matches_its_golden_trace() {
     let path = dir.join("burst.vcd");
     let run = read_coded(&hw, &rows, Some(&path));
     assert_eq!(run.values, rows[0]);
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden/dram/burst.vcd");
-    if std::env::var_os("ROWSIM_BLESS").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::copy(&path, &golden).unwrap();
-        std::fs::copy(path.with_extension("gtkw"), golden.with_extension("gtkw")).unwrap();
-    }
-    let (want, got) = (waves::read(&golden).unwrap(), waves::read(&path).unwrap());
-    if let Some(d) = first_difference(&want, &got) {
-        panic!("{d}");
-    }
+    let got = waves::check_golden(&path, "dram/burst.vcd");
     // The hand schedule of golden/README.md.
     let link_edge = |n: u64| (n + 1) * 1_000_000_000_000 / 60_000_000;
     let rise = |s: &str| got.signals[s].iter().find(|c| c.1 == 1).unwrap().0;

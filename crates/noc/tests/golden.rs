@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rowsim_kernel::{Collector, Feeder, Link, Scheduler, TraceConfig};
 use rowsim_noc::{Beat, Gin, GinIds, NetSpec};
-use rowsim_tests::waves::{self, first_difference};
+use rowsim_tests::waves::{self};
 
 #[test]
 fn ifmap_diagonal_multicast_matches_its_golden_trace() {
@@ -78,16 +78,7 @@ fn ifmap_diagonal_multicast_matches_its_golden_trace() {
             assert_eq!(pe.items, want, "PE ({i}, {j})");
         }
     }
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden/noc/ifmap_multicast.vcd");
-    if std::env::var_os("ROWSIM_BLESS").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::copy(&path, &golden).unwrap();
-        std::fs::copy(path.with_extension("gtkw"), golden.with_extension("gtkw")).unwrap();
-    }
-    let (want, got) = (waves::read(&golden).unwrap(), waves::read(&path).unwrap());
-    if let Some(d) = first_difference(&want, &got) {
-        panic!("{d}");
-    }
+    let got = waves::check_golden(&path, "noc/ifmap_multicast.vcd");
     // In the trace: at cycle h + 1 (time (h + 2) * 5 ns) bus i enables PE h - i.
     for h in 0..6u64 {
         let t = (h + 2) * 5_000;

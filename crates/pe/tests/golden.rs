@@ -7,7 +7,7 @@ use rowsim_datapath::mac::MacConfig;
 use rowsim_kernel::TraceConfig;
 use rowsim_pe::testbench::{reference_rows, BenchWiring, Harness, RowJob, RunResult};
 use rowsim_pe::{PeSizes, Primitive};
-use rowsim_tests::waves::{self, first_difference};
+use rowsim_tests::waves::{self};
 
 const EYERISS: PeSizes = PeSizes {
     filter_entries: 224,
@@ -61,17 +61,7 @@ fn pe_matches_its_golden_trace() {
     let path = scratch("pe_row.vcd");
     let r = traced(&job, &path);
     assert_eq!(r.rows, reference_rows(&job));
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden/pe/pe_row.vcd");
-    if std::env::var_os("ROWSIM_BLESS").is_some() {
-        std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
-        std::fs::copy(&path, &golden).unwrap();
-        std::fs::copy(path.with_extension("gtkw"), golden.with_extension("gtkw")).unwrap();
-    }
-    let want = waves::read(&golden).unwrap();
-    let got = waves::read(&path).unwrap();
-    if let Some(d) = first_difference(&want, &got) {
-        panic!("{d}\n(golden {}, new {})", golden.display(), path.display());
-    }
+    let got = waves::check_golden(&path, "pe/pe_row.vcd");
     // The hand schedule of golden/README.md, read off the trace (5,000 ps per cycle; the
     // value at time (n+1)*5000 is the state after cycle n).
     let pulses = |s: &str| -> Vec<u64> {
