@@ -522,3 +522,83 @@ fn vcd2fst_accepts_the_trace() {
         Err(e) => panic!("vcd2fst must be installed in CI (Debian package gtkwave): {e}"),
     }
 }
+
+/// The value a trace holds for `signal` at time `t` (the last change at or before it).
+fn value_at(w: &waves::Waves, signal: &str, t: u64) -> Option<u64> {
+    let changes = w.signals.get(signal)?;
+    changes.iter().take_while(|c| c.0 <= t).last().map(|c| c.1)
+}
+
+#[test]
+fn a_probe_reads_what_the_vcd_holds_and_a_trace_can_start_mid_run() {
+    let spec = PipelineSpec {
+        words: 40,
+        ..PipelineSpec::default()
+    };
+    let full = scratch("probe_full.vcd");
+    run_pipeline(spec, StepOrder::Registration, &full);
+    let whole = waves::read(&full).unwrap();
+
+    let mut p = clock_crossing_pipeline(spec).unwrap();
+    p.sched.probe().unwrap();
+    let names: Vec<String> = p
+        .sched
+        .signals("*")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(names.len(), whole.signals.len(), "every signal is probed");
+    let part = scratch("probe_part.vcd");
+    let mut checked = 0;
+    while p.sched.busy() || p.sched.instants() == 0 {
+        p.sched.step().unwrap();
+        let t = p.sched.time();
+        if p.sched.cycle() == 30 && !p.sched.is_tracing() {
+            // A second trace of only the consumer, from here on.
+            p.sched
+                .trace_to(&TraceConfig {
+                    vcd: part.clone(),
+                    scopes: vec!["top.link.consumer".into()],
+                    window: None,
+                })
+                .unwrap();
+        }
+        for n in &names {
+            let got = p.sched.signal(n).unwrap().value;
+            assert_eq!(Some(got), value_at(&whole, n, t), "{n} at t={t}");
+            checked += 1;
+        }
+    }
+    let summary = p.sched.finish_trace().unwrap().unwrap();
+    assert!(checked > 1000);
+    assert!(p.sched.signal("top.link.consumer.nothing").is_none());
+    let w = waves::read(&part).unwrap();
+    assert_eq!(summary.signals, 3);
+    assert!(w
+        .signals
+        .keys()
+        .all(|k| k.starts_with("top.link.consumer.")));
+    let start = w
+        .signals
+        .values()
+        .flat_map(|c| c.first())
+        .map(|c| c.0)
+        .min()
+        .unwrap();
+    assert!(
+        start > 0,
+        "the partial trace opens where it started, not at 0"
+    );
+    for (name, changes) in &w.signals {
+        for &(t, v) in changes {
+            assert_eq!(Some(v), value_at(&whole, name, t), "{name} at t={t}");
+        }
+        // Every change of the full trace after the start is in the partial one.
+        let later: Vec<_> = whole.signals[name].iter().filter(|c| c.0 > start).collect();
+        assert_eq!(
+            later,
+            changes.iter().filter(|c| c.0 > start).collect::<Vec<_>>()
+        );
+    }
+}

@@ -26,7 +26,9 @@ pub use clock::{Clock, ClockError, DomainId, Picos};
 pub use link::{Link, LinkError, LinkRx, LinkTx};
 pub use parts::{Collector, Feeder, Merge};
 pub use scheduler::{
-    Activity, At, Component, ComponentId, Cycle, Fault, RunOutcome, Scheduler, SimError, StepCtx,
-    StepOrder, StopCondition, DEFAULT_WATCHDOG_CYCLES,
+    Activity, Advance, At, Component, ComponentId, Cycle, Fault, RunOutcome, Scheduler, SimError,
+    StepCtx, StepOrder, StopCondition, DEFAULT_WATCHDOG_CYCLES,
 };
-pub use trace::{SignalId, SignalRegistry, TraceConfig, TraceError, TraceFrame, TraceSummary};
+pub use trace::{
+    SignalId, SignalInfo, SignalRegistry, TraceConfig, TraceError, TraceFrame, TraceSummary,
+};

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::clock::{Clock, ClockError, DomainId, Picos};
-use crate::trace::{SignalRegistry, TraceConfig, TraceError, TraceFrame, TraceSummary, Tracer};
+use crate::trace::{
+    SignalInfo, SignalRegistry, SignalTable, TraceConfig, TraceError, TraceFrame, TraceSummary,
+    Tracer,
+};
 
 /// Where a component is when it is stepped: its clock, the index of this edge in that clock
 /// (cycle `n` ends at edge `n`, counting from 0), and the edge's time.
@@ -106,6 +109,12 @@ pub trait Component: AsAny + Send {
     /// an idle step.
     fn dormant(&self) -> bool {
         false
+    }
+
+    /// The component's internal state as text, for a person at a debugger (`rowsim step`'s
+    /// `state`): storage contents, queue levels, control state. `None` when it has none to show.
+    fn state(&self) -> Option<String> {
+        None
     }
 }
 
@@ -207,6 +216,15 @@ pub enum RunOutcome {
     Quiescent,
 }
 
+/// What one [`Scheduler::advance`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Advance {
+    /// Work is under way (or something moved).
+    Busy,
+    /// A primary cycle passed with nothing moving and no work held.
+    Quiescent,
+}
+
 /// When [`Scheduler::run_until`] stops.
 pub trait StopCondition {
     fn reached(&mut self, sched: &Scheduler) -> bool;
@@ -285,7 +303,12 @@ pub struct Scheduler {
     idle_primary: u64,
     moved_since_primary: bool,
     interrupt: Arc<AtomicBool>,
+    /// The declared signals and their values, while tracing or probing.
+    table: Option<SignalTable>,
+    /// The VCD being written, if any.
     tracer: Option<Tracer>,
+    /// Every signal sampled at every instant (see [`Scheduler::probe`]).
+    probing: bool,
 }
 
 impl Default for Scheduler {
@@ -312,7 +335,9 @@ impl Scheduler {
             idle_primary: 0,
             moved_since_primary: false,
             interrupt: Arc::new(AtomicBool::new(false)),
+            table: None,
             tracer: None,
+            probing: false,
         }
     }
 
@@ -397,18 +422,90 @@ impl Scheduler {
                 start..primary.edge_time(w.end - 1)
             }
         };
-        let slots = &mut self.slots;
-        let tracer = Tracer::create(cfg, window, |reg| {
-            slots.iter_mut().try_for_each(|s| s.component.declare(reg))
-        })?;
-        self.tracer = Some(tracer);
+        if let Some(mut old) = self.tracer.take() {
+            old.close()?;
+        }
+        let selected = match &self.table {
+            // Probing: every signal is declared; the file takes those the globs select.
+            Some(table) if self.probing => table.select(&cfg.scopes)?,
+            _ => {
+                let slots = &mut self.slots;
+                let table = SignalTable::declare(&cfg.scopes, |reg| {
+                    slots.iter_mut().try_for_each(|s| s.component.declare(reg))
+                })?;
+                let all = (0..table.len()).collect();
+                self.table = Some(table);
+                all
+            }
+        };
+        let table = self.table.as_ref().expect("declared above");
+        self.tracer = Some(Tracer::create(cfg, window, table, &selected)?);
         // A window that is already open starts with the current values.
         self.maybe_open_trace(self.now)?;
         Ok(())
     }
 
+    /// Samples every signal of every component at every instant from now on, so that
+    /// [`Scheduler::signal`] and [`Scheduler::signals`] read their current values (as a VCD of
+    /// the run would hold them at this time). Must come before [`Scheduler::trace_to`], which
+    /// then writes the signals its globs select, from the probe's table.
+    pub fn probe(&mut self) -> Result<(), SimError> {
+        if self.probing {
+            return Ok(());
+        }
+        if self.tracer.is_some() {
+            return Err(SimError::Setup(
+                "probing must start before tracing (a trace declares only the signals its globs select)".into(),
+            ));
+        }
+        let slots = &mut self.slots;
+        let mut table = SignalTable::declare(&[], |reg| {
+            slots.iter_mut().try_for_each(|s| s.component.declare(reg))
+        })?;
+        let mut frame = table.frame();
+        for s in &self.slots {
+            s.component.trace(&mut frame);
+        }
+        table.clear_dirty();
+        self.table = Some(table);
+        self.probing = true;
+        Ok(())
+    }
+
+    /// A signal by its VCD path, with its current value (probing only).
+    pub fn signal(&self, path: &str) -> Option<SignalInfo> {
+        let t = self.table.as_ref().filter(|_| self.probing)?;
+        t.lookup(path).map(|i| t.info(i))
+    }
+
+    /// The signals whose paths `glob` matches (`*` crosses dots), in declaration order, with their
+    /// current values (probing only).
+    pub fn signals(&self, glob: &str) -> Result<Vec<SignalInfo>, SimError> {
+        let Some(t) = self.table.as_ref().filter(|_| self.probing) else {
+            return Ok(Vec::new());
+        };
+        let m = globset::Glob::new(glob)
+            .map_err(|e| TraceError::BadGlob {
+                glob: glob.into(),
+                why: e.kind().to_string(),
+            })?
+            .compile_matcher();
+        Ok((0..t.len())
+            .map(|i| t.info(i))
+            .filter(|s| m.is_match(&s.path))
+            .collect())
+    }
+
+    /// Whether a VCD is being written.
+    pub fn is_tracing(&self) -> bool {
+        self.tracer.as_ref().is_some_and(|t| !t.is_closed())
+    }
+
     /// Flushes and closes the trace (if any), ending it at the last instant it covers.
     pub fn finish_trace(&mut self) -> Result<Option<TraceSummary>, SimError> {
+        if !self.probing {
+            self.table = None;
+        }
         match self.tracer.take() {
             Some(mut t) => Ok(Some(t.close()?)),
             None => Ok(None),
@@ -470,15 +567,19 @@ impl Scheduler {
     }
 
     fn maybe_open_trace(&mut self, t: Picos) -> Result<(), SimError> {
-        let Some(tr) = self.tracer.as_mut() else {
+        let (Some(tr), Some(table)) = (self.tracer.as_mut(), self.table.as_mut()) else {
             return Ok(());
         };
         if tr.opens_at(t) {
-            let mut frame = tr.frame();
-            for s in &self.slots {
-                s.component.trace(&mut frame);
+            // A probe's table is current; otherwise sample every component now.
+            if !self.probing {
+                let mut frame = table.frame();
+                for s in &self.slots {
+                    s.component.trace(&mut frame);
+                }
             }
-            tr.dump_all(t)?;
+            table.clear_dirty();
+            tr.dump_all(t, table)?;
         }
         Ok(())
     }
@@ -606,7 +707,7 @@ impl Scheduler {
             dom.next_time = dom.clock.edge_time(dom.next);
             primary_ticked |= d == 0;
         }
-        if self.tracer.is_some() {
+        if self.table.is_some() {
             self.trace_instant(now)?;
         }
         // The watchdog counts primary cycles in which nothing moved.
@@ -631,22 +732,30 @@ impl Scheduler {
     }
 
     fn trace_instant(&mut self, now: Picos) -> Result<(), SimError> {
-        let Some(tr) = self.tracer.as_mut() else {
+        let Some(table) = self.table.as_mut() else {
             return Ok(());
         };
-        if tr.is_closed() {
-            return Ok(());
-        }
-        if tr.opens_at(now) {
+        let tr = self.tracer.as_mut().filter(|t| !t.is_closed());
+        let opens = tr.as_ref().is_some_and(|t| t.opens_at(now));
+        let writes = tr.as_ref().is_some_and(|t| t.samples_at(now));
+        if opens && !self.probing {
             self.maybe_open_trace(now)?;
-        } else if tr.samples_at(now) {
-            let mut frame = tr.frame();
+        } else if self.probing || writes {
+            let mut frame = table.frame();
             for &d in &self.due {
                 for &c in &self.domains[d].members {
                     self.slots[c].component.trace(&mut frame);
                 }
             }
-            tr.write_changes(now)?;
+            if let Some(tr) = tr {
+                if opens {
+                    table.clear_dirty();
+                    tr.dump_all(now, table)?;
+                } else if writes {
+                    tr.write_changes(now, table)?;
+                }
+            }
+            table.clear_dirty();
         }
         let next = self
             .domains
@@ -660,32 +769,62 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Steps one instant under the watchdog: [`Advance::Quiescent`] once a primary cycle passed
+    /// in which nothing moved and no component holds work, [`SimError::Deadlock`] once nothing
+    /// moved for the watchdog's cycles while work is held. `run_until` is a loop of these.
+    pub fn advance(&mut self) -> Result<Advance, SimError> {
+        self.step()?;
+        if self.idle_primary > 0 {
+            // Nothing moved in the last primary cycle: finished, or stuck?
+            if !self.any_holds_work() {
+                return Ok(Advance::Quiescent);
+            }
+            if self.idle_primary >= self.watchdog {
+                let e = SimError::Deadlock {
+                    cycle: self.cycle(),
+                    time: self.now,
+                    idle_cycles: self.idle_primary,
+                    holding: self.holding_work(),
+                };
+                return Err(self.fail(e));
+            }
+        }
+        Ok(Advance::Busy)
+    }
+
+    /// Whether any component holds work (a run would step).
+    pub fn busy(&self) -> bool {
+        self.any_holds_work()
+    }
+
     /// Runs until `stop` holds (checked after each instant) or nothing more can happen.
     pub fn run_until(&mut self, mut stop: impl StopCondition) -> Result<RunOutcome, SimError> {
         loop {
             if stop.reached(self) {
                 return Ok(RunOutcome::Reached);
             }
-            self.step()?;
-            if self.idle_primary > 0 {
-                // Nothing moved in the last primary cycle: finished, or stuck?
-                if !self.any_holds_work() {
-                    if stop.met_by_time() {
-                        continue;
-                    }
-                    return Ok(RunOutcome::Quiescent);
-                }
-                if self.idle_primary >= self.watchdog {
-                    let e = SimError::Deadlock {
-                        cycle: self.cycle(),
-                        time: self.now,
-                        idle_cycles: self.idle_primary,
-                        holding: self.holding_work(),
-                    };
-                    return Err(self.fail(e));
-                }
+            if self.advance()? == Advance::Quiescent && !stop.met_by_time() {
+                return Ok(RunOutcome::Quiescent);
             }
         }
+    }
+
+    /// The component named `name` (its scope path, e.g. `top.chip.pe_array.pe_r0_c0`).
+    pub fn find(&self, name: &str) -> Option<ComponentId> {
+        self.slots
+            .iter()
+            .position(|s| s.component.name() == name)
+            .map(ComponentId)
+    }
+
+    /// Names of every component, in the order they were added.
+    pub fn component_names(&self) -> Vec<&str> {
+        self.slots.iter().map(|s| s.component.name()).collect()
+    }
+
+    /// A component's internal state as text (see [`Component::state`]).
+    pub fn state_of(&self, id: ComponentId) -> Option<String> {
+        self.slots.get(id.0).and_then(|s| s.component.state())
     }
 
     /// Runs until no component holds work.

@@ -242,17 +242,112 @@ enum Phase {
     Closed,
 }
 
-/// The VCD sink: holds the declared signals, their current and last written values, and the
-/// writer. Created by the scheduler's `trace_to`.
+/// The declared signals and their current values: what components report into, what a VCD
+/// sink writes from, and what a probe (`Scheduler::probe`) reads.
+pub(crate) struct SignalTable {
+    decls: Vec<Decl>,
+    masks: Vec<u64>,
+    pub(crate) values: Vec<u64>,
+    dirty: Vec<u32>,
+    index: std::collections::HashMap<String, u32>,
+}
+
+/// A declared signal, as a probe sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignalInfo {
+    /// The full VCD path: `top.chip.pe_array.pe_r0_c0.psum_spad_wr_data`.
+    pub path: String,
+    pub width: u32,
+    /// The current value (bits above `width` are zero).
+    pub value: u64,
+}
+
+impl SignalTable {
+    /// Lets `declare` register every signal the scope globs select (all when empty).
+    pub(crate) fn declare(
+        globs: &[String],
+        declare: impl FnOnce(&mut SignalRegistry) -> Result<(), TraceError>,
+    ) -> Result<SignalTable, TraceError> {
+        let mut reg = SignalRegistry::new(globs)?;
+        declare(&mut reg)?;
+        let masks: Vec<u64> = reg
+            .decls
+            .iter()
+            .map(|d| {
+                if d.width == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << d.width) - 1
+                }
+            })
+            .collect();
+        let index = reg
+            .decls
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("{}.{}", d.scope, d.name), i as u32))
+            .collect();
+        let n = masks.len();
+        Ok(SignalTable {
+            decls: reg.decls,
+            masks,
+            values: vec![0; n],
+            dirty: Vec::with_capacity(n),
+            index,
+        })
+    }
+
+    pub(crate) fn frame(&mut self) -> TraceFrame<'_> {
+        TraceFrame {
+            values: &mut self.values,
+            masks: &self.masks,
+            dirty: &mut self.dirty,
+        }
+    }
+
+    pub(crate) fn clear_dirty(&mut self) {
+        self.dirty.clear();
+    }
+
+    pub(crate) fn info(&self, i: usize) -> SignalInfo {
+        let d = &self.decls[i];
+        SignalInfo {
+            path: format!("{}.{}", d.scope, d.name),
+            width: d.width,
+            value: self.values[i],
+        }
+    }
+
+    pub(crate) fn lookup(&self, path: &str) -> Option<usize> {
+        self.index.get(path).map(|&i| i as usize)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.decls.len()
+    }
+
+    /// Indices of the signals a set of scope globs selects (as [`TraceConfig::scopes`] would).
+    pub(crate) fn select(&self, globs: &[String]) -> Result<Vec<usize>, TraceError> {
+        let reg = SignalRegistry::new(globs)?;
+        Ok((0..self.decls.len())
+            .filter(|&i| {
+                let d = &self.decls[i];
+                reg.selected(&d.scope, &format!("{}.{}", d.scope, d.name))
+            })
+            .collect())
+    }
+}
+
+/// The VCD sink: writes the changes of a selection of the table's signals within a window.
+/// Created by the scheduler's `trace_to`.
 pub struct Tracer {
     vcd_path: PathBuf,
     writer: vcd::Writer<BufWriter<File>>,
-    codes: Vec<IdCode>,
+    /// The code of each table signal this file holds.
+    codes: Vec<Option<IdCode>>,
     widths: Vec<u32>,
-    masks: Vec<u64>,
-    values: Vec<u64>,
+    signals: usize,
     written: Vec<u64>,
-    dirty: Vec<u32>,
     window: Range<Picos>,
     phase: Phase,
     last_stamp: Option<Picos>,
@@ -279,37 +374,33 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> TraceError + '_ {
 }
 
 impl Tracer {
-    /// Opens the VCD, lets `declare` register every signal, and writes the header and save file.
+    /// Opens the VCD for the table's signals `selected`, and writes the header and save file.
     /// `window` is in picoseconds: `[first instant, last instant]`, both inclusive.
     pub(crate) fn create(
         cfg: &TraceConfig,
         window: Range<Picos>,
-        declare: impl FnOnce(&mut SignalRegistry) -> Result<(), TraceError>,
+        table: &SignalTable,
+        selected: &[usize],
     ) -> Result<Tracer, TraceError> {
-        let mut reg = SignalRegistry::new(&cfg.scopes)?;
-        declare(&mut reg)?;
         let path = cfg.vcd.clone();
         let file = File::create(&path).map_err(io_err(&path))?;
         let mut w = vcd::Writer::new(BufWriter::with_capacity(1 << 16, file));
-        let codes = write_header(&mut w, &reg.decls).map_err(io_err(&path))?;
+        let decls: Vec<&Decl> = selected.iter().map(|&i| &table.decls[i]).collect();
+        let file_codes = write_header(&mut w, &decls).map_err(io_err(&path))?;
         w.flush().map_err(io_err(&path))?;
         let gtkw = path.with_extension("gtkw");
-        write_gtkw(&gtkw, &path, &reg.decls).map_err(io_err(&gtkw))?;
-        let widths: Vec<u32> = reg.decls.iter().map(|d| d.width).collect();
-        let masks = widths
-            .iter()
-            .map(|&w| if w == 64 { u64::MAX } else { (1u64 << w) - 1 })
-            .collect();
-        let n = widths.len();
+        write_gtkw(&gtkw, &path, &decls).map_err(io_err(&gtkw))?;
+        let mut codes = vec![None; table.len()];
+        for (k, &i) in selected.iter().enumerate() {
+            codes[i] = Some(file_codes[k]);
+        }
         Ok(Tracer {
             vcd_path: path,
             writer: w,
             codes,
-            widths,
-            masks,
-            values: vec![0; n],
-            written: vec![0; n],
-            dirty: Vec::with_capacity(n),
+            widths: table.decls.iter().map(|d| d.width).collect(),
+            signals: selected.len(),
+            written: vec![0; table.len()],
             window,
             phase: Phase::Waiting,
             last_stamp: None,
@@ -328,73 +419,61 @@ impl Tracer {
         self.phase == Phase::Open && t <= self.window.end
     }
 
-    pub(crate) fn frame(&mut self) -> TraceFrame<'_> {
-        TraceFrame {
-            values: &mut self.values,
-            masks: &self.masks,
-            dirty: &mut self.dirty,
-        }
-    }
-
     /// After a full sample at `t`: `#t` and `$dumpvars` with every value.
-    pub(crate) fn dump_all(&mut self, t: Picos) -> Result<(), TraceError> {
-        self.dirty.clear();
+    pub(crate) fn dump_all(&mut self, t: Picos, table: &SignalTable) -> Result<(), TraceError> {
         self.phase = Phase::Open;
         self.last_instant = t;
         let r: io::Result<()> = (|| {
             self.writer.timestamp(t)?;
             self.writer.begin(SimulationCommand::Dumpvars)?;
-            for i in 0..self.codes.len() {
-                write_value(
-                    &mut self.writer,
-                    self.codes[i],
-                    self.widths[i],
-                    self.values[i],
-                )?;
+            for (i, code) in self.codes.iter().enumerate() {
+                if let Some(code) = code {
+                    write_value(&mut self.writer, *code, self.widths[i], table.values[i])?;
+                }
             }
             self.writer.end()
         })();
         r.map_err(io_err(&self.vcd_path))?;
-        self.written.copy_from_slice(&self.values);
-        self.changes += self.codes.len() as u64;
+        self.written.copy_from_slice(&table.values);
+        self.changes += self.signals as u64;
         self.last_stamp = Some(t);
         Ok(())
     }
 
     /// After the components of the instant at `t` reported: writes what changed.
-    pub(crate) fn write_changes(&mut self, t: Picos) -> Result<(), TraceError> {
+    pub(crate) fn write_changes(
+        &mut self,
+        t: Picos,
+        table: &mut SignalTable,
+    ) -> Result<(), TraceError> {
         self.last_instant = t;
-        if self.dirty.is_empty() {
+        if table.dirty.is_empty() {
             return Ok(());
         }
         // Sorted, so the order components reported in (the step order) never reaches the file.
-        self.dirty.sort_unstable();
-        self.dirty.dedup();
+        table.dirty.sort_unstable();
+        table.dirty.dedup();
         let mut r = Ok(());
-        for k in 0..self.dirty.len() {
-            let i = self.dirty[k] as usize;
-            if self.values[i] == self.written[i] {
+        for &i in &table.dirty {
+            let i = i as usize;
+            let Some(code) = self.codes[i] else {
+                continue;
+            };
+            if table.values[i] == self.written[i] {
                 continue;
             }
             if self.last_stamp != Some(t) {
                 r = self.writer.timestamp(t);
                 self.last_stamp = Some(t);
             }
-            r = r.and_then(|_| {
-                write_value(
-                    &mut self.writer,
-                    self.codes[i],
-                    self.widths[i],
-                    self.values[i],
-                )
-            });
+            r = r
+                .and_then(|_| write_value(&mut self.writer, code, self.widths[i], table.values[i]));
             if r.is_err() {
                 break;
             }
-            self.written[i] = self.values[i];
+            self.written[i] = table.values[i];
             self.changes += 1;
         }
-        self.dirty.clear();
         r.map_err(io_err(&self.vcd_path))
     }
 
@@ -428,7 +507,7 @@ impl Tracer {
         TraceSummary {
             vcd: self.vcd_path.clone(),
             gtkw: self.vcd_path.with_extension("gtkw"),
-            signals: self.codes.len(),
+            signals: self.signals,
             changes: self.changes,
             until: self.last_stamp.unwrap_or(0),
         }
@@ -471,7 +550,7 @@ struct ScopeNode {
     vars: Vec<usize>,
 }
 
-fn write_header<W: Write>(w: &mut vcd::Writer<W>, decls: &[Decl]) -> io::Result<Vec<IdCode>> {
+fn write_header<W: Write>(w: &mut vcd::Writer<W>, decls: &[&Decl]) -> io::Result<Vec<IdCode>> {
     w.version(concat!("rowsim ", env!("CARGO_PKG_VERSION")))?;
     w.timescale(1, TimescaleUnit::PS)?;
     // The scope tree, children in order of first declaration.
@@ -510,7 +589,7 @@ fn write_header<W: Write>(w: &mut vcd::Writer<W>, decls: &[Decl]) -> io::Result<
         w: &mut vcd::Writer<W>,
         nodes: &[ScopeNode],
         at: usize,
-        decls: &[Decl],
+        decls: &[&Decl],
         codes: &mut [IdCode],
         next: &mut IdCode,
     ) -> io::Result<()> {
@@ -539,7 +618,7 @@ const GTKW_BIN: u32 = 0x28;
 const GTKW_GROUP_BEGIN: u32 = 0x80_0200;
 const GTKW_GROUP_END: u32 = 0x100_0200;
 
-fn write_gtkw(path: &Path, vcd: &Path, decls: &[Decl]) -> io::Result<()> {
+fn write_gtkw(path: &Path, vcd: &Path, decls: &[&Decl]) -> io::Result<()> {
     let mut f = BufWriter::new(File::create(path)?);
     let dump = vcd.file_name().map(Path::new).unwrap_or(vcd);
     let save = path.file_name().map(Path::new).unwrap_or(path);

@@ -766,6 +766,64 @@ impl Component for Pe {
         matches!(self.state, PeState::Done | PeState::Idle) && self.strobes == 0
     }
 
+    /// Control state, the three spads (signed 16-bit words, 16 to a line), the zero buffer, the
+    /// input FIFO levels and the counters.
+    fn state(&self) -> Option<String> {
+        use std::fmt::Write;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "{}: {:?}  row {}  x {}  op {}  drain {}  weights loaded {}  ifmaps stored {}",
+            self.name,
+            self.state,
+            self.row,
+            self.x,
+            self.op,
+            self.drain_f,
+            self.weights_loaded,
+            self.ifmaps_stored
+        );
+        match &self.prim {
+            Some(p) => {
+                let _ = writeln!(o, "  primitive: {p:?}");
+            }
+            None => o.push_str("  primitive: (not configured)\n"),
+        }
+        for (name, spad) in [
+            ("filter_spad", &self.filter_spad),
+            ("ifmap_spad", &self.ifmap_spad),
+            ("psum_spad", &self.psum_spad),
+        ] {
+            let _ = writeln!(o, "  {name} ({} entries):", spad.len());
+            for (k, chunk) in spad.chunks(16).enumerate() {
+                let words: Vec<String> = chunk.iter().map(|v| format!("{v:6}")).collect();
+                let _ = writeln!(o, "    [{:3}] {}", k * 16, words.join(""));
+            }
+        }
+        let _ = writeln!(
+            o,
+            "  zero_buffer: {:#x}\n  fifo levels: filter_in {}  ifmap_in {}  psum_in {}",
+            self.zero_buffer,
+            self.ports.filter_in.in_flight(),
+            self.ports.ifmap_in.in_flight(),
+            self.ports.psum_in.as_ref().map_or(0, |l| l.in_flight()),
+        );
+        let c = &self.counters;
+        let _ = writeln!(
+            o,
+            "  counters: macs {} (gated {})  psums in {} out {}  stalls filter {} ifmap {} psum_in {} psum_out {}",
+            c.macs,
+            c.macs_gated,
+            c.psums_in,
+            c.psums_out,
+            c.stall_filter,
+            c.stall_ifmap,
+            c.stall_psum_in,
+            c.stall_psum_out
+        );
+        Some(o)
+    }
+
     fn declare(&mut self, r: &mut SignalRegistry) -> Result<(), TraceError> {
         self.traced = true;
         let n = self.name.clone();
