@@ -31,7 +31,8 @@ use rowsim_datapath::rlc::{decode, encode, RlcFormat};
 use rowsim_dram::{pack_raw, DramCmd, DramController, Inbound, Kind, Outbound};
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
 use rowsim_kernel::{
-    Clock, ComponentId, Feeder, Link, LinkRx, LinkTx, Merge, Scheduler, SimError, TraceConfig,
+    Advance, Clock, ComponentId, Feeder, Link, LinkRx, LinkTx, Merge, Scheduler, SimError,
+    TraceConfig,
 };
 use rowsim_mapper::{Counts, Mapping, PerType, Problem};
 use rowsim_noc::Gin;
@@ -199,15 +200,14 @@ struct Ids {
     gins: [ComponentId; 3],
 }
 
-/// Runs one layer. `mapping` must be legal for `layer` on `hw` (see `rowsim_mapper`).
-pub fn run_layer(
+fn build(
     hw: &HwConfig,
     layer: &ConvLayer,
     mapping: &Mapping,
     ifmap: &Tensor,
     weights: &Tensor,
     opts: &RunOptions,
-) -> Result<LayerRun, ChipError> {
+) -> Result<LayerSim, ChipError> {
     let pb = Problem::of(layer);
     let m = *mapping;
     let plan = ArrayPlan::new(&pb, &m, hw).map_err(ChipError::setup)?;
@@ -383,7 +383,7 @@ pub fn run_layer(
         sched.trace_to(t)?;
     }
 
-    let mut driver = Driver {
+    let driver = Driver {
         sched,
         ids,
         plan,
@@ -398,12 +398,275 @@ pub fn run_layer(
         passes: 0,
         next_id: 0,
         link,
+        mac: opts.mac,
     };
-    let result = driver.run_nest(opts);
-    let finish = driver.sched.finish_trace();
+    Ok(LayerSim {
+        phases: phases(&pb, &m),
+        driver,
+        next: 0,
+        active: None,
+        layer: layer.clone(),
+        fmt,
+    })
+}
+
+/// Runs one layer. `mapping` must be legal for `layer` on `hw` (see `rowsim_mapper`).
+pub fn run_layer(
+    hw: &HwConfig,
+    layer: &ConvLayer,
+    mapping: &Mapping,
+    ifmap: &Tensor,
+    weights: &Tensor,
+    opts: &RunOptions,
+) -> Result<LayerRun, ChipError> {
+    let mut sim = LayerSim::new(hw, layer, mapping, ifmap, weights, opts)?;
+    let result = (|| {
+        while sim.run_phase()? {}
+        Ok::<(), ChipError>(())
+    })();
+    let finish = sim.driver.sched.finish_trace();
     result?;
     finish?;
-    driver.collect(layer, &fmt)
+    sim.finish()
+}
+
+/// One step of the controller's loop nest; each runs until every component is idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// A new strip of `e_cur` rows: the PE columns past it are gated (no simulated time).
+    Strip { e_cur: u32 },
+    /// The ifmap band of (group, image block, strip, channel block) from DRAM into the GLB.
+    Band { g: u32, nb: u32, eb: u32, cb: u32 },
+    /// A pass's filters from DRAM into the GLB.
+    Filters { g: u32, mb: u32, cb: u32, fb: u32 },
+    /// A processing pass of the PE array.
+    Pass {
+        eb: u32,
+        cb: u32,
+        fb: u32,
+        e_cur: u32,
+    },
+    /// A finished strip's psums through ReLU and the RLC coder to DRAM.
+    Readout {
+        g: u32,
+        nb: u32,
+        mb: u32,
+        eb: u32,
+        e_cur: u32,
+    },
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Phase::Strip { e_cur } => write!(f, "strip of {e_cur} rows"),
+            Phase::Band { g, nb, eb, cb } => {
+                write!(
+                    f,
+                    "band load (group {g}, images {nb}, strip {eb}, channels {cb})"
+                )
+            }
+            Phase::Filters { g, mb, cb, fb } => {
+                write!(
+                    f,
+                    "filter load (group {g}, filters {mb}.{fb}, channels {cb})"
+                )
+            }
+            Phase::Pass { eb, cb, fb, .. } => {
+                write!(f, "pass (strip {eb}, channels {cb}, filters {fb})")
+            }
+            Phase::Readout { g, nb, mb, eb, .. } => {
+                write!(
+                    f,
+                    "readout (group {g}, images {nb}, filters {mb}, strip {eb})"
+                )
+            }
+        }
+    }
+}
+
+/// The controller's loop nest, in order.
+pub fn phases(pb: &Problem, m: &Mapping) -> Vec<Phase> {
+    let mut out = Vec::new();
+    for g in 0..pb.groups {
+        for nb in 0..pb.n / m.n {
+            for mb in 0..pb.m / m.m {
+                for eb in 0..pb.e.div_ceil(m.e) {
+                    let e_cur = pb.strip_rows(m.e, eb);
+                    out.push(Phase::Strip { e_cur });
+                    for cb in 0..pb.c / (m.q * m.r) {
+                        out.push(Phase::Band { g, nb, eb, cb });
+                        for fb in 0..m.m / (m.p * m.t) {
+                            out.push(Phase::Filters { g, mb, cb, fb });
+                            out.push(Phase::Pass { eb, cb, fb, e_cur });
+                        }
+                    }
+                    out.push(Phase::Readout {
+                        g,
+                        nb,
+                        mb,
+                        eb,
+                        e_cur,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Where a layer run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub core_cycles: u64,
+    /// Phases started (the current one included) and in all.
+    pub phase: usize,
+    pub phases: usize,
+    pub passes_done: u64,
+    pub passes: u64,
+}
+
+/// A layer on the chip that can be stepped: the controller's loop nest as a sequence of
+/// [`Phase`]s, each started when the previous one has gone quiet, exactly as [`run_layer`] runs
+/// them (it is a loop of [`LayerSim::run_phase`]).
+pub struct LayerSim {
+    driver: Driver,
+    phases: Vec<Phase>,
+    next: usize,
+    /// The phase under way and the core cycle it started at.
+    active: Option<(Phase, u64)>,
+    layer: ConvLayer,
+    fmt: RlcFormat,
+}
+
+impl LayerSim {
+    /// Builds the chip for a layer, lays the tensors out in DRAM, and starts the trace if asked.
+    /// Nothing is stepped yet. `mapping` must be legal for `layer` on `hw`.
+    pub fn new(
+        hw: &HwConfig,
+        layer: &ConvLayer,
+        mapping: &Mapping,
+        ifmap: &Tensor,
+        weights: &Tensor,
+        opts: &RunOptions,
+    ) -> Result<LayerSim, ChipError> {
+        build(hw, layer, mapping, ifmap, weights, opts)
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.driver.sched
+    }
+
+    /// The scheduler, to probe, trace or inspect; stepping it directly bypasses the controller.
+    pub fn scheduler_mut(&mut self) -> &mut Scheduler {
+        &mut self.driver.sched
+    }
+
+    /// The mapping's loop nest.
+    pub fn phases(&self) -> &[Phase] {
+        &self.phases
+    }
+
+    /// The phase under way, if any.
+    pub fn current_phase(&self) -> Option<Phase> {
+        self.active.map(|a| a.0)
+    }
+
+    /// Whether every phase has run.
+    pub fn done(&self) -> bool {
+        self.active.is_none() && self.next == self.phases.len()
+    }
+
+    pub fn progress(&self) -> Progress {
+        let passes = self
+            .phases
+            .iter()
+            .filter(|p| matches!(p, Phase::Pass { .. }))
+            .count() as u64;
+        Progress {
+            core_cycles: self.driver.sched.cycle(),
+            phase: self.next,
+            phases: self.phases.len(),
+            passes_done: self.driver.passes,
+            passes,
+        }
+    }
+
+    /// Starts the next phase if none is under way. Returns false when none is left.
+    fn ensure_started(&mut self) -> Result<bool, ChipError> {
+        while self.active.is_none() {
+            let Some(&ph) = self.phases.get(self.next) else {
+                return Ok(false);
+            };
+            self.next += 1;
+            self.driver.start(ph)?;
+            self.active = Some((ph, self.driver.sched.cycle()));
+            if !self.driver.sched.busy() {
+                // Nothing to simulate (a strip's gating): it ends where it starts.
+                self.end_phase();
+            }
+        }
+        Ok(true)
+    }
+
+    fn end_phase(&mut self) {
+        if let Some((Phase::Pass { .. }, start)) = self.active.take() {
+            self.driver.processing += self.driver.sched.cycle() - start;
+            self.driver.passes += 1;
+        }
+    }
+
+    /// Steps one instant (an edge of one clock or both), starting the next phase when the last
+    /// one has gone quiet. Returns false, without stepping, once the layer is done.
+    pub fn step(&mut self) -> Result<bool, ChipError> {
+        if !self.ensure_started()? {
+            return Ok(false);
+        }
+        if self.driver.sched.advance()? == Advance::Quiescent {
+            self.end_phase();
+        }
+        Ok(true)
+    }
+
+    /// Steps until one more core cycle has completed (or the layer is done: false).
+    pub fn step_cycle(&mut self) -> Result<bool, ChipError> {
+        let c = self.driver.sched.cycle();
+        while self.driver.sched.cycle() == c {
+            if !self.step()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Runs the phase under way, or the next one, to its end. Returns false when none was left.
+    pub fn run_phase(&mut self) -> Result<bool, ChipError> {
+        if !self.ensure_started()? {
+            return Ok(false);
+        }
+        self.driver.sched.run()?;
+        self.end_phase();
+        Ok(true)
+    }
+
+    /// Ends the trace (if any) at the last instant and flushes it.
+    pub fn finish_trace(&mut self) -> Result<Option<rowsim_kernel::TraceSummary>, ChipError> {
+        Ok(self.driver.sched.finish_trace()?)
+    }
+
+    /// After the last phase: reads the ofmap back from DRAM and gathers every counter.
+    pub fn finish(mut self) -> Result<LayerRun, ChipError> {
+        if !self.done() {
+            return Err(ChipError::Setup(format!(
+                "the layer is not finished: phase {} of {} at core cycle {}",
+                self.next,
+                self.phases.len(),
+                self.driver.sched.cycle()
+            )));
+        }
+        self.driver.sched.finish_trace()?;
+        self.driver.collect(&self.layer, &self.fmt)
+    }
 }
 
 struct Driver {
@@ -421,6 +684,7 @@ struct Driver {
     passes: u64,
     next_id: u32,
     link: Clock,
+    mac: MacConfig,
 }
 
 fn comp<T: rowsim_kernel::Component>(
@@ -449,28 +713,24 @@ impl Driver {
         (((fb * self.m.t + tt) * self.m.e + j) as u64) * per_chain + k
     }
 
-    fn run_nest(&mut self, opts: &RunOptions) -> Result<(), ChipError> {
-        let (pb, m) = (self.pb, self.m);
-        for g in 0..pb.groups {
-            for nb in 0..pb.n / m.n {
-                for mb in 0..pb.m / m.m {
-                    for eb in 0..pb.e.div_ceil(m.e) {
-                        let e_cur = pb.strip_rows(m.e, eb);
-                        gate_strip(&mut self.sched, self.ids.gins, &self.plan, e_cur);
-                        let cbs = pb.c / (m.q * m.r);
-                        for cb in 0..cbs {
-                            self.load_band(g, nb, eb, cb)?;
-                            for fb in 0..m.m / (m.p * m.t) {
-                                self.load_filters(g, mb, cb, fb)?;
-                                self.pass(eb, cb, fb, e_cur, opts)?;
-                            }
-                        }
-                        self.readout(g, nb, mb, eb, e_cur)?;
-                    }
-                }
+    /// Gives the components a phase's work (what the controller sends them).
+    fn start(&mut self, ph: Phase) -> Result<(), ChipError> {
+        match ph {
+            Phase::Strip { e_cur } => {
+                gate_strip(&mut self.sched, self.ids.gins, &self.plan, e_cur);
+                Ok(())
             }
+            Phase::Band { g, nb, eb, cb } => self.load_band(g, nb, eb, cb),
+            Phase::Filters { g, mb, cb, fb } => self.load_filters(g, mb, cb, fb),
+            Phase::Pass { eb, cb, fb, e_cur } => self.pass(eb, cb, fb, e_cur),
+            Phase::Readout {
+                g,
+                nb,
+                mb,
+                eb,
+                e_cur,
+            } => self.readout(g, nb, mb, eb, e_cur),
         }
-        Ok(())
     }
 
     fn read_cmd(&mut self, addr: u64, len: u32, kind: Kind, coded: bool) -> DramCmd {
@@ -518,7 +778,6 @@ impl Driver {
             ib.expect(n, c);
         }
         comp::<GlbWriter>(&mut self.sched, self.ids.loader)?.expect(addrs);
-        self.sched.run()?;
         Ok(())
     }
 
@@ -540,18 +799,10 @@ impl Driver {
         comp::<Feeder<DramCmd>>(&mut self.sched, self.ids.cmds)?.push([c]);
         comp::<Inbound>(&mut self.sched, self.ids.inbound)?.expect(values as usize, false);
         comp::<GlbWriter>(&mut self.sched, self.ids.loader)?.expect(addrs);
-        self.sched.run()?;
         Ok(())
     }
 
-    fn pass(
-        &mut self,
-        eb: u32,
-        cb: u32,
-        fb: u32,
-        e_cur: u32,
-        opts: &RunOptions,
-    ) -> Result<(), ChipError> {
+    fn pass(&mut self, eb: u32, cb: u32, fb: u32, e_cur: u32) -> Result<(), ChipError> {
         let (pb, m) = (self.pb, self.m);
         let continuing = cb > 0;
         let zero_gating = true;
@@ -563,7 +814,7 @@ impl Driver {
             .map(|(l, id)| (*l, *id))
             .collect();
         for (l, id) in &pes {
-            let prim = pass_primitive(&self.plan, &pb, *l, continuing, opts.mac, zero_gating);
+            let prim = pass_primitive(&self.plan, &pb, *l, continuing, self.mac, zero_gating);
             comp::<Pe>(&mut self.sched, *id)?
                 .configure(prim)
                 .map_err(ChipError::setup)?;
@@ -704,10 +955,6 @@ impl Driver {
         for (pe, addrs) in gon_streams {
             gw.expect_from(pe, addrs);
         }
-        let before = self.sched.cycle();
-        self.sched.run()?;
-        self.processing += self.sched.cycle() - before;
-        self.passes += 1;
         Ok(())
     }
 
@@ -748,12 +995,11 @@ impl Driver {
         for (n, a) in streams {
             ow.expect(n, a);
         }
-        self.sched.run()?;
         Ok(())
     }
 
     /// Reads the ofmap back from DRAM and gathers every counter.
-    fn collect(mut self, layer: &ConvLayer, fmt: &RlcFormat) -> Result<LayerRun, ChipError> {
+    fn collect(&mut self, layer: &ConvLayer, fmt: &RlcFormat) -> Result<LayerRun, ChipError> {
         let pb = self.pb;
         let written: BTreeMap<u64, u32> = comp::<Outbound>(&mut self.sched, self.ids.ofmap_wr)?
             .written

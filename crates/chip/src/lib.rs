@@ -16,6 +16,9 @@ pub use array::{
     build_pass, gate_strip, pass_primitive, wire_array, ArrayPass, ArrayWiring, PassError,
     PassInput,
 };
-pub use layer::{run_checked, run_layer, CheckedRun, ChipError, LayerRun, RunOptions};
+pub use layer::{
+    phases, run_checked, run_layer, CheckedRun, ChipError, LayerRun, LayerSim, Phase, Progress,
+    RunOptions,
+};
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
 pub use stats::LayerStats;

@@ -137,3 +137,45 @@ fn statistics_of_the_tiny_network() {
         );
     }
 }
+
+/// Stepping a layer cycle by cycle (as `rowsim step` does) is the same run as `run_layer`: the
+/// same cycles, passes, accesses and ofmap, and the phases follow the mapping's loop nest.
+#[test]
+fn stepping_cycle_by_cycle_is_the_same_run() {
+    use rowsim_chip::{LayerSim, Phase};
+    let hw = hw("tiny");
+    let l = layer("tiny:step", 2, 4, 7, 4, 3, 2, 1, 1, false);
+    let data = expected_data(&l, &hw).unwrap();
+    let m = enumerate(&l, &hw, &data).unwrap().remove(0).mapping;
+    let fmt = Formats::DEFAULT;
+    let (x, w) = (synthetic_ifmap(&l, 3, fmt), synthetic_weights(&l, 3, fmt));
+    let opts = RunOptions {
+        mac: fmt.mac(),
+        ..Default::default()
+    };
+    let whole = run_layer(&hw, &l, &m, &x, &w, &opts).unwrap();
+    let mut sim = LayerSim::new(&hw, &l, &m, &x, &w, &opts).unwrap();
+    let passes = sim
+        .phases()
+        .iter()
+        .filter(|p| matches!(p, Phase::Pass { .. }))
+        .count() as u64;
+    assert_eq!(passes, whole.counts.passes);
+    assert!(sim.finish_trace().unwrap().is_none());
+    let mut cycles = 0;
+    while sim.step_cycle().unwrap() {
+        cycles += 1;
+        assert!(sim.progress().passes_done <= passes);
+    }
+    assert!(sim.done());
+    assert!(!sim.step().unwrap(), "a finished layer does not step");
+    // The last step_cycle may end mid-cycle (the last phase went quiet at a link edge).
+    assert!(cycles == whole.core_cycles || cycles + 1 == whole.core_cycles);
+    let stepped = sim.finish().unwrap();
+    assert_eq!(stepped.core_cycles, whole.core_cycles);
+    assert_eq!(stepped.processing_cycles, whole.processing_cycles);
+    assert_eq!(stepped.counts, whole.counts);
+    assert_eq!(stepped.ofmap, whole.ofmap);
+    let (reference, _) = reference_conv(&l, &x, &w, fmt.mac(), hw.datapath.relu).unwrap();
+    assert_eq!(stepped.ofmap, reference);
+}
