@@ -67,6 +67,18 @@ pub struct RunOptions {
     pub watchdog: u64,
     /// Raised (by Ctrl-C) to stop the run at a cycle boundary, trace flushed.
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Called after each phase of the loop nest (a progress bar).
+    pub progress: Option<ProgressHook>,
+}
+
+/// A function told where a run is after each phase.
+#[derive(Clone)]
+pub struct ProgressHook(pub std::sync::Arc<dyn Fn(&Progress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHook")
+    }
 }
 
 /// What a layer run produced and counted.
@@ -421,7 +433,11 @@ pub fn run_layer(
 ) -> Result<LayerRun, ChipError> {
     let mut sim = LayerSim::new(hw, layer, mapping, ifmap, weights, opts)?;
     let result = (|| {
-        while sim.run_phase()? {}
+        while sim.run_phase()? {
+            if let Some(hook) = &opts.progress {
+                (hook.0)(&sim.progress());
+            }
+        }
         Ok::<(), ChipError>(())
     })();
     let finish = sim.driver.sched.finish_trace();
@@ -655,7 +671,7 @@ impl LayerSim {
     }
 
     /// After the last phase: reads the ofmap back from DRAM and gathers every counter.
-    pub fn finish(mut self) -> Result<LayerRun, ChipError> {
+    pub fn finish(&mut self) -> Result<LayerRun, ChipError> {
         if !self.done() {
             return Err(ChipError::Setup(format!(
                 "the layer is not finished: phase {} of {} at core cycle {}",

@@ -18,7 +18,7 @@ pub use array::{
 };
 pub use layer::{
     phases, run_checked, run_layer, CheckedRun, ChipError, LayerRun, LayerSim, Phase, Progress,
-    RunOptions,
+    ProgressHook, RunOptions,
 };
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
 pub use stats::LayerStats;

@@ -2,7 +2,9 @@
 
 mod drive;
 mod map;
+mod progress;
 mod run;
+mod step;
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -29,6 +31,9 @@ enum Command {
     /// Runs a layer (or a network's CONV layers) on the emulated chip, checks it bit for bit
     /// against the reference convolution, and reports cycles, accesses and energy.
     Run(run::RunArgs),
+    /// An interactive session on a layer: step cycles, print signals, break on values, look
+    /// inside PEs, start and stop VCDs. Reads commands from a terminal or a pipe.
+    Step(step::StepArgs),
     /// The row-stationary mapping of a layer: PEs, passes, accesses per level and data type,
     /// and energy.
     Map(map::MapArgs),
@@ -109,6 +114,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCmd::Check { file }) => config_check(&file),
         Command::Map(args) => map::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Step(args) => step::run(&args),
         Command::Demo(DemoCmd::ClockCrossing {
             words,
             core_hz,
@@ -150,5 +156,14 @@ fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use rowsim_chip::{run_checked, ChipError, LayerStats, RunOptions};
+use rowsim_config::HwConfig;
 use rowsim_kernel::{SimError, TraceConfig};
 use rowsim_mapper::{enumerate, evaluate, Mapping};
 use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
@@ -15,17 +16,16 @@ use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
 use crate::map::{expected_data, load_layer};
 use crate::TraceArgs;
 
-#[derive(Args, Debug)]
-pub struct RunArgs {
+/// Which machine, layer, mapping and data: what `run` and `step` share.
+#[derive(Args, Debug, Clone)]
+pub struct LayerArgs {
     /// Hardware config.
     #[arg(long, default_value = "hw-configs/eyeriss-v1.toml")]
     pub hw: PathBuf,
-    /// A built-in layer (alexnet:conv3, vgg16:conv4_2) or a layer file (.toml).
-    #[arg(long, default_value = "alexnet:conv3", conflicts_with = "net")]
+    /// A built-in layer (alexnet:conv3, vgg16:conv4_2), a layer file (.toml), or a layer of a
+    /// SCALE-Sim topology CSV or Timeloop problem YAML (file.csv:Conv3, file.yaml).
+    #[arg(long, default_value = "alexnet:conv3")]
     pub layer: String,
-    /// Run every CONV layer of a built-in network (alexnet, vgg16) instead.
-    #[arg(long)]
-    pub net: Option<String>,
     /// Batch size N (overrides the layer's).
     #[arg(long)]
     pub batch: Option<u32>,
@@ -33,22 +33,91 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Pin a mapping instead of the mapper's choice: m=..,n=..,e=..,p=..,q=..,r=..,t=..
-    #[arg(long, conflicts_with = "net")]
+    #[arg(long)]
     pub mapping: Option<Mapping>,
+    /// The ifmap, instead of a synthetic one: int16 (Q8.8) `.npy` of shape [N, C, H, W].
+    #[arg(long)]
+    pub ifmap: Option<PathBuf>,
+    /// The weights, instead of synthetic ones: int16 (Q1.15) `.npy` of shape [M, C/G, R, S].
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub layer: LayerArgs,
+    /// Run every CONV layer of a built-in network (alexnet, vgg16) instead.
+    #[arg(long, conflicts_with_all = ["layer", "mapping", "ifmap", "weights", "ofmap"])]
+    pub net: Option<String>,
     /// Write the statistics here (a JSON array, one object a layer).
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
-    /// The ifmap, instead of a synthetic one: int16 (Q8.8) `.npy` of shape [N, C, H, W].
-    #[arg(long, conflicts_with = "net")]
-    pub ifmap: Option<PathBuf>,
-    /// The weights, instead of synthetic ones: int16 (Q1.15) `.npy` of shape [M, C/G, R, S].
-    #[arg(long, conflicts_with = "net")]
-    pub weights: Option<PathBuf>,
     /// Write the ofmap here: int16 (Q8.8) `.npy` of shape [N, M, E, F].
-    #[arg(long, conflicts_with = "net")]
+    #[arg(long)]
     pub ofmap: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
     #[command(flatten)]
     pub trace: TraceArgs,
+}
+
+/// A layer ready to run: its mapping (pinned or the mapper's choice) and data.
+pub struct Prepared {
+    pub layer: ConvLayer,
+    pub mapping: Mapping,
+    pub ifmap: Tensor,
+    pub weights: Tensor,
+}
+
+impl LayerArgs {
+    /// The layers these arguments name, and a mapping pinned by the command line or the file.
+    pub fn layers(&self, net: Option<&str>) -> anyhow::Result<(Vec<ConvLayer>, Option<Mapping>)> {
+        Ok(match net {
+            Some(net) => (rowsim_workload::network(net).map_err(|e| anyhow!(e))?, None),
+            None => {
+                let (l, file_pin) = load_layer(&self.layer)?;
+                (vec![l], self.mapping.or(file_pin))
+            }
+        })
+    }
+
+    /// The batch override, the mapping and the data of one layer.
+    pub fn prepare(
+        &self,
+        hw: &HwConfig,
+        mut layer: ConvLayer,
+        pinned: Option<Mapping>,
+    ) -> anyhow::Result<Prepared> {
+        let fmt = Formats::DEFAULT;
+        if let Some(n) = self.batch {
+            layer = layer.with_batch(n);
+        }
+        let data = expected_data(&layer, hw)?;
+        let mapping = match pinned {
+            Some(m) => {
+                evaluate(&layer, hw, m, &data)
+                    .context("the pinned mapping")?
+                    .mapping
+            }
+            None => enumerate(&layer, hw, &data)?.remove(0).mapping,
+        };
+        let ifmap = match &self.ifmap {
+            Some(p) => read_npy(p, [layer.n, layer.c, layer.h, layer.w], "[N, C, H, W]")?,
+            None => synthetic_ifmap(&layer, self.seed, fmt),
+        };
+        let weights = match &self.weights {
+            Some(p) => read_npy(p, [layer.m, layer.cg(), layer.r, layer.s], "[M, C/G, R, S]")?,
+            None => synthetic_weights(&layer, self.seed, fmt),
+        };
+        Ok(Prepared {
+            layer,
+            mapping,
+            ifmap,
+            weights,
+        })
+    }
 }
 
 /// The VCD of one layer of several: `trace.vcd` -> `trace_conv1.vcd`.
@@ -62,40 +131,20 @@ fn layer_vcd(vcd: &Path, layer: &ConvLayer, several: bool) -> PathBuf {
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
-    let hw = rowsim_config::load(&a.hw).map_err(|e| anyhow!("{e}"))?;
-    let (layers, pinned) = match &a.net {
-        Some(net) => (rowsim_workload::network(net).map_err(|e| anyhow!(e))?, None),
-        None => {
-            let (l, file_pin) = load_layer(&a.layer)?;
-            (vec![l], a.mapping.or(file_pin))
-        }
-    };
+    let hw = rowsim_config::load(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
+    let (layers, pinned) = a.layer.layers(a.net.as_deref())?;
     let several = layers.len() > 1;
     let fmt = Formats::DEFAULT;
     let interrupt = ctrl_c_flag();
     let mut all = Vec::new();
     let mut failed = false;
-    for mut layer in layers {
-        if let Some(n) = a.batch {
-            layer = layer.with_batch(n);
-        }
-        let data = expected_data(&layer, &hw)?;
-        let mapping = match pinned {
-            Some(m) => {
-                evaluate(&layer, &hw, m, &data)
-                    .context("the pinned mapping")?
-                    .mapping
-            }
-            None => enumerate(&layer, &hw, &data)?.remove(0).mapping,
-        };
-        let x = match &a.ifmap {
-            Some(p) => read_npy(p, [layer.n, layer.c, layer.h, layer.w], "[N, C, H, W]")?,
-            None => synthetic_ifmap(&layer, a.seed, fmt),
-        };
-        let w = match &a.weights {
-            Some(p) => read_npy(p, [layer.m, layer.cg(), layer.r, layer.s], "[M, C/G, R, S]")?,
-            None => synthetic_weights(&layer, a.seed, fmt),
-        };
+    for layer in layers {
+        let Prepared {
+            layer,
+            mapping,
+            ifmap: x,
+            weights: w,
+        } = a.layer.prepare(&hw, layer, pinned)?;
         let trace = match &a.trace.vcd {
             Some(vcd) => {
                 let vcd = layer_vcd(vcd, &layer, several);
@@ -112,13 +161,19 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             None => None,
         };
         eprintln!("running {} with {mapping} ...", layer.name);
+        let (hook, bar) = crate::progress::Bar::hook(&layer.name, a.quiet);
         let opts = RunOptions {
             mac: fmt.mac(),
             trace: trace.clone(),
             watchdog: a.trace.watchdog.max(100_000),
             interrupt: Some(interrupt.clone()),
+            progress: hook,
         };
-        let checked = match run_checked(&hw, &layer, &mapping, &x, &w, &opts) {
+        let result = run_checked(&hw, &layer, &mapping, &x, &w, &opts);
+        if let Some(b) = &bar {
+            b.finish();
+        }
+        let checked = match result {
             Ok(c) => c,
             Err(ChipError::Sim(e)) => {
                 let code = if matches!(e, SimError::Interrupted { .. }) {
@@ -151,7 +206,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(p) = &a.ofmap {
             write_npy(p, &out.ofmap)?;
         }
-        let stats = LayerStats::new(&hw, &layer, a.seed, &out, x.zero_fraction(), verified);
+        let stats = LayerStats::new(&hw, &layer, a.layer.seed, &out, x.zero_fraction(), verified);
         print!("{}", stats.summary());
         if let Some(t) = &trace {
             eprintln!(
@@ -177,7 +232,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads an int16 `.npy` of the given shape.
-fn read_npy(path: &Path, shape: [u32; 4], names: &str) -> anyhow::Result<Tensor> {
+pub fn read_npy(path: &Path, shape: [u32; 4], names: &str) -> anyhow::Result<Tensor> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let npy = npyz::NpyFile::new(&bytes[..])
         .with_context(|| format!("{}: not a .npy file", path.display()))?;
@@ -204,7 +259,7 @@ fn read_npy(path: &Path, shape: [u32; 4], names: &str) -> anyhow::Result<Tensor>
 }
 
 /// Writes a tensor as an int16 `.npy`.
-fn write_npy(path: &Path, t: &Tensor) -> anyhow::Result<()> {
+pub fn write_npy(path: &Path, t: &Tensor) -> anyhow::Result<()> {
     use npyz::WriterBuilder;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
