@@ -32,15 +32,92 @@ pub struct MapArgs {
     pub json: bool,
 }
 
-/// A layer from a built-in name or a layer file, and the file's pinned mapping if any.
+fn is_csv(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
+fn is_yaml(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+}
+
+/// A layer from a built-in name (`alexnet:conv3`), a layer file (`.toml`), a layer of a SCALE-Sim
+/// topology (`net.csv:Conv3`), or a Timeloop problem (`.yaml`); and the layer file's pinned
+/// mapping if any.
 pub fn load_layer(spec: &str) -> anyhow::Result<(ConvLayer, Option<Mapping>)> {
-    if spec.ends_with(".toml") || Path::new(spec).is_file() {
-        rowsim_mapper::layer_file::load(Path::new(spec)).map_err(|e| anyhow!(e))
+    let path = Path::new(spec);
+    if let Some((file, name)) = spec.rsplit_once(':').filter(|(f, _)| is_csv(Path::new(f))) {
+        let layers = rowsim_workload::scalesim_csv(Path::new(file))?;
+        let names: Vec<&str> = layers
+            .iter()
+            .map(|l| l.name.rsplit(':').next().unwrap_or(""))
+            .collect();
+        let k = names.iter().position(|n| *n == name).ok_or_else(|| {
+            anyhow!(
+                "{file}: no layer `{name}`; its layers: {}",
+                names.join(", ")
+            )
+        })?;
+        return Ok((layers[k].clone(), None));
+    }
+    if is_csv(path) {
+        let layers = rowsim_workload::scalesim_csv(path)?;
+        if layers.len() == 1 {
+            return Ok((layers[0].clone(), None));
+        }
+        let names: Vec<&str> = layers
+            .iter()
+            .map(|l| l.name.rsplit(':').next().unwrap_or(""))
+            .collect();
+        anyhow::bail!(
+            "{spec} holds {} layers; name one as {spec}:{} (or run them all with --net {spec})",
+            layers.len(),
+            names[0]
+        );
+    }
+    if is_yaml(path) {
+        return Ok((rowsim_workload::timeloop_yaml(path)?, None));
+    }
+    if spec.ends_with(".toml") || path.is_file() {
+        rowsim_mapper::layer_file::load(path).map_err(|e| anyhow!(e))
     } else {
         rowsim_workload::layer(spec)
             .map(|l| (l, None))
             .map_err(|e| anyhow!(e))
     }
+}
+
+/// A network: built in (`alexnet`, `vgg16`), every row of a SCALE-Sim topology CSV, or every
+/// Timeloop problem (`*.yaml`) of a folder, in file-name order (the first is the first layer).
+pub fn load_network(spec: &str) -> anyhow::Result<Vec<ConvLayer>> {
+    let path = Path::new(spec);
+    if is_csv(path) {
+        return Ok(rowsim_workload::scalesim_csv(path)?);
+    }
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot read the folder {spec}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| is_yaml(p))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            anyhow::bail!("{spec}: no Timeloop problem files (*.yaml) in this folder");
+        }
+        let mut layers = Vec::new();
+        for (k, f) in files.iter().enumerate() {
+            let mut l = rowsim_workload::timeloop_yaml(f)?;
+            let net = path.file_name().and_then(|n| n.to_str()).unwrap_or("net");
+            l.name = format!("{net}:{}", l.name);
+            if k == 0 {
+                l.first = true;
+                l.ifmap_zero_fraction = 0.0;
+            }
+            layers.push(l);
+        }
+        return Ok(layers);
+    }
+    rowsim_workload::network(spec).map_err(|e| anyhow!(e))
 }
 
 /// The data model the mapper prices with before any data exists.

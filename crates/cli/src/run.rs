@@ -13,7 +13,7 @@ use rowsim_mapper::{enumerate, evaluate, Mapping};
 use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
 
 use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
-use crate::map::{expected_data, load_layer};
+use crate::map::{expected_data, load_layer, load_network};
 use crate::TraceArgs;
 
 /// Which machine, layer, mapping and data: what `run` and `step` share.
@@ -47,7 +47,8 @@ pub struct LayerArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub layer: LayerArgs,
-    /// Run every CONV layer of a built-in network (alexnet, vgg16) instead.
+    /// Run every CONV layer of a network instead: built in (alexnet, vgg16), a SCALE-Sim
+    /// topology (.csv), or a folder of Timeloop problems (*.yaml).
     #[arg(long, conflicts_with_all = ["layer", "mapping", "ifmap", "weights", "ofmap"])]
     pub net: Option<String>,
     /// Write the statistics here (a JSON array, one object a layer).
@@ -75,7 +76,7 @@ impl LayerArgs {
     /// The layers these arguments name, and a mapping pinned by the command line or the file.
     pub fn layers(&self, net: Option<&str>) -> anyhow::Result<(Vec<ConvLayer>, Option<Mapping>)> {
         Ok(match net {
-            Some(net) => (rowsim_workload::network(net).map_err(|e| anyhow!(e))?, None),
+            Some(net) => (load_network(net)?, None),
             None => {
                 let (l, file_pin) = load_layer(&self.layer)?;
                 (vec![l], self.mapping.or(file_pin))

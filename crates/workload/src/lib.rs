@@ -2,9 +2,11 @@
 //! grouped original, VGG-16), synthetic tensors from a seed, and the reference convolution that
 //! every end-to-end run is checked against.
 
+pub mod import;
 pub mod layer;
 pub mod tensor;
 
+pub use import::{scalesim_csv, timeloop_yaml, ImportError};
 pub use layer::{alexnet, layer, network, vgg16, ConvLayer, ShapeError, NETWORKS};
 pub use tensor::{
     ofmap_dims, reference_conv, synthetic_ifmap, synthetic_weights, Formats, SplitMix64, Tensor,
