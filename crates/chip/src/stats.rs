@@ -4,11 +4,11 @@
 use rowsim_config::HwConfig;
 use rowsim_mapper::{Counts, Energy, PerType};
 use rowsim_workload::ConvLayer;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::layer::LayerRun;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MappingStats {
     pub m: u32,
     pub n: u32,
@@ -21,26 +21,26 @@ pub struct MappingStats {
     pub passes: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cycles {
     pub core_total: u64,
     pub core_processing: u64,
     pub link_total: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimeMs {
     pub total: f64,
     pub processing: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Macs {
     pub total: u64,
     pub gated: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accesses {
     pub dram: PerType,
     pub glb: PerType,
@@ -48,14 +48,14 @@ pub struct Accesses {
     pub spad: PerType,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DramBytes {
     pub read: u64,
     pub write: u64,
 }
 
 /// One layer's statistics.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerStats {
     pub hw: String,
     pub layer: String,

@@ -3,6 +3,7 @@
 mod drive;
 mod map;
 mod progress;
+mod report;
 mod run;
 mod step;
 
@@ -34,6 +35,8 @@ enum Command {
     /// An interactive session on a layer: step cycles, print signals, break on values, look
     /// inside PEs, start and stop VCDs. Reads commands from a terminal or a pipe.
     Step(step::StepArgs),
+    /// Statistics files as a table and SVG charts (energy by level and data type, cycles).
+    Report(report::ReportArgs),
     /// The row-stationary mapping of a layer: PEs, passes, accesses per level and data type,
     /// and energy.
     Map(map::MapArgs),
@@ -115,6 +118,7 @@ fn main() -> ExitCode {
         Command::Map(args) => map::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Step(args) => step::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Demo(DemoCmd::ClockCrossing {
             words,
             core_hz,

@@ -436,3 +436,101 @@ fn run_takes_npy_tensors_and_writes_the_ofmap_as_npy() {
         "{err}"
     );
 }
+
+#[test]
+fn report_tabulates_statistics_and_draws_svg_charts_that_render() {
+    let stats = scratch("report_stats.json");
+    let out = rowsim()
+        .args(["run", "--quiet", "--hw", "hw-configs/tiny.toml"])
+        .args([
+            "--layer",
+            "layers/tiny-conv.toml",
+            "--batch",
+            "2",
+            "--stats-json",
+        ])
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svg = scratch("report.svg");
+    let out = rowsim()
+        .arg("report")
+        .arg(&stats)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    // The table's numbers, recomputed from the JSON.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let s = &v[0];
+    let macs = s["macs"]["total"].as_f64().unwrap();
+    let e = &s["energy"];
+    let dram = &s["accesses_words"]["dram"];
+    let dram_words: f64 = ["filter", "ifmap", "psum"]
+        .iter()
+        .map(|k| dram[k].as_f64().unwrap())
+        .sum();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("tiny:conv "))
+        .expect(&text);
+    let want = [
+        s["cycles"]["core_total"].to_string(),
+        s["macs"]["total"].to_string(),
+        format!("{:.3}", e["total"].as_f64().unwrap() / macs),
+        format!("{:.3}", e["by_level"]["dram"].as_f64().unwrap() / macs),
+        format!("{:.3}", e["by_level"]["spad"].as_f64().unwrap() / macs),
+        format!("{:.3}", e["by_type"]["psum"].as_f64().unwrap() / macs),
+        format!("{:.4}", dram_words / macs),
+    ];
+    for w in want {
+        assert!(
+            row.split_whitespace().any(|c| c == w),
+            "`{w}` missing from `{row}`"
+        );
+    }
+    // The SVG: three charts, the layer's bars and the legends; and it renders.
+    let doc = std::fs::read_to_string(&svg).unwrap();
+    for t in [
+        "Energy per MAC by level",
+        "by data type",
+        "Core cycles per layer",
+        "tiny:conv",
+        "DRAM",
+        "spad (RF)",
+        "psums",
+    ] {
+        assert!(doc.contains(t), "`{t}` missing from the SVG");
+    }
+    let png = svg.with_extension("png");
+    let r = Command::new("rsvg-convert")
+        .arg("-o")
+        .arg(&png)
+        .arg(&svg)
+        .status()
+        .expect("rsvg-convert (Debian: librsvg2-bin) renders the SVG; .ci/run installs it");
+    assert!(r.success(), "rsvg-convert refused the SVG");
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+    // Bad input names the file and where.
+    let bad = scratch("bad_stats.json");
+    std::fs::write(&bad, "[{\"hw\": \"tiny\"}]").unwrap();
+    let out = rowsim().arg("report").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad_stats.json:1:") && err.contains("missing field"),
+        "{err}"
+    );
+}

@@ -1,13 +1,13 @@
 //! Access counts of a mapping in closed form, and their energy.
 
 use rowsim_config::HwConfig;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::DataTotals;
 use crate::mapping::{Mapping, Problem};
 
 /// Words per data type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerType {
     pub filter: u64,
     pub ifmap: u64,
@@ -92,7 +92,7 @@ impl Counts {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnergyByLevel {
     pub dram: f64,
     pub glb: f64,
@@ -102,14 +102,14 @@ pub struct EnergyByLevel {
 }
 
 /// Data movement energy per data type (the MAC's own energy is a level, not a type).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnergyByType {
     pub filter: f64,
     pub ifmap: f64,
     pub psum: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Energy {
     pub unit: String,
     pub total: f64,

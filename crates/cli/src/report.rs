@@ -1,0 +1,356 @@
+//! `rowsim report`: statistics files as a table, and as SVG charts drawn the way the Eyeriss
+//! papers draw their breakdowns (energy per MAC by level and by data type, stacked per layer;
+//! cycles per layer).
+//!
+//! Reads what `rowsim run --stats-json` writes (a JSON array of layer statistics) and what
+//! `rowsim sweep`/`rowsim merge` write (JSON lines whose `stats` field is one). Each row is
+//! labelled by its layer, and by its point or machine when the rows come from several.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use plotters::prelude::*;
+use rowsim_chip::LayerStats;
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Statistics files: `rowsim run --stats-json` output, or sweep JSON lines.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also draw the charts into this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+}
+
+/// One bar of the charts, one line of the table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub label: String,
+    pub stats: LayerStats,
+}
+
+/// A file's statistics, each with the sweep point it belongs to (if any).
+pub type FileRows = Vec<(Option<String>, LayerStats)>;
+
+/// Reads one statistics file: a JSON array of layer statistics, or JSON lines each holding one
+/// (bare or as the `stats` field of a sweep record, whose `point` labels it).
+pub fn read_rows(path: &Path) -> anyhow::Result<FileRows> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if text.trim_start().starts_with('[') {
+        let v: Vec<LayerStats> = serde_json::from_str(&text).map_err(|e| {
+            anyhow!(
+                "{}:{}:{}: {e}; expected the layer statistics `rowsim run --stats-json` writes",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        return Ok(v.into_iter().map(|s| (None, s)).collect());
+    }
+    let mut out = Vec::new();
+    for (k, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = |e: serde_json::Error| {
+            anyhow!(
+                "{}:{}:{}: {e}; expected a sweep record or layer statistics",
+                path.display(),
+                k + 1,
+                e.column()
+            )
+        };
+        let v: serde_json::Value = serde_json::from_str(line).map_err(at)?;
+        let (point, stats) = match v.get("stats") {
+            Some(s) => (
+                v.get("point").map(|p| match p {
+                    serde_json::Value::Object(m) => m
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                }),
+                serde_json::from_value::<LayerStats>(s.clone()).map_err(at)?,
+            ),
+            None => (None, serde_json::from_value::<LayerStats>(v).map_err(at)?),
+        };
+        out.push((point, stats));
+    }
+    if out.is_empty() {
+        bail!("{}: no statistics in the file", path.display());
+    }
+    Ok(out)
+}
+
+/// Labels rows by layer, adding the point, the machine or the file when rows come from several.
+pub fn label_rows(files: &[(PathBuf, FileRows)]) -> Vec<Row> {
+    let hws: BTreeSet<&str> = files
+        .iter()
+        .flat_map(|f| f.1.iter().map(|r| r.1.hw.as_str()))
+        .collect();
+    let several_files = files.len() > 1;
+    let mut rows = Vec::new();
+    for (path, rs) in files {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        for (point, s) in rs {
+            let mut label = s.layer.clone();
+            if let Some(p) = point {
+                label = format!("{label} [{p}]");
+            } else if hws.len() > 1 {
+                label = format!("{} {label}", s.hw);
+            } else if several_files {
+                label = format!("{stem}: {label}");
+            }
+            rows.push(Row {
+                label,
+                stats: s.clone(),
+            });
+        }
+    }
+    rows
+}
+
+/// The table: per row, cycles, MACs, energy per MAC in all, by level and by data type, and DRAM
+/// accesses per MAC.
+pub fn table(rows: &[Row]) -> String {
+    let w = rows.iter().map(|r| r.label.len()).max().unwrap_or(5).max(5);
+    let mut o = format!(
+        "{:<w$} {:>12} {:>14} {:>9} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>9}\n",
+        "layer",
+        "cycles",
+        "MACs",
+        "E/MAC",
+        "DRAM",
+        "GLB",
+        "NoC",
+        "spad",
+        "MAC",
+        "filter",
+        "ifmap",
+        "psum",
+        "DRAM/MAC"
+    );
+    o.push_str(&format!(
+        "{:<w$} {:>12} {:>14} {:>9} | {:^44} | {:^26} | {:>9}\n",
+        "", "(core)", "", "", "energy per MAC by level", "energy per MAC by type", "accesses"
+    ));
+    for r in rows {
+        let s = &r.stats;
+        let macs = s.macs.total.max(1) as f64;
+        let e = &s.energy;
+        let (l, t) = (&e.by_level, &e.by_type);
+        o.push_str(&format!(
+            "{:<w$} {:>12} {:>14} {:>9.3} | {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} | {:>8.3} {:>8.3} {:>8.3} | {:>9.4}\n",
+            r.label,
+            s.cycles.core_total,
+            s.macs.total,
+            e.total / macs,
+            l.dram / macs,
+            l.glb / macs,
+            l.noc / macs,
+            l.spad / macs,
+            l.mac / macs,
+            t.filter / macs,
+            t.ifmap / macs,
+            t.psum / macs,
+            s.accesses_words.dram.total() as f64 / macs,
+        ));
+    }
+    if let Some(unit) = rows.first().map(|r| r.stats.energy.unit.as_str()) {
+        o.push_str(&format!(
+            "energy in units of one {unit} (the config's energy table); accesses in 16-bit words\n"
+        ));
+    }
+    o
+}
+
+type Segment<'a> = (&'a str, RGBColor, fn(&LayerStats) -> f64);
+
+const LEVELS: [Segment; 5] = [
+    ("DRAM", RGBColor(0x4c, 0x72, 0xb0), |s| {
+        s.energy.by_level.dram
+    }),
+    ("GLB", RGBColor(0xdd, 0x84, 0x52), |s| s.energy.by_level.glb),
+    ("NoC", RGBColor(0x55, 0xa8, 0x68), |s| s.energy.by_level.noc),
+    ("spad (RF)", RGBColor(0xc4, 0x4e, 0x52), |s| {
+        s.energy.by_level.spad
+    }),
+    ("MAC (ALU)", RGBColor(0x81, 0x72, 0xb3), |s| {
+        s.energy.by_level.mac
+    }),
+];
+
+const TYPES: [Segment; 3] = [
+    ("filters", RGBColor(0x4c, 0x72, 0xb0), |s| {
+        s.energy.by_type.filter
+    }),
+    ("ifmaps", RGBColor(0xdd, 0x84, 0x52), |s| {
+        s.energy.by_type.ifmap
+    }),
+    ("psums", RGBColor(0x55, 0xa8, 0x68), |s| {
+        s.energy.by_type.psum
+    }),
+];
+
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing the chart: {e:?}")
+}
+
+/// A stacked bar per row: each segment's value per MAC (or the raw value when `per_mac` is
+/// false, for one segment).
+fn stacked(
+    area: &Area,
+    rows: &[Row],
+    title: &str,
+    y_desc: &str,
+    segments: &[Segment],
+    per_mac: bool,
+) -> anyhow::Result<()> {
+    let n = rows.len();
+    let value = |r: &Row, f: fn(&LayerStats) -> f64| {
+        let v = f(&r.stats);
+        if per_mac {
+            v / r.stats.macs.total.max(1) as f64
+        } else {
+            v
+        }
+    };
+    let top = rows
+        .iter()
+        .map(|r| segments.iter().map(|s| value(r, s.2)).sum::<f64>())
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(70)
+        .y_label_area_size(80)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n + 1)
+        .x_label_formatter(&|x| {
+            let k = x.round();
+            if (x - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < labels.len() {
+                labels[k as usize].clone()
+            } else {
+                String::new()
+            }
+        })
+        .x_label_style(("sans-serif", 13))
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| {
+            if top >= 1e6 {
+                format!("{:.1}M", v / 1e6)
+            } else if top >= 1e4 {
+                format!("{:.0}k", v / 1e3)
+            } else {
+                format!("{v:.1}")
+            }
+        })
+        .draw()
+        .map_err(draw_err)?;
+    for (name, color, f) in segments {
+        let bars: Vec<(f64, f64, f64)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let below: f64 = segments
+                    .iter()
+                    .take_while(|s| s.0 != *name)
+                    .map(|s| value(r, s.2))
+                    .sum();
+                (i as f64, below, below + value(r, *f))
+            })
+            .collect();
+        let color = *color;
+        chart
+            .draw_series(bars.into_iter().map(move |(x, y0, y1)| {
+                Rectangle::new([(x - 0.35, y0), (x + 0.35, y1)], color.filled())
+            }))
+            .map_err(draw_err)?
+            .label(*name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
+    }
+    if segments.len() > 1 {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_err)?;
+    }
+    Ok(())
+}
+
+/// Draws the three charts into one SVG.
+pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let width = (220 + 90 * rows.len() as u32).max(900);
+    {
+        let root = SVGBackend::new(path, (width, 1350)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let panels = root.split_evenly((3, 1));
+        let unit = rows
+            .first()
+            .map(|r| r.stats.energy.unit.clone())
+            .unwrap_or_default();
+        stacked(
+            &panels[0],
+            rows,
+            "Energy per MAC by level",
+            &format!("energy / MAC ({unit} units)"),
+            &LEVELS,
+            true,
+        )?;
+        stacked(
+            &panels[1],
+            rows,
+            "Data-movement energy per MAC by data type",
+            &format!("energy / MAC ({unit} units)"),
+            &TYPES,
+            true,
+        )?;
+        stacked(
+            &panels[2],
+            rows,
+            "Core cycles per layer",
+            "core cycles",
+            &[("cycles", RGBColor(0x4c, 0x72, 0xb0), |s| {
+                s.cycles.core_total as f64
+            })],
+            false,
+        )?;
+        root.present()
+            .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
+    }
+    Ok(())
+}
+
+pub fn run(a: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let mut files = Vec::new();
+    for f in &a.files {
+        files.push((f.clone(), read_rows(f)?));
+    }
+    let rows = label_rows(&files);
+    print!("{}", table(&rows));
+    if let Some(p) = &a.svg {
+        svg(&rows, p)?;
+        eprintln!("charts: {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
