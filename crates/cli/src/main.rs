@@ -6,6 +6,7 @@ mod progress;
 mod report;
 mod run;
 mod step;
+mod sweep;
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -37,6 +38,10 @@ enum Command {
     Step(step::StepArgs),
     /// Statistics files as a table and SVG charts (energy by level and data type, cycles).
     Report(report::ReportArgs),
+    /// A grid of config variations x layers, in parallel, sharded over a cluster (JSON lines).
+    Sweep(sweep::SweepArgs),
+    /// Joins sweep shards into one file, refusing missing or duplicated points.
+    Merge(sweep::MergeArgs),
     /// The row-stationary mapping of a layer: PEs, passes, accesses per level and data type,
     /// and energy.
     Map(map::MapArgs),
@@ -119,6 +124,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Step(args) => step::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Sweep(args) => sweep::sweep(&args),
+        Command::Merge(args) => sweep::merge(&args),
         Command::Demo(DemoCmd::ClockCrossing {
             words,
             core_hz,

@@ -65,6 +65,14 @@ pub fn read_rows(path: &Path) -> anyhow::Result<FileRows> {
             )
         };
         let v: serde_json::Value = serde_json::from_str(line).map_err(at)?;
+        if let Some(e) = v.get("error") {
+            eprintln!(
+                "{}:{}: skipping a point that did not run: {e}",
+                path.display(),
+                k + 1
+            );
+            continue;
+        }
         let (point, stats) = match v.get("stats") {
             Some(s) => (
                 v.get("point").map(|p| match p {

@@ -534,3 +534,111 @@ fn report_tabulates_statistics_and_draws_svg_charts_that_render() {
         "{err}"
     );
 }
+
+#[test]
+fn sweep_shards_merged_equal_the_unsharded_sweep_line_for_line() {
+    let csv = scratch("sweep_net.csv");
+    std::fs::write(
+        &csv,
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+         T1, 9, 9, 3, 3, 2, 4, 2,\n",
+    )
+    .unwrap();
+    let sweep = |out: &Path, extra: &[&str], env: &[(&str, &str)]| {
+        let mut c = rowsim();
+        c.args(["sweep", "--hw", "hw-configs/tiny.toml"])
+            .args(["--set", "array.cols=3,4", "--set", "spad.psum.entries=8,16"])
+            .args(["--layer", "layers/tiny-conv.toml", "--layer"])
+            .arg(format!("{}:T1", csv.display()))
+            .args(["--jobs", "2", "-o"])
+            .arg(out)
+            .args(extra)
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT")
+            .env_remove("SLURM_ARRAY_TASK_MIN");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read_to_string(out).unwrap()
+    };
+    let full = sweep(&scratch("sweep_full.jsonl"), &[], &[]);
+    let s0 = scratch("sweep_s0.jsonl");
+    let s1 = scratch("sweep_s1.jsonl");
+    let a = sweep(&s0, &["--shard", "0/2"], &[]);
+    // The second shard from Slurm's job-array variables (an array numbered from 1).
+    let b = sweep(
+        &s1,
+        &[],
+        &[
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "1"),
+        ],
+    );
+    let lines: Vec<&str> = full.lines().collect();
+    assert_eq!(lines.len(), 8);
+    for (k, l) in lines.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["index"], k as u64);
+        assert!(v["stats"]["verified"].as_bool().unwrap(), "point {k}: {l}");
+    }
+    let idx = |t: &str| -> Vec<u64> {
+        t.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["index"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(idx(&a), vec![0, 2, 4, 6]);
+    assert_eq!(idx(&b), vec![1, 3, 5, 7]);
+    // The array width changes the run; the psum spad size does not matter to these layers.
+    let v0: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    let v4: serde_json::Value = serde_json::from_str(lines[4]).unwrap();
+    assert_eq!(v0["point"]["array.cols"], 3);
+    assert_ne!(v0["stats"]["cycles"], v4["stats"]["cycles"]);
+
+    let merged = scratch("sweep_merged.jsonl");
+    let o = rowsim()
+        .arg("merge")
+        .arg(&s1)
+        .arg(&s0)
+        .arg("-o")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&merged).unwrap(),
+        full,
+        "merged shards == unsharded sweep"
+    );
+
+    let o = rowsim().arg("merge").arg(&s0).output().unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("4 of 8 points are missing: 1, 3, 5, 7"));
+    let o = rowsim()
+        .arg("merge")
+        .arg(&s0)
+        .arg(&s1)
+        .arg(&s0)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("sweep_s0.jsonl:1: point 0 is duplicated (also at "),
+        "{err}"
+    );
+    // And the merged sweep reports.
+    let o = rowsim().arg("report").arg(&merged).output().unwrap();
+    assert!(o.status.success());
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("tiny:conv [array.cols=3,spad.psum.entries=8]"),
+        "{table}"
+    );
+}
