@@ -405,6 +405,10 @@ impl Session {
 
     fn finished(&mut self) -> String {
         self.over = true;
+        // The VCD ends with the layer: report it before the run is collected.
+        if let Err(e) = self.stop_vcd() {
+            println!("error: {e:#}");
+        }
         match self.sim.finish() {
             Ok(run) => {
                 let verdict = if run.ofmap == self.reference {
