@@ -51,7 +51,8 @@ commands (signal names are VCD paths; a GLOB's `*` crosses dots):
   vcd start <FILE> [GLOB...]   write a VCD (and .gtkw) from now on, of the signals GLOBs select
   vcd stop                     end and flush it
   help | quit
-values: 123, -5, 0x7b, 0b1011 (negative values are two's complement at the signal's width)";
+values: 123, -5, 0x7b, 0b1011 (negative values are two's complement at the signal's width;
+comparisons are on the raw bits, unsigned)";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
