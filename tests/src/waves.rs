@@ -61,6 +61,14 @@ pub fn read(path: &Path) -> Result<Waves, String> {
     Ok(out)
 }
 
+impl Waves {
+    /// The value `signal` holds at time `t`: its last change at or before `t`.
+    pub fn value_at(&self, signal: &str, t: u64) -> Option<u64> {
+        let changes = self.signals.get(signal)?;
+        changes.iter().take_while(|c| c.0 <= t).last().map(|c| c.1)
+    }
+}
+
 /// The first place two traces disagree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Difference {

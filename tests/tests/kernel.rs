@@ -523,12 +523,6 @@ fn vcd2fst_accepts_the_trace() {
     }
 }
 
-/// The value a trace holds for `signal` at time `t` (the last change at or before it).
-fn value_at(w: &waves::Waves, signal: &str, t: u64) -> Option<u64> {
-    let changes = w.signals.get(signal)?;
-    changes.iter().take_while(|c| c.0 <= t).last().map(|c| c.1)
-}
-
 #[test]
 fn a_probe_reads_what_the_vcd_holds_and_a_trace_can_start_mid_run() {
     let spec = PipelineSpec {
@@ -566,7 +560,8 @@ fn a_probe_reads_what_the_vcd_holds_and_a_trace_can_start_mid_run() {
         }
         for n in &names {
             let got = p.sched.signal(n).unwrap().value;
-            assert_eq!(Some(got), value_at(&whole, n, t), "{n} at t={t}");
+            assert_eq!(Some(got), whole.value_at(n, t), "{n} at t={t}");
+            assert_eq!(p.sched.signal_value(n), Some(got));
             checked += 1;
         }
     }
@@ -592,7 +587,7 @@ fn a_probe_reads_what_the_vcd_holds_and_a_trace_can_start_mid_run() {
     );
     for (name, changes) in &w.signals {
         for &(t, v) in changes {
-            assert_eq!(Some(v), value_at(&whole, name, t), "{name} at t={t}");
+            assert_eq!(Some(v), whole.value_at(name, t), "{name} at t={t}");
         }
         // Every change of the full trace after the start is in the partial one.
         let later: Vec<_> = whole.signals[name].iter().filter(|c| c.0 > start).collect();

@@ -212,214 +212,220 @@ struct Ids {
     gins: [ComponentId; 3],
 }
 
-fn build(
-    hw: &HwConfig,
-    layer: &ConvLayer,
-    mapping: &Mapping,
-    ifmap: &Tensor,
-    weights: &Tensor,
-    opts: &RunOptions,
-) -> Result<LayerSim, ChipError> {
-    let pb = Problem::of(layer);
-    let m = *mapping;
-    let plan = ArrayPlan::new(&pb, &m, hw).map_err(ChipError::setup)?;
-    let r = &hw.rlc;
-    let fmt = RlcFormat::new(r.run_bits, r.level_bits, r.pairs_per_word, r.word_bits)
-        .map_err(ChipError::Setup)?;
-    let coded = !layer.first || r.code_first_layer_input;
-    let lanes = (hw.glb.bank_width_bits / hw.datapath.word_bits) as u64;
-    let dl = layout_dram(layer, &pb, &m, ifmap, weights, &fmt, coded);
+impl LayerSim {
+    /// Builds the chip for a layer, lays the tensors out in DRAM, and starts the trace if asked.
+    /// Nothing is stepped yet. `mapping` must be legal for `layer` on `hw`.
+    pub fn new(
+        hw: &HwConfig,
+        layer: &ConvLayer,
+        mapping: &Mapping,
+        ifmap: &Tensor,
+        weights: &Tensor,
+        opts: &RunOptions,
+    ) -> Result<LayerSim, ChipError> {
+        let pb = Problem::of(layer);
+        let m = *mapping;
+        let plan = ArrayPlan::new(&pb, &m, hw).map_err(ChipError::setup)?;
+        let r = &hw.rlc;
+        let fmt = RlcFormat::new(r.run_bits, r.level_bits, r.pairs_per_word, r.word_bits)
+            .map_err(ChipError::Setup)?;
+        let coded = !layer.first || r.code_first_layer_input;
+        let lanes = (hw.glb.bank_width_bits / hw.datapath.word_bits) as u64;
+        let dl = layout_dram(layer, &pb, &m, ifmap, weights, &fmt, coded);
 
-    // The GLB: the largest band, the psums of a strip, the filters of a pass (rows aligned).
-    let band_rows = (0..pb.e.div_ceil(m.e))
-        .map(|eb| {
-            let (lo, hi) = pb.band(m.e, eb);
-            hi - lo
+        // The GLB: the largest band, the psums of a strip, the filters of a pass (rows aligned).
+        let band_rows = (0..pb.e.div_ceil(m.e))
+            .map(|eb| {
+                let (lo, hi) = pb.band(m.e, eb);
+                hi - lo
+            })
+            .max()
+            .unwrap_or(0) as u64;
+        let band_words = m.n as u64 * (m.q * m.r) as u64 * band_rows * pb.w as u64;
+        let psum_words = m.n as u64 * m.m as u64 * m.e as u64 * pb.f as u64;
+        let row_len = (m.p * m.q * pb.s) as u64;
+        let row_stride = row_len.div_ceil(lanes) * lanes;
+        let filter_rows = (m.t * m.r * pb.r) as u64;
+        let layout = GlbLayout::allocate(
+            &layer.name,
+            band_words,
+            psum_words,
+            filter_rows * row_stride,
+            hw,
+        )
+        .map_err(ChipError::setup)?;
+
+        let mut sched = Scheduler::new();
+        let core = sched
+            .add_clock("core", hw.clocks.core_hz)
+            .map_err(ChipError::setup)?;
+        let link = sched
+            .add_clock("link", hw.clocks.link_hz)
+            .map_err(ChipError::setup)?;
+        let (dports, dram) =
+            rowsim_dram::build(&mut sched, core, link, hw, dl.memory.clone(), "top.dram")
+                .map_err(ChipError::setup)?;
+        let lk = |name: &str, clk: Clock| {
+            Link::<DramCmd>::new(name, clk, 1, 2).map_err(ChipError::setup)
+        };
+        let reads = lk("top.chip.ctrl.dram_reads", core)?;
+        let writes = lk("top.chip.ctrl.dram_writes", core)?;
+        let cmds = sched.add(
+            core,
+            Feeder::new("top.chip.ctrl.dram_reader", reads.tx, Vec::new(), 1),
+        );
+        sched.add(
+            core,
+            Merge::new(
+                "top.chip.ctrl.dram_cmds",
+                vec![reads.rx, writes.rx],
+                dports.cmd,
+            ),
+        );
+        let values =
+            Link::<i16>::new("top.chip.rlc_in.values", core, 1, 8).map_err(ChipError::setup)?;
+        let inbound = sched.add(
+            core,
+            Inbound::new(
+                "top.chip.rlc_in",
+                fmt,
+                dports.rdata,
+                values.tx,
+                lanes as usize,
+            ),
+        );
+        // GLB ports.
+        let mut ports = Vec::new();
+        let mut ends: Vec<Option<(LinkTx<GlbReq>, LinkRx<GlbResp>)>> = Vec::new();
+        for i in 0..PORTS {
+            let q = Link::<GlbReq>::new(&format!("top.chip.glb.port{i}.req"), core, 1, 2)
+                .map_err(ChipError::setup)?;
+            let a = Link::<GlbResp>::new(&format!("top.chip.glb.port{i}.resp"), core, 1, 2)
+                .map_err(ChipError::setup)?;
+            ports.push(GlbPort {
+                req: q.rx,
+                resp: a.tx,
+            });
+            ends.push(Some((q.tx, a.rx)));
+        }
+        let glb = sched.add(
+            core,
+            Glb::new("top.chip.glb", layout, hw.glb.ports_per_bank, ports),
+        );
+        let mut port = |i: usize| {
+            ends[i]
+                .take()
+                .ok_or_else(|| ChipError::Setup("GLB port taken twice".into()))
+        };
+        let (q0, a0) = port(0)?;
+        let loader = sched.add(
+            core,
+            GlbWriter::new("top.chip.glb.loader", q0, a0, WriteIn::Values(values.rx)),
+        );
+        let w = wire_array(&mut sched, core, &plan, hw).map_err(ChipError::setup)?;
+        let (q1, a1) = port(1)?;
+        let filter_rd = sched.add(
+            core,
+            GlbReader::new(
+                "top.chip.glb.filter_seq",
+                q1,
+                a1,
+                ReadOut::Beats(w.filter_in),
+            ),
+        );
+        let (q2, a2) = port(2)?;
+        let ifmap_rd = sched.add(
+            core,
+            GlbReader::new("top.chip.glb.ifmap_seq", q2, a2, ReadOut::Beats(w.ifmap_in)),
+        );
+        let (q3, a3) = port(3)?;
+        let psum_rd = sched.add(
+            core,
+            GlbReader::new("top.chip.glb.psum_seq", q3, a3, ReadOut::Beats(w.psum_in)),
+        );
+        let (q4, a4) = port(4)?;
+        let gon_wr = sched.add(
+            core,
+            GlbWriter::new("top.chip.glb.psum_writer", q4, a4, WriteIn::Gon(w.gon_out)),
+        );
+        let (q5, a5) = port(5)?;
+        let relu_out =
+            Link::<i16>::new("top.chip.relu.out", core, 1, 2).map_err(ChipError::setup)?;
+        let readout = sched.add(
+            core,
+            GlbReader::new(
+                "top.chip.glb.readout",
+                q5,
+                a5,
+                ReadOut::Values {
+                    tx: relu_out.tx,
+                    relu: hw.datapath.relu,
+                },
+            ),
+        );
+        let ofmap_wr = sched.add(
+            core,
+            Outbound::new(
+                "top.chip.rlc_out",
+                fmt,
+                relu_out.rx,
+                writes.tx,
+                dports.wdata,
+            ),
+        );
+        let ids = Ids {
+            glb,
+            dram,
+            cmds,
+            inbound,
+            loader,
+            filter_rd,
+            ifmap_rd,
+            psum_rd,
+            gon_wr,
+            readout,
+            ofmap_wr,
+            pes: w.pes.clone(),
+            gins: [w.filter_gin, w.ifmap_gin, w.psum_gin],
+        };
+        if opts.watchdog > 0 {
+            sched.set_watchdog(opts.watchdog);
+        } else {
+            sched.set_watchdog(100_000);
+        }
+        if let Some(flag) = &opts.interrupt {
+            sched.set_interrupt_flag(flag.clone());
+        }
+        if let Some(t) = &opts.trace {
+            sched.trace_to(t)?;
+        }
+
+        let driver = Driver {
+            sched,
+            ids,
+            plan,
+            pb,
+            m,
+            layout,
+            lanes,
+            row_stride,
+            coded,
+            dl,
+            processing: 0,
+            passes: 0,
+            next_id: 0,
+            link,
+            mac: opts.mac,
+        };
+        Ok(LayerSim {
+            phases: phases(&pb, &m),
+            driver,
+            next: 0,
+            active: None,
+            layer: layer.clone(),
+            fmt,
         })
-        .max()
-        .unwrap_or(0) as u64;
-    let band_words = m.n as u64 * (m.q * m.r) as u64 * band_rows * pb.w as u64;
-    let psum_words = m.n as u64 * m.m as u64 * m.e as u64 * pb.f as u64;
-    let row_len = (m.p * m.q * pb.s) as u64;
-    let row_stride = row_len.div_ceil(lanes) * lanes;
-    let filter_rows = (m.t * m.r * pb.r) as u64;
-    let layout = GlbLayout::allocate(
-        &layer.name,
-        band_words,
-        psum_words,
-        filter_rows * row_stride,
-        hw,
-    )
-    .map_err(ChipError::setup)?;
-
-    let mut sched = Scheduler::new();
-    let core = sched
-        .add_clock("core", hw.clocks.core_hz)
-        .map_err(ChipError::setup)?;
-    let link = sched
-        .add_clock("link", hw.clocks.link_hz)
-        .map_err(ChipError::setup)?;
-    let (dports, dram) =
-        rowsim_dram::build(&mut sched, core, link, hw, dl.memory.clone(), "top.dram")
-            .map_err(ChipError::setup)?;
-    let lk =
-        |name: &str, clk: Clock| Link::<DramCmd>::new(name, clk, 1, 2).map_err(ChipError::setup);
-    let reads = lk("top.chip.ctrl.dram_reads", core)?;
-    let writes = lk("top.chip.ctrl.dram_writes", core)?;
-    let cmds = sched.add(
-        core,
-        Feeder::new("top.chip.ctrl.dram_reader", reads.tx, Vec::new(), 1),
-    );
-    sched.add(
-        core,
-        Merge::new(
-            "top.chip.ctrl.dram_cmds",
-            vec![reads.rx, writes.rx],
-            dports.cmd,
-        ),
-    );
-    let values =
-        Link::<i16>::new("top.chip.rlc_in.values", core, 1, 8).map_err(ChipError::setup)?;
-    let inbound = sched.add(
-        core,
-        Inbound::new(
-            "top.chip.rlc_in",
-            fmt,
-            dports.rdata,
-            values.tx,
-            lanes as usize,
-        ),
-    );
-    // GLB ports.
-    let mut ports = Vec::new();
-    let mut ends: Vec<Option<(LinkTx<GlbReq>, LinkRx<GlbResp>)>> = Vec::new();
-    for i in 0..PORTS {
-        let q = Link::<GlbReq>::new(&format!("top.chip.glb.port{i}.req"), core, 1, 2)
-            .map_err(ChipError::setup)?;
-        let a = Link::<GlbResp>::new(&format!("top.chip.glb.port{i}.resp"), core, 1, 2)
-            .map_err(ChipError::setup)?;
-        ports.push(GlbPort {
-            req: q.rx,
-            resp: a.tx,
-        });
-        ends.push(Some((q.tx, a.rx)));
     }
-    let glb = sched.add(
-        core,
-        Glb::new("top.chip.glb", layout, hw.glb.ports_per_bank, ports),
-    );
-    let mut port = |i: usize| {
-        ends[i]
-            .take()
-            .ok_or_else(|| ChipError::Setup("GLB port taken twice".into()))
-    };
-    let (q0, a0) = port(0)?;
-    let loader = sched.add(
-        core,
-        GlbWriter::new("top.chip.glb.loader", q0, a0, WriteIn::Values(values.rx)),
-    );
-    let w = wire_array(&mut sched, core, &plan, hw).map_err(ChipError::setup)?;
-    let (q1, a1) = port(1)?;
-    let filter_rd = sched.add(
-        core,
-        GlbReader::new(
-            "top.chip.glb.filter_seq",
-            q1,
-            a1,
-            ReadOut::Beats(w.filter_in),
-        ),
-    );
-    let (q2, a2) = port(2)?;
-    let ifmap_rd = sched.add(
-        core,
-        GlbReader::new("top.chip.glb.ifmap_seq", q2, a2, ReadOut::Beats(w.ifmap_in)),
-    );
-    let (q3, a3) = port(3)?;
-    let psum_rd = sched.add(
-        core,
-        GlbReader::new("top.chip.glb.psum_seq", q3, a3, ReadOut::Beats(w.psum_in)),
-    );
-    let (q4, a4) = port(4)?;
-    let gon_wr = sched.add(
-        core,
-        GlbWriter::new("top.chip.glb.psum_writer", q4, a4, WriteIn::Gon(w.gon_out)),
-    );
-    let (q5, a5) = port(5)?;
-    let relu_out = Link::<i16>::new("top.chip.relu.out", core, 1, 2).map_err(ChipError::setup)?;
-    let readout = sched.add(
-        core,
-        GlbReader::new(
-            "top.chip.glb.readout",
-            q5,
-            a5,
-            ReadOut::Values {
-                tx: relu_out.tx,
-                relu: hw.datapath.relu,
-            },
-        ),
-    );
-    let ofmap_wr = sched.add(
-        core,
-        Outbound::new(
-            "top.chip.rlc_out",
-            fmt,
-            relu_out.rx,
-            writes.tx,
-            dports.wdata,
-        ),
-    );
-    let ids = Ids {
-        glb,
-        dram,
-        cmds,
-        inbound,
-        loader,
-        filter_rd,
-        ifmap_rd,
-        psum_rd,
-        gon_wr,
-        readout,
-        ofmap_wr,
-        pes: w.pes.clone(),
-        gins: [w.filter_gin, w.ifmap_gin, w.psum_gin],
-    };
-    if opts.watchdog > 0 {
-        sched.set_watchdog(opts.watchdog);
-    } else {
-        sched.set_watchdog(100_000);
-    }
-    if let Some(flag) = &opts.interrupt {
-        sched.set_interrupt_flag(flag.clone());
-    }
-    if let Some(t) = &opts.trace {
-        sched.trace_to(t)?;
-    }
-
-    let driver = Driver {
-        sched,
-        ids,
-        plan,
-        pb,
-        m,
-        layout,
-        lanes,
-        row_stride,
-        coded,
-        dl,
-        processing: 0,
-        passes: 0,
-        next_id: 0,
-        link,
-        mac: opts.mac,
-    };
-    Ok(LayerSim {
-        phases: phases(&pb, &m),
-        driver,
-        next: 0,
-        active: None,
-        layer: layer.clone(),
-        fmt,
-    })
 }
 
 /// Runs one layer. `mapping` must be legal for `layer` on `hw` (see `rowsim_mapper`).
@@ -556,19 +562,6 @@ pub struct LayerSim {
 }
 
 impl LayerSim {
-    /// Builds the chip for a layer, lays the tensors out in DRAM, and starts the trace if asked.
-    /// Nothing is stepped yet. `mapping` must be legal for `layer` on `hw`.
-    pub fn new(
-        hw: &HwConfig,
-        layer: &ConvLayer,
-        mapping: &Mapping,
-        ifmap: &Tensor,
-        weights: &Tensor,
-        opts: &RunOptions,
-    ) -> Result<LayerSim, ChipError> {
-        build(hw, layer, mapping, ifmap, weights, opts)
-    }
-
     pub fn scheduler(&self) -> &Scheduler {
         &self.driver.sched
     }

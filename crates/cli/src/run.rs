@@ -91,34 +91,54 @@ impl LayerArgs {
         mut layer: ConvLayer,
         pinned: Option<Mapping>,
     ) -> anyhow::Result<Prepared> {
-        let fmt = Formats::DEFAULT;
         if let Some(n) = self.batch {
             layer = layer.with_batch(n);
         }
-        let data = expected_data(&layer, hw)?;
-        let mapping = match pinned {
-            Some(m) => {
-                evaluate(&layer, hw, m, &data)
-                    .context("the pinned mapping")?
-                    .mapping
-            }
-            None => enumerate(&layer, hw, &data)?.remove(0).mapping,
-        };
-        let ifmap = match &self.ifmap {
-            Some(p) => read_npy(p, [layer.n, layer.c, layer.h, layer.w], "[N, C, H, W]")?,
-            None => synthetic_ifmap(&layer, self.seed, fmt),
-        };
-        let weights = match &self.weights {
-            Some(p) => read_npy(p, [layer.m, layer.cg(), layer.r, layer.s], "[M, C/G, R, S]")?,
-            None => synthetic_weights(&layer, self.seed, fmt),
-        };
-        Ok(Prepared {
+        prepare(
+            hw,
             layer,
-            mapping,
-            ifmap,
-            weights,
-        })
+            pinned,
+            self.seed,
+            self.ifmap.as_deref(),
+            self.weights.as_deref(),
+        )
     }
+}
+
+/// A layer's mapping (pinned, or the mapper's cheapest) and data (read from `.npy` files, or
+/// synthetic from `seed`).
+pub fn prepare(
+    hw: &HwConfig,
+    layer: ConvLayer,
+    pinned: Option<Mapping>,
+    seed: u64,
+    ifmap: Option<&Path>,
+    weights: Option<&Path>,
+) -> anyhow::Result<Prepared> {
+    let fmt = Formats::DEFAULT;
+    let data = expected_data(&layer, hw)?;
+    let mapping = match pinned {
+        Some(m) => {
+            evaluate(&layer, hw, m, &data)
+                .context("the pinned mapping")?
+                .mapping
+        }
+        None => enumerate(&layer, hw, &data)?.remove(0).mapping,
+    };
+    let ifmap = match ifmap {
+        Some(p) => read_npy(p, [layer.n, layer.c, layer.h, layer.w], "[N, C, H, W]")?,
+        None => synthetic_ifmap(&layer, seed, fmt),
+    };
+    let weights = match weights {
+        Some(p) => read_npy(p, [layer.m, layer.cg(), layer.r, layer.s], "[M, C/G, R, S]")?,
+        None => synthetic_weights(&layer, seed, fmt),
+    };
+    Ok(Prepared {
+        layer,
+        mapping,
+        ifmap,
+        weights,
+    })
 }
 
 /// The VCD of one layer of several: `trace.vcd` -> `trace_conv1.vcd`.

@@ -340,10 +340,10 @@ impl Session {
         match c {
             Cond::Cycle(n) => sched.cycle() >= *n,
             Cond::Signal { path, op, value } => {
-                let Some(s) = sched.signal(path) else {
+                let Some(a) = sched.signal_value(path) else {
                     return false;
                 };
-                let (a, b) = (s.value, *value);
+                let b = *value;
                 match op {
                     Op::Eq => a == b,
                     Op::Ne => a != b,
@@ -433,8 +433,8 @@ impl Session {
         let sched = self.sim.scheduler();
         let (cycle, t) = (sched.cycle(), sched.time());
         for (path, last) in &mut self.watches {
-            if let Some(s) = sched.signal(path) {
-                if s.value != *last {
+            if sched.signal_value(path).is_some_and(|v| v != *last) {
+                if let Some(s) = sched.signal(path) {
                     println!("cycle {cycle} (t = {t} ps): {}", show(&s, Fmt::Default));
                     *last = s.value;
                 }

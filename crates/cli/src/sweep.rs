@@ -24,11 +24,11 @@ use clap::Args;
 use rayon::prelude::*;
 use rowsim_chip::{run_checked, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
-use rowsim_mapper::enumerate;
-use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
+use rowsim_workload::{ConvLayer, Formats};
 use serde_json::{json, Value};
 
-use crate::map::{expected_data, load_layer, load_network};
+use crate::map::{load_layer, load_network};
+use crate::run::prepare;
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -217,20 +217,14 @@ fn grid(axes: &[Axis], layers: &[ConvLayer]) -> Vec<(Vec<usize>, usize)> {
 }
 
 fn run_point(hw: &HwConfig, layer: &ConvLayer, seed: u64) -> Result<LayerStats, String> {
-    let fmt = Formats::DEFAULT;
-    let data = expected_data(layer, hw).map_err(|e| e.to_string())?;
-    let mapping = enumerate(layer, hw, &data)
-        .map_err(|e| e.to_string())?
-        .remove(0)
-        .mapping;
-    let x = synthetic_ifmap(layer, seed, fmt);
-    let w = synthetic_weights(layer, seed, fmt);
+    let p = prepare(hw, layer.clone(), None, seed, None, None).map_err(|e| format!("{e:#}"))?;
     let opts = RunOptions {
-        mac: fmt.mac(),
+        mac: Formats::DEFAULT.mac(),
         watchdog: 100_000,
         ..Default::default()
     };
-    let c = run_checked(hw, layer, &mapping, &x, &w, &opts).map_err(|e| e.to_string())?;
+    let c = run_checked(hw, layer, &p.mapping, &p.ifmap, &p.weights, &opts)
+        .map_err(|e| e.to_string())?;
     if let Some((idx, got, want)) = c.first_difference() {
         return Err(format!(
             "the ofmap differs from the reference convolution at {idx:?}: got {got}, want {want}"
@@ -241,7 +235,7 @@ fn run_point(hw: &HwConfig, layer: &ConvLayer, seed: u64) -> Result<LayerStats, 
         layer,
         seed,
         &c.run,
-        x.zero_fraction(),
+        p.ifmap.zero_fraction(),
         true,
     ))
 }

@@ -4,16 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn rowsim() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rowsim"));
-    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
-    c
-}
+mod common;
+use common::{rowsim, scratch_in};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch_in("cli", name)
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! Tensors to and from NumPy: numpy writes the ifmap and weights, `rowsim run` reads them and
 //! writes the ofmap, and numpy checks it against its own fixed-point convolution.
 
-use std::path::Path;
 use std::process::Command;
+
+mod common;
+use common::{rowsim, scratch_in};
 
 fn python(script: &str) -> String {
     let out = Command::new("python3")
@@ -19,9 +21,11 @@ fn python(script: &str) -> String {
 
 #[test]
 fn a_numpy_round_trip_keeps_every_value() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("numpy");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (x, w, y) = (dir.join("x.npy"), dir.join("w.npy"), dir.join("y.npy"));
+    let (x, w, y) = (
+        scratch_in("numpy", "x.npy"),
+        scratch_in("numpy", "w.npy"),
+        scratch_in("numpy", "y.npy"),
+    );
     // The layer of layers/tiny-conv.toml: N=1, C=4, 7x7, M=4, 3x3, stride 1, padding 1. Values
     // span the whole int16 range, zeros included, so every bit must survive.
     python(&format!(
@@ -35,8 +39,7 @@ fn a_numpy_round_trip_keeps_every_value() {
         x.display(),
         w.display()
     ));
-    let out = Command::new(env!("CARGO_BIN_EXE_rowsim"))
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+    let out = rowsim()
         .args(["run", "--quiet", "--hw", "hw-configs/tiny.toml"])
         .args(["--layer", "layers/tiny-conv.toml", "--ifmap"])
         .arg(&x)
@@ -83,12 +86,10 @@ fn a_numpy_round_trip_keeps_every_value() {
 
 #[test]
 fn a_npy_of_the_wrong_shape_or_type_is_refused_with_the_file() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("numpy");
-    std::fs::create_dir_all(&dir).unwrap();
     let (shape, dtype, junk) = (
-        dir.join("shape.npy"),
-        dir.join("dtype.npy"),
-        dir.join("junk.npy"),
+        scratch_in("numpy", "shape.npy"),
+        scratch_in("numpy", "dtype.npy"),
+        scratch_in("numpy", "junk.npy"),
     );
     std::fs::write(&junk, b"\x93NUMPY garbage").unwrap();
     python(&format!(
@@ -109,8 +110,7 @@ fn a_npy_of_the_wrong_shape_or_type_is_refused_with_the_file() {
         ),
         (&junk, "not a .npy file"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_rowsim"))
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        let out = rowsim()
             .args(["run", "--quiet", "--hw", "hw-configs/tiny.toml"])
             .args(["--layer", "layers/tiny-conv.toml", "--ifmap"])
             .arg(f)

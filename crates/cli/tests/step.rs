@@ -1,21 +1,16 @@
 //! `rowsim step` driven through a pipe, checked against the VCD of the same run.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 
 use rowsim_tests::waves::{self, Waves};
 
-fn rowsim() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rowsim"));
-    c.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."));
-    c
-}
+mod common;
+use common::{rowsim, scratch_in};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("step");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch_in("step", name)
 }
 
 const LAYER: [&str; 4] = [
@@ -47,18 +42,10 @@ fn session(script: &str) -> (String, bool) {
     (text, out.status.success())
 }
 
-/// The value a trace holds for `signal` at time `t`.
+/// The value a trace holds for `signal` at time `t` (the signal must be in it).
 fn value_at(w: &Waves, signal: &str, t: u64) -> u64 {
-    let changes = w
-        .signals
-        .get(signal)
-        .unwrap_or_else(|| panic!("{signal} is not in the VCD"));
-    changes
-        .iter()
-        .take_while(|c| c.0 <= t)
-        .last()
-        .map(|c| c.1)
-        .unwrap_or_else(|| panic!("{signal} has no value at {t}"))
+    w.value_at(signal, t)
+        .unwrap_or_else(|| panic!("{signal} has no value at {t} in the VCD"))
 }
 
 /// A block the session printed: `cycle N (t = T ps):` and the lines under it.

@@ -478,6 +478,13 @@ impl Scheduler {
         t.lookup(path).map(|i| t.info(i))
     }
 
+    /// A signal's current value by its VCD path (probing only); no allocation, for per-cycle
+    /// checks such as breakpoints.
+    pub fn signal_value(&self, path: &str) -> Option<u64> {
+        let t = self.table.as_ref().filter(|_| self.probing)?;
+        t.lookup(path).map(|i| t.values[i])
+    }
+
     /// The signals whose paths `glob` matches (`*` crosses dots), in declaration order, with their
     /// current values (probing only).
     pub fn signals(&self, glob: &str) -> Result<Vec<SignalInfo>, SimError> {
