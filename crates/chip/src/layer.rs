@@ -160,12 +160,14 @@ fn layout_dram(
                                         for f in 0..p {
                                             let filt =
                                                 g * pb.m + mb * m.m + fb * p * t + tt * p + f;
-                                            let ch = cb * q * r + rr * q + c;
+                                            // Virtual channel, and its real weight.
+                                            let cv = cb * q * r + rr * q + c;
+                                            let (ch, ir, js) = pb.real_weight(cv, i, s);
                                             v.push(weights.get([
                                                 filt as usize,
                                                 ch as usize,
-                                                i as usize,
-                                                s as usize,
+                                                ir as usize,
+                                                js as usize,
                                             ]));
                                         }
                                     }
@@ -223,7 +225,7 @@ impl LayerSim {
         weights: &Tensor,
         opts: &RunOptions,
     ) -> Result<LayerSim, ChipError> {
-        let pb = Problem::of(layer);
+        let pb = Problem::lowered(layer, mapping.dataflow);
         let m = *mapping;
         let plan = ArrayPlan::new(&pb, &m, hw).map_err(ChipError::setup)?;
         let r = &hw.rlc;
@@ -241,7 +243,8 @@ impl LayerSim {
             })
             .max()
             .unwrap_or(0) as u64;
-        let band_words = m.n as u64 * (m.q * m.r) as u64 * band_rows * pb.w as u64;
+        let (_, block_chans) = pb.block_channels(m.q * m.r, 0);
+        let band_words = m.n as u64 * block_chans as u64 * band_rows * pb.w as u64;
         let psum_words = m.n as u64 * m.m as u64 * m.e as u64 * pb.f as u64;
         let row_len = (m.p * m.q * pb.s) as u64;
         let row_stride = row_len.div_ceil(lanes) * lanes;
@@ -709,10 +712,10 @@ impl Driver {
         GlbAddr::of(&self.layout, dtype, a).map_err(ChipError::setup)
     }
 
-    /// Index of a band value: (image in block, channel in block, row in band, column).
+    /// Index of a band value: (image in block, real channel in block, row in band, column).
     fn band_index(&self, img: u32, ch: u32, row: u32, col: u32, rows: u32) -> u64 {
-        ((img as u64 * (self.m.q * self.m.r) as u64 + ch as u64) * rows as u64 + row as u64)
-            * self.pb.w as u64
+        let (_, chans) = self.pb.block_channels(self.m.q * self.m.r, 0);
+        ((img as u64 * chans as u64 + ch as u64) * rows as u64 + row as u64) * self.pb.w as u64
             + col as u64
     }
 
@@ -760,9 +763,10 @@ impl Driver {
         let mut cmds = Vec::new();
         let mut expect = Vec::new();
         let mut addrs = Vec::new();
+        let (first, chans) = pb.block_channels(m.q * m.r, cb);
         for img in 0..m.n {
-            for ch in 0..m.q * m.r {
-                let gch = g * pb.c + cb * m.q * m.r + ch;
+            for ch in 0..chans {
+                let gch = g * pb.real.c + first + ch;
                 for y in lo..hi {
                     let (addr, len) = *self
                         .dl
@@ -865,25 +869,23 @@ impl Driver {
             })
             .collect();
         let mut ifmap_items = Vec::new();
+        let (first, _) = pb.block_channels(m.q * m.r, cb);
         for img in 0..m.n {
             for col in 0..pb.w_used() {
                 for rr in 0..m.r {
                     for y in 0..band {
-                        let yp = eb * m.e * pb.u + y;
                         for c in 0..m.q {
-                            let real = yp >= pb.pad
-                                && yp - pb.pad < pb.h
-                                && col >= pb.pad
-                                && col - pb.pad < pb.w;
-                            let src = if real {
-                                let yr = yp - pb.pad;
+                            // Virtual channel and position, and where they are in the input.
+                            let cv = cb * m.q * m.r + rr * m.q + c;
+                            let (ch, yp, xp) = pb.real_of(cv, eb * m.e * pb.u + y, col);
+                            let src = if pb.is_real(yp, xp) {
                                 let a = self.glb_addr(
                                     DataType::Ifmap,
                                     self.band_index(
                                         img,
-                                        rr * m.q + c,
-                                        yr - lo,
-                                        col - pb.pad,
+                                        ch - first,
+                                        yp - pb.pad - lo,
+                                        xp - pb.pad,
                                         hi - lo,
                                     ),
                                 )?;

@@ -122,6 +122,7 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
     let Mapping {
         m,
         n,
+        dataflow: _,
         e,
         p,
         q,
@@ -149,20 +150,31 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
     let fw = w(p * t * q * r * pb.r * pb.s);
     let filter_noc = per_strip * pes_rows * big_e * w(p * q * pb.s);
 
-    // Ifmaps: each strip's band, per image and channel.
-    let band_values: u64 = (0..pb.e.div_ceil(e))
+    // Ifmaps: each strip's band, per image and real channel, loaded `reloads` times when a
+    // channel block covers only part of a channel.
+    let reloads = w(pb.reloads(q * r));
+    let strips = pb.e.div_ceil(e);
+    let band_values: u64 = (0..strips)
         .map(|eb| {
             let (lo, hi) = pb.band(e, eb);
             w(hi - lo) * w(pb.w)
         })
         .sum();
-    let ifmap_dram: u64 = (0..pb.e.div_ceil(e))
+    let ifmap_dram: u64 = (0..strips)
         .map(|eb| {
             let (lo, hi) = pb.band(e, eb);
             data.ifmap_row[lo as usize..hi as usize].iter().sum::<u64>()
         })
         .sum();
-    let ifmap_glb_w = g * mbc * w(pb.n) * w(pb.c) * band_values;
+    let ifmap_glb_w = g * mbc * w(pb.n) * w(pb.real.c) * band_values * reloads;
+    // A pass reads, for each virtual channel of its block, the real values of its virtual
+    // band (padding is made on the way): summed over blocks, every virtual channel once.
+    let ifmap_glb_r: u64 = (0..strips).map(|eb| real_reads(pb, e, eb)).sum::<u64>()
+        * g
+        * mbc
+        * fbc
+        * w(pb.n)
+        * w(pb.real.c);
     let ifmap_noc = per_strip * pes_rows * big_e * w(n * q * pb.w_used());
     let ifmap_spad_r = per_strip * pes_rows * big_e * w(n * pb.f * q * pb.s);
 
@@ -181,7 +193,7 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
         macs_gated: gated,
         dram_reads: PerType {
             filter: passes * crate::data::raw_words(fw),
-            ifmap: mbc * ifmap_dram,
+            ifmap: mbc * ifmap_dram * reloads,
             psum: 0,
         },
         dram_writes: PerType {
@@ -191,7 +203,7 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
         },
         glb_reads: PerType {
             filter: passes * fw,
-            ifmap: ifmap_glb_w * fbc,
+            ifmap: ifmap_glb_r,
             psum: (continuing + finishing) * chain_out,
         },
         glb_writes: PerType {
@@ -215,4 +227,29 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
             psum: slots - gated,
         },
     }
+}
+
+/// Real (not padding) values one real channel's pieces read from the GLB in a pass of strip
+/// `eb`: for each piece `(ir, js)`, the virtual band rows that land on real rows times the
+/// virtual columns that land on real columns.
+pub(crate) fn real_reads(pb: &Problem, e: u32, eb: u32) -> u64 {
+    let rows_v = (pb.strip_rows(e, eb) - 1) * pb.u + pb.r;
+    let first = eb * e * pb.u;
+    (0..pb.pieces())
+        .map(|k| {
+            let rows = (first..first + rows_v)
+                .filter(|&y| {
+                    let (_, yr, _) = pb.real_of(k, y, 0);
+                    yr >= pb.pad && yr - pb.pad < pb.h
+                })
+                .count() as u64;
+            let cols = (0..pb.w_used())
+                .filter(|&x| {
+                    let (_, _, xr) = pb.real_of(k, 0, x);
+                    xr >= pb.pad && xr - pb.pad < pb.w
+                })
+                .count() as u64;
+            rows * cols
+        })
+        .sum()
 }

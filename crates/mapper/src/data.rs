@@ -154,7 +154,7 @@ impl DataTotals {
         let mut ifmap_row = vec![0u64; pb.h as usize];
         for (y, total) in ifmap_row.iter_mut().enumerate() {
             for img in 0..pb.n {
-                for c in 0..pb.groups * pb.c {
+                for c in 0..pb.groups * pb.real.c {
                     *total += data.ifmap_row_words(img, c, y as u32);
                 }
             }

@@ -1,6 +1,8 @@
-//! rowsim's row-stationary (RS) mapper: every legal mapping of a CONV layer onto a machine,
-//! the accesses each makes at every level of the memory hierarchy (in closed form, and by
-//! walking its loop nest), their energy, and the cheapest.
+//! rowsim's mapper: every legal mapping of a CONV layer onto a machine, for row stationary (RS)
+//! and the other dataflows of the ISCA 2016 comparison ([`dataflow`]: WS, OSA, OSB, OSC, NLR,
+//! each a restriction of the RS loop nest on a lowered layer), the accesses each makes at every
+//! level of the memory hierarchy (in closed form, and by walking its loop nest), their energy,
+//! and the cheapest. The symbols below are the lowered layer's (for RS, the layer's own).
 //!
 //! # Symbols
 //! Layer (per group; a grouped layer runs its groups one after another): N batch, C channels,
@@ -57,6 +59,7 @@
 
 pub mod counts;
 pub mod data;
+pub mod dataflow;
 pub mod layer_file;
 pub mod mapping;
 pub mod search;
@@ -64,6 +67,9 @@ pub mod walk;
 
 pub use counts::{predict, Counts, Energy, PerType};
 pub use data::{DataModel, DataTotals, ExactData, ExpectedData};
-pub use mapping::{check_layer, MapError, Mapping, Placement, Problem};
-pub use search::{best, choose, enumerate, evaluate, expected_data, Ranked};
+pub use dataflow::Dataflow;
+pub use mapping::{check_layer, MapError, Mapping, Placement, Problem, RealShape};
+pub use search::{
+    best, best_for, choose, choose_for, enumerate, enumerate_for, evaluate, expected_data, Ranked,
+};
 pub use walk::walk;

@@ -6,12 +6,19 @@ use rowsim_config::HwConfig;
 use rowsim_workload::ConvLayer;
 use serde::{Deserialize, Serialize};
 
-/// A layer as the mapper sees it: one group's shape, and how many groups.
+use crate::dataflow::Dataflow;
+
+/// A layer as the mapper sees it: one group's shape, and how many groups, lowered for a
+/// dataflow (see [`crate::dataflow`]): `c`, `r`, `s`, `u` and `uh` are the lowered layer's
+/// (virtual channels, filter rows and taps per virtual channel, strides); `h`, `w` and `pad`
+/// are the real input's, and `real` holds the real filter shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Problem {
+    pub dataflow: Dataflow,
+    pub real: RealShape,
     pub groups: u32,
     pub n: u32,
-    /// Channels and filters per group.
+    /// Channels (virtual) and filters per group.
     pub c: u32,
     pub m: u32,
     pub h: u32,
@@ -25,23 +32,111 @@ pub struct Problem {
     pub f: u32,
 }
 
+/// The real channels per group, filter shape and strides of a lowered problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealShape {
+    pub c: u32,
+    pub r: u32,
+    pub s: u32,
+    pub u: u32,
+    pub uh: u32,
+}
+
 impl Problem {
+    /// The layer as row stationary sees it (nothing lowered).
     pub fn of(layer: &ConvLayer) -> Self {
+        Self::lowered(layer, Dataflow::Rs)
+    }
+
+    /// The layer lowered for `dataflow`.
+    pub fn lowered(layer: &ConvLayer, dataflow: Dataflow) -> Self {
+        let (fr, ft) = (dataflow.folds_rows(), dataflow.folds_taps());
+        let kr = if fr { layer.r } else { 1 };
+        let ks = if ft { layer.s } else { 1 };
         Problem {
+            dataflow,
+            real: RealShape {
+                c: layer.cg(),
+                r: layer.r,
+                s: layer.s,
+                u: layer.stride_v,
+                uh: layer.stride_h,
+            },
             groups: layer.groups,
             n: layer.n,
-            c: layer.cg(),
+            c: layer.cg() * kr * ks,
             m: layer.mg(),
             h: layer.h,
             w: layer.w,
             pad: layer.pad,
-            r: layer.r,
-            s: layer.s,
-            u: layer.stride_v,
-            uh: layer.stride_h,
+            r: layer.r / kr,
+            s: layer.s / ks,
+            u: if fr { 1 } else { layer.stride_v },
+            uh: if ft { 1 } else { layer.stride_h },
             e: layer.e(),
             f: layer.f(),
         }
+    }
+
+    /// Virtual channels per real channel (`KR * KS`).
+    pub fn pieces(&self) -> u32 {
+        self.c / self.real.c
+    }
+
+    /// Real channel, filter row offset and tap offset of virtual channel `cv` (per group).
+    pub fn piece(&self, cv: u32) -> (u32, u32, u32) {
+        let ks = if self.dataflow.folds_taps() {
+            self.real.s
+        } else {
+            1
+        };
+        let kr = if self.dataflow.folds_rows() {
+            self.real.r
+        } else {
+            1
+        };
+        (cv / (kr * ks), (cv / ks) % kr, cv % ks)
+    }
+
+    /// Real (channel, padded row, padded column) of virtual channel `cv` at virtual padded row
+    /// `y` and column `x`.
+    pub fn real_of(&self, cv: u32, y: u32, x: u32) -> (u32, u32, u32) {
+        let (c, ir, js) = self.piece(cv);
+        let y = if self.dataflow.folds_rows() {
+            y * self.real.u + ir
+        } else {
+            y
+        };
+        let x = if self.dataflow.folds_taps() {
+            x * self.real.uh + js
+        } else {
+            x
+        };
+        (c, y, x)
+    }
+
+    /// Real (channel, filter row, filter column) of weight `(i, s)` of virtual channel `cv`.
+    pub fn real_weight(&self, cv: u32, i: u32, s: u32) -> (u32, u32, u32) {
+        let (c, ir, js) = self.piece(cv);
+        (c, ir + i, js + s)
+    }
+
+    /// Whether a padded (real) position holds data rather than padding.
+    pub fn is_real(&self, y: u32, x: u32) -> bool {
+        y >= self.pad && y - self.pad < self.h && x >= self.pad && x - self.pad < self.w
+    }
+
+    /// The real channels a block of `qr` virtual channels starting at `first` loads (the first
+    /// and how many); `qr` must divide or be a multiple of [`Problem::pieces`].
+    pub fn block_channels(&self, qr: u32, cb: u32) -> (u32, u32) {
+        let k = self.pieces();
+        ((cb * qr) / k, (qr / k).max(1))
+    }
+
+    /// How many times each real channel's band is loaded per strip: once, unless a block covers
+    /// only part of a channel.
+    pub fn reloads(&self, qr: u32) -> u32 {
+        (self.pieces() / qr).max(1)
     }
 
     /// Padded row width.
@@ -79,17 +174,20 @@ impl Problem {
 
     /// Real (unpadded) input rows `[lo, hi)` of the band strip `eb` needs.
     pub fn band(&self, e: u32, eb: u32) -> (u32, u32) {
-        let first = eb * e * self.u; // padded
-        let last = first + (self.strip_rows(e, eb) - 1) * self.u + self.r; // exclusive, padded
+        let first = eb * e * self.real.u; // padded
+        let last = first + (self.strip_rows(e, eb) - 1) * self.real.u + self.real.r; // exclusive, padded
         let lo = first.saturating_sub(self.pad).min(self.h);
         let hi = last.saturating_sub(self.pad).min(self.h);
         (lo, hi)
     }
 }
 
-/// A row-stationary mapping (see the crate docs for the letters).
+/// A mapping: the RS letters (see the crate docs) and the dataflow they keep to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Mapping {
+    /// The dataflow whose restrictions the letters keep to (row stationary unless said).
+    #[serde(default, skip_serializing_if = "Dataflow::is_rs")]
+    pub dataflow: Dataflow,
     pub m: u32,
     pub n: u32,
     pub e: u32,
@@ -101,6 +199,9 @@ pub struct Mapping {
 
 impl fmt::Display for Mapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.dataflow.is_rs() {
+            write!(f, "{} ", self.dataflow)?;
+        }
         write!(
             f,
             "m={} n={} e={} p={} q={} r={} t={}",
@@ -111,16 +212,22 @@ impl fmt::Display for Mapping {
 
 impl std::str::FromStr for Mapping {
     type Err = String;
-    /// `m=96,n=1,e=7,p=16,q=1,r=1,t=2` (all seven, any order).
+    /// `m=96,n=1,e=7,p=16,q=1,r=1,t=2` (all seven, any order), and optionally `df=ws` (the
+    /// dataflow; row stationary if not given).
     fn from_str(s: &str) -> Result<Self, String> {
         let mut v = [None; 7];
         let names = ["m", "n", "e", "p", "q", "r", "t"];
+        let mut dataflow = Dataflow::Rs;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, x) = part
                 .split_once('=')
                 .ok_or_else(|| format!("mapping `{s}`: `{part}` is not NAME=VALUE"))?;
+            if k.trim() == "df" {
+                dataflow = x.parse().map_err(|e| format!("mapping `{s}`: {e}"))?;
+                continue;
+            }
             let i = names.iter().position(|n| *n == k.trim()).ok_or_else(|| {
-                format!("mapping `{s}`: unknown `{k}`; the letters are m n e p q r t")
+                format!("mapping `{s}`: unknown `{k}`; the letters are m n e p q r t (and df)")
             })?;
             v[i] = Some(
                 x.trim()
@@ -130,6 +237,7 @@ impl std::str::FromStr for Mapping {
         }
         let get = |i: usize| v[i].ok_or_else(|| format!("mapping `{s}`: {} is missing", names[i]));
         Ok(Mapping {
+            dataflow,
             m: get(0)?,
             n: get(1)?,
             e: get(2)?,
@@ -171,8 +279,9 @@ pub enum MapError {
     },
     #[error("mapping {mapping}: {why}")]
     Mapping { mapping: Mapping, why: String },
-    #[error("layer `{layer}`: no legal row-stationary mapping on {machine}: {why}")]
+    #[error("layer `{layer}`: no legal {} mapping on {machine}: {why}", dataflow.name().to_uppercase())]
     NoMapping {
+        dataflow: Dataflow,
         layer: String,
         machine: String,
         why: String,
@@ -274,7 +383,8 @@ impl Mapping {
             })
             .max()
             .unwrap_or(0) as u64;
-        let ifmap = self.n as u64 * (self.q * self.r) as u64 * band_rows * pb.w as u64;
+        let (_, chans) = pb.block_channels(self.q * self.r, 0);
+        let ifmap = self.n as u64 * chans as u64 * band_rows * pb.w as u64;
         let psum = self.n as u64 * self.m as u64 * self.e.min(pb.e) as u64 * pb.f as u64;
         (ifmap.div_ceil(bw), psum.div_ceil(bw))
     }
@@ -288,6 +398,7 @@ impl Mapping {
             })
         };
         let Mapping {
+            dataflow,
             m,
             n,
             e,
@@ -298,6 +409,22 @@ impl Mapping {
         } = *self;
         if [m, n, e, p, q, r, t].contains(&0) {
             return fail("every letter must be at least 1".into());
+        }
+        if dataflow != pb.dataflow {
+            return fail(format!(
+                "the layer was lowered for {}, not {dataflow}",
+                pb.dataflow
+            ));
+        }
+        if let Err(why) = dataflow.allows(self) {
+            return fail(why);
+        }
+        let k = pb.pieces();
+        if !(q * r).is_multiple_of(k) && !k.is_multiple_of(q * r) {
+            return fail(format!(
+                "q*r={} virtual channels must be a multiple or a divisor of the {k} pieces of a channel",
+                q * r
+            ));
         }
         if !pb.n.is_multiple_of(n) {
             return fail(format!("n={n} must divide the batch N={}", pb.n));

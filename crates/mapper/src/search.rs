@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::counts::{predict, Counts, Energy};
 use crate::data::{DataModel, DataTotals};
+use crate::dataflow::Dataflow;
 use crate::mapping::{check_layer, MapError, Mapping, Problem};
 
 /// A legal mapping with its counts and energy.
@@ -20,15 +21,26 @@ fn divisors(x: u32) -> Vec<u32> {
     (1..=x).filter(|d| x.is_multiple_of(*d)).collect()
 }
 
-/// Every legal mapping, cheapest first. Ties (equal energy) go to fewer passes, then more PEs
-/// used, then the smaller (m, n, e, p, q, r, t): the ranking is the same on every run.
+/// Every legal row-stationary mapping, cheapest first (see [`enumerate_for`]).
 pub fn enumerate(
     layer: &ConvLayer,
     hw: &HwConfig,
     data: &dyn DataModel,
 ) -> Result<Vec<Ranked>, MapError> {
+    enumerate_for(layer, hw, data, Dataflow::Rs)
+}
+
+/// Every legal mapping of `dataflow`, cheapest first. Ties (equal energy) go to fewer passes,
+/// then more PEs used, then the smaller (m, n, e, p, q, r, t): the ranking is the same on
+/// every run.
+pub fn enumerate_for(
+    layer: &ConvLayer,
+    hw: &HwConfig,
+    data: &dyn DataModel,
+    dataflow: Dataflow,
+) -> Result<Vec<Ranked>, MapError> {
     check_layer(layer, hw)?;
-    let pb = Problem::of(layer);
+    let pb = Problem::lowered(layer, dataflow);
     let totals = DataTotals::of(&pb, data);
     let sp = &hw.spad;
     let mut out = Vec::new();
@@ -44,6 +56,7 @@ pub fn enumerate(
                         for t in (1..=m / p).filter(|t| m % (p * t) == 0) {
                             for e in 1..=max_e {
                                 let mapping = Mapping {
+                                    dataflow,
                                     m,
                                     n,
                                     e,
@@ -74,6 +87,7 @@ pub fn enumerate(
     }
     if out.is_empty() {
         return Err(MapError::NoMapping {
+            dataflow,
             layer: layer.name.clone(),
             machine: hw.machine.name.clone(),
             why: last_reason,
@@ -90,9 +104,19 @@ pub fn enumerate(
     Ok(out)
 }
 
-/// The cheapest legal mapping.
+/// The cheapest legal row-stationary mapping.
 pub fn best(layer: &ConvLayer, hw: &HwConfig, data: &dyn DataModel) -> Result<Ranked, MapError> {
-    Ok(enumerate(layer, hw, data)?.remove(0))
+    best_for(layer, hw, data, Dataflow::Rs)
+}
+
+/// The cheapest legal mapping of `dataflow`.
+pub fn best_for(
+    layer: &ConvLayer,
+    hw: &HwConfig,
+    data: &dyn DataModel,
+    dataflow: Dataflow,
+) -> Result<Ranked, MapError> {
+    Ok(enumerate_for(layer, hw, data, dataflow)?.remove(0))
 }
 
 /// A pinned mapping, checked and priced.
@@ -103,7 +127,7 @@ pub fn evaluate(
     data: &dyn DataModel,
 ) -> Result<Ranked, MapError> {
     check_layer(layer, hw)?;
-    let pb = Problem::of(layer);
+    let pb = Problem::lowered(layer, mapping.dataflow);
     let place = mapping.check(&pb, hw)?;
     let counts = predict(&pb, &mapping, place.pes_used, &DataTotals::of(&pb, data));
     let energy = counts.energy(hw);
@@ -141,7 +165,16 @@ pub fn expected_data<'a>(
     })
 }
 
-/// The cheapest legal mapping of a layer, priced with [`expected_data`].
+/// The cheapest legal row-stationary mapping of a layer, priced with [`expected_data`].
 pub fn choose(layer: &ConvLayer, hw: &HwConfig) -> Result<Mapping, MapError> {
-    Ok(best(layer, hw, &expected_data(layer, hw)?)?.mapping)
+    choose_for(layer, hw, Dataflow::Rs)
+}
+
+/// The cheapest legal mapping of `dataflow`, priced with [`expected_data`].
+pub fn choose_for(
+    layer: &ConvLayer,
+    hw: &HwConfig,
+    dataflow: Dataflow,
+) -> Result<Mapping, MapError> {
+    Ok(best_for(layer, hw, &expected_data(layer, hw)?, dataflow)?.mapping)
 }

@@ -18,6 +18,7 @@ pub fn walk(
     ifmap: Option<&Tensor>,
 ) -> Counts {
     let Mapping {
+        dataflow: _,
         m,
         n,
         e,
@@ -49,25 +50,42 @@ pub fn walk(
                     let e_cur = pb.strip_rows(e, eb);
                     let (lo, hi) = pb.band(e, eb);
                     for cb in 0..cb_count {
-                        // The strip's band of these images and channels comes to the GLB.
+                        // The real channels of the block's virtual channels come to the GLB
+                        // (a whole band each, even when the block uses a piece of it).
+                        let (first, chans) = pb.block_channels(q * r, cb);
                         let mut band_values = 0u64;
                         for img in nb * n..(nb + 1) * n {
-                            for ch in cb * q * r..(cb + 1) * q * r {
+                            for ch in first..first + chans {
                                 for y in lo..hi {
                                     c.dram_reads.ifmap +=
-                                        data.ifmap_row_words(img, g * pb.c + ch, y);
+                                        data.ifmap_row_words(img, g * pb.real.c + ch, y);
                                     band_values += pb.w as u64;
                                 }
                             }
                         }
                         c.glb_writes.ifmap += band_values;
+                        // What a pass reads: every real value of every virtual channel's band.
+                        let band_v = (e_cur - 1) * pb.u + pb.r;
+                        let mut pass_reads = 0u64;
+                        for _img in 0..n {
+                            for cv in cb * q * r..(cb + 1) * q * r {
+                                for y in 0..band_v {
+                                    for x in 0..pb.w_used() {
+                                        let (_, yr, xr) = pb.real_of(cv, eb * e * pb.u + y, x);
+                                        if pb.is_real(yr, xr) {
+                                            pass_reads += 1;
+                                        }
+                                    }
+                                }
+                            }
+                        }
                         for _fb in 0..m / (p * t) {
                             c.passes += 1;
                             let fw = (p * t * q * r * pb.r * pb.s) as u64;
                             c.dram_reads.filter += crate::data::raw_words(fw);
                             c.glb_writes.filter += fw;
                             c.glb_reads.filter += fw;
-                            c.glb_reads.ifmap += band_values;
+                            c.glb_reads.ifmap += pass_reads;
                             for _tt in 0..t {
                                 for rr in 0..r {
                                     for i in 0..pb.r {
@@ -97,22 +115,22 @@ pub fn walk(
                                             let slots = n as u64 * f_ * (p * q) as u64 * s_;
                                             c.macs += slots;
                                             if let Some(x) = ifmap {
-                                                let y_p = (eb * e + j) * pb.u + i; // padded row
+                                                let y_v = (eb * e + j) * pb.u + i; // virtual, padded
                                                 for img in nb * n..(nb + 1) * n {
                                                     for ch in 0..q {
-                                                        let gch =
-                                                            g * pb.c + cb * q * r + rr * q + ch;
+                                                        let cv = cb * q * r + rr * q + ch;
                                                         for xo in 0..pb.f {
                                                             for si in 0..pb.s {
-                                                                let x_p = xo * pb.uh + si;
-                                                                let real = y_p >= pb.pad
-                                                                    && y_p - pb.pad < pb.h
-                                                                    && x_p >= pb.pad
-                                                                    && x_p - pb.pad < pb.w;
-                                                                let zero = !real
+                                                                let (rc, y_p, x_p) = pb.real_of(
+                                                                    cv,
+                                                                    y_v,
+                                                                    xo * pb.uh + si,
+                                                                );
+                                                                let zero = !pb.is_real(y_p, x_p)
                                                                     || x.get([
                                                                         img as usize,
-                                                                        gch as usize,
+                                                                        (g * pb.real.c + rc)
+                                                                            as usize,
                                                                         (y_p - pb.pad) as usize,
                                                                         (x_p - pb.pad) as usize,
                                                                     ]) == 0;

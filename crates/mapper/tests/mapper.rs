@@ -134,19 +134,20 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(120))]
 
     #[test]
-    fn closed_form_equals_walking_the_loop_nest(l in layer_on(true), pick in any::<prop::sample::Index>(), seed: u64, tiny: bool) {
+    fn closed_form_equals_walking_the_loop_nest(l in layer_on(true), pick in any::<prop::sample::Index>(), seed: u64, tiny: bool, df in 0usize..6) {
+        let df = Dataflow::ALL[df];
         let hw = hw(if tiny { "tiny" } else { "eyeriss-v1" });
         let fmt = Formats::DEFAULT;
         let x = synthetic_ifmap(&l, seed, fmt);
         let w = synthetic_weights(&l, seed, fmt);
         let (y, _) = reference_conv(&l, &x, &w, fmt.mac(), true).unwrap();
         let data = ExactData { layer: &l, ifmap: &x, ofmap: &y, rlc: RlcFormat::EYERISS, ifmap_coded: !l.first };
-        let all = match enumerate(&l, &hw, &data) {
+        let all = match enumerate_for(&l, &hw, &data, df) {
             Ok(all) => all,
             Err(e) => { prop_assert!(!e.to_string().is_empty()); return Ok(()); }
         };
         let chosen = &all[pick.index(all.len())];
-        let pb = Problem::of(&l);
+        let pb = Problem::lowered(&l, df);
         // The walk finds gated MACs slot by slot from the tensor; the closed form from the data.
         let walked = walk(&pb, &chosen.mapping, chosen.counts.pes_used, &data, Some(&x));
         prop_assert_eq!(&walked, &chosen.counts);
@@ -204,7 +205,7 @@ fn layers_outside_the_machine_name_the_limit() {
         .unwrap()
         .to_string();
     assert!(
-        e.starts_with("layer `alexnet:conv3`: no legal row-stationary mapping on tiny: "),
+        e.starts_with("layer `alexnet:conv3`: no legal RS mapping on tiny: "),
         "{e}"
     );
 }

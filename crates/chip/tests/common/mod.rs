@@ -40,7 +40,7 @@ pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> La
         "{} with {m}: the ofmap differs from the reference",
         l.name
     );
-    let pb = Problem::of(l);
+    let pb = Problem::lowered(l, m.dataflow);
     let data = ExactData {
         layer: l,
         ifmap: &x,
