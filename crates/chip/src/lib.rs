@@ -21,4 +21,4 @@ pub use layer::{
     ProgressHook, RunOptions,
 };
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
-pub use stats::LayerStats;
+pub use stats::{Cycles, LayerStats};

@@ -2,7 +2,7 @@
 //! Every field is documented in the README.
 
 use rowsim_config::HwConfig;
-use rowsim_mapper::{Counts, Energy, PerType};
+use rowsim_mapper::{Counts, Dataflow, Energy, PerType};
 use rowsim_workload::ConvLayer;
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,9 @@ use crate::layer::LayerRun;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MappingStats {
+    /// Row stationary unless given.
+    #[serde(default, skip_serializing_if = "Dataflow::is_rs")]
+    pub dataflow: Dataflow,
     pub m: u32,
     pub n: u32,
     pub e: u32,
@@ -81,7 +84,27 @@ impl LayerStats {
         ifmap_zero_fraction: f64,
         verified: bool,
     ) -> Self {
-        let c: &Counts = &run.counts;
+        let cycles = Cycles {
+            core_total: run.core_cycles,
+            core_processing: run.processing_cycles,
+            link_total: run.link_cycles,
+        };
+        let mut s = Self::of_counts(hw, layer, seed, &run.counts, cycles, ifmap_zero_fraction);
+        s.time_ms.total = run.time_ps as f64 / 1e9;
+        s.verified = verified;
+        s
+    }
+
+    /// Statistics from counts and cycles alone (the closed form, not a run): not verified, and
+    /// the time is the core cycles at the core clock.
+    pub fn of_counts(
+        hw: &HwConfig,
+        layer: &ConvLayer,
+        seed: u64,
+        c: &Counts,
+        cycles: Cycles,
+        ifmap_zero_fraction: f64,
+    ) -> Self {
         let m = c.mapping;
         let core_ms = |cycles: u64| cycles as f64 * 1e3 / hw.clocks.core_hz as f64;
         let (read, write) = c.dram_bytes();
@@ -91,6 +114,7 @@ impl LayerStats {
             batch: layer.n,
             seed,
             mapping: MappingStats {
+                dataflow: m.dataflow,
                 m: m.m,
                 n: m.n,
                 e: m.e,
@@ -101,15 +125,11 @@ impl LayerStats {
                 pes_used: c.pes_used,
                 passes: c.passes,
             },
-            cycles: Cycles {
-                core_total: run.core_cycles,
-                core_processing: run.processing_cycles,
-                link_total: run.link_cycles,
-            },
             time_ms: TimeMs {
-                total: run.time_ps as f64 / 1e9,
-                processing: core_ms(run.processing_cycles),
+                total: core_ms(cycles.core_total),
+                processing: core_ms(cycles.core_processing),
             },
+            cycles,
             macs: Macs {
                 total: c.macs,
                 gated: c.macs_gated,
@@ -123,7 +143,7 @@ impl LayerStats {
             },
             dram_bytes: DramBytes { read, write },
             energy: c.energy(hw),
-            verified,
+            verified: false,
         }
     }
 
@@ -143,7 +163,7 @@ impl LayerStats {
         let l = &e.by_level;
         format!(
             "{} on {} (batch {}, seed {}): {}\n\
-             mapping   m={} n={} e={} p={} q={} r={} t={}: {} PEs active, {} passes\n\
+             mapping   {}m={} n={} e={} p={} q={} r={} t={}: {} PEs active, {} passes\n\
              cycles    {} core ({} in passes), {} link; {:.3} ms at the config's clocks ({:.3} ms processing)\n\
              MACs      {} ({} gated, {:.1}%), ifmap zeros {:.1}%\n\
              accesses (16-bit words)   filter         ifmap          psum         total\n{}{}{}{}\
@@ -154,6 +174,7 @@ impl LayerStats {
             self.batch,
             self.seed,
             if self.verified { "bit-exact against the reference convolution" } else { "NOT VERIFIED" },
+            if self.mapping.dataflow.is_rs() { String::new() } else { format!("{} ", self.mapping.dataflow.name().to_uppercase()) },
             self.mapping.m, self.mapping.n, self.mapping.e, self.mapping.p, self.mapping.q, self.mapping.r, self.mapping.t,
             self.mapping.pes_used, self.mapping.passes,
             self.cycles.core_total, self.cycles.core_processing, self.cycles.link_total, self.time_ms.total, self.time_ms.processing,

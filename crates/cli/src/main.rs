@@ -1,5 +1,6 @@
 //! `rowsim`: the command-line front end.
 
+mod compare;
 mod drive;
 mod map;
 mod progress;
@@ -45,6 +46,9 @@ enum Command {
     /// The row-stationary mapping of a layer: PEs, passes, accesses per level and data type,
     /// and energy.
     Map(map::MapArgs),
+    /// Dataflows side by side (RS, WS, OSA, OSB, OSC, NLR) on equal-area machines, as in the
+    /// ISCA 2016 comparison: energy per MAC by level and data type, DRAM accesses, cycles.
+    Compare(compare::CompareArgs),
     /// Small simulations that show the kernel at work.
     #[command(subcommand)]
     Demo(DemoCmd),
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(ConfigCmd::Check { file }) => config_check(&file),
         Command::Map(args) => map::run(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Step(args) => step::run(&args),
         Command::Report(args) => report::run(&args),

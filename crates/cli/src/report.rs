@@ -81,6 +81,7 @@ pub fn read_rows(path: &Path) -> anyhow::Result<FileRows> {
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect::<Vec<_>>()
                         .join(","),
+                    serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 }),
                 serde_json::from_value::<LayerStats>(s.clone()).map_err(at)?,

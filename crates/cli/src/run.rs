@@ -9,7 +9,7 @@ use clap::Args;
 use rowsim_chip::{run_checked, ChipError, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
 use rowsim_kernel::{SimError, TraceConfig};
-use rowsim_mapper::{enumerate, evaluate, Mapping};
+use rowsim_mapper::{enumerate_for, evaluate, Dataflow, Mapping};
 use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
 
 use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
@@ -123,7 +123,11 @@ pub fn prepare(
                 .context("the pinned mapping")?
                 .mapping
         }
-        None => enumerate(&layer, hw, &data)?.remove(0).mapping,
+        None => {
+            enumerate_for(&layer, hw, &data, Dataflow::of_machine(hw))?
+                .remove(0)
+                .mapping
+        }
     };
     let ifmap = match ifmap {
         Some(p) => read_npy(p, [layer.n, layer.c, layer.h, layer.w], "[N, C, H, W]")?,

@@ -144,6 +144,23 @@ impl HwConfig {
         (self.glb.shared_banks + self.glb.filter_banks) as u64 * self.glb_bank_bytes()
     }
 
+    /// Bytes of one PE's register files (its three spads).
+    pub fn rf_bytes_per_pe(&self) -> u64 {
+        let s = &self.spad;
+        [&s.filter, &s.ifmap, &s.psum]
+            .iter()
+            .map(|x| x.entries as u64 * x.width_bits as u64 / 8)
+            .sum()
+    }
+
+    /// Storage area under the config's `[area]` model, if it has one.
+    pub fn storage_area(&self) -> Option<f64> {
+        self.area.as_ref().map(|a| {
+            self.pes() as f64 * self.rf_bytes_per_pe() as f64 * a.rf_per_byte
+                + self.glb_bytes() as f64 * a.glb_per_byte
+        })
+    }
+
     /// A human-readable description of the machine, as `rowsim config check` prints it.
     pub fn describe(&self) -> String {
         let mhz = |hz: u64| hz as f64 / 1e6;

@@ -23,6 +23,19 @@ pub struct HwConfig {
     pub scan_chain: ScanChain,
     pub limits: Limits,
     pub energy: Energy,
+    /// The storage area model, for configs compared at equal area (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<Area>,
+}
+
+/// Storage area per byte, in any unit, of the register files and of the global buffer: a
+/// machine's storage area is `PEs * RF bytes per PE * rf_per_byte + GLB bytes * glb_per_byte`
+/// (see `hw-configs/isca2016/README.md`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Area {
+    pub rf_per_byte: f64,
+    pub glb_per_byte: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +45,10 @@ pub struct Machine {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The dataflow the machine is built for (`rs`, `ws`, `osa`, `osb`, `osc`, `nlr`); row
+    /// stationary if not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataflow: Option<String>,
 }
 
 /// The two clock domains, joined by an async FIFO.

@@ -54,6 +54,23 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
         "must not be empty".into()
     });
 
+    if let Some(d) = &hw.machine.dataflow {
+        c.rule(
+            "machine.dataflow",
+            ["rs", "ws", "osa", "osb", "osc", "nlr"].contains(&d.as_str()),
+            || format!("`{d}` is not one of rs, ws, osa, osb, osc, nlr"),
+        );
+    }
+    if let Some(a) = &hw.area {
+        for (field, v) in [
+            ("area.rf_per_byte", a.rf_per_byte),
+            ("area.glb_per_byte", a.glb_per_byte),
+        ] {
+            c.rule(field, v.is_finite() && v > 0.0, || {
+                format!("{v} must be a finite, positive area")
+            });
+        }
+    }
     c.range("clocks.core_hz", hw.clocks.core_hz, MHZ, 10_000 * MHZ);
     c.range("clocks.link_hz", hw.clocks.link_hz, MHZ, 10_000 * MHZ);
 

@@ -93,6 +93,15 @@ impl Dataflow {
         }
     }
 
+    /// The dataflow a machine is built for (its `machine.dataflow`; RS if it names none).
+    pub fn of_machine(hw: &rowsim_config::HwConfig) -> Dataflow {
+        hw.machine
+            .dataflow
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_default()
+    }
+
     pub fn is_rs(&self) -> bool {
         *self == Dataflow::Rs
     }

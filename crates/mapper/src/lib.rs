@@ -65,7 +65,7 @@ pub mod mapping;
 pub mod search;
 pub mod walk;
 
-pub use counts::{predict, Counts, Energy, PerType};
+pub use counts::{cycles_lower_bound, predict, Counts, Energy, PerType};
 pub use data::{DataModel, DataTotals, ExactData, ExpectedData};
 pub use dataflow::Dataflow;
 pub use mapping::{check_layer, MapError, Mapping, Placement, Problem, RealShape};

@@ -479,6 +479,17 @@ impl Mapping {
                 hw.array.cols
             ));
         };
+        let n = &hw.noc;
+        if (pb.r * r - 1) as u64 >= 1u64 << n.row_id_bits
+            || (t - 1) as u64 >= 1u64 << n.filter_gin.col_id_bits
+        {
+            return fail(format!(
+                "filter tags name {} rows of a block and {t} filter groups; the NoC has {} row and {} filter column ID bits",
+                pb.r * r,
+                n.row_id_bits,
+                n.filter_gin.col_id_bits
+            ));
+        }
         let bw = bank_words(hw);
         let filter_words = (p * t * q * r * pb.r * pb.s) as u64;
         let filter_cap = hw.glb.filter_banks as u64 * bw;

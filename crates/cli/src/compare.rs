@@ -1,0 +1,290 @@
+//! `rowsim compare`: dataflows side by side on their equal-area machines (ISCA 2016).
+//!
+//! For every layer and dataflow: the dataflow's mapper picks its cheapest mapping on the
+//! dataflow's machine (`<configs>/<dataflow>.toml`), and the layer's synthetic data is priced
+//! with that mapping's closed-form counts, which equal what the chip counts when it runs the
+//! mapping (the tests check this for every dataflow). Cycles are then a lower bound (the PEs'
+//! compute and the ifmap GIN; see `rowsim_mapper::cycles_lower_bound`). With `--simulate`, each
+//! point runs cycle by cycle instead: the ofmap is checked against the reference convolution,
+//! the counts against the closed form, and the cycles are the simulated ones.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use rayon::prelude::*;
+use rowsim_chip::{run_layer, Cycles, LayerStats, RunOptions};
+use rowsim_config::HwConfig;
+use rowsim_mapper::{
+    choose_for, cycles_lower_bound, evaluate, predict, DataTotals, Dataflow, ExactData, Problem,
+};
+use rowsim_workload::{
+    reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::report::{self, Row};
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// The dataflows to compare, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "rs,ws,osa,osb,osc,nlr")]
+    pub dataflows: Vec<Dataflow>,
+    /// A folder with one machine per dataflow, `<dataflow>.toml`.
+    #[arg(long, default_value = "hw-configs/isca2016")]
+    pub configs: PathBuf,
+    /// The network: alexnet, vgg16, a SCALE-Sim CSV or a folder of Timeloop YAML files.
+    #[arg(long, default_value = "alexnet")]
+    pub net: String,
+    /// Only these layers of the network (names or their last part, e.g. conv1), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Images per layer.
+    #[arg(long, default_value_t = 16)]
+    pub batch: u32,
+    /// Seed of the synthetic ifmaps and weights.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Run every point cycle by cycle (slow at batch 16) and report simulated cycles.
+    #[arg(long)]
+    pub simulate: bool,
+    /// Threads (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Writes the points as JSON lines (`rowsim report` reads them).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Writes the charts of `rowsim report` (energy per MAC by level and type, cycles).
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+}
+
+/// One point of the comparison, as a JSON line.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Point {
+    /// The dataflow (the label `rowsim report` shows).
+    pub point: Dataflow,
+    /// Whether the point ran cycle by cycle (else: closed form, cycles a lower bound).
+    pub simulated: bool,
+    pub stats: LayerStats,
+}
+
+/// Loads each dataflow's machine and checks it is built for that dataflow.
+fn machines(a: &CompareArgs) -> anyhow::Result<Vec<(Dataflow, HwConfig)>> {
+    if a.dataflows.is_empty() {
+        bail!("--dataflows: name at least one of rs, ws, osa, osb, osc, nlr");
+    }
+    a.dataflows
+        .iter()
+        .map(|&df| {
+            let path = a.configs.join(format!("{df}.toml"));
+            let hw = rowsim_config::load(&path).map_err(|e| anyhow!("{e}"))?;
+            let built = Dataflow::of_machine(&hw);
+            if built != df {
+                bail!(
+                    "{}: machine.dataflow is `{built}`, but the file is the {df} machine of --configs",
+                    path.display()
+                );
+            }
+            Ok((df, hw))
+        })
+        .collect()
+}
+
+/// The layer's data and reference output, shared by every dataflow.
+struct Data {
+    layer: ConvLayer,
+    ifmap: Tensor,
+    weights: Tensor,
+    ofmap: Tensor,
+}
+
+fn data(layer: ConvLayer, seed: u64, relu: bool) -> anyhow::Result<Data> {
+    let fmt = Formats::DEFAULT;
+    let ifmap = synthetic_ifmap(&layer, seed, fmt);
+    let weights = synthetic_weights(&layer, seed, fmt);
+    let (ofmap, _) =
+        reference_conv(&layer, &ifmap, &weights, fmt.mac(), relu).map_err(|e| anyhow!("{e}"))?;
+    Ok(Data {
+        layer,
+        ifmap,
+        weights,
+        ofmap,
+    })
+}
+
+/// One dataflow on one layer.
+fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Result<Point> {
+    let l = &d.layer;
+    let ctx = || format!("{} with {df} on {}", l.name, hw.machine.name);
+    let mapping = choose_for(l, hw, df).with_context(ctx)?;
+    let pb = Problem::lowered(l, df);
+    let r = &hw.rlc;
+    let rlc = rowsim_datapath::rlc::RlcFormat::new(
+        r.run_bits,
+        r.level_bits,
+        r.pairs_per_word,
+        r.word_bits,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
+    let exact = ExactData {
+        layer: l,
+        ifmap: &d.ifmap,
+        ofmap: &d.ofmap,
+        rlc,
+        ifmap_coded: !l.first || r.code_first_layer_input,
+    };
+    let pes = evaluate(l, hw, mapping, &exact)
+        .with_context(ctx)?
+        .counts
+        .pes_used;
+    let counts = predict(&pb, &mapping, pes, &DataTotals::of(&pb, &exact));
+    let zf = d.ifmap.zero_fraction();
+    if !a.simulate {
+        let bound = cycles_lower_bound(&pb, &mapping);
+        let cycles = Cycles {
+            core_total: bound,
+            core_processing: bound,
+            link_total: 0,
+        };
+        return Ok(Point {
+            point: df,
+            simulated: false,
+            stats: LayerStats::of_counts(hw, l, a.seed, &counts, cycles, zf),
+        });
+    }
+    let opts = RunOptions {
+        mac: Formats::DEFAULT.mac(),
+        ..Default::default()
+    };
+    let run = run_layer(hw, l, &mapping, &d.ifmap, &d.weights, &opts).with_context(ctx)?;
+    if run.ofmap != d.ofmap {
+        bail!(
+            "{}: the ofmap differs from the reference convolution",
+            ctx()
+        );
+    }
+    if run.counts != counts {
+        bail!(
+            "{}: the counted accesses differ from the closed form",
+            ctx()
+        );
+    }
+    Ok(Point {
+        point: df,
+        simulated: true,
+        stats: LayerStats::new(hw, l, a.seed, &run, zf, true),
+    })
+}
+
+/// Each layer's winner and every dataflow's energy relative to RS (or to the first dataflow).
+pub fn verdicts(points: &[Point]) -> String {
+    let mut out = String::new();
+    let mut layers: Vec<&str> = Vec::new();
+    for p in points {
+        if !layers.contains(&p.stats.layer.as_str()) {
+            layers.push(&p.stats.layer);
+        }
+    }
+    let per_mac = |p: &Point| p.stats.energy.total / p.stats.macs.total.max(1) as f64;
+    for layer in layers {
+        let of: Vec<&Point> = points.iter().filter(|p| p.stats.layer == layer).collect();
+        let base = of
+            .iter()
+            .find(|p| p.point == Dataflow::Rs)
+            .or(of.first())
+            .copied();
+        let best = of
+            .iter()
+            .min_by(|a, b| per_mac(a).total_cmp(&per_mac(b)))
+            .copied();
+        let (Some(base), Some(best)) = (base, best) else {
+            continue;
+        };
+        let _ = write!(
+            out,
+            "{layer}: {} wins at {:.3}/MAC; energy / {}'s:",
+            best.point.name().to_uppercase(),
+            per_mac(best),
+            base.point.name().to_uppercase()
+        );
+        for p in &of {
+            let _ = write!(
+                out,
+                " {} {:.2}x",
+                p.point.name().to_uppercase(),
+                per_mac(p) / per_mac(base)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn run(a: &CompareArgs) -> anyhow::Result<ExitCode> {
+    let machines = machines(a)?;
+    let mut layers = crate::map::load_network(&a.net)?;
+    if !a.only.is_empty() {
+        layers.retain(|l| {
+            let short = l.name.rsplit(':').next().unwrap_or(&l.name);
+            a.only.iter().any(|o| o == &l.name || o == short)
+        });
+        if layers.is_empty() {
+            bail!("--only {}: no such layer in {}", a.only.join(","), a.net);
+        }
+    }
+    let relu = machines[0].1.datapath.relu;
+    if machines.iter().any(|(_, hw)| hw.datapath.relu != relu) {
+        bail!("--configs: the machines disagree on datapath.relu, so their outputs differ");
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(a.jobs.unwrap_or(0))
+        .build()?;
+    let points: Vec<Point> = pool.install(|| -> anyhow::Result<Vec<Point>> {
+        let data: Vec<Data> = layers
+            .into_par_iter()
+            .map(|l| data(l.with_batch(a.batch), a.seed, relu))
+            .collect::<anyhow::Result<_>>()?;
+        let jobs: Vec<(&Data, Dataflow, &HwConfig)> = data
+            .iter()
+            .flat_map(|d| machines.iter().map(move |(df, hw)| (d, *df, hw)))
+            .collect();
+        jobs.into_par_iter()
+            .map(|(d, df, hw)| point(df, hw, d, a))
+            .collect()
+    })?;
+    let rows: Vec<Row> = points
+        .iter()
+        .map(|p| Row {
+            label: format!("{} [{}]", p.stats.layer, p.point),
+            stats: p.stats.clone(),
+        })
+        .collect();
+    println!(
+        "{} at batch {} on {} ({}), energy in units of a MAC:",
+        a.net,
+        a.batch,
+        a.configs.display(),
+        if a.simulate {
+            "simulated cycle by cycle, bit-exact"
+        } else {
+            "closed-form counts; cycles are a lower bound"
+        }
+    );
+    print!("{}", report::table(&rows));
+    print!("{}", verdicts(&points));
+    if let Some(path) = &a.json {
+        let mut text = String::new();
+        for p in &points {
+            text.push_str(&serde_json::to_string(p)?);
+            text.push('\n');
+        }
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &a.svg {
+        report::svg(&rows, path)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
