@@ -59,3 +59,34 @@ fn the_papers_mappings_activate_154_135_156_156_156_pes() {
         assert_eq!(run(&l, &m.parse().unwrap()), pes, "{}", l.name);
     }
 }
+
+/// AlexNet CONV5 (2 groups, 75 M MACs) with each dataflow's cheapest mapping on its ISCA 2016
+/// machine: bit-exact, with the counts of that dataflow's closed form (see `common`).
+fn dataflow_on_conv5(df: rowsim_mapper::Dataflow) {
+    if !release_only() {
+        return;
+    }
+    let l = rowsim_workload::layer("alexnet:conv5").unwrap();
+    let hw = common::hw(&format!("isca2016/{df}"));
+    let m = rowsim_mapper::choose_for(&l, &hw, df).unwrap();
+    assert_eq!(m.dataflow, df);
+    let t = std::time::Instant::now();
+    let out = common::run_and_check(&l, &hw, &m, 7);
+    eprintln!(
+        "{} {m}: {} core cycles in {:.1} s",
+        l.name,
+        out.core_cycles,
+        t.elapsed().as_secs_f64()
+    );
+}
+
+macro_rules! conv5 {
+    ($($name:ident: $df:ident),*) => {$(
+        #[test]
+        fn $name() {
+            dataflow_on_conv5(rowsim_mapper::Dataflow::$df);
+        }
+    )*};
+}
+
+conv5!(conv5_rs: Rs, conv5_ws: Ws, conv5_osa: Osa, conv5_osb: Osb, conv5_osc: Osc, conv5_nlr: Nlr);

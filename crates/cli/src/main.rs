@@ -43,7 +43,7 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Joins sweep shards into one file, refusing missing or duplicated points.
     Merge(sweep::MergeArgs),
-    /// The row-stationary mapping of a layer: PEs, passes, accesses per level and data type,
+    /// The mapping of a layer (for the machine's dataflow): PEs, passes, accesses per level and data type,
     /// and energy.
     Map(map::MapArgs),
     /// Dataflows side by side (RS, WS, OSA, OSB, OSC, NLR) on equal-area machines, as in the

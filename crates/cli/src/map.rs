@@ -1,4 +1,5 @@
-//! `rowsim map`: the row-stationary mapping of a layer, its accesses and energy.
+//! `rowsim map`: the cheapest mapping of a layer (for the dataflow the machine is built for), its
+//! accesses and energy.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use rowsim_config::HwConfig;
-use rowsim_mapper::{enumerate, evaluate, ExpectedData, Mapping, Ranked};
+use rowsim_mapper::{enumerate_for, evaluate, Dataflow, ExpectedData, Mapping, Ranked};
 use rowsim_workload::ConvLayer;
 use serde::Serialize;
 
@@ -151,7 +152,7 @@ pub fn run(a: &MapArgs) -> anyhow::Result<ExitCode> {
             None,
         ),
         None => {
-            let all = enumerate(&layer, &hw, &data)?;
+            let all = enumerate_for(&layer, &hw, &data, Dataflow::of_machine(&hw))?;
             let n = all.len();
             (all, Some(n))
         }

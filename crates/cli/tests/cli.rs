@@ -637,3 +637,135 @@ fn sweep_shards_merged_equal_the_unsharded_sweep_line_for_line() {
         "{table}"
     );
 }
+
+/// `rowsim compare`: every dataflow of a small network through its ISCA 2016 machine, cycle by
+/// cycle and in closed form. The simulated points are bit-exact, their counts (and so their
+/// energy) equal the closed form's, their cycles are at least the closed form's lower bound, and
+/// `rowsim report` reads the JSON lines back.
+#[test]
+fn compare_runs_every_dataflow_and_the_closed_form_equals_the_simulation() {
+    let net = scratch("small-net.csv");
+    std::fs::write(
+        &net,
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+         A, 9, 10, 3, 3, 4, 6, 1,\n\
+         B, 11, 11, 5, 3, 3, 4, 2,\n",
+    )
+    .unwrap();
+    let read = |path: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let mut runs = Vec::new();
+    for simulate in [true, false] {
+        let json = scratch(&format!("compare-{simulate}.jsonl"));
+        let svg = scratch(&format!("compare-{simulate}.svg"));
+        let mut cmd = rowsim();
+        cmd.args(["compare", "--net"])
+            .arg(&net)
+            .args(["--batch", "2", "--json"])
+            .arg(&json)
+            .arg("--svg")
+            .arg(&svg);
+        if simulate {
+            cmd.arg("--simulate");
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for df in ["RS", "WS", "OSA", "OSB", "OSC", "NLR"] {
+            assert!(
+                stdout.contains(&format!(" {df} ")),
+                "{df} missing:\n{stdout}"
+            );
+        }
+        assert!(
+            stdout.contains("small-net:A: ") || stdout.contains("A: "),
+            "{stdout}"
+        );
+        assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+        let points = read(&json);
+        assert_eq!(points.len(), 12);
+        runs.push(points);
+    }
+    for (sim, closed) in runs[0].iter().zip(&runs[1]) {
+        assert_eq!(sim["point"], closed["point"]);
+        assert_eq!(sim["simulated"], true);
+        assert_eq!(sim["stats"]["verified"], true, "{sim}");
+        for k in ["accesses_words", "macs", "energy", "mapping", "dram_bytes"] {
+            assert_eq!(
+                sim["stats"][k], closed["stats"][k],
+                "{k} of {}",
+                sim["point"]
+            );
+        }
+        let cycles =
+            |v: &serde_json::Value| v["stats"]["cycles"]["core_processing"].as_u64().unwrap();
+        assert!(
+            cycles(sim) >= cycles(closed),
+            "{}: {} < bound {}",
+            sim["point"],
+            cycles(sim),
+            cycles(closed)
+        );
+        // The mapping keeps to its dataflow's letters.
+        let m = &sim["stats"]["mapping"];
+        match sim["point"].as_str().unwrap() {
+            "ws" => assert_eq!(m["q"], 1),
+            "osa" => assert_eq!(
+                (&m["r"], &m["p"], &m["t"]),
+                (&1.into(), &1.into(), &1.into())
+            ),
+            "osb" => assert_eq!(m["r"], 1),
+            "osc" => assert_eq!((&m["r"], &m["e"]), (&1.into(), &1.into())),
+            "nlr" => assert_eq!(
+                (&m["q"], &m["p"], &m["n"]),
+                (&1.into(), &1.into(), &1.into())
+            ),
+            _ => {}
+        }
+    }
+    let out = rowsim()
+        .arg("report")
+        .arg(scratch("compare-true.jsonl"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("[nlr]"), "{stdout}");
+}
+
+#[test]
+fn compare_refuses_unknown_dataflows_and_mismatched_machines() {
+    let out = rowsim()
+        .args(["compare", "--dataflows", "rs,xs"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("unknown dataflow `xs`"),
+        "{err}"
+    );
+    let dir = scratch_in("cli-machines", "ws.toml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-configs/isca2016/rs.toml"),
+        &dir,
+    )
+    .unwrap();
+    let out = rowsim()
+        .args(["compare", "--dataflows", "ws", "--configs"])
+        .arg(dir.parent().unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("ws.toml: machine.dataflow is `rs`"),
+        "{err}"
+    );
+}

@@ -197,3 +197,54 @@ fn missing_fields_files_and_broken_toml_are_errors_too() {
         "{errs}"
     );
 }
+
+/// The ISCA 2016 comparison machines: 256 PEs each, RS with 512 B of RF per PE and a 128 kB
+/// GLB, and every other machine within one GLB bank of RS's storage area under the area model
+/// (computed here from the raw sizes), with less RF and more GLB.
+#[test]
+fn the_isca2016_machines_have_equal_storage_area() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-configs/isca2016");
+    let area = |hw: &rowsim_config::HwConfig| {
+        let a = hw.area.as_ref().expect("an [area] table");
+        let s = &hw.spad;
+        let rf_bits = (s.filter.entries * s.filter.width_bits
+            + s.ifmap.entries * s.ifmap.width_bits
+            + s.psum.entries * s.psum.width_bits) as f64;
+        let banks = (hw.glb.shared_banks + hw.glb.filter_banks) as f64;
+        let glb = banks * hw.glb.bank_entries as f64 * hw.glb.bank_width_bits as f64 / 8.0;
+        let pes = (hw.array.rows * hw.array.cols) as f64;
+        (
+            rf_bits / 8.0,
+            glb,
+            pes * rf_bits / 8.0 * a.rf_per_byte + glb * a.glb_per_byte,
+        )
+    };
+    let rs = rowsim_config::load(dir.join("rs.toml")).unwrap();
+    let (rs_rf, rs_glb, rs_area) = area(&rs);
+    assert_eq!((rs_rf, rs_glb), (512.0, 128.0 * 1024.0));
+    assert_eq!(rs.storage_area(), Some(rs_area));
+    let bank = rs.glb_bank_bytes() as f64 * rs.area.as_ref().unwrap().glb_per_byte;
+    for df in ["rs", "ws", "osa", "osb", "osc", "nlr"] {
+        let hw = rowsim_config::load(dir.join(format!("{df}.toml"))).unwrap();
+        assert_eq!(hw.machine.dataflow.as_deref(), Some(df));
+        assert_eq!(hw.array.rows * hw.array.cols, 256, "{df}");
+        let (rf, glb, a) = area(&hw);
+        assert_eq!(hw.storage_area(), Some(a), "{df}");
+        assert!(
+            a <= rs_area && rs_area - a < bank,
+            "{df}: area {a} vs RS {rs_area}"
+        );
+        if df != "rs" {
+            assert!(
+                rf < rs_rf && glb > rs_glb,
+                "{df} trades RF ({rf} B) for GLB ({glb} B)"
+            );
+        }
+        // Everything but the array, spads, GLB size and tag widths is Eyeriss v1's.
+        let v1 = rowsim_config::load(dir.join("../eyeriss-v1.toml")).unwrap();
+        assert_eq!(
+            (&hw.energy, &hw.dram, &hw.rlc, &hw.clocks),
+            (&v1.energy, &v1.dram, &v1.rlc, &v1.clocks)
+        );
+    }
+}
