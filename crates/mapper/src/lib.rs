@@ -41,11 +41,15 @@
 //! # What counts as an access (16-bit words; energy per access from the config's table)
 //! - **DRAM**: words crossing the bus, 4 per 64-bit bus word (a raw stream of `v` values costs
 //!   `4 * ceil(v / 4)`). Filters raw, once per pass (`p*t*q*r*R*S` values). Ifmaps once
-//!   per `(nb, mb, eb, cb)`: each row of the strip's band (`(e-1)*U + R` padded rows, less
+//!   per `(nb, mb, eb, cb)` and real channel of the block: each row of the strip's band
+//!   (`(e-1)*U + R` padded rows, less
 //!   padding) of each image and channel, as one RLC stream (raw for a first layer). Ofmaps:
 //!   each output row of each image and filter, one RLC stream, written once.
 //! - **GLB**: filters written and read once per pass; ifmaps written once per `(nb, mb, eb, cb)`
-//!   and read once per pass (padding is not stored; it is made on the way to the array);
+//!   (the block's real channels, whole bands: a block covering part of a lowered channel loads
+//!   the channel's band again) and, per pass, each virtual channel reads the real values of its
+//!   band once (padding is not stored; it is made on the way to the array; for RS this is each
+//!   band value once);
 //!   psums written once per pass by each chain top, read once per pass by each chain bottom
 //!   when `cb > 0`, and read once more after the last channel block on the way to DRAM.
 //! - **NoC**: words delivered into PE FIFOs or taken out of them: each PE receives `p*q*S`

@@ -126,8 +126,8 @@ impl Problem {
         y >= self.pad && y - self.pad < self.h && x >= self.pad && x - self.pad < self.w
     }
 
-    /// The real channels a block of `qr` virtual channels starting at `first` loads (the first
-    /// and how many); `qr` must divide or be a multiple of [`Problem::pieces`].
+    /// The real channels block `cb` of `qr` virtual channels loads (the first and how many);
+    /// `qr` must divide or be a multiple of [`Problem::pieces`].
     pub fn block_channels(&self, qr: u32, cb: u32) -> (u32, u32) {
         let k = self.pieces();
         ((cb * qr) / k, (qr / k).max(1))
