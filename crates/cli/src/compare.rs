@@ -17,7 +17,9 @@ use clap::Args;
 use rayon::prelude::*;
 use rowsim_chip::{run_layer, Cycles, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
-use rowsim_mapper::{choose_for, cycles_lower_bound, evaluate, Dataflow, ExactData, Problem};
+use rowsim_mapper::{
+    choose_for, cycles_lower_bound, evaluate, expected_data, Dataflow, ExactData, Problem,
+};
 use rowsim_workload::{
     reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor,
 };
@@ -119,20 +121,14 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
     let ctx = || format!("{} with {df} on {}", l.name, hw.machine.name);
     let mapping = choose_for(l, hw, df).with_context(ctx)?;
     let pb = Problem::lowered(l, df);
-    let r = &hw.rlc;
-    let rlc = rowsim_datapath::rlc::RlcFormat::new(
-        r.run_bits,
-        r.level_bits,
-        r.pairs_per_word,
-        r.word_bits,
-    )
-    .map_err(|e| anyhow!("{e}"))?;
+    // The config's RLC format and whether this layer's input is coded, as the mapper has them.
+    let expected = expected_data(l, hw).with_context(ctx)?;
     let exact = ExactData {
         layer: l,
         ifmap: &d.ifmap,
         ofmap: &d.ofmap,
-        rlc,
-        ifmap_coded: !l.first || r.code_first_layer_input,
+        rlc: expected.rlc,
+        ifmap_coded: expected.ifmap_coded,
     };
     // The closed form on this data: what the chip counts when it runs the mapping.
     let counts = evaluate(l, hw, mapping, &exact).with_context(ctx)?.counts;
