@@ -125,7 +125,6 @@ pub fn wire_array(
 ) -> Result<ArrayWiring, PassError> {
     let sizes = PeSizes::from_config(hw);
     let all: Vec<(LogicalPe, PhysPe)> = plan.pes.iter().map(|(l, p)| (*l, *p)).collect();
-    let depth = |d: u32| d.max(4);
     let mut filter_out: Grid<LinkTx<i16>> = grid(hw);
     let mut ifmap_out: Grid<LinkTx<i16>> = grid(hw);
     let mut psum_gin_out: Grid<LinkTx<i16>> = grid(hw);
@@ -136,7 +135,7 @@ pub fn wire_array(
             &format!("{}.filter_fifo", pe_name(*p)),
             core,
             1,
-            depth(hw.pe.filter_fifo_depth),
+            hw.pe.filter_fifo_depth,
         )?;
         let i = Link::<i16>::new(
             &format!("{}.ifmap_fifo", pe_name(*p)),
@@ -148,13 +147,16 @@ pub fn wire_array(
         ifmap_out[p.row as usize][p.col as usize] = Some(i.tx);
         ports.insert(*l, (f.rx, i.rx, None, None));
     }
-    // Psums: up the chains over local links; bottoms from the psum GIN; tops to the GON.
+    // Psums: up the chains over local links; bottoms from the psum GIN; tops to the GON. A
+    // PE's psum output FIFO (`pe.psum_out_fifo_depth`) is what its psums wait in for their
+    // consumer: the PE above, which reads it over the local link, or the GON. A chain bottom's
+    // psums from the GLB wait in its psum input FIFO (`pe.psum_in_fifo_depth`).
     for (l, p) in &all {
         let out = Link::<i16>::new(
             &format!("{}.psum_out", pe_name(*p)),
             core,
             1,
-            depth(hw.pe.psum_in_fifo_depth),
+            hw.pe.psum_out_fifo_depth,
         )?;
         match plan.above(*l) {
             Some(up) => {
@@ -174,7 +176,7 @@ pub fn wire_array(
                 &format!("{}.psum_gin_fifo", pe_name(*p)),
                 core,
                 1,
-                depth(hw.pe.psum_in_fifo_depth),
+                hw.pe.psum_in_fifo_depth,
             )?;
             psum_gin_out[p.row as usize][p.col as usize] = Some(pin.tx);
             ports

@@ -63,7 +63,8 @@ impl ChipError {
 pub struct RunOptions {
     pub mac: MacConfig,
     pub trace: Option<TraceConfig>,
-    /// Primary cycles of silence before the watchdog stops the run (0: 100,000).
+    /// Primary cycles of silence before the watchdog stops the run (0: the kernel's default,
+    /// [`rowsim_kernel::DEFAULT_WATCHDOG_CYCLES`]).
     pub watchdog: u64,
     /// Raised (by Ctrl-C) to stop the run at a cycle boundary, trace flushed.
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -394,7 +395,7 @@ impl LayerSim {
         if opts.watchdog > 0 {
             sched.set_watchdog(opts.watchdog);
         } else {
-            sched.set_watchdog(100_000);
+            sched.set_watchdog(rowsim_kernel::DEFAULT_WATCHDOG_CYCLES);
         }
         if let Some(flag) = &opts.interrupt {
             sched.set_interrupt_flag(flag.clone());
@@ -419,6 +420,7 @@ impl LayerSim {
             next_id: 0,
             link,
             mac: opts.mac,
+            zero_gating: hw.datapath.zero_gating,
         };
         Ok(LayerSim {
             phases: phases(&pb, &m),
@@ -697,6 +699,7 @@ struct Driver {
     next_id: u32,
     link: Clock,
     mac: MacConfig,
+    zero_gating: bool,
 }
 
 fn comp<T: rowsim_kernel::Component>(
@@ -818,7 +821,7 @@ impl Driver {
     fn pass(&mut self, eb: u32, cb: u32, fb: u32, e_cur: u32) -> Result<(), ChipError> {
         let (pb, m) = (self.pb, self.m);
         let continuing = cb > 0;
-        let zero_gating = true;
+        let zero_gating = self.zero_gating;
         let pes: Vec<(LogicalPe, ComponentId)> = self
             .ids
             .pes

@@ -55,6 +55,16 @@ fn a_small_layer_runs_bit_exact_with_the_predicted_accesses() {
     );
 }
 
+#[test]
+fn without_zero_gating_no_mac_is_gated_and_the_counts_still_equal_the_closed_form() {
+    let mut hw = hw("tiny");
+    hw.datapath.zero_gating = false;
+    let l = layer("tiny:nogate", 1, 2, 6, 4, 3, 1, 1, 1, false);
+    let run = run_and_check(&l, &hw, &choose(&l, &hw).unwrap(), 1);
+    assert_eq!(run.counts.macs_gated, 0);
+    assert_eq!(run.counts.spad_reads.filter, run.counts.macs);
+}
+
 /// The tiny-config test network: strides, padding, groups, batch > 1, channels and filters that
 /// need several passes, a first layer whose input crosses the bus raw.
 fn tiny_net() -> Vec<ConvLayer> {

@@ -190,7 +190,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
         let opts = RunOptions {
             mac: fmt.mac(),
             trace: trace.clone(),
-            watchdog: a.trace.watchdog.max(100_000),
+            watchdog: a.trace.watchdog,
             interrupt: Some(interrupt.clone()),
             progress: hook,
         };

@@ -220,7 +220,6 @@ fn run_point(hw: &HwConfig, layer: &ConvLayer, seed: u64) -> Result<LayerStats, 
     let p = prepare(hw, layer.clone(), None, seed, None, None).map_err(|e| format!("{e:#}"))?;
     let opts = RunOptions {
         mac: Formats::DEFAULT.mac(),
-        watchdog: 100_000,
         ..Default::default()
     };
     let c = run_checked(hw, layer, &p.mapping, &p.ifmap, &p.weights, &opts)

@@ -139,6 +139,35 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
     ] {
         c.range(&format!("pe.{name}"), v as u64, 1, 1024);
     }
+    // A GIN beat goes only when every destination has room for all its words, so a PE input
+    // FIFO shallower than a beat could never take one (the run would deadlock).
+    for (fifo, depth, gin, width) in [
+        (
+            "pe.filter_fifo_depth",
+            hw.pe.filter_fifo_depth,
+            "noc.filter_gin.width_bits",
+            hw.noc.filter_gin.width_bits,
+        ),
+        (
+            "pe.ifmap_fifo_depth",
+            hw.pe.ifmap_fifo_depth,
+            "noc.ifmap_gin.width_bits",
+            hw.noc.ifmap_gin.width_bits,
+        ),
+        (
+            "pe.psum_in_fifo_depth",
+            hw.pe.psum_in_fifo_depth,
+            "noc.psum_gin.width_bits",
+            hw.noc.psum_gin.width_bits,
+        ),
+    ] {
+        let beat = (width / word.max(1)) as u64;
+        c.rule(fifo, depth as u64 >= beat, || {
+            format!(
+                "{depth} words cannot take one beat of {gin} ({width} bits = {beat} words): a beat goes only when its destination has room for all of it"
+            )
+        });
+    }
 
     let g = &hw.glb;
     c.range("glb.shared_banks", g.shared_banks as u64, 1, 1024);

@@ -248,3 +248,22 @@ fn the_isca2016_machines_have_equal_storage_area() {
         );
     }
 }
+
+#[test]
+fn a_pe_fifo_shallower_than_its_gins_beat_is_refused() {
+    // A 64-bit filter beat is 4 words; a GIN beat goes only when the FIFO has room for all of it.
+    let e = broken("filter_fifo_depth = 4", "filter_fifo_depth = 3");
+    assert_eq!(e.field, "pe.filter_fifo_depth");
+    assert!(
+        e.message.contains(
+            "3 words cannot take one beat of noc.filter_gin.width_bits (64 bits = 4 words)"
+        ),
+        "{e}"
+    );
+    let e = broken("psum_in_fifo_depth = 24", "psum_in_fifo_depth = 2");
+    assert_eq!(e.field, "pe.psum_in_fifo_depth");
+    // The ifmap GIN carries one word a beat: a 1-word FIFO is legal.
+    let text = eyeriss_text().replace("ifmap_fifo_depth = 4", "ifmap_fifo_depth = 1");
+    let hw = parse(&text, Path::new("ok.toml")).unwrap();
+    assert_eq!(hw.pe.ifmap_fifo_depth, 1);
+}

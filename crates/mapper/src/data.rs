@@ -150,6 +150,16 @@ pub struct DataTotals {
 }
 
 impl DataTotals {
+    /// The totals on a machine: without zero gating (`datapath.zero_gating = false`) no MAC is
+    /// gated.
+    pub fn on(pb: &Problem, data: &dyn DataModel, hw: &rowsim_config::HwConfig) -> Self {
+        let mut t = Self::of(pb, data);
+        if !hw.datapath.zero_gating {
+            t.gated = 0;
+        }
+        t
+    }
+
     pub fn of(pb: &Problem, data: &dyn DataModel) -> Self {
         let mut ifmap_row = vec![0u64; pb.h as usize];
         for (y, total) in ifmap_row.iter_mut().enumerate() {

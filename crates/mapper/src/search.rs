@@ -41,7 +41,7 @@ pub fn enumerate_for(
 ) -> Result<Vec<Ranked>, MapError> {
     check_layer(layer, hw)?;
     let pb = Problem::lowered(layer, dataflow);
-    let totals = DataTotals::of(&pb, data);
+    let totals = DataTotals::on(&pb, data, hw);
     let sp = &hw.spad;
     let mut out = Vec::new();
     let mut last_reason = String::from("no candidate was tried");
@@ -129,7 +129,12 @@ pub fn evaluate(
     check_layer(layer, hw)?;
     let pb = Problem::lowered(layer, mapping.dataflow);
     let place = mapping.check(&pb, hw)?;
-    let counts = predict(&pb, &mapping, place.pes_used, &DataTotals::of(&pb, data));
+    let counts = predict(
+        &pb,
+        &mapping,
+        place.pes_used,
+        &DataTotals::on(&pb, data, hw),
+    );
     let energy = counts.energy(hw);
     Ok(Ranked {
         mapping,

@@ -48,7 +48,7 @@ pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> La
         rlc: RlcFormat::EYERISS,
         ifmap_coded: !l.first,
     };
-    let predicted = predict(&pb, m, run.counts.pes_used, &DataTotals::of(&pb, &data));
+    let predicted = predict(&pb, m, run.counts.pes_used, &DataTotals::on(&pb, &data, hw));
     assert_eq!(
         run.counts, predicted,
         "{} with {m}: counted accesses differ from the mapper's",
