@@ -16,13 +16,16 @@
 //!   each PE column ID `tt`: the tag `(rr*R + i, tt)` reaches every PE of that logical row, across
 //!   segments and blocks, in one beat.
 //! - **Ifmaps**: PE `(*, rr, i, j)` needs ifmap row `y = j*U + i` of channel group `rr`, the same
-//!   for every `tt`. If every `y` fits the column-ID field and the `r * segments` (group,
-//!   segment) pairs fit the row-ID field, X-buses get row ID `rr * segments + seg` and PEs
-//!   column ID `y` relative to their segment (`jj*U + i`): one beat reaches a whole diagonal in
-//!   every filter group ([`IfmapScheme::Diagonal`]). Otherwise (AlexNet CONV1's U=4 makes 35
-//!   diagonals, more than 5 bits name) each X-bus gets its own row ID and each PE column ID `jj`,
-//!   and a row goes out as one beat per bus it touches ([`IfmapScheme::PerBus`]); the words
-//!   delivered, and so the NoC accesses, are the same.
+//!   for every `tt` and in every segment. Write `y = U*(y div U) + (y mod U)`: since
+//!   `y mod U = i mod U` and `y div U = j + i div U`, X-buses get row ID
+//!   `rr * min(U, R) + i mod U` (every PE of a bus has the same `rr` and `i`) and PEs column ID
+//!   `j + i div U` (with `j` counted across segments). The tag `(rr * min(U, R) + y mod U,
+//!   y div U)` then reaches every PE that needs the row, in every filter group and segment, in
+//!   one beat ([`IfmapScheme::Diagonal`]), whenever `r * min(U, R)` row IDs and
+//!   `e - 1 + (R-1) div U` column IDs fit their fields (AlexNet CONV1, U = 4 and 35 diagonals:
+//!   row IDs 0..4, column IDs 0..9). Otherwise each X-bus gets its own row ID and each PE
+//!   column ID `jj`, and a row goes out as one beat per bus it touches
+//!   ([`IfmapScheme::PerBus`]); the words delivered, and so the NoC accesses, are the same.
 //! - **Psums** (into chain bottoms): each bottom needs its own stream. Bottom X-buses get row ID
 //!   = their block row index, PEs column ID = their array column; other buses are not wired to
 //!   the psum GIN.
@@ -125,9 +128,10 @@ impl ArrayPlan {
             col_ids: vec![vec![unused(n.filter_gin.col_id_bits); cu]; ru],
         };
         // Ifmaps.
-        let max_diag = (cols.min(e) - 1) * pb.u + big_r - 1;
-        let diagonal = (max_diag as u64) < (1u64 << n.ifmap_gin.col_id_bits)
-            && ((r * placement.segments) as u64) <= (1u64 << n.row_id_bits);
+        let row_phases = pb.u.min(big_r);
+        let max_col_id = (e - 1) + (big_r - 1) / pb.u;
+        let diagonal = (max_col_id as u64) < (1u64 << n.ifmap_gin.col_id_bits)
+            && ((r * row_phases) as u64) <= (1u64 << n.row_id_bits);
         let scheme = if diagonal {
             IfmapScheme::Diagonal
         } else {
@@ -155,11 +159,11 @@ impl ArrayPlan {
             }
             filter.row_ids[b] = row_in_block as u16;
             filter.col_ids[b][c] = l.tt as u16;
-            let (seg, jj) = (l.j / cols, l.j % cols);
+            let jj = l.j % cols;
             match scheme {
                 IfmapScheme::Diagonal => {
-                    ifmap.row_ids[b] = (l.rr * placement.segments + seg) as u16;
-                    ifmap.col_ids[b][c] = (jj * pb.u + l.i) as u16;
+                    ifmap.row_ids[b] = (l.rr * row_phases + l.i % pb.u) as u16;
+                    ifmap.col_ids[b][c] = (l.j + l.i / pb.u) as u16;
                 }
                 IfmapScheme::PerBus => {
                     if !fits(b as u32, n.row_id_bits) {
