@@ -21,7 +21,7 @@ use rowsim_config::HwConfig;
 use rowsim_datapath::mac::MacConfig;
 use rowsim_kernel::{Collector, ComponentId, Feeder, Link, LinkError, LinkRx, LinkTx, Scheduler};
 use rowsim_mapper::Problem;
-use rowsim_noc::{Beat, Gin, GinIds, Gon, GonBeat, NetSpec, NocError};
+use rowsim_noc::{Beat, Gin, GinIds, GinMask, Gon, GonBeat, NetSpec, NocError};
 use rowsim_pe::{Pe, PePorts, PeSizes, Primitive};
 
 use crate::plan::{ArrayPlan, LogicalPe, PhysPe};
@@ -114,6 +114,10 @@ pub struct ArrayWiring {
     pub ifmap_gin: ComponentId,
     pub psum_gin: ComponentId,
     pub gon: ComponentId,
+    /// Each PE's configuration link (see [`Pe::with_config_port`]).
+    pub pe_config: Vec<(LogicalPe, LinkTx<Primitive>)>,
+    /// Each GIN's configuration link (filter, ifmap, psum).
+    pub gin_config: Vec<LinkTx<GinMask>>,
 }
 
 /// Wires the array of `plan` into `sched` on clock `core`.
@@ -186,10 +190,13 @@ pub fn wire_array(
         }
     }
     let mut pes = BTreeMap::new();
+    let mut pe_config = Vec::new();
     for (l, (f, i, pin, pout)) in ports {
         let p = plan
             .at(l)
             .ok_or_else(|| PassError::Input("PE missing".into()))?;
+        let cfg = Link::<Primitive>::new(&format!("{}.config", pe_name(p)), core, 1, 2)?;
+        pe_config.push((l, cfg.tx));
         let pe = Pe::new(
             &pe_name(p),
             sizes,
@@ -199,10 +206,12 @@ pub fn wire_array(
                 psum_in: pin,
                 psum_out: pout.ok_or_else(|| PassError::Input("psum output missing".into()))?,
             },
-        );
+        )
+        .with_config_port(cfg.rx);
         pes.insert(l, sched.add(core, pe));
     }
     let n = &hw.noc;
+    let mut gin_config = Vec::new();
     let mut gin = |name: &str,
                    col_bits: u32,
                    width: u32,
@@ -211,10 +220,10 @@ pub fn wire_array(
      -> Result<(LinkTx<Beat>, ComponentId), PassError> {
         let spec = net(hw, name, col_bits, width);
         let input = Link::<Beat>::new(&format!("{}.in", spec.name), core, 1, 2)?;
-        Ok((
-            input.tx,
-            sched.add(core, Gin::new(spec, input.rx, outs, ids)?),
-        ))
+        let cfg = Link::<GinMask>::new(&format!("{}.config", spec.name), core, 1, 2)?;
+        gin_config.push(cfg.tx);
+        let g = Gin::new(spec, input.rx, outs, ids)?.with_config_port(cfg.rx);
+        Ok((input.tx, sched.add(core, g)))
     };
     let (filter_in, filter_gin) = gin(
         "gin_filter",
@@ -252,6 +261,8 @@ pub fn wire_array(
         ifmap_gin,
         psum_gin,
         gon,
+        pe_config,
+        gin_config,
     })
 }
 

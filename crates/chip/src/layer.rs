@@ -31,17 +31,19 @@ use rowsim_datapath::rlc::{decode, encode, RlcFormat};
 use rowsim_dram::{pack_raw, DramCmd, DramController, Inbound, Kind, Outbound};
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
 use rowsim_kernel::{
-    Advance, Clock, ComponentId, Feeder, Link, LinkRx, LinkTx, Merge, Scheduler, SimError,
-    TraceConfig,
+    Advance, Clock, ComponentId, Link, LinkRx, LinkTx, Merge, Scheduler, SimError, TraceConfig,
 };
 use rowsim_mapper::{Counts, Mapping, PerType, Problem};
 use rowsim_noc::Gin;
 use rowsim_pe::Pe;
 use rowsim_workload::{ConvLayer, Tensor};
 
-use crate::array::{gate_strip, pass_primitive, wire_array};
+use crate::array::wire_array;
+use crate::controller::{
+    ControllerPorts, ControllerStatus, DramMap, Geometry, Slots, TopController,
+};
 use crate::plan::{ArrayPlan, LogicalPe};
-use crate::stream::{GlbAddr, GlbReader, GlbWriter, ReadItem, ReadOut, Src, WriteIn};
+use crate::stream::{GlbReader, GlbWriter, ReadJob, ReadOut, WriteIn, WriteJob};
 
 /// Why a layer could not run.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,8 @@ pub struct LayerRun {
     pub link_cycles: u64,
     /// Simulated time in picoseconds.
     pub time_ps: u64,
+    /// The top-level controller's account of the run.
+    pub controller: ControllerStatus,
 }
 
 /// GLB ports of the controller's datapaths.
@@ -199,20 +203,77 @@ fn layout_dram(
     l
 }
 
+/// The chip's components that statistics are read from after a run.
 struct Ids {
     glb: ComponentId,
     dram: ComponentId,
-    cmds: ComponentId,
-    inbound: ComponentId,
-    loader: ComponentId,
-    filter_rd: ComponentId,
-    ifmap_rd: ComponentId,
-    psum_rd: ComponentId,
-    gon_wr: ComponentId,
-    readout: ComponentId,
     ofmap_wr: ComponentId,
+    controller: ComponentId,
     pes: BTreeMap<LogicalPe, ComponentId>,
     gins: [ComponentId; 3],
+}
+
+/// A job link and its done link, on the core clock.
+fn job_links<J: Send + 'static>(
+    name: &str,
+    core: Clock,
+) -> Result<(Link<J>, Link<u32>), ChipError> {
+    Ok((
+        Link::<J>::new(&format!("{name}.jobs"), core, 1, 2).map_err(ChipError::setup)?,
+        Link::<u32>::new(&format!("{name}.done"), core, 1, 2).map_err(ChipError::setup)?,
+    ))
+}
+
+/// How many of each buffer fit the GLB, preferring two filter slots, then two ifmap slots (a
+/// band prefetches), then two psum slots (readouts overlap the next strip), and one of each
+/// where a second would never be used.
+fn allocate(
+    layer: &ConvLayer,
+    hw: &HwConfig,
+    words: (u64, u64, u64),
+    used: (bool, bool, bool),
+) -> Result<(GlbLayout, Slots), ChipError> {
+    let (filter_words, band_words, psum_words) = words;
+    let two = |u: bool| if u { [2, 1] } else { [1, 1] };
+    let mut tries = Vec::new();
+    for f in two(used.0) {
+        for i in two(used.1) {
+            for p in two(used.2) {
+                if !tries.contains(&(f, i, p)) {
+                    tries.push((f, i, p));
+                }
+            }
+        }
+    }
+    let mut last = None;
+    for (f, i, p) in tries {
+        match GlbLayout::allocate(
+            &layer.name,
+            band_words * i as u64,
+            psum_words * p as u64,
+            filter_words * f as u64,
+            hw,
+        ) {
+            Ok(layout) => {
+                return Ok((
+                    layout,
+                    Slots {
+                        filter: f,
+                        ifmap: i,
+                        psum: p,
+                        filter_words,
+                        band_words,
+                        psum_words,
+                    },
+                ))
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ChipError::setup(last.map_or_else(
+        || "no GLB allocation was tried".to_string(),
+        |e| e.to_string(),
+    )))
 }
 
 impl LayerSim {
@@ -235,8 +296,10 @@ impl LayerSim {
         let coded = !layer.first || r.code_first_layer_input;
         let lanes = (hw.glb.bank_width_bits / hw.datapath.word_bits) as u64;
         let dl = layout_dram(layer, &pb, &m, ifmap, weights, &fmt, coded);
+        let phases = phases(&pb, &m);
 
-        // The GLB: the largest band, the psums of a strip, the filters of a pass (rows aligned).
+        // The GLB: the largest band, the psums of a strip, the filters of a pass (rows aligned
+        // to entries), each as many times as fits and is useful (see `controller`).
         let band_rows = (0..pb.e.div_ceil(m.e))
             .map(|eb| {
                 let (lo, hi) = pb.band(m.e, eb);
@@ -245,19 +308,19 @@ impl LayerSim {
             .max()
             .unwrap_or(0) as u64;
         let (_, block_chans) = pb.block_channels(m.q * m.r, 0);
-        let band_words = m.n as u64 * block_chans as u64 * band_rows * pb.w as u64;
-        let psum_words = m.n as u64 * m.m as u64 * m.e as u64 * pb.f as u64;
+        let align = |w: u64| w.div_ceil(lanes) * lanes;
+        let band_words = align(m.n as u64 * block_chans as u64 * band_rows * pb.w as u64);
+        let psum_words = align(m.n as u64 * m.m as u64 * m.e as u64 * pb.f as u64);
         let row_len = (m.p * m.q * pb.s) as u64;
-        let row_stride = row_len.div_ceil(lanes) * lanes;
-        let filter_rows = (m.t * m.r * pb.r) as u64;
-        let layout = GlbLayout::allocate(
-            &layer.name,
-            band_words,
-            psum_words,
-            filter_rows * row_stride,
-            hw,
-        )
-        .map_err(ChipError::setup)?;
+        let row_stride = align(row_len);
+        let filter_words = (m.t * m.r * pb.r) as u64 * row_stride;
+        let count = |f: fn(&Phase) -> bool| phases.iter().filter(|p| f(p)).count();
+        let used = (
+            count(|p| matches!(p, Phase::Pass { .. })) > 1,
+            count(|p| matches!(p, Phase::Band { .. })) > 1,
+            count(|p| matches!(p, Phase::Readout { .. })) > 1,
+        );
+        let (layout, slots) = allocate(layer, hw, (filter_words, band_words, psum_words), used)?;
 
         let mut sched = Scheduler::new();
         let core = sched
@@ -274,10 +337,6 @@ impl LayerSim {
         };
         let reads = lk("top.chip.ctrl.dram_reads", core)?;
         let writes = lk("top.chip.ctrl.dram_writes", core)?;
-        let cmds = sched.add(
-            core,
-            Feeder::new("top.chip.ctrl.dram_reader", reads.tx, Vec::new(), 1),
-        );
         sched.add(
             core,
             Merge::new(
@@ -288,7 +347,9 @@ impl LayerSim {
         );
         let values =
             Link::<i16>::new("top.chip.rlc_in.values", core, 1, 8).map_err(ChipError::setup)?;
-        let inbound = sched.add(
+        let inbound_jobs = Link::<Vec<(usize, bool)>>::new("top.chip.rlc_in.jobs", core, 1, 2)
+            .map_err(ChipError::setup)?;
+        sched.add(
             core,
             Inbound::new(
                 "top.chip.rlc_in",
@@ -296,7 +357,8 @@ impl LayerSim {
                 dports.rdata,
                 values.tx,
                 lanes as usize,
-            ),
+            )
+            .with_job_port(inbound_jobs.rx),
         );
         // GLB ports.
         let mut ports = Vec::new();
@@ -322,51 +384,46 @@ impl LayerSim {
                 .ok_or_else(|| ChipError::Setup("GLB port taken twice".into()))
         };
         let (q0, a0) = port(0)?;
-        let loader = sched.add(
+        let (loader_jobs, loader_done) = job_links::<WriteJob>("top.chip.glb.loader", core)?;
+        sched.add(
             core,
-            GlbWriter::new("top.chip.glb.loader", q0, a0, WriteIn::Values(values.rx)),
+            GlbWriter::new("top.chip.glb.loader", q0, a0, WriteIn::Values(values.rx))
+                .with_job_ports(loader_jobs.rx, loader_done.tx),
         );
         let w = wire_array(&mut sched, core, &plan, hw).map_err(ChipError::setup)?;
-        let (q1, a1) = port(1)?;
-        let filter_rd = sched.add(
-            core,
-            GlbReader::new(
-                "top.chip.glb.filter_seq",
-                q1,
-                a1,
-                ReadOut::Beats(w.filter_in),
-            ),
-        );
-        let (q2, a2) = port(2)?;
-        let ifmap_rd = sched.add(
-            core,
-            GlbReader::new("top.chip.glb.ifmap_seq", q2, a2, ReadOut::Beats(w.ifmap_in)),
-        );
-        let (q3, a3) = port(3)?;
-        let psum_rd = sched.add(
-            core,
-            GlbReader::new("top.chip.glb.psum_seq", q3, a3, ReadOut::Beats(w.psum_in)),
-        );
-        let (q4, a4) = port(4)?;
-        let gon_wr = sched.add(
-            core,
-            GlbWriter::new("top.chip.glb.psum_writer", q4, a4, WriteIn::Gon(w.gon_out)),
-        );
-        let (q5, a5) = port(5)?;
+        let mut reader = |i: usize, name: &str, out: ReadOut| {
+            let (q, a) = port(i)?;
+            let (jobs, done) = job_links::<ReadJob>(name, core)?;
+            sched.add(
+                core,
+                GlbReader::new(name, q, a, out).with_job_ports(jobs.rx, done.tx),
+            );
+            Ok::<_, ChipError>((jobs.tx, done.rx))
+        };
+        let (filter_jobs, filter_done) =
+            reader(1, "top.chip.glb.filter_seq", ReadOut::Beats(w.filter_in))?;
+        let (ifmap_jobs, ifmap_done) =
+            reader(2, "top.chip.glb.ifmap_seq", ReadOut::Beats(w.ifmap_in))?;
+        let (psum_jobs, psum_done) = reader(3, "top.chip.glb.psum_seq", ReadOut::Beats(w.psum_in))?;
         let relu_out =
             Link::<i16>::new("top.chip.relu.out", core, 1, 2).map_err(ChipError::setup)?;
-        let readout = sched.add(
+        let (readout_jobs, readout_done) = reader(
+            5,
+            "top.chip.glb.readout",
+            ReadOut::Values {
+                tx: relu_out.tx,
+                relu: hw.datapath.relu,
+            },
+        )?;
+        let (q4, a4) = port(4)?;
+        let (gon_jobs, gon_done) = job_links::<WriteJob>("top.chip.glb.psum_writer", core)?;
+        sched.add(
             core,
-            GlbReader::new(
-                "top.chip.glb.readout",
-                q5,
-                a5,
-                ReadOut::Values {
-                    tx: relu_out.tx,
-                    relu: hw.datapath.relu,
-                },
-            ),
+            GlbWriter::new("top.chip.glb.psum_writer", q4, a4, WriteIn::Gon(w.gon_out))
+                .with_job_ports(gon_jobs.rx, gon_done.tx),
         );
+        let outbound_jobs = Link::<Vec<(usize, u64)>>::new("top.chip.rlc_out.jobs", core, 1, 2)
+            .map_err(ChipError::setup)?;
         let ofmap_wr = sched.add(
             core,
             Outbound::new(
@@ -375,20 +432,62 @@ impl LayerSim {
                 relu_out.rx,
                 writes.tx,
                 dports.wdata,
+            )
+            .with_job_port(outbound_jobs.rx),
+        );
+        let geo = Geometry {
+            pb,
+            m,
+            plan: plan.clone(),
+            layout,
+            slots,
+            lanes,
+            row_stride,
+            coded,
+            dram: DramMap {
+                ifmap: dl.ifmap.clone(),
+                filters: dl.filters.clone(),
+                ofmap: dl.ofmap.clone(),
+            },
+            mac: opts.mac,
+            zero_gating: hw.datapath.zero_gating,
+        };
+        // The scan chain shifts the layer's configuration in, one bit an edge of its clock.
+        let sc = &hw.scan_chain;
+        let config_cycles =
+            (sc.bits as u128 * hw.clocks.core_hz as u128).div_ceil(sc.shift_hz as u128) as u64;
+        let controller = sched.add(
+            core,
+            TopController::new(
+                "top.chip.ctrl",
+                geo,
+                &phases,
+                config_cycles,
+                ControllerPorts {
+                    dram_cmd: reads.tx,
+                    inbound: inbound_jobs.tx,
+                    loader: loader_jobs.tx,
+                    filter_rd: filter_jobs,
+                    ifmap_rd: ifmap_jobs,
+                    psum_rd: psum_jobs,
+                    gon_wr: gon_jobs.tx,
+                    readout: readout_jobs,
+                    outbound: outbound_jobs.tx,
+                    pes: w.pe_config,
+                    gins: w.gin_config,
+                    loader_done: loader_done.rx,
+                    filter_done,
+                    pass_done: gon_done.rx,
+                    readout_done,
+                    other_done: vec![ifmap_done, psum_done],
+                },
             ),
         );
         let ids = Ids {
             glb,
             dram,
-            cmds,
-            inbound,
-            loader,
-            filter_rd,
-            ifmap_rd,
-            psum_rd,
-            gon_wr,
-            readout,
             ofmap_wr,
+            controller,
             pes: w.pes.clone(),
             gins: [w.filter_gin, w.ifmap_gin, w.psum_gin],
         };
@@ -403,32 +502,18 @@ impl LayerSim {
         if let Some(t) = &opts.trace {
             sched.trace_to(t)?;
         }
-
-        let driver = Driver {
+        Ok(LayerSim {
             sched,
             ids,
             plan,
-            pb,
             m,
-            layout,
-            lanes,
-            row_stride,
-            coded,
+            pb,
             dl,
-            processing: 0,
-            passes: 0,
-            next_id: 0,
             link,
-            mac: opts.mac,
-            zero_gating: hw.datapath.zero_gating,
-        };
-        Ok(LayerSim {
-            phases: phases(&pb, &m),
-            driver,
-            next: 0,
-            active: None,
+            phases,
             layer: layer.clone(),
             fmt,
+            ended: false,
         })
     }
 }
@@ -444,20 +529,22 @@ pub fn run_layer(
 ) -> Result<LayerRun, ChipError> {
     let mut sim = LayerSim::new(hw, layer, mapping, ifmap, weights, opts)?;
     let result = (|| {
-        while sim.run_phase()? {
+        // In slices of core cycles, telling the progress hook where the run is after each.
+        const SLICE: u64 = 1 << 16;
+        while sim.run_for(SLICE)? {
             if let Some(hook) = &opts.progress {
                 (hook.0)(&sim.progress());
             }
         }
         Ok::<(), ChipError>(())
     })();
-    let finish = sim.driver.sched.finish_trace();
+    let finish = sim.sched.finish_trace();
     result?;
     finish?;
     sim.finish()
 }
 
-/// One step of the controller's loop nest; each runs until every component is idle.
+/// One step of the controller's loop nest (see [`TopController`] for how steps overlap).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// A new strip of `e_cur` rows: the PE columns past it are gated (no simulated time).
@@ -473,12 +560,14 @@ pub enum Phase {
         fb: u32,
         e_cur: u32,
     },
-    /// A finished strip's psums through ReLU and the RLC coder to DRAM.
+    /// The finished psums of a strip's filter block `fb` (after its pass of the last channel
+    /// block) through ReLU and the RLC coder to DRAM.
     Readout {
         g: u32,
         nb: u32,
         mb: u32,
         eb: u32,
+        fb: u32,
         e_cur: u32,
     },
 }
@@ -502,10 +591,12 @@ impl std::fmt::Display for Phase {
             Phase::Pass { eb, cb, fb, .. } => {
                 write!(f, "pass (strip {eb}, channels {cb}, filters {fb})")
             }
-            Phase::Readout { g, nb, mb, eb, .. } => {
+            Phase::Readout {
+                g, nb, mb, eb, fb, ..
+            } => {
                 write!(
                     f,
-                    "readout (group {g}, images {nb}, filters {mb}, strip {eb})"
+                    "readout (group {g}, images {nb}, filters {mb}.{fb}, strip {eb})"
                 )
             }
         }
@@ -521,20 +612,24 @@ pub fn phases(pb: &Problem, m: &Mapping) -> Vec<Phase> {
                 for eb in 0..pb.e.div_ceil(m.e) {
                     let e_cur = pb.strip_rows(m.e, eb);
                     out.push(Phase::Strip { e_cur });
-                    for cb in 0..pb.c / (m.q * m.r) {
+                    let cbs = pb.c / (m.q * m.r);
+                    for cb in 0..cbs {
                         out.push(Phase::Band { g, nb, eb, cb });
                         for fb in 0..m.m / (m.p * m.t) {
                             out.push(Phase::Filters { g, mb, cb, fb });
                             out.push(Phase::Pass { eb, cb, fb, e_cur });
+                            if cb + 1 == cbs {
+                                out.push(Phase::Readout {
+                                    g,
+                                    nb,
+                                    mb,
+                                    eb,
+                                    fb,
+                                    e_cur,
+                                });
+                            }
                         }
                     }
-                    out.push(Phase::Readout {
-                        g,
-                        nb,
-                        mb,
-                        eb,
-                        e_cur,
-                    });
                 }
             }
         }
@@ -546,106 +641,81 @@ pub fn phases(pb: &Problem, m: &Mapping) -> Vec<Phase> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
     pub core_cycles: u64,
-    /// Phases started (the current one included) and in all.
-    pub phase: usize,
-    pub phases: usize,
     pub passes_done: u64,
     pub passes: u64,
 }
 
-/// A layer on the chip that can be stepped: the controller's loop nest as a sequence of
-/// [`Phase`]s, each started when the previous one has gone quiet, exactly as [`run_layer`] runs
-/// them (it is a loop of [`LayerSim::run_phase`]).
+/// A layer on the chip that can be stepped, instant by instant or cycle by cycle: the
+/// top-level controller ([`TopController`]) is one of its components and walks the loop nest
+/// ([`LayerSim::phases`]) in the clock, like every other block.
 pub struct LayerSim {
-    driver: Driver,
+    sched: Scheduler,
+    ids: Ids,
+    plan: ArrayPlan,
+    m: Mapping,
+    pb: Problem,
+    dl: Layout,
+    link: Clock,
     phases: Vec<Phase>,
-    next: usize,
-    /// The phase under way and the core cycle it started at.
-    active: Option<(Phase, u64)>,
     layer: ConvLayer,
     fmt: RlcFormat,
+    /// Whether the chip has gone quiet for good.
+    ended: bool,
 }
 
 impl LayerSim {
     pub fn scheduler(&self) -> &Scheduler {
-        &self.driver.sched
+        &self.sched
     }
 
-    /// The scheduler, to probe, trace or inspect; stepping it directly bypasses the controller.
+    /// The scheduler, to probe, trace or inspect.
     pub fn scheduler_mut(&mut self) -> &mut Scheduler {
-        &mut self.driver.sched
+        &mut self.sched
     }
 
-    /// The mapping's loop nest.
+    /// The mapping's loop nest, as the controller walks it.
     pub fn phases(&self) -> &[Phase] {
         &self.phases
     }
 
-    /// The phase under way, if any.
-    pub fn current_phase(&self) -> Option<Phase> {
-        self.active.map(|a| a.0)
+    /// The controller's view of the run.
+    pub fn status(&self) -> ControllerStatus {
+        self.sched
+            .component::<TopController>(self.ids.controller)
+            .map(|c| c.status())
+            .unwrap_or_default()
     }
 
-    /// Whether every phase has run.
+    /// Whether the layer has finished: every job done and the chip quiet.
     pub fn done(&self) -> bool {
-        self.active.is_none() && self.next == self.phases.len()
+        self.ended
     }
 
     pub fn progress(&self) -> Progress {
-        let passes = self
-            .phases
-            .iter()
-            .filter(|p| matches!(p, Phase::Pass { .. }))
-            .count() as u64;
+        let s = self.status();
         Progress {
-            core_cycles: self.driver.sched.cycle(),
-            phase: self.next,
-            phases: self.phases.len(),
-            passes_done: self.driver.passes,
-            passes,
+            core_cycles: self.sched.cycle(),
+            passes_done: s.passes_done,
+            passes: s.passes,
         }
     }
 
-    /// Starts the next phase if none is under way. Returns false when none is left.
-    fn ensure_started(&mut self) -> Result<bool, ChipError> {
-        while self.active.is_none() {
-            let Some(&ph) = self.phases.get(self.next) else {
-                return Ok(false);
-            };
-            self.next += 1;
-            self.driver.start(ph)?;
-            self.active = Some((ph, self.driver.sched.cycle()));
-            if !self.driver.sched.busy() {
-                // Nothing to simulate (a strip's gating): it ends where it starts.
-                self.end_phase();
-            }
-        }
-        Ok(true)
-    }
-
-    fn end_phase(&mut self) {
-        if let Some((Phase::Pass { .. }, start)) = self.active.take() {
-            self.driver.processing += self.driver.sched.cycle() - start;
-            self.driver.passes += 1;
-        }
-    }
-
-    /// Steps one instant (an edge of one clock or both), starting the next phase when the last
-    /// one has gone quiet. Returns false, without stepping, once the layer is done.
+    /// Steps one instant (an edge of one clock or both). Returns false, without stepping, once
+    /// the layer is done.
     pub fn step(&mut self) -> Result<bool, ChipError> {
-        if !self.ensure_started()? {
+        if self.ended {
             return Ok(false);
         }
-        if self.driver.sched.advance()? == Advance::Quiescent {
-            self.end_phase();
+        if self.sched.advance()? == Advance::Quiescent {
+            self.ended = true;
         }
         Ok(true)
     }
 
     /// Steps until one more core cycle has completed (or the layer is done: false).
     pub fn step_cycle(&mut self) -> Result<bool, ChipError> {
-        let c = self.driver.sched.cycle();
-        while self.driver.sched.cycle() == c {
+        let c = self.sched.cycle();
+        while self.sched.cycle() == c {
             if !self.step()? {
                 return Ok(false);
             }
@@ -653,374 +723,49 @@ impl LayerSim {
         Ok(true)
     }
 
-    /// Runs the phase under way, or the next one, to its end. Returns false when none was left.
-    pub fn run_phase(&mut self) -> Result<bool, ChipError> {
-        if !self.ensure_started()? {
-            return Ok(false);
+    /// Runs up to `cycles` more core cycles. Returns false once the layer is done.
+    pub fn run_for(&mut self, cycles: u64) -> Result<bool, ChipError> {
+        let end = self.sched.cycle() + cycles;
+        while self.sched.cycle() < end {
+            if !self.step()? {
+                return Ok(false);
+            }
         }
-        self.driver.sched.run()?;
-        self.end_phase();
-        Ok(true)
+        Ok(!self.ended)
     }
 
     /// Ends the trace (if any) at the last instant and flushes it.
     pub fn finish_trace(&mut self) -> Result<Option<rowsim_kernel::TraceSummary>, ChipError> {
-        Ok(self.driver.sched.finish_trace()?)
+        Ok(self.sched.finish_trace()?)
     }
 
-    /// After the last phase: reads the ofmap back from DRAM and gathers every counter.
+    /// After the run: reads the ofmap back from DRAM and gathers every counter.
     pub fn finish(&mut self) -> Result<LayerRun, ChipError> {
-        if !self.done() {
+        let s = self.status();
+        if !self.ended || s.passes_done < s.passes || s.readouts_done < s.readouts {
             return Err(ChipError::Setup(format!(
-                "the layer is not finished: phase {} of {} at core cycle {}",
-                self.next,
-                self.phases.len(),
-                self.driver.sched.cycle()
+                "the layer is not finished: {} of {} passes and {} of {} readouts done at core cycle {}",
+                s.passes_done,
+                s.passes,
+                s.readouts_done,
+                s.readouts,
+                self.sched.cycle()
             )));
         }
-        self.driver.sched.finish_trace()?;
-        self.driver.collect(&self.layer, &self.fmt)
-    }
-}
-
-struct Driver {
-    sched: Scheduler,
-    ids: Ids,
-    plan: ArrayPlan,
-    pb: Problem,
-    m: Mapping,
-    layout: GlbLayout,
-    lanes: u64,
-    row_stride: u64,
-    coded: bool,
-    dl: Layout,
-    processing: u64,
-    passes: u64,
-    next_id: u32,
-    link: Clock,
-    mac: MacConfig,
-    zero_gating: bool,
-}
-
-fn comp<T: rowsim_kernel::Component>(
-    s: &mut Scheduler,
-    id: ComponentId,
-) -> Result<&mut T, ChipError> {
-    s.component_mut::<T>(id)
-        .ok_or_else(|| ChipError::Setup("component missing".into()))
-}
-
-impl Driver {
-    fn glb_addr(&self, dtype: DataType, a: u64) -> Result<GlbAddr, ChipError> {
-        GlbAddr::of(&self.layout, dtype, a).map_err(ChipError::setup)
+        self.sched.finish_trace()?;
+        let (layer, fmt) = (self.layer.clone(), self.fmt);
+        self.collect(&layer, &fmt)
     }
 
-    /// Index of a band value: (image in block, real channel in block, row in band, column).
-    fn band_index(&self, img: u32, ch: u32, row: u32, col: u32, rows: u32) -> u64 {
-        let (_, chans) = self.pb.block_channels(self.m.q * self.m.r, 0);
-        ((img as u64 * chans as u64 + ch as u64) * rows as u64 + row as u64) * self.pb.w as u64
-            + col as u64
-    }
-
-    /// Index of psum `k` of chain `(tt, j)` of pass `fb` in the GLB's psum region.
-    fn psum_index(&self, fb: u32, tt: u32, j: u32, k: u64) -> u64 {
-        let per_chain = (self.m.n * self.pb.f * self.m.p) as u64;
-        (((fb * self.m.t + tt) * self.m.e + j) as u64) * per_chain + k
-    }
-
-    /// Gives the components a phase's work (what the controller sends them).
-    fn start(&mut self, ph: Phase) -> Result<(), ChipError> {
-        match ph {
-            Phase::Strip { e_cur } => {
-                gate_strip(&mut self.sched, self.ids.gins, &self.plan, e_cur);
-                Ok(())
-            }
-            Phase::Band { g, nb, eb, cb } => self.load_band(g, nb, eb, cb),
-            Phase::Filters { g, mb, cb, fb } => self.load_filters(g, mb, cb, fb),
-            Phase::Pass { eb, cb, fb, e_cur } => self.pass(eb, cb, fb, e_cur),
-            Phase::Readout {
-                g,
-                nb,
-                mb,
-                eb,
-                e_cur,
-            } => self.readout(g, nb, mb, eb, e_cur),
-        }
-    }
-
-    fn read_cmd(&mut self, addr: u64, len: u32, kind: Kind, coded: bool) -> DramCmd {
-        self.next_id += 1;
-        DramCmd {
-            id: self.next_id,
-            write: false,
-            addr,
-            len,
-            kind,
-            coded,
-        }
-    }
-
-    fn load_band(&mut self, g: u32, nb: u32, eb: u32, cb: u32) -> Result<(), ChipError> {
-        let (pb, m) = (self.pb, self.m);
-        let (lo, hi) = pb.band(m.e, eb);
-        let mut cmds = Vec::new();
-        let mut expect = Vec::new();
-        let mut addrs = Vec::new();
-        let (first, chans) = pb.block_channels(m.q * m.r, cb);
-        for img in 0..m.n {
-            for ch in 0..chans {
-                let gch = g * pb.real.c + first + ch;
-                for y in lo..hi {
-                    let (addr, len) = *self
-                        .dl
-                        .ifmap
-                        .get(&(nb * m.n + img, gch, y))
-                        .ok_or_else(|| ChipError::Setup("ifmap row missing".into()))?;
-                    let c = self.read_cmd(addr, len, Kind::Ifmap, self.coded);
-                    cmds.push(c);
-                    expect.push((pb.w as usize, self.coded));
-                    for x in 0..pb.w {
-                        addrs.push(self.glb_addr(
-                            DataType::Ifmap,
-                            self.band_index(img, ch, y - lo, x, hi - lo),
-                        )?);
-                    }
-                }
-            }
-        }
-        comp::<Feeder<DramCmd>>(&mut self.sched, self.ids.cmds)?.push(cmds);
-        let ib = comp::<Inbound>(&mut self.sched, self.ids.inbound)?;
-        for (n, c) in expect {
-            ib.expect(n, c);
-        }
-        comp::<GlbWriter>(&mut self.sched, self.ids.loader)?.expect(addrs);
-        Ok(())
-    }
-
-    fn load_filters(&mut self, g: u32, mb: u32, cb: u32, fb: u32) -> Result<(), ChipError> {
-        let (addr, len, values) = *self
-            .dl
-            .filters
-            .get(&(g, mb, cb, fb))
-            .ok_or_else(|| ChipError::Setup("filter stream missing".into()))?;
-        let c = self.read_cmd(addr, len, Kind::Filter, false);
-        let row_len = (self.m.p * self.m.q * self.pb.s) as u64;
-        let mut addrs = Vec::with_capacity(values as usize);
-        for k in 0..values as u64 {
-            addrs.push(self.glb_addr(
-                DataType::Filter,
-                (k / row_len) * self.row_stride + k % row_len,
-            )?);
-        }
-        comp::<Feeder<DramCmd>>(&mut self.sched, self.ids.cmds)?.push([c]);
-        comp::<Inbound>(&mut self.sched, self.ids.inbound)?.expect(values as usize, false);
-        comp::<GlbWriter>(&mut self.sched, self.ids.loader)?.expect(addrs);
-        Ok(())
-    }
-
-    fn pass(&mut self, eb: u32, cb: u32, fb: u32, e_cur: u32) -> Result<(), ChipError> {
-        let (pb, m) = (self.pb, self.m);
-        let continuing = cb > 0;
-        let zero_gating = self.zero_gating;
-        let pes: Vec<(LogicalPe, ComponentId)> = self
-            .ids
-            .pes
-            .iter()
-            .filter(|(l, _)| l.j < e_cur)
-            .map(|(l, id)| (*l, *id))
-            .collect();
-        for (l, id) in &pes {
-            let prim = pass_primitive(&self.plan, &pb, *l, continuing, self.mac, zero_gating);
-            comp::<Pe>(&mut self.sched, *id)?
-                .configure(prim)
-                .map_err(ChipError::setup)?;
-        }
-        // Filters: each logical row's weights, 4 (a bus width) at a time, rows round robin.
-        let row_len = (m.p * m.q * pb.s) as u64;
-        let mut filter_items = Vec::new();
-        let beats = row_len.div_ceil(self.lanes);
-        for b in 0..beats {
-            for tt in 0..m.t {
-                for rr in 0..m.r {
-                    for i in 0..pb.r {
-                        let row = ((tt * m.r + rr) * pb.r + i) as u64;
-                        let start = b * self.lanes;
-                        let len = (row_len - start).min(self.lanes) as u8;
-                        let a = self.glb_addr(DataType::Filter, row * self.row_stride + start)?;
-                        filter_items.push(ReadItem {
-                            src: Src::Glb {
-                                bank: a.bank,
-                                entry: a.entry,
-                                lane: a.lane,
-                                len,
-                                dtype: DataType::Filter,
-                            },
-                            tags: vec![self.plan.filter_tag(tt, rr, i)],
-                        });
-                    }
-                }
-            }
-        }
-        // Ifmaps: image by image, column by column, every row of the band.
-        let (lo, hi) = pb.band(m.e, eb);
-        let band = (e_cur - 1) * pb.u + pb.r;
-        let tags: Vec<Vec<Vec<(u16, u16)>>> = (0..m.r)
-            .map(|rr| {
-                (0..band)
-                    .map(|y| self.plan.ifmap_tags(rr, y, e_cur))
-                    .collect()
-            })
-            .collect();
-        let mut ifmap_items = Vec::new();
-        let (first, _) = pb.block_channels(m.q * m.r, cb);
-        for img in 0..m.n {
-            for col in 0..pb.w_used() {
-                for rr in 0..m.r {
-                    for y in 0..band {
-                        for c in 0..m.q {
-                            // Virtual channel and position, and where they are in the input.
-                            let cv = cb * m.q * m.r + rr * m.q + c;
-                            let (ch, yp, xp) = pb.real_of(cv, eb * m.e * pb.u + y, col);
-                            let src = if pb.is_real(yp, xp) {
-                                let a = self.glb_addr(
-                                    DataType::Ifmap,
-                                    self.band_index(
-                                        img,
-                                        ch - first,
-                                        yp - pb.pad - lo,
-                                        xp - pb.pad,
-                                        hi - lo,
-                                    ),
-                                )?;
-                                Src::Glb {
-                                    bank: a.bank,
-                                    entry: a.entry,
-                                    lane: a.lane,
-                                    len: 1,
-                                    dtype: DataType::Ifmap,
-                                }
-                            } else {
-                                Src::Zeros(1)
-                            };
-                            ifmap_items.push(ReadItem {
-                                src,
-                                tags: tags[rr as usize][y as usize].clone(),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        // Psums in, when continuing: per image and column, each bottom's p psums.
-        let mut psum_items = Vec::new();
-        let mut gon_streams = Vec::new();
-        for tt in 0..m.t {
-            for j in 0..e_cur {
-                let top = self
-                    .plan
-                    .at(LogicalPe { tt, rr: 0, i: 0, j })
-                    .ok_or_else(|| ChipError::Setup("chain top missing".into()))?;
-                let n_words = (m.n * pb.f * m.p) as u64;
-                let addrs: Result<Vec<GlbAddr>, ChipError> = (0..n_words)
-                    .map(|k| self.glb_addr(DataType::Psum, self.psum_index(fb, tt, j, k)))
-                    .collect();
-                gon_streams.push(((top.row as u16, top.col as u16), addrs?));
-            }
-        }
-        if continuing {
-            for pos in 0..(m.n * pb.f) as u64 {
-                for tt in 0..m.t {
-                    for j in 0..e_cur {
-                        let bottom = self
-                            .plan
-                            .at(LogicalPe {
-                                tt,
-                                rr: m.r - 1,
-                                i: pb.r - 1,
-                                j,
-                            })
-                            .ok_or_else(|| ChipError::Setup("chain bottom missing".into()))?;
-                        let tag = self.plan.psum_tag(bottom);
-                        let mut k = pos * m.p as u64;
-                        let end = k + m.p as u64;
-                        while k < end {
-                            let a = self.glb_addr(DataType::Psum, self.psum_index(fb, tt, j, k))?;
-                            let len = (end - k).min(self.lanes - a.lane as u64) as u8;
-                            psum_items.push(ReadItem {
-                                src: Src::Glb {
-                                    bank: a.bank,
-                                    entry: a.entry,
-                                    lane: a.lane,
-                                    len,
-                                    dtype: DataType::Psum,
-                                },
-                                tags: vec![tag],
-                            });
-                            k += len as u64;
-                        }
-                    }
-                }
-            }
-        }
-        comp::<GlbReader>(&mut self.sched, self.ids.filter_rd)?.push(filter_items);
-        comp::<GlbReader>(&mut self.sched, self.ids.ifmap_rd)?.push(ifmap_items);
-        comp::<GlbReader>(&mut self.sched, self.ids.psum_rd)?.push(psum_items);
-        let gw = comp::<GlbWriter>(&mut self.sched, self.ids.gon_wr)?;
-        for (pe, addrs) in gon_streams {
-            gw.expect_from(pe, addrs);
-        }
-        Ok(())
-    }
-
-    fn readout(&mut self, g: u32, nb: u32, mb: u32, eb: u32, e_cur: u32) -> Result<(), ChipError> {
-        let (pb, m) = (self.pb, self.m);
-        let mut items = Vec::new();
-        let mut streams = Vec::new();
-        for img in 0..m.n {
-            for mf in 0..m.m {
-                let (fb, tt, f) = (mf / (m.p * m.t), (mf % (m.p * m.t)) / m.p, mf % m.p);
-                for j in 0..e_cur {
-                    for x in 0..pb.f {
-                        let k = ((img * pb.f + x) * m.p + f) as u64;
-                        let a = self.glb_addr(DataType::Psum, self.psum_index(fb, tt, j, k))?;
-                        items.push(ReadItem {
-                            src: Src::Glb {
-                                bank: a.bank,
-                                entry: a.entry,
-                                lane: a.lane,
-                                len: 1,
-                                dtype: DataType::Psum,
-                            },
-                            tags: vec![],
-                        });
-                    }
-                    let filter = g * pb.m + mb * m.m + mf;
-                    let addr = *self
-                        .dl
-                        .ofmap
-                        .get(&(nb * m.n + img, filter, eb * m.e + j))
-                        .ok_or_else(|| ChipError::Setup("ofmap row missing".into()))?;
-                    streams.push((pb.f as usize, addr));
-                }
-            }
-        }
-        comp::<GlbReader>(&mut self.sched, self.ids.readout)?.push(items);
-        let ow = comp::<Outbound>(&mut self.sched, self.ids.ofmap_wr)?;
-        for (n, a) in streams {
-            ow.expect(n, a);
-        }
-        Ok(())
-    }
-
-    /// Reads the ofmap back from DRAM and gathers every counter.
     fn collect(&mut self, layer: &ConvLayer, fmt: &RlcFormat) -> Result<LayerRun, ChipError> {
+        let status = self.status();
         let pb = self.pb;
-        let written: BTreeMap<u64, u32> = comp::<Outbound>(&mut self.sched, self.ids.ofmap_wr)?
+        let written: BTreeMap<u64, u32> = comp::<Outbound>(&self.sched, self.ids.ofmap_wr)?
             .written
             .iter()
             .copied()
             .collect();
-        let dram = comp::<DramController>(&mut self.sched, self.ids.dram)?;
+        let dram = comp::<DramController>(&self.sched, self.ids.dram)?;
         let memory = dram.memory().to_vec();
         let dc = *dram.counters();
         let mut ofmap = Tensor::zeros(rowsim_workload::ofmap_dims(layer));
@@ -1038,7 +783,7 @@ impl Driver {
                 ofmap.set([img as usize, mf as usize, e as usize, x], v);
             }
         }
-        let gc = *comp::<Glb>(&mut self.sched, self.ids.glb)?.counters();
+        let gc = *comp::<Glb>(&self.sched, self.ids.glb)?.counters();
         let gin = |s: &mut Scheduler, id| {
             s.component::<Gin>(id)
                 .map(|g| g.counters().pe_words)
@@ -1052,7 +797,7 @@ impl Driver {
         let mut c = Counts {
             mapping: self.m,
             pes_used: self.plan.pes.len() as u32,
-            passes: self.passes,
+            passes: status.passes_done,
             macs: 0,
             macs_gated: 0,
             dram_reads: PerType {
@@ -1084,7 +829,7 @@ impl Driver {
             spad_writes: PerType::default(),
         };
         for id in self.ids.pes.values() {
-            let pc = *comp::<Pe>(&mut self.sched, *id)?.counters();
+            let pc = *comp::<Pe>(&self.sched, *id)?.counters();
             c.macs += pc.macs + pc.macs_gated;
             c.macs_gated += pc.macs_gated;
             c.noc.psum += pc.psums_out;
@@ -1100,11 +845,18 @@ impl Driver {
             ofmap,
             counts: c,
             core_cycles: self.sched.cycle(),
-            processing_cycles: self.processing,
+            processing_cycles: status.processing_cycles,
+            controller: status,
             link_cycles,
             time_ps: self.sched.time(),
         })
     }
+}
+
+/// A component of the run, read after it (statistics), never to drive it.
+fn comp<T: rowsim_kernel::Component>(s: &Scheduler, id: ComponentId) -> Result<&T, ChipError> {
+    s.component::<T>(id)
+        .ok_or_else(|| ChipError::Setup("component missing".into()))
 }
 
 /// A layer run checked against the reference convolution.

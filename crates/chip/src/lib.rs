@@ -7,6 +7,7 @@
 //! passes (issue 6) build on these.
 
 pub mod array;
+pub mod controller;
 pub mod layer;
 pub mod plan;
 pub mod stats;
@@ -16,9 +17,10 @@ pub use array::{
     build_pass, gate_strip, pass_primitive, wire_array, ArrayPass, ArrayWiring, PassError,
     PassInput,
 };
+pub use controller::{ControllerStatus, Slots, TopController};
 pub use layer::{
     phases, run_checked, run_layer, CheckedRun, ChipError, LayerRun, LayerSim, Phase, Progress,
     ProgressHook, RunOptions,
 };
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
-pub use stats::{Cycles, LayerStats};
+pub use stats::{BetweenPasses, Cycles, LayerStats};

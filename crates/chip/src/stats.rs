@@ -29,6 +29,22 @@ pub struct Cycles {
     pub core_total: u64,
     pub core_processing: u64,
     pub link_total: u64,
+    /// Core cycles in which no pass ran, by what the next pass waited for (a run only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub between_passes: Option<BetweenPasses>,
+}
+
+/// Core cycles in which no pass ran, by cause: `core_processing` plus these is `core_total`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BetweenPasses {
+    /// The scan chain shifting the layer's configuration in.
+    pub config: u64,
+    /// The next pass's band or filters still coming from DRAM.
+    pub loads: u64,
+    /// The next pass's psums still being read out to DRAM (its psum slot not yet free).
+    pub psum_slot: u64,
+    /// After the last pass: the last readouts draining to DRAM.
+    pub after: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -88,6 +104,12 @@ impl LayerStats {
             core_total: run.core_cycles,
             core_processing: run.processing_cycles,
             link_total: run.link_cycles,
+            between_passes: Some(BetweenPasses {
+                config: run.controller.idle_config,
+                loads: run.controller.idle_loads,
+                psum_slot: run.controller.idle_psum_slot,
+                after: run.controller.idle_after,
+            }),
         };
         let mut s = Self::of_counts(hw, layer, seed, &run.counts, cycles, ifmap_zero_fraction);
         s.time_ms.total = run.time_ps as f64 / 1e9;
@@ -183,6 +205,12 @@ impl LayerStats {
             self.dram_bytes.read, self.dram_bytes.write,
             e.total, e.unit, e.total / self.macs.total.max(1) as f64, l.dram, l.glb, l.noc, l.spad, l.mac,
             e.by_type.filter, e.by_type.ifmap, e.by_type.psum,
-        )
+        ) + &match &self.cycles.between_passes {
+            Some(b) => format!(
+                "between passes (core cycles): config {}, waiting for loads {}, waiting for a psum slot {}, after the last pass {}\n",
+                b.config, b.loads, b.psum_slot, b.after
+            ),
+            None => String::new(),
+        }
     }
 }

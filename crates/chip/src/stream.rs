@@ -5,7 +5,10 @@
 //! - [`GlbWriter`]: writes a stream of values at listed addresses (data from DRAM), or GON beats
 //!   at the addresses of each PE's psum stream.
 //!
-//! Jobs are queued by the chip between phases; a component holds work until its queue is empty.
+//! Jobs come from the top-level controller over a job port (a link), each with an id that the
+//! sequencer sends back on its done port when the job is finished: a reader's when its last
+//! chunk has been sent, a writer's when its last word has been written and acknowledged. (Tests
+//! may also queue items directly.) A component holds work until its queue is empty.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -34,6 +37,67 @@ pub struct ReadItem {
     pub src: Src,
     /// One beat per tag; empty in value mode.
     pub tags: Vec<(u16, u16)>,
+}
+
+/// A reader's job: items, sent in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReadJob {
+    pub id: u32,
+    pub items: Vec<ReadItem>,
+}
+
+/// A writer's job: the addresses of values to come (value mode), or of each PE's words (GON
+/// mode).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteJob {
+    pub id: u32,
+    pub values: Vec<GlbAddr>,
+    pub gon: Vec<((u16, u16), Vec<GlbAddr>)>,
+}
+
+/// Job completion, for the controller: (ends at item or word count, id) of each job, and the
+/// ids finished and not yet sent back.
+#[derive(Default)]
+struct Jobs<J> {
+    port: Option<LinkRx<J>>,
+    done_port: Option<LinkTx<u32>>,
+    marks: VecDeque<(u64, u32)>,
+    queued: u64,
+    finished: u64,
+    dones: VecDeque<u32>,
+}
+
+impl<J> Jobs<J> {
+    fn mark(&mut self, len: u64, id: u32) {
+        self.queued += len;
+        self.marks.push_back((self.queued, id));
+    }
+
+    /// Moves the jobs whose last item is finished (and `idle` holds) to the done queue, and
+    /// sends one id back.
+    fn retire(&mut self, cx: &StepCtx, idle: bool) -> bool {
+        let mut moved = false;
+        while let Some(&(end, id)) = self.marks.front() {
+            if end > self.finished || !idle {
+                break;
+            }
+            self.marks.pop_front();
+            self.dones.push_back(id);
+        }
+        if let (Some(&id), Some(tx)) = (self.dones.front(), self.done_port.as_mut()) {
+            if tx.try_send(cx, id).is_ok() {
+                self.dones.pop_front();
+                moved = true;
+            }
+        } else if self.done_port.is_none() {
+            self.dones.clear();
+        }
+        moved
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.dones.is_empty() || self.port.as_ref().is_some_and(|rx| rx.in_flight() > 0)
+    }
 }
 
 /// Where a reader's chunks go.
@@ -69,6 +133,7 @@ pub struct GlbReader {
     ready: VecDeque<Chunk>,
     /// Chunks read ahead at most.
     lookahead: usize,
+    jobs: Jobs<ReadJob>,
 }
 
 impl GlbReader {
@@ -82,11 +147,21 @@ impl GlbReader {
             inflight: VecDeque::new(),
             ready: VecDeque::new(),
             lookahead: 4,
+            jobs: Jobs::default(),
         }
     }
 
     pub fn push(&mut self, items: impl IntoIterator<Item = ReadItem>) {
+        let before = self.items.len();
         self.items.extend(items);
+        self.jobs.queued += (self.items.len() - before) as u64;
+    }
+
+    /// Wires the job port and the done port (see the module docs).
+    pub fn with_job_ports(mut self, jobs: LinkRx<ReadJob>, done: LinkTx<u32>) -> Self {
+        self.jobs.port = Some(jobs);
+        self.jobs.done_port = Some(done);
+        self
     }
 }
 
@@ -97,6 +172,11 @@ impl Component for GlbReader {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
+        if let Some(job) = self.jobs.port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+            self.jobs.mark(job.items.len() as u64, job.id);
+            self.items.extend(job.items);
+            moved = true;
+        }
         // Send: one beat (or one value) a cycle.
         if let Some(c) = self.ready.front_mut() {
             let sent = match &mut self.out {
@@ -128,8 +208,10 @@ impl Component for GlbReader {
             };
             if done {
                 self.ready.pop_front();
+                self.jobs.finished += 1;
             }
         }
+        moved |= self.jobs.retire(cx, true);
         // Responses, in order.
         if let Some(r) = self.resp.try_recv(cx) {
             let item = self
@@ -194,7 +276,10 @@ impl Component for GlbReader {
     }
 
     fn holds_work(&self) -> bool {
-        !self.items.is_empty() || !self.inflight.is_empty() || !self.ready.is_empty()
+        !self.items.is_empty()
+            || !self.inflight.is_empty()
+            || !self.ready.is_empty()
+            || self.jobs.holds_work()
     }
 }
 
@@ -248,6 +333,7 @@ pub struct GlbWriter {
     gather: Option<(GlbAddr, u64, u8)>,
     acks: u64,
     sent: u64,
+    jobs: Jobs<WriteJob>,
 }
 
 impl GlbWriter {
@@ -263,17 +349,30 @@ impl GlbWriter {
             gather: None,
             acks: 0,
             sent: 0,
+            jobs: Jobs::default(),
         }
     }
 
     /// Value mode: the next values go to these addresses.
     pub fn expect(&mut self, addrs: impl IntoIterator<Item = GlbAddr>) {
+        let before = self.addrs.len();
         self.addrs.extend(addrs);
+        self.jobs.queued += (self.addrs.len() - before) as u64;
     }
 
     /// GON mode: the words of PE `(bus, pe)` go to these addresses.
     pub fn expect_from(&mut self, pe: (u16, u16), addrs: impl IntoIterator<Item = GlbAddr>) {
-        self.streams.entry(pe).or_default().extend(addrs);
+        let q = self.streams.entry(pe).or_default();
+        let before = q.len();
+        q.extend(addrs);
+        self.jobs.queued += (q.len() - before) as u64;
+    }
+
+    /// Wires the job port and the done port (see the module docs).
+    pub fn with_job_ports(mut self, jobs: LinkRx<WriteJob>, done: LinkTx<u32>) -> Self {
+        self.jobs.port = Some(jobs);
+        self.jobs.done_port = Some(done);
+        self
     }
 
     fn flush_gather(&mut self) {
@@ -312,6 +411,15 @@ impl Component for GlbWriter {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
+        if let Some(job) = self.jobs.port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+            let words = job.values.len() + job.gon.iter().map(|(_, a)| a.len()).sum::<usize>();
+            self.jobs.mark(words as u64, job.id);
+            self.addrs.extend(job.values);
+            for (pe, addrs) in job.gon {
+                self.streams.entry(pe).or_default().extend(addrs);
+            }
+            moved = true;
+        }
         while self.resp.try_recv(cx).is_some() {
             self.acks += 1;
             moved = true;
@@ -356,6 +464,7 @@ impl Component for GlbWriter {
                             )
                         })?;
                         self.put(a, v);
+                        self.jobs.finished += 1;
                         moved = true;
                     }
                 }
@@ -379,6 +488,7 @@ impl Component for GlbWriter {
                         for (a, &v) in addrs.into_iter().zip(&b.words[..b.len as usize]) {
                             self.put(a, v);
                         }
+                        self.jobs.finished += b.len as u64;
                         self.flush_gather();
                         moved = true;
                     }
@@ -394,6 +504,8 @@ impl Component for GlbWriter {
                 self.flush_gather();
             }
         }
+        let idle = self.gather.is_none() && self.writes.is_empty() && self.acks == self.sent;
+        moved |= self.jobs.retire(cx, idle);
         Ok(Activity::from_moved(moved))
     }
 
@@ -402,6 +514,11 @@ impl Component for GlbWriter {
             WriteIn::Values(rx) => rx.in_flight() > 0,
             WriteIn::Gon(rx) => rx.in_flight() > 0,
         };
-        input || !self.writes.is_empty() || self.gather.is_some() || self.acks < self.sent
+        input
+            || !self.writes.is_empty()
+            || self.gather.is_some()
+            || self.acks < self.sent
+            || self.jobs.holds_work()
+            || !self.jobs.marks.is_empty()
     }
 }

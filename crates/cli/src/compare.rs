@@ -139,6 +139,7 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
             core_total: bound,
             core_processing: bound,
             link_total: 0,
+            between_passes: None,
         };
         return Ok(Point {
             point: df,

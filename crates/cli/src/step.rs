@@ -47,7 +47,7 @@ commands (signal names are VCD paths; a GLOB's `*` crosses dots):
   signals [GLOB]               list signals and widths
   state <COMPONENT|GLOB>       a component's internal state (a PE's spads, FIFOs, control)
   components [GLOB]            list components
-  info                         cycle, time, phase, passes
+  info                         cycle, time, loads, readouts and passes done
   vcd start <FILE> [GLOB...]   write a VCD (and .gtkw) from now on, of the signals GLOBs select
   vcd stop                     end and flush it
   help | quit
@@ -274,10 +274,14 @@ impl Session {
     fn status(&self) -> String {
         let sched = self.sim.scheduler();
         let p = self.sim.progress();
-        let phase = match self.sim.current_phase() {
-            Some(ph) => format!("phase {}/{}: {ph}", p.phase, p.phases),
-            None if self.sim.done() => "layer done".to_string(),
-            None => format!("between phases ({} of {} run)", p.phase, p.phases),
+        let c = self.sim.status();
+        let phase = if self.sim.done() {
+            "layer done".to_string()
+        } else {
+            format!(
+                "loads {}/{}, readouts {}/{}",
+                c.loads_done, c.loads, c.readouts_done, c.readouts
+            )
         };
         format!(
             "cycle {} (t = {} ps), {phase}, passes {}/{}",

@@ -282,8 +282,11 @@ impl HwConfig {
         line(
             "scan chain",
             format!(
-                "{} bits, loaded in under {} us",
-                self.scan_chain.bits, self.scan_chain.load_time_limit_us
+                "{} bits shifted at {} MHz ({:.1} us a layer; limit {} us)",
+                self.scan_chain.bits,
+                self.scan_chain.shift_hz as f64 / 1e6,
+                self.scan_chain.bits as f64 * 1e6 / self.scan_chain.shift_hz as f64,
+                self.scan_chain.load_time_limit_us
             ),
         );
         let l = &self.limits;

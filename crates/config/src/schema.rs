@@ -197,6 +197,8 @@ pub struct ScanChain {
     pub bits: u32,
     /// Longest time a per-layer configuration load may take.
     pub load_time_limit_us: u32,
+    /// The clock the chain is shifted at, one bit an edge (Hz).
+    pub shift_hz: u64,
 }
 
 /// Layer shapes the machine supports natively; a layer outside them is refused by name.

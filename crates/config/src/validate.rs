@@ -275,6 +275,25 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
         1,
         1_000_000,
     );
+    if c.range(
+        "scan_chain.shift_hz",
+        hw.scan_chain.shift_hz,
+        MHZ / 1000,
+        10_000 * MHZ,
+    ) {
+        let sc = &hw.scan_chain;
+        // bits / shift_hz <= limit, in integers: bits * 10^6 <= limit * shift_hz.
+        c.rule(
+            "scan_chain.shift_hz",
+            sc.bits as u128 * 1_000_000 <= sc.load_time_limit_us as u128 * sc.shift_hz as u128,
+            || {
+                format!(
+                    "{} bits at {} Hz take longer than scan_chain.load_time_limit_us ({} us)",
+                    sc.bits, sc.shift_hz, sc.load_time_limit_us
+                )
+            },
+        );
+    }
 
     let l = &hw.limits;
     c.range(

@@ -325,6 +325,7 @@ pub struct Inbound {
     current: Option<(rowsim_datapath::rlc::RlcDecoder, bool, usize)>,
     pending: VecDeque<i16>,
     lanes: usize,
+    job_port: Option<LinkRx<Vec<(usize, bool)>>>,
 }
 
 impl Inbound {
@@ -344,11 +345,19 @@ impl Inbound {
             current: None,
             pending: VecDeque::new(),
             lanes,
+            job_port: None,
         }
     }
 
     pub fn expect(&mut self, values: usize, coded: bool) {
         self.streams.push_back((values, coded));
+    }
+
+    /// Wires the port on which the top-level controller describes the streams it has asked
+    /// DRAM for, `(values, coded)` in command order, as it issues the commands.
+    pub fn with_job_port(mut self, rx: LinkRx<Vec<(usize, bool)>>) -> Self {
+        self.job_port = Some(rx);
+        self
     }
 }
 
@@ -359,6 +368,10 @@ impl Component for Inbound {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
+        if let Some(jobs) = self.job_port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+            self.streams.extend(jobs);
+            moved = true;
+        }
         // Up to a bus word's worth of values a cycle (`lanes`: the GLB's write width).
         for _ in 0..self.lanes {
             let Some(&v) = self.pending.front() else {
@@ -404,7 +417,9 @@ impl Component for Inbound {
     }
 
     fn holds_work(&self) -> bool {
-        !self.pending.is_empty() || self.input.in_flight() > 0
+        !self.pending.is_empty()
+            || self.input.in_flight() > 0
+            || self.job_port.as_ref().is_some_and(|rx| rx.in_flight() > 0)
     }
 }
 
@@ -424,6 +439,7 @@ pub struct Outbound {
     next_id: u32,
     /// (address, coded words) of every stream written.
     pub written: Vec<(u64, u32)>,
+    job_port: Option<LinkRx<Vec<(usize, u64)>>>,
 }
 
 impl Outbound {
@@ -446,11 +462,19 @@ impl Outbound {
             words: VecDeque::new(),
             next_id: 1 << 30,
             written: Vec::new(),
+            job_port: None,
         }
     }
 
     pub fn expect(&mut self, values: usize, addr: u64) {
         self.streams.push_back((values, addr));
+    }
+
+    /// Wires the port on which the top-level controller sends the rows to write, `(values,
+    /// DRAM address)` in the order their values will arrive.
+    pub fn with_job_port(mut self, rx: LinkRx<Vec<(usize, u64)>>) -> Self {
+        self.job_port = Some(rx);
+        self
     }
 }
 
@@ -461,6 +485,10 @@ impl Component for Outbound {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
+        if let Some(jobs) = self.job_port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+            self.streams.extend(jobs);
+            moved = true;
+        }
         if let Some(c) = self.cmd_pending {
             if self.cmd.try_send(cx, c).is_ok() {
                 self.cmd_pending = None;
@@ -509,6 +537,7 @@ impl Component for Outbound {
             || self.cmd_pending.is_some()
             || !self.words.is_empty()
             || self.input.in_flight() > 0
+            || self.job_port.as_ref().is_some_and(|rx| rx.in_flight() > 0)
     }
 }
 

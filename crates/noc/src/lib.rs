@@ -156,7 +156,11 @@ pub struct Gin {
     waiting: bool,
     bus_mask: Vec<u64>,
     sig: Option<GinSignals>,
+    config_port: Option<LinkRx<GinMask>>,
 }
+
+/// Which PEs of a GIN take part, `[bus][pe]` (see [`Gin::with_config_port`]).
+pub type GinMask = std::sync::Arc<Vec<Vec<bool>>>;
 
 fn fits(v: u64, bits: u32) -> bool {
     bits >= 64 || v < (1u64 << bits)
@@ -229,11 +233,20 @@ impl Gin {
             waiting: false,
             bus_mask: vec![0; rows],
             sig: None,
+            config_port: None,
         })
     }
 
     pub fn counters(&self) -> &NetCounters {
         &self.counters
+    }
+
+    /// Wires the GIN's configuration port: masks of active PEs (`[bus][pe]`) that the top-level
+    /// controller sends when a strip changes which PEs work; each takes effect at the edge it
+    /// arrives, before any beat of that edge is routed.
+    pub fn with_config_port(mut self, rx: LinkRx<GinMask>) -> Self {
+        self.config_port = Some(rx);
+        self
     }
 
     /// Gates PEs in or out: a gated PE matches no tag (its multicast controller is off).
@@ -283,8 +296,21 @@ impl Component for Gin {
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         self.sent = None;
         self.waiting = false;
+        let mut configured = false;
+        if let Some(mask) = self.config_port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+            if mask.len() != self.active.len()
+                || mask
+                    .iter()
+                    .zip(&self.active)
+                    .any(|(m, a)| m.len() != a.len())
+            {
+                return Err(format!("{}: a PE mask of the wrong shape", self.spec.name).into());
+            }
+            self.set_active(|b, p| mask[b][p]);
+            configured = true;
+        }
         let Some(&beat) = self.input.peek(cx) else {
-            return Ok(Activity::Idle);
+            return Ok(Activity::from_moved(configured));
         };
         if beat.len == 0 || beat.len as usize > self.spec.width_words() {
             return Err(Box::new(NocError {
@@ -354,6 +380,10 @@ impl Component for Gin {
 
     fn holds_work(&self) -> bool {
         self.input.in_flight() > 0
+            || self
+                .config_port
+                .as_ref()
+                .is_some_and(|rx| rx.in_flight() > 0)
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {

@@ -282,6 +282,7 @@ pub struct Pe {
     name: String,
     sizes: PeSizes,
     ports: PePorts,
+    config_port: Option<LinkRx<Primitive>>,
     prim: Option<Primitive>,
     state: PeState,
     filter_spad: Vec<i16>,
@@ -342,6 +343,7 @@ impl Pe {
             name: name.into(),
             sizes,
             ports,
+            config_port: None,
             prim: None,
             state: PeState::Idle,
             filter_spad: vec![0; sizes.filter_entries as usize],
@@ -440,6 +442,14 @@ impl Pe {
 
     /// Loads a primitive (the scan chain's per-pass configuration); the PE starts as soon as its
     /// operands arrive.
+    /// Wires the PE's configuration port: the top-level controller sends each pass's primitive
+    /// over it (the per-pass part of what the scan chain carries), and the PE takes it once it
+    /// is idle or has finished its last primitive. A PE with this port never sleeps.
+    pub fn with_config_port(mut self, rx: LinkRx<Primitive>) -> Self {
+        self.config_port = Some(rx);
+        self
+    }
+
     pub fn configure(&mut self, prim: Primitive) -> Result<(), PeError> {
         if matches!(
             self.state,
@@ -695,12 +705,16 @@ impl Component for Pe {
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         // Strobes (enables) last one cycle, also into an idle or finished PE.
         self.strobes = 0;
+        if matches!(self.state, PeState::Done | PeState::Idle) {
+            let Some(prim) = self.config_port.as_mut().and_then(|rx| rx.try_recv(cx)) else {
+                return Ok(Activity::Idle);
+            };
+            self.configure(prim).map_err(|e| e.to_string())?;
+            return Ok(Activity::Moved);
+        }
         let Some(prim) = self.prim else {
             return Ok(Activity::Idle);
         };
-        if self.state == PeState::Done {
-            return Ok(Activity::Idle);
-        }
         self.counters.active_cycles += 1;
         let pipe_busy = self.rd.is_some() || self.mul.is_some();
         let mut moved = pipe_busy;
@@ -757,13 +771,18 @@ impl Component for Pe {
         matches!(
             self.state,
             PeState::LoadFilters | PeState::Compute | PeState::Drain
-        )
+        ) || self
+            .config_port
+            .as_ref()
+            .is_some_and(|rx| rx.in_flight() > 0)
     }
 
     /// Finished (or never configured) with its strobes low: only `configure` can change it,
     /// and it takes nothing from its FIFOs.
     fn dormant(&self) -> bool {
-        matches!(self.state, PeState::Done | PeState::Idle) && self.strobes == 0
+        self.config_port.is_none()
+            && matches!(self.state, PeState::Done | PeState::Idle)
+            && self.strobes == 0
     }
 
     /// Control state, the three spads (signed 16-bit words, 16 to a line), the zero buffer, the

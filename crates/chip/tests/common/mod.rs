@@ -40,6 +40,16 @@ pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> La
         "{} with {m}: the ofmap differs from the reference",
         l.name
     );
+    // The cycle account: every core cycle is a pass running or a wait between passes.
+    let c = run.controller;
+    assert_eq!(
+        run.core_cycles,
+        c.processing_cycles + c.idle_config + c.idle_loads + c.idle_psum_slot + c.idle_after,
+        "{} with {m}: the cycle account does not add up to the run's cycles",
+        l.name
+    );
+    assert_eq!(c.processing_cycles, run.processing_cycles);
+    assert_eq!((c.passes_done, c.loads_done), (c.passes, c.loads));
     let pb = Problem::lowered(l, m.dataflow);
     let data = ExactData {
         layer: l,

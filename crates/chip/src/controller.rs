@@ -1,0 +1,997 @@
+//! The chip's top-level controller: a component on the core clock that walks the mapper's loop
+//! nest and hands work to the blocks over links, overlapping loads, passes and readouts as far
+//! as the buffers allow.
+//!
+//! # What it sends, and to whom
+//! - DRAM read commands to the DRAM controller's command queue (one a cycle), and the shape of
+//!   each stream asked for (`values`, coded or raw) to the inbound RLC decoder;
+//! - write jobs (the GLB addresses of each value to come) to the GLB loader, read jobs to the
+//!   GLB's filter, ifmap and psum sequencers and to the readout sequencer, and a psum-write job
+//!   (each chain top's addresses) to the GON writer;
+//! - each pass's primitive to every PE of the strip, over a per-PE configuration link (the
+//!   per-pass part of the configuration), and a mask of working PEs to each GIN when a strip
+//!   changes width;
+//! - the rows to code and write to DRAM to the outbound RLC coder.
+//!
+//! Each sequencer answers on a done link with the id of every job it finishes. The layer's
+//! configuration (the mapping, IDs, shapes: 1794 bits on Eyeriss v1) is shifted into the scan
+//! chain first, at `scan_chain.shift_hz`; nothing is issued until it is in.
+//!
+//! # Three sequencers, one loop nest
+//! The loop nest ([`phases`](crate::phases)) is split into loads (bands and filters, in order),
+//! passes (in order) and readouts (in order), each issued as soon as its inputs are ready and
+//! its buffer is free:
+//! - **filters** for pass `j` go into filter slot `j mod F` (`F` = 2 when two passes' filters fit
+//!   the filter banks: the banks double-buffer, so pass `j+1`'s filters come from DRAM while the
+//!   PEs read pass `j`'s), once the filter sequencer has finished reading pass `j - F`'s;
+//! - a **band** goes into ifmap slot `b mod I` (`I` = 2 when the shared banks left over hold a
+//!   second band: the next band prefetches while the current one is read), once every pass
+//!   that read band `b - I` is done;
+//! - a **pass** starts when its band and filters are in, the previous pass is done (every psum
+//!   written: the PEs are free), and, for a pass of a strip's first channel block, the psums
+//!   of its filter block in its psum slot (`strip mod P`, `P` = 2 when two strips' psums fit)
+//!   have been read out;
+//! - a **readout** of a strip's filter block starts when that block's pass of the last channel
+//!   block is done, and runs while later passes compute: the block's psums are final, and no
+//!   pass writes them again until the slot's next strip reaches that block.
+//!
+//! Loads share one path (DRAM, the decoder, the loader), so they complete in issue order. Where
+//! a buffer is too small to overlap, the wait is a counted stall of the controller, visible in
+//! the trace (`wait_*`).
+//!
+//! The controller expands each job into its address list when it issues the job, and sends it
+//! as one message: a simulation shortcut for the address generators of the hardware's
+//! sequencers, which produce one address a cycle; the sequencers consume one item a cycle, so
+//! the timing is theirs.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use rowsim_datapath::mac::MacConfig;
+use rowsim_dram::{DramCmd, Kind};
+use rowsim_glb::{DataType, GlbLayout};
+use rowsim_kernel::{
+    Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
+    TraceFrame,
+};
+use rowsim_mapper::{Mapping, Problem};
+use rowsim_noc::GinMask;
+use rowsim_pe::Primitive;
+
+use crate::array::pass_primitive;
+use crate::layer::Phase;
+use crate::plan::{ArrayPlan, LogicalPe};
+use crate::stream::{GlbAddr, ReadItem, ReadJob, Src, WriteJob};
+
+/// (group, filter block, channel block, pass).
+pub(crate) type PassKey = (u32, u32, u32, u32);
+/// (DRAM address, bus words, values) of a pass's filter stream.
+pub(crate) type FilterStream = (u64, u32, u32);
+
+/// (addr, words) of each ifmap row stream, by (image, channel, row); each pass's filter stream
+/// (addr, words, values) by (group, filter block, channel block, pass); the reserved address of
+/// each ofmap row by (image, filter, row).
+pub(crate) struct DramMap {
+    pub ifmap: BTreeMap<(u32, u32, u32), (u64, u32)>,
+    pub filters: BTreeMap<PassKey, FilterStream>,
+    pub ofmap: BTreeMap<(u32, u32, u32), u64>,
+}
+
+/// How many of each buffer the GLB holds (1 or 2), and the words of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slots {
+    pub filter: u32,
+    pub ifmap: u32,
+    pub psum: u32,
+    pub filter_words: u64,
+    pub band_words: u64,
+    pub psum_words: u64,
+}
+
+/// Everything the controller knows of the layer: the loop nest's geometry.
+pub(crate) struct Geometry {
+    pub pb: Problem,
+    pub m: Mapping,
+    pub plan: ArrayPlan,
+    pub layout: GlbLayout,
+    pub slots: Slots,
+    pub lanes: u64,
+    pub row_stride: u64,
+    pub coded: bool,
+    pub dram: DramMap,
+    pub mac: MacConfig,
+    pub zero_gating: bool,
+}
+
+type Err = String;
+
+impl Geometry {
+    fn glb_addr(&self, dtype: DataType, a: u64) -> Result<GlbAddr, Err> {
+        GlbAddr::of(&self.layout, dtype, a).map_err(|e| e.to_string())
+    }
+
+    /// Index of a band value: (image in block, real channel in block, row in band, column).
+    fn band_index(&self, slot: u32, img: u32, ch: u32, row: u32, col: u32, rows: u32) -> u64 {
+        let (_, chans) = self.pb.block_channels(self.m.q * self.m.r, 0);
+        slot as u64 * self.slots.band_words
+            + ((img as u64 * chans as u64 + ch as u64) * rows as u64 + row as u64)
+                * self.pb.w as u64
+            + col as u64
+    }
+
+    /// Index of psum `k` of chain `(tt, j)` of pass `fb` in psum slot `slot`.
+    fn psum_index(&self, slot: u32, fb: u32, tt: u32, j: u32, k: u64) -> u64 {
+        let per_chain = (self.m.n * self.pb.f * self.m.p) as u64;
+        slot as u64 * self.slots.psum_words
+            + (((fb * self.m.t + tt) * self.m.e + j) as u64) * per_chain
+            + k
+    }
+
+    /// A band load: DRAM commands, the streams' shapes, the GLB addresses of its values.
+    #[allow(clippy::type_complexity)]
+    fn band(
+        &self,
+        slot: u32,
+        (g, nb, eb, cb): (u32, u32, u32, u32),
+        next_id: &mut u32,
+    ) -> Result<(Vec<DramCmd>, Vec<(usize, bool)>, Vec<GlbAddr>), Err> {
+        let (pb, m) = (self.pb, self.m);
+        let (lo, hi) = pb.band(m.e, eb);
+        let (first, chans) = pb.block_channels(m.q * m.r, cb);
+        let (mut cmds, mut shapes, mut addrs) = (Vec::new(), Vec::new(), Vec::new());
+        for img in 0..m.n {
+            for ch in 0..chans {
+                let gch = g * pb.real.c + first + ch;
+                for y in lo..hi {
+                    let (addr, len) = *self
+                        .dram
+                        .ifmap
+                        .get(&(nb * m.n + img, gch, y))
+                        .ok_or("ifmap row missing")?;
+                    *next_id += 1;
+                    cmds.push(DramCmd {
+                        id: *next_id,
+                        write: false,
+                        addr,
+                        len,
+                        kind: Kind::Ifmap,
+                        coded: self.coded,
+                    });
+                    shapes.push((pb.w as usize, self.coded));
+                    for x in 0..pb.w {
+                        addrs.push(self.glb_addr(
+                            DataType::Ifmap,
+                            self.band_index(slot, img, ch, y - lo, x, hi - lo),
+                        )?);
+                    }
+                }
+            }
+        }
+        Ok((cmds, shapes, addrs))
+    }
+
+    /// A filter load: one raw DRAM stream, each logical filter row starting on an entry.
+    #[allow(clippy::type_complexity)]
+    fn filters(
+        &self,
+        slot: u32,
+        key: (u32, u32, u32, u32),
+        next_id: &mut u32,
+    ) -> Result<(Vec<DramCmd>, Vec<(usize, bool)>, Vec<GlbAddr>), Err> {
+        let (addr, len, values) = *self.dram.filters.get(&key).ok_or("filter stream missing")?;
+        *next_id += 1;
+        let cmd = DramCmd {
+            id: *next_id,
+            write: false,
+            addr,
+            len,
+            kind: Kind::Filter,
+            coded: false,
+        };
+        let row_len = (self.m.p * self.m.q * self.pb.s) as u64;
+        let base = slot as u64 * self.slots.filter_words;
+        let addrs = (0..values as u64)
+            .map(|k| {
+                self.glb_addr(
+                    DataType::Filter,
+                    base + (k / row_len) * self.row_stride + k % row_len,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((vec![cmd], vec![(values as usize, false)], addrs))
+    }
+
+    /// A pass's jobs: filter, ifmap and psum reads, and the GON writer's addresses.
+    #[allow(clippy::type_complexity)]
+    fn pass(
+        &self,
+        p: &PassInfo,
+    ) -> Result<
+        (
+            Vec<ReadItem>,
+            Vec<ReadItem>,
+            Vec<ReadItem>,
+            Vec<((u16, u16), Vec<GlbAddr>)>,
+        ),
+        Err,
+    > {
+        let (pb, m) = (self.pb, self.m);
+        let (eb, cb, fb, e_cur) = (p.eb, p.cb, p.fb, p.e_cur);
+        let continuing = cb > 0;
+        // Filters: each logical row's weights, a bus width at a time, rows round robin.
+        let row_len = (m.p * m.q * pb.s) as u64;
+        let fbase = p.filter_slot as u64 * self.slots.filter_words;
+        let mut filter_items = Vec::new();
+        for b in 0..row_len.div_ceil(self.lanes) {
+            for tt in 0..m.t {
+                for rr in 0..m.r {
+                    for i in 0..pb.r {
+                        let row = ((tt * m.r + rr) * pb.r + i) as u64;
+                        let start = b * self.lanes;
+                        let len = (row_len - start).min(self.lanes) as u8;
+                        let a =
+                            self.glb_addr(DataType::Filter, fbase + row * self.row_stride + start)?;
+                        filter_items.push(ReadItem {
+                            src: Src::Glb {
+                                bank: a.bank,
+                                entry: a.entry,
+                                lane: a.lane,
+                                len,
+                                dtype: DataType::Filter,
+                            },
+                            tags: vec![self.plan.filter_tag(tt, rr, i)],
+                        });
+                    }
+                }
+            }
+        }
+        // Ifmaps: image by image, column by column, every row of the band.
+        let (lo, hi) = pb.band(m.e, eb);
+        let band = (e_cur - 1) * pb.u + pb.r;
+        let tags: Vec<Vec<Vec<(u16, u16)>>> = (0..m.r)
+            .map(|rr| {
+                (0..band)
+                    .map(|y| self.plan.ifmap_tags(rr, y, e_cur))
+                    .collect()
+            })
+            .collect();
+        let mut ifmap_items = Vec::new();
+        let (first, _) = pb.block_channels(m.q * m.r, cb);
+        for img in 0..m.n {
+            for col in 0..pb.w_used() {
+                for rr in 0..m.r {
+                    for y in 0..band {
+                        for c in 0..m.q {
+                            let cv = cb * m.q * m.r + rr * m.q + c;
+                            let (ch, yp, xp) = pb.real_of(cv, eb * m.e * pb.u + y, col);
+                            let src = if pb.is_real(yp, xp) {
+                                let a = self.glb_addr(
+                                    DataType::Ifmap,
+                                    self.band_index(
+                                        p.band_slot,
+                                        img,
+                                        ch - first,
+                                        yp - pb.pad - lo,
+                                        xp - pb.pad,
+                                        hi - lo,
+                                    ),
+                                )?;
+                                Src::Glb {
+                                    bank: a.bank,
+                                    entry: a.entry,
+                                    lane: a.lane,
+                                    len: 1,
+                                    dtype: DataType::Ifmap,
+                                }
+                            } else {
+                                Src::Zeros(1)
+                            };
+                            ifmap_items.push(ReadItem {
+                                src,
+                                tags: tags[rr as usize][y as usize].clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        // Psums out of the chain tops, and in to the bottoms when continuing.
+        let mut gon = Vec::new();
+        for tt in 0..m.t {
+            for j in 0..e_cur {
+                let top = self
+                    .plan
+                    .at(LogicalPe { tt, rr: 0, i: 0, j })
+                    .ok_or("chain top missing")?;
+                let n_words = (m.n * pb.f * m.p) as u64;
+                let addrs = (0..n_words)
+                    .map(|k| {
+                        self.glb_addr(DataType::Psum, self.psum_index(p.psum_slot, fb, tt, j, k))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                gon.push(((top.row as u16, top.col as u16), addrs));
+            }
+        }
+        let mut psum_items = Vec::new();
+        if continuing {
+            for pos in 0..(m.n * pb.f) as u64 {
+                for tt in 0..m.t {
+                    for j in 0..e_cur {
+                        let bottom = self
+                            .plan
+                            .at(LogicalPe {
+                                tt,
+                                rr: m.r - 1,
+                                i: pb.r - 1,
+                                j,
+                            })
+                            .ok_or("chain bottom missing")?;
+                        let tag = self.plan.psum_tag(bottom);
+                        let mut k = pos * m.p as u64;
+                        let end = k + m.p as u64;
+                        while k < end {
+                            let a = self.glb_addr(
+                                DataType::Psum,
+                                self.psum_index(p.psum_slot, fb, tt, j, k),
+                            )?;
+                            let len = (end - k).min(self.lanes - a.lane as u64) as u8;
+                            psum_items.push(ReadItem {
+                                src: Src::Glb {
+                                    bank: a.bank,
+                                    entry: a.entry,
+                                    lane: a.lane,
+                                    len,
+                                    dtype: DataType::Psum,
+                                },
+                                tags: vec![tag],
+                            });
+                            k += len as u64;
+                        }
+                    }
+                }
+            }
+        }
+        Ok((filter_items, ifmap_items, psum_items, gon))
+    }
+
+    /// A readout: each finished row's psums, through ReLU to the RLC coder, and where it goes.
+    #[allow(clippy::type_complexity)]
+    fn readout(&self, r: &ReadoutInfo) -> Result<(Vec<ReadItem>, Vec<(usize, u64)>), Err> {
+        let (pb, m) = (self.pb, self.m);
+        let mut items = Vec::new();
+        let mut streams = Vec::new();
+        let pt = m.p * m.t;
+        for img in 0..m.n {
+            for mf in r.fb * pt..(r.fb + 1) * pt {
+                let (fb, tt, f) = (mf / pt, (mf % pt) / m.p, mf % m.p);
+                for j in 0..r.e_cur {
+                    for x in 0..pb.f {
+                        let k = ((img * pb.f + x) * m.p + f) as u64;
+                        let a = self
+                            .glb_addr(DataType::Psum, self.psum_index(r.psum_slot, fb, tt, j, k))?;
+                        items.push(ReadItem {
+                            src: Src::Glb {
+                                bank: a.bank,
+                                entry: a.entry,
+                                lane: a.lane,
+                                len: 1,
+                                dtype: DataType::Psum,
+                            },
+                            tags: vec![],
+                        });
+                    }
+                    let filter = r.g * pb.m + r.mb * m.m + mf;
+                    let addr = *self
+                        .dram
+                        .ofmap
+                        .get(&(r.nb * m.n + img, filter, r.eb * m.e + j))
+                        .ok_or("ofmap row missing")?;
+                    streams.push((pb.f as usize, addr));
+                }
+            }
+        }
+        Ok((items, streams))
+    }
+}
+
+/// A load of the loop nest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Load {
+    Band {
+        key: (u32, u32, u32, u32),
+        slot: u32,
+        /// Passes done before the slot is free (every pass of the band `I` loads back).
+        free_after_passes: u64,
+    },
+    Filters {
+        key: (u32, u32, u32, u32),
+        slot: u32,
+        /// Filter reads done before the slot is free.
+        free_after_reads: u64,
+    },
+}
+
+/// A pass of the loop nest and what it waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PassInfo {
+    eb: u32,
+    cb: u32,
+    fb: u32,
+    e_cur: u32,
+    band_slot: u32,
+    filter_slot: u32,
+    psum_slot: u32,
+    /// Loads done before its band and filters are in.
+    loads_before: u64,
+    /// Readouts done before its psum slot is free (first pass of a strip), else 0.
+    readouts_before: u64,
+}
+
+/// A readout and what it waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReadoutInfo {
+    g: u32,
+    nb: u32,
+    mb: u32,
+    eb: u32,
+    fb: u32,
+    e_cur: u32,
+    psum_slot: u32,
+    /// Passes done before its strip is finished.
+    passes_before: u64,
+}
+
+/// The loop nest split into the three sequences, with their dependencies.
+fn schedule(
+    phases: &[Phase],
+    slots: &Slots,
+    fbs: u32,
+) -> (Vec<Load>, Vec<PassInfo>, Vec<ReadoutInfo>) {
+    let (mut loads, mut passes, mut readouts) = (Vec::new(), Vec::new(), Vec::new());
+    // Per band: the number of passes done once its last pass is done.
+    let mut band_last_pass: Vec<u64> = Vec::new();
+    let mut band_slot = 0;
+    let mut strips = 0u64;
+    for ph in phases {
+        match *ph {
+            Phase::Strip { .. } => {}
+            Phase::Band { g, nb, eb, cb } => {
+                let b = band_last_pass.len();
+                band_slot = (b as u32) % slots.ifmap;
+                let free_after_passes = if b >= slots.ifmap as usize {
+                    band_last_pass[b - slots.ifmap as usize]
+                } else {
+                    0
+                };
+                loads.push(Load::Band {
+                    key: (g, nb, eb, cb),
+                    slot: band_slot,
+                    free_after_passes,
+                });
+                band_last_pass.push(0);
+            }
+            Phase::Filters { g, mb, cb, fb } => {
+                let j = passes.len() as u64;
+                loads.push(Load::Filters {
+                    key: (g, mb, cb, fb),
+                    slot: (j % slots.filter as u64) as u32,
+                    free_after_reads: (j + 1).saturating_sub(slots.filter as u64),
+                });
+            }
+            Phase::Pass { eb, cb, fb, e_cur } => {
+                let j = passes.len() as u64;
+                let psum_slot = (strips % slots.psum as u64) as u32;
+                // The first pass of a strip to write filter block `fb`'s psums waits for the
+                // readout of that block `P` strips back (readouts go strip by strip, block by
+                // block).
+                let readouts_before = if cb == 0 && strips >= slots.psum as u64 {
+                    (strips - slots.psum as u64) * fbs as u64 + fb as u64 + 1
+                } else {
+                    0
+                };
+                passes.push(PassInfo {
+                    eb,
+                    cb,
+                    fb,
+                    e_cur,
+                    band_slot,
+                    filter_slot: (j % slots.filter as u64) as u32,
+                    psum_slot,
+                    loads_before: loads.len() as u64,
+                    readouts_before,
+                });
+                if let Some(l) = band_last_pass.last_mut() {
+                    *l = j + 1;
+                }
+            }
+            Phase::Readout {
+                g,
+                nb,
+                mb,
+                eb,
+                fb,
+                e_cur,
+            } => {
+                readouts.push(ReadoutInfo {
+                    g,
+                    nb,
+                    mb,
+                    eb,
+                    fb,
+                    e_cur,
+                    psum_slot: (strips % slots.psum as u64) as u32,
+                    passes_before: passes.len() as u64,
+                });
+                if fb + 1 == fbs {
+                    strips += 1;
+                }
+            }
+        }
+    }
+    (loads, passes, readouts)
+}
+
+/// A link and the messages waiting to go on it, one a cycle.
+pub(crate) struct Outbox<T> {
+    tx: LinkTx<T>,
+    queue: VecDeque<T>,
+}
+
+impl<T> Outbox<T> {
+    pub fn new(tx: LinkTx<T>) -> Self {
+        Outbox {
+            tx,
+            queue: VecDeque::new(),
+        }
+    }
+
+    fn send(&mut self, cx: &StepCtx) -> bool {
+        let Some(m) = self.queue.pop_front() else {
+            return false;
+        };
+        match self.tx.try_send(cx, m) {
+            Ok(()) => true,
+            Err(m) => {
+                self.queue.push_front(m);
+                false
+            }
+        }
+    }
+}
+
+/// The controller's links.
+pub(crate) struct ControllerPorts {
+    pub dram_cmd: LinkTx<DramCmd>,
+    pub inbound: LinkTx<Vec<(usize, bool)>>,
+    pub loader: LinkTx<WriteJob>,
+    pub filter_rd: LinkTx<ReadJob>,
+    pub ifmap_rd: LinkTx<ReadJob>,
+    pub psum_rd: LinkTx<ReadJob>,
+    pub gon_wr: LinkTx<WriteJob>,
+    pub readout: LinkTx<ReadJob>,
+    pub outbound: LinkTx<Vec<(usize, u64)>>,
+    pub pes: Vec<(LogicalPe, LinkTx<Primitive>)>,
+    pub gins: Vec<LinkTx<GinMask>>,
+    /// Done links: loader, filter reader, GON writer (a pass), readout reader.
+    pub loader_done: LinkRx<u32>,
+    pub filter_done: LinkRx<u32>,
+    pub pass_done: LinkRx<u32>,
+    pub readout_done: LinkRx<u32>,
+    /// Done links that are only drained (the ifmap and psum readers).
+    pub other_done: Vec<LinkRx<u32>>,
+}
+
+/// What the pass sequencer waits for, as traced (`pass_wait[2:0]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PassWait {
+    /// Nothing: a pass is running, or none is left.
+    None = 0,
+    /// The scan chain is still shifting the layer's configuration in.
+    Config = 1,
+    /// The pass's band or filters are not in the GLB yet.
+    Loads = 2,
+    /// The strip's psum slot is still being read out.
+    PsumSlot = 3,
+}
+
+/// The top-level controller (see the module docs).
+pub struct TopController {
+    name: String,
+    geo: Geometry,
+    loads: Vec<Load>,
+    passes: Vec<PassInfo>,
+    readouts: Vec<ReadoutInfo>,
+    loads_issued: u64,
+    loads_done: u64,
+    passes_issued: u64,
+    passes_done: u64,
+    filter_reads_done: u64,
+    readouts_issued: u64,
+    readouts_done: u64,
+    /// Core cycles of scan-chain shifting left.
+    config_left: u64,
+    /// Core cycles during which a pass was running.
+    processing_cycles: u64,
+    /// Output rows of the strip the GINs are gated for.
+    gating: u32,
+    next_cmd_id: u32,
+    wait: PassWait,
+    /// Cycles with no pass running, by what the pass sequencer waited for ([`PassWait`]).
+    wait_cycles: [u64; 4],
+    cmds: Outbox<DramCmd>,
+    inbound: Outbox<Vec<(usize, bool)>>,
+    loader: Outbox<WriteJob>,
+    filter_rd: Outbox<ReadJob>,
+    ifmap_rd: Outbox<ReadJob>,
+    psum_rd: Outbox<ReadJob>,
+    gon_wr: Outbox<WriteJob>,
+    readout: Outbox<ReadJob>,
+    outbound: Outbox<Vec<(usize, u64)>>,
+    pe_cfg: Vec<(LogicalPe, Outbox<Primitive>)>,
+    gin_cfg: Vec<Outbox<GinMask>>,
+    loader_done: LinkRx<u32>,
+    filter_done: LinkRx<u32>,
+    pass_done: LinkRx<u32>,
+    readout_done: LinkRx<u32>,
+    other_done: Vec<LinkRx<u32>>,
+    sig: Option<[SignalId; 8]>,
+}
+
+/// Where the controller is, for statistics and progress.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ControllerStatus {
+    pub passes: u64,
+    pub passes_done: u64,
+    pub loads: u64,
+    pub loads_done: u64,
+    pub readouts: u64,
+    pub readouts_done: u64,
+    pub processing_cycles: u64,
+    /// Core cycles in which no pass ran, by what the next pass waited for: the scan chain
+    /// (`config`), its band or filters (`loads`), its psum slot's readout (`psum_slot`); and
+    /// the cycles with no pass left to run (`after`: the last readouts to DRAM).
+    pub idle_config: u64,
+    pub idle_loads: u64,
+    pub idle_psum_slot: u64,
+    pub idle_after: u64,
+}
+
+impl TopController {
+    pub(crate) fn new(
+        name: &str,
+        geo: Geometry,
+        phases: &[Phase],
+        config_cycles: u64,
+        ports: ControllerPorts,
+    ) -> Self {
+        let fbs = geo.m.m / (geo.m.p * geo.m.t);
+        let (loads, passes, readouts) = schedule(phases, &geo.slots, fbs);
+        TopController {
+            name: name.into(),
+            gating: geo.m.e,
+            geo,
+            loads,
+            passes,
+            readouts,
+            loads_issued: 0,
+            loads_done: 0,
+            passes_issued: 0,
+            passes_done: 0,
+            filter_reads_done: 0,
+            readouts_issued: 0,
+            readouts_done: 0,
+            config_left: config_cycles,
+            processing_cycles: 0,
+            next_cmd_id: 0,
+            wait: PassWait::None,
+            wait_cycles: [0; 4],
+            cmds: Outbox::new(ports.dram_cmd),
+            inbound: Outbox::new(ports.inbound),
+            loader: Outbox::new(ports.loader),
+            filter_rd: Outbox::new(ports.filter_rd),
+            ifmap_rd: Outbox::new(ports.ifmap_rd),
+            psum_rd: Outbox::new(ports.psum_rd),
+            gon_wr: Outbox::new(ports.gon_wr),
+            readout: Outbox::new(ports.readout),
+            outbound: Outbox::new(ports.outbound),
+            pe_cfg: ports
+                .pes
+                .into_iter()
+                .map(|(l, tx)| (l, Outbox::new(tx)))
+                .collect(),
+            gin_cfg: ports.gins.into_iter().map(Outbox::new).collect(),
+            loader_done: ports.loader_done,
+            filter_done: ports.filter_done,
+            pass_done: ports.pass_done,
+            readout_done: ports.readout_done,
+            other_done: ports.other_done,
+            sig: None,
+        }
+    }
+
+    pub fn status(&self) -> ControllerStatus {
+        ControllerStatus {
+            passes: self.passes.len() as u64,
+            passes_done: self.passes_done,
+            loads: self.loads.len() as u64,
+            loads_done: self.loads_done,
+            readouts: self.readouts.len() as u64,
+            readouts_done: self.readouts_done,
+            processing_cycles: self.processing_cycles,
+            idle_config: self.wait_cycles[PassWait::Config as usize],
+            idle_loads: self.wait_cycles[PassWait::Loads as usize],
+            idle_psum_slot: self.wait_cycles[PassWait::PsumSlot as usize],
+            idle_after: self.wait_cycles[PassWait::None as usize],
+        }
+    }
+
+    /// Whether every job of the layer has been issued and finished.
+    pub fn finished(&self) -> bool {
+        self.passes_done == self.passes.len() as u64
+            && self.readouts_done == self.readouts.len() as u64
+            && self.loads_done == self.loads.len() as u64
+    }
+
+    /// The gating mask of a strip of `e_cur` output rows, per GIN.
+    fn mask(&self, e_cur: u32) -> GinMask {
+        let plan = &self.geo.plan;
+        let mut m = vec![vec![false; plan.cols as usize]; plan.rows as usize];
+        for (l, p) in &plan.pes {
+            if l.j < e_cur {
+                m[p.row as usize][p.col as usize] = true;
+            }
+        }
+        Arc::new(m)
+    }
+
+    fn issue_load(&mut self) -> Result<bool, Err> {
+        let Some(&load) = self.loads.get(self.loads_issued as usize) else {
+            return Ok(false);
+        };
+        let (cmds, shapes, addrs) = match load {
+            Load::Band {
+                key,
+                slot,
+                free_after_passes,
+            } => {
+                if self.passes_done < free_after_passes {
+                    return Ok(false);
+                }
+                self.geo.band(slot, key, &mut self.next_cmd_id)?
+            }
+            Load::Filters {
+                key,
+                slot,
+                free_after_reads,
+            } => {
+                if self.filter_reads_done < free_after_reads {
+                    return Ok(false);
+                }
+                self.geo.filters(slot, key, &mut self.next_cmd_id)?
+            }
+        };
+        self.cmds.queue.extend(cmds);
+        self.inbound.queue.push_back(shapes);
+        self.loader.queue.push_back(WriteJob {
+            id: self.loads_issued as u32,
+            values: addrs,
+            gon: Vec::new(),
+        });
+        self.loads_issued += 1;
+        Ok(true)
+    }
+
+    fn issue_pass(&mut self) -> Result<bool, Err> {
+        let j = self.passes_issued;
+        let Some(&p) = self.passes.get(j as usize) else {
+            self.wait = PassWait::None;
+            return Ok(false);
+        };
+        if self.passes_done < j {
+            self.wait = PassWait::None; // a pass is running
+            return Ok(false);
+        }
+        if self.loads_done < p.loads_before {
+            self.wait = PassWait::Loads;
+            return Ok(false);
+        }
+        if self.readouts_done < p.readouts_before {
+            self.wait = PassWait::PsumSlot;
+            return Ok(false);
+        }
+        self.wait = PassWait::None;
+        if p.e_cur != self.gating {
+            self.gating = p.e_cur;
+            let mask = self.mask(p.e_cur);
+            for g in &mut self.gin_cfg {
+                g.queue.push_back(mask.clone());
+            }
+        }
+        let (filters, ifmaps, psums, gon) = self.geo.pass(&p)?;
+        let id = j as u32;
+        let continuing = p.cb > 0;
+        for (l, cfg) in &mut self.pe_cfg {
+            if l.j < p.e_cur {
+                cfg.queue.push_back(pass_primitive(
+                    &self.geo.plan,
+                    &self.geo.pb,
+                    *l,
+                    continuing,
+                    self.geo.mac,
+                    self.geo.zero_gating,
+                ));
+            }
+        }
+        self.filter_rd
+            .queue
+            .push_back(ReadJob { id, items: filters });
+        self.ifmap_rd.queue.push_back(ReadJob { id, items: ifmaps });
+        self.psum_rd.queue.push_back(ReadJob { id, items: psums });
+        self.gon_wr.queue.push_back(WriteJob {
+            id,
+            values: Vec::new(),
+            gon,
+        });
+        self.passes_issued += 1;
+        Ok(true)
+    }
+
+    fn issue_readout(&mut self) -> Result<bool, Err> {
+        let Some(&r) = self.readouts.get(self.readouts_issued as usize) else {
+            return Ok(false);
+        };
+        if self.passes_done < r.passes_before {
+            return Ok(false);
+        }
+        let (items, streams) = self.geo.readout(&r)?;
+        self.readout.queue.push_back(ReadJob {
+            id: self.readouts_issued as u32,
+            items,
+        });
+        self.outbound.queue.push_back(streams);
+        self.readouts_issued += 1;
+        Ok(true)
+    }
+
+    fn outboxes_empty(&self) -> bool {
+        self.cmds.queue.is_empty()
+            && self.inbound.queue.is_empty()
+            && self.loader.queue.is_empty()
+            && self.filter_rd.queue.is_empty()
+            && self.ifmap_rd.queue.is_empty()
+            && self.psum_rd.queue.is_empty()
+            && self.gon_wr.queue.is_empty()
+            && self.readout.queue.is_empty()
+            && self.outbound.queue.is_empty()
+            && self.pe_cfg.iter().all(|(_, o)| o.queue.is_empty())
+            && self.gin_cfg.iter().all(|o| o.queue.is_empty())
+    }
+}
+
+fn drain(rx: &mut LinkRx<u32>, cx: &StepCtx) -> u64 {
+    let mut n = 0;
+    while rx.try_recv(cx).is_some() {
+        n += 1;
+    }
+    n
+}
+
+impl Component for TopController {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        let before = (
+            self.loads_done,
+            self.filter_reads_done,
+            self.passes_done,
+            self.readouts_done,
+        );
+        self.loads_done += drain(&mut self.loader_done, cx);
+        self.filter_reads_done += drain(&mut self.filter_done, cx);
+        self.passes_done += drain(&mut self.pass_done, cx);
+        self.readouts_done += drain(&mut self.readout_done, cx);
+        let mut moved = before
+            != (
+                self.loads_done,
+                self.filter_reads_done,
+                self.passes_done,
+                self.readouts_done,
+            );
+        for rx in &mut self.other_done {
+            moved |= drain(rx, cx) > 0;
+        }
+        if self.config_left > 0 {
+            self.config_left -= 1;
+            self.wait = PassWait::Config;
+            moved = true;
+        } else {
+            moved |= self
+                .issue_load()
+                .map_err(|e| format!("{}: {e}", self.name))?;
+            moved |= self
+                .issue_readout()
+                .map_err(|e| format!("{}: {e}", self.name))?;
+            moved |= self
+                .issue_pass()
+                .map_err(|e| format!("{}: {e}", self.name))?;
+        }
+        // Every core cycle is counted once: a pass running (issued this cycle or before, not
+        // yet done), or the pass sequencer waiting, by cause.
+        if self.passes_issued > self.passes_done {
+            self.processing_cycles += 1;
+        } else {
+            self.wait_cycles[self.wait as usize] += 1;
+        }
+        moved |= self.cmds.send(cx);
+        moved |= self.inbound.send(cx);
+        moved |= self.loader.send(cx);
+        moved |= self.filter_rd.send(cx);
+        moved |= self.ifmap_rd.send(cx);
+        moved |= self.psum_rd.send(cx);
+        moved |= self.gon_wr.send(cx);
+        moved |= self.readout.send(cx);
+        moved |= self.outbound.send(cx);
+        for (_, o) in &mut self.pe_cfg {
+            moved |= o.send(cx);
+        }
+        for o in &mut self.gin_cfg {
+            moved |= o.send(cx);
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.finished() || self.config_left > 0 || !self.outboxes_empty()
+    }
+
+    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        let n = self.name.clone();
+        self.sig = Some([
+            s.signal(&n, "config_shift", 1)?,
+            s.signal(&n, "pass_running", 1)?,
+            s.signal(&n, "pass_wait", 2)?,
+            s.signal(&n, "passes_issued", 32)?,
+            s.signal(&n, "passes_done", 32)?,
+            s.signal(&n, "loads_issued", 32)?,
+            s.signal(&n, "loads_done", 32)?,
+            s.signal(&n, "readouts_done", 32)?,
+        ]);
+        Ok(())
+    }
+
+    fn trace(&self, f: &mut TraceFrame) {
+        let Some(g) = &self.sig else { return };
+        f.set_bool(g[0], self.config_left > 0);
+        f.set_bool(g[1], self.passes_issued > self.passes_done);
+        f.set(g[2], self.wait as u64);
+        f.set(g[3], self.passes_issued & 0xFFFF_FFFF);
+        f.set(g[4], self.passes_done & 0xFFFF_FFFF);
+        f.set(g[5], self.loads_issued & 0xFFFF_FFFF);
+        f.set(g[6], self.loads_done & 0xFFFF_FFFF);
+        f.set(g[7], self.readouts_done & 0xFFFF_FFFF);
+    }
+
+    fn state(&self) -> Option<String> {
+        Some(format!(
+            "config shift left {}  passes {}/{} issued/done of {}  loads {}/{} of {}  readouts {}/{} of {}  pass_wait {:?}\n  slots: filter {} ifmap {} psum {}  processing cycles {}",
+            self.config_left,
+            self.passes_issued,
+            self.passes_done,
+            self.passes.len(),
+            self.loads_issued,
+            self.loads_done,
+            self.loads.len(),
+            self.readouts_issued,
+            self.readouts_done,
+            self.readouts.len(),
+            self.wait,
+            self.geo.slots.filter,
+            self.geo.slots.ifmap,
+            self.geo.slots.psum,
+            self.processing_cycles,
+        ))
+    }
+}
