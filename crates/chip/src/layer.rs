@@ -43,6 +43,7 @@ use crate::controller::{
     ControllerPorts, ControllerStatus, DramMap, Geometry, Slots, TopController,
 };
 use crate::plan::{ArrayPlan, LogicalPe};
+use crate::stats::{PeCycles, PeUtilization};
 use crate::stream::{GlbReader, GlbWriter, ReadJob, ReadOut, WriteIn, WriteJob};
 
 /// Why a layer could not run.
@@ -99,6 +100,10 @@ pub struct LayerRun {
     pub time_ps: u64,
     /// The top-level controller's account of the run.
     pub controller: ControllerStatus,
+    /// Every core cycle of every PE the mapping uses, by what the PE did.
+    pub pe_cycles: PeCycles,
+    /// MAC slots (gated or not) of each PE used.
+    pub pe_utilization: Vec<PeUtilization>,
 }
 
 /// GLB ports of the controller's datapaths.
@@ -828,8 +833,51 @@ impl LayerSim {
             spad_reads: PerType::default(),
             spad_writes: PerType::default(),
         };
-        for id in self.ids.pes.values() {
-            let pc = *comp::<Pe>(&self.sched, *id)?.counters();
+        let core_total = self.sched.cycle();
+        let mut pe_cycles = PeCycles::default();
+        let mut pe_utilization = Vec::new();
+        for (l, id) in &self.ids.pes {
+            let pe = comp::<Pe>(&self.sched, *id)?;
+            let pc = *pe.counters();
+            // Every cycle of a PE's programs is one of these; the PE counts each.
+            let pipeline = pc.filter_spad_writes + pc.pipeline_bubbles + pc.psums_out;
+            let busy = pc.macs
+                + pc.macs_gated
+                + pc.stall_filter
+                + pc.stall_ifmap
+                + pc.stall_psum_in
+                + pc.stall_psum_out
+                + pipeline;
+            if busy != pc.active_cycles {
+                return Err(ChipError::Setup(format!(
+                    "{}: the cycle account does not add up: {busy} cycles by cause, {} active",
+                    rowsim_kernel::Component::name(pe),
+                    pc.active_cycles
+                )));
+            }
+            pe_cycles.mac += pc.macs;
+            pe_cycles.gated += pc.macs_gated;
+            pe_cycles.stall_filter += pc.stall_filter;
+            pe_cycles.stall_ifmap += pc.stall_ifmap;
+            pe_cycles.stall_psum_in += pc.stall_psum_in;
+            pe_cycles.stall_psum_out += pc.stall_psum_out;
+            pe_cycles.pipeline += pipeline;
+            pe_cycles.config += status.idle_config;
+            pe_cycles.idle += core_total
+                .checked_sub(pc.active_cycles + status.idle_config)
+                .ok_or_else(|| {
+                    ChipError::Setup(format!(
+                        "{}: more active cycles than the run's",
+                        rowsim_kernel::Component::name(pe)
+                    ))
+                })?;
+            if let Some(p) = self.plan.at(*l) {
+                pe_utilization.push(PeUtilization {
+                    row: p.row,
+                    col: p.col,
+                    mac_slots: pc.macs + pc.macs_gated,
+                });
+            }
             c.macs += pc.macs + pc.macs_gated;
             c.macs_gated += pc.macs_gated;
             c.noc.psum += pc.psums_out;
@@ -847,6 +895,8 @@ impl LayerSim {
             core_cycles: self.sched.cycle(),
             processing_cycles: status.processing_cycles,
             controller: status,
+            pe_cycles,
+            pe_utilization,
             link_cycles,
             time_ps: self.sched.time(),
         })

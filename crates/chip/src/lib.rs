@@ -23,4 +23,4 @@ pub use layer::{
     ProgressHook, RunOptions,
 };
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
-pub use stats::{BetweenPasses, Cycles, LayerStats};
+pub use stats::{BetweenPasses, Cycles, LayerStats, PeCycles, PeUtilization};

@@ -29,9 +29,60 @@ pub struct Cycles {
     pub core_total: u64,
     pub core_processing: u64,
     pub link_total: u64,
+    /// The mapper's closed-form lower bound for the mapping ([`rowsim_mapper::cycle_bound`]).
+    #[serde(default)]
+    pub bound: u64,
+    /// The resource that bounds most passes (`dram` when the DRAM bus outlasts them).
+    #[serde(default)]
+    pub bottleneck: String,
     /// Core cycles in which no pass ran, by what the next pass waited for (a run only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub between_passes: Option<BetweenPasses>,
+}
+
+/// Over the PEs the mapping uses, each core cycle of the layer counted once, by what the PE did:
+/// the values sum to `mapping.pes_used * cycles.core_total`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeCycles {
+    /// A MAC issued (not gated).
+    pub mac: u64,
+    /// A MAC slot spent on a zero ifmap value (zero gating).
+    pub gated: u64,
+    /// Waiting for a weight, for the window's ifmap values, for an incoming psum, for room in
+    /// the psum output FIFO.
+    pub stall_filter: u64,
+    pub stall_ifmap: u64,
+    pub stall_psum_in: u64,
+    pub stall_psum_out: u64,
+    /// Filling (a weight written into the filter spad as it arrives), the pipeline emptying
+    /// before a drain (bubbles), and draining psums.
+    pub pipeline: u64,
+    /// The scan chain shifting the layer's configuration in.
+    pub config: u64,
+    /// No program: between passes, or gated in a narrower strip.
+    pub idle: u64,
+}
+
+impl PeCycles {
+    pub fn total(&self) -> u64 {
+        self.mac
+            + self.gated
+            + self.stall_filter
+            + self.stall_ifmap
+            + self.stall_psum_in
+            + self.stall_psum_out
+            + self.pipeline
+            + self.config
+            + self.idle
+    }
+}
+
+/// One PE's work: where it is on the array and its MAC slots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeUtilization {
+    pub row: u32,
+    pub col: u32,
+    pub mac_slots: u64,
 }
 
 /// Core cycles in which no pass ran, by cause: `core_processing` plus these is `core_total`.
@@ -73,6 +124,10 @@ pub struct DramBytes {
     pub write: u64,
 }
 
+fn energy() -> String {
+    "energy".into()
+}
+
 /// One layer's statistics.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerStats {
@@ -81,12 +136,24 @@ pub struct LayerStats {
     pub batch: u32,
     pub seed: u64,
     pub mapping: MappingStats,
+    /// What the mapping was chosen for (`energy`, `delay`, `edp`), or `pinned`.
+    #[serde(default = "energy")]
+    pub objective: String,
     pub cycles: Cycles,
     pub time_ms: TimeMs,
     pub macs: Macs,
     pub ifmap_zero_fraction: f64,
     pub accesses_words: Accesses,
     pub dram_bytes: DramBytes,
+    /// The PE cycle account (a run only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pe_cycles: Option<PeCycles>,
+    /// The PE array, `[rows, cols]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<[u32; 2]>,
+    /// Per PE used: MAC slots over the layer's core cycles (a run only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pe_utilization: Vec<PeUtilization>,
     pub energy: Energy,
     pub verified: bool,
 }
@@ -104,6 +171,8 @@ impl LayerStats {
             core_total: run.core_cycles,
             core_processing: run.processing_cycles,
             link_total: run.link_cycles,
+            bound: 0,
+            bottleneck: String::new(),
             between_passes: Some(BetweenPasses {
                 config: run.controller.idle_config,
                 loads: run.controller.idle_loads,
@@ -112,6 +181,8 @@ impl LayerStats {
             }),
         };
         let mut s = Self::of_counts(hw, layer, seed, &run.counts, cycles, ifmap_zero_fraction);
+        s.pe_cycles = Some(run.pe_cycles);
+        s.pe_utilization = run.pe_utilization.clone();
         s.time_ms.total = run.time_ps as f64 / 1e9;
         s.verified = verified;
         s
@@ -129,6 +200,17 @@ impl LayerStats {
     ) -> Self {
         let m = c.mapping;
         let core_ms = |cycles: u64| cycles as f64 * 1e3 / hw.clocks.core_hz as f64;
+        let b = rowsim_mapper::cycle_bound(
+            &rowsim_mapper::Problem::lowered(layer, m.dataflow),
+            &m,
+            hw,
+            c,
+        );
+        let cycles = Cycles {
+            bound: b.total,
+            bottleneck: b.bottleneck.name().to_string(),
+            ..cycles
+        };
         let (read, write) = c.dram_bytes();
         LayerStats {
             hw: hw.machine.name.clone(),
@@ -147,6 +229,7 @@ impl LayerStats {
                 pes_used: c.pes_used,
                 passes: c.passes,
             },
+            objective: energy(),
             time_ms: TimeMs {
                 total: core_ms(cycles.core_total),
                 processing: core_ms(cycles.core_processing),
@@ -164,6 +247,9 @@ impl LayerStats {
                 spad: c.spad(),
             },
             dram_bytes: DramBytes { read, write },
+            pe_cycles: None,
+            pe_utilization: Vec::new(),
+            array: Some([hw.array.rows, hw.array.cols]),
             energy: c.energy(hw),
             verified: false,
         }
@@ -185,8 +271,8 @@ impl LayerStats {
         let l = &e.by_level;
         format!(
             "{} on {} (batch {}, seed {}): {}\n\
-             mapping   {}m={} n={} e={} p={} q={} r={} t={}: {} PEs active, {} passes\n\
-             cycles    {} core ({} in passes), {} link; {:.3} ms at the config's clocks ({:.3} ms processing)\n\
+             mapping   {}m={} n={} e={} p={} q={} r={} t={} ({}): {} PEs active, {} passes\n\
+             cycles    {} core ({} in passes), {} link; {:.3} ms at the config's clocks ({:.3} ms processing); lower bound {} ({})\n\
              MACs      {} ({} gated, {:.1}%), ifmap zeros {:.1}%\n\
              accesses (16-bit words)   filter         ifmap          psum         total\n{}{}{}{}\
              DRAM      {} bytes read, {} bytes written\n\
@@ -198,8 +284,9 @@ impl LayerStats {
             if self.verified { "bit-exact against the reference convolution" } else { "NOT VERIFIED" },
             if self.mapping.dataflow.is_rs() { String::new() } else { format!("{} ", self.mapping.dataflow.name().to_uppercase()) },
             self.mapping.m, self.mapping.n, self.mapping.e, self.mapping.p, self.mapping.q, self.mapping.r, self.mapping.t,
+            if self.objective == "pinned" { "pinned".to_string() } else { format!("chosen for {}", self.objective) },
             self.mapping.pes_used, self.mapping.passes,
-            self.cycles.core_total, self.cycles.core_processing, self.cycles.link_total, self.time_ms.total, self.time_ms.processing,
+            self.cycles.core_total, self.cycles.core_processing, self.cycles.link_total, self.time_ms.total, self.time_ms.processing, self.cycles.bound, self.cycles.bottleneck,
             self.macs.total, self.macs.gated, 100.0 * self.macs.gated as f64 / self.macs.total.max(1) as f64, 100.0 * self.ifmap_zero_fraction,
             row("DRAM", &a.dram), row("GLB", &a.glb), row("NoC", &a.noc), row("spad", &a.spad),
             self.dram_bytes.read, self.dram_bytes.write,
@@ -210,6 +297,26 @@ impl LayerStats {
                 "between passes (core cycles): config {}, waiting for loads {}, waiting for a psum slot {}, after the last pass {}\n",
                 b.config, b.loads, b.psum_slot, b.after
             ),
+            None => String::new(),
+        } + &match &self.pe_cycles {
+            Some(p) => {
+                let t = p.total().max(1) as f64;
+                let pc = |v: u64| format!("{:.1}%", 100.0 * v as f64 / t);
+                format!(
+                    "PE cycles ({} PEs x {} cycles): mac {} gated {} stall filter {} ifmap {} psum_in {} psum_out {} pipeline {} config {} idle {}\n",
+                    self.mapping.pes_used,
+                    self.cycles.core_total,
+                    pc(p.mac),
+                    pc(p.gated),
+                    pc(p.stall_filter),
+                    pc(p.stall_ifmap),
+                    pc(p.stall_psum_in),
+                    pc(p.stall_psum_out),
+                    pc(p.pipeline),
+                    pc(p.config),
+                    pc(p.idle)
+                )
+            }
             None => String::new(),
         }
     }

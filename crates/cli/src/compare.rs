@@ -4,7 +4,7 @@
 //! dataflow's machine (`<configs>/<dataflow>.toml`), and the layer's synthetic data is priced
 //! with that mapping's closed-form counts, which equal what the chip counts when it runs the
 //! mapping (the tests check this for every dataflow). Cycles are then a lower bound (the PEs'
-//! compute and the ifmap GIN; see `rowsim_mapper::cycles_lower_bound`). With `--simulate`, each
+//! compute, the GINs, the GON and the DRAM bus; see `rowsim_mapper::cycle_bound`). With `--simulate`, each
 //! point runs cycle by cycle instead: the ofmap is checked against the reference convolution,
 //! the counts against the closed form, and the cycles are the simulated ones.
 
@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use rowsim_chip::{run_layer, Cycles, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
 use rowsim_mapper::{
-    choose_for, cycles_lower_bound, evaluate, expected_data, Dataflow, ExactData, Problem,
+    choose_with, cycle_bound, evaluate, expected_data, Dataflow, ExactData, Objective, Problem,
 };
 use rowsim_workload::{
     reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor,
@@ -47,6 +47,9 @@ pub struct CompareArgs {
     /// Seed of the synthetic ifmaps and weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// What each dataflow's mapper chooses for: energy, delay or edp.
+    #[arg(long, default_value = "energy")]
+    pub objective: Objective,
     /// Run every point cycle by cycle (slow at batch 16) and report simulated cycles.
     #[arg(long)]
     pub simulate: bool,
@@ -119,7 +122,7 @@ fn data(layer: ConvLayer, seed: u64, relu: bool) -> anyhow::Result<Data> {
 fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Result<Point> {
     let l = &d.layer;
     let ctx = || format!("{} with {df} on {}", l.name, hw.machine.name);
-    let mapping = choose_for(l, hw, df).with_context(ctx)?;
+    let mapping = choose_with(l, hw, df, a.objective).with_context(ctx)?;
     let pb = Problem::lowered(l, df);
     // The config's RLC format and whether this layer's input is coded, as the mapper has them.
     let expected = expected_data(l, hw).with_context(ctx)?;
@@ -134,17 +137,22 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
     let counts = evaluate(l, hw, mapping, &exact).with_context(ctx)?.counts;
     let zf = d.ifmap.zero_fraction();
     if !a.simulate {
-        let bound = cycles_lower_bound(&pb, &mapping);
+        let bound = cycle_bound(&pb, &mapping, hw, &counts);
         let cycles = Cycles {
-            core_total: bound,
-            core_processing: bound,
+            core_total: bound.total,
+            core_processing: bound.passes,
             link_total: 0,
+            bound: 0,
+            bottleneck: String::new(),
             between_passes: None,
         };
         return Ok(Point {
             point: df,
             simulated: false,
-            stats: LayerStats::of_counts(hw, l, a.seed, &counts, cycles, zf),
+            stats: LayerStats {
+                objective: a.objective.name().into(),
+                ..LayerStats::of_counts(hw, l, a.seed, &counts, cycles, zf)
+            },
         });
     }
     let opts = RunOptions {
@@ -167,7 +175,10 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
     Ok(Point {
         point: df,
         simulated: true,
-        stats: LayerStats::new(hw, l, a.seed, &run, zf, true),
+        stats: LayerStats {
+            objective: a.objective.name().into(),
+            ..LayerStats::new(hw, l, a.seed, &run, zf, true)
+        },
     })
 }
 

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use rowsim_config::HwConfig;
-use rowsim_mapper::{enumerate_for, evaluate, Dataflow, ExpectedData, Mapping, Ranked};
+use rowsim_mapper::{
+    enumerate_for, evaluate, rank, Dataflow, ExpectedData, Mapping, Objective, Ranked,
+};
 use rowsim_workload::ConvLayer;
 use serde::Serialize;
 
@@ -31,6 +33,9 @@ pub struct MapArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// What to choose for: energy, delay (the lower bound on cycles) or edp.
+    #[arg(long, default_value = "energy")]
+    pub objective: Objective,
 }
 
 fn is_csv(p: &Path) -> bool {
@@ -134,6 +139,7 @@ struct Report<'a> {
     macs: u64,
     legal_mappings: Option<usize>,
     pinned: bool,
+    objective: Objective,
     chosen: &'a Ranked,
     top: &'a [Ranked],
 }
@@ -152,7 +158,8 @@ pub fn run(a: &MapArgs) -> anyhow::Result<ExitCode> {
             None,
         ),
         None => {
-            let all = enumerate_for(&layer, &hw, &data, Dataflow::of_machine(&hw))?;
+            let mut all = enumerate_for(&layer, &hw, &data, Dataflow::of_machine(&hw))?;
+            rank(&mut all, a.objective);
             let n = all.len();
             (all, Some(n))
         }
@@ -167,34 +174,46 @@ pub fn run(a: &MapArgs) -> anyhow::Result<ExitCode> {
             macs: layer.macs(),
             legal_mappings: legal,
             pinned: pin.is_some(),
+            objective: a.objective,
             chosen,
             top,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{}", table(&hw, &layer, chosen, legal));
+    print!("{}", table(&hw, &layer, chosen, legal, a.objective));
     if top.len() > 1 {
-        println!("\nthe {} cheapest mappings:", top.len());
         println!(
-            "{:>4}  {:<34} {:>5} {:>7} {:>12}",
-            "rank", "mapping", "PEs", "passes", "energy/MAC"
+            "\nthe {} best mappings for {}:",
+            top.len(),
+            a.objective.name()
+        );
+        println!(
+            "{:>4}  {:<34} {:>5} {:>7} {:>12} {:>14}",
+            "rank", "mapping", "PEs", "passes", "energy/MAC", "cycles (bound)"
         );
         for (i, r) in top.iter().enumerate() {
             println!(
-                "{:>4}  {:<34} {:>5} {:>7} {:>12.4}",
+                "{:>4}  {:<34} {:>5} {:>7} {:>12.4} {:>14}",
                 i + 1,
                 r.mapping.to_string(),
                 r.counts.pes_used,
                 r.counts.passes,
-                r.energy.total / layer.macs() as f64
+                r.energy.total / layer.macs() as f64,
+                r.delay
             );
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn table(hw: &HwConfig, layer: &ConvLayer, r: &Ranked, legal: Option<usize>) -> String {
+fn table(
+    hw: &HwConfig,
+    layer: &ConvLayer,
+    r: &Ranked,
+    legal: Option<usize>,
+    objective: Objective,
+) -> String {
     let c = &r.counts;
     let e = &r.energy;
     let pes = hw.pes();
@@ -209,9 +228,11 @@ fn table(hw: &HwConfig, layer: &ConvLayer, r: &Ranked, legal: Option<usize>) -> 
         "mapping   {}   ({})\n",
         r.mapping,
         legal.map_or("pinned".to_string(), |n| format!(
-            "the cheapest of {n} legal"
+            "the best for {} of {n} legal",
+            objective.name()
         ))
     );
+    s += &format!("cycles    at least {} (lower bound)\n", r.delay);
     s += &format!(
         "PEs used  {} of {} ({:.1}%)\npasses    {}\nMACs      {} ({} gated, expected)\n\n",
         c.pes_used,

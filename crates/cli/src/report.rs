@@ -206,6 +206,43 @@ const TYPES: [Segment; 3] = [
     }),
 ];
 
+fn pe_share(s: &LayerStats, f: fn(&rowsim_chip::PeCycles) -> u64) -> f64 {
+    s.pe_cycles
+        .as_ref()
+        .map_or(0.0, |p| 100.0 * f(p) as f64 / p.total().max(1) as f64)
+}
+
+/// The PE cycle account, each cause as a share of `pes_used * core_total` (runs only).
+const PE_CYCLES: [Segment; 9] = [
+    ("mac", RGBColor(0x4c, 0x72, 0xb0), |s| {
+        pe_share(s, |p| p.mac)
+    }),
+    ("gated", RGBColor(0x9e, 0xb9, 0xd8), |s| {
+        pe_share(s, |p| p.gated)
+    }),
+    ("stall filter", RGBColor(0xdd, 0x84, 0x52), |s| {
+        pe_share(s, |p| p.stall_filter)
+    }),
+    ("stall ifmap", RGBColor(0xc4, 0x4e, 0x52), |s| {
+        pe_share(s, |p| p.stall_ifmap)
+    }),
+    ("stall psum in", RGBColor(0x81, 0x72, 0xb3), |s| {
+        pe_share(s, |p| p.stall_psum_in)
+    }),
+    ("stall psum out", RGBColor(0x93, 0x78, 0x60), |s| {
+        pe_share(s, |p| p.stall_psum_out)
+    }),
+    ("pipeline", RGBColor(0x55, 0xa8, 0x68), |s| {
+        pe_share(s, |p| p.pipeline)
+    }),
+    ("config", RGBColor(0xda, 0x8b, 0xc3), |s| {
+        pe_share(s, |p| p.config)
+    }),
+    ("idle", RGBColor(0xbb, 0xbb, 0xbb), |s| {
+        pe_share(s, |p| p.idle)
+    }),
+];
+
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
@@ -221,6 +258,7 @@ fn stacked(
     y_desc: &str,
     segments: &[Segment],
     per_mac: bool,
+    headroom: f64,
 ) -> anyhow::Result<()> {
     let n = rows.len();
     let value = |r: &Row, f: fn(&LayerStats) -> f64| {
@@ -236,7 +274,7 @@ fn stacked(
         .map(|r| segments.iter().map(|s| value(r, s.2)).sum::<f64>())
         .fold(0.0, f64::max)
         .max(1e-9)
-        * 1.15;
+        * headroom;
     let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 22))
@@ -304,16 +342,76 @@ fn stacked(
     Ok(())
 }
 
-/// Draws the three charts into one SVG.
+/// A heatmap per row of the PEs' utilization (MAC slots over core cycles) on the array, in the
+/// style of the papers' PE-array figures; white is idle, dark blue is a MAC slot every cycle.
+fn heatmaps(area: &Area, rows: &[Row]) -> anyhow::Result<()> {
+    let with: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !r.stats.pe_utilization.is_empty())
+        .collect();
+    area.titled(
+        "PE utilization (MAC slots / core cycles) on the array",
+        ("sans-serif", 22),
+    )
+    .map_err(draw_err)?;
+    if with.is_empty() {
+        return Ok(());
+    }
+    let inner = area.margin(40, 10, 10, 10);
+    let cells = inner.split_evenly((1, with.len()));
+    for (cell, r) in cells.iter().zip(with) {
+        let u = &r.stats.pe_utilization;
+        let [rows_n, cols_n] = r.stats.array.unwrap_or([
+            u.iter().map(|p| p.row + 1).max().unwrap_or(1),
+            u.iter().map(|p| p.col + 1).max().unwrap_or(1),
+        ]);
+        let cycles = r.stats.cycles.core_total.max(1) as f64;
+        let mut chart = ChartBuilder::on(cell)
+            .caption(&r.label, ("sans-serif", 13))
+            .margin(6)
+            .build_cartesian_2d(0f64..cols_n as f64, 0f64..rows_n as f64)
+            .map_err(draw_err)?;
+        // A cell per PE, row 0 at the top, a little inset so the grid shows.
+        let cell_at = |row: u32, col: u32| {
+            let (x, y) = (col as f64, (rows_n - 1 - row) as f64);
+            [(x + 0.06, y + 0.06), (x + 0.94, y + 0.94)]
+        };
+        chart
+            .draw_series((0..rows_n).flat_map(|row| {
+                (0..cols_n).map(move |col| {
+                    Rectangle::new(cell_at(row, col), RGBColor(0xee, 0xee, 0xee).filled())
+                })
+            }))
+            .map_err(draw_err)?;
+        chart
+            .draw_series(u.iter().map(|p| {
+                let f = (p.mac_slots as f64 / cycles).clamp(0.0, 1.0);
+                let mix = |lo: f64, hi: f64| (lo + (hi - lo) * f) as u8;
+                Rectangle::new(
+                    cell_at(p.row, p.col),
+                    RGBColor(
+                        mix(255.0, 0x1f as f64),
+                        mix(255.0, 0x3a as f64),
+                        mix(255.0, 0x93 as f64),
+                    )
+                    .filled(),
+                )
+            }))
+            .map_err(draw_err)?;
+    }
+    Ok(())
+}
+
+/// Draws the charts into one SVG.
 pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let width = (220 + 90 * rows.len() as u32).max(900);
     {
-        let root = SVGBackend::new(path, (width, 1350)).into_drawing_area();
+        let root = SVGBackend::new(path, (width, 2250)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
-        let panels = root.split_evenly((3, 1));
+        let panels = root.split_evenly((5, 1));
         let unit = rows
             .first()
             .map(|r| r.stats.energy.unit.clone())
@@ -325,6 +423,7 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             &format!("energy / MAC ({unit} units)"),
             &LEVELS,
             true,
+            1.15,
         )?;
         stacked(
             &panels[1],
@@ -333,6 +432,7 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             &format!("energy / MAC ({unit} units)"),
             &TYPES,
             true,
+            1.15,
         )?;
         stacked(
             &panels[2],
@@ -343,7 +443,18 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
                 s.cycles.core_total as f64
             })],
             false,
+            1.15,
         )?;
+        stacked(
+            &panels[3],
+            rows,
+            "PE cycles by what the PEs did (simulated runs)",
+            "% of PEs used x core cycles",
+            &PE_CYCLES,
+            false,
+            2.0,
+        )?;
+        heatmaps(&panels[4], rows)?;
         root.present()
             .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
     }

@@ -9,7 +9,7 @@ use clap::Args;
 use rowsim_chip::{run_checked, ChipError, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
 use rowsim_kernel::{SimError, TraceConfig};
-use rowsim_mapper::{enumerate_for, evaluate, Dataflow, Mapping};
+use rowsim_mapper::{enumerate_for, evaluate, rank, Dataflow, Mapping, Objective};
 use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
 
 use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
@@ -35,6 +35,9 @@ pub struct LayerArgs {
     /// Pin a mapping instead of the mapper's choice: m=..,n=..,e=..,p=..,q=..,r=..,t=..
     #[arg(long)]
     pub mapping: Option<Mapping>,
+    /// What the mapper chooses for: energy, delay (its lower bound on cycles) or edp.
+    #[arg(long, default_value = "energy")]
+    pub objective: Objective,
     /// The ifmap, instead of a synthetic one: int16 (Q8.8) `.npy` of shape [N, C, H, W].
     #[arg(long)]
     pub ifmap: Option<PathBuf>,
@@ -98,6 +101,7 @@ impl LayerArgs {
             hw,
             layer,
             pinned,
+            self.objective,
             self.seed,
             self.ifmap.as_deref(),
             self.weights.as_deref(),
@@ -111,6 +115,7 @@ pub fn prepare(
     hw: &HwConfig,
     layer: ConvLayer,
     pinned: Option<Mapping>,
+    objective: Objective,
     seed: u64,
     ifmap: Option<&Path>,
     weights: Option<&Path>,
@@ -124,9 +129,9 @@ pub fn prepare(
                 .mapping
         }
         None => {
-            enumerate_for(&layer, hw, &data, Dataflow::of_machine(hw))?
-                .remove(0)
-                .mapping
+            let mut all = enumerate_for(&layer, hw, &data, Dataflow::of_machine(hw))?;
+            rank(&mut all, objective);
+            all.remove(0).mapping
         }
     };
     let ifmap = match ifmap {
@@ -231,7 +236,12 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
         if let Some(p) = &a.ofmap {
             write_npy(p, &out.ofmap)?;
         }
-        let stats = LayerStats::new(&hw, &layer, a.layer.seed, &out, x.zero_fraction(), verified);
+        let mut stats =
+            LayerStats::new(&hw, &layer, a.layer.seed, &out, x.zero_fraction(), verified);
+        stats.objective = match pinned {
+            Some(_) => "pinned".into(),
+            None => a.layer.objective.name().into(),
+        };
         print!("{}", stats.summary());
         if let Some(t) = &trace {
             eprintln!(

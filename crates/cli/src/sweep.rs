@@ -24,6 +24,7 @@ use clap::Args;
 use rayon::prelude::*;
 use rowsim_chip::{run_checked, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
+use rowsim_mapper::Objective;
 use rowsim_workload::{ConvLayer, Formats};
 use serde_json::{json, Value};
 
@@ -51,6 +52,9 @@ pub struct SweepArgs {
     /// Seed of the synthetic ifmaps and weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// What the mapper chooses for at every point: energy, delay or edp.
+    #[arg(long, default_value = "energy")]
+    pub objective: Objective,
     /// Run only points K, K+N, K+2N, ... (K from 0). Default: from Slurm's job-array variables
     /// when set, else every point.
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
@@ -216,8 +220,14 @@ fn grid(axes: &[Axis], layers: &[ConvLayer]) -> Vec<(Vec<usize>, usize)> {
         .collect()
 }
 
-fn run_point(hw: &HwConfig, layer: &ConvLayer, seed: u64) -> Result<LayerStats, String> {
-    let p = prepare(hw, layer.clone(), None, seed, None, None).map_err(|e| format!("{e:#}"))?;
+fn run_point(
+    hw: &HwConfig,
+    layer: &ConvLayer,
+    seed: u64,
+    objective: Objective,
+) -> Result<LayerStats, String> {
+    let p = prepare(hw, layer.clone(), None, objective, seed, None, None)
+        .map_err(|e| format!("{e:#}"))?;
     let opts = RunOptions {
         mac: Formats::DEFAULT.mac(),
         ..Default::default()
@@ -229,14 +239,9 @@ fn run_point(hw: &HwConfig, layer: &ConvLayer, seed: u64) -> Result<LayerStats, 
             "the ofmap differs from the reference convolution at {idx:?}: got {got}, want {want}"
         ));
     }
-    Ok(LayerStats::new(
-        hw,
-        layer,
-        seed,
-        &c.run,
-        p.ifmap.zero_fraction(),
-        true,
-    ))
+    let mut s = LayerStats::new(hw, layer, seed, &c.run, p.ifmap.zero_fraction(), true);
+    s.objective = objective.name().into();
+    Ok(s)
 }
 
 fn open_out(path: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write>> {
@@ -336,7 +341,7 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                     .enumerate()
                     .for_each_with(tx, |tx, (slot, (i, (p, l)))| {
                         let mut r = record(*i, p, *l);
-                        match run_point(&configs[p], &layers[*l], a.seed) {
+                        match run_point(&configs[p], &layers[*l], a.seed, a.objective) {
                             Ok(s) => r["stats"] = json!(s),
                             Err(e) => r["error"] = json!(e),
                         }

@@ -184,7 +184,9 @@ fn map_prints_the_mapping_accesses_and_energy() {
         "mapping   m=96 n=1 e=7 p=16 q=1 r=1 t=2",
         "PEs used  154 of 168",
         "DRAM bytes:",
-        "the 3 cheapest mappings:",
+        "the 3 best mappings for energy:",
+        "(the best for energy of ",
+        "cycles    at least ",
         "by type:  filter",
     ] {
         assert!(text.contains(want), "missing `{want}` in:\n{text}");
@@ -506,9 +508,15 @@ fn report_tabulates_statistics_and_draws_svg_charts_that_render() {
         "DRAM",
         "spad (RF)",
         "psums",
+        "PE cycles by what the PEs did",
+        "stall psum in",
+        "PE utilization",
     ] {
         assert!(doc.contains(t), "`{t}` missing from the SVG");
     }
+    // The heatmap: a cell per PE of the 3 x 4 tiny array, coloured or grey.
+    assert_eq!(s["array"], serde_json::json!([3, 4]));
+    assert!(!s["pe_utilization"].as_array().unwrap().is_empty());
     let png = svg.with_extension("png");
     let r = Command::new("rsvg-convert")
         .arg("-o")
@@ -706,14 +714,19 @@ fn compare_runs_every_dataflow_and_the_closed_form_equals_the_simulation() {
                 sim["point"]
             );
         }
-        let cycles =
-            |v: &serde_json::Value| v["stats"]["cycles"]["core_processing"].as_u64().unwrap();
-        assert!(
-            cycles(sim) >= cycles(closed),
-            "{}: {} < bound {}",
-            sim["point"],
-            cycles(sim),
-            cycles(closed)
+        for k in ["core_total", "core_processing"] {
+            let cycles = |v: &serde_json::Value| v["stats"]["cycles"][k].as_u64().unwrap();
+            assert!(
+                cycles(sim) >= cycles(closed),
+                "{}: {k} {} < bound {}",
+                sim["point"],
+                cycles(sim),
+                cycles(closed)
+            );
+        }
+        assert_eq!(
+            sim["stats"]["cycles"]["bound"],
+            closed["stats"]["cycles"]["core_total"]
         );
         // The mapping keeps to its dataflow's letters.
         let m = &sim["stats"]["mapping"];
@@ -768,4 +781,70 @@ fn compare_refuses_unknown_dataflows_and_mismatched_machines() {
         !out.status.success() && err.contains("ws.toml: machine.dataflow is `rs`"),
         "{err}"
     );
+}
+
+/// `--objective`: `map` ranks by it and says so, `run` records it, and choosing for delay never
+/// gives a larger cycle bound than choosing for energy.
+#[test]
+fn the_objective_is_chosen_printed_and_recorded() {
+    let map = |objective: &str| -> serde_json::Value {
+        let out = rowsim()
+            .args([
+                "map",
+                "--hw",
+                "hw-configs/tiny.toml",
+                "--layer",
+                "layers/tiny-conv.toml",
+            ])
+            .args(["--objective", objective, "--json", "--top", "100"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (energy, delay, edp) = (map("energy"), map("delay"), map("edp"));
+    assert_eq!(delay["objective"], "delay");
+    let d = |v: &serde_json::Value| v["chosen"]["delay"].as_u64().unwrap();
+    let e = |v: &serde_json::Value| v["chosen"]["energy"]["total"].as_f64().unwrap();
+    assert!(d(&delay) <= d(&energy));
+    assert!(e(&energy) <= e(&delay));
+    assert!(e(&edp) * d(&edp) as f64 <= e(&energy) * d(&energy) as f64);
+    for r in delay["top"].as_array().unwrap() {
+        assert!(r["delay"].as_u64().unwrap() >= d(&delay));
+    }
+    let bad = rowsim()
+        .args(["map", "--layer", "alexnet:conv1", "--objective", "speed"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("energy, delay or edp"));
+
+    let stats = scratch("objective.json");
+    let out = rowsim()
+        .args([
+            "run",
+            "--hw",
+            "hw-configs/tiny.toml",
+            "--layer",
+            "layers/tiny-conv.toml",
+        ])
+        .args(["--objective", "delay", "--quiet", "--stats-json"])
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(chosen for delay)"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    assert_eq!(v[0]["objective"], "delay");
+    assert_eq!(v[0]["cycles"]["bound"].as_u64().unwrap(), d(&delay));
+    assert!(v[0]["cycles"]["core_total"].as_u64().unwrap() >= d(&delay));
 }

@@ -253,21 +253,3 @@ pub(crate) fn real_reads(pb: &Problem, e: u32, eb: u32) -> u64 {
         })
         .sum()
 }
-
-/// A lower bound on the core cycles of a mapping's processing passes: in each pass, every PE
-/// spends `p*q*S + 2 + p` cycles on each of its `n*F` output positions (see `rowsim_pe`), and
-/// the ifmap GIN, one word a cycle, sends each PE row's `n*q*((F-1)*U + S)` words of each band
-/// row once (multicast). Loads, readouts and stalls are not counted.
-pub fn cycles_lower_bound(pb: &Problem, mapping: &Mapping) -> u64 {
-    let Mapping { n, e, p, q, r, .. } = *mapping;
-    let w = |x: u32| x as u64;
-    let per_strip = mapping.passes(pb) / w(pb.e.div_ceil(e));
-    let pe = w(n) * w(pb.f) * (w(p * q * pb.s) + 2 + w(p));
-    (0..pb.e.div_ceil(e))
-        .map(|eb| {
-            let band_v = w((pb.strip_rows(e, eb) - 1) * pb.u + pb.r);
-            let gin = w(n) * w(pb.w_used()) * w(r) * band_v * w(q);
-            pe.max(gin) * per_strip
-        })
-        .sum()
-}

@@ -61,6 +61,7 @@
 //! - **MAC**: MACs not gated. Gating skips every MAC whose ifmap value is zero, including the
 //!   padding: a property of the data, the same for every mapping.
 
+pub mod bound;
 pub mod counts;
 pub mod data;
 pub mod dataflow;
@@ -69,11 +70,13 @@ pub mod mapping;
 pub mod search;
 pub mod walk;
 
-pub use counts::{cycles_lower_bound, predict, Counts, Energy, PerType};
+pub use bound::{cycle_bound, CycleBound, Resource};
+pub use counts::{predict, Counts, Energy, PerType};
 pub use data::{DataModel, DataTotals, ExactData, ExpectedData};
 pub use dataflow::Dataflow;
 pub use mapping::{check_layer, MapError, Mapping, Placement, Problem, RealShape};
 pub use search::{
-    best, best_for, choose, choose_for, enumerate, enumerate_for, evaluate, expected_data, Ranked,
+    best, best_for, choose, choose_for, choose_with, enumerate, enumerate_for, evaluate,
+    expected_data, rank, Objective, Ranked,
 };
 pub use walk::walk;

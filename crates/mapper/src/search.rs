@@ -4,17 +4,76 @@ use rowsim_config::HwConfig;
 use rowsim_workload::ConvLayer;
 use serde::Serialize;
 
+use crate::bound::cycle_bound;
 use crate::counts::{predict, Counts, Energy};
 use crate::data::{DataModel, DataTotals};
 use crate::dataflow::Dataflow;
 use crate::mapping::{check_layer, MapError, Mapping, Problem};
 
-/// A legal mapping with its counts and energy.
+/// A legal mapping with its counts, energy and lower bound on cycles.
 #[derive(Clone, Debug, Serialize)]
 pub struct Ranked {
     pub mapping: Mapping,
     pub counts: Counts,
     pub energy: Energy,
+    /// The closed-form lower bound on the layer's core cycles ([`cycle_bound`]).
+    pub delay: u64,
+}
+
+/// What a mapping is chosen for: least energy (the default), least delay (the cycle bound), or
+/// least energy-delay product.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    #[default]
+    Energy,
+    Delay,
+    Edp,
+}
+
+impl Objective {
+    pub fn name(self) -> &'static str {
+        match self {
+            Objective::Energy => "energy",
+            Objective::Delay => "delay",
+            Objective::Edp => "edp",
+        }
+    }
+
+    /// The value ranked, smaller first.
+    pub fn cost(self, r: &Ranked) -> f64 {
+        match self {
+            Objective::Energy => r.energy.total,
+            Objective::Delay => r.delay as f64,
+            Objective::Edp => r.energy.total * r.delay as f64,
+        }
+    }
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "energy" => Ok(Objective::Energy),
+            "delay" => Ok(Objective::Delay),
+            "edp" => Ok(Objective::Edp),
+            _ => Err(format!("`{s}` is not an objective: energy, delay or edp")),
+        }
+    }
+}
+
+/// Sorts mappings by `objective`; ties go to less energy, fewer passes, more PEs, then the
+/// smaller letters, so the ranking is the same on every run.
+pub fn rank(out: &mut [Ranked], objective: Objective) {
+    out.sort_by(|a, b| {
+        objective
+            .cost(a)
+            .total_cmp(&objective.cost(b))
+            .then(a.energy.total.total_cmp(&b.energy.total))
+            .then(a.counts.passes.cmp(&b.counts.passes))
+            .then(b.counts.pes_used.cmp(&a.counts.pes_used))
+            .then(a.mapping.cmp(&b.mapping))
+    });
 }
 
 fn divisors(x: u32) -> Vec<u32> {
@@ -70,10 +129,12 @@ pub fn enumerate_for(
                                         let counts =
                                             predict(&pb, &mapping, place.pes_used, &totals);
                                         let energy = counts.energy(hw);
+                                        let delay = cycle_bound(&pb, &mapping, hw, &counts).total;
                                         out.push(Ranked {
                                             mapping,
                                             counts,
                                             energy,
+                                            delay,
                                         });
                                     }
                                     Err(e) => last_reason = e.to_string(),
@@ -93,14 +154,7 @@ pub fn enumerate_for(
             why: last_reason,
         });
     }
-    out.sort_by(|a, b| {
-        a.energy
-            .total
-            .total_cmp(&b.energy.total)
-            .then(a.counts.passes.cmp(&b.counts.passes))
-            .then(b.counts.pes_used.cmp(&a.counts.pes_used))
-            .then(a.mapping.cmp(&b.mapping))
-    });
+    rank(&mut out, Objective::Energy);
     Ok(out)
 }
 
@@ -136,10 +190,12 @@ pub fn evaluate(
         &DataTotals::on(&pb, data, hw),
     );
     let energy = counts.energy(hw);
+    let delay = cycle_bound(&pb, &mapping, hw, &counts).total;
     Ok(Ranked {
         mapping,
         counts,
         energy,
+        delay,
     })
 }
 
@@ -181,5 +237,17 @@ pub fn choose_for(
     hw: &HwConfig,
     dataflow: Dataflow,
 ) -> Result<Mapping, MapError> {
-    Ok(best_for(layer, hw, &expected_data(layer, hw)?, dataflow)?.mapping)
+    choose_with(layer, hw, dataflow, Objective::Energy)
+}
+
+/// The best legal mapping of `dataflow` for `objective`, priced with [`expected_data`].
+pub fn choose_with(
+    layer: &ConvLayer,
+    hw: &HwConfig,
+    dataflow: Dataflow,
+    objective: Objective,
+) -> Result<Mapping, MapError> {
+    let mut all = enumerate_for(layer, hw, &expected_data(layer, hw)?, dataflow)?;
+    rank(&mut all, objective);
+    Ok(all.remove(0).mapping)
 }

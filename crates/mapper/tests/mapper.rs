@@ -253,3 +253,48 @@ fn at_batch_1_the_choices_activate_the_papers_pe_counts() {
         .collect();
     assert_eq!(pes, [154, 135, 156, 156, 156]);
 }
+
+/// The cycle bound of AlexNet CONV5 under m=128 n=1 e=13 p=16 q=4 r=2 t=2, by hand: a pass is
+/// 13 positions of 16*4*3 + 2 + 16 = 210 cycles = 2730 for the PEs, against 2*2*3*48 = 576
+/// filter beats, 15 columns * 2 * 4 * 15 rows = 1800 ifmap beats (one a value: 12 + 2 < 32
+/// column IDs), and 2*13*13*4 = 1352 psum beats each way; 192 passes of 2730, plus the scan
+/// chain's 1794 bits at 60 MHz = 5980 core cycles. DRAM: 522,240 words = 130,560 bus words =
+/// 435,200 core cycles, under the passes.
+#[test]
+fn the_cycle_bound_of_conv5_by_hand() {
+    let hw = hw("eyeriss-v1");
+    let l = rowsim_workload::layer("alexnet:conv5").unwrap();
+    let m: Mapping = "m=128,n=1,e=13,p=16,q=4,r=2,t=2".parse().unwrap();
+    let r = evaluate(&l, &hw, m, &expected(&l)).unwrap();
+    let pb = Problem::of(&l);
+    let b = cycle_bound(&pb, &m, &hw, &r.counts);
+    assert_eq!(b.config, 5980);
+    assert_eq!(b.passes, 192 * 2730);
+    assert_eq!(b.by_resource[0], 192 * 2730);
+    assert_eq!(b.by_resource[1], 192 * 576);
+    assert_eq!(b.by_resource[2], 192 * 1800);
+    // Psums come in on the passes that continue an accumulation: 2 groups x 23 of the 24
+    // channel blocks (192 channels / q*r = 8) x 4 filter blocks (128 / p*t = 32).
+    assert_eq!(b.by_resource[3], 2 * 23 * 4 * 1352);
+    assert_eq!(b.by_resource[4], 192 * 1352);
+    assert_eq!(
+        r.counts.dram_reads.total() + r.counts.dram_writes.total(),
+        522_240
+    );
+    assert_eq!(b.dram, 435_200);
+    assert_eq!(b.total, 5980 + 192 * 2730);
+    assert_eq!(b.bottleneck, Resource::Pe);
+    assert_eq!(r.delay, b.total);
+    // Choosing for delay finds a mapping at least this fast, and for energy one at least as
+    // cheap.
+    let data = expected(&l);
+    let mut all = enumerate(&l, &hw, &data).unwrap();
+    let cheapest = all[0].energy.total;
+    rank(&mut all, Objective::Delay);
+    assert!(all[0].delay <= b.total);
+    assert!(all.iter().all(|x| x.delay >= all[0].delay));
+    assert!(all[0].energy.total >= cheapest);
+    rank(&mut all, Objective::Edp);
+    let edp = |x: &Ranked| x.energy.total * x.delay as f64;
+    assert!(all.iter().all(|x| edp(x) >= edp(&all[0])));
+}

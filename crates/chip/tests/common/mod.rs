@@ -64,5 +64,26 @@ pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> La
         "{} with {m}: counted accesses differ from the mapper's",
         l.name
     );
+    // The PE cycle account: every cycle of every PE used, once; its MAC and gated cycles are
+    // the MACs the closed form predicts.
+    let pc = run.pe_cycles;
+    assert_eq!(
+        pc.total(),
+        predicted.pes_used as u64 * run.core_cycles,
+        "{} with {m}: the PE cycle account",
+        l.name
+    );
+    assert_eq!(pc.mac, predicted.macs - predicted.macs_gated);
+    assert_eq!(pc.gated, predicted.macs_gated);
+    assert_eq!(pc.config, predicted.pes_used as u64 * c.idle_config);
+    // The closed-form bound is a lower bound.
+    let bound = rowsim_mapper::cycle_bound(&pb, m, hw, &predicted);
+    assert!(
+        bound.total <= run.core_cycles,
+        "{} with {m}: {} cycles, under the bound {}",
+        l.name,
+        run.core_cycles,
+        bound.total
+    );
     run
 }
