@@ -18,9 +18,10 @@
 //! chain first, at `scan_chain.shift_hz`; nothing is issued until it is in.
 //!
 //! # Three sequencers, one loop nest
-//! The loop nest ([`phases`](crate::phases)) is split into loads (bands and filters, in order),
-//! passes (in order) and readouts (in order), each issued as soon as its inputs are ready and
-//! its buffer is free:
+//! The loop nest ([`phases`](crate::phases)) is split into loads (bands and filters, in order,
+//! except that a load waiting for its buffer lets the one behind it go first), passes (in
+//! order) and readouts (in order), each issued as soon as its inputs are ready and its buffer
+//! is free:
 //! - **filters** for pass `j` go into filter slot `j mod F` (`F` = 2 when two passes' filters fit
 //!   the filter banks: the banks double-buffer, so pass `j+1`'s filters come from DRAM while the
 //!   PEs read pass `j`'s), once the filter sequencer has finished reading pass `j - F`'s;
@@ -421,8 +422,9 @@ pub(crate) struct PassInfo {
     band_slot: u32,
     filter_slot: u32,
     psum_slot: u32,
-    /// Loads done before its band and filters are in.
-    loads_before: u64,
+    /// The loads of its band and of its filters.
+    band_load: usize,
+    filter_load: usize,
     /// Readouts done before its psum slot is free (first pass of a strip), else 0.
     readouts_before: u64,
 }
@@ -451,6 +453,7 @@ fn schedule(
     // Per band: the number of passes done once its last pass is done.
     let mut band_last_pass: Vec<u64> = Vec::new();
     let mut band_slot = 0;
+    let mut band_load = 0;
     let mut strips = 0u64;
     for ph in phases {
         match *ph {
@@ -463,6 +466,7 @@ fn schedule(
                 } else {
                     0
                 };
+                band_load = loads.len();
                 loads.push(Load::Band {
                     key: (g, nb, eb, cb),
                     slot: band_slot,
@@ -497,7 +501,8 @@ fn schedule(
                     band_slot,
                     filter_slot: (j % slots.filter as u64) as u32,
                     psum_slot,
-                    loads_before: loads.len() as u64,
+                    band_load,
+                    filter_load: loads.len() - 1,
                     readouts_before,
                 });
                 if let Some(l) = band_last_pass.last_mut() {
@@ -604,6 +609,9 @@ pub struct TopController {
     readouts: Vec<ReadoutInfo>,
     loads_issued: u64,
     loads_done: u64,
+    /// Per load: 0 waiting, 1 issued, 2 done; and the first still waiting.
+    load_state: Vec<u8>,
+    first_waiting: usize,
     passes_issued: u64,
     passes_done: u64,
     filter_reads_done: u64,
@@ -676,6 +684,8 @@ impl TopController {
             readouts,
             loads_issued: 0,
             loads_done: 0,
+            load_state: Vec::new(),
+            first_waiting: 0,
             passes_issued: 0,
             passes_done: 0,
             filter_reads_done: 0,
@@ -745,41 +755,58 @@ impl TopController {
         Arc::new(m)
     }
 
+    /// Whether a load's buffer slot is free.
+    fn load_ready(&self, load: &Load) -> bool {
+        match *load {
+            Load::Band {
+                free_after_passes, ..
+            } => self.passes_done >= free_after_passes,
+            Load::Filters {
+                free_after_reads, ..
+            } => self.filter_reads_done >= free_after_reads,
+        }
+    }
+
+    /// Issues one load a cycle: the first waiting one whose slot is free, looking one past a
+    /// load that must wait (a band waiting for its slot does not hold up the filters behind
+    /// it, nor filters waiting for theirs the band behind them).
     fn issue_load(&mut self) -> Result<bool, Err> {
-        let Some(&load) = self.loads.get(self.loads_issued as usize) else {
+        if self.load_state.len() != self.loads.len() {
+            self.load_state = vec![0; self.loads.len()];
+        }
+        let end = (self.first_waiting + 2).min(self.loads.len());
+        let Some(k) = (self.first_waiting..end)
+            .find(|&k| self.load_state[k] == 0 && self.load_ready(&self.loads[k]))
+        else {
             return Ok(false);
         };
-        let (cmds, shapes, addrs) = match load {
-            Load::Band {
-                key,
-                slot,
-                free_after_passes,
-            } => {
-                if self.passes_done < free_after_passes {
-                    return Ok(false);
-                }
-                self.geo.band(slot, key, &mut self.next_cmd_id)?
-            }
-            Load::Filters {
-                key,
-                slot,
-                free_after_reads,
-            } => {
-                if self.filter_reads_done < free_after_reads {
-                    return Ok(false);
-                }
+        let (cmds, shapes, addrs) = match self.loads[k] {
+            Load::Band { key, slot, .. } => self.geo.band(slot, key, &mut self.next_cmd_id)?,
+            Load::Filters { key, slot, .. } => {
                 self.geo.filters(slot, key, &mut self.next_cmd_id)?
             }
         };
         self.cmds.queue.extend(cmds);
         self.inbound.queue.push_back(shapes);
         self.loader.queue.push_back(WriteJob {
-            id: self.loads_issued as u32,
+            id: k as u32,
             values: addrs,
             gon: Vec::new(),
         });
+        self.load_state[k] = 1;
         self.loads_issued += 1;
+        while self
+            .load_state
+            .get(self.first_waiting)
+            .is_some_and(|&s| s != 0)
+        {
+            self.first_waiting += 1;
+        }
         Ok(true)
+    }
+
+    fn load_done(&self, k: usize) -> bool {
+        self.load_state.get(k) == Some(&2)
     }
 
     fn issue_pass(&mut self) -> Result<bool, Err> {
@@ -792,7 +819,7 @@ impl TopController {
             self.wait = PassWait::None; // a pass is running
             return Ok(false);
         }
-        if self.loads_done < p.loads_before {
+        if !self.load_done(p.band_load) || !self.load_done(p.filter_load) {
             self.wait = PassWait::Loads;
             return Ok(false);
         }
@@ -889,7 +916,14 @@ impl Component for TopController {
             self.passes_done,
             self.readouts_done,
         );
-        self.loads_done += drain(&mut self.loader_done, cx);
+        while let Some(id) = self.loader_done.try_recv(cx) {
+            let state = self
+                .load_state
+                .get_mut(id as usize)
+                .ok_or_else(|| format!("{}: load {id} finished, never issued", self.name))?;
+            *state = 2;
+            self.loads_done += 1;
+        }
         self.filter_reads_done += drain(&mut self.filter_done, cx);
         self.passes_done += drain(&mut self.pass_done, cx);
         self.readouts_done += drain(&mut self.readout_done, cx);
