@@ -49,7 +49,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use rowsim_datapath::mac::MacConfig;
-use rowsim_dram::{DramCmd, Kind};
+use rowsim_dram::DramCmd;
 use rowsim_glb::{DataType, GlbLayout};
 use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
@@ -60,9 +60,9 @@ use rowsim_noc::GinMask;
 use rowsim_pe::Primitive;
 
 use crate::array::pass_primitive;
-use crate::layer::Phase;
 use crate::plan::{ArrayPlan, LogicalPe};
-use crate::stream::{GlbAddr, ReadItem, ReadJob, Src, WriteJob};
+use rowsim_glb::sequencer::{GlbAddr, ReadItem, ReadJob, Src, WriteJob};
+use rowsim_mapper::Phase;
 
 /// (group, filter block, channel block, pass).
 pub(crate) type PassKey = (u32, u32, u32, u32);
@@ -155,7 +155,7 @@ impl Geometry {
                         write: false,
                         addr,
                         len,
-                        kind: Kind::Ifmap,
+                        kind: DataType::Ifmap,
                         coded: self.coded,
                     });
                     shapes.push((pb.w as usize, self.coded));
@@ -186,7 +186,7 @@ impl Geometry {
             write: false,
             addr,
             len,
-            kind: Kind::Filter,
+            kind: DataType::Filter,
             coded: false,
         };
         let row_len = (self.m.p * self.m.q * self.pb.s) as u64;
@@ -482,7 +482,9 @@ fn schedule(
                     free_after_reads: (j + 1).saturating_sub(slots.filter as u64),
                 });
             }
-            Phase::Pass { eb, cb, fb, e_cur } => {
+            Phase::Pass {
+                eb, cb, fb, e_cur, ..
+            } => {
                 let j = passes.len() as u64;
                 let psum_slot = (strips % slots.psum as u64) as u32;
                 // The first pass of a strip to write filter block `fb`'s psums waits for the

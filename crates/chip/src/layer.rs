@@ -28,12 +28,17 @@ use std::collections::BTreeMap;
 use rowsim_config::HwConfig;
 use rowsim_datapath::mac::MacConfig;
 use rowsim_datapath::rlc::{decode, encode, RlcFormat};
-use rowsim_dram::{pack_raw, DramCmd, DramController, Inbound, Kind, Outbound};
+use rowsim_dram::{pack_raw, DramCmd, DramController, Inbound, Outbound};
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
 use rowsim_kernel::{
     Advance, Clock, ComponentId, Link, LinkRx, LinkTx, Merge, Scheduler, SimError, TraceConfig,
 };
-use rowsim_mapper::{Counts, Mapping, PerType, Problem};
+use rowsim_mapper::{Counts, Mapping, PerType, Phase, Problem};
+
+/// The mapping's loop nest ([`rowsim_mapper::loop_nest`]), as the controller walks it.
+pub fn phases(pb: &Problem, m: &Mapping) -> Vec<Phase> {
+    rowsim_mapper::loop_nest(pb, m)
+}
 use rowsim_noc::Gin;
 use rowsim_pe::Pe;
 use rowsim_workload::{ConvLayer, Tensor};
@@ -44,7 +49,7 @@ use crate::controller::{
 };
 use crate::plan::{ArrayPlan, LogicalPe};
 use crate::stats::{PeCycles, PeUtilization};
-use crate::stream::{GlbReader, GlbWriter, ReadJob, ReadOut, WriteIn, WriteJob};
+use rowsim_glb::sequencer::{GlbReader, GlbWriter, ReadJob, ReadOut, WriteIn, WriteJob};
 
 /// Why a layer could not run.
 #[derive(Debug, thiserror::Error)]
@@ -125,10 +130,12 @@ struct Layout {
     memory: Vec<u64>,
 }
 
+#[allow(clippy::too_many_arguments)] // the layer, its tensors, the loop nest and the format
 fn layout_dram(
     layer: &ConvLayer,
     pb: &Problem,
     m: &Mapping,
+    phases: &[Phase],
     ifmap: &Tensor,
     weights: &Tensor,
     fmt: &RlcFormat,
@@ -156,44 +163,45 @@ fn layout_dram(
             }
         }
     }
+    // Each pass's filters, as one raw stream in the order the array takes them, laid out in
+    // the loop nest's order (a filter block's stream serves every image block and strip).
     let (p, q, r, t) = (m.p, m.q, m.r, m.t);
-    for g in 0..pb.groups {
-        for mb in 0..pb.m / m.m {
-            for cb in 0..pb.c / (q * r) {
-                for fb in 0..m.m / (p * t) {
-                    let mut v = Vec::new();
-                    for tt in 0..t {
-                        for rr in 0..r {
-                            for i in 0..pb.r {
-                                for s in 0..pb.s {
-                                    for c in 0..q {
-                                        for f in 0..p {
-                                            let filt =
-                                                g * pb.m + mb * m.m + fb * p * t + tt * p + f;
-                                            // Virtual channel, and its real weight.
-                                            let cv = cb * q * r + rr * q + c;
-                                            let (ch, ir, js) = pb.real_weight(cv, i, s);
-                                            v.push(weights.get([
-                                                filt as usize,
-                                                ch as usize,
-                                                ir as usize,
-                                                js as usize,
-                                            ]));
-                                        }
-                                    }
-                                }
+    for ph in phases {
+        let Phase::Filters { g, mb, cb, fb } = *ph else {
+            continue;
+        };
+        if l.filters.contains_key(&(g, mb, cb, fb)) {
+            continue;
+        }
+        let mut v = Vec::new();
+        for tt in 0..t {
+            for rr in 0..r {
+                for i in 0..pb.r {
+                    for s in 0..pb.s {
+                        for c in 0..q {
+                            for f in 0..p {
+                                let filt = g * pb.m + mb * m.m + fb * p * t + tt * p + f;
+                                // Virtual channel, and its real weight.
+                                let cv = cb * q * r + rr * q + c;
+                                let (ch, ir, js) = pb.real_weight(cv, i, s);
+                                v.push(weights.get([
+                                    filt as usize,
+                                    ch as usize,
+                                    ir as usize,
+                                    js as usize,
+                                ]));
                             }
                         }
                     }
-                    let words = pack_raw(&v, 4);
-                    l.filters.insert(
-                        (g, mb, cb, fb),
-                        (memory.len() as u64, words.len() as u32, v.len() as u32),
-                    );
-                    memory.extend(words);
                 }
             }
         }
+        let words = pack_raw(&v, 4);
+        l.filters.insert(
+            (g, mb, cb, fb),
+            (memory.len() as u64, words.len() as u32, v.len() as u32),
+        );
+        memory.extend(words);
     }
     let worst = (pb.f as usize).div_ceil(fmt.pairs_per_word as usize).max(1);
     for img in 0..pb.n {
@@ -300,8 +308,8 @@ impl LayerSim {
             .map_err(ChipError::Setup)?;
         let coded = !layer.first || r.code_first_layer_input;
         let lanes = (hw.glb.bank_width_bits / hw.datapath.word_bits) as u64;
-        let dl = layout_dram(layer, &pb, &m, ifmap, weights, &fmt, coded);
         let phases = phases(&pb, &m);
+        let dl = layout_dram(layer, &pb, &m, &phases, ifmap, weights, &fmt, coded);
 
         // The GLB: the largest band, the psums of a strip, the filters of a pass (rows aligned
         // to entries), each as many times as fits and is useful (see `controller`).
@@ -549,99 +557,6 @@ pub fn run_layer(
     sim.finish()
 }
 
-/// One step of the controller's loop nest (see [`TopController`] for how steps overlap).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// A new strip of `e_cur` rows: the PE columns past it are gated (no simulated time).
-    Strip { e_cur: u32 },
-    /// The ifmap band of (group, image block, strip, channel block) from DRAM into the GLB.
-    Band { g: u32, nb: u32, eb: u32, cb: u32 },
-    /// A pass's filters from DRAM into the GLB.
-    Filters { g: u32, mb: u32, cb: u32, fb: u32 },
-    /// A processing pass of the PE array.
-    Pass {
-        eb: u32,
-        cb: u32,
-        fb: u32,
-        e_cur: u32,
-    },
-    /// The finished psums of a strip's filter block `fb` (after its pass of the last channel
-    /// block) through ReLU and the RLC coder to DRAM.
-    Readout {
-        g: u32,
-        nb: u32,
-        mb: u32,
-        eb: u32,
-        fb: u32,
-        e_cur: u32,
-    },
-}
-
-impl std::fmt::Display for Phase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match *self {
-            Phase::Strip { e_cur } => write!(f, "strip of {e_cur} rows"),
-            Phase::Band { g, nb, eb, cb } => {
-                write!(
-                    f,
-                    "band load (group {g}, images {nb}, strip {eb}, channels {cb})"
-                )
-            }
-            Phase::Filters { g, mb, cb, fb } => {
-                write!(
-                    f,
-                    "filter load (group {g}, filters {mb}.{fb}, channels {cb})"
-                )
-            }
-            Phase::Pass { eb, cb, fb, .. } => {
-                write!(f, "pass (strip {eb}, channels {cb}, filters {fb})")
-            }
-            Phase::Readout {
-                g, nb, mb, eb, fb, ..
-            } => {
-                write!(
-                    f,
-                    "readout (group {g}, images {nb}, filters {mb}.{fb}, strip {eb})"
-                )
-            }
-        }
-    }
-}
-
-/// The controller's loop nest, in order.
-pub fn phases(pb: &Problem, m: &Mapping) -> Vec<Phase> {
-    let mut out = Vec::new();
-    for g in 0..pb.groups {
-        for nb in 0..pb.n / m.n {
-            for mb in 0..pb.m / m.m {
-                for eb in 0..pb.e.div_ceil(m.e) {
-                    let e_cur = pb.strip_rows(m.e, eb);
-                    out.push(Phase::Strip { e_cur });
-                    let cbs = pb.c / (m.q * m.r);
-                    for cb in 0..cbs {
-                        out.push(Phase::Band { g, nb, eb, cb });
-                        for fb in 0..m.m / (m.p * m.t) {
-                            out.push(Phase::Filters { g, mb, cb, fb });
-                            out.push(Phase::Pass { eb, cb, fb, e_cur });
-                            if cb + 1 == cbs {
-                                out.push(Phase::Readout {
-                                    g,
-                                    nb,
-                                    mb,
-                                    eb,
-                                    fb,
-                                    e_cur,
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
 /// Where a layer run is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {
@@ -806,14 +721,14 @@ impl LayerSim {
             macs: 0,
             macs_gated: 0,
             dram_reads: PerType {
-                filter: dc.read_bytes[Kind::Filter as usize] / 2,
-                ifmap: dc.read_bytes[Kind::Ifmap as usize] / 2,
-                psum: dc.read_bytes[Kind::Psum as usize] / 2,
+                filter: dc.read_bytes[DataType::Filter as usize] / 2,
+                ifmap: dc.read_bytes[DataType::Ifmap as usize] / 2,
+                psum: dc.read_bytes[DataType::Psum as usize] / 2,
             },
             dram_writes: PerType {
-                filter: dc.write_bytes[Kind::Filter as usize] / 2,
-                ifmap: dc.write_bytes[Kind::Ifmap as usize] / 2,
-                psum: dc.write_bytes[Kind::Psum as usize] / 2,
+                filter: dc.write_bytes[DataType::Filter as usize] / 2,
+                ifmap: dc.write_bytes[DataType::Ifmap as usize] / 2,
+                psum: dc.write_bytes[DataType::Psum as usize] / 2,
             },
             glb_reads: PerType {
                 filter: gc.reads[DataType::Filter as usize],

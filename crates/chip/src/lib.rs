@@ -11,7 +11,6 @@ pub mod controller;
 pub mod layer;
 pub mod plan;
 pub mod stats;
-pub mod stream;
 
 pub use array::{
     build_pass, gate_strip, pass_primitive, wire_array, ArrayPass, ArrayWiring, PassError,
@@ -19,8 +18,9 @@ pub use array::{
 };
 pub use controller::{ControllerStatus, Slots, TopController};
 pub use layer::{
-    phases, run_checked, run_layer, CheckedRun, ChipError, LayerRun, LayerSim, Phase, Progress,
+    phases, run_checked, run_layer, CheckedRun, ChipError, LayerRun, LayerSim, Progress,
     ProgressHook, RunOptions,
 };
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
+pub use rowsim_mapper::Phase;
 pub use stats::{BetweenPasses, Cycles, LayerStats, PeCycles, PeUtilization};

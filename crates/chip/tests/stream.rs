@@ -1,8 +1,8 @@
 //! The GLB controller's datapaths on a real GLB: write a value stream, read it back as beats and
 //! as values, with padding zeros in order, and unpack raw DRAM words.
 
-use rowsim_chip::stream::{GlbAddr, GlbReader, GlbWriter, ReadItem, ReadOut, Src, WriteIn};
 use rowsim_dram::DramData;
+use rowsim_glb::sequencer::{GlbAddr, GlbReader, GlbWriter, ReadItem, ReadOut, Src, WriteIn};
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
 use rowsim_kernel::{Collector, Feeder, Link, Scheduler};
 use rowsim_noc::Beat;

@@ -29,13 +29,7 @@ use rowsim_kernel::{
     TraceFrame,
 };
 
-/// What the words of a command are (for the counters).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Filter = 0,
-    Ifmap = 1,
-    Psum = 2,
-}
+pub use rowsim_types::DataType;
 
 /// A DRAM command: `len` bus words at bus-word address `addr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +38,7 @@ pub struct DramCmd {
     pub write: bool,
     pub addr: u64,
     pub len: u32,
-    pub kind: Kind,
+    pub kind: DataType,
     /// Whether the words are RLC coded (counted apart from raw words).
     pub coded: bool,
 }
@@ -87,7 +81,7 @@ impl std::error::Error for DramError {}
 /// Bus counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DramCounters {
-    /// Bytes read and written, by [`Kind`] as usize.
+    /// Bytes read and written, by [`DataType`] as usize.
     pub read_bytes: [u64; 3],
     pub write_bytes: [u64; 3],
     pub coded_words: u64,
@@ -517,7 +511,7 @@ impl Component for Outbound {
                         write: true,
                         addr,
                         len: coded.len() as u32,
-                        kind: Kind::Psum,
+                        kind: DataType::Psum,
                         coded: true,
                     });
                     self.next_id += 1;

@@ -6,8 +6,8 @@ use std::path::Path;
 use rowsim_config::HwConfig;
 use rowsim_datapath::rlc::{encode, encoded_len, RlcFormat};
 use rowsim_dram::{
-    build, pack_raw, unpack_raw, DramCmd, DramController, DramCounters, DramData, Inbound, Kind,
-    Outbound,
+    build, pack_raw, unpack_raw, DataType, DramCmd, DramController, DramCounters, DramData,
+    Inbound, Outbound,
 };
 use rowsim_kernel::{Collector, Feeder, Link, Merge, Scheduler, TraceConfig};
 use rowsim_tests::waves::{self};
@@ -70,7 +70,7 @@ fn read_coded(hw: &HwConfig, rows: &[Vec<i16>], trace: Option<&Path>) -> ReadRun
             write: false,
             addr: memory.len() as u64,
             len: coded.len() as u32,
-            kind: Kind::Ifmap,
+            kind: DataType::Ifmap,
             coded: true,
         });
         memory.extend(coded);
@@ -156,7 +156,7 @@ fn coded_ifmap_comes_back_as_written_at_8_bytes_a_link_cycle() {
     let c = &run.counters;
     assert_eq!(c.busy_cycles, words);
     assert_eq!(c.coded_words, words);
-    assert_eq!(c.read_bytes[Kind::Ifmap as usize], 8 * words);
+    assert_eq!(c.read_bytes[DataType::Ifmap as usize], 8 * words);
     // At saturation the bus never idles between the first word and the last (one busy
     // interval in the trace), and that interval is exactly `words` link cycles: 8 bytes a cycle.
     let edge = |t: u64| ((t as u128 * 60_000_000).div_ceil(1_000_000_000_000) - 1) as u64;
@@ -205,7 +205,7 @@ fn written_streams_read_back_and_raw_words_round_trip() {
             write: false,
             addr: 0,
             len: total as u32,
-            kind: Kind::Psum,
+            kind: DataType::Psum,
             coded: true,
         }]);
     s.run().unwrap();
@@ -218,8 +218,8 @@ fn written_streams_read_back_and_raw_words_round_trip() {
         .collect();
     assert_eq!(back, coded.concat());
     let c = *s.component::<DramController>(ctrl).unwrap().counters();
-    assert_eq!(c.write_bytes[Kind::Psum as usize], 8 * total as u64);
-    assert_eq!(c.read_bytes[Kind::Psum as usize], 8 * total as u64);
+    assert_eq!(c.write_bytes[DataType::Psum as usize], 8 * total as u64);
+    assert_eq!(c.read_bytes[DataType::Psum as usize], 8 * total as u64);
     assert_eq!(
         pack_raw(&[1, -2, 3, 4, 5], 4),
         vec![0x0004_0003_FFFE_0001, 5]
@@ -247,7 +247,7 @@ fn a_command_outside_memory_names_the_controller_and_numbers() {
                 write: false,
                 addr: 10,
                 len: 8,
-                kind: Kind::Filter,
+                kind: DataType::Filter,
                 coded: false,
             }],
             1,

@@ -21,23 +21,9 @@ use rowsim_kernel::{
     TraceFrame,
 };
 
-/// What a word is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DataType {
-    Filter = 0,
-    Ifmap = 1,
-    Psum = 2,
-}
+pub mod sequencer;
 
-impl fmt::Display for DataType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DataType::Filter => "filter",
-            DataType::Ifmap => "ifmap",
-            DataType::Psum => "psum",
-        })
-    }
-}
+pub use rowsim_types::DataType;
 
 /// A layer's assignment of banks. Shared banks `0..ifmap_banks` hold ifmaps, the next
 /// `psum_banks` psums; filter banks follow the shared ones.

@@ -6,27 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::DataTotals;
 use crate::mapping::{Mapping, Problem};
 
-/// Words per data type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PerType {
-    pub filter: u64,
-    pub ifmap: u64,
-    pub psum: u64,
-}
-
-impl PerType {
-    pub fn total(&self) -> u64 {
-        self.filter + self.ifmap + self.psum
-    }
-
-    pub fn plus(&self, o: &PerType) -> PerType {
-        PerType {
-            filter: self.filter + o.filter,
-            ifmap: self.ifmap + o.ifmap,
-            psum: self.psum + o.psum,
-        }
-    }
-}
+pub use rowsim_types::PerType;
 
 /// Everything a mapping moves and computes, in 16-bit words (see the crate docs).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -67,6 +67,7 @@ pub mod data;
 pub mod dataflow;
 pub mod layer_file;
 pub mod mapping;
+pub mod nest;
 pub mod search;
 pub mod walk;
 
@@ -75,6 +76,7 @@ pub use counts::{predict, Counts, Energy, PerType};
 pub use data::{DataModel, DataTotals, ExactData, ExpectedData};
 pub use dataflow::Dataflow;
 pub use mapping::{check_layer, MapError, Mapping, Placement, Problem, RealShape};
+pub use nest::{loop_nest, Phase};
 pub use search::{
     best, best_for, choose, choose_for, choose_with, enumerate, enumerate_for, evaluate,
     expected_data, rank, Objective, Ranked,

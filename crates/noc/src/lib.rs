@@ -30,43 +30,7 @@ use rowsim_kernel::{
     TraceFrame,
 };
 
-/// Most words a beat can carry (a 64-bit bus of 16-bit words).
-pub const MAX_BEAT_WORDS: usize = 4;
-
-/// A tagged beat on a GIN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Beat {
-    pub row: u16,
-    pub col: u16,
-    pub len: u8,
-    pub words: [i16; MAX_BEAT_WORDS],
-}
-
-impl Beat {
-    pub fn new(row: u16, col: u16, words: &[i16]) -> Self {
-        let mut w = [0; MAX_BEAT_WORDS];
-        let len = words.len().min(MAX_BEAT_WORDS);
-        w[..len].copy_from_slice(&words[..len]);
-        Beat {
-            row,
-            col,
-            len: len as u8,
-            words: w,
-        }
-    }
-
-    pub fn words(&self) -> &[i16] {
-        &self.words[..self.len as usize]
-    }
-
-    /// The words packed into one bus value (word 0 in the low bits), for traces.
-    pub fn packed(&self) -> u64 {
-        self.words()
-            .iter()
-            .enumerate()
-            .fold(0u64, |acc, (i, &w)| acc | (w as u16 as u64) << (16 * i))
-    }
-}
+pub use rowsim_types::{Beat, GonBeat, MAX_BEAT_WORDS};
 
 /// The fixed shape of a network (from the hw-config).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -422,15 +386,6 @@ impl Component for Gin {
             f.set(g.x_pe_en[r], m);
         }
     }
-}
-
-/// A beat on the GON: up to 4 psums of one PE.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct GonBeat {
-    pub bus: u16,
-    pub pe: u16,
-    pub len: u8,
-    pub words: [i16; MAX_BEAT_WORDS],
 }
 
 struct GonSignals {

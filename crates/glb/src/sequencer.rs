@@ -1,4 +1,4 @@
-//! The GLB controller's datapaths, as components, each on its own GLB port so that no stream
+//! The GLB's sequencers (its controller's datapaths), as components, each on its own GLB port so that no stream
 //! holds up another:
 //! - [`GlbReader`]: reads entries (or makes padding zeros) and sends each chunk as a beat to
 //!   each of its tags on a GIN, or as values (through ReLU if asked) to the output path;
@@ -12,9 +12,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use rowsim_glb::{DataType, GlbReq, GlbResp};
 use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, StepCtx};
-use rowsim_noc::{Beat, GonBeat};
+use rowsim_types::{Beat, GonBeat};
+
+use crate::{DataType, GlbReq, GlbResp};
 
 /// Where a chunk comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -295,10 +296,10 @@ pub struct GlbAddr {
 impl GlbAddr {
     /// Word `addr` of a data type's region of `layout`.
     pub fn of(
-        layout: &rowsim_glb::GlbLayout,
+        layout: &crate::GlbLayout,
         dtype: DataType,
         addr: u64,
-    ) -> Result<Self, rowsim_glb::GlbError> {
+    ) -> Result<Self, crate::GlbError> {
         let (bank, entry, lane) = layout.locate(dtype, addr)?;
         Ok(GlbAddr {
             bank,
