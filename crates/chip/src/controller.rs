@@ -37,8 +37,9 @@
 //!   pass writes them again until the slot's next strip reaches that block.
 //!
 //! Loads share one path (DRAM, the decoder, the loader), so they complete in issue order. Where
-//! a buffer is too small to overlap, the wait is a counted stall of the controller, visible in
-//! the trace (`wait_*`).
+//! a buffer is too small to overlap, the wait is counted (the statistics' `between_passes`) and
+//! visible in the trace: `top.chip.ctrl.pass_wait` says what the next pass waits for (1 the scan
+//! chain, 2 its loads, 3 its psum slot), beside `pass_running` and the issued and done counts.
 //!
 //! The controller expands each job into its address list when it issues the job, and sends it
 //! as one message: a simulation shortcut for the address generators of the hardware's
