@@ -76,6 +76,12 @@ pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> La
     assert_eq!(pc.mac, predicted.macs - predicted.macs_gated);
     assert_eq!(pc.gated, predicted.macs_gated);
     assert_eq!(pc.config, predicted.pes_used as u64 * c.idle_config);
+    // The heatmap's data: one entry a PE used, each on its own place, their MAC slots the MACs.
+    let u = &run.pe_utilization;
+    assert_eq!(u.len() as u32, predicted.pes_used);
+    let places: std::collections::BTreeSet<(u32, u32)> = u.iter().map(|p| (p.row, p.col)).collect();
+    assert_eq!(places.len(), u.len());
+    assert_eq!(u.iter().map(|p| p.mac_slots).sum::<u64>(), predicted.macs);
     // The closed-form bound is a lower bound.
     let bound = rowsim_mapper::cycle_bound(&pb, m, hw, &predicted);
     assert!(
