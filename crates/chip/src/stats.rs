@@ -35,6 +35,9 @@ pub struct Cycles {
     /// The resource that bounds most passes (`dram` when the DRAM bus outlasts them).
     #[serde(default)]
     pub bottleneck: String,
+    /// The mapper's estimate of the passes' fill and drain, summed (not part of the bound).
+    #[serde(default)]
+    pub fill_drain: u64,
     /// Core cycles in which no pass ran, by what the next pass waited for (a run only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub between_passes: Option<BetweenPasses>,
@@ -173,6 +176,7 @@ impl LayerStats {
             link_total: run.link_cycles,
             bound: 0,
             bottleneck: String::new(),
+            fill_drain: 0,
             between_passes: Some(BetweenPasses {
                 config: run.controller.idle_config,
                 loads: run.controller.idle_loads,
@@ -209,6 +213,7 @@ impl LayerStats {
         let cycles = Cycles {
             bound: b.total,
             bottleneck: b.bottleneck.name().to_string(),
+            fill_drain: b.fill_drain,
             ..cycles
         };
         let (read, write) = c.dram_bytes();
@@ -272,7 +277,7 @@ impl LayerStats {
         format!(
             "{} on {} (batch {}, seed {}): {}\n\
              mapping   {}m={} n={} e={} p={} q={} r={} t={} ({}): {} PEs active, {} passes\n\
-             cycles    {} core ({} in passes), {} link; {:.3} ms at the config's clocks ({:.3} ms processing); lower bound {} ({})\n\
+             cycles    {} core ({} in passes), {} link; {:.3} ms at the config's clocks ({:.3} ms processing); lower bound {} ({}), passes' fill and drain ~{}\n\
              MACs      {} ({} gated, {:.1}%), ifmap zeros {:.1}%\n\
              accesses (16-bit words)   filter         ifmap          psum         total\n{}{}{}{}\
              DRAM      {} bytes read, {} bytes written\n\
@@ -286,7 +291,7 @@ impl LayerStats {
             self.mapping.m, self.mapping.n, self.mapping.e, self.mapping.p, self.mapping.q, self.mapping.r, self.mapping.t,
             if self.objective == "pinned" { "pinned".to_string() } else { format!("chosen for {}", self.objective) },
             self.mapping.pes_used, self.mapping.passes,
-            self.cycles.core_total, self.cycles.core_processing, self.cycles.link_total, self.time_ms.total, self.time_ms.processing, self.cycles.bound, self.cycles.bottleneck,
+            self.cycles.core_total, self.cycles.core_processing, self.cycles.link_total, self.time_ms.total, self.time_ms.processing, self.cycles.bound, self.cycles.bottleneck, self.cycles.fill_drain,
             self.macs.total, self.macs.gated, 100.0 * self.macs.gated as f64 / self.macs.total.max(1) as f64, 100.0 * self.ifmap_zero_fraction,
             row("DRAM", &a.dram), row("GLB", &a.glb), row("NoC", &a.noc), row("spad", &a.spad),
             self.dram_bytes.read, self.dram_bytes.write,

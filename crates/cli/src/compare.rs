@@ -144,6 +144,7 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
             link_total: 0,
             bound: 0,
             bottleneck: String::new(),
+            fill_drain: 0,
             between_passes: None,
         };
         return Ok(Point {

@@ -18,10 +18,15 @@
 //! the layer lasts at least `config + max(sum over passes of the busiest resource, DRAM bus
 //! cycles in core cycles)`, where `config` is the scan chain's shift, which nothing overlaps.
 //!
-//! What this leaves out, and a run shows: each pass's fill (a PE computes nothing until its
-//! filters and its first window are in) and drain (the last chain's psums climbing to the GON),
-//! the first loads before the first pass and the last readout after the last, and DRAM
-//! transfers a buffer was too small to overlap.
+//! What this leaves out, and a run shows: each pass's fill and drain, the first loads before the
+//! first pass and the last readout after the last, and DRAM transfers a buffer was too small to
+//! overlap. [`CycleBound::fill_drain`] estimates the first two per pass (not a bound):
+//! - **fill**: a PE issues no MAC before all its weights are in, and the filter sequencer sends
+//!   the logical rows round robin, so the last row's weights come with the filter GIN's last
+//!   beat; nor before its first window is in: `S` columns of every band row it shares the ifmap
+//!   GIN with, `n=1`'s share of the ifmap beats. The fill is the longer of the two;
+//! - **drain**: the last position's psums climb the chain, a cycle a PE (`R*r`), and the top
+//!   drains its `p`.
 
 use rowsim_config::HwConfig;
 use serde::Serialize;
@@ -78,6 +83,9 @@ pub struct CycleBound {
     pub by_resource: [u64; 6],
     /// The resource that bounds most passes, or `Dram` when the bus outlasts the passes.
     pub bottleneck: Resource,
+    /// Each pass's fill and drain (see the module docs), summed over the passes: an estimate
+    /// of what a run spends in passes beyond `passes`.
+    pub fill_drain: u64,
 }
 
 fn words_a_beat(bits: u32) -> u64 {
@@ -114,6 +122,7 @@ pub fn cycle_bound(pb: &Problem, mapping: &Mapping, hw: &HwConfig, counts: &Coun
     let mut sums = [0u64; 6];
     let mut wins = [0u64; 6];
     let mut passes = 0u64;
+    let mut fill_drain = 0u64;
     for eb in 0..pb.e.div_ceil(e) {
         let e_cur = pb.strip_rows(e, eb);
         let band = (e_cur - 1) * pb.u + pb.r;
@@ -129,6 +138,8 @@ pub fn cycle_bound(pb: &Problem, mapping: &Mapping, hw: &HwConfig, counts: &Coun
             })
             .sum();
         let ifmap_gin = w(n) * w(pb.w_used()) * w(r) * w(q) * beats_per_column;
+        let ifmap_fill = w(pb.s) * w(r) * w(q) * beats_per_column;
+        let fill_drain_pass = filter_gin.max(ifmap_fill) + w(r * pb.r) + w(p);
         let chains = w(t) * w(e_cur) * w(n) * w(pb.f);
         let gon = chains * w(p).div_ceil(gw);
         let psum_gin = chains * w(p).div_ceil(pw);
@@ -156,6 +167,7 @@ pub fn cycle_bound(pb: &Problem, mapping: &Mapping, hw: &HwConfig, counts: &Coun
             }
             wins[k] += count;
             passes += most * count;
+            fill_drain += fill_drain_pass * count;
         }
     }
     let sc = &hw.scan_chain;
@@ -181,5 +193,6 @@ pub fn cycle_bound(pb: &Problem, mapping: &Mapping, hw: &HwConfig, counts: &Coun
         dram,
         by_resource: sums,
         bottleneck,
+        fill_drain,
     }
 }

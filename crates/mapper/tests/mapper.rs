@@ -285,6 +285,9 @@ fn the_cycle_bound_of_conv5_by_hand() {
     assert_eq!(b.total, 5980 + 192 * 2730);
     assert_eq!(b.bottleneck, Resource::Pe);
     assert_eq!(r.delay, b.total);
+    // Fill: the filters' 576 beats outlast the first window's 3 columns x 2 x 4 x 15 = 360
+    // ifmap beats; drain: 6 PEs of chain and 16 psums.
+    assert_eq!(b.fill_drain, 192 * (576 + 6 + 16));
     // Choosing for delay finds a mapping at least this fast, and for energy one at least as
     // cheap.
     let data = expected(&l);
