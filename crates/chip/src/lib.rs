@@ -1,10 +1,14 @@
 //! rowsim's chip: the elaboration of a hw-config and a mapping onto the PE array, the NoC, the
 //! GLB and the DRAM controller.
 //!
-//! So far: [`plan`], where each PE of a mapping sits, how psums chain up the array, and the IDs
-//! every GIN is configured with (what the scan chain carries); and [`array`], one processing
-//! pass through the real PEs, GINs, local links and GON. The GLB, DRAM and the layer's loop of
-//! passes (issue 6) build on these.
+//! - [`plan`]: where each PE of a mapping sits, how psums chain up the array, and the IDs every
+//!   GIN is configured with;
+//! - [`mod@array`]: the PEs, GINs, local links and GON wired for a plan, and one processing pass
+//!   through them;
+//! - [`controller`]: the chip's top-level controller, a component on the core clock that walks
+//!   the mapper's loop nest and overlaps loads, passes and readouts through the buffers;
+//! - [`layer`]: a whole layer through DRAM, the GLB, the NoC and the PEs, and what it counted;
+//! - [`stats`]: the statistics `rowsim run` writes.
 
 pub mod array;
 pub mod controller;

@@ -55,7 +55,7 @@
 //! - **NoC**: words delivered into PE FIFOs or taken out of them: each PE receives `p*q*S`
 //!   weights and `n*q*((F-1)*U + S)` ifmaps a pass; each PE sends its `n*F*p` psums (up the local
 //!   link, or to the GLB); each chain bottom receives `n*F*p` psums from the GLB when `cb > 0`.
-//! - **spad**: the PE's own accesses ([`rowsim_pe`]'s counters): filter writes `p*q*S` a pass,
+//! - **spad**: the PE's own accesses (`rowsim_pe`'s counters): filter writes `p*q*S` a pass,
 //!   reads per MAC not gated; ifmap writes per word delivered, reads `n*F*q*S` a pass; psum a
 //!   read and a write per MAC not gated, and a read per psum drained.
 //! - **MAC**: MACs not gated. Gating skips every MAC whose ifmap value is zero, including the

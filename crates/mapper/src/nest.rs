@@ -68,7 +68,7 @@ impl std::fmt::Display for Phase {
 }
 
 /// The loop nest of `m` on `pb`, in order: the one sequence the chip's controller walks, the
-/// DRAM layout follows and [`crate::walk`] counts.
+/// DRAM layout follows and [`crate::walk::walk`] counts.
 pub fn loop_nest(pb: &Problem, m: &Mapping) -> Vec<Phase> {
     let mut out = Vec::new();
     for g in 0..pb.groups {
