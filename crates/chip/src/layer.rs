@@ -1,27 +1,27 @@
 //! A whole CONV layer through the chip: DRAM, the GLB, the NoC and the PE array, executing the
 //! mapper's loop nest (see `rowsim_mapper`'s docs) as the hardware would.
 //!
-//! # What the driver does and what the components do
-//! The driver (this module) plays the chip's top-level controller: it lays the layer's tensors
-//! out in DRAM before the run (ifmap rows as RLC streams, raw for a first layer; each pass's
-//! filters as one raw stream in the order the array takes them), allocates the GLB, and then
-//! walks the loop nest phase by phase, each phase a run of the scheduler until every component
-//! is idle:
+//! # What this module does and what the components do
+//! [`LayerSim::new`] lays the layer's tensors out in DRAM before the run (ifmap rows as RLC
+//! streams, raw for a first layer; each pass's filters as one raw stream in the order the array
+//! takes them, in the loop nest's order), allocates the GLB (each buffer twice where it fits: see
+//! [`crate::controller`]), and wires the components, the top-level controller among them. From
+//! then on the clock runs the layer; the controller walks the loop nest:
 //! 1. **band load** (per image block, filter group, strip, channel block): DRAM read commands for
 //!    each row of the band; the words cross the async FIFO; `Inbound` decodes them; the loader
 //!    writes the values into the GLB's ifmap banks;
 //! 2. **filter load** (per pass): one raw read; the loader writes the weights into the filter
 //!    banks, each logical filter row starting on an entry boundary;
-//! 3. **pass**: the PEs of the strip are configured (what the scan chain carries); GLB readers
-//!    send filters, ifmaps (padding made on the way) and, when the pass continues an
+//! 3. **pass**: the PEs of the strip take their primitive over their configuration links; GLB
+//!    sequencers send filters, ifmaps (padding made on the way) and, when the pass continues an
 //!    accumulation, psums over the three GINs; chain tops' psums come back over the GON and are
 //!    written into the GLB's psum banks;
-//! 4. **readout** (after a strip's last channel block): a GLB reader sends each output row
-//!    through ReLU to the `Outbound`, which codes it and writes it to DRAM.
+//! 4. **readout** (after a filter block's pass of a strip's last channel block): a GLB sequencer
+//!    sends each output row through ReLU to the `Outbound`, which codes it and writes it to DRAM.
 //!
-//! Nothing is computed by the driver: the output is what the PEs produced and DRAM holds, read
-//! back and decoded after the run. Phases do not overlap (the chip's preloading of the next
-//! pass's filters is not modelled), so cycle counts are an upper bound of the chip's.
+//! These overlap as the buffers allow (see [`crate::controller`]). Nothing is computed outside
+//! the components: the output is what the PEs produced and DRAM holds, read back and decoded
+//! after the run, with every counter and the cycle accounts.
 
 use std::collections::BTreeMap;
 
