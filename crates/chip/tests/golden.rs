@@ -62,6 +62,28 @@ fn one_pass_matches_its_golden_trace() {
     assert_eq!(run.ofmap, want);
     assert_eq!((run.counts.passes, run.counts.pes_used), (1, 6));
     let got = waves::check_golden(&path, "chip/pass.vcd");
+    // The controller's account against its trace and a hand count: the scan chain's 256 bits at
+    // 60 MHz take ceil(256 * 200 / 60) = 854 core cycles; the wait for loads runs from then to
+    // the cycle the pass starts, the pass until its last psum is written. A value stamped at
+    // (k + 1) * 5,000 ps is the state after core edge k.
+    let ctrl = |s: &str| &got.signals[&format!("top.chip.ctrl.{s}")];
+    let edge = |s: &str, v: u64, after: u64| -> u64 {
+        ctrl(s)
+            .iter()
+            .find(|c| c.1 == v && c.0 > after)
+            .unwrap_or_else(|| panic!("{s} never becomes {v} after {after} ps"))
+            .0
+            / 5_000
+            - 1
+    };
+    let last_shift = edge("config_shift", 0, 0);
+    let (started, ended) = (edge("pass_running", 1, 0), edge("pass_running", 0, 5_000));
+    let c = run.controller;
+    assert_eq!((last_shift + 1, c.idle_config), (854, 854));
+    assert_eq!(c.idle_loads, started - (last_shift + 1));
+    assert_eq!(c.processing_cycles, ended - started);
+    assert_eq!(c.idle_after, run.core_cycles - ended);
+    assert_eq!(c.idle_psum_slot, 0);
     // By hand: each of the 6 PEs runs F = 4 positions of p*q*S = 12 MACs; a position costs
     // 12 + 2 + 2 = 16 cycles once its window is in, so a PE's psum drains are 16 cycles apart.
     for (pe, expect_macs) in [("pe_r0_c0", 48u64), ("pe_r2_c1", 48)] {
