@@ -640,6 +640,8 @@ pub struct TopController {
     readout: Outbox<ReadJob>,
     outbound: Outbox<Vec<(usize, u64)>>,
     pe_cfg: Vec<(LogicalPe, Outbox<Primitive>)>,
+    /// Whether some PE's primitive is still queued (so idle cycles skip the PEs' outboxes).
+    pe_cfg_queued: bool,
     gin_cfg: Vec<Outbox<GinMask>>,
     loader_done: LinkRx<u32>,
     filter_done: LinkRx<u32>,
@@ -678,6 +680,7 @@ impl TopController {
     ) -> Self {
         let fbs = geo.m.m / (geo.m.p * geo.m.t);
         let (loads, passes, readouts) = schedule(phases, &geo.slots, fbs);
+        let n_loads = loads.len();
         TopController {
             name: name.into(),
             gating: geo.m.e,
@@ -687,7 +690,7 @@ impl TopController {
             readouts,
             loads_issued: 0,
             loads_done: 0,
-            load_state: Vec::new(),
+            load_state: vec![0; n_loads],
             first_waiting: 0,
             passes_issued: 0,
             passes_done: 0,
@@ -713,6 +716,7 @@ impl TopController {
                 .into_iter()
                 .map(|(l, tx)| (l, Outbox::new(tx)))
                 .collect(),
+            pe_cfg_queued: false,
             gin_cfg: ports.gins.into_iter().map(Outbox::new).collect(),
             loader_done: ports.loader_done,
             filter_done: ports.filter_done,
@@ -774,9 +778,6 @@ impl TopController {
     /// load that must wait (a band waiting for its slot does not hold up the filters behind
     /// it, nor filters waiting for theirs the band behind them).
     fn issue_load(&mut self) -> Result<bool, Err> {
-        if self.load_state.len() != self.loads.len() {
-            self.load_state = vec![0; self.loads.len()];
-        }
         let end = (self.first_waiting + 2).min(self.loads.len());
         let Some(k) = (self.first_waiting..end)
             .find(|&k| self.load_state[k] == 0 && self.load_ready(&self.loads[k]))
@@ -853,6 +854,7 @@ impl TopController {
                 ));
             }
         }
+        self.pe_cfg_queued = true;
         self.filter_rd
             .queue
             .push_back(ReadJob { id, items: filters });
@@ -894,7 +896,7 @@ impl TopController {
             && self.gon_wr.queue.is_empty()
             && self.readout.queue.is_empty()
             && self.outbound.queue.is_empty()
-            && self.pe_cfg.iter().all(|(_, o)| o.queue.is_empty())
+            && !self.pe_cfg_queued
             && self.gin_cfg.iter().all(|o| o.queue.is_empty())
     }
 }
@@ -971,8 +973,11 @@ impl Component for TopController {
         moved |= self.gon_wr.send(cx);
         moved |= self.readout.send(cx);
         moved |= self.outbound.send(cx);
-        for (_, o) in &mut self.pe_cfg {
-            moved |= o.send(cx);
+        if self.pe_cfg_queued {
+            for (_, o) in &mut self.pe_cfg {
+                moved |= o.send(cx);
+            }
+            self.pe_cfg_queued = self.pe_cfg.iter().any(|(_, o)| !o.queue.is_empty());
         }
         for o in &mut self.gin_cfg {
             moved |= o.send(cx);

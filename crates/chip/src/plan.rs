@@ -129,9 +129,7 @@ impl ArrayPlan {
         };
         // Ifmaps.
         let row_phases = pb.u.min(big_r);
-        let max_col_id = (e - 1) + (big_r - 1) / pb.u;
-        let diagonal = (max_col_id as u64) < (1u64 << n.ifmap_gin.col_id_bits)
-            && ((r * row_phases) as u64) <= (1u64 << n.row_id_bits);
+        let diagonal = rowsim_mapper::ifmap_diagonal_ids_fit(pb, mapping, hw);
         let scheme = if diagonal {
             IfmapScheme::Diagonal
         } else {

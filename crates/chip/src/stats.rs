@@ -170,21 +170,21 @@ impl LayerStats {
         ifmap_zero_fraction: f64,
         verified: bool,
     ) -> Self {
-        let cycles = Cycles {
-            core_total: run.core_cycles,
-            core_processing: run.processing_cycles,
-            link_total: run.link_cycles,
-            bound: 0,
-            bottleneck: String::new(),
-            fill_drain: 0,
-            between_passes: Some(BetweenPasses {
-                config: run.controller.idle_config,
-                loads: run.controller.idle_loads,
-                psum_slot: run.controller.idle_psum_slot,
-                after: run.controller.idle_after,
-            }),
-        };
-        let mut s = Self::of_counts(hw, layer, seed, &run.counts, cycles, ifmap_zero_fraction);
+        let simulated = (run.core_cycles, run.processing_cycles, run.link_cycles);
+        let mut s = Self::of_counts(
+            hw,
+            layer,
+            seed,
+            &run.counts,
+            Some(simulated),
+            ifmap_zero_fraction,
+        );
+        s.cycles.between_passes = Some(BetweenPasses {
+            config: run.controller.idle_config,
+            loads: run.controller.idle_loads,
+            psum_slot: run.controller.idle_psum_slot,
+            after: run.controller.idle_after,
+        });
         s.pe_cycles = Some(run.pe_cycles);
         s.pe_utilization = run.pe_utilization.clone();
         s.time_ms.total = run.time_ps as f64 / 1e9;
@@ -192,14 +192,16 @@ impl LayerStats {
         s
     }
 
-    /// Statistics from counts and cycles alone (the closed form, not a run): not verified, and
-    /// the time is the core cycles at the core clock.
+    /// Statistics from counts and `(core total, core processing, link)` cycles: not verified,
+    /// and the time is the core cycles at the core clock. Without cycles (the closed form, not
+    /// a run) the cycles are the mapper's bound: its total, and its passes' share as
+    /// processing.
     pub fn of_counts(
         hw: &HwConfig,
         layer: &ConvLayer,
         seed: u64,
         c: &Counts,
-        cycles: Cycles,
+        cycles: Option<(u64, u64, u64)>,
         ifmap_zero_fraction: f64,
     ) -> Self {
         let m = c.mapping;
@@ -210,11 +212,15 @@ impl LayerStats {
             hw,
             c,
         );
+        let (core_total, core_processing, link_total) = cycles.unwrap_or((b.total, b.passes, 0));
         let cycles = Cycles {
+            core_total,
+            core_processing,
+            link_total,
             bound: b.total,
             bottleneck: b.bottleneck.name().to_string(),
             fill_drain: b.fill_drain,
-            ..cycles
+            between_passes: None,
         };
         let (read, write) = c.dram_bytes();
         LayerStats {

@@ -15,11 +15,9 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use rayon::prelude::*;
-use rowsim_chip::{run_layer, Cycles, LayerStats, RunOptions};
+use rowsim_chip::{run_layer, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
-use rowsim_mapper::{
-    choose_with, cycle_bound, evaluate, expected_data, Dataflow, ExactData, Objective, Problem,
-};
+use rowsim_mapper::{choose_with, evaluate, expected_data, Dataflow, ExactData, Objective};
 use rowsim_workload::{
     reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor,
 };
@@ -123,7 +121,6 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
     let l = &d.layer;
     let ctx = || format!("{} with {df} on {}", l.name, hw.machine.name);
     let mapping = choose_with(l, hw, df, a.objective).with_context(ctx)?;
-    let pb = Problem::lowered(l, df);
     // The config's RLC format and whether this layer's input is coded, as the mapper has them.
     let expected = expected_data(l, hw).with_context(ctx)?;
     let exact = ExactData {
@@ -137,22 +134,12 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
     let counts = evaluate(l, hw, mapping, &exact).with_context(ctx)?.counts;
     let zf = d.ifmap.zero_fraction();
     if !a.simulate {
-        let bound = cycle_bound(&pb, &mapping, hw, &counts);
-        let cycles = Cycles {
-            core_total: bound.total,
-            core_processing: bound.passes,
-            link_total: 0,
-            bound: 0,
-            bottleneck: String::new(),
-            fill_drain: 0,
-            between_passes: None,
-        };
         return Ok(Point {
             point: df,
             simulated: false,
             stats: LayerStats {
                 objective: a.objective.name().into(),
-                ..LayerStats::of_counts(hw, l, a.seed, &counts, cycles, zf)
+                ..LayerStats::of_counts(hw, l, a.seed, &counts, None, zf)
             },
         });
     }

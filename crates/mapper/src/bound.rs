@@ -88,6 +88,18 @@ pub struct CycleBound {
     pub fill_drain: u64,
 }
 
+/// Whether X-bus row IDs and PE column IDs can encode every ifmap diagonal of `mapping`, so
+/// that one beat reaches every PE that needs an ifmap value (row ID `rr * min(U, R) + i mod U`,
+/// column ID `j + i div U`; see `rowsim_chip::plan`): `r * min(U, R)` row IDs and
+/// `e - 1 + (R - 1) div U` column IDs must fit their fields.
+pub fn ifmap_diagonal_ids_fit(pb: &Problem, mapping: &Mapping, hw: &HwConfig) -> bool {
+    let n = &hw.noc;
+    let max_col_id = (mapping.e - 1) + (pb.r - 1) / pb.u;
+    let row_ids = mapping.r as u64 * pb.u.min(pb.r) as u64;
+    (max_col_id as u64) < (1u64 << n.ifmap_gin.col_id_bits.min(63))
+        && row_ids <= 1u64 << n.row_id_bits.min(63)
+}
+
 fn words_a_beat(bits: u32) -> u64 {
     (bits / 16).clamp(1, 4) as u64
 }
@@ -108,13 +120,15 @@ pub fn cycle_bound(pb: &Problem, mapping: &Mapping, hw: &HwConfig, counts: &Coun
     let w = |x: u32| x as u64;
     let n_ = &hw.noc;
     let per_strip = w(pb.groups) * w(pb.n / n) * w(pb.m / m) * w(pb.c / (q * r)) * w(m / (p * t));
-    let continuing_per_strip =
-        w(pb.groups) * w(pb.n / n) * w(pb.m / m) * w(pb.c / (q * r) - 1) * w(m / (p * t));
+    let continuing_per_strip = w(pb.groups)
+        * w(pb.n / n)
+        * w(pb.m / m)
+        * w((pb.c / (q * r)).saturating_sub(1))
+        * w(m / (p * t));
     let pe = w(n) * w(pb.f) * (w(p * q * pb.s) + 2 + w(p));
     let filter_gin =
         w(t * r * pb.r) * w(p * q * pb.s).div_ceil(words_a_beat(n_.filter_gin.width_bits));
-    let diagonal = ((e - 1) + (pb.r - 1) / pb.u) < (1u32 << n_.ifmap_gin.col_id_bits.min(31))
-        && (r * pb.u.min(pb.r)) as u64 <= 1u64 << n_.row_id_bits.min(63);
+    let diagonal = ifmap_diagonal_ids_fit(pb, mapping, hw);
     let (pw, gw) = (
         words_a_beat(n_.psum_gin.width_bits),
         words_a_beat(n_.gon.width_bits),

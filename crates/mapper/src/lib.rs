@@ -71,7 +71,7 @@ pub mod nest;
 pub mod search;
 pub mod walk;
 
-pub use bound::{cycle_bound, CycleBound, Resource};
+pub use bound::{cycle_bound, ifmap_diagonal_ids_fit, CycleBound, Resource};
 pub use counts::{predict, Counts, Energy, PerType};
 pub use data::{DataModel, DataTotals, ExactData, ExpectedData};
 pub use dataflow::Dataflow;
