@@ -25,8 +25,8 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use rowsim_kernel::{
-    Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
-    TraceFrame,
+    Activity, Component, Fault, LinkRx, LinkTx, Port, SignalId, SignalRegistry, StepCtx,
+    TraceError, TraceFrame,
 };
 
 pub use rowsim_types::DataType;
@@ -319,7 +319,7 @@ pub struct Inbound {
     current: Option<(rowsim_datapath::rlc::RlcDecoder, bool, usize)>,
     pending: VecDeque<i16>,
     lanes: usize,
-    job_port: Option<LinkRx<Vec<(usize, bool)>>>,
+    job_port: Port<Vec<(usize, bool)>>,
 }
 
 impl Inbound {
@@ -339,7 +339,7 @@ impl Inbound {
             current: None,
             pending: VecDeque::new(),
             lanes,
-            job_port: None,
+            job_port: Port::default(),
         }
     }
 
@@ -350,7 +350,7 @@ impl Inbound {
     /// Wires the port on which the top-level controller describes the streams it has asked
     /// DRAM for, `(values, coded)` in command order, as it issues the commands.
     pub fn with_job_port(mut self, rx: LinkRx<Vec<(usize, bool)>>) -> Self {
-        self.job_port = Some(rx);
+        self.job_port = Port::wired(rx);
         self
     }
 }
@@ -362,7 +362,7 @@ impl Component for Inbound {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
-        if let Some(jobs) = self.job_port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+        if let Some(jobs) = self.job_port.try_recv(cx) {
             self.streams.extend(jobs);
             moved = true;
         }
@@ -411,9 +411,7 @@ impl Component for Inbound {
     }
 
     fn holds_work(&self) -> bool {
-        !self.pending.is_empty()
-            || self.input.in_flight() > 0
-            || self.job_port.as_ref().is_some_and(|rx| rx.in_flight() > 0)
+        !self.pending.is_empty() || self.input.in_flight() > 0 || self.job_port.pending()
     }
 }
 
@@ -433,7 +431,7 @@ pub struct Outbound {
     next_id: u32,
     /// (address, coded words) of every stream written.
     pub written: Vec<(u64, u32)>,
-    job_port: Option<LinkRx<Vec<(usize, u64)>>>,
+    job_port: Port<Vec<(usize, u64)>>,
 }
 
 impl Outbound {
@@ -456,7 +454,7 @@ impl Outbound {
             words: VecDeque::new(),
             next_id: 1 << 30,
             written: Vec::new(),
-            job_port: None,
+            job_port: Port::default(),
         }
     }
 
@@ -467,7 +465,7 @@ impl Outbound {
     /// Wires the port on which the top-level controller sends the rows to write, `(values,
     /// DRAM address)` in the order their values will arrive.
     pub fn with_job_port(mut self, rx: LinkRx<Vec<(usize, u64)>>) -> Self {
-        self.job_port = Some(rx);
+        self.job_port = Port::wired(rx);
         self
     }
 }
@@ -479,7 +477,7 @@ impl Component for Outbound {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
-        if let Some(jobs) = self.job_port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+        if let Some(jobs) = self.job_port.try_recv(cx) {
             self.streams.extend(jobs);
             moved = true;
         }
@@ -531,7 +529,7 @@ impl Component for Outbound {
             || self.cmd_pending.is_some()
             || !self.words.is_empty()
             || self.input.in_flight() > 0
-            || self.job_port.as_ref().is_some_and(|rx| rx.in_flight() > 0)
+            || self.job_port.pending()
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, StepCtx};
+use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, Port, StepCtx};
 use rowsim_types::{Beat, GonBeat};
 
 use crate::{DataType, GlbReq, GlbResp};
@@ -58,14 +58,26 @@ pub struct WriteJob {
 
 /// Job completion, for the controller: (ends at item or word count, id) of each job, and the
 /// ids finished and not yet sent back.
-#[derive(Default)]
 struct Jobs<J> {
-    port: Option<LinkRx<J>>,
+    port: Port<J>,
     done_port: Option<LinkTx<u32>>,
     marks: VecDeque<(u64, u32)>,
     queued: u64,
     finished: u64,
     dones: VecDeque<u32>,
+}
+
+impl<J> Default for Jobs<J> {
+    fn default() -> Self {
+        Jobs {
+            port: Port::default(),
+            done_port: None,
+            marks: VecDeque::new(),
+            queued: 0,
+            finished: 0,
+            dones: VecDeque::new(),
+        }
+    }
 }
 
 impl<J> Jobs<J> {
@@ -97,7 +109,7 @@ impl<J> Jobs<J> {
     }
 
     fn holds_work(&self) -> bool {
-        !self.dones.is_empty() || self.port.as_ref().is_some_and(|rx| rx.in_flight() > 0)
+        !self.dones.is_empty() || self.port.pending()
     }
 }
 
@@ -160,7 +172,7 @@ impl GlbReader {
 
     /// Wires the job port and the done port (see the module docs).
     pub fn with_job_ports(mut self, jobs: LinkRx<ReadJob>, done: LinkTx<u32>) -> Self {
-        self.jobs.port = Some(jobs);
+        self.jobs.port = Port::wired(jobs);
         self.jobs.done_port = Some(done);
         self
     }
@@ -173,7 +185,7 @@ impl Component for GlbReader {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
-        if let Some(job) = self.jobs.port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+        if let Some(job) = self.jobs.port.try_recv(cx) {
             self.jobs.mark(job.items.len() as u64, job.id);
             self.items.extend(job.items);
             moved = true;
@@ -371,7 +383,7 @@ impl GlbWriter {
 
     /// Wires the job port and the done port (see the module docs).
     pub fn with_job_ports(mut self, jobs: LinkRx<WriteJob>, done: LinkTx<u32>) -> Self {
-        self.jobs.port = Some(jobs);
+        self.jobs.port = Port::wired(jobs);
         self.jobs.done_port = Some(done);
         self
     }
@@ -412,7 +424,7 @@ impl Component for GlbWriter {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
-        if let Some(job) = self.jobs.port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+        if let Some(job) = self.jobs.port.try_recv(cx) {
             let words = job.values.len() + job.gon.iter().map(|(_, a)| a.len()).sum::<usize>();
             self.jobs.mark(words as u64, job.id);
             self.addrs.extend(job.values);

@@ -23,7 +23,7 @@ pub mod trace;
 
 pub use async_fifo::{AsyncFifo, AsyncFifoRead, AsyncFifoWrite, TraceValue};
 pub use clock::{Clock, ClockError, DomainId, Picos};
-pub use link::{Link, LinkError, LinkRx, LinkTx};
+pub use link::{Link, LinkError, LinkRx, LinkTx, Port};
 pub use parts::{Collector, Feeder, Merge};
 pub use scheduler::{
     Activity, Advance, At, Component, ComponentId, Cycle, Fault, RunOutcome, Scheduler, SimError,

@@ -362,6 +362,37 @@ impl<T> LinkRx<T> {
     }
 }
 
+/// The receiving end of a link that a component may be built without: a job or configuration
+/// port that the chip wires and a test bench may leave unwired. An unwired port never receives
+/// and holds nothing.
+pub struct Port<T>(Option<LinkRx<T>>);
+
+impl<T> Default for Port<T> {
+    fn default() -> Self {
+        Port(None)
+    }
+}
+
+impl<T> Port<T> {
+    pub fn wired(rx: LinkRx<T>) -> Self {
+        Port(Some(rx))
+    }
+
+    pub fn is_wired(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The next message, if one is visible at this edge.
+    pub fn try_recv(&mut self, cx: &StepCtx) -> Option<T> {
+        self.0.as_mut().and_then(|rx| rx.try_recv(cx))
+    }
+
+    /// Whether a message is on its way (see [`LinkRx::in_flight`]).
+    pub fn pending(&self) -> bool {
+        self.0.as_ref().is_some_and(|rx| rx.in_flight() > 0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,5 +505,23 @@ mod tests {
         };
         assert_eq!(tx.credits(&c(6)), 1);
         assert_eq!(tx.credits(&c(7)), 2);
+    }
+
+    #[test]
+    fn an_unwired_port_never_receives_and_a_wired_one_is_a_link() {
+        let mut unwired: Port<u8> = Port::default();
+        assert!(!unwired.is_wired() && !unwired.pending());
+        assert_eq!(unwired.try_recv(&cx(5)), None);
+        let mut l = Link::<u8>::new("t", clock(), 1, 2).unwrap();
+        l.tx.try_send(&cx(0), 7).unwrap();
+        let mut port = Port::wired(l.rx);
+        assert!(port.is_wired() && port.pending());
+        assert_eq!(
+            port.try_recv(&cx(0)),
+            None,
+            "latency 1: not before the next edge"
+        );
+        assert_eq!(port.try_recv(&cx(1)), Some(7));
+        assert!(!port.pending());
     }
 }

@@ -26,8 +26,8 @@
 use std::fmt;
 
 use rowsim_kernel::{
-    Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
-    TraceFrame,
+    Activity, Component, Fault, LinkRx, LinkTx, Port, SignalId, SignalRegistry, StepCtx,
+    TraceError, TraceFrame,
 };
 
 pub use rowsim_types::{Beat, GonBeat, MAX_BEAT_WORDS};
@@ -120,7 +120,7 @@ pub struct Gin {
     waiting: bool,
     bus_mask: Vec<u64>,
     sig: Option<GinSignals>,
-    config_port: Option<LinkRx<GinMask>>,
+    config_port: Port<GinMask>,
 }
 
 /// Which PEs of a GIN take part, `[bus][pe]` (see [`Gin::with_config_port`]).
@@ -197,7 +197,7 @@ impl Gin {
             waiting: false,
             bus_mask: vec![0; rows],
             sig: None,
-            config_port: None,
+            config_port: Port::default(),
         })
     }
 
@@ -209,7 +209,7 @@ impl Gin {
     /// controller sends when a strip changes which PEs work; each takes effect at the edge it
     /// arrives, before any beat of that edge is routed.
     pub fn with_config_port(mut self, rx: LinkRx<GinMask>) -> Self {
-        self.config_port = Some(rx);
+        self.config_port = Port::wired(rx);
         self
     }
 
@@ -261,7 +261,7 @@ impl Component for Gin {
         self.sent = None;
         self.waiting = false;
         let mut configured = false;
-        if let Some(mask) = self.config_port.as_mut().and_then(|rx| rx.try_recv(cx)) {
+        if let Some(mask) = self.config_port.try_recv(cx) {
             if mask.len() != self.active.len()
                 || mask
                     .iter()
@@ -343,11 +343,7 @@ impl Component for Gin {
     }
 
     fn holds_work(&self) -> bool {
-        self.input.in_flight() > 0
-            || self
-                .config_port
-                .as_ref()
-                .is_some_and(|rx| rx.in_flight() > 0)
+        self.input.in_flight() > 0 || self.config_port.pending()
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {

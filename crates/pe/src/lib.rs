@@ -48,8 +48,8 @@ use std::fmt;
 use rowsim_config::HwConfig;
 use rowsim_datapath::mac::{self, MacConfig, MacCounters};
 use rowsim_kernel::{
-    Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
-    TraceFrame,
+    Activity, Component, Fault, LinkRx, LinkTx, Port, SignalId, SignalRegistry, StepCtx,
+    TraceError, TraceFrame,
 };
 
 /// The PE's fixed sizes, from the hw-config.
@@ -282,7 +282,7 @@ pub struct Pe {
     name: String,
     sizes: PeSizes,
     ports: PePorts,
-    config_port: Option<LinkRx<Primitive>>,
+    config_port: Port<Primitive>,
     prim: Option<Primitive>,
     state: PeState,
     filter_spad: Vec<i16>,
@@ -343,7 +343,7 @@ impl Pe {
             name: name.into(),
             sizes,
             ports,
-            config_port: None,
+            config_port: Port::default(),
             prim: None,
             state: PeState::Idle,
             filter_spad: vec![0; sizes.filter_entries as usize],
@@ -446,7 +446,7 @@ impl Pe {
     /// over it (the per-pass part of what the scan chain carries), and the PE takes it once it
     /// is idle or has finished its last primitive. A PE with this port never sleeps.
     pub fn with_config_port(mut self, rx: LinkRx<Primitive>) -> Self {
-        self.config_port = Some(rx);
+        self.config_port = Port::wired(rx);
         self
     }
 
@@ -706,7 +706,7 @@ impl Component for Pe {
         // Strobes (enables) last one cycle, also into an idle or finished PE.
         self.strobes = 0;
         if matches!(self.state, PeState::Done | PeState::Idle) {
-            let Some(prim) = self.config_port.as_mut().and_then(|rx| rx.try_recv(cx)) else {
+            let Some(prim) = self.config_port.try_recv(cx) else {
                 return Ok(Activity::Idle);
             };
             self.configure(prim).map_err(|e| e.to_string())?;
@@ -771,16 +771,13 @@ impl Component for Pe {
         matches!(
             self.state,
             PeState::LoadFilters | PeState::Compute | PeState::Drain
-        ) || self
-            .config_port
-            .as_ref()
-            .is_some_and(|rx| rx.in_flight() > 0)
+        ) || self.config_port.pending()
     }
 
     /// Finished (or never configured) with its strobes low: only `configure` can change it,
     /// and it takes nothing from its FIFOs.
     fn dormant(&self) -> bool {
-        self.config_port.is_none()
+        !self.config_port.is_wired()
             && matches!(self.state, PeState::Done | PeState::Idle)
             && self.strobes == 0
     }
