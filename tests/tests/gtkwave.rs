@@ -55,15 +55,12 @@ fn open_in_gtkwave(gtkw: &Path, report: &Path) -> (String, Option<String>) {
 }
 
 #[test]
+#[ignore = "needs gtkwave and xvfb-run (Debian: gtkwave xvfb xauth); .ci/run installs them and runs the ignored tool tests"]
 fn gtkwave_opens_every_golden_trace_with_its_save_file() {
-    if !(have("gtkwave") && have("xvfb-run")) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have gtkwave and xvfb-run (Debian: gtkwave xvfb xauth); .ci/run installs them"
-        );
-        eprintln!("skipping: gtkwave or xvfb-run is not installed; CI installs and runs this");
-        return;
-    }
+    assert!(
+        have("gtkwave") && have("xvfb-run"),
+        "this test needs gtkwave and xvfb-run (Debian: gtkwave xvfb xauth)"
+    );
     let traces = golden_traces();
     assert!(traces.len() >= 5, "{traces:?}");
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gtkwave");

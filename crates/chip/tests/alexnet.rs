@@ -1,19 +1,9 @@
-//! AlexNet on eyeriss-v1 through the whole chip. Minutes in a debug build, so these run only
-//! in release builds (`cargo test --release -p rowsim-chip --test alexnet`, which .ci/run does);
-//! in debug builds they say so and pass.
+//! AlexNet on eyeriss-v1 through the whole chip. Minutes in a debug build, so in a debug build
+//! these are ignored (with the reason); `cargo test --release -p rowsim-chip --test alexnet`
+//! runs them, as .ci/run does (and it fails if any is ignored there).
 
 use rowsim_mapper::{choose, Mapping};
 use rowsim_workload::{alexnet, ConvLayer};
-
-fn release_only() -> bool {
-    if cfg!(debug_assertions) {
-        eprintln!(
-            "skipped in a debug build: run `cargo test --release -p rowsim-chip --test alexnet`"
-        );
-        return false;
-    }
-    true
-}
 
 mod common;
 
@@ -32,20 +22,22 @@ fn run(l: &ConvLayer, m: &Mapping) -> u32 {
 }
 
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: minutes in a debug build; run with cargo test --release"
+)]
 fn conv3_at_batch_1_with_the_mappers_choice() {
-    if !release_only() {
-        return;
-    }
     let l = rowsim_workload::layer("alexnet:conv3").unwrap();
     let m = choose(&l, &common::hw("eyeriss-v1")).unwrap();
     assert_eq!(run(&l, &m), 156);
 }
 
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: minutes in a debug build; run with cargo test --release"
+)]
 fn the_papers_mappings_activate_154_135_156_156_156_pes() {
-    if !release_only() {
-        return;
-    }
     // SPEC.md's table; CONV3-5 were made for batch 4 (n = 4).
     let paper = [
         ("m=96,n=1,e=7,p=16,q=1,r=1,t=2", 1, 154),
@@ -63,9 +55,6 @@ fn the_papers_mappings_activate_154_135_156_156_156_pes() {
 /// AlexNet CONV5 (2 groups, 75 M MACs) with each dataflow's cheapest mapping on its ISCA 2016
 /// machine: bit-exact, with the counts of that dataflow's closed form (see `common`).
 fn dataflow_on_conv5(df: rowsim_mapper::Dataflow) {
-    if !release_only() {
-        return;
-    }
     let l = rowsim_workload::layer("alexnet:conv5").unwrap();
     let hw = common::hw(&format!("isca2016/{df}"));
     let m = rowsim_mapper::choose_for(&l, &hw, df).unwrap();
@@ -83,6 +72,10 @@ fn dataflow_on_conv5(df: rowsim_mapper::Dataflow) {
 macro_rules! conv5 {
     ($($name:ident: $df:ident),*) => {$(
         #[test]
+        #[cfg_attr(
+            debug_assertions,
+            ignore = "release only: minutes in a debug build; run with cargo test --release"
+        )]
         fn $name() {
             dataflow_on_conv5(rowsim_mapper::Dataflow::$df);
         }
