@@ -157,3 +157,120 @@ fn raw_words_unpack_to_their_stream_lengths() {
         vec![1, 2, 3, 4, 5, 6]
     );
 }
+
+/// Jobs over the job port: each job's id comes back on the done port once its last beat has
+/// been sent (an empty job at once, in order), and a writer's once its last word is written.
+#[test]
+fn sequencers_report_each_job_done_after_its_last_beat_or_write() {
+    use rowsim_glb::sequencer::{ReadJob, WriteJob};
+    let hw = hw();
+    let layout = GlbLayout::allocate("t", 256, 256, 64, &hw).unwrap();
+    let mut s = Scheduler::new();
+    let clk = s.add_clock("core", 200_000_000).unwrap();
+    let link = |n: &str| Link::<GlbReq>::new(n, clk, 1, 2).unwrap();
+    let (q0, q1) = (link("q0"), link("q1"));
+    let a0 = Link::<GlbResp>::new("a0", clk, 1, 2).unwrap();
+    let a1 = Link::<GlbResp>::new("a1", clk, 1, 2).unwrap();
+    let ports = vec![
+        GlbPort {
+            req: q0.rx,
+            resp: a0.tx,
+        },
+        GlbPort {
+            req: q1.rx,
+            resp: a1.tx,
+        },
+    ];
+    let glb = s.add(clk, Glb::new("top.chip.glb", layout, 1, ports));
+    // Reader: jobs 7 (two zero chunks), 8 (none), 9 (one), beats taken one a cycle.
+    let beats = Link::<Beat>::new("beats", clk, 1, 2).unwrap();
+    let rjobs = Link::<ReadJob>::new("rjobs", clk, 1, 4).unwrap();
+    let rdone = Link::<u32>::new("rdone", clk, 1, 4).unwrap();
+    s.add(
+        clk,
+        GlbReader::new("top.rd", q0.tx, a0.rx, ReadOut::Beats(beats.tx))
+            .with_job_ports(rjobs.rx, rdone.tx),
+    );
+    let zero = |tag: u16| ReadItem {
+        src: Src::Zeros(1),
+        tags: vec![(0, tag)],
+    };
+    let jobs = vec![
+        ReadJob {
+            id: 7,
+            items: vec![zero(1), zero(2)],
+        },
+        ReadJob {
+            id: 8,
+            items: vec![],
+        },
+        ReadJob {
+            id: 9,
+            items: vec![zero(3)],
+        },
+    ];
+    // The jobs are queued before the first edge (as a controller's step at cycle 0 would).
+    let before = rowsim_kernel::StepCtx {
+        domain: clk.id,
+        cycle: 0,
+        time: 0,
+    };
+    let mut rjobs_tx = rjobs.tx;
+    for j in jobs {
+        rjobs_tx.try_send(&before, j).unwrap();
+    }
+    let got = s.add(clk, Collector::new("top.gin", beats.rx, 1));
+    let rd_done = s.add(clk, Collector::new("top.rd_done", rdone.rx, 4));
+    // Writer: job 5 writes three values.
+    let vin = Link::<i16>::new("vin", clk, 1, 2).unwrap();
+    let wjobs = Link::<WriteJob>::new("wjobs", clk, 1, 4).unwrap();
+    let wdone = Link::<u32>::new("wdone", clk, 1, 4).unwrap();
+    s.add(
+        clk,
+        GlbWriter::new("top.wr", q1.tx, a1.rx, WriteIn::Values(vin.rx))
+            .with_job_ports(wjobs.rx, wdone.tx),
+    );
+    let addrs = (0..3)
+        .map(|k| GlbAddr::of(&layout, DataType::Ifmap, k).unwrap())
+        .collect();
+    let wjob = WriteJob {
+        id: 5,
+        values: addrs,
+        gon: vec![],
+    };
+    let mut wjobs_tx = wjobs.tx;
+    wjobs_tx.try_send(&before, wjob).unwrap();
+    s.add(clk, Feeder::new("top.src", vin.tx, vec![1i16, 2, 3], 1));
+    let wr_done = s.add(clk, Collector::new("top.wr_done", wdone.rx, 4));
+    s.run().unwrap();
+    let beat_cycles: Vec<u64> = s
+        .component::<Collector<Beat>>(got)
+        .unwrap()
+        .items
+        .iter()
+        .map(|b| b.0)
+        .collect();
+    assert_eq!(beat_cycles.len(), 3);
+    let done = s
+        .component::<Collector<u32>>(rd_done)
+        .unwrap()
+        .items
+        .clone();
+    let ids: Vec<u32> = done.iter().map(|d| d.1).collect();
+    assert_eq!(ids, vec![7, 8, 9]);
+    // A reader's job is done once its last chunk is sent: its id arrives after its last beat
+    // (the beat and the id are both one link away from the reader).
+    assert!(done[0].0 >= beat_cycles[1] && done[0].0 < beat_cycles[2]);
+    assert!(done[2].0 >= beat_cycles[2]);
+    let wdone = s
+        .component::<Collector<u32>>(wr_done)
+        .unwrap()
+        .items
+        .clone();
+    assert_eq!(wdone.iter().map(|d| d.1).collect::<Vec<_>>(), vec![5]);
+    // ... and by then the three values are in the GLB's first ifmap entry.
+    assert_eq!(
+        s.component::<Glb>(glb).unwrap().peek(0, 0),
+        Some(1 | 2 << 16 | 3 << 32)
+    );
+}
