@@ -20,6 +20,7 @@ pub mod link;
 pub mod parts;
 pub mod scheduler;
 pub mod trace;
+mod wake;
 
 pub use async_fifo::{AsyncFifo, AsyncFifoRead, AsyncFifoWrite, TraceValue};
 pub use clock::{Clock, ClockError, DomainId, Picos};
@@ -27,7 +28,7 @@ pub use link::{Link, LinkError, LinkRx, LinkTx, Port};
 pub use parts::{Collector, Feeder, Merge};
 pub use scheduler::{
     Activity, Advance, At, Component, ComponentId, Cycle, Fault, RunOutcome, Scheduler, SimError,
-    StepCtx, StepOrder, StopCondition, DEFAULT_WATCHDOG_CYCLES,
+    StepCtx, StepOrder, StopCondition, Wake, DEFAULT_WATCHDOG_CYCLES,
 };
 pub use trace::{
     SignalId, SignalInfo, SignalRegistry, TraceConfig, TraceError, TraceFrame, TraceSummary,

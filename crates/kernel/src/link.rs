@@ -33,6 +33,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::clock::Clock;
 use crate::scheduler::StepCtx;
+use crate::wake;
 use crate::DomainId;
 
 struct Envelope<T> {
@@ -44,10 +45,25 @@ struct Envelope<T> {
 /// writer (the end that sends), which publishes it after the channel send; the other end reads
 /// it to skip the channel entirely when nothing new is there: an empty poll costs one load,
 /// not a channel operation. (Polling empty FIFOs is most of what a PE's inputs do.)
-#[derive(Default)]
+///
+/// It also holds who owns each end (see [`crate::wake`]), so that a send can wake the receiver
+/// and a pop the sender.
 struct Published {
     messages: AtomicU64,
     credits: AtomicU64,
+    rx_owner: AtomicU64,
+    tx_owner: AtomicU64,
+}
+
+impl Default for Published {
+    fn default() -> Self {
+        Published {
+            messages: AtomicU64::new(0),
+            credits: AtomicU64::new(0),
+            rx_owner: AtomicU64::new(wake::NOBODY),
+            tx_owner: AtomicU64::new(wake::NOBODY),
+        }
+    }
 }
 
 /// When a message or credit made at an edge becomes visible at the other end.
@@ -167,6 +183,7 @@ impl<T> Link<T> {
                 delay: forward,
                 sent: 0,
                 credits_absorbed: 0,
+                bound: false,
                 published: published.clone(),
             },
             rx: LinkRx {
@@ -178,6 +195,7 @@ impl<T> Link<T> {
                 delay: backward,
                 received: 0,
                 drained: 0,
+                bound: false,
                 published,
             },
         })
@@ -198,10 +216,31 @@ pub struct LinkTx<T> {
     sent: u64,
     /// Credits taken out of the credit channel so far.
     credits_absorbed: u64,
+    /// Whether the component owning this end is known (see [`crate::wake`]).
+    bound: bool,
     published: Arc<Published>,
 }
 
 impl<T> LinkTx<T> {
+    /// Records the component being stepped as this end's owner, and asks for it to be stepped
+    /// when each credit already on its way becomes usable.
+    #[cold]
+    fn bind(&mut self) {
+        let me = wake::current();
+        if me == wake::NOBODY {
+            return;
+        }
+        self.bound = true;
+        self.published.tx_owner.store(me, Ordering::Release);
+        while let Ok(at) = self.credits_back.try_recv() {
+            self.returning.push_back(at);
+            self.credits_absorbed += 1;
+        }
+        for &at in &self.returning {
+            wake::post(me, at);
+        }
+    }
+
     #[inline]
     fn absorb_credits(&mut self, cx: &StepCtx) {
         debug_assert_eq!(
@@ -209,6 +248,9 @@ impl<T> LinkTx<T> {
             "link `{}` sent from the wrong clock",
             self.name
         );
+        if !self.bound {
+            self.bind();
+        }
         if self.published.credits.load(Ordering::Acquire) != self.credits_absorbed {
             while let Ok(at) = self.credits_back.try_recv() {
                 self.returning.push_back(at);
@@ -246,10 +288,8 @@ impl<T> LinkTx<T> {
         }
         self.credits -= 1;
         self.sent += 1;
-        let env = Envelope {
-            ready_at: self.delay.visible_at(cx),
-            item,
-        };
+        let ready_at = self.delay.visible_at(cx);
+        let env = Envelope { ready_at, item };
         // The credit count bounds the messages in the channel by its capacity, and the receiver
         // lives as long as the simulation; a failure here is a broken kernel invariant.
         if self.data.try_send(env).is_err() {
@@ -259,6 +299,7 @@ impl<T> LinkTx<T> {
             );
         }
         self.published.messages.store(self.sent, Ordering::Release);
+        wake::post(self.published.rx_owner.load(Ordering::Acquire), ready_at);
         Ok(())
     }
 
@@ -288,10 +329,31 @@ pub struct LinkRx<T> {
     received: u64,
     /// Messages taken out of the data channel so far.
     drained: u64,
+    /// Whether the component owning this end is known (see [`crate::wake`]).
+    bound: bool,
     published: Arc<Published>,
 }
 
 impl<T> LinkRx<T> {
+    /// Records the component being stepped as this end's owner, and asks for it to be stepped
+    /// when each message already on its way arrives.
+    #[cold]
+    fn bind(&mut self) {
+        let me = wake::current();
+        if me == wake::NOBODY {
+            return;
+        }
+        self.bound = true;
+        self.published.rx_owner.store(me, Ordering::Release);
+        while let Ok(env) = self.data.try_recv() {
+            self.queue.push_back(env);
+            self.drained += 1;
+        }
+        for env in &self.queue {
+            wake::post(me, env.ready_at);
+        }
+    }
+
     #[inline]
     fn drain(&mut self) {
         if self.published.messages.load(Ordering::Acquire) == self.drained {
@@ -311,6 +373,9 @@ impl<T> LinkRx<T> {
             "link `{}` read from the wrong clock",
             self.name
         );
+        if !self.bound {
+            self.bind();
+        }
         if self.queue.is_empty() {
             self.drain();
         }
@@ -327,9 +392,11 @@ impl<T> LinkRx<T> {
         let env = self.queue.pop_front()?;
         self.received += 1;
         // The sender lives as long as the simulation and the credit channel holds `capacity`.
-        if self.credits_to.try_send(self.delay.visible_at(cx)).is_err() {
+        let usable = self.delay.visible_at(cx);
+        if self.credits_to.try_send(usable).is_err() {
             panic!("link `{}`: credit channel refused a credit", self.name);
         }
+        wake::post(self.published.tx_owner.load(Ordering::Acquire), usable);
         self.published
             .credits
             .store(self.received, Ordering::Release);
@@ -338,6 +405,9 @@ impl<T> LinkRx<T> {
 
     /// Messages that have arrived by this edge and wait to be taken.
     pub fn ready(&mut self, cx: &StepCtx) -> usize {
+        if !self.bound {
+            self.bind();
+        }
         self.drain();
         self.queue
             .iter()

@@ -1,11 +1,14 @@
 //! The component contract and the scheduler that steps components on their clocks' edges.
 
 use std::any::Any;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::clock::{Clock, ClockError, DomainId, Picos};
+use crate::wake;
 use crate::trace::{
     SignalInfo, SignalRegistry, SignalTable, TraceConfig, TraceError, TraceFrame, TraceSummary,
     Tracer,
@@ -53,6 +56,27 @@ impl std::ops::BitOrAssign for Activity {
     fn bitor_assign(&mut self, rhs: Activity) {
         *self = *self | rhs;
     }
+}
+
+/// What a component needs after a step, in an event-driven run. Every answer is a promise about
+/// the component's own steps; waking it early is always harmless (it is stepped as it would
+/// have been), waking it late never happens, because every message and credit that reaches one
+/// of its links wakes it at the edge at which it becomes visible (unless it is [`Wake::Busy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// A step at the next edge.
+    Next,
+    /// Nothing to do until a message or a credit reaches one of its links: until then, each step
+    /// would repeat the one just taken (what that step accrued at each edge, such as a stall
+    /// counter, [`Component::settle`] adds in bulk).
+    Idle,
+    /// As `Idle`, and in any case a step `n` edges from now (`n >= 1`): a wait with a known end,
+    /// such as a memory access latency.
+    IdleFor(u64),
+    /// The next `n` edges need no step: in them the component looks at no link, whatever reaches
+    /// it, and works only on its own state, which [`Component::settle`] brings through them (an
+    /// untraced PE computing a burst of MACs). Then a step at the edge after them.
+    Busy(u64),
 }
 
 /// An error a component raises at an edge (bad input, a broken protocol); the scheduler stops
@@ -103,13 +127,28 @@ pub trait Component: AsAny + Send {
     fn trace(&self, _frame: &mut TraceFrame) {}
 
     /// Whether the component has gone to sleep: nothing can change it until it is changed from
-    /// outside (through [`Scheduler::component_mut`]), whatever arrives on its links, and its
-    /// traced values stay as they are. The scheduler then stops stepping it, which gives the same
-    /// results and traces as stepping it, at no cost; `component_mut` wakes it. Asked only after
-    /// an idle step.
+    /// outside (through [`Scheduler::component_mut`]) or something reaches its links, and its
+    /// traced values stay as they are. An event-driven run then stops stepping it until then,
+    /// which gives the same results and traces as stepping it. Asked only after an idle step of
+    /// a component whose [`Component::wake`] says [`Wake::Next`].
     fn dormant(&self) -> bool {
         false
     }
+
+    /// In an event-driven run, after a step that `did` what it did: when the component next
+    /// needs a step (see [`Wake`]). The default, [`Wake::Next`], steps it at every edge. Not
+    /// asked while the component's signals are traced (a traced component is stepped at every
+    /// edge), nor when the scheduler steps every component at every edge.
+    fn wake(&self, _cx: &StepCtx, _did: Activity) -> Wake {
+        Wake::Next
+    }
+
+    /// Brings the component's state through `edges` edges that passed without a step, the last of
+    /// them `last`, exactly as stepping it at each would have, given that nothing reached its
+    /// links meanwhile (the scheduler guarantees that: any message or credit that became visible
+    /// would have woken it). Called before the next step, and when a run stops (so counters are
+    /// current). Only a component whose [`Component::wake`] ever says other than `Next` is asked.
+    fn settle(&mut self, _last: &StepCtx, _edges: u64) {}
 
     /// The component's internal state as text, for a person at a debugger (`rowsim step`'s
     /// `state`): storage contents, queue levels, control state. `None` when it has none to show.
@@ -235,6 +274,12 @@ pub trait StopCondition {
     fn met_by_time(&self) -> bool {
         false
     }
+
+    /// The primary cycle an event-driven run must not jump past before asking again (conditions
+    /// on time; conditions on state need none: nothing changes in the edges a run jumps over).
+    fn cycle_limit(&self, _sched: &Scheduler) -> u64 {
+        u64::MAX
+    }
 }
 
 /// Stop once the primary clock has completed this many cycles.
@@ -247,6 +292,9 @@ impl StopCondition for Cycle {
     }
     fn met_by_time(&self) -> bool {
         true
+    }
+    fn cycle_limit(&self, _s: &Scheduler) -> u64 {
+        self.0
     }
 }
 
@@ -261,6 +309,12 @@ impl StopCondition for At {
     fn met_by_time(&self) -> bool {
         true
     }
+    fn cycle_limit(&self, s: &Scheduler) -> u64 {
+        // The primary edge at or after the time: cycle `n` ends at edge `n`.
+        s.domains
+            .first()
+            .map_or(u64::MAX, |d| d.clock.first_edge_after(self.0.saturating_sub(1)) + 1)
+    }
 }
 
 impl<F: FnMut(&Scheduler) -> bool> StopCondition for F {
@@ -269,34 +323,112 @@ impl<F: FnMut(&Scheduler) -> bool> StopCondition for F {
     }
 }
 
+/// How many edges ahead a domain's timing wheel reaches; later wake-ups wait in a heap.
+const WHEEL: u64 = 256;
+
 struct Domain {
     clock: Clock,
     /// Index of the next edge.
     next: u64,
     next_time: Picos,
     members: Vec<usize>,
+    /// The members whose signals are traced (stepped at every edge).
+    traced: Vec<usize>,
+    /// Event-driven runs: who is to be stepped at which edge. Bucket `e % WHEEL` holds the
+    /// requests `(e, slot)` for edges `next <= e < next + WHEEL`; later ones wait in `far`.
+    wheel: Vec<Vec<(u64, u32)>>,
+    far: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Requests in the wheel and in `far`.
+    queued: usize,
+}
+
+impl Domain {
+    fn request(&mut self, edge: u64, slot: usize) {
+        let edge = edge.max(self.next);
+        if edge - self.next < WHEEL {
+            self.wheel[(edge % WHEEL) as usize].push((edge, slot as u32));
+        } else {
+            self.far.push(Reverse((edge, slot as u32)));
+        }
+        self.queued += 1;
+    }
+
+    /// The first edge at which someone asked for a step.
+    fn first_request(&mut self) -> Option<u64> {
+        if self.queued == 0 {
+            return None;
+        }
+        while let Some(&Reverse((e, slot))) = self.far.peek() {
+            if e - self.next.min(e) >= WHEEL {
+                break;
+            }
+            self.far.pop();
+            self.wheel[(e.max(self.next) % WHEEL) as usize].push((e.max(self.next), slot));
+        }
+        for k in 0..WHEEL {
+            let e = self.next + k;
+            if self.wheel[(e % WHEEL) as usize].iter().any(|&(x, _)| x == e) {
+                return Some(e);
+            }
+        }
+        self.far.peek().map(|r| r.0 .0)
+    }
+
+    /// Moves the requests for edge `e` into `due`.
+    fn take(&mut self, e: u64, due: &mut Vec<(usize, u64)>) {
+        let bucket = &mut self.wheel[(e % WHEEL) as usize];
+        let before = bucket.len();
+        bucket.retain(|&(x, slot)| {
+            if x == e {
+                due.push((slot as usize, e));
+                false
+            } else {
+                true
+            }
+        });
+        self.queued -= before - bucket.len();
+    }
 }
 
 struct Slot {
     component: Box<dyn Component>,
     domain: usize,
-    /// Stepped at each edge; false once the component is dormant, until `component_mut`.
-    awake: bool,
+    /// Edges of its clock the component has been brought through (stepped or settled).
+    done: u64,
+    /// Wake-ups for edges before this one are ignored (it is [`Wake::Busy`]).
+    sleep_until: u64,
+    /// It asked for a step at a definite edge ([`Wake::IdleFor`], [`Wake::Busy`]) and has not
+    /// been stepped since: time alone moves it on, which the watchdog counts as progress.
+    timed: bool,
+    /// Some of its signals are traced: it is stepped at every edge.
+    traced: bool,
 }
 
 /// Steps components on the edges of their clocks, on one picosecond timebase.
 ///
-/// An *instant* is a time at which at least one clock has an edge; every component of every clock
-/// with an edge then is stepped, in [`StepOrder`], and then (when tracing) reports its signals.
-/// The first clock added is the primary one: cycle numbers in stop conditions, trace windows,
-/// the watchdog and error reports count its edges.
+/// An *instant* is a time at which at least one clock has an edge; the components due at that
+/// edge are stepped, in [`StepOrder`], and then (when tracing) report their signals. The first
+/// clock added is the primary one: cycle numbers in stop conditions, trace windows, the
+/// watchdog and error reports count its edges.
+///
+/// By default the run is *event-driven*: after each step a component says when it next needs one
+/// ([`Component::wake`]); links wake their receiver when a message becomes visible and their
+/// sender when a credit does; the scheduler keeps sleeping components out of the loop (a timing
+/// wheel per clock) and jumps over instants at which nobody is due. Counters a component accrues
+/// while asleep it adds when it is next stepped ([`Component::settle`]). Components whose
+/// signals are traced are stepped at every edge. [`Scheduler::set_every_edge`] steps every
+/// component at every edge instead: the reference that the event-driven run must equal.
 pub struct Scheduler {
+    id: u32,
     domains: Vec<Domain>,
     slots: Vec<Slot>,
     order: StepOrder,
     rng: u64,
-    scratch: Vec<usize>,
-    due: Vec<usize>,
+    every_edge: bool,
+    due: Vec<(usize, u64)>,
+    /// The domains with an edge at the current instant, and that edge.
+    ticking: Vec<(usize, u64)>,
+    timed: usize,
     now: Picos,
     instants: u64,
     watchdog: u64,
@@ -323,12 +455,15 @@ pub const DEFAULT_WATCHDOG_CYCLES: u64 = 10_000;
 impl Scheduler {
     pub fn new() -> Self {
         Scheduler {
+            id: wake::new_scheduler_id(),
             domains: Vec::new(),
             slots: Vec::new(),
             order: StepOrder::Registration,
             rng: 0,
-            scratch: Vec::new(),
+            every_edge: false,
             due: Vec::new(),
+            ticking: Vec::new(),
+            timed: 0,
             now: 0,
             instants: 0,
             watchdog: DEFAULT_WATCHDOG_CYCLES,
@@ -349,6 +484,10 @@ impl Scheduler {
             next: 0,
             next_time: clock.edge_time(0),
             members: Vec::new(),
+            traced: Vec::new(),
+            wheel: (0..WHEEL).map(|_| Vec::new()).collect(),
+            far: BinaryHeap::new(),
+            queued: 0,
         });
         Ok(clock)
     }
@@ -366,13 +505,40 @@ impl Scheduler {
             clock.name
         );
         let id = self.slots.len();
+        let dom = &mut self.domains[d];
         self.slots.push(Slot {
             component,
             domain: d,
-            awake: true,
+            done: dom.next,
+            sleep_until: dom.next,
+            timed: false,
+            traced: false,
         });
-        self.domains[d].members.push(id);
+        dom.members.push(id);
+        dom.request(dom.next, id);
         ComponentId(id)
+    }
+
+    /// Steps every component at every edge of its clock (`true`), or only when it needs a step
+    /// (`false`, the default: see [`Scheduler`]). Both give the same cycles, counts, data and
+    /// traces; stepping every edge is the reference the event-driven run is tested against.
+    pub fn set_every_edge(&mut self, every_edge: bool) {
+        if self.every_edge && !every_edge {
+            // Everyone is up to date; ask for each at its next edge.
+            for (c, slot) in self.slots.iter_mut().enumerate() {
+                let dom = &mut self.domains[slot.domain];
+                slot.sleep_until = dom.next;
+                dom.request(dom.next, c);
+            }
+        } else if every_edge {
+            self.settle();
+        }
+        self.every_edge = every_edge;
+    }
+
+    /// Whether every component is stepped at every edge.
+    pub fn every_edge(&self) -> bool {
+        self.every_edge
     }
 
     pub fn set_order(&mut self, order: StepOrder) {
@@ -429,10 +595,7 @@ impl Scheduler {
             // Probing: every signal is declared; the file takes those the globs select.
             Some(table) if self.probing => table.select(&cfg.scopes)?,
             _ => {
-                let slots = &mut self.slots;
-                let table = SignalTable::declare(&cfg.scopes, |reg| {
-                    slots.iter_mut().try_for_each(|s| s.component.declare(reg))
-                })?;
+                let table = self.declare_all(&cfg.scopes)?;
                 let all = (0..table.len()).collect();
                 self.table = Some(table);
                 all
@@ -443,6 +606,33 @@ impl Scheduler {
         // A window that is already open starts with the current values.
         self.maybe_open_trace(self.now)?;
         Ok(())
+    }
+
+    /// Every component declares its signals; those that have any selected are traced from now
+    /// on, and so stepped at every edge.
+    fn declare_all(&mut self, scopes: &[String]) -> Result<SignalTable, SimError> {
+        self.settle();
+        let slots = &mut self.slots;
+        let table = SignalTable::declare(scopes, |reg| {
+            slots.iter_mut().try_for_each(|s| {
+                let before = reg.declared();
+                s.component.declare(reg)?;
+                s.traced = reg.declared() > before;
+                Ok(())
+            })
+        })?;
+        for d in &mut self.domains {
+            d.traced.clear();
+        }
+        for (c, slot) in self.slots.iter_mut().enumerate() {
+            if slot.traced {
+                let dom = &mut self.domains[slot.domain];
+                dom.traced.push(c);
+                slot.sleep_until = dom.next;
+                dom.request(dom.next, c);
+            }
+        }
+        Ok(table)
     }
 
     /// Samples every signal of every component at every instant from now on, so that
@@ -458,10 +648,7 @@ impl Scheduler {
                 "probing must start before tracing (a trace declares only the signals its globs select)".into(),
             ));
         }
-        let slots = &mut self.slots;
-        let mut table = SignalTable::declare(&[], |reg| {
-            slots.iter_mut().try_for_each(|s| s.component.declare(reg))
-        })?;
+        let mut table = self.declare_all(&[])?;
         let mut frame = table.frame();
         for s in &self.slots {
             s.component.trace(&mut frame);
@@ -554,10 +741,56 @@ impl Scheduler {
 
     /// The component, to change it between runs; this wakes it if it was dormant.
     pub fn component_mut<C: Component>(&mut self, id: ComponentId) -> Option<&mut C> {
-        self.slots.get_mut(id.0).and_then(|s| {
-            s.awake = true;
-            (*s.component).as_any_mut().downcast_mut()
-        })
+        if id.0 >= self.slots.len() {
+            return None;
+        }
+        self.settle_slot(id.0);
+        let slot = &mut self.slots[id.0];
+        let dom = &mut self.domains[slot.domain];
+        slot.sleep_until = dom.next;
+        dom.request(dom.next, id.0);
+        (*slot.component).as_any_mut().downcast_mut()
+    }
+
+    /// Brings a component through the edges of its clock that have passed since it was last
+    /// stepped (see [`Component::settle`]).
+    fn settle_slot(&mut self, c: usize) {
+        let slot = &mut self.slots[c];
+        let dom = &self.domains[slot.domain];
+        if slot.done < dom.next {
+            let last = dom.next - 1;
+            let cx = StepCtx {
+                domain: dom.clock.id,
+                cycle: last,
+                time: dom.clock.edge_time(last),
+            };
+            let _who = wake::Stepping::new(wake::owner(self.id, c));
+            slot.component.settle(&cx, dom.next - slot.done);
+            slot.done = dom.next;
+        }
+    }
+
+    /// Brings every sleeping component through the edges that have passed, so that its
+    /// counters and state are those of the last completed edge. Runs do this when they stop;
+    /// call it before reading components between [`Scheduler::step`]s of an event-driven run.
+    pub fn settle(&mut self) {
+        for c in 0..self.slots.len() {
+            self.settle_slot(c);
+        }
+        self.collect_posts();
+    }
+
+    /// Takes the wake-ups links posted for this scheduler's components.
+    fn collect_posts(&mut self) {
+        let (slots, domains) = (&self.slots, &mut self.domains);
+        wake::collect(self.id, |c, edge| {
+            let Some(slot) = slots.get(c) else {
+                return;
+            };
+            if edge >= slot.done && edge >= slot.sleep_until {
+                domains[slot.domain].request(edge, c);
+            }
+        });
     }
 
     /// Names of the components that hold work, in the order they were added.
@@ -593,6 +826,7 @@ impl Scheduler {
 
     /// On an error: the trace is ended at the last completed instant and flushed.
     fn fail(&mut self, e: SimError) -> SimError {
+        self.settle();
         if let Some(t) = self.tracer.as_mut() {
             if let Err(te) = t.close() {
                 eprintln!("warning: could not flush the trace: {te}");
@@ -611,86 +845,110 @@ impl Scheduler {
         z ^ (z >> 31)
     }
 
-    /// Steps one instant: every component whose clock has an edge at the earliest next edge time.
-    /// Returns whether any component moved.
+    /// Steps one instant: the earliest time at which a component is due (every component at the
+    /// earliest edge of any clock, when stepping every edge). Returns whether any component
+    /// moved. An event-driven instant may jump over edges at which nobody was due.
     pub fn step(&mut self) -> Result<bool, SimError> {
+        self.step_within(u64::MAX)
+    }
+
+    /// As [`Scheduler::step`], but the primary clock does not pass cycle `limit` (an
+    /// event-driven run stops its jump there).
+    pub fn step_within(&mut self, limit: u64) -> Result<bool, SimError> {
         if self.domains.is_empty() {
             return Err(SimError::Setup("no clock has been added".into()));
         }
-        let now = self.domains.iter().map(|d| d.next_time).min().unwrap_or(0);
+        let now = self.next_instant(limit);
+        self.ticking.clear();
         self.due.clear();
-        for (i, d) in self.domains.iter().enumerate() {
-            if d.next_time == now {
-                self.due.push(i);
+        for (i, d) in self.domains.iter_mut().enumerate() {
+            let e = d.clock.first_edge_after(now - 1);
+            if d.clock.edge_time(e) != now {
+                continue;
+            }
+            self.ticking.push((i, e));
+            if self.every_edge {
+                self.due.extend(d.members.iter().map(|&c| (c, e)));
+            } else {
+                d.take(e, &mut self.due);
+            }
+        }
+        if let StepOrder::Shuffled(_) = self.order {
+            for i in (1..self.due.len()).rev() {
+                let j = (self.next_random() % (i as u64 + 1)) as usize;
+                self.due.swap(i, j);
             }
         }
         let mut moved = false;
         let mut failed = None;
-        match self.order {
-            StepOrder::Registration => {
-                'outer: for &d in &self.due {
-                    let cx = StepCtx {
-                        domain: DomainId(d as u16),
-                        cycle: self.domains[d].next,
-                        time: now,
-                    };
-                    for &c in &self.domains[d].members {
-                        let slot = &mut self.slots[c];
-                        if !slot.awake {
-                            continue;
-                        }
-                        match slot.component.step(&cx) {
-                            Ok(a) => {
-                                moved |= a.moved();
-                                if !a.moved() && slot.component.dormant() {
-                                    slot.awake = false;
-                                }
-                            }
-                            Err(e) => {
-                                failed = Some((c, cx, e));
-                                break 'outer;
-                            }
-                        }
-                    }
-                }
+        let due = std::mem::take(&mut self.due);
+        for &(c, e) in &due {
+            let slot = &mut self.slots[c];
+            if slot.done > e || e < slot.sleep_until {
+                continue; // asked twice, or busy until later
             }
-            StepOrder::Shuffled(_) => {
-                let mut order = std::mem::take(&mut self.scratch);
-                order.clear();
-                for &d in &self.due {
-                    order.extend_from_slice(&self.domains[d].members);
+            if slot.timed {
+                slot.timed = false;
+                self.timed -= 1;
+            }
+            let dom = &self.domains[slot.domain];
+            let _who = wake::Stepping::new(wake::owner(self.id, c));
+            if slot.done < e {
+                let cx = StepCtx {
+                    domain: dom.clock.id,
+                    cycle: e - 1,
+                    time: dom.clock.edge_time(e - 1),
+                };
+                slot.component.settle(&cx, e - slot.done);
+            }
+            let cx = StepCtx {
+                domain: dom.clock.id,
+                cycle: e,
+                time: now,
+            };
+            let did = match slot.component.step(&cx) {
+                Ok(a) => a,
+                Err(err) => {
+                    slot.done = e + 1;
+                    failed = Some((c, cx, err));
+                    break;
                 }
-                for i in (1..order.len()).rev() {
-                    let j = (self.next_random() % (i as u64 + 1)) as usize;
-                    order.swap(i, j);
+            };
+            slot.done = e + 1;
+            moved |= did.moved();
+            if self.every_edge {
+                continue;
+            }
+            let wake = if slot.traced {
+                Wake::Next
+            } else {
+                match slot.component.wake(&cx, did) {
+                    Wake::Next if !did.moved() && slot.component.dormant() => Wake::Idle,
+                    w => w,
                 }
-                for &c in &order {
-                    let d = self.slots[c].domain;
-                    if !self.slots[c].awake {
-                        continue;
-                    }
-                    let cx = StepCtx {
-                        domain: DomainId(d as u16),
-                        cycle: self.domains[d].next,
-                        time: now,
-                    };
-                    let slot = &mut self.slots[c];
-                    match slot.component.step(&cx) {
-                        Ok(a) => {
-                            moved |= a.moved();
-                            if !a.moved() && slot.component.dormant() {
-                                slot.awake = false;
-                            }
-                        }
-                        Err(e) => {
-                            failed = Some((c, cx, e));
-                            break;
-                        }
-                    }
+            };
+            let dom = &mut self.domains[slot.domain];
+            match wake {
+                Wake::Next | Wake::IdleFor(0 | 1) | Wake::Busy(0) => {
+                    slot.sleep_until = e + 1;
+                    dom.request(e + 1, c);
                 }
-                self.scratch = order;
+                Wake::Idle => slot.sleep_until = e + 1,
+                Wake::IdleFor(n) => {
+                    slot.sleep_until = e + 1;
+                    slot.timed = true;
+                    self.timed += 1;
+                    dom.request(e + n, c);
+                }
+                Wake::Busy(n) => {
+                    slot.sleep_until = e + 1 + n;
+                    slot.timed = true;
+                    self.timed += 1;
+                    dom.request(e + 1 + n, c);
+                }
             }
         }
+        self.due = due;
         if let Some((c, cx, source)) = failed {
             let e = SimError::Component {
                 component: self.slots[c].component.name().to_string(),
@@ -704,31 +962,36 @@ impl Scheduler {
             };
             return Err(self.fail(e));
         }
-        // The instant is complete: advance the clocks that ticked.
+        // The instant is complete: every clock is past it.
         self.now = now;
         self.instants += 1;
-        let mut primary_ticked = false;
-        for &d in &self.due {
-            let dom = &mut self.domains[d];
-            dom.next += 1;
-            dom.next_time = dom.clock.edge_time(dom.next);
-            primary_ticked |= d == 0;
+        let before = self.domains[0].next;
+        for d in &mut self.domains {
+            if d.next_time <= now {
+                d.next = d.clock.first_edge_after(now);
+                d.next_time = d.clock.edge_time(d.next);
+            }
+        }
+        let crossed = self.domains[0].next - before;
+        if !self.every_edge {
+            self.collect_posts();
         }
         if self.table.is_some() {
             self.trace_instant(now)?;
         }
-        // The watchdog counts primary cycles in which nothing moved.
-        self.moved_since_primary |= moved;
-        if primary_ticked {
+        // The watchdog counts primary cycles in which nothing moved; a component asleep until a
+        // known edge is moving on.
+        self.moved_since_primary |= moved || self.timed > 0;
+        if crossed > 0 {
             if self.moved_since_primary {
                 self.idle_primary = 0;
             } else {
-                self.idle_primary += 1;
+                self.idle_primary += crossed;
             }
             self.moved_since_primary = false;
         }
         // An interrupt is honoured at a primary cycle boundary, so "stopped at cycle N" is exact.
-        if primary_ticked && self.interrupt.load(Ordering::Relaxed) {
+        if crossed > 0 && self.interrupt.load(Ordering::Relaxed) {
             let e = SimError::Interrupted {
                 cycle: self.cycle(),
                 time: now,
@@ -736,6 +999,31 @@ impl Scheduler {
             return Err(self.fail(e));
         }
         Ok(moved)
+    }
+
+    /// The time of the next instant: the earliest edge at which a component is due (any edge,
+    /// when stepping every edge); when nobody is due, the next primary edge; never past the
+    /// primary edge that completes cycle `limit`.
+    fn next_instant(&mut self, limit: u64) -> Picos {
+        if self.every_edge {
+            return self.domains.iter().map(|d| d.next_time).min().unwrap_or(0);
+        }
+        let mut t = Picos::MAX;
+        for d in &mut self.domains {
+            if let Some(e) = d.first_request() {
+                t = t.min(d.clock.edge_time(e));
+            }
+        }
+        let p = &self.domains[0];
+        if t == Picos::MAX {
+            t = p.next_time;
+        }
+        let cap = if limit > p.next {
+            p.clock.edge_time(limit - 1)
+        } else {
+            p.next_time
+        };
+        t.min(cap)
     }
 
     fn trace_instant(&mut self, now: Picos) -> Result<(), SimError> {
@@ -749,8 +1037,8 @@ impl Scheduler {
             self.maybe_open_trace(now)?;
         } else if self.probing || writes {
             let mut frame = table.frame();
-            for &d in &self.due {
-                for &c in &self.domains[d].members {
+            for &(d, _) in &self.ticking {
+                for &c in &self.domains[d].traced {
                     self.slots[c].component.trace(&mut frame);
                 }
             }
@@ -780,10 +1068,16 @@ impl Scheduler {
     /// in which nothing moved and no component holds work, [`SimError::Deadlock`] once nothing
     /// moved for the watchdog's cycles while work is held. `run_until` is a loop of these.
     pub fn advance(&mut self) -> Result<Advance, SimError> {
-        self.step()?;
+        self.advance_within(u64::MAX)
+    }
+
+    /// As [`Scheduler::advance`], not passing primary cycle `limit`.
+    pub fn advance_within(&mut self, limit: u64) -> Result<Advance, SimError> {
+        self.step_within(limit)?;
         if self.idle_primary > 0 {
             // Nothing moved in the last primary cycle: finished, or stuck?
             if !self.any_holds_work() {
+                self.settle();
                 return Ok(Advance::Quiescent);
             }
             if self.idle_primary >= self.watchdog {
@@ -808,9 +1102,11 @@ impl Scheduler {
     pub fn run_until(&mut self, mut stop: impl StopCondition) -> Result<RunOutcome, SimError> {
         loop {
             if stop.reached(self) {
+                self.settle();
                 return Ok(RunOutcome::Reached);
             }
-            if self.advance()? == Advance::Quiescent && !stop.met_by_time() {
+            let limit = stop.cycle_limit(self);
+            if self.advance_within(limit)? == Advance::Quiescent && !stop.met_by_time() {
                 return Ok(RunOutcome::Quiescent);
             }
         }

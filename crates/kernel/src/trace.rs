@@ -131,6 +131,11 @@ pub struct SignalRegistry {
 }
 
 impl SignalRegistry {
+    /// Signals declared (and selected) so far.
+    pub(crate) fn declared(&self) -> usize {
+        self.decls.len()
+    }
+
     fn new(globs: &[String]) -> Result<Self, TraceError> {
         let filter = if globs.is_empty() {
             None
