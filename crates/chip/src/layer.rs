@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// Called after each phase of the loop nest (a progress bar).
     pub progress: Option<ProgressHook>,
+    /// Step every component at every edge instead of only when it needs a step (the reference
+    /// the event-driven kernel is tested against; same results, slower).
+    pub every_edge: bool,
 }
 
 /// A function told where a run is after each phase.
@@ -512,6 +515,7 @@ impl LayerSim {
         if let Some(flag) = &opts.interrupt {
             sched.set_interrupt_flag(flag.clone());
         }
+        sched.set_every_edge(opts.every_edge);
         if let Some(t) = &opts.trace {
             sched.trace_to(t)?;
         }
@@ -623,10 +627,15 @@ impl LayerSim {
     /// Steps one instant (an edge of one clock or both). Returns false, without stepping, once
     /// the layer is done.
     pub fn step(&mut self) -> Result<bool, ChipError> {
+        self.step_within(u64::MAX)
+    }
+
+    /// One instant, not passing core cycle `limit`.
+    fn step_within(&mut self, limit: u64) -> Result<bool, ChipError> {
         if self.ended {
             return Ok(false);
         }
-        if self.sched.advance()? == Advance::Quiescent {
+        if self.sched.advance_within(limit)? == Advance::Quiescent {
             self.ended = true;
         }
         Ok(true)
@@ -636,21 +645,24 @@ impl LayerSim {
     pub fn step_cycle(&mut self) -> Result<bool, ChipError> {
         let c = self.sched.cycle();
         while self.sched.cycle() == c {
-            if !self.step()? {
+            if !self.step_within(c + 1)? {
                 return Ok(false);
             }
         }
+        self.sched.settle();
         Ok(true)
     }
 
-    /// Runs up to `cycles` more core cycles. Returns false once the layer is done.
+    /// Runs up to `cycles` more core cycles (exactly, unless the layer ends first). Returns
+    /// false once the layer is done. The components are then up to date (settled).
     pub fn run_for(&mut self, cycles: u64) -> Result<bool, ChipError> {
-        let end = self.sched.cycle() + cycles;
+        let end = self.sched.cycle().saturating_add(cycles);
         while self.sched.cycle() < end {
-            if !self.step()? {
-                return Ok(false);
+            if !self.step_within(end)? {
+                break;
             }
         }
+        self.sched.settle();
         Ok(!self.ended)
     }
 

@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Step every component at every clock edge instead of only when it needs a step: the
+    /// reference the event-driven kernel is tested against (same results, several times slower).
+    #[arg(long)]
+    pub every_edge: bool,
     #[command(flatten)]
     pub trace: TraceArgs,
 }
@@ -198,6 +202,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             watchdog: a.trace.watchdog,
             interrupt: Some(interrupt.clone()),
             progress: hook,
+            every_edge: a.every_edge,
         };
         let result = run_checked(&hw, &layer, &mapping, &x, &w, &opts);
         if let Some(b) = &bar {

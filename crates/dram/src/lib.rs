@@ -26,7 +26,7 @@ use std::fmt;
 
 use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, Port, SignalId, SignalRegistry, StepCtx,
-    TraceError, TraceFrame,
+    TraceError, TraceFrame, Wake,
 };
 
 pub use rowsim_types::DataType;
@@ -146,6 +146,8 @@ pub struct DramController {
     wdata: LinkRx<u64>,
     rdata: LinkTx<DramData>,
     active: VecDeque<Active>,
+    /// The last step moved a word or took a command.
+    worked: bool,
     counters: DramCounters,
     probe: Probe,
     sig: Vec<SignalId>,
@@ -164,6 +166,7 @@ impl DramController {
             wdata: links.wdata,
             rdata: links.rdata,
             active: VecDeque::new(),
+            worked: false,
             counters: DramCounters::default(),
             probe: Probe::default(),
             sig: Vec::new(),
@@ -271,6 +274,7 @@ impl Component for DramController {
                 moved = true;
             }
         }
+        self.worked = moved;
         // Waiting out an access latency is progress too.
         moved |= !self.active.is_empty();
         Ok(Activity::from_moved(moved))
@@ -278,6 +282,26 @@ impl Component for DramController {
 
     fn holds_work(&self) -> bool {
         !self.active.is_empty() || self.cmds.in_flight() > 0
+    }
+
+    /// Nothing moved: waiting for a command, write data, a credit, or the oldest command's
+    /// latency (a step at the edge its data may start).
+    fn wake(&self, cx: &StepCtx, _did: Activity) -> Wake {
+        if self.worked {
+            return Wake::Next;
+        }
+        match self.active.front() {
+            Some(a) if a.ready_at > cx.cycle => Wake::IdleFor(a.ready_at - cx.cycle),
+            _ => Wake::Idle,
+        }
+    }
+
+    /// The bus idled at every skipped edge.
+    fn settle(&mut self, _last: &StepCtx, edges: u64) {
+        self.counters.idle_cycles += edges;
+        self.probe.rd_req = false;
+        self.probe.wr_req = false;
+        self.probe.bus_valid = false;
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
@@ -413,6 +437,11 @@ impl Component for Inbound {
     fn holds_work(&self) -> bool {
         !self.pending.is_empty() || self.input.in_flight() > 0 || self.job_port.pending()
     }
+
+    /// Idle: waiting for streams, DRAM data or room at the GLB loader.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
+    }
 }
 
 /// Codes feature-map rows and writes them to DRAM, on the core clock: for each expected stream
@@ -530,6 +559,11 @@ impl Component for Outbound {
             || !self.words.is_empty()
             || self.input.in_flight() > 0
             || self.job_port.pending()
+    }
+
+    /// Idle: waiting for streams, ofmap values or a credit.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
     }
 }
 

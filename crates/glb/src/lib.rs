@@ -18,7 +18,7 @@ use std::fmt;
 use rowsim_config::HwConfig;
 use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
-    TraceFrame,
+    TraceFrame, Wake,
 };
 
 pub mod sequencer;
@@ -194,6 +194,8 @@ pub struct Glb {
     ports: Vec<GlbPort>,
     first: usize,
     used: Vec<u32>,
+    /// The last step had a request it could not serve.
+    conflicted: bool,
     counters: GlbCounters,
     probe: Vec<BankProbe>,
     sig: Vec<[SignalId; 5]>,
@@ -211,6 +213,7 @@ impl Glb {
             ports,
             first: 0,
             used: vec![0; n],
+            conflicted: false,
             counters: GlbCounters::default(),
             probe: vec![BankProbe::default(); n],
             sig: Vec::new(),
@@ -321,6 +324,7 @@ impl Component for Glb {
         if conflict {
             self.counters.conflict_cycles += 1;
         }
+        self.conflicted = conflict;
         if n > 0 {
             self.first = (self.first + 1) % n;
         }
@@ -329,6 +333,26 @@ impl Component for Glb {
 
     fn holds_work(&self) -> bool {
         self.ports.iter().any(|p| p.req.in_flight() > 0)
+    }
+
+    /// Idle (no request, or requests whose response FIFOs are full) until a request or a
+    /// credit arrives; the round-robin pointer still turns at every edge.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
+    }
+
+    fn settle(&mut self, _last: &StepCtx, edges: u64) {
+        let n = self.ports.len() as u64;
+        if n > 0 {
+            self.first = ((self.first as u64 + edges % n) % n) as usize;
+        }
+        if self.conflicted {
+            self.counters.conflict_cycles += edges;
+        }
+        for p in self.probe.iter_mut() {
+            p.rd = false;
+            p.wr = false;
+        }
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {

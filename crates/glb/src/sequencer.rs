@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, Port, StepCtx};
+use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, Port, StepCtx, Wake};
 use rowsim_types::{Beat, GonBeat};
 
 use crate::{DataType, GlbReq, GlbResp};
@@ -294,6 +294,11 @@ impl Component for GlbReader {
             || !self.ready.is_empty()
             || self.jobs.holds_work()
     }
+
+    /// Idle: waiting for a job, a response or a credit.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
+    }
 }
 
 /// A GLB word address, as the writer needs it.
@@ -520,6 +525,11 @@ impl Component for GlbWriter {
         let idle = self.gather.is_none() && self.writes.is_empty() && self.acks == self.sent;
         moved |= self.jobs.retire(cx, idle);
         Ok(Activity::from_moved(moved))
+    }
+
+    /// Idle: waiting for a job, values, an acknowledgement or a credit.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
     }
 
     fn holds_work(&self) -> bool {

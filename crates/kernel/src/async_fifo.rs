@@ -11,7 +11,7 @@
 
 use crate::clock::Clock;
 use crate::link::{Link, LinkError, LinkRx, LinkTx};
-use crate::scheduler::{Activity, Component, Fault, StepCtx};
+use crate::scheduler::{Activity, Component, Fault, StepCtx, Wake};
 use crate::trace::{SignalId, SignalRegistry, TraceError, TraceFrame};
 
 /// A message that can be shown in a trace: its width and its bits.
@@ -203,6 +203,11 @@ impl<T: TraceValue + Send + 'static> Component for AsyncFifoWrite<T> {
         self.input.in_flight() > 0
     }
 
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        // A port that moved nothing waits for a message or a credit.
+        Wake::after(did)
+    }
+
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
         self.sig = PortSignals::declare::<T>(s, &self.name, "wr", "full", self.ptr_bits)?;
         Ok(())
@@ -254,6 +259,11 @@ impl<T: TraceValue + Send + 'static> Component for AsyncFifoRead<T> {
 
     fn holds_work(&self) -> bool {
         self.storage.in_flight() > 0
+    }
+
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        // A port that moved nothing waits for a message or a credit.
+        Wake::after(did)
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {

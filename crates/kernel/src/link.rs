@@ -51,6 +51,11 @@ struct Envelope<T> {
 struct Published {
     messages: AtomicU64,
     credits: AtomicU64,
+    /// Same-clock links (credits usable one cycle after the pop): the cycle of the receiver's
+    /// last pop, and how many it had taken before that cycle. A credit is then a count, not a
+    /// channel message: the sender at cycle `c` may use every pop of a cycle before `c`.
+    last_pop_cycle: AtomicU64,
+    popped_before: AtomicU64,
     rx_owner: AtomicU64,
     tx_owner: AtomicU64,
 }
@@ -60,6 +65,8 @@ impl Default for Published {
         Published {
             messages: AtomicU64::new(0),
             credits: AtomicU64::new(0),
+            last_pop_cycle: AtomicU64::new(0),
+            popped_before: AtomicU64::new(0),
             rx_owner: AtomicU64::new(wake::NOBODY),
             tx_owner: AtomicU64::new(wake::NOBODY),
         }
@@ -196,6 +203,7 @@ impl<T> Link<T> {
                 received: 0,
                 drained: 0,
                 bound: false,
+                pop_cycle: None,
                 published,
             },
         })
@@ -222,6 +230,12 @@ pub struct LinkTx<T> {
 }
 
 impl<T> LinkTx<T> {
+    /// Whether credits come back as a count (same clock) rather than through the channel.
+    #[inline]
+    fn counted_credits(&self) -> bool {
+        matches!(self.delay, Delay::Cycles(_))
+    }
+
     /// Records the component being stepped as this end's owner, and asks for it to be stepped
     /// when each credit already on its way becomes usable.
     #[cold]
@@ -232,6 +246,13 @@ impl<T> LinkTx<T> {
         }
         self.bound = true;
         self.published.tx_owner.store(me, Ordering::Release);
+        if self.counted_credits() {
+            if self.published.credits.load(Ordering::Acquire) != self.credits_absorbed {
+                let at = self.published.last_pop_cycle.load(Ordering::Acquire) + 1;
+                wake::post(me, at);
+            }
+            return;
+        }
         while let Ok(at) = self.credits_back.try_recv() {
             self.returning.push_back(at);
             self.credits_absorbed += 1;
@@ -251,7 +272,22 @@ impl<T> LinkTx<T> {
         if !self.bound {
             self.bind();
         }
-        if self.published.credits.load(Ordering::Acquire) != self.credits_absorbed {
+        let popped = self.published.credits.load(Ordering::Acquire);
+        if self.counted_credits() {
+            if popped == self.credits_absorbed {
+                return;
+            }
+            // Pops of this very cycle (the receiver was stepped first) are not usable yet.
+            let usable = if self.published.last_pop_cycle.load(Ordering::Acquire) < cx.cycle {
+                popped
+            } else {
+                self.published.popped_before.load(Ordering::Acquire)
+            };
+            self.credits += (usable - self.credits_absorbed) as u32;
+            self.credits_absorbed = usable;
+            return;
+        }
+        if popped != self.credits_absorbed {
             while let Ok(at) = self.credits_back.try_recv() {
                 self.returning.push_back(at);
                 self.credits_absorbed += 1;
@@ -331,6 +367,8 @@ pub struct LinkRx<T> {
     drained: u64,
     /// Whether the component owning this end is known (see [`crate::wake`]).
     bound: bool,
+    /// The cycle of the last pop (same-clock links).
+    pop_cycle: Option<u64>,
     published: Arc<Published>,
 }
 
@@ -391,9 +429,20 @@ impl<T> LinkRx<T> {
         self.peek(cx)?;
         let env = self.queue.pop_front()?;
         self.received += 1;
-        // The sender lives as long as the simulation and the credit channel holds `capacity`.
         let usable = self.delay.visible_at(cx);
-        if self.credits_to.try_send(usable).is_err() {
+        if let Delay::Cycles(_) = self.delay {
+            // One cycle later, counted (see `Published`).
+            if self.pop_cycle != Some(cx.cycle) {
+                self.pop_cycle = Some(cx.cycle);
+                self.published
+                    .popped_before
+                    .store(self.received - 1, Ordering::Release);
+                self.published
+                    .last_pop_cycle
+                    .store(cx.cycle, Ordering::Release);
+            }
+        } else if self.credits_to.try_send(usable).is_err() {
+            // The sender lives as long as the simulation and the credit channel holds `capacity`.
             panic!("link `{}`: credit channel refused a credit", self.name);
         }
         wake::post(self.published.tx_owner.load(Ordering::Acquire), usable);

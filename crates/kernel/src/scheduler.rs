@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::clock::{Clock, ClockError, DomainId, Picos};
-use crate::wake;
 use crate::trace::{
     SignalInfo, SignalRegistry, SignalTable, TraceConfig, TraceError, TraceFrame, TraceSummary,
     Tracer,
 };
+use crate::wake;
 
 /// Where a component is when it is stepped: its clock, the index of this edge in that clock
 /// (cycle `n` ends at edge `n`, counting from 0), and the edge's time.
@@ -77,6 +77,18 @@ pub enum Wake {
     /// it, and works only on its own state, which [`Component::settle`] brings through them (an
     /// untraced PE computing a burst of MACs). Then a step at the edge after them.
     Busy(u64),
+}
+
+impl Wake {
+    /// `Next` after a step that moved, `Idle` after one that did not: the answer of a component
+    /// whose idle steps change nothing and wait only on its links.
+    pub fn after(did: Activity) -> Wake {
+        if did.moved() {
+            Wake::Next
+        } else {
+            Wake::Idle
+        }
+    }
 }
 
 /// An error a component raises at an edge (bad input, a broken protocol); the scheduler stops
@@ -311,9 +323,9 @@ impl StopCondition for At {
     }
     fn cycle_limit(&self, s: &Scheduler) -> u64 {
         // The primary edge at or after the time: cycle `n` ends at edge `n`.
-        s.domains
-            .first()
-            .map_or(u64::MAX, |d| d.clock.first_edge_after(self.0.saturating_sub(1)) + 1)
+        s.domains.first().map_or(u64::MAX, |d| {
+            d.clock.first_edge_after(self.0.saturating_sub(1)) + 1
+        })
     }
 }
 
@@ -367,7 +379,10 @@ impl Domain {
         }
         for k in 0..WHEEL {
             let e = self.next + k;
-            if self.wheel[(e % WHEEL) as usize].iter().any(|&(x, _)| x == e) {
+            if self.wheel[(e % WHEEL) as usize]
+                .iter()
+                .any(|&(x, _)| x == e)
+            {
                 return Some(e);
             }
         }
@@ -973,7 +988,9 @@ impl Scheduler {
             }
         }
         let crossed = self.domains[0].next - before;
-        if !self.every_edge {
+        if self.every_edge {
+            wake::collect(self.id, |_, _| {});
+        } else {
             self.collect_posts();
         }
         if self.table.is_some() {

@@ -27,7 +27,7 @@ use std::fmt;
 
 use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, Port, SignalId, SignalRegistry, StepCtx,
-    TraceError, TraceFrame,
+    TraceError, TraceFrame, Wake,
 };
 
 pub use rowsim_types::{Beat, GonBeat, MAX_BEAT_WORDS};
@@ -346,6 +346,18 @@ impl Component for Gin {
         self.input.in_flight() > 0 || self.config_port.pending()
     }
 
+    /// Idle (no beat, or a beat waiting for room at its PEs) until a beat, a mask or a credit
+    /// arrives.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
+    }
+
+    fn settle(&mut self, _last: &StepCtx, edges: u64) {
+        if self.waiting {
+            self.counters.wait_cycles += edges;
+        }
+    }
+
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
         let n = self.spec.name.clone();
         let mut x_valid = Vec::new();
@@ -400,6 +412,8 @@ pub struct Gon {
     output: LinkTx<GonBeat>,
     /// Round-robin pointer into `inputs`.
     next: usize,
+    /// The last step had psums to send and no room on the bus.
+    waited: bool,
     counters: NetCounters,
     sent: Option<GonBeat>,
     sig: Option<GonSignals>,
@@ -433,6 +447,7 @@ impl Gon {
             inputs,
             output,
             next: 0,
+            waited: false,
             counters: NetCounters::default(),
             sent: None,
             sig: None,
@@ -451,6 +466,7 @@ impl Component for Gon {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         self.sent = None;
+        self.waited = false;
         let total = self.inputs.len();
         let width = self.spec.width_words();
         let mut i = self.next;
@@ -465,6 +481,7 @@ impl Component for Gon {
             }
             if !self.output.can_send(cx) {
                 self.counters.wait_cycles += 1;
+                self.waited = true;
                 return Ok(Activity::Idle);
             }
             let mut beat = GonBeat {
@@ -499,6 +516,16 @@ impl Component for Gon {
 
     fn holds_work(&self) -> bool {
         self.inputs.iter().any(|(_, _, rx)| rx.in_flight() > 0)
+    }
+
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
+    }
+
+    fn settle(&mut self, _last: &StepCtx, edges: u64) {
+        if self.waited {
+            self.counters.wait_cycles += edges;
+        }
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {

@@ -49,7 +49,7 @@ use rowsim_config::HwConfig;
 use rowsim_datapath::mac::{self, MacConfig, MacCounters};
 use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, Port, SignalId, SignalRegistry, StepCtx,
-    TraceError, TraceFrame,
+    TraceError, TraceFrame, Wake,
 };
 
 /// The PE's fixed sizes, from the hw-config.
@@ -329,6 +329,10 @@ pub struct Pe {
     held: Held,
     /// Whether a trace asked for the PE's signals (it then samples its output credits too).
     traced: bool,
+    /// In a drain, what the last stalled edge waited for: an incoming psum (true) or room in
+    /// the output FIFO (false). A stall repeats until a link wakes the PE, so [`Pe::settle`]
+    /// counts the skipped edges against the same cause.
+    drain_waits_for_psum_in: bool,
     sig: Signals,
     addr_bits: (u32, u32, u32),
 }
@@ -376,6 +380,7 @@ impl Pe {
             strobes: 0,
             held: Held::default(),
             traced: false,
+            drain_waits_for_psum_in: false,
             sig: Signals::default(),
             addr_bits: (
                 bits_for(sizes.filter_entries),
@@ -615,12 +620,14 @@ impl Pe {
                 Some(&v) => incoming = v,
                 None => {
                     self.counters.stall_psum_in += 1;
+                    self.drain_waits_for_psum_in = true;
                     return Ok(false);
                 }
             }
         }
         if !self.ports.psum_out.can_send(cx) {
             self.counters.stall_psum_out += 1;
+            self.drain_waits_for_psum_in = false;
             return Ok(false);
         }
         if prim.psum_in {
@@ -660,6 +667,128 @@ impl Pe {
             };
         }
         Ok(true)
+    }
+
+    /// The ADD stage (the MAC that was in MUL updates its psum).
+    #[inline]
+    fn add_stage(&mut self, m: MulReg, prim: &Primitive) {
+        if !m.gated {
+            let old = self.psum_spad[m.f as usize];
+            let sum = mac::add(old, m.product, prim.mac, &mut self.counters.overflows);
+            self.psum_spad[m.f as usize] = sum;
+            self.counters.psum_spad_reads += 1;
+            self.counters.psum_spad_writes += 1;
+            self.strobes |= strobe::PSUM_RD | strobe::PSUM_WR;
+            self.held.psum_rd = (m.f, old);
+            self.held.psum_wr = (m.f, sum);
+            self.held.sum = sum;
+        }
+    }
+
+    /// The MUL stage (the MAC that was in RD); gating holds the multiplier still.
+    #[inline]
+    fn mul_stage(&mut self, r: RdReg, prim: &Primitive) -> MulReg {
+        if r.gated {
+            self.counters.macs_gated += 1;
+            self.strobes |= strobe::MAC_GATED;
+        } else {
+            self.mac_a = r.weight;
+            self.mac_b = r.ifmap;
+            self.mac_product =
+                mac::product(r.weight, r.ifmap, prim.mac, &mut self.counters.overflows);
+            self.counters.macs += 1;
+            self.strobes |= strobe::MAC_VALID;
+        }
+        MulReg {
+            f: r.f,
+            gated: r.gated,
+            product: self.mac_product,
+        }
+    }
+
+    /// ADD then MUL, as at an edge; returns whether the pipeline held anything before it.
+    #[inline]
+    fn advance_pipeline(&mut self, prim: &Primitive) -> bool {
+        let pipe_busy = self.rd.is_some() || self.mul.is_some();
+        if let Some(m) = self.mul.take() {
+            self.add_stage(m, prim);
+        }
+        if let Some(r) = self.rd.take() {
+            self.mul = Some(self.mul_stage(r, prim));
+        }
+        pipe_busy
+    }
+
+    /// Whether the ifmap spad's write port has nothing to do until the window moves (at the end
+    /// of a drain): every value stored, or the spad's free columns filled.
+    fn ifmap_port_blocked(&self, prim: &Primitive) -> bool {
+        let limit = (self.window_start(prim) + self.cols as u64) * prim.q as u64;
+        self.ifmaps_stored == self.total_ifmaps || self.ifmaps_stored >= limit
+    }
+
+    /// Whether the current position's window is in the ifmap spad.
+    fn window_stored(&self, prim: &Primitive) -> bool {
+        self.op > 0
+            || self.ifmaps_stored >= (self.window_start(prim) + prim.s as u64) * prim.q as u64
+    }
+
+    /// Edges from now in which the PE touches no link: the rest of a position's MACs and the
+    /// pipeline bubbles before its drain, while the ifmap write port has nothing to do.
+    fn quiet_edges(&self) -> u64 {
+        let Some(prim) = self.prim else {
+            return 0;
+        };
+        if !self.ifmap_port_blocked(&prim) {
+            return 0;
+        }
+        match self.state {
+            PeState::Compute if self.window_stored(&prim) => (self.ops - self.op) as u64 + 2,
+            PeState::Drain if self.rd.is_some() => 2,
+            PeState::Drain if self.mul.is_some() => 1,
+            _ => 0,
+        }
+    }
+
+    /// One edge without links (the PE is in a burst, or stalled with nothing arriving).
+    fn quiet_edge(&mut self, prim: &Primitive) {
+        self.strobes = 0;
+        self.counters.active_cycles += 1;
+        let pipe_busy = self.advance_pipeline(prim);
+        match self.state {
+            PeState::LoadFilters => self.counters.stall_filter += 1,
+            PeState::Compute => {
+                self.issue_mac(prim);
+            }
+            PeState::Drain if pipe_busy => self.counters.pipeline_bubbles += 1,
+            PeState::Drain if self.drain_waits_for_psum_in => self.counters.stall_psum_in += 1,
+            PeState::Drain => self.counters.stall_psum_out += 1,
+            PeState::Idle | PeState::Done => {}
+        }
+    }
+
+    /// The rest of a position's MACs and the two bubbles after them, in one go: the same
+    /// operations in the same order as edge by edge (what is in the pipeline first, then each
+    /// MAC through MUL and ADD), so the same bits and counts. Returns the edges it covered.
+    fn burst(&mut self, prim: &Primitive) -> u64 {
+        let edges = (self.ops - self.op) as u64 + 2;
+        if let Some(m) = self.mul.take() {
+            self.add_stage(m, prim);
+        }
+        if let Some(r) = self.rd.take() {
+            let m = self.mul_stage(r, prim);
+            self.add_stage(m, prim);
+        }
+        while self.state == PeState::Compute {
+            self.issue_mac(prim);
+            if let Some(r) = self.rd.take() {
+                let m = self.mul_stage(r, prim);
+                self.add_stage(m, prim);
+            }
+        }
+        self.counters.active_cycles += edges;
+        self.counters.pipeline_bubbles += 2;
+        self.strobes = 0;
+        edges
     }
 
     fn store_ifmap(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
@@ -716,42 +845,8 @@ impl Component for Pe {
             return Ok(Activity::Idle);
         };
         self.counters.active_cycles += 1;
-        let pipe_busy = self.rd.is_some() || self.mul.is_some();
+        let pipe_busy = self.advance_pipeline(&prim);
         let mut moved = pipe_busy;
-
-        // ADD: the MAC that was in MUL last cycle updates its psum.
-        if let Some(m) = self.mul.take() {
-            if !m.gated {
-                let old = self.psum_spad[m.f as usize];
-                let sum = mac::add(old, m.product, prim.mac, &mut self.counters.overflows);
-                self.psum_spad[m.f as usize] = sum;
-                self.counters.psum_spad_reads += 1;
-                self.counters.psum_spad_writes += 1;
-                self.strobes |= strobe::PSUM_RD | strobe::PSUM_WR;
-                self.held.psum_rd = (m.f, old);
-                self.held.psum_wr = (m.f, sum);
-                self.held.sum = sum;
-            }
-        }
-        // MUL: the MAC that was in RD last cycle; gating holds the multiplier still.
-        if let Some(r) = self.rd.take() {
-            if r.gated {
-                self.counters.macs_gated += 1;
-                self.strobes |= strobe::MAC_GATED;
-            } else {
-                self.mac_a = r.weight;
-                self.mac_b = r.ifmap;
-                self.mac_product =
-                    mac::product(r.weight, r.ifmap, prim.mac, &mut self.counters.overflows);
-                self.counters.macs += 1;
-                self.strobes |= strobe::MAC_VALID;
-            }
-            self.mul = Some(MulReg {
-                f: r.f,
-                gated: r.gated,
-                product: self.mac_product,
-            });
-        }
         // RD: issue the next operation, from the state as it was before this edge.
         moved |= match self.state {
             PeState::LoadFilters => self.issue_filter_load(cx, &prim),
@@ -765,6 +860,63 @@ impl Component for Pe {
             self.held.out_credits = self.ports.psum_out.credits(cx);
         }
         Ok(Activity::from_moved(moved))
+    }
+
+    /// An idle step (a stall, or waiting for a primitive) repeats until a link wakes the PE; a
+    /// burst of MACs with the ifmap write port blocked touches no link until its drain.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        if !did.moved() {
+            return Wake::Idle;
+        }
+        match self.quiet_edges() {
+            0 => Wake::Next,
+            n => Wake::Busy(n),
+        }
+    }
+
+    fn settle(&mut self, _last: &StepCtx, mut edges: u64) {
+        let Some(prim) = self.prim else {
+            self.strobes = 0;
+            return;
+        };
+        while edges > 0 {
+            let pipe_empty = self.rd.is_none() && self.mul.is_none();
+            match self.state {
+                PeState::Idle | PeState::Done => {
+                    self.strobes = 0;
+                    return;
+                }
+                // A stall: the same cause at every edge.
+                PeState::LoadFilters if pipe_empty => {
+                    self.counters.stall_filter += edges;
+                    break;
+                }
+                PeState::Compute if pipe_empty && !self.window_stored(&prim) => {
+                    self.counters.stall_ifmap += edges;
+                    break;
+                }
+                PeState::Drain if pipe_empty => {
+                    if self.drain_waits_for_psum_in {
+                        self.counters.stall_psum_in += edges;
+                    } else {
+                        self.counters.stall_psum_out += edges;
+                    }
+                    break;
+                }
+                PeState::Compute if (self.ops - self.op) as u64 + 2 <= edges => {
+                    edges -= self.burst(&prim);
+                    continue;
+                }
+                _ => {}
+            }
+            self.quiet_edge(&prim);
+            edges -= 1;
+        }
+        if edges > 0 {
+            // The stall branches above: the edges still count as active.
+            self.counters.active_cycles += edges;
+            self.strobes = 0;
+        }
     }
 
     fn holds_work(&self) -> bool {
@@ -841,7 +993,6 @@ impl Component for Pe {
     }
 
     fn declare(&mut self, r: &mut SignalRegistry) -> Result<(), TraceError> {
-        self.traced = true;
         let n = self.name.clone();
         let (fa, ia, pa) = self.addr_bits;
         let mut s = |name: &str, w: u32| r.signal(&n, name, w);
@@ -884,6 +1035,7 @@ impl Component for Pe {
             psum_out_en: s("psum_out_en", 1)?,
             psum_out_data: s("psum_out_data", 16)?,
         };
+        self.traced = self.sig.psum_out_credits.is_traced();
         Ok(())
     }
 
