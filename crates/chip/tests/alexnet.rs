@@ -83,3 +83,28 @@ macro_rules! conv5 {
 }
 
 conv5!(conv5_rs: Rs, conv5_ws: Ws, conv5_osa: Osa, conv5_osb: Osb, conv5_osc: Osc, conv5_nlr: Nlr);
+
+/// The event-driven kernel against every component stepped at every edge on a real layer:
+/// AlexNet CONV5 at batch 1 with the mapper's choice; cycles, statistics, ofmap and the VCD of a
+/// traced PE and the ifmap GIN equal, byte for byte.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: minutes in a debug build; run with cargo test --release"
+)]
+fn conv5_event_driven_equals_every_edge() {
+    let hw = common::hw("eyeriss-v1");
+    let l = rowsim_workload::layer("alexnet:conv5").unwrap();
+    let m = choose(&l, &hw).unwrap();
+    let run = common::event_driven_equals_every_edge(
+        &hw,
+        &l,
+        &m,
+        7,
+        rowsim_kernel::StepOrder::Registration,
+    );
+    eprintln!(
+        "{} {m}: {} core cycles, event-driven == every edge",
+        l.name, run.core_cycles
+    );
+}

@@ -352,6 +352,11 @@ struct Domain {
     far: BinaryHeap<Reverse<(u64, u32)>>,
     /// Requests in the wheel and in `far`.
     queued: usize,
+    /// Members asleep until a definite edge ([`Wake::IdleFor`], [`Wake::Busy`]): stepped, each
+    /// of their edges would have moved.
+    timed: usize,
+    /// `timed` when the current instant began.
+    timed_before: usize,
 }
 
 impl Domain {
@@ -443,7 +448,6 @@ pub struct Scheduler {
     due: Vec<(usize, u64)>,
     /// The domains with an edge at the current instant, and that edge.
     ticking: Vec<(usize, u64)>,
-    timed: usize,
     now: Picos,
     instants: u64,
     watchdog: u64,
@@ -478,7 +482,6 @@ impl Scheduler {
             every_edge: false,
             due: Vec::new(),
             ticking: Vec::new(),
-            timed: 0,
             now: 0,
             instants: 0,
             watchdog: DEFAULT_WATCHDOG_CYCLES,
@@ -503,6 +506,8 @@ impl Scheduler {
             wheel: (0..WHEEL).map(|_| Vec::new()).collect(),
             far: BinaryHeap::new(),
             queued: 0,
+            timed: 0,
+            timed_before: 0,
         });
         Ok(clock)
     }
@@ -874,6 +879,9 @@ impl Scheduler {
             return Err(SimError::Setup("no clock has been added".into()));
         }
         let now = self.next_instant(limit);
+        for d in &mut self.domains {
+            d.timed_before = d.timed;
+        }
         self.ticking.clear();
         self.due.clear();
         for (i, d) in self.domains.iter_mut().enumerate() {
@@ -904,7 +912,7 @@ impl Scheduler {
             }
             if slot.timed {
                 slot.timed = false;
-                self.timed -= 1;
+                self.domains[slot.domain].timed -= 1;
             }
             let dom = &self.domains[slot.domain];
             let _who = wake::Stepping::new(wake::owner(self.id, c));
@@ -952,13 +960,13 @@ impl Scheduler {
                 Wake::IdleFor(n) => {
                     slot.sleep_until = e + 1;
                     slot.timed = true;
-                    self.timed += 1;
+                    dom.timed += 1;
                     dom.request(e + n, c);
                 }
                 Wake::Busy(n) => {
                     slot.sleep_until = e + 1 + n;
                     slot.timed = true;
-                    self.timed += 1;
+                    dom.timed += 1;
                     dom.request(e + 1 + n, c);
                 }
             }
@@ -978,6 +986,7 @@ impl Scheduler {
             return Err(self.fail(e));
         }
         // The instant is complete: every clock is past it.
+        let prev = self.now;
         self.now = now;
         self.instants += 1;
         let before = self.domains[0].next;
@@ -996,17 +1005,7 @@ impl Scheduler {
         if self.table.is_some() {
             self.trace_instant(now)?;
         }
-        // The watchdog counts primary cycles in which nothing moved; a component asleep until a
-        // known edge is moving on.
-        self.moved_since_primary |= moved || self.timed > 0;
-        if crossed > 0 {
-            if self.moved_since_primary {
-                self.idle_primary = 0;
-            } else {
-                self.idle_primary += crossed;
-            }
-            self.moved_since_primary = false;
-        }
+        self.count_idle_cycles(prev, now, before, moved);
         // An interrupt is honoured at a primary cycle boundary, so "stopped at cycle N" is exact.
         if crossed > 0 && self.interrupt.load(Ordering::Relaxed) {
             let e = SimError::Interrupted {
@@ -1016,6 +1015,61 @@ impl Scheduler {
             return Err(self.fail(e));
         }
         Ok(moved)
+    }
+
+    /// The watchdog counts the primary cycles in which nothing moved, exactly as if every
+    /// component had been stepped at every edge: a primary cycle moved if a step in it moved, or
+    /// if a component asleep until a definite edge had an edge in it (stepped, it would have
+    /// moved there). `first` is the first primary edge this instant crossed, `prev` the last
+    /// instant.
+    fn count_idle_cycles(&mut self, prev: Picos, now: Picos, first: u64, moved: bool) {
+        // Whether a timed sleeper of some clock stood for a moving step at an edge in (a, b].
+        let asleep_moving = |doms: &[Domain], a: Picos, b: Picos| {
+            doms.iter().any(|d| {
+                if d.timed_before == 0 {
+                    return false;
+                }
+                let t = d.clock.edge_time(d.clock.first_edge_after(a.max(prev)));
+                t <= b && (t < now || d.timed > 0)
+            })
+        };
+        let p = self.domains[0].clock;
+        let end = self.domains[0].next; // primary edges first..end crossed
+        if end == first {
+            self.moved_since_primary |= moved || asleep_moving(&self.domains, prev, now);
+            return;
+        }
+        let any_timed = self.domains.iter().any(|d| d.timed_before > 0);
+        let interval_moved = |k: u64, doms: &[Domain], carried: bool| {
+            let a = if k == 0 { 0 } else { p.edge_time(k - 1) };
+            let b = p.edge_time(k);
+            (b == now && moved) || (k == first && carried) || asleep_moving(doms, a, b)
+        };
+        // Trailing primary cycles in which nothing moved.
+        let (mut k, mut idle) = (end - 1, 0u64);
+        let all_idle = loop {
+            if interval_moved(k, &self.domains, self.moved_since_primary) {
+                break false;
+            }
+            idle += 1;
+            if k == first {
+                break true;
+            }
+            k -= 1;
+            if !any_timed && k > first {
+                // Nothing asleep moving and no step before `now`: idle down to `first`.
+                idle += k - first;
+                k = first;
+            }
+        };
+        self.idle_primary = if all_idle {
+            self.idle_primary + idle
+        } else {
+            idle
+        };
+        // What happened after the last primary edge belongs to the next primary cycle.
+        let last = p.edge_time(end - 1);
+        self.moved_since_primary = last < now && (moved || asleep_moving(&self.domains, last, now));
     }
 
     /// The time of the next instant: the earliest edge at which a component is due (any edge,

@@ -93,3 +93,90 @@ pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> La
     );
     run
 }
+
+/// Runs `l` twice, event-driven and with every component stepped at every edge, each with a
+/// VCD of one PE and the ifmap GIN (the rest untraced, so they sleep in the event-driven run),
+/// and asserts the same core cycles, every statistic (counts, cycle accounts, PE cycles,
+/// energy), the same ofmap, equal to the reference, and byte-identical VCDs. `order` steps the
+/// event-driven run's components in that order. Returns the event-driven run.
+#[allow(dead_code)] // not every test binary that includes `common` uses it
+pub fn event_driven_equals_every_edge(
+    hw: &HwConfig,
+    l: &ConvLayer,
+    m: &Mapping,
+    seed: u64,
+    order: rowsim_kernel::StepOrder,
+) -> LayerRun {
+    use rowsim_chip::{LayerSim, LayerStats};
+    use rowsim_kernel::TraceConfig;
+    let fmt = Formats::DEFAULT;
+    let (x, w) = (
+        synthetic_ifmap(l, seed, fmt),
+        synthetic_weights(l, seed, fmt),
+    );
+    let dir = std::env::temp_dir().join(format!("rowsim-event-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A PE in the middle of the array's used part, and the ifmap GIN.
+    let pe = "top.chip.pe_array.pe_r1_c1";
+    let mut out = Vec::new();
+    for every_edge in [false, true] {
+        let vcd = dir.join(format!(
+            "{}_{}.vcd",
+            l.name.replace(':', "_"),
+            if every_edge { "every_edge" } else { "event" }
+        ));
+        let opts = RunOptions {
+            mac: fmt.mac(),
+            every_edge,
+            trace: Some(TraceConfig {
+                vcd: vcd.clone(),
+                scopes: vec![pe.into(), "top.chip.noc.gin_ifmap".into()],
+                window: None,
+            }),
+            ..Default::default()
+        };
+        let mut sim = LayerSim::new(hw, l, m, &x, &w, &opts).unwrap();
+        if !every_edge {
+            sim.scheduler_mut().set_order(order);
+        }
+        while sim.run_for(1 << 14).unwrap() {}
+        let run = sim.finish().unwrap();
+        let stats = LayerStats::new(hw, l, seed, &run, x.zero_fraction(), true);
+        let bytes = std::fs::read(&vcd).unwrap();
+        std::fs::remove_file(&vcd).ok();
+        out.push((run, serde_json::to_string_pretty(&stats).unwrap(), bytes));
+    }
+    let (every, ev) = (out.pop().unwrap(), out.pop().unwrap());
+    let (want, _) = reference_conv(l, &x, &w, fmt.mac(), hw.datapath.relu).unwrap();
+    assert!(
+        ev.0.ofmap == want,
+        "{}: the ofmap differs from the reference",
+        l.name
+    );
+    assert!(ev.0.ofmap == every.0.ofmap, "{}: the ofmaps differ", l.name);
+    assert_eq!(
+        ev.0.core_cycles, every.0.core_cycles,
+        "{}: core cycles",
+        l.name
+    );
+    assert_eq!(
+        ev.0.link_cycles, every.0.link_cycles,
+        "{}: link cycles",
+        l.name
+    );
+    assert_eq!(ev.0.counts, every.0.counts, "{}: counts", l.name);
+    assert_eq!(
+        ev.0.controller, every.0.controller,
+        "{}: controller",
+        l.name
+    );
+    assert_eq!(ev.0.pe_cycles, every.0.pe_cycles, "{}: PE cycles", l.name);
+    assert_eq!(ev.1, every.1, "{}: the statistics differ", l.name);
+    assert!(
+        ev.2.len() > 1000 && ev.2.windows(9).any(|w| w == b"mac_valid"),
+        "{}: the VCD does not hold the PE's signals",
+        l.name
+    );
+    assert!(ev.2 == every.2, "{}: the VCDs differ", l.name);
+    ev.0
+}
