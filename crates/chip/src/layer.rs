@@ -844,6 +844,8 @@ pub struct CheckedRun {
     pub reference: Tensor,
     /// Whether the chip's ofmap equals it bit for bit.
     pub verified: bool,
+    /// The wall-clock times of the emulation and of the reference.
+    pub host: crate::stats::Host,
 }
 
 impl CheckedRun {
@@ -876,14 +878,20 @@ pub fn run_checked(
     weights: &Tensor,
     opts: &RunOptions,
 ) -> Result<CheckedRun, ChipError> {
+    let t = std::time::Instant::now();
     let run = run_layer(hw, layer, mapping, ifmap, weights, opts)?;
+    let emulation_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
     let (reference, _) =
         rowsim_workload::reference_conv(layer, ifmap, weights, opts.mac, hw.datapath.relu)
             .map_err(ChipError::Setup)?;
+    let reference_s = t.elapsed().as_secs_f64();
     let verified = run.ofmap == reference;
+    let host = crate::stats::Host::new(emulation_s, reference_s, run.core_cycles);
     Ok(CheckedRun {
         run,
         reference,
         verified,
+        host,
     })
 }

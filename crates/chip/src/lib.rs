@@ -27,4 +27,4 @@ pub use layer::{
 };
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
 pub use rowsim_mapper::Phase;
-pub use stats::{BetweenPasses, Cycles, LayerStats, PeCycles, PeUtilization};
+pub use stats::{BetweenPasses, Cycles, Host, LayerStats, PeCycles, PeUtilization};

@@ -159,6 +159,35 @@ pub struct LayerStats {
     pub pe_utilization: Vec<PeUtilization>,
     pub energy: Energy,
     pub verified: bool,
+    /// How fast this machine emulated the layer (`rowsim run` only: wall-clock times differ
+    /// from run to run, so sweeps and snapshots leave them out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Host>,
+}
+
+/// Wall-clock figures of one layer's run, measured in the same process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// Seconds the emulation took (building the chip, running it, reading the ofmap back).
+    pub emulation_s: f64,
+    /// Seconds the reference convolution of the same layer took.
+    pub reference_s: f64,
+    /// Core cycles emulated per second.
+    pub core_cycles_per_s: f64,
+    /// `emulation_s / reference_s`.
+    pub emulation_over_reference: f64,
+}
+
+impl Host {
+    pub fn new(emulation_s: f64, reference_s: f64, core_cycles: u64) -> Self {
+        let per = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        Host {
+            emulation_s,
+            reference_s,
+            core_cycles_per_s: per(core_cycles as f64, emulation_s),
+            emulation_over_reference: per(emulation_s, reference_s),
+        }
+    }
 }
 
 impl LayerStats {
@@ -260,6 +289,7 @@ impl LayerStats {
             dram_bytes: DramBytes { read, write },
             pe_cycles: None,
             pe_utilization: Vec::new(),
+            host: None,
             array: Some([hw.array.rows, hw.array.cols]),
             energy: c.energy(hw),
             verified: false,

@@ -230,6 +230,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             Err(e) => bail!("{}: {e}", layer.name),
         };
         let verified = checked.verified;
+        let host = checked.host;
         if let Some((idx, got, want)) = checked.first_difference() {
             failed = true;
             eprintln!(
@@ -247,6 +248,15 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             Some(_) => "pinned".into(),
             None => a.layer.objective.name().into(),
         };
+        stats.host = Some(host);
+        eprintln!(
+            "host: {} core cycles emulated in {:.2} s ({:.0} core cycles/s); the reference convolution took {:.3} s ({:.1}x)",
+            out.core_cycles,
+            host.emulation_s,
+            host.core_cycles_per_s,
+            host.reference_s,
+            host.emulation_over_reference
+        );
         print!("{}", stats.summary());
         if let Some(t) = &trace {
             eprintln!(
