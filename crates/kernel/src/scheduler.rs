@@ -359,6 +359,13 @@ struct Domain {
     timed_before: usize,
 }
 
+/// Asks for a step of `slot` (number `c`, a member of `dom`) at `edge`.
+#[inline]
+fn ask(slot: &mut Slot, c: usize, dom: &mut Domain, edge: u64) {
+    slot.asked = edge;
+    dom.request(edge, c);
+}
+
 impl Domain {
     fn request(&mut self, edge: u64, slot: usize) {
         let edge = edge.max(self.next);
@@ -382,12 +389,12 @@ impl Domain {
             self.far.pop();
             self.wheel[(e.max(self.next) % WHEEL) as usize].push((e.max(self.next), slot));
         }
+        // Bucket `e % WHEEL` holds requests for edge `e` only: every request lies in
+        // `next .. next + WHEEL` when it is made, and `next` only grows (a run stepped at every
+        // edge makes none: `Scheduler::set_every_edge` empties the wheels).
         for k in 0..WHEEL {
             let e = self.next + k;
-            if self.wheel[(e % WHEEL) as usize]
-                .iter()
-                .any(|&(x, _)| x == e)
-            {
+            if !self.wheel[(e % WHEEL) as usize].is_empty() {
                 return Some(e);
             }
         }
@@ -397,16 +404,15 @@ impl Domain {
     /// Moves the requests for edge `e` into `due`.
     fn take(&mut self, e: u64, due: &mut Vec<(usize, u64)>) {
         let bucket = &mut self.wheel[(e % WHEEL) as usize];
-        let before = bucket.len();
-        bucket.retain(|&(x, slot)| {
-            if x == e {
-                due.push((slot as usize, e));
-                false
-            } else {
-                true
-            }
-        });
-        self.queued -= before - bucket.len();
+        debug_assert!(bucket.iter().all(|&(x, _)| x == e));
+        self.queued -= bucket.len();
+        due.extend(bucket.drain(..).map(|(_, slot)| (slot as usize, e)));
+    }
+
+    fn clear(&mut self) {
+        self.wheel.iter_mut().for_each(Vec::clear);
+        self.far.clear();
+        self.queued = 0;
     }
 }
 
@@ -422,6 +428,8 @@ struct Slot {
     timed: bool,
     /// Some of its signals are traced: it is stepped at every edge.
     traced: bool,
+    /// The last edge a step was requested for (a second request for it is dropped).
+    asked: u64,
 }
 
 /// Steps components on the edges of their clocks, on one picosecond timebase.
@@ -533,9 +541,12 @@ impl Scheduler {
             sleep_until: dom.next,
             timed: false,
             traced: false,
+            asked: dom.next,
         });
         dom.members.push(id);
-        dom.request(dom.next, id);
+        if !self.every_edge {
+            dom.request(dom.next, id);
+        }
         ComponentId(id)
     }
 
@@ -548,10 +559,18 @@ impl Scheduler {
             for (c, slot) in self.slots.iter_mut().enumerate() {
                 let dom = &mut self.domains[slot.domain];
                 slot.sleep_until = dom.next;
-                dom.request(dom.next, c);
+                let next = dom.next;
+                ask(slot, c, dom, next);
             }
         } else if every_edge {
             self.settle();
+            for slot in &mut self.slots {
+                slot.timed = false;
+            }
+            for d in &mut self.domains {
+                d.clear();
+                d.timed = 0;
+            }
         }
         self.every_edge = every_edge;
     }
@@ -649,7 +668,10 @@ impl Scheduler {
                 let dom = &mut self.domains[slot.domain];
                 dom.traced.push(c);
                 slot.sleep_until = dom.next;
-                dom.request(dom.next, c);
+                if !self.every_edge {
+                    let next = dom.next;
+                    ask(slot, c, dom, next);
+                }
             }
         }
         Ok(table)
@@ -768,7 +790,10 @@ impl Scheduler {
         let slot = &mut self.slots[id.0];
         let dom = &mut self.domains[slot.domain];
         slot.sleep_until = dom.next;
-        dom.request(dom.next, id.0);
+        if !self.every_edge {
+            let next = dom.next;
+            ask(slot, id.0, dom, next);
+        }
         (*slot.component).as_any_mut().downcast_mut()
     }
 
@@ -802,13 +827,14 @@ impl Scheduler {
 
     /// Takes the wake-ups links posted for this scheduler's components.
     fn collect_posts(&mut self) {
-        let (slots, domains) = (&self.slots, &mut self.domains);
+        let (slots, domains) = (&mut self.slots, &mut self.domains);
         wake::collect(self.id, |c, edge| {
-            let Some(slot) = slots.get(c) else {
+            let Some(slot) = slots.get_mut(c) else {
                 return;
             };
-            if edge >= slot.done && edge >= slot.sleep_until {
-                domains[slot.domain].request(edge, c);
+            if edge >= slot.done && edge >= slot.sleep_until && edge != slot.asked {
+                let dom = &mut domains[slot.domain];
+                ask(slot, c, dom, edge);
             }
         });
     }
@@ -954,20 +980,20 @@ impl Scheduler {
             match wake {
                 Wake::Next | Wake::IdleFor(0 | 1) | Wake::Busy(0) => {
                     slot.sleep_until = e + 1;
-                    dom.request(e + 1, c);
+                    ask(slot, c, dom, e + 1);
                 }
                 Wake::Idle => slot.sleep_until = e + 1,
                 Wake::IdleFor(n) => {
                     slot.sleep_until = e + 1;
                     slot.timed = true;
                     dom.timed += 1;
-                    dom.request(e + n, c);
+                    ask(slot, c, dom, e + n);
                 }
                 Wake::Busy(n) => {
                     slot.sleep_until = e + 1 + n;
                     slot.timed = true;
                     dom.timed += 1;
-                    dom.request(e + 1 + n, c);
+                    ask(slot, c, dom, e + 1 + n);
                 }
             }
         }

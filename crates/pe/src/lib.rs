@@ -778,11 +778,60 @@ impl Pe {
             let m = self.mul_stage(r, prim);
             self.add_stage(m, prim);
         }
-        while self.state == PeState::Compute {
+        // A group of MACs started part way (woken in the middle of one): one at a time.
+        while self.state == PeState::Compute && self.op_f != 0 {
             self.issue_mac(prim);
             if let Some(r) = self.rd.take() {
                 let m = self.mul_stage(r, prim);
                 self.add_stage(m, prim);
+            }
+        }
+        // Whole groups: the `p` MACs of one (s, c) share an ifmap value, read once.
+        let p = prim.p as usize;
+        while self.state == PeState::Compute {
+            if self.op == 0 {
+                self.rd_col = (self.window_start(prim) % self.cols as u64) as u32;
+            }
+            let a = (self.rd_col * prim.q + self.op_c) as usize;
+            let x = self.ifmap_spad[a];
+            let zero = (self.zero_buffer >> a) & 1 == 1;
+            self.held_ifmap = x;
+            self.held_zero = zero;
+            self.counters.ifmap_spad_reads += 1;
+            let base = self.op as usize;
+            if prim.zero_gating && zero {
+                self.counters.macs_gated += p as u64;
+            } else {
+                let weights = &self.filter_spad[base..base + p];
+                let psums = &mut self.psum_spad[..p];
+                let ov = &mut self.counters.overflows;
+                let mut product = self.mac_product;
+                for (acc, &wt) in psums.iter_mut().zip(weights) {
+                    product = mac::product(wt, x, prim.mac, ov);
+                    *acc = mac::add(*acc, product, prim.mac, ov);
+                }
+                self.mac_a = weights[p - 1];
+                self.mac_b = x;
+                self.mac_product = product;
+                let c = &mut self.counters;
+                c.macs += p as u64;
+                c.filter_spad_reads += p as u64;
+                c.psum_spad_reads += p as u64;
+                c.psum_spad_writes += p as u64;
+            }
+            self.op += prim.p;
+            self.op_c += 1;
+            if self.op_c == prim.q {
+                self.op_c = 0;
+                self.rd_col += 1;
+                if self.rd_col == self.cols {
+                    self.rd_col = 0;
+                }
+            }
+            if self.op == self.ops {
+                self.op = 0;
+                self.state = PeState::Drain;
+                self.drain_f = 0;
             }
         }
         self.counters.active_cycles += edges;
