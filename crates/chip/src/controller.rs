@@ -54,7 +54,7 @@ use rowsim_dram::DramCmd;
 use rowsim_glb::{DataType, GlbLayout};
 use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
-    TraceFrame,
+    TraceFrame, Wake,
 };
 use rowsim_mapper::{Mapping, Problem};
 use rowsim_noc::GinMask;
@@ -983,6 +983,20 @@ impl Component for TopController {
             moved |= o.send(cx);
         }
         Ok(Activity::from_moved(moved))
+    }
+
+    /// An idle step (waiting for a sequencer, a load or a credit) repeats until a done or a
+    /// credit arrives; its cycle goes to the same account.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
+    }
+
+    fn settle(&mut self, _last: &StepCtx, edges: u64) {
+        if self.passes_issued > self.passes_done {
+            self.processing_cycles += edges;
+        } else {
+            self.wait_cycles[self.wait as usize] += edges;
+        }
     }
 
     fn holds_work(&self) -> bool {

@@ -3,7 +3,7 @@
 //! into one.
 
 use crate::link::{LinkRx, LinkTx};
-use crate::scheduler::{Activity, Component, Fault, StepCtx};
+use crate::scheduler::{Activity, Component, Fault, StepCtx, Wake};
 
 /// Sends `items` in order, up to `per_cycle` a cycle while the link has credit.
 pub struct Feeder<T> {
@@ -59,6 +59,11 @@ impl<T: Copy + Send + 'static> Component for Feeder<T> {
     fn holds_work(&self) -> bool {
         self.next < self.items.len()
     }
+
+    /// An idle step waits for an arrival or a credit.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
+    }
 }
 
 /// Takes up to `per_cycle` arrivals a cycle and records them with the cycle they were taken.
@@ -110,6 +115,11 @@ impl<T: Send + 'static> Component for Collector<T> {
     fn holds_work(&self) -> bool {
         self.input.in_flight() > 0
     }
+
+    /// An idle step waits for an arrival or a credit.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
+    }
 }
 
 /// Merges several links into one, taking from the inputs round robin, one item a cycle.
@@ -156,5 +166,10 @@ impl<T: Send + 'static> Component for Merge<T> {
 
     fn holds_work(&self) -> bool {
         self.inputs.iter().any(|i| i.in_flight() > 0)
+    }
+
+    /// An idle step waits for an arrival or a credit.
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        Wake::after(did)
     }
 }

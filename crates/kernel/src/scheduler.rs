@@ -1115,6 +1115,19 @@ impl Scheduler {
         if t == Picos::MAX {
             t = p.next_time;
         }
+        // Stepping every edge, a run ends at the first primary edge at which a cycle has passed
+        // with nothing moving while nobody holds work; a jump must not pass it. (Nothing changes
+        // in the edges jumped over, so whether anybody holds work is known now.)
+        if t > p.next_time && self.domains.iter().all(|d| d.timed == 0) {
+            let first_idle = if self.moved_since_primary {
+                p.clock.edge_time(p.next + 1)
+            } else {
+                p.next_time
+            };
+            if first_idle < t && !self.any_holds_work() {
+                t = first_idle;
+            }
+        }
         let cap = if limit > p.next {
             p.clock.edge_time(limit - 1)
         } else {

@@ -147,6 +147,27 @@ pub fn event_driven_equals_every_edge(
         out.push((run, serde_json::to_string_pretty(&stats).unwrap(), bytes));
     }
     let (every, ev) = (out.pop().unwrap(), out.pop().unwrap());
+    // Untraced, everything sleeps that can: the same statistics again.
+    let opts = RunOptions {
+        mac: fmt.mac(),
+        ..Default::default()
+    };
+    let mut sim = LayerSim::new(hw, l, m, &x, &w, &opts).unwrap();
+    sim.scheduler_mut().set_order(order);
+    while sim.run_for(1 << 14).unwrap() {}
+    let quiet = sim.finish().unwrap();
+    let quiet_stats = LayerStats::new(hw, l, seed, &quiet, x.zero_fraction(), true);
+    assert_eq!(
+        serde_json::to_string_pretty(&quiet_stats).unwrap(),
+        every.1,
+        "{}: untraced, the statistics differ",
+        l.name
+    );
+    assert!(
+        quiet.ofmap == every.0.ofmap,
+        "{}: untraced, the ofmaps differ",
+        l.name
+    );
     let (want, _) = reference_conv(l, &x, &w, fmt.mac(), hw.datapath.relu).unwrap();
     assert!(
         ev.0.ofmap == want,
