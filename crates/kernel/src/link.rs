@@ -394,12 +394,16 @@ impl<T> LinkRx<T> {
 
     #[inline]
     fn drain(&mut self) {
-        if self.published.messages.load(Ordering::Acquire) == self.drained {
-            return;
-        }
-        while let Ok(env) = self.data.try_recv() {
-            self.queue.push_back(env);
-            self.drained += 1;
+        // Exactly the messages published so far: no channel call that finds it empty.
+        let sent = self.published.messages.load(Ordering::Acquire);
+        while self.drained < sent {
+            match self.data.try_recv() {
+                Ok(env) => {
+                    self.queue.push_back(env);
+                    self.drained += 1;
+                }
+                Err(_) => break,
+            }
         }
     }
 
