@@ -61,6 +61,20 @@ pub fn read(path: &Path) -> Result<Waves, String> {
     Ok(out)
 }
 
+/// The same waves with any `[msb:lsb]` left on a signal's name dropped (an FST keeps a
+/// vector's range in its name, as vcd2fst writes it; a VCD keeps it apart).
+pub fn without_ranges(w: Waves) -> Waves {
+    let strip = |n: String| match n.rfind('[') {
+        Some(i) if n.ends_with(']') => n[..i].to_string(),
+        _ => n,
+    };
+    Waves {
+        signals: w.signals.into_iter().map(|(k, v)| (strip(k), v)).collect(),
+        widths: w.widths.into_iter().map(|(k, v)| (strip(k), v)).collect(),
+        end: w.end,
+    }
+}
+
 impl Waves {
     /// The value `signal` holds at time `t`: its last change at or before `t`.
     pub fn value_at(&self, signal: &str, t: u64) -> Option<u64> {

@@ -87,3 +87,35 @@ fn the_comparison_reports_the_first_difference() {
         "{d}"
     );
 }
+
+/// The same run traced to FST (`*.fst`, through fst-writer) and to VCD holds the same signals,
+/// widths and value changes, read back by wellen, and ends at the same time.
+#[test]
+fn an_fst_holds_the_same_value_changes_as_the_vcd() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fst");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut waves_of = Vec::new();
+    for ext in ["vcd", "fst"] {
+        let path = dir.join(format!("clock_crossing.{ext}"));
+        let mut p = clock_crossing_pipeline(PipelineSpec {
+            words: 8,
+            ..Default::default()
+        })
+        .unwrap();
+        p.sched
+            .trace_to(&TraceConfig {
+                vcd: path.clone(),
+                ..Default::default()
+            })
+            .unwrap();
+        p.sched.run().unwrap();
+        p.sched.finish_trace().unwrap();
+        waves_of.push(waves::without_ranges(waves::read(&path).unwrap()));
+    }
+    let (vcd, fst) = (&waves_of[0], &waves_of[1]);
+    assert!(vcd.signals.len() > 10);
+    assert_eq!(vcd.widths, fst.widths);
+    assert_eq!(first_difference(vcd, fst), None);
+    assert_eq!(vcd.signals, fst.signals);
+    assert_eq!(vcd.end, fst.end);
+}

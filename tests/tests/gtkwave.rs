@@ -66,75 +66,110 @@ fn gtkwave_opens_every_golden_trace_with_its_save_file() {
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gtkwave");
     std::fs::create_dir_all(&scratch).unwrap();
     for gtkw in traces {
-        let name = gtkw.file_stem().unwrap().to_string_lossy().to_string();
-        let report = scratch.join(format!("{name}.txt"));
-        let (output, report) = open_in_gtkwave(&gtkw, &report);
-        let report = report.unwrap_or_else(|| {
-            panic!(
-                "{}: GTKWave did not run the script:\n{output}",
-                gtkw.display()
-            )
-        });
-        let lower = output.to_lowercase();
-        for bad in [
-            "error",
-            "malformed",
-            "cannot",
-            "could not",
-            "unable",
-            "warning",
-        ] {
-            assert!(
-                !lower.contains(bad),
-                "{}: GTKWave said `{bad}`:\n{output}",
-                gtkw.display()
-            );
-        }
         let vcd = gtkw.with_extension("vcd");
-        let w = waves::read(&vcd).unwrap();
-        let field = |k: &str| {
-            report
-                .lines()
-                .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
-                .unwrap_or_else(|| panic!("no `{k}` in the report:\n{report}"))
-        };
-        assert!(field("dumpfile").ends_with(vcd.file_name().unwrap().to_str().unwrap()));
-        assert_eq!(field("maxtime"), w.end.to_string(), "{}", gtkw.display());
-        // Every signal of the VCD is a facility, with the same name and width.
-        let facs: std::collections::BTreeSet<String> = report
-            .lines()
-            .filter_map(|l| l.strip_prefix("fac "))
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            field("facilities"),
-            w.signals.len().to_string(),
-            "{}",
+        check_in_gtkwave(&gtkw, &vcd, &scratch);
+    }
+}
+
+/// Opens `gtkw` (whose dump file is `dump`, VCD or FST) in GTKWave and checks that it loaded
+/// every signal of the dump, every trace of the save file and the dump's end time, with nothing
+/// on its output that reads like an error.
+fn check_in_gtkwave(gtkw: &Path, dump: &Path, scratch: &Path) {
+    let name = gtkw.file_stem().unwrap().to_string_lossy().to_string();
+    let report = scratch.join(format!("{name}.txt"));
+    let (output, report) = open_in_gtkwave(gtkw, &report);
+    let report = report.unwrap_or_else(|| {
+        panic!(
+            "{}: GTKWave did not run the script:\n{output}",
             gtkw.display()
-        );
-        for (sig, width) in &w.widths {
-            let want = if *width > 1 {
-                format!("{sig}[{}:0]", width - 1)
-            } else {
-                sig.clone()
-            };
-            assert!(
-                facs.contains(&want),
-                "{}: GTKWave lacks {want}",
-                gtkw.display()
-            );
-        }
-        // Every signal line of the save file became a trace (GTKWave drops ones it cannot find),
-        // and so did each group's two markers.
-        let save = std::fs::read_to_string(&gtkw).unwrap();
-        let signals = save.lines().filter(|l| l.starts_with("top.")).count();
-        let markers = save.lines().filter(|l| l.starts_with('-')).count();
-        assert!(signals > 0);
-        assert_eq!(
-            field("traces"),
-            (signals + markers).to_string(),
-            "{}: not every trace of the save file loaded",
+        )
+    });
+    let lower = output.to_lowercase();
+    for bad in [
+        "error",
+        "malformed",
+        "cannot",
+        "could not",
+        "unable",
+        "warning",
+    ] {
+        assert!(
+            !lower.contains(bad),
+            "{}: GTKWave said `{bad}`:\n{output}",
             gtkw.display()
         );
     }
+    let w = waves::without_ranges(waves::read(dump).unwrap());
+    let field = |k: &str| {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(k).map(|v| v.trim().to_string()))
+            .unwrap_or_else(|| panic!("no `{k}` in the report:\n{report}"))
+    };
+    assert!(field("dumpfile").ends_with(dump.file_name().unwrap().to_str().unwrap()));
+    assert_eq!(field("maxtime"), w.end.to_string(), "{}", gtkw.display());
+    // Every signal of the VCD is a facility, with the same name and width.
+    let facs: std::collections::BTreeSet<String> = report
+        .lines()
+        .filter_map(|l| l.strip_prefix("fac "))
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        field("facilities"),
+        w.signals.len().to_string(),
+        "{}",
+        gtkw.display()
+    );
+    for (sig, width) in &w.widths {
+        let want = if *width > 1 {
+            format!("{sig}[{}:0]", width - 1)
+        } else {
+            sig.clone()
+        };
+        assert!(
+            facs.contains(&want),
+            "{}: GTKWave lacks {want}",
+            gtkw.display()
+        );
+    }
+    // Every signal line of the save file became a trace (GTKWave drops ones it cannot find),
+    // and so did each group's two markers.
+    let save = std::fs::read_to_string(gtkw).unwrap();
+    let signals = save.lines().filter(|l| l.starts_with("top.")).count();
+    let markers = save.lines().filter(|l| l.starts_with('-')).count();
+    assert!(signals > 0);
+    assert_eq!(
+        field("traces"),
+        (signals + markers).to_string(),
+        "{}: not every trace of the save file loaded",
+        gtkw.display()
+    );
+}
+
+/// A trace written as FST (`*.fst`) opens in GTKWave with its save file just as a VCD does.
+#[test]
+#[ignore = "needs gtkwave and xvfb-run (Debian: gtkwave xvfb xauth); .ci/run installs them and runs the ignored tool tests"]
+fn gtkwave_opens_an_fst_trace_with_its_save_file() {
+    use rowsim_kernel::demo::{clock_crossing_pipeline, PipelineSpec};
+    assert!(
+        have("gtkwave") && have("xvfb-run"),
+        "this test needs gtkwave and xvfb-run (Debian: gtkwave xvfb xauth)"
+    );
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gtkwave_fst");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let fst = scratch.join("clock_crossing.fst");
+    let mut p = clock_crossing_pipeline(PipelineSpec {
+        words: 8,
+        ..Default::default()
+    })
+    .unwrap();
+    p.sched
+        .trace_to(&rowsim_kernel::TraceConfig {
+            vcd: fst.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+    p.sched.run().unwrap();
+    p.sched.finish_trace().unwrap();
+    check_in_gtkwave(&fst.with_extension("gtkw"), &fst, &scratch);
 }

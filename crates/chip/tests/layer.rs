@@ -275,3 +275,47 @@ fn event_driven_runs_equal_runs_stepped_at_every_edge() {
         common::event_driven_equals_every_edge(&ey, &l, &m, 9, order);
     }
 }
+
+/// A layer traced to FST holds the same value changes as its VCD, read back by wellen: every
+/// signal of a PE, the ifmap GIN and the GLB, over a whole tiny-network layer.
+#[test]
+fn a_layer_traced_to_fst_equals_its_vcd() {
+    use rowsim_chip::LayerSim;
+    use rowsim_kernel::TraceConfig;
+    use rowsim_tests::waves;
+    let hw = hw("tiny");
+    let l = tiny_net().remove(0);
+    let m = choose(&l, &hw).unwrap();
+    let fmt = Formats::DEFAULT;
+    let (x, w) = (synthetic_ifmap(&l, 4, fmt), synthetic_weights(&l, 4, fmt));
+    let dir = std::env::temp_dir().join(format!("rowsim-fst-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut got = Vec::new();
+    for ext in ["vcd", "fst"] {
+        let path = dir.join(format!("layer.{ext}"));
+        let opts = RunOptions {
+            mac: fmt.mac(),
+            trace: Some(TraceConfig {
+                vcd: path.clone(),
+                scopes: vec![
+                    "top.chip.pe_array.pe_r0_c0".into(),
+                    "top.chip.noc.gin_ifmap".into(),
+                    "top.chip.glb".into(),
+                ],
+                window: None,
+            }),
+            ..Default::default()
+        };
+        let mut sim = LayerSim::new(&hw, &l, &m, &x, &w, &opts).unwrap();
+        while sim.run_for(1 << 12).unwrap() {}
+        sim.finish().unwrap();
+        got.push(waves::without_ranges(waves::read(&path).unwrap()));
+    }
+    let (vcd, fst) = (&got[0], &got[1]);
+    assert!(vcd.signals.len() > 50, "{}", vcd.signals.len());
+    assert_eq!(vcd.widths, fst.widths);
+    assert_eq!(waves::first_difference(vcd, fst), None);
+    assert_eq!(vcd.signals, fst.signals);
+    assert_eq!(vcd.end, fst.end);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -89,9 +89,13 @@ enum DemoCmd {
 /// Tracing options, shared by every command that simulates.
 #[derive(Args, Clone, Debug)]
 pub struct TraceArgs {
-    /// Write a VCD here (and a GTKWave save file beside it, .gtkw).
+    /// Write a VCD here (and a GTKWave save file beside it, .gtkw). A path ending in .fst is
+    /// written as FST (compressed; GTKWave opens it with the same save file).
     #[arg(long)]
     pub vcd: Option<PathBuf>,
+    /// Write the trace as FST: the --vcd path with the extension .fst.
+    #[arg(long, requires = "vcd")]
+    pub fst: bool,
     /// Trace only scopes matching this glob (repeatable), e.g. 'top.chip.pe_array.pe_r0_*'.
     #[arg(long = "trace", value_name = "GLOB", requires = "vcd")]
     pub globs: Vec<String>,
@@ -120,8 +124,22 @@ fn parse_window(s: &str) -> Result<Range<u64>, String> {
     Ok(a..b)
 }
 
+impl TraceArgs {
+    /// `--fst`: the trace file is the `--vcd` path with the extension `.fst`.
+    fn resolve(&mut self) {
+        if self.fst {
+            self.vcd = self.vcd.take().map(|p| p.with_extension("fst"));
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    match &mut cli.command {
+        Command::Run(args) => args.trace.resolve(),
+        Command::Demo(DemoCmd::ClockCrossing { trace, .. }) => trace.resolve(),
+        _ => {}
+    }
     let result = match cli.command {
         Command::Config(ConfigCmd::Check { file }) => config_check(&file),
         Command::Map(args) => map::run(&args),

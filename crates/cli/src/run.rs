@@ -154,14 +154,15 @@ pub fn prepare(
     })
 }
 
-/// The VCD of one layer of several: `trace.vcd` -> `trace_conv1.vcd`.
+/// The trace of one layer of several: `trace.vcd` -> `trace_conv1.vcd` (`.fst` likewise).
 fn layer_vcd(vcd: &Path, layer: &ConvLayer, several: bool) -> PathBuf {
     if !several {
         return vcd.to_path_buf();
     }
     let short = layer.name.rsplit(':').next().unwrap_or("layer");
     let stem = vcd.file_stem().and_then(|s| s.to_str()).unwrap_or("trace");
-    vcd.with_file_name(format!("{stem}_{short}.vcd"))
+    let ext = vcd.extension().and_then(|e| e.to_str()).unwrap_or("vcd");
+    vcd.with_file_name(format!("{stem}_{short}.{ext}"))
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {

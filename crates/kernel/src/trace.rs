@@ -12,6 +12,9 @@
 //! - The file is byte-for-byte reproducible: no `$date`, changes within a timestamp sorted by
 //!   signal, timestamps in picoseconds (`$timescale 1ps`), `#<t>` before `$dumpvars`.
 //! - A GTKWave save file (`.gtkw`) is written beside the VCD, one group per component scope.
+//! - A trace file named `*.fst` is written as FST instead (through the `fst-writer` crate): the
+//!   same hierarchy, signals and value changes, compressed, for dumps that would be hundreds of
+//!   MB as VCD. GTKWave opens it with the same save file.
 
 use std::fmt;
 use std::fs::File;
@@ -19,6 +22,10 @@ use std::io::{self, BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use fst_writer::{
+    FstBodyWriter, FstFileType, FstHeaderWriter, FstInfo, FstScopeType, FstSignalId, FstSignalType,
+    FstVarDirection, FstVarType,
+};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use vcd::{IdCode, ReferenceIndex, SimulationCommand, TimescaleUnit, Value};
 
@@ -343,13 +350,81 @@ impl SignalTable {
     }
 }
 
-/// The VCD sink: writes the changes of a selection of the table's signals within a window.
-/// Created by the scheduler's `trace_to`.
+/// Where the changes go: a VCD, or an FST.
+enum Sink {
+    Vcd(vcd::Writer<BufWriter<File>>),
+    /// `None` once finished (an FST's header is completed when it is closed).
+    Fst(Option<Box<FstBodyWriter<BufWriter<File>>>>, Vec<u8>),
+}
+
+/// A signal's handle in the file.
+#[derive(Clone, Copy)]
+enum Code {
+    Vcd(IdCode),
+    Fst(FstSignalId),
+}
+
+impl Sink {
+    fn timestamp(&mut self, t: Picos) -> io::Result<()> {
+        match self {
+            Sink::Vcd(w) => w.timestamp(t),
+            Sink::Fst(Some(w), _) => w.time_change(t).map_err(fst_io),
+            Sink::Fst(None, _) => Ok(()),
+        }
+    }
+
+    fn begin_dumpvars(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Vcd(w) => w.begin(SimulationCommand::Dumpvars),
+            Sink::Fst(..) => Ok(()),
+        }
+    }
+
+    fn end_dumpvars(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Vcd(w) => w.end(),
+            Sink::Fst(..) => Ok(()),
+        }
+    }
+
+    fn value(&mut self, code: Code, width: u32, v: u64) -> io::Result<()> {
+        match (self, code) {
+            (Sink::Vcd(w), Code::Vcd(c)) => write_value(w, c, width, v),
+            (Sink::Fst(Some(w), bits), Code::Fst(id)) => {
+                bits.clear();
+                bits.extend((0..width).rev().map(|b| b'0' + ((v >> b) & 1) as u8));
+                w.signal_change(id, bits).map_err(fst_io)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Flushes; an FST is finished (its header completed) and takes no more changes.
+    fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Vcd(w) => w.flush(),
+            Sink::Fst(w, _) => match w.take() {
+                Some(w) => (*w).finish().map_err(fst_io)?.flush(),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
+fn fst_io(e: fst_writer::FstWriteError) -> io::Error {
+    match e {
+        fst_writer::FstWriteError::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// The trace sink: writes the changes of a selection of the table's signals within a window,
+/// as VCD or FST. Created by the scheduler's `trace_to`.
 pub struct Tracer {
     vcd_path: PathBuf,
-    writer: vcd::Writer<BufWriter<File>>,
-    /// The code of each table signal this file holds.
-    codes: Vec<Option<IdCode>>,
+    writer: Sink,
+    /// The handle of each table signal this file holds.
+    codes: Vec<Option<Code>>,
     widths: Vec<u32>,
     signals: usize,
     written: Vec<u64>,
@@ -388,11 +463,34 @@ impl Tracer {
         selected: &[usize],
     ) -> Result<Tracer, TraceError> {
         let path = cfg.vcd.clone();
-        let file = File::create(&path).map_err(io_err(&path))?;
-        let mut w = vcd::Writer::new(BufWriter::with_capacity(1 << 16, file));
         let decls: Vec<&Decl> = selected.iter().map(|&i| &table.decls[i]).collect();
-        let file_codes = write_header(&mut w, &decls).map_err(io_err(&path))?;
-        w.flush().map_err(io_err(&path))?;
+        let fst = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("fst"));
+        let (w, file_codes) = if fst {
+            let info = FstInfo {
+                start_time: 0,
+                timescale_exponent: -12,
+                version: concat!("rowsim ", env!("CARGO_PKG_VERSION")).into(),
+                date: String::new(),
+                file_type: FstFileType::Verilog,
+            };
+            let mut h = fst_writer::open_fst(&path, &info)
+                .map_err(fst_io)
+                .map_err(io_err(&path))?;
+            let ids = write_fst_header(&mut h, &decls)
+                .map_err(fst_io)
+                .map_err(io_err(&path))?;
+            let body = h.finish().map_err(fst_io).map_err(io_err(&path))?;
+            let codes: Vec<Code> = ids.into_iter().map(Code::Fst).collect();
+            (Sink::Fst(Some(Box::new(body)), Vec::with_capacity(64)), codes)
+        } else {
+            let file = File::create(&path).map_err(io_err(&path))?;
+            let mut w = vcd::Writer::new(BufWriter::with_capacity(1 << 16, file));
+            let codes = write_header(&mut w, &decls).map_err(io_err(&path))?;
+            w.flush().map_err(io_err(&path))?;
+            (Sink::Vcd(w), codes.into_iter().map(Code::Vcd).collect())
+        };
         let gtkw = path.with_extension("gtkw");
         write_gtkw(&gtkw, &path, &decls).map_err(io_err(&gtkw))?;
         let mut codes = vec![None; table.len()];
@@ -430,13 +528,13 @@ impl Tracer {
         self.last_instant = t;
         let r: io::Result<()> = (|| {
             self.writer.timestamp(t)?;
-            self.writer.begin(SimulationCommand::Dumpvars)?;
+            self.writer.begin_dumpvars()?;
             for (i, code) in self.codes.iter().enumerate() {
                 if let Some(code) = code {
-                    write_value(&mut self.writer, *code, self.widths[i], table.values[i])?;
+                    self.writer.value(*code, self.widths[i], table.values[i])?;
                 }
             }
-            self.writer.end()
+            self.writer.end_dumpvars()
         })();
         r.map_err(io_err(&self.vcd_path))?;
         self.written.copy_from_slice(&table.values);
@@ -471,8 +569,7 @@ impl Tracer {
                 r = self.writer.timestamp(t);
                 self.last_stamp = Some(t);
             }
-            r = r
-                .and_then(|_| write_value(&mut self.writer, code, self.widths[i], table.values[i]));
+            r = r.and_then(|_| self.writer.value(code, self.widths[i], table.values[i]));
             if r.is_err() {
                 break;
             }
@@ -500,7 +597,7 @@ impl Tracer {
             self.last_stamp = Some(self.last_instant);
         }
         self.phase = Phase::Closed;
-        self.writer.flush().map_err(io_err(&self.vcd_path))?;
+        self.writer.finish().map_err(io_err(&self.vcd_path))?;
         Ok(self.summary())
     }
 
@@ -555,10 +652,9 @@ struct ScopeNode {
     vars: Vec<usize>,
 }
 
-fn write_header<W: Write>(w: &mut vcd::Writer<W>, decls: &[&Decl]) -> io::Result<Vec<IdCode>> {
-    w.version(concat!("rowsim ", env!("CARGO_PKG_VERSION")))?;
-    w.timescale(1, TimescaleUnit::PS)?;
-    // The scope tree, children in order of first declaration.
+/// The scope tree of the declarations, children in order of first declaration; node 0 is the
+/// root (no name).
+fn scope_tree(decls: &[&Decl]) -> Vec<ScopeNode> {
     let mut nodes = vec![ScopeNode {
         name: String::new(),
         children: vec![],
@@ -588,6 +684,56 @@ fn write_header<W: Write>(w: &mut vcd::Writer<W>, decls: &[&Decl]) -> io::Result
         }
         nodes[at].vars.push(i);
     }
+    nodes
+}
+
+/// The FST hierarchy: the same scopes and signals as the VCD's.
+fn write_fst_header<W: Write + io::Seek>(
+    w: &mut FstHeaderWriter<W>,
+    decls: &[&Decl],
+) -> fst_writer::Result<Vec<FstSignalId>> {
+    fn walk<W: Write + io::Seek>(
+        w: &mut FstHeaderWriter<W>,
+        nodes: &[ScopeNode],
+        at: usize,
+        decls: &[&Decl],
+        ids: &mut [Option<FstSignalId>],
+    ) -> fst_writer::Result<()> {
+        for &v in &nodes[at].vars {
+            let d = &decls[v];
+            let name = if d.width > 1 {
+                format!("{}[{}:0]", d.name, d.width - 1)
+            } else {
+                d.name.clone()
+            };
+            ids[v] = Some(w.var(
+                name,
+                FstSignalType::bit_vec(d.width),
+                FstVarType::Wire,
+                FstVarDirection::Implicit,
+                None,
+            )?);
+        }
+        for &c in &nodes[at].children {
+            w.scope(&nodes[c].name, "", FstScopeType::Module)?;
+            walk(w, nodes, c, decls, ids)?;
+            w.up_scope()?;
+        }
+        Ok(())
+    }
+    let nodes = scope_tree(decls);
+    let mut ids = vec![None; decls.len()];
+    walk(w, &nodes, 0, decls, &mut ids)?;
+    Ok(ids
+        .into_iter()
+        .map(|i| i.expect("every signal declared"))
+        .collect())
+}
+
+fn write_header<W: Write>(w: &mut vcd::Writer<W>, decls: &[&Decl]) -> io::Result<Vec<IdCode>> {
+    w.version(concat!("rowsim ", env!("CARGO_PKG_VERSION")))?;
+    w.timescale(1, TimescaleUnit::PS)?;
+    let nodes = scope_tree(decls);
     let mut codes = vec![IdCode::FIRST; decls.len()];
     let mut next = IdCode::FIRST;
     fn walk<W: Write>(
