@@ -62,7 +62,7 @@ use rowsim_pe::Primitive;
 
 use crate::array::pass_primitive;
 use crate::plan::{ArrayPlan, LogicalPe};
-use rowsim_glb::sequencer::{GlbAddr, ReadItem, ReadJob, Src, WriteJob};
+use rowsim_glb::sequencer::{GlbAddr, ReadItem, ReadJob, Src, Tags, WriteJob};
 use rowsim_mapper::Phase;
 
 /// (group, filter block, channel block, pass).
@@ -241,7 +241,7 @@ impl Geometry {
                                 len,
                                 dtype: DataType::Filter,
                             },
-                            tags: vec![self.plan.filter_tag(tt, rr, i)],
+                            tags: Tags::One(self.plan.filter_tag(tt, rr, i)),
                         });
                     }
                 }
@@ -250,10 +250,10 @@ impl Geometry {
         // Ifmaps: image by image, column by column, every row of the band.
         let (lo, hi) = pb.band(m.e, eb);
         let band = (e_cur - 1) * pb.u + pb.r;
-        let tags: Vec<Vec<Vec<(u16, u16)>>> = (0..m.r)
+        let tags: Vec<Vec<Tags>> = (0..m.r)
             .map(|rr| {
                 (0..band)
-                    .map(|y| self.plan.ifmap_tags(rr, y, e_cur))
+                    .map(|y| Tags::from(self.plan.ifmap_tags(rr, y, e_cur)))
                     .collect()
             })
             .collect();
@@ -345,7 +345,7 @@ impl Geometry {
                                     len,
                                     dtype: DataType::Psum,
                                 },
-                                tags: vec![tag],
+                                tags: Tags::One(tag),
                             });
                             k += len as u64;
                         }
@@ -379,7 +379,7 @@ impl Geometry {
                                 len: 1,
                                 dtype: DataType::Psum,
                             },
-                            tags: vec![],
+                            tags: Tags::None,
                         });
                     }
                     let filter = r.g * pb.m + r.mb * m.m + mf;

@@ -64,7 +64,7 @@ fn written_values_read_back_as_beats_and_values() {
                 len: 1,
                 dtype: DataType::Ifmap,
             },
-            tags,
+            tags: tags.into(),
         }
     };
     rd.push([
@@ -72,7 +72,7 @@ fn written_values_read_back_as_beats_and_values() {
         glb_item(1, vec![(0, 2)]),
         ReadItem {
             src: Src::Zeros(1),
-            tags: vec![(1, 1)],
+            tags: vec![(1, 1)].into(),
         },
         glb_item(2, vec![(0, 3)]),
     ]);
@@ -193,7 +193,7 @@ fn sequencers_report_each_job_done_after_its_last_beat_or_write() {
     );
     let zero = |tag: u16| ReadItem {
         src: Src::Zeros(1),
-        tags: vec![(0, tag)],
+        tags: vec![(0, tag)].into(),
     };
     let jobs = vec![
         ReadJob {

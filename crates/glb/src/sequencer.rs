@@ -12,6 +12,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use std::sync::Arc;
+
 use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, Port, StepCtx, Wake};
 use rowsim_types::{Beat, GonBeat};
 
@@ -32,12 +34,52 @@ pub enum Src {
     Zeros(u8),
 }
 
+/// The (row, column) tags of a chunk's beats: one beat per tag. No allocation per item: a
+/// single tag is held inline, several are shared (every item of an ifmap row carries the same
+/// list, made once).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Tags {
+    /// Value mode: no beats.
+    #[default]
+    None,
+    One((u16, u16)),
+    Shared(Arc<[(u16, u16)]>),
+}
+
+impl Tags {
+    pub fn as_slice(&self) -> &[(u16, u16)] {
+        match self {
+            Tags::None => &[],
+            Tags::One(t) => std::slice::from_ref(t),
+            Tags::Shared(v) => v,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+}
+
+impl From<Vec<(u16, u16)>> for Tags {
+    fn from(v: Vec<(u16, u16)>) -> Self {
+        match v.as_slice() {
+            [] => Tags::None,
+            [t] => Tags::One(*t),
+            _ => Tags::Shared(v.into()),
+        }
+    }
+}
+
 /// One chunk to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadItem {
     pub src: Src,
-    /// One beat per tag; empty in value mode.
-    pub tags: Vec<(u16, u16)>,
+    /// One beat per tag; none in value mode.
+    pub tags: Tags,
 }
 
 /// A reader's job: items, sent in order.
@@ -126,7 +168,7 @@ pub enum ReadOut {
 struct Chunk {
     words: [i16; 4],
     len: u8,
-    tags: Vec<(u16, u16)>,
+    tags: Tags,
     next_tag: usize,
     next_word: usize,
 }
@@ -194,7 +236,7 @@ impl Component for GlbReader {
         if let Some(c) = self.ready.front_mut() {
             let sent = match &mut self.out {
                 ReadOut::Beats(tx) => {
-                    let (r, col) = c.tags[c.next_tag];
+                    let (r, col) = c.tags.as_slice()[c.next_tag];
                     let b = Beat::new(r, col, &c.words[..c.len as usize]);
                     if tx.try_send(cx, b).is_ok() {
                         c.next_tag += 1;
@@ -488,22 +530,21 @@ impl Component for GlbWriter {
                 }
                 WriteIn::Gon(rx) => {
                     if let Some(b) = rx.try_recv(cx) {
-                        let q = self.streams.get_mut(&(b.bus, b.pe)).ok_or_else(|| {
-                            format!(
-                                "{}: psums from PE ({}, {}), which has no stream",
-                                self.name, b.bus, b.pe
-                            )
-                        })?;
-                        let mut addrs = Vec::with_capacity(b.len as usize);
-                        for _ in 0..b.len {
-                            addrs.push(q.pop_front().ok_or_else(|| {
+                        // Word by word, with no allocation: each word's address from the
+                        // PE's stream, then into the gather register.
+                        for &v in &b.words[..b.len as usize] {
+                            let q = self.streams.get_mut(&(b.bus, b.pe)).ok_or_else(|| {
+                                format!(
+                                    "{}: psums from PE ({}, {}), which has no stream",
+                                    self.name, b.bus, b.pe
+                                )
+                            })?;
+                            let a = q.pop_front().ok_or_else(|| {
                                 format!(
                                     "{}: PE ({}, {}) sent more psums than expected",
                                     self.name, b.bus, b.pe
                                 )
-                            })?);
-                        }
-                        for (a, &v) in addrs.into_iter().zip(&b.words[..b.len as usize]) {
+                            })?;
                             self.put(a, v);
                         }
                         self.jobs.finished += b.len as u64;

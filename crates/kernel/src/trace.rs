@@ -483,7 +483,10 @@ impl Tracer {
                 .map_err(io_err(&path))?;
             let body = h.finish().map_err(fst_io).map_err(io_err(&path))?;
             let codes: Vec<Code> = ids.into_iter().map(Code::Fst).collect();
-            (Sink::Fst(Some(Box::new(body)), Vec::with_capacity(64)), codes)
+            (
+                Sink::Fst(Some(Box::new(body)), Vec::with_capacity(64)),
+                codes,
+            )
         } else {
             let file = File::create(&path).map_err(io_err(&path))?;
             let mut w = vcd::Writer::new(BufWriter::with_capacity(1 << 16, file));
