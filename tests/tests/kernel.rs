@@ -595,3 +595,232 @@ fn a_probe_reads_what_the_vcd_holds_and_a_trace_can_start_mid_run() {
         );
     }
 }
+
+/// Event-driven scheduling on a small system whose parts sleep: a source that waits out gaps
+/// (`IdleFor`), a worker that computes a burst per token without looking at its links (`Busy`)
+/// and idles between tokens (`Idle`, counting idle edges), and a sink. Every result equals the
+/// run stepped at every edge, in any step order, and the worker is stepped far less.
+mod event_driven {
+    use super::*;
+    use rowsim_kernel::Wake;
+
+    /// Sends token `k` once `gap(k)` cycles have passed since the last send.
+    pub struct Source {
+        out: LinkTx<u32>,
+        next: u32,
+        count: u32,
+        wait: u64,
+    }
+
+    fn gap(k: u32) -> u64 {
+        (k as u64 * 7919) % 23
+    }
+
+    impl Component for Source {
+        fn name(&self) -> &str {
+            "top.source"
+        }
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            if self.next == self.count {
+                return Ok(Activity::Idle);
+            }
+            if self.wait > 0 {
+                self.wait -= 1;
+                return Ok(Activity::Moved);
+            }
+            if self.out.try_send(cx, self.next).is_ok() {
+                self.next += 1;
+                self.wait = gap(self.next);
+                return Ok(Activity::Moved);
+            }
+            Ok(Activity::Idle)
+        }
+        fn holds_work(&self) -> bool {
+            self.next < self.count
+        }
+        fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+            match (did.moved(), self.wait) {
+                (false, _) => Wake::Idle,
+                (true, 0) => Wake::Next,
+                (true, w) => Wake::Busy(w),
+            }
+        }
+        fn settle(&mut self, _last: &StepCtx, edges: u64) {
+            if self.next < self.count {
+                self.wait -= edges.min(self.wait);
+            }
+        }
+    }
+
+    /// Takes a token, works on it for `3 + token % 5` edges, then sends `token * 2`.
+    pub struct Worker {
+        input: LinkRx<u32>,
+        out: LinkTx<u32>,
+        left: u64,
+        token: u32,
+        pub work_edges: u64,
+        pub idle_edges: u64,
+        pub steps: u64,
+        sending: bool,
+    }
+
+    impl Component for Worker {
+        fn name(&self) -> &str {
+            "top.worker"
+        }
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            self.steps += 1;
+            if self.left > 0 {
+                self.left -= 1;
+                self.work_edges += 1;
+                self.sending = self.left == 0;
+                return Ok(Activity::Moved);
+            }
+            if self.sending {
+                if self.out.try_send(cx, self.token * 2).is_ok() {
+                    self.sending = false;
+                    return Ok(Activity::Moved);
+                }
+                self.idle_edges += 1;
+                return Ok(Activity::Idle);
+            }
+            match self.input.try_recv(cx) {
+                Some(t) => {
+                    self.token = t;
+                    self.left = 3 + t as u64 % 5;
+                    Ok(Activity::Moved)
+                }
+                None => {
+                    self.idle_edges += 1;
+                    Ok(Activity::Idle)
+                }
+            }
+        }
+        fn holds_work(&self) -> bool {
+            self.left > 0 || self.sending || self.input.in_flight() > 0
+        }
+        fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+            if !did.moved() {
+                Wake::Idle
+            } else if self.left > 0 {
+                // The burst's edges touch no link; the send comes at the edge after them.
+                Wake::Busy(self.left)
+            } else {
+                Wake::Next
+            }
+        }
+        fn settle(&mut self, _last: &StepCtx, edges: u64) {
+            let burst = edges.min(self.left);
+            self.left -= burst;
+            self.work_edges += burst;
+            if burst > 0 && self.left == 0 {
+                self.sending = true;
+            }
+            self.idle_edges += edges - burst;
+        }
+    }
+
+    /// Takes one result every other cycle (backpressure on the worker).
+    pub struct Sink {
+        input: LinkRx<u32>,
+        pub got: Vec<(u64, u32)>,
+    }
+
+    impl Component for Sink {
+        fn name(&self) -> &str {
+            "top.sink"
+        }
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            if cx.cycle % 2 == 1 {
+                return Ok(Activity::Idle);
+            }
+            match self.input.try_recv(cx) {
+                Some(v) => {
+                    self.got.push((cx.cycle, v));
+                    Ok(Activity::Moved)
+                }
+                None => Ok(Activity::Idle),
+            }
+        }
+        fn holds_work(&self) -> bool {
+            self.input.in_flight() > 0
+        }
+        // Its idle steps depend on the cycle's parity: it is stepped at every edge (the
+        // default), which the others must not notice.
+    }
+
+    pub fn run(every_edge: bool, order: StepOrder) -> (u64, Vec<(u64, u32)>, u64, u64, u64) {
+        let mut s = Scheduler::new();
+        let clk = s.add_clock("core", 100_000_000).unwrap();
+        let a = Link::new("top.a", clk, 2, 2).unwrap();
+        let b = Link::new("top.b", clk, 1, 1).unwrap();
+        s.add(
+            clk,
+            Source {
+                out: a.tx,
+                next: 0,
+                count: 40,
+                wait: 0,
+            },
+        );
+        let w = s.add(
+            clk,
+            Worker {
+                input: a.rx,
+                out: b.tx,
+                left: 0,
+                token: 0,
+                work_edges: 0,
+                idle_edges: 0,
+                steps: 0,
+                sending: false,
+            },
+        );
+        let k = s.add(
+            clk,
+            Sink {
+                input: b.rx,
+                got: vec![],
+            },
+        );
+        s.set_every_edge(every_edge);
+        s.set_order(order);
+        assert_eq!(s.run().unwrap(), RunOutcome::Quiescent);
+        let worker: &Worker = s.component(w).unwrap();
+        let sink: &Sink = s.component(k).unwrap();
+        (
+            s.cycle(),
+            sink.got.clone(),
+            worker.work_edges,
+            worker.idle_edges,
+            worker.steps,
+        )
+    }
+}
+
+#[test]
+fn sleeping_components_give_the_run_stepped_at_every_edge() {
+    let reference = event_driven::run(true, StepOrder::Registration);
+    assert_eq!(reference.1.len(), 40);
+    let want: Vec<u32> = (0..40).map(|t| t * 2).collect();
+    assert_eq!(reference.1.iter().map(|g| g.1).collect::<Vec<_>>(), want);
+    // Every edge of the run is the worker's: working, or idle (waiting or blocked).
+    assert_eq!(reference.2 + reference.3 + 40 * 2, reference.4);
+    for order in [
+        StepOrder::Registration,
+        StepOrder::Shuffled(1),
+        StepOrder::Shuffled(99),
+    ] {
+        let got = event_driven::run(false, order);
+        assert_eq!(got.0, reference.0, "{order:?}: cycles");
+        assert_eq!(got.1, reference.1, "{order:?}: what arrived, and when");
+        assert_eq!(got.2, reference.2, "{order:?}: work edges");
+        assert_eq!(got.3, reference.3, "{order:?}: idle edges, added on waking");
+        assert!(
+            got.4 * 2 < reference.4,
+            "{order:?}: the worker was stepped {} times of {}",
+            got.4,
+            reference.4
+        );
+    }
+}
