@@ -1115,6 +1115,11 @@ impl Scheduler {
         if t == Picos::MAX {
             t = p.next_time;
         }
+        // While a trace is being written, every primary edge is an instant, as when stepping
+        // every edge: its window opens, and the file ends, at the same instants.
+        if self.tracer.as_ref().is_some_and(|tr| !tr.is_closed()) {
+            t = t.min(p.next_time);
+        }
         // Stepping every edge, a run ends at the first primary edge at which a cycle has passed
         // with nothing moving while nobody holds work; a jump must not pass it. (Nothing changes
         // in the edges jumped over, so whether anybody holds work is known now.)
