@@ -58,7 +58,7 @@ enum Command {
 enum ConfigCmd {
     /// Validates a hardware config and prints the machine it describes.
     Check {
-        /// The config file (e.g. hw-configs/eyeriss-v1.toml).
+        /// The config file (e.g. hw-configs/eyeriss-v1.toml), or a built-in machine by name.
         file: PathBuf,
     },
 }
@@ -178,7 +178,7 @@ fn main() -> ExitCode {
 }
 
 fn config_check(file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    match rowsim_config::load(file) {
+    match rowsim_config::load_spec(file) {
         Ok(hw) => {
             println!("{}: ok", file.display());
             print!("{}", hw.describe());

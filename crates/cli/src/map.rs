@@ -15,8 +15,8 @@ use serde::Serialize;
 
 #[derive(Args, Debug)]
 pub struct MapArgs {
-    /// Hardware config.
-    #[arg(long, default_value = "hw-configs/eyeriss-v1.toml")]
+    /// Hardware config: a TOML file, or a built-in machine by name (eyeriss-v1, tiny, isca2016-rs, ...).
+    #[arg(long, default_value = "eyeriss-v1")]
     pub hw: PathBuf,
     /// A built-in layer (alexnet:conv1, vgg16:conv4_2) or a layer file (.toml).
     #[arg(long)]
@@ -145,7 +145,7 @@ struct Report<'a> {
 }
 
 pub fn run(a: &MapArgs) -> anyhow::Result<ExitCode> {
-    let hw = rowsim_config::load(&a.hw).map_err(|e| anyhow!("{e}"))?;
+    let hw = rowsim_config::load_spec(&a.hw).map_err(|e| anyhow!("{e}"))?;
     let (mut layer, pinned_in_file) = load_layer(&a.layer)?;
     if let Some(n) = a.batch {
         layer = layer.with_batch(n);

@@ -19,8 +19,8 @@ use crate::TraceArgs;
 /// Which machine, layer, mapping and data: what `run` and `step` share.
 #[derive(Args, Debug, Clone)]
 pub struct LayerArgs {
-    /// Hardware config.
-    #[arg(long, default_value = "hw-configs/eyeriss-v1.toml")]
+    /// Hardware config: a TOML file, or a built-in machine by name (eyeriss-v1, tiny, isca2016-rs, ...).
+    #[arg(long, default_value = "eyeriss-v1")]
     pub hw: PathBuf,
     /// A built-in layer (alexnet:conv3, vgg16:conv4_2), a layer file (.toml), or a layer of a
     /// SCALE-Sim topology CSV or Timeloop problem YAML (file.csv:Conv3, file.yaml).
@@ -166,7 +166,7 @@ fn layer_vcd(vcd: &Path, layer: &ConvLayer, several: bool) -> PathBuf {
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
-    let hw = rowsim_config::load(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
+    let hw = rowsim_config::load_spec(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
     let (layers, pinned) = a.layer.layers(a.net.as_deref())?;
     let several = layers.len() > 1;
     let fmt = Formats::DEFAULT;

@@ -102,7 +102,7 @@ struct Session {
 }
 
 pub fn run(a: &StepArgs) -> anyhow::Result<ExitCode> {
-    let hw = rowsim_config::load(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
+    let hw = rowsim_config::load_spec(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
     let (mut layers, pinned) = a.layer.layers(None)?;
     let Prepared {
         layer,

@@ -33,8 +33,8 @@ use crate::run::prepare;
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
-    /// The base hardware config.
-    #[arg(long, default_value = "hw-configs/eyeriss-v1.toml")]
+    /// The base hardware config: a TOML file, or a built-in machine by name.
+    #[arg(long, default_value = "eyeriss-v1")]
     pub hw: PathBuf,
     /// A config field and its values, e.g. `array.rows=8,12,16` or `glb.bank_entries=256,512`
     /// (repeatable; the grid is their product).
@@ -260,8 +260,7 @@ fn open_out(path: &Option<PathBuf>) -> anyhow::Result<Box<dyn Write>> {
 }
 
 pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
-    let base = std::fs::read_to_string(&a.hw)
-        .with_context(|| format!("cannot read {}", a.hw.display()))?;
+    let (base, _) = rowsim_config::source(&a.hw).map_err(|e| anyhow!("{e}"))?;
     let axes: Vec<Axis> = a
         .sets
         .iter()

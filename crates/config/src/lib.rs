@@ -65,6 +65,72 @@ impl ConfigErrors {
     }
 }
 
+/// The machines built into the binary, by name: the files of `hw-configs/`, so `--hw eyeriss-v1`
+/// works outside the checkout and after `cargo install`.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "eyeriss-v1",
+        include_str!("../../../hw-configs/eyeriss-v1.toml"),
+    ),
+    ("tiny", include_str!("../../../hw-configs/tiny.toml")),
+    (
+        "isca2016-rs",
+        include_str!("../../../hw-configs/isca2016/rs.toml"),
+    ),
+    (
+        "isca2016-ws",
+        include_str!("../../../hw-configs/isca2016/ws.toml"),
+    ),
+    (
+        "isca2016-osa",
+        include_str!("../../../hw-configs/isca2016/osa.toml"),
+    ),
+    (
+        "isca2016-osb",
+        include_str!("../../../hw-configs/isca2016/osb.toml"),
+    ),
+    (
+        "isca2016-osc",
+        include_str!("../../../hw-configs/isca2016/osc.toml"),
+    ),
+    (
+        "isca2016-nlr",
+        include_str!("../../../hw-configs/isca2016/nlr.toml"),
+    ),
+];
+
+/// A config's text and the name to give it in errors: `spec` is a file when one exists at that
+/// path, else the name of a built-in machine ([`BUILTIN`]).
+pub fn source(spec: &Path) -> Result<(String, std::path::PathBuf), ConfigErrors> {
+    let err = |message: String| {
+        ConfigErrors(vec![ConfigError {
+            file: spec.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message,
+        }])
+    };
+    if spec.exists() {
+        let text = std::fs::read_to_string(spec).map_err(|e| err(format!("cannot read: {e}")))?;
+        return Ok((text, spec.to_path_buf()));
+    }
+    let name = spec.to_string_lossy();
+    match BUILTIN.iter().find(|(n, _)| *n == name) {
+        Some((n, text)) => Ok((text.to_string(), format!("{n} (built in)").into())),
+        None => Err(err(format!(
+            "no such file, and not a built-in machine (built in: {})",
+            BUILTIN.iter().map(|b| b.0).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Reads and validates a config: a file, or a built-in machine by name (see [`source`]).
+pub fn load_spec(spec: impl AsRef<Path>) -> Result<HwConfig, ConfigErrors> {
+    let (text, file) = source(spec.as_ref())?;
+    parse(&text, &file)
+}
+
 /// Reads and validates a config file.
 pub fn load(path: impl AsRef<Path>) -> Result<HwConfig, ConfigErrors> {
     let path = path.as_ref();
@@ -328,5 +394,30 @@ fn on_off(b: bool) -> &'static str {
         "on"
     } else {
         "off"
+    }
+}
+
+#[cfg(test)]
+mod builtin_tests {
+    use super::*;
+
+    /// Every built-in machine is its file in hw-configs/, byte for byte, and valid.
+    #[test]
+    fn built_in_machines_are_the_shipped_files_and_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../hw-configs");
+        for (name, text) in BUILTIN {
+            let file = match name.strip_prefix("isca2016-") {
+                Some(df) => dir.join("isca2016").join(format!("{df}.toml")),
+                None => dir.join(format!("{name}.toml")),
+            };
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), *text, "{name}");
+            let hw = load_spec(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(hw, load(&file).unwrap(), "{name}");
+        }
+        let e = load_spec("eyeriss-v9").unwrap_err().to_string();
+        assert!(
+            e.contains("eyeriss-v9") && e.contains("built in: eyeriss-v1, tiny"),
+            "{e}"
+        );
     }
 }
