@@ -14,7 +14,8 @@ use crate::TraceArgs;
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// The flag Ctrl-C raises; one handler per process, pointed at the current run's flag.
+/// The flag Ctrl-C (SIGINT), SIGTERM and SIGHUP raise; one handler per process, pointed at the
+/// current run's flag. Any of them stops a run at a cycle boundary with the trace flushed.
 fn ctrl_c_target() -> &'static Mutex<Option<Arc<AtomicBool>>> {
     static TARGET: OnceLock<Mutex<Option<Arc<AtomicBool>>>> = OnceLock::new();
     TARGET.get_or_init(|| {

@@ -134,6 +134,15 @@ impl TraceArgs {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout (`rowsim map | head -1`) ends the command quietly, as for any Unix tool:
+    // the default action of SIGPIPE, which the Rust runtime replaces with "ignore" (and then
+    // every print to the closed pipe would panic).
+    #[cfg(unix)]
+    // SAFETY: the first thing main does, before any other thread exists; `signal` with SIG_DFL
+    // installs no handler code, it only restores the kernel's default action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let mut cli = Cli::parse();
     match &mut cli.command {
         Command::Run(args) => args.trace.resolve(),

@@ -116,7 +116,52 @@ fn bad_windows_and_globs_are_refused() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_stops_at_a_cycle_and_leaves_a_complete_vcd() {
-    let vcd = scratch("interrupted.vcd");
+    interrupt_stops_at_a_cycle_and_leaves_a_complete_vcd("INT");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_a_run_like_ctrl_c() {
+    interrupt_stops_at_a_cycle_and_leaves_a_complete_vcd("TERM");
+}
+
+/// A closed stdout ends a command quietly, killed by SIGPIPE as any Unix tool is: no panic.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [
+        &["map", "--layer", "alexnet:conv1", "--top", "50"][..],
+        &["config", "check", "eyeriss-v1"][..],
+    ] {
+        let mut child = rowsim()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the command prints anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(
+            out.status.signal(),
+            Some(libc_sigpipe()),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
+
+#[cfg(unix)]
+fn libc_sigpipe() -> i32 {
+    13 // SIGPIPE on Linux and the BSDs
+}
+
+#[cfg(unix)]
+fn interrupt_stops_at_a_cycle_and_leaves_a_complete_vcd(signal: &str) {
+    let vcd = scratch(&format!("interrupted_{signal}.vcd"));
     let _ = std::fs::remove_file(&vcd);
     let child = rowsim()
         .args([
@@ -143,7 +188,7 @@ fn ctrl_c_stops_at_a_cycle_and_leaves_a_complete_vcd() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let kill = Command::new("kill")
-        .arg("-INT")
+        .arg(format!("-{signal}"))
         .arg(child.id().to_string())
         .status()
         .unwrap();
