@@ -296,6 +296,7 @@ pub fn read_npy(path: &Path, shape: [u32; 4], names: &str) -> anyhow::Result<Ten
         );
     }
     let dtype = npy.dtype();
+    let order = npy.order();
     let data: Vec<i16> = npy.into_vec::<i16>().map_err(|e| {
         anyhow!(
             "{}: dtype {}: expected int16 (<i2) fixed-point values ({e})",
@@ -303,10 +304,28 @@ pub fn read_npy(path: &Path, shape: [u32; 4], names: &str) -> anyhow::Result<Ten
             dtype.descr()
         )
     })?;
-    Ok(Tensor {
-        dims: shape.map(|d| d as usize),
-        data,
-    })
+    let dims = shape.map(|d| d as usize);
+    let data = match order {
+        npyz::Order::C => data,
+        // Fortran order (`fortran_order: True`, numpy's `asfortranarray`): the first index
+        // varies fastest. Rearranged into the row-major order the tensor holds.
+        npyz::Order::Fortran => {
+            let [a, b, c, d] = dims;
+            let mut out = vec![0i16; data.len()];
+            for i in 0..a {
+                for j in 0..b {
+                    for k in 0..c {
+                        for l in 0..d {
+                            out[((i * b + j) * c + k) * d + l] =
+                                data[i + a * (j + b * (k + c * l))];
+                        }
+                    }
+                }
+            }
+            out
+        }
+    };
+    Ok(Tensor { dims, data })
 }
 
 /// Writes a tensor as an int16 `.npy`.
@@ -327,4 +346,69 @@ pub fn write_npy(path: &Path, t: &Tensor) -> anyhow::Result<()> {
     w.extend(t.data.iter().copied())?;
     w.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod npy_tests {
+    use super::*;
+
+    /// A Fortran-ordered `.npy` (first index fastest) reads as the same tensor as the C-ordered
+    /// one, value for value.
+    #[test]
+    fn a_fortran_ordered_npy_reads_as_the_same_tensor() {
+        use npyz::WriterBuilder;
+        let dims = [2usize, 3, 4, 5];
+        let value =
+            |i: usize, j: usize, k: usize, l: usize| (i * 1000 + j * 100 + k * 10 + l) as i16;
+        let dir = std::env::temp_dir().join(format!("rowsim-npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let shape: Vec<u64> = dims.iter().map(|&d| d as u64).collect();
+        let mut files = Vec::new();
+        for order in [npyz::Order::C, npyz::Order::Fortran] {
+            // The file's element order: C walks l fastest, Fortran walks i fastest.
+            let mut data = Vec::new();
+            let [a, b, c, d] = dims;
+            match order {
+                npyz::Order::C => {
+                    for i in 0..a {
+                        for j in 0..b {
+                            for k in 0..c {
+                                for l in 0..d {
+                                    data.push(value(i, j, k, l));
+                                }
+                            }
+                        }
+                    }
+                }
+                npyz::Order::Fortran => {
+                    for l in 0..d {
+                        for k in 0..c {
+                            for j in 0..b {
+                                for i in 0..a {
+                                    data.push(value(i, j, k, l));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let path = dir.join(format!("{order:?}.npy"));
+            let mut file = std::fs::File::create(&path).unwrap();
+            let mut w = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&shape)
+                .order(order)
+                .writer(&mut file)
+                .begin_nd()
+                .unwrap();
+            w.extend(data).unwrap();
+            w.finish().unwrap();
+            files.push(path);
+        }
+        let want = read_npy(&files[0], [2, 3, 4, 5], "x").unwrap();
+        let got = read_npy(&files[1], [2, 3, 4, 5], "x").unwrap();
+        assert_eq!(want.get([1, 2, 3, 4]), value(1, 2, 3, 4));
+        assert_eq!(got.data, want.data);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

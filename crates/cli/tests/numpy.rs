@@ -1,5 +1,7 @@
 //! Tensors to and from NumPy: numpy writes the ifmap and weights, `rowsim run` reads them and
-//! writes the ofmap, and numpy checks it against its own fixed-point convolution.
+//! writes the ofmap, and numpy checks it against its own fixed-point convolution. They need
+//! python3 with numpy, so a plain `cargo test` ignores them (with the reason); `.ci/run`
+//! installs numpy and runs them, and fails if they did not run.
 
 use std::process::Command;
 
@@ -20,6 +22,7 @@ fn python(script: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs python3 with numpy (pip install numpy); .ci/run installs it and runs the ignored tool tests"]
 fn a_numpy_round_trip_keeps_every_value() {
     let (x, w, y) = (
         scratch_in("numpy", "x.npy"),
@@ -85,6 +88,7 @@ fn a_numpy_round_trip_keeps_every_value() {
 }
 
 #[test]
+#[ignore = "needs python3 with numpy (pip install numpy); .ci/run installs it and runs the ignored tool tests"]
 fn a_npy_of_the_wrong_shape_or_type_is_refused_with_the_file() {
     let (shape, dtype, junk) = (
         scratch_in("numpy", "shape.npy"),
