@@ -310,13 +310,14 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
         layers.len(),
         mine.len()
     );
+    let id = sweep_id(&base, &axes, &layers, a.seed, a.objective.name());
     let record = |i: u64, p: &[usize], l: usize| {
         let point: serde_json::Map<String, Value> = axes
             .iter()
             .zip(p)
             .map(|(ax, &v)| (ax.field.clone(), json_of(&ax.values[v])))
             .collect();
-        json!({"index": i, "points": total, "point": point, "layer": layers[l].name})
+        json!({"sweep": id, "seed": a.seed, "index": i, "points": total, "point": point, "layer": layers[l].name})
     };
     let mut out = open_out(&a.output)?;
     if a.dry_run {
@@ -371,9 +372,37 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What identifies a sweep, so that `merge` joins only shards of one: a 64-bit FNV-1a hash of
+/// the base config's text, every axis (field and values), every layer (its whole shape), the seed
+/// and the objective. The same command gives the same id on any machine.
+fn sweep_id(base: &str, axes: &[Axis], layers: &[ConvLayer], seed: u64, objective: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes.iter().chain(&[0xff]) {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    eat(base.as_bytes());
+    for ax in axes {
+        eat(ax.field.as_bytes());
+        for v in &ax.values {
+            eat(json_of(v).to_string().as_bytes());
+        }
+    }
+    for l in layers {
+        eat(format!("{l:?}").as_bytes());
+    }
+    eat(&seed.to_le_bytes());
+    eat(objective.as_bytes());
+    format!("{h:016x}")
+}
+
 pub fn merge(a: &MergeArgs) -> anyhow::Result<ExitCode> {
     let mut lines: BTreeMap<u64, (String, String)> = BTreeMap::new();
     let mut total: Option<(u64, String)> = None;
+    // The sweep id and seed of the first record, and where it was.
+    let mut first: Option<(String, u64, String)> = None;
     for f in &a.files {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
@@ -390,6 +419,25 @@ pub fn merge(a: &MergeArgs) -> anyhow::Result<ExitCode> {
                     .ok_or_else(|| anyhow!("{at}: no `{name}`; expected a sweep record"))
             };
             let (i, n) = (field("index")?, field("points")?);
+            let seed = field("seed")?;
+            let id = v
+                .get("sweep")
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("{at}: no `sweep` id; expected a sweep record"))?
+                .to_string();
+            if v.get("stats").is_none() && v.get("error").is_none() {
+                bail!("{at}: a record with neither `stats` nor `error` (a --dry-run listing?): not a finished point");
+            }
+            match &first {
+                None => first = Some((id, seed, at.clone())),
+                Some((_, s, w)) if *s != seed => bail!(
+                    "{at}: seed {seed}, but {w} has seed {s}: shards of sweeps with different seeds"
+                ),
+                Some((fid, _, w)) if *fid != id => bail!(
+                    "{at}: sweep {id}, but {w} is from sweep {fid}: shards of different sweeps (another config, grid, layer set, seed or objective)"
+                ),
+                _ => {}
+            }
             match &total {
                 None => total = Some((n, at.clone())),
                 Some((t, first)) if *t != n => bail!(

@@ -681,6 +681,33 @@ fn sweep_shards_merged_equal_the_unsharded_sweep_line_for_line() {
         err.contains("sweep_s0.jsonl:1: point 0 is duplicated (also at "),
         "{err}"
     );
+    // Shards of another seed, of another grid with as many points, and a --dry-run listing
+    // (points without results) are refused, naming the file and line.
+    let refuse = |other: &Path, want: &str| {
+        let o = rowsim().arg("merge").arg(&s0).arg(other).output().unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{err}");
+    };
+    let seed2 = scratch("sweep_seed2.jsonl");
+    sweep(&seed2, &["--shard", "1/2", "--seed", "2"], &[]);
+    refuse(&seed2, "has seed 1: shards of sweeps with different seeds");
+    let grid2 = scratch("sweep_grid2.jsonl");
+    let mut c = rowsim();
+    c.args(["sweep", "--hw", "hw-configs/tiny.toml"])
+        .args(["--set", "array.cols=3,4", "--set", "spad.psum.entries=8,12"])
+        .args(["--layer", "layers/tiny-conv.toml", "--layer"])
+        .arg(format!("{}:T1", csv.display()))
+        .args(["--shard", "1/2", "-o"])
+        .arg(&grid2);
+    assert!(c.output().unwrap().status.success());
+    refuse(&grid2, "shards of different sweeps");
+    let dry = scratch("sweep_dry.jsonl");
+    sweep(&dry, &["--shard", "1/2", "--dry-run"], &[]);
+    refuse(
+        &dry,
+        "sweep_dry.jsonl:1: a record with neither `stats` nor `error`",
+    );
     // And the merged sweep reports.
     let o = rowsim().arg("report").arg(&merged).output().unwrap();
     assert!(o.status.success());
