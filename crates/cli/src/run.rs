@@ -154,47 +154,155 @@ pub fn prepare(
     })
 }
 
-/// The trace of one layer of several: `trace.vcd` -> `trace_conv1.vcd` (`.fst` likewise).
-fn layer_vcd(vcd: &Path, layer: &ConvLayer, several: bool) -> PathBuf {
-    if !several {
-        return vcd.to_path_buf();
+/// A layer name as part of a file name: `[A-Za-z0-9_-]` only (a name from a CSV such as
+/// `x/../../tmp/y` can never leave the folder or name a hidden file).
+fn file_safe(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "layer".into()
+    } else {
+        s
     }
-    let short = layer.name.rsplit(':').next().unwrap_or("layer");
+}
+
+/// The trace of each layer: the `--vcd` path for one layer; for several, `trace.vcd` ->
+/// `trace_conv1.vcd` (`.fst` likewise) beside it, the layer's name made file-safe, and `_2`,
+/// `_3`, ... added where two layers would otherwise share a file.
+fn layer_vcds(vcd: &Path, layers: &[ConvLayer]) -> Vec<PathBuf> {
+    if layers.len() == 1 {
+        return vec![vcd.to_path_buf()];
+    }
     let stem = vcd.file_stem().and_then(|s| s.to_str()).unwrap_or("trace");
     let ext = vcd.extension().and_then(|e| e.to_str()).unwrap_or("vcd");
-    vcd.with_file_name(format!("{stem}_{short}.{ext}"))
+    let mut seen = std::collections::BTreeSet::new();
+    layers
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            let short = file_safe(l.name.rsplit(':').next().unwrap_or("layer"));
+            let mut name = format!("{stem}_{short}");
+            if !seen.insert(name.clone()) {
+                name = format!("{stem}_{short}_{}", k + 1);
+                seen.insert(name.clone());
+            }
+            vcd.with_file_name(format!("{name}.{ext}"))
+        })
+        .collect()
+}
+
+/// A path made absolute with `.` and `..` resolved by name (the file need not exist), for
+/// comparing paths.
+fn normalized(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The files a command reads, from its arguments: layer or network files (`file.csv:Conv3` names
+/// `file.csv`), a config file, tensors.
+fn input_files(a: &RunArgs) -> Vec<PathBuf> {
+    let mut specs: Vec<PathBuf> = vec![a.layer.hw.clone()];
+    for s in [Some(a.layer.layer.as_str()), a.net.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        specs.push(PathBuf::from(s));
+        if let Some((file, _)) = s.rsplit_once(':') {
+            specs.push(PathBuf::from(file));
+        }
+    }
+    specs.extend(a.layer.ifmap.iter().cloned());
+    specs.extend(a.layer.weights.iter().cloned());
+    specs.into_iter().filter(|p| p.is_file()).collect()
+}
+
+/// Every output is checked before anything runs: its folder can be made, it is not a folder,
+/// no two outputs are one file, and no output is one of the inputs.
+fn check_outputs(outputs: &[(PathBuf, &str)], inputs: &[PathBuf]) -> anyhow::Result<()> {
+    let inputs: Vec<PathBuf> = inputs.iter().map(|p| normalized(p)).collect();
+    let mut seen: Vec<(PathBuf, &str)> = Vec::new();
+    for (path, what) in outputs {
+        let n = normalized(path);
+        if let Some((_, other)) = seen.iter().find(|(p, _)| *p == n) {
+            bail!(
+                "{}: both the {other} and the {what} would be written to this file",
+                path.display()
+            );
+        }
+        if inputs.contains(&n) {
+            bail!(
+                "{}: the {what} would overwrite an input of this run",
+                path.display()
+            );
+        }
+        if path.is_dir() {
+            bail!("{}: the {what} is a folder, not a file", path.display());
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {} (for the {what})", dir.display()))?;
+        }
+        seen.push((n, what));
+    }
+    Ok(())
+}
+
+/// Writes the statistics of the layers that ran.
+fn write_stats(path: &Path, all: &[LayerStats]) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(all)? + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     let hw = rowsim_config::load_spec(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
     let (layers, pinned) = a.layer.layers(a.net.as_deref())?;
-    let several = layers.len() > 1;
+    let vcds = a.trace.vcd.as_deref().map(|v| layer_vcds(v, &layers));
+    let mut outputs: Vec<(PathBuf, &str)> = Vec::new();
+    for v in vcds.iter().flatten() {
+        outputs.push((v.clone(), "trace"));
+        outputs.push((v.with_extension("gtkw"), "GTKWave save file"));
+    }
+    outputs.extend(
+        a.stats_json
+            .iter()
+            .map(|p| (p.clone(), "statistics (--stats-json)")),
+    );
+    outputs.extend(a.ofmap.iter().map(|p| (p.clone(), "ofmap (--ofmap)")));
+    check_outputs(&outputs, &input_files(a))?;
     let fmt = Formats::DEFAULT;
     let interrupt = ctrl_c_flag();
     let mut all = Vec::new();
     let mut failed = false;
-    for layer in layers {
+    for (k, layer) in layers.into_iter().enumerate() {
         let Prepared {
             layer,
             mapping,
             ifmap: x,
             weights: w,
         } = a.layer.prepare(&hw, layer, pinned)?;
-        let trace = match &a.trace.vcd {
-            Some(vcd) => {
-                let vcd = layer_vcd(vcd, &layer, several);
-                if let Some(dir) = vcd.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                }
-                Some(TraceConfig {
-                    vcd,
-                    scopes: a.trace.globs.clone(),
-                    window: a.trace.window.clone(),
-                })
-            }
-            None => None,
-        };
+        let trace = vcds.as_ref().map(|v| TraceConfig {
+            vcd: v[k].clone(),
+            scopes: a.trace.globs.clone(),
+            window: a.trace.window.clone(),
+        });
         eprintln!("running {} with {mapping} ...", layer.name);
         let (hook, bar) = crate::progress::Bar::hook(&layer.name, a.quiet);
         let opts = RunOptions {
@@ -225,6 +333,14 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
                     );
                 } else if let Some(c) = e.cycle() {
                     eprintln!("stopped at cycle {c}");
+                }
+                if let (Some(path), false) = (&a.stats_json, all.is_empty()) {
+                    write_stats(path, &all)?;
+                    eprintln!(
+                        "{}: the statistics of the {} layer(s) that finished",
+                        path.display(),
+                        all.len()
+                    );
                 }
                 return Ok(ExitCode::from(code));
             }
@@ -269,11 +385,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
         all.push(stats);
     }
     if let Some(path) = &a.stats_json {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_stats(path, &all)?;
     }
     Ok(if failed {
         ExitCode::FAILURE

@@ -920,3 +920,147 @@ fn the_objective_is_chosen_printed_and_recorded() {
     assert_eq!(v[0]["cycles"]["bound"].as_u64().unwrap(), d(&delay));
     assert!(v[0]["cycles"]["core_total"].as_u64().unwrap() >= d(&delay));
 }
+
+/// Output paths: a layer name never leads a trace out of its folder, two layers never share a
+/// trace file, and an output that is an input or another output is refused before anything runs.
+#[test]
+fn output_paths_stay_in_their_folder_and_never_clash() {
+    let dir = scratch("paths");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let escaped = std::env::temp_dir().join(format!("ESCAPED_{}", std::process::id()));
+    let csv = dir.join("net.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+             x/../../../../../..{}, 5, 5, 3, 3, 1, 2, 1,\n\
+             a.b, 5, 5, 3, 3, 1, 2, 1,\n\
+             a/b, 5, 5, 3, 3, 1, 2, 1,\n",
+            escaped.display()
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = rowsim()
+        .args(["run", "--hw", "tiny", "-q", "--net"])
+        .arg(&csv)
+        .arg("--vcd")
+        .arg(out.join("t.vcd"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!escaped.with_extension("vcd").exists() && !escaped.exists());
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".vcd"))
+        .collect();
+    names.sort();
+    // Three layers, three traces, every one in the folder; `a.b` and `a/b` both become `a_b`.
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(names.contains(&"t_a_b.vcd".to_string()), "{names:?}");
+    assert!(names.contains(&"t_a_b_3.vcd".to_string()), "{names:?}");
+
+    // An output that is an input, or two outputs that are one file: refused before running.
+    let layer = dir.join("layer.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../layers/tiny-conv.toml"),
+        &layer,
+    )
+    .unwrap();
+    let before = std::fs::read(&layer).unwrap();
+    let o = rowsim()
+        .args(["run", "--hw", "tiny", "-q", "--layer"])
+        .arg(&layer)
+        .arg("--stats-json")
+        .arg(dir.join("x/../layer.toml"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("would overwrite an input of this run"),
+        "{err}"
+    );
+    assert!(!err.contains("running"), "checked before running: {err}");
+    assert_eq!(std::fs::read(&layer).unwrap(), before);
+    let o = rowsim()
+        .args(["run", "--hw", "tiny", "-q", "--layer"])
+        .arg(&layer)
+        .arg("--vcd")
+        .arg(dir.join("same.json"))
+        .arg("--stats-json")
+        .arg(dir.join("same.json"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("both the trace and the statistics (--stats-json) would be written"),
+        "{err}"
+    );
+}
+
+/// A `--net` run interrupted in its second layer keeps the first layer's statistics in
+/// `--stats-json` and says so.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_net_run_keeps_the_statistics_of_the_layers_that_finished() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("interrupted_net");
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("net.csv");
+    std::fs::write(
+        &csv,
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+         small, 5, 5, 3, 3, 1, 2, 1,\n\
+         large, 224, 224, 3, 3, 16, 32, 1,\n",
+    )
+    .unwrap();
+    let stats = dir.join("stats.json");
+    let _ = std::fs::remove_file(&stats);
+    let mut child = rowsim()
+        .args(["run", "--hw", "tiny", "-q", "--net"])
+        .arg(&csv)
+        .arg("--stats-json")
+        .arg(&stats)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "ended early:\n{text}"
+        );
+        text.push_str(&line);
+        if line.contains("running") && line.contains("large") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{text}{rest}");
+    assert!(
+        rest.contains("the statistics of the 1 layer(s) that finished"),
+        "{rest}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let layers = v.as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert!(layers[0]["layer"].as_str().unwrap().ends_with("small"));
+    assert!(layers[0]["verified"].as_bool().unwrap());
+}
