@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use rowsim_config::HwConfig;
 use rowsim_mapper::{
@@ -19,8 +19,16 @@ pub struct MapArgs {
     #[arg(long, default_value = "eyeriss-v1")]
     pub hw: PathBuf,
     /// A built-in layer (alexnet:conv1, vgg16:conv4_2) or a layer file (.toml).
-    #[arg(long)]
-    pub layer: String,
+    #[arg(long, required_unless_present = "net", conflicts_with = "net")]
+    pub layer: Option<String>,
+    /// Map every CONV layer of a network instead, as `run --net` does: built in (alexnet, vgg16),
+    /// a SCALE-Sim topology (.csv), or a folder of Timeloop problems (*.yaml).
+    #[arg(long, conflicts_with = "mapping")]
+    pub net: Option<String>,
+    /// Fraction of zeros in the ifmaps (0 to 1), overriding the layer's, for the energy zero
+    /// gating saves (AlexNet's layers carry measured fractions; other layers 0.5).
+    #[arg(long, value_parser = parse_fraction)]
+    pub zero_fraction: Option<f64>,
     /// Batch size N (overrides the layer's).
     #[arg(long)]
     pub batch: Option<u32>,
@@ -144,21 +152,55 @@ struct Report<'a> {
     top: &'a [Ranked],
 }
 
+/// A fraction of zeros: a number from 0 to 1.
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        Ok(_) => Err(format!("`{s}`: a fraction of zeros is from 0 to 1")),
+        Err(_) => Err(format!(
+            "`{s}` is not a number (a fraction of zeros, 0 to 1)"
+        )),
+    }
+}
+
 pub fn run(a: &MapArgs) -> anyhow::Result<ExitCode> {
     let hw = rowsim_config::load_spec(&a.hw).map_err(|e| anyhow!("{e}"))?;
-    let (mut layer, pinned_in_file) = load_layer(&a.layer)?;
-    if let Some(n) = a.batch {
-        layer = layer.with_batch(n);
+    let layers: Vec<(ConvLayer, Option<Mapping>)> = match (&a.net, &a.layer) {
+        (Some(net), _) => load_network(net)?.into_iter().map(|l| (l, None)).collect(),
+        (None, Some(l)) => vec![load_layer(l)?],
+        (None, None) => bail!("give --layer or --net"),
+    };
+    let several = layers.len() > 1;
+    for (k, (mut layer, pinned_in_file)) in layers.into_iter().enumerate() {
+        if let Some(n) = a.batch {
+            layer = layer.with_batch(n);
+        }
+        if let Some(z) = a.zero_fraction {
+            layer.ifmap_zero_fraction = z;
+        }
+        if several && !a.json && k > 0 {
+            println!();
+        }
+        map_one(a, &hw, layer, pinned_in_file)?;
     }
-    let data = expected_data(&layer, &hw)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn map_one(
+    a: &MapArgs,
+    hw: &HwConfig,
+    layer: ConvLayer,
+    pinned_in_file: Option<Mapping>,
+) -> anyhow::Result<()> {
+    let data = expected_data(&layer, hw)?;
     let pin = a.mapping.or(pinned_in_file);
     let (ranked, legal) = match pin {
         Some(m) => (
-            vec![evaluate(&layer, &hw, m, &data).context("the pinned mapping")?],
+            vec![evaluate(&layer, hw, m, &data).context("the pinned mapping")?],
             None,
         ),
         None => {
-            let mut all = enumerate_for(&layer, &hw, &data, Dataflow::of_machine(&hw))?;
+            let mut all = enumerate_for(&layer, hw, &data, Dataflow::of_machine(hw))?;
             rank(&mut all, a.objective);
             let n = all.len();
             (all, Some(n))
@@ -179,9 +221,9 @@ pub fn run(a: &MapArgs) -> anyhow::Result<ExitCode> {
             top,
         };
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
-    print!("{}", table(&hw, &layer, chosen, legal, a.objective));
+    print!("{}", table(hw, &layer, chosen, legal, a.objective));
     if top.len() > 1 {
         println!(
             "\nthe {} best mappings for {}:",
@@ -204,7 +246,7 @@ pub fn run(a: &MapArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn table(

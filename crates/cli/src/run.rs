@@ -38,6 +38,10 @@ pub struct LayerArgs {
     /// What the mapper chooses for: energy, delay (its lower bound on cycles) or edp.
     #[arg(long, default_value = "energy")]
     pub objective: Objective,
+    /// Fraction of zeros in the synthetic ifmap (0 to 1), overriding the layer's (AlexNet's
+    /// layers carry measured fractions; other layers, imported ones included, 0.5).
+    #[arg(long, value_parser = crate::map::parse_fraction, conflicts_with = "ifmap")]
+    pub zero_fraction: Option<f64>,
     /// The ifmap, instead of a synthetic one: int16 (Q8.8) `.npy` of shape [N, C, H, W].
     #[arg(long)]
     pub ifmap: Option<PathBuf>,
@@ -100,6 +104,9 @@ impl LayerArgs {
     ) -> anyhow::Result<Prepared> {
         if let Some(n) = self.batch {
             layer = layer.with_batch(n);
+        }
+        if let Some(z) = self.zero_fraction {
+            layer.ifmap_zero_fraction = z;
         }
         prepare(
             hw,

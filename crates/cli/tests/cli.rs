@@ -1064,3 +1064,75 @@ fn an_interrupted_net_run_keeps_the_statistics_of_the_layers_that_finished() {
     assert!(layers[0]["layer"].as_str().unwrap().ends_with("small"));
     assert!(layers[0]["verified"].as_bool().unwrap());
 }
+
+/// `--zero-fraction` sets the synthetic ifmap's zeros (and the mapper's expectation of them) for
+/// any layer, imported ones included; `map --net` maps a whole network as `run --net` runs it.
+#[test]
+fn zero_fraction_and_map_net() {
+    let csv = scratch("zf_net.csv");
+    std::fs::write(
+        &csv,
+        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+         A, 9, 9, 3, 3, 2, 4, 1,\n\
+         B, 7, 7, 3, 3, 4, 4, 1,\n",
+    )
+    .unwrap();
+    let stats = scratch("zf_stats.json");
+    let o = rowsim()
+        .args([
+            "run",
+            "--hw",
+            "tiny",
+            "-q",
+            "--zero-fraction",
+            "0.8",
+            "--layer",
+        ])
+        .arg(format!("{}:A", csv.display()))
+        .arg("--stats-json")
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let zf = v[0]["ifmap_zero_fraction"].as_f64().unwrap();
+    assert!((zf - 0.8).abs() < 0.1, "{zf}");
+    assert!(v[0]["verified"].as_bool().unwrap());
+    // More zeros, less energy (gated MACs and spad reads), for the same mapping.
+    let energy = |zf: &str| -> f64 {
+        let o = rowsim()
+            .args([
+                "map",
+                "--layer",
+                "alexnet:conv3",
+                "--json",
+                "--zero-fraction",
+                zf,
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["chosen"]["energy"]["total"].as_f64().unwrap()
+    };
+    assert!(energy("0.9") < energy("0.1"));
+    let o = rowsim()
+        .args(["run", "--zero-fraction", "1.5"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a fraction of zeros is from 0 to 1"));
+    let o = rowsim()
+        .args(["map", "--hw", "tiny", "--net"])
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        text.matches("\nmapping   ").count() + usize::from(text.starts_with("mapping")),
+        2,
+        "{text}"
+    );
+}
