@@ -101,8 +101,33 @@ pub fn load_layer(spec: &str) -> anyhow::Result<(ConvLayer, Option<Mapping>)> {
     }
 }
 
+/// A file name as a sort key in natural order: runs of digits compare as numbers, so `layer2`
+/// comes before `layer10` (and `9.yaml` before `10.yaml`).
+pub fn natural_key(name: &str) -> Vec<(String, u128)> {
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut digits = c.to_string();
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                digits.push(*d);
+                chars.next();
+            }
+            // Very long digit runs saturate; the text part still orders them.
+            let n = digits.parse::<u128>().unwrap_or(u128::MAX);
+            key.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    key.push((text, 0));
+    key
+}
+
 /// A network: built in (`alexnet`, `vgg16`), every row of a SCALE-Sim topology CSV, or every
-/// Timeloop problem (`*.yaml`) of a folder, in file-name order (the first is the first layer).
+/// Timeloop problem (`*.yaml`) of a folder, in natural file-name order (`layer2` before
+/// `layer10`; the first is the first layer).
 pub fn load_network(spec: &str) -> anyhow::Result<Vec<ConvLayer>> {
     let path = Path::new(spec);
     if is_csv(path) {
@@ -114,7 +139,7 @@ pub fn load_network(spec: &str) -> anyhow::Result<Vec<ConvLayer>> {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| is_yaml(p))
             .collect();
-        files.sort();
+        files.sort_by_key(|p| natural_key(&p.file_name().unwrap_or_default().to_string_lossy()));
         if files.is_empty() {
             anyhow::bail!("{spec}: no Timeloop problem files (*.yaml) in this folder");
         }
@@ -319,4 +344,31 @@ fn table(
         e.by_type.psum
     );
     s
+}
+
+#[cfg(test)]
+mod natural_order_tests {
+    #[test]
+    fn layer2_comes_before_layer10() {
+        let mut names = vec![
+            "layer10.yaml",
+            "layer2.yaml",
+            "layer1.yaml",
+            "b.yaml",
+            "a10b.yaml",
+            "a9b.yaml",
+        ];
+        names.sort_by_key(|n| super::natural_key(n));
+        assert_eq!(
+            names,
+            [
+                "a9b.yaml",
+                "a10b.yaml",
+                "b.yaml",
+                "layer1.yaml",
+                "layer2.yaml",
+                "layer10.yaml"
+            ]
+        );
+    }
 }

@@ -79,6 +79,6 @@ pub use mapping::{check_layer, MapError, Mapping, Placement, Problem, RealShape}
 pub use nest::{loop_nest, Phase};
 pub use search::{
     best, best_for, choose, choose_for, choose_with, enumerate, enumerate_for, evaluate,
-    expected_data, rank, Objective, Ranked,
+    expected_data, first_legal, rank, Objective, Ranked,
 };
 pub use walk::walk;

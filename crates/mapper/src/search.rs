@@ -101,49 +101,22 @@ pub fn enumerate_for(
     check_layer(layer, hw)?;
     let pb = Problem::lowered(layer, dataflow);
     let totals = DataTotals::on(&pb, data, hw);
-    let sp = &hw.spad;
     let mut out = Vec::new();
-    let mut last_reason = String::from("no candidate was tried");
-    let max_chain = hw.array.rows / pb.r;
-    let max_e = pb.e.min(hw.array.cols * (hw.array.rows / pb.r).max(1));
-    for n in divisors(pb.n) {
-        for m in divisors(pb.m) {
-            for q in 1..=(sp.ifmap.entries / pb.s) {
-                for r in (1..=max_chain).filter(|r| pb.c.is_multiple_of(q * r)) {
-                    let pmax = (sp.filter.entries / (q * pb.s)).min(sp.psum.entries);
-                    for p in (1..=pmax).filter(|p| m % p == 0) {
-                        for t in (1..=m / p).filter(|t| m % (p * t) == 0) {
-                            for e in 1..=max_e {
-                                let mapping = Mapping {
-                                    dataflow,
-                                    m,
-                                    n,
-                                    e,
-                                    p,
-                                    q,
-                                    r,
-                                    t,
-                                };
-                                match mapping.check(&pb, hw) {
-                                    Ok(place) => {
-                                        let counts =
-                                            predict(&pb, &mapping, place.pes_used, &totals);
-                                        let energy = counts.energy(hw);
-                                        let delay = cycle_bound(&pb, &mapping, hw, &counts).total;
-                                        out.push(Ranked {
-                                            mapping,
-                                            counts,
-                                            energy,
-                                            delay,
-                                        });
-                                    }
-                                    Err(e) => last_reason = e.to_string(),
-                                }
-                            }
-                        }
-                    }
-                }
+    let mut last_reason = why_no_candidate(&pb, hw);
+    for mapping in candidates(&pb, hw, dataflow) {
+        match mapping.check(&pb, hw) {
+            Ok(place) => {
+                let counts = predict(&pb, &mapping, place.pes_used, &totals);
+                let energy = counts.energy(hw);
+                let delay = cycle_bound(&pb, &mapping, hw, &counts).total;
+                out.push(Ranked {
+                    mapping,
+                    counts,
+                    energy,
+                    delay,
+                });
             }
+            Err(e) => last_reason = e.to_string(),
         }
     }
     if out.is_empty() {
@@ -156,6 +129,93 @@ pub fn enumerate_for(
     }
     rank(&mut out, Objective::Energy);
     Ok(out)
+}
+
+/// The first legal mapping of `dataflow` in the search's order, without pricing any: whether the
+/// layer can run on the machine at all, answered fast; the same refusal as
+/// [`enumerate_for`] when it cannot.
+pub fn first_legal(
+    layer: &ConvLayer,
+    hw: &HwConfig,
+    dataflow: Dataflow,
+) -> Result<Mapping, MapError> {
+    check_layer(layer, hw)?;
+    let pb = Problem::lowered(layer, dataflow);
+    let mut last_reason = why_no_candidate(&pb, hw);
+    for mapping in candidates(&pb, hw, dataflow) {
+        match mapping.check(&pb, hw) {
+            Ok(_) => return Ok(mapping),
+            Err(e) => last_reason = e.to_string(),
+        }
+    }
+    Err(MapError::NoMapping {
+        dataflow,
+        layer: layer.name.clone(),
+        machine: hw.machine.name.clone(),
+        why: last_reason,
+    })
+}
+
+/// Why the search would try no candidate at all, naming the limit.
+fn why_no_candidate(pb: &Problem, hw: &HwConfig) -> String {
+    let sp = &hw.spad;
+    if pb.s > sp.ifmap.entries {
+        format!(
+            "a filter row of S = {} weights needs {} ifmap-spad entries for one channel; the ifmap spad (spad.ifmap.entries) has {}",
+            pb.s, pb.s, sp.ifmap.entries
+        )
+    } else if pb.s > sp.filter.entries {
+        format!(
+            "a filter row of S = {} weights needs {} filter-spad entries; the filter spad (spad.filter.entries) has {}",
+            pb.s, pb.s, sp.filter.entries
+        )
+    } else if hw.array.rows < pb.r {
+        format!(
+            "a filter of R = {} rows needs {} PEs in a column; the array (array.rows) has {}",
+            pb.r, pb.r, hw.array.rows
+        )
+    } else {
+        String::from("no candidate was tried")
+    }
+}
+
+/// Every candidate the search tries, in its order: (n, m, q, r, p, t, e), each letter within
+/// what the spads and the array allow.
+fn candidates<'a>(
+    pb: &'a Problem,
+    hw: &'a HwConfig,
+    dataflow: Dataflow,
+) -> impl Iterator<Item = Mapping> + 'a {
+    let sp = &hw.spad;
+    let max_chain = hw.array.rows / pb.r;
+    let max_e = pb.e.min(hw.array.cols * (hw.array.rows / pb.r).max(1));
+    divisors(pb.n).into_iter().flat_map(move |n| {
+        divisors(pb.m).into_iter().flat_map(move |m| {
+            (1..=(sp.ifmap.entries / pb.s)).flat_map(move |q| {
+                (1..=max_chain)
+                    .filter(move |r| pb.c.is_multiple_of(q * r))
+                    .flat_map(move |r| {
+                        let pmax = (sp.filter.entries / (q * pb.s)).min(sp.psum.entries);
+                        (1..=pmax).filter(move |p| m % p == 0).flat_map(move |p| {
+                            (1..=m / p)
+                                .filter(move |t| m % (p * t) == 0)
+                                .flat_map(move |t| {
+                                    (1..=max_e).map(move |e| Mapping {
+                                        dataflow,
+                                        m,
+                                        n,
+                                        e,
+                                        p,
+                                        q,
+                                        r,
+                                        t,
+                                    })
+                                })
+                        })
+                    })
+            })
+        })
+    })
 }
 
 /// The cheapest legal row-stationary mapping.
