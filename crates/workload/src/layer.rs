@@ -18,6 +18,14 @@ fn half() -> f64 {
 }
 
 /// One CONV layer. In a layer file, `n` and `groups` default to 1, `pad` to 0,
+/// The largest value of any layer dimension (N, C, H, W, M, R, S, strides, groups, padding) and
+/// of the padded input: 2^24, far beyond any real layer, small enough that no product of two
+/// overflows 64 bits.
+pub const MAX_DIM: u32 = 1 << 24;
+
+/// The most values any one tensor of a layer may hold: 2^31 16-bit words, 4 GiB.
+pub const MAX_TENSOR_ELEMENTS: u64 = 1 << 31;
+
 /// `ifmap_zero_fraction` to 0.5 and `first` to false.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,19 +74,27 @@ pub struct ShapeError {
 
 impl ConvLayer {
     /// Padded input height and width.
+    /// Padded height (saturating: [`ConvLayer::validate`] refuses a layer where it would not
+    /// fit, so a valid layer never saturates).
     pub fn hp(&self) -> u32 {
-        self.h + 2 * self.pad
+        self.h.saturating_add(self.pad.saturating_mul(2))
     }
     pub fn wp(&self) -> u32 {
-        self.w + 2 * self.pad
+        self.w.saturating_add(self.pad.saturating_mul(2))
     }
-    /// Output height E.
+    /// Output height E (0 for a filter taller than the padded input, which `validate` refuses).
     pub fn e(&self) -> u32 {
-        (self.hp() - self.r) / self.stride_v + 1
+        match self.hp().checked_sub(self.r) {
+            Some(d) => d / self.stride_v.max(1) + 1,
+            None => 0,
+        }
     }
     /// Output width F.
     pub fn f(&self) -> u32 {
-        (self.wp() - self.s) / self.stride_h + 1
+        match self.wp().checked_sub(self.s) {
+            Some(d) => d / self.stride_h.max(1) + 1,
+            None => 0,
+        }
     }
     /// Channels per group.
     pub fn cg(&self) -> u32 {
@@ -108,6 +124,32 @@ impl ConvLayer {
                 why,
             })
         };
+        // Sizes first, before any arithmetic on them.
+        for (field, v) in [
+            ("N", self.n),
+            ("C", self.c),
+            ("H", self.h),
+            ("W", self.w),
+            ("M", self.m),
+            ("R", self.r),
+            ("S", self.s),
+            ("stride_v", self.stride_v),
+            ("stride_h", self.stride_h),
+            ("groups", self.groups),
+            ("pad", self.pad),
+        ] {
+            if v > MAX_DIM {
+                return err(field, format!("{v} is above the limit {MAX_DIM}"));
+            }
+        }
+        for (field, padded) in [
+            ("H + 2*pad", self.h as u64 + 2 * self.pad as u64),
+            ("W + 2*pad", self.w as u64 + 2 * self.pad as u64),
+        ] {
+            if padded > MAX_DIM as u64 {
+                return err(field, format!("{padded} is above the limit {MAX_DIM}"));
+            }
+        }
         for (field, v) in [
             ("N", self.n),
             ("C", self.c),
@@ -145,6 +187,27 @@ impl ConvLayer {
                 ),
             );
         }
+        // Every tensor of the layer must be one the host can hold: checked in u64, so a huge
+        // batch or input is refused here, before anything is allocated.
+        // (Saturating: four factors of up to 2^24 can pass 2^64; saturated is still refused.)
+        let prod = |f: [u32; 4]| f.iter().fold(1u64, |a, &x| a.saturating_mul(x as u64));
+        let cg = self.c / self.groups;
+        for (field, expr, elems) in [
+            ("ifmap", "N*C*H*W", prod([self.n, self.c, self.h, self.w])),
+            ("weights", "M*C/G*R*S", prod([self.m, cg, self.r, self.s])),
+            (
+                "ofmap",
+                "N*M*E*F",
+                prod([self.n, self.m, self.e(), self.f()]),
+            ),
+        ] {
+            if elems > MAX_TENSOR_ELEMENTS {
+                return err(
+                    field,
+                    format!("{expr} = {elems} values is above the limit {MAX_TENSOR_ELEMENTS}"),
+                );
+            }
+        }
         if !(0.0..=1.0).contains(&self.ifmap_zero_fraction) {
             return err(
                 "ifmap_zero_fraction",
@@ -154,7 +217,7 @@ impl ConvLayer {
         Ok(())
     }
 
-    /// The same layer with batch `n`.
+    /// The same layer with batch `n` (checked by [`ConvLayer::validate`]).
     pub fn with_batch(mut self, n: u32) -> Self {
         self.n = n;
         self

@@ -7,7 +7,9 @@ pub mod layer;
 pub mod tensor;
 
 pub use import::{scalesim_csv, timeloop_yaml, ImportError};
-pub use layer::{alexnet, layer, network, vgg16, ConvLayer, ShapeError, NETWORKS};
+pub use layer::{
+    alexnet, layer, network, vgg16, ConvLayer, ShapeError, MAX_DIM, MAX_TENSOR_ELEMENTS, NETWORKS,
+};
 pub use tensor::{
     ofmap_dims, reference_conv, synthetic_ifmap, synthetic_weights, Formats, SplitMix64, Tensor,
 };

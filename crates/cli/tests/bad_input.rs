@@ -1,0 +1,142 @@
+//! Bad input, as one table: each case is a command line (with the files it needs) and the text
+//! its error must hold. No case may panic, hang (each has a time limit) or succeed.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::{rowsim, scratch_in};
+
+struct Case {
+    what: &'static str,
+    /// Files to write first: (name, contents); `{dir}` in the arguments is their folder.
+    files: &'static [(&'static str, &'static str)],
+    args: &'static [&'static str],
+    error: &'static str,
+}
+
+const HEAD: &str = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n";
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            what: "padding of 2^31",
+            files: &[(
+                "pad.toml",
+                "[layer]\nname = \"p\"\nn = 1\nc = 3\nh = 8\nw = 8\nm = 4\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\npad = 2147483648\n",
+            )],
+            args: &["map", "--layer", "{dir}/pad.toml"],
+            error: "pad 2147483648 is above the limit 16777216",
+        },
+        Case {
+            what: "a batch of 10^9",
+            files: &[],
+            args: &["run", "--layer", "alexnet:conv3", "--batch", "1000000000"],
+            error: "N 1000000000 is above the limit 16777216",
+        },
+        Case {
+            what: "a batch of 10^7 (a 1.5 TB ifmap)",
+            files: &[],
+            args: &["run", "--layer", "alexnet:conv1", "--batch", "10000000"],
+            error: "ifmap N*C*H*W = 1545870000000 values is above the limit 2147483648",
+        },
+        Case {
+            what: "a 2^32-1 square input",
+            files: &[("huge.csv", "")],
+            args: &["run", "--layer", "{dir}/huge.csv:X"],
+            error: "H 4294967295 is above the limit 16777216",
+        },
+        Case {
+            what: "a zero fraction above 1",
+            files: &[],
+            args: &["run", "--zero-fraction", "1.5"],
+            error: "a fraction of zeros is from 0 to 1",
+        },
+        Case {
+            what: "an unknown built-in machine",
+            files: &[],
+            args: &["map", "--hw", "eyeriss-v9", "--layer", "alexnet:conv1"],
+            error: "not a built-in machine (built in: eyeriss-v1",
+        },
+        Case {
+            what: "a Timeloop include that is missing",
+            files: &[("inc.yaml", "{{include_text('nope.yaml')}}\nproblem: {}\n")],
+            args: &["map", "--layer", "{dir}/inc.yaml"],
+            error: "inc.yaml: line 1: include_text('nope.yaml')",
+        },
+        Case {
+            what: "a Timeloop include of itself",
+            files: &[("self.yaml", "{{include_text('self.yaml')}}\n")],
+            args: &["map", "--layer", "{dir}/self.yaml"],
+            error: "includes nest deeper than 4",
+        },
+        Case {
+            what: "a tab-separated topology",
+            files: &[("tabs.csv", "Layer name\tIFMAP Height\t\nC\t5\t\n")],
+            args: &["map", "--net", "{dir}/tabs.csv"],
+            error: "tab-separated; SCALE-Sim topologies are comma-separated",
+        },
+        Case {
+            what: "a filter row wider than the ifmap spad",
+            files: &[("wide.csv", "")],
+            args: &["map", "--layer", "{dir}/wide.csv:W"],
+            error: "the ifmap spad (spad.ifmap.entries) has 12",
+        },
+        Case {
+            what: "statistics written over the layer file",
+            files: &[(
+                "l.toml",
+                "[layer]\nname = \"l\"\nn = 1\nc = 2\nh = 6\nw = 6\nm = 2\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\n",
+            )],
+            args: &["run", "--hw", "tiny", "--layer", "{dir}/l.toml", "--stats-json", "{dir}/l.toml"],
+            error: "would overwrite an input of this run",
+        },
+    ]
+}
+
+#[test]
+fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
+    let dir = scratch_in("bad_input", "x").parent().unwrap().to_path_buf();
+    for case in cases() {
+        for (name, text) in case.files {
+            let text = match *name {
+                "huge.csv" => format!("{HEAD}X, 4294967295, 4294967295, 3, 3, 3, 8, 1,\n"),
+                "wide.csv" => format!("{HEAD}W, 20, 20, 3, 16, 1, 4, 1,\n"),
+                _ => text.to_string(),
+            };
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let args: Vec<String> = case
+            .args
+            .iter()
+            .map(|a| a.replace("{dir}", &dir.display().to_string()))
+            .collect();
+        let mut child = rowsim()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                child.kill().ok();
+                panic!("{}: still running after 60 s: {args:?}", case.what);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{}: succeeded: {args:?}", case.what);
+        assert!(!err.contains("panicked"), "{}: panicked:\n{err}", case.what);
+        assert!(
+            err.contains(case.error),
+            "{}: the error does not say `{}`:\n{err}",
+            case.what,
+            case.error
+        );
+    }
+}
