@@ -199,6 +199,10 @@ fn config_at(
         .map_err(|e| anyhow!("with --set {}: {e}", what.join(" --set ")))
 }
 
+/// The most points a sweep (or a merge) may have: each is a simulation, so 10^7 is already more
+/// than any machine runs; a larger grid is refused before it is built.
+const MAX_SWEEP_POINTS: u64 = 10_000_000;
+
 /// The grid's points: (config values, layer), in index order.
 fn grid(axes: &[Axis], layers: &[ConvLayer]) -> Vec<(Vec<usize>, usize)> {
     let mut points = vec![(Vec::new(), 0usize)];
@@ -284,6 +288,23 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
         None => slurm_shard(|k| std::env::var(k).ok())?,
     };
     let (k, n) = shard.unwrap_or((0, 1));
+    // The grid's size before the grid: a product of axes is refused above the limit, not built.
+    axes.iter()
+        .map(|a| a.values.len() as u64)
+        .chain([layers.len() as u64])
+        .try_fold(1u64, |acc, v| acc.checked_mul(v))
+        .filter(|&p| p <= MAX_SWEEP_POINTS)
+        .ok_or_else(|| {
+            let sizes: Vec<String> = axes
+                .iter()
+                .map(|a| format!("{} ({} values)", a.field, a.values.len()))
+                .collect();
+            anyhow!(
+                "the sweep has more than {MAX_SWEEP_POINTS} points ({} x {} layers); split it into smaller sweeps",
+                sizes.join(" x "),
+                layers.len()
+            )
+        })?;
     let all = grid(&axes, &layers);
     let total = all.len() as u64;
     let mine: Vec<(u64, &(Vec<usize>, usize))> = all
@@ -414,9 +435,9 @@ pub fn merge(a: &MergeArgs) -> anyhow::Result<ExitCode> {
             let v: Value = serde_json::from_str(line)
                 .map_err(|e| anyhow!("{at}: {e}; expected a sweep record"))?;
             let field = |name: &str| {
-                v.get(name)
-                    .and_then(Value::as_u64)
-                    .ok_or_else(|| anyhow!("{at}: no `{name}`; expected a sweep record"))
+                v.get(name).and_then(Value::as_u64).ok_or_else(|| {
+                    anyhow!("{at}: no `{name}` (a whole number); expected a sweep record")
+                })
             };
             let (i, n) = (field("index")?, field("points")?);
             let seed = field("seed")?;
@@ -445,6 +466,9 @@ pub fn merge(a: &MergeArgs) -> anyhow::Result<ExitCode> {
                 ),
                 _ => {}
             }
+            if n > MAX_SWEEP_POINTS {
+                bail!("{at}: a sweep of {n} points; a sweep has at most {MAX_SWEEP_POINTS}");
+            }
             if i >= n {
                 bail!("{at}: index {i} is outside the sweep's {n} points");
             }
@@ -457,14 +481,19 @@ pub fn merge(a: &MergeArgs) -> anyhow::Result<ExitCode> {
     let Some((n, _)) = total else {
         bail!("no sweep records in {} file(s)", a.files.len());
     };
-    let missing: Vec<u64> = (0..n).filter(|i| !lines.contains_key(i)).collect();
-    if !missing.is_empty() {
-        let show: Vec<String> = missing.iter().take(10).map(|i| i.to_string()).collect();
+    // Every index is below n and none repeats, so n - lines are missing; the first ten are
+    // found without walking all n.
+    let missing = n - lines.len() as u64;
+    if missing > 0 {
+        let show: Vec<String> = (0..n)
+            .filter(|i| !lines.contains_key(i))
+            .take(10)
+            .map(|i| i.to_string())
+            .collect();
         bail!(
-            "{} of {n} points are missing: {}{} (a shard did not finish or was not given)",
-            missing.len(),
+            "{missing} of {n} points are missing: {}{} (a shard did not finish or was not given)",
             show.join(", "),
-            if missing.len() > 10 { ", ..." } else { "" }
+            if missing > 10 { ", ..." } else { "" }
         );
     }
     let mut out = open_out(&a.output)?;

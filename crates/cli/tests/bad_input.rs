@@ -91,6 +91,44 @@ fn cases() -> Vec<Case> {
             args: &["run", "--hw", "tiny", "--layer", "{dir}/l.toml", "--stats-json", "{dir}/l.toml"],
             error: "would overwrite an input of this run",
         },
+        Case {
+            what: "a merge line claiming 10^15 points",
+            files: &[(
+                "huge.jsonl",
+                "{\"sweep\":\"x\",\"seed\":1,\"index\":0,\"points\":1000000000000000,\"stats\":{}}\n",
+            )],
+            args: &["merge", "{dir}/huge.jsonl"],
+            error: "huge.jsonl:1: a sweep of 1000000000000000 points; a sweep has at most 10000000",
+        },
+        Case {
+            what: "a merge line with points as a float",
+            files: &[(
+                "float.jsonl",
+                "{\"sweep\":\"x\",\"seed\":1,\"index\":0,\"points\":1e15,\"stats\":{}}\n",
+            )],
+            args: &["merge", "{dir}/float.jsonl"],
+            error: "float.jsonl:1: no `points` (a whole number)",
+        },
+        Case {
+            what: "a sweep --dry-run of 10^12 points",
+            files: &[],
+            args: &[
+                "sweep", "--hw", "tiny", "--dry-run", "--layer", "layers/tiny-conv.toml",
+                "--set", "array.cols=1,2,3,4,5,6,7,8,9,10",
+                "--set", "array.rows=1,2,3,4,5,6,7,8,9,10",
+                "--set", "glb.bank_entries=1,2,3,4,5,6,7,8,9,10",
+                "--set", "spad.psum.entries=1,2,3,4,5,6,7,8,9,10",
+                "--set", "spad.ifmap.entries=1,2,3,4,5,6,7,8,9,10",
+                "--set", "spad.filter.entries=1,2,3,4,5,6,7,8,9,10",
+                "--set", "dram.access_latency_cycles=1,2,3,4,5,6,7,8,9,10",
+                "--set", "clocks.core_hz=1,2,3,4,5,6,7,8,9,10",
+                "--set", "clocks.link_hz=1,2,3,4,5,6,7,8,9,10",
+                "--set", "glb.ports_per_bank=1,2,3,4,5,6,7,8,9,10",
+                "--set", "dram.request_queue_depth=1,2,3,4,5,6,7,8,9,10",
+                "--set", "dram.bus_width_bits=1,2,3,4,5,6,7,8,9,10",
+            ],
+            error: "the sweep has more than 10000000 points",
+        },
     ]
 }
 
