@@ -129,6 +129,12 @@ fn cases() -> Vec<Case> {
             ],
             error: "the sweep has more than 10000000 points",
         },
+        Case {
+            what: "a config whose GLB would take 8 GiB",
+            files: &[("big_glb.toml", "")],
+            args: &["config", "check", "{dir}/big_glb.toml"],
+            error: "= 8405385216 bytes of global buffer; at most 67108864",
+        },
     ]
 }
 
@@ -140,6 +146,13 @@ fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
             let text = match *name {
                 "huge.csv" => format!("{HEAD}X, 4294967295, 4294967295, 3, 3, 3, 8, 1,\n"),
                 "wide.csv" => format!("{HEAD}W, 20, 20, 3, 16, 1, 4, 1,\n"),
+                "big_glb.toml" => std::fs::read_to_string(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../hw-configs/eyeriss-v1.toml"
+                ))
+                .unwrap()
+                .replace("shared_banks = 25 ", "shared_banks = 1000 ")
+                .replace("bank_entries = 512", "bank_entries = 1048576"),
                 _ => text.to_string(),
             };
             std::fs::write(dir.join(name), text).unwrap();

@@ -48,6 +48,9 @@ impl Checker {
 
 const MHZ: u64 = 1_000_000;
 
+/// The largest global buffer a config may describe, in bytes.
+pub const MAX_GLB_BYTES: u64 = 64 << 20;
+
 pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
     let mut c = Checker::default();
     c.rule("machine.name", !hw.machine.name.trim().is_empty(), || {
@@ -175,6 +178,17 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
     c.range("glb.bank_entries", g.bank_entries as u64, 1, 1 << 20);
     multiple_of_word(&mut c, "glb.bank_width_bits", g.bank_width_bits, word, 1024);
     c.range("glb.ports_per_bank", g.ports_per_bank as u64, 1, 4);
+    // The whole buffer is allocated on the host when a layer runs: each field in range can still
+    // multiply to hundreds of GiB, so the product has a limit too (64 MiB, ~600 times Eyeriss v1's
+    // 108 kB).
+    let glb_bytes = (g.shared_banks as u64 + g.filter_banks as u64)
+        .saturating_mul(g.bank_entries as u64)
+        .saturating_mul(g.bank_width_bits as u64 / 8);
+    c.rule("glb.bank_entries", glb_bytes <= MAX_GLB_BYTES, || {
+        format!(
+            "(glb.shared_banks + glb.filter_banks) x glb.bank_entries x glb.bank_width_bits / 8 = {glb_bytes} bytes of global buffer; at most {MAX_GLB_BYTES}"
+        )
+    });
 
     let n = &hw.noc;
     if c.range("noc.row_id_bits", n.row_id_bits as u64, 1, 16) {
