@@ -135,6 +135,12 @@ fn cases() -> Vec<Case> {
             args: &["config", "check", "{dir}/big_glb.toml"],
             error: "= 8405385216 bytes of global buffer; at most 67108864",
         },
+        Case {
+            what: "a Timeloop file nested 100,000 deep",
+            files: &[("deep.yaml", "")],
+            args: &["map", "--layer", "{dir}/deep.yaml"],
+            error: "nested 100000 brackets deep, indented 2 columns; a problem file nests at most 64 levels",
+        },
     ]
 }
 
@@ -146,6 +152,11 @@ fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
             let text = match *name {
                 "huge.csv" => format!("{HEAD}X, 4294967295, 4294967295, 3, 3, 3, 8, 1,\n"),
                 "wide.csv" => format!("{HEAD}W, 20, 20, 3, 16, 1, 4, 1,\n"),
+                "deep.yaml" => format!(
+                    "problem:\n  instance: {}{}\n",
+                    "[".repeat(100_000),
+                    "]".repeat(100_000)
+                ),
                 "big_glb.toml" => std::fs::read_to_string(concat!(
                     env!("CARGO_MANIFEST_DIR"),
                     "/../../hw-configs/eyeriss-v1.toml"

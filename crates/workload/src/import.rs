@@ -232,6 +232,7 @@ struct TimeloopInstance {
 /// includes may nest: a problem file is a few kB; more is refused, not read.
 const TIMELOOP_MAX_BYTES: usize = 1 << 20;
 const TIMELOOP_MAX_INCLUDE_DEPTH: u32 = 4;
+const TIMELOOP_MAX_NESTING: usize = 64;
 
 /// Expands timeloopfe's Jinja-style `{{include_text('FILE')}}` (FILE relative to the including
 /// file), as Timeloop's front end does before it parses the YAML.
@@ -386,6 +387,30 @@ pub fn parse_timeloop(text: &str, path: &Path) -> Result<ConvLayer, ImportError>
         return Err(ImportError(format!(
             "{file}: {} bytes; a problem file holds at most {TIMELOOP_MAX_BYTES}",
             text.len()
+        )));
+    }
+    // A problem file is a few levels deep; a pathological nesting is refused before the parser
+    // (which would take seconds to give up on it).
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let indent = text
+        .lines()
+        .map(|l| l.len() - l.trim_start_matches(' ').len())
+        .max()
+        .unwrap_or(0);
+    if deepest > TIMELOOP_MAX_NESTING || indent > 8 * TIMELOOP_MAX_NESTING {
+        return Err(ImportError(format!(
+            "{file}: nested {deepest} brackets deep, indented {indent} columns; a problem file nests at most {TIMELOOP_MAX_NESTING} levels"
         )));
     }
     let doc: Value = serde_norway::from_str(text).map_err(|e| {
