@@ -382,6 +382,17 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             host.emulation_over_reference
         );
         print!("{}", stats.summary());
+        if let (Some(t), Some(w)) = (&trace, &a.trace.window) {
+            if w.start >= out.core_cycles {
+                eprintln!(
+                    "warning: the trace window {}..{} starts after the layer ended (cycle {}): {} holds no changes",
+                    w.start,
+                    w.end,
+                    out.core_cycles,
+                    t.vcd.display()
+                );
+            }
+        }
         if let Some(t) = &trace {
             eprintln!(
                 "trace: {} (open {} in GTKWave)",

@@ -474,11 +474,13 @@ impl Session {
             ("help" | "h", _) => println!("{HELP}"),
             ("step" | "s", []) => self.go(Some(1), None)?,
             ("step" | "s", [n]) => {
-                let n = parse_value(n, 64)?;
-                if n == 0 {
+                let count = n.replace('_', "").parse::<u64>().map_err(|_| {
+                    anyhow!("step `{n}`: a number of cycles is a whole number from 1")
+                })?;
+                if count == 0 {
                     bail!("step 0 does nothing");
                 }
-                self.go(Some(n), None)?
+                self.go(Some(count), None)?
             }
             ("run", []) => self.go(None, None)?,
             ("run", ["until", rest @ ..]) => {

@@ -141,7 +141,42 @@ fn cases() -> Vec<Case> {
             args: &["map", "--layer", "{dir}/deep.yaml"],
             error: "nested 100000 brackets deep, indented 2 columns; a problem file nests at most 64 levels",
         },
+        Case {
+            what: "a trace glob that matches nothing",
+            files: &[],
+            args: &[
+                "run", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--vcd",
+                "{dir}/t.vcd", "--trace", "top.chip.pe_arry.*",
+            ],
+            error: "trace scope glob `top.chip.pe_arry.*`: matches no signal",
+        },
     ]
+}
+
+/// A trace window after the end of the run is not an error, but it is said.
+#[test]
+fn a_trace_window_past_the_end_is_warned_about() {
+    let dir = scratch_in("bad_input", "x").parent().unwrap().to_path_buf();
+    let o = rowsim()
+        .args([
+            "run",
+            "--hw",
+            "tiny",
+            "-q",
+            "--layer",
+            "layers/tiny-conv.toml",
+            "--vcd",
+        ])
+        .arg(dir.join("late.vcd"))
+        .args(["--window", "100000..200000"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: the trace window 100000..200000 starts after the layer ended"),
+        "{err}"
+    );
 }
 
 #[test]

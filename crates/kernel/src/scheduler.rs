@@ -641,6 +641,18 @@ impl Scheduler {
             }
         };
         let table = self.table.as_ref().expect("declared above");
+        if selected.is_empty() && !cfg.scopes.is_empty() {
+            // A trace of nothing is a mistyped glob, said before the run, not found after it.
+            let example = (0..table.len())
+                .map(|i| table.info(i).path)
+                .next()
+                .map(|p| format!(" (signals look like `{p}`)"))
+                .unwrap_or_default();
+            return Err(SimError::Trace(TraceError::BadGlob {
+                glob: cfg.scopes.join("`, `"),
+                why: format!("matches no signal{example}"),
+            }));
+        }
         self.tracer = Some(Tracer::create(cfg, window, table, &selected)?);
         // A window that is already open starts with the current values.
         self.maybe_open_trace(self.now)?;
