@@ -14,6 +14,27 @@ use crate::TraceArgs;
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// Whether a simulation is running (see [`Simulating`]).
+static SIMULATING: AtomicBool = AtomicBool::new(false);
+
+/// Marks a simulation as running while it lives: Ctrl-C then stops it at a cycle boundary with
+/// its trace flushed. Outside one (loading, mapping, making data) Ctrl-C ends the command at
+/// once with status 130: nothing is half-written then (statistics are written after each layer).
+pub struct Simulating;
+
+impl Simulating {
+    pub fn begin() -> Self {
+        SIMULATING.store(true, Ordering::SeqCst);
+        Simulating
+    }
+}
+
+impl Drop for Simulating {
+    fn drop(&mut self) {
+        SIMULATING.store(false, Ordering::SeqCst);
+    }
+}
+
 /// The flag Ctrl-C (SIGINT), SIGTERM and SIGHUP raise; one handler per process, pointed at the
 /// current run's flag. Any of them stops a run at a cycle boundary with the trace flushed.
 fn ctrl_c_target() -> &'static Mutex<Option<Arc<AtomicBool>>> {
@@ -21,6 +42,10 @@ fn ctrl_c_target() -> &'static Mutex<Option<Arc<AtomicBool>>> {
     TARGET.get_or_init(|| {
         // Without a handler Ctrl-C still ends the process, just without the flushed trace.
         if let Err(e) = ctrlc::set_handler(|| {
+            if !SIMULATING.load(Ordering::SeqCst) {
+                eprintln!("interrupted (no simulation was running)");
+                std::process::exit(EXIT_INTERRUPTED as i32);
+            }
             if let Some(flag) = ctrl_c_target().lock().ok().and_then(|g| g.clone()) {
                 flag.store(true, Ordering::Relaxed);
             }
@@ -55,7 +80,9 @@ pub fn run(sched: &mut Scheduler, trace: &TraceArgs) -> anyhow::Result<Option<Ex
         })?;
     }
     *ctrl_c_target().lock().unwrap_or_else(|p| p.into_inner()) = Some(sched.interrupt_flag());
+    let simulating = Simulating::begin();
     let outcome = sched.run();
+    drop(simulating);
     let summary = sched.finish_trace();
     let trace_note = match &summary {
         Ok(Some(s)) => format!(

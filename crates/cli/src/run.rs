@@ -274,8 +274,13 @@ fn check_outputs(outputs: &[(PathBuf, &str)], inputs: &[PathBuf]) -> anyhow::Res
 
 /// Writes the statistics of the layers that ran.
 fn write_stats(path: &Path, all: &[LayerStats]) -> anyhow::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(all)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))
+    // Written beside it and renamed over it, so an interruption never leaves half a file.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, serde_json::to_string_pretty(all)? + "\n")
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -320,7 +325,9 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             progress: hook,
             every_edge: a.every_edge,
         };
+        let simulating = crate::drive::Simulating::begin();
         let result = run_checked(&hw, &layer, &mapping, &x, &w, &opts);
+        drop(simulating);
         if let Some(b) = &bar {
             b.finish();
         }
@@ -401,6 +408,11 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
         all.push(stats);
+        // After each layer, so that a run stopped later (even while mapping the next layer,
+        // which Ctrl-C ends at once) keeps every finished layer.
+        if let Some(path) = &a.stats_json {
+            write_stats(path, &all)?;
+        }
     }
     if let Some(path) = &a.stats_json {
         write_stats(path, &all)?;

@@ -367,6 +367,7 @@ impl Session {
             bail!("the layer is over; nothing more to run ({})", self.status());
         }
         let flag = ctrl_c_flag();
+        let _simulating = crate::drive::Simulating::begin();
         let start = self.sim.scheduler().cycle();
         let why = loop {
             match self.sim.step_cycle() {

@@ -1138,3 +1138,48 @@ fn zero_fraction_and_map_net() {
         "{text}"
     );
 }
+
+/// Ctrl-C while the mapper is still searching (a 4-million-row GEMM prices slowly) ends the
+/// command at once with status 130, not after the search.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_mapping_ends_the_command_at_once() {
+    let csv = scratch("slow_map.csv");
+    std::fs::write(&csv, "Layer,M,N,K,\nConv1a,4186116,64,9,\n").unwrap();
+    let mut child = rowsim()
+        .args(["run", "-q", "--layer"])
+        .arg(format!("{}:Conv1a", csv.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the mapping ended too soon to test"
+    );
+    let kill = Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still mapping 10 s after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted (no simulation was running)"),
+        "{err}"
+    );
+}
