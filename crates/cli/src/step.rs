@@ -224,8 +224,11 @@ fn default_frac(path: &str, width: u32) -> Option<u32> {
     if !data || path.contains(".dram.") || path.contains(".glb.") {
         return None;
     }
-    Some(if name.starts_with("filter") || name == "mac_b" {
+    // The multiplier's operands: `mac_a` is the weight (Q1.15), `mac_b` the ifmap value (Q8.8).
+    Some(if name.starts_with("filter") || name == "mac_a" {
         f.weight_frac
+    } else if name.starts_with("ifmap") || name == "mac_b" {
+        f.ifmap_frac
     } else {
         f.psum_frac
     })
@@ -633,5 +636,35 @@ impl Session {
             _ => bail!("unknown command or arguments: `{line}` (`help` lists the commands)"),
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod q_format_tests {
+    use super::default_frac;
+
+    /// The PE's multiplier takes the weight as `mac_a` and the ifmap value as `mac_b`
+    /// (`Pe::mul_stage`): each is shown in its own Q format.
+    #[test]
+    fn mac_operands_print_in_their_own_formats() {
+        let f = rowsim_workload::Formats::DEFAULT;
+        let pe = "top.chip.pe_array.pe_r0_c0";
+        assert_eq!(
+            default_frac(&format!("{pe}.mac_a"), 16),
+            Some(f.weight_frac)
+        );
+        assert_eq!(default_frac(&format!("{pe}.mac_b"), 16), Some(f.ifmap_frac));
+        assert_eq!(
+            default_frac(&format!("{pe}.mac_product"), 16),
+            Some(f.psum_frac)
+        );
+        assert_eq!(
+            default_frac(&format!("{pe}.filter_spad_rd_data"), 16),
+            Some(f.weight_frac)
+        );
+        assert_eq!(
+            default_frac(&format!("{pe}.ifmap_spad_wr_data"), 16),
+            Some(f.ifmap_frac)
+        );
     }
 }
