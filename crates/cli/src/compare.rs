@@ -275,7 +275,12 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &a.svg {
-        report::svg(&rows, path)?;
+        // Bars grouped by layer, coloured by dataflow, with a legend.
+        let grouped: Vec<(String, String, LayerStats)> = points
+            .iter()
+            .map(|p| (p.stats.layer.clone(), p.point.to_string(), p.stats.clone()))
+            .collect();
+        report::grouped_svg(&grouped, path)?;
     }
     Ok(ExitCode::SUCCESS)
 }

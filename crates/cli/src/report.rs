@@ -474,3 +474,148 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The colour of the `k`-th series of a grouped chart (Tableau-like, distinguishable in print).
+fn series_color(k: usize) -> RGBColor {
+    const C: [RGBColor; 8] = [
+        RGBColor(0x4c, 0x72, 0xb0),
+        RGBColor(0xdd, 0x84, 0x52),
+        RGBColor(0x55, 0xa8, 0x68),
+        RGBColor(0xc4, 0x4e, 0x52),
+        RGBColor(0x81, 0x72, 0xb3),
+        RGBColor(0x93, 0x78, 0x60),
+        RGBColor(0xda, 0x8b, 0xc3),
+        RGBColor(0x8c, 0x8c, 0x8c),
+    ];
+    C[k % C.len()]
+}
+
+/// Bars grouped by layer (along x) and coloured by series (a dataflow, a machine), with a legend:
+/// energy per MAC and core cycles. `points` are (layer, series, statistics); a missing pair
+/// leaves its slot empty.
+pub fn grouped_svg(points: &[(String, String, LayerStats)], path: &Path) -> anyhow::Result<()> {
+    let mut layers: Vec<&str> = Vec::new();
+    let mut series: Vec<&str> = Vec::new();
+    for (l, s, _) in points {
+        if !layers.contains(&l.as_str()) {
+            layers.push(l);
+        }
+        if !series.contains(&s.as_str()) {
+            series.push(s);
+        }
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let width = (260 + 40 * points.len() as u32 + 30 * layers.len() as u32).max(900);
+    let root = SVGBackend::new(path, (width, 1100)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let panels = root.split_evenly((2, 1));
+    let unit = points
+        .first()
+        .map(|p| p.2.energy.unit.clone())
+        .unwrap_or_default();
+    let charts: [(&str, String, fn(&LayerStats) -> f64); 2] = [
+        (
+            "Energy per MAC, by layer and dataflow",
+            format!("energy / MAC ({unit} units)"),
+            |s| s.energy.total / s.macs.total.max(1) as f64,
+        ),
+        (
+            "Core cycles, by layer and dataflow",
+            "core cycles".into(),
+            |s| s.cycles.core_total as f64,
+        ),
+    ];
+    let k = series.len().max(1) as f64;
+    let slot = 0.8 / k;
+    for (panel, (title, y_desc, value)) in panels.iter().zip(charts) {
+        let top = points
+            .iter()
+            .map(|p| value(&p.2))
+            .fold(0.0, f64::max)
+            .max(1e-9)
+            * 1.25;
+        // Layer names along x, each centred under its group; long names are shortened to
+        // their last part so neighbours never overlap.
+        let labels: Vec<String> = layers
+            .iter()
+            .map(|l| {
+                let short = l.rsplit(':').next().unwrap_or(l);
+                if short.chars().count() > 14 {
+                    format!("{}…", short.chars().take(13).collect::<String>())
+                } else {
+                    short.to_string()
+                }
+            })
+            .collect();
+        let mut chart = ChartBuilder::on(panel)
+            .caption(title, ("sans-serif", 22))
+            .margin(14)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(-0.5f64..(layers.len() as f64 - 0.5), 0f64..top)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(layers.len() + 1)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
+                    labels[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .x_label_style(("sans-serif", 13))
+            .y_desc(y_desc.as_str())
+            .y_label_formatter(&|v| {
+                if top >= 1e9 {
+                    format!("{:.1}G", v / 1e9)
+                } else if top >= 1e6 {
+                    format!("{:.1}M", v / 1e6)
+                } else if top >= 1e4 {
+                    format!("{:.0}k", v / 1e3)
+                } else {
+                    format!("{v:.1}")
+                }
+            })
+            .draw()
+            .map_err(draw_err)?;
+        for (si, name) in series.iter().enumerate() {
+            let color = series_color(si);
+            let bars: Vec<(f64, f64)> = points
+                .iter()
+                .filter(|p| p.1 == *name)
+                .filter_map(|p| {
+                    let li = layers.iter().position(|l| *l == p.0)?;
+                    let x = li as f64 - 0.4 + slot * (si as f64 + 0.5);
+                    Some((x, value(&p.2)))
+                })
+                .collect();
+            chart
+                .draw_series(bars.into_iter().map(move |(x, y)| {
+                    Rectangle::new(
+                        [(x - slot * 0.45, 0.0), (x + slot * 0.45, y)],
+                        color.filled(),
+                    )
+                }))
+                .map_err(draw_err)?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_err)?;
+    }
+    root.present()
+        .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
+    Ok(())
+}

@@ -772,7 +772,27 @@ fn compare_runs_every_dataflow_and_the_closed_form_equals_the_simulation() {
             stdout.contains("small-net:A: ") || stdout.contains("A: "),
             "{stdout}"
         );
-        assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+        // Bars grouped by layer, coloured by dataflow, with a legend naming each dataflow; and
+        // the file renders.
+        let doc = std::fs::read_to_string(&svg).unwrap();
+        assert!(doc.contains("<svg"));
+        assert!(
+            doc.contains("Energy per MAC, by layer and dataflow"),
+            "{doc}"
+        );
+        for df in ["rs", "ws", "osa", "osb", "osc", "nlr"] {
+            assert!(
+                doc.contains(&format!(">\n{df}\n<")),
+                "no legend entry `{df}`"
+            );
+        }
+        let r = Command::new("rsvg-convert")
+            .arg("-o")
+            .arg(svg.with_extension("png"))
+            .arg(&svg)
+            .status()
+            .expect("rsvg-convert (Debian: librsvg2-bin) renders the SVG; .ci/run installs it");
+        assert!(r.success(), "rsvg-convert refused the SVG");
         let points = read(&json);
         assert_eq!(points.len(), 12);
         runs.push(points);
