@@ -475,6 +475,9 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A grouped chart: its title, its y axis, and the value of one bar.
+type Chart = (&'static str, String, fn(&LayerStats) -> f64);
+
 /// The colour of the `k`-th series of a grouped chart (Tableau-like, distinguishable in print).
 fn series_color(k: usize) -> RGBColor {
     const C: [RGBColor; 8] = [
@@ -515,7 +518,7 @@ pub fn grouped_svg(points: &[(String, String, LayerStats)], path: &Path) -> anyh
         .first()
         .map(|p| p.2.energy.unit.clone())
         .unwrap_or_default();
-    let charts: [(&str, String, fn(&LayerStats) -> f64); 2] = [
+    let charts: [Chart; 2] = [
         (
             "Energy per MAC, by layer and dataflow",
             format!("energy / MAC ({unit} units)"),
