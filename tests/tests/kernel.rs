@@ -749,6 +749,72 @@ mod event_driven {
         // default), which the others must not notice.
     }
 
+    /// As [`run`], but switching between event-driven and every-edge stepping every 7 cycles
+    /// (a debugger flipping the mode mid-run must not change anything).
+    pub fn run_switching() -> (u64, Vec<(u64, u32)>, u64, u64) {
+        let (mut s, w, k) = build();
+        let mut every = false;
+        loop {
+            every = !every;
+            s.set_every_edge(every);
+            let until = s.cycle() + 7;
+            // A condition on state, so the run ends where `run` would (at quiescence).
+            let stop = move |sch: &Scheduler| sch.cycle() >= until;
+            if s.run_until(stop).unwrap() == RunOutcome::Quiescent {
+                break;
+            }
+        }
+        let worker: &Worker = s.component(w).unwrap();
+        let sink: &Sink = s.component(k).unwrap();
+        (
+            s.cycle(),
+            sink.got.clone(),
+            worker.work_edges,
+            worker.idle_edges,
+        )
+    }
+
+    fn build() -> (
+        Scheduler,
+        rowsim_kernel::ComponentId,
+        rowsim_kernel::ComponentId,
+    ) {
+        let mut s = Scheduler::new();
+        let clk = s.add_clock("core", 100_000_000).unwrap();
+        let a = Link::new("top.a", clk, 2, 2).unwrap();
+        let b = Link::new("top.b", clk, 1, 1).unwrap();
+        s.add(
+            clk,
+            Source {
+                out: a.tx,
+                next: 0,
+                count: 40,
+                wait: 0,
+            },
+        );
+        let w = s.add(
+            clk,
+            Worker {
+                input: a.rx,
+                out: b.tx,
+                left: 0,
+                token: 0,
+                work_edges: 0,
+                idle_edges: 0,
+                steps: 0,
+                sending: false,
+            },
+        );
+        let k = s.add(
+            clk,
+            Sink {
+                input: b.rx,
+                got: vec![],
+            },
+        );
+        (s, w, k)
+    }
+
     pub fn run(every_edge: bool, order: StepOrder) -> (u64, Vec<(u64, u32)>, u64, u64, u64) {
         let mut s = Scheduler::new();
         let clk = s.add_clock("core", 100_000_000).unwrap();
@@ -806,6 +872,13 @@ fn sleeping_components_give_the_run_stepped_at_every_edge() {
     assert_eq!(reference.1.iter().map(|g| g.1).collect::<Vec<_>>(), want);
     // Every edge of the run is the worker's: working, or idle (waiting or blocked).
     assert_eq!(reference.2 + reference.3 + 40 * 2, reference.4);
+    // Flipping between the two kernels mid-run changes nothing either.
+    let switching = event_driven::run_switching();
+    assert_eq!(
+        switching,
+        (reference.0, reference.1.clone(), reference.2, reference.3),
+        "switching kernels mid-run"
+    );
     for order in [
         StepOrder::Registration,
         StepOrder::Shuffled(1),

@@ -390,8 +390,8 @@ impl Domain {
             self.wheel[(e.max(self.next) % WHEEL) as usize].push((e.max(self.next), slot));
         }
         // Bucket `e % WHEEL` holds requests for edge `e` only: every request lies in
-        // `next .. next + WHEEL` when it is made, and `next` only grows (a run stepped at every
-        // edge makes none: `Scheduler::set_every_edge` empties the wheels).
+        // `next .. next + WHEEL` when it is made, `next` only grows, and a bucket is emptied at
+        // its edge (by a run stepped at every edge too).
         for k in 0..WHEEL {
             let e = self.next + k;
             if !self.wheel[(e % WHEEL) as usize].is_empty() {
@@ -407,12 +407,6 @@ impl Domain {
         debug_assert!(bucket.iter().all(|&(x, _)| x == e));
         self.queued -= bucket.len();
         due.extend(bucket.drain(..).map(|(_, slot)| (slot as usize, e)));
-    }
-
-    fn clear(&mut self) {
-        self.wheel.iter_mut().for_each(Vec::clear);
-        self.far.clear();
-        self.queued = 0;
     }
 }
 
@@ -456,6 +450,8 @@ pub struct Scheduler {
     due: Vec<(usize, u64)>,
     /// The domains with an edge at the current instant, and that edge.
     ticking: Vec<(usize, u64)>,
+    /// Scratch for the wake-ups a run stepped at every edge passes by.
+    spent: Vec<(usize, u64)>,
     now: Picos,
     instants: u64,
     watchdog: u64,
@@ -490,6 +486,7 @@ impl Scheduler {
             every_edge: false,
             due: Vec::new(),
             ticking: Vec::new(),
+            spent: Vec::new(),
             now: 0,
             instants: 0,
             watchdog: DEFAULT_WATCHDOG_CYCLES,
@@ -564,11 +561,12 @@ impl Scheduler {
             }
         } else if every_edge {
             self.settle();
+            // Everyone is stepped from the next edge of its clock on, whatever it asked for.
             for slot in &mut self.slots {
                 slot.timed = false;
+                slot.sleep_until = self.domains[slot.domain].next;
             }
             for d in &mut self.domains {
-                d.clear();
                 d.timed = 0;
             }
         }
@@ -930,6 +928,12 @@ impl Scheduler {
             self.ticking.push((i, e));
             if self.every_edge {
                 self.due.extend(d.members.iter().map(|&c| (c, e)));
+                // Wake-ups still come due (and go): switched back to event-driven stepping,
+                // only those for later edges remain, as they would have.
+                let mut spent = std::mem::take(&mut self.spent);
+                d.take(e, &mut spent);
+                spent.clear();
+                self.spent = spent;
             } else {
                 d.take(e, &mut self.due);
             }
@@ -1035,11 +1039,7 @@ impl Scheduler {
             }
         }
         let crossed = self.domains[0].next - before;
-        if self.every_edge {
-            wake::collect(self.id, |_, _| {});
-        } else {
-            self.collect_posts();
-        }
+        self.collect_posts();
         if self.table.is_some() {
             self.trace_instant(now)?;
         }
