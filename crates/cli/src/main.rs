@@ -143,6 +143,22 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A full disk (or any other write error) on stdout: a clear error and status 1, not a panic
+    // and its backtrace (`print!` panics when stdout cannot be written).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if let Some(why) = msg.strip_prefix("failed printing to stdout: ") {
+            eprintln!("error: cannot write to standard output: {why}");
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
     let mut cli = Cli::parse();
     match &mut cli.command {
         Command::Run(args) => args.trace.resolve(),

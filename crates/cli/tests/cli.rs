@@ -1203,3 +1203,25 @@ fn ctrl_c_during_mapping_ends_the_command_at_once() {
         "{err}"
     );
 }
+
+/// A full disk on stdout (`/dev/full`) ends the command with a clear error and status 1, no panic.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_on_stdout_is_a_clear_error() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = rowsim()
+        .args(["map", "--layer", "alexnet:conv1"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("error: cannot write to standard output: No space left on device"),
+        "{err}"
+    );
+}
