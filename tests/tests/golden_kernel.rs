@@ -3,27 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use rowsim_kernel::demo::{clock_crossing_pipeline, PipelineSpec};
-use rowsim_kernel::TraceConfig;
 use rowsim_tests::waves::{self, first_difference, Difference};
 
 fn fresh_trace() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("golden");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("clock_crossing.vcd");
-    let mut p = clock_crossing_pipeline(PipelineSpec {
-        words: 8,
-        ..Default::default()
-    })
-    .unwrap();
-    p.sched
-        .trace_to(&TraceConfig {
-            vcd: path.clone(),
-            ..Default::default()
-        })
-        .unwrap();
-    p.sched.run().unwrap();
-    p.sched.finish_trace().unwrap();
+    rowsim_tests::trace_clock_crossing(&path);
     path
 }
 
@@ -97,19 +83,7 @@ fn an_fst_holds_the_same_value_changes_as_the_vcd() {
     let mut waves_of = Vec::new();
     for ext in ["vcd", "fst"] {
         let path = dir.join(format!("clock_crossing.{ext}"));
-        let mut p = clock_crossing_pipeline(PipelineSpec {
-            words: 8,
-            ..Default::default()
-        })
-        .unwrap();
-        p.sched
-            .trace_to(&TraceConfig {
-                vcd: path.clone(),
-                ..Default::default()
-            })
-            .unwrap();
-        p.sched.run().unwrap();
-        p.sched.finish_trace().unwrap();
+        rowsim_tests::trace_clock_crossing(&path);
         waves_of.push(waves::without_ranges(waves::read(&path).unwrap()));
     }
     let (vcd, fst) = (&waves_of[0], &waves_of[1]);

@@ -150,7 +150,6 @@ fn check_in_gtkwave(gtkw: &Path, dump: &Path, scratch: &Path) {
 #[test]
 #[ignore = "needs gtkwave and xvfb-run (Debian: gtkwave xvfb xauth); .ci/run installs them and runs the ignored tool tests"]
 fn gtkwave_opens_an_fst_trace_with_its_save_file() {
-    use rowsim_kernel::demo::{clock_crossing_pipeline, PipelineSpec};
     assert!(
         have("gtkwave") && have("xvfb-run"),
         "this test needs gtkwave and xvfb-run (Debian: gtkwave xvfb xauth)"
@@ -158,18 +157,6 @@ fn gtkwave_opens_an_fst_trace_with_its_save_file() {
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gtkwave_fst");
     std::fs::create_dir_all(&scratch).unwrap();
     let fst = scratch.join("clock_crossing.fst");
-    let mut p = clock_crossing_pipeline(PipelineSpec {
-        words: 8,
-        ..Default::default()
-    })
-    .unwrap();
-    p.sched
-        .trace_to(&rowsim_kernel::TraceConfig {
-            vcd: fst.clone(),
-            ..Default::default()
-        })
-        .unwrap();
-    p.sched.run().unwrap();
-    p.sched.finish_trace().unwrap();
+    rowsim_tests::trace_clock_crossing(&fst);
     check_in_gtkwave(&fst.with_extension("gtkw"), &fst, &scratch);
 }

@@ -816,39 +816,7 @@ mod event_driven {
     }
 
     pub fn run(every_edge: bool, order: StepOrder) -> (u64, Vec<(u64, u32)>, u64, u64, u64) {
-        let mut s = Scheduler::new();
-        let clk = s.add_clock("core", 100_000_000).unwrap();
-        let a = Link::new("top.a", clk, 2, 2).unwrap();
-        let b = Link::new("top.b", clk, 1, 1).unwrap();
-        s.add(
-            clk,
-            Source {
-                out: a.tx,
-                next: 0,
-                count: 40,
-                wait: 0,
-            },
-        );
-        let w = s.add(
-            clk,
-            Worker {
-                input: a.rx,
-                out: b.tx,
-                left: 0,
-                token: 0,
-                work_edges: 0,
-                idle_edges: 0,
-                steps: 0,
-                sending: false,
-            },
-        );
-        let k = s.add(
-            clk,
-            Sink {
-                input: b.rx,
-                got: vec![],
-            },
-        );
+        let (mut s, w, k) = build();
         s.set_every_edge(every_edge);
         s.set_order(order);
         assert_eq!(s.run().unwrap(), RunOutcome::Quiescent);

@@ -245,6 +245,19 @@ const PE_CYCLES: [Segment; 9] = [
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
+/// A y-axis value, scaled to the axis's top: 1.4G, 2.5M, 12k or 3.2.
+fn axis_label(v: f64, top: f64) -> String {
+    if top >= 1e9 {
+        format!("{:.1}G", v / 1e9)
+    } else if top >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if top >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e:?}")
 }
@@ -297,15 +310,7 @@ fn stacked(
         })
         .x_label_style(("sans-serif", 13))
         .y_desc(y_desc)
-        .y_label_formatter(&|v| {
-            if top >= 1e6 {
-                format!("{:.1}M", v / 1e6)
-            } else if top >= 1e4 {
-                format!("{:.0}k", v / 1e3)
-            } else {
-                format!("{v:.1}")
-            }
-        })
+        .y_label_formatter(&|v| axis_label(*v, top))
         .draw()
         .map_err(draw_err)?;
     for (name, color, f) in segments {
@@ -573,17 +578,7 @@ pub fn grouped_svg(points: &[(String, String, LayerStats)], path: &Path) -> anyh
             })
             .x_label_style(("sans-serif", 13))
             .y_desc(y_desc.as_str())
-            .y_label_formatter(&|v| {
-                if top >= 1e9 {
-                    format!("{:.1}G", v / 1e9)
-                } else if top >= 1e6 {
-                    format!("{:.1}M", v / 1e6)
-                } else if top >= 1e4 {
-                    format!("{:.0}k", v / 1e3)
-                } else {
-                    format!("{v:.1}")
-                }
-            })
+            .y_label_formatter(&|v| axis_label(*v, top))
             .draw()
             .map_err(draw_err)?;
         for (si, name) in series.iter().enumerate() {

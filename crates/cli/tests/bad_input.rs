@@ -2,10 +2,10 @@
 //! its error must hold. No case may panic, hang (each has a time limit) or succeed.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
-use common::{rowsim, scratch_in};
+use common::{rowsim, scratch_in, wait_at_most, SCALESIM_HEAD};
 
 struct Case {
     what: &'static str,
@@ -14,8 +14,6 @@ struct Case {
     args: &'static [&'static str],
     error: &'static str,
 }
-
-const HEAD: &str = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n";
 
 fn cases() -> Vec<Case> {
     vec![
@@ -185,8 +183,8 @@ fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
     for case in cases() {
         for (name, text) in case.files {
             let text = match *name {
-                "huge.csv" => format!("{HEAD}X, 4294967295, 4294967295, 3, 3, 3, 8, 1,\n"),
-                "wide.csv" => format!("{HEAD}W, 20, 20, 3, 16, 1, 4, 1,\n"),
+                "huge.csv" => format!("{SCALESIM_HEAD}X, 4294967295, 4294967295, 3, 3, 3, 8, 1,\n"),
+                "wide.csv" => format!("{SCALESIM_HEAD}W, 20, 20, 3, 16, 1, 4, 1,\n"),
                 "deep.yaml" => format!(
                     "problem:\n  instance: {}{}\n",
                     "[".repeat(100_000),
@@ -214,17 +212,7 @@ fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                child.kill().ok();
-                panic!("{}: still running after 60 s: {args:?}", case.what);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = wait_at_most(&mut child, Duration::from_secs(60), case.what);
         let mut err = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
         assert!(!status.success(), "{}: succeeded: {args:?}", case.what);

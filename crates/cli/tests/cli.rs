@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{rowsim, scratch_in};
+use common::{rowsim, scratch_in, wait_at_most, SCALESIM_HEAD};
 
 fn scratch(name: &str) -> PathBuf {
     scratch_in("cli", name)
@@ -590,8 +590,10 @@ fn sweep_shards_merged_equal_the_unsharded_sweep_line_for_line() {
     let csv = scratch("sweep_net.csv");
     std::fs::write(
         &csv,
-        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
-         T1, 9, 9, 3, 3, 2, 4, 2,\n",
+        format!(
+            "{SCALESIM_HEAD}\
+         T1, 9, 9, 3, 3, 2, 4, 2,\n"
+        ),
     )
     .unwrap();
     let sweep = |out: &Path, extra: &[&str], env: &[(&str, &str)]| {
@@ -729,9 +731,11 @@ fn compare_runs_every_dataflow_and_the_closed_form_equals_the_simulation() {
     let net = scratch("small-net.csv");
     std::fs::write(
         &net,
-        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+        format!(
+            "{SCALESIM_HEAD}\
          A, 9, 10, 3, 3, 4, 6, 1,\n\
-         B, 11, 11, 5, 3, 3, 4, 2,\n",
+         B, 11, 11, 5, 3, 3, 4, 2,\n"
+        ),
     )
     .unwrap();
     let read = |path: &Path| -> Vec<serde_json::Value> {
@@ -955,7 +959,7 @@ fn output_paths_stay_in_their_folder_and_never_clash() {
     std::fs::write(
         &csv,
         format!(
-            "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+            "{SCALESIM_HEAD}\
              x/../../../../../..{}, 5, 5, 3, 3, 1, 2, 1,\n\
              a.b, 5, 5, 3, 3, 1, 2, 1,\n\
              a/b, 5, 5, 3, 3, 1, 2, 1,\n",
@@ -1035,9 +1039,11 @@ fn an_interrupted_net_run_keeps_the_statistics_of_the_layers_that_finished() {
     let csv = dir.join("net.csv");
     std::fs::write(
         &csv,
-        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+        format!(
+            "{SCALESIM_HEAD}\
          small, 5, 5, 3, 3, 1, 2, 1,\n\
-         large, 224, 224, 3, 3, 16, 32, 1,\n",
+         large, 224, 224, 3, 3, 16, 32, 1,\n"
+        ),
     )
     .unwrap();
     let stats = dir.join("stats.json");
@@ -1094,9 +1100,11 @@ fn zero_fraction_and_map_net() {
     let csv = scratch("zf_net.csv");
     std::fs::write(
         &csv,
-        "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
+        format!(
+            "{SCALESIM_HEAD}\
          A, 9, 9, 3, 3, 2, 4, 1,\n\
-         B, 7, 7, 3, 3, 4, 4, 1,\n",
+         B, 7, 7, 3, 3, 4, 4, 1,\n"
+        ),
     )
     .unwrap();
     let stats = scratch("zf_stats.json");
@@ -1184,17 +1192,7 @@ fn ctrl_c_during_mapping_ends_the_command_at_once() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "still mapping 10 s after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_at_most(&mut child, Duration::from_secs(10), "mapping after Ctrl-C");
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(130), "{err}");

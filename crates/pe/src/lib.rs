@@ -545,14 +545,12 @@ impl Pe {
         let (p, q) = (prim.p, prim.q);
         if self.op == 0 {
             // The whole window must be in the spad before the position starts.
-            let start = self.window_start(prim);
-            let need = (start + prim.s as u64) * q as u64;
-            if self.ifmaps_stored < need {
+            if !self.window_stored(prim) {
                 self.counters.stall_ifmap += 1;
                 return false;
             }
             // Once a position: the spad column of the window's first column.
-            self.rd_col = (start % self.cols as u64) as u32;
+            self.rd_col = (self.window_start(prim) % self.cols as u64) as u32;
         }
         let (f, c) = (self.op_f, self.op_c);
         if f == 0 {
@@ -586,21 +584,34 @@ impl Pe {
         self.op_f += 1;
         if self.op_f == p {
             self.op_f = 0;
-            self.op_c += 1;
-            if self.op_c == q {
-                self.op_c = 0;
-                self.rd_col += 1;
-                if self.rd_col == self.cols {
-                    self.rd_col = 0;
-                }
+            self.next_channel(prim);
+        }
+        self.end_position_after_last_op();
+        true
+    }
+
+    /// After the `p` MACs of an `(s, c)`: the next channel, and after the last channel the next
+    /// ifmap-spad column.
+    #[inline]
+    fn next_channel(&mut self, prim: &Primitive) {
+        self.op_c += 1;
+        if self.op_c == prim.q {
+            self.op_c = 0;
+            self.rd_col += 1;
+            if self.rd_col == self.cols {
+                self.rd_col = 0;
             }
         }
+    }
+
+    /// Once the position's last MAC is issued: the drain comes next.
+    #[inline]
+    fn end_position_after_last_op(&mut self) {
         if self.op == self.ops {
             self.op = 0;
             self.state = PeState::Drain;
             self.drain_f = 0;
         }
-        true
     }
 
     fn issue_drain(
@@ -720,7 +731,8 @@ impl Pe {
     }
 
     /// Whether the ifmap spad's write port has nothing to do until the window moves (at the end
-    /// of a drain): every value stored, or the spad's free columns filled.
+    /// of a drain): every value stored, or the spad's free columns filled (a column is free while
+    /// it is inside the spad's window from the current position).
     fn ifmap_port_blocked(&self, prim: &Primitive) -> bool {
         let limit = (self.window_start(prim) + self.cols as u64) * prim.q as u64;
         self.ifmaps_stored == self.total_ifmaps || self.ifmaps_stored >= limit
@@ -820,19 +832,8 @@ impl Pe {
                 c.psum_spad_writes += p as u64;
             }
             self.op += prim.p;
-            self.op_c += 1;
-            if self.op_c == prim.q {
-                self.op_c = 0;
-                self.rd_col += 1;
-                if self.rd_col == self.cols {
-                    self.rd_col = 0;
-                }
-            }
-            if self.op == self.ops {
-                self.op = 0;
-                self.state = PeState::Drain;
-                self.drain_f = 0;
-            }
+            self.next_channel(prim);
+            self.end_position_after_last_op();
         }
         self.counters.active_cycles += edges;
         self.counters.pipeline_bubbles += 2;
@@ -841,12 +842,7 @@ impl Pe {
     }
 
     fn store_ifmap(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
-        if self.ifmaps_stored == self.total_ifmaps {
-            return false;
-        }
-        // Free while the column is inside the spad's window from the current position.
-        let limit = (self.window_start(prim) + self.cols as u64) * prim.q as u64;
-        if self.ifmaps_stored >= limit {
+        if self.ifmap_port_blocked(prim) {
             return false;
         }
         let Some(v) = self.ports.ifmap_in.try_recv(cx) else {

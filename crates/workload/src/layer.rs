@@ -124,22 +124,26 @@ impl ConvLayer {
                 why,
             })
         };
-        // Sizes first, before any arithmetic on them.
-        for (field, v) in [
-            ("N", self.n),
-            ("C", self.c),
-            ("H", self.h),
-            ("W", self.w),
-            ("M", self.m),
-            ("R", self.r),
-            ("S", self.s),
-            ("stride_v", self.stride_v),
-            ("stride_h", self.stride_h),
-            ("groups", self.groups),
-            ("pad", self.pad),
+        // Sizes first, before any arithmetic on them: every dimension from its least (1; 0 for
+        // padding) to MAX_DIM.
+        for (field, v, least) in [
+            ("N", self.n, 1),
+            ("C", self.c, 1),
+            ("H", self.h, 1),
+            ("W", self.w, 1),
+            ("M", self.m, 1),
+            ("R", self.r, 1),
+            ("S", self.s, 1),
+            ("stride_v", self.stride_v, 1),
+            ("stride_h", self.stride_h, 1),
+            ("groups", self.groups, 1),
+            ("pad", self.pad, 0),
         ] {
             if v > MAX_DIM {
                 return err(field, format!("{v} is above the limit {MAX_DIM}"));
+            }
+            if v < least {
+                return err(field, "must be at least 1".into());
             }
         }
         for (field, padded) in [
@@ -148,22 +152,6 @@ impl ConvLayer {
         ] {
             if padded > MAX_DIM as u64 {
                 return err(field, format!("{padded} is above the limit {MAX_DIM}"));
-            }
-        }
-        for (field, v) in [
-            ("N", self.n),
-            ("C", self.c),
-            ("H", self.h),
-            ("W", self.w),
-            ("M", self.m),
-            ("R", self.r),
-            ("S", self.s),
-            ("stride_v", self.stride_v),
-            ("stride_h", self.stride_h),
-            ("groups", self.groups),
-        ] {
-            if v == 0 {
-                return err(field, "must be at least 1".into());
             }
         }
         if !self.c.is_multiple_of(self.groups) || !self.m.is_multiple_of(self.groups) {

@@ -16,3 +16,28 @@ pub fn scratch_in(dir: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
+
+/// The header line of a SCALE-Sim convolution topology.
+#[allow(dead_code)] // not every test binary that includes `common` writes topologies
+pub const SCALESIM_HEAD: &str = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n";
+
+/// Waits for `child` to exit, failing the test (and killing it) after `limit`: a hang is a
+/// failure, not a stuck test run.
+#[allow(dead_code)]
+pub fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            child.kill().ok();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
