@@ -1126,6 +1126,27 @@ fn zero_fraction_and_map_net() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    // The host figures are the run's own: cycles per second is the core cycles over the
+    // emulation's seconds, the ratio the two times'.
+    let h = &v[0]["host"];
+    let (emu, reference) = (
+        h["emulation_s"].as_f64().unwrap(),
+        h["reference_s"].as_f64().unwrap(),
+    );
+    assert!(emu > 0.0 && reference > 0.0, "{h}");
+    let cycles = v[0]["cycles"]["core_total"].as_f64().unwrap();
+    let rel = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    assert!(
+        rel(h["core_cycles_per_s"].as_f64().unwrap(), cycles / emu),
+        "{h}"
+    );
+    assert!(
+        rel(
+            h["emulation_over_reference"].as_f64().unwrap(),
+            emu / reference
+        ),
+        "{h}"
+    );
     let zf = v[0]["ifmap_zero_fraction"].as_f64().unwrap();
     assert!((zf - 0.8).abs() < 0.1, "{zf}");
     assert!(v[0]["verified"].as_bool().unwrap());
