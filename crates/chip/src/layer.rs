@@ -81,6 +81,17 @@ pub struct RunOptions {
     /// Step every component at every edge instead of only when it needs a step (the reference
     /// the event-driven kernel is tested against; same results, slower).
     pub every_edge: bool,
+    /// ReLU at the readout for this layer: `None` as the config's `datapath.relu` says. A layer
+    /// whose output is not final (a part of a split layer whose psums are still to be added; a
+    /// layer whose bias is added after it) reads out without.
+    pub relu: Option<bool>,
+}
+
+impl RunOptions {
+    /// Whether the readout applies ReLU on `hw`.
+    pub fn relu_on(&self, hw: &HwConfig) -> bool {
+        self.relu.unwrap_or(hw.datapath.relu)
+    }
 }
 
 /// A function told where a run is after each phase.
@@ -428,7 +439,7 @@ impl LayerSim {
             "top.chip.glb.readout",
             ReadOut::Values {
                 tx: relu_out.tx,
-                relu: hw.datapath.relu,
+                relu: opts.relu_on(hw),
             },
         )?;
         let (q4, a4) = port(4)?;
@@ -883,7 +894,7 @@ pub fn run_checked(
     let emulation_s = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
     let (reference, _) =
-        rowsim_workload::reference_conv(layer, ifmap, weights, opts.mac, hw.datapath.relu)
+        rowsim_workload::reference_conv(layer, ifmap, weights, opts.mac, opts.relu_on(hw))
             .map_err(ChipError::Setup)?;
     let reference_s = t.elapsed().as_secs_f64();
     let verified = run.ofmap == reference;

@@ -14,6 +14,7 @@ pub mod array;
 pub mod controller;
 pub mod layer;
 pub mod plan;
+pub mod split;
 pub mod stats;
 
 pub use array::{
@@ -27,4 +28,5 @@ pub use layer::{
 };
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
 pub use rowsim_mapper::Phase;
+pub use split::{run_split, SplitRun};
 pub use stats::{BetweenPasses, Cycles, Host, LayerStats, PeCycles, PeUtilization};

@@ -163,6 +163,13 @@ pub struct LayerStats {
     /// from run to run, so sweeps and snapshots leave them out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<Host>,
+    /// A layer beyond the chip's limits ran in parts (`rowsim_mapper::Split`): why, and each
+    /// part's statistics. This object's counts, cycles and energy are the parts' sums; its
+    /// mapping is the first part's, with every part's passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<LayerStats>,
 }
 
 /// Wall-clock figures of one layer's run, measured in the same process.
@@ -293,7 +300,85 @@ impl LayerStats {
             array: Some([hw.array.rows, hw.array.cols]),
             energy: c.energy(hw),
             verified: false,
+            split: None,
+            parts: Vec::new(),
         }
+    }
+
+    /// The statistics of a layer that ran in parts: the parts' sums (counts, cycles, time,
+    /// energy; the PE cycle account over the parts' PEs and cycles), the first part's mapping
+    /// with all passes, verified when every part was and the assembled output was
+    /// (`verified`), the layer's own name, batch and zero fraction.
+    pub fn combine(
+        layer: &ConvLayer,
+        why: String,
+        parts: Vec<LayerStats>,
+        ifmap_zero_fraction: f64,
+        verified: bool,
+    ) -> LayerStats {
+        let mut s = parts[0].clone();
+        s.layer = layer.name.clone();
+        s.batch = layer.n;
+        s.ifmap_zero_fraction = ifmap_zero_fraction;
+        s.pe_utilization = Vec::new();
+        s.host = None;
+        s.split = Some(why);
+        let pt = |a: &mut PerType, b: &PerType| *a = a.plus(b);
+        for p in &parts[1..] {
+            s.mapping.passes += p.mapping.passes;
+            s.mapping.pes_used = s.mapping.pes_used.max(p.mapping.pes_used);
+            let (c, d) = (&mut s.cycles, &p.cycles);
+            c.core_total += d.core_total;
+            c.core_processing += d.core_processing;
+            c.link_total += d.link_total;
+            c.bound += d.bound;
+            c.fill_drain += d.fill_drain;
+            if let (Some(a), Some(b)) = (&mut c.between_passes, &d.between_passes) {
+                a.config += b.config;
+                a.loads += b.loads;
+                a.psum_slot += b.psum_slot;
+                a.after += b.after;
+            }
+            s.time_ms.total += p.time_ms.total;
+            s.time_ms.processing += p.time_ms.processing;
+            s.macs.total += p.macs.total;
+            s.macs.gated += p.macs.gated;
+            let (a, b) = (&mut s.accesses_words, &p.accesses_words);
+            pt(&mut a.dram, &b.dram);
+            pt(&mut a.glb, &b.glb);
+            pt(&mut a.noc, &b.noc);
+            pt(&mut a.spad, &b.spad);
+            s.dram_bytes.read += p.dram_bytes.read;
+            s.dram_bytes.write += p.dram_bytes.write;
+            if let (Some(a), Some(b)) = (&mut s.pe_cycles, &p.pe_cycles) {
+                a.mac += b.mac;
+                a.gated += b.gated;
+                a.stall_filter += b.stall_filter;
+                a.stall_ifmap += b.stall_ifmap;
+                a.stall_psum_in += b.stall_psum_in;
+                a.stall_psum_out += b.stall_psum_out;
+                a.pipeline += b.pipeline;
+                a.config += b.config;
+                a.idle += b.idle;
+            }
+            let (e, f) = (&mut s.energy, &p.energy);
+            e.total += f.total;
+            e.by_level.dram += f.by_level.dram;
+            e.by_level.glb += f.by_level.glb;
+            e.by_level.noc += f.by_level.noc;
+            e.by_level.spad += f.by_level.spad;
+            e.by_level.mac += f.by_level.mac;
+            e.by_type.filter += f.by_type.filter;
+            e.by_type.ifmap += f.by_type.ifmap;
+            e.by_type.psum += f.by_type.psum;
+        }
+        // The bottleneck of the part that took longest.
+        if let Some(p) = parts.iter().max_by_key(|p| p.cycles.core_total) {
+            s.cycles.bottleneck = p.cycles.bottleneck.clone();
+        }
+        s.verified = verified && parts.iter().all(|p| p.verified);
+        s.parts = parts;
+        s
     }
 
     /// The human-readable summary `rowsim run` prints.
@@ -338,6 +423,9 @@ impl LayerStats {
                 "between passes (core cycles): config {}, waiting for loads {}, waiting for a psum slot {}, after the last pass {}\n",
                 b.config, b.loads, b.psum_slot, b.after
             ),
+            None => String::new(),
+        } + &match &self.split {
+            Some(why) => format!("split     {why}; statistics are the {} parts' sums\n", self.parts.len()),
             None => String::new(),
         } + &match &self.pe_cycles {
             Some(p) => {

@@ -17,7 +17,7 @@ use clap::Args;
 use rayon::prelude::*;
 use rowsim_chip::{run_layer, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
-use rowsim_mapper::{choose_with, evaluate, expected_data, Dataflow, ExactData, Objective};
+use rowsim_mapper::{choose_with, evaluate, expected_data, Dataflow, ExactData, Objective, Split};
 use rowsim_workload::{
     reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor,
 };
@@ -100,12 +100,20 @@ struct Data {
     ifmap: Tensor,
     weights: Tensor,
     ofmap: Tensor,
+    /// Whether the readout applies ReLU (not for a part whose psums are still to be added).
+    relu: bool,
 }
 
 fn data(layer: ConvLayer, seed: u64, relu: bool) -> anyhow::Result<Data> {
     let fmt = Formats::DEFAULT;
     let ifmap = synthetic_ifmap(&layer, seed, fmt);
     let weights = synthetic_weights(&layer, seed, fmt);
+    data_of(layer, ifmap, weights, relu)
+}
+
+/// A layer, its tensors and its reference output.
+fn data_of(layer: ConvLayer, ifmap: Tensor, weights: Tensor, relu: bool) -> anyhow::Result<Data> {
+    let fmt = Formats::DEFAULT;
     let (ofmap, _) =
         reference_conv(&layer, &ifmap, &weights, fmt.mac(), relu).map_err(|e| anyhow!("{e}"))?;
     Ok(Data {
@@ -113,11 +121,57 @@ fn data(layer: ConvLayer, seed: u64, relu: bool) -> anyhow::Result<Data> {
         ifmap,
         weights,
         ofmap,
+        relu,
     })
 }
 
-/// One dataflow on one layer.
+/// One dataflow on one layer (in parts where the layer is beyond the machine's limits, their
+/// statistics summed).
 fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Result<Point> {
+    let l = &d.layer;
+    let ctx = || format!("{} with {df} on {}", l.name, hw.machine.name);
+    let split = Split::of(l, hw).with_context(ctx)?;
+    if !split.is_split() {
+        return part(df, hw, d, a);
+    }
+    let mut parts = Vec::new();
+    let mut outs = Vec::new();
+    let relu = hw.datapath.relu;
+    for p in &split.parts {
+        let part_data = data_of(
+            p.layer.clone(),
+            p.ifmap(&d.ifmap),
+            p.weights(&d.weights),
+            rowsim_chip::split::part_relu(&split, relu),
+        )?;
+        let pt = part(df, hw, &part_data, a)?;
+        parts.push(pt.stats);
+        outs.push(part_data.ofmap);
+    }
+    let opts = RunOptions {
+        mac: Formats::DEFAULT.mac(),
+        ..Default::default()
+    };
+    let done =
+        rowsim_chip::split::assemble(&split, &outs, parts, &d.ifmap, &d.weights, &opts, relu)
+            .with_context(ctx)?;
+    if !done.stats.verified && a.simulate {
+        bail!(
+            "{}: the parts' assembled ofmap differs from the reference",
+            ctx()
+        );
+    }
+    let mut stats = done.stats;
+    stats.verified = a.simulate;
+    Ok(Point {
+        point: df,
+        simulated: a.simulate,
+        stats,
+    })
+}
+
+/// One dataflow on a layer within the machine's limits.
+fn part(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Result<Point> {
     let l = &d.layer;
     let ctx = || format!("{} with {df} on {}", l.name, hw.machine.name);
     let mapping = choose_with(l, hw, df, a.objective).with_context(ctx)?;
@@ -145,6 +199,7 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
     }
     let opts = RunOptions {
         mac: Formats::DEFAULT.mac(),
+        relu: Some(d.relu),
         ..Default::default()
     };
     let run = run_layer(hw, l, &mapping, &d.ifmap, &d.weights, &opts).with_context(ctx)?;

@@ -206,7 +206,26 @@ pub fn run(a: &MapArgs) -> anyhow::Result<ExitCode> {
         if several && !a.json && k > 0 {
             println!();
         }
-        map_one(a, &hw, layer, pinned_in_file)?;
+        let split = rowsim_mapper::Split::of(&layer, &hw)?;
+        if !split.is_split() {
+            map_one(a, &hw, layer, pinned_in_file)?;
+            continue;
+        }
+        if a.mapping.or(pinned_in_file).is_some() {
+            bail!(
+                "--mapping: {}; each part has its own mapping",
+                split.describe()
+            );
+        }
+        if !a.json {
+            println!("{}\n", split.describe());
+        }
+        for (i, part) in split.parts.into_iter().enumerate() {
+            if !a.json && i > 0 {
+                println!();
+            }
+            map_one(a, &hw, part.layer, None)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

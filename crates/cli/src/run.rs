@@ -9,7 +9,7 @@ use clap::Args;
 use rowsim_chip::{run_checked, ChipError, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
 use rowsim_kernel::{SimError, TraceConfig};
-use rowsim_mapper::{enumerate_for, evaluate, rank, Dataflow, Mapping, Objective};
+use rowsim_mapper::{enumerate_for, evaluate, rank, Dataflow, Mapping, Objective, Split};
 use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
 
 use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
@@ -95,67 +95,110 @@ impl LayerArgs {
         })
     }
 
-    /// The batch override, the mapping and the data of one layer.
-    pub fn prepare(
-        &self,
-        hw: &HwConfig,
-        mut layer: ConvLayer,
-        pinned: Option<Mapping>,
-    ) -> anyhow::Result<Prepared> {
+    /// The layer with the command line's batch and zero fraction.
+    pub fn adjust(&self, mut layer: ConvLayer) -> ConvLayer {
         if let Some(n) = self.batch {
             layer = layer.with_batch(n);
         }
         if let Some(z) = self.zero_fraction {
             layer.ifmap_zero_fraction = z;
         }
-        prepare(
-            hw,
+        layer
+    }
+
+    /// A layer's data: read from `--ifmap`/`--weights`, or synthetic from the seed.
+    pub fn data(&self, layer: &ConvLayer) -> anyhow::Result<Data> {
+        layer.validate()?;
+        data(
             layer,
-            pinned,
-            self.objective,
             self.seed,
             self.ifmap.as_deref(),
             self.weights.as_deref(),
         )
     }
+
+    /// The mapping of a layer with its data (pinned, or the mapper's cheapest).
+    pub fn prepare_with(
+        &self,
+        hw: &HwConfig,
+        data: Data,
+        pinned: Option<Mapping>,
+    ) -> anyhow::Result<Prepared> {
+        let mapping = choose(hw, &data.layer, pinned, self.objective)?;
+        Ok(Prepared {
+            layer: data.layer,
+            mapping,
+            ifmap: data.ifmap,
+            weights: data.weights,
+        })
+    }
+
+    /// The batch override, the mapping and the data of one layer.
+    pub fn prepare(
+        &self,
+        hw: &HwConfig,
+        layer: ConvLayer,
+        pinned: Option<Mapping>,
+    ) -> anyhow::Result<Prepared> {
+        let layer = self.adjust(layer);
+        let mapping = choose(hw, &layer, pinned, self.objective)?;
+        let d = self.data(&layer)?;
+        Ok(Prepared {
+            layer: d.layer,
+            mapping,
+            ifmap: d.ifmap,
+            weights: d.weights,
+        })
+    }
 }
 
-/// A layer's mapping (pinned, or the mapper's cheapest) and data (read from `.npy` files, or
-/// synthetic from `seed`).
-pub fn prepare(
+/// A layer and its tensors.
+pub struct Data {
+    pub layer: ConvLayer,
+    pub ifmap: Tensor,
+    pub weights: Tensor,
+}
+
+/// A layer's mapping: pinned (checked), or the mapper's cheapest for `objective`.
+pub fn choose(
     hw: &HwConfig,
-    layer: ConvLayer,
+    layer: &ConvLayer,
     pinned: Option<Mapping>,
     objective: Objective,
-    seed: u64,
-    ifmap: Option<&Path>,
-    weights: Option<&Path>,
-) -> anyhow::Result<Prepared> {
-    let fmt = Formats::DEFAULT;
-    let data = expected_data(&layer, hw)?;
-    let mapping = match pinned {
+) -> anyhow::Result<Mapping> {
+    let expected = expected_data(layer, hw)?;
+    Ok(match pinned {
         Some(m) => {
-            evaluate(&layer, hw, m, &data)
+            evaluate(layer, hw, m, &expected)
                 .context("the pinned mapping")?
                 .mapping
         }
         None => {
-            let mut all = enumerate_for(&layer, hw, &data, Dataflow::of_machine(hw))?;
+            let mut all = enumerate_for(layer, hw, &expected, Dataflow::of_machine(hw))?;
             rank(&mut all, objective);
             all.remove(0).mapping
         }
-    };
+    })
+}
+
+/// A layer's data: `.npy` files, or synthetic from `seed`.
+pub fn data(
+    layer: &ConvLayer,
+    seed: u64,
+    ifmap: Option<&Path>,
+    weights: Option<&Path>,
+) -> anyhow::Result<Data> {
+    let fmt = Formats::DEFAULT;
     let ifmap = match ifmap {
         Some(p) => read_npy(p, [layer.n, layer.c, layer.h, layer.w], "[N, C, H, W]")?,
-        None => synthetic_ifmap(&layer, seed, fmt),
+        None => synthetic_ifmap(layer, seed, fmt),
     };
     let weights = match weights {
         Some(p) => read_npy(p, [layer.m, layer.cg(), layer.r, layer.s], "[M, C/G, R, S]")?,
-        None => synthetic_weights(&layer, seed, fmt),
+        None => synthetic_weights(layer, seed, fmt),
     };
-    Ok(Prepared {
-        layer,
-        mapping,
+    Ok(Data {
+        layer: layer.clone(),
         ifmap,
         weights,
     })
@@ -283,50 +326,50 @@ fn write_stats(path: &Path, all: &[LayerStats]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
-    let hw = rowsim_config::load_spec(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
-    let (layers, pinned) = a.layer.layers(a.net.as_deref())?;
-    let vcds = a.trace.vcd.as_deref().map(|v| layer_vcds(v, &layers));
-    let mut outputs: Vec<(PathBuf, &str)> = Vec::new();
-    for v in vcds.iter().flatten() {
-        outputs.push((v.clone(), "trace"));
-        outputs.push((v.with_extension("gtkw"), "GTKWave save file"));
-    }
-    outputs.extend(
-        a.stats_json
-            .iter()
-            .map(|p| (p.clone(), "statistics (--stats-json)")),
-    );
-    outputs.extend(a.ofmap.iter().map(|p| (p.clone(), "ofmap (--ofmap)")));
-    check_outputs(&outputs, &input_files(a))?;
-    let fmt = Formats::DEFAULT;
-    let interrupt = ctrl_c_flag();
-    let mut all = Vec::new();
-    let mut failed = false;
-    for (k, layer) in layers.into_iter().enumerate() {
+/// What one chip run ended with.
+enum Ran {
+    Done(Box<LayerStats>, Tensor),
+    /// The simulation stopped (an error or Ctrl-C): the exit code.
+    Stopped(ExitCode),
+}
+
+/// Everything about one run on the chip (a layer, or a part of a split one), printed as it
+/// goes; a layer that differs from the reference is reported and marks the run failed.
+struct OneRun<'a> {
+    hw: &'a HwConfig,
+    a: &'a RunArgs,
+    interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    failed: bool,
+}
+
+impl OneRun<'_> {
+    fn run(
+        &mut self,
+        p: &Prepared,
+        trace: Option<TraceConfig>,
+        relu: Option<bool>,
+        pinned: bool,
+    ) -> anyhow::Result<Ran> {
+        let (a, hw) = (self.a, self.hw);
         let Prepared {
             layer,
             mapping,
             ifmap: x,
             weights: w,
-        } = a.layer.prepare(&hw, layer, pinned)?;
-        let trace = vcds.as_ref().map(|v| TraceConfig {
-            vcd: v[k].clone(),
-            scopes: a.trace.globs.clone(),
-            window: a.trace.window.clone(),
-        });
+        } = p;
         eprintln!("running {} with {mapping} ...", layer.name);
         let (hook, bar) = crate::progress::Bar::hook(&layer.name, a.quiet);
         let opts = RunOptions {
-            mac: fmt.mac(),
+            mac: Formats::DEFAULT.mac(),
             trace: trace.clone(),
             watchdog: a.trace.watchdog,
-            interrupt: Some(interrupt.clone()),
+            interrupt: Some(self.interrupt.clone()),
             progress: hook,
             every_edge: a.every_edge,
+            relu,
         };
         let simulating = crate::drive::Simulating::begin();
-        let result = run_checked(&hw, &layer, &mapping, &x, &w, &opts);
+        let result = run_checked(hw, layer, mapping, x, w, &opts);
         drop(simulating);
         if let Some(b) = &bar {
             b.finish();
@@ -348,36 +391,25 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
                 } else if let Some(c) = e.cycle() {
                     eprintln!("stopped at cycle {c}");
                 }
-                if let (Some(path), false) = (&a.stats_json, all.is_empty()) {
-                    write_stats(path, &all)?;
-                    eprintln!(
-                        "{}: the statistics of the {} layer(s) that finished",
-                        path.display(),
-                        all.len()
-                    );
-                }
-                return Ok(ExitCode::from(code));
+                return Ok(Ran::Stopped(ExitCode::from(code)));
             }
             Err(e) => bail!("{}: {e}", layer.name),
         };
         let verified = checked.verified;
         let host = checked.host;
         if let Some((idx, got, want)) = checked.first_difference() {
-            failed = true;
+            self.failed = true;
             eprintln!(
                 "error: {}: the ofmap differs from the reference convolution at [n, m, e, f] = {idx:?}: got {got}, want {want}",
                 layer.name
             );
         }
         let out = checked.run;
-        if let Some(p) = &a.ofmap {
-            write_npy(p, &out.ofmap)?;
-        }
-        let mut stats =
-            LayerStats::new(&hw, &layer, a.layer.seed, &out, x.zero_fraction(), verified);
-        stats.objective = match pinned {
-            Some(_) => "pinned".into(),
-            None => a.layer.objective.name().into(),
+        let mut stats = LayerStats::new(hw, layer, a.layer.seed, &out, x.zero_fraction(), verified);
+        stats.objective = if pinned {
+            "pinned".into()
+        } else {
+            a.layer.objective.name().into()
         };
         stats.host = Some(host);
         eprintln!(
@@ -407,17 +439,134 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
                 t.vcd.with_extension("gtkw").display()
             );
         }
-        all.push(stats);
+        Ok(Ran::Done(Box::new(stats), out.ofmap))
+    }
+}
+
+pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
+    let hw = rowsim_config::load_spec(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
+    let (layers, pinned) = a.layer.layers(a.net.as_deref())?;
+    // Each layer as the parts it runs in on this machine (one part: the layer itself).
+    let splits: Vec<Split> = layers
+        .into_iter()
+        .map(|l| Split::of(&a.layer.adjust(l), &hw))
+        .collect::<Result<_, _>>()?;
+    if pinned.is_some() && splits.iter().any(Split::is_split) {
+        bail!("--mapping: the layer runs in parts on this machine (see `rowsim map`), each with its own mapping; a pinned mapping cannot apply to all");
+    }
+    let runs: Vec<ConvLayer> = splits
+        .iter()
+        .flat_map(|s| s.parts.iter().map(|p| p.layer.clone()))
+        .collect();
+    let vcds = a.trace.vcd.as_deref().map(|v| layer_vcds(v, &runs));
+    let mut outputs: Vec<(PathBuf, &str)> = Vec::new();
+    for v in vcds.iter().flatten() {
+        outputs.push((v.clone(), "trace"));
+        outputs.push((v.with_extension("gtkw"), "GTKWave save file"));
+    }
+    outputs.extend(
+        a.stats_json
+            .iter()
+            .map(|p| (p.clone(), "statistics (--stats-json)")),
+    );
+    outputs.extend(a.ofmap.iter().map(|p| (p.clone(), "ofmap (--ofmap)")));
+    check_outputs(&outputs, &input_files(a))?;
+    let mut one = OneRun {
+        hw: &hw,
+        a,
+        interrupt: ctrl_c_flag(),
+        failed: false,
+    };
+    let mut all: Vec<LayerStats> = Vec::new();
+    let stopped = |all: &[LayerStats], code: ExitCode| -> anyhow::Result<ExitCode> {
+        if let (Some(path), false) = (&a.stats_json, all.is_empty()) {
+            write_stats(path, all)?;
+            eprintln!(
+                "{}: the statistics of the {} layer(s) that finished",
+                path.display(),
+                all.len()
+            );
+        }
+        Ok(code)
+    };
+    let mut k = 0;
+    for split in &splits {
+        let trace = |k: usize| {
+            vcds.as_ref().map(|v| TraceConfig {
+                vcd: v[k].clone(),
+                scopes: a.trace.globs.clone(),
+                window: a.trace.window.clone(),
+            })
+        };
+        let whole = a.layer.data(&split.whole)?;
+        let ofmap = if !split.is_split() {
+            let p = a.layer.prepare_with(&hw, whole, pinned)?;
+            let ran = one.run(&p, trace(k), None, pinned.is_some())?;
+            k += 1;
+            match ran {
+                Ran::Done(stats, ofmap) => {
+                    all.push(*stats);
+                    ofmap
+                }
+                Ran::Stopped(code) => return stopped(&all, code),
+            }
+        } else {
+            eprintln!("{}", split.describe());
+            let relu = hw.datapath.relu;
+            let mut parts = Vec::new();
+            let mut outs = Vec::new();
+            for part in &split.parts {
+                let data = Data {
+                    layer: part.layer.clone(),
+                    ifmap: part.ifmap(&whole.ifmap),
+                    weights: part.weights(&whole.weights),
+                };
+                let p = a.layer.prepare_with(&hw, data, None)?;
+                let chip_relu = Some(rowsim_chip::split::part_relu(split, relu));
+                match one.run(&p, trace(k), chip_relu, false)? {
+                    Ran::Done(stats, ofmap) => {
+                        parts.push(*stats);
+                        outs.push(ofmap);
+                    }
+                    Ran::Stopped(code) => return stopped(&all, code),
+                }
+                k += 1;
+            }
+            let opts = RunOptions {
+                mac: Formats::DEFAULT.mac(),
+                ..Default::default()
+            };
+            let done = rowsim_chip::split::assemble(
+                split,
+                &outs,
+                parts,
+                &whole.ifmap,
+                &whole.weights,
+                &opts,
+                relu,
+            )?;
+            if !done.stats.verified {
+                one.failed = true;
+                eprintln!(
+                    "error: {}: the parts' assembled ofmap differs from the reference convolution of the whole layer",
+                    split.whole.name
+                );
+            }
+            let (ofmap, stats) = (done.ofmap, done.stats);
+            print!("{}", stats.summary());
+            all.push(stats);
+            ofmap
+        };
+        if let Some(p) = &a.ofmap {
+            write_npy(p, &ofmap)?;
+        }
         // After each layer, so that a run stopped later (even while mapping the next layer,
         // which Ctrl-C ends at once) keeps every finished layer.
         if let Some(path) = &a.stats_json {
             write_stats(path, &all)?;
         }
     }
-    if let Some(path) = &a.stats_json {
-        write_stats(path, &all)?;
-    }
-    Ok(if failed {
+    Ok(if one.failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

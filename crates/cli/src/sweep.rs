@@ -22,14 +22,15 @@ use std::sync::mpsc;
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use rayon::prelude::*;
-use rowsim_chip::{run_checked, LayerStats, RunOptions};
+use rowsim_chip::{run_split, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
 use rowsim_mapper::Objective;
+use rowsim_mapper::Split;
 use rowsim_workload::{ConvLayer, Formats};
 use serde_json::{json, Value};
 
 use crate::map::{load_layer, load_network};
-use crate::run::prepare;
+use crate::run::{choose, data};
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -230,20 +231,21 @@ fn run_point(
     seed: u64,
     objective: Objective,
 ) -> Result<LayerStats, String> {
-    let p = prepare(hw, layer.clone(), None, objective, seed, None, None)
-        .map_err(|e| format!("{e:#}"))?;
+    let split = Split::of(layer, hw).map_err(|e| e.to_string())?;
+    let d = data(layer, seed, None, None).map_err(|e| format!("{e:#}"))?;
     let opts = RunOptions {
         mac: Formats::DEFAULT.mac(),
         ..Default::default()
     };
-    let c = run_checked(hw, layer, &p.mapping, &p.ifmap, &p.weights, &opts)
+    let mut mapping = |l: &ConvLayer| choose(hw, l, None, objective).map_err(|e| format!("{e:#}"));
+    let r = run_split(hw, &split, &d.ifmap, &d.weights, seed, &opts, &mut mapping)
         .map_err(|e| e.to_string())?;
-    if let Some((idx, got, want)) = c.first_difference() {
-        return Err(format!(
-            "the ofmap differs from the reference convolution at {idx:?}: got {got}, want {want}"
-        ));
+    if !r.stats.verified {
+        return Err("the ofmap differs from the reference convolution".into());
     }
-    let mut s = LayerStats::new(hw, layer, seed, &c.run, p.ifmap.zero_fraction(), true);
+    let mut s = r.stats;
+    s.host = None;
+    s.parts.iter_mut().for_each(|p| p.host = None);
     s.objective = objective.name().into();
     Ok(s)
 }

@@ -115,6 +115,13 @@ impl ConvLayer {
             * self.s as u64
     }
 
+    /// Whether this is a fully connected layer: a CONV layer whose filter covers its whole
+    /// (padded) input, one output value per filter and image (`R = H + 2*pad`, `S = W + 2*pad`,
+    /// `E = F = 1`). The batch gives the weights their only reuse.
+    pub fn is_fc(&self) -> bool {
+        self.r == self.hp() && self.s == self.wp() && self.e() == 1 && self.f() == 1
+    }
+
     /// Checks the shape is a convolution at all (not whether a machine supports it).
     pub fn validate(&self) -> Result<(), ShapeError> {
         let err = |field, why: String| {
@@ -279,6 +286,32 @@ pub fn alexnet() -> Vec<ConvLayer> {
     ]
 }
 
+/// An FC layer as the Eyeriss papers map it: a CONV layer whose `R x S` filter covers its
+/// `C x H x W` input (`E = F = 1`). Its ifmap zero fraction is not measured: 0.5, as for any
+/// layer without a measurement.
+fn fc(net: &str, name: &str, c: u32, hw: u32, m: u32) -> ConvLayer {
+    conv(net, name, c, hw, m, hw, 1, 0, 1, 0.5, false)
+}
+
+/// AlexNet's FC layers: FC6 over CONV5's pooled 256 x 6 x 6 output, FC7 and FC8 over 4096
+/// values.
+pub fn alexnet_fc() -> Vec<ConvLayer> {
+    vec![
+        fc("alexnet", "fc6", 256, 6, 4096),
+        fc("alexnet", "fc7", 4096, 1, 4096),
+        fc("alexnet", "fc8", 4096, 1, 1000),
+    ]
+}
+
+/// VGG-16's FC layers: FC6 over the pooled 512 x 7 x 7 output of CONV5_3, FC7 and FC8.
+pub fn vgg16_fc() -> Vec<ConvLayer> {
+    vec![
+        fc("vgg16", "fc6", 512, 7, 4096),
+        fc("vgg16", "fc7", 4096, 1, 4096),
+        fc("vgg16", "fc8", 4096, 1, 1000),
+    ]
+}
+
 /// VGG-16's 13 CONV layers: 224 x 224 input, 3 x 3 filters, padding 1, stride 1.
 pub fn vgg16() -> Vec<ConvLayer> {
     let spec: [(&str, u32, u32, u32); 13] = [
@@ -319,11 +352,11 @@ pub fn vgg16() -> Vec<ConvLayer> {
 /// The names of the built-in networks.
 pub const NETWORKS: [&str; 2] = ["alexnet", "vgg16"];
 
-/// A built-in network by name.
+/// A built-in network by name: its CONV layers, then its FC layers.
 pub fn network(name: &str) -> Result<Vec<ConvLayer>, String> {
     match name {
-        "alexnet" => Ok(alexnet()),
-        "vgg16" => Ok(vgg16()),
+        "alexnet" => Ok(alexnet().into_iter().chain(alexnet_fc()).collect()),
+        "vgg16" => Ok(vgg16().into_iter().chain(vgg16_fc()).collect()),
         _ => Err(format!(
             "unknown network `{name}`; built in: {}",
             NETWORKS.join(", ")

@@ -1,0 +1,95 @@
+//! A layer beyond the chip's limits, run in parts ([`rowsim_mapper::Split`]) and assembled.
+
+use std::borrow::Cow;
+
+use rowsim_config::HwConfig;
+use rowsim_mapper::{Mapping, Split};
+use rowsim_workload::Tensor;
+
+use crate::layer::{run_checked, ChipError, RunOptions};
+use crate::stats::LayerStats;
+
+/// A layer's run, whole or in parts.
+#[derive(Clone, Debug)]
+pub struct SplitRun {
+    /// The layer's output: the chip's, or its parts' assembled.
+    pub ofmap: Tensor,
+    /// The layer's statistics (for a split layer, the parts' sums with each part's inside).
+    pub stats: LayerStats,
+}
+
+/// Whether a part of `split` reads out with ReLU: the configured ReLU (`relu`) when its output
+/// is final, none when the parts' psums are still to be added.
+pub fn part_relu(split: &Split, relu: bool) -> bool {
+    relu && !split.accumulates()
+}
+
+/// The layer's output and statistics from its parts' (in part order), checked against the
+/// reference convolution of the whole layer: ReLU (`relu`) after the parts are added.
+pub fn assemble(
+    split: &Split,
+    outs: &[Tensor],
+    parts: Vec<LayerStats>,
+    ifmap: &Tensor,
+    weights: &Tensor,
+    opts: &RunOptions,
+    relu: bool,
+) -> Result<SplitRun, ChipError> {
+    let ofmap = split.assemble(outs, relu);
+    let (want, _) = rowsim_workload::reference_conv(&split.whole, ifmap, weights, opts.mac, relu)
+        .map_err(ChipError::Setup)?;
+    let verified = ofmap == want;
+    let stats = LayerStats::combine(
+        &split.whole,
+        split.describe(),
+        parts,
+        ifmap.zero_fraction(),
+        verified,
+    );
+    Ok(SplitRun { ofmap, stats })
+}
+
+/// Runs a layer, whole or in parts, each part checked against its reference convolution and
+/// the assembled output against the whole layer's; `mapping` chooses each part's mapping.
+/// `opts.relu` (or the config's) is the layer's ReLU.
+pub fn run_split(
+    hw: &HwConfig,
+    split: &Split,
+    ifmap: &Tensor,
+    weights: &Tensor,
+    seed: u64,
+    opts: &RunOptions,
+    mapping: &mut dyn FnMut(&rowsim_workload::ConvLayer) -> Result<Mapping, String>,
+) -> Result<SplitRun, ChipError> {
+    let relu = opts.relu_on(hw);
+    let mut parts = Vec::new();
+    let mut outs = Vec::new();
+    for part in &split.parts {
+        let (x, w) = if split.is_split() {
+            (
+                Cow::Owned(part.ifmap(ifmap)),
+                Cow::Owned(part.weights(weights)),
+            )
+        } else {
+            (Cow::Borrowed(ifmap), Cow::Borrowed(weights))
+        };
+        let m = mapping(&part.layer).map_err(ChipError::Setup)?;
+        let o = RunOptions {
+            relu: Some(part_relu(split, relu)),
+            ..opts.clone()
+        };
+        let c = run_checked(hw, &part.layer, &m, &x, &w, &o)?;
+        let mut s = LayerStats::new(hw, &part.layer, seed, &c.run, x.zero_fraction(), c.verified);
+        s.host = Some(c.host);
+        parts.push(s);
+        outs.push(c.run.ofmap);
+    }
+    if !split.is_split() {
+        let stats = parts.remove(0);
+        return Ok(SplitRun {
+            ofmap: outs.remove(0),
+            stats,
+        });
+    }
+    assemble(split, &outs, parts, ifmap, weights, opts, relu)
+}
