@@ -1,0 +1,380 @@
+//! A model run on a batch of images: in floating point (the calibration and the float model's
+//! accuracy), and in fixed point, the layers through a callback (the chip, or the reference
+//! convolution) and the rest on the host.
+//!
+//! # Host operations in fixed point
+//! Every value is 16-bit two's complement with the fraction bits [`crate::quant`] chose for it.
+//! - bias: quantized to the layer's output format (round to nearest, saturating) and added,
+//!   saturating;
+//! - ReLU: `max(x, 0)`; max pooling: the largest value of the window, padding excluded;
+//! - average pooling: the window's exact sum over its count (real values, or the whole window
+//!   when `count_include_pad`), rounded to nearest with ties up (`floor((2*sum + n) / 2n)`);
+//! - residual Add: each input brought to the output's format (a left shift saturating, or a
+//!   right shift rounding to nearest, ties up), added exactly, saturated to 16 bits;
+//! - Softmax: computed in `f64` from the input's values and rounded to Q0.15 (1.0 saturates to
+//!   32767): the probabilities are reported, the prediction is taken on the logits
+//!   ([`crate::Model::logits`]);
+//! - Flatten, Reshape, Identity: the same words.
+
+use std::collections::BTreeMap;
+
+use rowsim_datapath::mac::MacConfig;
+use rowsim_workload::{ConvLayer, Formats, Tensor};
+
+use crate::quant::Calibration;
+use crate::{Model, ModelError, Node, Op, Pool};
+
+/// A batch of float images or activations, `[N][C][H][W]` row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FTensor {
+    pub dims: [usize; 4],
+    pub data: Vec<f32>,
+}
+
+impl FTensor {
+    /// Images `lo..hi` of the batch.
+    pub fn slice(&self, lo: usize, hi: usize) -> FTensor {
+        let per = self.dims[1] * self.dims[2] * self.dims[3];
+        FTensor {
+            dims: [hi - lo, self.dims[1], self.dims[2], self.dims[3]],
+            data: self.data[lo * per..hi * per].to_vec(),
+        }
+    }
+}
+
+/// One layer for the callback of [`forward_fixed`]: run `layer` (batch set) on `ifmap` with
+/// `weights` and `mac`, ReLU at the readout if `relu`.
+pub struct ConvCall<'a> {
+    pub node: &'a Node,
+    pub layer: &'a ConvLayer,
+    pub ifmap: &'a Tensor,
+    pub weights: &'a Tensor,
+    pub mac: MacConfig,
+    pub relu: bool,
+}
+
+fn at(model: &Model, node: &Node, why: String) -> ModelError {
+    ModelError {
+        file: model.file.clone(),
+        node: Some(node.name.clone()),
+        op: Some(node.op_type.clone()),
+        why,
+    }
+}
+
+/// The input images' dims checked against the model's.
+fn check_input(model: &Model, dims: [usize; 4]) -> Result<(), ModelError> {
+    let want = model.input_dims;
+    if dims[1..] != want || model.batch.is_some_and(|b| b != dims[0]) {
+        return Err(ModelError {
+            file: model.file.clone(),
+            node: Some(model.input.clone()),
+            op: None,
+            why: format!(
+                "the input is {dims:?}; the model takes [{}, {}, {}, {}]",
+                model
+                    .batch
+                    .map_or_else(|| "N".to_string(), |b| b.to_string()),
+                want[0],
+                want[1],
+                want[2]
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Every value of the model on `x`, in floating point (`f64` sums, stored as `f32`).
+pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTensor>, ModelError> {
+    check_input(model, x.dims)?;
+    let n = x.dims[0];
+    let mut vals: BTreeMap<String, FTensor> = BTreeMap::new();
+    vals.insert(model.input.clone(), x.clone());
+    for node in &model.nodes {
+        let a = &vals[&node.inputs[0]];
+        let [c, h, w] = node.dims;
+        let mut out = FTensor {
+            dims: [n, c, h, w],
+            data: vec![0.0; n * c * h * w],
+        };
+        match &node.op {
+            Op::Layer(l) => {
+                let y = conv_f32(&l.layer, a, &l.weights);
+                for (k, v) in y.into_iter().enumerate() {
+                    let m = (k / (h * w)) % c;
+                    let b = l.bias.as_ref().map_or(0.0, |b| b[m] as f64);
+                    let v = v + b;
+                    out.data[k] = if l.relu { v.max(0.0) } else { v } as f32;
+                }
+            }
+            Op::Relu { .. } => {
+                for (o, &v) in out.data.iter_mut().zip(&a.data) {
+                    *o = v.max(0.0);
+                }
+            }
+            Op::MaxPool(p) | Op::AvgPool(p) => {
+                let avg = matches!(node.op, Op::AvgPool(_));
+                pool(p, a.dims, node.dims, |i, win| {
+                    let vals: Vec<f64> = win.iter().map(|&k| a.data[k] as f64).collect();
+                    out.data[i] = if avg {
+                        let count = if p.count_include_pad {
+                            p.kernel[0] * p.kernel[1]
+                        } else {
+                            vals.len()
+                        };
+                        (vals.iter().sum::<f64>() / count.max(1) as f64) as f32
+                    } else {
+                        vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max) as f32
+                    };
+                });
+            }
+            Op::Reshape => out.data.clone_from(&a.data),
+            Op::Add => {
+                let b = &vals[&node.inputs[1]];
+                for (k, o) in out.data.iter_mut().enumerate() {
+                    *o = a.data[k] + b.data[k];
+                }
+            }
+            Op::Softmax => {
+                for (i, row) in a.data.chunks(c).enumerate() {
+                    for (k, p) in softmax(row.iter().map(|&v| v as f64)).enumerate() {
+                        out.data[i * c + k] = p as f32;
+                    }
+                }
+            }
+        }
+        vals.insert(node.output.clone(), out);
+    }
+    Ok(vals)
+}
+
+fn softmax(v: impl Iterator<Item = f64> + Clone) -> impl Iterator<Item = f64> {
+    let max = v.clone().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = v.clone().map(|x| (x - max).exp()).sum();
+    v.map(move |x| (x - max).exp() / sum)
+}
+
+/// The float convolution of a layer (batch from `x`), without bias.
+fn conv_f32(l: &ConvLayer, x: &FTensor, w: &[f32]) -> Vec<f64> {
+    let [n, _, h, wd] = x.dims;
+    let (cg, mg) = (l.cg() as usize, l.mg() as usize);
+    let (r, s, e, f) = (l.r as usize, l.s as usize, l.e() as usize, l.f() as usize);
+    let (m, c) = (l.m as usize, l.c as usize);
+    let pad = l.pad as i64;
+    let mut out = vec![0f64; n * m * e * f];
+    for i in 0..n {
+        for mm in 0..m {
+            let g = mm / mg;
+            for y in 0..e {
+                for xx in 0..f {
+                    let mut sum = 0f64;
+                    for cc in 0..cg {
+                        let ch = g * cg + cc;
+                        for rr in 0..r {
+                            let iy = (y * l.stride_v as usize + rr) as i64 - pad;
+                            if iy < 0 || iy >= h as i64 {
+                                continue;
+                            }
+                            for ss in 0..s {
+                                let ix = (xx * l.stride_h as usize + ss) as i64 - pad;
+                                if ix < 0 || ix >= wd as i64 {
+                                    continue;
+                                }
+                                let a = x.data[((i * c + ch) * h + iy as usize) * wd + ix as usize];
+                                let wv = w[((mm * cg + cc) * r + rr) * s + ss];
+                                sum += a as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    out[((i * m + mm) * e + y) * f + xx] = sum;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Calls `each(output index, input indices of the window, padding excluded)` for every output
+/// of a pooling window over `[N][C][H][W]`.
+fn pool(p: &Pool, inp: [usize; 4], out: [usize; 3], mut each: impl FnMut(usize, &[usize])) {
+    let [n, c, h, w] = inp;
+    let [_, eh, ew] = out;
+    let mut win = Vec::with_capacity(p.kernel[0] * p.kernel[1]);
+    for i in 0..n {
+        for ch in 0..c {
+            for y in 0..eh {
+                for x in 0..ew {
+                    win.clear();
+                    for ky in 0..p.kernel[0] {
+                        let iy = (y * p.stride[0] + ky) as i64 - p.pads[0] as i64;
+                        if iy < 0 || iy >= h as i64 {
+                            continue;
+                        }
+                        for kx in 0..p.kernel[1] {
+                            let ix = (x * p.stride[1] + kx) as i64 - p.pads[1] as i64;
+                            if ix < 0 || ix >= w as i64 {
+                                continue;
+                            }
+                            win.push(((i * c + ch) * h + iy as usize) * w + ix as usize);
+                        }
+                    }
+                    each(((i * c + ch) * eh + y) * ew + x, &win);
+                }
+            }
+        }
+    }
+}
+
+/// `v` with `from` fraction bits in `to` fraction bits: a left shift (exact) or a right shift
+/// rounding to nearest, ties up; not yet narrowed.
+pub fn rescale(v: i64, from: u32, to: u32) -> i64 {
+    if to >= from {
+        v << (to - from)
+    } else {
+        let d = from - to;
+        (v + (1i64 << (d - 1))) >> d
+    }
+}
+
+/// Narrowed to 16 bits, saturating.
+pub fn saturate(v: i64) -> i16 {
+    v.clamp(i16::MIN as i64, i16::MAX as i64) as i16
+}
+
+/// A float quantized with `frac` fraction bits: rounded to nearest (ties away from zero),
+/// saturating.
+pub fn quantize(v: f64, frac: u32) -> i16 {
+    let q = (v * (1u64 << frac) as f64).round();
+    if q.is_nan() {
+        0
+    } else {
+        q.clamp(i16::MIN as f64, i16::MAX as f64) as i16
+    }
+}
+
+/// Every value of the model on `x` in fixed point (each with the fraction bits `cal` gives it),
+/// the layers through `conv` (which returns `[N][M][E][F]`).
+pub fn forward_fixed(
+    model: &Model,
+    cal: &Calibration,
+    x: &FTensor,
+    conv: &mut dyn FnMut(&ConvCall) -> Result<Tensor, String>,
+) -> Result<BTreeMap<String, Tensor>, ModelError> {
+    check_input(model, x.dims)?;
+    let n = x.dims[0];
+    let mut vals: BTreeMap<String, Tensor> = BTreeMap::new();
+    let fi = cal.frac(&model.input);
+    vals.insert(
+        model.input.clone(),
+        Tensor {
+            dims: x.dims,
+            data: x.data.iter().map(|&v| quantize(v as f64, fi)).collect(),
+        },
+    );
+    for node in &model.nodes {
+        let a = &vals[&node.inputs[0]];
+        let [c, h, w] = node.dims;
+        let mut out = Tensor::zeros([n, c, h, w]);
+        match &node.op {
+            Op::Layer(l) => {
+                let lf = cal.layer(&node.name).ok_or_else(|| {
+                    at(model, node, "no formats for this layer (not calibrated)".into())
+                })?;
+                let layer = l.layer.clone().with_batch(n as u32);
+                let mac = Formats {
+                    ifmap_frac: lf.ifmap_frac,
+                    weight_frac: lf.weight_frac,
+                    psum_frac: lf.psum_frac,
+                }
+                .mac();
+                // The layer's input as the layer sees it (an FC layer over a flattened map
+                // reads the map).
+                let ifmap = Tensor {
+                    dims: [n, l.layer.c as usize, l.layer.h as usize, l.layer.w as usize],
+                    data: a.data.clone(),
+                };
+                let y = conv(&ConvCall {
+                    node,
+                    layer: &layer,
+                    ifmap: &ifmap,
+                    weights: &lf.weights,
+                    mac,
+                    relu: l.relu,
+                })
+                .map_err(|e| at(model, node, e))?;
+                if y.dims != out.dims {
+                    return Err(at(
+                        model,
+                        node,
+                        format!("the layer made {:?}; expected {:?}", y.dims, out.dims),
+                    ));
+                }
+                out = y;
+                if let Some(b) = &lf.bias {
+                    for (k, v) in out.data.iter_mut().enumerate() {
+                        let m = (k / (h * w)) % c;
+                        *v = saturate(*v as i64 + b[m] as i64);
+                    }
+                }
+            }
+            Op::Relu { .. } => {
+                for (o, &v) in out.data.iter_mut().zip(&a.data) {
+                    *o = v.max(0);
+                }
+            }
+            Op::MaxPool(p) => pool(p, a.dims, node.dims, |i, win| {
+                out.data[i] = win.iter().map(|&k| a.data[k]).max().unwrap_or(0);
+            }),
+            Op::AvgPool(p) => pool(p, a.dims, node.dims, |i, win| {
+                let sum: i64 = win.iter().map(|&k| a.data[k] as i64).sum();
+                let count = if p.count_include_pad {
+                    p.kernel[0] * p.kernel[1]
+                } else {
+                    win.len()
+                }
+                .max(1) as i64;
+                out.data[i] = saturate((2 * sum + count).div_euclid(2 * count));
+            }),
+            Op::Reshape => out.data.clone_from(&a.data),
+            Op::Add => {
+                let b = &vals[&node.inputs[1]];
+                let (fa, fb, fo) = (
+                    cal.frac(&node.inputs[0]),
+                    cal.frac(&node.inputs[1]),
+                    cal.frac(&node.output),
+                );
+                for (k, o) in out.data.iter_mut().enumerate() {
+                    let s = rescale(a.data[k] as i64, fa, fo) + rescale(b.data[k] as i64, fb, fo);
+                    *o = saturate(s);
+                }
+            }
+            Op::Softmax => {
+                let f = cal.frac(&node.inputs[0]);
+                let scale = (1u64 << f) as f64;
+                for (i, row) in a.data.chunks(c).enumerate() {
+                    for (k, p) in softmax(row.iter().map(|&v| v as f64 / scale)).enumerate() {
+                        out.data[i * c + k] = quantize(p, 15);
+                    }
+                }
+            }
+        }
+        vals.insert(node.output.clone(), out);
+    }
+    Ok(vals)
+}
+
+/// Each image's top-1 class: the index of its largest value (the first of equals).
+pub fn top1<T: PartialOrd + Copy>(dims: [usize; 4], data: &[T]) -> Vec<usize> {
+    let per = dims[1] * dims[2] * dims[3];
+    data.chunks(per.max(1))
+        .map(|row| {
+            let mut best = 0;
+            for (k, v) in row.iter().enumerate() {
+                if *v > row[best] {
+                    best = k;
+                }
+            }
+            best
+        })
+        .collect()
+}

@@ -1,0 +1,715 @@
+//! ONNX import, through the `onnx-protobuf` crate (the ONNX protobuf messages, on the
+//! `protobuf` crate).
+//!
+//! Supported: `Conv` (strides, symmetric pads, groups; no dilation), `Gemm` (`alpha = beta = 1`,
+//! `transA = 0`, `transB` 0 or 1) and `MatMul` with an initializer as the weights (an `Add` of a
+//! constant right after it becomes its bias), `Relu`, `MaxPool` and `AveragePool` (no
+//! `ceil_mode`, no dilation), `GlobalAveragePool`, `Flatten` (`axis = 1`), `Reshape` to
+//! `[N, K]` (the shape an initializer), `Identity` and `Dropout` (inference: the same values),
+//! `Add` of two values (residual), `Softmax` over a vector. One input, float, `[N, C, H, W]` or
+//! `[N, K]`, its batch dimension fixed or symbolic, every other dimension fixed; one output.
+//! Anything else is refused naming the node, the op and what was expected.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use onnx_protobuf::{tensor_proto::DataType, Message, ModelProto, NodeProto, TensorProto};
+use rowsim_workload::ConvLayer;
+
+use crate::{LayerOp, Model, ModelError, Node, Op, Pool};
+
+/// The largest model file read: 1 GiB.
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// The most values one initializer may hold (2^28 floats, 1 GiB).
+pub const MAX_INITIALIZER_VALUES: u64 = 1 << 28;
+
+/// Reads and imports an ONNX file.
+pub fn load(path: &Path) -> Result<Model, ModelError> {
+    let file = path.display().to_string();
+    let err = |why: String| ModelError {
+        file: file.clone(),
+        node: None,
+        op: None,
+        why,
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| err(format!("cannot read: {e}")))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        return Err(err(format!(
+            "{len} bytes is above the limit of {MAX_FILE_BYTES} bytes for a model"
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    parse(&bytes, &file)
+}
+
+/// An initializer's values.
+#[derive(Clone, Debug)]
+struct Init {
+    dims: Vec<usize>,
+    floats: Vec<f32>,
+    ints: Vec<i64>,
+}
+
+/// Imports a model from its bytes; `file` names it in errors.
+pub fn parse(bytes: &[u8], file: &str) -> Result<Model, ModelError> {
+    let model = ModelProto::parse_from_bytes(bytes).map_err(|e| ModelError {
+        file: file.into(),
+        node: None,
+        op: None,
+        why: format!("not an ONNX model, or a truncated one: {e}"),
+    })?;
+    Importer::new(file).import(&model)
+}
+
+struct Importer {
+    file: String,
+    inits: BTreeMap<String, Init>,
+    /// One image's dims of each value so far.
+    dims: BTreeMap<String, [usize; 3]>,
+    /// For the output of a Flatten/Reshape: the value it flattened.
+    flattened: BTreeMap<String, String>,
+    nodes: Vec<Node>,
+}
+
+fn ints<'a>(n: &'a NodeProto, name: &str) -> Option<&'a [i64]> {
+    n.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map(|a| a.ints.as_slice())
+}
+
+fn int(n: &NodeProto, name: &str, default: i64) -> i64 {
+    n.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map_or(default, |a| a.i)
+}
+
+fn float(n: &NodeProto, name: &str, default: f32) -> f32 {
+    n.attribute
+        .iter()
+        .find(|a| a.name == name)
+        .map_or(default, |a| a.f)
+}
+
+impl Importer {
+    fn new(file: &str) -> Self {
+        Importer {
+            file: file.into(),
+            inits: BTreeMap::new(),
+            dims: BTreeMap::new(),
+            flattened: BTreeMap::new(),
+            nodes: Vec::new(),
+        }
+    }
+
+    fn err(&self, why: impl Into<String>) -> ModelError {
+        ModelError {
+            file: self.file.clone(),
+            node: None,
+            op: None,
+            why: why.into(),
+        }
+    }
+
+    fn node_err(&self, name: &str, op: &str, why: impl Into<String>) -> ModelError {
+        ModelError {
+            file: self.file.clone(),
+            node: Some(name.into()),
+            op: Some(op.into()),
+            why: why.into(),
+        }
+    }
+
+    fn initializer(&self, t: &TensorProto) -> Result<Init, ModelError> {
+        let name = &t.name;
+        let what = |why: String| self.err(format!("initializer `{name}`: {why}"));
+        if !t.external_data.is_empty() {
+            return Err(what("its data is in an external file, which is not supported".into()));
+        }
+        let mut count = 1u64;
+        let mut dims = Vec::new();
+        for &d in &t.dims {
+            if d < 0 {
+                return Err(what(format!("dimension {d} is negative")));
+            }
+            count = count.saturating_mul(d as u64);
+            dims.push(d as usize);
+        }
+        if count > MAX_INITIALIZER_VALUES {
+            return Err(what(format!(
+                "{count} values is above the limit {MAX_INITIALIZER_VALUES}"
+            )));
+        }
+        let n = count as usize;
+        let raw = &t.raw_data;
+        let ty = t.data_type;
+        let mut init = Init {
+            dims,
+            floats: Vec::new(),
+            ints: Vec::new(),
+        };
+        if ty == DataType::FLOAT as i32 {
+            init.floats = if !raw.is_empty() {
+                if raw.len() as u64 != count * 4 {
+                    return Err(what(format!(
+                        "{} bytes of raw data for {count} floats",
+                        raw.len()
+                    )));
+                }
+                raw.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect()
+            } else {
+                t.float_data.clone()
+            };
+            if init.floats.len() != n {
+                return Err(what(format!(
+                    "{} values for dims {:?}",
+                    init.floats.len(),
+                    init.dims
+                )));
+            }
+        } else if ty == DataType::INT64 as i32 {
+            init.ints = if !raw.is_empty() {
+                if raw.len() as u64 != count * 8 {
+                    return Err(what(format!(
+                        "{} bytes of raw data for {count} int64 values",
+                        raw.len()
+                    )));
+                }
+                raw.chunks_exact(8)
+                    .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+                    .collect()
+            } else {
+                t.int64_data.clone()
+            };
+            if init.ints.len() != n {
+                return Err(what(format!(
+                    "{} values for dims {:?}",
+                    init.ints.len(),
+                    init.dims
+                )));
+            }
+        } else {
+            return Err(what(format!(
+                "data type {ty} is not supported (float for weights, int64 for shapes)"
+            )));
+        }
+        Ok(init)
+    }
+
+    fn import(mut self, m: &ModelProto) -> Result<Model, ModelError> {
+        let g = m
+            .graph
+            .as_ref()
+            .ok_or_else(|| self.err("the model has no graph"))?;
+        for t in &g.initializer {
+            let init = self.initializer(t)?;
+            self.inits.insert(t.name.clone(), init);
+        }
+        // The one input that is not an initializer.
+        let inputs: Vec<_> = g
+            .input
+            .iter()
+            .filter(|i| !self.inits.contains_key(&i.name))
+            .collect();
+        let [input] = inputs.as_slice() else {
+            return Err(self.err(format!(
+                "{} graph inputs besides the initializers; rowsim runs models with one (the images)",
+                inputs.len()
+            )));
+        };
+        let at = |why: String| self.err(format!("input `{}`: {why}", input.name));
+        let tt = input
+            .type_
+            .as_ref()
+            .filter(|t| t.has_tensor_type())
+            .map(|t| t.tensor_type())
+            .ok_or_else(|| at("not a tensor".into()))?;
+        if tt.elem_type != DataType::FLOAT as i32 {
+            return Err(at(format!(
+                "element type {} is not float (1)",
+                tt.elem_type
+            )));
+        }
+        let shape = tt
+            .shape
+            .as_ref()
+            .ok_or_else(|| at("no shape (a dynamic shape is not supported)".into()))?;
+        let mut dims = Vec::new();
+        let mut batch = None;
+        for (k, d) in shape.dim.iter().enumerate() {
+            if d.has_dim_value() && d.dim_value() > 0 {
+                if k == 0 {
+                    batch = Some(d.dim_value() as usize);
+                } else {
+                    dims.push(d.dim_value() as usize);
+                }
+            } else if k == 0 {
+                // A symbolic batch: any batch.
+            } else {
+                return Err(at(format!(
+                    "dimension {k} is dynamic (`{}`); only the batch dimension may be",
+                    d.dim_param()
+                )));
+            }
+        }
+        let input_dims = match dims.as_slice() {
+            [c, h, w] => [*c, *h, *w],
+            [k] => [*k, 1, 1],
+            _ => {
+                return Err(at(format!(
+                    "rank {}: expected [N, C, H, W] or [N, K]",
+                    shape.dim.len()
+                )))
+            }
+        };
+        let cap = rowsim_workload::MAX_DIM as usize;
+        if input_dims.iter().any(|&d| d > cap) || batch.is_some_and(|b| b > cap) {
+            return Err(at(format!("a dimension is above the limit {cap}")));
+        }
+        self.dims.insert(input.name.clone(), input_dims);
+        for (k, n) in g.node.iter().enumerate() {
+            self.node(n, k, &input.name)?;
+        }
+        let [output] = g.output.as_slice() else {
+            return Err(self.err(format!(
+                "{} graph outputs; rowsim runs models with one",
+                g.output.len()
+            )));
+        };
+        if !self.dims.contains_key(&output.name) {
+            return Err(self.err(format!(
+                "the output `{}` is not made by any node",
+                output.name
+            )));
+        }
+        self.fuse_relus(&output.name);
+        Ok(Model {
+            file: self.file,
+            input: input.name.clone(),
+            input_dims,
+            batch,
+            nodes: self.nodes,
+            output: output.name.clone(),
+        })
+    }
+
+    /// A Relu that is the only reader of a layer without bias becomes the layer's readout ReLU.
+    fn fuse_relus(&mut self, output: &str) {
+        for k in 1..self.nodes.len() {
+            let v = self.nodes[k - 1].output.clone();
+            let readers = self
+                .nodes
+                .iter()
+                .filter(|n| n.inputs.contains(&v))
+                .count();
+            if readers != 1 || v == output || !matches!(self.nodes[k].op, Op::Relu { .. }) {
+                continue;
+            }
+            if self.nodes[k].inputs[0] != v {
+                continue;
+            }
+            if let Op::Layer(l) = &mut self.nodes[k - 1].op {
+                if l.bias.is_none() {
+                    l.relu = true;
+                    self.nodes[k].op = Op::Relu { fused: true };
+                }
+            }
+        }
+    }
+
+    fn node(&mut self, n: &NodeProto, k: usize, graph_input: &str) -> Result<(), ModelError> {
+        let op = n.op_type.as_str();
+        let name = if n.name.is_empty() {
+            format!("{op}_{k}")
+        } else {
+            n.name.clone()
+        };
+        let fail = |why: String| self.node_err(&name, op, why);
+        if !n.domain.is_empty() && n.domain != "ai.onnx" {
+            return Err(fail(format!("domain `{}` is not supported", n.domain)));
+        }
+        let [out] = n.output.as_slice() else {
+            return Err(fail(format!("{} outputs; expected 1", n.output.len())));
+        };
+        // The activation inputs (values made before), and the rest (initializers).
+        let act = |i: usize| -> Result<(String, [usize; 3]), ModelError> {
+            let v = n
+                .input
+                .get(i)
+                .ok_or_else(|| fail(format!("input {i} is missing")))?;
+            let d = self.dims.get(v).ok_or_else(|| {
+                fail(format!(
+                    "input `{v}` is neither made by an earlier node nor the graph input (a dynamic or unsorted graph)"
+                ))
+            })?;
+            Ok((v.clone(), *d))
+        };
+        let init = |i: usize| -> Result<&Init, ModelError> {
+            let v = n
+                .input
+                .get(i)
+                .ok_or_else(|| fail(format!("input {i} is missing")))?;
+            self.inits
+                .get(v)
+                .ok_or_else(|| fail(format!("input `{v}` must be an initializer (constant weights)")))
+        };
+        let (op_node, inputs, dims) = match op {
+            "Conv" => {
+                let (x, [c, h, w]) = act(0)?;
+                let wt = init(1)?;
+                let [m, cg, r, s] = wt.dims[..] else {
+                    return Err(fail(format!(
+                        "weights of dims {:?}; expected [M, C/G, kH, kW]",
+                        wt.dims
+                    )));
+                };
+                if let Some(d) = ints(n, "dilations").filter(|d| d.iter().any(|&v| v != 1)) {
+                    return Err(fail(format!("dilations {d:?}: only 1 is supported")));
+                }
+                let auto = n.attribute.iter().find(|a| a.name == "auto_pad");
+                if auto.is_some_and(|a| !a.s.is_empty() && a.s != b"NOTSET") {
+                    return Err(fail("auto_pad: only explicit pads are supported".into()));
+                }
+                let strides = ints(n, "strides").unwrap_or(&[1, 1]);
+                let pads = ints(n, "pads").unwrap_or(&[0, 0, 0, 0]);
+                if strides.len() != 2 || strides.iter().any(|&v| v < 1) {
+                    return Err(fail(format!("strides {strides:?}: expected two, at least 1")));
+                }
+                if pads.len() != 4 || pads.iter().any(|&p| p != pads[0]) || pads[0] < 0 {
+                    return Err(fail(format!(
+                        "pads {pads:?}: the chip pads every side alike; expected four equal pads"
+                    )));
+                }
+                let groups = int(n, "group", 1);
+                if groups < 1 {
+                    return Err(fail(format!("group {groups} is below 1")));
+                }
+                if let Some(ks) = ints(n, "kernel_shape") {
+                    if ks != [r as i64, s as i64] {
+                        return Err(fail(format!(
+                            "kernel_shape {ks:?} disagrees with the weights' {r} x {s}"
+                        )));
+                    }
+                }
+                let cap = rowsim_workload::MAX_DIM as i64;
+                if strides.iter().chain(pads).any(|&v| v > cap) || groups > cap {
+                    return Err(fail(format!("an attribute is above the limit {cap}")));
+                }
+                if cg * groups as usize != c {
+                    return Err(fail(format!(
+                        "the weights take {cg} channels x {groups} groups; the input has {c}"
+                    )));
+                }
+                let layer = ConvLayer {
+                    name: name.clone(),
+                    n: 1,
+                    c: c as u32,
+                    h: h as u32,
+                    w: w as u32,
+                    m: m as u32,
+                    r: r as u32,
+                    s: s as u32,
+                    stride_v: strides[0] as u32,
+                    stride_h: strides[1] as u32,
+                    pad: pads[0] as u32,
+                    groups: groups as u32,
+                    ifmap_zero_fraction: 0.5,
+                    first: x == graph_input,
+                };
+                layer.validate().map_err(|e| fail(e.to_string()))?;
+                let bias = match n.input.get(2).filter(|b| !b.is_empty()) {
+                    Some(_) => Some(self.bias(init(2)?, m).map_err(fail)?),
+                    None => None,
+                };
+                let dims = [m, layer.e() as usize, layer.f() as usize];
+                let op = LayerOp {
+                    layer,
+                    weights: wt.floats.clone(),
+                    bias,
+                    relu: false,
+                    fc: false,
+                };
+                (Op::Layer(Box::new(op)), vec![x], dims)
+            }
+            "Gemm" | "MatMul" => {
+                let (x, xd) = act(0)?;
+                let wt = init(1)?;
+                let (alpha, beta) = (float(n, "alpha", 1.0), float(n, "beta", 1.0));
+                if op == "Gemm" && (alpha != 1.0 || beta != 1.0 || int(n, "transA", 0) != 0) {
+                    return Err(fail(format!(
+                        "alpha {alpha}, beta {beta}, transA {}: only alpha = beta = 1, transA = 0 are supported",
+                        int(n, "transA", 0)
+                    )));
+                }
+                let trans_b = op == "Gemm" && int(n, "transB", 0) != 0;
+                let [a, b] = wt.dims[..] else {
+                    return Err(fail(format!(
+                        "weights of dims {:?}; expected a matrix",
+                        wt.dims
+                    )));
+                };
+                let (k, m) = if trans_b { (b, a) } else { (a, b) };
+                if xd[1] != 1 || xd[2] != 1 {
+                    return Err(fail(format!(
+                        "input `{x}` is a {}x{}x{} map; expected a vector (Flatten it first)",
+                        xd[0], xd[1], xd[2]
+                    )));
+                }
+                if xd[0] != k {
+                    return Err(fail(format!(
+                        "input `{x}` has {} values; the weights take {k}",
+                        xd[0]
+                    )));
+                }
+                // Over a flattened C x H x W map: the filter covers the map (R = H, S = W).
+                let (src, [c, h, w]) = match self.flattened.get(&x) {
+                    Some(f) => (f.clone(), self.dims[f]),
+                    None => (x.clone(), xd),
+                };
+                let mut weights = vec![0f32; m * k];
+                for j in 0..m {
+                    for i in 0..k {
+                        weights[j * k + i] = if trans_b {
+                            wt.floats[j * k + i]
+                        } else {
+                            wt.floats[i * m + j]
+                        };
+                    }
+                }
+                let bias = match n.input.get(2).filter(|b| !b.is_empty()) {
+                    Some(_) => Some(self.bias(init(2)?, m).map_err(fail)?),
+                    None => None,
+                };
+                let layer = ConvLayer {
+                    name: name.clone(),
+                    n: 1,
+                    c: c as u32,
+                    h: h as u32,
+                    w: w as u32,
+                    m: m as u32,
+                    r: h as u32,
+                    s: w as u32,
+                    stride_v: 1,
+                    stride_h: 1,
+                    pad: 0,
+                    groups: 1,
+                    ifmap_zero_fraction: 0.5,
+                    first: src == graph_input,
+                };
+                layer.validate().map_err(|e| fail(e.to_string()))?;
+                let op = LayerOp {
+                    layer,
+                    weights,
+                    bias,
+                    relu: false,
+                    fc: true,
+                };
+                (Op::Layer(Box::new(op)), vec![src], [m, 1, 1])
+            }
+            "Relu" => {
+                let (x, d) = act(0)?;
+                (Op::Relu { fused: false }, vec![x], d)
+            }
+            "Identity" | "Dropout" => {
+                let (x, d) = act(0)?;
+                if n.output.len() > 1 {
+                    return Err(fail("a Dropout mask output is not supported".into()));
+                }
+                (Op::Reshape, vec![x], d)
+            }
+            "Flatten" | "Reshape" => {
+                let (x, [c, h, w]) = act(0)?;
+                let k = c * h * w;
+                if op == "Flatten" {
+                    let axis = int(n, "axis", 1);
+                    if axis != 1 {
+                        return Err(fail(format!(
+                            "axis {axis}: only 1 (keep the batch, flatten the rest) is supported"
+                        )));
+                    }
+                } else {
+                    let shape = init(1).map_err(|_| {
+                        fail("the shape is not an initializer (a dynamic shape is not supported)".into())
+                    })?;
+                    let ok = match shape.ints[..] {
+                        [_, kk] => kk == -1 || kk as usize == k,
+                        [_, cc, hh, ww] => [cc, hh, ww] == [c as i64, h as i64, w as i64],
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(fail(format!(
+                            "shape {:?}: only [N, {k}] (flatten) or the same [N, {c}, {h}, {w}] is supported",
+                            shape.ints
+                        )));
+                    }
+                    if shape.ints.len() == 4 {
+                        self.dims.insert(out.clone(), [c, h, w]);
+                        self.nodes.push(Node {
+                            name,
+                            op_type: op.into(),
+                            op: Op::Reshape,
+                            inputs: vec![x],
+                            output: out.clone(),
+                            dims: [c, h, w],
+                        });
+                        return Ok(());
+                    }
+                }
+                if h * w > 1 {
+                    self.flattened.insert(out.clone(), x.clone());
+                } else if let Some(f) = self.flattened.get(&x).cloned() {
+                    self.flattened.insert(out.clone(), f);
+                }
+                (Op::Reshape, vec![x], [k, 1, 1])
+            }
+            "MaxPool" | "AveragePool" | "GlobalAveragePool" => {
+                let (x, [c, h, w]) = act(0)?;
+                let pool = if op == "GlobalAveragePool" {
+                    Pool {
+                        kernel: [h, w],
+                        stride: [1, 1],
+                        pads: [0; 4],
+                        count_include_pad: false,
+                    }
+                } else {
+                    let ks = ints(n, "kernel_shape")
+                        .filter(|k| k.len() == 2 && k.iter().all(|&v| v >= 1))
+                        .ok_or_else(|| fail("kernel_shape: expected two sizes of at least 1".into()))?;
+                    let st = ints(n, "strides").unwrap_or(&[1, 1]);
+                    let pd = ints(n, "pads").unwrap_or(&[0, 0, 0, 0]);
+                    if st.len() != 2 || st.iter().any(|&v| v < 1) {
+                        return Err(fail(format!("strides {st:?}: expected two, at least 1")));
+                    }
+                    if pd.len() != 4 || pd.iter().any(|&v| v < 0) {
+                        return Err(fail(format!("pads {pd:?}: expected four, at least 0")));
+                    }
+                    if int(n, "ceil_mode", 0) != 0 {
+                        return Err(fail("ceil_mode 1 is not supported".into()));
+                    }
+                    if ints(n, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
+                        return Err(fail("dilations: only 1 is supported".into()));
+                    }
+                    let auto = n.attribute.iter().find(|a| a.name == "auto_pad");
+                    if auto.is_some_and(|a| !a.s.is_empty() && a.s != b"NOTSET") {
+                        return Err(fail("auto_pad: only explicit pads are supported".into()));
+                    }
+                    if n.output.len() > 1 {
+                        return Err(fail("MaxPool's indices output is not supported".into()));
+                    }
+                    let cap = 1i64 << 20;
+                    if ks.iter().chain(st).chain(pd).any(|&v| v > cap) {
+                        return Err(fail(format!("an attribute is above the limit {cap}")));
+                    }
+                    Pool {
+                        kernel: [ks[0] as usize, ks[1] as usize],
+                        stride: [st[0] as usize, st[1] as usize],
+                        pads: [pd[0] as usize, pd[1] as usize, pd[2] as usize, pd[3] as usize],
+                        count_include_pad: int(n, "count_include_pad", 0) != 0,
+                    }
+                };
+                let (hp, wp) = (h + pool.pads[0] + pool.pads[2], w + pool.pads[1] + pool.pads[3]);
+                if pool.kernel[0] > hp || pool.kernel[1] > wp {
+                    return Err(fail(format!(
+                        "a {}x{} window over a {hp}x{wp} (padded) map",
+                        pool.kernel[0], pool.kernel[1]
+                    )));
+                }
+                let dims = [
+                    c,
+                    (hp - pool.kernel[0]) / pool.stride[0] + 1,
+                    (wp - pool.kernel[1]) / pool.stride[1] + 1,
+                ];
+                let p = if op == "MaxPool" {
+                    Op::MaxPool(pool)
+                } else {
+                    Op::AvgPool(pool)
+                };
+                (p, vec![x], dims)
+            }
+            "Add" => {
+                // A constant after a layer without bias: its bias. Else two values.
+                let (x, d) = act(0)?;
+                if let Some(c) = n.input.get(1).and_then(|v| self.inits.get(v)).cloned() {
+                    let layer = self.nodes.last().filter(|l| l.output == x).and_then(|l| match &l.op {
+                        Op::Layer(l) => Some((l.bias.is_some(), l.layer.m as usize)),
+                        _ => None,
+                    });
+                    let Some((has_bias, m)) = layer else {
+                        return Err(fail(
+                            "adding a constant is supported only right after a layer (as its bias)"
+                                .into(),
+                        ));
+                    };
+                    if has_bias || c.floats.len() != m {
+                        return Err(fail(format!(
+                            "a constant of {} values after a layer of {m} filters{}",
+                            c.floats.len(),
+                            if has_bias { " that has a bias" } else { "" }
+                        )));
+                    }
+                    let out = out.clone();
+                    if let Some(last) = self.nodes.last_mut() {
+                        if let Op::Layer(l) = &mut last.op {
+                            l.bias = Some(c.floats.clone());
+                        }
+                        // The layer now writes this node's output.
+                        let old = std::mem::replace(&mut last.output, out.clone());
+                        let dims = self.dims.remove(&old).unwrap_or(d);
+                        self.dims.insert(out, dims);
+                    }
+                    return Ok(());
+                }
+                let (y, e) = act(1)?;
+                if d != e {
+                    return Err(fail(format!(
+                        "adds a {d:?} value to a {e:?} one; only values of the same dims"
+                    )));
+                }
+                (Op::Add, vec![x, y], d)
+            }
+            "Softmax" => {
+                let (x, d) = act(0)?;
+                if d[1] != 1 || d[2] != 1 {
+                    return Err(fail("softmax over a map; expected a vector [N, K]".into()));
+                }
+                let axis = int(n, "axis", -1);
+                if axis != 1 && axis != -1 {
+                    return Err(fail(format!("axis {axis}: expected 1 (or -1)")));
+                }
+                (Op::Softmax, vec![x], d)
+            }
+            other => {
+                return Err(fail(format!(
+                    "op `{other}` is not supported; supported: Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Add, Softmax"
+                )))
+            }
+        };
+        self.dims.insert(out.clone(), dims);
+        self.nodes.push(Node {
+            name,
+            op_type: op.into(),
+            op: op_node,
+            inputs,
+            output: out.clone(),
+            dims,
+        });
+        Ok(())
+    }
+
+    /// A layer's bias: `m` values (`[M]`, `[1, M]`).
+    fn bias(&self, b: &Init, m: usize) -> Result<Vec<f32>, String> {
+        if b.floats.len() != m {
+            return Err(format!(
+                "bias of dims {:?}; expected {m} values, one a filter",
+                b.dims
+            ));
+        }
+        Ok(b.floats.clone())
+    }
+}
