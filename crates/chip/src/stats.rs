@@ -323,54 +323,8 @@ impl LayerStats {
         s.pe_utilization = Vec::new();
         s.host = None;
         s.split = Some(why);
-        let pt = |a: &mut PerType, b: &PerType| *a = a.plus(b);
         for p in &parts[1..] {
-            s.mapping.passes += p.mapping.passes;
-            s.mapping.pes_used = s.mapping.pes_used.max(p.mapping.pes_used);
-            let (c, d) = (&mut s.cycles, &p.cycles);
-            c.core_total += d.core_total;
-            c.core_processing += d.core_processing;
-            c.link_total += d.link_total;
-            c.bound += d.bound;
-            c.fill_drain += d.fill_drain;
-            if let (Some(a), Some(b)) = (&mut c.between_passes, &d.between_passes) {
-                a.config += b.config;
-                a.loads += b.loads;
-                a.psum_slot += b.psum_slot;
-                a.after += b.after;
-            }
-            s.time_ms.total += p.time_ms.total;
-            s.time_ms.processing += p.time_ms.processing;
-            s.macs.total += p.macs.total;
-            s.macs.gated += p.macs.gated;
-            let (a, b) = (&mut s.accesses_words, &p.accesses_words);
-            pt(&mut a.dram, &b.dram);
-            pt(&mut a.glb, &b.glb);
-            pt(&mut a.noc, &b.noc);
-            pt(&mut a.spad, &b.spad);
-            s.dram_bytes.read += p.dram_bytes.read;
-            s.dram_bytes.write += p.dram_bytes.write;
-            if let (Some(a), Some(b)) = (&mut s.pe_cycles, &p.pe_cycles) {
-                a.mac += b.mac;
-                a.gated += b.gated;
-                a.stall_filter += b.stall_filter;
-                a.stall_ifmap += b.stall_ifmap;
-                a.stall_psum_in += b.stall_psum_in;
-                a.stall_psum_out += b.stall_psum_out;
-                a.pipeline += b.pipeline;
-                a.config += b.config;
-                a.idle += b.idle;
-            }
-            let (e, f) = (&mut s.energy, &p.energy);
-            e.total += f.total;
-            e.by_level.dram += f.by_level.dram;
-            e.by_level.glb += f.by_level.glb;
-            e.by_level.noc += f.by_level.noc;
-            e.by_level.spad += f.by_level.spad;
-            e.by_level.mac += f.by_level.mac;
-            e.by_type.filter += f.by_type.filter;
-            e.by_type.ifmap += f.by_type.ifmap;
-            e.by_type.psum += f.by_type.psum;
+            s.add(p);
         }
         // The bottleneck of the part that took longest.
         if let Some(p) = parts.iter().max_by_key(|p| p.cycles.core_total) {
@@ -379,6 +333,58 @@ impl LayerStats {
         s.verified = verified && parts.iter().all(|p| p.verified);
         s.parts = parts;
         s
+    }
+
+    /// Adds another run's counts, cycles, time, MACs, accesses, PE cycles and energy to these
+    /// (passes too; the PEs used are the larger).
+    pub fn add(&mut self, p: &LayerStats) {
+        let pt = |a: &mut PerType, b: &PerType| *a = a.plus(b);
+        self.mapping.passes += p.mapping.passes;
+        self.mapping.pes_used = self.mapping.pes_used.max(p.mapping.pes_used);
+        let (c, d) = (&mut self.cycles, &p.cycles);
+        c.core_total += d.core_total;
+        c.core_processing += d.core_processing;
+        c.link_total += d.link_total;
+        c.bound += d.bound;
+        c.fill_drain += d.fill_drain;
+        if let (Some(a), Some(b)) = (&mut c.between_passes, &d.between_passes) {
+            a.config += b.config;
+            a.loads += b.loads;
+            a.psum_slot += b.psum_slot;
+            a.after += b.after;
+        }
+        self.time_ms.total += p.time_ms.total;
+        self.time_ms.processing += p.time_ms.processing;
+        self.macs.total += p.macs.total;
+        self.macs.gated += p.macs.gated;
+        let (a, b) = (&mut self.accesses_words, &p.accesses_words);
+        pt(&mut a.dram, &b.dram);
+        pt(&mut a.glb, &b.glb);
+        pt(&mut a.noc, &b.noc);
+        pt(&mut a.spad, &b.spad);
+        self.dram_bytes.read += p.dram_bytes.read;
+        self.dram_bytes.write += p.dram_bytes.write;
+        if let (Some(a), Some(b)) = (&mut self.pe_cycles, &p.pe_cycles) {
+            a.mac += b.mac;
+            a.gated += b.gated;
+            a.stall_filter += b.stall_filter;
+            a.stall_ifmap += b.stall_ifmap;
+            a.stall_psum_in += b.stall_psum_in;
+            a.stall_psum_out += b.stall_psum_out;
+            a.pipeline += b.pipeline;
+            a.config += b.config;
+            a.idle += b.idle;
+        }
+        let (e, f) = (&mut self.energy, &p.energy);
+        e.total += f.total;
+        e.by_level.dram += f.by_level.dram;
+        e.by_level.glb += f.by_level.glb;
+        e.by_level.noc += f.by_level.noc;
+        e.by_level.spad += f.by_level.spad;
+        e.by_level.mac += f.by_level.mac;
+        e.by_type.filter += f.by_type.filter;
+        e.by_type.ifmap += f.by_type.ifmap;
+        e.by_type.psum += f.by_type.psum;
     }
 
     /// The human-readable summary `rowsim run` prints.

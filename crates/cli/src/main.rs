@@ -3,6 +3,7 @@
 mod compare;
 mod drive;
 mod map;
+mod model;
 mod progress;
 mod report;
 mod run;

@@ -60,6 +60,22 @@ fn is_yaml(p: &Path) -> bool {
 /// mapping if any.
 pub fn load_layer(spec: &str) -> anyhow::Result<(ConvLayer, Option<Mapping>)> {
     let path = Path::new(spec);
+    if let Some((file, node)) = spec
+        .rsplit_once(':')
+        .filter(|(f, _)| crate::model::is_onnx(f))
+    {
+        return Ok((crate::model::layer(Path::new(file), node)?, None));
+    }
+    if crate::model::is_onnx(spec) {
+        let names: Vec<String> = crate::model::layers(path)?
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        anyhow::bail!(
+            "{spec}: a model; name one of its layers as {spec}:NODE ({}), or run it with --net {spec}",
+            names.join(", ")
+        );
+    }
     if let Some((file, name)) = spec.rsplit_once(':').filter(|(f, _)| is_csv(Path::new(f))) {
         let layers = rowsim_workload::scalesim_csv(Path::new(file))?;
         let names: Vec<&str> = layers
@@ -130,6 +146,9 @@ pub fn natural_key(name: &str) -> Vec<(String, u128)> {
 /// `layer10`; the first is the first layer).
 pub fn load_network(spec: &str) -> anyhow::Result<Vec<ConvLayer>> {
     let path = Path::new(spec);
+    if crate::model::is_onnx(spec) {
+        return crate::model::layers(path);
+    }
     if is_csv(path) {
         return Ok(rowsim_workload::scalesim_csv(path)?);
     }

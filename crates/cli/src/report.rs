@@ -40,6 +40,23 @@ pub type FileRows = Vec<(Option<String>, LayerStats)>;
 pub fn read_rows(path: &Path) -> anyhow::Result<FileRows> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // A model run's statistics (`rowsim run --net model.onnx`): its per-layer list.
+    if text.trim_start().starts_with('{') {
+        if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let Some(layers) = m.get("layers") {
+                let v: Vec<LayerStats> = serde_json::from_value(layers.clone()).map_err(|e| {
+                    anyhow!(
+                        "{}: `layers`: {e}; expected the layer statistics `rowsim run --net model.onnx --stats-json` writes",
+                        path.display()
+                    )
+                })?;
+                if v.is_empty() {
+                    bail!("{}: no layers in the model's statistics", path.display());
+                }
+                return Ok(v.into_iter().map(|s| (None, s)).collect());
+            }
+        }
+    }
     if text.trim_start().starts_with('[') {
         let v: Vec<LayerStats> = serde_json::from_str(&text).map_err(|e| {
             anyhow!(
@@ -414,9 +431,9 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     }
     let width = (220 + 90 * rows.len() as u32).max(900);
     {
-        let root = SVGBackend::new(path, (width, 2250)).into_drawing_area();
+        let root = SVGBackend::new(path, (width, 2700)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
-        let panels = root.split_evenly((5, 1));
+        let panels = root.split_evenly((6, 1));
         let unit = rows
             .first()
             .map(|r| r.stats.energy.unit.clone())
@@ -439,8 +456,18 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             true,
             1.15,
         )?;
+        // A network's energy breakdown, layer by layer (not per MAC: where the energy goes).
         stacked(
             &panels[2],
+            rows,
+            "Energy per layer by level",
+            &format!("energy ({unit} units)"),
+            &LEVELS,
+            false,
+            1.15,
+        )?;
+        stacked(
+            &panels[3],
             rows,
             "Core cycles per layer",
             "core cycles",
@@ -451,7 +478,7 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             1.15,
         )?;
         stacked(
-            &panels[3],
+            &panels[4],
             rows,
             "PE cycles by what the PEs did (simulated runs)",
             "% of PEs used x core cycles",
@@ -459,7 +486,7 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             false,
             2.0,
         )?;
-        heatmaps(&panels[4], rows)?;
+        heatmaps(&panels[5], rows)?;
         root.present()
             .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
     }

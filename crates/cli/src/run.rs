@@ -71,6 +71,22 @@ pub struct RunArgs {
     /// reference the event-driven kernel is tested against (same results, several times slower).
     #[arg(long)]
     pub every_edge: bool,
+    /// With `--net model.onnx`: the images, a float32/float64 `.npy` of [N, C, H, W] (or [N, K])
+    /// (default: `--batch` synthetic images, uniform in 0..1 from the seed). They run in
+    /// batches of `--batch` (default 16) as the layers' N.
+    #[arg(long, requires = "net")]
+    pub input: Option<PathBuf>,
+    /// With `--input`: the class of each image (an integer `.npy` of [N]), for top-1 accuracy.
+    #[arg(long, requires = "input")]
+    pub labels: Option<PathBuf>,
+    /// With `--net model.onnx`: the images the fixed-point formats are chosen on (default: the
+    /// first 64 images of `--input`).
+    #[arg(long, requires = "net")]
+    pub calibration: Option<PathBuf>,
+    /// With `--net model.onnx`: the float model's top-1 accuracy (0 to 1), instead of computing
+    /// it from the ONNX model.
+    #[arg(long, requires = "labels", value_parser = crate::map::parse_fraction)]
+    pub float_accuracy: Option<f64>,
     #[command(flatten)]
     pub trace: TraceArgs,
 }
@@ -286,7 +302,7 @@ fn input_files(a: &RunArgs) -> Vec<PathBuf> {
 
 /// Every output is checked before anything runs: its folder can be made, it is not a folder,
 /// no two outputs are one file, and no output is one of the inputs.
-fn check_outputs(outputs: &[(PathBuf, &str)], inputs: &[PathBuf]) -> anyhow::Result<()> {
+pub fn check_outputs(outputs: &[(PathBuf, &str)], inputs: &[PathBuf]) -> anyhow::Result<()> {
     let inputs: Vec<PathBuf> = inputs.iter().map(|p| normalized(p)).collect();
     let mut seen: Vec<(PathBuf, &str)> = Vec::new();
     for (path, what) in outputs {
@@ -444,6 +460,17 @@ impl OneRun<'_> {
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
+    if let Some(net) = a.net.as_deref().filter(|n| crate::model::is_onnx(n)) {
+        if a.trace.vcd.is_some() || a.ofmap.is_some() {
+            bail!(
+                "--net model.onnx: --vcd and --ofmap are for one layer (--layer model.onnx:NODE)"
+            );
+        }
+        return crate::model::run(a, net);
+    }
+    if a.input.is_some() || a.calibration.is_some() {
+        bail!("--input and --calibration are for a model: --net model.onnx");
+    }
     let hw = rowsim_config::load_spec(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
     let (layers, pinned) = a.layer.layers(a.net.as_deref())?;
     // Each layer as the parts it runs in on this machine (one part: the layer itself).

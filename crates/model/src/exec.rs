@@ -11,8 +11,8 @@
 //!   when `count_include_pad`), rounded to nearest with ties up (`floor((2*sum + n) / 2n)`);
 //! - residual Add: each input brought to the output's format (a left shift saturating, or a
 //!   right shift rounding to nearest, ties up), added exactly, saturated to 16 bits;
-//! - Softmax: computed in `f64` from the input's values and rounded to Q0.15 (1.0 saturates to
-//!   32767): the probabilities are reported, the prediction is taken on the logits
+//! - Softmax: computed in `f64` from the input's values and rounded to Q1.15 (15 fraction
+//!   bits; 1.0 saturates to 32767): the probabilities are reported, the prediction is taken on the logits
 //!   ([`crate::Model::logits`]);
 //! - Flatten, Reshape, Identity: the same words.
 
@@ -278,7 +278,11 @@ pub fn forward_fixed(
         match &node.op {
             Op::Layer(l) => {
                 let lf = cal.layer(&node.name).ok_or_else(|| {
-                    at(model, node, "no formats for this layer (not calibrated)".into())
+                    at(
+                        model,
+                        node,
+                        "no formats for this layer (not calibrated)".into(),
+                    )
                 })?;
                 let layer = l.layer.clone().with_batch(n as u32);
                 let mac = Formats {
@@ -290,7 +294,12 @@ pub fn forward_fixed(
                 // The layer's input as the layer sees it (an FC layer over a flattened map
                 // reads the map).
                 let ifmap = Tensor {
-                    dims: [n, l.layer.c as usize, l.layer.h as usize, l.layer.w as usize],
+                    dims: [
+                        n,
+                        l.layer.c as usize,
+                        l.layer.h as usize,
+                        l.layer.w as usize,
+                    ],
                     data: a.data.clone(),
                 };
                 let y = conv(&ConvCall {

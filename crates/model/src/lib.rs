@@ -54,7 +54,9 @@ pub enum Op {
     /// A CONV or FC layer: on the chip.
     Layer(Box<LayerOp>),
     /// `max(x, 0)` (a no-op when the layer before it applied ReLU at its readout).
-    Relu { fused: bool },
+    Relu {
+        fused: bool,
+    },
     MaxPool(Pool),
     AvgPool(Pool),
     /// Flatten or Reshape to `[N, K]`, Identity, Dropout: the same values.

@@ -128,7 +128,9 @@ impl Importer {
         let name = &t.name;
         let what = |why: String| self.err(format!("initializer `{name}`: {why}"));
         if !t.external_data.is_empty() {
-            return Err(what("its data is in an external file, which is not supported".into()));
+            return Err(what(
+                "its data is in an external file, which is not supported".into(),
+            ));
         }
         let mut count = 1u64;
         let mut dims = Vec::new();
@@ -303,11 +305,7 @@ impl Importer {
     fn fuse_relus(&mut self, output: &str) {
         for k in 1..self.nodes.len() {
             let v = self.nodes[k - 1].output.clone();
-            let readers = self
-                .nodes
-                .iter()
-                .filter(|n| n.inputs.contains(&v))
-                .count();
+            let readers = self.nodes.iter().filter(|n| n.inputs.contains(&v)).count();
             if readers != 1 || v == output || !matches!(self.nodes[k].op, Op::Relu { .. }) {
                 continue;
             }
@@ -355,9 +353,11 @@ impl Importer {
                 .input
                 .get(i)
                 .ok_or_else(|| fail(format!("input {i} is missing")))?;
-            self.inits
-                .get(v)
-                .ok_or_else(|| fail(format!("input `{v}` must be an initializer (constant weights)")))
+            self.inits.get(v).ok_or_else(|| {
+                fail(format!(
+                    "input `{v}` must be an initializer (constant weights)"
+                ))
+            })
         };
         let (op_node, inputs, dims) = match op {
             "Conv" => {

@@ -17,7 +17,7 @@
 //!   output's format.
 //!
 //! ReLU, pooling, Flatten/Reshape keep their input's format; a residual Add takes the format
-//! of its calibrated output; Softmax's output is Q0.15.
+//! of its calibrated output; Softmax's output is Q1.15 (15 fraction bits).
 
 use std::collections::BTreeMap;
 

@@ -20,7 +20,11 @@ fn f32s(name: &str) -> FTensor {
 fn labels() -> Vec<usize> {
     let bytes = std::fs::read(root().join("test_y.npy")).unwrap();
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-    npy.into_vec::<i64>().unwrap().into_iter().map(|v| v as usize).collect()
+    npy.into_vec::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|v| v as usize)
+        .collect()
 }
 
 #[test]
@@ -52,6 +56,10 @@ fn the_digits_model_in_float_and_in_fixed_point() {
     );
     // train.py printed this accuracy for the float model with numpy and with onnxruntime.
     assert_eq!(acc(&float_pred), 348);
-    let agree = float_pred.iter().zip(&fixed_pred).filter(|(a, b)| a == b).count();
+    let agree = float_pred
+        .iter()
+        .zip(&fixed_pred)
+        .filter(|(a, b)| a == b)
+        .count();
     assert!(agree * 100 >= y.len() * 99, "{agree} of {} agree", y.len());
 }

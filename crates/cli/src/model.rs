@@ -1,0 +1,654 @@
+//! `rowsim run --net model.onnx`: a trained model on the emulated chip, image batch by image
+//! batch: its CONV and FC layers on the chip (split where they are beyond its limits), the
+//! rest on the host in the same fixed-point formats; top-1 accuracy beside the float model's,
+//! energy and latency per inference, and every layer's output checked bit for bit against the
+//! fixed-point reference of the whole network.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context};
+use rowsim_chip::{run_split, ChipError, LayerStats, RunOptions};
+use rowsim_kernel::SimError;
+use rowsim_mapper::{Mapping, Split};
+use rowsim_model::{
+    calibrate, forward_fixed, forward_float, top1, Calibration, FTensor, Model, Op,
+};
+use rowsim_workload::{reference_conv, ConvLayer, SplitMix64, Tensor};
+use serde::Serialize;
+
+use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
+use crate::run::{choose, RunArgs};
+
+/// Whether `--net` names an ONNX model.
+pub fn is_onnx(spec: &str) -> bool {
+    Path::new(spec)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// Loads a model, naming the file in errors.
+pub fn load(path: &Path) -> anyhow::Result<Model> {
+    rowsim_model::load(path).map_err(|e| anyhow!("{e}"))
+}
+
+/// The model's layers as layer shapes (batch 1): what `map`, `compare` and `sweep` price.
+pub fn layers(path: &Path) -> anyhow::Result<Vec<ConvLayer>> {
+    Ok(load(path)?.layers().map(|(_, l)| l.layer.clone()).collect())
+}
+
+/// One of a model's layers by node name (`model.onnx:conv1`).
+pub fn layer(path: &Path, node: &str) -> anyhow::Result<ConvLayer> {
+    let m = load(path)?;
+    let names: Vec<&str> = m.layers().map(|(n, _)| n.name.as_str()).collect();
+    let found = m
+        .layers()
+        .find(|(n, _)| n.name == node)
+        .map(|(_, l)| l.layer.clone());
+    found.ok_or_else(|| {
+        anyhow!(
+            "{}: no CONV or FC node `{node}`; its layers: {}",
+            path.display(),
+            names.join(", ")
+        )
+    })
+}
+
+/// A `.npy` dtype as its type string (`<f4`, `|u1`).
+fn plain(d: &npyz::DType) -> String {
+    match d {
+        npyz::DType::Plain(t) => t.to_string(),
+        other => other.descr(),
+    }
+}
+
+/// Reads a float `.npy` (float32 or float64) of images `[N, ...]` whose image dims are `want`
+/// (`[C, H, W]`, or `[K]` for a vector input of `[K, 1, 1]`).
+pub fn read_images(path: &Path, want: [usize; 3]) -> anyhow::Result<FTensor> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let npy = npyz::NpyFile::new(&bytes[..])
+        .with_context(|| format!("{}: not a .npy file", path.display()))?;
+    let shape: Vec<u64> = npy.shape().to_vec();
+    if npy.order() != npyz::Order::C {
+        bail!(
+            "{}: Fortran-ordered; write it C-ordered (numpy.ascontiguousarray)",
+            path.display()
+        );
+    }
+    let per: Vec<u64> = match shape.len() {
+        4 => shape[1..].to_vec(),
+        2 if want[1] == 1 && want[2] == 1 => vec![shape[1], 1, 1],
+        _ => vec![],
+    };
+    let want64: Vec<u64> = want.iter().map(|&d| d as u64).collect();
+    if per != want64 || shape[0] == 0 {
+        bail!(
+            "{}: shape {shape:?}; the model takes images of [N, {}, {}, {}] (N at least 1)",
+            path.display(),
+            want[0],
+            want[1],
+            want[2]
+        );
+    }
+    let n = shape[0];
+    let total = n.saturating_mul(want64.iter().product::<u64>());
+    if total > rowsim_workload::MAX_TENSOR_ELEMENTS {
+        bail!(
+            "{}: {total} values is above the limit {}",
+            path.display(),
+            rowsim_workload::MAX_TENSOR_ELEMENTS
+        );
+    }
+    let descr = plain(&npy.dtype());
+    let data: Vec<f32> = match descr.as_str() {
+        "<f4" => npy.into_vec::<f32>()?,
+        "<f8" => npy
+            .into_vec::<f64>()?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        other => bail!(
+            "{}: dtype {other}; expected float32 (<f4) or float64 (<f8) images",
+            path.display()
+        ),
+    };
+    if data.iter().any(|v| !v.is_finite()) {
+        bail!("{}: holds a NaN or an infinity", path.display());
+    }
+    Ok(FTensor {
+        dims: [n as usize, want[0], want[1], want[2]],
+        data,
+    })
+}
+
+/// Reads integer class labels (any integer dtype), one per image.
+pub fn read_labels(path: &Path, images: usize) -> anyhow::Result<Vec<i64>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let npy = npyz::NpyFile::new(&bytes[..])
+        .with_context(|| format!("{}: not a .npy file", path.display()))?;
+    let shape = npy.shape().to_vec();
+    if shape.len() != 1 || shape[0] != images as u64 {
+        bail!(
+            "{}: shape {shape:?}; expected one label per image: [{images}]",
+            path.display()
+        );
+    }
+    let descr = plain(&npy.dtype());
+    let labels: Vec<i64> = match &descr[1..] {
+        "i8" => npy.into_vec::<i64>()?,
+        "i4" => npy.into_vec::<i32>()?.into_iter().map(i64::from).collect(),
+        "i2" => npy.into_vec::<i16>()?.into_iter().map(i64::from).collect(),
+        "i1" => npy.into_vec::<i8>()?.into_iter().map(i64::from).collect(),
+        "u1" => npy.into_vec::<u8>()?.into_iter().map(i64::from).collect(),
+        _ => bail!(
+            "{}: dtype {descr}; expected integer class labels",
+            path.display()
+        ),
+    };
+    Ok(labels)
+}
+
+/// Synthetic images, uniform in [0, 1) from the seed (when no `--input` is given).
+fn synthetic_images(model: &Model, n: usize, seed: u64) -> FTensor {
+    let [c, h, w] = model.input_dims;
+    let mut rng = SplitMix64::new(seed);
+    FTensor {
+        dims: [n, c, h, w],
+        data: (0..n * c * h * w).map(|_| rng.next_f64() as f32).collect(),
+    }
+}
+
+/// How one node runs, for the output and the statistics.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeReport {
+    pub name: String,
+    pub op: String,
+    /// `chip` or `host`.
+    pub on: &'static str,
+    /// Fraction bits of its input(s) and output (16-bit words).
+    pub in_frac: Vec<u32>,
+    pub out_frac: u32,
+    /// Layers: the weights' fraction bits and the MAC's product shift.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_frac: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shift: Option<u32>,
+    pub note: String,
+}
+
+fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
+    model
+        .nodes
+        .iter()
+        .map(|n| {
+            let in_frac = n.inputs.iter().map(|v| cal.frac(v)).collect();
+            let out_frac = cal.frac(&n.output);
+            let mut r = NodeReport {
+                name: n.name.clone(),
+                op: n.op_type.clone(),
+                on: "host",
+                in_frac,
+                out_frac,
+                weight_frac: None,
+                shift: None,
+                note: String::new(),
+            };
+            r.note = match &n.op {
+                Op::Layer(l) => {
+                    let f = cal.layer(&n.name);
+                    r.on = "chip";
+                    r.weight_frac = f.map(|f| f.weight_frac);
+                    r.shift = f.map(|f| f.shift);
+                    let mut s = format!("{} layer {}", if l.fc { "FC" } else { "CONV" }, l.layer);
+                    if l.bias.is_some() {
+                        s += "; bias added on the host (saturating)";
+                    }
+                    if l.relu {
+                        s += "; ReLU at the chip's readout";
+                    }
+                    s
+                }
+                Op::Relu { fused: true } => "fused: the layer before applied it on the chip".into(),
+                Op::Relu { fused: false } => "max(x, 0)".into(),
+                Op::MaxPool(p) => format!(
+                    "{:?} window, stride {:?}, pads {:?}",
+                    p.kernel, p.stride, p.pads
+                ),
+                Op::AvgPool(p) => format!(
+                    "{:?} window, stride {:?}, pads {:?}; sum / count rounded to nearest (ties up)",
+                    p.kernel, p.stride, p.pads
+                ),
+                Op::Reshape => "the same words".into(),
+                Op::Add => "inputs rescaled to the output format, added, saturated".into(),
+                Op::Softmax => {
+                    "in f64 from the logits, rounded to Q1.15 (1.0 saturates to 32767)".into()
+                }
+            };
+            r
+        })
+        .collect()
+}
+
+/// Top-1 accuracy and more, as the statistics report them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Accuracy {
+    /// Top-1 accuracy of the chip's outputs (None without labels).
+    pub chip: Option<f64>,
+    /// The float model's: computed by rowsim from the ONNX model, or given.
+    pub float: Option<f64>,
+    pub float_source: String,
+    /// The share of images on which the chip's top-1 equals the float model's.
+    pub agreement_with_float: Option<f64>,
+}
+
+/// Network totals and per inference.
+#[derive(Clone, Debug, Serialize)]
+pub struct Totals {
+    pub energy: f64,
+    pub unit: String,
+    pub core_cycles: u64,
+    pub macs: u64,
+    pub dram_bytes: u64,
+    pub time_ms: f64,
+    /// Energy over images.
+    pub energy_per_inference: f64,
+    /// Core cycles over images (throughput).
+    pub core_cycles_per_inference: f64,
+    /// An image's latency: its batch's chip time (layer after layer; host ops not timed),
+    /// averaged over batches, in core cycles and ms.
+    pub latency_cycles: f64,
+    pub latency_ms: f64,
+}
+
+/// The statistics of a model run.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelStats {
+    pub model: String,
+    pub hw: String,
+    pub images: usize,
+    pub batch: usize,
+    pub calibration: String,
+    /// Whether every layer's output equals the fixed-point reference network's.
+    pub bit_exact: bool,
+    pub accuracy: Accuracy,
+    pub totals: Totals,
+    pub nodes: Vec<NodeReport>,
+    /// Each image's top-1 class from the chip's outputs.
+    pub predictions: Vec<usize>,
+    /// Per layer, summed over the batches.
+    pub layers: Vec<LayerStats>,
+}
+
+fn write_json(path: &Path, s: &ModelStats) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, serde_json::to_string_pretty(s)? + "\n")
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A progress bar over images (stderr, a terminal, not `--quiet`).
+fn image_bar(n: usize, quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let b = indicatif::ProgressBar::with_draw_target(
+        Some(n as u64),
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    );
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "images [{bar:30}] {pos}/{len} ({elapsed}, ETA {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    Some(b)
+}
+
+/// `calib_x.npy` beside the model, if there is one: the calibration images it ships with.
+fn model_dir_calibration(model: &Path) -> Option<PathBuf> {
+    let p = model.with_file_name("calib_x.npy");
+    p.is_file().then_some(p)
+}
+
+pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
+    let hw = rowsim_config::load_spec(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
+    let path = Path::new(net);
+    let model = load(path)?;
+    let batch = a.layer.batch.unwrap_or(16) as usize;
+    if batch == 0 {
+        bail!("--batch: at least 1 image");
+    }
+    let x = match &a.input {
+        Some(p) => read_images(p, model.input_dims)?,
+        None => synthetic_images(&model, batch, a.layer.seed),
+    };
+    let images = x.dims[0];
+    if let Some(b) = model.batch {
+        if b != batch {
+            bail!(
+                "{}: the model fixes the batch at {b}; run it with --batch {b}",
+                model.file
+            );
+        }
+        if images % b != 0 {
+            bail!(
+                "{}: the model fixes the batch at {b}; {images} images are not a multiple",
+                model.file
+            );
+        }
+    }
+    let labels = match &a.labels {
+        Some(p) => Some(read_labels(p, images)?),
+        None => None,
+    };
+    let (calib, calib_src) = match &a.calibration {
+        Some(p) => (
+            read_images(p, model.input_dims)?,
+            format!("{}", p.display()),
+        ),
+        None if model_dir_calibration(path).is_some() => {
+            let p = model_dir_calibration(path).unwrap_or_default();
+            (
+                read_images(&p, model.input_dims)?,
+                format!("{} (beside the model)", p.display()),
+            )
+        }
+        None => {
+            let k = images.min(64);
+            (
+                x.slice(0, k),
+                format!(
+                    "the first {k} images of {}",
+                    a.input
+                        .as_ref()
+                        .map_or("the synthetic input".into(), |p| p.display().to_string())
+                ),
+            )
+        }
+    };
+    if let Some(p) = &a.stats_json {
+        crate::run::check_outputs(&[(p.clone(), "statistics (--stats-json)")], &[path.into()])?;
+    }
+    let cal = calibrate(&model, &calib).map_err(|e| anyhow!("{e}"))?;
+    let nodes = node_reports(&model, &cal);
+    eprintln!(
+        "{}: {} nodes, {} on the chip; formats from {} ({} images):",
+        model.file,
+        model.nodes.len(),
+        model.layers().count(),
+        calib_src,
+        cal.images
+    );
+    for r in &nodes {
+        eprintln!(
+            "  {:<12} {:<18} {:<4} in Q{} out Q{}{}  {}",
+            r.name,
+            r.op,
+            r.on,
+            r.in_frac
+                .iter()
+                .map(|f| format!("{}.{f}", 16 - f))
+                .collect::<Vec<_>>()
+                .join("+Q"),
+            format_args!("{}.{}", 16 - r.out_frac, r.out_frac),
+            match (r.weight_frac, r.shift) {
+                (Some(w), Some(s)) => format!(" weights Q{}.{w} shift {s}", 16 - w),
+                _ => String::new(),
+            },
+            r.note
+        );
+    }
+    // The float model's predictions (the same images), unless its accuracy is given.
+    let float_pred = if a.float_accuracy.is_none() {
+        let v = forward_float(&model, &x).map_err(|e| anyhow!("{e}"))?;
+        let l = &v[model.logits()];
+        Some(top1(l.dims, &l.data))
+    } else {
+        None
+    };
+    let interrupt = ctrl_c_flag();
+    let bar = image_bar(images, a.quiet);
+    let mut mappings: BTreeMap<(String, u32), Mapping> = BTreeMap::new();
+    let mut per_layer: BTreeMap<String, LayerStats> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut predictions = Vec::with_capacity(images);
+    let mut bit_exact = true;
+    let mut latency_cycles = 0u64;
+    let mut batches = 0u64;
+    let mut stopped: Option<(ExitCode, String)> = None;
+    let simulating = crate::drive::Simulating::begin();
+    for lo in (0..images).step_by(batch) {
+        let hi = (lo + batch).min(images);
+        let xb = x.slice(lo, hi);
+        let mut batch_cycles = 0u64;
+        let mut chip = |c: &rowsim_model::ConvCall| -> Result<Tensor, String> {
+            let split = Split::of(c.layer, &hw).map_err(|e| e.to_string())?;
+            let opts = RunOptions {
+                mac: c.mac,
+                relu: Some(c.relu),
+                interrupt: Some(interrupt.clone()),
+                watchdog: a.trace.watchdog,
+                every_edge: a.every_edge,
+                ..Default::default()
+            };
+            let mut mapping = |l: &ConvLayer| -> Result<Mapping, String> {
+                let key = (l.name.clone(), l.n);
+                if let Some(m) = mappings.get(&key) {
+                    return Ok(*m);
+                }
+                let m = choose(&hw, l, None, a.layer.objective).map_err(|e| format!("{e:#}"))?;
+                mappings.insert(key, m);
+                Ok(m)
+            };
+            let r = run_split(
+                &hw,
+                &split,
+                c.ifmap,
+                c.weights,
+                a.layer.seed,
+                &opts,
+                &mut mapping,
+            )
+            .map_err(|e| match e {
+                ChipError::Sim(SimError::Interrupted { .. }) => "interrupted".to_string(),
+                e => e.to_string(),
+            })?;
+            let mut s = r.stats;
+            s.host = None;
+            s.parts.iter_mut().for_each(|p| p.host = None);
+            batch_cycles += s.cycles.core_total;
+            let name = c.node.name.clone();
+            match per_layer.get_mut(&name) {
+                Some(acc) => {
+                    acc.verified &= s.verified;
+                    acc.add(&s);
+                }
+                None => {
+                    order.push(name.clone());
+                    per_layer.insert(name, s);
+                }
+            }
+            Ok(r.ofmap)
+        };
+        let chip_vals = match forward_fixed(&model, &cal, &xb, &mut chip) {
+            Ok(v) => v,
+            Err(e) => {
+                let code = if e.why == "interrupted" {
+                    ExitCode::from(EXIT_INTERRUPTED)
+                } else {
+                    ExitCode::FAILURE
+                };
+                stopped = Some((code, format!("{e}")));
+                break;
+            }
+        };
+        batches += 1;
+        latency_cycles += batch_cycles;
+        // The fixed-point reference of the whole network on the same images: every value.
+        let ref_vals = forward_fixed(&model, &cal, &xb, &mut |c| {
+            reference_conv(c.layer, c.ifmap, c.weights, c.mac, c.relu).map(|r| r.0)
+        })
+        .map_err(|e| anyhow!("{e}"))?;
+        for n in &model.nodes {
+            if chip_vals[&n.output] != ref_vals[&n.output] {
+                if bit_exact {
+                    eprintln!(
+                        "error: node `{}` ({}): images {lo}..{hi}: the chip's output differs from the fixed-point reference network",
+                        n.name, n.op_type
+                    );
+                }
+                bit_exact = false;
+            }
+        }
+        let l = &chip_vals[model.logits()];
+        predictions.extend(top1(l.dims, &l.data));
+        if let Some(b) = &bar {
+            b.set_position(hi as u64);
+        }
+    }
+    drop(simulating);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let done = predictions.len();
+    let share = |k: usize| {
+        if done > 0 {
+            Some(k as f64 / done as f64)
+        } else {
+            None
+        }
+    };
+    let chip_acc = labels.as_ref().and_then(|y| {
+        share(
+            predictions
+                .iter()
+                .zip(y)
+                .filter(|(p, y)| **p as i64 == **y)
+                .count(),
+        )
+    });
+    let (float_acc, float_source, agreement) = match (&float_pred, a.float_accuracy) {
+        (_, Some(f)) => (Some(f), "given (--float-accuracy)".to_string(), None),
+        (Some(fp), None) => (
+            labels.as_ref().and_then(|y| {
+                share(
+                    fp[..done]
+                        .iter()
+                        .zip(y)
+                        .filter(|(p, y)| **p as i64 == **y)
+                        .count(),
+                )
+            }),
+            "computed by rowsim from the ONNX model (f64 sums)".to_string(),
+            share(
+                fp[..done]
+                    .iter()
+                    .zip(&predictions)
+                    .filter(|(a, b)| a == b)
+                    .count(),
+            ),
+        ),
+        (None, None) => (None, String::new(), None),
+    };
+    let layers: Vec<LayerStats> = order.iter().filter_map(|n| per_layer.remove(n)).collect();
+    let unit = layers
+        .first()
+        .map(|l| l.energy.unit.clone())
+        .unwrap_or_default();
+    let energy: f64 = layers.iter().map(|l| l.energy.total).sum();
+    let core_cycles: u64 = layers.iter().map(|l| l.cycles.core_total).sum();
+    let per = |v: f64| if done > 0 { v / done as f64 } else { 0.0 };
+    let lat = if batches > 0 {
+        latency_cycles as f64 / batches as f64
+    } else {
+        0.0
+    };
+    let ms = |cycles: f64| cycles * 1e3 / hw.clocks.core_hz as f64;
+    let totals = Totals {
+        energy,
+        unit: unit.clone(),
+        core_cycles,
+        macs: layers.iter().map(|l| l.macs.total).sum(),
+        dram_bytes: layers
+            .iter()
+            .map(|l| l.dram_bytes.read + l.dram_bytes.write)
+            .sum(),
+        time_ms: ms(core_cycles as f64),
+        energy_per_inference: per(energy),
+        core_cycles_per_inference: per(core_cycles as f64),
+        latency_cycles: lat,
+        latency_ms: ms(lat),
+    };
+    let verified = layers.iter().all(|l| l.verified);
+    for l in &layers {
+        print!("{}", l.summary());
+    }
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
+    println!(
+        "{}: {done} of {images} images on {} in batches of {batch}: every layer {} the fixed-point reference network; each layer {}",
+        model.file,
+        hw.machine.name,
+        if bit_exact { "bit-exact against" } else { "DIFFERS from" },
+        if verified { "bit-exact against its reference convolution" } else { "NOT VERIFIED" }
+    );
+    println!(
+        "top-1 accuracy: chip {} (16-bit fixed point), float {} ({}){}",
+        pct(chip_acc),
+        pct(float_acc),
+        if float_source.is_empty() {
+            "not computed"
+        } else {
+            &float_source
+        },
+        agreement.map_or(String::new(), |g| format!(
+            "; the chip's top-1 equals the float model's on {:.2}% of the images",
+            100.0 * g
+        ))
+    );
+    println!(
+        "per inference: energy {:.4e} {unit} units, {:.0} core cycles ({:.4} ms); latency (an image's batch, layer after layer) {:.0} core cycles = {:.4} ms",
+        totals.energy_per_inference,
+        totals.core_cycles_per_inference,
+        ms(totals.core_cycles_per_inference),
+        totals.latency_cycles,
+        totals.latency_ms
+    );
+    let stats = ModelStats {
+        model: model.file.clone(),
+        hw: hw.machine.name.clone(),
+        images: done,
+        batch,
+        calibration: format!("{calib_src} ({} images)", cal.images),
+        bit_exact,
+        accuracy: Accuracy {
+            chip: chip_acc,
+            float: float_acc,
+            float_source,
+            agreement_with_float: agreement,
+        },
+        totals,
+        nodes,
+        predictions,
+        layers,
+    };
+    if let Some(p) = &a.stats_json {
+        write_json(p, &stats)?;
+    }
+    if let Some((code, why)) = stopped {
+        eprintln!("error: {why}");
+        eprintln!(
+            "stopped after {done} of {images} images; the statistics are those of the finished batches"
+        );
+        return Ok(code);
+    }
+    Ok(if bit_exact && verified {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
