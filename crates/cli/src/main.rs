@@ -32,9 +32,10 @@ enum Command {
     /// Hardware configurations.
     #[command(subcommand)]
     Config(ConfigCmd),
-    /// Runs a layer (or a network's CONV layers) on the emulated chip, checks it bit for bit
-    /// against the reference convolution, and reports cycles, accesses and energy.
-    Run(run::RunArgs),
+    /// Runs a layer (or a network's CONV and FC layers, or an ONNX model over images) on the
+    /// emulated chip, checks it bit for bit against the reference, and reports cycles,
+    /// accesses, energy (and a model's accuracy).
+    Run(Box<run::RunArgs>),
     /// An interactive session on a layer: step cycles, print signals, break on values, look
     /// inside PEs, start and stop VCDs. Reads commands from a terminal or a pipe.
     Step(step::StepArgs),

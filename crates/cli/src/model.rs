@@ -277,6 +277,10 @@ pub struct ModelStats {
     pub nodes: Vec<NodeReport>,
     /// Each image's top-1 class from the chip's outputs.
     pub predictions: Vec<usize>,
+    /// Each image's top-1 class from rowsim's float model (when it computed the float
+    /// accuracy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub float_predictions: Option<Vec<usize>>,
     /// Per layer, summed over the batches.
     pub layers: Vec<LayerStats>,
 }
@@ -634,6 +638,10 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
         totals,
         nodes,
         predictions,
+        float_predictions: float_pred.map(|mut f| {
+            f.truncate(done);
+            f
+        }),
         layers,
     };
     if let Some(p) = &a.stats_json {

@@ -1,5 +1,6 @@
-//! `rowsim run`: a layer (or a network's CONV layers) on the emulated chip, checked against the
-//! reference convolution, with a summary and statistics.
+//! `rowsim run`: a layer (or a network's layers, each split where it is beyond the chip's
+//! limits) on the emulated chip, checked against the reference convolution, with a summary and
+//! statistics. An ONNX model runs in `crate::model`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,8 +55,9 @@ pub struct LayerArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub layer: LayerArgs,
-    /// Run every CONV layer of a network instead: built in (alexnet, vgg16), a SCALE-Sim
-    /// topology (.csv), or a folder of Timeloop problems (*.yaml).
+    /// Run every layer of a network instead: built in (alexnet, vgg16: CONV and FC), a SCALE-Sim
+    /// topology (.csv), a folder of Timeloop problems (*.yaml), or an ONNX model (.onnx: every
+    /// image of --input through the whole model).
     #[arg(long, conflicts_with_all = ["layer", "mapping", "ifmap", "weights", "ofmap"])]
     pub net: Option<String>,
     /// Write the statistics here (a JSON array, one object a layer).

@@ -119,7 +119,10 @@ impl Split {
                 ),
             )
         } else {
-            (vec![0..layer.h], vec![0..layer.w])
+            (
+                std::iter::once(0..layer.h).collect(),
+                std::iter::once(0..layer.w).collect(),
+            )
         };
         let total = ms.len() * cs.len() * rs.len() * ss.len();
         let mut parts = Vec::with_capacity(total);

@@ -8,11 +8,15 @@
 //! `C x H x W` map is mapped the Eyeriss way, a CONV layer whose `H x W` filter covers its input;
 //! one over a vector is `C = K`, `1 x 1`.
 
+pub mod build;
 pub mod exec;
 pub mod onnx;
 pub mod quant;
 
 use rowsim_workload::ConvLayer;
+
+pub use onnx_protobuf as proto;
+pub use protobuf;
 
 pub use exec::{forward_fixed, forward_float, top1, ConvCall, FTensor};
 pub use onnx::{load, parse};

@@ -1,0 +1,305 @@
+//! ONNX models through `rowsim run --net model.onnx`: the digits model on eyeriss-v1 (every
+//! layer bit-exact against the fixed-point reference network, accuracy beside the float
+//! model's), a ResNet-style block made here, and bad model input refused clearly.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use rowsim_model::build;
+
+mod common;
+use common::{rowsim, scratch_in, wait_at_most};
+
+fn stats(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The digits model (models/digits/, trained by its train.py) over its 360 test images on
+/// eyeriss-v1 in batches of 16: every value of every batch equals the fixed-point reference
+/// network's, each layer equals its reference convolution; the chip's top-1 accuracy is within
+/// a point of the float model's (96.67%, 348 of 360, as train.py printed with numpy and with
+/// onnxruntime) and its predictions agree with the float model's on at least 99% of the images.
+#[test]
+fn the_digits_model_runs_bit_exact_on_eyeriss_v1_with_the_float_models_accuracy() {
+    let out = scratch_in("model", "digits.json");
+    let o = rowsim()
+        .args([
+            "run",
+            "--net",
+            "models/digits/digits.onnx",
+            "--input",
+            "models/digits/test_x.npy",
+            "--labels",
+            "models/digits/test_y.npy",
+            "--stats-json",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = stats(&out);
+    assert_eq!(s["bit_exact"], true);
+    assert_eq!(s["images"], 360);
+    let acc = &s["accuracy"];
+    let (chip, float) = (
+        acc["chip"].as_f64().unwrap(),
+        acc["float"].as_f64().unwrap(),
+    );
+    assert_eq!((float * 360.0).round() as u64, 348, "{acc}");
+    assert!((chip - float).abs() <= 0.01, "{acc}");
+    assert!(
+        acc["agreement_with_float"].as_f64().unwrap() >= 0.99,
+        "{acc}"
+    );
+    let layers = s["layers"].as_array().unwrap();
+    let names: Vec<&str> = layers
+        .iter()
+        .map(|l| l["layer"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["conv1", "conv2", "fc1", "fc2"]);
+    // Every image's MACs: the closed form of the four layers, summed over the images.
+    let per_image: u64 = 64 * 8 * 9 + 16 * 16 * 8 * 9 + 32 * 64 + 10 * 32;
+    let macs: u64 = layers
+        .iter()
+        .map(|l| l["macs"]["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(macs, 360 * per_image);
+    assert!(layers.iter().all(|l| l["verified"] == true));
+    // The totals are the layers' sums.
+    let energy: f64 = layers
+        .iter()
+        .map(|l| l["energy"]["total"].as_f64().unwrap())
+        .sum();
+    let t = &s["totals"];
+    assert!((t["energy"].as_f64().unwrap() - energy).abs() <= 1e-6 * energy);
+    assert!((t["energy_per_inference"].as_f64().unwrap() * 360.0 - energy).abs() <= 1e-6 * energy);
+    assert_eq!(s["predictions"].as_array().unwrap().len(), 360);
+    assert!(text.contains("top-1 accuracy: chip 96."), "{text}");
+    // The report reads the model's statistics.
+    let r = rowsim().arg("report").arg(&out).output().unwrap();
+    assert!(r.status.success());
+    assert!(String::from_utf8_lossy(&r.stdout).contains("fc2"));
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = scratch_in("model", name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// A ResNet-style block (a residual Add, AveragePool, an FC layer over the pooled map, bias
+/// and a fused ReLU) made here, on the tiny config and on eyeriss-v1: bit-exact.
+#[test]
+fn a_resnet_block_made_here_imports_and_runs_bit_exact() {
+    let model = write("block.onnx", &build::resnet_block());
+    for hw in ["tiny", "eyeriss-v1"] {
+        let out = scratch_in("model", &format!("block-{hw}.json"));
+        let o = rowsim()
+            .args(["run", "--hw", hw, "--batch", "3", "--net"])
+            .arg(&model)
+            .arg("--stats-json")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{hw}: {err}");
+        let s = stats(&out);
+        assert_eq!(s["bit_exact"], true, "{hw}");
+        let nodes = s["nodes"].as_array().unwrap();
+        let on = |name: &str| {
+            nodes
+                .iter()
+                .find(|n| n["name"] == name)
+                .map(|n| n["on"].as_str().unwrap().to_string())
+        };
+        assert_eq!(on("conv_a").as_deref(), Some("chip"));
+        assert_eq!(on("fc").as_deref(), Some("chip"));
+        assert_eq!(on("residual").as_deref(), Some("host"));
+        assert_eq!(on("pool").as_deref(), Some("host"));
+        assert!(err.contains("ReLU at the chip's readout"), "{err}");
+        assert!(err.contains("fused"), "{err}");
+        // The FC layer is mapped over the pooled 4 x 3 x 3 map (R = H, S = W).
+        assert!(
+            err.contains("FC layer fc: N=1 C=4 H=3 W=3 M=5 R=3 S=3"),
+            "{err}"
+        );
+        assert_eq!(s["layers"].as_array().unwrap().len(), 3);
+    }
+}
+
+fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let digits = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/digits/digits.onnx"
+    ))
+    .unwrap();
+    let relu = |op: &str| {
+        build::model(
+            vec![build::node(op, "odd", &["x"], "y", vec![])],
+            vec![],
+            build::value("x", &[None, Some(4)]),
+            build::value("y", &[None, Some(4)]),
+        )
+    };
+    let dynamic = build::model(
+        vec![build::node("Relu", "r", &["x"], "y", vec![])],
+        vec![],
+        build::value("x", &[None, Some(1), None, Some(8)]),
+        build::value("y", &[None, Some(1), None, Some(8)]),
+    );
+    let reshape = build::model(
+        vec![build::node("Reshape", "rs", &["x", "shape"], "y", vec![])],
+        vec![],
+        build::value("x", &[None, Some(4), Some(2), Some(2)]),
+        build::value("y", &[None, Some(16)]),
+    );
+    let asym = build::model(
+        vec![build::node(
+            "Conv",
+            "c",
+            &["x", "w"],
+            "y",
+            vec![build::ints("pads", &[1, 0, 1, 0])],
+        )],
+        vec![build::floats(
+            "w",
+            &[2, 1, 3, 3],
+            build::weights(18, 0.5, 1),
+        )],
+        build::value("x", &[None, Some(1), Some(6), Some(6)]),
+        build::value("y", &[None, Some(2), Some(6), Some(4)]),
+    );
+    let short = build::model(
+        vec![build::node("Conv", "c", &["x", "w"], "y", vec![])],
+        vec![build::floats("w", &[2, 1, 3, 3], vec![0.5; 5])],
+        build::value("x", &[None, Some(1), Some(6), Some(6)]),
+        build::value("y", &[None, Some(2), Some(4), Some(4)]),
+    );
+    vec![
+        (
+            "a truncated file",
+            digits[..digits.len() / 2].to_vec(),
+            "not an ONNX model, or a truncated one",
+        ),
+        (
+            "not a model at all",
+            b"hello, world\n".to_vec(),
+            "not an ONNX model",
+        ),
+        (
+            "an unsupported op",
+            relu("Sigmoid"),
+            "node `odd` (Sigmoid): op `Sigmoid` is not supported",
+        ),
+        (
+            "a dynamic spatial dimension",
+            dynamic,
+            "input `x`: dimension 2 is dynamic (`N`); only the batch dimension may be",
+        ),
+        (
+            "a Reshape to a computed shape",
+            reshape,
+            "node `rs` (Reshape): the shape is not an initializer (a dynamic shape is not supported)",
+        ),
+        (
+            "asymmetric padding",
+            asym,
+            "node `c` (Conv): pads [1, 0, 1, 0]: the chip pads every side alike",
+        ),
+        (
+            "weights of the wrong size",
+            short,
+            "initializer `w`: 5 values for dims [2, 1, 3, 3]",
+        ),
+    ]
+}
+
+fn refused(args: &[&str], extra: &[&Path], what: &str, error: &str) {
+    let mut child = rowsim()
+        .args(args)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_at_most(&mut child, Duration::from_secs(60), what);
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "{what}: succeeded");
+    assert!(!err.contains("panicked"), "{what}: panicked:\n{err}");
+    assert!(
+        err.contains(error),
+        "{what}: the error does not say `{error}`:\n{err}"
+    );
+}
+
+/// Bad model input: each refused with the file, the node and the op where there is one, and
+/// what was expected; never a panic or a hang.
+#[test]
+fn bad_onnx_input_is_refused_clearly() {
+    for (k, (what, bytes, error)) in bad_models().into_iter().enumerate() {
+        let p = write(&format!("bad{k}.onnx"), &bytes);
+        refused(&["run", "--net"], &[&p], what, error);
+    }
+    // Input of the wrong shape, labels of the wrong length.
+    let x7 = scratch_in("model", "x7.npy");
+    write_npy_f32(&x7, &[2, 1, 7, 7]);
+    refused(
+        &["run", "--net", "models/digits/digits.onnx", "--input"],
+        &[&x7],
+        "images of the wrong shape",
+        "shape [2, 1, 7, 7]; the model takes images of [N, 1, 8, 8]",
+    );
+    let y = scratch_in("model", "y.npy");
+    {
+        use npyz::WriterBuilder;
+        let mut f = std::fs::File::create(&y).unwrap();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[359])
+            .writer(&mut f)
+            .begin_nd()
+            .unwrap();
+        w.extend(0..359i64).unwrap();
+        w.finish().unwrap();
+    }
+    refused(
+        &[
+            "run",
+            "--net",
+            "models/digits/digits.onnx",
+            "--input",
+            "models/digits/test_x.npy",
+            "--labels",
+        ],
+        &[&y],
+        "labels of the wrong length",
+        "shape [359]; expected one label per image: [360]",
+    );
+    refused(
+        &["run", "--layer", "models/digits/digits.onnx:pool1"],
+        &[],
+        "a layer that is not CONV or FC",
+        "no CONV or FC node `pool1`; its layers: conv1, conv2, fc1, fc2",
+    );
+}
+
+fn write_npy_f32(path: &Path, shape: &[u64]) {
+    use npyz::WriterBuilder;
+    let n: u64 = shape.iter().product();
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut f)
+        .begin_nd()
+        .unwrap();
+    w.extend((0..n).map(|i| (i % 7) as f32 / 7.0)).unwrap();
+    w.finish().unwrap();
+}

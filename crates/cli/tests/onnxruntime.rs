@@ -1,0 +1,121 @@
+//! The chip against ONNX Runtime: the digits model's top-1 predictions on the emulated chip
+//! (16-bit fixed point) agree with ONNX Runtime's (float) on at least 99% of the test images,
+//! and the two accuracies are within a point; the ResNet-style block of the model tests runs in
+//! ONNX Runtime too and its float top-1 agrees with rowsim's float model. They need python3
+//! with numpy and onnxruntime, so a plain `cargo test` ignores them (with the reason); `.ci/run`
+//! installs both and runs them, and fails if they did not run.
+
+use std::process::Command;
+
+mod common;
+use common::{rowsim, scratch_in};
+
+fn python(script: &str) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .expect("these tests need python3 with numpy and onnxruntime; .ci/run installs them");
+    assert!(
+        out.status.success(),
+        "python3 failed (pip install numpy onnxruntime):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn the_chip_agrees_with_onnx_runtime_on_the_digits_model() {
+    let stats = scratch_in("onnxruntime", "digits.json");
+    let o = rowsim()
+        .args([
+            "run",
+            "--net",
+            "models/digits/digits.onnx",
+            "--input",
+            "models/digits/test_x.npy",
+            "--labels",
+            "models/digits/test_y.npy",
+            "-q",
+            "--stats-json",
+        ])
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits");
+    let out = python(&format!(
+        "import json, numpy as np, onnxruntime as ort\n\
+         s = json.load(open('{}'))\n\
+         x = np.load('{root}/test_x.npy'); y = np.load('{root}/test_y.npy')\n\
+         sess = ort.InferenceSession('{root}/digits.onnx', providers=['CPUExecutionProvider'])\n\
+         p = sess.run(None, {{'input': x}})[0].argmax(1)\n\
+         chip = np.array(s['predictions'])\n\
+         print((p == chip).mean(), (p == y).mean(), (chip == y).mean(), s['accuracy']['chip'])\n",
+        stats.display()
+    ));
+    let v: Vec<f64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
+    let (agree, ort_acc, chip_acc, reported) = (v[0], v[1], v[2], v[3]);
+    eprintln!("agreement {agree}, ONNX Runtime {ort_acc}, chip {chip_acc}");
+    assert!(
+        agree >= 0.99,
+        "the chip agrees with ONNX Runtime on {agree}"
+    );
+    assert!(
+        (ort_acc - chip_acc).abs() <= 0.01,
+        "{ort_acc} vs {chip_acc}"
+    );
+    assert_eq!(chip_acc, reported);
+}
+
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn the_resnet_block_runs_in_onnx_runtime_as_rowsim_reads_it() {
+    // The block made by rowsim_model::build, run by ONNX Runtime and by rowsim's float model on
+    // the same images: the same top-1 for every image; the chip's on at least 95%.
+    let model = scratch_in("onnxruntime", "block.onnx");
+    std::fs::write(&model, rowsim_model::build::resnet_block()).unwrap();
+    let x = scratch_in("onnxruntime", "block_x.npy");
+    let stats = scratch_in("onnxruntime", "block.json");
+    python(&format!(
+        "import numpy as np\n\
+         np.save('{}', np.random.default_rng(3).uniform(-1, 1, size=(64, 4, 6, 6)).astype(np.float32))\n",
+        x.display()
+    ));
+    let o = rowsim()
+        .args(["run", "-q", "--net"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&x)
+        .arg("--stats-json")
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = python(&format!(
+        "import json, numpy as np, onnxruntime as ort\n\
+         s = json.load(open('{}'))\n\
+         x = np.load('{}')\n\
+         p = ort.InferenceSession('{}', providers=['CPUExecutionProvider']).run(None, {{'x': x}})[0].argmax(1)\n\
+         print((p == np.array(s['predictions'])).mean(), (p == np.array(s['float_predictions'])).mean())\n",
+        stats.display(),
+        x.display(),
+        model.display()
+    ));
+    let v: Vec<f64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
+    eprintln!(
+        "the chip agrees with ONNX Runtime on {}, rowsim's float model on {}",
+        v[0], v[1]
+    );
+    assert!(
+        v[0] >= 0.95,
+        "the chip agrees with ONNX Runtime on {}",
+        v[0]
+    );
+    // rowsim reads the model as ONNX Runtime does: the same float top-1 on every image.
+    assert_eq!(
+        v[1], 1.0,
+        "rowsim's float model agrees with ONNX Runtime on {}",
+        v[1]
+    );
+}

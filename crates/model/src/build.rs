@@ -1,0 +1,195 @@
+//! ONNX models written from code (the tests' models; the ONNX messages of `onnx-protobuf`).
+
+use onnx_protobuf::{
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, Message, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
+};
+use protobuf::{EnumOrUnknown, MessageField};
+
+/// An attribute: a list of ints.
+pub fn ints(name: &str, v: &[i64]) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: EnumOrUnknown::new(AttributeType::INTS),
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// An attribute: one int.
+pub fn int(name: &str, v: i64) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: EnumOrUnknown::new(AttributeType::INT),
+        i: v,
+        ..Default::default()
+    }
+}
+
+/// A node.
+pub fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
+/// A float initializer.
+pub fn floats(name: &str, dims: &[i64], v: Vec<f32>) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::FLOAT as i32,
+        float_data: v,
+        ..Default::default()
+    }
+}
+
+/// An int64 initializer (a shape).
+pub fn int64s(name: &str, v: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: vec![v.len() as i64],
+        data_type: DataType::INT64 as i32,
+        int64_data: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A float tensor value with dims; `None` is a symbolic dimension (`N`).
+pub fn value(name: &str, dims: &[Option<i64>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Some(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
+                None => tensor_shape_proto::dimension::Value::DimParam("N".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        type_: MessageField::some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::FLOAT as i32,
+                shape: MessageField::some(TensorShapeProto {
+                    dim,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A model of one graph (opset 13), serialized.
+pub fn model(
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    input: ValueInfoProto,
+    output: ValueInfoProto,
+) -> Vec<u8> {
+    let m = ModelProto {
+        ir_version: 8,
+        producer_name: "rowsim tests".into(),
+        opset_import: vec![OperatorSetIdProto {
+            version: 13,
+            ..Default::default()
+        }],
+        graph: MessageField::some(GraphProto {
+            name: "g".into(),
+            node: nodes,
+            initializer: inits,
+            input: vec![input],
+            output: vec![output],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // Writing to a Vec cannot fail.
+    m.write_to_bytes().unwrap_or_default()
+}
+
+/// Deterministic weights in `[-a, a]` from a seed.
+pub fn weights(n: usize, a: f32, seed: u64) -> Vec<f32> {
+    let mut r = rowsim_workload::SplitMix64::new(seed);
+    (0..n)
+        .map(|_| ((r.next_f64() * 2.0 - 1.0) as f32) * a)
+        .collect()
+}
+
+/// A small ResNet-style block over `[N, 4, 6, 6]`: CONV 3x3 (no bias, ReLU fused on the
+/// chip), CONV 3x3 with bias, a residual Add of the block's input, ReLU, AveragePool 2x2 stride
+/// 2, Flatten, an FC layer to 5 classes over the pooled 4 x 3 x 3 map, Softmax.
+pub fn resnet_block() -> Vec<u8> {
+    let c = 4i64;
+    let nodes = vec![
+        node(
+            "Conv",
+            "conv_a",
+            &["x", "wa"],
+            "a",
+            vec![ints("pads", &[1, 1, 1, 1]), ints("kernel_shape", &[3, 3])],
+        ),
+        node("Relu", "relu_a", &["a"], "ra", vec![]),
+        node(
+            "Conv",
+            "conv_b",
+            &["ra", "wb", "bb"],
+            "b",
+            vec![ints("pads", &[1, 1, 1, 1])],
+        ),
+        node("Add", "residual", &["b", "x"], "s", vec![]),
+        node("Relu", "relu_s", &["s"], "rs", vec![]),
+        node(
+            "AveragePool",
+            "pool",
+            &["rs"],
+            "p",
+            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+        ),
+        node("Flatten", "flatten", &["p"], "f", vec![int("axis", 1)]),
+        node(
+            "Gemm",
+            "fc",
+            &["f", "wf", "bf"],
+            "logits",
+            vec![int("transB", 1)],
+        ),
+        node(
+            "Softmax",
+            "softmax",
+            &["logits"],
+            "prob",
+            vec![int("axis", 1)],
+        ),
+    ];
+    let k = (c * 9) as usize;
+    let inits = vec![
+        floats("wa", &[c, c, 3, 3], weights(k * c as usize, 0.4, 1)),
+        floats("wb", &[c, c, 3, 3], weights(k * c as usize, 0.4, 2)),
+        floats("bb", &[c], weights(c as usize, 0.2, 3)),
+        floats("wf", &[5, c * 9], weights(5 * k, 0.5, 4)),
+        floats("bf", &[5], weights(5, 0.1, 5)),
+    ];
+    model(
+        nodes,
+        inits,
+        value("x", &[None, Some(c), Some(6), Some(6)]),
+        value("prob", &[None, Some(5)]),
+    )
+}
