@@ -275,6 +275,58 @@ fn axis_label(v: f64, top: f64) -> String {
     }
 }
 
+/// The most characters of a bar's label drawn under it (the table prints it whole).
+const LABEL_CHARS: usize = 72;
+
+/// A label cut to [`LABEL_CHARS`] (with `...` where it was cut).
+fn short_label(l: &str) -> String {
+    cut(l, LABEL_CHARS)
+}
+
+/// `l` cut to `n` characters, `...` ending it where it was cut.
+fn cut(l: &str, n: usize) -> String {
+    if l.chars().count() <= n {
+        l.to_string()
+    } else {
+        l.chars().take(n.saturating_sub(3)).collect::<String>() + "..."
+    }
+}
+
+/// Pixels of a bar's slot on the x axis, and of a character of a 13-pixel label (a bound on
+/// sans-serif's average width, so labels never reach their neighbours).
+const SLOT_PX: usize = 90;
+const CHAR_PX: usize = 8;
+
+/// The height of the x-label area, and whether labels are drawn turned a quarter (when the
+/// longest does not fit its bar's slot): turned, each takes a line's height across, so none
+/// overlaps, and the area is as tall as the longest label, so none is clipped.
+fn label_layout(labels: &[String]) -> (u32, bool) {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    if longest * CHAR_PX <= SLOT_PX - 10 {
+        (70, false)
+    } else {
+        ((longest * CHAR_PX + 20) as u32, true)
+    }
+}
+
+/// A turned label's style: a quarter clockwise, anchored at its start.
+fn label_style() -> TextStyle<'static> {
+    TextStyle::from(
+        ("sans-serif", 13)
+            .into_font()
+            .transform(FontTransform::Rotate90),
+    )
+    .pos(plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Left,
+        plotters::style::text_anchor::VPos::Top,
+    ))
+}
+
+/// The charts' height: each panel's plot and its label area.
+fn chart_height(labels: &[String], panels: u32) -> u32 {
+    panels * (380 + label_layout(labels).0)
+}
+
 fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e:?}")
 }
@@ -305,11 +357,12 @@ fn stacked(
         .fold(0.0, f64::max)
         .max(1e-9)
         * headroom;
-    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let labels: Vec<String> = rows.iter().map(|r| short_label(&r.label)).collect();
+    let (label_area, rotate) = label_layout(&labels);
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 22))
         .margin(12)
-        .x_label_area_size(70)
+        .x_label_area_size(label_area)
         .y_label_area_size(80)
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)
         .map_err(draw_err)?;
@@ -319,7 +372,7 @@ fn stacked(
         .x_labels(n + 1)
         .x_label_formatter(&|x| {
             let k = x.round();
-            if (x - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < labels.len() {
+            if !rotate && (x - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < labels.len() {
                 labels[k as usize].clone()
             } else {
                 String::new()
@@ -330,6 +383,19 @@ fn stacked(
         .y_label_formatter(&|v| axis_label(*v, top))
         .draw()
         .map_err(draw_err)?;
+    if rotate {
+        // Turned a quarter clockwise, each label reads downwards from under its bar.
+        let base = area.get_base_pixel();
+        for (i, l) in labels.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64, 0.0));
+            area.draw(&Text::new(
+                l.clone(),
+                (x - base.0 - 6, y - base.1 + 8),
+                label_style(),
+            ))
+            .map_err(draw_err)?;
+        }
+    }
     for (name, color, f) in segments {
         let bars: Vec<(f64, f64, f64)> = rows
             .iter()
@@ -388,8 +454,12 @@ fn heatmaps(area: &Area, rows: &[Row]) -> anyhow::Result<()> {
             u.iter().map(|p| p.col + 1).max().unwrap_or(1),
         ]);
         let cycles = r.stats.cycles.core_total.max(1) as f64;
+        // The caption cut to the cell's width (the table has the whole label), so captions
+        // never run into each other.
+        let fit = (cell.dim_in_pixel().0 as usize / CHAR_PX).max(4);
+        let caption = cut(&r.label, fit);
         let mut chart = ChartBuilder::on(cell)
-            .caption(&r.label, ("sans-serif", 13))
+            .caption(caption, ("sans-serif", 13))
             .margin(6)
             .build_cartesian_2d(0f64..cols_n as f64, 0f64..rows_n as f64)
             .map_err(draw_err)?;
@@ -429,11 +499,15 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let width = (220 + 90 * rows.len() as u32).max(900);
+    let width = (220 + SLOT_PX as u32 * rows.len() as u32).max(900);
+    let labels: Vec<String> = rows.iter().map(|r| short_label(&r.label)).collect();
+    let height = chart_height(&labels, 5) + 450;
     {
-        let root = SVGBackend::new(path, (width, 2700)).into_drawing_area();
+        let root = SVGBackend::new(path, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
-        let panels = root.split_evenly((6, 1));
+        let (charts, heat) = root.split_vertically(height - 450);
+        let mut panels = charts.split_evenly((5, 1));
+        panels.push(heat);
         let unit = rows
             .first()
             .map(|r| r.stats.energy.unit.clone())
@@ -643,4 +717,29 @@ pub fn grouped_svg(points: &[(String, String, LayerStats)], path: &Path) -> anyh
     root.present()
         .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    /// Labels that do not fit their bar's slot are turned, and the area under the chart is as
+    /// tall as the longest (so none overlaps a neighbour or is clipped); short ones stay flat.
+    #[test]
+    fn long_labels_are_turned_and_given_room() {
+        let short = vec!["conv1".to_string(), "conv2".to_string()];
+        assert_eq!(label_layout(&short), (70, false));
+        let long = vec![
+            "tiny:conv [array.cols=3,glb.bank_entries=64]".to_string(),
+            "x".to_string(),
+        ];
+        let (area, turned) = label_layout(&long);
+        assert!(turned);
+        assert!(area as usize >= long[0].len() * CHAR_PX);
+        let huge = "y".repeat(500);
+        assert_eq!(short_label(&huge).chars().count(), LABEL_CHARS);
+        assert!(short_label(&huge).ends_with("..."));
+        assert_eq!(cut("abcdef", 10), "abcdef");
+        assert_eq!(cut("abcdefghijk", 6), "abc...");
+    }
 }

@@ -121,5 +121,8 @@ fn real_scalesim_and_timeloop_files_import_and_map_or_name_a_limit() {
     );
     assert!(mapped > 100, "{mapped}");
     // SCALE-Sim encodes FC layers as filters as large as their input: recognised, and run.
-    assert!(fc >= 20 && fc_mapped == fc, "{fc_mapped} of {fc} FC layers map");
+    assert!(
+        fc >= 20 && fc_mapped == fc,
+        "{fc_mapped} of {fc} FC layers map"
+    );
 }
