@@ -33,6 +33,8 @@ pub struct PassInput {
     pub e_cur: u32,
     pub mac: MacConfig,
     pub zero_gating: bool,
+    /// Zero skipping of ifmap and weight zeros (`datapath.zero_skipping`).
+    pub zero_skipping: bool,
     /// Per logical filter row `(tt, rr, i)`: `p*q*S` weights in filter-spad order.
     pub filters: BTreeMap<(u32, u32, u32), Vec<i16>>,
     /// `[image][rr][y]`: row `y` of the strip's band (padded rows `0..(e_cur-1)*U + R`) for
@@ -274,6 +276,7 @@ pub fn pass_primitive(
     continuing: bool,
     mac: MacConfig,
     zero_gating: bool,
+    zero_skipping: bool,
 ) -> Primitive {
     let m = plan.mapping;
     Primitive {
@@ -286,6 +289,7 @@ pub fn pass_primitive(
         psum_in: !plan.is_bottom(l) || continuing,
         mac,
         zero_gating,
+        zero_skipping,
     }
 }
 
@@ -342,6 +346,7 @@ pub fn build_pass(
                     continuing,
                     input.mac,
                     input.zero_gating,
+                    input.zero_skipping,
                 ))?;
             }
         }

@@ -103,6 +103,7 @@ pub(crate) struct Geometry {
     pub dram: DramMap,
     pub mac: MacConfig,
     pub zero_gating: bool,
+    pub zero_skipping: bool,
 }
 
 type Err = String;
@@ -851,6 +852,7 @@ impl TopController {
                     continuing,
                     self.geo.mac,
                     self.geo.zero_gating,
+                    self.geo.zero_skipping,
                 ));
             }
         }

@@ -478,6 +478,7 @@ impl LayerSim {
             },
             mac: opts.mac,
             zero_gating: hw.datapath.zero_gating,
+            zero_skipping: hw.datapath.zero_skipping,
         };
         // The scan chain shifts the layer's configuration in, one bit an edge of its clock.
         let sc = &hw.scan_chain;
@@ -770,6 +771,7 @@ impl LayerSim {
             },
             spad_reads: PerType::default(),
             spad_writes: PerType::default(),
+            index_reads: 0,
         };
         let core_total = self.sched.cycle();
         let mut pe_cycles = PeCycles::default();
@@ -780,6 +782,7 @@ impl LayerSim {
             // Every cycle of a PE's programs is one of these; the PE counts each.
             let pipeline = pc.filter_spad_writes + pc.pipeline_bubbles + pc.psums_out;
             let busy = pc.macs
+                + pc.index_cycles
                 + pc.macs_gated
                 + pc.stall_filter
                 + pc.stall_ifmap
@@ -800,6 +803,7 @@ impl LayerSim {
             pe_cycles.stall_psum_in += pc.stall_psum_in;
             pe_cycles.stall_psum_out += pc.stall_psum_out;
             pe_cycles.pipeline += pipeline;
+            pe_cycles.index += pc.index_cycles;
             pe_cycles.config += status.idle_config;
             pe_cycles.idle += core_total
                 .checked_sub(pc.active_cycles + status.idle_config)
@@ -813,11 +817,13 @@ impl LayerSim {
                 pe_utilization.push(PeUtilization {
                     row: p.row,
                     col: p.col,
-                    mac_slots: pc.macs + pc.macs_gated,
+                    mac_slots: pc.macs + pc.macs_gated + pc.macs_skipped,
                 });
             }
-            c.macs += pc.macs + pc.macs_gated;
-            c.macs_gated += pc.macs_gated;
+            // Slots not performed: gated, or skipped.
+            c.macs += pc.macs + pc.macs_gated + pc.macs_skipped;
+            c.macs_gated += pc.macs_gated + pc.macs_skipped;
+            c.index_reads += pc.index_reads;
             c.noc.psum += pc.psums_out;
             c.spad_reads.filter += pc.filter_spad_reads;
             c.spad_writes.filter += pc.filter_spad_writes;

@@ -64,6 +64,13 @@ pub struct PeCycles {
     pub config: u64,
     /// No program: between passes, or gated in a narrower strip.
     pub idle: u64,
+    /// Zero skipping: a position's cycle reading its window's index.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl PeCycles {
@@ -77,6 +84,7 @@ impl PeCycles {
             + self.pipeline
             + self.config
             + self.idle
+            + self.index
     }
 }
 
@@ -438,7 +446,7 @@ impl LayerStats {
                 let t = p.total().max(1) as f64;
                 let pc = |v: u64| format!("{:.1}%", 100.0 * v as f64 / t);
                 format!(
-                    "PE cycles ({} PEs x {} cycles): mac {} gated {} stall filter {} ifmap {} psum_in {} psum_out {} pipeline {} config {} idle {}\n",
+                    "PE cycles ({} PEs x {} cycles): mac {} gated {} stall filter {} ifmap {} psum_in {} psum_out {} pipeline {} config {} idle {}{}\n",
                     self.mapping.pes_used,
                     self.cycles.core_total,
                     pc(p.mac),
@@ -449,7 +457,8 @@ impl LayerStats {
                     pc(p.stall_psum_out),
                     pc(p.pipeline),
                     pc(p.config),
-                    pc(p.idle)
+                    pc(p.idle),
+                    if p.index > 0 { format!(" index {}", pc(p.index)) } else { String::new() }
                 )
             }
             None => String::new(),

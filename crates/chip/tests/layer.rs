@@ -7,42 +7,11 @@ use rowsim_mapper::{choose, enumerate, expected_data, Mapping};
 use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
 
 mod common;
-use common::{hw, run_and_check};
+use common::{hw, layer, run_and_check, tiny_net};
 
 fn check(l: &ConvLayer, hw: &HwConfig, mapping: Option<Mapping>, seed: u64) {
     let m = mapping.unwrap_or_else(|| choose(l, hw).unwrap());
     run_and_check(l, hw, &m, seed);
-}
-
-#[allow(clippy::too_many_arguments)] // a table row of layer shapes
-fn layer(
-    name: &str,
-    n: u32,
-    c: u32,
-    h: u32,
-    m: u32,
-    r: u32,
-    u: u32,
-    pad: u32,
-    groups: u32,
-    first: bool,
-) -> ConvLayer {
-    ConvLayer {
-        name: name.into(),
-        n,
-        c,
-        h,
-        w: h,
-        m,
-        r,
-        s: r,
-        stride_v: u,
-        stride_h: u,
-        pad,
-        groups,
-        ifmap_zero_fraction: 0.4,
-        first,
-    }
 }
 
 #[test]
@@ -63,17 +32,6 @@ fn without_zero_gating_no_mac_is_gated_and_the_counts_still_equal_the_closed_for
     let run = run_and_check(&l, &hw, &choose(&l, &hw).unwrap(), 1);
     assert_eq!(run.counts.macs_gated, 0);
     assert_eq!(run.counts.spad_reads.filter, run.counts.macs);
-}
-
-/// The tiny-config test network: strides, padding, groups, batch > 1, channels and filters that
-/// need several passes, a first layer whose input crosses the bus raw.
-fn tiny_net() -> Vec<ConvLayer> {
-    vec![
-        layer("tinynet:conv1", 2, 3, 9, 8, 3, 2, 1, 1, true),
-        layer("tinynet:conv2", 2, 8, 5, 12, 3, 1, 1, 2, false),
-        layer("tinynet:conv3", 1, 12, 5, 16, 2, 1, 0, 1, false),
-        layer("tinynet:conv4", 3, 16, 4, 10, 1, 1, 0, 2, false),
-    ]
 }
 
 #[test]

@@ -77,6 +77,7 @@ fn run_pass(
         e_cur,
         mac: fmt.mac(),
         zero_gating: true,
+        zero_skipping: false,
         ..Default::default()
     };
     for tt in 0..m.t {

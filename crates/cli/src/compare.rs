@@ -183,6 +183,7 @@ fn part(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resul
         ofmap: &d.ofmap,
         rlc: expected.rlc,
         ifmap_coded: expected.ifmap_coded,
+        weights: Some(&d.weights),
     };
     // The closed form on this data: what the chip counts when it runs the mapping.
     let counts = evaluate(l, hw, mapping, &exact).with_context(ctx)?.counts;

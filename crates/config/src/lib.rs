@@ -72,6 +72,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "eyeriss-v1",
         include_str!("../../../hw-configs/eyeriss-v1.toml"),
     ),
+    (
+        "eyeriss-v1-skip",
+        include_str!("../../../hw-configs/eyeriss-v1-skip.toml"),
+    ),
     ("tiny", include_str!("../../../hw-configs/tiny.toml")),
     (
         "isca2016-rs",
@@ -263,12 +267,13 @@ impl HwConfig {
         line(
             "datapath",
             format!(
-                "{}-bit words, {}-bit products, {}-stage PE pipeline ({} for the MAC), zero gating {}, ReLU {}",
+                "{}-bit words, {}-bit products, {}-stage PE pipeline ({} for the MAC), zero gating {}, zero skipping {}, ReLU {}",
                 self.datapath.word_bits,
                 self.datapath.product_bits,
                 self.datapath.pe_pipeline_stages,
                 self.datapath.mac_stages,
                 on_off(self.datapath.zero_gating),
+                on_off(self.datapath.zero_skipping),
                 on_off(self.datapath.relu)
             ),
         );

@@ -84,6 +84,12 @@ pub struct Datapath {
     pub zero_buffer_bits: u32,
     /// Zero gating of MACs on zero ifmap values.
     pub zero_gating: bool,
+    /// Zero skipping (in the manner of Eyeriss v2): the PE walks only the MACs whose ifmap
+    /// value and weight are both nonzero (a zero buffer bit per ifmap-spad entry and per
+    /// filter-spad entry), so zeros take no cycle; each position spends one cycle reading its
+    /// window's index, and index reads are priced (`energy.skip_index`). Off: Eyeriss v1.
+    #[serde(default)]
+    pub zero_skipping: bool,
     /// ReLU on the output path, before compression.
     pub relu: bool,
 }
@@ -223,6 +229,10 @@ pub struct Energy {
     pub noc: f64,
     pub spad: f64,
     pub mac: f64,
+    /// Cost of one index read of zero skipping (a position's window index, or a nonzero
+    /// ifmap value's next-nonzero pointer); required when `datapath.zero_skipping` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_index: Option<f64>,
     /// Absolute costs in picojoules for users who want them, by operation name; informational.
     #[serde(default)]
     pub reference_pj: BTreeMap<String, f64>,

@@ -348,6 +348,28 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
     c.energy("energy.noc", e.noc);
     c.energy("energy.spad", e.spad);
     c.energy("energy.mac", e.mac);
+    match e.skip_index {
+        Some(v) => {
+            c.energy("energy.skip_index", v);
+        }
+        None => c.rule("energy.skip_index", !hw.datapath.zero_skipping, || {
+            "must be given when datapath.zero_skipping is on (the cost of an index read)".into()
+        }),
+    }
+    if hw.datapath.zero_skipping {
+        let df = hw.machine.dataflow.as_deref().unwrap_or("rs");
+        c.rule("datapath.zero_skipping", df == "rs", || {
+            format!(
+                "zero skipping is modelled for the row-stationary PE; machine.dataflow is `{df}`"
+            )
+        });
+        c.rule("datapath.zero_skipping", hw.spad.filter.entries <= 1024, || {
+            format!(
+                "the weight zero buffer has a bit per filter-spad entry, at most 1024; spad.filter.entries is {}",
+                hw.spad.filter.entries
+            )
+        });
+    }
     for (k, v) in &e.reference_pj {
         c.energy(&format!("energy.reference_pj.{k}"), *v);
     }

@@ -4,7 +4,8 @@
 //! A processing pass occupies several resources at once, and lasts at least as long as the
 //! busiest of them:
 //! - **pe**: one PE's work, `n * F * (p*q*S + 2 + p)` cycles (a position's MAC slots, the two
-//!   pipeline bubbles and `p` drain cycles; see `rowsim_pe`);
+//!   pipeline bubbles and `p` drain cycles; see `rowsim_pe`); with zero skipping
+//!   `n * F * (1 + 2 + p)` (the index cycle: every MAC may be skipped);
 //! - **filter_gin**: `t*r*R * ceil(p*q*S / words a beat)` beats, one a cycle;
 //! - **ifmap_gin**: for every image, used column, channel group, channel and band row, one beat
 //!   when X-bus row IDs and PE column IDs can encode the diagonal (see `rowsim_chip::plan`),
@@ -125,7 +126,14 @@ pub fn cycle_bound(pb: &Problem, mapping: &Mapping, hw: &HwConfig, counts: &Coun
         * w(pb.m / m)
         * w((pb.c / (q * r)).saturating_sub(1))
         * w(m / (p * t));
-    let pe = w(n) * w(pb.f) * (w(p * q * pb.s) + 2 + w(p));
+    // With zero skipping a position's MACs may all be skipped: its index cycle, the bubbles
+    // and the drain are all it surely costs.
+    let macs_a_position = if hw.datapath.zero_skipping {
+        1
+    } else {
+        w(p * q * pb.s)
+    };
+    let pe = w(n) * w(pb.f) * (macs_a_position + 2 + w(p));
     let filter_gin =
         w(t * r * pb.r) * w(p * q * pb.s).div_ceil(words_a_beat(n_.filter_gin.width_bits));
     let diagonal = ifmap_diagonal_ids_fit(pb, mapping, hw);

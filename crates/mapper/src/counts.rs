@@ -25,6 +25,18 @@ pub struct Counts {
     pub noc: PerType,
     pub spad_reads: PerType,
     pub spad_writes: PerType,
+    /// Zero skipping's index reads (a position's window index, a visited ifmap value's
+    /// pointer); 0 without skipping.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub index_reads: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_zero_f(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Counts {
@@ -58,10 +70,16 @@ impl Counts {
             noc: t.noc * noc.total() as f64,
             spad: t.spad * spad.total() as f64,
             mac: t.mac * (self.macs - self.macs_gated) as f64,
+            index: t.skip_index.unwrap_or(0.0) * self.index_reads as f64,
         };
         Energy {
             unit: t.unit.clone(),
-            total: by_level.dram + by_level.glb + by_level.noc + by_level.spad + by_level.mac,
+            total: by_level.dram
+                + by_level.glb
+                + by_level.noc
+                + by_level.spad
+                + by_level.mac
+                + by_level.index,
             by_level,
             by_type: EnergyByType {
                 filter: of(|p| p.filter),
@@ -79,6 +97,9 @@ pub struct EnergyByLevel {
     pub noc: f64,
     pub spad: f64,
     pub mac: f64,
+    /// Zero skipping's index reads (`energy.skip_index` each).
+    #[serde(default, skip_serializing_if = "is_zero_f")]
+    pub index: f64,
 }
 
 /// Data movement energy per data type (the MAC's own energy is a level, not a type).
@@ -156,7 +177,14 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
         * w(pb.n)
         * w(pb.real.c);
     let ifmap_noc = per_strip * pes_rows * big_e * w(n * q * pb.w_used());
-    let ifmap_spad_r = per_strip * pes_rows * big_e * w(n * pb.f * q * pb.s);
+    // With zero skipping a PE reads only the nonzero ifmap values of a window (a group of p
+    // MAC slots shares one), and an index a position and a visited value.
+    let (ifmap_spad_r, index_reads) = if data.skipping {
+        let visited = (slots - data.ifmap_zero) / w(p);
+        (visited, slots / w(p * q * pb.s) + visited)
+    } else {
+        (per_strip * pes_rows * big_e * w(n * pb.f * q * pb.s), 0)
+    };
 
     // Psums.
     let drains = per_strip * pes_rows * big_e * w(n * pb.f * p);
@@ -206,6 +234,7 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
             ifmap: ifmap_noc,
             psum: slots - gated,
         },
+        index_reads,
     }
 }
 

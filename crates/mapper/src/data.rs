@@ -16,6 +16,11 @@ pub trait DataModel {
     fn ofmap_row_words(&self, n: u32, m: u32, e: u32) -> u64;
     /// MACs zero gating skips in the whole layer (ifmap zeros, padding included).
     fn gated_macs(&self) -> u64;
+    /// MAC slots whose ifmap value is nonzero but whose weight is zero (what zero skipping
+    /// skips beyond the gated ones). 0 when the weights are not known (dense).
+    fn weight_zero_macs(&self) -> u64 {
+        0
+    }
 }
 
 /// DRAM words of a raw stream of `values`: the bus moves whole 64-bit words of 4 values, so a
@@ -50,6 +55,8 @@ pub struct ExactData<'a> {
     pub rlc: RlcFormat,
     /// Whether ifmaps cross the bus coded (every layer but a network's first, on Eyeriss).
     pub ifmap_coded: bool,
+    /// `[M][C/G][R][S]`, when known: zero skipping skips the MACs of zero weights too.
+    pub weights: Option<&'a Tensor>,
 }
 
 impl DataModel for ExactData<'_> {
@@ -89,6 +96,50 @@ impl DataModel for ExactData<'_> {
             }
         }
         gated
+    }
+
+    fn weight_zero_macs(&self) -> u64 {
+        let Some(w) = self.weights else {
+            return 0;
+        };
+        let l = self.layer;
+        let (cg, mg) = (l.cg() as usize, l.mg() as usize);
+        let (e, f, pad) = (l.e() as usize, l.f() as usize, l.pad as i64);
+        let mut total = 0u64;
+        for g in 0..l.groups as usize {
+            for cc in 0..cg {
+                let ch = g * cg + cc;
+                for r in 0..l.r as usize {
+                    for s in 0..l.s as usize {
+                        let zeros = (g * mg..(g + 1) * mg)
+                            .filter(|&m| w.get([m, cc, r, s]) == 0)
+                            .count() as u64;
+                        if zeros == 0 {
+                            continue;
+                        }
+                        // Output positions whose input under this tap is real and nonzero.
+                        let mut nonzero = 0u64;
+                        for n in 0..l.n as usize {
+                            for ey in 0..e {
+                                let y = (ey * l.stride_v as usize + r) as i64 - pad;
+                                if y < 0 || y >= l.h as i64 {
+                                    continue;
+                                }
+                                let row = self.ifmap.row(n, ch, y as usize);
+                                for fx in 0..f {
+                                    let x = (fx * l.stride_h as usize + s) as i64 - pad;
+                                    if x >= 0 && x < l.w as i64 && row[x as usize] != 0 {
+                                        nonzero += 1;
+                                    }
+                                }
+                            }
+                        }
+                        total += zeros * nonzero;
+                    }
+                }
+            }
+        }
+        total
     }
 }
 
@@ -146,7 +197,13 @@ pub struct DataTotals {
     pub ifmap_row: Vec<u64>,
     /// DRAM words of the whole ofmap.
     pub ofmap: u64,
+    /// MAC slots not performed: gated ones (ifmap zeros, padding included; 0 without zero
+    /// gating) or, with zero skipping, skipped ones (an ifmap or a weight zero).
     pub gated: u64,
+    /// MAC slots whose ifmap value is zero (padding included), gated or not.
+    pub ifmap_zero: u64,
+    /// Whether the machine skips zeros (`datapath.zero_skipping`).
+    pub skipping: bool,
 }
 
 impl DataTotals {
@@ -154,7 +211,10 @@ impl DataTotals {
     /// gated.
     pub fn on(pb: &Problem, data: &dyn DataModel, hw: &rowsim_config::HwConfig) -> Self {
         let mut t = Self::of(pb, data);
-        if !hw.datapath.zero_gating {
+        if hw.datapath.zero_skipping {
+            t.skipping = true;
+            t.gated = t.ifmap_zero + data.weight_zero_macs();
+        } else if !hw.datapath.zero_gating {
             t.gated = 0;
         }
         t
@@ -177,10 +237,13 @@ impl DataTotals {
                 }
             }
         }
+        let ifmap_zero = data.gated_macs();
         DataTotals {
             ifmap_row,
             ofmap,
-            gated: data.gated_macs(),
+            gated: ifmap_zero,
+            ifmap_zero,
+            skipping: false,
         }
     }
 }

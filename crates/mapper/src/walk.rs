@@ -42,6 +42,9 @@ pub fn walk(
         noc: PerType::default(),
         spad_reads: PerType::default(),
         spad_writes: PerType::default(),
+        // The walk derives a gating machine's counts (zero skipping is checked against the
+        // closed form and the chip).
+        index_reads: 0,
     };
     let (s_, f_, wp) = (pb.s as u64, pb.f as u64, pb.w_used() as u64);
     let cb_count = pb.c / (q * r);

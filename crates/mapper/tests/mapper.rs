@@ -141,7 +141,7 @@ proptest! {
         let x = synthetic_ifmap(&l, seed, fmt);
         let w = synthetic_weights(&l, seed, fmt);
         let (y, _) = reference_conv(&l, &x, &w, fmt.mac(), true).unwrap();
-        let data = ExactData { layer: &l, ifmap: &x, ofmap: &y, rlc: RlcFormat::EYERISS, ifmap_coded: !l.first };
+        let data = ExactData { layer: &l, ifmap: &x, ofmap: &y, rlc: RlcFormat::EYERISS, ifmap_coded: !l.first, weights: None };
         let all = match enumerate_for(&l, &hw, &data, df) {
             Ok(all) => all,
             Err(e) => { prop_assert!(!e.to_string().is_empty()); return Ok(()); }

@@ -119,6 +119,7 @@ fn main() {
             psum_in: false,
             mac,
             zero_gating: true,
+            zero_skipping: false,
         },
     );
     bench(
@@ -133,6 +134,7 @@ fn main() {
             psum_in: false,
             mac,
             zero_gating: true,
+            zero_skipping: false,
         },
     );
 }

@@ -36,6 +36,17 @@
 //! product) still, and skips the psum read-modify-write. It saves energy, not cycles: the slot
 //! is still spent. Gated MACs are counted.
 //!
+//! # Zero skipping (`zero_skipping`, in the manner of Eyeriss v2)
+//! A second zero buffer holds one bit per filter-spad entry, set when a zero weight is written.
+//! The PE then walks only the MACs whose ifmap value and weight are both nonzero: the first
+//! cycle of a position reads the window's index (the zero bits of its `q*S` ifmap entries and
+//! of the filter spad: one index read, one cycle, no MAC); then each cycle issues the next
+//! nonzero pair in the same `s`, `c`, `f` order. Each `(s, c)` whose ifmap value is nonzero is
+//! visited: its value read from the ifmap spad once, its next-nonzero pointer read (an index
+//! read), its nonzero weights issued. Zero pairs take no cycle and no spad, multiplier or adder
+//! access; they are counted as skipped. So a position costs `1 + (nonzero pairs) + 2 + p`
+//! cycles when nothing stalls.
+//!
 //! # What counts as an access (the PE's counters)
 //! filter spad: a write per weight loaded, a read per MAC not gated. ifmap spad: a write per
 //! value stored, a read per `(position, s, c)`. psum spad: a read and a write per MAC not gated,
@@ -89,6 +100,8 @@ pub struct Primitive {
     pub psum_in: bool,
     pub mac: MacConfig,
     pub zero_gating: bool,
+    /// Zero skipping (see the crate docs): zero ifmap values and zero weights take no cycle.
+    pub zero_skipping: bool,
 }
 
 impl Primitive {
@@ -168,6 +181,11 @@ pub struct PeCounters {
     pub pipeline_bubbles: u64,
     /// Cycles from the first edge of a program to its end.
     pub active_cycles: u64,
+    /// Zero skipping: MAC slots skipped (a zero ifmap value or weight), cycles spent reading a
+    /// position's index, and index reads (one a position, one a visited `(s, c)`).
+    pub macs_skipped: u64,
+    pub index_cycles: u64,
+    pub index_reads: u64,
     pub overflows: MacCounters,
 }
 
@@ -290,6 +308,13 @@ pub struct Pe {
     psum_spad: Vec<i16>,
     /// One bit per ifmap-spad entry.
     zero_buffer: u64,
+    /// Zero skipping: one bit per filter-spad entry (a zero weight).
+    weight_zero: Vec<u64>,
+    /// Zero skipping: whether this position's index has been read, the nonzero pairs it has
+    /// still to issue, and the `(s, c)` whose ifmap value is held.
+    indexed: bool,
+    nz_left: u32,
+    held_group: u32,
     // Progress of the program.
     weights_loaded: u32,
     /// Ifmap values stored so far, over all rows (the global column is `stored / q`).
@@ -354,6 +379,10 @@ impl Pe {
             ifmap_spad: vec![0; sizes.ifmap_entries as usize],
             psum_spad: vec![0; sizes.psum_entries as usize],
             zero_buffer: 0,
+            weight_zero: vec![0; (sizes.filter_entries as usize).div_ceil(64)],
+            indexed: false,
+            nz_left: 0,
+            held_group: u32::MAX,
             weights_loaded: 0,
             ifmaps_stored: 0,
             row: 0,
@@ -489,6 +518,9 @@ impl Pe {
         self.w = prim.w();
         self.total_ifmaps = prim.rows as u64 * self.w as u64 * prim.q as u64;
         self.psum_spad.iter_mut().for_each(|v| *v = 0);
+        self.indexed = false;
+        self.nz_left = 0;
+        self.held_group = u32::MAX;
         Ok(())
     }
 
@@ -525,6 +557,12 @@ impl Pe {
             Some(w) => {
                 let a = self.weights_loaded;
                 self.filter_spad[a as usize] = w;
+                let (word, bit) = (a as usize / 64, a % 64);
+                if w == 0 {
+                    self.weight_zero[word] |= 1 << bit;
+                } else {
+                    self.weight_zero[word] &= !(1 << bit);
+                }
                 self.counters.filter_spad_writes += 1;
                 self.strobes |= strobe::FILTER_WR;
                 self.held.filter_wr = (a, w);
@@ -542,6 +580,9 @@ impl Pe {
     }
 
     fn issue_mac(&mut self, prim: &Primitive) -> bool {
+        if prim.zero_skipping {
+            return self.issue_mac_skip(prim);
+        }
         let (p, q) = (prim.p, prim.q);
         if self.op == 0 {
             // The whole window must be in the spad before the position starts.
@@ -590,6 +631,93 @@ impl Pe {
         true
     }
 
+    /// The ifmap-spad address of MAC `op`'s `(s, c)` in the current position's window.
+    #[inline]
+    fn skip_ifmap_addr(&self, prim: &Primitive, op: u32) -> u32 {
+        let g = op / prim.p;
+        let (s, c) = (g / prim.q, g % prim.q);
+        let col = ((self.window_start(prim) + s as u64) % self.cols as u64) as u32;
+        col * prim.q + c
+    }
+
+    /// Whether MAC `op` of the position has a nonzero ifmap value and a nonzero weight.
+    #[inline]
+    fn skip_nonzero(&self, prim: &Primitive, op: u32) -> bool {
+        let a = self.skip_ifmap_addr(prim, op);
+        (self.zero_buffer >> a) & 1 == 0
+            && (self.weight_zero[op as usize / 64] >> (op % 64)) & 1 == 0
+    }
+
+    /// The first MAC at or after `from` with both operands nonzero (`ops` when none).
+    #[inline]
+    fn skip_next(&self, prim: &Primitive, from: u32) -> u32 {
+        (from..self.ops)
+            .find(|&op| self.skip_nonzero(prim, op))
+            .unwrap_or(self.ops)
+    }
+
+    /// Zero skipping's RD stage: the index cycle of a position, or the next nonzero pair.
+    fn issue_mac_skip(&mut self, prim: &Primitive) -> bool {
+        if !self.indexed {
+            if !self.window_stored(prim) {
+                self.counters.stall_ifmap += 1;
+                return false;
+            }
+            // The window's index: its zero bits (and the weights'), one read, one cycle.
+            self.indexed = true;
+            self.counters.index_cycles += 1;
+            self.counters.index_reads += 1;
+            let nz = (0..self.ops)
+                .filter(|&op| self.skip_nonzero(prim, op))
+                .count() as u32;
+            self.counters.macs_skipped += (self.ops - nz) as u64;
+            // Every (s, c) whose ifmap value is nonzero is visited: its value read once, its
+            // next-nonzero pointer read once (whether or not its weights are).
+            let visited = (0..prim.q * prim.s)
+                .filter(|&g| {
+                    let a = self.skip_ifmap_addr(prim, g * prim.p);
+                    (self.zero_buffer >> a) & 1 == 0
+                })
+                .count() as u64;
+            self.counters.ifmap_spad_reads += visited;
+            self.counters.index_reads += visited;
+            self.nz_left = nz;
+            self.held_group = u32::MAX;
+            self.op = self.skip_next(prim, 0);
+            if self.op == self.ops {
+                self.end_position_after_last_op();
+            }
+            return true;
+        }
+        let op = self.op;
+        let g = op / prim.p;
+        if g != self.held_group {
+            // A newly visited (s, c): its value from the ifmap spad (counted with the index).
+            let a = self.skip_ifmap_addr(prim, op);
+            self.held_group = g;
+            self.held_ifmap = self.ifmap_spad[a as usize];
+            self.held_zero = false;
+            self.strobes |= strobe::IFMAP_RD;
+            self.held.ifmap_rd = (a, self.held_ifmap);
+        }
+        let weight = self.filter_spad[op as usize];
+        self.counters.filter_spad_reads += 1;
+        self.strobes |= strobe::FILTER_RD;
+        self.held.filter_rd = (op, weight);
+        self.rd = Some(RdReg {
+            f: op % prim.p,
+            gated: false,
+            weight,
+            ifmap: self.held_ifmap,
+        });
+        self.nz_left -= 1;
+        self.op = self.skip_next(prim, op + 1);
+        if self.op == self.ops {
+            self.end_position_after_last_op();
+        }
+        true
+    }
+
     /// After the `p` MACs of an `(s, c)`: the next channel, and after the last channel the next
     /// ifmap-spad column.
     #[inline]
@@ -611,6 +739,7 @@ impl Pe {
             self.op = 0;
             self.state = PeState::Drain;
             self.drain_f = 0;
+            self.indexed = false;
         }
     }
 
@@ -754,6 +883,8 @@ impl Pe {
             return 0;
         }
         match self.state {
+            PeState::Compute if prim.zero_skipping && self.indexed => self.nz_left as u64 + 2,
+            PeState::Compute if prim.zero_skipping => 0,
             PeState::Compute if self.window_stored(&prim) => (self.ops - self.op) as u64 + 2,
             PeState::Drain if self.rd.is_some() => 2,
             PeState::Drain if self.mul.is_some() => 1,
@@ -782,6 +913,9 @@ impl Pe {
     /// operations in the same order as edge by edge (what is in the pipeline first, then each
     /// MAC through MUL and ADD), so the same bits and counts. Returns the edges it covered.
     fn burst(&mut self, prim: &Primitive) -> u64 {
+        if prim.zero_skipping {
+            return self.burst_skip(prim);
+        }
         let edges = (self.ops - self.op) as u64 + 2;
         if let Some(m) = self.mul.take() {
             self.add_stage(m, prim);
@@ -839,6 +973,41 @@ impl Pe {
         self.counters.pipeline_bubbles += 2;
         self.strobes = 0;
         edges
+    }
+
+    /// Zero skipping's burst (the position indexed): its remaining nonzero pairs and the two
+    /// bubbles, each MAC as edge by edge.
+    fn burst_skip(&mut self, prim: &Primitive) -> u64 {
+        let edges = self.nz_left as u64 + 2;
+        if let Some(m) = self.mul.take() {
+            self.add_stage(m, prim);
+        }
+        if let Some(r) = self.rd.take() {
+            let m = self.mul_stage(r, prim);
+            self.add_stage(m, prim);
+        }
+        while self.state == PeState::Compute {
+            self.issue_mac_skip(prim);
+            if let Some(r) = self.rd.take() {
+                let m = self.mul_stage(r, prim);
+                self.add_stage(m, prim);
+            }
+        }
+        self.counters.active_cycles += edges;
+        self.counters.pipeline_bubbles += 2;
+        self.strobes = 0;
+        edges
+    }
+
+    /// The edges a burst from here covers, if one can run (see [`Pe::quiet_edges`]).
+    fn burst_edges(&self, prim: &Primitive) -> Option<u64> {
+        if self.state != PeState::Compute {
+            return None;
+        }
+        if prim.zero_skipping {
+            return self.indexed.then_some(self.nz_left as u64 + 2);
+        }
+        Some((self.ops - self.op) as u64 + 2)
     }
 
     fn store_ifmap(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
@@ -948,7 +1117,7 @@ impl Component for Pe {
                     }
                     break;
                 }
-                PeState::Compute if (self.ops - self.op) as u64 + 2 <= edges => {
+                PeState::Compute if self.burst_edges(&prim).is_some_and(|b| b <= edges) => {
                     edges -= self.burst(&prim);
                     continue;
                 }

@@ -27,6 +27,7 @@ fn golden_job(zero_gating: bool) -> RowJob {
         psum_in: true,
         mac: MacConfig::default(),
         zero_gating,
+        zero_skipping: false,
     };
     RowJob {
         prim,

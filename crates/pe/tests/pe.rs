@@ -102,6 +102,7 @@ fn job_strategy(sizes: PeSizes) -> impl Strategy<Value = RowJob> {
                     )
                     .unwrap(),
                     zero_gating: gating,
+                    zero_skipping: false,
                 };
                 let w = prim.w();
                 // zero_level 0: no zeros; 3: mostly zeros.
@@ -151,6 +152,63 @@ proptest! {
         check_counts(&job, &r);
     }
 
+    /// Zero skipping: the same psums as gating, and every counter the closed form of the
+    /// nonzero pairs: MACs issued = pairs with both operands nonzero, the rest skipped; a
+    /// position's index cycle and read; a read of the ifmap spad and of the index per visited
+    /// (nonzero) ifmap value; the cycle account adds up with the index cycles.
+    #[test]
+    fn zero_skipping_walks_only_the_nonzero_pairs(mut job in job_strategy(EYERISS), wz in 0u32..=3) {
+        // Zero some weights too (a quarter per level).
+        for (k, v) in job.weights.iter_mut().enumerate() {
+            if (k as u32 * 7 + 3) % 4 < wz {
+                *v = 0;
+            }
+        }
+        job.prim.zero_gating = true;
+        job.prim.zero_skipping = false;
+        let gate = run(&job, EYERISS);
+        job.prim.zero_skipping = true;
+        let skip = run(&job, EYERISS);
+        prop_assert_eq!(&skip.rows, &gate.rows);
+        prop_assert_eq!(&skip.rows, &reference_rows(&job));
+        let pr = job.prim;
+        let (p, q, s, u, f, rows) = (pr.p as u64, pr.q as u64, pr.s as u64, pr.u as u64, pr.f as u64, pr.rows as u64);
+        let w = pr.w() as u64;
+        let (mut nonzero, mut visited) = (0u64, 0u64);
+        for row in &job.ifmaps {
+            for x in 0..f {
+                for si in 0..s {
+                    for c in 0..q {
+                        if row[(c * w + x * u + si) as usize] != 0 {
+                            visited += 1;
+                            for ff in 0..p {
+                                // RowJob order: (f*q + c)*S + s.
+                                nonzero += (job.weights[((ff * q + c) * s + si) as usize] != 0) as u64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let c = &skip.counters;
+        let slots = p * q * s * f * rows;
+        let positions = f * rows;
+        prop_assert_eq!(c.macs, nonzero);
+        prop_assert_eq!(c.macs_skipped, slots - nonzero);
+        prop_assert_eq!(c.macs_gated, 0);
+        prop_assert_eq!(c.index_cycles, positions);
+        prop_assert_eq!(c.index_reads, positions + visited);
+        prop_assert_eq!(c.ifmap_spad_reads, visited);
+        prop_assert_eq!(c.filter_spad_reads, nonzero);
+        prop_assert_eq!(c.psum_spad_writes, nonzero);
+        prop_assert_eq!(c.psum_spad_reads, nonzero + positions * p);
+        let pipeline = c.filter_spad_writes + c.pipeline_bubbles + c.psums_out;
+        prop_assert_eq!(
+            c.macs + c.stall_filter + c.stall_ifmap + c.stall_psum_in + c.stall_psum_out + pipeline + c.index_cycles,
+            c.active_cycles
+        );
+    }
+
     #[test]
     fn zero_gating_changes_energy_counters_only(mut job in job_strategy(EYERISS)) {
         job.prim.zero_gating = true;
@@ -185,6 +243,7 @@ fn steady_state_costs_pqs_plus_2_plus_p_cycles_per_position() {
         psum_in: false,
         mac: MacConfig::default(),
         zero_gating: true,
+        zero_skipping: false,
     };
     let w = prim.w() as usize;
     let job = RowJob {
@@ -230,6 +289,7 @@ fn primitives_that_do_not_fit_name_the_spad() {
         psum_in: false,
         mac: MacConfig::default(),
         zero_gating: true,
+        zero_skipping: false,
     };
     let job = |prim: Primitive| RowJob {
         prim,

@@ -18,10 +18,24 @@ pub fn hw(name: &str) -> HwConfig {
 
 /// Runs `l` with mapping `m` on the tensors of `seed`; panics unless the ofmap equals the
 /// reference and the counts equal the mapper's prediction.
+#[allow(dead_code)] // not every test binary that includes `common` uses it
 pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> LayerRun {
     let fmt = Formats::DEFAULT;
     let x = synthetic_ifmap(l, seed, fmt);
     let w = synthetic_weights(l, seed, fmt);
+    run_and_check_on(l, hw, m, &x, &w)
+}
+
+/// [`run_and_check`] on given tensors.
+pub fn run_and_check_on(
+    l: &ConvLayer,
+    hw: &HwConfig,
+    m: &Mapping,
+    x: &rowsim_workload::Tensor,
+    w: &rowsim_workload::Tensor,
+) -> LayerRun {
+    let fmt = Formats::DEFAULT;
+    let (x, w) = (x.clone(), w.clone());
     let run = run_layer(
         hw,
         l,
@@ -57,6 +71,7 @@ pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> La
         ofmap: &run.ofmap,
         rlc: RlcFormat::EYERISS,
         ifmap_coded: !l.first,
+        weights: Some(&w),
     };
     let predicted = predict(&pb, m, run.counts.pes_used, &DataTotals::on(&pb, &data, hw));
     assert_eq!(
@@ -74,7 +89,20 @@ pub fn run_and_check(l: &ConvLayer, hw: &HwConfig, m: &Mapping, seed: u64) -> La
         l.name
     );
     assert_eq!(pc.mac, predicted.macs - predicted.macs_gated);
-    assert_eq!(pc.gated, predicted.macs_gated);
+    if hw.datapath.zero_skipping {
+        // Skipped slots take no cycle; each position takes one to read its index.
+        assert_eq!(pc.gated, 0);
+        let pqs = (m.p * m.q * pb.s) as u64;
+        assert_eq!(
+            pc.index,
+            predicted.macs / pqs,
+            "{} with {m}: index cycles",
+            l.name
+        );
+    } else {
+        assert_eq!(pc.gated, predicted.macs_gated);
+        assert_eq!(pc.index, 0);
+    }
     assert_eq!(pc.config, predicted.pes_used as u64 * c.idle_config);
     // The heatmap's data: one entry a PE used, each on its own place, their MAC slots the MACs.
     let u = &run.pe_utilization;
@@ -107,13 +135,29 @@ pub fn event_driven_equals_every_edge(
     seed: u64,
     order: rowsim_kernel::StepOrder,
 ) -> LayerRun {
-    use rowsim_chip::{LayerSim, LayerStats};
-    use rowsim_kernel::TraceConfig;
     let fmt = Formats::DEFAULT;
     let (x, w) = (
         synthetic_ifmap(l, seed, fmt),
         synthetic_weights(l, seed, fmt),
     );
+    event_driven_equals_every_edge_on(hw, l, m, seed, order, &x, &w)
+}
+
+/// [`event_driven_equals_every_edge`] on given tensors.
+#[allow(dead_code)]
+pub fn event_driven_equals_every_edge_on(
+    hw: &HwConfig,
+    l: &ConvLayer,
+    m: &Mapping,
+    seed: u64,
+    order: rowsim_kernel::StepOrder,
+    x: &rowsim_workload::Tensor,
+    w: &rowsim_workload::Tensor,
+) -> LayerRun {
+    use rowsim_chip::{LayerSim, LayerStats};
+    use rowsim_kernel::TraceConfig;
+    let fmt = Formats::DEFAULT;
+    let (x, w) = (x.clone(), w.clone());
     let dir = std::env::temp_dir().join(format!("rowsim-event-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     // A PE in the middle of the array's used part, and the ifmap GIN.
@@ -200,4 +244,48 @@ pub fn event_driven_equals_every_edge(
     );
     assert!(ev.2 == every.2, "{}: the VCDs differ", l.name);
     ev.0
+}
+
+/// A square layer of the tests' tables.
+#[allow(clippy::too_many_arguments, dead_code)] // a table row of layer shapes
+pub fn layer(
+    name: &str,
+    n: u32,
+    c: u32,
+    h: u32,
+    m: u32,
+    r: u32,
+    u: u32,
+    pad: u32,
+    groups: u32,
+    first: bool,
+) -> ConvLayer {
+    ConvLayer {
+        name: name.into(),
+        n,
+        c,
+        h,
+        w: h,
+        m,
+        r,
+        s: r,
+        stride_v: u,
+        stride_h: u,
+        pad,
+        groups,
+        ifmap_zero_fraction: 0.4,
+        first,
+    }
+}
+
+/// The tiny-config test network: strides, padding, groups, batch > 1, channels and filters that
+/// need several passes, a first layer whose input crosses the bus raw.
+#[allow(dead_code)]
+pub fn tiny_net() -> Vec<ConvLayer> {
+    vec![
+        layer("tinynet:conv1", 2, 3, 9, 8, 3, 2, 1, 1, true),
+        layer("tinynet:conv2", 2, 8, 5, 12, 3, 1, 1, 2, false),
+        layer("tinynet:conv3", 1, 12, 5, 16, 2, 1, 0, 1, false),
+        layer("tinynet:conv4", 3, 16, 4, 10, 1, 1, 0, 2, false),
+    ]
 }
