@@ -104,6 +104,8 @@ pub(crate) struct Geometry {
     pub mac: MacConfig,
     pub zero_gating: bool,
     pub zero_skipping: bool,
+    /// Whether filter streams cross the bus RLC coded (`rlc.code_filters`).
+    pub coded_filters: bool,
 }
 
 type Err = String;
@@ -173,7 +175,8 @@ impl Geometry {
         Ok((cmds, shapes, addrs))
     }
 
-    /// A filter load: one raw DRAM stream, each logical filter row starting on an entry.
+    /// A filter load: one DRAM stream (raw, or coded with `rlc.code_filters`), each logical
+    /// filter row starting on an entry.
     #[allow(clippy::type_complexity)]
     fn filters(
         &self,
@@ -189,7 +192,7 @@ impl Geometry {
             addr,
             len,
             kind: DataType::Filter,
-            coded: false,
+            coded: self.coded_filters,
         };
         let row_len = (self.m.p * self.m.q * self.pb.s) as u64;
         let base = slot as u64 * self.slots.filter_words;
@@ -201,7 +204,11 @@ impl Geometry {
                 )
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((vec![cmd], vec![(values as usize, false)], addrs))
+        Ok((
+            vec![cmd],
+            vec![(values as usize, self.coded_filters)],
+            addrs,
+        ))
     }
 
     /// A pass's jobs: filter, ifmap and psum reads, and the GON writer's addresses.

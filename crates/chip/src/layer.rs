@@ -154,6 +154,7 @@ fn layout_dram(
     weights: &Tensor,
     fmt: &RlcFormat,
     coded: bool,
+    code_filters: bool,
 ) -> Layout {
     let mut memory = Vec::new();
     let mut l = Layout {
@@ -179,7 +180,6 @@ fn layout_dram(
     }
     // Each pass's filters, as one raw stream in the order the array takes them, laid out in
     // the loop nest's order (a filter block's stream serves every image block and strip).
-    let (p, q, r, t) = (m.p, m.q, m.r, m.t);
     for ph in phases {
         let Phase::Filters { g, mb, cb, fb } = *ph else {
             continue;
@@ -187,30 +187,13 @@ fn layout_dram(
         if l.filters.contains_key(&(g, mb, cb, fb)) {
             continue;
         }
-        let mut v = Vec::new();
-        for tt in 0..t {
-            for rr in 0..r {
-                for i in 0..pb.r {
-                    for s in 0..pb.s {
-                        for c in 0..q {
-                            for f in 0..p {
-                                let filt = g * pb.m + mb * m.m + fb * p * t + tt * p + f;
-                                // Virtual channel, and its real weight.
-                                let cv = cb * q * r + rr * q + c;
-                                let (ch, ir, js) = pb.real_weight(cv, i, s);
-                                v.push(weights.get([
-                                    filt as usize,
-                                    ch as usize,
-                                    ir as usize,
-                                    js as usize,
-                                ]));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let words = pack_raw(&v, 4);
+        let v = rowsim_mapper::filter_stream(pb, m, (g, mb, cb, fb), weights);
+        // Coded like feature maps when the config says so (`rlc.code_filters`), else raw.
+        let words = if code_filters {
+            encode(fmt, &v)
+        } else {
+            pack_raw(&v, 4)
+        };
         l.filters.insert(
             (g, mb, cb, fb),
             (memory.len() as u64, words.len() as u32, v.len() as u32),
@@ -323,7 +306,17 @@ impl LayerSim {
         let coded = !layer.first || r.code_first_layer_input;
         let lanes = (hw.glb.bank_width_bits / hw.datapath.word_bits) as u64;
         let phases = phases(&pb, &m);
-        let dl = layout_dram(layer, &pb, &m, &phases, ifmap, weights, &fmt, coded);
+        let dl = layout_dram(
+            layer,
+            &pb,
+            &m,
+            &phases,
+            ifmap,
+            weights,
+            &fmt,
+            coded,
+            r.code_filters,
+        );
 
         // The GLB: the largest band, the psums of a strip, the filters of a pass (rows aligned
         // to entries), each as many times as fits and is useful (see `controller`).
@@ -479,6 +472,7 @@ impl LayerSim {
             mac: opts.mac,
             zero_gating: hw.datapath.zero_gating,
             zero_skipping: hw.datapath.zero_skipping,
+            coded_filters: hw.rlc.code_filters,
         };
         // The scan chain shifts the layer's configuration in, one bit an edge of its clock.
         let sc = &hw.scan_chain;

@@ -90,6 +90,36 @@ fn the_tiny_network_skips_bit_exact_dense_and_pruned() {
     }
 }
 
+/// Weights coded on the bus (`rlc.code_filters`, as eyeriss-v1-skip): bit-exact, the coded
+/// filter words equal to the closed form (each pass's stream coded, from the weights), and
+/// pruning shrinks them; gate and skip machines alike.
+#[test]
+fn coded_weights_cross_dram_in_their_closed_form_size() {
+    let fmt = Formats::DEFAULT;
+    for skip in [false, true] {
+        let mut hw = hw("tiny");
+        hw.rlc.code_filters = true;
+        if skip {
+            hw = skipping(hw);
+        }
+        for (k, l) in tiny_net().iter().enumerate() {
+            let m = choose(l, &hw).unwrap();
+            let x = synthetic_ifmap(l, 80 + k as u64, fmt);
+            let w = synthetic_weights(l, 80 + k as u64, fmt);
+            let dense = run_and_check_on(l, &hw, &m, &x, &w);
+            let sparse = run_and_check_on(l, &hw, &m, &x, &pruned(&w, 0.3));
+            assert!(dense.ofmap != sparse.ofmap || l.m == 0);
+            assert!(
+                sparse.counts.dram_reads.filter < dense.counts.dram_reads.filter,
+                "{}: {} coded filter words pruned, {} dense",
+                l.name,
+                sparse.counts.dram_reads.filter,
+                dense.counts.dram_reads.filter
+            );
+        }
+    }
+}
+
 #[test]
 fn skipping_is_the_same_run_event_driven_as_stepped_at_every_edge() {
     let tiny = skipping(hw("tiny"));
@@ -116,9 +146,11 @@ fn the_skip_machine_config_is_eyeriss_v1_with_skipping() {
     let skip = rowsim_config::load_spec(std::path::Path::new("eyeriss-v1-skip")).unwrap();
     assert!(skip.datapath.zero_skipping && !v1.datapath.zero_skipping);
     assert_eq!(skip.energy.skip_index, Some(0.5));
+    assert!(skip.rlc.code_filters && !v1.rlc.code_filters);
     let mut same = skip.clone();
     same.datapath.zero_skipping = false;
     same.energy.skip_index = None;
+    same.rlc.code_filters = false;
     same.machine = v1.machine.clone();
     assert_eq!(same, v1);
 }

@@ -5,6 +5,7 @@ mod drive;
 mod map;
 mod model;
 mod progress;
+mod prune;
 mod report;
 mod run;
 mod step;
@@ -51,6 +52,10 @@ enum Command {
     /// Dataflows side by side (RS, WS, OSA, OSB, OSC, NLR) on equal-area machines, as in the
     /// ISCA 2016 comparison: energy per MAC by level and data type, DRAM accesses, cycles.
     Compare(compare::CompareArgs),
+    /// Writes a pruned copy of an ONNX model (magnitude, or energy-aware priced by the
+    /// machine's energy model), with each layer's density, energy before and after, and the
+    /// accuracy after.
+    Prune(prune::PruneArgs),
     /// Small simulations that show the kernel at work.
     #[command(subcommand)]
     Demo(DemoCmd),
@@ -171,6 +176,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCmd::Check { file }) => config_check(&file),
         Command::Map(args) => map::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Prune(args) => prune::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Step(args) => step::run(&args),
         Command::Report(args) => report::run(&args),

@@ -186,6 +186,28 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
         (per_strip * pes_rows * big_e * w(n * pb.f * q * pb.s), 0)
     };
 
+    // Filters on the bus: raw, or each pass's stream coded (every key loaded once per image
+    // block and strip).
+    let filter_dram = match &data.filter_coding {
+        None => passes * crate::data::raw_words(fw),
+        Some((fmt, None)) => passes * crate::data::coded_dense_words(fmt, fw),
+        Some((fmt, Some(weights))) => {
+            let mut words = 0u64;
+            for g in 0..pb.groups {
+                for mb in 0..pb.m / m {
+                    for cb in 0..pb.c / (q * r) {
+                        for fb in 0..m / (p * t) {
+                            let v =
+                                crate::nest::filter_stream(pb, mapping, (g, mb, cb, fb), weights);
+                            words += crate::data::coded_words(fmt, &v);
+                        }
+                    }
+                }
+            }
+            words * nbc * w(strips)
+        }
+    };
+
     // Psums.
     let drains = per_strip * pes_rows * big_e * w(n * pb.f * p);
     let chain_out = w(t) * big_e * w(n * pb.f * p); // per (g, nb, mb, cb, fb), summed over strips
@@ -200,7 +222,7 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
         macs: slots,
         macs_gated: gated,
         dram_reads: PerType {
-            filter: passes * crate::data::raw_words(fw),
+            filter: filter_dram,
             ifmap: mbc * ifmap_dram * reloads,
             psum: 0,
         },

@@ -21,6 +21,11 @@ pub trait DataModel {
     fn weight_zero_macs(&self) -> u64 {
         0
     }
+    /// The layer's weights `[M][C/G][R][S]`, when known (coded filter streams are sized from
+    /// them).
+    fn weights(&self) -> Option<&Tensor> {
+        None
+    }
 }
 
 /// DRAM words of a raw stream of `values`: the bus moves whole 64-bit words of 4 values, so a
@@ -96,6 +101,10 @@ impl DataModel for ExactData<'_> {
             }
         }
         gated
+    }
+
+    fn weights(&self) -> Option<&Tensor> {
+        self.weights
     }
 
     fn weight_zero_macs(&self) -> u64 {
@@ -204,6 +213,19 @@ pub struct DataTotals {
     pub ifmap_zero: u64,
     /// Whether the machine skips zeros (`datapath.zero_skipping`).
     pub skipping: bool,
+    /// Filter streams cross the bus coded (`rlc.code_filters`): the format, and the weights
+    /// when known (each pass's stream is then sized exactly; else as a dense stream).
+    pub filter_coding: Option<(RlcFormat, Option<Tensor>)>,
+}
+
+/// Bus words of a coded stream of `values`.
+pub fn coded_words(fmt: &RlcFormat, values: &[i16]) -> u64 {
+    encoded_len(fmt, values) as u64 * words_per_coded(fmt)
+}
+
+/// Bus words of a coded stream of `len` nonzero values: a pair each.
+pub fn coded_dense_words(fmt: &RlcFormat, len: u64) -> u64 {
+    len.div_ceil(fmt.pairs_per_word as u64).max(1) * words_per_coded(fmt)
 }
 
 impl DataTotals {
@@ -211,6 +233,13 @@ impl DataTotals {
     /// gated.
     pub fn on(pb: &Problem, data: &dyn DataModel, hw: &rowsim_config::HwConfig) -> Self {
         let mut t = Self::of(pb, data);
+        if hw.rlc.code_filters {
+            let r = &hw.rlc;
+            if let Ok(fmt) = RlcFormat::new(r.run_bits, r.level_bits, r.pairs_per_word, r.word_bits)
+            {
+                t.filter_coding = Some((fmt, data.weights().cloned()));
+            }
+        }
         if hw.datapath.zero_skipping {
             t.skipping = true;
             t.gated = t.ifmap_zero + data.weight_zero_macs();
@@ -244,6 +273,7 @@ impl DataTotals {
             gated: ifmap_zero,
             ifmap_zero,
             skipping: false,
+            filter_coding: None,
         }
     }
 }

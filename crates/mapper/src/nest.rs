@@ -109,3 +109,41 @@ pub fn loop_nest(pb: &Problem, m: &Mapping) -> Vec<Phase> {
     }
     out
 }
+
+/// The weights of one pass's filter load, `(g, mb, cb, fb)`, in the order the array takes them
+/// and DRAM holds them (the chip lays each pass's filters out as one stream in this order):
+/// per filter set `tt`, chain set `rr`, filter row `i`, tap `s`, channel `c`, filter `f`.
+/// `weights` is the layer's `[M][C/G][R][S]`.
+pub fn filter_stream(
+    pb: &Problem,
+    m: &Mapping,
+    key: (u32, u32, u32, u32),
+    weights: &rowsim_workload::Tensor,
+) -> Vec<i16> {
+    let (g, mb, cb, fb) = key;
+    let (p, q, r, t) = (m.p, m.q, m.r, m.t);
+    let mut v = Vec::with_capacity((p * q * r * t * pb.r * pb.s) as usize);
+    for tt in 0..t {
+        for rr in 0..r {
+            for i in 0..pb.r {
+                for s in 0..pb.s {
+                    for c in 0..q {
+                        for f in 0..p {
+                            let filt = g * pb.m + mb * m.m + fb * p * t + tt * p + f;
+                            // Virtual channel, and its real weight.
+                            let cv = cb * q * r + rr * q + c;
+                            let (ch, ir, js) = pb.real_weight(cv, i, s);
+                            v.push(weights.get([
+                                filt as usize,
+                                ch as usize,
+                                ir as usize,
+                                js as usize,
+                            ]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}

@@ -155,7 +155,7 @@ fn softmax(v: impl Iterator<Item = f64> + Clone) -> impl Iterator<Item = f64> {
 }
 
 /// The float convolution of a layer (batch from `x`), without bias.
-fn conv_f32(l: &ConvLayer, x: &FTensor, w: &[f32]) -> Vec<f64> {
+pub(crate) fn conv_f32(l: &ConvLayer, x: &FTensor, w: &[f32]) -> Vec<f64> {
     let [n, _, h, wd] = x.dims;
     let (cg, mg) = (l.cg() as usize, l.mg() as usize);
     let (r, s, e, f) = (l.r as usize, l.s as usize, l.e() as usize, l.f() as usize);

@@ -11,6 +11,7 @@
 pub mod build;
 pub mod exec;
 pub mod onnx;
+pub mod prune;
 pub mod quant;
 
 use rowsim_workload::ConvLayer;
@@ -95,6 +96,10 @@ pub struct LayerOp {
     pub relu: bool,
     /// Whether it is an FC layer (from Gemm or MatMul).
     pub fc: bool,
+    /// The initializer the weights came from, and whether it holds them transposed (`[K, M]`:
+    /// Gemm with `transB = 0`, MatMul), for writing them back ([`crate::prune`]).
+    pub weight_init: String,
+    pub transposed: bool,
 }
 
 impl Model {

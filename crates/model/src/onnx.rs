@@ -434,6 +434,8 @@ impl Importer {
                     bias,
                     relu: false,
                     fc: false,
+                    weight_init: n.input[1].clone(),
+                    transposed: false,
                 };
                 (Op::Layer(Box::new(op)), vec![x], dims)
             }
@@ -509,6 +511,8 @@ impl Importer {
                     bias,
                     relu: false,
                     fc: true,
+                    weight_init: n.input[1].clone(),
+                    transposed: !trans_b,
                 };
                 (Op::Layer(Box::new(op)), vec![src], [m, 1, 1])
             }
