@@ -308,7 +308,7 @@ pub fn run(a: &PruneArgs) -> anyhow::Result<ExitCode> {
     let mut model = crate::model::load(&a.net)?;
     let mut outputs = vec![(a.output.clone(), "pruned model (--output)")];
     outputs.extend(a.report.iter().map(|p| (p.clone(), "report (--report)")));
-    crate::run::check_outputs(&outputs, &[a.net.clone()])?;
+    crate::run::check_outputs(&outputs, std::slice::from_ref(&a.net))?;
     let test = match (&a.input, &a.labels) {
         (Some(x), Some(y)) => {
             let x = read_images(x, model.input_dims)?;
