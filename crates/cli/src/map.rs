@@ -196,6 +196,15 @@ struct Report<'a> {
     top: &'a [Ranked],
 }
 
+/// A density or an accuracy: a number from 0 to 1.
+pub fn parse_unit(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        Ok(_) => Err(format!("`{s}`: expected a number from 0 to 1")),
+        Err(_) => Err(format!("`{s}` is not a number (0 to 1)")),
+    }
+}
+
 /// A fraction of zeros: a number from 0 to 1.
 pub fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {

@@ -267,6 +267,10 @@ pub struct Totals {
 pub struct ModelStats {
     pub model: String,
     pub hw: String,
+    /// The fraction of nonzero weights over every layer, and how the model was pruned (by
+    /// `rowsim prune`; `dense` when it was not).
+    pub weight_density: f64,
+    pub pruning: String,
     pub images: usize,
     pub batch: usize,
     pub calibration: String,
@@ -625,6 +629,8 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
     let stats = ModelStats {
         model: model.file.clone(),
         hw: hw.machine.name.clone(),
+        weight_density: model.weight_density(),
+        pruning: model.pruning.clone().unwrap_or_else(|| "dense".into()),
         images: done,
         batch,
         calibration: format!("{calib_src} ({} images)", cal.images),

@@ -48,7 +48,7 @@ pub struct PruneArgs {
     #[arg(long)]
     pub net: PathBuf,
     /// Weight density to prune to (0 to 1): the fraction of each pruned layer's weights kept.
-    #[arg(long, value_parser = crate::map::parse_fraction)]
+    #[arg(long, value_parser = crate::map::parse_unit)]
     pub density: f64,
     /// magnitude, or energy (energy-aware: costliest layers first, least-squares restoration,
     /// an accuracy budget).
@@ -382,7 +382,11 @@ pub fn run(a: &PruneArgs) -> anyhow::Result<ExitCode> {
         b.finish_and_clear();
     }
     let pruned = evaluate_model(&model, &data, &hw)?;
-    let out = prune::write_onnx(&model, &bytes).map_err(|e| anyhow!("{e}"))?;
+    let how = match a.method {
+        Method::Magnitude => format!("magnitude ({:?} scope)", a.scope).to_lowercase(),
+        Method::Energy => format!("energy-aware on {}", hw.machine.name),
+    };
+    let out = prune::write_onnx(&model, &bytes, &how).map_err(|e| anyhow!("{e}"))?;
     std::fs::write(&a.output, out)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     let unit = hw.energy.unit.clone();

@@ -17,10 +17,12 @@ use rowsim_chip::LayerStats;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Statistics files: `rowsim run --stats-json` output, or sweep JSON lines.
+    /// Statistics files: `rowsim run --stats-json` output (a model run's too), or sweep JSON
+    /// lines.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Also draw the charts into this SVG file.
+    /// Also draw the charts into this SVG file (with model runs, `STEM-density.svg` beside it:
+    /// energy, cycles and accuracy against weight density, a line per machine and pruning).
     #[arg(long)]
     pub svg: Option<PathBuf>,
 }
@@ -574,11 +576,185 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let rows = label_rows(&files);
     print!("{}", table(&rows));
+    let points: Vec<ModelPoint> = a.files.iter().filter_map(|f| model_point(f)).collect();
+    if !points.is_empty() {
+        print!("{}", density_table(&points));
+    }
     if let Some(p) = &a.svg {
         svg(&rows, p)?;
         eprintln!("charts: {}", p.display());
+        if !points.is_empty() {
+            let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("report");
+            let d = p.with_file_name(format!("{stem}-density.svg"));
+            density_svg(&points, &d)?;
+            eprintln!("charts against weight density: {}", d.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A model run's figures (`rowsim run --net model.onnx --stats-json`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelPoint {
+    pub hw: String,
+    /// `dense`, or how `rowsim prune` pruned it.
+    pub pruning: String,
+    pub density: f64,
+    pub accuracy: Option<f64>,
+    pub energy: f64,
+    pub cycles: f64,
+    pub unit: String,
+}
+
+/// The figures of a model run's statistics file; `None` for any other file.
+pub fn model_point(path: &Path) -> Option<ModelPoint> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let t = v.get("totals")?;
+    Some(ModelPoint {
+        hw: v.get("hw")?.as_str()?.to_string(),
+        pruning: v
+            .get("pruning")
+            .and_then(|p| p.as_str())
+            .unwrap_or("dense")
+            .to_string(),
+        density: v.get("weight_density")?.as_f64()?,
+        accuracy: v
+            .get("accuracy")
+            .and_then(|a| a.get("chip"))
+            .and_then(|a| a.as_f64()),
+        energy: t.get("energy_per_inference")?.as_f64()?,
+        cycles: t.get("core_cycles_per_inference")?.as_f64()?,
+        unit: t.get("unit")?.as_str()?.to_string(),
+    })
+}
+
+/// The series of the density charts: per machine and pruning method (its first word), each
+/// machine's dense runs starting every line of that machine; points by density, high first.
+pub fn density_series(points: &[ModelPoint]) -> Vec<(String, Vec<ModelPoint>)> {
+    let method = |p: &ModelPoint| {
+        p.pruning
+            .split_whitespace()
+            .next()
+            .unwrap_or("dense")
+            .to_string()
+    };
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for p in points {
+        let k = (p.hw.clone(), method(p));
+        if k.1 != "dense" && !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    for p in points {
+        if !keys.iter().any(|k| k.0 == p.hw) {
+            let k = (p.hw.clone(), "dense".to_string());
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    keys.into_iter()
+        .map(|(hw, m)| {
+            let mut pts: Vec<ModelPoint> = points
+                .iter()
+                .filter(|p| p.hw == hw && (method(p) == m || method(p) == "dense"))
+                .cloned()
+                .collect();
+            pts.sort_by(|a, b| b.density.total_cmp(&a.density));
+            (format!("{hw}, {m}"), pts)
+        })
+        .collect()
+}
+
+fn density_table(points: &[ModelPoint]) -> String {
+    let mut s = String::from(
+        "\nmodel runs by weight density:\nmachine            pruning                         density   accuracy   energy/inference   cycles/inference\n",
+    );
+    for p in points {
+        s += &format!(
+            "{:<18} {:<31} {:>7.3} {:>10} {:>18.4e} {:>18.0}\n",
+            p.hw,
+            cut(&p.pruning, 31),
+            p.density,
+            p.accuracy
+                .map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
+            p.energy,
+            p.cycles
+        );
+    }
+    s
+}
+
+/// Energy and cycles per inference and top-1 accuracy against weight density, a line per
+/// machine and pruning method.
+pub fn density_svg(points: &[ModelPoint], path: &Path) -> anyhow::Result<()> {
+    let series = density_series(points);
+    let root = SVGBackend::new(path, (900, 1200)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let panels = root.split_evenly((3, 1));
+    let unit = points.first().map(|p| p.unit.clone()).unwrap_or_default();
+    let charts: [(&str, String, fn(&ModelPoint) -> Option<f64>); 3] = [
+        (
+            "Energy per inference",
+            format!("energy ({unit} units)"),
+            |p| Some(p.energy),
+        ),
+        ("Core cycles per inference", "core cycles".into(), |p| {
+            Some(p.cycles)
+        }),
+        ("Top-1 accuracy (the chip's)", "accuracy (%)".into(), |p| {
+            p.accuracy.map(|a| 100.0 * a)
+        }),
+    ];
+    for (area, (title, y_desc, f)) in panels.iter().zip(charts) {
+        let vals: Vec<f64> = points.iter().filter_map(f).collect();
+        let top = vals.iter().cloned().fold(0.0, f64::max).max(1e-9) * 1.1;
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..1.05f64, 0f64..top)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("weight density")
+            .y_desc(y_desc.as_str())
+            .y_label_formatter(&|v| axis_label(*v, top))
+            .draw()
+            .map_err(draw_err)?;
+        for (k, (name, pts)) in series.iter().enumerate() {
+            let color = series_color(k);
+            let xy: Vec<(f64, f64)> = pts
+                .iter()
+                .filter_map(|p| f(p).map(|v| (p.density, v)))
+                .collect();
+            chart
+                .draw_series(LineSeries::new(xy.clone(), color.stroke_width(2)))
+                .map_err(draw_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
+            chart
+                .draw_series(
+                    xy.into_iter()
+                        .map(|(x, y)| Circle::new((x, y), 4, color.filled())),
+                )
+                .map_err(draw_err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(draw_err)?;
+    }
+    root.present()
+        .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
+    Ok(())
 }
 
 /// A grouped chart: its title, its y axis, and the value of one bar.

@@ -49,6 +49,10 @@ pub struct LayerArgs {
     /// The weights, instead of synthetic ones: int16 (Q1.15) `.npy` of shape [M, C/G, R, S].
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Magnitude-prune the synthetic weights of each layer to this density (0 to 1): the
+    /// smallest magnitudes become zero (what zero skipping and coded weights save).
+    #[arg(long, value_parser = crate::map::parse_unit, conflicts_with = "weights")]
+    pub weight_density: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -87,7 +91,7 @@ pub struct RunArgs {
     pub calibration: Option<PathBuf>,
     /// With `--net model.onnx`: the float model's top-1 accuracy (0 to 1), instead of computing
     /// it from the ONNX model.
-    #[arg(long, requires = "labels", value_parser = crate::map::parse_fraction)]
+    #[arg(long, requires = "labels", value_parser = crate::map::parse_unit)]
     pub float_accuracy: Option<f64>,
     #[command(flatten)]
     pub trace: TraceArgs,
@@ -127,12 +131,16 @@ impl LayerArgs {
     /// A layer's data: read from `--ifmap`/`--weights`, or synthetic from the seed.
     pub fn data(&self, layer: &ConvLayer) -> anyhow::Result<Data> {
         layer.validate()?;
-        data(
+        let mut d = data(
             layer,
             self.seed,
             self.ifmap.as_deref(),
             self.weights.as_deref(),
-        )
+        )?;
+        if let Some(density) = self.weight_density {
+            magnitude_prune(&mut d.weights, density);
+        }
+        Ok(d)
     }
 
     /// The mapping of a layer with its data (pinned, or the mapper's cheapest).
@@ -167,6 +175,22 @@ impl LayerArgs {
             ifmap: d.ifmap,
             weights: d.weights,
         })
+    }
+}
+
+/// Zeroes all but the `density` fraction of weights of largest magnitude (ties: the earlier
+/// kept).
+pub fn magnitude_prune(w: &mut Tensor, density: f64) {
+    let keep = ((w.data.len() as f64 * density).round() as usize).min(w.data.len());
+    let mut order: Vec<usize> = (0..w.data.len()).collect();
+    order.sort_by(|&a, &b| {
+        (w.data[b] as i32)
+            .abs()
+            .cmp(&(w.data[a] as i32).abs())
+            .then(a.cmp(&b))
+    });
+    for &k in &order[keep..] {
+        w.data[k] = 0;
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Model {
     pub nodes: Vec<Node>,
     /// The graph output's name.
     pub output: String,
+    /// How `rowsim prune` pruned it (its metadata), if it did.
+    pub pruning: Option<String>,
 }
 
 /// One operation of the model.
@@ -103,6 +105,20 @@ pub struct LayerOp {
 }
 
 impl Model {
+    /// The fraction of nonzero weights over every layer.
+    pub fn weight_density(&self) -> f64 {
+        let (mut nz, mut all) = (0usize, 0usize);
+        for (_, l) in self.layers() {
+            nz += l.weights.iter().filter(|&&v| v != 0.0).count();
+            all += l.weights.len();
+        }
+        if all == 0 {
+            1.0
+        } else {
+            nz as f64 / all as f64
+        }
+    }
+
     /// The nodes that run on the chip.
     pub fn layers(&self) -> impl Iterator<Item = (&Node, &LayerOp)> {
         self.nodes.iter().filter_map(|n| match &n.op {

@@ -298,6 +298,11 @@ impl Importer {
             batch,
             nodes: self.nodes,
             output: output.name.clone(),
+            pruning: m
+                .metadata_props
+                .iter()
+                .find(|p| p.key == crate::prune::PRUNING_KEY)
+                .map(|p| p.value.clone()),
         })
     }
 

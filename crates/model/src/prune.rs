@@ -8,6 +8,9 @@ use onnx_protobuf::{Message, ModelProto};
 use crate::exec::FTensor;
 use crate::{LayerOp, Model, ModelError, Op};
 
+/// The metadata key a pruned model records how it was pruned under.
+pub const PRUNING_KEY: &str = "rowsim.pruning";
+
 /// Which weights one magnitude threshold covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -213,8 +216,9 @@ pub fn restore(l: &mut LayerOp, x: &FTensor, target: &[f64]) {
 }
 
 /// The model's (pruned) weights written back into the ONNX file it came from (`original`):
-/// each layer's weight initializer replaced, everything else as it was.
-pub fn write_onnx(model: &Model, original: &[u8]) -> Result<Vec<u8>, ModelError> {
+/// each layer's weight initializer replaced, `how` recorded under [`PRUNING_KEY`], everything
+/// else as it was.
+pub fn write_onnx(model: &Model, original: &[u8], how: &str) -> Result<Vec<u8>, ModelError> {
     let err = |why: String| ModelError {
         file: model.file.clone(),
         node: None,
@@ -223,6 +227,15 @@ pub fn write_onnx(model: &Model, original: &[u8]) -> Result<Vec<u8>, ModelError>
     };
     let mut proto = ModelProto::parse_from_bytes(original)
         .map_err(|e| err(format!("not an ONNX model, or a truncated one: {e}")))?;
+    // How it was pruned, for the tools that compare pruned models (`rowsim report`).
+    proto.metadata_props.retain(|p| p.key != PRUNING_KEY);
+    proto
+        .metadata_props
+        .push(onnx_protobuf::StringStringEntryProto {
+            key: PRUNING_KEY.into(),
+            value: how.into(),
+            ..Default::default()
+        });
     let graph = proto
         .graph
         .as_mut()
