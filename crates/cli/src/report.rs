@@ -686,6 +686,9 @@ fn density_table(points: &[ModelPoint]) -> String {
     s
 }
 
+/// A density chart: its title, its y axis, and a point's value.
+type DensityChart = (&'static str, String, fn(&ModelPoint) -> Option<f64>);
+
 /// Energy and cycles per inference and top-1 accuracy against weight density, a line per
 /// machine and pruning method.
 pub fn density_svg(points: &[ModelPoint], path: &Path) -> anyhow::Result<()> {
@@ -694,7 +697,7 @@ pub fn density_svg(points: &[ModelPoint], path: &Path) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(draw_err)?;
     let panels = root.split_evenly((3, 1));
     let unit = points.first().map(|p| p.unit.clone()).unwrap_or_default();
-    let charts: [(&str, String, fn(&ModelPoint) -> Option<f64>); 3] = [
+    let charts: [DensityChart; 3] = [
         (
             "Energy per inference",
             format!("energy ({unit} units)"),
