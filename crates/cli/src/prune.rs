@@ -226,16 +226,18 @@ fn energy_aware(
     for (name, _) in order {
         let before_w = prune::density(weights_of(model, &name));
         let e_before = layer_energy(&current, &name);
+        // A layer left as it was.
+        let unchanged = |note: String| LayerLine {
+            layer: name.clone(),
+            density_before: before_w,
+            density_after: before_w,
+            energy_before: e_before,
+            energy_after: e_before,
+            accuracy_after: current.accuracy,
+            note,
+        };
         if stopped {
-            lines.push(LayerLine {
-                layer: name.clone(),
-                density_before: before_w,
-                density_after: before_w,
-                energy_before: e_before,
-                energy_after: e_before,
-                accuracy_after: current.accuracy,
-                note: "not pruned: the budget was reached".into(),
-            });
+            lines.push(unchanged("not pruned: the budget was reached".into()));
             continue;
         }
         let saved = model.clone();
@@ -263,18 +265,10 @@ fn energy_aware(
         let acc = after.accuracy.unwrap_or(0.0);
         if (dense_acc - acc) * 100.0 > budget {
             *model = saved;
-            lines.push(LayerLine {
-                layer: name.clone(),
-                density_before: before_w,
-                density_after: before_w,
-                energy_before: e_before,
-                energy_after: e_before,
-                accuracy_after: current.accuracy,
-                note: format!(
-                    "left as it was: pruning it would cost {:.2} points (budget {budget})",
-                    (dense_acc - acc) * 100.0
-                ),
-            });
+            lines.push(unchanged(format!(
+                "left as it was: pruning it would cost {:.2} points (budget {budget})",
+                (dense_acc - acc) * 100.0
+            )));
             stopped = true;
         } else {
             lines.push(LayerLine {

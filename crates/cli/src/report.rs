@@ -686,6 +686,24 @@ fn density_table(points: &[ModelPoint]) -> String {
     s
 }
 
+/// A chart's legend, boxed, where it is put.
+fn legend<'a, 'b: 'a>(
+    chart: &mut ChartContext<
+        'a,
+        SVGBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    at: SeriesLabelPosition,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_err)
+}
+
 /// A density chart: its title, its y axis, and a point's value.
 type DensityChart = (&'static str, String, fn(&ModelPoint) -> Option<f64>);
 
@@ -747,13 +765,7 @@ pub fn density_svg(points: &[ModelPoint], path: &Path) -> anyhow::Result<()> {
                 )
                 .map_err(draw_err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
     }
     root.present()
         .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;
@@ -885,13 +897,7 @@ pub fn grouped_svg(points: &[(String, String, LayerStats)], path: &Path) -> anyh
                     Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw_err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     }
     root.present()
         .map_err(|e| anyhow!("{}: {e:?}", path.display()))?;

@@ -23,20 +23,7 @@ fn stats(path: &Path) -> serde_json::Value {
 #[test]
 fn the_digits_model_runs_bit_exact_on_eyeriss_v1_with_the_float_models_accuracy() {
     let out = scratch_in("model", "digits.json");
-    let o = rowsim()
-        .args([
-            "run",
-            "--net",
-            "models/digits/digits.onnx",
-            "--input",
-            "models/digits/test_x.npy",
-            "--labels",
-            "models/digits/test_y.npy",
-            "--stats-json",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = common::run_digits(&out);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),

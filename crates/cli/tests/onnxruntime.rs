@@ -27,21 +27,7 @@ fn python(script: &str) -> String {
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn the_chip_agrees_with_onnx_runtime_on_the_digits_model() {
     let stats = scratch_in("onnxruntime", "digits.json");
-    let o = rowsim()
-        .args([
-            "run",
-            "--net",
-            "models/digits/digits.onnx",
-            "--input",
-            "models/digits/test_x.npy",
-            "--labels",
-            "models/digits/test_y.npy",
-            "-q",
-            "--stats-json",
-        ])
-        .arg(&stats)
-        .output()
-        .unwrap();
+    let o = common::run_digits(&stats);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits");
     let out = python(&format!(

@@ -45,6 +45,35 @@ pub fn load(path: &Path) -> Result<Model, ModelError> {
     parse(&bytes, &file)
 }
 
+/// An initializer's `n` values: from its raw little-endian bytes when it has them, else from
+/// its typed field; the error says what did not add up.
+fn values<T: Clone, const B: usize>(
+    raw: &[u8],
+    typed: &[T],
+    n: usize,
+    what: &str,
+    from_le: fn([u8; B]) -> T,
+) -> Result<Vec<T>, String> {
+    let v: Vec<T> = if raw.is_empty() {
+        typed.to_vec()
+    } else {
+        if raw.len() as u64 != n as u64 * B as u64 {
+            return Err(format!("{} bytes of raw data for {n} {what}", raw.len()));
+        }
+        raw.chunks_exact(B)
+            .map(|b| {
+                let mut a = [0u8; B];
+                a.copy_from_slice(b);
+                from_le(a)
+            })
+            .collect()
+    };
+    if v.len() != n {
+        return Err(format!("{} values", v.len()));
+    }
+    Ok(v)
+}
+
 /// An initializer's values.
 #[derive(Clone, Debug)]
 struct Init {
@@ -155,47 +184,11 @@ impl Importer {
             ints: Vec::new(),
         };
         if ty == DataType::FLOAT as i32 {
-            init.floats = if !raw.is_empty() {
-                if raw.len() as u64 != count * 4 {
-                    return Err(what(format!(
-                        "{} bytes of raw data for {count} floats",
-                        raw.len()
-                    )));
-                }
-                raw.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect()
-            } else {
-                t.float_data.clone()
-            };
-            if init.floats.len() != n {
-                return Err(what(format!(
-                    "{} values for dims {:?}",
-                    init.floats.len(),
-                    init.dims
-                )));
-            }
+            init.floats = values(raw, &t.float_data, n, "floats", f32::from_le_bytes)
+                .map_err(|why| what(format!("{why} for dims {:?}", init.dims)))?;
         } else if ty == DataType::INT64 as i32 {
-            init.ints = if !raw.is_empty() {
-                if raw.len() as u64 != count * 8 {
-                    return Err(what(format!(
-                        "{} bytes of raw data for {count} int64 values",
-                        raw.len()
-                    )));
-                }
-                raw.chunks_exact(8)
-                    .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
-                    .collect()
-            } else {
-                t.int64_data.clone()
-            };
-            if init.ints.len() != n {
-                return Err(what(format!(
-                    "{} values for dims {:?}",
-                    init.ints.len(),
-                    init.dims
-                )));
-            }
+            init.ints = values(raw, &t.int64_data, n, "int64 values", i64::from_le_bytes)
+                .map_err(|why| what(format!("{why} for dims {:?}", init.dims)))?;
         } else {
             return Err(what(format!(
                 "data type {ty} is not supported (float for weights, int64 for shapes)"

@@ -41,3 +41,23 @@ pub fn wait_at_most(
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `rowsim run` of the digits model over its test split, statistics to `stats`.
+#[allow(dead_code)]
+pub fn run_digits(stats: &Path) -> std::process::Output {
+    rowsim()
+        .args([
+            "run",
+            "--net",
+            "models/digits/digits.onnx",
+            "--input",
+            "models/digits/test_x.npy",
+            "--labels",
+            "models/digits/test_y.npy",
+            "-q",
+            "--stats-json",
+        ])
+        .arg(stats)
+        .output()
+        .unwrap()
+}
