@@ -421,7 +421,7 @@ mod builtin_tests {
         }
         let e = load_spec("eyeriss-v9").unwrap_err().to_string();
         assert!(
-            e.contains("eyeriss-v9") && e.contains("built in: eyeriss-v1, tiny"),
+            e.contains("eyeriss-v9") && e.contains("built in: eyeriss-v1, eyeriss-v1-skip, tiny"),
             "{e}"
         );
     }
