@@ -608,6 +608,22 @@ impl LayerSim {
         &self.phases
     }
 
+    /// Where each pass's filter stream sits in DRAM: `((g, mb, cb, fb), address, bus words)`.
+    pub fn filter_streams(&self) -> Vec<((u32, u32, u32, u32), u64, u32)> {
+        self.dl
+            .filters
+            .iter()
+            .map(|(k, &(addr, words, _))| (*k, addr, words))
+            .collect()
+    }
+
+    /// The DRAM's memory, to change before the run (a test corrupting a stream).
+    pub fn dram_memory_mut(&mut self) -> Option<&mut [u64]> {
+        self.sched
+            .component_mut::<DramController>(self.ids.dram)
+            .map(|d| d.memory_mut())
+    }
+
     /// The controller's view of the run.
     pub fn status(&self) -> ControllerStatus {
         self.sched

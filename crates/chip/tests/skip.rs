@@ -120,6 +120,40 @@ fn coded_weights_cross_dram_in_their_closed_form_size() {
     }
 }
 
+/// A corrupt coded weight stream stops the run with the RLC decoder's error, naming the
+/// component, the word and the cycle: never a panic.
+#[test]
+fn a_corrupt_coded_weight_stream_is_an_error_naming_where() {
+    let mut hw = hw("tiny");
+    hw.rlc.code_filters = true;
+    let l = tiny_net().remove(2);
+    let m = choose(&l, &hw).unwrap();
+    let fmt = Formats::DEFAULT;
+    let (x, w) = (synthetic_ifmap(&l, 3, fmt), synthetic_weights(&l, 3, fmt));
+    let opts = rowsim_chip::RunOptions {
+        mac: fmt.mac(),
+        ..Default::default()
+    };
+    let mut sim = rowsim_chip::LayerSim::new(&hw, &l, &m, &x, &w, &opts).unwrap();
+    let (_, addr, words) = sim.filter_streams()[0];
+    assert!(words > 0);
+    // Every pair's run at its largest, levels nonzero, the unused top bit set: past the stream.
+    sim.dram_memory_mut().unwrap()[addr as usize] = u64::MAX;
+    let err = loop {
+        match sim.run_for(1 << 12) {
+            Ok(true) => continue,
+            Ok(false) => panic!("the corrupt stream was accepted"),
+            Err(e) => break e.to_string(),
+        }
+    };
+    assert!(
+        err.contains("top.chip.rlc_in") && err.contains("RLC word"),
+        "{err}"
+    );
+    assert!(err.contains("cycle"), "{err}");
+    eprintln!("{err}");
+}
+
 #[test]
 fn skipping_is_the_same_run_event_driven_as_stepped_at_every_edge() {
     let tiny = skipping(hw("tiny"));

@@ -181,6 +181,11 @@ impl DramController {
     pub fn memory(&self) -> &[u64] {
         &self.memory
     }
+
+    /// The memory, to change before a run (a test corrupting a stream).
+    pub fn memory_mut(&mut self) -> &mut [u64] {
+        &mut self.memory
+    }
 }
 
 impl Component for DramController {
