@@ -557,11 +557,14 @@ impl Pe {
             Some(w) => {
                 let a = self.weights_loaded;
                 self.filter_spad[a as usize] = w;
-                let (word, bit) = (a as usize / 64, a % 64);
-                if w == 0 {
-                    self.weight_zero[word] |= 1 << bit;
-                } else {
-                    self.weight_zero[word] &= !(1 << bit);
+                if prim.zero_skipping {
+                    // The weight zero buffer, which only skipping reads.
+                    let (word, bit) = (a as usize / 64, a % 64);
+                    if w == 0 {
+                        self.weight_zero[word] |= 1 << bit;
+                    } else {
+                        self.weight_zero[word] &= !(1 << bit);
+                    }
                 }
                 self.counters.filter_spad_writes += 1;
                 self.strobes |= strobe::FILTER_WR;
