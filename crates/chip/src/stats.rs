@@ -127,6 +127,10 @@ pub struct Accesses {
     pub glb: PerType,
     pub noc: PerType,
     pub spad: PerType,
+    /// Zero skipping's index reads (a position's window index, a visited ifmap value's
+    /// pointer); absent without skipping.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,6 +304,7 @@ impl LayerStats {
                 glb: c.glb(),
                 noc: c.noc,
                 spad: c.spad(),
+                index: c.index_reads,
             },
             dram_bytes: DramBytes { read, write },
             pe_cycles: None,
@@ -370,6 +375,7 @@ impl LayerStats {
         pt(&mut a.glb, &b.glb);
         pt(&mut a.noc, &b.noc);
         pt(&mut a.spad, &b.spad);
+        a.index += b.index;
         self.dram_bytes.read += p.dram_bytes.read;
         self.dram_bytes.write += p.dram_bytes.write;
         if let (Some(a), Some(b)) = (&mut self.pe_cycles, &p.pe_cycles) {

@@ -363,12 +363,6 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
                 "zero skipping is modelled for the row-stationary PE; machine.dataflow is `{df}`"
             )
         });
-        c.rule("datapath.zero_skipping", hw.spad.filter.entries <= 1024, || {
-            format!(
-                "the weight zero buffer has a bit per filter-spad entry, at most 1024; spad.filter.entries is {}",
-                hw.spad.filter.entries
-            )
-        });
     }
     for (k, v) in &e.reference_pj {
         c.energy(&format!("energy.reference_pj.{k}"), *v);

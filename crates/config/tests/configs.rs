@@ -267,3 +267,33 @@ fn a_pe_fifo_shallower_than_its_gins_beat_is_refused() {
     let hw = parse(&text, Path::new("ok.toml")).unwrap();
     assert_eq!(hw.pe.ifmap_fifo_depth, 1);
 }
+
+/// Zero skipping needs the price of an index read, and the row-stationary PE.
+#[test]
+fn zero_skipping_needs_its_energy_and_the_rs_pe() {
+    let e = broken(
+        "zero_gating = true\n",
+        "zero_gating = true\nzero_skipping = true\n",
+    );
+    assert_eq!(e.field, "energy.skip_index");
+    assert!(
+        e.message
+            .contains("must be given when datapath.zero_skipping is on"),
+        "{e}"
+    );
+    let skip = load(hw_configs().join("eyeriss-v1-skip.toml")).unwrap();
+    assert!(skip.datapath.zero_skipping && skip.rlc.code_filters);
+    let text = std::fs::read_to_string(hw_configs().join("isca2016/ws.toml"))
+        .unwrap()
+        .replace(
+            "zero_gating = true\n",
+            "zero_gating = true\nzero_skipping = true\n",
+        )
+        .replace("mac = 1.0\n", "mac = 1.0\nskip_index = 0.5\n");
+    let e = parse(&text, Path::new("ws-skip.toml"))
+        .unwrap_err()
+        .0
+        .remove(0);
+    assert_eq!(e.field, "datapath.zero_skipping");
+    assert!(e.message.contains("row-stationary"), "{e}");
+}

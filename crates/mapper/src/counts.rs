@@ -14,8 +14,10 @@ pub struct Counts {
     pub mapping: Mapping,
     pub pes_used: u32,
     pub passes: u64,
-    /// MAC slots (gated or not).
+    /// MAC slots (performed or not).
     pub macs: u64,
+    /// MAC slots not performed: gated (zero ifmap value, padding included), or with zero
+    /// skipping skipped (a zero ifmap value or weight).
     pub macs_gated: u64,
     pub dram_reads: PerType,
     pub dram_writes: PerType,
