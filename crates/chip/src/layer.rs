@@ -129,7 +129,7 @@ pub struct LayerRun {
 const PORTS: usize = 6;
 
 /// (group, filter block, channel block, pass).
-type PassKey = (u32, u32, u32, u32);
+pub type PassKey = (u32, u32, u32, u32);
 
 /// (DRAM address, bus words, values) of a stream.
 type Stream = (u64, u32, u32);
@@ -609,7 +609,7 @@ impl LayerSim {
     }
 
     /// Where each pass's filter stream sits in DRAM: `((g, mb, cb, fb), address, bus words)`.
-    pub fn filter_streams(&self) -> Vec<((u32, u32, u32, u32), u64, u32)> {
+    pub fn filter_streams(&self) -> Vec<(PassKey, u64, u32)> {
         self.dl
             .filters
             .iter()
