@@ -64,6 +64,83 @@ fn plain(d: &npyz::DType) -> String {
     }
 }
 
+/// `model.onnx:NODE` split into the file and the node, when the spec names a model's layer.
+pub fn node_spec(spec: &str) -> Option<(PathBuf, String)> {
+    let (file, node) = spec.rsplit_once(':')?;
+    is_onnx(file).then(|| (PathBuf::from(file), node.to_string()))
+}
+
+/// A model layer's data for `run --layer model.onnx:NODE`.
+pub struct NodeData {
+    pub data: crate::run::Data,
+    pub mac: rowsim_datapath::mac::MacConfig,
+    /// ReLU at the readout (the model's Relu fused into the layer).
+    pub relu: bool,
+    /// Where the data came from, for the output.
+    pub source: String,
+}
+
+/// The layer `node` of a model with its own quantized weights, in its calibrated formats, on
+/// the activations the model makes of its first `layer.n` calibration images (`calib_x.npy`
+/// beside it; else images uniform in 0..1 from seed 1), computed in fixed point through the
+/// layers before it (the reference convolution).
+pub fn node_data(path: &Path, node: &str, layer: &ConvLayer) -> anyhow::Result<NodeData> {
+    let model = load(path)?;
+    let n = layer.n as usize;
+    let (calib, what) = match model_dir_calibration(path) {
+        Some(p) => (read_images(&p, model.input_dims)?, p.display().to_string()),
+        None => (
+            synthetic_images(&model, 64.max(n), 1),
+            "synthetic images (uniform 0..1, seed 1)".to_string(),
+        ),
+    };
+    if calib.dims[0] < n {
+        bail!(
+            "{}: {what} holds {} images; --batch {n} needs as many",
+            path.display(),
+            calib.dims[0]
+        );
+    }
+    let cal = calibrate(&model, &calib).map_err(|e| anyhow!("{e}"))?;
+    let x = calib.slice(0, n);
+    let mut found = None;
+    let result = forward_fixed(&model, &cal, &x, &mut |c| {
+        if c.node.name == node {
+            found = Some((c.ifmap.clone(), c.weights.clone(), c.mac, c.relu));
+            // Nothing after it is needed.
+            return Err("found".into());
+        }
+        reference_conv(c.layer, c.ifmap, c.weights, c.mac, c.relu).map(|r| r.0)
+    });
+    let Some((ifmap, weights, mac, relu)) = found else {
+        result.map_err(|e| anyhow!("{e}"))?;
+        bail!("{}: no CONV or FC node `{node}`", path.display());
+    };
+    let f = cal
+        .layer(node)
+        .ok_or_else(|| anyhow!("{node}: not calibrated"))?;
+    Ok(NodeData {
+        data: crate::run::Data {
+            layer: layer.clone(),
+            ifmap,
+            weights,
+        },
+        mac,
+        relu,
+        source: format!(
+            "{node} of {}: its weights (Q{}.{}) on the activations of the first {n} of {what}, ifmap Q{}.{}, psums Q{}.{}, product shift {}",
+            path.display(),
+            16 - f.weight_frac,
+            f.weight_frac,
+            16 - f.ifmap_frac,
+            f.ifmap_frac,
+            16 - f.psum_frac,
+            f.psum_frac,
+            f.shift
+        ),
+    })
+}
+
 /// Reads a float `.npy` (float32 or float64) of images `[N, ...]` whose image dims are `want`
 /// (`[C, H, W]`, or `[K]` for a vector input of `[K, 1, 1]`).
 pub fn read_images(path: &Path, want: [usize; 3]) -> anyhow::Result<FTensor> {

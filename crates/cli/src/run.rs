@@ -382,6 +382,8 @@ struct OneRun<'a> {
     a: &'a RunArgs,
     interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
     failed: bool,
+    /// The MAC's formats (the default Q8.8 x Q1.15, or a model layer's).
+    mac: rowsim_datapath::mac::MacConfig,
 }
 
 impl OneRun<'_> {
@@ -402,7 +404,7 @@ impl OneRun<'_> {
         eprintln!("running {} with {mapping} ...", layer.name);
         let (hook, bar) = crate::progress::Bar::hook(&layer.name, a.quiet);
         let opts = RunOptions {
-            mac: Formats::DEFAULT.mac(),
+            mac: self.mac,
             trace: trace.clone(),
             watchdog: a.trace.watchdog,
             interrupt: Some(self.interrupt.clone()),
@@ -529,6 +531,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
         a,
         interrupt: ctrl_c_flag(),
         failed: false,
+        mac: Formats::DEFAULT.mac(),
     };
     let mut all: Vec<LayerStats> = Vec::new();
     let stopped = |all: &[LayerStats], code: ExitCode| -> anyhow::Result<ExitCode> {
@@ -551,10 +554,25 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
                 window: a.trace.window.clone(),
             })
         };
-        let whole = a.layer.data(&split.whole)?;
+        // A model's layer (`model.onnx:NODE`) runs on its own weights and the activations the
+        // model makes of its calibration images, in its formats; any other on synthetic data.
+        let model_layer = match crate::model::node_spec(&a.layer.layer) {
+            Some((file, node)) if a.layer.ifmap.is_none() && a.layer.weights.is_none() => {
+                Some(crate::model::node_data(&file, &node, &split.whole)?)
+            }
+            _ => None,
+        };
+        let (whole, layer_relu) = match model_layer {
+            Some(nd) => {
+                one.mac = nd.mac;
+                eprintln!("{}", nd.source);
+                (nd.data, Some(nd.relu))
+            }
+            None => (a.layer.data(&split.whole)?, None),
+        };
         let ofmap = if !split.is_split() {
             let p = a.layer.prepare_with(&hw, whole, pinned)?;
-            let ran = one.run(&p, trace(k), None, pinned.is_some())?;
+            let ran = one.run(&p, trace(k), layer_relu, pinned.is_some())?;
             k += 1;
             match ran {
                 Ran::Done(stats, ofmap) => {
@@ -565,7 +583,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             }
         } else {
             eprintln!("{}", split.describe());
-            let relu = hw.datapath.relu;
+            let relu = layer_relu.unwrap_or(hw.datapath.relu);
             let mut parts = Vec::new();
             let mut outs = Vec::new();
             for part in &split.parts {
@@ -586,7 +604,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
                 k += 1;
             }
             let opts = RunOptions {
-                mac: Formats::DEFAULT.mac(),
+                mac: one.mac,
                 ..Default::default()
             };
             let done = rowsim_chip::split::assemble(

@@ -290,3 +290,32 @@ fn write_npy_f32(path: &Path, shape: &[u64]) {
     w.extend((0..n).map(|i| (i % 7) as f32 / 7.0)).unwrap();
     w.finish().unwrap();
 }
+
+/// One layer of a model on its own weights and the activations of its calibration images.
+#[test]
+fn a_model_layer_runs_on_its_own_weights_and_activations() {
+    let o = rowsim()
+        .args([
+            "run",
+            "--layer",
+            "models/digits/digits.onnx:conv2",
+            "--batch",
+            "4",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("conv2 of models/digits/digits.onnx: its weights (Q2.14) on the activations of the first 4 of models/digits/calib_x.npy"),
+        "{err}"
+    );
+    assert!(
+        out.contains("conv2 on eyeriss-v1 (batch 4, seed 1): bit-exact"),
+        "{out}"
+    );
+    // 4 images x 16 filters x 4 x 4 outputs x 8 channels x 3 x 3 taps.
+    assert!(out.contains("MACs      73728"), "{out}");
+}
