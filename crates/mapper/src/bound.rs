@@ -145,8 +145,16 @@ pub fn cycle_bound(pb: &Problem, mapping: &Mapping, hw: &HwConfig, counts: &Coun
     let mut wins = [0u64; 6];
     let mut passes = 0u64;
     let mut fill_drain = 0u64;
-    for eb in 0..pb.e.div_ceil(e) {
-        let e_cur = pb.strip_rows(e, eb);
+    // Every strip is `e` rows but the last (`E mod e` when that is not 0): two kinds, each
+    // counted once with its multiplicity.
+    let strips = pb.e.div_ceil(e);
+    let last = pb.strip_rows(e, strips - 1);
+    let kinds = if last == e {
+        vec![(e, w(strips))]
+    } else {
+        vec![(e, w(strips - 1)), (last, 1)]
+    };
+    for (e_cur, times) in kinds {
         let band = (e_cur - 1) * pb.u + pb.r;
         let beats_per_column: u64 = (0..band)
             .map(|y| {
@@ -166,8 +174,8 @@ pub fn cycle_bound(pb: &Problem, mapping: &Mapping, hw: &HwConfig, counts: &Coun
         let gon = chains * w(p).div_ceil(gw);
         let psum_gin = chains * w(p).div_ceil(pw);
         for (cont, count) in [
-            (false, per_strip - continuing_per_strip),
-            (true, continuing_per_strip),
+            (false, (per_strip - continuing_per_strip) * times),
+            (true, continuing_per_strip * times),
         ] {
             if count == 0 {
                 continue;

@@ -120,8 +120,51 @@ pub struct Energy {
     pub by_type: EnergyByType,
 }
 
+/// What the strips of one strip height `e` add up to, for a problem and its data: band values
+/// (padded band rows less padding, times W), the band rows' DRAM words, and the real values the
+/// passes read (see [`real_reads`]). They depend on `e` only, so a search prices every mapping
+/// of one `e` from one sum ([`StripCache`]) instead of walking every strip again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StripSums {
+    pub band_values: u64,
+    pub ifmap_dram: u64,
+    pub real_reads: u64,
+}
+
+impl StripSums {
+    pub fn of(pb: &Problem, e: u32, data: &DataTotals) -> Self {
+        let mut s = StripSums {
+            band_values: 0,
+            ifmap_dram: 0,
+            real_reads: 0,
+        };
+        for eb in 0..pb.e.div_ceil(e) {
+            let (lo, hi) = pb.band(e, eb);
+            s.band_values += (hi - lo) as u64 * pb.w as u64;
+            s.ifmap_dram += data.ifmap_row[lo as usize..hi as usize].iter().sum::<u64>();
+            s.real_reads += real_reads(pb, e, eb);
+        }
+        s
+    }
+}
+
+/// [`StripSums`] by strip height, for pricing many mappings of one problem and data.
+#[derive(Clone, Debug, Default)]
+pub struct StripCache(std::collections::BTreeMap<u32, StripSums>);
+
 /// The closed-form counts of `mapping` (assumed legal: see [`Mapping::check`]).
 pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals) -> Counts {
+    predict_with(pb, mapping, pes_used, data, &mut StripCache::default())
+}
+
+/// [`predict`] with the strip sums of earlier calls on the same problem and data.
+pub fn predict_with(
+    pb: &Problem,
+    mapping: &Mapping,
+    pes_used: u32,
+    data: &DataTotals,
+    cache: &mut StripCache,
+) -> Counts {
     let Mapping {
         m,
         n,
@@ -157,27 +200,18 @@ pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals
     // channel block covers only part of a channel.
     let reloads = w(pb.reloads(q * r));
     let strips = pb.e.div_ceil(e);
-    let band_values: u64 = (0..strips)
-        .map(|eb| {
-            let (lo, hi) = pb.band(e, eb);
-            w(hi - lo) * w(pb.w)
-        })
-        .sum();
-    let ifmap_dram: u64 = (0..strips)
-        .map(|eb| {
-            let (lo, hi) = pb.band(e, eb);
-            data.ifmap_row[lo as usize..hi as usize].iter().sum::<u64>()
-        })
-        .sum();
+    let StripSums {
+        band_values,
+        ifmap_dram,
+        real_reads: strip_reads,
+    } = *cache
+        .0
+        .entry(e)
+        .or_insert_with(|| StripSums::of(pb, e, data));
     let ifmap_glb_w = g * mbc * w(pb.n) * w(pb.real.c) * band_values * reloads;
     // A pass reads, for each virtual channel of its block, the real values of its virtual
     // band (padding is made on the way): summed over blocks, every virtual channel once.
-    let ifmap_glb_r: u64 = (0..strips).map(|eb| real_reads(pb, e, eb)).sum::<u64>()
-        * g
-        * mbc
-        * fbc
-        * w(pb.n)
-        * w(pb.real.c);
+    let ifmap_glb_r: u64 = strip_reads * g * mbc * fbc * w(pb.n) * w(pb.real.c);
     let ifmap_noc = per_strip * pes_rows * big_e * w(n * q * pb.w_used());
     // With zero skipping a PE reads only the nonzero ifmap values of a window (a group of p
     // MAC slots shares one), and an index a position and a visited value.

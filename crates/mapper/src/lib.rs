@@ -73,7 +73,7 @@ pub mod split;
 pub mod walk;
 
 pub use bound::{cycle_bound, ifmap_diagonal_ids_fit, CycleBound, Resource};
-pub use counts::{predict, Counts, Energy, PerType};
+pub use counts::{predict, predict_with, Counts, Energy, PerType, StripCache, StripSums};
 pub use data::{DataModel, DataTotals, ExactData, ExpectedData};
 pub use dataflow::Dataflow;
 pub use mapping::{check_layer, MapError, Mapping, Placement, Problem, RealShape};

@@ -101,12 +101,19 @@ pub fn enumerate_for(
     check_layer(layer, hw)?;
     let pb = Problem::lowered(layer, dataflow);
     let totals = DataTotals::on(&pb, data, hw);
+    let mut strips = crate::counts::StripCache::default();
     let mut out = Vec::new();
     let mut last_reason = why_no_candidate(&pb, hw);
     for mapping in candidates(&pb, hw, dataflow) {
         match mapping.check(&pb, hw) {
             Ok(place) => {
-                let counts = predict(&pb, &mapping, place.pes_used, &totals);
+                let counts = crate::counts::predict_with(
+                    &pb,
+                    &mapping,
+                    place.pes_used,
+                    &totals,
+                    &mut strips,
+                );
                 let energy = counts.energy(hw);
                 let delay = cycle_bound(&pb, &mapping, hw, &counts).total;
                 out.push(Ranked {
