@@ -404,7 +404,13 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
     let hw = rowsim_config::load_spec(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
     let path = Path::new(net);
     let model = load(path)?;
-    let batch = a.layer.batch.unwrap_or(16) as usize;
+    // The chip's N: --batch, else the batch the model fixes, else 16.
+    let batch = a
+        .layer
+        .batch
+        .map(|b| b as usize)
+        .or(model.batch)
+        .unwrap_or(16);
     if batch == 0 {
         bail!("--batch: at least 1 image");
     }

@@ -168,7 +168,27 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         build::value("x", &[None, Some(1), Some(6), Some(6)]),
         build::value("y", &[None, Some(2), Some(4), Some(4)]),
     );
+    let pool = build::model(
+        vec![build::node(
+            "MaxPool",
+            "mp",
+            &["x"],
+            "y",
+            vec![
+                build::ints("kernel_shape", &[2, 2]),
+                build::ints("pads", &[2, 0, 0, 0]),
+            ],
+        )],
+        vec![],
+        build::value("x", &[None, Some(1), Some(6), Some(6)]),
+        build::value("y", &[None, Some(1), Some(4), Some(3)]),
+    );
     vec![
+        (
+            "pooling padding as large as the window",
+            pool,
+            "node `mp` (MaxPool): pads [2, 0, 0, 0] must be smaller than the kernel [2, 2]",
+        ),
         (
             "a truncated file",
             digits[..digits.len() / 2].to_vec(),

@@ -591,6 +591,12 @@ impl Importer {
                     if pd.len() != 4 || pd.iter().any(|&v| v < 0) {
                         return Err(fail(format!("pads {pd:?}: expected four, at least 0")));
                     }
+                    // ONNX: padding smaller than the window, so no window is all padding.
+                    if pd[0] >= ks[0] || pd[2] >= ks[0] || pd[1] >= ks[1] || pd[3] >= ks[1] {
+                        return Err(fail(format!(
+                            "pads {pd:?} must be smaller than the kernel {ks:?}"
+                        )));
+                    }
                     if int(n, "ceil_mode", 0) != 0 {
                         return Err(fail("ceil_mode 1 is not supported".into()));
                     }
