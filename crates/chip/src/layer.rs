@@ -806,16 +806,7 @@ impl LayerSim {
                     pc.active_cycles
                 )));
             }
-            pe_cycles.mac += pc.macs;
-            pe_cycles.gated += pc.macs_gated;
-            pe_cycles.stall_filter += pc.stall_filter;
-            pe_cycles.stall_ifmap += pc.stall_ifmap;
-            pe_cycles.stall_psum_in += pc.stall_psum_in;
-            pe_cycles.stall_psum_out += pc.stall_psum_out;
-            pe_cycles.pipeline += pipeline;
-            pe_cycles.index += pc.index_cycles;
-            pe_cycles.config += status.idle_config;
-            pe_cycles.idle += core_total
+            let idle = core_total
                 .checked_sub(pc.active_cycles + status.idle_config)
                 .ok_or_else(|| {
                     ChipError::Setup(format!(
@@ -823,6 +814,18 @@ impl LayerSim {
                         rowsim_kernel::Component::name(pe)
                     ))
                 })?;
+            pe_cycles.add(&PeCycles {
+                mac: pc.macs,
+                gated: pc.macs_gated,
+                stall_filter: pc.stall_filter,
+                stall_ifmap: pc.stall_ifmap,
+                stall_psum_in: pc.stall_psum_in,
+                stall_psum_out: pc.stall_psum_out,
+                pipeline,
+                config: status.idle_config,
+                idle,
+                index: pc.index_cycles,
+            });
             if let Some(p) = self.plan.at(*l) {
                 pe_utilization.push(PeUtilization {
                     row: p.row,

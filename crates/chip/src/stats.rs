@@ -74,6 +74,20 @@ fn is_zero(v: &u64) -> bool {
 }
 
 impl PeCycles {
+    /// Adds another account's cycles, cause by cause.
+    pub fn add(&mut self, b: &PeCycles) {
+        self.mac += b.mac;
+        self.gated += b.gated;
+        self.stall_filter += b.stall_filter;
+        self.stall_ifmap += b.stall_ifmap;
+        self.stall_psum_in += b.stall_psum_in;
+        self.stall_psum_out += b.stall_psum_out;
+        self.pipeline += b.pipeline;
+        self.config += b.config;
+        self.idle += b.idle;
+        self.index += b.index;
+    }
+
     pub fn total(&self) -> u64 {
         self.mac
             + self.gated
@@ -379,15 +393,7 @@ impl LayerStats {
         self.dram_bytes.read += p.dram_bytes.read;
         self.dram_bytes.write += p.dram_bytes.write;
         if let (Some(a), Some(b)) = (&mut self.pe_cycles, &p.pe_cycles) {
-            a.mac += b.mac;
-            a.gated += b.gated;
-            a.stall_filter += b.stall_filter;
-            a.stall_ifmap += b.stall_ifmap;
-            a.stall_psum_in += b.stall_psum_in;
-            a.stall_psum_out += b.stall_psum_out;
-            a.pipeline += b.pipeline;
-            a.config += b.config;
-            a.idle += b.idle;
+            a.add(b);
         }
         let (e, f) = (&mut self.energy, &p.energy);
         e.total += f.total;
