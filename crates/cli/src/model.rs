@@ -517,6 +517,8 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
         let hi = (lo + batch).min(images);
         let xb = x.slice(lo, hi);
         let mut batch_cycles = 0u64;
+        // This batch's layers, kept only once the whole batch has run.
+        let mut this_batch: Vec<(String, LayerStats)> = Vec::new();
         let mut chip = |c: &rowsim_model::ConvCall| -> Result<Tensor, String> {
             let split = Split::of(c.layer, &hw).map_err(|e| e.to_string())?;
             let opts = RunOptions {
@@ -553,17 +555,7 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
             s.host = None;
             s.parts.iter_mut().for_each(|p| p.host = None);
             batch_cycles += s.cycles.core_total;
-            let name = c.node.name.clone();
-            match per_layer.get_mut(&name) {
-                Some(acc) => {
-                    acc.verified &= s.verified;
-                    acc.add(&s);
-                }
-                None => {
-                    order.push(name.clone());
-                    per_layer.insert(name, s);
-                }
-            }
+            this_batch.push((c.node.name.clone(), s));
             Ok(r.ofmap)
         };
         let chip_vals = match forward_fixed(&model, &cal, &xb, &mut chip) {
@@ -580,6 +572,18 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
         };
         batches += 1;
         latency_cycles += batch_cycles;
+        for (name, s) in this_batch {
+            match per_layer.get_mut(&name) {
+                Some(acc) => {
+                    acc.verified &= s.verified;
+                    acc.add(&s);
+                }
+                None => {
+                    order.push(name.clone());
+                    per_layer.insert(name, s);
+                }
+            }
+        }
         // The fixed-point reference of the whole network on the same images: every value.
         let ref_vals = forward_fixed(&model, &cal, &xb, &mut |c| {
             reference_conv(c.layer, c.ifmap, c.weights, c.mac, c.relu).map(|r| r.0)
