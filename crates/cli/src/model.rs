@@ -400,6 +400,137 @@ fn model_dir_calibration(model: &Path) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
+/// What a model run has done so far, for its statistics (written after each batch, so an
+/// interrupted run keeps every finished batch) and its summary.
+struct Done<'a> {
+    model: &'a Model,
+    hw: &'a rowsim_config::HwConfig,
+    a: &'a RunArgs,
+    batch: usize,
+    calib: String,
+    nodes: &'a [NodeReport],
+    labels: Option<&'a [i64]>,
+    float_pred: Option<&'a [usize]>,
+    predictions: &'a [usize],
+    order: &'a [String],
+    per_layer: &'a BTreeMap<String, LayerStats>,
+    batches: u64,
+    latency_cycles: u64,
+    bit_exact: bool,
+}
+
+impl Done<'_> {
+    fn stats(&self) -> ModelStats {
+        let Done {
+            model,
+            hw,
+            a,
+            batch,
+            labels,
+            float_pred,
+            predictions,
+            batches,
+            latency_cycles,
+            bit_exact,
+            ..
+        } = *self;
+        let done = predictions.len();
+        let share = |k: usize| {
+            if done > 0 {
+                Some(k as f64 / done as f64)
+            } else {
+                None
+            }
+        };
+        let chip_acc = labels.and_then(|y| {
+            share(
+                predictions
+                    .iter()
+                    .zip(y)
+                    .filter(|(p, y)| **p as i64 == **y)
+                    .count(),
+            )
+        });
+        let (float_acc, float_source, agreement) = match (float_pred, a.float_accuracy) {
+            (_, Some(f)) => (Some(f), "given (--float-accuracy)".to_string(), None),
+            (Some(fp), None) => (
+                labels.and_then(|y| {
+                    share(
+                        fp[..done]
+                            .iter()
+                            .zip(y)
+                            .filter(|(p, y)| **p as i64 == **y)
+                            .count(),
+                    )
+                }),
+                "computed by rowsim from the ONNX model (f64 sums)".to_string(),
+                share(
+                    fp[..done]
+                        .iter()
+                        .zip(predictions)
+                        .filter(|(a, b)| a == b)
+                        .count(),
+                ),
+            ),
+            (None, None) => (None, String::new(), None),
+        };
+        let layers: Vec<LayerStats> = self
+            .order
+            .iter()
+            .filter_map(|n| self.per_layer.get(n).cloned())
+            .collect();
+        let unit = layers
+            .first()
+            .map(|l| l.energy.unit.clone())
+            .unwrap_or_default();
+        let energy: f64 = layers.iter().map(|l| l.energy.total).sum();
+        let core_cycles: u64 = layers.iter().map(|l| l.cycles.core_total).sum();
+        let per = |v: f64| if done > 0 { v / done as f64 } else { 0.0 };
+        let lat = if batches > 0 {
+            latency_cycles as f64 / batches as f64
+        } else {
+            0.0
+        };
+        let ms = |cycles: f64| cycles * 1e3 / hw.clocks.core_hz as f64;
+        let totals = Totals {
+            energy,
+            unit: unit.clone(),
+            core_cycles,
+            macs: layers.iter().map(|l| l.macs.total).sum(),
+            dram_bytes: layers
+                .iter()
+                .map(|l| l.dram_bytes.read + l.dram_bytes.write)
+                .sum(),
+            time_ms: ms(core_cycles as f64),
+            energy_per_inference: per(energy),
+            core_cycles_per_inference: per(core_cycles as f64),
+            latency_cycles: lat,
+            latency_ms: ms(lat),
+        };
+        ModelStats {
+            model: model.file.clone(),
+            hw: hw.machine.name.clone(),
+            weight_density: model.weight_density(),
+            pruning: model.pruning.clone().unwrap_or_else(|| "dense".into()),
+            images: done,
+            batch,
+            calibration: self.calib.clone(),
+            bit_exact,
+            accuracy: Accuracy {
+                chip: chip_acc,
+                float: float_acc,
+                float_source,
+                agreement_with_float: agreement,
+            },
+            totals,
+            nodes: self.nodes.to_vec(),
+            predictions: predictions.to_vec(),
+            float_predictions: float_pred.map(|f| f[..done].to_vec()),
+            layers,
+        }
+    }
+}
+
 pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
     let hw = rowsim_config::load_spec(&a.layer.hw).map_err(|e| anyhow!("{e}"))?;
     let path = Path::new(net);
@@ -512,6 +643,27 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
     let mut latency_cycles = 0u64;
     let mut batches = 0u64;
     let mut stopped: Option<(ExitCode, String)> = None;
+    let calib = format!("{calib_src} ({} images)", cal.images);
+    macro_rules! done_so_far {
+        () => {
+            Done {
+                model: &model,
+                hw: &hw,
+                a,
+                batch,
+                calib: calib.clone(),
+                nodes: &nodes,
+                labels: labels.as_deref(),
+                float_pred: float_pred.as_deref(),
+                predictions: &predictions,
+                order: &order,
+                per_layer: &per_layer,
+                batches,
+                latency_cycles,
+                bit_exact,
+            }
+        };
+    }
     let simulating = crate::drive::Simulating::begin();
     for lo in (0..images).step_by(batch) {
         let hi = (lo + batch).min(images);
@@ -605,82 +757,31 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
         if let Some(b) = &bar {
             b.set_position(hi as u64);
         }
+        // After each batch, so an interrupted run keeps every finished one.
+        if let Some(p) = &a.stats_json {
+            write_json(p, &done_so_far!().stats())?;
+        }
     }
     drop(simulating);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let done = predictions.len();
-    let share = |k: usize| {
-        if done > 0 {
-            Some(k as f64 / done as f64)
-        } else {
-            None
-        }
-    };
-    let chip_acc = labels.as_ref().and_then(|y| {
-        share(
-            predictions
-                .iter()
-                .zip(y)
-                .filter(|(p, y)| **p as i64 == **y)
-                .count(),
-        )
-    });
-    let (float_acc, float_source, agreement) = match (&float_pred, a.float_accuracy) {
-        (_, Some(f)) => (Some(f), "given (--float-accuracy)".to_string(), None),
-        (Some(fp), None) => (
-            labels.as_ref().and_then(|y| {
-                share(
-                    fp[..done]
-                        .iter()
-                        .zip(y)
-                        .filter(|(p, y)| **p as i64 == **y)
-                        .count(),
-                )
-            }),
-            "computed by rowsim from the ONNX model (f64 sums)".to_string(),
-            share(
-                fp[..done]
-                    .iter()
-                    .zip(&predictions)
-                    .filter(|(a, b)| a == b)
-                    .count(),
-            ),
-        ),
-        (None, None) => (None, String::new(), None),
-    };
-    let layers: Vec<LayerStats> = order.iter().filter_map(|n| per_layer.remove(n)).collect();
-    let unit = layers
-        .first()
-        .map(|l| l.energy.unit.clone())
-        .unwrap_or_default();
-    let energy: f64 = layers.iter().map(|l| l.energy.total).sum();
-    let core_cycles: u64 = layers.iter().map(|l| l.cycles.core_total).sum();
-    let per = |v: f64| if done > 0 { v / done as f64 } else { 0.0 };
-    let lat = if batches > 0 {
-        latency_cycles as f64 / batches as f64
-    } else {
-        0.0
-    };
-    let ms = |cycles: f64| cycles * 1e3 / hw.clocks.core_hz as f64;
-    let totals = Totals {
-        energy,
-        unit: unit.clone(),
-        core_cycles,
-        macs: layers.iter().map(|l| l.macs.total).sum(),
-        dram_bytes: layers
-            .iter()
-            .map(|l| l.dram_bytes.read + l.dram_bytes.write)
-            .sum(),
-        time_ms: ms(core_cycles as f64),
-        energy_per_inference: per(energy),
-        core_cycles_per_inference: per(core_cycles as f64),
-        latency_cycles: lat,
-        latency_ms: ms(lat),
-    };
+    let stats = done_so_far!().stats();
+    let ModelStats {
+        ref layers,
+        ref totals,
+        ref accuracy,
+        images: done,
+        bit_exact,
+        ..
+    } = stats;
     let verified = layers.iter().all(|l| l.verified);
-    for l in &layers {
+    let (chip_acc, float_acc, agreement) =
+        (accuracy.chip, accuracy.float, accuracy.agreement_with_float);
+    let float_source = accuracy.float_source.clone();
+    let unit = totals.unit.clone();
+    let ms = |cycles: f64| cycles * 1e3 / hw.clocks.core_hz as f64;
+    for l in layers {
         print!("{}", l.summary());
     }
     let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
@@ -713,30 +814,6 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
         totals.latency_cycles,
         totals.latency_ms
     );
-    let stats = ModelStats {
-        model: model.file.clone(),
-        hw: hw.machine.name.clone(),
-        weight_density: model.weight_density(),
-        pruning: model.pruning.clone().unwrap_or_else(|| "dense".into()),
-        images: done,
-        batch,
-        calibration: format!("{calib_src} ({} images)", cal.images),
-        bit_exact,
-        accuracy: Accuracy {
-            chip: chip_acc,
-            float: float_acc,
-            float_source,
-            agreement_with_float: agreement,
-        },
-        totals,
-        nodes,
-        predictions,
-        float_predictions: float_pred.map(|mut f| {
-            f.truncate(done);
-            f
-        }),
-        layers,
-    };
     if let Some(p) = &a.stats_json {
         write_json(p, &stats)?;
     }

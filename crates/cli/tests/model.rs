@@ -339,3 +339,69 @@ fn a_model_layer_runs_on_its_own_weights_and_activations() {
     // 4 images x 16 filters x 4 x 4 outputs x 8 channels x 3 x 3 taps.
     assert!(out.contains("MACs      73728"), "{out}");
 }
+
+/// SIGTERM during a model run: status 130, and the statistics hold exactly the batches that
+/// finished (written after each batch).
+#[cfg(unix)]
+#[test]
+fn an_interrupted_model_run_keeps_its_finished_batches() {
+    let file = scratch_in("model", "interrupted.json");
+    let _ = std::fs::remove_file(&file);
+    let child = rowsim()
+        .args([
+            "run",
+            "--net",
+            "models/digits/digits.onnx",
+            "--input",
+            "models/digits/test_x.npy",
+            "--labels",
+            "models/digits/test_y.npy",
+            "--batch",
+            "1",
+            "-q",
+            "--stats-json",
+        ])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !file.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no batch finished"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let s = stats(&file);
+    let images = s["images"].as_u64().unwrap();
+    eprintln!("status {:?}, {images} images", out.status.code());
+    if out.status.code() == Some(0) {
+        // It finished before the signal landed: then every image is there.
+        assert_eq!(images, 360);
+        return;
+    }
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("the statistics are those of the finished batches"),
+        "{err}"
+    );
+    assert!(images > 0 && images < 360 && images >= 1, "{images}");
+    assert_eq!(s["predictions"].as_array().unwrap().len() as u64, images);
+    let per_image: u64 = 64 * 8 * 9 + 16 * 16 * 8 * 9 + 32 * 64 + 10 * 32;
+    let macs: u64 = s["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["macs"]["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(macs, images * per_image);
+}
