@@ -394,7 +394,7 @@ fn an_interrupted_model_run_keeps_its_finished_batches() {
         err.contains("the statistics are those of the finished batches"),
         "{err}"
     );
-    assert!(images > 0 && images < 360 && images >= 1, "{images}");
+    assert!((1..360).contains(&images), "{images}");
     assert_eq!(s["predictions"].as_array().unwrap().len() as u64, images);
     let per_image: u64 = 64 * 8 * 9 + 16 * 16 * 8 * 9 + 32 * 64 + 10 * 32;
     let macs: u64 = s["layers"]
