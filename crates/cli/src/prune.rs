@@ -11,8 +11,9 @@
 //!   by least squares so its outputs on the calibration batch (through the already pruned
 //!   layers before it) stay as close as they can to the dense network's; after each layer the
 //!   top-1 accuracy on `--input`/`--labels` (the fixed-point network the chip runs) is
-//!   measured, and pruning stops, that layer left as it was, once it would cost more than
-//!   `--budget` points against the dense model.
+//!   measured against the dense model's: a layer is pruned to the lowest of `--density`,
+//!   `--density + 0.1`, ... (below 1) that keeps the model within `--budget` points, or left as
+//!   it was when none does.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -222,65 +223,81 @@ fn energy_aware(
     order.sort_by(|a, b| b.1.total_cmp(&a.1));
     let mut lines = Vec::new();
     let mut current = dense.clone();
-    let mut stopped = false;
     for (name, _) in order {
         let before_w = prune::density(weights_of(model, &name));
         let e_before = layer_energy(&current, &name);
-        // A layer left as it was.
-        let unchanged = |note: String| LayerLine {
-            layer: name.clone(),
-            density_before: before_w,
-            density_after: before_w,
-            energy_before: e_before,
-            energy_after: e_before,
-            accuracy_after: current.accuracy,
-            note,
-        };
-        if stopped {
-            lines.push(unchanged("not pruned: the budget was reached".into()));
-            continue;
-        }
         let saved = model.clone();
-        prune::magnitude(
-            model,
-            density,
-            Scope::Layer,
-            Some(std::slice::from_ref(&name)),
-        );
-        // Least squares on the calibration batch: this layer's input through the pruned
-        // layers before it, its target the dense network's output.
-        let vals = forward_float(model, &data.calib).map_err(|e| anyhow!("{e}"))?;
-        if let Some(node) = model.nodes.iter_mut().find(|n| n.name == name) {
-            let input = &node.inputs[0];
-            let dense_layer = original
-                .layers()
-                .find(|(n, _)| n.name == name)
-                .map(|(_, l)| l.clone());
-            if let (Op::Layer(l), Some(d)) = (&mut node.op, dense_layer) {
-                let target = prune::pre_activation(&d, &dense_vals[input]);
-                prune::restore(l, &vals[input], &target);
+        // The lowest density of `density`, `density + 0.1`, ... (below 1) that keeps the model
+        // within the budget.
+        let mut tries = Vec::new();
+        let mut d = density;
+        while d < 1.0 - 1e-9 {
+            tries.push(d);
+            d += 0.1;
+        }
+        let mut accepted = None;
+        let mut first_cost = None;
+        for &d in &tries {
+            *model = saved.clone();
+            prune::magnitude(model, d, Scope::Layer, Some(std::slice::from_ref(&name)));
+            // Least squares on the calibration batch: this layer's input through the pruned
+            // layers before it, its target the dense network's output.
+            let vals = forward_float(model, &data.calib).map_err(|e| anyhow!("{e}"))?;
+            if let Some(node) = model.nodes.iter_mut().find(|n| n.name == name) {
+                let input = &node.inputs[0];
+                let dense_layer = original
+                    .layers()
+                    .find(|(n, _)| n.name == name)
+                    .map(|(_, l)| l.clone());
+                if let (Op::Layer(l), Some(dl)) = (&mut node.op, dense_layer) {
+                    let target = prune::pre_activation(&dl, &dense_vals[input]);
+                    prune::restore(l, &vals[input], &target);
+                }
+            }
+            let after = evaluate_model(model, data, hw)?;
+            let cost = (dense_acc - after.accuracy.unwrap_or(0.0)) * 100.0;
+            first_cost.get_or_insert(cost);
+            if cost <= budget {
+                accepted = Some((d, after));
+                break;
             }
         }
-        let after = evaluate_model(model, data, hw)?;
-        let acc = after.accuracy.unwrap_or(0.0);
-        if (dense_acc - acc) * 100.0 > budget {
-            *model = saved;
-            lines.push(unchanged(format!(
-                "left as it was: pruning it would cost {:.2} points (budget {budget})",
-                (dense_acc - acc) * 100.0
-            )));
-            stopped = true;
-        } else {
-            lines.push(LayerLine {
-                layer: name.clone(),
-                density_before: before_w,
-                density_after: prune::density(weights_of(model, &name)),
-                energy_before: e_before,
-                energy_after: layer_energy(&after, &name),
-                accuracy_after: after.accuracy,
-                note: "pruned, kept weights restored by least squares".into(),
-            });
-            current = after;
+        match accepted {
+            Some((d, after)) => {
+                let note = if d == density {
+                    "pruned, kept weights restored by least squares".to_string()
+                } else {
+                    format!(
+                        "pruned to {d:.1} (at {density} it would cost {:.2} points; budget {budget}), kept weights restored by least squares",
+                        first_cost.unwrap_or(0.0)
+                    )
+                };
+                lines.push(LayerLine {
+                    layer: name.clone(),
+                    density_before: before_w,
+                    density_after: prune::density(weights_of(model, &name)),
+                    energy_before: e_before,
+                    energy_after: layer_energy(&after, &name),
+                    accuracy_after: after.accuracy,
+                    note,
+                });
+                current = after;
+            }
+            None => {
+                *model = saved;
+                lines.push(LayerLine {
+                    layer: name.clone(),
+                    density_before: before_w,
+                    density_after: before_w,
+                    energy_before: e_before,
+                    energy_after: e_before,
+                    accuracy_after: current.accuracy,
+                    note: format!(
+                        "left as it was: at {density} it would cost {:.2} points, and more than the budget ({budget}) at every density tried below 1",
+                        first_cost.unwrap_or(0.0)
+                    ),
+                });
+            }
         }
         if let Some(b) = bar {
             b.inc(1);
