@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use rowsim_config::HwConfig;
-use rowsim_mapper::{Mapping, Split};
+use rowsim_mapper::{Mapping, Part, Split};
 use rowsim_workload::Tensor;
 
 use crate::layer::{run_checked, ChipError, RunOptions};
@@ -49,19 +49,20 @@ pub fn assemble(
     Ok(SplitRun { ofmap, stats })
 }
 
-/// Runs a layer, whole or in parts, each part checked against its reference convolution and
-/// the assembled output against the whole layer's; `mapping` chooses each part's mapping.
-/// `opts.relu` (or the config's) is the layer's ReLU.
-pub fn run_split(
-    hw: &HwConfig,
+/// Runs a layer, whole or in parts: `run_part` runs each part on its data (sliced from the
+/// whole layer's tensors, or the whole tensors for a layer in one part) with its readout ReLU
+/// (`relu` when its output is final, none when its psums are still to be added) and returns its
+/// statistics and output, or `None` to stop (an interrupted run: then this returns `None`
+/// too). A split layer's outputs are assembled and checked against the whole layer's
+/// reference ([`assemble`]); a whole layer's statistics are its one part's.
+pub fn run_parts<E: From<ChipError>>(
     split: &Split,
     ifmap: &Tensor,
     weights: &Tensor,
-    seed: u64,
-    opts: &RunOptions,
-    mapping: &mut dyn FnMut(&rowsim_workload::ConvLayer) -> Result<Mapping, String>,
-) -> Result<SplitRun, ChipError> {
-    let relu = opts.relu_on(hw);
+    mac: rowsim_datapath::mac::MacConfig,
+    relu: bool,
+    mut run_part: impl FnMut(&Part, &Tensor, &Tensor, bool) -> Result<Option<(LayerStats, Tensor)>, E>,
+) -> Result<Option<SplitRun>, E> {
     let mut parts = Vec::new();
     let mut outs = Vec::new();
     for part in &split.parts {
@@ -73,23 +74,50 @@ pub fn run_split(
         } else {
             (Cow::Borrowed(ifmap), Cow::Borrowed(weights))
         };
-        let m = mapping(&part.layer).map_err(ChipError::Setup)?;
-        let o = RunOptions {
-            relu: Some(part_relu(split, relu)),
-            ..opts.clone()
+        let Some((stats, ofmap)) = run_part(part, &x, &w, part_relu(split, relu))? else {
+            return Ok(None);
         };
-        let c = run_checked(hw, &part.layer, &m, &x, &w, &o)?;
-        let mut s = LayerStats::new(hw, &part.layer, seed, &c.run, x.zero_fraction(), c.verified);
-        s.host = Some(c.host);
-        parts.push(s);
-        outs.push(c.run.ofmap);
+        parts.push(stats);
+        outs.push(ofmap);
     }
     if !split.is_split() {
-        let stats = parts.remove(0);
-        return Ok(SplitRun {
+        return Ok(Some(SplitRun {
             ofmap: outs.remove(0),
-            stats,
-        });
+            stats: parts.remove(0),
+        }));
     }
-    assemble(split, &outs, parts, ifmap, weights, opts, relu)
+    let opts = RunOptions {
+        mac,
+        ..Default::default()
+    };
+    Ok(Some(assemble(
+        split, &outs, parts, ifmap, weights, &opts, relu,
+    )?))
+}
+
+/// Runs a layer, whole or in parts ([`run_parts`]), each part checked against its reference
+/// convolution and the assembled output against the whole layer's; `mapping` chooses each
+/// part's mapping. `opts.relu` (or the config's) is the layer's ReLU.
+pub fn run_split(
+    hw: &HwConfig,
+    split: &Split,
+    ifmap: &Tensor,
+    weights: &Tensor,
+    seed: u64,
+    opts: &RunOptions,
+    mapping: &mut dyn FnMut(&rowsim_workload::ConvLayer) -> Result<Mapping, String>,
+) -> Result<SplitRun, ChipError> {
+    let relu = opts.relu_on(hw);
+    let ran = run_parts(split, ifmap, weights, opts.mac, relu, |part, x, w, relu| {
+        let m = mapping(&part.layer).map_err(ChipError::Setup)?;
+        let o = RunOptions {
+            relu: Some(relu),
+            ..opts.clone()
+        };
+        let c = run_checked(hw, &part.layer, &m, x, w, &o)?;
+        let mut s = LayerStats::new(hw, &part.layer, seed, &c.run, x.zero_fraction(), c.verified);
+        s.host = Some(c.host);
+        Ok::<_, ChipError>(Some((s, c.run.ofmap)))
+    })?;
+    ran.ok_or_else(|| ChipError::Setup("a part stopped".into()))
 }

@@ -21,21 +21,11 @@ fn layer(
     groups: u32,
     first: bool,
 ) -> ConvLayer {
+    // The tests' square layer, one column wider and with its own filter width.
     ConvLayer {
-        name: name.into(),
-        n,
-        c,
-        h,
         w: h + 1,
-        m,
-        r,
         s,
-        stride_v: u,
-        stride_h: u,
-        pad,
-        groups,
-        ifmap_zero_fraction: 0.4,
-        first,
+        ..common::layer(name, n, c, h, m, r, u, pad, groups, first)
     }
 }
 

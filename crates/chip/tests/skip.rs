@@ -20,18 +20,9 @@ fn skipping(mut hw: HwConfig) -> HwConfig {
 
 /// Magnitude pruning of synthetic weights to `density`: the smallest magnitudes zeroed.
 fn pruned(w: &Tensor, density: f64) -> Tensor {
-    let mut mags: Vec<i32> = w.data.iter().map(|v| (*v as i32).abs()).collect();
-    mags.sort_unstable();
-    let cut = ((1.0 - density) * mags.len() as f64) as usize;
-    let thr = if cut == 0 { -1 } else { mags[cut - 1] };
     let mut t = w.clone();
-    let mut zeroed = 0;
-    for v in t.data.iter_mut() {
-        if (*v as i32).abs() <= thr && zeroed < cut {
-            *v = 0;
-            zeroed += 1;
-        }
-    }
+    let keep = rowsim_workload::kept(t.data.len(), density);
+    rowsim_workload::keep_largest(&mut t.data, keep, |v| (v as f64).abs());
     t
 }
 

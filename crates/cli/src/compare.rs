@@ -134,27 +134,21 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
     if !split.is_split() {
         return part(df, hw, d, a);
     }
-    let mut parts = Vec::new();
-    let mut outs = Vec::new();
     let relu = hw.datapath.relu;
-    for p in &split.parts {
-        let part_data = data_of(
-            p.layer.clone(),
-            p.ifmap(&d.ifmap),
-            p.weights(&d.weights),
-            rowsim_chip::split::part_relu(&split, relu),
-        )?;
-        let pt = part(df, hw, &part_data, a)?;
-        parts.push(pt.stats);
-        outs.push(part_data.ofmap);
-    }
-    let opts = RunOptions {
-        mac: Formats::DEFAULT.mac(),
-        ..Default::default()
-    };
-    let done =
-        rowsim_chip::split::assemble(&split, &outs, parts, &d.ifmap, &d.weights, &opts, relu)
-            .with_context(ctx)?;
+    let done = rowsim_chip::split::run_parts(
+        &split,
+        &d.ifmap,
+        &d.weights,
+        Formats::DEFAULT.mac(),
+        relu,
+        |p, x, w, relu| {
+            let part_data = data_of(p.layer.clone(), x.clone(), w.clone(), relu)?;
+            let pt = part(df, hw, &part_data, a)?;
+            Ok::<_, anyhow::Error>(Some((pt.stats, part_data.ofmap)))
+        },
+    )
+    .with_context(ctx)?
+    .ok_or_else(|| anyhow!("{}: a part stopped", ctx()))?;
     if !done.stats.verified && a.simulate {
         bail!(
             "{}: the parts' assembled ofmap differs from the reference",

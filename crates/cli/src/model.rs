@@ -20,7 +20,7 @@ use rowsim_workload::{reference_conv, ConvLayer, SplitMix64, Tensor};
 use serde::Serialize;
 
 use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
-use crate::run::{choose, RunArgs};
+use crate::run::{choose, write_json, RunArgs};
 
 /// Whether `--net` names an ONNX model.
 pub fn is_onnx(spec: &str) -> bool {
@@ -364,15 +364,6 @@ pub struct ModelStats {
     pub float_predictions: Option<Vec<usize>>,
     /// Per layer, summed over the batches.
     pub layers: Vec<LayerStats>,
-}
-
-fn write_json(path: &Path, s: &ModelStats) -> anyhow::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".part");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, serde_json::to_string_pretty(s)? + "\n")
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A progress bar over images (stderr, a terminal, not `--quiet`).

@@ -15,7 +15,7 @@
 //!   `--density + 0.1`, ... (below 1) that keeps the model within `--budget` points, or left as
 //!   it was when none does.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context};
@@ -446,12 +446,7 @@ pub fn run(a: &PruneArgs) -> anyhow::Result<ExitCode> {
             pruned,
             layers,
         };
-        write(p, &r)?;
+        crate::run::write_json(p, &r)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn write(path: &Path, r: &Report) -> anyhow::Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(r)? + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -143,22 +143,6 @@ impl LayerArgs {
         Ok(d)
     }
 
-    /// The mapping of a layer with its data (pinned, or the mapper's cheapest).
-    pub fn prepare_with(
-        &self,
-        hw: &HwConfig,
-        data: Data,
-        pinned: Option<Mapping>,
-    ) -> anyhow::Result<Prepared> {
-        let mapping = choose(hw, &data.layer, pinned, self.objective)?;
-        Ok(Prepared {
-            layer: data.layer,
-            mapping,
-            ifmap: data.ifmap,
-            weights: data.weights,
-        })
-    }
-
     /// The batch override, the mapping and the data of one layer.
     pub fn prepare(
         &self,
@@ -181,17 +165,8 @@ impl LayerArgs {
 /// Zeroes all but the `density` fraction of weights of largest magnitude (ties: the earlier
 /// kept).
 pub fn magnitude_prune(w: &mut Tensor, density: f64) {
-    let keep = ((w.data.len() as f64 * density).round() as usize).min(w.data.len());
-    let mut order: Vec<usize> = (0..w.data.len()).collect();
-    order.sort_by(|&a, &b| {
-        (w.data[b] as i32)
-            .abs()
-            .cmp(&(w.data[a] as i32).abs())
-            .then(a.cmp(&b))
-    });
-    for &k in &order[keep..] {
-        w.data[k] = 0;
-    }
+    let keep = rowsim_workload::kept(w.data.len(), density);
+    rowsim_workload::keep_largest(&mut w.data, keep, |v| (v as f64).abs());
 }
 
 /// A layer and its tensors.
@@ -359,11 +334,16 @@ pub fn check_outputs(outputs: &[(PathBuf, &str)], inputs: &[PathBuf]) -> anyhow:
 
 /// Writes the statistics of the layers that ran.
 fn write_stats(path: &Path, all: &[LayerStats]) -> anyhow::Result<()> {
-    // Written beside it and renamed over it, so an interruption never leaves half a file.
+    write_json(path, &all)
+}
+
+/// Writes `value` as pretty JSON beside `path` and renames it over it, so an interruption never
+/// leaves half a file.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".part");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, serde_json::to_string_pretty(all)? + "\n")
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)? + "\n")
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
@@ -387,20 +367,18 @@ struct OneRun<'a> {
 }
 
 impl OneRun<'_> {
+    #[allow(clippy::too_many_arguments)] // a layer, its mapping and tensors, how to run it
     fn run(
         &mut self,
-        p: &Prepared,
+        layer: &ConvLayer,
+        mapping: &Mapping,
+        x: &Tensor,
+        w: &Tensor,
         trace: Option<TraceConfig>,
         relu: Option<bool>,
         pinned: bool,
     ) -> anyhow::Result<Ran> {
         let (a, hw) = (self.a, self.hw);
-        let Prepared {
-            layer,
-            mapping,
-            ifmap: x,
-            weights: w,
-        } = p;
         eprintln!("running {} with {mapping} ...", layer.name);
         let (hook, bar) = crate::progress::Bar::hook(&layer.name, a.quiet);
         let opts = RunOptions {
@@ -570,52 +548,49 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             }
             None => (a.layer.data(&split.whole)?, None),
         };
-        let ofmap = if !split.is_split() {
-            let p = a.layer.prepare_with(&hw, whole, pinned)?;
-            let ran = one.run(&p, trace(k), layer_relu, pinned.is_some())?;
-            k += 1;
-            match ran {
-                Ran::Done(stats, ofmap) => {
-                    all.push(*stats);
-                    ofmap
-                }
-                Ran::Stopped(code) => return stopped(&all, code),
-            }
-        } else {
+        if split.is_split() {
             eprintln!("{}", split.describe());
-            let relu = layer_relu.unwrap_or(hw.datapath.relu);
-            let mut parts = Vec::new();
-            let mut outs = Vec::new();
-            for part in &split.parts {
-                let data = Data {
-                    layer: part.layer.clone(),
-                    ifmap: part.ifmap(&whole.ifmap),
-                    weights: part.weights(&whole.weights),
+        }
+        let relu = layer_relu.unwrap_or(hw.datapath.relu);
+        let mut stop = None;
+        let ran = rowsim_chip::split::run_parts(
+            split,
+            &whole.ifmap,
+            &whole.weights,
+            one.mac,
+            relu,
+            |part, x, w, part_relu| {
+                // A pinned mapping applies to a layer in one part (refused above otherwise).
+                let mapping = choose(&hw, &part.layer, pinned, a.layer.objective)?;
+                // A whole layer reads out as it is configured (or as its model says).
+                let relu = if split.is_split() {
+                    Some(part_relu)
+                } else {
+                    layer_relu
                 };
-                let p = a.layer.prepare_with(&hw, data, None)?;
-                let chip_relu = Some(rowsim_chip::split::part_relu(split, relu));
-                match one.run(&p, trace(k), chip_relu, false)? {
-                    Ran::Done(stats, ofmap) => {
-                        parts.push(*stats);
-                        outs.push(ofmap);
-                    }
-                    Ran::Stopped(code) => return stopped(&all, code),
-                }
+                let r = one.run(
+                    &part.layer,
+                    &mapping,
+                    x,
+                    w,
+                    trace(k),
+                    relu,
+                    pinned.is_some(),
+                )?;
                 k += 1;
-            }
-            let opts = RunOptions {
-                mac: one.mac,
-                ..Default::default()
-            };
-            let done = rowsim_chip::split::assemble(
-                split,
-                &outs,
-                parts,
-                &whole.ifmap,
-                &whole.weights,
-                &opts,
-                relu,
-            )?;
+                Ok::<_, anyhow::Error>(match r {
+                    Ran::Done(stats, ofmap) => Some((*stats, ofmap)),
+                    Ran::Stopped(code) => {
+                        stop = Some(code);
+                        None
+                    }
+                })
+            },
+        )?;
+        let Some(done) = ran else {
+            return stopped(&all, stop.unwrap_or(ExitCode::FAILURE));
+        };
+        if split.is_split() {
             if !done.stats.verified {
                 one.failed = true;
                 eprintln!(
@@ -623,11 +598,10 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
                     split.whole.name
                 );
             }
-            let (ofmap, stats) = (done.ofmap, done.stats);
-            print!("{}", stats.summary());
-            all.push(stats);
-            ofmap
-        };
+            print!("{}", done.stats.summary());
+        }
+        let ofmap = done.ofmap;
+        all.push(done.stats);
         if let Some(p) = &a.ofmap {
             write_npy(p, &ofmap)?;
         }

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{rowsim, scratch_in, wait_at_most, SCALESIM_HEAD};
+use common::{rowsim, scratch_in, wait_at_most, write_scalesim};
 
 fn scratch(name: &str) -> PathBuf {
     scratch_in("cli", name)
@@ -588,14 +588,7 @@ fn report_tabulates_statistics_and_draws_svg_charts_that_render() {
 #[test]
 fn sweep_shards_merged_equal_the_unsharded_sweep_line_for_line() {
     let csv = scratch("sweep_net.csv");
-    std::fs::write(
-        &csv,
-        format!(
-            "{SCALESIM_HEAD}\
-         T1, 9, 9, 3, 3, 2, 4, 2,\n"
-        ),
-    )
-    .unwrap();
+    write_scalesim(&csv, "T1, 9, 9, 3, 3, 2, 4, 2,\n");
     let sweep = |out: &Path, extra: &[&str], env: &[(&str, &str)]| {
         let mut c = rowsim();
         c.args(["sweep", "--hw", "hw-configs/tiny.toml"])
@@ -729,15 +722,11 @@ fn sweep_shards_merged_equal_the_unsharded_sweep_line_for_line() {
 #[test]
 fn compare_runs_every_dataflow_and_the_closed_form_equals_the_simulation() {
     let net = scratch("small-net.csv");
-    std::fs::write(
+    write_scalesim(
         &net,
-        format!(
-            "{SCALESIM_HEAD}\
-         A, 9, 10, 3, 3, 4, 6, 1,\n\
-         B, 11, 11, 5, 3, 3, 4, 2,\n"
-        ),
-    )
-    .unwrap();
+        "A, 9, 10, 3, 3, 4, 6, 1,\n\
+         B, 11, 11, 5, 3, 3, 4, 2,\n",
+    );
     let read = |path: &Path| -> Vec<serde_json::Value> {
         std::fs::read_to_string(path)
             .unwrap()
@@ -956,17 +945,15 @@ fn output_paths_stay_in_their_folder_and_never_clash() {
     std::fs::create_dir_all(&dir).unwrap();
     let escaped = std::env::temp_dir().join(format!("ESCAPED_{}", std::process::id()));
     let csv = dir.join("net.csv");
-    std::fs::write(
+    write_scalesim(
         &csv,
-        format!(
-            "{SCALESIM_HEAD}\
-             x/../../../../../..{}, 5, 5, 3, 3, 1, 2, 1,\n\
+        &format!(
+            "x/../../../../../..{}, 5, 5, 3, 3, 1, 2, 1,\n\
              a.b, 5, 5, 3, 3, 1, 2, 1,\n\
              a/b, 5, 5, 3, 3, 1, 2, 1,\n",
             escaped.display()
         ),
-    )
-    .unwrap();
+    );
     let out = dir.join("out");
     let o = rowsim()
         .args(["run", "--hw", "tiny", "-q", "--net"])
@@ -1037,15 +1024,11 @@ fn an_interrupted_net_run_keeps_the_statistics_of_the_layers_that_finished() {
     let dir = scratch("interrupted_net");
     std::fs::create_dir_all(&dir).unwrap();
     let csv = dir.join("net.csv");
-    std::fs::write(
+    write_scalesim(
         &csv,
-        format!(
-            "{SCALESIM_HEAD}\
-         small, 5, 5, 3, 3, 1, 2, 1,\n\
-         large, 224, 224, 3, 3, 16, 32, 1,\n"
-        ),
-    )
-    .unwrap();
+        "small, 5, 5, 3, 3, 1, 2, 1,\n\
+         large, 224, 224, 3, 3, 16, 32, 1,\n",
+    );
     let stats = dir.join("stats.json");
     let _ = std::fs::remove_file(&stats);
     let mut child = rowsim()
@@ -1098,15 +1081,11 @@ fn an_interrupted_net_run_keeps_the_statistics_of_the_layers_that_finished() {
 #[test]
 fn zero_fraction_and_map_net() {
     let csv = scratch("zf_net.csv");
-    std::fs::write(
+    write_scalesim(
         &csv,
-        format!(
-            "{SCALESIM_HEAD}\
-         A, 9, 9, 3, 3, 2, 4, 1,\n\
-         B, 7, 7, 3, 3, 4, 4, 1,\n"
-        ),
-    )
-    .unwrap();
+        "A, 9, 9, 3, 3, 2, 4, 1,\n\
+         B, 7, 7, 3, 3, 4, 4, 1,\n",
+    );
     let stats = scratch("zf_stats.json");
     let o = rowsim()
         .args([

@@ -5,6 +5,8 @@
 
 use onnx_protobuf::{Message, ModelProto};
 
+use rowsim_workload::{keep_largest, kept};
+
 use crate::exec::FTensor;
 use crate::{LayerOp, Model, ModelError, Op};
 
@@ -28,20 +30,6 @@ pub fn density(w: &[f32]) -> f64 {
     w.iter().filter(|&&v| v != 0.0).count() as f64 / w.len() as f64
 }
 
-/// How many of `n` weights a density keeps (rounded to nearest).
-fn kept(n: usize, density: f64) -> usize {
-    ((n as f64 * density.clamp(0.0, 1.0)).round() as usize).min(n)
-}
-
-/// Zeroes all but the `keep` weights of largest magnitude (ties: the earlier kept).
-fn keep_largest(w: &mut [f32], keep: usize) {
-    let mut order: Vec<usize> = (0..w.len()).collect();
-    order.sort_by(|&a, &b| w[b].abs().total_cmp(&w[a].abs()).then(a.cmp(&b)));
-    for &k in &order[keep.min(w.len())..] {
-        w[k] = 0.0;
-    }
-}
-
 /// Magnitude pruning of the layers named in `only` (every layer when `None`) to `density`.
 pub fn magnitude(model: &mut Model, density: f64, scope: Scope, only: Option<&[String]>) {
     let chosen = |name: &str| only.is_none_or(|o| o.iter().any(|n| n == name));
@@ -50,7 +38,7 @@ pub fn magnitude(model: &mut Model, density: f64, scope: Scope, only: Option<&[S
             for n in model.nodes.iter_mut().filter(|n| chosen(&n.name)) {
                 if let Op::Layer(l) = &mut n.op {
                     let keep = kept(l.weights.len(), density);
-                    keep_largest(&mut l.weights, keep);
+                    keep_largest(&mut l.weights, keep, |v| v.abs() as f64);
                 }
             }
         }
@@ -279,8 +267,8 @@ mod tests {
 
     #[test]
     fn keep_largest_keeps_the_largest_magnitudes() {
-        let mut w = vec![0.1, -0.5, 0.3, -0.2, 0.05];
-        keep_largest(&mut w, 2);
+        let mut w = vec![0.1f32, -0.5, 0.3, -0.2, 0.05];
+        keep_largest(&mut w, 2, |v| v.abs() as f64);
         assert_eq!(w, vec![0.0, -0.5, 0.3, 0.0, 0.0]);
         assert_eq!(density(&w), 0.4);
     }

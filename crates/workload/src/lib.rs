@@ -12,5 +12,6 @@ pub use layer::{
     MAX_TENSOR_ELEMENTS, NETWORKS,
 };
 pub use tensor::{
-    ofmap_dims, reference_conv, synthetic_ifmap, synthetic_weights, Formats, SplitMix64, Tensor,
+    keep_largest, kept, ofmap_dims, reference_conv, synthetic_ifmap, synthetic_weights, Formats,
+    SplitMix64, Tensor,
 };

@@ -174,6 +174,21 @@ pub fn synthetic_weights(layer: &ConvLayer, seed: u64, fmt: Formats) -> Tensor {
     t
 }
 
+/// How many of `n` values a density (0 to 1) keeps, rounded to nearest.
+pub fn kept(n: usize, density: f64) -> usize {
+    ((n as f64 * density.clamp(0.0, 1.0)).round() as usize).min(n)
+}
+
+/// Magnitude pruning: zeroes all but the `keep` values of largest `magnitude` (of equals, the
+/// earlier are kept).
+pub fn keep_largest<T: Copy + Default>(v: &mut [T], keep: usize, magnitude: impl Fn(T) -> f64) {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| magnitude(v[b]).total_cmp(&magnitude(v[a])).then(a.cmp(&b)));
+    for &k in &order[keep.min(v.len())..] {
+        v[k] = T::default();
+    }
+}
+
 /// The output shape `[N][M][E][F]` of a layer.
 pub fn ofmap_dims(layer: &ConvLayer) -> [usize; 4] {
     [

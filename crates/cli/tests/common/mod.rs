@@ -21,6 +21,12 @@ pub fn scratch_in(dir: &str, name: &str) -> PathBuf {
 #[allow(dead_code)] // not every test binary that includes `common` writes topologies
 pub const SCALESIM_HEAD: &str = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n";
 
+/// Writes a SCALE-Sim topology: the header line, then `rows`.
+#[allow(dead_code)]
+pub fn write_scalesim(path: &Path, rows: &str) {
+    std::fs::write(path, format!("{SCALESIM_HEAD}{rows}")).unwrap();
+}
+
 /// Waits for `child` to exit, failing the test (and killing it) after `limit`: a hang is a
 /// failure, not a stuck test run.
 #[allow(dead_code)]
@@ -45,19 +51,24 @@ pub fn wait_at_most(
 /// `rowsim run` of the digits model over its test split, statistics to `stats`.
 #[allow(dead_code)]
 pub fn run_digits(stats: &Path) -> std::process::Output {
-    rowsim()
-        .args([
-            "run",
-            "--net",
-            "models/digits/digits.onnx",
-            "--input",
-            "models/digits/test_x.npy",
-            "--labels",
-            "models/digits/test_y.npy",
-            "-q",
-            "--stats-json",
-        ])
-        .arg(stats)
-        .output()
-        .unwrap()
+    digits(stats).output().unwrap()
+}
+
+/// The command of [`run_digits`], to add arguments to or spawn.
+#[allow(dead_code)]
+pub fn digits(stats: &Path) -> Command {
+    let mut c = rowsim();
+    c.args([
+        "run",
+        "--net",
+        "models/digits/digits.onnx",
+        "--input",
+        "models/digits/test_x.npy",
+        "--labels",
+        "models/digits/test_y.npy",
+        "-q",
+        "--stats-json",
+    ])
+    .arg(stats);
+    c
 }
