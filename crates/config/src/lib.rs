@@ -76,6 +76,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "eyeriss-v1-skip",
         include_str!("../../../hw-configs/eyeriss-v1-skip.toml"),
     ),
+    (
+        "eyeriss-v1-sparse",
+        include_str!("../../../hw-configs/eyeriss-v1-sparse.toml"),
+    ),
     ("tiny", include_str!("../../../hw-configs/tiny.toml")),
     (
         "isca2016-rs",
@@ -235,8 +239,14 @@ impl HwConfig {
     pub fn describe(&self) -> String {
         let mhz = |hz: u64| hz as f64 / 1e6;
         let spad = |s: &Spad| {
+            let mask = match s.mask_bits {
+                Some(bits) if s.compressed => {
+                    format!("; compressed: a {bits}-bit zero mask, the nonzero weights")
+                }
+                _ => String::new(),
+            };
             format!(
-                "{} x {}b ({} B, {})",
+                "{} x {}b ({} B, {}{mask})",
                 s.entries,
                 s.width_bits,
                 s.entries as u64 * s.width_bits as u64 / 8,
@@ -421,7 +431,8 @@ mod builtin_tests {
         }
         let e = load_spec("eyeriss-v9").unwrap_err().to_string();
         assert!(
-            e.contains("eyeriss-v9") && e.contains("built in: eyeriss-v1, eyeriss-v1-skip, tiny"),
+            e.contains("eyeriss-v9")
+                && e.contains("built in: eyeriss-v1, eyeriss-v1-skip, eyeriss-v1-sparse, tiny"),
             "{e}"
         );
     }

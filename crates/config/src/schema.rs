@@ -108,6 +108,20 @@ pub struct Spad {
     pub entries: u32,
     pub width_bits: u32,
     pub kind: SpadKind,
+    /// Filter spad only: weights held compressed (a zero mask and the nonzero values, see
+    /// `rowsim_datapath::zmask`), as they also sit in the GLB and cross DRAM and the filter
+    /// GIN. Needs `datapath.zero_skipping` (the PE walks the mask) and excludes
+    /// `rlc.code_filters` (the stream on the bus is already compressed).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compressed: bool,
+    /// Filter spad only, with `compressed`: bits of the weight zero mask, one a weight, so a
+    /// PE holds at most `mask_bits` weights of which at most `entries` nonzero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_bits: Option<u32>,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

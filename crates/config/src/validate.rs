@@ -134,6 +134,43 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
         );
     }
 
+    for (name, s) in [("ifmap", &hw.spad.ifmap), ("psum", &hw.spad.psum)] {
+        c.rule(&format!("spad.{name}.compressed"), !s.compressed, || {
+            "only the filter spad holds compressed data".into()
+        });
+        c.rule(
+            &format!("spad.{name}.mask_bits"),
+            s.mask_bits.is_none(),
+            || "only the filter spad has a weight zero mask".into(),
+        );
+    }
+    let fs = &hw.spad.filter;
+    match (fs.compressed, fs.mask_bits) {
+        (true, Some(bits)) => {
+            c.range(
+                "spad.filter.mask_bits",
+                bits as u64,
+                fs.entries as u64,
+                65_536,
+            );
+        }
+        (true, None) => c.rule("spad.filter.mask_bits", false, || {
+            "must be given when spad.filter.compressed is on (bits of the weight zero mask)".into()
+        }),
+        (false, Some(_)) => c.rule("spad.filter.mask_bits", false, || {
+            "is only read when spad.filter.compressed is on".into()
+        }),
+        (false, None) => {}
+    }
+    if fs.compressed {
+        c.rule("spad.filter.compressed", hw.datapath.zero_skipping, || {
+            "needs datapath.zero_skipping: a PE holding compressed weights walks their mask".into()
+        });
+        c.rule("rlc.code_filters", !hw.rlc.code_filters, || {
+            "must be off with spad.filter.compressed: the filter stream on the DRAM bus is already compressed".into()
+        });
+    }
+
     for (name, v) in [
         ("filter_fifo_depth", hw.pe.filter_fifo_depth),
         ("ifmap_fifo_depth", hw.pe.ifmap_fifo_depth),

@@ -297,3 +297,59 @@ fn zero_skipping_needs_its_energy_and_the_rs_pe() {
     assert_eq!(e.field, "datapath.zero_skipping");
     assert!(e.message.contains("row-stationary"), "{e}");
 }
+
+/// Compressed weights: only the filter spad, with a mask of at least its entries, zero skipping
+/// on and the bus coding of filters off; each refusal names the field and the limit.
+#[test]
+fn compressed_weights_are_checked_field_by_field() {
+    let text = std::fs::read_to_string(hw_configs().join("eyeriss-v1-sparse.toml")).unwrap();
+    let hw = parse(&text, Path::new("sparse.toml")).unwrap();
+    assert!(hw.spad.filter.compressed && hw.spad.filter.mask_bits == Some(288));
+    assert!(
+        hw.describe().contains("288-bit zero mask"),
+        "{}",
+        hw.describe()
+    );
+    let refused = |from: &str, to: &str| {
+        assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once");
+        parse(&text.replace(from, to), Path::new("bad.toml"))
+            .expect_err("must be refused")
+            .0
+            .remove(0)
+    };
+    let e = refused("mask_bits = 288 ", "mask_bits = 100 ");
+    assert_eq!(e.field, "spad.filter.mask_bits");
+    assert!(e.to_string().contains("224"), "{e}");
+    let e = refused("mask_bits = 288 ", "mask_bits = 70000 ");
+    assert_eq!(e.field, "spad.filter.mask_bits");
+    assert!(e.to_string().contains("65536"), "{e}");
+    let e = refused("mask_bits = 288 ", "# no mask ");
+    assert_eq!(e.field, "spad.filter.mask_bits");
+    assert!(e.message.contains("must be given"), "{e}");
+    let e = refused("compressed = true ", "compressed = false ");
+    assert_eq!(e.field, "spad.filter.mask_bits");
+    assert!(e.message.contains("only read when"), "{e}");
+    let e = refused("zero_skipping = true ", "zero_skipping = false ");
+    assert!(
+        e.field == "spad.filter.compressed" || e.field == "energy.skip_index",
+        "{e}"
+    );
+    let all = parse(
+        &text.replace("zero_skipping = true ", "zero_skipping = false "),
+        Path::new("bad.toml"),
+    )
+    .unwrap_err()
+    .0;
+    assert!(
+        all.iter().any(|e| e.field == "spad.filter.compressed"
+            && e.message.contains("needs datapath.zero_skipping")),
+        "{all:?}"
+    );
+    let e = refused("code_filters = false ", "code_filters = true ");
+    assert_eq!(e.field, "rlc.code_filters");
+    let e = refused(
+        "entries = 12\n",
+        "entries = 12\ncompressed = true\nmask_bits = 12\n",
+    );
+    assert_eq!(e.field, "spad.ifmap.compressed");
+}
