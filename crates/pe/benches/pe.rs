@@ -19,6 +19,7 @@ fn bench(label: &str, prim: Primitive) {
         filter_entries: 224,
         ifmap_entries: 12,
         psum_entries: 24,
+        mask_bits: None,
     };
     let Link {
         tx: mut f_tx,
@@ -120,6 +121,7 @@ fn main() {
             mac,
             zero_gating: true,
             zero_skipping: false,
+            compressed: false,
         },
     );
     bench(
@@ -135,6 +137,7 @@ fn main() {
             mac,
             zero_gating: true,
             zero_skipping: false,
+            compressed: false,
         },
     );
 }

@@ -47,6 +47,15 @@
 //! access; they are counted as skipped. So a position costs `1 + (nonzero pairs) + 2 + p`
 //! cycles when nothing stalls.
 //!
+//! # Compressed weights (`compressed`, with zero skipping)
+//! The filter stream is the row's zero mask, `ceil(p*q*S / 16)` words, then its nonzero values
+//! (`rowsim_datapath::zmask`). The mask words go into the weight zero buffer (an index write
+//! each, one cycle each), the values into the filter spad packed from entry 0 (a spad write
+//! each): so a row of `nnz` nonzero weights loads in `ceil(p*q*S/16) + nnz` cycles, and the
+//! spad needs `nnz` entries, not `p*q*S` (the mask, `mask_bits` long, bounds `p*q*S`). The
+//! MAC of weight `i` reads entry `popcount(mask[0..i])`, the rank the index read yields
+//! along with the zero bits. A corrupt row is a fault naming the PE and the word.
+//!
 //! # What counts as an access (the PE's counters)
 //! filter spad: a write per weight loaded, a read per MAC not gated. ifmap spad: a write per
 //! value stored, a read per `(position, s, c)`. psum spad: a read and a write per MAC not gated,
@@ -69,15 +78,25 @@ pub struct PeSizes {
     pub filter_entries: u32,
     pub ifmap_entries: u32,
     pub psum_entries: u32,
+    /// Bits of the weight zero mask of a PE that holds compressed weights
+    /// (`spad.filter.mask_bits`); `None` for a PE that holds them uncompressed.
+    pub mask_bits: Option<u32>,
 }
 
 impl PeSizes {
     pub fn from_config(hw: &HwConfig) -> Self {
+        let f = &hw.spad.filter;
         PeSizes {
-            filter_entries: hw.spad.filter.entries,
+            filter_entries: f.entries,
             ifmap_entries: hw.spad.ifmap.entries,
             psum_entries: hw.spad.psum.entries,
+            mask_bits: if f.compressed { f.mask_bits } else { None },
         }
+    }
+
+    /// Weights a filter row may hold: the mask's bits when compressed, else the entries.
+    fn weight_slots(&self) -> u32 {
+        self.mask_bits.unwrap_or(0).max(self.filter_entries)
     }
 }
 
@@ -102,6 +121,9 @@ pub struct Primitive {
     pub zero_gating: bool,
     /// Zero skipping (see the crate docs): zero ifmap values and zero weights take no cycle.
     pub zero_skipping: bool,
+    /// Compressed weights (see the crate docs): the filter stream is a zero mask and the
+    /// nonzero values (`rowsim_datapath::zmask`). Needs `zero_skipping`.
+    pub compressed: bool,
 }
 
 impl Primitive {
@@ -133,6 +155,11 @@ pub enum PeError {
     Busy {
         pe: String,
     },
+    /// A compressed-weight primitive this PE cannot run.
+    Compressed {
+        pe: String,
+        why: String,
+    },
 }
 
 impl fmt::Display for PeError {
@@ -150,6 +177,7 @@ impl fmt::Display for PeError {
             ),
             PeError::Zero { pe, field } => write!(f, "{pe}: primitive field {field} must be at least 1"),
             PeError::Busy { pe } => write!(f, "{pe}: configured while still running a primitive"),
+            PeError::Compressed { pe, why } => write!(f, "{pe}: compressed weights: {why}"),
         }
     }
 }
@@ -186,6 +214,8 @@ pub struct PeCounters {
     pub macs_skipped: u64,
     pub index_cycles: u64,
     pub index_reads: u64,
+    /// Compressed weights: mask words written into the weight zero buffer.
+    pub index_writes: u64,
     pub overflows: MacCounters,
 }
 
@@ -308,8 +338,15 @@ pub struct Pe {
     psum_spad: Vec<i16>,
     /// One bit per ifmap-spad entry.
     zero_buffer: u64,
-    /// Zero skipping: one bit per filter-spad entry (a zero weight).
+    /// Zero skipping: one bit per weight of the row (a zero weight): per filter-spad entry, or
+    /// with compressed weights per mask bit.
     weight_zero: Vec<u64>,
+    /// Compressed weights: the filter-spad entry of each nonzero weight, `popcount` of the
+    /// mask below it (what the index read's address arithmetic yields), and the mask words
+    /// and nonzero values loaded so far and expected.
+    weight_rank: Vec<u32>,
+    masks_loaded: u32,
+    nonzeros: u32,
     /// Zero skipping: whether this position's index has been read, the nonzero pairs it has
     /// still to issue, and the `(s, c)` whose ifmap value is held.
     indexed: bool,
@@ -379,7 +416,14 @@ impl Pe {
             ifmap_spad: vec![0; sizes.ifmap_entries as usize],
             psum_spad: vec![0; sizes.psum_entries as usize],
             zero_buffer: 0,
-            weight_zero: vec![0; (sizes.filter_entries as usize).div_ceil(64)],
+            weight_zero: vec![0; (sizes.weight_slots() as usize).div_ceil(64)],
+            weight_rank: if sizes.mask_bits.is_some() {
+                vec![0; sizes.weight_slots() as usize]
+            } else {
+                Vec::new()
+            },
+            masks_loaded: 0,
+            nonzeros: 0,
             indexed: false,
             nz_left: 0,
             held_group: u32::MAX,
@@ -435,10 +479,30 @@ impl Pe {
             }
         }
         let (p, q, s) = (prim.p as u64, prim.q as u64, prim.s as u64);
+        if prim.compressed {
+            let why = match self.sizes.mask_bits {
+                None => {
+                    Some("this PE has no weight zero mask (spad.filter.compressed is off)".into())
+                }
+                Some(_) if !prim.zero_skipping => {
+                    Some("they need zero skipping (the PE walks the mask)".into())
+                }
+                Some(bits) if p * q * s > bits as u64 => Some(format!(
+                    "a row of p*q*S = {} weights needs {} mask bits; the mask has {bits}",
+                    p * q * s,
+                    p * q * s
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                return Err(PeError::Compressed { pe: pe(), why });
+            }
+        }
         let fits = [
             (
                 "filter",
-                p * q * s,
+                // Compressed, the nonzero count is checked as the mask arrives.
+                if prim.compressed { 0 } else { p * q * s },
                 self.sizes.filter_entries,
                 "p*q*S weights",
             ),
@@ -521,6 +585,8 @@ impl Pe {
         self.indexed = false;
         self.nz_left = 0;
         self.held_group = u32::MAX;
+        self.masks_loaded = 0;
+        self.nonzeros = 0;
         Ok(())
     }
 
@@ -551,9 +617,12 @@ impl Pe {
         self.row as u64 * self.w as u64 + (self.x * prim.u) as u64
     }
 
-    fn issue_filter_load(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
+    fn issue_filter_load(&mut self, cx: &StepCtx, prim: &Primitive) -> Result<bool, Fault> {
+        if prim.compressed {
+            return self.issue_compressed_load(cx);
+        }
         let total = prim.p * prim.q * prim.s;
-        match self.ports.filter_in.try_recv(cx) {
+        Ok(match self.ports.filter_in.try_recv(cx) {
             Some(w) => {
                 let a = self.weights_loaded;
                 self.filter_spad[a as usize] = w;
@@ -579,7 +648,66 @@ impl Pe {
                 self.counters.stall_filter += 1;
                 false
             }
+        })
+    }
+
+    /// A compressed row: its `ceil(p*q*S/16)` mask words into the weight zero buffer (an index
+    /// write each), then its nonzero values packed from entry 0 (a spad write each), one word
+    /// a cycle. A corrupt row (mask bits past the row, more nonzeros than entries, a zero
+    /// value) is a fault naming the PE and the word.
+    fn issue_compressed_load(&mut self, cx: &StepCtx) -> Result<bool, Fault> {
+        let Some(w) = self.ports.filter_in.try_recv(cx) else {
+            self.counters.stall_filter += 1;
+            return Ok(false);
+        };
+        let masks = self.ops.div_ceil(16);
+        let fault = |e: rowsim_datapath::zmask::DecodeError| format!("{}: {e}", self.name);
+        if self.masks_loaded < masks {
+            let k = self.masks_loaded;
+            rowsim_datapath::zmask::check_mask_word(k as usize, w as u16, self.ops as usize)
+                .map_err(fault)?;
+            // The buffer holds zero bits: the mask's complement, within the row.
+            let valid = (self.ops - 16 * k).min(16);
+            let zeros = !(w as u16) as u64 & ((1u64 << valid) - 1);
+            let (word, shift) = ((16 * k / 64) as usize, 16 * k % 64);
+            self.weight_zero[word] =
+                (self.weight_zero[word] & !(0xFFFFu64 << shift)) | (zeros << shift);
+            for b in 0..valid {
+                let i = (16 * k + b) as usize;
+                self.weight_rank[i] = self.nonzeros;
+                self.nonzeros += ((w as u16) >> b) as u32 & 1;
+            }
+            if self.nonzeros > self.sizes.filter_entries {
+                return Err(fault(rowsim_datapath::zmask::DecodeError::TooManyNonzeros {
+                    word: k as usize,
+                    nnz: self.nonzeros as u64,
+                    entries: self.sizes.filter_entries as u64,
+                })
+                .into());
+            }
+            self.masks_loaded += 1;
+            self.counters.index_writes += 1;
+            if self.masks_loaded == masks && self.nonzeros == 0 {
+                self.state = PeState::Compute;
+            }
+            return Ok(true);
         }
+        let a = self.weights_loaded;
+        if w == 0 {
+            return Err(fault(rowsim_datapath::zmask::DecodeError::ZeroValue {
+                word: (masks + a) as usize,
+            })
+            .into());
+        }
+        self.filter_spad[a as usize] = w;
+        self.counters.filter_spad_writes += 1;
+        self.strobes |= strobe::FILTER_WR;
+        self.held.filter_wr = (a, w);
+        self.weights_loaded += 1;
+        if self.weights_loaded == self.nonzeros {
+            self.state = PeState::Compute;
+        }
+        Ok(true)
     }
 
     fn issue_mac(&mut self, prim: &Primitive) -> bool {
@@ -703,10 +831,16 @@ impl Pe {
             self.strobes |= strobe::IFMAP_RD;
             self.held.ifmap_rd = (a, self.held_ifmap);
         }
-        let weight = self.filter_spad[op as usize];
+        // Compressed weights are packed: weight `op` is at its rank among the nonzero ones.
+        let fa = if prim.compressed {
+            self.weight_rank[op as usize]
+        } else {
+            op
+        };
+        let weight = self.filter_spad[fa as usize];
         self.counters.filter_spad_reads += 1;
         self.strobes |= strobe::FILTER_RD;
-        self.held.filter_rd = (op, weight);
+        self.held.filter_rd = (fa, weight);
         self.rd = Some(RdReg {
             f: op % prim.p,
             gated: false,
@@ -1066,7 +1200,7 @@ impl Component for Pe {
         let mut moved = pipe_busy;
         // RD: issue the next operation, from the state as it was before this edge.
         moved |= match self.state {
-            PeState::LoadFilters => self.issue_filter_load(cx, &prim),
+            PeState::LoadFilters => self.issue_filter_load(cx, &prim)?,
             PeState::Compute => self.issue_mac(&prim),
             PeState::Drain => self.issue_drain(cx, &prim, pipe_busy)?,
             PeState::Idle | PeState::Done => false,

@@ -21,8 +21,20 @@ pub struct RowJob {
 }
 
 impl RowJob {
-    /// The filter stream, in filter-spad order `(s, c, f)`.
+    /// The filter stream, in filter-spad order `(s, c, f)`; with compressed weights, that row
+    /// as a zero mask and its nonzero values (`rowsim_datapath::zmask`).
     pub fn filter_stream(&self) -> Vec<i16> {
+        let row = self.filter_row();
+        if !self.prim.compressed {
+            return row;
+        }
+        let mut v = Vec::new();
+        rowsim_datapath::zmask::encode_row(&row, &mut v);
+        v
+    }
+
+    /// The weights in filter-spad order `(s, c, f)`, uncompressed.
+    pub fn filter_row(&self) -> Vec<i16> {
         let Primitive { p, q, s, .. } = self.prim;
         let mut v = Vec::with_capacity((p * q * s) as usize);
         for si in 0..s {
@@ -150,6 +162,17 @@ impl Harness {
         job: &RowJob,
         wiring: BenchWiring,
     ) -> Result<Self, String> {
+        Self::with_filter_stream(name, sizes, job, wiring, job.filter_stream())
+    }
+
+    /// [`Harness::new`] feeding `filters` as the filter stream (a corrupt compressed row, say).
+    pub fn with_filter_stream(
+        name: &str,
+        sizes: PeSizes,
+        job: &RowJob,
+        wiring: BenchWiring,
+        filters: Vec<i16>,
+    ) -> Result<Self, String> {
         let mut sched = Scheduler::new();
         let clock = sched
             .add_clock("core", 200_000_000)
@@ -177,7 +200,7 @@ impl Harness {
             Feeder::new(
                 &format!("{scope}.filter_feeder"),
                 filter.tx,
-                job.filter_stream(),
+                filters,
                 wiring.wide_per_cycle,
             ),
         );

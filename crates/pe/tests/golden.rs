@@ -13,6 +13,7 @@ const EYERISS: PeSizes = PeSizes {
     filter_entries: 224,
     ifmap_entries: 12,
     psum_entries: 24,
+    mask_bits: None,
 };
 
 /// S=3, W=7 (so F=5), p=2 filters, q=2 channels, one row, psums in; the ifmap has zeros.
@@ -28,6 +29,7 @@ fn golden_job(zero_gating: bool) -> RowJob {
         mac: MacConfig::default(),
         zero_gating,
         zero_skipping: false,
+        compressed: false,
     };
     RowJob {
         prim,

@@ -10,6 +10,7 @@ const EYERISS: PeSizes = PeSizes {
     filter_entries: 224,
     ifmap_entries: 12,
     psum_entries: 24,
+    mask_bits: None,
 };
 
 fn run(job: &RowJob, sizes: PeSizes) -> RunResult {
@@ -103,6 +104,7 @@ fn job_strategy(sizes: PeSizes) -> impl Strategy<Value = RowJob> {
                     .unwrap(),
                     zero_gating: gating,
                     zero_skipping: false,
+                    compressed: false,
                 };
                 let w = prim.w();
                 // zero_level 0: no zeros; 3: mostly zeros.
@@ -145,8 +147,8 @@ proptest! {
     }
 
     #[test]
-    fn small_spads_without_room_to_prefetch(job in job_strategy(PeSizes { filter_entries: 48, ifmap_entries: 6, psum_entries: 8 })) {
-        let sizes = PeSizes { filter_entries: 48, ifmap_entries: 6, psum_entries: 8 };
+    fn small_spads_without_room_to_prefetch(job in job_strategy(PeSizes { filter_entries: 48, ifmap_entries: 6, psum_entries: 8, mask_bits: None })) {
+        let sizes = PeSizes { filter_entries: 48, ifmap_entries: 6, psum_entries: 8, mask_bits: None };
         let r = run(&job, sizes);
         prop_assert_eq!(&r.rows, &reference_rows(&job));
         check_counts(&job, &r);
@@ -209,6 +211,63 @@ proptest! {
         );
     }
 
+    /// Compressed weights: the same psums as skipping with the row uncompressed and the same
+    /// MAC-side counters; the row loads as its `ceil(L/16)` mask words (an index write each)
+    /// and its nonzero values (a spad write each), and the cycle account adds up with them. An
+    /// 8-entry spad runs rows of up to 224 weights with at most 8 nonzero.
+    #[test]
+    fn compressed_weights_load_the_mask_and_the_nonzeros(mut job in job_strategy(EYERISS), wz in 0u32..=3, narrow in any::<bool>()) {
+        for (k, v) in job.weights.iter_mut().enumerate() {
+            if (k as u32 * 7 + 3) % 4 < wz {
+                *v = 0;
+            }
+        }
+        let mut sizes = PeSizes { mask_bits: Some(224), ..EYERISS };
+        if narrow {
+            // Keep the first 8 nonzero weights of the row (in spad order) only.
+            let mut kept = 0;
+            let (p, q, s) = (job.prim.p, job.prim.q, job.prim.s);
+            for si in 0..s {
+                for c in 0..q {
+                    for f in 0..p {
+                        let v = &mut job.weights[((f * q + c) * s + si) as usize];
+                        if *v != 0 {
+                            if kept == 8 { *v = 0 } else { kept += 1 }
+                        }
+                    }
+                }
+            }
+            sizes.filter_entries = 8;
+        }
+        job.prim.zero_gating = true;
+        job.prim.zero_skipping = true;
+        let plain = run(&job, PeSizes { mask_bits: Some(224), ..EYERISS });
+        job.prim.compressed = true;
+        let packed = run(&job, sizes);
+        prop_assert_eq!(&packed.rows, &reference_rows(&job));
+        prop_assert_eq!(&packed.rows, &plain.rows);
+        let l = (job.prim.p * job.prim.q * job.prim.s) as u64;
+        let nnz = job.weights.iter().filter(|&&v| v != 0).count() as u64;
+        let (c, d) = (packed.counters, plain.counters);
+        prop_assert_eq!(c.index_writes, l.div_ceil(16));
+        prop_assert_eq!(c.filter_spad_writes, nnz);
+        prop_assert_eq!(d.index_writes, 0);
+        prop_assert_eq!(d.filter_spad_writes, l);
+        for (a, b) in [
+            (c.macs, d.macs), (c.macs_skipped, d.macs_skipped), (c.index_reads, d.index_reads),
+            (c.index_cycles, d.index_cycles), (c.filter_spad_reads, d.filter_spad_reads),
+            (c.ifmap_spad_reads, d.ifmap_spad_reads), (c.ifmap_spad_writes, d.ifmap_spad_writes),
+            (c.psum_spad_reads, d.psum_spad_reads), (c.psum_spad_writes, d.psum_spad_writes),
+        ] {
+            prop_assert_eq!(a, b);
+        }
+        let pipeline = c.filter_spad_writes + c.index_writes + c.pipeline_bubbles + c.psums_out;
+        prop_assert_eq!(
+            c.macs + c.stall_filter + c.stall_ifmap + c.stall_psum_in + c.stall_psum_out + pipeline + c.index_cycles,
+            c.active_cycles
+        );
+    }
+
     #[test]
     fn zero_gating_changes_energy_counters_only(mut job in job_strategy(EYERISS)) {
         job.prim.zero_gating = true;
@@ -244,6 +303,7 @@ fn steady_state_costs_pqs_plus_2_plus_p_cycles_per_position() {
         mac: MacConfig::default(),
         zero_gating: true,
         zero_skipping: false,
+        compressed: false,
     };
     let w = prim.w() as usize;
     let job = RowJob {
@@ -290,6 +350,7 @@ fn primitives_that_do_not_fit_name_the_spad() {
         mac: MacConfig::default(),
         zero_gating: true,
         zero_skipping: false,
+        compressed: false,
     };
     let job = |prim: Primitive| RowJob {
         prim,
@@ -339,7 +400,82 @@ fn sizes_come_from_the_hw_config() {
         PeSizes {
             filter_entries: 48,
             ifmap_entries: 6,
-            psum_entries: 8
+            psum_entries: 8,
+            mask_bits: None,
         }
     );
+}
+
+/// A corrupt compressed row is a fault that names the PE and the word, never a panic: mask bits
+/// past the row, more nonzero weights than entries, a zero where the mask promises a value; and
+/// a compressed primitive on a PE without a mask is refused.
+#[test]
+fn corrupt_compressed_rows_are_faults_naming_the_word() {
+    let prim = Primitive {
+        p: 2,
+        q: 2,
+        s: 3,
+        u: 1,
+        f: 2,
+        rows: 1,
+        psum_in: false,
+        mac: MacConfig::default(),
+        zero_gating: true,
+        zero_skipping: true,
+        compressed: true,
+    };
+    let w = prim.w() as usize;
+    let job = RowJob {
+        prim,
+        weights: vec![1, 0, 2, 0, 0, 3, 0, 0, 0, 4, 0, 5],
+        ifmaps: vec![(1..=2 * w as i16).collect()],
+        psum_in: vec![],
+    };
+    let sizes = PeSizes {
+        filter_entries: 4,
+        mask_bits: Some(16),
+        ..EYERISS
+    };
+    let fail = |stream: Vec<i16>| {
+        Harness::with_filter_stream("top.pe", sizes, &job, BenchWiring::default(), stream)
+            .unwrap()
+            .run(&job, None)
+            .expect_err("a corrupt row must fail")
+            .to_string()
+    };
+    // Bit 12 of a 12-weight row.
+    let e = fail(vec![0x1001, 7]);
+    assert!(
+        e.contains("top.pe") && e.contains("mask word 0 (0x1001)"),
+        "{e}"
+    );
+    // Five nonzero weights on a 4-entry spad (the row above has 5).
+    let e = fail(job.filter_stream());
+    assert!(
+        e.contains("top.pe") && e.contains("5 nonzero weights") && e.contains("4 entries"),
+        "{e}"
+    );
+    // A zero value at word 2.
+    let e = fail(vec![0b11, 9, 0]);
+    assert!(
+        e.contains("top.pe") && e.contains("word 2 is a zero value"),
+        "{e}"
+    );
+    // No mask on this PE.
+    let e = Harness::new("top.pe", EYERISS, &job, BenchWiring::default())
+        .err()
+        .unwrap();
+    assert!(e.contains("no weight zero mask"), "{e}");
+    let e = Harness::new(
+        "top.pe",
+        PeSizes {
+            mask_bits: Some(8),
+            ..EYERISS
+        },
+        &job,
+        BenchWiring::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(e.contains("12 mask bits; the mask has 8"), "{e}");
 }
