@@ -6,7 +6,8 @@
 //! - **pe**: one PE's work, `n * F * (p*q*S + 2 + p)` cycles (a position's MAC slots, the two
 //!   pipeline bubbles and `p` drain cycles; see `rowsim_pe`); with zero skipping
 //!   `n * F * (1 + 2 + p)` (the index cycle: every MAC may be skipped);
-//! - **filter_gin**: `t*r*R * ceil(p*q*S / words a beat)` beats, one a cycle;
+//! - **filter_gin**: `t*r*R * ceil(p*q*S / words a beat)` beats, one a cycle (compressed
+//!   weights: `ceil(p*q*S/16)` mask words a row, the least a row can be);
 //! - **ifmap_gin**: for every image, used column, channel group, channel and band row, one beat
 //!   when X-bus row IDs and PE column IDs can encode the diagonal (see `rowsim_chip::plan`),
 //!   else one beat per PE that needs the value;
@@ -134,8 +135,13 @@ pub fn cycle_bound(pb: &Problem, mapping: &Mapping, hw: &HwConfig, counts: &Coun
         w(p * q * pb.s)
     };
     let pe = w(n) * w(pb.f) * (macs_a_position + 2 + w(p));
-    let filter_gin =
-        w(t * r * pb.r) * w(p * q * pb.s).div_ceil(words_a_beat(n_.filter_gin.width_bits));
+    // Compressed rows are at least their mask: a row of zeros.
+    let row_words = if hw.spad.filter.compressed {
+        rowsim_datapath::zmask::mask_words(w(p * q * pb.s))
+    } else {
+        w(p * q * pb.s)
+    };
+    let filter_gin = w(t * r * pb.r) * row_words.div_ceil(words_a_beat(n_.filter_gin.width_bits));
     let diagonal = ifmap_diagonal_ids_fit(pb, mapping, hw);
     let (pw, gw) = (
         words_a_beat(n_.psum_gin.width_bits),

@@ -31,6 +31,10 @@ pub struct Counts {
     /// pointer); 0 without skipping.
     #[serde(skip_serializing_if = "is_zero")]
     pub index_reads: u64,
+    /// Compressed weights' index writes: the mask words written into the PEs' weight zero
+    /// buffers; 0 without compression.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index_writes: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -72,7 +76,7 @@ impl Counts {
             noc: t.noc * noc.total() as f64,
             spad: t.spad * spad.total() as f64,
             mac: t.mac * (self.macs - self.macs_gated) as f64,
-            index: t.skip_index.unwrap_or(0.0) * self.index_reads as f64,
+            index: t.skip_index.unwrap_or(0.0) * (self.index_reads + self.index_writes) as f64,
         };
         Energy {
             unit: t.unit.clone(),
@@ -99,7 +103,8 @@ pub struct EnergyByLevel {
     pub noc: f64,
     pub spad: f64,
     pub mac: f64,
-    /// Zero skipping's index reads (`energy.skip_index` each).
+    /// Zero skipping's index reads and compressed weights' index writes (`energy.skip_index`
+    /// each).
     #[serde(default, skip_serializing_if = "is_zero_f")]
     pub index: f64,
 }
@@ -148,9 +153,28 @@ impl StripSums {
     }
 }
 
-/// [`StripSums`] by strip height, for pricing many mappings of one problem and data.
+/// [`StripSums`] by strip height, and compressed filter rows by `(p, q)`, for pricing many
+/// mappings of one problem and data.
 #[derive(Clone, Debug, Default)]
-pub struct StripCache(std::collections::BTreeMap<u32, StripSums>);
+pub struct StripCache {
+    strips: std::collections::BTreeMap<u32, StripSums>,
+    rows: std::collections::BTreeMap<(u32, u32), crate::sparse::FilterRows>,
+}
+
+impl StripCache {
+    /// The compressed rows of `(p, q)` for the data's weights (computed once).
+    pub fn rows(
+        &mut self,
+        pb: &Problem,
+        p: u32,
+        q: u32,
+        weights: Option<&rowsim_workload::Tensor>,
+    ) -> &crate::sparse::FilterRows {
+        self.rows
+            .entry((p, q))
+            .or_insert_with(|| crate::sparse::FilterRows::of(pb, p, q, weights))
+    }
+}
 
 /// The closed-form counts of `mapping` (assumed legal: see [`Mapping::check`]).
 pub fn predict(pb: &Problem, mapping: &Mapping, pes_used: u32, data: &DataTotals) -> Counts {
@@ -205,7 +229,7 @@ pub fn predict_with(
         ifmap_dram,
         real_reads: strip_reads,
     } = *cache
-        .0
+        .strips
         .entry(e)
         .or_insert_with(|| StripSums::of(pb, e, data));
     let ifmap_glb_w = g * mbc * w(pb.n) * w(pb.real.c) * band_values * reloads;
@@ -224,10 +248,27 @@ pub fn predict_with(
 
     // Filters on the bus: raw, or each pass's stream coded (every key loaded once per image
     // block and strip).
-    let filter_dram = match &data.filter_coding {
-        None => passes * crate::data::raw_words(fw),
-        Some((fmt, None)) => passes * crate::data::coded_dense_words(fmt, fw),
-        Some((fmt, Some(weights))) => {
+    // Compressed weights: every row (each of the layer's once per image block and strip: the
+    // sum over strips of their width is E) as its mask and nonzeros, `t*r*R` rows a pass
+    // crossing the bus as one raw stream.
+    let compressed = data
+        .compressed
+        .as_ref()
+        .map(|wt| cache.rows(pb, p, q, wt.as_ref()).totals(pb, mapping));
+    let (filter_noc, filter_spad_w, index_writes, filter_glb) = match &compressed {
+        None => (filter_noc, filter_noc, 0, passes * fw),
+        Some(c) => (
+            nbc * big_e * c.total_words,
+            nbc * big_e * c.total_nnz,
+            nbc * big_e * c.mask_total,
+            nbc * w(strips) * c.total_words,
+        ),
+    };
+    let filter_dram = match (&data.filter_coding, &compressed) {
+        (_, Some(c)) => nbc * w(strips) * c.pass_raw_words,
+        (None, None) => passes * crate::data::raw_words(fw),
+        (Some((fmt, None)), None) => passes * crate::data::coded_dense_words(fmt, fw),
+        (Some((fmt, Some(weights))), None) => {
             let mut words = 0u64;
             for g in 0..pb.groups {
                 for mb in 0..pb.m / m {
@@ -268,12 +309,12 @@ pub fn predict_with(
             psum: ofmap_dram,
         },
         glb_reads: PerType {
-            filter: passes * fw,
+            filter: filter_glb,
             ifmap: ifmap_glb_r,
             psum: (continuing + finishing) * chain_out,
         },
         glb_writes: PerType {
-            filter: passes * fw,
+            filter: filter_glb,
             ifmap: ifmap_glb_w,
             psum: per_strip * chain_out,
         },
@@ -288,11 +329,12 @@ pub fn predict_with(
             psum: slots - gated + drains,
         },
         spad_writes: PerType {
-            filter: filter_noc,
+            filter: filter_spad_w,
             ifmap: ifmap_noc,
             psum: slots - gated,
         },
         index_reads,
+        index_writes,
     }
 }
 

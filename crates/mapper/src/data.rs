@@ -160,6 +160,9 @@ pub struct ExpectedData<'a> {
     pub ifmap_coded: bool,
     pub ifmap_zero_fraction: f64,
     pub ofmap_zero_fraction: f64,
+    /// The layer's weights, when known before the run (compressed rows are then sized
+    /// exactly, so the search can take mappings only a sparse layer fits).
+    pub weights: Option<&'a Tensor>,
 }
 
 impl ExpectedData<'_> {
@@ -197,6 +200,10 @@ impl DataModel for ExpectedData<'_> {
         let per_plane = (all - real) as f64 + self.ifmap_zero_fraction * real as f64;
         (per_plane * (pb.groups * pb.n * pb.c * pb.m) as f64).round() as u64
     }
+
+    fn weights(&self) -> Option<&Tensor> {
+        self.weights
+    }
 }
 
 /// The data terms summed once per layer, so pricing a mapping costs O(rows), not O(tensor).
@@ -216,6 +223,9 @@ pub struct DataTotals {
     /// Filter streams cross the bus coded (`rlc.code_filters`): the format, and the weights
     /// when known (each pass's stream is then sized exactly; else as a dense stream).
     pub filter_coding: Option<(RlcFormat, Option<Tensor>)>,
+    /// Weights held compressed (`spad.filter.compressed`): the weights when known (each row is
+    /// then sized exactly, see [`crate::sparse`]), else `None` (every weight taken as nonzero).
+    pub compressed: Option<Option<Tensor>>,
 }
 
 /// Bus words of a coded stream of `values`.
@@ -239,6 +249,9 @@ impl DataTotals {
             {
                 t.filter_coding = Some((fmt, data.weights().cloned()));
             }
+        }
+        if hw.spad.filter.compressed {
+            t.compressed = Some(data.weights().cloned());
         }
         if hw.datapath.zero_skipping {
             t.skipping = true;
@@ -274,6 +287,7 @@ impl DataTotals {
             ifmap_zero,
             skipping: false,
             filter_coding: None,
+            compressed: None,
         }
     }
 }

@@ -69,6 +69,7 @@ pub mod layer_file;
 pub mod mapping;
 pub mod nest;
 pub mod search;
+pub mod sparse;
 pub mod split;
 pub mod walk;
 
@@ -82,5 +83,6 @@ pub use search::{
     best, best_for, choose, choose_for, choose_with, enumerate, enumerate_for, evaluate,
     expected_data, first_legal, rank, Objective, Ranked,
 };
+pub use sparse::FilterRows;
 pub use split::{Part, Split};
 pub use walk::walk;

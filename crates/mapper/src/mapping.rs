@@ -389,8 +389,24 @@ impl Mapping {
         (ifmap.div_ceil(bw), psum.div_ceil(bw))
     }
 
-    /// Checks every rule; the error says which one broke and the numbers.
+    /// Checks every rule; the error says which one broke and the numbers. On a machine with
+    /// compressed weights (`spad.filter.compressed`) every weight is taken as nonzero (the
+    /// worst case; [`Mapping::check_rows`] checks against the layer's weights).
     pub fn check(&self, pb: &Problem, hw: &HwConfig) -> Result<Placement, MapError> {
+        self.check_rows(pb, hw, None)
+    }
+
+    /// [`Mapping::check`] with the compressed sizes of the layer's filter rows for this
+    /// mapping's `(p, q)` (see [`crate::sparse`]), on a machine with compressed weights: a row's
+    /// `p*q*S` weights must fit the mask (`spad.filter.mask_bits`), its nonzero weights the
+    /// filter spad, and a pass's `t*r*R` rows (each as long as the longest, aligned to a bank
+    /// entry) the GLB's filter banks. `None`, or a machine without compression: dense.
+    pub fn check_rows(
+        &self,
+        pb: &Problem,
+        hw: &HwConfig,
+        rows: Option<&crate::sparse::FilterRows>,
+    ) -> Result<Placement, MapError> {
         let fail = |why: String| {
             Err(MapError::Mapping {
                 mapping: *self,
@@ -449,7 +465,38 @@ impl Mapping {
             return fail(format!("e={e} is more than the output rows E={}", pb.e));
         }
         let sp = &hw.spad;
-        if p * q * pb.s > sp.filter.entries {
+        let dense_rows;
+        let compressed = match (sp.filter.compressed, rows) {
+            (false, _) => None,
+            (true, Some(r)) if (r.p, r.q) == (p, q) => Some(r),
+            (true, Some(r)) => {
+                return fail(format!(
+                    "the filter rows were sized for p={} q={}, not p={p} q={q}",
+                    r.p, r.q
+                ))
+            }
+            (true, None) => {
+                dense_rows = crate::sparse::FilterRows::of(pb, p, q, None);
+                Some(&dense_rows)
+            }
+        };
+        if let Some(rows) = compressed {
+            let bits = sp.filter.mask_bits.unwrap_or(0);
+            if p * q * pb.s > bits {
+                return fail(format!(
+                    "p*q*S={} weights do not fit the weight zero mask (spad.filter.mask_bits = {bits})",
+                    p * q * pb.s
+                ));
+            }
+            if rows.max_nnz > sp.filter.entries as u64 {
+                return fail(format!(
+                    "a filter row of p*q*S={} weights has {} nonzero; the filter spad holds {} (spad.filter.entries)",
+                    p * q * pb.s,
+                    rows.max_nnz,
+                    sp.filter.entries
+                ));
+            }
+        } else if p * q * pb.s > sp.filter.entries {
             return fail(format!(
                 "p*q*S={} weights do not fit the filter spad ({} entries)",
                 p * q * pb.s,
@@ -491,13 +538,26 @@ impl Mapping {
             ));
         }
         let bw = bank_words(hw);
-        let filter_words = (p * t * q * r * pb.r * pb.s) as u64;
         let filter_cap = hw.glb.filter_banks as u64 * bw;
-        if filter_words > filter_cap {
-            return fail(format!(
-                "a pass's {filter_words} weights do not fit the GLB's {} filter banks ({filter_cap} words)",
-                hw.glb.filter_banks
-            ));
+        if let Some(rows) = compressed {
+            let lanes = (hw.glb.bank_width_bits / hw.datapath.word_bits) as u64;
+            let words = crate::sparse::pass_filter_words(pb, self, rows, lanes);
+            if words > filter_cap {
+                return fail(format!(
+                    "a pass's {} compressed filter rows of up to {} words each ({words} words, rows aligned to bank entries) do not fit the GLB's {} filter banks ({filter_cap} words)",
+                    t * r * pb.r,
+                    rows.max_words(),
+                    hw.glb.filter_banks
+                ));
+            }
+        } else {
+            let filter_words = (p * t * q * r * pb.r * pb.s) as u64;
+            if filter_words > filter_cap {
+                return fail(format!(
+                    "a pass's {filter_words} weights do not fit the GLB's {} filter banks ({filter_cap} words)",
+                    hw.glb.filter_banks
+                ));
+            }
         }
         let (ib, pbk) = self.glb_banks(pb, hw);
         if ib + pbk > hw.glb.shared_banks as u64 {

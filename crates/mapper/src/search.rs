@@ -104,8 +104,17 @@ pub fn enumerate_for(
     let mut strips = crate::counts::StripCache::default();
     let mut out = Vec::new();
     let mut last_reason = why_no_candidate(&pb, hw);
+    // On a machine with compressed weights, each (p, q)'s rows sized from the weights when
+    // known: a sparse layer may fit mappings a dense one cannot.
+    let compressed = hw.spad.filter.compressed;
     for mapping in candidates(&pb, hw, dataflow) {
-        match mapping.check(&pb, hw) {
+        let checked = if compressed {
+            let rows = strips.rows(&pb, mapping.p, mapping.q, data.weights());
+            mapping.check_rows(&pb, hw, Some(rows))
+        } else {
+            mapping.check(&pb, hw)
+        };
+        match checked {
             Ok(place) => {
                 let counts = crate::counts::predict_with(
                     &pb,
@@ -202,7 +211,12 @@ fn candidates<'a>(
                 (1..=max_chain)
                     .filter(move |r| pb.c.is_multiple_of(q * r))
                     .flat_map(move |r| {
-                        let pmax = (sp.filter.entries / (q * pb.s)).min(sp.psum.entries);
+                        // Compressed, a row may hold up to the mask's bits of weights.
+                        let slots = match (sp.filter.compressed, sp.filter.mask_bits) {
+                            (true, Some(bits)) => bits.max(sp.filter.entries),
+                            _ => sp.filter.entries,
+                        };
+                        let pmax = (slots / (q * pb.s)).min(sp.psum.entries);
                         (1..=pmax).filter(move |p| m % p == 0).flat_map(move |p| {
                             (1..=m / p)
                                 .filter(move |t| m % (p * t) == 0)
@@ -249,7 +263,12 @@ pub fn evaluate(
 ) -> Result<Ranked, MapError> {
     check_layer(layer, hw)?;
     let pb = Problem::lowered(layer, mapping.dataflow);
-    let place = mapping.check(&pb, hw)?;
+    let rows = hw
+        .spad
+        .filter
+        .compressed
+        .then(|| crate::sparse::FilterRows::of(&pb, mapping.p, mapping.q, data.weights()));
+    let place = mapping.check_rows(&pb, hw, rows.as_ref())?;
     let counts = predict(
         &pb,
         &mapping,
@@ -290,6 +309,7 @@ pub fn expected_data<'a>(
         ifmap_coded: !layer.first || r.code_first_layer_input,
         ifmap_zero_fraction: layer.ifmap_zero_fraction,
         ofmap_zero_fraction: 0.5,
+        weights: None,
     })
 }
 

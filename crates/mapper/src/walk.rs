@@ -45,6 +45,7 @@ pub fn walk(
         // The walk derives a gating machine's counts (zero skipping is checked against the
         // closed form and the chip).
         index_reads: 0,
+        index_writes: 0,
     };
     let (s_, f_, wp) = (pb.s as u64, pb.f as u64, pb.w_used() as u64);
     let cb_count = pb.c / (q * r);

@@ -25,6 +25,7 @@ fn expected(l: &ConvLayer) -> ExpectedData<'_> {
         ifmap_coded: !l.first,
         ifmap_zero_fraction: l.ifmap_zero_fraction,
         ofmap_zero_fraction: 0.5,
+        weights: None,
     }
 }
 

@@ -1,0 +1,259 @@
+//! Compressed filter rows (`spad.filter.compressed`): the exact size of every row a mapping's
+//! passes load, in the zero-mask format of `rowsim_datapath::zmask` (`ceil(L/16)` mask words
+//! and the `nnz` nonzero values of a row of `L = p*q*S` weights).
+//!
+//! A row is one PE's weights of a pass: filter row `i` of `p` filters and `q` (virtual)
+//! channels. Its content depends only on `p`, `q` and which block of `p` filters and of `q`
+//! channels it holds, not on `t`, `r`, `e` or `n`: a layer's rows for one `(p, q)` are the
+//! `G * (M/p) * (C/q) * R` blocks of its weights, each weight in exactly one. So one
+//! [`FilterRows`] per `(p, q)` prices every mapping with those letters.
+
+use rowsim_workload::Tensor;
+
+use crate::mapping::{Mapping, Problem};
+
+/// The compressed sizes of every filter row of a layer for one `(p, q)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterRows {
+    pub p: u32,
+    pub q: u32,
+    /// Weights per row, `p*q*S`.
+    pub len: u64,
+    /// Nonzero weights of each row, by `[group][filter block][channel block][filter row]`;
+    /// `None` when dense (every row `len`).
+    nnz: Option<Vec<u32>>,
+    /// Rows of the layer.
+    n_rows: u64,
+    /// Filter blocks (`M/p`), channel blocks (`C/q`) and filter rows (`R`) per group.
+    blocks: (u32, u32, u32),
+    /// The most nonzero weights of any row, and over all rows the nonzero weights.
+    pub max_nnz: u64,
+    pub total_nnz: u64,
+}
+
+impl FilterRows {
+    /// The rows of `pb` for `(p, q)`: counted from `weights` (`[M][C/G][R][S]`), or, when the
+    /// weights are not known, dense (every weight nonzero: the worst case).
+    pub fn of(pb: &Problem, p: u32, q: u32, weights: Option<&Tensor>) -> Self {
+        let len = (p * q * pb.s) as u64;
+        let blocks = (pb.m / p, pb.c / q, pb.r);
+        let n_rows = pb.groups as usize * (blocks.0 * blocks.1 * blocks.2) as usize;
+        let nnz = match weights {
+            None => {
+                return FilterRows {
+                    p,
+                    q,
+                    len,
+                    nnz: None,
+                    n_rows: n_rows as u64,
+                    blocks,
+                    max_nnz: len,
+                    total_nnz: len * n_rows as u64,
+                }
+            }
+            Some(w) => {
+                let mut v = Vec::with_capacity(n_rows);
+                for g in 0..pb.groups {
+                    for pbk in 0..blocks.0 {
+                        for qbk in 0..blocks.1 {
+                            for i in 0..pb.r {
+                                let mut n = 0u32;
+                                for s in 0..pb.s {
+                                    for c in 0..q {
+                                        let (ch, ir, js) = pb.real_weight(qbk * q + c, i, s);
+                                        for f in 0..p {
+                                            let filt = g * pb.m + pbk * p + f;
+                                            n += (w.get([
+                                                filt as usize,
+                                                ch as usize,
+                                                ir as usize,
+                                                js as usize,
+                                            ]) != 0)
+                                                as u32;
+                                        }
+                                    }
+                                }
+                                v.push(n);
+                            }
+                        }
+                    }
+                }
+                v
+            }
+        };
+        FilterRows {
+            p,
+            q,
+            len,
+            max_nnz: nnz.iter().copied().max().unwrap_or(0) as u64,
+            total_nnz: nnz.iter().map(|&n| n as u64).sum(),
+            n_rows: n_rows as u64,
+            nnz: Some(nnz),
+            blocks,
+        }
+    }
+
+    /// Mask words of a row.
+    pub fn mask_words(&self) -> u64 {
+        rowsim_datapath::zmask::mask_words(self.len)
+    }
+
+    /// Rows of the layer.
+    pub fn rows(&self) -> u64 {
+        self.n_rows
+    }
+
+    /// Compressed words of the longest row.
+    pub fn max_words(&self) -> u64 {
+        self.mask_words() + self.max_nnz
+    }
+
+    /// Compressed words of all rows.
+    pub fn total_words(&self) -> u64 {
+        self.rows() * self.mask_words() + self.total_nnz
+    }
+
+    /// Nonzero weights of the row of group `g`, filter block `fblock`, channel block `qb`,
+    /// filter row `i`.
+    fn nnz_of(&self, g: u32, fblock: u32, qb: u32, i: u32) -> u64 {
+        let (fbs, qbs, rs) = self.blocks;
+        match &self.nnz {
+            None => self.len,
+            Some(v) => v[(((g * fbs + fblock) * qbs + qb) * rs + i) as usize] as u64,
+        }
+    }
+
+    /// Compressed words of each row of pass `key = (g, mb, cb, fb)`'s filter stream, in stream
+    /// order `(tt, rr, i)` (see [`crate::nest::filter_stream`]). `m` must have this `(p, q)`.
+    pub fn pass_rows(&self, pb: &Problem, m: &Mapping, key: (u32, u32, u32, u32)) -> Vec<u64> {
+        let (g, mb, cb, fb) = key;
+        let mut out = Vec::with_capacity((m.t * m.r * pb.r) as usize);
+        for tt in 0..m.t {
+            for rr in 0..m.r {
+                for i in 0..pb.r {
+                    let fblock = (mb * m.m + fb * m.p * m.t) / m.p + tt;
+                    let nnz = self.nnz_of(g, fblock, cb * m.r + rr, i);
+                    out.push(self.mask_words() + nnz);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What the counts need of a mapping's compressed rows: over the layer's rows, their words,
+/// nonzeros and mask words, and over its passes' keys the DRAM words of each key's raw stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowTotals {
+    pub total_words: u64,
+    pub total_nnz: u64,
+    pub mask_total: u64,
+    /// Sum over the pass keys `(g, mb, cb, fb)` of `raw_words(words of the key's rows)`.
+    pub pass_raw_words: u64,
+}
+
+impl FilterRows {
+    /// The totals of mapping `m` (with this `(p, q)`).
+    pub fn totals(&self, pb: &Problem, m: &Mapping) -> RowTotals {
+        let mut pass_raw_words = 0;
+        for g in 0..pb.groups {
+            for mb in 0..pb.m / m.m {
+                for cb in 0..pb.c / (m.q * m.r) {
+                    for fb in 0..m.m / (m.p * m.t) {
+                        let words: u64 = if self.nnz.is_none() {
+                            (m.t * m.r * pb.r) as u64 * (self.mask_words() + self.len)
+                        } else {
+                            self.pass_rows(pb, m, (g, mb, cb, fb)).iter().sum()
+                        };
+                        pass_raw_words += crate::data::raw_words(words);
+                    }
+                }
+            }
+        }
+        RowTotals {
+            total_words: self.total_words(),
+            total_nnz: self.total_nnz,
+            mask_total: self.rows() * self.mask_words(),
+            pass_raw_words,
+        }
+    }
+}
+
+/// Words of the GLB's filter banks a pass of `m` needs when its rows are compressed: `t*r*R`
+/// rows, each starting on a bank entry of `lanes` words and as long as the longest row.
+pub fn pass_filter_words(pb: &Problem, m: &Mapping, rows: &FilterRows, lanes: u64) -> u64 {
+    (m.t * m.r * pb.r) as u64 * rows.max_words().div_ceil(lanes) * lanes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dataflow;
+    use rowsim_workload::ConvLayer;
+
+    fn layer() -> ConvLayer {
+        ConvLayer {
+            name: "t".into(),
+            n: 1,
+            c: 4,
+            m: 4,
+            h: 5,
+            w: 5,
+            r: 3,
+            s: 3,
+            stride_v: 1,
+            stride_h: 1,
+            pad: 1,
+            groups: 1,
+            ifmap_zero_fraction: 0.5,
+            first: false,
+        }
+    }
+
+    /// Every row counted by hand against the weights the chip's stream carries: the rows of
+    /// every pass of every mapping of a few `(p, q, r, t)`, their nonzeros equal to the
+    /// nonzeros of the pass's stream, row by row.
+    #[test]
+    fn rows_match_the_pass_streams() {
+        let l = layer();
+        let pb = Problem::lowered(&l, Dataflow::Rs);
+        let mut w = Tensor::zeros([4, 4, 3, 3]);
+        for (k, v) in w.data.iter_mut().enumerate() {
+            *v = if k % 3 == 0 { 0 } else { k as i16 - 50 };
+        }
+        for (p, q, r, t) in [(1, 1, 1, 1), (2, 2, 1, 2), (1, 2, 2, 4), (4, 4, 1, 1)] {
+            let m = Mapping {
+                dataflow: Dataflow::Rs,
+                m: 4,
+                n: 1,
+                e: 5,
+                p,
+                q,
+                r,
+                t,
+            };
+            let rows = FilterRows::of(&pb, p, q, Some(&w));
+            let dense = FilterRows::of(&pb, p, q, None);
+            assert_eq!(dense.max_nnz, rows.len);
+            assert_eq!(dense.total_nnz, 4 * 4 * 9);
+            assert_eq!(
+                rows.total_nnz,
+                w.data.iter().filter(|&&v| v != 0).count() as u64
+            );
+            let len = rows.len as usize;
+            for cb in 0..pb.c / (q * r) {
+                for fb in 0..m.m / (p * t) {
+                    let key = (0, 0, cb, fb);
+                    let stream = crate::nest::filter_stream(&pb, &m, key, &w);
+                    let by_hand: Vec<u64> = stream
+                        .chunks(len)
+                        .map(|row| {
+                            len.div_ceil(16) as u64 + row.iter().filter(|&&v| v != 0).count() as u64
+                        })
+                        .collect();
+                    assert_eq!(rows.pass_rows(&pb, &m, key), by_hand, "{m:?} {key:?}");
+                }
+            }
+        }
+    }
+}
