@@ -35,6 +35,9 @@ pub struct PassInput {
     pub zero_gating: bool,
     /// Zero skipping of ifmap and weight zeros (`datapath.zero_skipping`).
     pub zero_skipping: bool,
+    /// Weights cross the filter GIN and sit in the PEs compressed (`spad.filter.compressed`):
+    /// each row below is sent as its zero mask and nonzero values.
+    pub compressed: bool,
     /// Per logical filter row `(tt, rr, i)`: `p*q*S` weights in filter-spad order.
     pub filters: BTreeMap<(u32, u32, u32), Vec<i16>>,
     /// `[image][rr][y]`: row `y` of the strip's band (padded rows `0..(e_cur-1)*U + R`) for
@@ -268,6 +271,25 @@ pub fn wire_array(
     })
 }
 
+/// How the PEs treat zeros: `datapath.zero_gating`, `datapath.zero_skipping` and
+/// `spad.filter.compressed`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ZeroMode {
+    pub gating: bool,
+    pub skipping: bool,
+    pub compressed: bool,
+}
+
+impl ZeroMode {
+    pub fn of(hw: &HwConfig) -> Self {
+        ZeroMode {
+            gating: hw.datapath.zero_gating,
+            skipping: hw.datapath.zero_skipping,
+            compressed: hw.spad.filter.compressed,
+        }
+    }
+}
+
 /// The primitive every active PE of a pass runs.
 pub fn pass_primitive(
     plan: &ArrayPlan,
@@ -275,8 +297,7 @@ pub fn pass_primitive(
     l: LogicalPe,
     continuing: bool,
     mac: MacConfig,
-    zero_gating: bool,
-    zero_skipping: bool,
+    zeros: ZeroMode,
 ) -> Primitive {
     let m = plan.mapping;
     Primitive {
@@ -288,8 +309,9 @@ pub fn pass_primitive(
         rows: m.n,
         psum_in: !plan.is_bottom(l) || continuing,
         mac,
-        zero_gating,
-        zero_skipping,
+        zero_gating: zeros.gating,
+        zero_skipping: zeros.skipping,
+        compressed: zeros.compressed,
     }
 }
 
@@ -345,8 +367,11 @@ pub fn build_pass(
                     *l,
                     continuing,
                     input.mac,
-                    input.zero_gating,
-                    input.zero_skipping,
+                    ZeroMode {
+                        gating: input.zero_gating,
+                        skipping: input.zero_skipping,
+                        compressed: input.compressed,
+                    },
                 ))?;
             }
         }
@@ -355,7 +380,19 @@ pub fn build_pass(
     let words = |bits: u32| (bits / 16).clamp(1, 4) as usize;
     let fw = words(hw.noc.filter_gin.width_bits);
     let mut filter_beats = Vec::new();
-    let streams: Vec<(&FilterRow, &Vec<i16>)> = input.filters.iter().collect();
+    let streams: Vec<(&FilterRow, Vec<i16>)> = input
+        .filters
+        .iter()
+        .map(|(k, row)| {
+            if input.compressed {
+                let mut v = Vec::new();
+                rowsim_datapath::zmask::encode_row(row, &mut v);
+                (k, v)
+            } else {
+                (k, row.clone())
+            }
+        })
+        .collect();
     let longest = streams
         .iter()
         .map(|s| s.1.len().div_ceil(fw))

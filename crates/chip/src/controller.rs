@@ -76,6 +76,9 @@ pub(crate) type FilterStream = (u64, u32, u32);
 pub(crate) struct DramMap {
     pub ifmap: BTreeMap<(u32, u32, u32), (u64, u32)>,
     pub filters: BTreeMap<PassKey, FilterStream>,
+    /// With compressed weights, the words of each row of each pass's filter stream, in stream
+    /// order; empty when every row is `p*q*S` words.
+    pub filter_rows: BTreeMap<PassKey, Vec<u32>>,
     pub ofmap: BTreeMap<(u32, u32, u32), u64>,
 }
 
@@ -102,8 +105,7 @@ pub(crate) struct Geometry {
     pub coded: bool,
     pub dram: DramMap,
     pub mac: MacConfig,
-    pub zero_gating: bool,
-    pub zero_skipping: bool,
+    pub zeros: crate::array::ZeroMode,
     /// Whether filter streams cross the bus RLC coded (`rlc.code_filters`).
     pub coded_filters: bool,
 }
@@ -175,8 +177,22 @@ impl Geometry {
         Ok((cmds, shapes, addrs))
     }
 
+    /// The words of each logical filter row of pass `key`, in stream order `(tt, rr, i)`.
+    fn row_lens(&self, key: PassKey) -> Result<Vec<u64>, Err> {
+        if self.zeros.compressed {
+            let rows = self
+                .dram
+                .filter_rows
+                .get(&key)
+                .ok_or("compressed filter rows missing")?;
+            return Ok(rows.iter().map(|&w| w as u64).collect());
+        }
+        let n = (self.m.t * self.m.r * self.pb.r) as usize;
+        Ok(vec![(self.m.p * self.m.q * self.pb.s) as u64; n])
+    }
+
     /// A filter load: one DRAM stream (raw, or coded with `rlc.code_filters`), each logical
-    /// filter row starting on an entry.
+    /// filter row (compressed or not) starting on an entry.
     #[allow(clippy::type_complexity)]
     fn filters(
         &self,
@@ -194,16 +210,22 @@ impl Geometry {
             kind: DataType::Filter,
             coded: self.coded_filters,
         };
-        let row_len = (self.m.p * self.m.q * self.pb.s) as u64;
         let base = slot as u64 * self.slots.filter_words;
-        let addrs = (0..values as u64)
-            .map(|k| {
-                self.glb_addr(
-                    DataType::Filter,
-                    base + (k / row_len) * self.row_stride + k % row_len,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let lens = self.row_lens(key)?;
+        if lens.iter().sum::<u64>() != values as u64 {
+            return Err(format!(
+                "filter stream {key:?}: {values} values, its rows hold {}",
+                lens.iter().sum::<u64>()
+            ));
+        }
+        let mut addrs = Vec::with_capacity(values as usize);
+        for (row, &len) in lens.iter().enumerate() {
+            for k in 0..len {
+                addrs.push(
+                    self.glb_addr(DataType::Filter, base + row as u64 * self.row_stride + k)?,
+                );
+            }
+        }
         Ok((
             vec![cmd],
             vec![(values as usize, self.coded_filters)],
@@ -228,16 +250,22 @@ impl Geometry {
         let (pb, m) = (self.pb, self.m);
         let (eb, cb, fb, e_cur) = (p.eb, p.cb, p.fb, p.e_cur);
         let continuing = cb > 0;
-        // Filters: each logical row's weights, a bus width at a time, rows round robin.
-        let row_len = (m.p * m.q * pb.s) as u64;
+        // Filters: each logical row's words, a bus width at a time, rows round robin (a
+        // compressed row that has ended drops out of the round).
+        let lens = self.row_lens(p.key)?;
+        let longest = lens.iter().copied().max().unwrap_or(0);
         let fbase = p.filter_slot as u64 * self.slots.filter_words;
         let mut filter_items = Vec::new();
-        for b in 0..row_len.div_ceil(self.lanes) {
+        for b in 0..longest.div_ceil(self.lanes) {
             for tt in 0..m.t {
                 for rr in 0..m.r {
                     for i in 0..pb.r {
                         let row = ((tt * m.r + rr) * pb.r + i) as u64;
                         let start = b * self.lanes;
+                        let row_len = lens[row as usize];
+                        if start >= row_len {
+                            continue;
+                        }
                         let len = (row_len - start).min(self.lanes) as u8;
                         let a =
                             self.glb_addr(DataType::Filter, fbase + row * self.row_stride + start)?;
@@ -424,6 +452,8 @@ enum Load {
 /// A pass of the loop nest and what it waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PassInfo {
+    /// Its filters' key, (group, filter block, channel block, pass).
+    key: PassKey,
     eb: u32,
     cb: u32,
     fb: u32,
@@ -492,7 +522,13 @@ fn schedule(
                 });
             }
             Phase::Pass {
-                eb, cb, fb, e_cur, ..
+                g,
+                mb,
+                eb,
+                cb,
+                fb,
+                e_cur,
+                ..
             } => {
                 let j = passes.len() as u64;
                 let psum_slot = (strips % slots.psum as u64) as u32;
@@ -505,6 +541,7 @@ fn schedule(
                     0
                 };
                 passes.push(PassInfo {
+                    key: (g, mb, cb, fb),
                     eb,
                     cb,
                     fb,
@@ -858,8 +895,7 @@ impl TopController {
                     *l,
                     continuing,
                     self.geo.mac,
-                    self.geo.zero_gating,
-                    self.geo.zero_skipping,
+                    self.geo.zeros,
                 ));
             }
         }

@@ -139,6 +139,8 @@ struct Layout {
     ifmap: BTreeMap<(u32, u32, u32), (u64, u32)>,
     /// Each pass's filter stream, by (group, filter block, channel block, pass).
     filters: BTreeMap<PassKey, Stream>,
+    /// With compressed weights, the words of each row of each pass's stream.
+    filter_rows: BTreeMap<PassKey, Vec<u32>>,
     /// Reserved address of each ofmap row stream, by (image, filter, row).
     ofmap: BTreeMap<(u32, u32, u32), u64>,
     memory: Vec<u64>,
@@ -155,11 +157,13 @@ fn layout_dram(
     fmt: &RlcFormat,
     coded: bool,
     code_filters: bool,
+    compressed: bool,
 ) -> Layout {
     let mut memory = Vec::new();
     let mut l = Layout {
         ifmap: BTreeMap::new(),
         filters: BTreeMap::new(),
+        filter_rows: BTreeMap::new(),
         ofmap: BTreeMap::new(),
         memory: Vec::new(),
     };
@@ -187,7 +191,19 @@ fn layout_dram(
         if l.filters.contains_key(&(g, mb, cb, fb)) {
             continue;
         }
-        let v = rowsim_mapper::filter_stream(pb, m, (g, mb, cb, fb), weights);
+        let mut v = rowsim_mapper::filter_stream(pb, m, (g, mb, cb, fb), weights);
+        if compressed {
+            // Each PE's row as its zero mask and nonzero values (`spad.filter.compressed`),
+            // the stream raw on the bus.
+            let row_len = (m.p * m.q * pb.s) as usize;
+            let mut packed = Vec::new();
+            let rows = v
+                .chunks(row_len)
+                .map(|row| rowsim_datapath::zmask::encode_row(row, &mut packed) as u32)
+                .collect();
+            l.filter_rows.insert((g, mb, cb, fb), rows);
+            v = packed;
+        }
         // Coded like feature maps when the config says so (`rlc.code_filters`), else raw.
         let words = if code_filters {
             encode(fmt, &v)
@@ -299,7 +315,14 @@ impl LayerSim {
     ) -> Result<LayerSim, ChipError> {
         let pb = Problem::lowered(layer, mapping.dataflow);
         let m = *mapping;
-        let plan = ArrayPlan::new(&pb, &m, hw).map_err(ChipError::setup)?;
+        // Compressed weights: the rows sized from this layer's weights (a sparse layer may run
+        // a mapping a dense one cannot).
+        let rows = hw
+            .spad
+            .filter
+            .compressed
+            .then(|| rowsim_mapper::FilterRows::of(&pb, m.p, m.q, Some(weights)));
+        let plan = ArrayPlan::with_rows(&pb, &m, hw, rows.as_ref()).map_err(ChipError::setup)?;
         let r = &hw.rlc;
         let fmt = RlcFormat::new(r.run_bits, r.level_bits, r.pairs_per_word, r.word_bits)
             .map_err(ChipError::Setup)?;
@@ -316,6 +339,7 @@ impl LayerSim {
             &fmt,
             coded,
             r.code_filters,
+            hw.spad.filter.compressed,
         );
 
         // The GLB: the largest band, the psums of a strip, the filters of a pass (rows aligned
@@ -331,7 +355,11 @@ impl LayerSim {
         let align = |w: u64| w.div_ceil(lanes) * lanes;
         let band_words = align(m.n as u64 * block_chans as u64 * band_rows * pb.w as u64);
         let psum_words = align(m.n as u64 * m.m as u64 * m.e as u64 * pb.f as u64);
-        let row_len = (m.p * m.q * pb.s) as u64;
+        // A row is `p*q*S` weights, or compressed its mask and nonzeros: the longest row.
+        let row_len = match &rows {
+            Some(r) => r.max_words(),
+            None => (m.p * m.q * pb.s) as u64,
+        };
         let row_stride = align(row_len);
         let filter_words = (m.t * m.r * pb.r) as u64 * row_stride;
         let count = |f: fn(&Phase) -> bool| phases.iter().filter(|p| f(p)).count();
@@ -467,11 +495,11 @@ impl LayerSim {
             dram: DramMap {
                 ifmap: dl.ifmap.clone(),
                 filters: dl.filters.clone(),
+                filter_rows: dl.filter_rows.clone(),
                 ofmap: dl.ofmap.clone(),
             },
             mac: opts.mac,
-            zero_gating: hw.datapath.zero_gating,
-            zero_skipping: hw.datapath.zero_skipping,
+            zeros: crate::array::ZeroMode::of(hw),
             coded_filters: hw.rlc.code_filters,
         };
         // The scan chain shifts the layer's configuration in, one bit an edge of its clock.
@@ -782,6 +810,7 @@ impl LayerSim {
             spad_reads: PerType::default(),
             spad_writes: PerType::default(),
             index_reads: 0,
+            index_writes: 0,
         };
         let core_total = self.sched.cycle();
         let mut pe_cycles = PeCycles::default();
@@ -790,7 +819,9 @@ impl LayerSim {
             let pe = comp::<Pe>(&self.sched, *id)?;
             let pc = *pe.counters();
             // Every cycle of a PE's programs is one of these; the PE counts each.
-            let pipeline = pc.filter_spad_writes + pc.pipeline_bubbles + pc.psums_out;
+            // (A compressed row's mask words take a cycle each, like its values.)
+            let pipeline =
+                pc.filter_spad_writes + pc.index_writes + pc.pipeline_bubbles + pc.psums_out;
             let busy = pc.macs
                 + pc.index_cycles
                 + pc.macs_gated
@@ -837,6 +868,7 @@ impl LayerSim {
             c.macs += pc.macs + pc.macs_gated + pc.macs_skipped;
             c.macs_gated += pc.macs_gated + pc.macs_skipped;
             c.index_reads += pc.index_reads;
+            c.index_writes += pc.index_writes;
             c.noc.psum += pc.psums_out;
             c.spad_reads.filter += pc.filter_spad_reads;
             c.spad_writes.filter += pc.filter_spad_writes;

@@ -92,11 +92,24 @@ fn unused(bits: u32) -> u16 {
 
 impl ArrayPlan {
     pub fn new(pb: &Problem, mapping: &Mapping, hw: &HwConfig) -> Result<Self, PlanError> {
+        Self::with_rows(pb, mapping, hw, None)
+    }
+
+    /// [`ArrayPlan::new`], checking a machine with compressed weights against the layer's
+    /// filter rows (see [`Mapping::check_rows`]).
+    pub fn with_rows(
+        pb: &Problem,
+        mapping: &Mapping,
+        hw: &HwConfig,
+        rows: Option<&rowsim_mapper::FilterRows>,
+    ) -> Result<Self, PlanError> {
         let err = |why: String| PlanError {
             mapping: *mapping,
             why,
         };
-        let placement = mapping.check(pb, hw).map_err(|e| err(e.to_string()))?;
+        let placement = mapping
+            .check_rows(pb, hw, rows)
+            .map_err(|e| err(e.to_string()))?;
         let (rows, cols) = (hw.array.rows, hw.array.cols);
         let Mapping { e, r, t, .. } = *mapping;
         let big_r = pb.r;

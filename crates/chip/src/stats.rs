@@ -145,6 +145,10 @@ pub struct Accesses {
     /// pointer); absent without skipping.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub index: u64,
+    /// Compressed weights' index writes (the mask words written into the PEs' weight zero
+    /// buffers); absent without compression.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub index_writes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +323,7 @@ impl LayerStats {
                 noc: c.noc,
                 spad: c.spad(),
                 index: c.index_reads,
+                index_writes: c.index_writes,
             },
             dram_bytes: DramBytes { read, write },
             pe_cycles: None,
@@ -390,6 +395,7 @@ impl LayerStats {
         pt(&mut a.noc, &b.noc);
         pt(&mut a.spad, &b.spad);
         a.index += b.index;
+        a.index_writes += b.index_writes;
         self.dram_bytes.read += p.dram_bytes.read;
         self.dram_bytes.write += p.dram_bytes.write;
         if let (Some(a), Some(b)) = (&mut self.pe_cycles, &p.pe_cycles) {

@@ -54,6 +54,7 @@ fn run_pass(
         ifmap_coded: true,
         ifmap_zero_fraction: 0.5,
         ofmap_zero_fraction: 0.5,
+        weights: None,
     };
     let Ok(all) = enumerate(l, hw, &data) else {
         return Ok(());
@@ -78,6 +79,7 @@ fn run_pass(
         mac: fmt.mac(),
         zero_gating: true,
         zero_skipping: false,
+        compressed: false,
         ..Default::default()
     };
     for tt in 0..m.t {

@@ -677,7 +677,8 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
                 if let Some(m) = mappings.get(&key) {
                     return Ok(*m);
                 }
-                let m = choose(&hw, l, None, a.layer.objective).map_err(|e| format!("{e:#}"))?;
+                let m =
+                    choose(&hw, l, None, a.layer.objective, None).map_err(|e| format!("{e:#}"))?;
                 mappings.insert(key, m);
                 Ok(m)
             };

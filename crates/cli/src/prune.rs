@@ -155,7 +155,7 @@ pub fn evaluate_model(model: &Model, data: &Data, hw: &HwConfig) -> anyhow::Resu
                 ifmap_coded: expected.ifmap_coded,
                 weights: Some(&w),
             };
-            let m = crate::run::choose(hw, &part.layer, None, Objective::Energy)
+            let m = crate::run::choose(hw, &part.layer, None, Objective::Energy, Some(&w))
                 .map_err(|e| format!("{e:#}"))?;
             total += evaluate(&part.layer, hw, m, &exact)
                 .map_err(|e| e.to_string())?

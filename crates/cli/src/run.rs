@@ -151,8 +151,8 @@ impl LayerArgs {
         pinned: Option<Mapping>,
     ) -> anyhow::Result<Prepared> {
         let layer = self.adjust(layer);
-        let mapping = choose(hw, &layer, pinned, self.objective)?;
         let d = self.data(&layer)?;
+        let mapping = choose(hw, &layer, pinned, self.objective, Some(&d.weights))?;
         Ok(Prepared {
             layer: d.layer,
             mapping,
@@ -176,14 +176,18 @@ pub struct Data {
     pub weights: Tensor,
 }
 
-/// A layer's mapping: pinned (checked), or the mapper's cheapest for `objective`.
+/// A layer's mapping: pinned (checked), or the mapper's cheapest for `objective`. With the
+/// layer's `weights`, a machine with compressed weights sizes each filter row from them (a
+/// sparse layer may fit mappings a dense one cannot); without, every weight counts as nonzero.
 pub fn choose(
     hw: &HwConfig,
     layer: &ConvLayer,
     pinned: Option<Mapping>,
     objective: Objective,
+    weights: Option<&Tensor>,
 ) -> anyhow::Result<Mapping> {
-    let expected = expected_data(layer, hw)?;
+    let mut expected = expected_data(layer, hw)?;
+    expected.weights = weights;
     Ok(match pinned {
         Some(m) => {
             evaluate(layer, hw, m, &expected)
@@ -561,7 +565,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             relu,
             |part, x, w, part_relu| {
                 // A pinned mapping applies to a layer in one part (refused above otherwise).
-                let mapping = choose(&hw, &part.layer, pinned, a.layer.objective)?;
+                let mapping = choose(&hw, &part.layer, pinned, a.layer.objective, Some(w))?;
                 // A whole layer reads out as it is configured (or as its model says).
                 let relu = if split.is_split() {
                     Some(part_relu)
