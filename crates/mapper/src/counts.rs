@@ -159,6 +159,8 @@ impl StripSums {
 pub struct StripCache {
     strips: std::collections::BTreeMap<u32, StripSums>,
     rows: std::collections::BTreeMap<(u32, u32), crate::sparse::FilterRows>,
+    /// Their totals by `(m, p, q, r, t)`, the letters a pass's stream depends on.
+    row_totals: std::collections::BTreeMap<(u32, u32, u32, u32, u32), crate::sparse::RowTotals>,
 }
 
 impl StripCache {
@@ -251,10 +253,14 @@ pub fn predict_with(
     // Compressed weights: every row (each of the layer's once per image block and strip: the
     // sum over strips of their width is E) as its mask and nonzeros, `t*r*R` rows a pass
     // crossing the bus as one raw stream.
-    let compressed = data
-        .compressed
-        .as_ref()
-        .map(|wt| cache.rows(pb, p, q, wt.as_ref()).totals(pb, mapping));
+    let compressed = data.compressed.as_ref().map(|wt| {
+        if let Some(hit) = cache.row_totals.get(&(m, p, q, r, t)) {
+            return *hit;
+        }
+        let totals = cache.rows(pb, p, q, wt.as_ref()).totals(pb, mapping);
+        cache.row_totals.insert((m, p, q, r, t), totals);
+        totals
+    });
     let (filter_noc, filter_spad_w, index_writes, filter_glb) = match &compressed {
         None => (filter_noc, filter_noc, 0, passes * fw),
         Some(c) => (

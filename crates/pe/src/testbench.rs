@@ -162,7 +162,7 @@ impl Harness {
         job: &RowJob,
         wiring: BenchWiring,
     ) -> Result<Self, String> {
-        Self::with_filter_stream(name, sizes, job, wiring, job.filter_stream())
+        Self::build(name, sizes, job, wiring, None)
     }
 
     /// [`Harness::new`] feeding `filters` as the filter stream (a corrupt compressed row, say).
@@ -172,6 +172,18 @@ impl Harness {
         job: &RowJob,
         wiring: BenchWiring,
         filters: Vec<i16>,
+    ) -> Result<Self, String> {
+        Self::build(name, sizes, job, wiring, Some(filters))
+    }
+
+    /// The bench; the job's own filter stream unless `filters` is given (taken only once the
+    /// PE has accepted the primitive, so a primitive that does not fit is refused first).
+    fn build(
+        name: &str,
+        sizes: PeSizes,
+        job: &RowJob,
+        wiring: BenchWiring,
+        filters: Option<Vec<i16>>,
     ) -> Result<Self, String> {
         let mut sched = Scheduler::new();
         let clock = sched
@@ -194,6 +206,7 @@ impl Harness {
             },
         );
         pe.configure(job.prim).map_err(|e| e.to_string())?;
+        let filters = filters.unwrap_or_else(|| job.filter_stream());
         let scope = name.rsplit_once('.').map_or("top", |(a, _)| a);
         sched.add(
             clock,
