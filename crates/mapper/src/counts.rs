@@ -161,6 +161,8 @@ pub struct StripCache {
     rows: std::collections::BTreeMap<(u32, u32), crate::sparse::FilterRows>,
     /// Their totals by `(m, p, q, r, t)`, the letters a pass's stream depends on.
     row_totals: std::collections::BTreeMap<(u32, u32, u32, u32, u32), crate::sparse::RowTotals>,
+    /// Coded filter words (`rlc.code_filters`) of every pass's stream, by `(m, p, q, r, t)`.
+    coded_filters: std::collections::BTreeMap<(u32, u32, u32, u32, u32), u64>,
 }
 
 impl StripCache {
@@ -275,18 +277,29 @@ pub fn predict_with(
         (None, None) => passes * crate::data::raw_words(fw),
         (Some((fmt, None)), None) => passes * crate::data::coded_dense_words(fmt, fw),
         (Some((fmt, Some(weights))), None) => {
-            let mut words = 0u64;
-            for g in 0..pb.groups {
-                for mb in 0..pb.m / m {
-                    for cb in 0..pb.c / (q * r) {
-                        for fb in 0..m / (p * t) {
-                            let v =
-                                crate::nest::filter_stream(pb, mapping, (g, mb, cb, fb), weights);
-                            words += crate::data::coded_words(fmt, &v);
+            // The same for every e and n: computed once per (m, p, q, r, t).
+            let words = *cache
+                .coded_filters
+                .entry((m, p, q, r, t))
+                .or_insert_with(|| {
+                    let mut words = 0u64;
+                    for g in 0..pb.groups {
+                        for mb in 0..pb.m / m {
+                            for cb in 0..pb.c / (q * r) {
+                                for fb in 0..m / (p * t) {
+                                    let v = crate::nest::filter_stream(
+                                        pb,
+                                        mapping,
+                                        (g, mb, cb, fb),
+                                        weights,
+                                    );
+                                    words += crate::data::coded_words(fmt, &v);
+                                }
+                            }
                         }
                     }
-                }
-            }
+                    words
+                });
             words * nbc * w(strips)
         }
     };

@@ -58,6 +58,12 @@
 //! - **spad**: the PE's own accesses (`rowsim_pe`'s counters): filter writes `p*q*S` a pass,
 //!   reads per MAC not gated; ifmap writes per word delivered, reads `n*F*q*S` a pass; psum a
 //!   read and a write per MAC not gated, and a read per psum drained.
+//! - **Compressed weights** (`spad.filter.compressed`, see [`sparse`]): each PE's row of
+//!   `p*q*S` weights is `ceil(p*q*S/16)` mask words and its `nnz` nonzero values, everywhere:
+//!   DRAM (each pass's rows as one raw stream), GLB (written and read once per pass), NoC (each
+//!   PE receives its row's words) and the PE (a spad write per nonzero, an index write per mask
+//!   word, priced at `energy.skip_index`). Summed over a layer, every row once per image block
+//!   and output row: NoC filter words `N/n * E * sum of row words`.
 //! - **MAC**: MACs not gated. Gating skips every MAC whose ifmap value is zero, including the
 //!   padding: a property of the data, the same for every mapping.
 
