@@ -97,7 +97,8 @@ pub fn run_parts<E: From<ChipError>>(
 
 /// Runs a layer, whole or in parts ([`run_parts`]), each part checked against its reference
 /// convolution and the assembled output against the whole layer's; `mapping` chooses each
-/// part's mapping. `opts.relu` (or the config's) is the layer's ReLU.
+/// part's mapping from the part and its weights (a machine with compressed weights sizes the
+/// rows from them). `opts.relu` (or the config's) is the layer's ReLU.
 pub fn run_split(
     hw: &HwConfig,
     split: &Split,
@@ -105,11 +106,11 @@ pub fn run_split(
     weights: &Tensor,
     seed: u64,
     opts: &RunOptions,
-    mapping: &mut dyn FnMut(&rowsim_workload::ConvLayer) -> Result<Mapping, String>,
+    mapping: &mut dyn FnMut(&rowsim_workload::ConvLayer, &Tensor) -> Result<Mapping, String>,
 ) -> Result<SplitRun, ChipError> {
     let relu = opts.relu_on(hw);
     let ran = run_parts(split, ifmap, weights, opts.mac, relu, |part, x, w, relu| {
-        let m = mapping(&part.layer).map_err(ChipError::Setup)?;
+        let m = mapping(&part.layer, w).map_err(ChipError::Setup)?;
         let o = RunOptions {
             relu: Some(relu),
             ..opts.clone()

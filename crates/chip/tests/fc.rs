@@ -45,7 +45,8 @@ fn split_and_check(l: &ConvLayer, hw: &HwConfig, parts: usize) {
         mac: fmt.mac(),
         ..Default::default()
     };
-    let mut mapping = |p: &ConvLayer| choose(p, hw).map_err(|e| e.to_string());
+    let mut mapping =
+        |p: &ConvLayer, _: &rowsim_workload::Tensor| choose(p, hw).map_err(|e| e.to_string());
     let r = run_split(hw, &split, &x, &w, 9, &opts, &mut mapping).unwrap();
     let (want, _) = reference_conv(l, &x, &w, fmt.mac(), hw.datapath.relu).unwrap();
     assert!(

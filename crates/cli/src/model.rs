@@ -672,13 +672,15 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
                 every_edge: a.every_edge,
                 ..Default::default()
             };
-            let mut mapping = |l: &ConvLayer| -> Result<Mapping, String> {
+            // The mapping of each layer (and part) chosen once, with its weights (the same in
+            // every batch).
+            let mut mapping = |l: &ConvLayer, w: &Tensor| -> Result<Mapping, String> {
                 let key = (l.name.clone(), l.n);
                 if let Some(m) = mappings.get(&key) {
                     return Ok(*m);
                 }
-                let m =
-                    choose(&hw, l, None, a.layer.objective, None).map_err(|e| format!("{e:#}"))?;
+                let m = choose(&hw, l, None, a.layer.objective, Some(w))
+                    .map_err(|e| format!("{e:#}"))?;
                 mappings.insert(key, m);
                 Ok(m)
             };

@@ -237,8 +237,9 @@ fn run_point(
         mac: Formats::DEFAULT.mac(),
         ..Default::default()
     };
-    let mut mapping =
-        |l: &ConvLayer| choose(hw, l, None, objective, None).map_err(|e| format!("{e:#}"));
+    let mut mapping = |l: &ConvLayer, w: &rowsim_workload::Tensor| {
+        choose(hw, l, None, objective, Some(w)).map_err(|e| format!("{e:#}"))
+    };
     let r = run_split(hw, &split, &d.ifmap, &d.weights, seed, &opts, &mut mapping)
         .map_err(|e| e.to_string())?;
     if !r.stats.verified {
