@@ -9,21 +9,13 @@ use rowsim_mapper::{choose, Mapping};
 use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
 
 mod common;
-use common::{hw, run_and_check_on, tiny_net};
+use common::{hw, pruned, run_and_check_on, tiny_net};
 
 /// `hw` with zero skipping on (index reads at half a spad access, as eyeriss-v1-skip).
 fn skipping(mut hw: HwConfig) -> HwConfig {
     hw.datapath.zero_skipping = true;
     hw.energy.skip_index = Some(0.5);
     hw
-}
-
-/// Magnitude pruning of synthetic weights to `density`: the smallest magnitudes zeroed.
-fn pruned(w: &Tensor, density: f64) -> Tensor {
-    let mut t = w.clone();
-    let keep = rowsim_workload::kept(t.data.len(), density);
-    rowsim_workload::keep_largest(&mut t.data, keep, |v| (v as f64).abs());
-    t
 }
 
 /// Gate and skip on the same tensors: both bit-exact with closed-form counts; the same ofmap;

@@ -11,7 +11,7 @@ use rowsim_mapper::{enumerate_for, expected_data, Dataflow, Mapping, Problem};
 use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
 
 mod common;
-use common::{hw, run_and_check_on, tiny_net};
+use common::{hw, pruned, run_and_check_on, tiny_net};
 
 /// `hw` with zero skipping (index accesses at half a spad access, as eyeriss-v1-skip) and,
 /// when `compressed`, compressed weights with a mask of `mask_bits`.
@@ -32,13 +32,6 @@ fn tiny_sparse() -> HwConfig {
     let mut hw = hw("tiny");
     hw.spad.filter.entries = 16;
     machine(hw, true, 48)
-}
-
-fn pruned(w: &Tensor, density: f64) -> Tensor {
-    let mut t = w.clone();
-    let keep = rowsim_workload::kept(t.data.len(), density);
-    rowsim_workload::keep_largest(&mut t.data, keep, |v| (v as f64).abs());
-    t
 }
 
 /// The cheapest mapping on `hw` with the rows sized from `w`.
@@ -85,11 +78,8 @@ fn both(
     x: &Tensor,
     w: &Tensor,
 ) -> (LayerRun, LayerRun) {
-    let mut plain_hw = packed_hw.clone();
-    plain_hw.spad.filter.compressed = false;
-    plain_hw.spad.filter.mask_bits = None;
     let packed = run_and_check_on(l, packed_hw, m, x, w);
-    let plain = run_and_check_on(l, &plain_hw, m, x, w);
+    let plain = run_and_check_on(l, &plain_hw(packed_hw), m, x, w);
     assert!(packed.ofmap == plain.ofmap, "{}", l.name);
     assert_eq!(
         packed.counts.dram_reads.filter,
@@ -154,6 +144,7 @@ fn the_tiny_network_runs_compressed_bit_exact_dense_and_pruned() {
     }
 }
 
+/// `h` with its weights uncompressed (the rest the same).
 fn plain_hw(h: &HwConfig) -> HwConfig {
     let mut p = h.clone();
     p.spad.filter.compressed = false;

@@ -289,3 +289,13 @@ pub fn tiny_net() -> Vec<ConvLayer> {
         layer("tinynet:conv4", 3, 16, 4, 10, 1, 1, 0, 2, false),
     ]
 }
+
+/// Magnitude pruning of weights to `density`: the smallest magnitudes zeroed (the project's one
+/// pruner, `rowsim_workload::keep_largest`).
+#[allow(dead_code)] // not every test binary that includes `common` uses it
+pub fn pruned(w: &rowsim_workload::Tensor, density: f64) -> rowsim_workload::Tensor {
+    let mut t = w.clone();
+    let keep = rowsim_workload::kept(t.data.len(), density);
+    rowsim_workload::keep_largest(&mut t.data, keep, |v| (v as f64).abs());
+    t
+}
