@@ -92,7 +92,7 @@ fn main() {
             "{}: the ofmap differs from the reference",
             l.name
         );
-        let h = c.host;
+        let h = &c.host;
         println!(
             "{:<16} {:<34} {:>4} PEs {:>11} core cycles {:>8.2} s {:>9.0} cycles/s  reference {:>6.3} s  ratio {:>6.1}x  ({:.1} s with the reference)",
             l.name,
@@ -105,6 +105,7 @@ fn main() {
             h.emulation_over_reference,
             total
         );
+        println!("{:<16} {}", "", h.profile_line());
         cycles += c.run.core_cycles;
         emu += h.emulation_s;
         reference += h.reference_s;

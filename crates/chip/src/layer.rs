@@ -123,6 +123,8 @@ pub struct LayerRun {
     pub pe_cycles: PeCycles,
     /// MAC slots (gated or not) of each PE used.
     pub pe_utilization: Vec<PeUtilization>,
+    /// Steps and link interactions by kind of component: the host's work, not the chip's.
+    pub activity: Vec<rowsim_kernel::KindActivity>,
 }
 
 /// GLB ports of the controller's datapaths.
@@ -888,6 +890,7 @@ impl LayerSim {
             pe_utilization,
             link_cycles,
             time_ps: self.sched.time(),
+            activity: self.sched.activity(),
         })
     }
 }
@@ -949,7 +952,7 @@ pub fn run_checked(
             .map_err(ChipError::Setup)?;
     let reference_s = t.elapsed().as_secs_f64();
     let verified = run.ofmap == reference;
-    let host = crate::stats::Host::new(emulation_s, reference_s, run.core_cycles);
+    let host = crate::stats::Host::new(emulation_s, reference_s, run.core_cycles, &run.activity);
     Ok(CheckedRun {
         run,
         reference,

@@ -29,4 +29,4 @@ pub use layer::{
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
 pub use rowsim_mapper::Phase;
 pub use split::{run_split, SplitRun};
-pub use stats::{BetweenPasses, Cycles, Host, LayerStats, PeCycles, PeUtilization};
+pub use stats::{BetweenPasses, Cycles, Host, HostKind, LayerStats, PeCycles, PeUtilization};

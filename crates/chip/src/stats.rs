@@ -202,8 +202,9 @@ pub struct LayerStats {
     pub parts: Vec<LayerStats>,
 }
 
-/// Wall-clock figures of one layer's run, measured in the same process.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Wall-clock figures of one layer's run, measured in the same process, and where the host's
+/// time went: component steps and link interactions per simulated core cycle.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Host {
     /// Seconds the emulation took (building the chip, running it, reading the ofmap back).
     pub emulation_s: f64,
@@ -213,17 +214,79 @@ pub struct Host {
     pub core_cycles_per_s: f64,
     /// `emulation_s / reference_s`.
     pub emulation_over_reference: f64,
+    /// Component steps (calls of `Component::step`, every clock) per core cycle.
+    #[serde(default)]
+    pub steps_per_cycle: f64,
+    /// Messages sent and taken on links per core cycle.
+    #[serde(default)]
+    pub link_interactions_per_cycle: f64,
+    /// The three kinds of component that took the most steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_kinds: Vec<HostKind>,
+}
+
+/// Steps and link interactions of one kind of component, per core cycle.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostKind {
+    /// The component's kind (its Rust type: `Pe`, `Gin`, `GlbReader`, ...).
+    pub kind: String,
+    /// Components of this kind in the chip.
+    pub components: u64,
+    pub steps_per_cycle: f64,
+    pub link_interactions_per_cycle: f64,
 }
 
 impl Host {
-    pub fn new(emulation_s: f64, reference_s: f64, core_cycles: u64) -> Self {
+    pub fn new(
+        emulation_s: f64,
+        reference_s: f64,
+        core_cycles: u64,
+        activity: &[rowsim_kernel::KindActivity],
+    ) -> Self {
         let per = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let cycles = core_cycles as f64;
+        let (steps, links) = activity.iter().fold((0u64, 0u64), |(s, l), k| {
+            (s + k.steps, l + k.link_interactions)
+        });
         Host {
             emulation_s,
             reference_s,
-            core_cycles_per_s: per(core_cycles as f64, emulation_s),
+            core_cycles_per_s: per(cycles, emulation_s),
             emulation_over_reference: per(emulation_s, reference_s),
+            steps_per_cycle: per(steps as f64, cycles),
+            link_interactions_per_cycle: per(links as f64, cycles),
+            // `activity` is sorted by steps, most first.
+            top_kinds: activity
+                .iter()
+                .take(3)
+                .map(|k| HostKind {
+                    kind: k.kind.clone(),
+                    components: k.components,
+                    steps_per_cycle: per(k.steps as f64, cycles),
+                    link_interactions_per_cycle: per(k.link_interactions as f64, cycles),
+                })
+                .collect(),
         }
+    }
+
+    /// One line: steps and link interactions per cycle, overall and for the top kinds.
+    pub fn profile_line(&self) -> String {
+        let kinds: Vec<String> = self
+            .top_kinds
+            .iter()
+            .map(|k| {
+                format!(
+                    "{} x{} {:.2}/{:.2}",
+                    k.kind, k.components, k.steps_per_cycle, k.link_interactions_per_cycle
+                )
+            })
+            .collect();
+        format!(
+            "{:.2} component steps and {:.2} link interactions per core cycle (top: {})",
+            self.steps_per_cycle,
+            self.link_interactions_per_cycle,
+            kinds.join(", ")
+        )
     }
 }
 

@@ -214,6 +214,7 @@ fn sequencers_report_each_job_done_after_its_last_beat_or_write() {
         domain: clk.id,
         cycle: 0,
         time: 0,
+        ahead: false,
     };
     let mut rjobs_tx = rjobs.tx;
     for j in jobs {

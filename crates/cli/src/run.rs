@@ -422,7 +422,7 @@ impl OneRun<'_> {
             Err(e) => bail!("{}: {e}", layer.name),
         };
         let verified = checked.verified;
-        let host = checked.host;
+        let host = checked.host.clone();
         if let Some((idx, got, want)) = checked.first_difference() {
             self.failed = true;
             eprintln!(
@@ -437,15 +437,16 @@ impl OneRun<'_> {
         } else {
             a.layer.objective.name().into()
         };
-        stats.host = Some(host);
         eprintln!(
-            "host: {} core cycles emulated in {:.2} s ({:.0} core cycles/s); the reference convolution took {:.3} s ({:.1}x)",
+            "host: {} core cycles emulated in {:.2} s ({:.0} core cycles/s); the reference convolution took {:.3} s ({:.1}x); {}",
             out.core_cycles,
             host.emulation_s,
             host.core_cycles_per_s,
             host.reference_s,
-            host.emulation_over_reference
+            host.emulation_over_reference,
+            host.profile_line()
         );
+        stats.host = Some(host);
         print!("{}", stats.summary());
         if let (Some(t), Some(w)) = (&trace, &a.trace.window) {
             if w.start >= out.core_cycles {

@@ -1126,6 +1126,29 @@ fn zero_fraction_and_map_net() {
         ),
         "{h}"
     );
+    // Where the host's time went: the top three kinds of component, most steps first, within
+    // the totals (a layer's chip steps its PEs, NoC, GLB and DRAM blocks at least once each).
+    let kinds = h["top_kinds"].as_array().unwrap();
+    assert_eq!(kinds.len(), 3, "{h}");
+    let per = |k: &serde_json::Value, f: &str| k[f].as_f64().unwrap();
+    let (steps, links) = (
+        per(h, "steps_per_cycle"),
+        per(h, "link_interactions_per_cycle"),
+    );
+    assert!(steps > 0.0 && links > 0.0, "{h}");
+    assert!(kinds
+        .windows(2)
+        .all(|w| per(&w[0], "steps_per_cycle") >= per(&w[1], "steps_per_cycle")));
+    let top: f64 = kinds.iter().map(|k| per(k, "steps_per_cycle")).sum();
+    let top_links: f64 = kinds
+        .iter()
+        .map(|k| per(k, "link_interactions_per_cycle"))
+        .sum();
+    assert!(
+        top <= steps * (1.0 + 1e-9) && top_links <= links * (1.0 + 1e-9),
+        "{h}"
+    );
+    assert!(kinds.iter().any(|k| k["kind"] == "Pe"), "{h}");
     let zf = v[0]["ifmap_zero_fraction"].as_f64().unwrap();
     assert!((zf - 0.8).abs() < 0.1, "{zf}");
     assert!(v[0]["verified"].as_bool().unwrap());

@@ -27,8 +27,8 @@ pub use clock::{Clock, ClockError, DomainId, Picos};
 pub use link::{Link, LinkError, LinkRx, LinkTx, Port};
 pub use parts::{Collector, Feeder, Merge};
 pub use scheduler::{
-    Activity, Advance, At, Component, ComponentId, Cycle, Fault, RunOutcome, Scheduler, SimError,
-    StepCtx, StepOrder, StopCondition, Wake, DEFAULT_WATCHDOG_CYCLES,
+    Activity, Advance, At, Component, ComponentId, Cycle, Fault, KindActivity, RunOutcome,
+    Scheduler, SimError, StepCtx, StepOrder, StopCondition, Wake, DEFAULT_WATCHDOG_CYCLES,
 };
 pub use trace::{
     SignalId, SignalInfo, SignalRegistry, TraceConfig, TraceError, TraceFrame, TraceSummary,

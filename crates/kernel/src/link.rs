@@ -41,21 +41,128 @@ struct Envelope<T> {
     item: T,
 }
 
-/// How many messages and credits each end has put into its channel so far. Each count has one
-/// writer (the end that sends), which publishes it after the channel send; the other end reads
-/// it to skip the channel entirely when nothing new is there: an empty poll costs one load,
-/// not a channel operation. (Polling empty FIFOs is most of what a PE's inputs do.)
+/// Events (sends, or pops) of one end of a same-clock link, by the cycle they happen at, as the
+/// other end needs them: how many happened before a given cycle. Events come in non-decreasing
+/// cycles, as *runs*: several at one cycle, or one a cycle over consecutive cycles (a burst,
+/// which may reach past the edge at which it is recorded: a component running ahead). The
+/// latest run and the count before it are enough, because a new run starts only at or after
+/// the edge at which it is recorded, once the run before it is over (checked in debug builds):
+/// nobody asks about a cycle before that edge any more.
+struct Ramp {
+    /// First cycle of the latest run.
+    start: AtomicU64,
+    /// Events before `start`.
+    base: AtomicU64,
+    /// 0: the run's events are all at `start`; 1: one a cycle from `start`.
+    step: AtomicU64,
+    /// Events so far.
+    total: AtomicU64,
+}
+
+impl Default for Ramp {
+    fn default() -> Self {
+        Ramp {
+            start: AtomicU64::new(0),
+            base: AtomicU64::new(0),
+            step: AtomicU64::new(1),
+            total: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Ramp {
+    #[inline]
+    fn total(&self) -> u64 {
+        self.total.load(Ordering::Acquire)
+    }
+
+    /// Events at cycles before `cycle`.
+    #[inline]
+    fn before(&self, cycle: u64) -> u64 {
+        let total = self.total.load(Ordering::Acquire);
+        let start = self.start.load(Ordering::Acquire);
+        let base = self.base.load(Ordering::Acquire);
+        if cycle <= start {
+            base
+        } else if self.step.load(Ordering::Relaxed) == 0 {
+            total
+        } else {
+            total.min(base + (cycle - start))
+        }
+    }
+
+    /// The cycle of event `k` (counting from 0) of the latest run, or `start` for an older one.
+    fn cycle_of(&self, k: u64) -> u64 {
+        let start = self.start.load(Ordering::Acquire);
+        let base = self.base.load(Ordering::Acquire);
+        if self.step.load(Ordering::Relaxed) == 0 || k < base {
+            start
+        } else {
+            start + (k - base)
+        }
+    }
+
+    /// Records an event at `cycle`, made at the edge `now <= cycle`; returns the new total.
+    #[inline]
+    fn record(&self, cycle: u64, now: u64) -> u64 {
+        let total = self.total.load(Ordering::Relaxed);
+        let start = self.start.load(Ordering::Relaxed);
+        let base = self.base.load(Ordering::Relaxed);
+        let step = self.step.load(Ordering::Relaxed);
+        let n = total - base;
+        let end = if n == 0 {
+            None
+        } else if step == 0 {
+            Some(start)
+        } else {
+            Some(start + n - 1)
+        };
+        match end {
+            Some(e) if cycle == e && (step == 0 || n == 1) => {
+                self.step.store(0, Ordering::Relaxed);
+            }
+            Some(e) if cycle == e => {
+                // A second event at the last cycle of a ramp, which is this edge: the ramp's
+                // earlier events are in the past, so a run of events at this cycle starts with
+                // the ramp's last one.
+                debug_assert!(
+                    e == now,
+                    "two link events at the later edge {e} of a run (edge {now})"
+                );
+                self.base.store(total - 1, Ordering::Relaxed);
+                self.start.store(cycle, Ordering::Release);
+                self.step.store(0, Ordering::Relaxed);
+            }
+            Some(e) if step == 1 && cycle == e + 1 => {}
+            _ => {
+                debug_assert!(
+                    end.is_none_or(|e| e < now && cycle > e),
+                    "a run of link events started at cycle {cycle} (edge {now}) before the last one (ending {end:?}) was over"
+                );
+                self.base.store(total, Ordering::Relaxed);
+                self.start.store(cycle, Ordering::Release);
+                self.step.store(1, Ordering::Relaxed);
+            }
+        }
+        self.total.store(total + 1, Ordering::Release);
+        total + 1
+    }
+}
+
+/// What each end has put into its channel so far. Each count has one writer (the end that
+/// sends), which publishes it after the channel send; the other end reads it to skip the channel
+/// entirely when nothing new is there: an empty poll costs one load, not a channel operation.
+/// (Polling empty FIFOs is most of what a PE's inputs do.)
 ///
 /// It also holds who owns each end (see [`crate::wake`]), so that a send can wake the receiver
 /// and a pop the sender.
 struct Published {
-    messages: AtomicU64,
-    credits: AtomicU64,
-    /// Same-clock links (credits usable one cycle after the pop): the cycle of the receiver's
-    /// last pop, and how many it had taken before that cycle. A credit is then a count, not a
-    /// channel message: the sender at cycle `c` may use every pop of a cycle before `c`.
-    last_pop_cycle: AtomicU64,
-    popped_before: AtomicU64,
+    /// Messages sent, by the sender's cycle (for a same-clock link: what a receiver's FIFO
+    /// level counts at a cycle, when the sender runs ahead).
+    sends: Ramp,
+    /// Messages taken, by the receiver's cycle. On a same-clock link a credit is a count, not
+    /// a channel message: the sender at cycle `c` may use every pop of a cycle before `c`.
+    pops: Ramp,
     rx_owner: AtomicU64,
     tx_owner: AtomicU64,
 }
@@ -63,10 +170,8 @@ struct Published {
 impl Default for Published {
     fn default() -> Self {
         Published {
-            messages: AtomicU64::new(0),
-            credits: AtomicU64::new(0),
-            last_pop_cycle: AtomicU64::new(0),
-            popped_before: AtomicU64::new(0),
+            sends: Ramp::default(),
+            pops: Ramp::default(),
             rx_owner: AtomicU64::new(wake::NOBODY),
             tx_owner: AtomicU64::new(wake::NOBODY),
         }
@@ -203,7 +308,6 @@ impl<T> Link<T> {
                 received: 0,
                 drained: 0,
                 bound: false,
-                pop_cycle: None,
                 published,
             },
         })
@@ -247,9 +351,9 @@ impl<T> LinkTx<T> {
         self.bound = true;
         self.published.tx_owner.store(me, Ordering::Release);
         if self.counted_credits() {
-            if self.published.credits.load(Ordering::Acquire) != self.credits_absorbed {
-                let at = self.published.last_pop_cycle.load(Ordering::Acquire) + 1;
-                wake::post(me, at);
+            let pops = &self.published.pops;
+            for k in self.credits_absorbed..pops.total() {
+                wake::post(me, pops.cycle_of(k) + 1);
             }
             return;
         }
@@ -272,19 +376,18 @@ impl<T> LinkTx<T> {
         if !self.bound {
             self.bind();
         }
-        let popped = self.published.credits.load(Ordering::Acquire);
+        let popped = self.published.pops.total();
         if self.counted_credits() {
             if popped == self.credits_absorbed {
                 return;
             }
-            // Pops of this very cycle (the receiver was stepped first) are not usable yet.
-            let usable = if self.published.last_pop_cycle.load(Ordering::Acquire) < cx.cycle {
-                popped
-            } else {
-                self.published.popped_before.load(Ordering::Acquire)
-            };
-            self.credits += (usable - self.credits_absorbed) as u32;
-            self.credits_absorbed = usable;
+            // Pops of this very cycle (the receiver was stepped first), or of later ones (it ran
+            // ahead), are not usable yet.
+            let usable = self.published.pops.before(cx.cycle);
+            if usable > self.credits_absorbed {
+                self.credits += (usable - self.credits_absorbed) as u32;
+                self.credits_absorbed = usable;
+            }
             return;
         }
         if popped != self.credits_absorbed {
@@ -319,12 +422,43 @@ impl<T> LinkTx<T> {
     #[inline]
     pub fn try_send(&mut self, cx: &StepCtx, item: T) -> Result<(), T> {
         self.absorb_credits(cx);
+        self.send_with_credit(cx, cx.cycle, item)
+    }
+
+    /// Sends `item` as if at the later edge `cycle` of the sender's clock (a same-clock link),
+    /// spending one of the credits usable now (see [`LinkTx::credits`]): what a component that
+    /// runs ahead of the scheduler through edges whose every input it knows sends at them. The
+    /// receiver sees it exactly when a send at that edge would have shown it, and its FIFO
+    /// level counts it from that edge on. Sends on a link come in non-decreasing cycles, and a
+    /// run of them at consecutive cycles starts at or after the current edge.
+    #[inline]
+    pub fn try_send_at(&mut self, cx: &StepCtx, cycle: u64, item: T) -> Result<(), T> {
+        debug_assert!(
+            cycle >= cx.cycle && self.counted_credits(),
+            "link `{}`: a send ahead must be at a later edge of a same-clock link",
+            self.name
+        );
+        self.send_with_credit(cx, cycle, item)
+    }
+
+    /// Credits already usable now, without looking for new ones: what a component running ahead
+    /// may spend on later edges.
+    #[inline]
+    pub fn credits_held(&self) -> u32 {
+        self.credits
+    }
+
+    #[inline]
+    fn send_with_credit(&mut self, cx: &StepCtx, cycle: u64, item: T) -> Result<(), T> {
         if self.credits == 0 {
             return Err(item);
         }
         self.credits -= 1;
         self.sent += 1;
-        let ready_at = self.delay.visible_at(cx);
+        let ready_at = match self.delay {
+            Delay::Cycles(n) => cycle + n,
+            d => d.visible_at(cx),
+        };
         let env = Envelope { ready_at, item };
         // The credit count bounds the messages in the channel by its capacity, and the receiver
         // lives as long as the simulation; a failure here is a broken kernel invariant.
@@ -334,8 +468,8 @@ impl<T> LinkTx<T> {
                 self.name
             );
         }
-        self.published.messages.store(self.sent, Ordering::Release);
-        wake::post(self.published.rx_owner.load(Ordering::Acquire), ready_at);
+        self.published.sends.record(cycle, cx.cycle);
+        wake::interact(self.published.rx_owner.load(Ordering::Acquire), ready_at);
         Ok(())
     }
 
@@ -367,8 +501,6 @@ pub struct LinkRx<T> {
     drained: u64,
     /// Whether the component owning this end is known (see [`crate::wake`]).
     bound: bool,
-    /// The cycle of the last pop (same-clock links).
-    pop_cycle: Option<u64>,
     published: Arc<Published>,
 }
 
@@ -395,7 +527,7 @@ impl<T> LinkRx<T> {
     #[inline]
     fn drain(&mut self) {
         // Exactly the messages published so far: no channel call that finds it empty.
-        let sent = self.published.messages.load(Ordering::Acquire);
+        let sent = self.published.sends.total();
         while self.drained < sent {
             match self.data.try_recv() {
                 Ok(env) => {
@@ -430,30 +562,64 @@ impl<T> LinkRx<T> {
     /// Takes the message at the head of the link, if it has arrived, and returns its credit.
     #[inline]
     pub fn try_recv(&mut self, cx: &StepCtx) -> Option<T> {
-        self.peek(cx)?;
+        self.try_recv_at(cx, cx.cycle)
+    }
+
+    /// Takes the message at the head of the link as if at the later edge `cycle` (a same-clock
+    /// link), if it has arrived by then: what a component running ahead through edges whose
+    /// every input it knows takes at them. Its credit reaches the sender when a pop at that
+    /// edge would have returned it. Pops come in non-decreasing cycles, and a run of them at
+    /// consecutive cycles starts at or after the current edge. The message must already be on
+    /// its way (a message not yet sent is not known to arrive by `cycle`).
+    #[inline]
+    pub fn try_recv_at(&mut self, cx: &StepCtx, cycle: u64) -> Option<T> {
+        debug_assert!(
+            cycle == cx.cycle || (cycle > cx.cycle && matches!(self.delay, Delay::Cycles(_))),
+            "link `{}`: a pop ahead must be at a later edge of a same-clock link",
+            self.name
+        );
+        debug_assert_eq!(
+            cx.domain, self.domain,
+            "link `{}` read from the wrong clock",
+            self.name
+        );
+        if !self.bound {
+            self.bind();
+        }
+        if self.queue.is_empty() {
+            self.drain();
+        }
+        match self.queue.front() {
+            Some(env) if env.ready_at <= cycle => {}
+            _ => return None,
+        }
         let env = self.queue.pop_front()?;
         self.received += 1;
-        let usable = self.delay.visible_at(cx);
-        if let Delay::Cycles(_) = self.delay {
+        let usable = match self.delay {
             // One cycle later, counted (see `Published`).
-            if self.pop_cycle != Some(cx.cycle) {
-                self.pop_cycle = Some(cx.cycle);
-                self.published
-                    .popped_before
-                    .store(self.received - 1, Ordering::Release);
-                self.published
-                    .last_pop_cycle
-                    .store(cx.cycle, Ordering::Release);
+            Delay::Cycles(_) => cycle + 1,
+            d => {
+                let usable = d.visible_at(cx);
+                if self.credits_to.try_send(usable).is_err() {
+                    // The sender lives as long as the simulation; the channel holds `capacity`.
+                    panic!("link `{}`: credit channel refused a credit", self.name);
+                }
+                usable
             }
-        } else if self.credits_to.try_send(usable).is_err() {
-            // The sender lives as long as the simulation and the credit channel holds `capacity`.
-            panic!("link `{}`: credit channel refused a credit", self.name);
-        }
-        wake::post(self.published.tx_owner.load(Ordering::Acquire), usable);
-        self.published
-            .credits
-            .store(self.received, Ordering::Release);
+        };
+        self.published.pops.record(cycle, cx.cycle);
+        wake::interact(self.published.tx_owner.load(Ordering::Acquire), usable);
         Some(env.item)
+    }
+
+    /// The cycle at which the message at the head of the link arrives, if one is on its way:
+    /// a component running ahead may take it at that edge or later.
+    #[inline]
+    pub fn head_ready_at(&mut self) -> Option<u64> {
+        if self.queue.is_empty() {
+            self.drain();
+        }
+        self.queue.front().map(|e| e.ready_at)
     }
 
     /// Messages that have arrived by this edge and wait to be taken.
@@ -472,7 +638,22 @@ impl<T> LinkRx<T> {
     /// trace or a deadlock report) this does not depend on the step order; inside a step, use
     /// [`LinkRx::ready`].
     pub fn in_flight(&self) -> usize {
-        self.queue.len() + (self.published.messages.load(Ordering::Acquire) - self.drained) as usize
+        self.queue.len() + (self.published.sends.total() - self.drained) as usize
+    }
+
+    /// Messages sent at or before edge `cycle` and not taken at or before it: the FIFO's level
+    /// after that edge, whichever end has run ahead of it (same-clock links; across clocks, as
+    /// [`LinkRx::in_flight`]). For traces.
+    pub fn in_flight_at(&self, cycle: u64) -> usize {
+        match self.delay {
+            Delay::Cycles(_) => {
+                let p = &self.published;
+                (p.sends.before(cycle + 1)
+                    - p.pops.before(cycle + 1).min(p.sends.before(cycle + 1)))
+                    as usize
+            }
+            _ => self.in_flight(),
+        }
     }
 
     /// Messages taken so far.
@@ -529,6 +710,7 @@ mod tests {
             domain: DomainId(0),
             cycle,
             time: clock().edge_time(cycle),
+            ahead: false,
         }
     }
 
@@ -592,6 +774,59 @@ mod tests {
     }
 
     #[test]
+    fn an_end_running_ahead_is_seen_as_if_stepped_at_each_edge() {
+        // Four messages sent at cycle 0; taken one an edge from cycle 1, either at each edge or
+        // all at edge 1 (ahead): the sender's credits and the FIFO level are the same at every
+        // edge.
+        let run = |ahead: bool| {
+            let Link { mut tx, mut rx } = Link::<u8>::new("l", clock(), 1, 4).unwrap();
+            for v in 0..4 {
+                tx.try_send(&cx(0), v).unwrap();
+            }
+            let mut seen = Vec::new();
+            for c in 1..7 {
+                if ahead && c == 1 {
+                    for at in 1..5 {
+                        assert_eq!(rx.try_recv_at(&cx(1), at), Some(at as u8 - 1));
+                    }
+                    assert_eq!(rx.try_recv_at(&cx(1), 5), None, "nothing more on its way");
+                } else if !ahead {
+                    rx.try_recv(&cx(c));
+                }
+                seen.push((tx.credits(&cx(c)), rx.in_flight_at(c)));
+            }
+            seen
+        };
+        let stepped = run(false);
+        assert_eq!(
+            stepped,
+            vec![(0, 3), (1, 2), (2, 1), (3, 0), (4, 0), (4, 0)],
+            "credits usable a cycle after each pop"
+        );
+        assert_eq!(run(true), stepped);
+        // A sender running ahead: sends at edges 0, 1, 2 made at edge 0 arrive a cycle after
+        // each, and count in the FIFO from their edge on.
+        let Link { mut tx, mut rx } = Link::<u8>::new("l", clock(), 1, 4).unwrap();
+        tx.credits(&cx(0));
+        for at in 0..3 {
+            tx.try_send_at(&cx(0), at, at as u8).unwrap();
+        }
+        assert_eq!(tx.credits_held(), 1);
+        assert_eq!(
+            (0..4).map(|c| rx.in_flight_at(c)).collect::<Vec<_>>(),
+            vec![1, 2, 3, 3]
+        );
+        assert_eq!(rx.ready(&cx(1)), 1);
+        assert_eq!(rx.ready(&cx(3)), 3);
+        assert_eq!(rx.head_ready_at(), Some(1));
+        // Two pops at one edge after a ramp ending there: the count before that edge stays.
+        assert_eq!(rx.try_recv(&cx(3)), Some(0));
+        assert_eq!(rx.try_recv(&cx(3)), Some(1));
+        assert_eq!(tx.credits(&cx(3)), 1);
+        assert_eq!(tx.credits(&cx(4)), 3);
+    }
+
+    #[test]
     fn bad_links_are_errors_not_panics() {
         let e = Link::<u8>::new("top.x", clock(), 0, 1).err().unwrap();
         assert!(e.to_string().contains("top.x") && e.to_string().contains("latency"));
@@ -610,12 +845,14 @@ mod tests {
             domain: core.id,
             cycle: 2,
             time: core.edge_time(2),
+            ahead: false,
         };
         tx.try_send(&wcx, 1).unwrap();
         let rcx = |c: u64| StepCtx {
             domain: link.id,
             cycle: c,
             time: link.edge_time(c),
+            ahead: false,
         };
         assert_eq!(rx.peek(&rcx(0)), None);
         assert_eq!(rx.try_recv(&rcx(1)), Some(1));
@@ -625,6 +862,7 @@ mod tests {
             domain: core.id,
             cycle: n,
             time: core.edge_time(n),
+            ahead: false,
         };
         assert_eq!(tx.credits(&c(6)), 1);
         assert_eq!(tx.credits(&c(7)), 2);

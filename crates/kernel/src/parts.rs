@@ -173,3 +173,39 @@ impl<T: Send + 'static> Component for Merge<T> {
         Wake::after(did)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Link, Scheduler};
+
+    /// The scheduler's account of steps and link interactions, against a hand count: a feeder
+    /// sends 10 words over a link of latency 1 that holds 2, a collector takes them.
+    #[test]
+    fn activity_counts_every_step_and_link_interaction() {
+        for every_edge in [true, false] {
+            let mut s = Scheduler::new();
+            s.set_every_edge(every_edge);
+            let clk = s.add_clock("core", 100_000_000).unwrap();
+            let Link { tx, rx } = Link::<u8>::new("top.l", clk, 1, 2).unwrap();
+            s.add(clk, Feeder::new("top.feed", tx, (0..10).collect(), 1));
+            s.add(clk, Collector::new("top.take", rx, 1));
+            s.run().unwrap();
+            let a = s.activity();
+            let kind = |k: &str| a.iter().find(|x| x.kind == k).unwrap().clone();
+            let (feed, take) = (kind("Feeder"), kind("Collector"));
+            // 10 sends and 10 pops, one each, whatever the stepping.
+            assert_eq!((feed.link_interactions, take.link_interactions), (10, 10));
+            assert_eq!((feed.components, take.components), (1, 1));
+            let cycles = s.cycle();
+            if every_edge {
+                // Every component at every edge.
+                assert_eq!((feed.steps, take.steps), (cycles, cycles), "{a:?}");
+            } else {
+                // Event-driven: no more steps than edges, at least one per interaction made.
+                assert!(feed.steps <= cycles && feed.steps >= 10, "{a:?}");
+                assert!(take.steps <= cycles && take.steps >= 10, "{a:?}");
+            }
+        }
+    }
+}

@@ -21,6 +21,11 @@ pub struct StepCtx {
     pub domain: DomainId,
     pub cycle: u64,
     pub time: Picos,
+    /// Whether the component may run ahead of this edge: take and send on its links at later
+    /// edges whose inputs it already knows (see [`crate::LinkRx::try_recv_at`]), and say so
+    /// with its [`Component::wake`]. False when every component is stepped at every edge (the
+    /// reference) and for a traced component, which are stepped edge by edge.
+    pub ahead: bool,
 }
 
 /// What a step did, for the watchdog: `Moved` when any state changed (a message sent or taken,
@@ -167,6 +172,28 @@ pub trait Component: AsAny + Send {
     fn state(&self) -> Option<String> {
         None
     }
+
+    /// What kind of block this is, for the account of a run's steps
+    /// ([`Scheduler::activity`]): by default the name of its Rust type (`Pe`, `Gin`, ...).
+    fn kind(&self) -> &'static str {
+        let t = std::any::type_name::<Self>();
+        let t = t.split('<').next().unwrap_or(t);
+        t.rsplit("::").next().unwrap_or(t)
+    }
+}
+
+/// Steps and link interactions of one kind of component over a run (see
+/// [`Scheduler::activity`]): what the host spent its time on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KindActivity {
+    /// [`Component::kind`].
+    pub kind: String,
+    /// Components of this kind.
+    pub components: u64,
+    /// Calls of [`Component::step`].
+    pub steps: u64,
+    /// Messages sent and taken on links inside those steps.
+    pub link_interactions: u64,
 }
 
 /// Handle of a component in a scheduler.
@@ -424,6 +451,9 @@ struct Slot {
     traced: bool,
     /// The last edge a step was requested for (a second request for it is dropped).
     asked: u64,
+    /// Steps taken, and link interactions inside them (see [`Scheduler::activity`]).
+    steps: u64,
+    interactions: u64,
 }
 
 /// Steps components on the edges of their clocks, on one picosecond timebase.
@@ -539,6 +569,8 @@ impl Scheduler {
             timed: false,
             traced: false,
             asked: dom.next,
+            steps: 0,
+            interactions: 0,
         });
         dom.members.push(id);
         if !self.every_edge {
@@ -818,6 +850,7 @@ impl Scheduler {
                 domain: dom.clock.id,
                 cycle: last,
                 time: dom.clock.edge_time(last),
+                ahead: false,
             };
             let _who = wake::Stepping::new(wake::owner(self.id, c));
             slot.component.settle(&cx, dom.next - slot.done);
@@ -826,8 +859,10 @@ impl Scheduler {
     }
 
     /// Brings every sleeping component through the edges that have passed, so that its
-    /// counters and state are those of the last completed edge. Runs do this when they stop;
-    /// call it before reading components between [`Scheduler::step`]s of an event-driven run.
+    /// counters and state are those of the last completed edge (a component that ran ahead,
+    /// see [`StepCtx::ahead`], has also counted the edges it ran through). Runs do this when
+    /// they stop; call it before reading components between [`Scheduler::step`]s of an
+    /// event-driven run.
     pub fn settle(&mut self) {
         for c in 0..self.slots.len() {
             self.settle_slot(c);
@@ -963,6 +998,7 @@ impl Scheduler {
                     domain: dom.clock.id,
                     cycle: e - 1,
                     time: dom.clock.edge_time(e - 1),
+                    ahead: false,
                 };
                 slot.component.settle(&cx, e - slot.done);
             }
@@ -970,8 +1006,13 @@ impl Scheduler {
                 domain: dom.clock.id,
                 cycle: e,
                 time: now,
+                ahead: !self.every_edge && !slot.traced,
             };
-            let did = match slot.component.step(&cx) {
+            let before = wake::interactions();
+            let stepped = slot.component.step(&cx);
+            slot.steps += 1;
+            slot.interactions += wake::interactions() - before;
+            let did = match stepped {
                 Ok(a) => a,
                 Err(err) => {
                     slot.done = e + 1;
@@ -1255,6 +1296,31 @@ impl Scheduler {
     /// A component's internal state as text (see [`Component::state`]).
     pub fn state_of(&self, id: ComponentId) -> Option<String> {
         self.slots.get(id.0).and_then(|s| s.component.state())
+    }
+
+    /// Steps taken and link interactions made so far, by kind of component, most steps first:
+    /// where the host's time went (a step costs about the same whatever the component).
+    pub fn activity(&self) -> Vec<KindActivity> {
+        let mut kinds: Vec<KindActivity> = Vec::new();
+        for s in &self.slots {
+            let kind = s.component.kind();
+            let k = match kinds.iter().position(|k| k.kind == kind) {
+                Some(i) => i,
+                None => {
+                    kinds.push(KindActivity {
+                        kind: kind.to_string(),
+                        ..Default::default()
+                    });
+                    kinds.len() - 1
+                }
+            };
+            let k = &mut kinds[k];
+            k.components += 1;
+            k.steps += s.steps;
+            k.link_interactions += s.interactions;
+        }
+        kinds.sort_by(|a, b| b.steps.cmp(&a.steps).then(a.kind.cmp(&b.kind)));
+        kinds
     }
 
     /// Runs until no component holds work.

@@ -16,9 +16,27 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub(crate) type Owner = u64;
 pub(crate) const NOBODY: Owner = u64::MAX;
 
+/// A thread's wake-ups for its schedulers' components, and its count of link interactions.
+struct Local {
+    posts: RefCell<Vec<(Owner, u64)>>,
+    interactions: Cell<u64>,
+}
+
 thread_local! {
     static CURRENT: Cell<Owner> = const { Cell::new(NOBODY) };
-    static POSTS: RefCell<Vec<(Owner, u64)>> = const { RefCell::new(Vec::new()) };
+    static LOCAL: Local = const {
+        Local {
+            posts: RefCell::new(Vec::new()),
+            interactions: Cell::new(0),
+        }
+    };
+}
+
+/// Link interactions (messages sent or taken) counted on this thread so far, for the
+/// scheduler's account of where a run's time goes ([`crate::Scheduler::activity`]).
+#[inline]
+pub(crate) fn interactions() -> u64 {
+    LOCAL.with(|l| l.interactions.get())
 }
 
 static NEXT_SCHEDULER: AtomicU32 = AtomicU32::new(0);
@@ -55,18 +73,30 @@ impl Drop for Stepping {
     }
 }
 
+/// A link interaction (a message sent or taken): asks for a step of `who` (the other end's
+/// owner, if known) at `cycle` of its clock, and counts the interaction.
+#[inline]
+pub(crate) fn interact(who: Owner, cycle: u64) {
+    LOCAL.with(|l| {
+        l.interactions.set(l.interactions.get() + 1);
+        if who != NOBODY {
+            l.posts.borrow_mut().push((who, cycle));
+        }
+    });
+}
+
 /// Asks for a step of `who` at `cycle` of its clock.
 #[inline]
 pub(crate) fn post(who: Owner, cycle: u64) {
     if who != NOBODY {
-        POSTS.with(|p| p.borrow_mut().push((who, cycle)));
+        LOCAL.with(|l| l.posts.borrow_mut().push((who, cycle)));
     }
 }
 
 /// Hands the posts addressed to `scheduler`'s components to `f` (slot, cycle), keeping the rest.
 pub(crate) fn collect(scheduler: u32, mut f: impl FnMut(usize, u64)) {
-    POSTS.with(|p| {
-        let mut p = p.borrow_mut();
+    LOCAL.with(|l| {
+        let mut p = l.posts.borrow_mut();
         if p.is_empty() {
             return;
         }

@@ -75,6 +75,7 @@ fn bench(label: &str, prim: Primitive) {
             domain: DomainId(0),
             cycle,
             time: clock.edge_time(cycle),
+            ahead: false,
         };
         if fi < filters.len() && f_tx.try_send(&cx, filters[fi]).is_ok() {
             fi += 1;

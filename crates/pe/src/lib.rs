@@ -30,6 +30,13 @@
 //!
 //! So a position costs `p*q*S + 2 + p` cycles when nothing stalls.
 //!
+//! # How it is simulated (not what the hardware does)
+//! Stepped at every edge, the PE does the above one edge at a time. Event-driven and untraced,
+//! it computes the rest of a position's MACs in one go once nothing can reach it (`settle`),
+//! and runs a filter load's weights already on their way, and a position's drain short of its
+//! last psum, ahead of the scheduler in one step (`Pe::run_ahead`): the same operations at the
+//! same edges, with the same credits and arrivals at the other ends of its links.
+//!
 //! # Zero gating
 //! The zero buffer holds one bit per ifmap-spad entry, set when a zero is written. A MAC whose
 //! ifmap value is zero skips the filter-spad read, holds the multiplier's inputs (and so its
@@ -395,6 +402,16 @@ pub struct Pe {
     /// the output FIFO (false). A stall repeats until a link wakes the PE, so [`Pe::settle`]
     /// counts the skipped edges against the same cause.
     drain_waits_for_psum_in: bool,
+    /// The last edge through which the control FSM has already run ahead (a filter load or a
+    /// drain taken as a burst: see [`Pe::run_ahead`]); until then a step only works the ifmap
+    /// write port, which the burst left alone.
+    ahead_until: Option<u64>,
+    /// The edge of the last step, for the FIFO levels a trace shows.
+    last_cycle: u64,
+    /// While the FSM is ahead: the next edge at which the ifmap write port has a value that
+    /// has already arrived to store (its arrival woke the PE once, which a store may not have
+    /// used: the port stores one a cycle).
+    port_next: Option<u64>,
     sig: Signals,
     addr_bits: (u32, u32, u32),
 }
@@ -454,6 +471,9 @@ impl Pe {
             held: Held::default(),
             traced: false,
             drain_waits_for_psum_in: false,
+            ahead_until: None,
+            last_cycle: 0,
+            port_next: None,
             sig: Signals::default(),
             addr_bits: (
                 bits_for(sizes.filter_entries),
@@ -621,8 +641,15 @@ impl Pe {
         if prim.compressed {
             return self.issue_compressed_load(cx);
         }
+        Ok(self.load_weight(cx, cx.cycle, prim))
+    }
+
+    /// The filter load's operation at edge `at` (`cx`'s edge, or a later one when running
+    /// ahead): the next weight into the filter spad if it has arrived, else a stall.
+    #[inline]
+    fn load_weight(&mut self, cx: &StepCtx, at: u64, prim: &Primitive) -> bool {
         let total = prim.p * prim.q * prim.s;
-        Ok(match self.ports.filter_in.try_recv(cx) {
+        match self.ports.filter_in.try_recv_at(cx, at) {
             Some(w) => {
                 let a = self.weights_loaded;
                 self.filter_spad[a as usize] = w;
@@ -648,7 +675,7 @@ impl Pe {
                 self.counters.stall_filter += 1;
                 false
             }
-        })
+        }
     }
 
     /// A compressed row: its `ceil(p*q*S/16)` mask words into the weight zero buffer (an index
@@ -890,16 +917,12 @@ impl Pe {
             self.counters.pipeline_bubbles += 1;
             return Ok(false);
         }
-        let mut incoming = 0i16;
         if prim.psum_in {
             let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
-            match port.peek(cx) {
-                Some(&v) => incoming = v,
-                None => {
-                    self.counters.stall_psum_in += 1;
-                    self.drain_waits_for_psum_in = true;
-                    return Ok(false);
-                }
+            if port.peek(cx).is_none() {
+                self.counters.stall_psum_in += 1;
+                self.drain_waits_for_psum_in = true;
+                return Ok(false);
             }
         }
         if !self.ports.psum_out.can_send(cx) {
@@ -907,10 +930,20 @@ impl Pe {
             self.drain_waits_for_psum_in = false;
             return Ok(false);
         }
+        self.drain_psum(cx, cx.cycle, prim)?;
+        Ok(true)
+    }
+
+    /// Drains psum `drain_f` at edge `at` (`cx`'s edge, or a later one when running ahead),
+    /// given that its incoming psum (if any) has arrived by then and the output has a credit.
+    #[inline]
+    fn drain_psum(&mut self, cx: &StepCtx, at: u64, prim: &Primitive) -> Result<(), Fault> {
+        let mut incoming = 0i16;
         if prim.psum_in {
-            if let Some(port) = self.ports.psum_in.as_mut() {
-                port.try_recv(cx);
-            }
+            let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+            incoming = port
+                .try_recv_at(cx, at)
+                .ok_or("an incoming psum vanished between its check and its use")?;
             self.counters.psums_in += 1;
             self.strobes |= strobe::PSUM_IN;
             self.held.psum_in = incoming;
@@ -923,7 +956,7 @@ impl Pe {
         let out = mac::add(own, incoming, prim.mac, &mut self.counters.overflows);
         // The psum register clears as it is read out, ready for the next position.
         self.psum_spad[f as usize] = 0;
-        if self.ports.psum_out.try_send(cx, out).is_err() {
+        if self.ports.psum_out.try_send_at(cx, at, out).is_err() {
             return Err("psum output refused a word although it had a credit".into());
         }
         self.counters.psums_out += 1;
@@ -943,7 +976,83 @@ impl Pe {
                 PeState::Compute
             };
         }
-        Ok(true)
+        Ok(())
+    }
+
+    /// While the FSM is ahead: when the ifmap port next has an arrived value to store.
+    fn note_port_next(&mut self, cx: &StepCtx, prim: &Primitive) {
+        self.port_next = if self.ifmap_port_blocked(prim) {
+            None
+        } else {
+            self.ports
+                .ifmap_in
+                .head_ready_at()
+                .map(|r| r.max(cx.cycle + 1))
+        };
+    }
+
+    /// After a step at `cx` that moved: the edges after it whose every input is already known,
+    /// run now (a burst), exactly as steps at them would.
+    /// - A position whose window is stored computes the rest of its MACs and the two pipeline
+    ///   bubbles (as [`Pe::burst`]).
+    /// - A filter load takes the weights already on their way, each at the first edge at or
+    ///   after its arrival, one an edge (the edges between are filter stalls), to the last.
+    /// - A drain sends the position's psums one an edge while the incoming psums are already
+    ///   on their way and the output credits held now last, short of the last psum (which
+    ///   moves the window, and with it what the ifmap write port may do: that one takes a step
+    ///   of its own).
+    ///
+    /// Only the control FSM runs ahead: the ifmap write port is independent of it through
+    /// both (it depends on the window, which neither moves), so links still wake the PE for
+    /// it at the edges its values arrive (see [`Pe::step`]). A burst needs an empty pipeline,
+    /// and a drain burst an ifmap port with nothing to do. Dense filter loads only: a
+    /// compressed row can fault part way, which must stop the run at that word's edge.
+    fn run_ahead(&mut self, cx: &StepCtx, prim: &Primitive) -> Result<(), Fault> {
+        let mut c = cx.cycle;
+        let pipe_empty = self.rd.is_none() && self.mul.is_none();
+        match self.state {
+            // The rest of the position's MACs and the two bubbles: they read only the window,
+            // which the ifmap port does not write (it fills free columns).
+            PeState::Compute if self.window_stored(prim) && self.burst_edges(prim).is_some() => {
+                c += self.burst(prim);
+            }
+            _ if !pipe_empty => {}
+            PeState::LoadFilters if !prim.compressed => {
+                while self.state == PeState::LoadFilters {
+                    let Some(r) = self.ports.filter_in.head_ready_at() else {
+                        break;
+                    };
+                    let at = r.max(c + 1);
+                    // Stalls until it arrives, then the load.
+                    self.counters.stall_filter += at - c - 1;
+                    self.counters.active_cycles += at - c;
+                    c = at;
+                    self.load_weight(cx, at, prim);
+                }
+            }
+            PeState::Drain if self.ifmap_port_blocked(prim) => {
+                while self.drain_f + 1 < prim.p {
+                    let at = c + 1;
+                    if prim.psum_in {
+                        let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+                        if port.head_ready_at().is_none_or(|r| r > at) {
+                            break;
+                        }
+                    }
+                    if self.ports.psum_out.credits_held() == 0 {
+                        break;
+                    }
+                    self.counters.active_cycles += 1;
+                    c = at;
+                    self.drain_psum(cx, at, prim)?;
+                }
+            }
+            _ => {}
+        }
+        if c > cx.cycle {
+            self.ahead_until = Some(c);
+        }
+        Ok(())
     }
 
     /// The ADD stage (the MAC that was in MUL updates its psum).
@@ -1185,6 +1294,20 @@ impl Component for Pe {
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         // Strobes (enables) last one cycle, also into an idle or finished PE.
         self.strobes = 0;
+        self.last_cycle = cx.cycle;
+        if let Some(a) = self.ahead_until {
+            if cx.cycle <= a {
+                // The control FSM has run through this edge already (a burst); a value has
+                // reached the ifmap port, which works on as it would have.
+                let Some(prim) = self.prim else {
+                    return Ok(Activity::Idle);
+                };
+                let moved = self.store_ifmap(cx, &prim);
+                self.note_port_next(cx, &prim);
+                return Ok(Activity::from_moved(moved));
+            }
+            self.ahead_until = None;
+        }
         if matches!(self.state, PeState::Done | PeState::Idle) {
             let Some(prim) = self.config_port.try_recv(cx) else {
                 return Ok(Activity::Idle);
@@ -1207,6 +1330,12 @@ impl Component for Pe {
         };
         // The ifmap spad's write port works alongside.
         moved |= self.store_ifmap(cx, &prim);
+        if cx.ahead && moved {
+            self.run_ahead(cx, &prim)?;
+            if self.ahead_until.is_some() {
+                self.note_port_next(cx, &prim);
+            }
+        }
         if self.traced {
             self.held.out_credits = self.ports.psum_out.credits(cx);
         }
@@ -1215,7 +1344,20 @@ impl Component for Pe {
 
     /// An idle step (a stall, or waiting for a primitive) repeats until a link wakes the PE; a
     /// burst of MACs with the ifmap write port blocked touches no link until its drain.
-    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+    fn wake(&self, cx: &StepCtx, did: Activity) -> Wake {
+        if let Some(a) = self.ahead_until {
+            // Every edge up to `a` moves (a burst), and the FSM needs a step after it. Until
+            // then only a value for the ifmap port needs a step, and none does while the port
+            // has nothing to do (its window stays where it is through a burst).
+            let prim = self.prim.as_ref().expect("a burst runs a primitive");
+            return if self.ifmap_port_blocked(prim) {
+                Wake::Busy(a - cx.cycle)
+            } else {
+                // A value that arrived already and waits for the port: a step for it.
+                let next = self.port_next.map_or(a + 1, |p| p.min(a + 1));
+                Wake::IdleFor(next - cx.cycle)
+            };
+        }
         if !did.moved() {
             return Wake::Idle;
         }
@@ -1225,7 +1367,15 @@ impl Component for Pe {
         }
     }
 
-    fn settle(&mut self, _last: &StepCtx, mut edges: u64) {
+    fn settle(&mut self, last: &StepCtx, mut edges: u64) {
+        if let Some(a) = self.ahead_until {
+            // The edges up to `a` are accounted for by the burst.
+            if last.cycle <= a {
+                return;
+            }
+            edges = edges.min(last.cycle - a);
+            self.ahead_until = None;
+        }
         let Some(prim) = self.prim else {
             self.strobes = 0;
             return;
@@ -1398,11 +1548,23 @@ impl Component for Pe {
         t.set(g.row, self.row as u64 & 0xFFFF);
         t.set(g.x, self.x as u64 & 0xFFFF);
         let lvl = |n: usize| n.min(255) as u64;
-        t.set(g.filter_fifo_level, lvl(self.ports.filter_in.in_flight()));
-        t.set(g.ifmap_fifo_level, lvl(self.ports.ifmap_in.in_flight()));
+        // Levels after this edge, whichever end ran ahead of it.
+        let at = self.last_cycle;
+        t.set(
+            g.filter_fifo_level,
+            lvl(self.ports.filter_in.in_flight_at(at)),
+        );
+        t.set(
+            g.ifmap_fifo_level,
+            lvl(self.ports.ifmap_in.in_flight_at(at)),
+        );
         t.set(
             g.psum_in_fifo_level,
-            lvl(self.ports.psum_in.as_ref().map_or(0, |l| l.in_flight())),
+            lvl(self
+                .ports
+                .psum_in
+                .as_ref()
+                .map_or(0, |l| l.in_flight_at(at))),
         );
         t.set(g.psum_out_credits, self.held.out_credits.min(255) as u64);
         // Enables pulse; addresses and data hold their last value, as a register would.
