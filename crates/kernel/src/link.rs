@@ -542,6 +542,12 @@ impl<T> LinkRx<T> {
     /// The message at the head of the link, if it has arrived by this edge.
     #[inline]
     pub fn peek(&mut self, cx: &StepCtx) -> Option<&T> {
+        self.arrived_by(cx, cx.cycle).map(|env| &env.item)
+    }
+
+    /// The head of the link, if it has arrived by edge `cycle` (seen from a step at `cx`).
+    #[inline]
+    fn arrived_by(&mut self, cx: &StepCtx, cycle: u64) -> Option<&Envelope<T>> {
         debug_assert_eq!(
             cx.domain, self.domain,
             "link `{}` read from the wrong clock",
@@ -553,10 +559,7 @@ impl<T> LinkRx<T> {
         if self.queue.is_empty() {
             self.drain();
         }
-        match self.queue.front() {
-            Some(env) if env.ready_at <= cx.cycle => Some(&env.item),
-            _ => None,
-        }
+        self.queue.front().filter(|env| env.ready_at <= cycle)
     }
 
     /// Takes the message at the head of the link, if it has arrived, and returns its credit.
@@ -578,21 +581,7 @@ impl<T> LinkRx<T> {
             "link `{}`: a pop ahead must be at a later edge of a same-clock link",
             self.name
         );
-        debug_assert_eq!(
-            cx.domain, self.domain,
-            "link `{}` read from the wrong clock",
-            self.name
-        );
-        if !self.bound {
-            self.bind();
-        }
-        if self.queue.is_empty() {
-            self.drain();
-        }
-        match self.queue.front() {
-            Some(env) if env.ready_at <= cycle => {}
-            _ => return None,
-        }
+        self.arrived_by(cx, cycle)?;
         let env = self.queue.pop_front()?;
         self.received += 1;
         let usable = match self.delay {

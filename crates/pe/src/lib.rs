@@ -1119,8 +1119,9 @@ impl Pe {
             || self.ifmaps_stored >= (self.window_start(prim) + prim.s as u64) * prim.q as u64
     }
 
-    /// Edges from now in which the PE touches no link: the rest of a position's MACs and the
-    /// pipeline bubbles before its drain, while the ifmap write port has nothing to do.
+    /// Edges from now in which the PE touches no link: the pipeline bubbles before a drain,
+    /// while the ifmap write port has nothing to do. (A position's MACs, which a step that finds
+    /// the window stored runs ahead, are [`Pe::run_ahead`]'s.)
     fn quiet_edges(&self) -> u64 {
         let Some(prim) = self.prim else {
             return 0;
@@ -1129,9 +1130,6 @@ impl Pe {
             return 0;
         }
         match self.state {
-            PeState::Compute if prim.zero_skipping && self.indexed => self.nz_left as u64 + 2,
-            PeState::Compute if prim.zero_skipping => 0,
-            PeState::Compute if self.window_stored(&prim) => (self.ops - self.op) as u64 + 2,
             PeState::Drain if self.rd.is_some() => 2,
             PeState::Drain if self.mul.is_some() => 1,
             _ => 0,
