@@ -151,8 +151,10 @@ impl LayerArgs {
         pinned: Option<Mapping>,
     ) -> anyhow::Result<Prepared> {
         let layer = self.adjust(layer);
+        layer.validate()?;
+        let early = early_choice(hw, &layer, pinned, self.objective)?;
         let d = self.data(&layer)?;
-        let mapping = choose(hw, &layer, pinned, self.objective, Some(&d.weights))?;
+        let mapping = early.finish(hw, &layer, pinned, self.objective, &d.weights)?;
         Ok(Prepared {
             layer: d.layer,
             mapping,
@@ -174,6 +176,55 @@ pub struct Data {
     pub layer: ConvLayer,
     pub ifmap: Tensor,
     pub weights: Tensor,
+}
+
+/// What can be known of a layer's mapping before its tensors exist.
+pub enum EarlyChoice {
+    /// The mapping: the weights cannot change it.
+    Final(Mapping),
+    /// A legal mapping exists (the weights cannot change that), but which is cheapest depends
+    /// on them (coded filters, skipped zero weights).
+    Legal,
+    /// Legality itself depends on the weights (compressed rows).
+    Unknown,
+}
+
+impl EarlyChoice {
+    /// The layer's mapping, given its weights.
+    pub fn finish(
+        self,
+        hw: &HwConfig,
+        layer: &ConvLayer,
+        pinned: Option<Mapping>,
+        objective: Objective,
+        weights: &Tensor,
+    ) -> anyhow::Result<Mapping> {
+        match self {
+            EarlyChoice::Final(m) => Ok(m),
+            _ => choose(hw, layer, pinned, objective, Some(weights)),
+        }
+    }
+}
+
+/// A layer's mapping as far as it can be chosen without its tensors, so that a layer that
+/// cannot be mapped is refused before they (perhaps gigabytes) are built. Whether a mapping is
+/// legal depends on the weights only when they are compressed (rows sized from them); which
+/// one is cheapest, also when filters are coded or zero weights skipped.
+pub fn early_choice(
+    hw: &HwConfig,
+    layer: &ConvLayer,
+    pinned: Option<Mapping>,
+    objective: Objective,
+) -> anyhow::Result<EarlyChoice> {
+    if hw.spad.filter.compressed {
+        return Ok(EarlyChoice::Unknown);
+    }
+    let m = choose(hw, layer, pinned, objective, None)?;
+    Ok(if hw.rlc.code_filters || hw.datapath.zero_skipping {
+        EarlyChoice::Legal
+    } else {
+        EarlyChoice::Final(m)
+    })
 }
 
 /// A layer's mapping: pinned (checked), or the mapper's cheapest for `objective`. With the
@@ -528,8 +579,19 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(code)
     };
+    // Every part of every layer mapped (as far as its data cannot change that) before any
+    // tensor is built.
+    let mut early: Vec<std::collections::VecDeque<EarlyChoice>> = splits
+        .iter()
+        .map(|s| {
+            s.parts
+                .iter()
+                .map(|p| early_choice(&hw, &p.layer, pinned, a.layer.objective))
+                .collect::<anyhow::Result<_>>()
+        })
+        .collect::<anyhow::Result<_>>()?;
     let mut k = 0;
-    for split in &splits {
+    for (split, early) in splits.iter().zip(&mut early) {
         let trace = |k: usize| {
             vcds.as_ref().map(|v| TraceConfig {
                 vcd: v[k].clone(),
@@ -566,7 +628,11 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             relu,
             |part, x, w, part_relu| {
                 // A pinned mapping applies to a layer in one part (refused above otherwise).
-                let mapping = choose(&hw, &part.layer, pinned, a.layer.objective, Some(w))?;
+                // The parts run in order.
+                let mapping = early
+                    .pop_front()
+                    .ok_or_else(|| anyhow!("{}: more parts ran than were mapped", part.layer.name))?
+                    .finish(&hw, &part.layer, pinned, a.layer.objective, w)?;
                 // A whole layer reads out as it is configured (or as its model says).
                 let relu = if split.is_split() {
                     Some(part_relu)

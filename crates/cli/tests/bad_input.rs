@@ -45,6 +45,17 @@ fn cases() -> Vec<Case> {
             error: "H 4294967295 is above the limit 16777216",
         },
         Case {
+            // 4 x 10^8 ifmap values, within the tensor limits: refused by the mapper before
+            // they are built (it took seconds and 0.8 GB when the tensors came first).
+            what: "a 20000 x 20000 layer the tiny config cannot map",
+            files: &[(
+                "wide.toml",
+                "[layer]\nname = \"wide\"\nn = 1\nc = 1\nh = 20000\nw = 20000\nm = 1\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\npad = 1\n",
+            )],
+            args: &["run", "--hw", "tiny", "--layer", "{dir}/wide.toml"],
+            error: "no legal RS mapping on tiny",
+        },
+        Case {
             what: "a zero fraction above 1",
             files: &[],
             args: &["run", "--zero-fraction", "1.5"],
