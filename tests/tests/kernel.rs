@@ -597,7 +597,7 @@ fn a_probe_reads_what_the_vcd_holds_and_a_trace_can_start_mid_run() {
 }
 
 /// Event-driven scheduling on a small system whose parts sleep: a source that waits out gaps
-/// (`IdleFor`), a worker that computes a burst per token without looking at its links (`Busy`)
+/// (`IdleFor`), a worker that computes a burst per token without looking at its links (`IgnoringLinksFor`)
 /// and idles between tokens (`Idle`, counting idle edges), and a sink. Every result equals the
 /// run stepped at every edge, in any step order, and the worker is stepped far less.
 mod event_driven {
@@ -642,7 +642,7 @@ mod event_driven {
             match (did.moved(), self.wait) {
                 (false, _) => Wake::Idle,
                 (true, 0) => Wake::Next,
-                (true, w) => Wake::Busy(w),
+                (true, w) => Wake::IgnoringLinksFor(w),
             }
         }
         fn settle(&mut self, _last: &StepCtx, edges: u64) {
@@ -704,7 +704,7 @@ mod event_driven {
                 Wake::Idle
             } else if self.left > 0 {
                 // The burst's edges touch no link; the send comes at the edge after them.
-                Wake::Busy(self.left)
+                Wake::IgnoringLinksFor(self.left)
             } else {
                 Wake::Next
             }

@@ -10,8 +10,8 @@
 //! synchronizer gives, and a FIFO that is too shallow for the clock ratio throttles the writer.
 
 use crate::clock::Clock;
+use crate::component::{Activity, Component, Fault, StepCtx, Wake};
 use crate::link::{Link, LinkError, LinkRx, LinkTx};
-use crate::scheduler::{Activity, Component, Fault, StepCtx, Wake};
 use crate::trace::{SignalId, SignalRegistry, TraceError, TraceFrame};
 
 /// A message that can be shown in a trace: its width and its bits.

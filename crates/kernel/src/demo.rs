@@ -9,8 +9,9 @@
 //! ```
 
 use crate::async_fifo::AsyncFifo;
+use crate::component::{Activity, Component, Fault, StepCtx};
 use crate::link::{Link, LinkError, LinkRx, LinkTx};
-use crate::scheduler::{Activity, Component, ComponentId, Fault, Scheduler, StepCtx};
+use crate::scheduler::{ComponentId, Scheduler};
 use crate::trace::{SignalId, SignalRegistry, TraceError, TraceFrame};
 
 /// Sends `count` words, `word(i) = i * 0x9E37 mod 2^16` (a sequence with every bit toggling),

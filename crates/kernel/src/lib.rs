@@ -15,6 +15,7 @@
 
 pub mod async_fifo;
 pub mod clock;
+pub mod component;
 pub mod demo;
 pub mod link;
 pub mod parts;
@@ -24,11 +25,12 @@ mod wake;
 
 pub use async_fifo::{AsyncFifo, AsyncFifoRead, AsyncFifoWrite, TraceValue};
 pub use clock::{Clock, ClockError, DomainId, Picos};
+pub use component::{Activity, AsAny, Component, Fault, StepCtx, Wake};
 pub use link::{Link, LinkError, LinkRx, LinkTx, Port};
 pub use parts::{Collector, Feeder, Merge};
 pub use scheduler::{
-    Activity, Advance, At, Component, ComponentId, Cycle, Fault, KindActivity, RunOutcome,
-    Scheduler, SimError, StepCtx, StepOrder, StopCondition, Wake, DEFAULT_WATCHDOG_CYCLES,
+    Advance, At, ComponentId, Cycle, KindActivity, RunOutcome, Scheduler, SimError, StepOrder,
+    StopCondition, DEFAULT_WATCHDOG_CYCLES,
 };
 pub use trace::{
     SignalId, SignalInfo, SignalRegistry, TraceConfig, TraceError, TraceFrame, TraceSummary,

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::clock::Clock;
-use crate::scheduler::StepCtx;
+use crate::component::StepCtx;
 use crate::wake;
 use crate::DomainId;
 

@@ -2,8 +2,8 @@
 //! [`Collector`] that takes whatever arrives and records when, and a [`Merge`] of several links
 //! into one.
 
+use crate::component::{Activity, Component, Fault, StepCtx, Wake};
 use crate::link::{LinkRx, LinkTx};
-use crate::scheduler::{Activity, Component, Fault, StepCtx, Wake};
 
 /// Sends `items` in order, up to `per_cycle` a cycle while the link has credit.
 pub struct Feeder<T> {

@@ -1,6 +1,5 @@
 //! The component contract and the scheduler that steps components on their clocks' edges.
 
-use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
@@ -8,179 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::clock::{Clock, ClockError, DomainId, Picos};
-use crate::trace::{
-    SignalInfo, SignalRegistry, SignalTable, TraceConfig, TraceError, TraceFrame, TraceSummary,
-    Tracer,
-};
+use crate::component::{Component, Fault, StepCtx, Wake};
+use crate::trace::{SignalInfo, SignalTable, TraceConfig, TraceError, TraceSummary, Tracer};
 use crate::wake;
-
-/// Where a component is when it is stepped: its clock, the index of this edge in that clock
-/// (cycle `n` ends at edge `n`, counting from 0), and the edge's time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StepCtx {
-    pub domain: DomainId,
-    pub cycle: u64,
-    pub time: Picos,
-    /// Whether the component may run ahead of this edge: take and send on its links at later
-    /// edges whose inputs it already knows (see [`crate::LinkRx::try_recv_at`]), and say so
-    /// with its [`Component::wake`]. False when every component is stepped at every edge (the
-    /// reference) and for a traced component, which are stepped edge by edge.
-    pub ahead: bool,
-}
-
-/// What a step did, for the watchdog: `Moved` when any state changed (a message sent or taken,
-/// a register written, a counter advanced), `Idle` when the component only waited.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activity {
-    Moved,
-    Idle,
-}
-
-impl Activity {
-    pub fn moved(self) -> bool {
-        self == Activity::Moved
-    }
-
-    pub fn from_moved(moved: bool) -> Self {
-        if moved {
-            Activity::Moved
-        } else {
-            Activity::Idle
-        }
-    }
-}
-
-impl std::ops::BitOr for Activity {
-    type Output = Activity;
-    fn bitor(self, rhs: Activity) -> Activity {
-        Activity::from_moved(self.moved() || rhs.moved())
-    }
-}
-
-impl std::ops::BitOrAssign for Activity {
-    fn bitor_assign(&mut self, rhs: Activity) {
-        *self = *self | rhs;
-    }
-}
-
-/// What a component needs after a step, in an event-driven run. Every answer is a promise about
-/// the component's own steps; waking it early is always harmless (it is stepped as it would
-/// have been), waking it late never happens, because every message and credit that reaches one
-/// of its links wakes it at the edge at which it becomes visible (unless it is [`Wake::Busy`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wake {
-    /// A step at the next edge.
-    Next,
-    /// Nothing to do until a message or a credit reaches one of its links: until then, each step
-    /// would repeat the one just taken (what that step accrued at each edge, such as a stall
-    /// counter, [`Component::settle`] adds in bulk).
-    Idle,
-    /// As `Idle`, and in any case a step `n` edges from now (`n >= 1`): a wait with a known end,
-    /// such as a memory access latency.
-    IdleFor(u64),
-    /// The next `n` edges need no step: in them the component looks at no link, whatever reaches
-    /// it, and works only on its own state, which [`Component::settle`] brings through them (an
-    /// untraced PE computing a burst of MACs). Then a step at the edge after them.
-    Busy(u64),
-}
-
-impl Wake {
-    /// `Next` after a step that moved, `Idle` after one that did not: the answer of a component
-    /// whose idle steps change nothing and wait only on its links.
-    pub fn after(did: Activity) -> Wake {
-        if did.moved() {
-            Wake::Next
-        } else {
-            Wake::Idle
-        }
-    }
-}
-
-/// An error a component raises at an edge (bad input, a broken protocol); the scheduler stops
-/// the run at that edge and names the component.
-pub type Fault = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Lets the scheduler hand out components by their concrete type.
-pub trait AsAny: Any {
-    fn as_any(&self) -> &dyn Any;
-    fn as_any_mut(&mut self) -> &mut dyn Any;
-}
-
-impl<T: Any> AsAny for T {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn as_any_mut(&mut self) -> &mut dyn Any {
-        self
-    }
-}
-
-/// A clocked block.
-///
-/// The contract: [`Component::step`] is called once per edge of the component's clock. In it the
-/// component sees only what was committed before the edge (its own registered state and the
-/// messages that have arrived on its links) and stages what it sends; what it sends is visible to
-/// others no earlier than their next edge. Components talk only through [`crate::Link`]s. So the
-/// order in which the scheduler steps the components of one instant cannot change any result,
-/// and a test checks it by shuffling that order.
-pub trait Component: AsAny + Send {
-    /// The component's scope path, e.g. `top.chip.pe_array.pe_r3_c7`.
-    fn name(&self) -> &str;
-
-    /// One edge of the component's clock.
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault>;
-
-    /// Whether the component still has work: data to send or process, a request outstanding, a
-    /// message in flight towards it. A run ends when no component holds work; the watchdog names
-    /// the components that do when nothing has moved for too long.
-    fn holds_work(&self) -> bool;
-
-    /// Declares the component's signals, once, when tracing starts.
-    fn declare(&mut self, _signals: &mut SignalRegistry) -> Result<(), TraceError> {
-        Ok(())
-    }
-
-    /// Reports the component's signal values after an edge (only while tracing).
-    fn trace(&self, _frame: &mut TraceFrame) {}
-
-    /// Whether the component has gone to sleep: nothing can change it until it is changed from
-    /// outside (through [`Scheduler::component_mut`]) or something reaches its links, and its
-    /// traced values stay as they are. An event-driven run then stops stepping it until then,
-    /// which gives the same results and traces as stepping it. Asked only after an idle step of
-    /// a component whose [`Component::wake`] says [`Wake::Next`].
-    fn dormant(&self) -> bool {
-        false
-    }
-
-    /// In an event-driven run, after a step that `did` what it did: when the component next
-    /// needs a step (see [`Wake`]). The default, [`Wake::Next`], steps it at every edge. Not
-    /// asked while the component's signals are traced (a traced component is stepped at every
-    /// edge), nor when the scheduler steps every component at every edge.
-    fn wake(&self, _cx: &StepCtx, _did: Activity) -> Wake {
-        Wake::Next
-    }
-
-    /// Brings the component's state through `edges` edges that passed without a step, the last of
-    /// them `last`, exactly as stepping it at each would have, given that nothing reached its
-    /// links meanwhile (the scheduler guarantees that: any message or credit that became visible
-    /// would have woken it). Called before the next step, and when a run stops (so counters are
-    /// current). Only a component whose [`Component::wake`] ever says other than `Next` is asked.
-    fn settle(&mut self, _last: &StepCtx, _edges: u64) {}
-
-    /// The component's internal state as text, for a person at a debugger (`rowsim step`'s
-    /// `state`): storage contents, queue levels, control state. `None` when it has none to show.
-    fn state(&self) -> Option<String> {
-        None
-    }
-
-    /// What kind of block this is, for the account of a run's steps
-    /// ([`Scheduler::activity`]): by default the name of its Rust type (`Pe`, `Gin`, ...).
-    fn kind(&self) -> &'static str {
-        let t = std::any::type_name::<Self>();
-        let t = t.split('<').next().unwrap_or(t);
-        t.rsplit("::").next().unwrap_or(t)
-    }
-}
 
 /// Steps and link interactions of one kind of component over a run (see
 /// [`Scheduler::activity`]): what the host spent its time on.
@@ -379,7 +208,7 @@ struct Domain {
     far: BinaryHeap<Reverse<(u64, u32)>>,
     /// Requests in the wheel and in `far`.
     queued: usize,
-    /// Members asleep until a definite edge ([`Wake::IdleFor`], [`Wake::Busy`]): stepped, each
+    /// Members asleep until a definite edge ([`Wake::IdleFor`], [`Wake::IgnoringLinksFor`]): stepped, each
     /// of their edges would have moved.
     timed: usize,
     /// `timed` when the current instant began.
@@ -442,9 +271,9 @@ struct Slot {
     domain: usize,
     /// Edges of its clock the component has been brought through (stepped or settled).
     done: u64,
-    /// Wake-ups for edges before this one are ignored (it is [`Wake::Busy`]).
+    /// Wake-ups for edges before this one are ignored (it is [`Wake::IgnoringLinksFor`]).
     sleep_until: u64,
-    /// It asked for a step at a definite edge ([`Wake::IdleFor`], [`Wake::Busy`]) and has not
+    /// It asked for a step at a definite edge ([`Wake::IdleFor`], [`Wake::IgnoringLinksFor`]) and has not
     /// been stepped since: time alone moves it on, which the watchdog counts as progress.
     timed: bool,
     /// Some of its signals are traced: it is stepped at every edge.
@@ -823,7 +652,7 @@ impl Scheduler {
             .and_then(|s| (*s.component).as_any().downcast_ref())
     }
 
-    /// The component, to change it between runs; this wakes it if it was dormant.
+    /// The component, to change it between runs; this wakes it if it was asleep.
     pub fn component_mut<C: Component>(&mut self, id: ComponentId) -> Option<&mut C> {
         if id.0 >= self.slots.len() {
             return None;
@@ -1028,14 +857,11 @@ impl Scheduler {
             let wake = if slot.traced {
                 Wake::Next
             } else {
-                match slot.component.wake(&cx, did) {
-                    Wake::Next if !did.moved() && slot.component.dormant() => Wake::Idle,
-                    w => w,
-                }
+                slot.component.wake(&cx, did)
             };
             let dom = &mut self.domains[slot.domain];
             match wake {
-                Wake::Next | Wake::IdleFor(0 | 1) | Wake::Busy(0) => {
+                Wake::Next | Wake::IdleFor(0 | 1) | Wake::IgnoringLinksFor(0) => {
                     slot.sleep_until = e + 1;
                     ask(slot, c, dom, e + 1);
                 }
@@ -1046,7 +872,7 @@ impl Scheduler {
                     dom.timed += 1;
                     ask(slot, c, dom, e + n);
                 }
-                Wake::Busy(n) => {
+                Wake::IgnoringLinksFor(n) => {
                     slot.sleep_until = e + 1 + n;
                     slot.timed = true;
                     dom.timed += 1;

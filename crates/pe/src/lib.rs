@@ -1349,7 +1349,7 @@ impl Component for Pe {
             // has nothing to do (its window stays where it is through a burst).
             let prim = self.prim.as_ref().expect("a burst runs a primitive");
             return if self.ifmap_port_blocked(prim) {
-                Wake::Busy(a - cx.cycle)
+                Wake::IgnoringLinksFor(a - cx.cycle)
             } else {
                 // A value that arrived already and waits for the port: a step for it.
                 let next = self.port_next.map_or(a + 1, |p| p.min(a + 1));
@@ -1361,7 +1361,7 @@ impl Component for Pe {
         }
         match self.quiet_edges() {
             0 => Wake::Next,
-            n => Wake::Busy(n),
+            n => Wake::IgnoringLinksFor(n),
         }
     }
 
@@ -1423,14 +1423,6 @@ impl Component for Pe {
             self.state,
             PeState::LoadFilters | PeState::Compute | PeState::Drain
         ) || self.config_port.pending()
-    }
-
-    /// Finished (or never configured) with its strobes low: only `configure` can change it,
-    /// and it takes nothing from its FIFOs.
-    fn dormant(&self) -> bool {
-        !self.config_port.is_wired()
-            && matches!(self.state, PeState::Done | PeState::Idle)
-            && self.strobes == 0
     }
 
     /// Control state, the three spads (signed 16-bit words, 16 to a line), the zero buffer, the
