@@ -56,7 +56,7 @@ use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
     TraceFrame, Wake,
 };
-use rowsim_mapper::{Mapping, Problem};
+use rowsim_mapper::{BandKey, FilterKey, Mapping, Problem};
 use rowsim_noc::GinMask;
 use rowsim_pe::Primitive;
 
@@ -66,7 +66,6 @@ use rowsim_glb::sequencer::{GlbAddr, ReadItem, ReadJob, Src, Tags, WriteJob};
 use rowsim_mapper::Phase;
 
 /// (group, filter block, channel block, pass).
-pub(crate) type PassKey = (u32, u32, u32, u32);
 /// (DRAM address, bus words, values) of a pass's filter stream.
 pub(crate) type FilterStream = (u64, u32, u32);
 
@@ -75,10 +74,10 @@ pub(crate) type FilterStream = (u64, u32, u32);
 /// each ofmap row by (image, filter, row).
 pub(crate) struct DramMap {
     pub ifmap: BTreeMap<(u32, u32, u32), (u64, u32)>,
-    pub filters: BTreeMap<PassKey, FilterStream>,
+    pub filters: BTreeMap<FilterKey, FilterStream>,
     /// With compressed weights, the words of each row of each pass's filter stream, in stream
     /// order; empty when every row is `p*q*S` words.
-    pub filter_rows: BTreeMap<PassKey, Vec<u32>>,
+    pub filter_rows: BTreeMap<FilterKey, Vec<u32>>,
     pub ofmap: BTreeMap<(u32, u32, u32), u64>,
 }
 
@@ -139,7 +138,7 @@ impl Geometry {
     fn band(
         &self,
         slot: u32,
-        (g, nb, eb, cb): (u32, u32, u32, u32),
+        BandKey { g, nb, eb, cb }: BandKey,
         next_id: &mut u32,
     ) -> Result<(Vec<DramCmd>, Vec<(usize, bool)>, Vec<GlbAddr>), Err> {
         let (pb, m) = (self.pb, self.m);
@@ -178,7 +177,7 @@ impl Geometry {
     }
 
     /// The words of each logical filter row of pass `key`, in stream order `(tt, rr, i)`.
-    fn row_lens(&self, key: PassKey) -> Result<Vec<u64>, Err> {
+    fn row_lens(&self, key: FilterKey) -> Result<Vec<u64>, Err> {
         if self.zeros.compressed {
             let rows = self
                 .dram
@@ -197,7 +196,7 @@ impl Geometry {
     fn filters(
         &self,
         slot: u32,
-        key: (u32, u32, u32, u32),
+        key: FilterKey,
         next_id: &mut u32,
     ) -> Result<(Vec<DramCmd>, Vec<(usize, bool)>, Vec<GlbAddr>), Err> {
         let (addr, len, values) = *self.dram.filters.get(&key).ok_or("filter stream missing")?;
@@ -436,13 +435,13 @@ impl Geometry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Load {
     Band {
-        key: (u32, u32, u32, u32),
+        key: BandKey,
         slot: u32,
         /// Passes done before the slot is free (every pass of the band `I` loads back).
         free_after_passes: u64,
     },
     Filters {
-        key: (u32, u32, u32, u32),
+        key: FilterKey,
         slot: u32,
         /// Filter reads done before the slot is free.
         free_after_reads: u64,
@@ -452,8 +451,8 @@ enum Load {
 /// A pass of the loop nest and what it waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct PassInfo {
-    /// Its filters' key, (group, filter block, channel block, pass).
-    key: PassKey,
+    /// Its filters.
+    key: FilterKey,
     eb: u32,
     cb: u32,
     fb: u32,
@@ -507,7 +506,7 @@ fn schedule(
                 };
                 band_load = loads.len();
                 loads.push(Load::Band {
-                    key: (g, nb, eb, cb),
+                    key: BandKey { g, nb, eb, cb },
                     slot: band_slot,
                     free_after_passes,
                 });
@@ -516,7 +515,7 @@ fn schedule(
             Phase::Filters { g, mb, cb, fb } => {
                 let j = passes.len() as u64;
                 loads.push(Load::Filters {
-                    key: (g, mb, cb, fb),
+                    key: FilterKey { g, mb, cb, fb },
                     slot: (j % slots.filter as u64) as u32,
                     free_after_reads: (j + 1).saturating_sub(slots.filter as u64),
                 });
@@ -541,7 +540,7 @@ fn schedule(
                     0
                 };
                 passes.push(PassInfo {
-                    key: (g, mb, cb, fb),
+                    key: FilterKey { g, mb, cb, fb },
                     eb,
                     cb,
                     fb,

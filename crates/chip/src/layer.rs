@@ -33,7 +33,7 @@ use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
 use rowsim_kernel::{
     Advance, Clock, ComponentId, Link, LinkRx, LinkTx, Merge, Scheduler, SimError, TraceConfig,
 };
-use rowsim_mapper::{Counts, Mapping, PerType, Phase, Problem};
+use rowsim_mapper::{Counts, FilterKey, Mapping, PerType, Phase, Problem};
 
 /// The mapping's loop nest ([`rowsim_mapper::loop_nest`]), as the controller walks it.
 pub fn phases(pb: &Problem, m: &Mapping) -> Vec<Phase> {
@@ -130,9 +130,6 @@ pub struct LayerRun {
 /// GLB ports of the controller's datapaths.
 const PORTS: usize = 6;
 
-/// (group, filter block, channel block, pass).
-pub type PassKey = (u32, u32, u32, u32);
-
 /// (DRAM address, bus words, values) of a stream.
 type Stream = (u64, u32, u32);
 
@@ -140,9 +137,9 @@ struct Layout {
     /// (addr, words) of each ifmap row stream, by (image, channel, row).
     ifmap: BTreeMap<(u32, u32, u32), (u64, u32)>,
     /// Each pass's filter stream, by (group, filter block, channel block, pass).
-    filters: BTreeMap<PassKey, Stream>,
+    filters: BTreeMap<FilterKey, Stream>,
     /// With compressed weights, the words of each row of each pass's stream.
-    filter_rows: BTreeMap<PassKey, Vec<u32>>,
+    filter_rows: BTreeMap<FilterKey, Vec<u32>>,
     /// Reserved address of each ofmap row stream, by (image, filter, row).
     ofmap: BTreeMap<(u32, u32, u32), u64>,
     memory: Vec<u64>,
@@ -190,10 +187,11 @@ fn layout_dram(
         let Phase::Filters { g, mb, cb, fb } = *ph else {
             continue;
         };
-        if l.filters.contains_key(&(g, mb, cb, fb)) {
+        let key = FilterKey { g, mb, cb, fb };
+        if l.filters.contains_key(&key) {
             continue;
         }
-        let mut v = rowsim_mapper::filter_stream(pb, m, (g, mb, cb, fb), weights);
+        let mut v = rowsim_mapper::filter_stream(pb, m, key, weights);
         if compressed {
             // Each PE's row as its zero mask and nonzero values (`spad.filter.compressed`),
             // the stream raw on the bus.
@@ -203,7 +201,7 @@ fn layout_dram(
                 .chunks(row_len)
                 .map(|row| rowsim_datapath::zmask::encode_row(row, &mut packed) as u32)
                 .collect();
-            l.filter_rows.insert((g, mb, cb, fb), rows);
+            l.filter_rows.insert(key, rows);
             v = packed;
         }
         // Coded like feature maps when the config says so (`rlc.code_filters`), else raw.
@@ -213,7 +211,7 @@ fn layout_dram(
             pack_raw(&v, 4)
         };
         l.filters.insert(
-            (g, mb, cb, fb),
+            key,
             (memory.len() as u64, words.len() as u32, v.len() as u32),
         );
         memory.extend(words);
@@ -638,8 +636,8 @@ impl LayerSim {
         &self.phases
     }
 
-    /// Where each pass's filter stream sits in DRAM: `((g, mb, cb, fb), address, bus words)`.
-    pub fn filter_streams(&self) -> Vec<(PassKey, u64, u32)> {
+    /// Where each pass's filter stream sits in DRAM: `(key, address, bus words)`.
+    pub fn filter_streams(&self) -> Vec<(FilterKey, u64, u32)> {
         self.dl
             .filters
             .iter()

@@ -52,7 +52,12 @@ fn dram_filter_words_by_hand(l: &ConvLayer, m: &Mapping, w: &Tensor) -> u64 {
         for mb in 0..pb.m / m.m {
             for cb in 0..pb.c / (m.q * m.r) {
                 for fb in 0..m.m / (m.p * m.t) {
-                    let v = rowsim_mapper::filter_stream(&pb, m, (g, mb, cb, fb), w);
+                    let v = rowsim_mapper::filter_stream(
+                        &pb,
+                        m,
+                        rowsim_mapper::FilterKey { g, mb, cb, fb },
+                        w,
+                    );
                     let stream: u64 = v
                         .chunks(len)
                         .map(|row| {

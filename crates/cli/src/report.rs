@@ -231,35 +231,30 @@ fn pe_share(s: &LayerStats, f: fn(&rowsim_chip::PeCycles) -> u64) -> f64 {
         .map_or(0.0, |p| 100.0 * f(p) as f64 / p.total().max(1) as f64)
 }
 
-/// The PE cycle account, each cause as a share of `pes_used * core_total` (runs only).
-const PE_CYCLES: [Segment; 9] = [
-    ("mac", RGBColor(0x4c, 0x72, 0xb0), |s| {
-        pe_share(s, |p| p.mac)
-    }),
-    ("gated", RGBColor(0x9e, 0xb9, 0xd8), |s| {
-        pe_share(s, |p| p.gated)
-    }),
-    ("stall filter", RGBColor(0xdd, 0x84, 0x52), |s| {
-        pe_share(s, |p| p.stall_filter)
-    }),
-    ("stall ifmap", RGBColor(0xc4, 0x4e, 0x52), |s| {
-        pe_share(s, |p| p.stall_ifmap)
-    }),
-    ("stall psum in", RGBColor(0x81, 0x72, 0xb3), |s| {
-        pe_share(s, |p| p.stall_psum_in)
-    }),
-    ("stall psum out", RGBColor(0x93, 0x78, 0x60), |s| {
-        pe_share(s, |p| p.stall_psum_out)
-    }),
-    ("pipeline", RGBColor(0x55, 0xa8, 0x68), |s| {
-        pe_share(s, |p| p.pipeline)
-    }),
-    ("config", RGBColor(0xda, 0x8b, 0xc3), |s| {
-        pe_share(s, |p| p.config)
-    }),
-    ("idle", RGBColor(0xbb, 0xbb, 0xbb), |s| {
-        pe_share(s, |p| p.idle)
-    }),
+/// The PE cycle account's causes, each once: the chart's segments (a share of
+/// `pes_used * core_total`, runs only) and, for the test that they cover the whole account,
+/// the fields they read.
+macro_rules! pe_causes {
+    ($(($name:literal, $color:expr, $field:ident)),* $(,)?) => {
+        const PE_CYCLES: [Segment; [$($name),*].len()] =
+            [$(($name, $color, |s| pe_share(s, |p| p.$field))),*];
+        #[cfg(test)]
+        const PE_CAUSE_FIELDS: [fn(&rowsim_chip::PeCycles) -> u64; [$($name),*].len()] =
+            [$(|p| p.$field),*];
+    };
+}
+
+pe_causes![
+    ("mac", RGBColor(0x4c, 0x72, 0xb0), mac),
+    ("gated", RGBColor(0x9e, 0xb9, 0xd8), gated),
+    ("index", RGBColor(0x2a, 0x3f, 0x6b), index),
+    ("stall filter", RGBColor(0xdd, 0x84, 0x52), stall_filter),
+    ("stall ifmap", RGBColor(0xc4, 0x4e, 0x52), stall_ifmap),
+    ("stall psum in", RGBColor(0x81, 0x72, 0xb3), stall_psum_in),
+    ("stall psum out", RGBColor(0x93, 0x78, 0x60), stall_psum_out),
+    ("pipeline", RGBColor(0x55, 0xa8, 0x68), pipeline),
+    ("config", RGBColor(0xda, 0x8b, 0xc3), config),
+    ("idle", RGBColor(0xbb, 0xbb, 0xbb), idle),
 ];
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
@@ -907,6 +902,29 @@ pub fn grouped_svg(points: &[(String, String, LayerStats)], path: &Path) -> anyh
 #[cfg(test)]
 mod label_tests {
     use super::*;
+
+    /// The PE-cycle chart shows every cause of the account once (the index cycles of zero
+    /// skipping were missing): its fields, on an account whose causes are distinct powers of
+    /// two, add up to the account's total. Naming every field here (no `..Default`) makes a new
+    /// cause fail to compile until it is charted.
+    #[test]
+    fn the_pe_cycle_chart_covers_the_whole_account() {
+        let p = rowsim_chip::PeCycles {
+            mac: 1,
+            gated: 2,
+            stall_filter: 4,
+            stall_ifmap: 8,
+            stall_psum_in: 16,
+            stall_psum_out: 32,
+            pipeline: 64,
+            config: 128,
+            idle: 256,
+            index: 512,
+        };
+        let charted: u64 = PE_CAUSE_FIELDS.iter().map(|f| f(&p)).sum();
+        assert_eq!(charted, p.total());
+        assert_eq!(p.total(), 1023);
+    }
 
     /// Labels that do not fit their bar's slot are turned, and the area under the chart is as
     /// tall as the longest (so none overlaps a neighbour or is clipped); short ones stay flat.

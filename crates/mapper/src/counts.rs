@@ -290,7 +290,7 @@ pub fn predict_with(
                                     let v = crate::nest::filter_stream(
                                         pb,
                                         mapping,
-                                        (g, mb, cb, fb),
+                                        crate::FilterKey { g, mb, cb, fb },
                                         weights,
                                     );
                                     words += crate::data::coded_words(fmt, &v);

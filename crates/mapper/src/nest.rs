@@ -110,17 +110,38 @@ pub fn loop_nest(pb: &Problem, m: &Mapping) -> Vec<Phase> {
     out
 }
 
-/// The weights of one pass's filter load, `(g, mb, cb, fb)`, in the order the array takes them
+/// Which filters a processing pass holds: group `g`, filter block `mb`, channel block `cb`
+/// and filter-set block `fb` (the loop nest's letters, see [`Phase::Filters`]). The chip's
+/// DRAM layout and its controller's filter loads are keyed by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FilterKey {
+    pub g: u32,
+    pub mb: u32,
+    pub cb: u32,
+    pub fb: u32,
+}
+
+/// Which ifmap band a band load brings in: group `g`, image block `nb`, strip `eb` and channel
+/// block `cb` (see [`Phase::Band`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BandKey {
+    pub g: u32,
+    pub nb: u32,
+    pub eb: u32,
+    pub cb: u32,
+}
+
+/// The weights of one pass's filter load, `key`, in the order the array takes them
 /// and DRAM holds them (the chip lays each pass's filters out as one stream in this order):
 /// per filter set `tt`, chain set `rr`, filter row `i`, tap `s`, channel `c`, filter `f`.
 /// `weights` is the layer's `[M][C/G][R][S]`.
 pub fn filter_stream(
     pb: &Problem,
     m: &Mapping,
-    key: (u32, u32, u32, u32),
+    key: FilterKey,
     weights: &rowsim_workload::Tensor,
 ) -> Vec<i16> {
-    let (g, mb, cb, fb) = key;
+    let FilterKey { g, mb, cb, fb } = key;
     let (p, q, r, t) = (m.p, m.q, m.r, m.t);
     let mut v = Vec::with_capacity((p * q * r * t * pb.r * pb.s) as usize);
     for tt in 0..t {

@@ -123,10 +123,10 @@ impl FilterRows {
         }
     }
 
-    /// Compressed words of each row of pass `key = (g, mb, cb, fb)`'s filter stream, in stream
-    /// order `(tt, rr, i)` (see [`crate::nest::filter_stream`]). `m` must have this `(p, q)`.
-    pub fn pass_rows(&self, pb: &Problem, m: &Mapping, key: (u32, u32, u32, u32)) -> Vec<u64> {
-        let (g, mb, cb, fb) = key;
+    /// Compressed words of each row of pass `key`'s filter stream, in stream order
+    /// `(tt, rr, i)` (see [`crate::nest::filter_stream`]). `m` must have this `(p, q)`.
+    pub fn pass_rows(&self, pb: &Problem, m: &Mapping, key: crate::FilterKey) -> Vec<u64> {
+        let crate::FilterKey { g, mb, cb, fb } = key;
         let mut out = Vec::with_capacity((m.t * m.r * pb.r) as usize);
         for tt in 0..m.t {
             for rr in 0..m.r {
@@ -163,7 +163,9 @@ impl FilterRows {
                         let words: u64 = if self.nnz.is_none() {
                             (m.t * m.r * pb.r) as u64 * (self.mask_words() + self.len)
                         } else {
-                            self.pass_rows(pb, m, (g, mb, cb, fb)).iter().sum()
+                            self.pass_rows(pb, m, crate::FilterKey { g, mb, cb, fb })
+                                .iter()
+                                .sum()
                         };
                         pass_raw_words += crate::data::raw_words(words);
                     }
@@ -243,7 +245,12 @@ mod tests {
             let len = rows.len as usize;
             for cb in 0..pb.c / (q * r) {
                 for fb in 0..m.m / (p * t) {
-                    let key = (0, 0, cb, fb);
+                    let key = crate::FilterKey {
+                        g: 0,
+                        mb: 0,
+                        cb,
+                        fb,
+                    };
                     let stream = crate::nest::filter_stream(&pb, &m, key, &w);
                     let by_hand: Vec<u64> = stream
                         .chunks(len)

@@ -127,8 +127,13 @@ pub fn walk(
                                 // MAC slots of this PE.
                                 c.macs += n as u64 * f_ * (p * q) as u64 * s_;
                                 if let Some(x) = ifmap {
-                                    c.macs_gated +=
-                                        gated_slots(pb, mapping, x, (g, nb, eb, cb), (rr, i, j));
+                                    c.macs_gated += gated_slots(
+                                        pb,
+                                        mapping,
+                                        x,
+                                        crate::BandKey { g, nb, eb, cb },
+                                        (rr, i, j),
+                                    );
                                 }
                             }
                         }
@@ -170,7 +175,7 @@ fn gated_slots(
     pb: &Problem,
     mapping: &Mapping,
     x: &Tensor,
-    (g, nb, eb, cb): (u32, u32, u32, u32),
+    crate::BandKey { g, nb, eb, cb }: crate::BandKey,
     (rr, i, j): (u32, u32, u32),
 ) -> u64 {
     let Mapping { n, e, p, q, r, .. } = *mapping;
