@@ -21,7 +21,9 @@ pub struct StepCtx {
     /// Whether the component may run ahead of this edge: take and send on its links at later
     /// edges whose inputs it already knows (see [`crate::LinkRx::try_recv_at`]), and say so
     /// with its [`Component::wake`]. False when every component is stepped at every edge (the
-    /// reference) and for a traced component, which are stepped edge by edge.
+    /// reference) and for a traced component, which are stepped edge by edge. (A component
+    /// that starts being traced in the middle of a run finishes a burst it had begun: its
+    /// signals show that burst's last edges as quiet.)
     pub ahead: bool,
 }
 
@@ -80,6 +82,11 @@ pub enum Wake {
     /// run through or [`Component::settle`] brings through them (an untraced PE through a burst
     /// with its ifmap port idle). Then a step at the edge after them. (Named `Busy` before.)
     IgnoringLinksFor(u64),
+    /// It has run through the next `moving` edges itself (each moved: see
+    /// [`StepCtx::ahead`]); what reaches its links wakes it as for `Idle`, and it needs a step
+    /// `then` edges from now if that is `Some` (`then > moving`), else none until something
+    /// reaches a link: after a burst whose end leaves it waiting on its links.
+    Ahead { moving: u64, then: Option<u64> },
 }
 
 impl Wake {

@@ -209,3 +209,124 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod ahead_tests {
+    use super::*;
+    use crate::{Link, LinkRx, Scheduler};
+
+    /// Takes a word, then works `len` edges on it (each moved), then takes the next: stepped
+    /// edge by edge, or running ahead through the work in the step that takes the word
+    /// ([`Wake::Ahead`], as the PE does through a filter load).
+    struct Burster {
+        rx: LinkRx<u32>,
+        len: u64,
+        busy_until: Option<u64>,
+        next_head: Option<u64>,
+        got: Vec<(u64, u32)>,
+        moved_edges: u64,
+        /// Its busy edges are done when it takes a word (it runs ahead): no work held then.
+        ahead: bool,
+    }
+
+    impl Component for Burster {
+        fn name(&self) -> &str {
+            "top.burst"
+        }
+
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            if let Some(b) = self.busy_until {
+                if cx.cycle <= b {
+                    self.next_head = self.rx.head_ready_at();
+                    if cx.ahead {
+                        return Ok(Activity::Idle); // counted when it ran ahead
+                    }
+                    self.moved_edges += 1;
+                    if cx.cycle == b {
+                        self.busy_until = None;
+                    }
+                    return Ok(Activity::Moved);
+                }
+                self.busy_until = None;
+            }
+            let Some(v) = self.rx.try_recv(cx) else {
+                return Ok(Activity::Idle);
+            };
+            self.got.push((cx.cycle, v));
+            self.moved_edges += 1;
+            self.busy_until = Some(cx.cycle + self.len);
+            if cx.ahead {
+                self.moved_edges += self.len;
+                self.ahead = true;
+            }
+            self.next_head = self.rx.head_ready_at();
+            Ok(Activity::Moved)
+        }
+
+        fn holds_work(&self) -> bool {
+            (self.busy_until.is_some() && !self.ahead) || self.rx.in_flight() > 0
+        }
+
+        fn wake(&self, cx: &StepCtx, did: Activity) -> Wake {
+            match self.busy_until {
+                Some(b) if b > cx.cycle => Wake::Ahead {
+                    moving: b - cx.cycle,
+                    then: self.next_head.map(|r| r.max(b + 1) - cx.cycle),
+                },
+                _ => Wake::after(did),
+            }
+        }
+
+        // Ahead, its busy edges were counted when it took the word: nothing to bring through.
+        fn settle(&mut self, last: &StepCtx, _edges: u64) {
+            if self.busy_until.is_some_and(|b| b <= last.cycle) {
+                self.busy_until = None;
+            }
+        }
+    }
+
+    /// A run ahead counts as moving for the watchdog (here shorter than the work of one word,
+    /// while the feeder waits for a credit), wakes for what arrives meanwhile, steps after the
+    /// burst when a word is waiting and not otherwise: the same words at the same cycles, the
+    /// same work and the same end as stepping every edge, in every step order.
+    #[test]
+    fn running_ahead_is_stepping_every_edge() {
+        let run = |every_edge: bool, latency: u32, cap: u32, seed: u64| {
+            let mut s = Scheduler::new();
+            s.set_every_edge(every_edge);
+            s.set_watchdog(3);
+            if !every_edge {
+                s.set_order(crate::StepOrder::Shuffled(seed));
+            }
+            let clk = s.add_clock("core", 100_000_000).unwrap();
+            let Link { tx, rx } = Link::<u32>::new("top.l", clk, latency, cap).unwrap();
+            s.add(clk, Feeder::new("top.feed", tx, (0..12).collect(), 1));
+            let b = s.add(
+                clk,
+                Burster {
+                    rx,
+                    len: 5,
+                    busy_until: None,
+                    next_head: None,
+                    got: Vec::new(),
+                    moved_edges: 0,
+                    ahead: false,
+                },
+            );
+            s.run().unwrap();
+            let bu: &Burster = s.component(b).unwrap();
+            (s.cycle(), bu.got.clone(), bu.moved_edges)
+        };
+        for (latency, cap) in [(1, 1), (1, 4), (3, 2), (2, 8)] {
+            let want = run(true, latency, cap, 0);
+            assert_eq!(want.1.len(), 12);
+            for seed in 0..4 {
+                assert_eq!(
+                    run(false, latency, cap, seed),
+                    want,
+                    "latency {latency}, capacity {cap}"
+                );
+            }
+        }
+    }
+}

@@ -219,8 +219,23 @@ struct Domain {
 #[inline]
 fn ask(slot: &mut Slot, c: usize, dom: &mut Domain, edge: u64) {
     slot.asked = edge;
+    if slot.untime_at == edge {
+        slot.untime_at = NO_EDGE;
+    }
     dom.request(edge, c);
 }
+
+/// Asks for the end of `slot`'s run ahead ([`Wake::Ahead`]) at `edge`: there it stops counting
+/// as moving, without a step (unless one is asked for that edge too).
+#[inline]
+fn untime(slot: &mut Slot, c: usize, dom: &mut Domain, edge: u64) {
+    slot.asked = edge;
+    slot.untime_at = edge;
+    dom.request(edge, c);
+}
+
+/// No edge.
+const NO_EDGE: u64 = u64::MAX;
 
 impl Domain {
     fn request(&mut self, edge: u64, slot: usize) {
@@ -280,6 +295,9 @@ struct Slot {
     traced: bool,
     /// The last edge a step was requested for (a second request for it is dropped).
     asked: u64,
+    /// The edge at which a run ahead ends ([`Wake::Ahead`]): its request there only ends the
+    /// `timed` state, unless a step was asked for that edge too. [`NO_EDGE`] when none.
+    untime_at: u64,
     /// Steps taken, and link interactions inside them (see [`Scheduler::activity`]).
     steps: u64,
     interactions: u64,
@@ -398,6 +416,7 @@ impl Scheduler {
             timed: false,
             traced: false,
             asked: dom.next,
+            untime_at: NO_EDGE,
             steps: 0,
             interactions: 0,
         });
@@ -425,6 +444,7 @@ impl Scheduler {
             // Everyone is stepped from the next edge of its clock on, whatever it asked for.
             for slot in &mut self.slots {
                 slot.timed = false;
+                slot.untime_at = NO_EDGE;
                 slot.sleep_until = self.domains[slot.domain].next;
             }
             for d in &mut self.domains {
@@ -706,9 +726,14 @@ impl Scheduler {
             let Some(slot) = slots.get_mut(c) else {
                 return;
             };
-            if edge >= slot.done && edge >= slot.sleep_until && edge != slot.asked {
-                let dom = &mut domains[slot.domain];
-                ask(slot, c, dom, edge);
+            if edge >= slot.done && edge >= slot.sleep_until {
+                if edge == slot.untime_at {
+                    // The end of a run ahead is already queued for this edge: now a step.
+                    slot.untime_at = NO_EDGE;
+                } else if edge != slot.asked {
+                    let dom = &mut domains[slot.domain];
+                    ask(slot, c, dom, edge);
+                }
             }
         });
     }
@@ -820,6 +845,11 @@ impl Scheduler {
                 slot.timed = false;
                 self.domains[slot.domain].timed -= 1;
             }
+            if slot.untime_at == e {
+                // A run ahead ends here; nothing asked for a step.
+                slot.untime_at = NO_EDGE;
+                continue;
+            }
             let dom = &self.domains[slot.domain];
             let _who = wake::Stepping::new(wake::owner(self.id, c));
             if slot.done < e {
@@ -877,6 +907,20 @@ impl Scheduler {
                     slot.timed = true;
                     dom.timed += 1;
                     ask(slot, c, dom, e + 1 + n);
+                }
+                Wake::Ahead { moving, then } => {
+                    slot.sleep_until = e + 1;
+                    slot.timed = true;
+                    dom.timed += 1;
+                    let end = e + 1 + moving;
+                    match then {
+                        Some(k) if e + k <= end => ask(slot, c, dom, e + k.max(1)),
+                        Some(k) => {
+                            untime(slot, c, dom, end);
+                            ask(slot, c, dom, e + k);
+                        }
+                        None => untime(slot, c, dom, end),
+                    }
                 }
             }
         }

@@ -412,6 +412,10 @@ pub struct Pe {
     /// has already arrived to store (its arrival woke the PE once, which a store may not have
     /// used: the port stores one a cycle).
     port_next: Option<u64>,
+    /// While the FSM is ahead: the edge at which it next needs a step (the one after the
+    /// burst), or `None` when a filter load ran out of weights on their way: it then stalls
+    /// until the next arrives, which wakes it.
+    fsm_next: Option<u64>,
     sig: Signals,
     addr_bits: (u32, u32, u32),
 }
@@ -474,6 +478,7 @@ impl Pe {
             ahead_until: None,
             last_cycle: 0,
             port_next: None,
+            fsm_next: None,
             sig: Signals::default(),
             addr_bits: (
                 bits_for(sizes.filter_entries),
@@ -979,8 +984,9 @@ impl Pe {
         Ok(())
     }
 
-    /// While the FSM is ahead: when the ifmap port next has an arrived value to store.
-    fn note_port_next(&mut self, cx: &StepCtx, prim: &Primitive) {
+    /// While the FSM is ahead (through `a`): when the ifmap port next has an arrived value to
+    /// store, and when the FSM next needs a step.
+    fn note_next(&mut self, cx: &StepCtx, prim: &Primitive, a: u64) {
         self.port_next = if self.ifmap_port_blocked(prim) {
             None
         } else {
@@ -988,6 +994,12 @@ impl Pe {
                 .ifmap_in
                 .head_ready_at()
                 .map(|r| r.max(cx.cycle + 1))
+        };
+        self.fsm_next = if self.state == PeState::LoadFilters {
+            // The burst took every weight on its way: the next one, if already sent.
+            self.ports.filter_in.head_ready_at().map(|r| r.max(a + 1))
+        } else {
+            Some(a + 1)
         };
     }
 
@@ -1002,11 +1014,12 @@ impl Pe {
     ///   moves the window, and with it what the ifmap write port may do: that one takes a step
     ///   of its own).
     ///
-    /// Only the control FSM runs ahead: the ifmap write port is independent of it through
-    /// both (it depends on the window, which neither moves), so links still wake the PE for
-    /// it at the edges its values arrive (see [`Pe::step`]). A burst needs an empty pipeline,
-    /// and a drain burst an ifmap port with nothing to do. Dense filter loads only: a
-    /// compressed row can fault part way, which must stop the run at that word's edge.
+    /// Only the control FSM runs ahead: the ifmap write port is independent of it through all
+    /// three (it depends on the window, which none moves), so links still wake the PE for it
+    /// at the edges its values arrive, and at each edge a value that arrived waits (see
+    /// [`Pe::step`], `port_next`). A filter-load or drain burst needs an empty pipeline, and a
+    /// drain burst an ifmap port with nothing to do. Dense filter loads only: a compressed row
+    /// can fault part way, which must stop the run at that word's edge.
     fn run_ahead(&mut self, cx: &StepCtx, prim: &Primitive) -> Result<(), Fault> {
         let mut c = cx.cycle;
         let pipe_empty = self.rd.is_none() && self.mul.is_none();
@@ -1301,7 +1314,7 @@ impl Component for Pe {
                     return Ok(Activity::Idle);
                 };
                 let moved = self.store_ifmap(cx, &prim);
-                self.note_port_next(cx, &prim);
+                self.note_next(cx, &prim, a);
                 return Ok(Activity::from_moved(moved));
             }
             self.ahead_until = None;
@@ -1330,8 +1343,8 @@ impl Component for Pe {
         moved |= self.store_ifmap(cx, &prim);
         if cx.ahead && moved {
             self.run_ahead(cx, &prim)?;
-            if self.ahead_until.is_some() {
-                self.note_port_next(cx, &prim);
+            if let Some(a) = self.ahead_until {
+                self.note_next(cx, &prim, a);
             }
         }
         if self.traced {
@@ -1340,20 +1353,31 @@ impl Component for Pe {
         Ok(Activity::from_moved(moved))
     }
 
-    /// An idle step (a stall, or waiting for a primitive) repeats until a link wakes the PE; a
-    /// burst of MACs with the ifmap write port blocked touches no link until its drain.
+    /// An idle step (a stall, or waiting for a primitive) repeats until a link wakes the PE;
+    /// through a burst it has run ahead (and the pipeline bubbles before a drain) it looks at
+    /// no link but the ifmap port's, and at none while that port has nothing to do.
     fn wake(&self, cx: &StepCtx, did: Activity) -> Wake {
         if let Some(a) = self.ahead_until {
             // Every edge up to `a` moves (a burst), and the FSM needs a step after it. Until
             // then only a value for the ifmap port needs a step, and none does while the port
             // has nothing to do (its window stays where it is through a burst).
             let prim = self.prim.as_ref().expect("a burst runs a primitive");
-            return if self.ifmap_port_blocked(prim) {
-                Wake::IgnoringLinksFor(a - cx.cycle)
-            } else {
-                // A value that arrived already and waits for the port: a step for it.
-                let next = self.port_next.map_or(a + 1, |p| p.min(a + 1));
-                Wake::IdleFor(next - cx.cycle)
+            let c = cx.cycle;
+            if self.ifmap_port_blocked(prim) && self.fsm_next == Some(a + 1) {
+                return Wake::IgnoringLinksFor(a - c);
+            }
+            // A value that arrived already and waits for the port needs a step; so does the
+            // FSM after the burst, unless a filter load is left waiting for its next weight.
+            let next = match (self.port_next, self.fsm_next) {
+                (Some(p), Some(f)) => Some(p.min(f)),
+                (p, f) => p.or(f),
+            };
+            return match next {
+                Some(n) if n <= a + 1 => Wake::IdleFor(n - c),
+                n => Wake::Ahead {
+                    moving: a - c,
+                    then: n.map(|n| n - c),
+                },
             };
         }
         if !did.moved() {
