@@ -851,7 +851,7 @@ impl Scheduler {
                 continue;
             }
             let dom = &self.domains[slot.domain];
-            let _who = wake::Stepping::new(wake::owner(self.id, c));
+            let who = wake::Stepping::new(wake::owner(self.id, c));
             if slot.done < e {
                 let cx = StepCtx {
                     domain: dom.clock.id,
@@ -867,10 +867,9 @@ impl Scheduler {
                 time: now,
                 ahead: !self.every_edge && !slot.traced,
             };
-            let before = wake::interactions();
             let stepped = slot.component.step(&cx);
             slot.steps += 1;
-            slot.interactions += wake::interactions() - before;
+            slot.interactions += who.finish();
             let did = match stepped {
                 Ok(a) => a,
                 Err(err) => {

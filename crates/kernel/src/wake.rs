@@ -16,27 +16,22 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub(crate) type Owner = u64;
 pub(crate) const NOBODY: Owner = u64::MAX;
 
-/// A thread's wake-ups for its schedulers' components, and its count of link interactions.
+/// A thread's component being stepped, its wake-ups for its schedulers' components, and its
+/// count of link interactions: one thread-local, so a step's bookkeeping is one access.
 struct Local {
+    current: Cell<Owner>,
     posts: RefCell<Vec<(Owner, u64)>>,
     interactions: Cell<u64>,
 }
 
 thread_local! {
-    static CURRENT: Cell<Owner> = const { Cell::new(NOBODY) };
     static LOCAL: Local = const {
         Local {
+            current: Cell::new(NOBODY),
             posts: RefCell::new(Vec::new()),
             interactions: Cell::new(0),
         }
     };
-}
-
-/// Link interactions (messages sent or taken) counted on this thread so far, for the
-/// scheduler's account of where a run's time goes ([`crate::Scheduler::activity`]).
-#[inline]
-pub(crate) fn interactions() -> u64 {
-    LOCAL.with(|l| l.interactions.get())
 }
 
 static NEXT_SCHEDULER: AtomicU32 = AtomicU32::new(0);
@@ -53,23 +48,41 @@ pub(crate) fn owner(scheduler: u32, slot: usize) -> Owner {
 /// The component being stepped (or settled) on this thread, if any.
 #[inline]
 pub(crate) fn current() -> Owner {
-    CURRENT.with(|c| c.get())
+    LOCAL.with(|l| l.current.get())
 }
 
-/// Marks `who` as the component being stepped until the guard is dropped.
-pub(crate) struct Stepping(Owner);
+/// Marks `who` as the component being stepped until the guard is dropped (or
+/// [`Stepping::finish`]ed), counting the link interactions made meanwhile.
+pub(crate) struct Stepping {
+    before: Owner,
+    interactions: u64,
+}
 
 impl Stepping {
     #[inline]
     pub(crate) fn new(who: Owner) -> Self {
-        Stepping(CURRENT.with(|c| c.replace(who)))
+        LOCAL.with(|l| Stepping {
+            before: l.current.replace(who),
+            interactions: l.interactions.get(),
+        })
+    }
+
+    /// Ends the step: the link interactions made in it.
+    #[inline]
+    pub(crate) fn finish(self) -> u64 {
+        let n = LOCAL.with(|l| {
+            l.current.set(self.before);
+            l.interactions.get() - self.interactions
+        });
+        std::mem::forget(self);
+        n
     }
 }
 
 impl Drop for Stepping {
     #[inline]
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
+        LOCAL.with(|l| l.current.set(self.before));
     }
 }
 
