@@ -49,22 +49,23 @@ struct Envelope<T> {
 /// the edge at which it is recorded, once the run before it is over (checked in debug builds):
 /// nobody asks about a cycle before that edge any more.
 struct Ramp {
-    /// First cycle of the latest run.
+    /// First cycle of the latest run, and in bit 63 whether the run's events are all at that
+    /// cycle (else one a cycle from it): one word, so a ramp and its count fit three.
     start: AtomicU64,
-    /// Events before `start`.
+    /// Events before the run's first cycle.
     base: AtomicU64,
-    /// 0: the run's events are all at `start`; 1: one a cycle from `start`.
-    step: AtomicU64,
     /// Events so far.
     total: AtomicU64,
 }
+
+/// Bit 63 of [`Ramp::start`]: the run's events are all at its first cycle.
+const AT_ONE_CYCLE: u64 = 1 << 63;
 
 impl Default for Ramp {
     fn default() -> Self {
         Ramp {
             start: AtomicU64::new(0),
             base: AtomicU64::new(0),
-            step: AtomicU64::new(1),
             total: AtomicU64::new(0),
         }
     }
@@ -76,15 +77,22 @@ impl Ramp {
         self.total.load(Ordering::Acquire)
     }
 
+    /// The run's first cycle, and whether its events are all at it.
+    #[inline]
+    fn run(&self) -> (u64, bool) {
+        let s = self.start.load(Ordering::Acquire);
+        (s & !AT_ONE_CYCLE, s & AT_ONE_CYCLE != 0)
+    }
+
     /// Events at cycles before `cycle`.
     #[inline]
     fn before(&self, cycle: u64) -> u64 {
         let total = self.total.load(Ordering::Acquire);
-        let start = self.start.load(Ordering::Acquire);
+        let (start, at_one) = self.run();
         let base = self.base.load(Ordering::Acquire);
         if cycle <= start {
             base
-        } else if self.step.load(Ordering::Relaxed) == 0 {
+        } else if at_one {
             total
         } else {
             total.min(base + (cycle - start))
@@ -93,33 +101,41 @@ impl Ramp {
 
     /// The cycle of event `k` (counting from 0) of the latest run, or `start` for an older one.
     fn cycle_of(&self, k: u64) -> u64 {
-        let start = self.start.load(Ordering::Acquire);
+        let (start, at_one) = self.run();
         let base = self.base.load(Ordering::Acquire);
-        if self.step.load(Ordering::Relaxed) == 0 || k < base {
+        if at_one || k < base {
             start
         } else {
             start + (k - base)
         }
     }
 
+    #[inline]
+    fn set_run(&self, base: u64, start: u64, at_one: bool) {
+        self.base.store(base, Ordering::Relaxed);
+        let flag = if at_one { AT_ONE_CYCLE } else { 0 };
+        self.start.store(start | flag, Ordering::Release);
+    }
+
     /// Records an event at `cycle`, made at the edge `now <= cycle`; returns the new total.
     #[inline]
     fn record(&self, cycle: u64, now: u64) -> u64 {
         let total = self.total.load(Ordering::Relaxed);
-        let start = self.start.load(Ordering::Relaxed);
+        let (start, at_one) = self.run();
         let base = self.base.load(Ordering::Relaxed);
-        let step = self.step.load(Ordering::Relaxed);
         let n = total - base;
         let end = if n == 0 {
             None
-        } else if step == 0 {
+        } else if at_one {
             Some(start)
         } else {
             Some(start + n - 1)
         };
         match end {
-            Some(e) if cycle == e && (step == 0 || n == 1) => {
-                self.step.store(0, Ordering::Relaxed);
+            Some(e) if cycle == e && (at_one || n == 1) => {
+                if !at_one {
+                    self.set_run(base, start, true);
+                }
             }
             Some(e) if cycle == e => {
                 // A second event at the last cycle of a ramp, which is this edge: the ramp's
@@ -129,19 +145,15 @@ impl Ramp {
                     e == now,
                     "two link events at the later edge {e} of a run (edge {now})"
                 );
-                self.base.store(total - 1, Ordering::Relaxed);
-                self.start.store(cycle, Ordering::Release);
-                self.step.store(0, Ordering::Relaxed);
+                self.set_run(total - 1, cycle, true);
             }
-            Some(e) if step == 1 && cycle == e + 1 => {}
+            Some(e) if !at_one && cycle == e + 1 => {}
             _ => {
                 debug_assert!(
                     end.is_none_or(|e| e < now && cycle > e),
                     "a run of link events started at cycle {cycle} (edge {now}) before the last one (ending {end:?}) was over"
                 );
-                self.base.store(total, Ordering::Relaxed);
-                self.start.store(cycle, Ordering::Release);
-                self.step.store(1, Ordering::Relaxed);
+                self.set_run(total, cycle, false);
             }
         }
         self.total.store(total + 1, Ordering::Release);
@@ -155,7 +167,9 @@ impl Ramp {
 /// (Polling empty FIFOs is most of what a PE's inputs do.)
 ///
 /// It also holds who owns each end (see [`crate::wake`]), so that a send can wake the receiver
-/// and a pop the sender.
+/// and a pop the sender. Its 64 bytes are one cache line, which both ends touch at every
+/// interaction.
+#[repr(align(64))]
 struct Published {
     /// Messages sent, by the sender's cycle (for a same-clock link: what a receiver's FIFO
     /// level counts at a cycle, when the sender runs ahead).
@@ -166,6 +180,8 @@ struct Published {
     rx_owner: AtomicU64,
     tx_owner: AtomicU64,
 }
+
+const _: () = assert!(std::mem::size_of::<Published>() == 64);
 
 impl Default for Published {
     fn default() -> Self {

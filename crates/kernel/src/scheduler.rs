@@ -281,6 +281,8 @@ impl Domain {
     }
 }
 
+/// One cache line a component: what the hot loop reads at each step.
+#[repr(align(64))]
 struct Slot {
     component: Box<dyn Component>,
     domain: usize,
@@ -298,10 +300,9 @@ struct Slot {
     /// The edge at which a run ahead ends ([`Wake::Ahead`]): its request there only ends the
     /// `timed` state, unless a step was asked for that edge too. [`NO_EDGE`] when none.
     untime_at: u64,
-    /// Steps taken, and link interactions inside them (see [`Scheduler::activity`]).
-    steps: u64,
-    interactions: u64,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 /// Steps components on the edges of their clocks, on one picosecond timebase.
 ///
@@ -321,6 +322,8 @@ pub struct Scheduler {
     id: u32,
     domains: Vec<Domain>,
     slots: Vec<Slot>,
+    /// Per slot: steps taken, and link interactions inside them (see [`Scheduler::activity`]).
+    activity: Vec<[u64; 2]>,
     order: StepOrder,
     rng: u64,
     every_edge: bool,
@@ -358,6 +361,7 @@ impl Scheduler {
             id: wake::new_scheduler_id(),
             domains: Vec::new(),
             slots: Vec::new(),
+            activity: Vec::new(),
             order: StepOrder::Registration,
             rng: 0,
             every_edge: false,
@@ -408,6 +412,7 @@ impl Scheduler {
         );
         let id = self.slots.len();
         let dom = &mut self.domains[d];
+        self.activity.push([0, 0]);
         self.slots.push(Slot {
             component,
             domain: d,
@@ -417,8 +422,6 @@ impl Scheduler {
             traced: false,
             asked: dom.next,
             untime_at: NO_EDGE,
-            steps: 0,
-            interactions: 0,
         });
         dom.members.push(id);
         if !self.every_edge {
@@ -868,8 +871,9 @@ impl Scheduler {
                 ahead: !self.every_edge && !slot.traced,
             };
             let stepped = slot.component.step(&cx);
-            slot.steps += 1;
-            slot.interactions += who.finish();
+            let count = &mut self.activity[c];
+            count[0] += 1;
+            count[1] += who.finish();
             let did = match stepped {
                 Ok(a) => a,
                 Err(err) => {
@@ -1171,7 +1175,7 @@ impl Scheduler {
     /// where the host's time went (a step costs about the same whatever the component).
     pub fn activity(&self) -> Vec<KindActivity> {
         let mut kinds: Vec<KindActivity> = Vec::new();
-        for s in &self.slots {
+        for (s, a) in self.slots.iter().zip(&self.activity) {
             let kind = s.component.kind();
             let k = match kinds.iter().position(|k| k.kind == kind) {
                 Some(i) => i,
@@ -1185,8 +1189,8 @@ impl Scheduler {
             };
             let k = &mut kinds[k];
             k.components += 1;
-            k.steps += s.steps;
-            k.link_interactions += s.interactions;
+            k.steps += a[0];
+            k.link_interactions += a[1];
         }
         kinds.sort_by(|a, b| b.steps.cmp(&a.steps).then(a.kind.cmp(&b.kind)));
         kinds
