@@ -85,7 +85,10 @@ pub enum Wake {
     /// It has run through the next `moving` edges itself (each moved: see
     /// [`StepCtx::ahead`]); what reaches its links wakes it as for `Idle`, and it needs a step
     /// `then` edges from now if that is `Some` (`then > moving`), else none until something
-    /// reaches a link: after a burst whose end leaves it waiting on its links.
+    /// reaches a link: after a burst whose end leaves it waiting on its links. A link may still
+    /// wake it at one of those edges: that step reports [`Activity::Moved`] (the edge moved, in
+    /// the burst), else the scheduler counts the edge as idle (a run would end, or the watchdog
+    /// count, a cycle early).
     Ahead { moving: u64, then: Option<u64> },
 }
 

@@ -17,6 +17,16 @@
 //! between threads if components are ever stepped in parallel; the receiver moves them into a
 //! small local queue to look at the head, since a channel cannot be peeked.
 //!
+//! # Runs
+//! A component running ahead may send several messages at consecutive edges as one *run*
+//! ([`LinkTx::send_run_at`]) and take several as one ([`LinkRx::take_run_at`]): one channel
+//! operation and one wake-up instead of one per message, with every message visible, and every
+//! credit usable, at the edge it would have been had each gone alone. The wake-ups a run does
+//! not make at once are asked for when they can matter: the receiver asks for a step at the
+//! arrival of a message of a run once it is at the head of its queue and not yet there, and a
+//! sender with credits returned by a run of pops, not yet usable, asks for a step at the next.
+//! A run counts as one link interaction in the host statistics.
+//!
 //! # Capacity
 //! The sender starts with `capacity` credits; a send spends one, a pop at the receiver gives one
 //! back a cycle later. `capacity` therefore bounds the messages in flight plus those waiting at
@@ -39,6 +49,19 @@ use crate::DomainId;
 struct Envelope<T> {
     ready_at: u64,
     item: T,
+    /// Whether a wake-up of the receiver at `ready_at` has been asked for: by the sender for a
+    /// message sent alone or the first of a run, else by the receiver once the message is at
+    /// the head of its queue and not yet arrived (see [`LinkRx::post_head`]).
+    posted: bool,
+}
+
+/// What travels through the channel: one message, or a run of them sent at consecutive edges
+/// (one a cycle), the first visible at `first_ready` and each one a cycle after the one
+/// before: one channel operation and one wake-up for the run, with the visibility and the
+/// credits each message would have had if sent alone.
+enum Packet<T> {
+    One(Envelope<T>),
+    Run { first_ready: u64, items: Vec<T> },
 }
 
 /// Events (sends, or pops) of one end of a same-clock link, by the cycle they happen at, as the
@@ -334,7 +357,7 @@ impl<T> Link<T> {
 pub struct LinkTx<T> {
     name: Arc<str>,
     domain: DomainId,
-    data: Sender<Envelope<T>>,
+    data: Sender<Packet<T>>,
     credits_back: Receiver<u64>,
     /// Credits the receiver has returned that are not usable yet, by the cycle they become usable.
     returning: VecDeque<u64>,
@@ -403,6 +426,9 @@ impl<T> LinkTx<T> {
             if usable > self.credits_absorbed {
                 self.credits += (usable - self.credits_absorbed) as u32;
                 self.credits_absorbed = usable;
+            }
+            if popped > usable {
+                self.post_next_credit();
             }
             return;
         }
@@ -475,18 +501,72 @@ impl<T> LinkTx<T> {
             Delay::Cycles(n) => cycle + n,
             d => d.visible_at(cx),
         };
-        let env = Envelope { ready_at, item };
+        let env = Envelope {
+            ready_at,
+            item,
+            posted: true,
+        };
+        self.put(Packet::One(env));
+        self.published.sends.record(cycle, cx.cycle);
+        wake::interact(self.published.rx_owner.load(Ordering::Acquire), ready_at);
+        Ok(())
+    }
+
+    #[inline]
+    fn put(&mut self, packet: Packet<T>) {
         // The credit count bounds the messages in the channel by its capacity, and the receiver
         // lives as long as the simulation; a failure here is a broken kernel invariant.
-        if self.data.try_send(env).is_err() {
+        if self.data.try_send(packet).is_err() {
             panic!(
                 "link `{}`: channel refused a message although a credit was held",
                 self.name
             );
         }
-        self.published.sends.record(cycle, cx.cycle);
-        wake::interact(self.published.rx_owner.load(Ordering::Acquire), ready_at);
+    }
+
+    /// Sends `items` as a run at consecutive edges from the edge `first` on (one a cycle; a
+    /// same-clock link, `first` at or after the current edge), spending one credit held now
+    /// for each (see [`LinkTx::credits_held`]), or hands them back if too few are held. The
+    /// receiver sees each one exactly when a send at its edge would have shown it, and the
+    /// FIFO level counts each from its edge on; the run is one channel operation and one
+    /// link interaction.
+    pub fn send_run_at(&mut self, cx: &StepCtx, first: u64, items: Vec<T>) -> Result<(), Vec<T>> {
+        let n = items.len();
+        let Delay::Cycles(latency) = self.delay else {
+            panic!("link `{}`: a run needs a same-clock link", self.name);
+        };
+        debug_assert!(first >= cx.cycle, "link `{}`: a run in the past", self.name);
+        if n == 0 {
+            return Ok(());
+        }
+        if (self.credits as usize) < n {
+            return Err(items);
+        }
+        self.credits -= n as u32;
+        self.sent += n as u64;
+        let first_ready = first + latency;
+        self.put(Packet::Run { first_ready, items });
+        for k in 0..n as u64 {
+            self.published.sends.record(first + k, cx.cycle);
+        }
+        wake::interact(self.published.rx_owner.load(Ordering::Acquire), first_ready);
         Ok(())
+    }
+
+    /// With credits returned that are not usable yet (pops the receiver made ahead): asks for a
+    /// step when the next one becomes usable. A run of pops wakes the sender only at its first
+    /// credit; this asks for the next at each look, so that the sender is stepped at every
+    /// credit it waits for, as it would be if each pop had woken it.
+    #[inline]
+    fn post_next_credit(&self) {
+        if !self.counted_credits() {
+            return;
+        }
+        let pops = &self.published.pops;
+        if pops.total() > self.credits_absorbed {
+            let me = self.published.tx_owner.load(Ordering::Relaxed);
+            wake::post(me, pops.cycle_of(self.credits_absorbed) + 1);
+        }
     }
 
     /// Messages sent so far.
@@ -508,7 +588,7 @@ impl<T> LinkTx<T> {
 pub struct LinkRx<T> {
     name: Arc<str>,
     domain: DomainId,
-    data: Receiver<Envelope<T>>,
+    data: Receiver<Packet<T>>,
     queue: VecDeque<Envelope<T>>,
     credits_to: Sender<u64>,
     delay: Delay,
@@ -531,12 +611,50 @@ impl<T> LinkRx<T> {
         }
         self.bound = true;
         self.published.rx_owner.store(me, Ordering::Release);
-        while let Ok(env) = self.data.try_recv() {
-            self.queue.push_back(env);
-            self.drained += 1;
+        while let Ok(packet) = self.data.try_recv() {
+            self.unpack(packet);
         }
-        for env in &self.queue {
+        for env in &mut self.queue {
             wake::post(me, env.ready_at);
+            env.posted = true;
+        }
+    }
+
+    /// Moves a packet from the channel into the queue, a run as its messages.
+    #[inline]
+    fn unpack(&mut self, packet: Packet<T>) {
+        match packet {
+            Packet::One(env) => {
+                self.queue.push_back(env);
+                self.drained += 1;
+            }
+            Packet::Run { first_ready, items } => {
+                self.drained += items.len() as u64;
+                for (k, item) in items.into_iter().enumerate() {
+                    self.queue.push_back(Envelope {
+                        ready_at: first_ready + k as u64,
+                        item,
+                        posted: k == 0,
+                    });
+                }
+            }
+        }
+    }
+
+    /// After the receiver looked at the head in a step at edge `now`: if nobody asked for a
+    /// step at its arrival (a message of a run after the first) and that is after `now`, asks
+    /// for one, as its own send would have (the scheduler drops it if the receiver has run
+    /// ahead past it).
+    #[inline]
+    fn post_head(&mut self, now: u64) {
+        if let Some(env) = self.queue.front_mut() {
+            if !env.posted && env.ready_at > now {
+                env.posted = true;
+                wake::post(
+                    self.published.rx_owner.load(Ordering::Relaxed),
+                    env.ready_at,
+                );
+            }
         }
     }
 
@@ -546,10 +664,7 @@ impl<T> LinkRx<T> {
         let sent = self.published.sends.total();
         while self.drained < sent {
             match self.data.try_recv() {
-                Ok(env) => {
-                    self.queue.push_back(env);
-                    self.drained += 1;
-                }
+                Ok(packet) => self.unpack(packet),
                 Err(_) => break,
             }
         }
@@ -575,6 +690,7 @@ impl<T> LinkRx<T> {
         if self.queue.is_empty() {
             self.drain();
         }
+        self.post_head(cx.cycle);
         self.queue.front().filter(|env| env.ready_at <= cycle)
     }
 
@@ -600,6 +716,7 @@ impl<T> LinkRx<T> {
         self.arrived_by(cx, cycle)?;
         let env = self.queue.pop_front()?;
         self.received += 1;
+        self.post_head(cx.cycle);
         let usable = match self.delay {
             // One cycle later, counted (see `Published`).
             Delay::Cycles(_) => cycle + 1,
@@ -633,10 +750,63 @@ impl<T> LinkRx<T> {
             self.bind();
         }
         self.drain();
-        self.queue
+        let n = self
+            .queue
             .iter()
             .take_while(|e| e.ready_at <= cx.cycle)
+            .count();
+        // The first one not arrived yet: a step at its arrival, as its own send would ask.
+        if let Some(env) = self.queue.get_mut(n) {
+            if !env.posted {
+                env.posted = true;
+                wake::post(
+                    self.published.rx_owner.load(Ordering::Relaxed),
+                    env.ready_at,
+                );
+            }
+        }
+        n
+    }
+
+    /// How many of the messages on their way could be taken as a run from the edge `first` on,
+    /// one an edge (each arrived by its edge), at most `max`: what [`LinkRx::take_run_at`]
+    /// would take.
+    pub fn arrived_run(&mut self, first: u64, max: usize) -> usize {
+        self.drain();
+        self.queue
+            .iter()
+            .take(max)
+            .enumerate()
+            .take_while(|(k, e)| e.ready_at <= first + *k as u64)
             .count()
+    }
+
+    /// Takes up to `max` messages as a run at consecutive edges from `first` on (a same-clock
+    /// link, `first` at or after the current edge), each at its edge if it has arrived by then,
+    /// appending them to `out`; returns how many. Each credit reaches the sender when a pop at
+    /// its edge would have returned it; the run is one link interaction and wakes the sender
+    /// once, at its first credit (the sender asks for the rest as it needs them).
+    pub fn take_run_at(&mut self, cx: &StepCtx, first: u64, max: usize, out: &mut Vec<T>) -> usize {
+        debug_assert!(
+            first >= cx.cycle && matches!(self.delay, Delay::Cycles(_)),
+            "link `{}`: a run of pops must be at or after the current edge of a same-clock link",
+            self.name
+        );
+        if !self.bound {
+            self.bind();
+        }
+        let n = self.arrived_run(first, max);
+        if n == 0 {
+            return 0;
+        }
+        out.extend(self.queue.drain(..n).map(|e| e.item));
+        self.received += n as u64;
+        for k in 0..n as u64 {
+            self.published.pops.record(first + k, cx.cycle);
+        }
+        self.post_head(cx.cycle);
+        wake::interact(self.published.tx_owner.load(Ordering::Acquire), first + 1);
+        n
     }
 
     /// Messages sent and not yet taken, whether they have arrived or not. Between edges (in a

@@ -239,7 +239,7 @@ mod ahead_tests {
                 if cx.cycle <= b {
                     self.next_head = self.rx.head_ready_at();
                     if cx.ahead {
-                        return Ok(Activity::Idle); // counted when it ran ahead
+                        return Ok(Activity::Moved); // it ran through this edge, moving
                     }
                     self.moved_edges += 1;
                     if cx.cycle == b {
@@ -326,6 +326,219 @@ mod ahead_tests {
                     want,
                     "latency {latency}, capacity {cap}"
                 );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod run_tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::{Link, Scheduler};
+
+    /// Sends its items one an edge while it has credit; ahead (`runs`), all it has credit for
+    /// as one run ([`LinkTx::send_run_at`]) from the edge it is stepped at.
+    struct RunSender {
+        tx: LinkTx<u32>,
+        items: VecDeque<u32>,
+        runs: bool,
+        through: Option<u64>,
+        /// Its last send spent its last credit: it sleeps until the link wakes it.
+        spent: bool,
+    }
+
+    impl Component for RunSender {
+        fn name(&self) -> &str {
+            "top.send"
+        }
+
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            if self.through.is_some_and(|t| cx.cycle <= t) {
+                return Ok(Activity::Moved); // sent when it ran ahead
+            }
+            self.through = None;
+            self.spent = false;
+            let k = (self.tx.credits(cx) as usize).min(self.items.len());
+            if k == 0 {
+                return Ok(Activity::Idle);
+            }
+            if self.runs && cx.ahead {
+                let run: Vec<u32> = self.items.drain(..k).collect();
+                if self.tx.send_run_at(cx, cx.cycle, run).is_err() {
+                    return Err("a run refused with its credits held".into());
+                }
+                self.through = Some(cx.cycle + k as u64 - 1);
+            } else {
+                let v = self.items.pop_front().ok_or("no item")?;
+                if self.tx.try_send(cx, v).is_err() {
+                    return Err("a send refused with a credit held".into());
+                }
+                self.spent = self.tx.credits_held() == 0;
+            }
+            Ok(Activity::Moved)
+        }
+
+        fn holds_work(&self) -> bool {
+            !self.items.is_empty()
+        }
+
+        fn wake(&self, cx: &StepCtx, did: Activity) -> Wake {
+            match self.through {
+                Some(t) if t > cx.cycle => Wake::Ahead {
+                    moving: t - cx.cycle,
+                    then: (!self.items.is_empty()).then_some(t + 1 - cx.cycle),
+                },
+                _ if self.spent => Wake::Idle,
+                _ => Wake::after(did),
+            }
+        }
+    }
+
+    /// Takes what has arrived, one an edge, except at edges `refuse` names (a stall); ahead
+    /// (`runs`), as one run up to the next refused edge ([`LinkRx::take_run_at`]).
+    struct RunReceiver {
+        rx: LinkRx<u32>,
+        refuse: u64,
+        runs: bool,
+        through: Option<u64>,
+        refused: bool,
+        next_head: Option<u64>,
+        /// After a run, it asks for a step for what is on its way; else it trusts the link to
+        /// wake it, as a message sent alone would.
+        asks: bool,
+        got: Vec<(u64, u32)>,
+    }
+
+    impl RunReceiver {
+        fn refuses(&self, cycle: u64) -> bool {
+            cycle % self.refuse == self.refuse - 1
+        }
+    }
+
+    impl Component for RunReceiver {
+        fn name(&self) -> &str {
+            "top.take"
+        }
+
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            self.refused = false;
+            if self.through.is_some_and(|t| cx.cycle <= t) {
+                return Ok(Activity::Moved); // taken when it ran ahead
+            }
+            self.through = None;
+            if self.refuses(cx.cycle) {
+                self.refused = self.rx.in_flight() > 0;
+                return Ok(Activity::Idle);
+            }
+            if self.runs && cx.ahead {
+                let max = (1..).take_while(|k| !self.refuses(cx.cycle + k)).count() + 1;
+                let mut buf = Vec::new();
+                let n = self.rx.take_run_at(cx, cx.cycle, max, &mut buf);
+                for (k, v) in buf.into_iter().enumerate() {
+                    self.got.push((cx.cycle + k as u64, v));
+                }
+                if n == 0 {
+                    return Ok(Activity::Idle);
+                }
+                self.through = Some(cx.cycle + n as u64 - 1);
+                self.next_head = self.rx.head_ready_at();
+                return Ok(Activity::Moved);
+            }
+            match self.rx.try_recv(cx) {
+                Some(v) => {
+                    self.got.push((cx.cycle, v));
+                    Ok(Activity::Moved)
+                }
+                None => Ok(Activity::Idle),
+            }
+        }
+
+        fn holds_work(&self) -> bool {
+            self.rx.in_flight() > 0
+        }
+
+        fn wake(&self, cx: &StepCtx, did: Activity) -> Wake {
+            match self.through {
+                // After the run, a step for what is already on its way.
+                Some(t) if t > cx.cycle => Wake::Ahead {
+                    moving: t - cx.cycle,
+                    then: self
+                        .next_head
+                        .filter(|_| self.asks)
+                        .map(|r| r.max(t + 1) - cx.cycle),
+                },
+                _ if self.refused => Wake::IdleFor(1),
+                _ => Wake::after(did),
+            }
+        }
+    }
+
+    /// Runs on either end (or both) deliver the same words at the same edges, and end at the
+    /// same cycle, as one word an edge stepped at every edge: with credit loops short and long,
+    /// a receiver that stalls (so the sender waits for credits a run of pops returned), in
+    /// shuffled step orders. The sender waiting on such credits is only woken at the first
+    /// by the run itself: it must ask for the rest.
+    #[test]
+    fn runs_are_words_one_an_edge() {
+        let run =
+            |every_edge: bool, runs: (bool, bool, bool), latency: u32, cap: u32, seed: u64| {
+                let asks = runs.2;
+                let mut s = Scheduler::new();
+                s.set_every_edge(every_edge);
+                if !every_edge {
+                    s.set_order(crate::StepOrder::Shuffled(seed));
+                }
+                let clk = s.add_clock("core", 100_000_000).unwrap();
+                let Link { tx, rx } = Link::<u32>::new("top.l", clk, latency, cap).unwrap();
+                s.add(
+                    clk,
+                    RunSender {
+                        tx,
+                        items: (0..40).collect(),
+                        runs: runs.0,
+                        through: None,
+                        spent: false,
+                    },
+                );
+                let r = s.add(
+                    clk,
+                    RunReceiver {
+                        rx,
+                        refuse: 7,
+                        runs: runs.1,
+                        through: None,
+                        refused: false,
+                        next_head: None,
+                        asks,
+                        got: Vec::new(),
+                    },
+                );
+                s.run().unwrap_or_else(|e| {
+                    panic!("{e}: latency {latency}, capacity {cap}, runs {runs:?}, order {seed}")
+                });
+                let got = s.component::<RunReceiver>(r).unwrap().got.clone();
+                (s.cycle(), got)
+            };
+        for (latency, cap) in [(1, 1), (1, 2), (1, 6), (2, 3), (3, 8), (2, 24)] {
+            let want = run(true, (false, false, true), latency, cap, 0);
+            assert_eq!(want.1.len(), 40);
+            assert!(want.1.iter().enumerate().all(|(k, &(_, v))| v == k as u32));
+            for runs in [
+                (true, false, true),
+                (false, true, true),
+                (true, true, true),
+                (false, true, false),
+                (true, true, false),
+            ] {
+                for seed in 0..4 {
+                    assert_eq!(
+                        run(false, runs, latency, cap, seed),
+                        want,
+                        "latency {latency}, capacity {cap}, runs {runs:?}, order {seed}"
+                    );
+                }
             }
         }
     }

@@ -402,6 +402,8 @@ pub struct Pe {
     /// the output FIFO (false). A stall repeats until a link wakes the PE, so [`Pe::settle`]
     /// counts the skipped edges against the same cause.
     drain_waits_for_psum_in: bool,
+    /// Incoming psums of a drain run (kept to reuse its allocation).
+    run_buf: Vec<i16>,
     /// The last edge through which the control FSM has already run ahead (a filter load or a
     /// drain taken as a burst: see [`Pe::run_ahead`]); until then a step only works the ifmap
     /// write port, which the burst left alone.
@@ -475,6 +477,7 @@ impl Pe {
             held: Held::default(),
             traced: false,
             drain_waits_for_psum_in: false,
+            run_buf: Vec::new(),
             ahead_until: None,
             last_cycle: 0,
             port_next: None,
@@ -984,6 +987,54 @@ impl Pe {
         Ok(())
     }
 
+    /// Drains psums `drain_f ..` at the `n` edges from `first` on, one an edge, as
+    /// [`Pe::drain_psum`] at each: the incoming psums (already arrived by their edges) taken and
+    /// the outgoing ones sent as one run each way (`n` output credits held, short of the
+    /// position's last psum).
+    fn drain_run(
+        &mut self,
+        cx: &StepCtx,
+        first: u64,
+        n: usize,
+        prim: &Primitive,
+    ) -> Result<(), Fault> {
+        debug_assert!(self.drain_f as usize + n < prim.p as usize);
+        let mut incoming = std::mem::take(&mut self.run_buf);
+        incoming.clear();
+        if prim.psum_in {
+            let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+            if port.take_run_at(cx, first, n, &mut incoming) != n {
+                return Err("incoming psums vanished between their check and their use".into());
+            }
+            self.counters.psums_in += n as u64;
+            self.strobes |= strobe::PSUM_IN;
+            self.held.psum_in = incoming[n - 1];
+        } else {
+            incoming.resize(n, 0);
+        }
+        let f0 = self.drain_f as usize;
+        let mut out = Vec::with_capacity(n);
+        let mut own = 0;
+        for (k, &inc) in incoming.iter().enumerate() {
+            own = self.psum_spad[f0 + k];
+            out.push(mac::add(own, inc, prim.mac, &mut self.counters.overflows));
+            // The psum register clears as it is read out, ready for the next position.
+            self.psum_spad[f0 + k] = 0;
+        }
+        self.run_buf = incoming;
+        self.counters.psum_spad_reads += n as u64;
+        self.strobes |= strobe::PSUM_RD | strobe::PSUM_OUT;
+        let f_last = (f0 + n - 1) as u32;
+        self.held.psum_rd = (f_last, own);
+        self.held.psum_out = out[n - 1];
+        if self.ports.psum_out.send_run_at(cx, first, out).is_err() {
+            return Err("psum output refused a run although it held the credits".into());
+        }
+        self.counters.psums_out += n as u64;
+        self.drain_f += n as u32;
+        Ok(())
+    }
+
     /// While the FSM is ahead (through `a`): when the ifmap port next has an arrived value to
     /// store, and when the FSM next needs a step.
     fn note_next(&mut self, cx: &StepCtx, prim: &Primitive, a: u64) {
@@ -1044,20 +1095,16 @@ impl Pe {
                 }
             }
             PeState::Drain if self.ifmap_port_blocked(prim) => {
-                while self.drain_f + 1 < prim.p {
-                    let at = c + 1;
-                    if prim.psum_in {
-                        let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
-                        if port.head_ready_at().is_none_or(|r| r > at) {
-                            break;
-                        }
-                    }
-                    if self.ports.psum_out.credits_held() == 0 {
-                        break;
-                    }
-                    self.counters.active_cycles += 1;
-                    c = at;
-                    self.drain_psum(cx, at, prim)?;
+                let mut n = ((prim.p - 1).saturating_sub(self.drain_f) as usize)
+                    .min(self.ports.psum_out.credits_held() as usize);
+                if prim.psum_in {
+                    let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+                    n = port.arrived_run(c + 1, n);
+                }
+                if n > 0 {
+                    self.drain_run(cx, c + 1, n, prim)?;
+                    self.counters.active_cycles += n as u64;
+                    c += n as u64;
                 }
             }
             _ => {}
@@ -1313,9 +1360,10 @@ impl Component for Pe {
                 let Some(prim) = self.prim else {
                     return Ok(Activity::Idle);
                 };
-                let moved = self.store_ifmap(cx, &prim);
+                // The edge moved (the burst ran through it), whatever the port does.
+                self.store_ifmap(cx, &prim);
                 self.note_next(cx, &prim, a);
-                return Ok(Activity::from_moved(moved));
+                return Ok(Activity::Moved);
             }
             self.ahead_until = None;
         }
