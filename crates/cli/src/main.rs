@@ -8,6 +8,7 @@ mod progress;
 mod prune;
 mod report;
 mod run;
+mod slurm;
 mod step;
 mod sweep;
 

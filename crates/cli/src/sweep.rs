@@ -31,6 +31,7 @@ use serde_json::{json, Value};
 
 use crate::map::{load_layer, load_network};
 use crate::run::{choose, data};
+use crate::slurm::{self, SlurmArgs};
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
@@ -69,6 +70,8 @@ pub struct SweepArgs {
     /// Only list the grid's points, without running them.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
 }
 
 #[derive(Args, Debug)]
@@ -274,6 +277,15 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|s| parse_axis(s))
         .collect::<anyhow::Result<_>>()?;
+    for (i, ax) in axes.iter().enumerate() {
+        if axes[..i].iter().any(|b| b.field == ax.field) {
+            bail!(
+                "--set {} is given twice: give its values once, as --set {}=V1,V2,..",
+                ax.field,
+                ax.field
+            );
+        }
+    }
     let mut layers = Vec::new();
     if let Some(net) = &a.net {
         layers.extend(load_network(net)?);
@@ -289,6 +301,8 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
     }
     let shard = match a.shard {
         Some(s) => Some(s),
+        // Writing a job array, from inside a job or not: every point is the array's.
+        None if a.slurm.slurm.is_some() => None,
         None => slurm_shard(|k| std::env::var(k).ok())?,
     };
     let (k, n) = shard.unwrap_or((0, 1));
@@ -328,6 +342,9 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                 .collect();
             configs.insert(p.clone(), config_at(&base, &a.hw, &sets)?);
         }
+    }
+    if let Some(dir) = &a.slurm.slurm {
+        return write_job_array(a, dir, total);
     }
     eprintln!(
         "sweep: {total} points ({} configs x {} layers); shard {k}/{n} runs {}",
@@ -393,6 +410,46 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
     })?;
     if failed > 0 {
         eprintln!("sweep: {failed} points could not run (their lines hold the error)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--slurm DIR`: the job array and merge job for this sweep (every config of the grid was
+/// checked), submitted with `--submit`.
+fn write_job_array(a: &SweepArgs, dir: &Path, points: u64) -> anyhow::Result<ExitCode> {
+    let path = |p: &Path, what: &str| {
+        p.to_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("{}: the {what} path is not UTF-8", p.display()))
+    };
+    let mut args = vec!["--hw".to_string(), path(&a.hw, "--hw")?];
+    for s in &a.sets {
+        args.extend(["--set".to_string(), s.clone()]);
+    }
+    if let Some(net) = &a.net {
+        args.extend(["--net".to_string(), net.clone()]);
+    }
+    for l in &a.layers {
+        args.extend(["--layer".to_string(), l.clone()]);
+    }
+    if let Some(b) = a.batch {
+        args.extend(["--batch".to_string(), b.to_string()]);
+    }
+    args.extend(["--seed".to_string(), a.seed.to_string()]);
+    args.extend(["--objective".to_string(), a.objective.name().to_string()]);
+    let w = slurm::write(&a.slurm, dir, &args, points)?;
+    println!("wrote {}", w.sweep_script.display());
+    println!("wrote {}", w.merge_script.display());
+    if a.slurm.submit {
+        let (array, merge) = slurm::submit(&w)?;
+        println!("submitted job array {array} ({} tasks) and merge job {merge} (after the array succeeds)", a.slurm.tasks);
+        println!("the merged sweep will be {}", w.merged.display());
+    } else {
+        println!(
+            "submit with: j=$(sbatch --parsable {}) && sbatch --dependency=afterok:$j {}",
+            w.sweep_script.display(),
+            w.merge_script.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -159,6 +159,57 @@ fn cases() -> Vec<Case> {
             ],
             error: "trace scope glob `top.chip.pe_arry.*`: matches no signal",
         },
+        Case {
+            what: "a repeated --set of one field in sweep",
+            files: &[],
+            args: &[
+                "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--dry-run",
+                "--set", "array.cols=3", "--set", "array.cols=4",
+            ],
+            error: "--set array.cols is given twice",
+        },
+        Case {
+            what: "a Slurm job array of more tasks than points",
+            files: &[],
+            args: &[
+                "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml",
+                "--set", "array.cols=3,4", "--slurm", "{dir}/slurm-new", "--tasks", "3",
+            ],
+            error: "--tasks 3: the sweep has 2 points, so 1 tasks would have none",
+        },
+        Case {
+            what: "a Slurm job array into a folder that is not empty",
+            files: &[],
+            args: &[
+                "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--slurm", "{dir}",
+                "--tasks", "1",
+            ],
+            error: "the --slurm folder is not empty",
+        },
+        Case {
+            what: "an #SBATCH value with a line of its own in it",
+            files: &[],
+            args: &[
+                "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--slurm",
+                "{dir}/slurm-new", "--tasks", "1", "--mem", "2G\n#SBATCH --uid=0",
+            ],
+            error: "--mem `2G\n#SBATCH --uid=0`: expected letters, digits and -_:.,+ only",
+        },
+        Case {
+            what: "Slurm resources without --slurm",
+            files: &[],
+            args: &["sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--tasks", "4"],
+            error: "--slurm <DIR>",
+        },
+        Case {
+            what: "a Slurm job array and a shard of it at once",
+            files: &[],
+            args: &[
+                "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--slurm",
+                "{dir}/slurm-new", "--shard", "0/2",
+            ],
+            error: "cannot be used with",
+        },
     ]
 }
 
