@@ -145,6 +145,45 @@ struct Layout {
     memory: Vec<u64>,
 }
 
+/// The host memory a run of `layer` holds at its peak, in bytes, from its shape alone (known
+/// before any tensor is built, so that a run that cannot fit is refused before it starts):
+/// - the tensors as 16-bit values: the ifmap, the weights, and the ofmap twice (the chip's
+///   and the reference convolution's);
+/// - the DRAM image twice (the layout's and the DRAM model's copy), each value at most 8/3
+///   bytes (RLC at its worst, three 21-bit pairs to a 64-bit word; raw data packs 4 to a word);
+/// - the row maps of the layout twice (one entry per ifmap, ofmap and filter row, about 48
+///   bytes an entry in a B-tree).
+///
+/// What is not counted (the chip's components, buffers and statistics) does not grow with the
+/// batch. A test compares it with the peak resident memory of real runs. Saturates at
+/// `u64::MAX` for shapes past any machine.
+pub fn host_bytes(layer: &ConvLayer) -> u64 {
+    let (n, c, h, w) = (
+        layer.n as u128,
+        layer.c as u128,
+        layer.h as u128,
+        layer.w as u128,
+    );
+    let (m, cg, r, s) = (
+        layer.m as u128,
+        layer.cg() as u128,
+        layer.r as u128,
+        layer.s as u128,
+    );
+    let (e, f) = (layer.e() as u128, layer.f() as u128);
+    // Each factor is below 2^32, so a product of three fits; the rest saturates.
+    let mul = |a: u128, b: u128| a.saturating_mul(b);
+    let (ifmap, weights, ofmap) = (mul(n * c * h, w), mul(m * cg * r, s), mul(n * m * e, f));
+    let rows = (n * c * h)
+        .saturating_add(n * m * e)
+        .saturating_add(m * cg * r);
+    let values = ifmap.saturating_add(weights).saturating_add(ofmap);
+    let tensors = mul(2, values.saturating_add(ofmap));
+    let image = mul(2, mul(values, 8).div_ceil(3));
+    let maps = mul(rows, 2 * 48);
+    u64::try_from(tensors.saturating_add(image).saturating_add(maps)).unwrap_or(u64::MAX)
+}
+
 #[allow(clippy::too_many_arguments)] // the layer, its tensors, the loop nest and the format
 fn layout_dram(
     layer: &ConvLayer,

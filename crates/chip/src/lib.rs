@@ -23,8 +23,8 @@ pub use array::{
 };
 pub use controller::{ControllerStatus, Slots, TopController};
 pub use layer::{
-    phases, run_checked, run_layer, CheckedRun, ChipError, LayerRun, LayerSim, Progress,
-    ProgressHook, RunOptions,
+    host_bytes, phases, run_checked, run_layer, CheckedRun, ChipError, LayerRun, LayerSim,
+    Progress, ProgressHook, RunOptions,
 };
 pub use plan::{ArrayPlan, IfmapScheme, LogicalPe, PhysPe, PlanError};
 pub use rowsim_mapper::Phase;

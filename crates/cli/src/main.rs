@@ -110,9 +110,23 @@ pub struct TraceArgs {
     /// Trace only primary-clock cycles A..B (B exclusive).
     #[arg(long, value_name = "A..B", value_parser = parse_window, requires = "vcd")]
     pub window: Option<Range<u64>>,
-    /// Stop with a deadlock report when nothing has moved for this many cycles.
-    #[arg(long, default_value_t = rowsim_kernel::DEFAULT_WATCHDOG_CYCLES)]
+    /// Stop with a deadlock report when nothing has moved for this many cycles (at least 1).
+    #[arg(long, default_value_t = rowsim_kernel::DEFAULT_WATCHDOG_CYCLES, value_parser = parse_watchdog)]
     pub watchdog: u64,
+}
+
+/// A watchdog of at least one cycle (0 would stop every run at its first idle cycle).
+pub fn parse_watchdog(s: &str) -> Result<u64, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of cycles"))?;
+    if n == 0 {
+        return Err(
+            "0: the watchdog counts the cycles in which nothing moved before it stops a run; it needs at least 1".into(),
+        );
+    }
+    Ok(n)
 }
 
 fn parse_window(s: &str) -> Result<Range<u64>, String> {

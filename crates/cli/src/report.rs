@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::Args;
 use plotters::prelude::*;
 use rowsim_chip::LayerStats;
+use rowsim_workload::printable;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -55,7 +56,7 @@ pub fn read_rows(path: &Path) -> anyhow::Result<FileRows> {
                 if v.is_empty() {
                     bail!("{}: no layers in the model's statistics", path.display());
                 }
-                return Ok(v.into_iter().map(|s| (None, s)).collect());
+                return checked(path, v.into_iter().map(|s| (None, s)).collect());
             }
         }
     }
@@ -68,7 +69,14 @@ pub fn read_rows(path: &Path) -> anyhow::Result<FileRows> {
                 e.column()
             )
         })?;
-        return Ok(v.into_iter().map(|s| (None, s)).collect());
+        if v.is_empty() {
+            bail!(
+                "{}: no layers in the statistics (an empty list)",
+                path.display()
+            );
+        }
+        let rows: FileRows = v.into_iter().map(|s| (None, s)).collect();
+        return checked(path, rows);
     }
     let mut out = Vec::new();
     for (k, line) in text.lines().enumerate() {
@@ -112,7 +120,20 @@ pub fn read_rows(path: &Path) -> anyhow::Result<FileRows> {
     if out.is_empty() {
         bail!("{}: no statistics in the file", path.display());
     }
-    Ok(out)
+    checked(path, out)
+}
+
+/// Refuses rows no run writes: a layer of no MACs (every figure of the report is per MAC; a
+/// layer rowsim runs has at least one).
+fn checked(path: &Path, rows: FileRows) -> anyhow::Result<FileRows> {
+    if let Some((_, s)) = rows.iter().find(|(_, s)| s.macs.total == 0) {
+        bail!(
+            "{}: layer `{}` has 0 MACs: the report gives energy and accesses per MAC, and a layer rowsim runs has at least one",
+            path.display(),
+            rowsim_workload::printable(&s.layer)
+        );
+    }
+    Ok(rows)
 }
 
 /// Labels rows by layer, adding the point, the machine or the file when rows come from several.
@@ -126,13 +147,14 @@ pub fn label_rows(files: &[(PathBuf, FileRows)]) -> Vec<Row> {
     for (path, rs) in files {
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
         for (point, s) in rs {
-            let mut label = s.layer.clone();
+            // Names from the file, printed: control characters escaped.
+            let mut label = printable(&s.layer).into_owned();
             if let Some(p) = point {
-                label = format!("{label} [{p}]");
+                label = format!("{label} [{}]", printable(p));
             } else if hws.len() > 1 {
-                label = format!("{} {label}", s.hw);
+                label = format!("{} {label}", printable(&s.hw));
             } else if several_files {
-                label = format!("{stem}: {label}");
+                label = format!("{}: {label}", printable(stem));
             }
             rows.push(Row {
                 label,

@@ -152,6 +152,8 @@ impl LayerArgs {
     ) -> anyhow::Result<Prepared> {
         let layer = self.adjust(layer);
         layer.validate()?;
+        // Before the mapper too, whose terms for a huge batch take a while.
+        check_memory(&layer, available_memory(), false)?;
         let early = early_choice(hw, &layer, pinned, self.objective)?;
         let d = self.data(&layer)?;
         let mapping = early.finish(hw, &layer, pinned, self.objective, &d.weights)?;
@@ -260,6 +262,7 @@ pub fn data(
     ifmap: Option<&Path>,
     weights: Option<&Path>,
 ) -> anyhow::Result<Data> {
+    check_memory(layer, available_memory(), true)?;
     let fmt = Formats::DEFAULT;
     let ifmap = match ifmap {
         Some(p) => read_npy(p, [layer.n, layer.c, layer.h, layer.w], "[N, C, H, W]")?,
@@ -274,6 +277,43 @@ pub fn data(
         ifmap,
         weights,
     })
+}
+
+/// Bytes of memory this machine has available for a new run (`MemAvailable` in
+/// `/proc/meminfo`), where the system says.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+/// Refuses a layer whose run would not fit in `available` bytes, before any tensor is built,
+/// saying how much it needs ([`rowsim_chip::host_bytes`]); with `say`, says what it builds
+/// when that is a large job, since building it takes a while before the first cycle.
+fn check_memory(layer: &ConvLayer, available: Option<u64>, say: bool) -> anyhow::Result<()> {
+    let need = rowsim_chip::host_bytes(layer);
+    let gb = |b: u64| b as f64 / 1e9;
+    let values = |a: [u32; 4]| a.iter().map(|&x| x as u128).product::<u128>();
+    let ifmap = values([layer.n, layer.c, layer.h, layer.w]);
+    let ofmap = values([layer.n, layer.m, layer.e(), layer.f()]);
+    if let Some(avail) = available.filter(|&a| need > a) {
+        bail!(
+            "{}: a run needs about {:.1} GB of memory (ifmap {ifmap} and ofmap {ofmap} values with N = {}: the tensors, the chip's DRAM image and its row maps), more than the {:.1} GB this machine has available (MemAvailable); use a smaller --batch or a larger machine",
+            rowsim_workload::printable(&layer.name),
+            gb(need),
+            layer.n,
+            gb(avail)
+        );
+    }
+    if say && need > 1_000_000_000 {
+        eprintln!(
+            "{}: building its tensors and DRAM image (about {:.1} GB) before the first cycle",
+            rowsim_workload::printable(&layer.name),
+            gb(need)
+        );
+    }
+    Ok(())
 }
 
 /// A layer name as part of a file name: `[A-Za-z0-9_-]` only (a name from a CSV such as

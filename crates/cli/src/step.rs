@@ -23,8 +23,8 @@ use crate::run::{LayerArgs, Prepared};
 pub struct StepArgs {
     #[command(flatten)]
     pub layer: LayerArgs,
-    /// Stop with a deadlock report when nothing has moved for this many cycles.
-    #[arg(long, default_value_t = 100_000)]
+    /// Stop with a deadlock report when nothing has moved for this many cycles (at least 1).
+    #[arg(long, default_value_t = 100_000, value_parser = crate::parse_watchdog)]
     pub watchdog: u64,
 }
 
@@ -248,7 +248,7 @@ fn show(s: &SignalInfo, fmt: Fmt) -> String {
     let digits = s.width.div_ceil(4) as usize;
     let hex = format!("0x{:0digits$x}", s.value);
     let fixed = |frac: u32| {
-        let v = signed(s.value, s.width) as f64 / (1u64 << frac) as f64;
+        let v = signed(s.value, s.width) as f64 / 2f64.powi(frac as i32);
         format!("Q{}.{frac} {v}", s.width - frac)
     };
     let name = if s.width > 1 {
@@ -261,7 +261,7 @@ fn show(s: &SignalInfo, fmt: Fmt) -> String {
         Fmt::Signed => signed(s.value, s.width).to_string(),
         Fmt::Unsigned => s.value.to_string(),
         Fmt::Binary => format!("0b{:0w$b}", s.value, w = s.width as usize),
-        Fmt::Fixed(f) => fixed(f.min(s.width)),
+        Fmt::Fixed(f) => fixed(f), // at most the width: `print` refuses more
         Fmt::Default if s.width == 1 => s.value.to_string(),
         // Data words in signed decimal and their Q value; counters, states and addresses
         // unsigned.
@@ -549,6 +549,16 @@ impl Session {
                     f => bail!("`/{f}` is not a format (x, d, u, b, qF)"),
                 };
                 let found = self.signals(glob)?;
+                if let Fmt::Fixed(f) = fmt {
+                    if let Some(s) = found.iter().find(|s| f > s.width) {
+                        bail!(
+                            "`/q{f}`: {} has {} bits, so at most {} fraction bits",
+                            s.path,
+                            s.width,
+                            s.width
+                        );
+                    }
+                }
                 let sched = self.sim.scheduler();
                 println!("cycle {} (t = {} ps):", sched.cycle(), sched.time());
                 for s in found {

@@ -12,6 +12,8 @@ struct Case {
     /// Files to write first: (name, contents); `{dir}` in the arguments is their folder.
     files: &'static [(&'static str, &'static str)],
     args: &'static [&'static str],
+    /// Standard input (commands of `rowsim step`), if any.
+    stdin: &'static str,
     error: &'static str,
 }
 
@@ -24,24 +26,28 @@ fn cases() -> Vec<Case> {
                 "[layer]\nname = \"p\"\nn = 1\nc = 3\nh = 8\nw = 8\nm = 4\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\npad = 2147483648\n",
             )],
             args: &["map", "--layer", "{dir}/pad.toml"],
+            stdin: "",
             error: "pad 2147483648 is above the limit 16777216",
         },
         Case {
             what: "a batch of 10^9",
             files: &[],
             args: &["run", "--layer", "alexnet:conv3", "--batch", "1000000000"],
+            stdin: "",
             error: "N 1000000000 is above the limit 16777216",
         },
         Case {
             what: "a batch of 10^7 (a 1.5 TB ifmap)",
             files: &[],
             args: &["run", "--layer", "alexnet:conv1", "--batch", "10000000"],
+            stdin: "",
             error: "ifmap N*C*H*W = 1545870000000 values is above the limit 2147483648",
         },
         Case {
             what: "a 2^32-1 square input",
             files: &[("huge.csv", "")],
             args: &["run", "--layer", "{dir}/huge.csv:X"],
+            stdin: "",
             error: "H 4294967295 is above the limit 16777216",
         },
         Case {
@@ -53,42 +59,49 @@ fn cases() -> Vec<Case> {
                 "[layer]\nname = \"wide\"\nn = 1\nc = 1\nh = 20000\nw = 20000\nm = 1\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\npad = 1\n",
             )],
             args: &["run", "--hw", "tiny", "--layer", "{dir}/wide.toml"],
+            stdin: "",
             error: "no legal RS mapping on tiny",
         },
         Case {
             what: "a zero fraction above 1",
             files: &[],
             args: &["run", "--zero-fraction", "1.5"],
+            stdin: "",
             error: "a fraction of zeros is from 0 to 1",
         },
         Case {
             what: "an unknown built-in machine",
             files: &[],
             args: &["map", "--hw", "eyeriss-v9", "--layer", "alexnet:conv1"],
+            stdin: "",
             error: "not a built-in machine (built in: eyeriss-v1",
         },
         Case {
             what: "a Timeloop include that is missing",
             files: &[("inc.yaml", "{{include_text('nope.yaml')}}\nproblem: {}\n")],
             args: &["map", "--layer", "{dir}/inc.yaml"],
+            stdin: "",
             error: "inc.yaml: line 1: include_text('nope.yaml')",
         },
         Case {
             what: "a Timeloop include of itself",
             files: &[("self.yaml", "{{include_text('self.yaml')}}\n")],
             args: &["map", "--layer", "{dir}/self.yaml"],
+            stdin: "",
             error: "includes nest deeper than 4",
         },
         Case {
             what: "a tab-separated topology",
             files: &[("tabs.csv", "Layer name\tIFMAP Height\t\nC\t5\t\n")],
             args: &["map", "--net", "{dir}/tabs.csv"],
+            stdin: "",
             error: "tab-separated; SCALE-Sim topologies are comma-separated",
         },
         Case {
             what: "a filter row wider than the ifmap spad",
             files: &[("wide.csv", "")],
             args: &["map", "--layer", "{dir}/wide.csv:W"],
+            stdin: "",
             error: "the ifmap spad (spad.ifmap.entries) has 12",
         },
         Case {
@@ -98,6 +111,7 @@ fn cases() -> Vec<Case> {
                 "[layer]\nname = \"l\"\nn = 1\nc = 2\nh = 6\nw = 6\nm = 2\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\n",
             )],
             args: &["run", "--hw", "tiny", "--layer", "{dir}/l.toml", "--stats-json", "{dir}/l.toml"],
+            stdin: "",
             error: "would overwrite an input of this run",
         },
         Case {
@@ -107,6 +121,7 @@ fn cases() -> Vec<Case> {
                 "{\"sweep\":\"x\",\"seed\":1,\"index\":0,\"points\":1000000000000000,\"stats\":{}}\n",
             )],
             args: &["merge", "{dir}/huge.jsonl"],
+            stdin: "",
             error: "huge.jsonl:1: a sweep of 1000000000000000 points; a sweep has at most 10000000",
         },
         Case {
@@ -116,6 +131,7 @@ fn cases() -> Vec<Case> {
                 "{\"sweep\":\"x\",\"seed\":1,\"index\":0,\"points\":1e15,\"stats\":{}}\n",
             )],
             args: &["merge", "{dir}/float.jsonl"],
+            stdin: "",
             error: "float.jsonl:1: no `points` (a whole number)",
         },
         Case {
@@ -136,18 +152,21 @@ fn cases() -> Vec<Case> {
                 "--set", "dram.request_queue_depth=1,2,3,4,5,6,7,8,9,10",
                 "--set", "dram.bus_width_bits=1,2,3,4,5,6,7,8,9,10",
             ],
+            stdin: "",
             error: "the sweep has more than 10000000 points",
         },
         Case {
             what: "a config whose GLB would take 8 GiB",
             files: &[("big_glb.toml", "")],
             args: &["config", "check", "{dir}/big_glb.toml"],
+            stdin: "",
             error: "= 8405385216 bytes of global buffer; at most 67108864",
         },
         Case {
             what: "a Timeloop file nested 100,000 deep",
             files: &[("deep.yaml", "")],
             args: &["map", "--layer", "{dir}/deep.yaml"],
+            stdin: "",
             error: "nested 100000 brackets deep, indented 2 columns; a problem file nests at most 64 levels",
         },
         Case {
@@ -157,7 +176,57 @@ fn cases() -> Vec<Case> {
                 "run", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--vcd",
                 "{dir}/t.vcd", "--trace", "top.chip.pe_arry.*",
             ],
+            stdin: "",
             error: "trace scope glob `top.chip.pe_arry.*`: matches no signal",
+        },
+        Case {
+            what: "a fixed-point format with more fraction bits than the signal in step",
+            files: &[],
+            args: &["step", "--hw", "tiny", "--layer", "layers/tiny-conv.toml"],
+            stdin: "print/q99 top.chip.pe_array.pe_r0_c0.psum_out_credits\nquit\n",
+            error: "`/q99`: top.chip.pe_array.pe_r0_c0.psum_out_credits has 8 bits, so at most 8 fraction bits",
+        },
+        Case {
+            what: "a watchdog of 0 cycles",
+            files: &[],
+            args: &["run", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--watchdog", "0"],
+            stdin: "",
+            error: "the watchdog counts the cycles in which nothing moved before it stops a run; it needs at least 1",
+        },
+        Case {
+            what: "a layer name with a newline and a terminal escape",
+            files: &[(
+                "ctl.toml",
+                "[layer]\nname = \"x\\n\\u001b[31mRED\"\nn = 1\nc = 4\nh = 7\nw = 7\nm = 4\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\npad = 1\n",
+            )],
+            args: &["map", "--hw", "tiny", "--layer", "{dir}/ctl.toml"],
+            stdin: "",
+            error: "layer `x\\n\\u{1b}[31mRED`: name has a control character (shown escaped)",
+        },
+        Case {
+            what: "an empty layer name",
+            files: &[(
+                "noname.toml",
+                "[layer]\nname = \"\"\nn = 1\nc = 4\nh = 7\nw = 7\nm = 4\nr = 3\ns = 3\nstride_v = 1\nstride_h = 1\npad = 1\n",
+            )],
+            args: &["map", "--hw", "tiny", "--layer", "{dir}/noname.toml"],
+            stdin: "",
+            error: "name is empty: a layer needs a name",
+        },
+        Case {
+            // 86.4 GB, more than this kind of machine (24 GiB) has: refused before any tensor.
+            what: "a batch of 10^7 on the tiny layer (more memory than the machine has)",
+            files: &[],
+            args: &["run", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--batch", "10000000"],
+            stdin: "",
+            error: "a run needs about 86.4 GB of memory",
+        },
+        Case {
+            what: "report of statistics with no layers",
+            files: &[("empty.json", "[]")],
+            args: &["report", "{dir}/empty.json"],
+            stdin: "",
+            error: "no layers in the statistics (an empty list)",
         },
         Case {
             what: "a repeated --set of one field in sweep",
@@ -166,6 +235,7 @@ fn cases() -> Vec<Case> {
                 "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--dry-run",
                 "--set", "array.cols=3", "--set", "array.cols=4",
             ],
+            stdin: "",
             error: "--set array.cols is given twice",
         },
         Case {
@@ -175,6 +245,7 @@ fn cases() -> Vec<Case> {
                 "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml",
                 "--set", "array.cols=3,4", "--slurm", "{dir}/slurm-new", "--tasks", "3",
             ],
+            stdin: "",
             error: "--tasks 3: the sweep has 2 points, so 1 tasks would have none",
         },
         Case {
@@ -184,6 +255,7 @@ fn cases() -> Vec<Case> {
                 "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--slurm", "{dir}",
                 "--tasks", "1",
             ],
+            stdin: "",
             error: "the --slurm folder is not empty",
         },
         Case {
@@ -193,12 +265,14 @@ fn cases() -> Vec<Case> {
                 "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--slurm",
                 "{dir}/slurm-new", "--tasks", "1", "--mem", "2G\n#SBATCH --uid=0",
             ],
+            stdin: "",
             error: "--mem `2G\n#SBATCH --uid=0`: expected letters, digits and -_:.,+ only",
         },
         Case {
             what: "Slurm resources without --slurm",
             files: &[],
             args: &["sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--tasks", "4"],
+            stdin: "",
             error: "--slurm <DIR>",
         },
         Case {
@@ -208,6 +282,7 @@ fn cases() -> Vec<Case> {
                 "sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--slurm",
                 "{dir}/slurm-new", "--shard", "0/2",
             ],
+            stdin: "",
             error: "cannot be used with",
         },
     ]
@@ -270,13 +345,28 @@ fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
             .collect();
         let mut child = rowsim()
             .args(&args)
-            .stdout(Stdio::null())
+            .stdin(Stdio::piped())
+            // `step` reads commands from stdin and reports a bad one in its transcript.
+            .stdout(if case.stdin.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().unwrap();
+            // A command that fails before reading its input closes the pipe: not an error here.
+            let _ = input.write_all(case.stdin.as_bytes());
+        }
         let status = wait_at_most(&mut child, Duration::from_secs(60), case.what);
         let mut err = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        if let Some(mut out) = child.stdout.take() {
+            std::io::Read::read_to_string(&mut out, &mut err).unwrap();
+        }
         assert!(!status.success(), "{}: succeeded: {args:?}", case.what);
         assert!(!err.contains("panicked"), "{}: panicked:\n{err}", case.what);
         assert!(

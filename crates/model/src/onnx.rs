@@ -321,10 +321,11 @@ impl Importer {
 
     fn node(&mut self, n: &NodeProto, k: usize, graph_input: &str) -> Result<(), ModelError> {
         let op = n.op_type.as_str();
+        // Printed and part of file names: a control character in the model's name shown escaped.
         let name = if n.name.is_empty() {
-            format!("{op}_{k}")
+            format!("{}_{k}", rowsim_workload::printable(op))
         } else {
-            n.name.clone()
+            rowsim_workload::printable(&n.name).into_owned()
         };
         let fail = |why: String| self.node_err(&name, op, why);
         if !n.domain.is_empty() && n.domain != "ai.onnx" {

@@ -203,9 +203,12 @@ pub fn parse_scalesim(text: &str, path: &Path) -> Result<Vec<ConvLayer>, ImportE
                 }
             }
         }
-        layer
-            .validate()
-            .map_err(|e| ImportError(format!("{file}: line {line}: layer `{name}`: {e}")))?;
+        layer.validate().map_err(|e| {
+            ImportError(format!(
+                "{file}: line {line}: layer `{}`: {e}",
+                crate::layer::printable(name)
+            ))
+        })?;
         layers.push(layer);
     }
     if layers.is_empty() {

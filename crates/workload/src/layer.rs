@@ -63,9 +63,28 @@ pub struct ConvLayer {
     pub first: bool,
 }
 
+/// `s` with each control character (a newline, an escape that would recolour a terminal)
+/// written as its Rust escape (`\n`, `\u{1b}`): a name from an input file as it may be printed.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// A layer shape that makes no sense.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("layer `{layer}`: {field} {why}")]
+#[error("layer `{}`: {field} {why}", printable(layer))]
 pub struct ShapeError {
     pub layer: String,
     pub field: &'static str,
@@ -131,6 +150,18 @@ impl ConvLayer {
                 why,
             })
         };
+        // The name is printed and becomes part of file names: never empty, no control
+        // characters.
+        if self.name.is_empty() {
+            return err("name", "is empty: a layer needs a name".into());
+        }
+        if self.name.chars().any(char::is_control) {
+            return err(
+                "name",
+                "has a control character (shown escaped): names are printed and become file names"
+                    .into(),
+            );
+        }
         // Sizes first, before any arithmetic on them: every dimension from its least (1; 0 for
         // padding) to MAX_DIM.
         for (field, v, least) in [
@@ -224,7 +255,7 @@ impl fmt::Display for ConvLayer {
         write!(
             f,
             "{}: N={} C={} H={} W={} M={} R={} S={} U={}x{} pad={} G={} -> E={} F={}",
-            self.name,
+            printable(&self.name),
             self.n,
             self.c,
             self.h,

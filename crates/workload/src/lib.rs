@@ -8,8 +8,8 @@ pub mod tensor;
 
 pub use import::{scalesim_csv, timeloop_yaml, ImportError};
 pub use layer::{
-    alexnet, alexnet_fc, layer, network, vgg16, vgg16_fc, ConvLayer, ShapeError, MAX_DIM,
-    MAX_TENSOR_ELEMENTS, NETWORKS,
+    alexnet, alexnet_fc, layer, network, printable, vgg16, vgg16_fc, ConvLayer, ShapeError,
+    MAX_DIM, MAX_TENSOR_ELEMENTS, NETWORKS,
 };
 pub use tensor::{
     keep_largest, kept, ofmap_dims, reference_conv, synthetic_ifmap, synthetic_weights, Formats,

@@ -11,6 +11,7 @@ pub fn rowsim() -> Command {
 }
 
 /// A scratch file `name` in the target's test folder `dir`.
+#[allow(dead_code)] // not every test binary that includes `common` writes scratch files
 pub fn scratch_in(dir: &str, name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(dir);
     std::fs::create_dir_all(&dir).unwrap();
