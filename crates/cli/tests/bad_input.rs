@@ -229,6 +229,14 @@ fn cases() -> Vec<Case> {
             error: "no layers in the statistics (an empty list)",
         },
         Case {
+            // The PE refused it at its first pass, after config check had accepted it.
+            what: "an ifmap spad of more entries than the PE's zero buffer holds",
+            files: &[("wide_ifmap.toml", "")],
+            args: &["config", "check", "{dir}/wide_ifmap.toml"],
+            stdin: "",
+            error: "field `spad.ifmap.entries`: 100 is above 64: the PE keeps its zero buffer",
+        },
+        Case {
             what: "a repeated --set of one field in sweep",
             files: &[],
             args: &[
@@ -327,6 +335,13 @@ fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
                     "[".repeat(100_000),
                     "]".repeat(100_000)
                 ),
+                "wide_ifmap.toml" => std::fs::read_to_string(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../hw-configs/tiny.toml"
+                ))
+                .unwrap()
+                .replace("\nentries = 6\n", "\nentries = 100\n")
+                .replace("zero_buffer_bits = 6\n", "zero_buffer_bits = 100\n"),
                 "big_glb.toml" => std::fs::read_to_string(concat!(
                     env!("CARGO_MANIFEST_DIR"),
                     "/../../hw-configs/eyeriss-v1.toml"

@@ -1293,3 +1293,53 @@ fn the_report_and_compare_svgs_render() {
         );
     }
 }
+
+/// What `config check` accepts runs: the tiny layer at each end of every range the check
+/// allows (one field at a time) either runs, bit-exact, or has no legal mapping; no config the
+/// check passed fails in the middle of a run (an ifmap spad of 100 entries once did).
+#[test]
+fn every_config_the_check_accepts_runs_or_has_no_mapping() {
+    let fields: &[&[&str]] = &[
+        // The ifmap spad's largest: its zero buffer has a bit an entry.
+        &["spad.ifmap.entries=64", "datapath.zero_buffer_bits=64"],
+        &["clocks.core_hz=1000000,10000000000"],
+        &["clocks.link_hz=1000000,10000000000"],
+        &["spad.filter.entries=1,65536"],
+        &["spad.psum.entries=1,65536"],
+        &["pe.ifmap_fifo_depth=1,1024"],
+        &["pe.psum_out_fifo_depth=1,1024"],
+        &["glb.shared_banks=1,1024"],
+        &["glb.filter_banks=1,1024"],
+        &["glb.ports_per_bank=1,4"],
+        &["dram.access_latency_cycles=1,100000"],
+        &["dram.request_queue_depth=1,4096"],
+        &["dram.async_fifo_depth=1,4096"],
+        &["dram.sync_stages=1,4"],
+        &["rlc.run_bits=1,5"],
+        &["rlc.pairs_per_word=1,3"],
+    ];
+    for sets in fields {
+        let f = sets.join(" ");
+        let mut c = rowsim();
+        c.args(["sweep", "--hw", "tiny", "--layer", "layers/tiny-conv.toml"]);
+        for s in *sets {
+            c.args(["--set", s]);
+        }
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for line in String::from_utf8_lossy(&o.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            match v.get("error") {
+                Some(e) => assert!(
+                    e.as_str().unwrap().contains("no legal RS mapping"),
+                    "{f}: {line}"
+                ),
+                None => assert_eq!(v["stats"]["verified"], true, "{f}: {line}"),
+            }
+        }
+    }
+}

@@ -51,6 +51,9 @@ const MHZ: u64 = 1_000_000;
 /// The largest global buffer a config may describe, in bytes.
 pub const MAX_GLB_BYTES: u64 = 64 << 20;
 
+/// The most ifmap-spad entries a PE runs: its zero buffer, one bit an entry, is one 64-bit word.
+pub const MAX_IFMAP_ENTRIES: u32 = 64;
+
 pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
     let mut c = Checker::default();
     c.rule("machine.name", !hw.machine.name.trim().is_empty(), || {
@@ -122,6 +125,15 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
         ("psum", &hw.spad.psum),
     ] {
         c.range(&format!("spad.{name}.entries"), s.entries as u64, 1, 65_536);
+        if name == "ifmap" {
+            // What the PE can run, refused here rather than at the first pass.
+            c.rule("spad.ifmap.entries", s.entries <= MAX_IFMAP_ENTRIES, || {
+                format!(
+                    "{} is above {MAX_IFMAP_ENTRIES}: the PE keeps its zero buffer (one bit per ifmap-spad entry) in one 64-bit word",
+                    s.entries
+                )
+            });
+        }
         c.rule(
             &format!("spad.{name}.width_bits"),
             s.width_bits == word,
