@@ -4,6 +4,7 @@ mod compare;
 mod drive;
 mod map;
 mod model;
+mod npy;
 mod progress;
 mod prune;
 mod report;

@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use rowsim_chip::{run_split, ChipError, LayerStats, RunOptions};
 use rowsim_kernel::SimError;
 use rowsim_mapper::{Mapping, Split};
@@ -90,7 +90,7 @@ pub fn node_data(path: &Path, node: &str, layer: &ConvLayer) -> anyhow::Result<N
     let (calib, what) = match model_dir_calibration(path) {
         Some(p) => (read_images(&p, model.input_dims)?, p.display().to_string()),
         None => (
-            synthetic_images(&model, 64.max(n), 1),
+            synthetic_images(&model, 64.max(n), 1)?,
             "synthetic images (uniform 0..1, seed 1)".to_string(),
         ),
     };
@@ -144,16 +144,10 @@ pub fn node_data(path: &Path, node: &str, layer: &ConvLayer) -> anyhow::Result<N
 /// Reads a float `.npy` (float32 or float64) of images `[N, ...]` whose image dims are `want`
 /// (`[C, H, W]`, or `[K]` for a vector input of `[K, 1, 1]`).
 pub fn read_images(path: &Path, want: [usize; 3]) -> anyhow::Result<FTensor> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .with_context(|| format!("{}: not a .npy file", path.display()))?;
+    let file = crate::npy::Npy::read(path)?;
+    let npy = file.file();
     let shape: Vec<u64> = npy.shape().to_vec();
-    if npy.order() != npyz::Order::C {
-        bail!(
-            "{}: Fortran-ordered; write it C-ordered (numpy.ascontiguousarray)",
-            path.display()
-        );
-    }
+    let order = npy.order();
     let per: Vec<u64> = match shape.len() {
         4 => shape[1..].to_vec(),
         2 if want[1] == 1 && want[2] == 1 => vec![shape[1], 1, 1],
@@ -179,18 +173,21 @@ pub fn read_images(path: &Path, want: [usize; 3]) -> anyhow::Result<FTensor> {
         );
     }
     let descr = plain(&npy.dtype());
+    // Either byte order, as numpy reads them.
     let data: Vec<f32> = match descr.as_str() {
-        "<f4" => npy.into_vec::<f32>()?,
-        "<f8" => npy
+        "<f4" | ">f4" => npy.into_vec::<f32>()?,
+        "<f8" | ">f8" => npy
             .into_vec::<f64>()?
             .into_iter()
             .map(|v| v as f32)
             .collect(),
+        "<f2" | ">f2" => file.halves(total as usize, descr.starts_with('>')),
         other => bail!(
-            "{}: dtype {other}; expected float32 (<f4) or float64 (<f8) images",
+            "{}: dtype {other}; expected float16, float32 or float64 images",
             path.display()
         ),
     };
+    let data = crate::npy::row_major(data, &shape, order);
     if data.iter().any(|v| !v.is_finite()) {
         bail!("{}: holds a NaN or an infinity", path.display());
     }
@@ -202,9 +199,8 @@ pub fn read_images(path: &Path, want: [usize; 3]) -> anyhow::Result<FTensor> {
 
 /// Reads integer class labels (any integer dtype), one per image.
 pub fn read_labels(path: &Path, images: usize) -> anyhow::Result<Vec<i64>> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .with_context(|| format!("{}: not a .npy file", path.display()))?;
+    let file = crate::npy::Npy::read(path)?;
+    let npy = file.file();
     let shape = npy.shape().to_vec();
     if shape.len() != 1 || shape[0] != images as u64 {
         bail!(
@@ -228,13 +224,25 @@ pub fn read_labels(path: &Path, images: usize) -> anyhow::Result<Vec<i64>> {
 }
 
 /// Synthetic images, uniform in [0, 1) from the seed (when no `--input` is given).
-fn synthetic_images(model: &Model, n: usize, seed: u64) -> FTensor {
+/// Refused above the tensor limit, before anything is allocated.
+fn synthetic_images(model: &Model, n: usize, seed: u64) -> anyhow::Result<FTensor> {
     let [c, h, w] = model.input_dims;
+    let total = [n, c, h, w]
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .filter(|&t| t <= rowsim_workload::MAX_TENSOR_ELEMENTS)
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: {n} synthetic images of [{c}, {h}, {w}] are more than {} values (the tensor limit); use a smaller --batch",
+                model.file,
+                rowsim_workload::MAX_TENSOR_ELEMENTS
+            )
+        })?;
     let mut rng = SplitMix64::new(seed);
-    FTensor {
+    Ok(FTensor {
         dims: [n, c, h, w],
-        data: (0..n * c * h * w).map(|_| rng.next_f64() as f32).collect(),
-    }
+        data: (0..total).map(|_| rng.next_f64() as f32).collect(),
+    })
 }
 
 /// How one node runs, for the output and the statistics.
@@ -538,7 +546,7 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
     }
     let x = match &a.input {
         Some(p) => read_images(p, model.input_dims)?,
-        None => synthetic_images(&model, batch, a.layer.seed),
+        None => synthetic_images(&model, batch, a.layer.seed)?,
     };
     let images = x.dims[0];
     if let Some(b) = model.batch {

@@ -731,9 +731,8 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads an int16 `.npy` of the given shape.
 pub fn read_npy(path: &Path, shape: [u32; 4], names: &str) -> anyhow::Result<Tensor> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let npy = npyz::NpyFile::new(&bytes[..])
-        .with_context(|| format!("{}: not a .npy file", path.display()))?;
+    let file = crate::npy::Npy::read(path)?;
+    let npy = file.file();
     let want: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     if npy.shape() != want.as_slice() {
         bail!(
@@ -746,33 +745,16 @@ pub fn read_npy(path: &Path, shape: [u32; 4], names: &str) -> anyhow::Result<Ten
     let order = npy.order();
     let data: Vec<i16> = npy.into_vec::<i16>().map_err(|e| {
         anyhow!(
-            "{}: dtype {}: expected int16 (<i2) fixed-point values ({e})",
+            "{}: dtype {}: expected int16 (<i2 or >i2) fixed-point values ({e})",
             path.display(),
             dtype.descr()
         )
     })?;
-    let dims = shape.map(|d| d as usize);
-    let data = match order {
-        npyz::Order::C => data,
-        // Fortran order (`fortran_order: True`, numpy's `asfortranarray`): the first index
-        // varies fastest. Rearranged into the row-major order the tensor holds.
-        npyz::Order::Fortran => {
-            let [a, b, c, d] = dims;
-            let mut out = vec![0i16; data.len()];
-            for i in 0..a {
-                for j in 0..b {
-                    for k in 0..c {
-                        for l in 0..d {
-                            out[((i * b + j) * c + k) * d + l] =
-                                data[i + a * (j + b * (k + c * l))];
-                        }
-                    }
-                }
-            }
-            out
-        }
-    };
-    Ok(Tensor { dims, data })
+    let data = crate::npy::row_major(data, &want, order);
+    Ok(Tensor {
+        dims: shape.map(|d| d as usize),
+        data,
+    })
 }
 
 /// Writes a tensor as an int16 `.npy`.
@@ -856,6 +838,21 @@ mod npy_tests {
         let got = read_npy(&files[1], [2, 3, 4, 5], "x").unwrap();
         assert_eq!(want.get([1, 2, 3, 4]), value(1, 2, 3, 4));
         assert_eq!(got.data, want.data);
+        // Big-endian (`>i2`, numpy's `astype('>i2')`), and with bytes after the data (numpy
+        // ignores them): the same values.
+        let be = dir.join("be.npy");
+        let mut h = "{'descr': '>i2', 'fortran_order': False, 'shape': (2, 3, 4, 5), }".to_string();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((h.len() as u16).to_le_bytes());
+        bytes.extend(h.as_bytes());
+        bytes.extend(want.data.iter().flat_map(|v| v.to_be_bytes()));
+        bytes.extend([0xAB; 7]);
+        std::fs::write(&be, bytes).unwrap();
+        assert_eq!(read_npy(&be, [2, 3, 4, 5], "x").unwrap().data, want.data);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -237,6 +237,34 @@ fn cases() -> Vec<Case> {
             error: "field `spad.ifmap.entries`: 100 is above 64: the PE keeps its zero buffer",
         },
         Case {
+            what: "a .npy of pickled Python objects",
+            files: &[("obj.npy", "")],
+            args: &["run", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--ifmap", "{dir}/obj.npy"],
+            stdin: "",
+            error: "obj.npy: dtype '|O': an array of Python objects, which numpy loads only by unpickling",
+        },
+        Case {
+            what: "a .npy whose header's shape needs more data than the file holds",
+            files: &[("short.npy", "")],
+            args: &["run", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--ifmap", "{dir}/short.npy"],
+            stdin: "",
+            error: "short.npy: the header's shape [1, 4, 7, 7] of '<i2' needs 392 bytes of data, and the file holds 20",
+        },
+        Case {
+            what: "a .npy declaring 2x10^11 values",
+            files: &[("lying.npy", "")],
+            args: &["run", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--ifmap", "{dir}/lying.npy"],
+            stdin: "",
+            error: "lying.npy: the header's shape [1000000000, 4, 7, 7] of '<i2' needs 392000000000 bytes",
+        },
+        Case {
+            what: "a float16 .npy where the chip's int16 words are expected",
+            files: &[("half.npy", "")],
+            args: &["run", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--ifmap", "{dir}/half.npy"],
+            stdin: "",
+            error: "half.npy: dtype '<f2': expected int16 (<i2 or >i2) fixed-point values",
+        },
+        Case {
             what: "a repeated --set of one field in sweep",
             files: &[],
             args: &[
@@ -322,6 +350,20 @@ fn a_trace_window_past_the_end_is_warned_about() {
     );
 }
 
+/// A version-1 `.npy` file: header `descr` and `shape` (a Python tuple), then `data`.
+fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while !(10 + h.len() + 1).is_multiple_of(64) {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend((h.len() as u16).to_le_bytes());
+    b.extend(h.as_bytes());
+    b.extend(data);
+    b
+}
+
 #[test]
 fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
     let dir = scratch_in("bad_input", "x").parent().unwrap().to_path_buf();
@@ -351,7 +393,19 @@ fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
                 .replace("bank_entries = 512", "bank_entries = 1048576"),
                 _ => text.to_string(),
             };
-            std::fs::write(dir.join(name), text).unwrap();
+            let bytes = match *name {
+                // .npy files made to hurt (bytes written here; numpy is not needed).
+                "obj.npy" => npy(
+                    "|O",
+                    "(1, 4, 7, 7)",
+                    b"\x80\x04cos\nsystem\n(S'echo pwned'\ntR.",
+                ),
+                "short.npy" => npy("<i2", "(1, 4, 7, 7)", &[0u8; 20]),
+                "half.npy" => npy("<f2", "(1, 4, 7, 7)", &[0u8; 392]),
+                "lying.npy" => npy("<i2", "(1000000000, 4, 7, 7)", &[0u8; 392]),
+                _ => text.into_bytes(),
+            };
+            std::fs::write(dir.join(name), bytes).unwrap();
         }
         let args: Vec<String> = case
             .args

@@ -202,7 +202,83 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         build::value("x", &[None, Some(1), Some(6), Some(6)]),
         build::value("y", &[None, Some(1), Some(4), Some(3)]),
     );
+    let conv_with = |w: Vec<f32>| {
+        build::model(
+            vec![build::node("Conv", "c", &["x", "w"], "y", vec![])],
+            vec![build::floats("w", &[2, 1, 3, 3], w)],
+            build::value("x", &[None, Some(1), Some(6), Some(6)]),
+            build::value("y", &[None, Some(2), Some(4), Some(4)]),
+        )
+    };
+    let mut nan = build::weights(18, 0.5, 1);
+    nan[7] = f32::NAN;
+    let mut inf = build::weights(18, 0.5, 1);
+    inf[3] = f32::NEG_INFINITY;
+    let external = build::model(
+        vec![build::node("Conv", "c", &["x", "w"], "y", vec![])],
+        vec![build::external(
+            "w",
+            &[2, 1, 3, 3],
+            "../../../../etc/passwd",
+        )],
+        build::value("x", &[None, Some(1), Some(6), Some(6)]),
+        build::value("y", &[None, Some(2), Some(4), Some(4)]),
+    );
+    let cycle = build::model(
+        vec![
+            build::node("Relu", "a", &["z"], "y", vec![]),
+            build::node("Relu", "b", &["y"], "z", vec![]),
+        ],
+        vec![],
+        build::value("x", &[None, Some(4)]),
+        build::value("y", &[None, Some(4)]),
+    );
+    let twice = build::model(
+        vec![
+            build::node("Relu", "a", &["x"], "y", vec![]),
+            build::node("Relu", "b", &["x"], "y", vec![]),
+        ],
+        vec![],
+        build::value("x", &[None, Some(4)]),
+        build::value("y", &[None, Some(4)]),
+    );
+    let huge = build::model(
+        vec![build::node("Relu", "r", &["x"], "y", vec![])],
+        vec![],
+        build::value("x", &[None, Some(1000), Some(1000), Some(1000)]),
+        build::value("y", &[None, Some(1000), Some(1000), Some(1000)]),
+    );
     vec![
+        (
+            "NaN weights",
+            conv_with(nan),
+            "initializer `w`: value 7 is NaN",
+        ),
+        (
+            "infinite weights",
+            conv_with(inf),
+            "initializer `w`: value 3 is -inf",
+        ),
+        (
+            "weights in an external file (outside the model's folder)",
+            external,
+            "initializer `w`: its data is in an external file",
+        ),
+        (
+            "a graph with a cycle",
+            cycle,
+            "node `a` (Relu): input `z` is neither made by an earlier node nor the graph input",
+        ),
+        (
+            "two nodes making one output",
+            twice,
+            "node `b` (Relu): its output `y` is made by an earlier node too",
+        ),
+        (
+            "a 10^9-value image",
+            huge,
+            "16 synthetic images of [1000, 1000, 1000] are more than 2147483648 values (the tensor limit)",
+        ),
         (
             "pooling padding as large as the window",
             pool,

@@ -56,6 +56,23 @@ pub fn floats(name: &str, dims: &[i64], v: Vec<f32>) -> TensorProto {
     }
 }
 
+/// A float initializer whose data is in a file beside the model (`location`), as large models
+/// keep their weights.
+pub fn external(name: &str, dims: &[i64], location: &str) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::FLOAT as i32,
+        data_location: EnumOrUnknown::new(onnx_protobuf::tensor_proto::DataLocation::EXTERNAL),
+        external_data: vec![onnx_protobuf::StringStringEntryProto {
+            key: "location".into(),
+            value: location.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 /// An int64 initializer (a shape).
 pub fn int64s(name: &str, v: &[i64]) -> TensorProto {
     TensorProto {

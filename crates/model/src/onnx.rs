@@ -186,6 +186,13 @@ impl Importer {
         if ty == DataType::FLOAT as i32 {
             init.floats = values(raw, &t.float_data, n, "floats", f32::from_le_bytes)
                 .map_err(|why| what(format!("{why} for dims {:?}", init.dims)))?;
+            // A NaN or an infinity has no fixed-point value (it would become 0 or saturate
+            // without a word): refused, as a weight no trained model holds.
+            if let Some((k, v)) = init.floats.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(what(format!(
+                    "value {k} is {v}: weights and constants must be finite numbers"
+                )));
+            }
         } else if ty == DataType::INT64 as i32 {
             init.ints = values(raw, &t.int64_data, n, "int64 values", i64::from_le_bytes)
                 .map_err(|why| what(format!("{why} for dims {:?}", init.dims)))?;
@@ -334,6 +341,12 @@ impl Importer {
         let [out] = n.output.as_slice() else {
             return Err(fail(format!("{} outputs; expected 1", n.output.len())));
         };
+        // Each value has one maker (ONNX's single assignment; ONNX Runtime refuses a second).
+        if self.dims.contains_key(out) || self.inits.contains_key(out) {
+            return Err(fail(format!(
+                "its output `{out}` is made by an earlier node too (or is the graph input or an initializer); each value has one maker"
+            )));
+        }
         // The activation inputs (values made before), and the rest (initializers).
         let act = |i: usize| -> Result<(String, [usize; 3]), ModelError> {
             let v = n
