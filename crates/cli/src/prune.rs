@@ -398,8 +398,7 @@ pub fn run(a: &PruneArgs) -> anyhow::Result<ExitCode> {
         Method::Energy => format!("energy-aware on {}", hw.machine.name),
     };
     let out = prune::write_onnx(&model, &bytes, &how).map_err(|e| anyhow!("{e}"))?;
-    std::fs::write(&a.output, out)
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    crate::run::write_whole(&a.output, &out)?;
     let unit = hw.energy.unit.clone();
     let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v));
     println!(

@@ -435,11 +435,19 @@ fn write_stats(path: &Path, all: &[LayerStats]) -> anyhow::Result<()> {
 /// Writes `value` as pretty JSON beside `path` and renames it over it, so an interruption never
 /// leaves half a file.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    write_whole(
+        path,
+        (serde_json::to_string_pretty(value)? + "\n").as_bytes(),
+    )
+}
+
+/// Writes `bytes` beside `path` and renames them over it: an interruption (a signal, a full
+/// disk) leaves the old file or the new one, never half of one.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".part");
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)? + "\n")
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 

@@ -233,11 +233,13 @@ fn run_point(
     layer: &ConvLayer,
     seed: u64,
     objective: Objective,
+    interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<LayerStats, String> {
     let split = Split::of(layer, hw).map_err(|e| e.to_string())?;
     let d = data(layer, seed, None, None).map_err(|e| format!("{e:#}"))?;
     let opts = RunOptions {
         mac: Formats::DEFAULT.mac(),
+        interrupt,
         ..Default::default()
     };
     let mut mapping = |l: &ConvLayer, w: &rowsim_workload::Tensor| {
@@ -372,18 +374,39 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.jobs.unwrap_or(0))
         .build()?;
+    // Ctrl-C, SIGTERM or SIGHUP stops the points running at a cycle boundary and starts no
+    // more; every line already written stays, complete and in index order.
+    let interrupt = crate::drive::ctrl_c_flag();
+    let _simulating = crate::drive::Simulating::begin();
+    let stopped = || interrupt.load(std::sync::atomic::Ordering::Relaxed);
     let (tx, rx) = mpsc::channel::<(usize, String)>();
     let mut failed = 0usize;
+    let mut written = 0usize;
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let work = &mine;
         let (configs, layers, record) = (&configs, &layers, &record);
+        let (interrupt, stopped) = (&interrupt, &stopped);
         scope.spawn(move || {
             pool.install(|| {
                 work.par_iter()
                     .enumerate()
                     .for_each_with(tx, |tx, (slot, (i, (p, l)))| {
+                        if stopped() {
+                            return;
+                        }
                         let mut r = record(*i, p, *l);
-                        match run_point(&configs[p], &layers[*l], a.seed, a.objective) {
+                        let ran = run_point(
+                            &configs[p],
+                            &layers[*l],
+                            a.seed,
+                            a.objective,
+                            Some(interrupt.clone()),
+                        );
+                        // A point the interrupt stopped has no line: it did not finish.
+                        if stopped() {
+                            return;
+                        }
+                        match ran {
                             Ok(s) => r["stats"] = json!(s),
                             Err(e) => r["error"] = json!(e),
                         }
@@ -403,6 +426,7 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{line}")?;
                 out.flush()?;
                 next += 1;
+                written = next;
                 eprintln!("sweep: {next}/{} points done", work.len());
             }
         }
@@ -410,6 +434,17 @@ pub fn sweep(a: &SweepArgs) -> anyhow::Result<ExitCode> {
     })?;
     if failed > 0 {
         eprintln!("sweep: {failed} points could not run (their lines hold the error)");
+    }
+    if stopped() {
+        eprintln!(
+            "sweep: interrupted; the first {written} of this shard's {} points are written{} (each line whole, in index order)",
+            mine.len(),
+            a.output
+                .as_ref()
+                .map(|p| format!(" to {}", p.display()))
+                .unwrap_or_default()
+        );
+        return Ok(ExitCode::from(crate::drive::EXIT_INTERRUPTED));
     }
     Ok(ExitCode::SUCCESS)
 }
