@@ -4,6 +4,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use rowsim_model::build;
+
 mod common;
 use common::{rowsim, scratch_in, wait_at_most, SCALESIM_HEAD};
 
@@ -265,6 +267,30 @@ fn cases() -> Vec<Case> {
             error: "half.npy: dtype '<f2': expected int16 (<i2 or >i2) fixed-point values",
         },
         Case {
+            what: "model images of the wrong shape",
+            files: &[("x7.npy", "")],
+            args: &["run", "--net", "models/digits/digits.onnx", "--input", "{dir}/x7.npy"],
+            stdin: "",
+            error: "shape [2, 1, 7, 7]; the model takes images of [N, 1, 8, 8]",
+        },
+        Case {
+            what: "labels of the wrong length",
+            files: &[("y359.npy", "")],
+            args: &[
+                "run", "--net", "models/digits/digits.onnx", "--input",
+                "models/digits/test_x.npy", "--labels", "{dir}/y359.npy",
+            ],
+            stdin: "",
+            error: "shape [359]; expected one label per image: [360]",
+        },
+        Case {
+            what: "a model layer that is not CONV or FC",
+            files: &[],
+            args: &["run", "--layer", "models/digits/digits.onnx:pool1"],
+            stdin: "",
+            error: "no CONV or FC node `pool1`; its layers: conv1, conv2, fc1, fc2",
+        },
+        Case {
             what: "a repeated --set of one field in sweep",
             files: &[],
             args: &[
@@ -350,6 +376,191 @@ fn a_trace_window_past_the_end_is_warned_about() {
     );
 }
 
+/// ONNX models made to hurt: what each is, its bytes, and the text its error must hold (the
+/// file, the node and the op where there is one).
+fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let digits = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/digits/digits.onnx"
+    ))
+    .unwrap();
+    let relu = |op: &str| {
+        build::model(
+            vec![build::node(op, "odd", &["x"], "y", vec![])],
+            vec![],
+            build::value("x", &[None, Some(4)]),
+            build::value("y", &[None, Some(4)]),
+        )
+    };
+    let dynamic = build::model(
+        vec![build::node("Relu", "r", &["x"], "y", vec![])],
+        vec![],
+        build::value("x", &[None, Some(1), None, Some(8)]),
+        build::value("y", &[None, Some(1), None, Some(8)]),
+    );
+    let reshape = build::model(
+        vec![build::node("Reshape", "rs", &["x", "shape"], "y", vec![])],
+        vec![],
+        build::value("x", &[None, Some(4), Some(2), Some(2)]),
+        build::value("y", &[None, Some(16)]),
+    );
+    let asym = build::model(
+        vec![build::node(
+            "Conv",
+            "c",
+            &["x", "w"],
+            "y",
+            vec![build::ints("pads", &[1, 0, 1, 0])],
+        )],
+        vec![build::floats(
+            "w",
+            &[2, 1, 3, 3],
+            build::weights(18, 0.5, 1),
+        )],
+        build::value("x", &[None, Some(1), Some(6), Some(6)]),
+        build::value("y", &[None, Some(2), Some(6), Some(4)]),
+    );
+    let short = build::model(
+        vec![build::node("Conv", "c", &["x", "w"], "y", vec![])],
+        vec![build::floats("w", &[2, 1, 3, 3], vec![0.5; 5])],
+        build::value("x", &[None, Some(1), Some(6), Some(6)]),
+        build::value("y", &[None, Some(2), Some(4), Some(4)]),
+    );
+    let pool = build::model(
+        vec![build::node(
+            "MaxPool",
+            "mp",
+            &["x"],
+            "y",
+            vec![
+                build::ints("kernel_shape", &[2, 2]),
+                build::ints("pads", &[2, 0, 0, 0]),
+            ],
+        )],
+        vec![],
+        build::value("x", &[None, Some(1), Some(6), Some(6)]),
+        build::value("y", &[None, Some(1), Some(4), Some(3)]),
+    );
+    let conv_with = |w: Vec<f32>| {
+        build::model(
+            vec![build::node("Conv", "c", &["x", "w"], "y", vec![])],
+            vec![build::floats("w", &[2, 1, 3, 3], w)],
+            build::value("x", &[None, Some(1), Some(6), Some(6)]),
+            build::value("y", &[None, Some(2), Some(4), Some(4)]),
+        )
+    };
+    let mut nan = build::weights(18, 0.5, 1);
+    nan[7] = f32::NAN;
+    let mut inf = build::weights(18, 0.5, 1);
+    inf[3] = f32::NEG_INFINITY;
+    let external = build::model(
+        vec![build::node("Conv", "c", &["x", "w"], "y", vec![])],
+        vec![build::external(
+            "w",
+            &[2, 1, 3, 3],
+            "../../../../etc/passwd",
+        )],
+        build::value("x", &[None, Some(1), Some(6), Some(6)]),
+        build::value("y", &[None, Some(2), Some(4), Some(4)]),
+    );
+    let cycle = build::model(
+        vec![
+            build::node("Relu", "a", &["z"], "y", vec![]),
+            build::node("Relu", "b", &["y"], "z", vec![]),
+        ],
+        vec![],
+        build::value("x", &[None, Some(4)]),
+        build::value("y", &[None, Some(4)]),
+    );
+    let twice = build::model(
+        vec![
+            build::node("Relu", "a", &["x"], "y", vec![]),
+            build::node("Relu", "b", &["x"], "y", vec![]),
+        ],
+        vec![],
+        build::value("x", &[None, Some(4)]),
+        build::value("y", &[None, Some(4)]),
+    );
+    let huge = build::model(
+        vec![build::node("Relu", "r", &["x"], "y", vec![])],
+        vec![],
+        build::value("x", &[None, Some(1000), Some(1000), Some(1000)]),
+        build::value("y", &[None, Some(1000), Some(1000), Some(1000)]),
+    );
+    vec![
+        (
+            "NaN weights",
+            conv_with(nan),
+            "initializer `w`: value 7 is NaN",
+        ),
+        (
+            "infinite weights",
+            conv_with(inf),
+            "initializer `w`: value 3 is -inf",
+        ),
+        (
+            "weights in an external file (outside the model's folder)",
+            external,
+            "initializer `w`: its data is in an external file",
+        ),
+        (
+            "a graph with a cycle",
+            cycle,
+            "node `a` (Relu): input `z` is neither made by an earlier node nor the graph input",
+        ),
+        (
+            "two nodes making one output",
+            twice,
+            "node `b` (Relu): its output `y` is made by an earlier node too",
+        ),
+        (
+            "a 10^9-value image",
+            huge,
+            "16 synthetic images of [1000, 1000, 1000] are more than 2147483648 values (the tensor limit)",
+        ),
+        (
+            "pooling padding as large as the window",
+            pool,
+            "node `mp` (MaxPool): pads [2, 0, 0, 0] must be smaller than the kernel [2, 2]",
+        ),
+        (
+            "a truncated file",
+            digits[..digits.len() / 2].to_vec(),
+            "not an ONNX model, or a truncated one",
+        ),
+        (
+            "not a model at all",
+            b"hello, world\n".to_vec(),
+            "not an ONNX model",
+        ),
+        (
+            "an unsupported op",
+            relu("Sigmoid"),
+            "node `odd` (Sigmoid): op `Sigmoid` is not supported",
+        ),
+        (
+            "a dynamic spatial dimension",
+            dynamic,
+            "input `x`: dimension 2 is dynamic (`N`); only the batch dimension may be",
+        ),
+        (
+            "a Reshape to a computed shape",
+            reshape,
+            "node `rs` (Reshape): the shape is not an initializer (a dynamic shape is not supported)",
+        ),
+        (
+            "asymmetric padding",
+            asym,
+            "node `c` (Conv): pads [1, 0, 1, 0]: the chip pads every side alike",
+        ),
+        (
+            "weights of the wrong size",
+            short,
+            "initializer `w`: 5 values for dims [2, 1, 3, 3]",
+        ),
+    ]
+}
+
 /// A version-1 `.npy` file: header `descr` and `shape` (a Python tuple), then `data`.
 fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
     let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
@@ -403,6 +614,8 @@ fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
                 "short.npy" => npy("<i2", "(1, 4, 7, 7)", &[0u8; 20]),
                 "half.npy" => npy("<f2", "(1, 4, 7, 7)", &[0u8; 392]),
                 "lying.npy" => npy("<i2", "(1000000000, 4, 7, 7)", &[0u8; 392]),
+                "x7.npy" => npy("<f4", "(2, 1, 7, 7)", &[0u8; 2 * 49 * 4]),
+                "y359.npy" => npy("<i8", "(359,)", &[0u8; 359 * 8]),
                 _ => text.into_bytes(),
             };
             std::fs::write(dir.join(name), bytes).unwrap();
@@ -443,6 +656,27 @@ fn bad_input_is_refused_clearly_without_a_panic_or_a_hang() {
             "{}: the error does not say `{}`:\n{err}",
             case.what,
             case.error
+        );
+    }
+    // ONNX models made to hurt, run with --net.
+    for (k, (what, bytes, error)) in bad_models().into_iter().enumerate() {
+        let p = dir.join(format!("bad{k}.onnx"));
+        std::fs::write(&p, bytes).unwrap();
+        let mut child = rowsim()
+            .args(["run", "--net"])
+            .arg(&p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = wait_at_most(&mut child, Duration::from_secs(60), what);
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "{what}: succeeded");
+        assert!(!err.contains("panicked"), "{what}: panicked:\n{err}");
+        assert!(
+            err.contains(&*p.display().to_string()) && err.contains(error),
+            "{what}: the error does not name the file and say `{error}`:\n{err}"
         );
     }
 }
