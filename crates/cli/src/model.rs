@@ -293,8 +293,24 @@ fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
                     if l.relu {
                         s += "; ReLU at the chip's readout";
                     }
+                    if l.folded.is_some() {
+                        s += "; the BatchNormalization after it folded into its weights and bias (f64)";
+                    }
                     s
                 }
+                Op::BatchNorm(bn) => match &bn.folded_into {
+                    Some(layer) => format!(
+                        "folded into `{}` (weights x gamma/sqrt(var+eps), bias (b - mean) gamma/sqrt(var+eps) + beta): the same words",
+                        rowsim_workload::printable(layer)
+                    ),
+                    None => {
+                        let (fs, _, _) = rowsim_model::exec::bn_words(bn, out_frac);
+                        format!(
+                            "x * scale (Q{}.{fs}) rescaled to the output format (rounded), + shift; saturated",
+                            16 - fs
+                        )
+                    }
+                },
                 Op::Relu { fused: true } => "fused: the layer before applied it on the chip".into(),
                 Op::Relu { fused: false } => "max(x, 0)".into(),
                 Op::MaxPool(p) => format!(

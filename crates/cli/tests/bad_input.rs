@@ -487,7 +487,36 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         build::value("x", &[None, Some(1000), Some(1000), Some(1000)]),
         build::value("y", &[None, Some(1000), Some(1000), Some(1000)]),
     );
+    let bn = |attrs: Vec<_>, var: f32| {
+        build::model(
+            vec![build::node(
+                "BatchNormalization",
+                "bn",
+                &["x", "g", "b", "m", "v"],
+                "y",
+                attrs,
+            )],
+            vec![
+                build::floats("g", &[2], vec![1.0, 0.5]),
+                build::floats("b", &[2], vec![0.0, 0.1]),
+                build::floats("m", &[2], vec![0.2, 0.0]),
+                build::floats("v", &[2], vec![1.0, var]),
+            ],
+            build::value("x", &[None, Some(2), Some(4), Some(4)]),
+            build::value("y", &[None, Some(2), Some(4), Some(4)]),
+        )
+    };
     vec![
+        (
+            "a BatchNormalization in training mode",
+            bn(vec![build::int("training_mode", 1)], 1.0),
+            "node `bn` (BatchNormalization): training_mode 1: only inference",
+        ),
+        (
+            "a BatchNormalization of a negative variance",
+            bn(vec![build::float("epsilon", 1e-5)], -2.0),
+            "node `bn` (BatchNormalization): channel 1: variance -2 plus epsilon 0.00001 is not positive",
+        ),
         (
             "NaN weights",
             conv_with(nan),

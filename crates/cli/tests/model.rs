@@ -139,6 +139,92 @@ fn a_resnet_block_made_here_imports_and_runs_bit_exact() {
     }
 }
 
+/// BatchNormalization as torchvision exports it: after a CONV without bias and after one with
+/// bias, each folded into the CONV's weights and bias (the CONVs then run on the chip with the
+/// folded weights); on the block's input, with no layer before it, on the host. Bit-exact on
+/// tiny and eyeriss-v1. (The float model against ONNX Runtime on the unfolded model is in
+/// tests/onnxruntime.rs.)
+#[test]
+fn batchnorm_folds_into_the_layer_before_it_or_runs_on_the_host() {
+    let model = write("bn.onnx", &build::batchnorm_block());
+    for hw in ["tiny", "eyeriss-v1"] {
+        let out = scratch_in("model", &format!("bn-{hw}.json"));
+        let o = rowsim()
+            .args(["run", "--hw", hw, "--batch", "3", "--net"])
+            .arg(&model)
+            .arg("--stats-json")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{hw}: {err}");
+        let s = stats(&out);
+        assert_eq!(s["bit_exact"], true, "{hw}");
+        let nodes = s["nodes"].as_array().unwrap();
+        let node = |name: &str| nodes.iter().find(|n| n["name"] == name).unwrap().clone();
+        assert_eq!(node("bn_in")["on"], "host");
+        assert!(
+            node("bn_in")["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("x * scale (Q"),
+            "{err}"
+        );
+        for (bn, conv) in [("bn_a", "conv_a"), ("bn_b", "conv_b")] {
+            let note = node(bn)["note"].as_str().unwrap().to_string();
+            assert!(note.starts_with(&format!("folded into `{conv}`")), "{note}");
+            assert_eq!(node(conv)["on"], "chip");
+            assert!(
+                node(conv)["note"]
+                    .as_str()
+                    .unwrap()
+                    .contains("BatchNormalization after it folded"),
+                "{err}"
+            );
+        }
+        assert_eq!(s["layers"].as_array().unwrap().len(), 3);
+    }
+    // Pruned, the folded layers are written back unfolded: reloaded (and folded again) each
+    // keeps half its weights, the kept ones exactly the weights before pruning.
+    let calib = scratch_in("model", "bn_calib.npy");
+    {
+        use npyz::WriterBuilder;
+        let mut f = std::fs::File::create(&calib).unwrap();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[16, 4, 6, 6])
+            .writer(&mut f)
+            .begin_nd()
+            .unwrap();
+        w.extend((0..16 * 144).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0))
+            .unwrap();
+        w.finish().unwrap();
+    }
+    let pruned = scratch_in("model", "bn-pruned.onnx");
+    let o = rowsim()
+        .args(["prune", "-q", "--density", "0.5", "--net"])
+        .arg(&model)
+        .arg("--calibration")
+        .arg(&calib)
+        .arg("-o")
+        .arg(&pruned)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = rowsim_model::onnx::load(&model).unwrap();
+    let after = rowsim_model::onnx::load(&pruned).unwrap();
+    for ((n, a), (_, b)) in before.layers().zip(after.layers()) {
+        if a.folded.is_none() {
+            continue;
+        }
+        let kept = b.weights.iter().filter(|&&w| w != 0.0).count();
+        assert_eq!(kept * 2, a.weights.len(), "{}", n.name);
+        for (x, y) in a.weights.iter().zip(&b.weights) {
+            assert!(*y == 0.0 || x == y, "{}: {x} became {y}", n.name);
+        }
+    }
+}
+
 /// One layer of a model on its own weights and the activations of its calibration images.
 #[test]
 fn a_model_layer_runs_on_its_own_weights_and_activations() {

@@ -105,3 +105,55 @@ fn the_resnet_block_runs_in_onnx_runtime_as_rowsim_reads_it() {
         v[1]
     );
 }
+
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn batchnorm_folded_as_onnx_runtime_runs_it_unfolded() {
+    // The BatchNormalization block (two folded into their CONVs, one on the host), run by ONNX
+    // Runtime as the file has it (unfolded) and by rowsim's float model (folded) on the same
+    // images: the same top-1 for every image; the chip's on at least 95%.
+    let model = scratch_in("onnxruntime", "bn.onnx");
+    std::fs::write(&model, rowsim_model::build::batchnorm_block()).unwrap();
+    let x = scratch_in("onnxruntime", "bn_x.npy");
+    let stats = scratch_in("onnxruntime", "bn.json");
+    python(&format!(
+        "import numpy as np\n\
+         np.save('{}', np.random.default_rng(5).uniform(-1, 1, size=(64, 4, 6, 6)).astype(np.float32))\n",
+        x.display()
+    ));
+    let o = rowsim()
+        .args(["run", "-q", "--net"])
+        .arg(&model)
+        .arg("--input")
+        .arg(&x)
+        .arg("--stats-json")
+        .arg(&stats)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = python(&format!(
+        "import json, numpy as np, onnxruntime as ort\n\
+         s = json.load(open('{}'))\n\
+         x = np.load('{}')\n\
+         p = ort.InferenceSession('{}', providers=['CPUExecutionProvider']).run(None, {{'x': x}})[0].argmax(1)\n\
+         print((p == np.array(s['predictions'])).mean(), (p == np.array(s['float_predictions'])).mean())\n",
+        stats.display(),
+        x.display(),
+        model.display()
+    ));
+    let v: Vec<f64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
+    eprintln!(
+        "the chip agrees with ONNX Runtime on {}, rowsim's float model on {}",
+        v[0], v[1]
+    );
+    assert!(
+        v[0] >= 0.95,
+        "the chip agrees with ONNX Runtime on {}",
+        v[0]
+    );
+    assert_eq!(
+        v[1], 1.0,
+        "rowsim's float model agrees with ONNX Runtime on {}",
+        v[1]
+    );
+}

@@ -27,6 +27,16 @@ pub fn int(name: &str, v: i64) -> AttributeProto {
     }
 }
 
+/// An attribute: one float.
+pub fn float(name: &str, v: f32) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: EnumOrUnknown::new(AttributeType::FLOAT),
+        f: v,
+        ..Default::default()
+    }
+}
+
 /// A node.
 pub fn node(
     op: &str,
@@ -208,5 +218,96 @@ pub fn resnet_block() -> Vec<u8> {
         inits,
         value("x", &[None, Some(c), Some(6), Some(6)]),
         value("prob", &[None, Some(5)]),
+    )
+}
+
+/// A torchvision-style block over `[N, 4, 6, 6]` with BatchNormalization three ways: on the
+/// input (no layer before it: on the host), after a CONV 3x3 without bias (folded into it;
+/// ReLU after), after a CONV 3x3 with bias (folded into it), then a residual Add of the block's
+/// input, ReLU, AveragePool 2x2, Flatten and an FC layer to 5 classes. Running means and
+/// variances are those of a trained network (variances in 0.5..1.5), epsilon 1e-5.
+pub fn batchnorm_block() -> Vec<u8> {
+    let c = 4i64;
+    let bn = |name: &str, x: &str, y: &str, p: &str| {
+        node(
+            "BatchNormalization",
+            name,
+            &[
+                x,
+                &format!("{p}_g"),
+                &format!("{p}_b"),
+                &format!("{p}_m"),
+                &format!("{p}_v"),
+            ],
+            y,
+            vec![float("epsilon", 1e-5)],
+        )
+    };
+    let nodes = vec![
+        bn("bn_in", "x", "xn", "n0"),
+        node(
+            "Conv",
+            "conv_a",
+            &["xn", "wa"],
+            "a",
+            vec![ints("pads", &[1, 1, 1, 1]), ints("kernel_shape", &[3, 3])],
+        ),
+        bn("bn_a", "a", "an", "n1"),
+        node("Relu", "relu_a", &["an"], "ra", vec![]),
+        node(
+            "Conv",
+            "conv_b",
+            &["ra", "wb", "bb"],
+            "b",
+            vec![ints("pads", &[1, 1, 1, 1])],
+        ),
+        bn("bn_b", "b", "bn", "n2"),
+        node("Add", "residual", &["bn", "x"], "s", vec![]),
+        node("Relu", "relu_s", &["s"], "rs", vec![]),
+        node(
+            "AveragePool",
+            "pool",
+            &["rs"],
+            "p",
+            vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+        ),
+        node("Flatten", "flatten", &["p"], "f", vec![int("axis", 1)]),
+        node(
+            "Gemm",
+            "fc",
+            &["f", "wf", "bf"],
+            "logits",
+            vec![int("transB", 1)],
+        ),
+    ];
+    let k = (c * 9) as usize;
+    let mut inits = vec![
+        floats("wa", &[c, c, 3, 3], weights(k * c as usize, 0.4, 1)),
+        floats("wb", &[c, c, 3, 3], weights(k * c as usize, 0.4, 2)),
+        floats("bb", &[c], weights(c as usize, 0.2, 3)),
+        floats("wf", &[5, c * 9], weights(5 * k, 0.5, 4)),
+        floats("bf", &[5], weights(5, 0.1, 5)),
+    ];
+    for (k, p) in ["n0", "n1", "n2"].iter().enumerate() {
+        let s = 10 + 4 * k as u64;
+        let shifted = |v: Vec<f32>, by: f32| v.into_iter().map(|x| x + by).collect::<Vec<_>>();
+        inits.push(floats(
+            &format!("{p}_g"),
+            &[c],
+            shifted(weights(4, 0.3, s), 1.0),
+        ));
+        inits.push(floats(&format!("{p}_b"), &[c], weights(4, 0.2, s + 1)));
+        inits.push(floats(&format!("{p}_m"), &[c], weights(4, 0.3, s + 2)));
+        inits.push(floats(
+            &format!("{p}_v"),
+            &[c],
+            shifted(weights(4, 0.5, s + 3), 1.0),
+        ));
+    }
+    model(
+        nodes,
+        inits,
+        value("x", &[None, Some(c), Some(6), Some(6)]),
+        value("logits", &[None, Some(5)]),
     )
 }

@@ -142,6 +142,14 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
                     }
                 }
             }
+            // Folded: the layer before it already applied it.
+            Op::BatchNorm(bn) if bn.folded_into.is_some() => out.data.clone_from(&a.data),
+            Op::BatchNorm(bn) => {
+                for (k, o) in out.data.iter_mut().enumerate() {
+                    let ch = (k / (h * w)) % c;
+                    *o = (a.data[k] as f64 * bn.scale[ch] as f64 + bn.shift[ch] as f64) as f32;
+                }
+            }
         }
         vals.insert(node.output.clone(), out);
     }
@@ -227,6 +235,16 @@ fn pool(p: &Pool, inp: [usize; 4], out: [usize; 3], mut each: impl FnMut(usize, 
 
 /// `v` with `from` fraction bits in `to` fraction bits: a left shift (exact) or a right shift
 /// rounding to nearest, ties up; not yet narrowed.
+/// A host BatchNormalization's words: the scales' fraction bits, the scales and the shifts
+/// (in the output's format `fo`).
+pub fn bn_words(bn: &crate::BatchNorm, fo: u32) -> (u32, Vec<i16>, Vec<i16>) {
+    let max = bn.scale.iter().fold(0f32, |m, &v| m.max(v.abs()));
+    let fs = crate::quant::weight_frac_for(max as f64);
+    let scale = bn.scale.iter().map(|&v| quantize(v as f64, fs)).collect();
+    let shift = bn.shift.iter().map(|&v| quantize(v as f64, fo)).collect();
+    (fs, scale, shift)
+}
+
 pub fn rescale(v: i64, from: u32, to: u32) -> i64 {
     if to >= from {
         v << (to - from)
@@ -364,6 +382,20 @@ pub fn forward_fixed(
                     for (k, p) in softmax(row.iter().map(|&v| v as f64 / scale)).enumerate() {
                         out.data[i * c + k] = quantize(p, 15);
                     }
+                }
+            }
+            Op::BatchNorm(bn) if bn.folded_into.is_some() => out.data.clone_from(&a.data),
+            Op::BatchNorm(bn) => {
+                // On the host: each scale a 16-bit word with the most fraction bits it fits
+                // (`fs`), each shift in the output's format; the product (Q.fa+fs, exact in 64
+                // bits) rescaled to the output's format rounding half up, the shift added,
+                // saturating to 16 bits.
+                let (fa, fo) = (cal.frac(&node.inputs[0]), cal.frac(&node.output));
+                let (fs, scale, shift) = bn_words(bn, fo);
+                for (k, o) in out.data.iter_mut().enumerate() {
+                    let ch = (k / (h * w)) % c;
+                    let p = a.data[k] as i64 * scale[ch] as i64;
+                    *o = saturate(rescale(p, fa + fs, fo) + shift[ch] as i64);
                 }
             }
         }

@@ -72,6 +72,20 @@ pub enum Op {
     Add,
     /// Softmax over the `K` values of a vector.
     Softmax,
+    /// BatchNormalization (inference): `x * scale[c] + shift[c]` per channel, or the same
+    /// values when it is folded into the layer before it.
+    BatchNorm(Box<BatchNorm>),
+}
+
+/// A BatchNormalization's per-channel affine map, `scale = gamma / sqrt(var + epsilon)` and
+/// `shift = beta - mean * scale` (in f64, stored as f32).
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+    /// The layer node it was folded into (its weights times `scale`, its bias
+    /// `bias * scale + shift`): the node itself then passes its input on.
+    pub folded_into: Option<String>,
 }
 
 /// A pooling window (`global`: the whole map).
@@ -102,6 +116,9 @@ pub struct LayerOp {
     /// Gemm with `transB = 0`, MatMul), for writing them back ([`crate::prune`]).
     pub weight_init: String,
     pub transposed: bool,
+    /// The per-filter factor of a BatchNormalization folded into the weights (the
+    /// initializer holds the weights before it).
+    pub folded: Option<Vec<f32>>,
 }
 
 impl Model {

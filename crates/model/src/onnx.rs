@@ -45,6 +45,11 @@ pub fn load(path: &Path) -> Result<Model, ModelError> {
     parse(&bytes, &file)
 }
 
+/// A float tensor's `n` values (raw little-endian bytes or the typed field).
+pub(crate) fn floats_of(t: &TensorProto, n: usize) -> Result<Vec<f32>, String> {
+    values(&t.raw_data, &t.float_data, n, "floats", f32::from_le_bytes)
+}
+
 /// An initializer's `n` values: from its raw little-endian bytes when it has them, else from
 /// its typed field; the error says what did not add up.
 fn values<T: Clone, const B: usize>(
@@ -290,6 +295,7 @@ impl Importer {
                 output.name
             )));
         }
+        self.fold_batchnorms(&output.name);
         self.fuse_relus(&output.name);
         Ok(Model {
             file: self.file,
@@ -304,6 +310,52 @@ impl Importer {
                 .find(|p| p.key == crate::prune::PRUNING_KEY)
                 .map(|p| p.value.clone()),
         })
+    }
+
+    /// A BatchNormalization that is the only reader of a layer's output (and the layer applies
+    /// no ReLU of its own) is folded into the layer: each filter's weights times its `scale`,
+    /// its bias `bias * scale + shift` (in f64). The chip then runs the folded layer, and the
+    /// node passes its input on. Any other BatchNormalization runs on the host.
+    fn fold_batchnorms(&mut self, output: &str) {
+        for k in 0..self.nodes.len() {
+            let Op::BatchNorm(bn) = &self.nodes[k].op else {
+                continue;
+            };
+            let (scale, shift) = (bn.scale.clone(), bn.shift.clone());
+            let v = self.nodes[k].inputs[0].clone();
+            let readers = self.nodes.iter().filter(|n| n.inputs.contains(&v)).count();
+            if readers != 1 || v == output {
+                continue;
+            }
+            let Some(j) = self.nodes.iter().position(|n| n.output == v) else {
+                continue;
+            };
+            let layer_name = self.nodes[j].name.clone();
+            let Op::Layer(l) = &mut self.nodes[j].op else {
+                continue;
+            };
+            let m = l.layer.m as usize;
+            if l.relu || scale.len() != m || l.folded.is_some() {
+                continue;
+            }
+            let per = l.weights.len() / m.max(1);
+            for (f, ws) in l.weights.chunks_mut(per.max(1)).enumerate() {
+                for w in ws {
+                    *w = (*w as f64 * scale[f] as f64) as f32;
+                }
+            }
+            let bias: Vec<f32> = (0..m)
+                .map(|f| {
+                    let b = l.bias.as_ref().map_or(0.0, |b| b[f] as f64);
+                    (b * scale[f] as f64 + shift[f] as f64) as f32
+                })
+                .collect();
+            l.bias = Some(bias);
+            l.folded = Some(scale);
+            if let Op::BatchNorm(bn) = &mut self.nodes[k].op {
+                bn.folded_into = Some(layer_name);
+            }
+        }
     }
 
     /// A Relu that is the only reader of a layer without bias becomes the layer's readout ReLU.
@@ -448,6 +500,7 @@ impl Importer {
                     fc: false,
                     weight_init: n.input[1].clone(),
                     transposed: false,
+                    folded: None,
                 };
                 (Op::Layer(Box::new(op)), vec![x], dims)
             }
@@ -525,12 +578,61 @@ impl Importer {
                     fc: true,
                     weight_init: n.input[1].clone(),
                     transposed: !trans_b,
+                    folded: None,
                 };
                 (Op::Layer(Box::new(op)), vec![src], [m, 1, 1])
             }
             "Relu" => {
                 let (x, d) = act(0)?;
                 (Op::Relu { fused: false }, vec![x], d)
+            }
+            "BatchNormalization" => {
+                let (x, d) = act(0)?;
+                if int(n, "training_mode", 0) != 0 {
+                    return Err(fail(
+                        "training_mode 1: only inference (the running mean and variance) is supported"
+                            .into(),
+                    ));
+                }
+                let eps32 = float(n, "epsilon", 1e-5);
+                let eps = eps32 as f64;
+                if !eps.is_finite() || eps < 0.0 {
+                    return Err(fail(format!(
+                        "epsilon {eps32}: expected a finite number at least 0"
+                    )));
+                }
+                let c = d[0];
+                let param = |i: usize, what: &str| -> Result<Vec<f32>, ModelError> {
+                    let t = init(i)
+                        .map_err(|_| fail(format!("its {what} is not an initializer")))?;
+                    if t.floats.len() != c {
+                        return Err(fail(format!(
+                            "its {what} has {} values; expected {c}, one a channel",
+                            t.floats.len()
+                        )));
+                    }
+                    Ok(t.floats.clone())
+                };
+                let (gamma, beta) = (param(1, "scale")?, param(2, "B")?);
+                let (mean, var) = (param(3, "input_mean")?, param(4, "input_var")?);
+                if let Some(k) = (0..c).find(|&k| var[k] as f64 + eps <= 0.0) {
+                    return Err(fail(format!(
+                        "channel {k}: variance {} plus epsilon {eps32} is not positive",
+                        var[k]
+                    )));
+                }
+                let scale: Vec<f32> = (0..c)
+                    .map(|k| (gamma[k] as f64 / (var[k] as f64 + eps).sqrt()) as f32)
+                    .collect();
+                let shift = (0..c)
+                    .map(|k| (beta[k] as f64 - mean[k] as f64 * scale[k] as f64) as f32)
+                    .collect();
+                let bn = crate::BatchNorm {
+                    scale,
+                    shift,
+                    folded_into: None,
+                };
+                (Op::BatchNorm(Box::new(bn)), vec![x], d)
             }
             "Identity" | "Dropout" => {
                 let (x, d) = act(0)?;
@@ -708,7 +810,7 @@ impl Importer {
             }
             other => {
                 return Err(fail(format!(
-                    "op `{other}` is not supported; supported: Conv, Gemm, MatMul, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Add, Softmax"
+                    "op `{other}` is not supported; supported: Conv, Gemm, MatMul, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Add, Softmax"
                 )))
             }
         };
@@ -733,5 +835,69 @@ impl Importer {
             ));
         }
         Ok(b.floats.clone())
+    }
+}
+
+#[cfg(test)]
+mod batchnorm_tests {
+    use crate::{exec, Op};
+
+    /// The folded model computes what the unfolded one does: each folded layer's weights
+    /// divided back by its factor and the BatchNormalization applied after it on the host give
+    /// the same float outputs (to float rounding) on random images.
+    #[test]
+    fn folding_computes_what_the_unfolded_network_does() {
+        let bytes = crate::build::batchnorm_block();
+        let folded = super::parse(&bytes, "bn.onnx").unwrap();
+        let mut unfolded = folded.clone();
+        let mut n_folded = 0;
+        let names: Vec<String> = unfolded.nodes.iter().map(|n| n.name.clone()).collect();
+        for k in 0..unfolded.nodes.len() {
+            let Op::BatchNorm(bn) = &unfolded.nodes[k].op else {
+                continue;
+            };
+            let Some(layer) = bn.folded_into.clone() else {
+                continue;
+            };
+            n_folded += 1;
+            let (scale, shift) = (bn.scale.clone(), bn.shift.clone());
+            let j = names.iter().position(|n| *n == layer).unwrap();
+            let Op::Layer(l) = &mut unfolded.nodes[j].op else {
+                panic!("folded into a node that is not a layer");
+            };
+            let m = l.layer.m as usize;
+            let per = l.weights.len() / m;
+            for (f, ws) in l.weights.chunks_mut(per).enumerate() {
+                for w in ws {
+                    *w = (*w as f64 / scale[f] as f64) as f32;
+                }
+            }
+            let b = l.bias.take().unwrap();
+            let orig: Vec<f32> = (0..m)
+                .map(|f| ((b[f] as f64 - shift[f] as f64) / scale[f] as f64) as f32)
+                .collect();
+            l.bias = orig.iter().any(|&v| v.abs() > 1e-6).then_some(orig);
+            l.folded = None;
+            if let Op::BatchNorm(bn) = &mut unfolded.nodes[k].op {
+                bn.folded_into = None;
+            }
+        }
+        assert_eq!(
+            n_folded, 2,
+            "bn_a and bn_b fold; bn_in has no layer before it"
+        );
+        let mut r = rowsim_workload::SplitMix64::new(9);
+        let x = crate::FTensor {
+            dims: [5, 4, 6, 6],
+            data: (0..5 * 144)
+                .map(|_| (r.next_f64() * 2.0 - 1.0) as f32)
+                .collect(),
+        };
+        let a = exec::forward_float(&folded, &x).unwrap();
+        let b = exec::forward_float(&unfolded, &x).unwrap();
+        let (ya, yb) = (&a[&folded.output], &b[&unfolded.output]);
+        for (p, q) in ya.data.iter().zip(&yb.data) {
+            assert!((p - q).abs() <= 1e-4 * (1.0 + q.abs()), "{p} vs {q}");
+        }
     }
 }

@@ -239,19 +239,43 @@ pub fn write_onnx(model: &Model, original: &[u8], how: &str) -> Result<Vec<u8>, 
                     node.name, l.weight_init
                 ))
             })?;
+        // With a BatchNormalization folded in, ours are the stored weights times each filter's
+        // factor: the stored ones are kept, and those pruned (zero, with a nonzero factor)
+        // zeroed, so that loading the pruned model folds it to exactly our weights.
+        let weights = match &l.folded {
+            None => l.weights.clone(),
+            Some(factor) => {
+                let stored = crate::onnx::floats_of(init, l.weights.len())
+                    .map_err(|why| err(format!("initializer `{}`: {why}", l.weight_init)))?;
+                let m = l.layer.m as usize;
+                let per = l.weights.len() / m.max(1);
+                stored_order(l.transposed, m, &stored)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, w)| {
+                        let pruned = l.weights[k] == 0.0 && factor[k / per.max(1)] != 0.0;
+                        if pruned {
+                            0.0
+                        } else {
+                            w
+                        }
+                    })
+                    .collect()
+            }
+        };
         let values = if l.transposed {
             // Stored [K, M]; ours are [M][K].
             let m = l.layer.m as usize;
-            let k = l.weights.len() / m.max(1);
-            let mut t = vec![0f32; l.weights.len()];
+            let k = weights.len() / m.max(1);
+            let mut t = vec![0f32; weights.len()];
             for j in 0..m {
                 for i in 0..k {
-                    t[i * m + j] = l.weights[j * k + i];
+                    t[i * m + j] = weights[j * k + i];
                 }
             }
             t
         } else {
-            l.weights.clone()
+            weights
         };
         init.raw_data.clear();
         init.float_data = values;
@@ -259,6 +283,21 @@ pub fn write_onnx(model: &Model, original: &[u8], how: &str) -> Result<Vec<u8>, 
     proto
         .write_to_bytes()
         .map_err(|e| err(format!("cannot serialize: {e}")))
+}
+
+/// Weights as stored (`[K, M]` when `transposed`) in our order `[M][K]`.
+fn stored_order(transposed: bool, m: usize, stored: &[f32]) -> Vec<f32> {
+    if !transposed {
+        return stored.to_vec();
+    }
+    let k = stored.len() / m.max(1);
+    let mut t = vec![0f32; stored.len()];
+    for j in 0..m {
+        for i in 0..k {
+            t[j * k + i] = stored[i * m + j];
+        }
+    }
+    t
 }
 
 #[cfg(test)]

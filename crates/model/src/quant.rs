@@ -143,6 +143,8 @@ pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelErr
             }
             Op::Add => frac_for(max[&node.output] as f64),
             Op::Softmax => 15,
+            Op::BatchNorm(bn) if bn.folded_into.is_some() => fin,
+            Op::BatchNorm(_) => frac_for(max[&node.output] as f64),
             Op::Relu { .. } | Op::MaxPool(_) | Op::AvgPool(_) | Op::Reshape => fin,
         };
         fracs.insert(node.output.clone(), fout);
