@@ -313,3 +313,18 @@ fn a_windowed_trace_of_the_link_clock_is_the_same_event_driven() {
     assert!(files[0] == files[1], "the VCDs differ");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Depthwise convolutions (`groups` = C = M: one channel and one filter a group), as
+/// MobileNets have them, strided and not, batch 2: bit-exact, and every count the simulation
+/// makes equals the mapper's closed form (`run_and_check`).
+#[test]
+fn depthwise_convolutions_are_bit_exact_with_closed_form_counts() {
+    let hw = common::hw("tiny");
+    for (u, h) in [(1, 6), (2, 8)] {
+        let l = common::layer("tiny:dw", 2, 6, h, 6, 3, u, 1, 6, false);
+        assert_eq!((l.cg(), l.mg()), (1, 1));
+        let m = rowsim_mapper::choose(&l, &hw).unwrap();
+        let run = common::run_and_check(&l, &hw, &m, 4);
+        assert_eq!(run.counts.macs, l.macs());
+    }
+}

@@ -313,6 +313,9 @@ fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
                 },
                 Op::Relu { fused: true } => "fused: the layer before applied it on the chip".into(),
                 Op::Relu { fused: false } => "max(x, 0)".into(),
+                Op::Clip { min, max } => format!(
+                    "clamp to [{min}, {max}] in the input's format (bounds rounded, saturating)"
+                ),
                 Op::MaxPool(p) => format!(
                     "{:?} window, stride {:?}, pads {:?}",
                     p.kernel, p.stride, p.pads

@@ -225,6 +225,51 @@ fn batchnorm_folds_into_the_layer_before_it_or_runs_on_the_host() {
     }
 }
 
+/// A MobileNet-v2 inverted-residual block (1x1 expansion, a strided depthwise 3x3 CONV with
+/// `group` = 16, 1x1 projection, each CONV followed by BatchNormalization and the first two by
+/// ReLU6) runs bit-exact on tiny and eyeriss-v1: the three BNs folded, the depthwise CONV on
+/// the chip as a layer of 16 groups, ReLU6 on the host.
+#[test]
+fn a_mobilenet_v2_block_with_a_strided_depthwise_conv_runs_bit_exact() {
+    let model = write("mobilenet.onnx", &build::mobilenet_block());
+    for hw in ["tiny", "eyeriss-v1"] {
+        let out = scratch_in("model", &format!("mobilenet-{hw}.json"));
+        let o = rowsim()
+            .args(["run", "--hw", hw, "--batch", "2", "--net"])
+            .arg(&model)
+            .arg("--stats-json")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{hw}: {err}");
+        let s = stats(&out);
+        assert_eq!(s["bit_exact"], true, "{hw}");
+        let nodes = s["nodes"].as_array().unwrap();
+        let node = |name: &str| nodes.iter().find(|n| n["name"] == name).unwrap().clone();
+        for conv in ["expand", "depthwise", "project", "fc"] {
+            assert_eq!(node(conv)["on"], "chip", "{conv}");
+        }
+        for bn in ["bn_expand", "bn_depthwise", "bn_project"] {
+            assert!(
+                node(bn)["note"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("folded into"),
+                "{bn}"
+            );
+        }
+        assert_eq!(node("relu6_a")["on"], "host");
+        assert!(
+            err.contains(
+                "CONV layer depthwise: N=1 C=16 H=8 W=8 M=16 R=3 S=3 U=2x2 pad=1 G=16 -> E=4 F=4"
+            ),
+            "{err}"
+        );
+        assert_eq!(s["layers"].as_array().unwrap().len(), 4);
+    }
+}
+
 /// One layer of a model on its own weights and the activations of its calibration images.
 #[test]
 fn a_model_layer_runs_on_its_own_weights_and_activations() {

@@ -110,7 +110,7 @@ fn a_npy_of_the_wrong_shape_or_type_is_refused_with_the_file() {
         ),
         (
             &dtype,
-            "dtype '<f4': expected int16 (<i2) fixed-point values",
+            "dtype '<f4': expected int16 (<i2 or >i2) fixed-point values",
         ),
         (&junk, "not a .npy file"),
     ] {

@@ -106,19 +106,17 @@ fn the_resnet_block_runs_in_onnx_runtime_as_rowsim_reads_it() {
     );
 }
 
-#[test]
-#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
-fn batchnorm_folded_as_onnx_runtime_runs_it_unfolded() {
-    // The BatchNormalization block (two folded into their CONVs, one on the host), run by ONNX
-    // Runtime as the file has it (unfolded) and by rowsim's float model (folded) on the same
-    // images: the same top-1 for every image; the chip's on at least 95%.
-    let model = scratch_in("onnxruntime", "bn.onnx");
-    std::fs::write(&model, rowsim_model::build::batchnorm_block()).unwrap();
-    let x = scratch_in("onnxruntime", "bn_x.npy");
-    let stats = scratch_in("onnxruntime", "bn.json");
+/// A model made by rowsim_model::build, run by ONNX Runtime as the file has it and by rowsim
+/// (its float model, and the chip) on the same 64 random images of `shape`: the fraction of
+/// images on which the chip's and the float model's top-1 agree with ONNX Runtime's.
+fn top1_against_onnx_runtime(name: &str, bytes: &[u8], shape: &str) -> (f64, f64) {
+    let model = scratch_in("onnxruntime", &format!("{name}.onnx"));
+    std::fs::write(&model, bytes).unwrap();
+    let x = scratch_in("onnxruntime", &format!("{name}_x.npy"));
+    let stats = scratch_in("onnxruntime", &format!("{name}.json"));
     python(&format!(
         "import numpy as np\n\
-         np.save('{}', np.random.default_rng(5).uniform(-1, 1, size=(64, 4, 6, 6)).astype(np.float32))\n",
+         np.save('{}', np.random.default_rng(5).uniform(-1, 1, size=(64, {shape})).astype(np.float32))\n",
         x.display()
     ));
     let o = rowsim()
@@ -143,17 +141,40 @@ fn batchnorm_folded_as_onnx_runtime_runs_it_unfolded() {
     ));
     let v: Vec<f64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
     eprintln!(
-        "the chip agrees with ONNX Runtime on {}, rowsim's float model on {}",
+        "{name}: the chip agrees with ONNX Runtime on {}, rowsim's float model on {}",
         v[0], v[1]
     );
-    assert!(
-        v[0] >= 0.95,
-        "the chip agrees with ONNX Runtime on {}",
-        v[0]
-    );
+    (v[0], v[1])
+}
+
+/// The BatchNormalization block (two folded into their CONVs, one on the host): ONNX Runtime
+/// runs the file unfolded, rowsim folded; the same float top-1 on every image, the chip's on
+/// at least 95%.
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn batchnorm_folded_as_onnx_runtime_runs_it_unfolded() {
+    let (chip, float) =
+        top1_against_onnx_runtime("bn", &rowsim_model::build::batchnorm_block(), "4, 6, 6");
+    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
     assert_eq!(
-        v[1], 1.0,
-        "rowsim's float model agrees with ONNX Runtime on {}",
-        v[1]
+        float, 1.0,
+        "rowsim's float model agrees with ONNX Runtime on {float}"
+    );
+}
+
+/// The MobileNet-v2 block (BatchNormalization, ReLU6 as Clip with bound inputs, a strided
+/// depthwise CONV): as for the BatchNormalization block.
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn a_mobilenet_block_runs_as_onnx_runtime_runs_it() {
+    let (chip, float) = top1_against_onnx_runtime(
+        "mobilenet",
+        &rowsim_model::build::mobilenet_block(),
+        "8, 8, 8",
+    );
+    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
+    assert_eq!(
+        float, 1.0,
+        "rowsim's float model agrees with ONNX Runtime on {float}"
     );
 }

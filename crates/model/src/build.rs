@@ -311,3 +311,101 @@ pub fn batchnorm_block() -> Vec<u8> {
         value("logits", &[None, Some(5)]),
     )
 }
+
+/// A MobileNet-v2 inverted-residual block over `[N, 8, 8, 8]`, as torchvision builds it: a 1x1
+/// expansion CONV to 16 channels, BatchNormalization, ReLU6 (`Clip` 0..6, bounds as inputs);
+/// a depthwise 3x3 CONV of stride 2 (`group` = 16), BatchNormalization, ReLU6; a 1x1
+/// projection CONV to 8 channels, BatchNormalization; then GlobalAveragePool, Flatten and an
+/// FC layer to 5 classes. No CONV has a bias (BatchNormalization follows each).
+pub fn mobilenet_block() -> Vec<u8> {
+    let (c, e) = (8i64, 16i64);
+    let bn = |name: &str, x: &str, y: &str, p: &str| {
+        node(
+            "BatchNormalization",
+            name,
+            &[
+                x,
+                &format!("{p}_g"),
+                &format!("{p}_b"),
+                &format!("{p}_m"),
+                &format!("{p}_v"),
+            ],
+            y,
+            vec![float("epsilon", 1e-5)],
+        )
+    };
+    let nodes = vec![
+        node(
+            "Conv",
+            "expand",
+            &["x", "we"],
+            "a",
+            vec![ints("kernel_shape", &[1, 1])],
+        ),
+        bn("bn_expand", "a", "an", "n0"),
+        node("Clip", "relu6_a", &["an", "zero", "six"], "ra", vec![]),
+        node(
+            "Conv",
+            "depthwise",
+            &["ra", "wd"],
+            "d",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[2, 2]),
+                ints("pads", &[1, 1, 1, 1]),
+                int("group", e),
+            ],
+        ),
+        bn("bn_depthwise", "d", "dn", "n1"),
+        node("Clip", "relu6_d", &["dn", "zero", "six"], "rd", vec![]),
+        node(
+            "Conv",
+            "project",
+            &["rd", "wp"],
+            "p",
+            vec![ints("kernel_shape", &[1, 1])],
+        ),
+        bn("bn_project", "p", "pn", "n2"),
+        node("GlobalAveragePool", "gap", &["pn"], "g", vec![]),
+        node("Flatten", "flatten", &["g"], "f", vec![int("axis", 1)]),
+        node(
+            "Gemm",
+            "fc",
+            &["f", "wf", "bf"],
+            "logits",
+            vec![int("transB", 1)],
+        ),
+    ];
+    let mut inits = vec![
+        floats("we", &[e, c, 1, 1], weights((e * c) as usize, 0.5, 21)),
+        floats("wd", &[e, 1, 3, 3], weights((e * 9) as usize, 0.5, 22)),
+        floats("wp", &[c, e, 1, 1], weights((c * e) as usize, 0.4, 23)),
+        floats("wf", &[5, c], weights(5 * c as usize, 0.5, 24)),
+        floats("bf", &[5], weights(5, 0.1, 25)),
+        floats("zero", &[], vec![0.0]),
+        floats("six", &[], vec![6.0]),
+    ];
+    for (k, (p, ch)) in [("n0", e), ("n1", e), ("n2", c)].iter().enumerate() {
+        let s = 30 + 4 * k as u64;
+        let n = *ch as usize;
+        let shifted = |v: Vec<f32>, by: f32| v.into_iter().map(|x| x + by).collect::<Vec<_>>();
+        inits.push(floats(
+            &format!("{p}_g"),
+            &[*ch],
+            shifted(weights(n, 0.3, s), 1.0),
+        ));
+        inits.push(floats(&format!("{p}_b"), &[*ch], weights(n, 0.2, s + 1)));
+        inits.push(floats(&format!("{p}_m"), &[*ch], weights(n, 0.3, s + 2)));
+        inits.push(floats(
+            &format!("{p}_v"),
+            &[*ch],
+            shifted(weights(n, 0.5, s + 3), 1.0),
+        ));
+    }
+    model(
+        nodes,
+        inits,
+        value("x", &[None, Some(c), Some(8), Some(8)]),
+        value("logits", &[None, Some(5)]),
+    )
+}

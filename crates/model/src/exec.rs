@@ -142,6 +142,11 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
                     }
                 }
             }
+            Op::Clip { min, max } => {
+                for (o, &v) in out.data.iter_mut().zip(&a.data) {
+                    *o = v.clamp(*min, *max);
+                }
+            }
             // Folded: the layer before it already applied it.
             Op::BatchNorm(bn) if bn.folded_into.is_some() => out.data.clone_from(&a.data),
             Op::BatchNorm(bn) => {
@@ -382,6 +387,16 @@ pub fn forward_fixed(
                     for (k, p) in softmax(row.iter().map(|&v| v as f64 / scale)).enumerate() {
                         out.data[i * c + k] = quantize(p, 15);
                     }
+                }
+            }
+            Op::Clip { min, max } => {
+                // The bounds in the input's format (which the output keeps), rounded to
+                // nearest and saturating: 6.0 in Q4.12 is 24576; in Q1.15 it saturates to
+                // 32767, so a clip at 6 of such a value changes nothing, as in float.
+                let f = cal.frac(&node.inputs[0]);
+                let (lo, hi) = (quantize(*min as f64, f), quantize(*max as f64, f));
+                for (o, &v) in out.data.iter_mut().zip(&a.data) {
+                    *o = v.clamp(lo, hi);
                 }
             }
             Op::BatchNorm(bn) if bn.folded_into.is_some() => out.data.clone_from(&a.data),

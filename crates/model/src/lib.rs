@@ -72,6 +72,11 @@ pub enum Op {
     Add,
     /// Softmax over the `K` values of a vector.
     Softmax,
+    /// `min(max(x, min), max)` (ReLU6 is Clip to 0..6), on the host.
+    Clip {
+        min: f32,
+        max: f32,
+    },
     /// BatchNormalization (inference): `x * scale[c] + shift[c]` per channel, or the same
     /// values when it is folded into the layer before it.
     BatchNorm(Box<BatchNorm>),

@@ -586,6 +586,34 @@ impl Importer {
                 let (x, d) = act(0)?;
                 (Op::Relu { fused: false }, vec![x], d)
             }
+            "Clip" => {
+                let (x, d) = act(0)?;
+                // Bounds: inputs 1 and 2 (opset 11 on; an empty name is no bound), or the
+                // attributes of older opsets.
+                let bound = |i: usize, attr: &str, none: f32| -> Result<f32, ModelError> {
+                    match n.input.get(i).filter(|v| !v.is_empty()) {
+                        Some(v) => {
+                            let t = self.inits.get(v).ok_or_else(|| {
+                                fail(format!(
+                                    "bound `{v}` is not an initializer (a computed bound is not supported)"
+                                ))
+                            })?;
+                            match t.floats[..] {
+                                [b] => Ok(b),
+                                _ => Err(fail(format!("bound `{v}` is not one float"))),
+                            }
+                        }
+                        None => Ok(float(n, attr, none)),
+                    }
+                };
+                let (lo, hi) = (bound(1, "min", f32::MIN)?, bound(2, "max", f32::MAX)?);
+                if !(lo.is_finite() && hi.is_finite()) || lo > hi {
+                    return Err(fail(format!(
+                        "bounds {lo}..{hi}: expected finite numbers, min at most max"
+                    )));
+                }
+                (Op::Clip { min: lo, max: hi }, vec![x], d)
+            }
             "BatchNormalization" => {
                 let (x, d) = act(0)?;
                 if int(n, "training_mode", 0) != 0 {
@@ -810,7 +838,7 @@ impl Importer {
             }
             other => {
                 return Err(fail(format!(
-                    "op `{other}` is not supported; supported: Conv, Gemm, MatMul, BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Add, Softmax"
+                    "op `{other}` is not supported; supported: Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Add, Softmax"
                 )))
             }
         };

@@ -145,7 +145,9 @@ pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelErr
             Op::Softmax => 15,
             Op::BatchNorm(bn) if bn.folded_into.is_some() => fin,
             Op::BatchNorm(_) => frac_for(max[&node.output] as f64),
-            Op::Relu { .. } | Op::MaxPool(_) | Op::AvgPool(_) | Op::Reshape => fin,
+            Op::Relu { .. } | Op::Clip { .. } | Op::MaxPool(_) | Op::AvgPool(_) | Op::Reshape => {
+                fin
+            }
         };
         fracs.insert(node.output.clone(), fout);
     }
