@@ -82,7 +82,7 @@ fn the_resnet_block_runs_in_onnx_runtime_as_rowsim_reads_it() {
         "import json, numpy as np, onnxruntime as ort\n\
          s = json.load(open('{}'))\n\
          x = np.load('{}')\n\
-         p = ort.InferenceSession('{}', providers=['CPUExecutionProvider']).run(None, {{'x': x}})[0].argmax(1)\n\
+         p = ort.InferenceSession('{}', providers=['CPUExecutionProvider']).run(None, {{'x': x}})[0].reshape(len(x), -1).argmax(1)\n\
          print((p == np.array(s['predictions'])).mean(), (p == np.array(s['float_predictions'])).mean())\n",
         stats.display(),
         x.display(),
@@ -133,7 +133,7 @@ fn top1_against_onnx_runtime(name: &str, bytes: &[u8], shape: &str) -> (f64, f64
         "import json, numpy as np, onnxruntime as ort\n\
          s = json.load(open('{}'))\n\
          x = np.load('{}')\n\
-         p = ort.InferenceSession('{}', providers=['CPUExecutionProvider']).run(None, {{'x': x}})[0].argmax(1)\n\
+         p = ort.InferenceSession('{}', providers=['CPUExecutionProvider']).run(None, {{'x': x}})[0].reshape(len(x), -1).argmax(1)\n\
          print((p == np.array(s['predictions'])).mean(), (p == np.array(s['float_predictions'])).mean())\n",
         stats.display(),
         x.display(),
@@ -143,6 +143,47 @@ fn top1_against_onnx_runtime(name: &str, bytes: &[u8], shape: &str) -> (f64, f64
     eprintln!(
         "{name}: the chip agrees with ONNX Runtime on {}, rowsim's float model on {}",
         v[0], v[1]
+    );
+    // Value for value: ONNX Runtime's output against rowsim's float model's, within 1e-5
+    // relative (float32 sums in another order).
+    let y = scratch_in("onnxruntime", &format!("{name}_y.npy"));
+    python(&format!(
+        "import numpy as np, onnxruntime as ort\n\
+         x = np.load('{}')\n\
+         np.save('{}', ort.InferenceSession('{}', providers=['CPUExecutionProvider']).run(None, {{'x': x}})[0].astype(np.float32))\n",
+        x.display(),
+        y.display(),
+        model.display()
+    ));
+    let read = |p: &std::path::Path| -> (Vec<u64>, Vec<f32>) {
+        let bytes = std::fs::read(p).unwrap();
+        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+        (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
+    };
+    let (xs, xd) = read(&x);
+    let (_, want) = read(&y);
+    let m = rowsim_model::onnx::load(&model).unwrap();
+    let xt = rowsim_model::exec::FTensor {
+        dims: [
+            xs[0] as usize,
+            xs[1] as usize,
+            xs[2] as usize,
+            xs[3] as usize,
+        ],
+        data: xd,
+    };
+    let got = rowsim_model::exec::forward_float(&m, &xt).unwrap();
+    let got = &got[&m.output].data;
+    assert_eq!(got.len(), want.len(), "{name}: output sizes");
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0f32, f32::max);
+    eprintln!("{name}: largest difference from ONNX Runtime {worst:e} (relative)");
+    assert!(
+        worst <= 1e-5,
+        "{name}: rowsim's float model differs from ONNX Runtime by {worst}"
     );
     (v[0], v[1])
 }
@@ -172,6 +213,21 @@ fn a_mobilenet_block_runs_as_onnx_runtime_runs_it() {
         &rowsim_model::build::mobilenet_block(),
         "8, 8, 8",
     );
+    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
+    assert_eq!(
+        float, 1.0,
+        "rowsim's float model agrees with ONNX Runtime on {float}"
+    );
+}
+
+/// Pooling with `ceil_mode` (a last window past the map; an average counting padding whose
+/// last window runs past the padded map): the top-1 over the pooled map, ONNX Runtime's and
+/// rowsim's float model's, on every image; the chip's (host pooling in fixed point) on 95%.
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn ceil_mode_pooling_is_onnx_runtimes() {
+    let (chip, float) =
+        top1_against_onnx_runtime("pools", &rowsim_model::build::ceil_pools(), "2, 8, 8");
     assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
     assert_eq!(
         float, 1.0,

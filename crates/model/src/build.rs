@@ -409,3 +409,41 @@ pub fn mobilenet_block() -> Vec<u8> {
         value("logits", &[None, Some(5)]),
     )
 }
+
+/// Pooling with `ceil_mode` over `[N, 2, 8, 8]`: MaxPool 3x3 stride 2 (a last window past the
+/// map), then AveragePool 3x3 stride 2 with padding 1 that counts padding (a last window past
+/// the padded map, whose divisor is the part inside it). The output is the pooled map.
+pub fn ceil_pools() -> Vec<u8> {
+    let nodes = vec![
+        node(
+            "MaxPool",
+            "max",
+            &["x"],
+            "m",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[2, 2]),
+                int("ceil_mode", 1),
+            ],
+        ),
+        node(
+            "AveragePool",
+            "avg",
+            &["m"],
+            "y",
+            vec![
+                ints("kernel_shape", &[3, 3]),
+                ints("strides", &[2, 2]),
+                ints("pads", &[1, 1, 1, 1]),
+                int("ceil_mode", 1),
+                int("count_include_pad", 1),
+            ],
+        ),
+    ];
+    model(
+        nodes,
+        vec![],
+        value("x", &[None, Some(2), Some(8), Some(8)]),
+        value("y", &[None, Some(2), Some(3), Some(3)]),
+    )
+}

@@ -114,11 +114,11 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
             }
             Op::MaxPool(p) | Op::AvgPool(p) => {
                 let avg = matches!(node.op, Op::AvgPool(_));
-                pool(p, a.dims, node.dims, |i, win| {
+                pool(p, a.dims, node.dims, |i, win, padded| {
                     let vals: Vec<f64> = win.iter().map(|&k| a.data[k] as f64).collect();
                     out.data[i] = if avg {
                         let count = if p.count_include_pad {
-                            p.kernel[0] * p.kernel[1]
+                            padded
                         } else {
                             vals.len()
                         };
@@ -209,14 +209,20 @@ pub(crate) fn conv_f32(l: &ConvLayer, x: &FTensor, w: &[f32]) -> Vec<f64> {
 
 /// Calls `each(output index, input indices of the window, padding excluded)` for every output
 /// of a pooling window over `[N][C][H][W]`.
-fn pool(p: &Pool, inp: [usize; 4], out: [usize; 3], mut each: impl FnMut(usize, &[usize])) {
+/// Each output of a pooling: its index, the input indices its window covers, and how many of
+/// the window's positions lie in the padded map (the divisor of an average that counts
+/// padding: the whole window, except a last one that `ceil_mode` lets run past the padding).
+fn pool(p: &Pool, inp: [usize; 4], out: [usize; 3], mut each: impl FnMut(usize, &[usize], usize)) {
     let [n, c, h, w] = inp;
     let [_, eh, ew] = out;
     let mut win = Vec::with_capacity(p.kernel[0] * p.kernel[1]);
+    let span = |o: usize, s: usize, k: usize, padded: usize| (o * s + k).min(padded) - o * s;
     for i in 0..n {
         for ch in 0..c {
             for y in 0..eh {
                 for x in 0..ew {
+                    let padded = span(y, p.stride[0], p.kernel[0], h + p.pads[0] + p.pads[2])
+                        * span(x, p.stride[1], p.kernel[1], w + p.pads[1] + p.pads[3]);
                     win.clear();
                     for ky in 0..p.kernel[0] {
                         let iy = (y * p.stride[0] + ky) as i64 - p.pads[0] as i64;
@@ -231,15 +237,13 @@ fn pool(p: &Pool, inp: [usize; 4], out: [usize; 3], mut each: impl FnMut(usize, 
                             win.push(((i * c + ch) * h + iy as usize) * w + ix as usize);
                         }
                     }
-                    each(((i * c + ch) * eh + y) * ew + x, &win);
+                    each(((i * c + ch) * eh + y) * ew + x, &win, padded);
                 }
             }
         }
     }
 }
 
-/// `v` with `from` fraction bits in `to` fraction bits: a left shift (exact) or a right shift
-/// rounding to nearest, ties up; not yet narrowed.
 /// A host BatchNormalization's words: the scales' fraction bits, the scales and the shifts
 /// (in the output's format `fo`).
 pub fn bn_words(bn: &crate::BatchNorm, fo: u32) -> (u32, Vec<i16>, Vec<i16>) {
@@ -250,6 +254,8 @@ pub fn bn_words(bn: &crate::BatchNorm, fo: u32) -> (u32, Vec<i16>, Vec<i16>) {
     (fs, scale, shift)
 }
 
+/// `v` with `from` fraction bits in `to` fraction bits: a left shift (exact) or a right shift
+/// rounding to nearest, ties up; not yet narrowed.
 pub fn rescale(v: i64, from: u32, to: u32) -> i64 {
     if to >= from {
         v << (to - from)
@@ -354,13 +360,13 @@ pub fn forward_fixed(
                     *o = v.max(0);
                 }
             }
-            Op::MaxPool(p) => pool(p, a.dims, node.dims, |i, win| {
+            Op::MaxPool(p) => pool(p, a.dims, node.dims, |i, win, _| {
                 out.data[i] = win.iter().map(|&k| a.data[k]).max().unwrap_or(0);
             }),
-            Op::AvgPool(p) => pool(p, a.dims, node.dims, |i, win| {
+            Op::AvgPool(p) => pool(p, a.dims, node.dims, |i, win, padded| {
                 let sum: i64 = win.iter().map(|&k| a.data[k] as i64).sum();
                 let count = if p.count_include_pad {
-                    p.kernel[0] * p.kernel[1]
+                    padded
                 } else {
                     win.len()
                 }

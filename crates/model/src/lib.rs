@@ -102,6 +102,8 @@ pub struct Pool {
     pub pads: [usize; 4],
     /// AveragePool: whether padding counts in the divisor.
     pub count_include_pad: bool,
+    /// `ceil_mode`: the output size rounded up (a last window may run past the padded map).
+    pub ceil: bool,
 }
 
 /// A CONV or FC layer and its trained parameters.

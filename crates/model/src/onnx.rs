@@ -3,8 +3,9 @@
 //!
 //! Supported: `Conv` (strides, symmetric pads, groups; no dilation), `Gemm` (`alpha = beta = 1`,
 //! `transA = 0`, `transB` 0 or 1) and `MatMul` with an initializer as the weights (an `Add` of a
-//! constant right after it becomes its bias), `Relu`, `MaxPool` and `AveragePool` (no
-//! `ceil_mode`, no dilation), `GlobalAveragePool`, `Flatten` (`axis = 1`), `Reshape` to
+//! constant right after it becomes its bias), `BatchNormalization` (inference; folded into the
+//! layer before it when it is that layer's only reader), `Relu`, `Clip`, `MaxPool` and
+//! `AveragePool` (`ceil_mode` too, no dilation), `GlobalAveragePool`, `Flatten` (`axis = 1`), `Reshape` to
 //! `[N, K]` (the shape an initializer), `Identity` and `Dropout` (inference: the same values),
 //! `Add` of two values (residual), `Softmax` over a vector. One input, float, `[N, C, H, W]` or
 //! `[N, K]`, its batch dimension fixed or symbolic, every other dimension fixed; one output.
@@ -722,6 +723,7 @@ impl Importer {
                         stride: [1, 1],
                         pads: [0; 4],
                         count_include_pad: false,
+                        ceil: false,
                     }
                 } else {
                     let ks = ints(n, "kernel_shape")
@@ -740,9 +742,6 @@ impl Importer {
                         return Err(fail(format!(
                             "pads {pd:?} must be smaller than the kernel {ks:?}"
                         )));
-                    }
-                    if int(n, "ceil_mode", 0) != 0 {
-                        return Err(fail("ceil_mode 1 is not supported".into()));
                     }
                     if ints(n, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
                         return Err(fail("dilations: only 1 is supported".into()));
@@ -763,6 +762,7 @@ impl Importer {
                         stride: [st[0] as usize, st[1] as usize],
                         pads: [pd[0] as usize, pd[1] as usize, pd[2] as usize, pd[3] as usize],
                         count_include_pad: int(n, "count_include_pad", 0) != 0,
+                        ceil: int(n, "ceil_mode", 0) != 0,
                     }
                 };
                 let (hp, wp) = (h + pool.pads[0] + pool.pads[2], w + pool.pads[1] + pool.pads[3]);
@@ -772,10 +772,25 @@ impl Importer {
                         pool.kernel[0], pool.kernel[1]
                     )));
                 }
+                // With ceil_mode, a last window that runs past the padded map counts, unless
+                // it would start past the input and its leading padding (PyTorch's and ONNX
+                // Runtime's rule): only the input and padding it covers take part.
+                let out = |len: usize, pad0: usize, pad1: usize, k: usize, s: usize| {
+                    let padded = len + pad0 + pad1;
+                    if !pool.ceil {
+                        return (padded - k) / s + 1;
+                    }
+                    let o = (padded - k).div_ceil(s) + 1;
+                    if (o - 1) * s >= len + pad0 {
+                        o - 1
+                    } else {
+                        o
+                    }
+                };
                 let dims = [
                     c,
-                    (hp - pool.kernel[0]) / pool.stride[0] + 1,
-                    (wp - pool.kernel[1]) / pool.stride[1] + 1,
+                    out(h, pool.pads[0], pool.pads[2], pool.kernel[0], pool.stride[0]),
+                    out(w, pool.pads[1], pool.pads[3], pool.kernel[1], pool.stride[1]),
                 ];
                 let p = if op == "MaxPool" {
                     Op::MaxPool(pool)
@@ -927,5 +942,46 @@ mod batchnorm_tests {
         for (p, q) in ya.data.iter().zip(&yb.data) {
             assert!((p - q).abs() <= 1e-4 * (1.0 + q.abs()), "{p} vs {q}");
         }
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use crate::build::{int, ints, model, node, value};
+    use crate::Op;
+
+    /// Output sizes with `ceil_mode`, by hand (PyTorch's rule, which ONNX Runtime follows):
+    /// 8 wide, window 3, stride 2: floor (8-3)/2+1 = 3, ceil 4. 5 wide, window 2, stride 2,
+    /// padding 1 each side: ceil (7-2)/2+1 = 4, but the 4th window would start at 6 = 5 + 1,
+    /// past the input and its leading padding: 3.
+    #[test]
+    fn ceil_mode_rounds_the_output_up_unless_a_window_starts_past_the_input() {
+        let dims = |h: i64, k: i64, s: i64, p: i64, ceil: i64| {
+            let bytes = model(
+                vec![node(
+                    "MaxPool",
+                    "mp",
+                    &["x"],
+                    "y",
+                    vec![
+                        ints("kernel_shape", &[k, k]),
+                        ints("strides", &[s, s]),
+                        ints("pads", &[p, p, p, p]),
+                        int("ceil_mode", ceil),
+                    ],
+                )],
+                vec![],
+                value("x", &[None, Some(1), Some(h), Some(h)]),
+                value("y", &[None, Some(1), None, None]),
+            );
+            let m = super::parse(&bytes, "pool.onnx").unwrap();
+            assert!(matches!(m.nodes[0].op, Op::MaxPool(_)));
+            m.nodes[0].dims
+        };
+        assert_eq!(dims(8, 3, 2, 0, 0), [1, 3, 3]);
+        assert_eq!(dims(8, 3, 2, 0, 1), [1, 4, 4]);
+        assert_eq!(dims(5, 2, 2, 1, 0), [1, 3, 3]);
+        assert_eq!(dims(5, 2, 2, 1, 1), [1, 3, 3]);
+        assert_eq!(dims(6, 2, 2, 1, 1), [1, 4, 4]);
     }
 }
