@@ -294,17 +294,17 @@ fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
                         s += "; ReLU at the chip's readout";
                     }
                     if l.folded.is_some() {
-                        s += "; the BatchNormalization after it folded into its weights and bias (f64)";
+                        s += "; the per-channel affine map after it (BatchNormalization, Mul, Div, Sub, Add) folded into its weights and bias (f64)";
                     }
                     s
                 }
-                Op::BatchNorm(bn) => match &bn.folded_into {
+                Op::Affine(bn) => match &bn.folded_into {
                     Some(layer) => format!(
-                        "folded into `{}` (weights x gamma/sqrt(var+eps), bias (b - mean) gamma/sqrt(var+eps) + beta): the same words",
+                        "folded into `{}`: its weights times the scale, its bias times the scale plus the shift (f64); the same words",
                         rowsim_workload::printable(layer)
                     ),
                     None => {
-                        let (fs, _, _) = rowsim_model::exec::bn_words(bn, out_frac);
+                        let (fs, _, _) = rowsim_model::exec::affine_words(bn, out_frac);
                         format!(
                             "x * scale (Q{}.{fs}) rescaled to the output format (rounded), + shift; saturated",
                             16 - fs
@@ -313,6 +313,15 @@ fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
                 },
                 Op::Relu { fused: true } => "fused: the layer before applied it on the chip".into(),
                 Op::Relu { fused: false } => "max(x, 0)".into(),
+                Op::Map(f) => format!(
+                    "{f:?} of each value in f64, rounded to the output's format, saturating"
+                ),
+                Op::Concat => {
+                    "inputs rescaled to the output format (rounded, saturating), side by side on the channel axis".into()
+                }
+                Op::Pad { pads, value } => format!(
+                    "pads {pads:?} (top, left, bottom, right) of {value}, in the input's format"
+                ),
                 Op::Clip { min, max } => format!(
                     "clamp to [{min}, {max}] in the input's format (bounds rounded, saturating)"
                 ),

@@ -5,6 +5,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rowsim_model::build;
+use rowsim_model::proto::TensorProto;
 
 mod common;
 use common::{rowsim, scratch_in, wait_at_most, SCALESIM_HEAD};
@@ -506,7 +507,30 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             build::value("y", &[None, Some(2), Some(4), Some(4)]),
         )
     };
+    let binary = |op: &str, inputs: &[&str], k: TensorProto| {
+        build::model(
+            vec![build::node(op, "op", inputs, "y", vec![])],
+            vec![k],
+            build::value("x", &[None, Some(2), Some(4), Some(4)]),
+            build::value("y", &[None, Some(2), Some(4), Some(4)]),
+        )
+    };
     vec![
+        (
+            "a constant divided by an activation",
+            binary("Div", &["k", "x"], build::floats("k", &[], vec![2.0])),
+            "node `op` (Div): expected an activation and a constant (an initializer)",
+        ),
+        (
+            "a Mul by a constant that broadcasts along the width",
+            binary("Mul", &["x", "k"], build::floats("k", &[2], vec![2.0, 3.0])),
+            "node `op` (Mul): a constant of dims [2] with a value of [2, 4, 4]; expected one value, or one a channel",
+        ),
+        (
+            "a Div by zero",
+            binary("Div", &["x", "k"], build::floats("k", &[1, 2, 1, 1], vec![2.0, 0.0])),
+            "node `op` (Div): divides channel 1 by 0",
+        ),
         (
             "a BatchNormalization in training mode",
             bn(vec![build::int("training_mode", 1)], 1.0),
@@ -564,8 +588,8 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         ),
         (
             "an unsupported op",
-            relu("Sigmoid"),
-            "node `odd` (Sigmoid): op `Sigmoid` is not supported",
+            relu("LpNormalization"),
+            "node `odd` (LpNormalization): op `LpNormalization` is not supported",
         ),
         (
             "a dynamic spatial dimension",

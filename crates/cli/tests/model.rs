@@ -175,10 +175,9 @@ fn batchnorm_folds_into_the_layer_before_it_or_runs_on_the_host() {
             assert!(note.starts_with(&format!("folded into `{conv}`")), "{note}");
             assert_eq!(node(conv)["on"], "chip");
             assert!(
-                node(conv)["note"]
-                    .as_str()
-                    .unwrap()
-                    .contains("BatchNormalization after it folded"),
+                node(conv)["note"].as_str().unwrap().contains(
+                    "affine map after it (BatchNormalization, Mul, Div, Sub, Add) folded"
+                ),
                 "{err}"
             );
         }
@@ -267,6 +266,52 @@ fn a_mobilenet_v2_block_with_a_strided_depthwise_conv_runs_bit_exact() {
             "{err}"
         );
         assert_eq!(s["layers"].as_array().unwrap().len(), 4);
+    }
+}
+
+/// The host's elementwise operators (Mul, Sub, Div by constants, Sigmoid, HardSwish, Concat,
+/// Pad, HardSigmoid) around a CONV whose constant Add is folded into it as its bias: bit-exact
+/// on tiny and eyeriss-v1, each where it should run.
+#[test]
+fn elementwise_operators_run_on_the_host_around_the_chip() {
+    let model = write("elementwise.onnx", &build::elementwise_block());
+    for hw in ["tiny", "eyeriss-v1"] {
+        let out = scratch_in("model", &format!("elementwise-{hw}.json"));
+        let o = rowsim()
+            .args(["run", "--hw", hw, "--batch", "2", "--net"])
+            .arg(&model)
+            .arg("--stats-json")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{hw}: {err}");
+        let s = stats(&out);
+        assert_eq!(s["bit_exact"], true, "{hw}");
+        let nodes = s["nodes"].as_array().unwrap();
+        let node = |name: &str| nodes.iter().find(|n| n["name"] == name).unwrap().clone();
+        for host in [
+            "scale",
+            "center",
+            "spread",
+            "sigmoid",
+            "hardswish",
+            "cat",
+            "pad",
+            "hsig",
+        ] {
+            assert_eq!(node(host)["on"], "host", "{host}");
+        }
+        assert_eq!(node("conv")["on"], "chip");
+        assert!(node("offset")["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("folded into `conv`"));
+        assert_eq!(node("sigmoid")["out_frac"], 15);
+        assert!(
+            err.contains("CONV layer conv: N=1 C=8 H=8 W=8 M=4 R=3 S=3"),
+            "{err}"
+        );
     }
 }
 

@@ -234,3 +234,19 @@ fn ceil_mode_pooling_is_onnx_runtimes() {
         "rowsim's float model agrees with ONNX Runtime on {float}"
     );
 }
+
+/// The host's elementwise operators (opset 14): as for the BatchNormalization block.
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn elementwise_operators_are_onnx_runtimes() {
+    let (chip, float) = top1_against_onnx_runtime(
+        "elementwise",
+        &rowsim_model::build::elementwise_block(),
+        "4, 6, 6",
+    );
+    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
+    assert_eq!(
+        float, 1.0,
+        "rowsim's float model agrees with ONNX Runtime on {float}"
+    );
+}

@@ -130,11 +130,22 @@ pub fn model(
     input: ValueInfoProto,
     output: ValueInfoProto,
 ) -> Vec<u8> {
+    model_at(13, nodes, inits, input, output)
+}
+
+/// A model of one graph at `opset`, serialized.
+pub fn model_at(
+    opset: i64,
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    input: ValueInfoProto,
+    output: ValueInfoProto,
+) -> Vec<u8> {
     let m = ModelProto {
         ir_version: 8,
         producer_name: "rowsim tests".into(),
         opset_import: vec![OperatorSetIdProto {
-            version: 13,
+            version: opset,
             ..Default::default()
         }],
         graph: MessageField::some(GraphProto {
@@ -445,5 +456,63 @@ pub fn ceil_pools() -> Vec<u8> {
         vec![],
         value("x", &[None, Some(2), Some(8), Some(8)]),
         value("y", &[None, Some(2), Some(3), Some(3)]),
+    )
+}
+
+/// The host's elementwise operators over `[N, 4, 6, 6]` (opset 14): a per-channel `Mul`, a
+/// scalar `Sub` and `Div`; `Sigmoid` and `HardSwish` of the result side by side (`Concat` on
+/// the channel axis); constant `Pad` of 1 with 0.25 (pads and value as inputs); `HardSigmoid`;
+/// a CONV 3x3 to 4 channels followed by an `Add` of one constant (folded into the CONV as its
+/// bias); Flatten and an FC layer to 5 classes.
+pub fn elementwise_block() -> Vec<u8> {
+    let nodes = vec![
+        node("Mul", "scale", &["x", "k_mul"], "m", vec![]),
+        node("Sub", "center", &["m", "k_sub"], "s", vec![]),
+        node("Div", "spread", &["s", "k_div"], "dv", vec![]),
+        node("Sigmoid", "sigmoid", &["dv"], "sg", vec![]),
+        node("HardSwish", "hardswish", &["dv"], "hs", vec![]),
+        node("Concat", "cat", &["sg", "hs"], "c", vec![int("axis", 1)]),
+        node("Pad", "pad", &["c", "pads", "pv"], "p", vec![]),
+        node(
+            "HardSigmoid",
+            "hsig",
+            &["p"],
+            "q",
+            vec![float("alpha", 0.3), float("beta", 0.4)],
+        ),
+        node(
+            "Conv",
+            "conv",
+            &["q", "wc"],
+            "y",
+            vec![ints("kernel_shape", &[3, 3])],
+        ),
+        node("Add", "offset", &["y", "k_add"], "ya", vec![]),
+        node("Flatten", "flatten", &["ya"], "f", vec![int("axis", 1)]),
+        node(
+            "Gemm",
+            "fc",
+            &["f", "wf", "bf"],
+            "logits",
+            vec![int("transB", 1)],
+        ),
+    ];
+    let inits = vec![
+        floats("k_mul", &[1, 4, 1, 1], vec![1.5, -0.75, 2.0, 0.5]),
+        floats("k_sub", &[], vec![0.25]),
+        floats("k_div", &[], vec![1.25]),
+        int64s("pads", &[0, 0, 1, 1, 0, 0, 1, 1]),
+        floats("pv", &[], vec![0.25]),
+        floats("wc", &[4, 8, 3, 3], weights(4 * 8 * 9, 0.4, 41)),
+        floats("k_add", &[], vec![0.125]),
+        floats("wf", &[5, 4 * 36], weights(5 * 144, 0.3, 42)),
+        floats("bf", &[5], weights(5, 0.1, 43)),
+    ];
+    model_at(
+        14,
+        nodes,
+        inits,
+        value("x", &[None, Some(4), Some(6), Some(6)]),
+        value("logits", &[None, Some(5)]),
     )
 }

@@ -147,9 +147,28 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
                     *o = v.clamp(*min, *max);
                 }
             }
+            Op::Map(f) => {
+                for (o, &v) in out.data.iter_mut().zip(&a.data) {
+                    *o = f.at(v as f64) as f32;
+                }
+            }
+            Op::Concat => {
+                let mut at = 0;
+                for v in &node.inputs {
+                    let t = &vals[v];
+                    let ci = t.dims[1];
+                    for i in 0..n {
+                        let src = &t.data[i * ci * h * w..(i + 1) * ci * h * w];
+                        let dst = ((i * c) + at) * h * w;
+                        out.data[dst..dst + ci * h * w].copy_from_slice(src);
+                    }
+                    at += ci;
+                }
+            }
+            Op::Pad { pads, value } => pad_map(a, pads, node.dims, &mut out.data, *value),
             // Folded: the layer before it already applied it.
-            Op::BatchNorm(bn) if bn.folded_into.is_some() => out.data.clone_from(&a.data),
-            Op::BatchNorm(bn) => {
+            Op::Affine(bn) if bn.folded_into.is_some() => out.data.clone_from(&a.data),
+            Op::Affine(bn) => {
                 for (k, o) in out.data.iter_mut().enumerate() {
                     let ch = (k / (h * w)) % c;
                     *o = (a.data[k] as f64 * bn.scale[ch] as f64 + bn.shift[ch] as f64) as f32;
@@ -244,9 +263,56 @@ fn pool(p: &Pool, inp: [usize; 4], out: [usize; 3], mut each: impl FnMut(usize, 
     }
 }
 
-/// A host BatchNormalization's words: the scales' fraction bits, the scales and the shifts
+/// `a` (`[N, C, H, W]`) padded to `out` (`[C, H', W']`) by `pads` (top, left, bottom,
+/// right), the new border `value`.
+fn pad_map<T: Copy>(
+    a: &impl Tensor4<T>,
+    pads: &[usize; 4],
+    out: [usize; 3],
+    data: &mut [T],
+    value: T,
+) {
+    let [n, c, h, w] = a.dims4();
+    let [_, oh, ow] = out;
+    data.fill(value);
+    for i in 0..n {
+        for ch in 0..c {
+            for y in 0..h {
+                let src = ((i * c + ch) * h + y) * w;
+                let dst = ((i * c + ch) * oh + y + pads[0]) * ow + pads[1];
+                data[dst..dst + w].copy_from_slice(&a.values()[src..src + w]);
+            }
+        }
+    }
+}
+
+/// The two tensors the host works on, float and fixed point, as `pad_map` reads them.
+trait Tensor4<T> {
+    fn dims4(&self) -> [usize; 4];
+    fn values(&self) -> &[T];
+}
+
+impl Tensor4<f32> for FTensor {
+    fn dims4(&self) -> [usize; 4] {
+        self.dims
+    }
+    fn values(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+impl Tensor4<i16> for Tensor {
+    fn dims4(&self) -> [usize; 4] {
+        self.dims
+    }
+    fn values(&self) -> &[i16] {
+        &self.data
+    }
+}
+
+/// A host affine map's words: the scales' fraction bits, the scales and the shifts
 /// (in the output's format `fo`).
-pub fn bn_words(bn: &crate::BatchNorm, fo: u32) -> (u32, Vec<i16>, Vec<i16>) {
+pub fn affine_words(bn: &crate::Affine, fo: u32) -> (u32, Vec<i16>, Vec<i16>) {
     let max = bn.scale.iter().fold(0f32, |m, &v| m.max(v.abs()));
     let fs = crate::quant::weight_frac_for(max as f64);
     let scale = bn.scale.iter().map(|&v| quantize(v as f64, fs)).collect();
@@ -405,14 +471,52 @@ pub fn forward_fixed(
                     *o = v.clamp(lo, hi);
                 }
             }
-            Op::BatchNorm(bn) if bn.folded_into.is_some() => out.data.clone_from(&a.data),
-            Op::BatchNorm(bn) => {
+            Op::Map(f) => {
+                // Each word as its value (input format), the function in f64, rounded to the
+                // output's format, saturating.
+                let (fa, fo) = (cal.frac(&node.inputs[0]), cal.frac(&node.output));
+                let scale = (1u64 << fa) as f64;
+                for (o, &v) in out.data.iter_mut().zip(&a.data) {
+                    *o = quantize(f.at(v as f64 / scale), fo);
+                }
+            }
+            Op::Concat => {
+                // Each input rescaled to the output's format (rounded, saturating), side by
+                // side on the channel axis.
+                let fo = cal.frac(&node.output);
+                let mut at = 0;
+                for v in &node.inputs {
+                    let (t, fi) = (&vals[v], cal.frac(v));
+                    let ci = t.dims[1];
+                    for i in 0..n {
+                        let src = &t.data[i * ci * h * w..(i + 1) * ci * h * w];
+                        let dst = ((i * c) + at) * h * w;
+                        for (o, &x) in out.data[dst..dst + ci * h * w].iter_mut().zip(src) {
+                            *o = saturate(rescale(x as i64, fi, fo));
+                        }
+                    }
+                    at += ci;
+                }
+            }
+            Op::Pad { pads, value } => {
+                // The padding value in the input's format (which the output keeps).
+                let f = cal.frac(&node.inputs[0]);
+                pad_map(
+                    a,
+                    pads,
+                    node.dims,
+                    &mut out.data,
+                    quantize(*value as f64, f),
+                );
+            }
+            Op::Affine(bn) if bn.folded_into.is_some() => out.data.clone_from(&a.data),
+            Op::Affine(bn) => {
                 // On the host: each scale a 16-bit word with the most fraction bits it fits
                 // (`fs`), each shift in the output's format; the product (Q.fa+fs, exact in 64
                 // bits) rescaled to the output's format rounding half up, the shift added,
                 // saturating to 16 bits.
                 let (fa, fo) = (cal.frac(&node.inputs[0]), cal.frac(&node.output));
-                let (fs, scale, shift) = bn_words(bn, fo);
+                let (fs, scale, shift) = affine_words(bn, fo);
                 for (k, o) in out.data.iter_mut().enumerate() {
                     let ch = (k / (h * w)) % c;
                     let p = a.data[k] as i64 * scale[ch] as i64;

@@ -77,15 +77,49 @@ pub enum Op {
         min: f32,
         max: f32,
     },
-    /// BatchNormalization (inference): `x * scale[c] + shift[c]` per channel, or the same
-    /// values when it is folded into the layer before it.
-    BatchNorm(Box<BatchNorm>),
+    /// A per-channel affine map `x * scale[c] + shift[c]` (BatchNormalization, or `Mul`,
+    /// `Div`, `Sub`, `Add` of a constant), or the same values when it is folded into the layer
+    /// before it.
+    Affine(Box<Affine>),
+    /// A function of each value on its own, on the host.
+    Map(Fun),
+    /// The inputs side by side on the channel axis (`Concat`, axis 1), on the host.
+    Concat,
+    /// Constant padding of the map: top, left, bottom, right, and the value (`Pad`), on the
+    /// host.
+    Pad {
+        pads: [usize; 4],
+        value: f32,
+    },
 }
 
-/// A BatchNormalization's per-channel affine map, `scale = gamma / sqrt(var + epsilon)` and
-/// `shift = beta - mean * scale` (in f64, stored as f32).
+/// A function applied to each value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Fun {
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `max(0, min(1, alpha x + beta))`.
+    HardSigmoid { alpha: f32, beta: f32 },
+    /// `x * max(0, min(1, x / 6 + 1 / 2))` (MobileNet-v3's).
+    HardSwish,
+}
+
+impl Fun {
+    /// The function in f64 (as the float model and the fixed-point host both compute it).
+    pub fn at(self, x: f64) -> f64 {
+        match self {
+            Fun::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Fun::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
+            Fun::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+        }
+    }
+}
+
+/// A per-channel affine map. For a BatchNormalization `scale = gamma / sqrt(var + epsilon)`
+/// and `shift = beta - mean * scale` (in f64, stored as f32); for `Mul` by `k` the scale `k`,
+/// `Div` by `k` the scale `1 / k`, `Sub` or `Add` of `k` the shift `-k` or `k`.
 #[derive(Clone, Debug)]
-pub struct BatchNorm {
+pub struct Affine {
     pub scale: Vec<f32>,
     pub shift: Vec<f32>,
     /// The layer node it was folded into (its weights times `scale`, its bias

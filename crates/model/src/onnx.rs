@@ -46,6 +46,34 @@ pub fn load(path: &Path) -> Result<Model, ModelError> {
     parse(&bytes, &file)
 }
 
+/// A constant's values for each of the `d[0]` channels of a value of dims `d`: one value for
+/// all, or one a channel (`[C, 1, 1]`, `[1, C, 1, 1]`; `[K]`, `[1, K]` for a vector).
+fn per_channel(t: &Init, d: [usize; 3]) -> Option<Vec<f32>> {
+    let c = d[0];
+    if t.floats.len() == 1 {
+        return Some(vec![t.floats[0]; c]);
+    }
+    let vector = d[1] == 1 && d[2] == 1;
+    let ok = match t.dims[..] {
+        [k, 1, 1] | [1, k, 1, 1] => k == c,
+        [k] | [1, k] => vector && k == c,
+        _ => false,
+    };
+    (ok && t.floats.len() == c).then(|| t.floats.clone())
+}
+
+fn broadcast_error(t: &Init, d: [usize; 3]) -> String {
+    format!(
+        "a constant of dims {:?} with a value of {d:?}; expected one value, or one a channel ([C, 1, 1] or [1, C, 1, 1])",
+        t.dims
+    )
+}
+
+/// The dims of value `v`, if known.
+fn d_of(dims: &BTreeMap<String, [usize; 3]>, v: Option<&String>) -> Option<[usize; 3]> {
+    dims.get(v?).copied()
+}
+
 /// A float tensor's `n` values (raw little-endian bytes or the typed field).
 pub(crate) fn floats_of(t: &TensorProto, n: usize) -> Result<Vec<f32>, String> {
     values(&t.raw_data, &t.float_data, n, "floats", f32::from_le_bytes)
@@ -296,7 +324,7 @@ impl Importer {
                 output.name
             )));
         }
-        self.fold_batchnorms(&output.name);
+        self.fold_affines(&output.name);
         self.fuse_relus(&output.name);
         Ok(Model {
             file: self.file,
@@ -317,9 +345,9 @@ impl Importer {
     /// no ReLU of its own) is folded into the layer: each filter's weights times its `scale`,
     /// its bias `bias * scale + shift` (in f64). The chip then runs the folded layer, and the
     /// node passes its input on. Any other BatchNormalization runs on the host.
-    fn fold_batchnorms(&mut self, output: &str) {
+    fn fold_affines(&mut self, output: &str) {
         for k in 0..self.nodes.len() {
-            let Op::BatchNorm(bn) = &self.nodes[k].op else {
+            let Op::Affine(bn) = &self.nodes[k].op else {
                 continue;
             };
             let (scale, shift) = (bn.scale.clone(), bn.shift.clone());
@@ -353,7 +381,7 @@ impl Importer {
                 .collect();
             l.bias = Some(bias);
             l.folded = Some(scale);
-            if let Op::BatchNorm(bn) = &mut self.nodes[k].op {
+            if let Op::Affine(bn) = &mut self.nodes[k].op {
                 bn.folded_into = Some(layer_name);
             }
         }
@@ -656,12 +684,12 @@ impl Importer {
                 let shift = (0..c)
                     .map(|k| (beta[k] as f64 - mean[k] as f64 * scale[k] as f64) as f32)
                     .collect();
-                let bn = crate::BatchNorm {
+                let bn = crate::Affine {
                     scale,
                     shift,
                     folded_into: None,
                 };
-                (Op::BatchNorm(Box::new(bn)), vec![x], d)
+                (Op::Affine(Box::new(bn)), vec![x], d)
             }
             "Identity" | "Dropout" => {
                 let (x, d) = act(0)?;
@@ -807,18 +835,26 @@ impl Importer {
                         Op::Layer(l) => Some((l.bias.is_some(), l.layer.m as usize)),
                         _ => None,
                     });
-                    let Some((has_bias, m)) = layer else {
-                        return Err(fail(
-                            "adding a constant is supported only right after a layer (as its bias)"
-                                .into(),
-                        ));
-                    };
-                    if has_bias || c.floats.len() != m {
-                        return Err(fail(format!(
-                            "a constant of {} values after a layer of {m} filters{}",
-                            c.floats.len(),
-                            if has_bias { " that has a bias" } else { "" }
-                        )));
+                    // Anywhere else (or a layer that has a bias): a per-channel shift.
+                    let as_bias = layer.filter(|&(has_bias, m)| !has_bias && c.floats.len() == m);
+                    if as_bias.is_none() {
+                        let k = per_channel(&c, d)
+                            .ok_or_else(|| fail(broadcast_error(&c, d)))?;
+                        let a = crate::Affine {
+                            scale: vec![1.0; d[0]],
+                            shift: k,
+                            folded_into: None,
+                        };
+                        self.dims.insert(out.clone(), d);
+                        self.nodes.push(Node {
+                            name,
+                            op_type: op.into(),
+                            op: Op::Affine(Box::new(a)),
+                            inputs: vec![x],
+                            output: out.clone(),
+                            dims: d,
+                        });
+                        return Ok(());
                     }
                     let out = out.clone();
                     if let Some(last) = self.nodes.last_mut() {
@@ -840,6 +876,141 @@ impl Importer {
                 }
                 (Op::Add, vec![x, y], d)
             }
+            "Mul" | "Div" | "Sub" => {
+                // An activation and a constant (per channel or one value): an affine map.
+                let konst = |i: usize| n.input.get(i).and_then(|v| self.inits.get(v));
+                let (xi, ki) = match (konst(0), konst(1)) {
+                    (None, Some(_)) => (0, 1),
+                    (Some(_), None) if op != "Div" => (1, 0),
+                    _ => {
+                        return Err(fail(
+                            "expected an activation and a constant (an initializer); two activations, or a constant divided by an activation, are not supported"
+                                .into(),
+                        ))
+                    }
+                };
+                let (x, d) = act(xi)?;
+                let c = konst(ki).expect("a constant");
+                let k = per_channel(c, d).ok_or_else(|| fail(broadcast_error(c, d)))?;
+                let (scale, shift) = match (op, ki) {
+                    ("Mul", _) => (k, vec![0.0; d[0]]),
+                    ("Div", _) => {
+                        if let Some(z) = k.iter().position(|&v| v == 0.0) {
+                            return Err(fail(format!("divides channel {z} by 0")));
+                        }
+                        (k.iter().map(|&v| (1.0 / v as f64) as f32).collect(), vec![0.0; d[0]])
+                    }
+                    // x - k, or k - x.
+                    (_, 1) => (vec![1.0; d[0]], k.iter().map(|&v| -v).collect()),
+                    _ => (vec![-1.0; d[0]], k),
+                };
+                let a = crate::Affine {
+                    scale,
+                    shift,
+                    folded_into: None,
+                };
+                (Op::Affine(Box::new(a)), vec![x], d)
+            }
+            "Sigmoid" | "HardSigmoid" | "HardSwish" => {
+                let (x, d) = act(0)?;
+                let f = match op {
+                    "Sigmoid" => crate::Fun::Sigmoid,
+                    "HardSigmoid" => crate::Fun::HardSigmoid {
+                        alpha: float(n, "alpha", 0.2),
+                        beta: float(n, "beta", 0.5),
+                    },
+                    _ => crate::Fun::HardSwish,
+                };
+                if let crate::Fun::HardSigmoid { alpha, beta } = f {
+                    if !(alpha.is_finite() && beta.is_finite()) {
+                        return Err(fail(format!("alpha {alpha}, beta {beta}: expected finite numbers")));
+                    }
+                }
+                (Op::Map(f), vec![x], d)
+            }
+            "Concat" => {
+                let axis = int(n, "axis", 1);
+                let rank = if d_of(&self.dims, n.input.first())
+                    .is_some_and(|d: [usize; 3]| d[1] == 1 && d[2] == 1)
+                {
+                    2
+                } else {
+                    4
+                };
+                if axis != 1 && axis != 1 - rank {
+                    return Err(fail(format!(
+                        "axis {axis}: only the channel axis (1) is supported"
+                    )));
+                }
+                if n.input.is_empty() {
+                    return Err(fail("no inputs".into()));
+                }
+                let mut ins = Vec::new();
+                let mut c = 0;
+                let mut hw = None;
+                for i in 0..n.input.len() {
+                    let (v, dv) = act(i)?;
+                    if hw.is_some_and(|s| s != (dv[1], dv[2])) {
+                        return Err(fail(format!(
+                            "input `{v}` is {}x{}; every input must have the first's height and width",
+                            dv[1], dv[2]
+                        )));
+                    }
+                    hw = Some((dv[1], dv[2]));
+                    c += dv[0];
+                    ins.push(v);
+                }
+                let (h, w) = hw.expect("an input");
+                (Op::Concat, ins, [c, h, w])
+            }
+            "Pad" => {
+                let (x, [c, h, w]) = act(0)?;
+                let mode = n.attribute.iter().find(|a| a.name == "mode").map(|a| a.s.clone());
+                if mode.as_deref().is_some_and(|m| !m.is_empty() && m != b"constant") {
+                    return Err(fail("mode: only constant padding is supported".into()));
+                }
+                // Pads from input 1 (opset 11 on) or the attribute; the value from input 2 or
+                // the attribute (default 0).
+                let pads: Vec<i64> = match n.input.get(1).filter(|v| !v.is_empty()) {
+                    Some(v) => self
+                        .inits
+                        .get(v)
+                        .map(|t| t.ints.clone())
+                        .ok_or_else(|| fail(format!("pads `{v}` is not an initializer")))?,
+                    None => ints(n, "pads").unwrap_or(&[]).to_vec(),
+                };
+                if n.input.get(3).is_some_and(|v| !v.is_empty()) {
+                    return Err(fail("axes: not supported (pads for every axis)".into()));
+                }
+                let value = match n.input.get(2).filter(|v| !v.is_empty()) {
+                    Some(v) => match self.inits.get(v).map(|t| &t.floats[..]) {
+                        Some([x]) => *x,
+                        _ => return Err(fail(format!("value `{v}` is not one float initializer"))),
+                    },
+                    None => float(n, "value", 0.0),
+                };
+                // [N, C, H, W] begins then ends: only H and W padded, not below 0.
+                let [_, c0, t, l, _, c1, b, r] = pads[..] else {
+                    return Err(fail(format!(
+                        "pads {pads:?}: expected 8 (begin and end of N, C, H, W)"
+                    )));
+                };
+                if pads[0] != 0 || pads[4] != 0 || c0 != 0 || c1 != 0 {
+                    return Err(fail(format!("pads {pads:?}: only H and W may be padded")));
+                }
+                let cap = rowsim_workload::MAX_DIM as i64;
+                if [t, l, b, r].iter().any(|&p| !(0..=cap).contains(&p)) || !value.is_finite() {
+                    return Err(fail(format!(
+                        "pads {pads:?} or value {value}: expected pads from 0 to {cap}, a finite value"
+                    )));
+                }
+                let pads = [t as usize, l as usize, b as usize, r as usize];
+                let dims = [c, h + pads[0] + pads[2], w + pads[1] + pads[3]];
+                if dims[1] > cap as usize || dims[2] > cap as usize {
+                    return Err(fail(format!("the padded map is above the limit {cap}")));
+                }
+                (Op::Pad { pads, value }, vec![x], dims)
+            }
             "Softmax" => {
                 let (x, d) = act(0)?;
                 if d[1] != 1 || d[2] != 1 {
@@ -853,7 +1024,7 @@ impl Importer {
             }
             other => {
                 return Err(fail(format!(
-                    "op `{other}` is not supported; supported: Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Add, Softmax"
+                    "op `{other}` is not supported; supported: Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, Mul, Div, Sub, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Add, Concat, Pad, Softmax"
                 )))
             }
         };
@@ -896,7 +1067,7 @@ mod batchnorm_tests {
         let mut n_folded = 0;
         let names: Vec<String> = unfolded.nodes.iter().map(|n| n.name.clone()).collect();
         for k in 0..unfolded.nodes.len() {
-            let Op::BatchNorm(bn) = &unfolded.nodes[k].op else {
+            let Op::Affine(bn) = &unfolded.nodes[k].op else {
                 continue;
             };
             let Some(layer) = bn.folded_into.clone() else {
@@ -921,7 +1092,7 @@ mod batchnorm_tests {
                 .collect();
             l.bias = orig.iter().any(|&v| v.abs() > 1e-6).then_some(orig);
             l.folded = None;
-            if let Op::BatchNorm(bn) = &mut unfolded.nodes[k].op {
+            if let Op::Affine(bn) = &mut unfolded.nodes[k].op {
                 bn.folded_into = None;
             }
         }

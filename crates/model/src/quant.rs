@@ -143,8 +143,12 @@ pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelErr
             }
             Op::Add => frac_for(max[&node.output] as f64),
             Op::Softmax => 15,
-            Op::BatchNorm(bn) if bn.folded_into.is_some() => fin,
-            Op::BatchNorm(_) => frac_for(max[&node.output] as f64),
+            Op::Affine(bn) if bn.folded_into.is_some() => fin,
+            Op::Affine(_) | Op::Concat => frac_for(max[&node.output] as f64),
+            // Sigmoid and HardSigmoid lie in [0, 1]: Q1.15 (1.0 saturates to 32767).
+            Op::Map(crate::Fun::Sigmoid | crate::Fun::HardSigmoid { .. }) => 15,
+            Op::Map(_) => frac_for(max[&node.output] as f64),
+            Op::Pad { .. } => fin,
             Op::Relu { .. } | Op::Clip { .. } | Op::MaxPool(_) | Op::AvgPool(_) | Op::Reshape => {
                 fin
             }
