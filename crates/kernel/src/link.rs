@@ -46,22 +46,59 @@ use crate::component::StepCtx;
 use crate::wake;
 use crate::DomainId;
 
+/// A message and when it may be seen, in one word beside it (a lone message's channel slot is
+/// as small as the message allows): the cycle in bits 0..48, the number of further messages of
+/// a run it heads in bits 48..63, and in bit 63 whether nobody has asked for a step of the
+/// receiver at its arrival yet.
+///
+/// Runs: the first message of a run sent at consecutive edges (one a cycle) carries the number
+/// of the others, which follow it through the link's run channel as one vector, each visible a
+/// cycle after the one before: two channel operations and one wake-up for the run, with the
+/// visibility and the credits each message would have had if sent alone. The wake-up at the
+/// arrival of a run's later message is asked for by the receiver once the message is at the
+/// head of its queue (see [`LinkRx::post_head`]).
 struct Envelope<T> {
-    ready_at: u64,
+    stamp: u64,
     item: T,
-    /// Whether a wake-up of the receiver at `ready_at` has been asked for: by the sender for a
-    /// message sent alone or the first of a run, else by the receiver once the message is at
-    /// the head of its queue and not yet arrived (see [`LinkRx::post_head`]).
-    posted: bool,
 }
 
-/// What travels through the channel: one message, or a run of them sent at consecutive edges
-/// (one a cycle), the first visible at `first_ready` and each one a cycle after the one
-/// before: one channel operation and one wake-up for the run, with the visibility and the
-/// credits each message would have had if sent alone.
-enum Packet<T> {
-    One(Envelope<T>),
-    Run { first_ready: u64, items: Vec<T> },
+const CYCLE_BITS: u32 = 48;
+const CYCLE_MASK: u64 = (1 << CYCLE_BITS) - 1;
+const UNPOSTED: u64 = 1 << 63;
+/// The longest run after its first message (a run is at most a link's capacity, 1,024 for
+/// the configs' deepest FIFO).
+const MAX_REST: u64 = (1 << (63 - CYCLE_BITS)) - 1;
+
+impl<T> Envelope<T> {
+    #[inline(always)]
+    fn new(ready_at: u64, item: T, rest: u64, posted: bool) -> Self {
+        debug_assert!(ready_at <= CYCLE_MASK && rest <= MAX_REST);
+        let unposted = if posted { 0 } else { UNPOSTED };
+        Envelope {
+            stamp: ready_at | rest << CYCLE_BITS | unposted,
+            item,
+        }
+    }
+
+    #[inline(always)]
+    fn ready_at(&self) -> u64 {
+        self.stamp & CYCLE_MASK
+    }
+
+    #[inline(always)]
+    fn rest(&self) -> u64 {
+        (self.stamp & !UNPOSTED) >> CYCLE_BITS
+    }
+
+    #[inline(always)]
+    fn posted(&self) -> bool {
+        self.stamp & UNPOSTED == 0
+    }
+
+    #[inline(always)]
+    fn set_posted(&mut self) {
+        self.stamp &= !UNPOSTED;
+    }
 }
 
 /// Events (sends, or pops) of one end of a same-clock link, by the cycle they happen at, as the
@@ -321,12 +358,14 @@ impl<T> Link<T> {
         let published = Arc::new(Published::default());
         let cap = capacity as usize;
         let (data_tx, data_rx) = bounded(cap);
+        let (runs_tx, runs_rx) = bounded(cap);
         let (credit_tx, credit_rx) = bounded(cap);
         Ok(Link {
             tx: LinkTx {
                 name: name.clone(),
                 domain: tx_domain,
                 data: data_tx,
+                runs: runs_tx,
                 credits_back: credit_rx,
                 returning: VecDeque::with_capacity(cap),
                 credits: capacity,
@@ -341,6 +380,7 @@ impl<T> Link<T> {
                 name,
                 domain: rx_domain,
                 data: data_rx,
+                runs: runs_rx,
                 queue: VecDeque::with_capacity(cap),
                 credits_to: credit_tx,
                 delay: backward,
@@ -357,7 +397,9 @@ impl<T> Link<T> {
 pub struct LinkTx<T> {
     name: Arc<str>,
     domain: DomainId,
-    data: Sender<Packet<T>>,
+    data: Sender<Envelope<T>>,
+    /// The messages of runs after their first (see [`Envelope::rest`]).
+    runs: Sender<Vec<T>>,
     credits_back: Receiver<u64>,
     /// Credits the receiver has returned that are not usable yet, by the cycle they become usable.
     returning: VecDeque<u64>,
@@ -501,22 +543,17 @@ impl<T> LinkTx<T> {
             Delay::Cycles(n) => cycle + n,
             d => d.visible_at(cx),
         };
-        let env = Envelope {
-            ready_at,
-            item,
-            posted: true,
-        };
-        self.put(Packet::One(env));
+        self.put(Envelope::new(ready_at, item, 0, true));
         self.published.sends.record(cycle, cx.cycle);
         wake::interact(self.published.rx_owner.load(Ordering::Acquire), ready_at);
         Ok(())
     }
 
     #[inline]
-    fn put(&mut self, packet: Packet<T>) {
+    fn put(&mut self, env: Envelope<T>) {
         // The credit count bounds the messages in the channel by its capacity, and the receiver
         // lives as long as the simulation; a failure here is a broken kernel invariant.
-        if self.data.try_send(packet).is_err() {
+        if self.data.try_send(env).is_err() {
             panic!(
                 "link `{}`: channel refused a message although a credit was held",
                 self.name
@@ -545,7 +582,13 @@ impl<T> LinkTx<T> {
         self.credits -= n as u32;
         self.sent += n as u64;
         let first_ready = first + latency;
-        self.put(Packet::Run { first_ready, items });
+        let mut items = items;
+        let rest = items.split_off(1);
+        let head = items.pop().expect("a run of at least one");
+        if !rest.is_empty() && self.runs.try_send(rest).is_err() {
+            panic!("link `{}`: run channel refused a run", self.name);
+        }
+        self.put(Envelope::new(first_ready, head, (n - 1) as u64, true));
         for k in 0..n as u64 {
             self.published.sends.record(first + k, cx.cycle);
         }
@@ -588,7 +631,8 @@ impl<T> LinkTx<T> {
 pub struct LinkRx<T> {
     name: Arc<str>,
     domain: DomainId,
-    data: Receiver<Packet<T>>,
+    data: Receiver<Envelope<T>>,
+    runs: Receiver<Vec<T>>,
     queue: VecDeque<Envelope<T>>,
     credits_to: Sender<u64>,
     delay: Delay,
@@ -611,33 +655,36 @@ impl<T> LinkRx<T> {
         }
         self.bound = true;
         self.published.rx_owner.store(me, Ordering::Release);
-        while let Ok(packet) = self.data.try_recv() {
-            self.unpack(packet);
+        while let Ok(env) = self.data.try_recv() {
+            self.unpack(env);
         }
         for env in &mut self.queue {
-            wake::post(me, env.ready_at);
-            env.posted = true;
+            wake::post(me, env.ready_at());
+            env.set_posted();
         }
     }
 
     /// Moves a packet from the channel into the queue, a run as its messages.
-    #[inline]
-    fn unpack(&mut self, packet: Packet<T>) {
-        match packet {
-            Packet::One(env) => {
-                self.queue.push_back(env);
-                self.drained += 1;
-            }
-            Packet::Run { first_ready, items } => {
-                self.drained += items.len() as u64;
-                for (k, item) in items.into_iter().enumerate() {
-                    self.queue.push_back(Envelope {
-                        ready_at: first_ready + k as u64,
-                        item,
-                        posted: k == 0,
-                    });
-                }
-            }
+    #[inline(always)]
+    fn unpack(&mut self, env: Envelope<T>) {
+        let (first_ready, rest) = (env.ready_at(), env.rest());
+        self.queue.push_back(env);
+        self.drained += 1;
+        if rest > 0 {
+            self.unpack_run(first_ready);
+        }
+    }
+
+    /// The messages of a run after its first, from the run channel.
+    #[cold]
+    fn unpack_run(&mut self, first_ready: u64) {
+        let Ok(items) = self.runs.try_recv() else {
+            panic!("link `{}`: a run's messages are missing", self.name);
+        };
+        self.drained += items.len() as u64;
+        for (k, item) in items.into_iter().enumerate() {
+            self.queue
+                .push_back(Envelope::new(first_ready + 1 + k as u64, item, 0, false));
         }
     }
 
@@ -645,26 +692,41 @@ impl<T> LinkRx<T> {
     /// step at its arrival (a message of a run after the first) and that is after `now`, asks
     /// for one, as its own send would have (the scheduler drops it if the receiver has run
     /// ahead past it).
-    #[inline]
+    #[inline(always)]
     fn post_head(&mut self, now: u64) {
+        // Almost always posted already (a message sent alone): one load and a branch.
+        if self.queue.front().is_some_and(|env| !env.posted()) {
+            self.post_head_slow(now);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn post_head_slow(&mut self, now: u64) {
+        let owner = self.published.rx_owner.load(Ordering::Relaxed);
         if let Some(env) = self.queue.front_mut() {
-            if !env.posted && env.ready_at > now {
-                env.posted = true;
-                wake::post(
-                    self.published.rx_owner.load(Ordering::Relaxed),
-                    env.ready_at,
-                );
+            if env.ready_at() > now {
+                env.set_posted();
+                wake::post(owner, env.ready_at());
             }
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn drain(&mut self) {
-        // Exactly the messages published so far: no channel call that finds it empty.
+        // Exactly the messages published so far: no channel call that finds it empty (the
+        // common case, a poll of an empty link, is one load and a compare).
         let sent = self.published.sends.total();
+        if self.drained < sent {
+            self.drain_new(sent);
+        }
+    }
+
+    #[inline(never)]
+    fn drain_new(&mut self, sent: u64) {
         while self.drained < sent {
             match self.data.try_recv() {
-                Ok(packet) => self.unpack(packet),
+                Ok(env) => self.unpack(env),
                 Err(_) => break,
             }
         }
@@ -677,7 +739,7 @@ impl<T> LinkRx<T> {
     }
 
     /// The head of the link, if it has arrived by edge `cycle` (seen from a step at `cx`).
-    #[inline]
+    #[inline(always)]
     fn arrived_by(&mut self, cx: &StepCtx, cycle: u64) -> Option<&Envelope<T>> {
         debug_assert_eq!(
             cx.domain, self.domain,
@@ -691,7 +753,7 @@ impl<T> LinkRx<T> {
             self.drain();
         }
         self.post_head(cx.cycle);
-        self.queue.front().filter(|env| env.ready_at <= cycle)
+        self.queue.front().filter(|env| env.ready_at() <= cycle)
     }
 
     /// Takes the message at the head of the link, if it has arrived, and returns its credit.
@@ -741,7 +803,7 @@ impl<T> LinkRx<T> {
         if self.queue.is_empty() {
             self.drain();
         }
-        self.queue.front().map(|e| e.ready_at)
+        self.queue.front().map(|e| e.ready_at())
     }
 
     /// Messages that have arrived by this edge and wait to be taken.
@@ -753,15 +815,15 @@ impl<T> LinkRx<T> {
         let n = self
             .queue
             .iter()
-            .take_while(|e| e.ready_at <= cx.cycle)
+            .take_while(|e| e.ready_at() <= cx.cycle)
             .count();
         // The first one not arrived yet: a step at its arrival, as its own send would ask.
         if let Some(env) = self.queue.get_mut(n) {
-            if !env.posted {
-                env.posted = true;
+            if !env.posted() {
+                env.set_posted();
                 wake::post(
                     self.published.rx_owner.load(Ordering::Relaxed),
-                    env.ready_at,
+                    env.ready_at(),
                 );
             }
         }
@@ -777,7 +839,7 @@ impl<T> LinkRx<T> {
             .iter()
             .take(max)
             .enumerate()
-            .take_while(|(k, e)| e.ready_at <= first + *k as u64)
+            .take_while(|(k, e)| e.ready_at() <= first + *k as u64)
             .count()
     }
 
