@@ -1006,7 +1006,6 @@ fn output_paths_stay_in_their_folder_and_never_clash() {
 #[cfg(unix)]
 #[test]
 fn an_interrupted_net_run_keeps_the_statistics_of_the_layers_that_finished() {
-    use std::io::{BufRead, BufReader};
     let dir = scratch("interrupted_net");
     std::fs::create_dir_all(&dir).unwrap();
     let csv = dir.join("net.csv");
@@ -1026,29 +1025,9 @@ fn an_interrupted_net_run_keeps_the_statistics_of_the_layers_that_finished() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "ended early:\n{text}"
-        );
-        text.push_str(&line);
-        if line.contains("running") && line.contains("large") {
-            break;
-        }
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let kill = Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let (status, text, rest) = signal_once(&mut child, "-INT", |line| {
+        line.contains("running") && line.contains("large")
+    });
     assert_eq!(status.code(), Some(130), "{text}{rest}");
     assert!(
         rest.contains("the statistics of the 1 layer(s) that finished"),
@@ -1350,7 +1329,6 @@ fn every_config_the_check_accepts_runs_or_has_no_mapping() {
 #[cfg(unix)]
 #[test]
 fn an_interrupted_sweep_keeps_its_written_points_and_stops() {
-    use std::io::{BufRead, BufReader};
     let dir = scratch("interrupted_sweep");
     std::fs::create_dir_all(&dir).unwrap();
     let csv = dir.join("net.csv");
@@ -1379,29 +1357,8 @@ fn an_interrupted_sweep_keeps_its_written_points_and_stops() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "ended early:\n{text}"
-        );
-        text.push_str(&line);
-        if line.contains("1/4 points done") {
-            break;
-        }
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let kill = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    let (status, text, rest) =
+        signal_once(&mut child, "-TERM", |line| line.contains("1/4 points done"));
     assert_eq!(status.code(), Some(130), "{text}{rest}");
     assert!(
         rest.contains("sweep: interrupted; the first 1 of this shard's 4 points are written"),
@@ -1413,4 +1370,38 @@ fn an_interrupted_sweep_keeps_its_written_points_and_stops() {
     let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(v["index"], 0);
     assert_eq!(v["stats"]["verified"], true);
+}
+
+/// Reads `child`'s stderr until a line `at` matches, waits 300 ms, sends `signal` (`-INT`,
+/// `-TERM`), and waits for it: its status, the stderr before the signal, and after.
+#[cfg(unix)]
+fn signal_once(
+    child: &mut std::process::Child,
+    signal: &str,
+    at: impl Fn(&str) -> bool,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "ended early:\n{text}"
+        );
+        text.push_str(&line);
+        if at(&line) {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .arg(signal)
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    (child.wait().unwrap(), text, rest)
 }

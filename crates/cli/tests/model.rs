@@ -99,6 +99,41 @@ fn write(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// `rowsim run --net model --hw hw --batch 2`, which must succeed bit-exact: its statistics,
+/// each node's by name, and what it printed on stderr.
+struct Ran {
+    stats: serde_json::Value,
+    err: String,
+}
+
+impl Ran {
+    fn node(&self, name: &str) -> serde_json::Value {
+        self.stats["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("no node `{name}`"))
+            .clone()
+    }
+}
+
+fn run_bit_exact(model: &Path, tag: &str, hw: &str) -> Ran {
+    let out = scratch_in("model", &format!("{tag}-{hw}.json"));
+    let o = rowsim()
+        .args(["run", "--hw", hw, "--batch", "2", "--net"])
+        .arg(model)
+        .arg("--stats-json")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{hw}: {err}");
+    let stats = stats(&out);
+    assert_eq!(stats["bit_exact"], true, "{tag} on {hw}");
+    Ran { stats, err }
+}
+
 /// A ResNet-style block (a residual Add, AveragePool, an FC layer over the pooled map, bias
 /// and a fused ReLU) made here, on the tiny config and on eyeriss-v1: bit-exact.
 #[test]
@@ -148,40 +183,29 @@ fn a_resnet_block_made_here_imports_and_runs_bit_exact() {
 fn batchnorm_folds_into_the_layer_before_it_or_runs_on_the_host() {
     let model = write("bn.onnx", &build::batchnorm_block());
     for hw in ["tiny", "eyeriss-v1"] {
-        let out = scratch_in("model", &format!("bn-{hw}.json"));
-        let o = rowsim()
-            .args(["run", "--hw", hw, "--batch", "3", "--net"])
-            .arg(&model)
-            .arg("--stats-json")
-            .arg(&out)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "{hw}: {err}");
-        let s = stats(&out);
-        assert_eq!(s["bit_exact"], true, "{hw}");
-        let nodes = s["nodes"].as_array().unwrap();
-        let node = |name: &str| nodes.iter().find(|n| n["name"] == name).unwrap().clone();
-        assert_eq!(node("bn_in")["on"], "host");
+        let r = run_bit_exact(&model, "bn", hw);
+        assert_eq!(r.node("bn_in")["on"], "host");
         assert!(
-            node("bn_in")["note"]
+            r.node("bn_in")["note"]
                 .as_str()
                 .unwrap()
                 .starts_with("x * scale (Q"),
-            "{err}"
+            "{}",
+            r.err
         );
         for (bn, conv) in [("bn_a", "conv_a"), ("bn_b", "conv_b")] {
-            let note = node(bn)["note"].as_str().unwrap().to_string();
+            let note = r.node(bn)["note"].as_str().unwrap().to_string();
             assert!(note.starts_with(&format!("folded into `{conv}`")), "{note}");
-            assert_eq!(node(conv)["on"], "chip");
+            assert_eq!(r.node(conv)["on"], "chip");
             assert!(
-                node(conv)["note"].as_str().unwrap().contains(
+                r.node(conv)["note"].as_str().unwrap().contains(
                     "affine map after it (BatchNormalization, Mul, Div, Sub, Add) folded"
                 ),
-                "{err}"
+                "{}",
+                r.err
             );
         }
-        assert_eq!(s["layers"].as_array().unwrap().len(), 3);
+        assert_eq!(r.stats["layers"].as_array().unwrap().len(), 3);
     }
     // Pruned, the folded layers are written back unfolded: reloaded (and folded again) each
     // keeps half its weights, the kept ones exactly the weights before pruning.
@@ -232,40 +256,23 @@ fn batchnorm_folds_into_the_layer_before_it_or_runs_on_the_host() {
 fn a_mobilenet_v2_block_with_a_strided_depthwise_conv_runs_bit_exact() {
     let model = write("mobilenet.onnx", &build::mobilenet_block());
     for hw in ["tiny", "eyeriss-v1"] {
-        let out = scratch_in("model", &format!("mobilenet-{hw}.json"));
-        let o = rowsim()
-            .args(["run", "--hw", hw, "--batch", "2", "--net"])
-            .arg(&model)
-            .arg("--stats-json")
-            .arg(&out)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "{hw}: {err}");
-        let s = stats(&out);
-        assert_eq!(s["bit_exact"], true, "{hw}");
-        let nodes = s["nodes"].as_array().unwrap();
-        let node = |name: &str| nodes.iter().find(|n| n["name"] == name).unwrap().clone();
+        let r = run_bit_exact(&model, "mobilenet", hw);
         for conv in ["expand", "depthwise", "project", "fc"] {
-            assert_eq!(node(conv)["on"], "chip", "{conv}");
+            assert_eq!(r.node(conv)["on"], "chip", "{conv}");
         }
         for bn in ["bn_expand", "bn_depthwise", "bn_project"] {
-            assert!(
-                node(bn)["note"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("folded into"),
-                "{bn}"
-            );
+            let note = r.node(bn)["note"].as_str().unwrap().to_string();
+            assert!(note.starts_with("folded into"), "{bn}: {note}");
         }
-        assert_eq!(node("relu6_a")["on"], "host");
+        assert_eq!(r.node("relu6_a")["on"], "host");
         assert!(
-            err.contains(
+            r.err.contains(
                 "CONV layer depthwise: N=1 C=16 H=8 W=8 M=16 R=3 S=3 U=2x2 pad=1 G=16 -> E=4 F=4"
             ),
-            "{err}"
+            "{}",
+            r.err
         );
-        assert_eq!(s["layers"].as_array().unwrap().len(), 4);
+        assert_eq!(r.stats["layers"].as_array().unwrap().len(), 4);
     }
 }
 
@@ -276,20 +283,7 @@ fn a_mobilenet_v2_block_with_a_strided_depthwise_conv_runs_bit_exact() {
 fn elementwise_operators_run_on_the_host_around_the_chip() {
     let model = write("elementwise.onnx", &build::elementwise_block());
     for hw in ["tiny", "eyeriss-v1"] {
-        let out = scratch_in("model", &format!("elementwise-{hw}.json"));
-        let o = rowsim()
-            .args(["run", "--hw", hw, "--batch", "2", "--net"])
-            .arg(&model)
-            .arg("--stats-json")
-            .arg(&out)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success(), "{hw}: {err}");
-        let s = stats(&out);
-        assert_eq!(s["bit_exact"], true, "{hw}");
-        let nodes = s["nodes"].as_array().unwrap();
-        let node = |name: &str| nodes.iter().find(|n| n["name"] == name).unwrap().clone();
+        let r = run_bit_exact(&model, "elementwise", hw);
         for host in [
             "scale",
             "center",
@@ -300,17 +294,19 @@ fn elementwise_operators_run_on_the_host_around_the_chip() {
             "pad",
             "hsig",
         ] {
-            assert_eq!(node(host)["on"], "host", "{host}");
+            assert_eq!(r.node(host)["on"], "host", "{host}");
         }
-        assert_eq!(node("conv")["on"], "chip");
-        assert!(node("offset")["note"]
+        assert_eq!(r.node("conv")["on"], "chip");
+        assert!(r.node("offset")["note"]
             .as_str()
             .unwrap()
             .starts_with("folded into `conv`"));
-        assert_eq!(node("sigmoid")["out_frac"], 15);
+        assert_eq!(r.node("sigmoid")["out_frac"], 15);
         assert!(
-            err.contains("CONV layer conv: N=1 C=8 H=8 W=8 M=4 R=3 S=3"),
-            "{err}"
+            r.err
+                .contains("CONV layer conv: N=1 C=8 H=8 W=8 M=4 R=3 S=3"),
+            "{}",
+            r.err
         );
     }
 }

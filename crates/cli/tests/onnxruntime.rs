@@ -58,51 +58,15 @@ fn the_chip_agrees_with_onnx_runtime_on_the_digits_model() {
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn the_resnet_block_runs_in_onnx_runtime_as_rowsim_reads_it() {
     // The block made by rowsim_model::build, run by ONNX Runtime and by rowsim's float model on
-    // the same images: the same top-1 for every image; the chip's on at least 95%.
-    let model = scratch_in("onnxruntime", "block.onnx");
-    std::fs::write(&model, rowsim_model::build::resnet_block()).unwrap();
-    let x = scratch_in("onnxruntime", "block_x.npy");
-    let stats = scratch_in("onnxruntime", "block.json");
-    python(&format!(
-        "import numpy as np\n\
-         np.save('{}', np.random.default_rng(3).uniform(-1, 1, size=(64, 4, 6, 6)).astype(np.float32))\n",
-        x.display()
-    ));
-    let o = rowsim()
-        .args(["run", "-q", "--net"])
-        .arg(&model)
-        .arg("--input")
-        .arg(&x)
-        .arg("--stats-json")
-        .arg(&stats)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = python(&format!(
-        "import json, numpy as np, onnxruntime as ort\n\
-         s = json.load(open('{}'))\n\
-         x = np.load('{}')\n\
-         p = ort.InferenceSession('{}', providers=['CPUExecutionProvider']).run(None, {{'x': x}})[0].reshape(len(x), -1).argmax(1)\n\
-         print((p == np.array(s['predictions'])).mean(), (p == np.array(s['float_predictions'])).mean())\n",
-        stats.display(),
-        x.display(),
-        model.display()
-    ));
-    let v: Vec<f64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
-    eprintln!(
-        "the chip agrees with ONNX Runtime on {}, rowsim's float model on {}",
-        v[0], v[1]
-    );
-    assert!(
-        v[0] >= 0.95,
-        "the chip agrees with ONNX Runtime on {}",
-        v[0]
-    );
+    // the same images: the same top-1 for every image (and the same values); the chip's on at
+    // least 95%.
+    let (chip, float) =
+        top1_against_onnx_runtime("block", &rowsim_model::build::resnet_block(), "4, 6, 6");
+    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
     // rowsim reads the model as ONNX Runtime does: the same float top-1 on every image.
     assert_eq!(
-        v[1], 1.0,
-        "rowsim's float model agrees with ONNX Runtime on {}",
-        v[1]
+        float, 1.0,
+        "rowsim's float model agrees with ONNX Runtime on {float}"
     );
 }
 

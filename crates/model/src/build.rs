@@ -232,6 +232,37 @@ pub fn resnet_block() -> Vec<u8> {
     )
 }
 
+/// A BatchNormalization node whose parameters are the initializers `{p}_g`, `{p}_b`, `{p}_m`
+/// and `{p}_v` (see [`batchnorm_params`]), epsilon 1e-5.
+fn batchnorm(name: &str, x: &str, y: &str, p: &str) -> NodeProto {
+    node(
+        "BatchNormalization",
+        name,
+        &[
+            x,
+            &format!("{p}_g"),
+            &format!("{p}_b"),
+            &format!("{p}_m"),
+            &format!("{p}_v"),
+        ],
+        y,
+        vec![float("epsilon", 1e-5)],
+    )
+}
+
+/// The parameters of [`batchnorm`] `p` over `c` channels, as a trained network has them:
+/// scales around 1, small shifts and means, variances in 0.5..1.5.
+fn batchnorm_params(p: &str, c: i64, seed: u64) -> Vec<TensorProto> {
+    let n = c as usize;
+    let around_1 = |v: Vec<f32>| v.into_iter().map(|x| x + 1.0).collect::<Vec<_>>();
+    vec![
+        floats(&format!("{p}_g"), &[c], around_1(weights(n, 0.3, seed))),
+        floats(&format!("{p}_b"), &[c], weights(n, 0.2, seed + 1)),
+        floats(&format!("{p}_m"), &[c], weights(n, 0.3, seed + 2)),
+        floats(&format!("{p}_v"), &[c], around_1(weights(n, 0.5, seed + 3))),
+    ]
+}
+
 /// A torchvision-style block over `[N, 4, 6, 6]` with BatchNormalization three ways: on the
 /// input (no layer before it: on the host), after a CONV 3x3 without bias (folded into it;
 /// ReLU after), after a CONV 3x3 with bias (folded into it), then a residual Add of the block's
@@ -239,23 +270,8 @@ pub fn resnet_block() -> Vec<u8> {
 /// variances are those of a trained network (variances in 0.5..1.5), epsilon 1e-5.
 pub fn batchnorm_block() -> Vec<u8> {
     let c = 4i64;
-    let bn = |name: &str, x: &str, y: &str, p: &str| {
-        node(
-            "BatchNormalization",
-            name,
-            &[
-                x,
-                &format!("{p}_g"),
-                &format!("{p}_b"),
-                &format!("{p}_m"),
-                &format!("{p}_v"),
-            ],
-            y,
-            vec![float("epsilon", 1e-5)],
-        )
-    };
     let nodes = vec![
-        bn("bn_in", "x", "xn", "n0"),
+        batchnorm("bn_in", "x", "xn", "n0"),
         node(
             "Conv",
             "conv_a",
@@ -263,7 +279,7 @@ pub fn batchnorm_block() -> Vec<u8> {
             "a",
             vec![ints("pads", &[1, 1, 1, 1]), ints("kernel_shape", &[3, 3])],
         ),
-        bn("bn_a", "a", "an", "n1"),
+        batchnorm("bn_a", "a", "an", "n1"),
         node("Relu", "relu_a", &["an"], "ra", vec![]),
         node(
             "Conv",
@@ -272,7 +288,7 @@ pub fn batchnorm_block() -> Vec<u8> {
             "b",
             vec![ints("pads", &[1, 1, 1, 1])],
         ),
-        bn("bn_b", "b", "bn", "n2"),
+        batchnorm("bn_b", "b", "bn", "n2"),
         node("Add", "residual", &["bn", "x"], "s", vec![]),
         node("Relu", "relu_s", &["s"], "rs", vec![]),
         node(
@@ -300,20 +316,7 @@ pub fn batchnorm_block() -> Vec<u8> {
         floats("bf", &[5], weights(5, 0.1, 5)),
     ];
     for (k, p) in ["n0", "n1", "n2"].iter().enumerate() {
-        let s = 10 + 4 * k as u64;
-        let shifted = |v: Vec<f32>, by: f32| v.into_iter().map(|x| x + by).collect::<Vec<_>>();
-        inits.push(floats(
-            &format!("{p}_g"),
-            &[c],
-            shifted(weights(4, 0.3, s), 1.0),
-        ));
-        inits.push(floats(&format!("{p}_b"), &[c], weights(4, 0.2, s + 1)));
-        inits.push(floats(&format!("{p}_m"), &[c], weights(4, 0.3, s + 2)));
-        inits.push(floats(
-            &format!("{p}_v"),
-            &[c],
-            shifted(weights(4, 0.5, s + 3), 1.0),
-        ));
+        inits.extend(batchnorm_params(p, c, 10 + 4 * k as u64));
     }
     model(
         nodes,
@@ -330,21 +333,6 @@ pub fn batchnorm_block() -> Vec<u8> {
 /// FC layer to 5 classes. No CONV has a bias (BatchNormalization follows each).
 pub fn mobilenet_block() -> Vec<u8> {
     let (c, e) = (8i64, 16i64);
-    let bn = |name: &str, x: &str, y: &str, p: &str| {
-        node(
-            "BatchNormalization",
-            name,
-            &[
-                x,
-                &format!("{p}_g"),
-                &format!("{p}_b"),
-                &format!("{p}_m"),
-                &format!("{p}_v"),
-            ],
-            y,
-            vec![float("epsilon", 1e-5)],
-        )
-    };
     let nodes = vec![
         node(
             "Conv",
@@ -353,7 +341,7 @@ pub fn mobilenet_block() -> Vec<u8> {
             "a",
             vec![ints("kernel_shape", &[1, 1])],
         ),
-        bn("bn_expand", "a", "an", "n0"),
+        batchnorm("bn_expand", "a", "an", "n0"),
         node("Clip", "relu6_a", &["an", "zero", "six"], "ra", vec![]),
         node(
             "Conv",
@@ -367,7 +355,7 @@ pub fn mobilenet_block() -> Vec<u8> {
                 int("group", e),
             ],
         ),
-        bn("bn_depthwise", "d", "dn", "n1"),
+        batchnorm("bn_depthwise", "d", "dn", "n1"),
         node("Clip", "relu6_d", &["dn", "zero", "six"], "rd", vec![]),
         node(
             "Conv",
@@ -376,7 +364,7 @@ pub fn mobilenet_block() -> Vec<u8> {
             "p",
             vec![ints("kernel_shape", &[1, 1])],
         ),
-        bn("bn_project", "p", "pn", "n2"),
+        batchnorm("bn_project", "p", "pn", "n2"),
         node("GlobalAveragePool", "gap", &["pn"], "g", vec![]),
         node("Flatten", "flatten", &["g"], "f", vec![int("axis", 1)]),
         node(
@@ -397,21 +385,7 @@ pub fn mobilenet_block() -> Vec<u8> {
         floats("six", &[], vec![6.0]),
     ];
     for (k, (p, ch)) in [("n0", e), ("n1", e), ("n2", c)].iter().enumerate() {
-        let s = 30 + 4 * k as u64;
-        let n = *ch as usize;
-        let shifted = |v: Vec<f32>, by: f32| v.into_iter().map(|x| x + by).collect::<Vec<_>>();
-        inits.push(floats(
-            &format!("{p}_g"),
-            &[*ch],
-            shifted(weights(n, 0.3, s), 1.0),
-        ));
-        inits.push(floats(&format!("{p}_b"), &[*ch], weights(n, 0.2, s + 1)));
-        inits.push(floats(&format!("{p}_m"), &[*ch], weights(n, 0.3, s + 2)));
-        inits.push(floats(
-            &format!("{p}_v"),
-            &[*ch],
-            shifted(weights(n, 0.5, s + 3), 1.0),
-        ));
+        inits.extend(batchnorm_params(p, *ch, 30 + 4 * k as u64));
     }
     model(
         nodes,
