@@ -19,8 +19,8 @@
 //!
 //! # Runs
 //! A component running ahead may send several messages at consecutive edges as one *run*
-//! ([`LinkTx::send_run_at`]) and take several as one ([`LinkRx::take_run_at`]): one channel
-//! operation and one wake-up instead of one per message, with every message visible, and every
+//! ([`LinkTx::send_run_at`]) and take several as one ([`LinkRx::take_run_at`]): two channel
+//! operations and one wake-up instead of one per message, with every message visible, and every
 //! credit usable, at the edge it would have been had each gone alone. The wake-ups a run does
 //! not make at once are asked for when they can matter: the receiver asks for a step at the
 //! arrival of a message of a run once it is at the head of its queue and not yet there, and a
@@ -565,8 +565,8 @@ impl<T> LinkTx<T> {
     /// same-clock link, `first` at or after the current edge), spending one credit held now
     /// for each (see [`LinkTx::credits_held`]), or hands them back if too few are held. The
     /// receiver sees each one exactly when a send at its edge would have shown it, and the
-    /// FIFO level counts each from its edge on; the run is one channel operation and one
-    /// link interaction.
+    /// FIFO level counts each from its edge on; the run is two channel operations (see
+    /// [`Envelope`]) and one link interaction.
     pub fn send_run_at(&mut self, cx: &StepCtx, first: u64, items: Vec<T>) -> Result<(), Vec<T>> {
         let n = items.len();
         let Delay::Cycles(latency) = self.delay else {
@@ -582,9 +582,10 @@ impl<T> LinkTx<T> {
         self.credits -= n as u32;
         self.sent += n as u64;
         let first_ready = first + latency;
-        let mut items = items;
-        let rest = items.split_off(1);
-        let head = items.pop().expect("a run of at least one");
+        // The first travels as the run's header, the rest as one vector (no new allocation:
+        // a shift of a run's few messages).
+        let mut rest = items;
+        let head = rest.remove(0);
         if !rest.is_empty() && self.runs.try_send(rest).is_err() {
             panic!("link `{}`: run channel refused a run", self.name);
         }
@@ -664,7 +665,7 @@ impl<T> LinkRx<T> {
         }
     }
 
-    /// Moves a packet from the channel into the queue, a run as its messages.
+    /// Moves a message from the channel into the queue, and the rest of a run it heads.
     #[inline(always)]
     fn unpack(&mut self, env: Envelope<T>) {
         let (first_ready, rest) = (env.ready_at(), env.rest());
