@@ -292,6 +292,23 @@ fn cases() -> Vec<Case> {
             error: "no CONV or FC node `pool1`; its layers: conv1, conv2, fc1, fc2",
         },
         Case {
+            what: "a GEMM problem with sparse weights",
+            files: &[(
+                "sparse_b.yaml",
+                "problem:\n  instance:\n    M: 4\n    K: 8\n    N: 4\n    densities:\n      B:\n        density: 0.3\n",
+            )],
+            args: &["map", "--hw", "tiny", "--layer", "{dir}/sparse_b.yaml"],
+            stdin: "",
+            error: "problem.instance.densities.B: the weights' density is not taken from a problem file",
+        },
+        Case {
+            what: "a GEMM problem with a convolution's dimension",
+            files: &[("mixed.yaml", "problem:\n  instance: {M: 4, K: 8, N: 4, R: 3}\n")],
+            args: &["map", "--hw", "tiny", "--layer", "{dir}/mixed.yaml"],
+            stdin: "",
+            error: "problem.instance.R: unknown dimension of a GEMM problem; expected M, N, K",
+        },
+        Case {
             what: "a repeated --set of one field in sweep",
             files: &[],
             args: &[

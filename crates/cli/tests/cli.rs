@@ -1405,3 +1405,70 @@ fn signal_once(
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     (child.wait().unwrap(), text, rest)
 }
+
+/// Timeloop GEMM problems (`gemm_ABZ`, timeloop-accelergy-exercises' `MM/`) are FC layers: the
+/// three in workloads/timeloop-mm map on eyeriss-v1; a small one runs bit-exact on tiny (with
+/// the counts the mapper predicts, which `run` checks), and `sweep` and `compare` take it.
+#[test]
+fn timeloop_gemm_problems_map_and_run_as_fc_layers() {
+    for f in ["M1024-K512-N256", "M512-K128-N1024", "M512-K256-N1024"] {
+        let o = rowsim()
+            .args(["map", "--layer", &format!("workloads/timeloop-mm/{f}.yaml")])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            text.contains("R=1 S=1") && text.contains("mapping "),
+            "{f}: {text}"
+        );
+    }
+    let dir = scratch("gemm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let small = dir.join("gemm.yaml");
+    std::fs::write(
+        &small,
+        "problem:\n  instance:\n    M: 6\n    K: 12\n    N: 4\n    densities:\n      A:\n        density: 0.7\n  shape:\n    name: gemm_ABZ\n",
+    )
+    .unwrap();
+    let o = rowsim()
+        .args(["run", "--hw", "tiny", "--layer"])
+        .arg(&small)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{out}");
+    // M = 6 rows of A the batch, K = 12 its channels, N = 4 filters: 6 x 12 x 4 MACs.
+    assert!(
+        out.contains("gemm on tiny (batch 6, seed 1): bit-exact against the reference convolution"),
+        "{out}"
+    );
+    assert!(out.contains("MACs      288"), "{out}");
+    // A folder of GEMM problems is a network; `--batch` sets M, the batch.
+    for (cmd, file) in [
+        (
+            vec![
+                "sweep",
+                "--hw",
+                "tiny",
+                "--set",
+                "array.cols=3,4",
+                "--layer",
+            ],
+            &small,
+        ),
+        (vec!["compare", "--batch", "6", "--net"], &dir),
+    ] {
+        let o = rowsim().args(&cmd).arg(file).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            cmd[0],
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

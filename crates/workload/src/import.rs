@@ -437,6 +437,9 @@ pub fn parse_timeloop(text: &str, path: &Path) -> Result<ConvLayer, ImportError>
                 "{file}: no `problem: instance:` mapping; expected `problem: instance: {{C, M, R, S, N, P, Q, Wstride, Hstride}}`"
             ))
         })?;
+    if instance.keys().any(|k| k.as_str() == Some("K")) {
+        return gemm(instance, path);
+    }
     let mut dims: std::collections::BTreeMap<&str, u32> = [
         "C",
         "M",
@@ -564,6 +567,97 @@ pub fn parse_timeloop(text: &str, path: &Path) -> Result<ConvLayer, ImportError>
     Ok(layer)
 }
 
+/// A positive 32-bit dimension of a problem file.
+fn dim(file: &str, key: &str, v: &serde_norway::Value) -> Result<u32, ImportError> {
+    match v.as_u64() {
+        Some(n) if n >= 1 && n <= u32::MAX as u64 => Ok(n as u32),
+        Some(n) if n >= 1 => Err(ImportError(format!(
+            "{file}: problem.instance.{key}: {n} overflows 32 bits"
+        ))),
+        Some(0) => Err(ImportError(format!(
+            "{file}: problem.instance.{key}: 0; expected a positive integer"
+        ))),
+        _ => Err(ImportError(format!(
+            "{file}: problem.instance.{key}: invalid type: `{}`; expected a positive integer",
+            serde_norway::to_string(v).unwrap_or_default().trim()
+        ))),
+    }
+}
+
+/// A Timeloop GEMM problem (`gemm_ABZ`: `Z[M][N] = sum over K of A[M][K] B[N][K]`, as in
+/// timeloop-accelergy-exercises' `layer_shapes/MM/`) as the FC layer the chip runs it as: `A`
+/// the activations, its `M` rows the batch and its `K` columns the channels; `B` the weights,
+/// its `N` rows the filters. `densities: A` (Sparseloop) makes the activations' zeros; a
+/// density of `B` is refused (synthetic weights are dense: prune them with
+/// `--weight-density`).
+fn gemm(instance: &serde_norway::Mapping, path: &Path) -> Result<ConvLayer, ImportError> {
+    use serde_norway::Value;
+    let file = path.display().to_string();
+    let mut d = [1u32; 3]; // M, N, K
+    let mut zero_fraction = 0.5;
+    for (k, v) in instance {
+        let key = k.as_str().unwrap_or("");
+        match key {
+            "M" => d[0] = dim(&file, key, v)?,
+            "N" => d[1] = dim(&file, key, v)?,
+            "K" => d[2] = dim(&file, key, v)?,
+            "densities" => {
+                for (t, dv) in v.as_mapping().into_iter().flatten() {
+                    let t = t.as_str().unwrap_or("");
+                    let density = dv.get("density").or(Some(dv)).and_then(Value::as_f64);
+                    match (t, density) {
+                        ("A", Some(x)) if (0.0..=1.0).contains(&x) => zero_fraction = 1.0 - x,
+                        ("A", _) => {
+                            return Err(ImportError(format!(
+                                "{file}: problem.instance.densities.A: expected a density from 0 to 1"
+                            )))
+                        }
+                        ("B", Some(1.0)) => {}
+                        ("B", _) => {
+                            return Err(ImportError(format!(
+                                "{file}: problem.instance.densities.B: the weights' density is not taken from a problem file (synthetic weights are dense); prune them with --weight-density"
+                            )))
+                        }
+                        (other, _) => {
+                            return Err(ImportError(format!(
+                                "{file}: problem.instance.densities.{other}: expected A (the activations) or B (the weights)"
+                            )))
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(ImportError(format!(
+                    "{file}: problem.instance.{other}: unknown dimension of a GEMM problem; expected M, N, K (and densities)"
+                )))
+            }
+        }
+    }
+    let [m, n, k] = d;
+    let layer = ConvLayer {
+        name: stem(path),
+        n: m,
+        c: k,
+        h: 1,
+        w: 1,
+        m: n,
+        r: 1,
+        s: 1,
+        stride_v: 1,
+        stride_h: 1,
+        pad: 0,
+        groups: 1,
+        ifmap_zero_fraction: zero_fraction,
+        first: false,
+    };
+    layer.validate().map_err(|e| {
+        ImportError(format!(
+            "{file}: problem.instance (a GEMM, M x K times K x N as an FC layer of batch M): {e}"
+        ))
+    })?;
+    Ok(layer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -669,15 +763,28 @@ mod tests {
         // Dimensions left out are 1, as in Timeloop: this is a 1x1 convolution of a 1x1 input.
         let l = parse_timeloop("problem:\n  instance:\n    C: 3\n    M: 8\n", y).unwrap();
         assert_eq!((l.c, l.m, l.r, l.h, l.e()), (3, 8, 1, 1, 1));
+        // K makes it a GEMM problem, whose dimensions are M, N and K only.
         let e = parse_timeloop(
             "problem:\n  instance: {C: 3, M: 8, R: 3, S: 3, N: 1, P: 5, Q: 5, K: 2}\n",
             y,
         )
         .unwrap_err();
         assert!(
-            e.0.contains("problem.instance.K: unknown dimension (a GEMM problem"),
+            e.0.contains(
+                "problem.instance.C: unknown dimension of a GEMM problem; expected M, N, K"
+            ),
             "{e}"
         );
+        // timeloop-accelergy-exercises' MM/ResNet50_repr/M1024-K512-N256.yaml, as it is laid
+        // out (its instance: K 1024, M 512, N 256, A half dense).
+        let mm = "problem:\n  version: 0.4\n  instance:\n    K: 1024\n    M: 512\n    N: 256\n    densities:\n      A:\n        density: 0.5\n        distribution: fixed_structured\n  shape:\n    name: gemm_ABZ\n    dimensions:\n    - M\n    - N\n    - K\n";
+        let l = parse_timeloop(mm, Path::new("M1024-K512-N256.yaml")).unwrap();
+        assert_eq!(
+            (l.n, l.c, l.h, l.w, l.m, l.r, l.s),
+            (512, 1024, 1, 1, 256, 1, 1)
+        );
+        assert_eq!(l.ifmap_zero_fraction, 0.5);
+        assert_eq!(l.macs(), 512 * 1024 * 256);
         let e = parse_timeloop("problem:\n  shape: {}\n", y).unwrap_err();
         assert!(e.0.contains("no `problem: instance:` mapping"), "{e}");
         let e = parse_timeloop(
