@@ -482,35 +482,13 @@ pub fn parse_timeloop(text: &str, path: &Path) -> Result<ConvLayer, ImportError>
             }
             _ => {}
         }
+        // (K makes a GEMM problem, read above.)
         let Some(slot) = dims.get_mut(key) else {
-            let hint = if key == "K" {
-                " (a GEMM problem, M x N x K: the machine runs convolutions)"
-            } else {
-                ""
-            };
             return Err(ImportError(format!(
-                "{file}: problem.instance.{key}: unknown dimension{hint}; expected C, M, R, S, N, P, Q, G, Wstride, Hstride, Wdilation, Hdilation"
+                "{file}: problem.instance.{key}: unknown dimension; expected C, M, R, S, N, P, Q, G, Wstride, Hstride, Wdilation, Hdilation (or M, N, K for a GEMM)"
             )));
         };
-        *slot = match v.as_u64() {
-            Some(n) if n >= 1 && n <= u32::MAX as u64 => n as u32,
-            Some(n) if n >= 1 => {
-                return Err(ImportError(format!(
-                    "{file}: problem.instance.{key}: {n} overflows 32 bits"
-                )))
-            }
-            Some(0) => {
-                return Err(ImportError(format!(
-                    "{file}: problem.instance.{key}: 0; expected a positive integer"
-                )))
-            }
-            _ => {
-                return Err(ImportError(format!(
-                "{file}: problem.instance.{key}: invalid type: `{}`; expected a positive integer",
-                serde_norway::to_string(v).unwrap_or_default().trim()
-            )))
-            }
-        };
+        *slot = dim(&file.to_string(), key, v)?;
     }
     for name in ["Wdilation", "Hdilation"] {
         if dims[name] != 1 {
@@ -634,21 +612,12 @@ fn gemm(instance: &serde_norway::Mapping, path: &Path) -> Result<ConvLayer, Impo
         }
     }
     let [m, n, k] = d;
+    // The project's FC layer over K values with N filters, at batch M.
     let layer = ConvLayer {
         name: stem(path),
         n: m,
-        c: k,
-        h: 1,
-        w: 1,
-        m: n,
-        r: 1,
-        s: 1,
-        stride_v: 1,
-        stride_h: 1,
-        pad: 0,
-        groups: 1,
         ifmap_zero_fraction: zero_fraction,
-        first: false,
+        ..crate::layer::fc("timeloop", "gemm", k, 1, n)
     };
     layer.validate().map_err(|e| {
         ImportError(format!(

@@ -320,7 +320,7 @@ pub fn alexnet() -> Vec<ConvLayer> {
 /// An FC layer as the Eyeriss papers map it: a CONV layer whose `R x S` filter covers its
 /// `C x H x W` input (`E = F = 1`). Its ifmap zero fraction is not measured: 0.5, as for any
 /// layer without a measurement.
-fn fc(net: &str, name: &str, c: u32, hw: u32, m: u32) -> ConvLayer {
+pub(crate) fn fc(net: &str, name: &str, c: u32, hw: u32, m: u32) -> ConvLayer {
     conv(net, name, c, hw, m, hw, 1, 0, 1, 0.5, false)
 }
 
