@@ -2,7 +2,7 @@
 //! where a run stopped and how far its VCD goes.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
@@ -14,24 +14,25 @@ use crate::TraceArgs;
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 
-/// Whether a simulation is running (see [`Simulating`]).
-static SIMULATING: AtomicBool = AtomicBool::new(false);
+/// How many simulations are running (see [`Simulating`]): layers of a `--net` run may run
+/// side by side.
+static SIMULATING: AtomicUsize = AtomicUsize::new(0);
 
-/// Marks a simulation as running while it lives: Ctrl-C then stops it at a cycle boundary with
-/// its trace flushed. Outside one (loading, mapping, making data) Ctrl-C ends the command at
+/// Marks a simulation as running while it lives: Ctrl-C then stops it (and any other running)
+/// at a cycle boundary with its trace flushed. Outside one (loading, mapping, making data) Ctrl-C ends the command at
 /// once with status 130: nothing is half-written then (statistics are written after each layer).
 pub struct Simulating;
 
 impl Simulating {
     pub fn begin() -> Self {
-        SIMULATING.store(true, Ordering::SeqCst);
+        SIMULATING.fetch_add(1, Ordering::SeqCst);
         Simulating
     }
 }
 
 impl Drop for Simulating {
     fn drop(&mut self) {
-        SIMULATING.store(false, Ordering::SeqCst);
+        SIMULATING.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -42,7 +43,7 @@ fn ctrl_c_target() -> &'static Mutex<Option<Arc<AtomicBool>>> {
     TARGET.get_or_init(|| {
         // Without a handler Ctrl-C still ends the process, just without the flushed trace.
         if let Err(e) = ctrlc::set_handler(|| {
-            if !SIMULATING.load(Ordering::SeqCst) {
+            if SIMULATING.load(Ordering::SeqCst) == 0 {
                 eprintln!("interrupted (no simulation was running)");
                 std::process::exit(EXIT_INTERRUPTED as i32);
             }

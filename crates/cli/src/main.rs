@@ -1,6 +1,7 @@
 //! `rowsim`: the command-line front end.
 
 mod compare;
+mod console;
 mod drive;
 mod map;
 mod model;

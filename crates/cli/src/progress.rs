@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rowsim_chip::{Progress, ProgressHook};
 
 /// A bar for one layer's run, counting passes, showing core cycles and an ETA.
@@ -13,11 +13,18 @@ pub struct Bar {
     label: String,
     start: Instant,
     bar: Mutex<Option<ProgressBar>>,
+    /// Where the bar goes when several layers run side by side (one line each).
+    multi: Option<MultiProgress>,
 }
 
 impl Bar {
-    /// A hook for `RunOptions::progress`, or `None` when no bar should show.
-    pub fn hook(label: &str, quiet: bool) -> (Option<ProgressHook>, Option<Arc<Bar>>) {
+    /// A hook for `RunOptions::progress`, or `None` when no bar should show; with `multi`, the
+    /// bar is one line of several (layers running side by side).
+    pub fn hook(
+        label: &str,
+        quiet: bool,
+        multi: Option<&MultiProgress>,
+    ) -> (Option<ProgressHook>, Option<Arc<Bar>>) {
         if quiet || !std::io::stderr().is_terminal() {
             return (None, None);
         }
@@ -25,6 +32,7 @@ impl Bar {
             label: label.to_string(),
             start: Instant::now(),
             bar: Mutex::new(None),
+            multi: multi.cloned(),
         });
         let b = bar.clone();
         (
@@ -39,10 +47,13 @@ impl Bar {
         }
         let mut slot = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         let bar = slot.get_or_insert_with(|| {
-            let b = ProgressBar::with_draw_target(
-                Some(p.passes.max(1)),
-                ProgressDrawTarget::stderr_with_hz(4),
-            );
+            let b = match &self.multi {
+                Some(m) => m.add(ProgressBar::new(p.passes.max(1))),
+                None => ProgressBar::with_draw_target(
+                    Some(p.passes.max(1)),
+                    ProgressDrawTarget::stderr_with_hz(4),
+                ),
+            };
             b.set_style(
                 ProgressStyle::with_template(
                     "{prefix} [{bar:30}] {pos}/{len} passes, {msg} ({elapsed}, ETA {eta})",

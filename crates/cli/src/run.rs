@@ -13,6 +13,7 @@ use rowsim_kernel::{SimError, TraceConfig};
 use rowsim_mapper::{enumerate_for, evaluate, rank, Dataflow, Mapping, Objective, Split};
 use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
 
+use crate::console::{Console, Log};
 use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
 use crate::map::{expected_data, load_layer, load_network};
 use crate::TraceArgs;
@@ -73,6 +74,12 @@ pub struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// With `--net`: how many layers run side by side, each on a thread of its own (default:
+    /// the cores this process may use, fewer when their runs would not fit in memory
+    /// together). Each layer's report still prints in layer order, and its numbers are the same
+    /// whatever the jobs; only the host's time per layer is shared out.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
     /// Step every component at every clock edge instead of only when it needs a step: the
     /// reference the event-driven kernel is tested against (same results, several times slower).
     #[arg(long)]
@@ -458,43 +465,157 @@ enum Ran {
     Stopped(ExitCode),
 }
 
-/// Everything about one run on the chip (a layer, or a part of a split one), printed as it
-/// goes; a layer that differs from the reference is reported and marks the run failed.
-struct OneRun<'a> {
+/// What a layer (all its parts) ended with.
+enum LayerOutcome {
+    Done {
+        stats: Box<LayerStats>,
+        ofmap: Tensor,
+        /// The ofmap differs from the reference convolution (reported in the layer's log).
+        failed: bool,
+    },
+    /// Stopped (Ctrl-C, a deadlock, a fault): the exit code.
+    Stopped(ExitCode),
+}
+
+/// The layers of a `run` and what they share: the machine, the arguments, the interrupt flag,
+/// the pinned mapping, and each part's trace file.
+struct NetRun<'a> {
     hw: &'a HwConfig,
     a: &'a RunArgs,
     interrupt: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    failed: bool,
-    /// The MAC's formats (the default Q8.8 x Q1.15, or a model layer's).
-    mac: rowsim_datapath::mac::MacConfig,
+    pinned: Option<Mapping>,
+    vcds: Option<Vec<PathBuf>>,
 }
 
-impl OneRun<'_> {
-    #[allow(clippy::too_many_arguments)] // a layer, its mapping and tensors, how to run it
-    fn run(
-        &mut self,
-        layer: &ConvLayer,
-        mapping: &Mapping,
+impl NetRun<'_> {
+    /// Part `k` of the run's trace files.
+    fn trace(&self, k: usize) -> Option<TraceConfig> {
+        self.vcds.as_ref().map(|v| TraceConfig {
+            vcd: v[k].clone(),
+            scopes: self.a.trace.globs.clone(),
+            window: self.a.trace.window.clone(),
+        })
+    }
+
+    /// One layer, its parts in order (the first of them part `first` of the run), reported to
+    /// `log`, its progress bar (if any) among `console`'s.
+    fn layer(
+        &self,
+        split: &Split,
+        mut early: std::collections::VecDeque<EarlyChoice>,
+        first: usize,
+        log: &mut Log,
+        console: &Console,
+    ) -> anyhow::Result<LayerOutcome> {
+        let (a, hw, pinned) = (self.a, self.hw, self.pinned);
+        // A model's layer (`model.onnx:NODE`) runs on its own weights and the activations the
+        // model makes of its calibration images, in its formats; any other on synthetic data.
+        let model_layer = match crate::model::node_spec(&a.layer.layer) {
+            Some((file, node)) if a.layer.ifmap.is_none() && a.layer.weights.is_none() => {
+                Some(crate::model::node_data(&file, &node, &split.whole)?)
+            }
+            _ => None,
+        };
+        let mut mac = Formats::DEFAULT.mac();
+        let (whole, layer_relu) = match model_layer {
+            Some(nd) => {
+                mac = nd.mac;
+                log.err(&nd.source);
+                (nd.data, Some(nd.relu))
+            }
+            None => (a.layer.data(&split.whole)?, None),
+        };
+        if split.is_split() {
+            log.start(console, &split.describe());
+        }
+        let relu = layer_relu.unwrap_or(hw.datapath.relu);
+        let (mut stop, mut failed, mut k) = (None, false, first);
+        let ran = rowsim_chip::split::run_parts(
+            split,
+            &whole.ifmap,
+            &whole.weights,
+            mac,
+            relu,
+            |part, x, w, part_relu| {
+                // A pinned mapping applies to a layer in one part (refused before any layer
+                // runs otherwise). The parts run in order.
+                let mapping = early
+                    .pop_front()
+                    .ok_or_else(|| anyhow!("{}: more parts ran than were mapped", part.layer.name))?
+                    .finish(hw, &part.layer, pinned, a.layer.objective, w)?;
+                // A whole layer reads out as it is configured (or as its model says).
+                let relu = if split.is_split() {
+                    Some(part_relu)
+                } else {
+                    layer_relu
+                };
+                let part_run = PartRun {
+                    layer: &part.layer,
+                    mapping: &mapping,
+                    mac,
+                    trace: self.trace(k),
+                    relu,
+                };
+                let r = self.part(&part_run, x, w, log, console, &mut failed)?;
+                k += 1;
+                Ok::<_, anyhow::Error>(match r {
+                    Ran::Done(stats, ofmap) => Some((*stats, ofmap)),
+                    Ran::Stopped(code) => {
+                        stop = Some(code);
+                        None
+                    }
+                })
+            },
+        )?;
+        let Some(done) = ran else {
+            return Ok(LayerOutcome::Stopped(stop.unwrap_or(ExitCode::FAILURE)));
+        };
+        if split.is_split() {
+            if !done.stats.verified {
+                failed = true;
+                log.err(format!(
+                    "error: {}: the parts' assembled ofmap differs from the reference convolution of the whole layer",
+                    split.whole.name
+                ));
+            }
+            log.out(done.stats.summary());
+        }
+        Ok(LayerOutcome::Done {
+            stats: Box::new(done.stats),
+            ofmap: done.ofmap,
+            failed,
+        })
+    }
+
+    /// One chip run (a layer, or a part of a split one), reported to `log`; an ofmap that
+    /// differs from the reference is reported and sets `failed`.
+    fn part(
+        &self,
+        p: &PartRun,
         x: &Tensor,
         w: &Tensor,
-        trace: Option<TraceConfig>,
-        relu: Option<bool>,
-        pinned: bool,
+        log: &mut Log,
+        console: &Console,
+        failed: &mut bool,
     ) -> anyhow::Result<Ran> {
-        let (a, hw) = (self.a, self.hw);
-        eprintln!("running {} with {mapping} ...", layer.name);
-        let (hook, bar) = crate::progress::Bar::hook(&layer.name, a.quiet);
+        let (a, hw, layer) = (self.a, self.hw, p.layer);
+        // Side by side, the start shows now; the report when the layers before are done.
+        log.start(
+            console,
+            &format!("running {} with {} ...", layer.name, p.mapping),
+        );
+        let (hook, bar) = crate::progress::Bar::hook(&layer.name, a.quiet, console.multi());
         let opts = RunOptions {
-            mac: self.mac,
-            trace: trace.clone(),
+            mac: p.mac,
+            trace: p.trace.clone(),
             watchdog: a.trace.watchdog,
             interrupt: Some(self.interrupt.clone()),
             progress: hook,
             every_edge: a.every_edge,
-            relu,
+            relu: p.relu,
         };
         let simulating = crate::drive::Simulating::begin();
-        let result = run_checked(hw, layer, mapping, x, w, &opts);
+        let result = run_checked(hw, layer, p.mapping, x, w, &opts);
         drop(simulating);
         if let Some(b) = &bar {
             b.finish();
@@ -507,14 +628,14 @@ impl OneRun<'_> {
                 } else {
                     1
                 };
-                eprintln!("error: {}: {e}", layer.name);
-                if let (Some(c), Some(t)) = (e.cycle(), &trace) {
-                    eprintln!(
+                log.err(format!("error: {}: {e}", layer.name));
+                if let (Some(c), Some(t)) = (e.cycle(), &p.trace) {
+                    log.err(format!(
                         "stopped at cycle {c}; {} is complete and flushed up to that cycle",
                         t.vcd.display()
-                    );
+                    ));
                 } else if let Some(c) = e.cycle() {
-                    eprintln!("stopped at cycle {c}");
+                    log.err(format!("stopped at cycle {c}"));
                 }
                 return Ok(Ran::Stopped(ExitCode::from(code)));
             }
@@ -523,20 +644,20 @@ impl OneRun<'_> {
         let verified = checked.verified;
         let host = checked.host.clone();
         if let Some((idx, got, want)) = checked.first_difference() {
-            self.failed = true;
-            eprintln!(
+            *failed = true;
+            log.err(format!(
                 "error: {}: the ofmap differs from the reference convolution at [n, m, e, f] = {idx:?}: got {got}, want {want}",
                 layer.name
-            );
+            ));
         }
         let out = checked.run;
         let mut stats = LayerStats::new(hw, layer, a.layer.seed, &out, x.zero_fraction(), verified);
-        stats.objective = if pinned {
+        stats.objective = if self.pinned.is_some() {
             "pinned".into()
         } else {
             a.layer.objective.name().into()
         };
-        eprintln!(
+        log.err(format!(
             "host: {} core cycles emulated in {:.2} s ({:.0} core cycles/s); the reference convolution took {:.3} s ({:.1}x); {}",
             out.core_cycles,
             host.emulation_s,
@@ -544,29 +665,72 @@ impl OneRun<'_> {
             host.reference_s,
             host.emulation_over_reference,
             host.profile_line()
-        );
+        ));
         stats.host = Some(host);
-        print!("{}", stats.summary());
-        if let (Some(t), Some(w)) = (&trace, &a.trace.window) {
+        log.out(stats.summary());
+        if let (Some(t), Some(w)) = (&p.trace, &a.trace.window) {
             if w.start >= out.core_cycles {
-                eprintln!(
+                log.err(format!(
                     "warning: the trace window {}..{} starts after the layer ended (cycle {}): {} holds no changes",
                     w.start,
                     w.end,
                     out.core_cycles,
                     t.vcd.display()
-                );
+                ));
             }
         }
-        if let Some(t) = &trace {
-            eprintln!(
+        if let Some(t) = &p.trace {
+            log.err(format!(
                 "trace: {} (open {} in GTKWave)",
                 t.vcd.display(),
                 t.vcd.with_extension("gtkw").display()
-            );
+            ));
         }
         Ok(Ran::Done(Box::new(stats), out.ofmap))
     }
+}
+
+/// One chip run's layer, mapping, formats, trace and readout.
+struct PartRun<'a> {
+    layer: &'a ConvLayer,
+    mapping: &'a Mapping,
+    mac: rowsim_datapath::mac::MacConfig,
+    trace: Option<TraceConfig>,
+    relu: Option<bool>,
+}
+
+/// How many layers run side by side: `asked` (`--jobs`; default `cores`), no more than there
+/// are layers (one memory need each, [`rowsim_chip::host_bytes`]), and no more than fit in the
+/// memory `available` together (the largest needs summed); with the reason when memory lowers
+/// an asked-for number.
+fn jobs_for(
+    asked: Option<u32>,
+    cores: usize,
+    needs: &[u64],
+    available: Option<u64>,
+) -> (usize, Option<String>) {
+    let want = asked.map_or(cores, |j| j as usize).min(needs.len()).max(1);
+    let Some(avail) = available else {
+        return (want, None);
+    };
+    let mut largest = needs.to_vec();
+    largest.sort_unstable_by(|x, y| y.cmp(x));
+    let (mut fit, mut sum) = (0usize, 0u64);
+    for &b in largest.iter().take(want) {
+        sum = sum.saturating_add(b);
+        if sum > avail && fit > 0 {
+            break;
+        }
+        fit += 1;
+    }
+    let fit = fit.max(1);
+    let why = (fit < want && asked.is_some()).then(|| {
+        format!(
+            "--jobs {want}: {fit} layer(s) at a time, as the largest layers' runs together need more than the {:.1} GB of memory available",
+            avail as f64 / 1e9
+        )
+    });
+    (fit, why)
 }
 
 pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
@@ -575,6 +739,9 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
             bail!(
                 "--net model.onnx: --vcd and --ofmap are for one layer (--layer model.onnx:NODE)"
             );
+        }
+        if a.jobs.is_some() {
+            bail!("--net model.onnx: --jobs is for networks of independent layers; a model's layers run in order, each on the one before's output");
         }
         return crate::model::run(a, net);
     }
@@ -608,28 +775,16 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
     );
     outputs.extend(a.ofmap.iter().map(|p| (p.clone(), "ofmap (--ofmap)")));
     check_outputs(&outputs, &input_files(a))?;
-    let mut one = OneRun {
+    let net = NetRun {
         hw: &hw,
         a,
         interrupt: ctrl_c_flag(),
-        failed: false,
-        mac: Formats::DEFAULT.mac(),
-    };
-    let mut all: Vec<LayerStats> = Vec::new();
-    let stopped = |all: &[LayerStats], code: ExitCode| -> anyhow::Result<ExitCode> {
-        if let (Some(path), false) = (&a.stats_json, all.is_empty()) {
-            write_stats(path, all)?;
-            eprintln!(
-                "{}: the statistics of the {} layer(s) that finished",
-                path.display(),
-                all.len()
-            );
-        }
-        Ok(code)
+        pinned,
+        vcds,
     };
     // Every part of every layer mapped (as far as its data cannot change that) before any
     // tensor is built.
-    let mut early: Vec<std::collections::VecDeque<EarlyChoice>> = splits
+    let early: Vec<std::collections::VecDeque<EarlyChoice>> = splits
         .iter()
         .map(|s| {
             s.parts
@@ -638,103 +793,184 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
                 .collect::<anyhow::Result<_>>()
         })
         .collect::<anyhow::Result<_>>()?;
-    let mut k = 0;
-    for (split, early) in splits.iter().zip(&mut early) {
-        let trace = |k: usize| {
-            vcds.as_ref().map(|v| TraceConfig {
-                vcd: v[k].clone(),
-                scopes: a.trace.globs.clone(),
-                window: a.trace.window.clone(),
-            })
-        };
-        // A model's layer (`model.onnx:NODE`) runs on its own weights and the activations the
-        // model makes of its calibration images, in its formats; any other on synthetic data.
-        let model_layer = match crate::model::node_spec(&a.layer.layer) {
-            Some((file, node)) if a.layer.ifmap.is_none() && a.layer.weights.is_none() => {
-                Some(crate::model::node_data(&file, &node, &split.whole)?)
+    // The first part of each layer, counting the parts of the layers before (trace files).
+    let firsts: Vec<usize> = splits
+        .iter()
+        .scan(0, |k, s| {
+            let first = *k;
+            *k += s.parts.len();
+            Some(first)
+        })
+        .collect();
+    let needs: Vec<u64> = splits
+        .iter()
+        .map(|s| rowsim_chip::host_bytes(&s.whole))
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (jobs, why) = jobs_for(a.jobs, cores, &needs, available_memory());
+    if let Some(why) = why {
+        eprintln!("{why}");
+    }
+    let mut done = Finished::default();
+    if jobs <= 1 {
+        let console = Console::default();
+        for (i, (split, early)) in splits.iter().zip(early).enumerate() {
+            let mut log = Log::direct();
+            match net.layer(split, early, firsts[i], &mut log, &console)? {
+                LayerOutcome::Stopped(code) => return done.stopped(a, code),
+                outcome => done.add(a, outcome)?,
             }
-            _ => None,
-        };
-        let (whole, layer_relu) = match model_layer {
-            Some(nd) => {
-                one.mac = nd.mac;
-                eprintln!("{}", nd.source);
-                (nd.data, Some(nd.relu))
-            }
-            None => (a.layer.data(&split.whole)?, None),
-        };
-        if split.is_split() {
-            eprintln!("{}", split.describe());
         }
-        let relu = layer_relu.unwrap_or(hw.datapath.relu);
-        let mut stop = None;
-        let ran = rowsim_chip::split::run_parts(
-            split,
-            &whole.ifmap,
-            &whole.weights,
-            one.mac,
-            relu,
-            |part, x, w, part_relu| {
-                // A pinned mapping applies to a layer in one part (refused above otherwise).
-                // The parts run in order.
-                let mapping = early
-                    .pop_front()
-                    .ok_or_else(|| anyhow!("{}: more parts ran than were mapped", part.layer.name))?
-                    .finish(&hw, &part.layer, pinned, a.layer.objective, w)?;
-                // A whole layer reads out as it is configured (or as its model says).
-                let relu = if split.is_split() {
-                    Some(part_relu)
-                } else {
-                    layer_relu
-                };
-                let r = one.run(
-                    &part.layer,
-                    &mapping,
-                    x,
-                    w,
-                    trace(k),
-                    relu,
-                    pinned.is_some(),
-                )?;
-                k += 1;
-                Ok::<_, anyhow::Error>(match r {
-                    Ran::Done(stats, ofmap) => Some((*stats, ofmap)),
-                    Ran::Stopped(code) => {
-                        stop = Some(code);
-                        None
-                    }
-                })
-            },
-        )?;
-        let Some(done) = ran else {
-            return stopped(&all, stop.unwrap_or(ExitCode::FAILURE));
+        return Ok(done.exit_code());
+    }
+    side_by_side(&net, &splits, early, &firsts, jobs, done)
+}
+
+/// The layers that finished, in layer order, and whether any differed from its reference.
+#[derive(Default)]
+struct Finished {
+    stats: Vec<LayerStats>,
+    failed: bool,
+}
+
+impl Finished {
+    /// A finished layer: its statistics kept (and `--stats-json` rewritten, so that a run
+    /// stopped later keeps every finished layer), its ofmap written if asked.
+    fn add(&mut self, a: &RunArgs, outcome: LayerOutcome) -> anyhow::Result<()> {
+        let LayerOutcome::Done {
+            stats,
+            ofmap,
+            failed,
+        } = outcome
+        else {
+            return Ok(());
         };
-        if split.is_split() {
-            if !done.stats.verified {
-                one.failed = true;
-                eprintln!(
-                    "error: {}: the parts' assembled ofmap differs from the reference convolution of the whole layer",
-                    split.whole.name
-                );
-            }
-            print!("{}", done.stats.summary());
-        }
-        let ofmap = done.ofmap;
-        all.push(done.stats);
+        self.failed |= failed;
+        self.stats.push(*stats);
         if let Some(p) = &a.ofmap {
             write_npy(p, &ofmap)?;
         }
-        // After each layer, so that a run stopped later (even while mapping the next layer,
-        // which Ctrl-C ends at once) keeps every finished layer.
         if let Some(path) = &a.stats_json {
-            write_stats(path, &all)?;
+            write_stats(path, &self.stats)?;
+        }
+        Ok(())
+    }
+
+    /// A run stopped: the statistics of the layers that finished, and the stop's exit code.
+    fn stopped(&self, a: &RunArgs, code: ExitCode) -> anyhow::Result<ExitCode> {
+        if let (Some(path), false) = (&a.stats_json, self.stats.is_empty()) {
+            write_stats(path, &self.stats)?;
+            eprintln!(
+                "{}: the statistics of the {} layer(s) that finished",
+                path.display(),
+                self.stats.len()
+            );
+        }
+        Ok(code)
+    }
+
+    fn exit_code(&self) -> ExitCode {
+        if self.failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
         }
     }
-    Ok(if one.failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+}
+
+/// The layers on `jobs` threads, each taking the next layer in order; each layer's report is
+/// printed once the layers before it have printed theirs. A layer that stops (Ctrl-C, a fault)
+/// or fails to run stops the handing out of later layers; those already running finish (or
+/// stop, on Ctrl-C). On a stop, every layer that finished is kept; on an error, the error ends
+/// the command after the reports of the layers before it, as one layer at a time would.
+fn side_by_side(
+    net: &NetRun,
+    splits: &[Split],
+    early: Vec<std::collections::VecDeque<EarlyChoice>>,
+    firsts: &[usize],
+    jobs: usize,
+    mut done: Finished,
+) -> anyhow::Result<ExitCode> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let a = net.a;
+    let console = Console::new(!a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let early: Vec<Mutex<Option<_>>> = early.into_iter().map(|e| Mutex::new(Some(e))).collect();
+    let n = splits.len();
+    let next = AtomicUsize::new(0);
+    // The first layer that did not finish: none after it is started.
+    let stop_at = AtomicUsize::new(usize::MAX);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut results: Vec<Option<(anyhow::Result<LayerOutcome>, Log)>> =
+        (0..n).map(|_| None).collect();
+    let mut printed = 0;
+    let mut ended: Option<usize> = None;
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, stop_at, early, console) = (&next, &stop_at, &early, &console);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n
+                    || i > stop_at.load(Ordering::SeqCst)
+                    || net.interrupt.load(Ordering::Relaxed)
+                {
+                    break;
+                }
+                let mine = early[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+                let mut log = Log::held();
+                let outcome = match mine {
+                    Some(e) => net.layer(&splits[i], e, firsts[i], &mut log, console),
+                    None => Err(anyhow!("{}: taken twice", splits[i].whole.name)),
+                };
+                if !matches!(outcome, Ok(LayerOutcome::Done { .. })) {
+                    stop_at.fetch_min(i, Ordering::SeqCst);
+                }
+                if tx.send((i, outcome, log)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // Reports in layer order, as they complete; the first layer that did not finish
+        // waits for the end.
+        for (i, outcome, log) in rx {
+            results[i] = Some((outcome, log));
+            while ended.is_none() && printed < n {
+                let Some((Ok(LayerOutcome::Done { .. }), _)) = &results[printed] else {
+                    if results[printed].is_some() {
+                        ended = Some(printed);
+                    }
+                    break;
+                };
+                let (outcome, log) = results[printed].take().expect("checked above");
+                log.flush(&console);
+                if let Err(e) = done.add(a, outcome.expect("checked above")) {
+                    results[printed] = Some((Err(e), Log::direct()));
+                    ended = Some(printed);
+                    break;
+                }
+                printed += 1;
+            }
+        }
+    });
+    let Some(end) = ended else {
+        return Ok(done.exit_code());
+    };
+    let (outcome, log) = results[end].take().expect("the layer that ended the run");
+    log.flush(&console);
+    match outcome? {
+        LayerOutcome::Stopped(code) => {
+            // Layers after it that were running when it stopped and finished are kept too.
+            for r in results.iter_mut().skip(end + 1) {
+                if let Some((Ok(o @ LayerOutcome::Done { .. }), _)) = r.take() {
+                    done.add(a, o)?;
+                }
+            }
+            done.stopped(a, code)
+        }
+        LayerOutcome::Done { .. } => Ok(done.exit_code()),
+    }
 }
 
 /// Reads an int16 `.npy` of the given shape.
@@ -791,6 +1027,23 @@ mod npy_tests {
 
     /// A Fortran-ordered `.npy` (first index fastest) reads as the same tensor as the C-ordered
     /// one, value for value.
+    #[test]
+    fn layers_side_by_side_are_as_many_as_asked_cores_layers_and_memory_allow() {
+        // Cores by default, no more than the layers.
+        assert_eq!(jobs_for(None, 2, &[10, 10, 10], None), (2, None));
+        assert_eq!(jobs_for(Some(8), 2, &[10, 10, 10], Some(1000)), (3, None));
+        assert_eq!(jobs_for(None, 4, &[], None).0, 1);
+        // The two largest together (70 + 50) are over 100: one at a time, said when asked.
+        let (n, why) = jobs_for(Some(2), 2, &[50, 10, 70], Some(100));
+        assert_eq!(n, 1);
+        assert!(why.unwrap().contains("--jobs 2: 1 layer(s) at a time"));
+        assert_eq!(jobs_for(None, 2, &[50, 10, 70], Some(100)), (1, None));
+        // Three of four fit (70 + 50 + 10 = 130 <= 130); a layer too large alone still runs
+        // alone (its own check refuses it, with its own message).
+        assert_eq!(jobs_for(Some(4), 1, &[50, 10, 70, 10], Some(130)).0, 3);
+        assert_eq!(jobs_for(Some(2), 1, &[500, 10], Some(100)).0, 1);
+    }
+
     #[test]
     fn a_fortran_ordered_npy_reads_as_the_same_tensor() {
         use npyz::WriterBuilder;

@@ -197,6 +197,20 @@ fn cases() -> Vec<Case> {
             error: "the watchdog counts the cycles in which nothing moved before it stops a run; it needs at least 1",
         },
         Case {
+            what: "no jobs",
+            files: &[],
+            args: &["run", "--hw", "tiny", "--net", "alexnet", "--jobs", "0"],
+            stdin: "",
+            error: "invalid value '0' for '--jobs <JOBS>': 0 is not in 1..=1024",
+        },
+        Case {
+            what: "jobs for a model, whose layers depend on each other",
+            files: &[],
+            args: &["run", "--net", "models/digits/digits.onnx", "--jobs", "2"],
+            stdin: "",
+            error: "--net model.onnx: --jobs is for networks of independent layers",
+        },
+        Case {
             what: "a layer name with a newline and a terminal escape",
             files: &[(
                 "ctl.toml",

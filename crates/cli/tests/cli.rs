@@ -1472,3 +1472,94 @@ fn timeloop_gemm_problems_map_and_run_as_fc_layers() {
         );
     }
 }
+
+/// `run --net` with layers side by side (`--jobs`) prints the same report, in the same layer
+/// order, writes the same statistics (but the host's own times) and the same traces, byte for
+/// byte, as one layer at a time; a layer in parts (B: M = 70 over the tiny machine's 64
+/// filters) runs its parts in order on its thread.
+#[test]
+fn layers_side_by_side_report_and_trace_as_one_at_a_time() {
+    let dir = scratch("jobs");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("net.csv");
+    write_scalesim(
+        &csv,
+        "A, 9, 9, 3, 3, 2, 4, 1,\n\
+         B, 3, 3, 1, 1, 2, 70, 1,\n\
+         C, 7, 7, 3, 3, 4, 4, 1,\n\
+         D, 5, 5, 3, 3, 1, 2, 1,\n",
+    );
+    let mut got = Vec::new();
+    for jobs in ["1", "3"] {
+        let out = dir.join(format!("j{jobs}"));
+        let o = rowsim()
+            .args(["run", "--hw", "tiny", "-q", "--jobs", jobs, "--net"])
+            .arg(&csv)
+            .arg("--stats-json")
+            .arg(out.join("stats.json"))
+            .arg("--vcd")
+            .arg(out.join("t.vcd"))
+            .args(["--trace", "top.chip.pe_array.pe_r0_c0"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(o.status.success(), "--jobs {jobs}: {err}");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("stats.json")).unwrap())
+                .unwrap();
+        let layers = v.as_array_mut().unwrap();
+        assert_eq!(layers.len(), 4, "--jobs {jobs}");
+        // The host's times (of a layer, or of each part of one) are the only figures the
+        // jobs may change.
+        for l in layers.iter_mut() {
+            let parts = l["parts"]
+                .as_array_mut()
+                .map(|p| p.iter_mut().collect::<Vec<_>>());
+            for one in parts.unwrap_or_default() {
+                assert!(one["host"].is_object(), "{one}");
+                one["host"] = serde_json::Value::Null;
+            }
+            if l["parts"].is_null() {
+                assert!(l["host"].is_object(), "{l}");
+                l["host"] = serde_json::Value::Null;
+            }
+        }
+        let names: Vec<&str> = layers
+            .iter()
+            .map(|l| l["layer"].as_str().unwrap())
+            .collect();
+        assert!(
+            names[0].ends_with(":A") && names[1].ends_with(":B") && names[3].ends_with(":D"),
+            "{names:?}"
+        );
+        let mut traces = Vec::new();
+        let mut files: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "vcd"))
+            .collect();
+        files.sort();
+        // A, B's two parts, C, D.
+        assert_eq!(files.len(), 5, "{files:?}");
+        for f in &files {
+            traces.push((f.file_name().unwrap().to_owned(), std::fs::read(f).unwrap()));
+        }
+        // Lines announcing a start (a layer's parts, a run) show as they happen.
+        let err_report: Vec<String> = err
+            .lines()
+            .filter(|l| {
+                !l.starts_with("host:") && !l.starts_with("running") && !l.contains(" runs in ")
+            })
+            .map(|l| l.replace(&format!("j{jobs}"), "jN"))
+            .collect();
+        got.push((String::from_utf8(o.stdout).unwrap(), v, traces, err_report));
+    }
+    let (one, side) = (&got[0], &got[1]);
+    assert_eq!(one.0, side.0, "stdout");
+    assert_eq!(one.1, side.1, "statistics");
+    assert!(one.2 == side.2, "traces differ");
+    assert_eq!(one.3, side.3, "stderr but the start and host lines");
+    // Four layers and B's two parts.
+    assert_eq!(one.0.matches("bit-exact").count(), 6, "{}", one.0);
+}
