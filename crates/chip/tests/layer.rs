@@ -328,3 +328,19 @@ fn depthwise_convolutions_are_bit_exact_with_closed_form_counts() {
         assert_eq!(run.counts.macs, l.macs());
     }
 }
+
+/// The layers a Transformer encoder layer runs (`rowsim_model::build::encoder_layer` on tiny):
+/// a projection over tokens (an FC layer whose batch is the N x L tokens: 2 x 8 of 16 values,
+/// 16 filters), `Q K^T` of one image (8 rows of 16, 8 filters: K's rows) and attention x V (8
+/// rows of 8, 16 filters: V's columns); bit-exact, every access count the mapper's closed
+/// form, the MACs `batch x C x M`.
+#[test]
+fn matmul_layers_are_bit_exact_with_closed_form_counts() {
+    let hw = common::hw("tiny");
+    for (n, c, m) in [(16, 16, 16), (8, 16, 8), (8, 8, 16)] {
+        let l = common::layer("tiny:matmul", n, c, 1, m, 1, 1, 0, 1, false);
+        let mp = rowsim_mapper::choose(&l, &hw).unwrap();
+        let run = common::run_and_check(&l, &hw, &mp, 5);
+        assert_eq!(run.counts.macs, (n * c * m) as u64);
+    }
+}

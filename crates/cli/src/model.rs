@@ -14,7 +14,7 @@ use rowsim_chip::{run_split, ChipError, LayerStats, RunOptions};
 use rowsim_kernel::SimError;
 use rowsim_mapper::{Mapping, Split};
 use rowsim_model::{
-    calibrate, forward_fixed, forward_float, top1, Calibration, FTensor, Model, Op,
+    calibrate, forward_fixed, forward_float, top1, Bin, Calibration, FTensor, Model, Op,
 };
 use rowsim_workload::{reference_conv, ConvLayer, SplitMix64, Tensor};
 use serde::Serialize;
@@ -34,22 +34,24 @@ pub fn load(path: &Path) -> anyhow::Result<Model> {
     rowsim_model::load(path).map_err(|e| anyhow!("{e}"))
 }
 
-/// The model's layers as layer shapes (batch 1): what `map`, `compare` and `sweep` price.
+/// The model's chip layers as layer shapes for one image (a layer over tokens: the image's
+/// tokens its batch; a product of two activations: the first operand's rows): what `map`,
+/// `compare` and `sweep` price.
 pub fn layers(path: &Path) -> anyhow::Result<Vec<ConvLayer>> {
-    Ok(load(path)?.layers().map(|(_, l)| l.layer.clone()).collect())
+    Ok(load(path)?.chip_layers().map(|(_, l)| l).collect())
 }
 
-/// One of a model's layers by node name (`model.onnx:conv1`).
+/// One of a model's chip layers by node name (`model.onnx:conv1`), for one image.
 pub fn layer(path: &Path, node: &str) -> anyhow::Result<ConvLayer> {
     let m = load(path)?;
-    let names: Vec<&str> = m.layers().map(|(n, _)| n.name.as_str()).collect();
+    let names: Vec<&str> = m.chip_layers().map(|(n, _)| n.name.as_str()).collect();
     let found = m
-        .layers()
+        .chip_layers()
         .find(|(n, _)| n.name == node)
-        .map(|(_, l)| l.layer.clone());
+        .map(|(_, l)| l);
     found.ok_or_else(|| {
         anyhow!(
-            "{}: no CONV or FC node `{node}`; its layers: {}",
+            "{}: no node `{node}` that runs on the chip; its layers: {}",
             path.display(),
             names.join(", ")
         )
@@ -86,9 +88,34 @@ pub struct NodeData {
 /// layers before it (the reference convolution).
 pub fn node_data(path: &Path, node: &str, layer: &ConvLayer) -> anyhow::Result<NodeData> {
     let model = load(path)?;
-    let n = layer.n as usize;
+    // The layer's batch in images: a layer over tokens takes an image's tokens at a time; a
+    // product of two activations runs one image (its batch is that image's rows).
+    let (per_image, one_image) = match model.node(node).map(|n| &n.op) {
+        Some(rowsim_model::Op::Layer(l)) => (l.tokens, false),
+        Some(rowsim_model::Op::MatMul(_)) => (model.node(node).map_or(1, |n| n.dims[0]), true),
+        _ => (1, false),
+    };
+    let rows = layer.n as usize;
+    if !rows.is_multiple_of(per_image) || (one_image && rows != per_image) {
+        let (how, want) = if one_image {
+            (
+                format!("image by image (its batch is an image's {per_image} rows)"),
+                format!("is not {per_image}"),
+            )
+        } else {
+            (
+                format!("over tokens ({per_image} an image)"),
+                format!("is not a multiple of {per_image}"),
+            )
+        };
+        bail!(
+            "{}: `{node}` runs {how}: --batch {rows} {want}",
+            path.display()
+        );
+    }
+    let n = rows / per_image;
     let (calib, what) = match model_dir_calibration(path) {
-        Some(p) => (read_images(&p, model.input_dims)?, p.display().to_string()),
+        Some(p) => (read_images(&p, &model)?, p.display().to_string()),
         None => (
             synthetic_images(&model, 64.max(n), 1)?,
             "synthetic images (uniform 0..1, seed 1)".to_string(),
@@ -114,7 +141,7 @@ pub fn node_data(path: &Path, node: &str, layer: &ConvLayer) -> anyhow::Result<N
     });
     let Some((ifmap, weights, mac, relu)) = found else {
         result.map_err(|e| anyhow!("{e}"))?;
-        bail!("{}: no CONV or FC node `{node}`", path.display());
+        bail!("{}: no node `{node}` that runs on the chip", path.display());
     };
     let f = cal
         .layer(node)
@@ -143,26 +170,28 @@ pub fn node_data(path: &Path, node: &str, layer: &ConvLayer) -> anyhow::Result<N
 
 /// Reads a float `.npy` (float32 or float64) of images `[N, ...]` whose image dims are `want`
 /// (`[C, H, W]`, or `[K]` for a vector input of `[K, 1, 1]`).
-pub fn read_images(path: &Path, want: [usize; 3]) -> anyhow::Result<FTensor> {
+pub fn read_images(path: &Path, model: &Model) -> anyhow::Result<FTensor> {
+    let (want, rank) = (model.input_dims, model.input_rank);
     let file = crate::npy::Npy::read(path)?;
     let npy = file.file();
     let shape: Vec<u64> = npy.shape().to_vec();
     let order = npy.order();
-    let per: Vec<u64> = match shape.len() {
-        4 => shape[1..].to_vec(),
-        2 if want[1] == 1 && want[2] == 1 => vec![shape[1], 1, 1],
-        _ => vec![],
-    };
-    let want64: Vec<u64> = want.iter().map(|&d| d as u64).collect();
-    if per != want64 || shape[0] == 0 {
+    // One image's shape as ONNX has it: [C, H, W], [L, D] (held as [L, D, 1]) or [K].
+    let onnx: Vec<u64> = want[..rank - 1].iter().map(|&d| d as u64).collect();
+    if shape.len() != rank || shape[1..] != onnx[..] || shape[0] == 0 {
+        let dims: Vec<String> = onnx.iter().map(|d| d.to_string()).collect();
+        let what = match rank {
+            3 => "sequences of tokens",
+            2 => "vectors",
+            _ => "images",
+        };
         bail!(
-            "{}: shape {shape:?}; the model takes images of [N, {}, {}, {}] (N at least 1)",
+            "{}: shape {shape:?}; the model takes {what} of [N, {}] (N at least 1)",
             path.display(),
-            want[0],
-            want[1],
-            want[2]
+            dims.join(", ")
         );
     }
+    let want64: Vec<u64> = want.iter().map(|&d| d as u64).collect();
     let n = shape[0];
     let total = n.saturating_mul(want64.iter().product::<u64>());
     if total > rowsim_workload::MAX_TENSOR_ELEMENTS {
@@ -287,6 +316,9 @@ fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
                     r.weight_frac = f.map(|f| f.weight_frac);
                     r.shift = f.map(|f| f.shift);
                     let mut s = format!("{} layer {}", if l.fc { "FC" } else { "CONV" }, l.layer);
+                    if l.tokens > 1 {
+                        s += &format!(" over {} tokens an image (the layer's batch is N x {})", l.tokens, l.tokens);
+                    }
                     if l.bias.is_some() {
                         s += "; bias added on the host (saturating)";
                     }
@@ -335,6 +367,28 @@ fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
                 ),
                 Op::Reshape => "the same words".into(),
                 Op::Add => "inputs rescaled to the output format, added, saturated".into(),
+                Op::MatMul(l) => {
+                    let f = cal.layer(&n.name);
+                    r.on = "chip";
+                    r.weight_frac = f.map(|f| f.weight_frac);
+                    r.shift = f.map(|f| f.shift);
+                    format!(
+                        "a product of two activations, image by image: FC layer {} with the first operand's {} rows as its batch, the second's {} columns as its filters (its words, transposed, rescaled to the weight format)",
+                        l, n.dims[0], n.dims[1]
+                    )
+                }
+                Op::Binary(b) => match b {
+                    Bin::Add | Bin::Sub => "inputs rescaled to the output format, added or subtracted, saturated",
+                    Bin::Mul => "the exact product rescaled to the output format (rounded), saturated",
+                    Bin::Div => "the quotient in f64, rounded to the output format, saturating (x / 0 saturates)",
+                }
+                .to_string(),
+                Op::LayerNorm(ln) => format!(
+                    "over the last axis in f64 (epsilon {}), rounded to the output format, saturating",
+                    ln.epsilon
+                ),
+                Op::ReduceMean => "the exact sum over the last axis / its length, rounded to nearest (ties up)".into(),
+                Op::Transpose => "the same words, [L, D] as [D, L]".into(),
                 Op::Softmax => {
                     "in f64 from the logits, rounded to Q1.15 (1.0 saturates to 32767)".into()
                 }
@@ -573,7 +627,7 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
         bail!("--batch: at least 1 image");
     }
     let x = match &a.input {
-        Some(p) => read_images(p, model.input_dims)?,
+        Some(p) => read_images(p, &model)?,
         None => synthetic_images(&model, batch, a.layer.seed)?,
     };
     let images = x.dims[0];
@@ -596,14 +650,11 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let (calib, calib_src) = match &a.calibration {
-        Some(p) => (
-            read_images(p, model.input_dims)?,
-            format!("{}", p.display()),
-        ),
+        Some(p) => (read_images(p, &model)?, format!("{}", p.display())),
         None if model_dir_calibration(path).is_some() => {
             let p = model_dir_calibration(path).unwrap_or_default();
             (
-                read_images(&p, model.input_dims)?,
+                read_images(&p, &model)?,
                 format!("{} (beside the model)", p.display()),
             )
         }

@@ -322,7 +322,7 @@ pub fn run(a: &PruneArgs) -> anyhow::Result<ExitCode> {
     crate::run::check_outputs(&outputs, std::slice::from_ref(&a.net))?;
     let test = match (&a.input, &a.labels) {
         (Some(x), Some(y)) => {
-            let x = read_images(x, model.input_dims)?;
+            let x = read_images(x, &model)?;
             let y = read_labels(y, x.dims[0])?;
             Some((x, y))
         }
@@ -331,8 +331,8 @@ pub fn run(a: &PruneArgs) -> anyhow::Result<ExitCode> {
     };
     let beside = a.net.with_file_name("calib_x.npy");
     let calib = match (&a.calibration, &test) {
-        (Some(p), _) => read_images(p, model.input_dims)?,
-        (None, _) if beside.is_file() => read_images(&beside, model.input_dims)?,
+        (Some(p), _) => read_images(p, &model)?,
+        (None, _) if beside.is_file() => read_images(&beside, &model)?,
         (None, Some((x, _))) => x.slice(0, x.dims[0].min(64)),
         (None, None) => {
             bail!("no calibration images: give --calibration, or --input (its first 64 images)")

@@ -303,7 +303,7 @@ fn cases() -> Vec<Case> {
             files: &[],
             args: &["run", "--layer", "models/digits/digits.onnx:pool1"],
             stdin: "",
-            error: "no CONV or FC node `pool1`; its layers: conv1, conv2, fc1, fc2",
+            error: "no node `pool1` that runs on the chip; its layers: conv1, conv2, fc1, fc2",
         },
         Case {
             what: "a GEMM problem with sparse weights",
@@ -546,7 +546,120 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             build::value("y", &[None, Some(2), Some(4), Some(4)]),
         )
     };
+    // Tokens [N, 4, 6] through one node.
+    let tokens = |nodes: Vec<_>, inits: Vec<TensorProto>, out: &[Option<i64>]| {
+        build::model_at(
+            17,
+            nodes,
+            inits,
+            build::value("x", &[None, Some(4), Some(6)]),
+            build::value("y", out),
+        )
+    };
+    let t3 = [None, Some(4), Some(6)];
+    let matmul_mismatch = tokens(
+        vec![
+            build::node("Relu", "r", &["x"], "z", vec![]),
+            build::node("MatMul", "mm", &["x", "z"], "y", vec![]),
+        ],
+        vec![],
+        &[None, Some(4), Some(6)],
+    );
+    let ln_axis = tokens(
+        vec![build::node(
+            "LayerNormalization",
+            "ln",
+            &["x", "g"],
+            "y",
+            vec![build::int("axis", 1)],
+        )],
+        vec![build::floats("g", &[6], vec![1.0; 6])],
+        &t3,
+    );
+    let ln_scale = tokens(
+        vec![build::node(
+            "LayerNormalization",
+            "ln",
+            &["x", "g"],
+            "y",
+            vec![],
+        )],
+        vec![build::floats("g", &[4], vec![1.0; 4])],
+        &t3,
+    );
+    let perm = tokens(
+        vec![build::node(
+            "Transpose",
+            "tr",
+            &["x"],
+            "y",
+            vec![build::ints("perm", &[1, 0, 2])],
+        )],
+        vec![],
+        &[Some(4), None, Some(6)],
+    );
+    let old_softmax = build::model_at(
+        11,
+        vec![build::node("Softmax", "sm", &["x"], "y", vec![])],
+        vec![],
+        build::value("x", &[None, Some(4), Some(6)]),
+        build::value("y", &t3),
+    );
+    let conv_tokens = tokens(
+        vec![build::node("Conv", "c", &["x", "w"], "y", vec![])],
+        vec![build::floats("w", &[2, 4, 3], vec![0.5; 24])],
+        &t3,
+    );
+    let broadcast = tokens(
+        vec![
+            build::node(
+                "ReduceMean",
+                "mean",
+                &["x"],
+                "m",
+                vec![build::ints("axes", &[1])],
+            ),
+            build::node("Sub", "sub", &["x", "m"], "y", vec![]),
+        ],
+        vec![],
+        &t3,
+    );
     vec![
+        (
+            "a MatMul of two activations whose inner dimensions differ",
+            matmul_mismatch,
+            "node `mm` (MatMul): [4, 6] x [4, 6]: the inner dimensions differ",
+        ),
+        (
+            "a LayerNormalization over another axis than the last",
+            ln_axis,
+            "node `ln` (LayerNormalization): axis 1: only the last axis (2, or -1) is supported",
+        ),
+        (
+            "a LayerNormalization scale of the wrong length",
+            ln_scale,
+            "node `ln` (LayerNormalization): its Scale has 4 values; expected 6, one per position of the last axis",
+        ),
+        (
+            "a Transpose that moves the batch",
+            perm,
+            "node `tr` (Transpose): perm Some([1, 0, 2]) of a rank-3 value: only [0, 2, 1] of tokens",
+        ),
+        (
+            "a Softmax of tokens with opset 11's default axis (all tokens at once)",
+            old_softmax,
+            "node `sm` (Softmax): axis 1: only the last axis (2, or -1) is supported",
+        ),
+        (
+            "a Conv of tokens",
+            conv_tokens,
+            "node `c` (Conv): its input is a sequence of tokens [N, L, D]; this op takes images",
+        ),
+        (
+            "a ReduceMean over the tokens, not the last axis",
+            broadcast,
+            "node `mean` (ReduceMean): axes [1], keepdims 1: only the last axis ([2] or [-1]), kept",
+        ),
         (
             "a constant divided by an activation",
             binary("Div", &["k", "x"], build::floats("k", &[], vec![2.0])),

@@ -276,6 +276,91 @@ fn a_mobilenet_v2_block_with_a_strided_depthwise_conv_runs_bit_exact() {
     }
 }
 
+/// One Transformer encoder layer over tokens [N, 8, 16] (`build::encoder_layer`, as PyTorch
+/// exports a one-head post-norm layer) runs bit-exact on tiny and eyeriss-v1: the six
+/// products on the chip (the projections as FC layers whose batch is the N x 8 tokens, Q K^T
+/// and attention x V image by image with the second operand as the filters), everything else
+/// on the host; the MACs of each chip node are its closed form over the 2 images.
+#[test]
+fn a_transformer_encoder_layer_runs_bit_exact() {
+    let model = write("encoder.onnx", &build::encoder_layer());
+    for hw in ["tiny", "eyeriss-v1"] {
+        let r = run_bit_exact(&model, "encoder", hw);
+        for chip in ["q", "k", "v", "scores", "context", "out", "ff1", "ff2"] {
+            assert_eq!(r.node(chip)["on"], "chip", "{chip}");
+        }
+        for host in [
+            "k_t",
+            "scale",
+            "attention",
+            "residual1",
+            "norm1",
+            "gelu_erf",
+            "gelu_mul",
+            "norm2",
+        ] {
+            assert_eq!(r.node(host)["on"], "host", "{host}");
+        }
+        assert!(
+            r.err.contains("FC layer q: N=1 C=16 H=1 W=1 M=16 R=1 S=1")
+                && r.err.contains("over 8 tokens an image"),
+            "{}",
+            r.err
+        );
+        // Two images of 8 tokens: a projection is 2 x 8 x 16 x 16 MACs, Q K^T 2 x 8 x 16 x 8,
+        // attention x V 2 x 8 x 8 x 16, the MLP's 2 x 8 x 16 x 32 each.
+        let macs = |name: &str| {
+            r.stats["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["layer"] == name)
+                .unwrap_or_else(|| panic!("no layer {name}"))["macs"]["total"]
+                .as_u64()
+                .unwrap()
+        };
+        for (name, want) in [
+            ("q", 4096),
+            ("out", 4096),
+            ("scores", 2048),
+            ("context", 2048),
+            ("ff1", 8192),
+            ("ff2", 8192),
+        ] {
+            assert_eq!(macs(name), want, "{name} on {hw}");
+        }
+    }
+    // One node on its own (`--layer model.onnx:NODE`): a projection over two images' tokens,
+    // and Q K^T of one image; a batch that is not whole images of tokens is refused.
+    for (node, batch) in [("q", "16"), ("scores", "8")] {
+        let o = rowsim()
+            .args(["run", "--hw", "tiny", "--batch", batch, "--layer"])
+            .arg(format!("{}:{node}", model.display()))
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{node}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out.contains(&format!(
+                "{node} on tiny (batch {batch}, seed 1): bit-exact"
+            )),
+            "{out}"
+        );
+    }
+    let o = rowsim()
+        .args(["run", "--hw", "tiny", "--batch", "5", "--layer"])
+        .arg(format!("{}:q", model.display()))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("`q` runs over tokens (8 an image): --batch 5 is not a multiple of 8"));
+}
+
 /// The host's elementwise operators (Mul, Sub, Div by constants, Sigmoid, HardSwish, Concat,
 /// Pad, HardSigmoid) around a CONV whose constant Add is folded into it as its bias: bit-exact
 /// on tiny and eyeriss-v1, each where it should run.

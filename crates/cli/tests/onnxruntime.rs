@@ -127,15 +127,12 @@ fn top1_against_onnx_runtime(name: &str, bytes: &[u8], shape: &str) -> (f64, f64
     let (xs, xd) = read(&x);
     let (_, want) = read(&y);
     let m = rowsim_model::onnx::load(&model).unwrap();
-    let xt = rowsim_model::exec::FTensor {
-        dims: [
-            xs[0] as usize,
-            xs[1] as usize,
-            xs[2] as usize,
-            xs[3] as usize,
-        ],
-        data: xd,
-    };
+    // Images [N, C, H, W], tokens [N, L, D] (held as [N, L, D, 1]) or vectors [N, K].
+    let mut dims = [1usize; 4];
+    for (k, &d) in xs.iter().enumerate() {
+        dims[k] = d as usize;
+    }
+    let xt = rowsim_model::exec::FTensor { dims, data: xd };
     let got = rowsim_model::exec::forward_float(&m, &xt).unwrap();
     let got = &got[&m.output].data;
     assert_eq!(got.len(), want.len(), "{name}: output sizes");
@@ -208,6 +205,23 @@ fn elementwise_operators_are_onnx_runtimes() {
         &rowsim_model::build::elementwise_block(),
         "4, 6, 6",
     );
+    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
+    assert_eq!(
+        float, 1.0,
+        "rowsim's float model agrees with ONNX Runtime on {float}"
+    );
+}
+
+/// One Transformer encoder layer (tokens [N, 8, 16]; Q, K, V, Q K^T and attention x V, the
+/// output projection and the MLP on the chip; Softmax, LayerNormalization, the written-out
+/// GELU and the residual Adds on the host): rowsim's float model within 1e-5 of ONNX
+/// Runtime's outputs, value by value; the chip's top-1 (the largest of an image's 128 outputs)
+/// equal to ONNX Runtime's on at least 95% of the images.
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn a_transformer_encoder_layer_is_onnx_runtimes() {
+    let (chip, float) =
+        top1_against_onnx_runtime("encoder", &rowsim_model::build::encoder_layer(), "8, 16");
     assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
     assert_eq!(
         float, 1.0,

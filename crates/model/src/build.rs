@@ -490,3 +490,120 @@ pub fn elementwise_block() -> Vec<u8> {
         value("logits", &[None, Some(5)]),
     )
 }
+
+/// A string attribute.
+pub fn string(name: &str, v: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        type_: EnumOrUnknown::new(AttributeType::STRING),
+        s: v.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+/// One Transformer encoder layer over `[N, 8, 16]` tokens, as PyTorch exports a post-norm
+/// `nn.TransformerEncoderLayer` with one head (opset 17): Q, K and V projections (MatMul and
+/// bias Add), `Q K^T` (K transposed), scaled by `1 / sqrt(16)` (Div), Softmax over the keys,
+/// attention x V, the output projection, a residual Add and LayerNormalization; then the MLP,
+/// 16 -> 32 -> 16 with GELU written out as PyTorch exports it (`x * 0.5 * (1 + erf(x /
+/// sqrt 2))`: Div, Erf, Add, Mul of two activations, Mul), a residual Add and a second
+/// LayerNormalization.
+pub fn encoder_layer() -> Vec<u8> {
+    let (l, d, f) = (8i64, 16i64, 32i64);
+    let ud = d as usize;
+    let mut nodes = Vec::new();
+    let mut inits = Vec::new();
+    // A projection `out = in x w + b` of `k` -> `m` features.
+    #[allow(clippy::too_many_arguments)] // a projection's parts
+    fn linear(
+        nodes: &mut Vec<NodeProto>,
+        inits: &mut Vec<TensorProto>,
+        name: &str,
+        input: &str,
+        out: &str,
+        k: i64,
+        m: i64,
+        seed: u64,
+    ) {
+        let (w, b) = (format!("{name}_w"), format!("{name}_b"));
+        let mm = format!("{name}_mm");
+        nodes.push(node("MatMul", name, &[input, &w], &mm, vec![]));
+        nodes.push(node(
+            "Add",
+            &format!("{name}_bias"),
+            &[&mm, &b],
+            out,
+            vec![],
+        ));
+        let a = 1.0 / (k as f32).sqrt();
+        inits.push(floats(&w, &[k, m], weights((k * m) as usize, a, seed)));
+        inits.push(floats(&b, &[m], weights(m as usize, 0.1, seed + 100)));
+    }
+    linear(&mut nodes, &mut inits, "q", "x", "q", d, d, 51);
+    linear(&mut nodes, &mut inits, "k", "x", "k", d, d, 52);
+    linear(&mut nodes, &mut inits, "v", "x", "v", d, d, 53);
+    let mut more = vec![
+        node(
+            "Transpose",
+            "k_t",
+            &["k"],
+            "kt",
+            vec![ints("perm", &[0, 2, 1])],
+        ),
+        node("MatMul", "scores", &["q", "kt"], "s", vec![]),
+        node("Div", "scale", &["s", "sqrt_d"], "ss", vec![]),
+        node("Softmax", "attention", &["ss"], "a", vec![int("axis", -1)]),
+        node("MatMul", "context", &["a", "v"], "ctx", vec![]),
+    ];
+    nodes.append(&mut more);
+    inits.push(floats("sqrt_d", &[], vec![(d as f32).sqrt()]));
+    linear(&mut nodes, &mut inits, "out", "ctx", "o", d, d, 54);
+    nodes.push(node("Add", "residual1", &["x", "o"], "r1", vec![]));
+    nodes.push(node(
+        "LayerNormalization",
+        "norm1",
+        &["r1", "g1", "b1"],
+        "n1",
+        vec![int("axis", -1), float("epsilon", 1e-5)],
+    ));
+    inits.push(floats(
+        "g1",
+        &[d],
+        weights(ud, 0.2, 61).iter().map(|w| 1.0 + w).collect(),
+    ));
+    inits.push(floats("b1", &[d], weights(ud, 0.1, 62)));
+    linear(&mut nodes, &mut inits, "ff1", "n1", "h", d, f, 55);
+    let mut gelu = vec![
+        node("Div", "gelu_div", &["h", "sqrt_2"], "h_s", vec![]),
+        node("Erf", "gelu_erf", &["h_s"], "h_e", vec![]),
+        node("Add", "gelu_add", &["h_e", "one"], "h_a", vec![]),
+        node("Mul", "gelu_mul", &["h", "h_a"], "h_m", vec![]),
+        node("Mul", "gelu_half", &["h_m", "half"], "g", vec![]),
+    ];
+    nodes.append(&mut gelu);
+    inits.push(floats("sqrt_2", &[], vec![std::f32::consts::SQRT_2]));
+    inits.push(floats("one", &[], vec![1.0]));
+    inits.push(floats("half", &[], vec![0.5]));
+    linear(&mut nodes, &mut inits, "ff2", "g", "y", f, d, 56);
+    nodes.push(node("Add", "residual2", &["n1", "y"], "r2", vec![]));
+    nodes.push(node(
+        "LayerNormalization",
+        "norm2",
+        &["r2", "g2", "b2"],
+        "out",
+        vec![int("axis", -1), float("epsilon", 1e-5)],
+    ));
+    inits.push(floats(
+        "g2",
+        &[d],
+        weights(ud, 0.2, 63).iter().map(|w| 1.0 + w).collect(),
+    ));
+    inits.push(floats("b2", &[d], weights(ud, 0.1, 64)));
+    model_at(
+        17,
+        nodes,
+        inits,
+        value("x", &[None, Some(l), Some(d)]),
+        value("out", &[None, Some(l), Some(d)]),
+    )
+}

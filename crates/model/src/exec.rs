@@ -11,10 +11,30 @@
 //!   when `count_include_pad`), rounded to nearest with ties up (`floor((2*sum + n) / 2n)`);
 //! - residual Add: each input brought to the output's format (a left shift saturating, or a
 //!   right shift rounding to nearest, ties up), added exactly, saturated to 16 bits;
-//! - Softmax: computed in `f64` from the input's values and rounded to Q1.15 (15 fraction
-//!   bits; 1.0 saturates to 32767): the probabilities are reported, the prediction is taken on the logits
-//!   ([`crate::Model::logits`]);
-//! - Flatten, Reshape, Identity: the same words.
+//! - Softmax (over the last axis): computed in `f64` from the input's values and rounded to
+//!   Q1.15 (15 fraction bits; 1.0 saturates to 32767): the probabilities are reported, the
+//!   prediction is taken on the logits ([`crate::Model::logits`]);
+//! - LayerNormalization (over the last axis): computed in `f64` from the input's values (mean,
+//!   population variance, `1 / sqrt(var + epsilon)`, scale and shift), rounded to the output's
+//!   format, saturating;
+//! - ReduceMean (over the last axis): the exact sum over the count, rounded to nearest with
+//!   ties up, in the input's format;
+//! - value-by-value Add and Sub of two activations: each rescaled to the output's format (as
+//!   the residual Add), then added or subtracted, saturated; Mul: the exact product
+//!   (`fa + fb` fraction bits) rescaled to the output's format (rounding half up), saturated;
+//!   Div: the quotient of the two values in `f64` (exact values, one correctly rounded
+//!   division), rounded to the output's format, saturating (a division by 0 saturates to the
+//!   dividend's sign, 0 / 0 is 0);
+//! - Erf, Gelu, Tanh, Sqrt, Pow and the other functions: in `f64` from the input's value,
+//!   rounded to the output's format, saturating (a NaN, the square root of a negative value,
+//!   is 0);
+//! - Flatten, Reshape, Identity: the same words; Transpose: the same words, moved.
+//!
+//! A `MatMul` of two activations runs on the chip (through the callback) image by image: the
+//! first operand's `[P, K]` words are the layer's ifmap (`P` images of `K` channels), the
+//! second's `[K, M]` words, transposed, its `M` filters of `K` weights, in the second
+//! operand's format (rescaled to fewer fraction bits, rounding half up and saturating, when
+//! the MAC's product shift needs it, as trained weights are; see [`crate::quant`]).
 
 use std::collections::BTreeMap;
 
@@ -22,7 +42,7 @@ use rowsim_datapath::mac::MacConfig;
 use rowsim_workload::{ConvLayer, Formats, Tensor};
 
 use crate::quant::Calibration;
-use crate::{Model, ModelError, Node, Op, Pool};
+use crate::{Bin, Model, ModelError, Node, Op, Pool};
 
 /// A batch of float images or activations, `[N][C][H][W]` row-major.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,13 +91,15 @@ fn check_input(model: &Model, dims: [usize; 4]) -> Result<(), ModelError> {
             node: Some(model.input.clone()),
             op: None,
             why: format!(
-                "the input is {dims:?}; the model takes [{}, {}, {}, {}]",
+                "the input is {dims:?}; the model takes [{}, {}]",
                 model
                     .batch
                     .map_or_else(|| "N".to_string(), |b| b.to_string()),
-                want[0],
-                want[1],
-                want[2]
+                want[..model.input_rank.clamp(2, 4) - 1]
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
         });
     }
@@ -99,14 +121,68 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
         };
         match &node.op {
             Op::Layer(l) => {
-                let y = conv_f32(&l.layer, a, &l.weights);
+                let y = if l.tokens > 1 || node.rank == 3 {
+                    // Each token a vector of the layer's C values.
+                    let x = FTensor {
+                        dims: [n * l.tokens, l.layer.c as usize, 1, 1],
+                        data: a.data.clone(),
+                    };
+                    conv_f32(&l.layer, &x, &l.weights)
+                } else {
+                    conv_f32(&l.layer, a, &l.weights)
+                };
                 for (k, v) in y.into_iter().enumerate() {
-                    let m = (k / (h * w)) % c;
+                    let m = filter_of(node, k);
                     let b = l.bias.as_ref().map_or(0.0, |b| b[m] as f64);
                     let v = v + b;
                     out.data[k] = if l.relu { v.max(0.0) } else { v } as f32;
                 }
             }
+            Op::MatMul(l) => {
+                let b = &vals[&node.inputs[1]];
+                let (p, kk, m) = (c, l.c as usize, h);
+                for i in 0..n {
+                    let (ai, bi) = (&a.data[i * p * kk..], &b.data[i * kk * m..]);
+                    for r in 0..p {
+                        for j in 0..m {
+                            let sum: f64 = (0..kk)
+                                .map(|q| ai[r * kk + q] as f64 * bi[q * m + j] as f64)
+                                .sum();
+                            out.data[(i * p + r) * m + j] = sum as f32;
+                        }
+                    }
+                }
+            }
+            Op::Binary(op) => {
+                let b = &vals[&node.inputs[1]];
+                for (k, o) in out.data.iter_mut().enumerate() {
+                    let (x, y) = (
+                        a.data[broadcast_at(k, node.dims, a.dims)] as f64,
+                        b.data[broadcast_at(k, node.dims, b.dims)] as f64,
+                    );
+                    *o = match op {
+                        Bin::Add => x + y,
+                        Bin::Sub => x - y,
+                        Bin::Mul => x * y,
+                        Bin::Div => x / y,
+                    } as f32;
+                }
+            }
+            Op::LayerNorm(ln) => {
+                let d = node.last_axis();
+                for (row, o) in a.data.chunks(d).zip(out.data.chunks_mut(d)) {
+                    let x: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+                    ln.row(&x, |k, v| o[k] = v as f32);
+                }
+            }
+            Op::ReduceMean => {
+                let d = crate::last_axis([a.dims[1], a.dims[2], a.dims[3]], node.rank);
+                for (row, o) in a.data.chunks(d).zip(out.data.iter_mut()) {
+                    *o = (row.iter().map(|&v| v as f64).sum::<f64>() / d as f64) as f32;
+                }
+            }
+            // [L, D] in, [D, L] out.
+            Op::Transpose => transpose(&a.data, n, h, c, &mut out.data),
             Op::Relu { .. } => {
                 for (o, &v) in out.data.iter_mut().zip(&a.data) {
                     *o = v.max(0.0);
@@ -136,9 +212,10 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
                 }
             }
             Op::Softmax => {
-                for (i, row) in a.data.chunks(c).enumerate() {
+                let d = node.last_axis();
+                for (i, row) in a.data.chunks(d).enumerate() {
                     for (k, p) in softmax(row.iter().map(|&v| v as f64)).enumerate() {
-                        out.data[i * c + k] = p as f32;
+                        out.data[i * d + k] = p as f32;
                     }
                 }
             }
@@ -170,7 +247,7 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
             Op::Affine(bn) if bn.folded_into.is_some() => out.data.clone_from(&a.data),
             Op::Affine(bn) => {
                 for (k, o) in out.data.iter_mut().enumerate() {
-                    let ch = (k / (h * w)) % c;
+                    let ch = bn.index(k, node.dims);
                     *o = (a.data[k] as f64 * bn.scale[ch] as f64 + bn.shift[ch] as f64) as f32;
                 }
             }
@@ -178,6 +255,40 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
         vals.insert(node.output.clone(), out);
     }
     Ok(vals)
+}
+
+/// The filter (output channel) of output value `k` of a layer node: per channel of an image,
+/// per position of the last axis of tokens.
+fn filter_of(node: &Node, k: usize) -> usize {
+    let [c, h, w] = node.dims;
+    if node.rank == 3 {
+        (k / w) % h
+    } else {
+        (k / (h * w)) % c
+    }
+}
+
+/// The index, in a value of one image's dims `d` broadcast to `out` (each dim equal, or 1),
+/// of value `k` (batch included) of the output.
+fn broadcast_at(k: usize, out: [usize; 3], d: [usize; 4]) -> usize {
+    let [c, h, w] = out;
+    let (i, r) = (k / (c * h * w), k % (c * h * w));
+    let (ch, y, x) = (r / (h * w), (r / w) % h, r % w);
+    let [_, dc, dh, dw] = d;
+    let pick = |v: usize, len: usize| if len == 1 { 0 } else { v };
+    ((i * dc + pick(ch, dc)) * dh + pick(y, dh)) * dw + pick(x, dw)
+}
+
+/// Each of `n` images' `[rows][cols]` as `[cols][rows]`.
+fn transpose<T: Copy>(a: &[T], n: usize, rows: usize, cols: usize, out: &mut [T]) {
+    let per = rows * cols;
+    for i in 0..n {
+        for r in 0..rows {
+            for q in 0..cols {
+                out[i * per + q * rows + r] = a[i * per + r * cols + q];
+            }
+        }
+    }
 }
 
 fn softmax(v: impl Iterator<Item = f64> + Clone) -> impl Iterator<Item = f64> {
@@ -379,7 +490,9 @@ pub fn forward_fixed(
                         "no formats for this layer (not calibrated)".into(),
                     )
                 })?;
-                let layer = l.layer.clone().with_batch(n as u32);
+                // Over tokens, each token is an image of the layer's batch.
+                let batch = n * l.tokens;
+                let layer = l.layer.clone().with_batch(batch as u32);
                 let mac = Formats {
                     ifmap_frac: lf.ifmap_frac,
                     weight_frac: lf.weight_frac,
@@ -390,7 +503,7 @@ pub fn forward_fixed(
                 // reads the map).
                 let ifmap = Tensor {
                     dims: [
-                        n,
+                        batch,
                         l.layer.c as usize,
                         l.layer.h as usize,
                         l.layer.w as usize,
@@ -406,21 +519,128 @@ pub fn forward_fixed(
                     relu: l.relu,
                 })
                 .map_err(|e| at(model, node, e))?;
-                if y.dims != out.dims {
+                let want = [
+                    batch,
+                    l.layer.m as usize,
+                    layer.e() as usize,
+                    layer.f() as usize,
+                ];
+                if y.dims != want || y.data.len() != out.data.len() {
                     return Err(at(
                         model,
                         node,
-                        format!("the layer made {:?}; expected {:?}", y.dims, out.dims),
+                        format!("the layer made {:?}; expected {want:?}", y.dims),
                     ));
                 }
-                out = y;
+                out.data = y.data;
                 if let Some(b) = &lf.bias {
                     for (k, v) in out.data.iter_mut().enumerate() {
-                        let m = (k / (h * w)) % c;
+                        let m = filter_of(node, k);
                         *v = saturate(*v as i64 + b[m] as i64);
                     }
                 }
             }
+            Op::MatMul(l) => {
+                let lf = cal.layer(&node.name).ok_or_else(|| {
+                    at(
+                        model,
+                        node,
+                        "no formats for this product (not calibrated)".into(),
+                    )
+                })?;
+                let b = &vals[&node.inputs[1]];
+                let fb = cal.frac(&node.inputs[1]);
+                let (p, kk, m) = (c, l.c as usize, h);
+                let layer = l.as_ref().clone().with_batch(p as u32);
+                let mac = Formats {
+                    ifmap_frac: lf.ifmap_frac,
+                    weight_frac: lf.weight_frac,
+                    psum_frac: lf.psum_frac,
+                }
+                .mac();
+                for i in 0..n {
+                    let ifmap = Tensor {
+                        dims: [p, kk, 1, 1],
+                        data: a.data[i * p * kk..(i + 1) * p * kk].to_vec(),
+                    };
+                    // The second operand's columns are the filters, in the weights' format.
+                    let mut weights = Tensor::zeros([m, kk, 1, 1]);
+                    transpose(
+                        &b.data[i * kk * m..(i + 1) * kk * m],
+                        1,
+                        kk,
+                        m,
+                        &mut weights.data,
+                    );
+                    for v in weights.data.iter_mut() {
+                        *v = saturate(rescale(*v as i64, fb, lf.weight_frac));
+                    }
+                    let y = conv(&ConvCall {
+                        node,
+                        layer: &layer,
+                        ifmap: &ifmap,
+                        weights: &weights,
+                        mac,
+                        relu: false,
+                    })
+                    .map_err(|e| at(model, node, e))?;
+                    if y.dims != [p, m, 1, 1] {
+                        return Err(at(
+                            model,
+                            node,
+                            format!(
+                                "image {i}: the layer made {:?}; expected [{p}, {m}, 1, 1]",
+                                y.dims
+                            ),
+                        ));
+                    }
+                    out.data[i * p * m..(i + 1) * p * m].copy_from_slice(&y.data);
+                }
+            }
+            Op::Binary(op) => {
+                let b = &vals[&node.inputs[1]];
+                let (fa, fb, fo) = (
+                    cal.frac(&node.inputs[0]),
+                    cal.frac(&node.inputs[1]),
+                    cal.frac(&node.output),
+                );
+                for (k, o) in out.data.iter_mut().enumerate() {
+                    let x = a.data[broadcast_at(k, node.dims, a.dims)] as i64;
+                    let y = b.data[broadcast_at(k, node.dims, b.dims)] as i64;
+                    *o = match op {
+                        Bin::Add => saturate(rescale(x, fa, fo) + rescale(y, fb, fo)),
+                        Bin::Sub => saturate(rescale(x, fa, fo) - rescale(y, fb, fo)),
+                        Bin::Mul => saturate(rescale(x * y, fa + fb, fo)),
+                        Bin::Div => match (x, y) {
+                            (0, 0) => 0,
+                            (x, 0) if x > 0 => i16::MAX,
+                            (_, 0) => i16::MIN,
+                            _ => quantize(
+                                (x as f64 / y as f64) * 2f64.powi(fb as i32 - fa as i32),
+                                fo,
+                            ),
+                        },
+                    };
+                }
+            }
+            Op::LayerNorm(ln) => {
+                let (fa, fo) = (cal.frac(&node.inputs[0]), cal.frac(&node.output));
+                let scale = (1u64 << fa) as f64;
+                let d = node.last_axis();
+                for (row, o) in a.data.chunks(d).zip(out.data.chunks_mut(d)) {
+                    let x: Vec<f64> = row.iter().map(|&v| v as f64 / scale).collect();
+                    ln.row(&x, |k, v| o[k] = quantize(v, fo));
+                }
+            }
+            Op::ReduceMean => {
+                let d = crate::last_axis([a.dims[1], a.dims[2], a.dims[3]], node.rank);
+                for (row, o) in a.data.chunks(d).zip(out.data.iter_mut()) {
+                    let sum: i64 = row.iter().map(|&v| v as i64).sum();
+                    let count = d.max(1) as i64;
+                    *o = saturate((2 * sum + count).div_euclid(2 * count));
+                }
+            }
+            Op::Transpose => transpose(&a.data, n, h, c, &mut out.data),
             Op::Relu { .. } => {
                 for (o, &v) in out.data.iter_mut().zip(&a.data) {
                     *o = v.max(0);
@@ -455,9 +675,10 @@ pub fn forward_fixed(
             Op::Softmax => {
                 let f = cal.frac(&node.inputs[0]);
                 let scale = (1u64 << f) as f64;
-                for (i, row) in a.data.chunks(c).enumerate() {
+                let d = node.last_axis();
+                for (i, row) in a.data.chunks(d).enumerate() {
                     for (k, p) in softmax(row.iter().map(|&v| v as f64 / scale)).enumerate() {
-                        out.data[i * c + k] = quantize(p, 15);
+                        out.data[i * d + k] = quantize(p, 15);
                     }
                 }
             }
@@ -518,7 +739,7 @@ pub fn forward_fixed(
                 let (fa, fo) = (cal.frac(&node.inputs[0]), cal.frac(&node.output));
                 let (fs, scale, shift) = affine_words(bn, fo);
                 for (k, o) in out.data.iter_mut().enumerate() {
-                    let ch = (k / (h * w)) % c;
+                    let ch = bn.index(k, node.dims);
                     let p = a.data[k] as i64 * scale[ch] as i64;
                     *o = saturate(rescale(p, fa + fs, fo) + shift[ch] as i64);
                 }

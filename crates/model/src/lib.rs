@@ -3,10 +3,14 @@
 //! each layer's formats chosen from a calibration batch ([`quant`]).
 //!
 //! A model is a chain of [`Node`]s over named values. Every value is a batch of images, each
-//! `[C][H][W]` (a vector of `K` values is `[K][1][1]`), so one [`Tensor`] layout serves them all.
-//! Layers (`Conv`, `Gemm`, `MatMul`) become [`ConvLayer`]s: an FC layer over a flattened
-//! `C x H x W` map is mapped the Eyeriss way, a CONV layer whose `H x W` filter covers its input;
-//! one over a vector is `C = K`, `1 x 1`.
+//! `[C][H][W]` (a vector of `K` values is `[K][1][1]`; a sequence of `L` tokens of `D` values,
+//! ONNX's `[N, L, D]`, is `[L][D][1]`: the same words in the same order), so one [`Tensor`]
+//! layout serves them all. Layers (`Conv`, `Gemm`, `MatMul`) become [`ConvLayer`]s: an FC layer
+//! over a flattened `C x H x W` map is mapped the Eyeriss way, a CONV layer whose `H x W` filter
+//! covers its input; one over a vector is `C = K`, `1 x 1`; one over tokens is the same FC layer
+//! with the `N x L` tokens as its batch. A `MatMul` of two activations (attention's `Q K^T` and
+//! `A V`) runs on the chip too, image by image: an FC layer whose batch is the first operand's
+//! rows and whose filters are the second operand's columns.
 
 pub mod build;
 pub mod exec;
@@ -28,9 +32,11 @@ pub use quant::{calibrate, Calibration, LayerFormats};
 pub struct Model {
     /// The file it came from (for messages).
     pub file: String,
-    /// The graph input's name and one image's dims `[C, H, W]`.
+    /// The graph input's name and one image's dims `[C, H, W]`, and its ONNX rank (4: images,
+    /// 3: tokens `[N, L, D]` held as `[L, D, 1]`, 2: vectors `[N, K]` held as `[K, 1, 1]`).
     pub input: String,
     pub input_dims: [usize; 3],
+    pub input_rank: usize,
     /// The batch the file fixes (`None`: symbolic, any batch).
     pub batch: Option<usize>,
     pub nodes: Vec<Node>,
@@ -53,6 +59,26 @@ pub struct Node {
     pub output: String,
     /// One image's output dims `[C, H, W]`.
     pub dims: [usize; 3],
+    /// The output's ONNX rank, batch included (4, 3 or 2; see [`Model::input_rank`]): which
+    /// axis is the last one.
+    pub rank: usize,
+}
+
+impl Node {
+    /// The length of the output's last ONNX axis (`W` of an image, `D` of tokens, `K` of a
+    /// vector); the values along it lie side by side except in an image.
+    pub fn last_axis(&self) -> usize {
+        last_axis(self.dims, self.rank)
+    }
+}
+
+/// The length of the last ONNX axis of a value of `dims` and `rank`.
+pub fn last_axis(dims: [usize; 3], rank: usize) -> usize {
+    match rank {
+        2 => dims[0],
+        3 => dims[1],
+        _ => dims[2],
+    }
 }
 
 /// What a node does.
@@ -70,8 +96,22 @@ pub enum Op {
     Reshape,
     /// Two values of the same dims added (a residual connection).
     Add,
-    /// Softmax over the `K` values of a vector.
+    /// Two values combined value by value, either broadcast along axes where its size is 1
+    /// (`[L, 1, 1]` against `[L, D, 1]`), on the host.
+    Binary(Bin),
+    /// Softmax over the last axis (the `K` values of a vector, the `D` of each token).
     Softmax,
+    /// LayerNormalization over the last axis of tokens (or a vector): `(x - mean) /
+    /// sqrt(var + epsilon) * scale + shift`, on the host.
+    LayerNorm(Box<LayerNorm>),
+    /// The mean over the last axis, kept as an axis of 1 (`ReduceMean`), on the host.
+    ReduceMean,
+    /// Tokens `[L, D]` as `[D, L]` (`Transpose` with `perm = [0, 2, 1]`), on the host.
+    Transpose,
+    /// A product of two activations, `[P, K] x [K, M]` per image (`MatMul`), on the chip as
+    /// an FC layer (`C = K`, `M` filters, the `P` rows its batch; the layer here is for one
+    /// row: a run sets the batch), image by image.
+    MatMul(Box<ConvLayer>),
     /// `min(max(x, min), max)` (ReLU6 is Clip to 0..6), on the host.
     Clip {
         min: f32,
@@ -93,15 +133,64 @@ pub enum Op {
     },
 }
 
+/// How [`Op::Binary`] combines two values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bin {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// LayerNormalization's parameters, one per value of the last axis.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerNorm {
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+    pub epsilon: f32,
+}
+
+impl LayerNorm {
+    /// One row of the last axis normalized (in f64, as both the float model and the
+    /// fixed-point host compute it), each value passed to `put`.
+    pub fn row(&self, x: &[f64], mut put: impl FnMut(usize, f64)) {
+        let d = x.len().max(1) as f64;
+        let mean = x.iter().sum::<f64>() / d;
+        let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d;
+        let inv = 1.0 / (var + self.epsilon as f64).sqrt();
+        for (k, v) in x.iter().enumerate() {
+            put(
+                k,
+                (v - mean) * inv * self.scale[k] as f64 + self.shift[k] as f64,
+            );
+        }
+    }
+}
+
 /// A function applied to each value.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Fun {
     /// `1 / (1 + e^-x)`.
     Sigmoid,
     /// `max(0, min(1, alpha x + beta))`.
-    HardSigmoid { alpha: f32, beta: f32 },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     /// `x * max(0, min(1, x / 6 + 1 / 2))` (MobileNet-v3's).
     HardSwish,
+    /// The error function.
+    Erf,
+    /// `x * Phi(x)` (`Gelu`, `approximate = "none"`), or with `tanh`, `x / 2 * (1 +
+    /// tanh(sqrt(2 / pi) * (x + 0.044715 x^3)))`.
+    Gelu {
+        tanh: bool,
+    },
+    Tanh,
+    /// The square root (NaN, stored as 0, for a negative value).
+    Sqrt,
+    /// `x^p` for a constant exponent.
+    Pow(f32),
 }
 
 impl Fun {
@@ -111,8 +200,22 @@ impl Fun {
             Fun::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             Fun::HardSigmoid { alpha, beta } => (alpha as f64 * x + beta as f64).clamp(0.0, 1.0),
             Fun::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Fun::Erf => erf(x),
+            Fun::Gelu { tanh: false } => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+            Fun::Gelu { tanh: true } => {
+                let k = (2.0 / std::f64::consts::PI).sqrt();
+                0.5 * x * (1.0 + (k * (x + 0.044715 * x * x * x)).tanh())
+            }
+            Fun::Tanh => x.tanh(),
+            Fun::Sqrt => x.sqrt(),
+            Fun::Pow(p) => x.powf(p as f64),
         }
     }
+}
+
+/// The error function in f64 (the `libm` crate's port of musl's `erf`, within an ulp).
+pub fn erf(x: f64) -> f64 {
+    libm::erf(x)
 }
 
 /// A per-channel affine map. For a BatchNormalization `scale = gamma / sqrt(var + epsilon)`
@@ -125,6 +228,21 @@ pub struct Affine {
     /// The layer node it was folded into (its weights times `scale`, its bias
     /// `bias * scale + shift`): the node itself then passes its input on.
     pub folded_into: Option<String>,
+    /// One value per position of the last axis of tokens (`[D]` added to `[N, L, D]`), not
+    /// per channel.
+    pub last_axis: bool,
+}
+
+impl Affine {
+    /// The parameter index of value `k` of an image of `dims`.
+    pub fn index(&self, k: usize, dims: [usize; 3]) -> usize {
+        let [c, h, w] = dims;
+        if self.last_axis {
+            (k / w) % h
+        } else {
+            (k / (h * w)) % c
+        }
+    }
 }
 
 /// A pooling window (`global`: the whole map).
@@ -160,6 +278,9 @@ pub struct LayerOp {
     /// The per-filter factor of a BatchNormalization folded into the weights (the
     /// initializer holds the weights before it).
     pub folded: Option<Vec<f32>>,
+    /// Tokens per image when it runs over a sequence (`[N, L, K] x [K, M]`: the layer's
+    /// batch is `N x L`), else 1.
+    pub tokens: usize,
 }
 
 impl Model {
@@ -181,6 +302,17 @@ impl Model {
     pub fn layers(&self) -> impl Iterator<Item = (&Node, &LayerOp)> {
         self.nodes.iter().filter_map(|n| match &n.op {
             Op::Layer(l) => Some((n, l.as_ref())),
+            _ => None,
+        })
+    }
+
+    /// Every layer the chip runs for one image, as the chip runs it: a CONV or FC layer (over
+    /// tokens, with the image's tokens as its batch), and a product of two activations (its
+    /// batch the first operand's rows).
+    pub fn chip_layers(&self) -> impl Iterator<Item = (&Node, ConvLayer)> {
+        self.nodes.iter().filter_map(|n| match &n.op {
+            Op::Layer(l) => Some((n, l.layer.clone().with_batch(l.tokens as u32))),
+            Op::MatMul(l) => Some((n, l.as_ref().clone().with_batch(n.dims[0] as u32))),
             _ => None,
         })
     }

@@ -62,6 +62,24 @@ fn per_channel(t: &Init, d: [usize; 3]) -> Option<Vec<f32>> {
     (ok && t.floats.len() == c).then(|| t.floats.clone())
 }
 
+/// A constant's values for each position of the last axis of tokens of dims `d` (`[L, D, 1]`):
+/// one value for all, or `D` (`[D]`, `[1, D]`, `[1, 1, D]`).
+fn per_last_axis(t: &Init, d: [usize; 3]) -> Option<Vec<f32>> {
+    let len = d[1];
+    if t.floats.len() == 1 {
+        return Some(vec![t.floats[0]; len]);
+    }
+    let ok = matches!(t.dims[..], [k] | [1, k] | [1, 1, k] if k == len);
+    (ok && t.floats.len() == len).then(|| t.floats.clone())
+}
+
+fn last_axis_error(t: &Init, d: [usize; 3]) -> String {
+    format!(
+        "a constant of dims {:?} with tokens [L, D] = [{}, {}]; expected one value, or one per position of the last axis ([D], [1, 1, D])",
+        t.dims, d[0], d[1]
+    )
+}
+
 fn broadcast_error(t: &Init, d: [usize; 3]) -> String {
     format!(
         "a constant of dims {:?} with a value of {d:?}; expected one value, or one a channel ([C, 1, 1] or [1, C, 1, 1])",
@@ -134,6 +152,10 @@ struct Importer {
     dims: BTreeMap<String, [usize; 3]>,
     /// For the output of a Flatten/Reshape: the value it flattened.
     flattened: BTreeMap<String, String>,
+    /// The ONNX rank of each value so far (see [`Model::input_rank`]).
+    ranks: BTreeMap<String, usize>,
+    /// The default domain's opset the model imports (0: none said).
+    opset: i64,
     nodes: Vec<Node>,
 }
 
@@ -165,6 +187,8 @@ impl Importer {
             inits: BTreeMap::new(),
             dims: BTreeMap::new(),
             flattened: BTreeMap::new(),
+            ranks: BTreeMap::new(),
+            opset: 0,
             nodes: Vec::new(),
         }
     }
@@ -294,12 +318,13 @@ impl Importer {
                 )));
             }
         }
-        let input_dims = match dims.as_slice() {
-            [c, h, w] => [*c, *h, *w],
-            [k] => [*k, 1, 1],
+        let (input_dims, input_rank) = match dims.as_slice() {
+            [c, h, w] => ([*c, *h, *w], 4),
+            [l, d] => ([*l, *d, 1], 3),
+            [k] => ([*k, 1, 1], 2),
             _ => {
                 return Err(at(format!(
-                    "rank {}: expected [N, C, H, W] or [N, K]",
+                    "rank {}: expected [N, C, H, W], [N, L, D] or [N, K]",
                     shape.dim.len()
                 )))
             }
@@ -309,6 +334,12 @@ impl Importer {
             return Err(at(format!("a dimension is above the limit {cap}")));
         }
         self.dims.insert(input.name.clone(), input_dims);
+        self.ranks.insert(input.name.clone(), input_rank);
+        self.opset = m
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map_or(0, |o| o.version);
         for (k, n) in g.node.iter().enumerate() {
             self.node(n, k, &input.name)?;
         }
@@ -330,6 +361,7 @@ impl Importer {
             file: self.file,
             input: input.name.clone(),
             input_dims,
+            input_rank,
             batch,
             nodes: self.nodes,
             output: output.name.clone(),
@@ -452,6 +484,43 @@ impl Importer {
                 ))
             })
         };
+        // The output's rank: the first input's, unless the op changes it.
+        let in_rank = n
+            .input
+            .first()
+            .and_then(|v| self.ranks.get(v))
+            .copied()
+            .unwrap_or(4);
+        let mut rank = in_rank;
+        let image_op = matches!(
+            op,
+            "Conv"
+                | "MaxPool"
+                | "AveragePool"
+                | "GlobalAveragePool"
+                | "BatchNormalization"
+                | "Pad"
+                | "Concat"
+        );
+        if image_op && in_rank == 3 {
+            return Err(fail(
+                "its input is a sequence of tokens [N, L, D]; this op takes images [N, C, H, W] (or vectors)"
+                    .into(),
+            ));
+        }
+        // A constant's values per channel (images, vectors) or per position of the last axis
+        // (tokens), as an affine map's parameters.
+        let per = |t: &Init, d: [usize; 3]| -> Result<(Vec<f32>, bool), ModelError> {
+            if in_rank == 3 {
+                per_last_axis(t, d)
+                    .map(|v| (v, true))
+                    .ok_or_else(|| fail(last_axis_error(t, d)))
+            } else {
+                per_channel(t, d)
+                    .map(|v| (v, false))
+                    .ok_or_else(|| fail(broadcast_error(t, d)))
+            }
+        };
         let (op_node, inputs, dims) = match op {
             "Conv" => {
                 let (x, [c, h, w]) = act(0)?;
@@ -530,8 +599,43 @@ impl Importer {
                     weight_init: n.input[1].clone(),
                     transposed: false,
                     folded: None,
+                    tokens: 1,
                 };
                 (Op::Layer(Box::new(op)), vec![x], dims)
+            }
+            "MatMul" if n.input.get(1).is_some_and(|v| !self.inits.contains_key(v)) => {
+                // Two activations: each image's [P, K] x [K, M] on the chip.
+                let (x, [p, k, _]) = act(0)?;
+                let (y, [k2, m, _]) = act(1)?;
+                let yr = self.ranks.get(&y).copied().unwrap_or(4);
+                if in_rank != 3 || yr != 3 {
+                    return Err(fail(format!(
+                        "a product of two activations of ranks {in_rank} and {yr}; expected two sequences [N, P, K] and [N, K, M]"
+                    )));
+                }
+                if k != k2 {
+                    return Err(fail(format!(
+                        "[{p}, {k}] x [{k2}, {m}]: the inner dimensions differ"
+                    )));
+                }
+                let layer = ConvLayer {
+                    name: name.clone(),
+                    n: 1,
+                    c: k as u32,
+                    h: 1,
+                    w: 1,
+                    m: m as u32,
+                    r: 1,
+                    s: 1,
+                    stride_v: 1,
+                    stride_h: 1,
+                    pad: 0,
+                    groups: 1,
+                    ifmap_zero_fraction: 0.5,
+                    first: false,
+                };
+                layer.validate().map_err(|e| fail(e.to_string()))?;
+                (Op::MatMul(Box::new(layer)), vec![x, y], [p, m, 1])
             }
             "Gemm" | "MatMul" => {
                 let (x, xd) = act(0)?;
@@ -551,6 +655,25 @@ impl Importer {
                     )));
                 };
                 let (k, m) = if trans_b { (b, a) } else { (a, b) };
+                // Over tokens: each token's D values (the layer's batch is N x L).
+                let tokens = if in_rank == 3 && op == "MatMul" {
+                    if xd[1] != k {
+                        return Err(fail(format!(
+                            "input `{x}` has tokens of {} values; the weights take {k}",
+                            xd[1]
+                        )));
+                    }
+                    xd[0]
+                } else {
+                    1
+                };
+                if in_rank == 3 && op == "Gemm" {
+                    return Err(fail(
+                        "Gemm of a sequence [N, L, D]: Gemm takes a matrix [N, K]; a MatMul runs over tokens"
+                            .into(),
+                    ));
+                }
+                let xd = if tokens > 1 || in_rank == 3 { [k, 1, 1] } else { xd };
                 if xd[1] != 1 || xd[2] != 1 {
                     return Err(fail(format!(
                         "input `{x}` is a {}x{}x{} map; expected a vector (Flatten it first)",
@@ -565,8 +688,8 @@ impl Importer {
                 }
                 // Over a flattened C x H x W map: the filter covers the map (R = H, S = W).
                 let (src, [c, h, w]) = match self.flattened.get(&x) {
-                    Some(f) => (f.clone(), self.dims[f]),
-                    None => (x.clone(), xd),
+                    Some(f) if in_rank != 3 => (f.clone(), self.dims[f]),
+                    _ => (x.clone(), xd),
                 };
                 let mut weights = vec![0f32; m * k];
                 for j in 0..m {
@@ -608,8 +731,13 @@ impl Importer {
                     weight_init: n.input[1].clone(),
                     transposed: !trans_b,
                     folded: None,
+                    tokens,
                 };
-                (Op::Layer(Box::new(op)), vec![src], [m, 1, 1])
+                if in_rank == 3 {
+                    (Op::Layer(Box::new(op)), vec![src], [tokens, m, 1])
+                } else {
+                    (Op::Layer(Box::new(op)), vec![src], [m, 1, 1])
+                }
             }
             "Relu" => {
                 let (x, d) = act(0)?;
@@ -688,6 +816,7 @@ impl Importer {
                     scale,
                     shift,
                     folded_into: None,
+                    last_axis: false,
                 };
                 (Op::Affine(Box::new(bn)), vec![x], d)
             }
@@ -712,19 +841,26 @@ impl Importer {
                     let shape = init(1).map_err(|_| {
                         fail("the shape is not an initializer (a dynamic shape is not supported)".into())
                     })?;
-                    let ok = match shape.ints[..] {
-                        [_, kk] => kk == -1 || kk as usize == k,
-                        [_, cc, hh, ww] => [cc, hh, ww] == [c as i64, h as i64, w as i64],
+                    let same = match shape.ints[..] {
+                        [_, cc, hh, ww] => in_rank == 4 && [cc, hh, ww] == [c as i64, h as i64, w as i64],
+                        [_, ll, dd] => in_rank == 3 && [ll, dd] == [c as i64, h as i64],
                         _ => false,
                     };
+                    let ok = same || matches!(shape.ints[..], [_, kk] if kk == -1 || kk as usize == k);
                     if !ok {
+                        let same_shape = if in_rank == 3 {
+                            format!("[N, {c}, {h}]")
+                        } else {
+                            format!("[N, {c}, {h}, {w}]")
+                        };
                         return Err(fail(format!(
-                            "shape {:?}: only [N, {k}] (flatten) or the same [N, {c}, {h}, {w}] is supported",
+                            "shape {:?}: only [N, {k}] (flatten) or the same {same_shape} is supported",
                             shape.ints
                         )));
                     }
-                    if shape.ints.len() == 4 {
+                    if same {
                         self.dims.insert(out.clone(), [c, h, w]);
+                        self.ranks.insert(out.clone(), in_rank);
                         self.nodes.push(Node {
                             name,
                             op_type: op.into(),
@@ -732,6 +868,7 @@ impl Importer {
                             inputs: vec![x],
                             output: out.clone(),
                             dims: [c, h, w],
+                            rank: in_rank,
                         });
                         return Ok(());
                     }
@@ -741,6 +878,7 @@ impl Importer {
                 } else if let Some(f) = self.flattened.get(&x).cloned() {
                     self.flattened.insert(out.clone(), f);
                 }
+                rank = 2;
                 (Op::Reshape, vec![x], [k, 1, 1])
             }
             "MaxPool" | "AveragePool" | "GlobalAveragePool" => {
@@ -835,17 +973,19 @@ impl Importer {
                         Op::Layer(l) => Some((l.bias.is_some(), l.layer.m as usize)),
                         _ => None,
                     });
-                    // Anywhere else (or a layer that has a bias): a per-channel shift.
+                    // Anywhere else (or a layer that has a bias): a per-channel shift (per
+                    // position of the last axis for tokens).
                     let as_bias = layer.filter(|&(has_bias, m)| !has_bias && c.floats.len() == m);
                     if as_bias.is_none() {
-                        let k = per_channel(&c, d)
-                            .ok_or_else(|| fail(broadcast_error(&c, d)))?;
+                        let (k, last_axis) = per(&c, d)?;
                         let a = crate::Affine {
-                            scale: vec![1.0; d[0]],
+                            scale: vec![1.0; k.len()],
                             shift: k,
                             folded_into: None,
+                            last_axis,
                         };
                         self.dims.insert(out.clone(), d);
+                        self.ranks.insert(out.clone(), in_rank);
                         self.nodes.push(Node {
                             name,
                             op_type: op.into(),
@@ -853,6 +993,7 @@ impl Importer {
                             inputs: vec![x],
                             output: out.clone(),
                             dims: d,
+                            rank: in_rank,
                         });
                         return Ok(());
                     }
@@ -864,17 +1005,19 @@ impl Importer {
                         // The layer now writes this node's output.
                         let old = std::mem::replace(&mut last.output, out.clone());
                         let dims = self.dims.remove(&old).unwrap_or(d);
-                        self.dims.insert(out, dims);
+                        self.dims.insert(out.clone(), dims);
+                        let r = self.ranks.remove(&old).unwrap_or(in_rank);
+                        self.ranks.insert(out, r);
                     }
                     return Ok(());
                 }
                 let (y, e) = act(1)?;
-                if d != e {
-                    return Err(fail(format!(
-                        "adds a {d:?} value to a {e:?} one; only values of the same dims"
-                    )));
+                if d == e {
+                    (Op::Add, vec![x, y], d)
+                } else {
+                    let dims = self.broadcast(&x, &y).map_err(fail)?;
+                    (Op::Binary(crate::Bin::Add), vec![x, y], dims)
                 }
-                (Op::Add, vec![x, y], d)
             }
             "Mul" | "Div" | "Sub" => {
                 // An activation and a constant (per channel or one value): an affine map.
@@ -882,36 +1025,51 @@ impl Importer {
                 let (xi, ki) = match (konst(0), konst(1)) {
                     (None, Some(_)) => (0, 1),
                     (Some(_), None) if op != "Div" => (1, 0),
+                    (None, None) => {
+                        // Two activations, value by value (one may be broadcast).
+                        let (x, _) = act(0)?;
+                        let (y, _) = act(1)?;
+                        let dims = self.broadcast(&x, &y).map_err(fail)?;
+                        let b = match op {
+                            "Mul" => crate::Bin::Mul,
+                            "Div" => crate::Bin::Div,
+                            _ => crate::Bin::Sub,
+                        };
+                        self.push(name, op, Op::Binary(b), vec![x, y], out, dims, in_rank);
+                        return Ok(());
+                    }
                     _ => {
                         return Err(fail(
-                            "expected an activation and a constant (an initializer); two activations, or a constant divided by an activation, are not supported"
+                            "expected an activation and a constant (an initializer), or two activations; a constant divided by an activation is not supported"
                                 .into(),
                         ))
                     }
                 };
                 let (x, d) = act(xi)?;
                 let c = konst(ki).expect("a constant");
-                let k = per_channel(c, d).ok_or_else(|| fail(broadcast_error(c, d)))?;
+                let (k, last_axis) = per(c, d)?;
+                let len = k.len();
                 let (scale, shift) = match (op, ki) {
-                    ("Mul", _) => (k, vec![0.0; d[0]]),
+                    ("Mul", _) => (k, vec![0.0; len]),
                     ("Div", _) => {
                         if let Some(z) = k.iter().position(|&v| v == 0.0) {
                             return Err(fail(format!("divides channel {z} by 0")));
                         }
-                        (k.iter().map(|&v| (1.0 / v as f64) as f32).collect(), vec![0.0; d[0]])
+                        (k.iter().map(|&v| (1.0 / v as f64) as f32).collect(), vec![0.0; len])
                     }
                     // x - k, or k - x.
-                    (_, 1) => (vec![1.0; d[0]], k.iter().map(|&v| -v).collect()),
-                    _ => (vec![-1.0; d[0]], k),
+                    (_, 1) => (vec![1.0; len], k.iter().map(|&v| -v).collect()),
+                    _ => (vec![-1.0; len], k),
                 };
                 let a = crate::Affine {
                     scale,
                     shift,
                     folded_into: None,
+                    last_axis,
                 };
                 (Op::Affine(Box::new(a)), vec![x], d)
             }
-            "Sigmoid" | "HardSigmoid" | "HardSwish" => {
+            "Sigmoid" | "HardSigmoid" | "HardSwish" | "Erf" | "Gelu" | "Tanh" | "Sqrt" | "Pow" => {
                 let (x, d) = act(0)?;
                 let f = match op {
                     "Sigmoid" => crate::Fun::Sigmoid,
@@ -919,6 +1077,34 @@ impl Importer {
                         alpha: float(n, "alpha", 0.2),
                         beta: float(n, "beta", 0.5),
                     },
+                    "Erf" => crate::Fun::Erf,
+                    "Tanh" => crate::Fun::Tanh,
+                    "Sqrt" => crate::Fun::Sqrt,
+                    "Gelu" => {
+                        let a = n.attribute.iter().find(|a| a.name == "approximate");
+                        match a.map(|a| a.s.as_slice()) {
+                            None | Some(b"none") => crate::Fun::Gelu { tanh: false },
+                            Some(b"tanh") => crate::Fun::Gelu { tanh: true },
+                            Some(other) => {
+                                return Err(fail(format!(
+                                    "approximate `{}`: expected none or tanh",
+                                    String::from_utf8_lossy(other)
+                                )))
+                            }
+                        }
+                    }
+                    "Pow" => {
+                        let e = n.input.get(1).and_then(|v| self.inits.get(v));
+                        match e.map(|t| &t.floats[..]) {
+                            Some([p]) if p.is_finite() => crate::Fun::Pow(*p),
+                            _ => {
+                                return Err(fail(
+                                    "the exponent must be one finite float constant (an initializer)"
+                                        .into(),
+                                ))
+                            }
+                        }
+                    }
                     _ => crate::Fun::HardSwish,
                 };
                 if let crate::Fun::HardSigmoid { alpha, beta } = f {
@@ -1013,31 +1199,169 @@ impl Importer {
             }
             "Softmax" => {
                 let (x, d) = act(0)?;
-                if d[1] != 1 || d[2] != 1 {
-                    return Err(fail("softmax over a map; expected a vector [N, K]".into()));
+                if in_rank == 4 {
+                    return Err(fail(
+                        "softmax over a map; expected a vector [N, K] or tokens [N, L, D]".into(),
+                    ));
                 }
-                let axis = int(n, "axis", -1);
-                if axis != 1 && axis != -1 {
-                    return Err(fail(format!("axis {axis}: expected 1 (or -1)")));
+                // Before opset 13 the default axis is 1 (the rest flattened): on tokens, that
+                // would be over every token at once.
+                let default = if self.opset >= 13 || in_rank == 2 { -1 } else { 1 };
+                let axis = int(n, "axis", default);
+                let last = in_rank as i64 - 1;
+                if axis != last && axis != -1 {
+                    return Err(fail(format!(
+                        "axis {axis}: only the last axis ({last}, or -1) is supported"
+                    )));
                 }
                 (Op::Softmax, vec![x], d)
             }
+            "LayerNormalization" => {
+                let (x, d) = act(0)?;
+                if in_rank == 4 {
+                    return Err(fail(
+                        "over a map; expected tokens [N, L, D] or a vector [N, K] (normalized over the last axis)"
+                            .into(),
+                    ));
+                }
+                let last = in_rank as i64 - 1;
+                let axis = int(n, "axis", -1);
+                if axis != last && axis != -1 {
+                    return Err(fail(format!(
+                        "axis {axis}: only the last axis ({last}, or -1) is supported"
+                    )));
+                }
+                let eps = float(n, "epsilon", 1e-5);
+                if !eps.is_finite() || eps < 0.0 {
+                    return Err(fail(format!("epsilon {eps}: expected a finite number at least 0")));
+                }
+                let len = crate::last_axis(d, in_rank);
+                let param = |i: usize, what: &str, default: f32| -> Result<Vec<f32>, ModelError> {
+                    match n.input.get(i).filter(|v| !v.is_empty()) {
+                        None => Ok(vec![default; len]),
+                        Some(v) => {
+                            let t = self.inits.get(v).ok_or_else(|| {
+                                fail(format!("its {what} `{v}` is not an initializer"))
+                            })?;
+                            if t.floats.len() != len {
+                                return Err(fail(format!(
+                                    "its {what} has {} values; expected {len}, one per position of the last axis",
+                                    t.floats.len()
+                                )));
+                            }
+                            Ok(t.floats.clone())
+                        }
+                    }
+                };
+                if n.input.get(1).is_none_or(|v| v.is_empty()) {
+                    return Err(fail("its Scale (input 1) is missing".into()));
+                }
+                let ln = crate::LayerNorm {
+                    scale: param(1, "Scale", 1.0)?,
+                    shift: param(2, "B", 0.0)?,
+                    epsilon: eps,
+                };
+                if n.output.len() > 1 {
+                    return Err(fail("the Mean and InvStdDev outputs are not supported".into()));
+                }
+                (Op::LayerNorm(Box::new(ln)), vec![x], d)
+            }
+            "ReduceMean" => {
+                let (x, d) = act(0)?;
+                if in_rank == 4 {
+                    return Err(fail("over a map; only the last axis of tokens or a vector".into()));
+                }
+                // Axes from the attribute (before opset 18) or input 1.
+                let axes: Vec<i64> = match n.input.get(1).filter(|v| !v.is_empty()) {
+                    Some(v) => self
+                        .inits
+                        .get(v)
+                        .map(|t| t.ints.clone())
+                        .ok_or_else(|| fail(format!("axes `{v}` is not an initializer")))?,
+                    None => ints(n, "axes").unwrap_or(&[]).to_vec(),
+                };
+                let last = in_rank as i64 - 1;
+                if !matches!(axes[..], [a] if a == last || a == -1) || int(n, "keepdims", 1) != 1 {
+                    return Err(fail(format!(
+                        "axes {axes:?}, keepdims {}: only the last axis ([{last}] or [-1]), kept (keepdims 1)",
+                        int(n, "keepdims", 1)
+                    )));
+                }
+                let dims = if in_rank == 3 { [d[0], 1, 1] } else { [1, 1, 1] };
+                (Op::ReduceMean, vec![x], dims)
+            }
+            "Transpose" => {
+                let (x, d) = act(0)?;
+                let perm = ints(n, "perm").map(|p| p.to_vec());
+                let identity: Vec<i64> = (0..in_rank as i64).collect();
+                match perm {
+                    Some(p) if p == identity => (Op::Reshape, vec![x], d),
+                    Some(p) if in_rank == 3 && p == [0, 2, 1] => {
+                        (Op::Transpose, vec![x], [d[1], d[0], 1])
+                    }
+                    None if in_rank == 3 => (Op::Transpose, vec![x], [d[1], d[0], 1]),
+                    p => {
+                        return Err(fail(format!(
+                            "perm {p:?} of a rank-{in_rank} value: only [0, 2, 1] of tokens [N, L, D] (or no change) is supported"
+                        )))
+                    }
+                }
+            }
             other => {
                 return Err(fail(format!(
-                    "op `{other}` is not supported; supported: Conv, Gemm, MatMul, BatchNormalization, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, Mul, Div, Sub, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout, Add, Concat, Pad, Softmax"
+                    "op `{other}` is not supported; supported: Conv, Gemm, MatMul, BatchNormalization, LayerNormalization, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, Erf, Gelu, Tanh, Sqrt, Pow, Mul, Div, Sub, Add, MaxPool, AveragePool, GlobalAveragePool, ReduceMean, Flatten, Reshape, Transpose, Identity, Dropout, Concat, Pad, Softmax"
                 )))
             }
         };
-        self.dims.insert(out.clone(), dims);
+        self.push(name, op, op_node, inputs, out, dims, rank);
+        Ok(())
+    }
+
+    /// Adds a node, its output's dims and rank.
+    #[allow(clippy::too_many_arguments)] // a node's parts
+    fn push(
+        &mut self,
+        name: String,
+        op_type: &str,
+        op: Op,
+        inputs: Vec<String>,
+        out: &str,
+        dims: [usize; 3],
+        rank: usize,
+    ) {
+        self.dims.insert(out.to_string(), dims);
+        self.ranks.insert(out.to_string(), rank);
         self.nodes.push(Node {
             name,
-            op_type: op.into(),
-            op: op_node,
+            op_type: op_type.into(),
+            op,
             inputs,
-            output: out.clone(),
+            output: out.to_string(),
             dims,
+            rank,
         });
-        Ok(())
+    }
+
+    /// The dims of `x` and `y` combined value by value: the same rank, each dim equal or 1
+    /// in one of them (numpy's broadcasting, between values of one rank).
+    fn broadcast(&self, x: &str, y: &str) -> Result<[usize; 3], String> {
+        let (dx, dy) = (self.dims[x], self.dims[y]);
+        let (rx, ry) = (self.ranks[x], self.ranks[y]);
+        let mut out = [0; 3];
+        for k in 0..3 {
+            out[k] = match (dx[k], dy[k]) {
+                (a, b) if a == b => a,
+                (1, b) => b,
+                (a, 1) => a,
+                _ => 0,
+            };
+        }
+        if rx != ry || out.contains(&0) {
+            return Err(format!(
+                "`{x}` ({dx:?}, rank {rx}) and `{y}` ({dy:?}, rank {ry}): expected values of one rank whose dims are equal or 1"
+            ));
+        }
+        Ok(out)
     }
 
     /// A layer's bias: `m` values (`[M]`, `[1, M]`).

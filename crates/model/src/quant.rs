@@ -16,8 +16,13 @@
 //! - weights and bias are rounded to nearest (ties away from zero), saturating; the bias in the
 //!   output's format.
 //!
-//! ReLU, pooling, Flatten/Reshape keep their input's format; a residual Add takes the format
-//! of its calibrated output; Softmax's output is Q1.15 (15 fraction bits).
+//! A `MatMul` of two activations is a layer whose weights are its second operand: its words
+//! have that value's fraction bits, given up (the words rescaled) as a layer's weights would
+//! be when the product shift needs it.
+//!
+//! ReLU, pooling, Flatten/Reshape, Transpose and ReduceMean keep their input's format; a
+//! residual Add, the value-by-value operators, LayerNormalization and the functions take the
+//! format of their calibrated output; Softmax's output is Q1.15 (15 fraction bits).
 
 use std::collections::BTreeMap;
 
@@ -85,6 +90,21 @@ pub fn weight_frac_for(max: f64) -> u32 {
         .unwrap_or(0)
 }
 
+/// The weight and output fraction bits of a product of inputs with `fin` and `d` fraction bits
+/// whose output wants `f`: within the MAC's product shift (see the module docs).
+fn product_formats(fin: u32, mut d: u32, mut f: u32) -> (u32, u32) {
+    if fin + d > f + MAX_SHIFT {
+        d = (f + MAX_SHIFT).saturating_sub(fin).min(d);
+        if fin + d > f + MAX_SHIFT {
+            f = fin + d - MAX_SHIFT;
+        }
+    }
+    if fin + d < f {
+        f = fin + d;
+    }
+    (d, f)
+}
+
 /// Chooses every format on the calibration images `calib` (see the module docs).
 pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelError> {
     let vals = forward_float(model, calib)?;
@@ -99,19 +119,28 @@ pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelErr
     for node in &model.nodes {
         let fin = fracs.get(&node.inputs[0]).copied().unwrap_or(15);
         let fout = match &node.op {
+            Op::MatMul(_) => {
+                let second = &node.inputs[1];
+                let d = fracs.get(second).copied().unwrap_or(15);
+                let (d, f) = product_formats(fin, d, frac_for(max[&node.output] as f64));
+                layers.insert(
+                    node.name.clone(),
+                    LayerFormats {
+                        ifmap_frac: fin,
+                        weight_frac: d,
+                        psum_frac: f,
+                        shift: fin + d - f,
+                        max_weight: max[second],
+                        weights: Tensor::zeros([0, 0, 0, 0]),
+                        bias: None,
+                    },
+                );
+                f
+            }
             Op::Layer(l) => {
                 let maxw = l.weights.iter().fold(0f32, |a, &x| a.max(x.abs()));
-                let mut d = weight_frac_for(maxw as f64);
-                let mut f = frac_for(max[&node.output] as f64);
-                if fin + d > f + MAX_SHIFT {
-                    d = (f + MAX_SHIFT).saturating_sub(fin).min(d);
-                    if fin + d > f + MAX_SHIFT {
-                        f = fin + d - MAX_SHIFT;
-                    }
-                }
-                if fin + d < f {
-                    f = fin + d;
-                }
+                let d = weight_frac_for(maxw as f64);
+                let (d, f) = product_formats(fin, d, frac_for(max[&node.output] as f64));
                 let lay = &l.layer;
                 let dims = [
                     lay.m as usize,
@@ -141,7 +170,8 @@ pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelErr
                 );
                 f
             }
-            Op::Add => frac_for(max[&node.output] as f64),
+            Op::Add | Op::Binary(_) | Op::LayerNorm(_) => frac_for(max[&node.output] as f64),
+            Op::Transpose | Op::ReduceMean => fin,
             Op::Softmax => 15,
             Op::Affine(bn) if bn.folded_into.is_some() => fin,
             Op::Affine(_) | Op::Concat => frac_for(max[&node.output] as f64),
