@@ -1448,6 +1448,32 @@ fn timeloop_gemm_problems_map_and_run_as_fc_layers() {
         "{out}"
     );
     assert!(out.contains("MACs      288"), "{out}");
+    // The same product as a SCALE-Sim GEMM file (`Layer, M, N, K`) is the same FC layer: the
+    // same mapping and the same report but the layer's name.
+    let csv = dir.join("gemm.csv");
+    std::fs::write(&csv, "Layer, M, N, K,\ngemm, 6, 4, 12,\n").unwrap();
+    let o = rowsim()
+        .args(["run", "--hw", "tiny", "--layer"])
+        .arg(format!("{}:gemm", csv.display()))
+        .args(["--zero-fraction", "0.3"])
+        .output()
+        .unwrap();
+    let scalesim = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let timeloop = String::from_utf8_lossy(
+        &rowsim()
+            .args(["run", "--hw", "tiny", "--layer"])
+            .arg(&small)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .to_string();
+    assert_eq!(
+        scalesim.replace("gemm:gemm", "gemm"),
+        timeloop,
+        "a SCALE-Sim GEMM and a Timeloop GEMM of one product"
+    );
     // A folder of GEMM problems is a network; `--batch` sets M, the batch.
     for (cmd, file) in [
         (

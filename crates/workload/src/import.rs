@@ -168,9 +168,12 @@ pub fn parse_scalesim(text: &str, path: &Path) -> Result<Vec<ConvLayer>, ImportE
             first: layers.is_empty(),
         };
         if gemm {
-            // As SCALE-Sim maps an M x K by K x N product: an M x K ifmap, N filters of 1 x K.
+            // An M x K by K x N product is the chip's FC layer over K values with N filters at
+            // batch M, as a Timeloop GEMM problem is (SCALE-Sim's own lowering for its
+            // systolic array, an M x K ifmap under N filters of 1 x K, is the same product;
+            // the Eyeriss chip runs products as FC layers).
             let (m, n, k) = (num(1)?, num(2)?, num(3)?);
-            (layer.h, layer.w, layer.s, layer.m) = (m, k, k, n);
+            (layer.n, layer.c, layer.m) = (m, k, n);
             if let Some(v) = fields.get(4).filter(|v| !v.is_empty()) {
                 ratio(v)?;
             }
@@ -681,7 +684,7 @@ mod tests {
     /// As SCALE-Sim reads them: the header skipped whatever it says, columns by position, what
     /// follows the last comma dropped (`#dw`), name-only rows skipped, a 9th column read by its
     /// header (batch, sparsity, horizontal stride), repeated names made unique, and GEMM files
-    /// (`Layer, M, N, K`) mapped as SCALE-Sim maps them.
+    /// (`Layer, M, N, K`) as FC layers of batch M (as Timeloop's GEMM problems).
     #[test]
     fn scalesim_files_read_as_scalesim_reads_them() {
         let t = "Layer, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n\
@@ -704,6 +707,7 @@ mod tests {
         let g = parse_scalesim("Layer,M,N,K,\nQKT,128,256,64,\n", p()).unwrap();
         assert_eq!(
             (
+                g[0].n,
                 g[0].h,
                 g[0].w,
                 g[0].r,
@@ -713,8 +717,9 @@ mod tests {
                 g[0].e(),
                 g[0].f()
             ),
-            (128, 64, 1, 64, 1, 256, 128, 1)
+            (128, 1, 1, 1, 1, 64, 256, 1, 1)
         );
+        assert_eq!(g[0].macs(), 128 * 256 * 64);
     }
 
     #[test]
