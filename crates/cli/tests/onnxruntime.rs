@@ -228,3 +228,22 @@ fn a_transformer_encoder_layer_is_onnx_runtimes() {
         "rowsim's float model agrees with ONNX Runtime on {float}"
     );
 }
+
+/// `Gelu` (opset 20), exact and tanh-approximated, on the host: rowsim's float model within
+/// 1e-5 of ONNX Runtime's, the chip's top-1 on at least 95% of the images.
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn gelu_is_onnx_runtimes() {
+    for approximate in ["none", "tanh"] {
+        let (chip, float) = top1_against_onnx_runtime(
+            &format!("gelu_{approximate}"),
+            &rowsim_model::build::gelu(approximate),
+            "4, 6",
+        );
+        assert!(
+            chip >= 0.95,
+            "{approximate}: the chip agrees with ONNX Runtime on {chip}"
+        );
+        assert_eq!(float, 1.0, "{approximate}: rowsim's float model on {float}");
+    }
+}

@@ -607,3 +607,32 @@ pub fn encoder_layer() -> Vec<u8> {
         value("out", &[None, Some(l), Some(d)]),
     )
 }
+
+/// A serialized model with the opset of its default domain set to `opset` (its nodes as they
+/// are): the same graph read under another opset.
+pub fn at_opset(bytes: &[u8], opset: i64) -> Vec<u8> {
+    let mut m = ModelProto::parse_from_bytes(bytes).unwrap_or_default();
+    for o in &mut m.opset_import {
+        if o.domain.is_empty() || o.domain == "ai.onnx" {
+            o.version = opset;
+        }
+    }
+    m.write_to_bytes().unwrap_or_default()
+}
+
+/// One `Gelu` node (opset 20 on) over `[N, 4, 6]` tokens, `approximate` as given.
+pub fn gelu(approximate: &str) -> Vec<u8> {
+    model_at(
+        20,
+        vec![node(
+            "Gelu",
+            "gelu",
+            &["x"],
+            "y",
+            vec![string("approximate", approximate)],
+        )],
+        vec![],
+        value("x", &[None, Some(4), Some(6)]),
+        value("y", &[None, Some(4), Some(6)]),
+    )
+}
