@@ -134,6 +134,72 @@ fn run_bit_exact(model: &Path, tag: &str, hw: &str) -> Ran {
     Ran { stats, err }
 }
 
+/// The MobileNet-style digits model (models/digits-mobile/, trained by its train.py: a CONV,
+/// a depthwise-separable block, each CONV followed by BatchNormalization and ReLU6, global
+/// average pooling, an FC layer) over its 360 test images on eyeriss-v1: bit-exact, its three
+/// BatchNormalizations folded into the CONVs, the depthwise CONV on the chip, ReLU6 on the
+/// host; the float model's accuracy is train.py's (94.72%, 341 of 360) and the chip's within a
+/// point of it, agreeing with the float model on at least 99% of the images.
+#[test]
+fn the_digits_mobile_model_runs_bit_exact_with_the_float_models_accuracy() {
+    let out = scratch_in("model", "digits-mobile.json");
+    let o = common::trained("digits-mobile", &out).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = stats(&out);
+    assert_eq!(s["bit_exact"], true);
+    assert_eq!(s["images"], 360);
+    let acc = &s["accuracy"];
+    let (chip, float) = (
+        acc["chip"].as_f64().unwrap(),
+        acc["float"].as_f64().unwrap(),
+    );
+    assert_eq!((float * 360.0).round() as u64, 341, "{acc}");
+    assert!((chip - float).abs() <= 0.01, "{acc}");
+    assert!(
+        acc["agreement_with_float"].as_f64().unwrap() >= 0.99,
+        "{acc}"
+    );
+    let node = |name: &str| {
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+            .clone()
+    };
+    for conv in ["conv", "depthwise", "pointwise", "fc"] {
+        assert_eq!(node(conv)["on"], "chip", "{conv}");
+    }
+    for bn in ["bn1", "bn2", "bn3"] {
+        assert!(
+            node(bn)["note"]
+                .as_str()
+                .unwrap()
+                .starts_with("folded into"),
+            "{bn}"
+        );
+    }
+    for r in ["relu6_1", "relu6_2", "relu6_3"] {
+        assert_eq!(node(r)["on"], "host", "{r}");
+    }
+    // Every image's MACs: the closed form of the four layers (the depthwise CONV one filter
+    // of one channel a group), summed over the images.
+    let per_image: u64 = 64 * 16 * 9 + 16 * 16 * 9 + 16 * 32 * 16 + 32 * 10;
+    let macs: u64 = s["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["macs"]["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(macs, 360 * per_image);
+}
+
 /// A ResNet-style block (a residual Add, AveragePool, an FC layer over the pooled map, bias
 /// and a fused ReLU) made here, on the tiny config and on eyeriss-v1: bit-exact.
 #[test]

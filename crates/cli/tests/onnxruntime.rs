@@ -54,6 +54,38 @@ fn the_chip_agrees_with_onnx_runtime_on_the_digits_model() {
     assert_eq!(chip_acc, reported);
 }
 
+/// The MobileNet-style digits model (models/digits-mobile): the chip's top-1 equals ONNX
+/// Runtime's on at least 99% of the test images, and the two accuracies are within a point.
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn the_chip_agrees_with_onnx_runtime_on_the_digits_mobile_model() {
+    let stats = scratch_in("onnxruntime", "digits-mobile.json");
+    let o = common::trained("digits-mobile", &stats).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits-mobile");
+    let out = python(&format!(
+        "import json, numpy as np, onnxruntime as ort\n\
+         s = json.load(open('{}'))\n\
+         x = np.load('{root}/test_x.npy'); y = np.load('{root}/test_y.npy')\n\
+         sess = ort.InferenceSession('{root}/digits-mobile.onnx', providers=['CPUExecutionProvider'])\n\
+         p = sess.run(None, {{'input': x}})[0].argmax(1)\n\
+         chip = np.array(s['predictions'])\n\
+         print((p == chip).mean(), (p == y).mean(), (chip == y).mean())\n",
+        stats.display()
+    ));
+    let v: Vec<f64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
+    let (agree, ort_acc, chip_acc) = (v[0], v[1], v[2]);
+    eprintln!("digits-mobile: agreement {agree}, ONNX Runtime {ort_acc}, chip {chip_acc}");
+    assert!(
+        agree >= 0.99,
+        "the chip agrees with ONNX Runtime on {agree}"
+    );
+    assert!(
+        (ort_acc - chip_acc).abs() <= 0.01,
+        "{ort_acc} vs {chip_acc}"
+    );
+}
+
 #[test]
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn the_resnet_block_runs_in_onnx_runtime_as_rowsim_reads_it() {

@@ -58,18 +58,21 @@ pub fn run_digits(stats: &Path) -> std::process::Output {
 /// The command of [`run_digits`], to add arguments to or spawn.
 #[allow(dead_code)]
 pub fn digits(stats: &Path) -> Command {
+    trained("digits", stats)
+}
+
+/// `rowsim run` of a trained model of `models/` (`models/NAME/NAME.onnx`) over its test split
+/// (`test_x.npy`, `test_y.npy` beside it), statistics to `stats`.
+#[allow(dead_code)]
+pub fn trained(name: &str, stats: &Path) -> Command {
     let mut c = rowsim();
-    c.args([
-        "run",
-        "--net",
-        "models/digits/digits.onnx",
-        "--input",
-        "models/digits/test_x.npy",
-        "--labels",
-        "models/digits/test_y.npy",
-        "-q",
-        "--stats-json",
-    ])
-    .arg(stats);
+    c.args(["run", "--net"])
+        .arg(format!("models/{name}/{name}.onnx"))
+        .arg("--input")
+        .arg(format!("models/{name}/test_x.npy"))
+        .arg("--labels")
+        .arg(format!("models/{name}/test_y.npy"))
+        .args(["-q", "--stats-json"])
+        .arg(stats);
     c
 }
