@@ -5,6 +5,7 @@ mod console;
 mod drive;
 mod map;
 mod model;
+mod node_report;
 mod npy;
 mod progress;
 mod prune;

@@ -16,6 +16,8 @@ use plotters::prelude::*;
 use rowsim_chip::LayerStats;
 use rowsim_workload::printable;
 
+use crate::node_report::{node_rows, node_table, nodes_svg, NodeRow};
+
 #[derive(Args, Debug)]
 pub struct ReportArgs {
     /// Statistics files: `rowsim run --stats-json` output (a model run's too), or sweep JSON
@@ -23,7 +25,8 @@ pub struct ReportArgs {
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Also draw the charts into this SVG file (with model runs, `STEM-density.svg` beside it:
-    /// energy, cycles and accuracy against weight density, a line per machine and pruning).
+    /// energy, cycles and accuracy against weight density, a line per machine and pruning; and
+    /// `STEM-nodes.svg`: energy, cycles and MAC utilization per node, `-nodes-K` with several).
     #[arg(long)]
     pub svg: Option<PathBuf>,
 }
@@ -282,7 +285,7 @@ pe_causes![
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 /// A y-axis value, scaled to the axis's top: 1.4G, 2.5M, 12k or 3.2.
-fn axis_label(v: f64, top: f64) -> String {
+pub(crate) fn axis_label(v: f64, top: f64) -> String {
     if top >= 1e9 {
         format!("{:.1}G", v / 1e9)
     } else if top >= 1e6 {
@@ -303,7 +306,7 @@ fn short_label(l: &str) -> String {
 }
 
 /// `l` cut to `n` characters, `...` ending it where it was cut.
-fn cut(l: &str, n: usize) -> String {
+pub(crate) fn cut(l: &str, n: usize) -> String {
     if l.chars().count() <= n {
         l.to_string()
     } else {
@@ -319,7 +322,7 @@ const CHAR_PX: usize = 8;
 /// The height of the x-label area, and whether labels are drawn turned a quarter (when the
 /// longest does not fit its bar's slot): turned, each takes a line's height across, so none
 /// overlaps, and the area is as tall as the longest label, so none is clipped.
-fn label_layout(labels: &[String]) -> (u32, bool) {
+pub(crate) fn label_layout(labels: &[String]) -> (u32, bool) {
     let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
     if longest * CHAR_PX <= SLOT_PX - 10 {
         (70, false)
@@ -329,7 +332,7 @@ fn label_layout(labels: &[String]) -> (u32, bool) {
 }
 
 /// A turned label's style: a quarter clockwise, anchored at its start.
-fn label_style() -> TextStyle<'static> {
+pub(crate) fn label_style() -> TextStyle<'static> {
     TextStyle::from(
         ("sans-serif", 13)
             .into_font()
@@ -346,7 +349,7 @@ fn chart_height(labels: &[String], panels: u32) -> u32 {
     panels * (380 + label_layout(labels).0)
 }
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+pub(crate) fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e:?}")
 }
 
@@ -597,9 +600,29 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<ExitCode> {
     if !points.is_empty() {
         print!("{}", density_table(&points));
     }
+    // Each model run's nodes: where each ran, and a chip node's energy, cycles, utilization.
+    let models: Vec<(&PathBuf, Vec<NodeRow>, String)> = a
+        .files
+        .iter()
+        .filter_map(|f| node_rows(f).map(|(rows, unit)| (f, rows, unit)))
+        .collect();
+    for (f, rows, unit) in &models {
+        print!("{}", node_table(&f.display().to_string(), rows, unit));
+    }
     if let Some(p) = &a.svg {
         svg(&rows, p)?;
         eprintln!("charts: {}", p.display());
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("report");
+        for (k, (f, rows, unit)) in models.iter().enumerate() {
+            let name = if models.len() == 1 {
+                format!("{stem}-nodes.svg")
+            } else {
+                format!("{stem}-nodes-{}.svg", k + 1)
+            };
+            let out = p.with_file_name(name);
+            nodes_svg(rows, unit, &out)?;
+            eprintln!("per-node charts of {}: {}", f.display(), out.display());
+        }
         if !points.is_empty() {
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("report");
             let d = p.with_file_name(format!("{stem}-density.svg"));

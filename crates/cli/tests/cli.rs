@@ -1256,7 +1256,22 @@ fn the_report_and_compare_svgs_render() {
         .arg(&net)
         .arg("--svg")
         .arg(&compare));
-    for svg in [report, compare] {
+    // A model run's report draws its per-node chart too.
+    let model = scratch("render-encoder.onnx");
+    std::fs::write(&model, rowsim_model::build::encoder_layer()).unwrap();
+    let (model_stats, model_report) = (scratch("render_model.json"), scratch("render_model.svg"));
+    ok(rowsim()
+        .args(["run", "-q", "--hw", "tiny", "--batch", "2", "--net"])
+        .arg(&model)
+        .arg("--stats-json")
+        .arg(&model_stats));
+    ok(rowsim()
+        .arg("report")
+        .arg(&model_stats)
+        .arg("--svg")
+        .arg(&model_report));
+    let nodes = model_report.with_file_name("render_model-nodes.svg");
+    for svg in [report, compare, model_report, nodes] {
         let png = svg.with_extension("png");
         let r = Command::new("rsvg-convert")
             .arg("-o")

@@ -396,6 +396,60 @@ fn a_transformer_encoder_layer_runs_bit_exact() {
             assert_eq!(macs(name), want, "{name} on {hw}");
         }
     }
+    // The report of the run: a line a node in model order, where it ran, a chip node's
+    // energy, cycles and utilization (its layer's), and a chart of them beside the layer charts.
+    let stats_file = scratch_in("model", "encoder-tiny.json");
+    let svg = scratch_in("model", "encoder-report.svg");
+    let nodes_svg = svg.with_file_name("encoder-report-nodes.svg");
+    let _ = std::fs::remove_file(&nodes_svg);
+    let o = rowsim()
+        .arg("report")
+        .arg(&stats_file)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("nodes of"))
+        .skip(2)
+        .take(20)
+        .collect();
+    assert_eq!(table.len(), 20, "{text}");
+    assert!(
+        table[0].starts_with("q ") && table[0].contains(" chip "),
+        "{text}"
+    );
+    assert!(
+        table[4].starts_with("scores ") && table[4].contains(" chip "),
+        "{text}"
+    );
+    assert!(
+        table[6].starts_with("attention ")
+            && table[6].contains("Softmax")
+            && table[6].contains(" host "),
+        "{text}"
+    );
+    let s = stats(&stats_file);
+    let scores = s["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["layer"] == "scores")
+        .unwrap()
+        .clone();
+    assert!(
+        table[4].contains(&format!(" {} ", scores["cycles"]["core_total"])),
+        "{}",
+        table[4]
+    );
+    assert!(
+        text.contains("20 nodes: 8 on the chip") && text.contains("12 on the host"),
+        "{text}"
+    );
+    assert!(std::fs::metadata(&nodes_svg).unwrap().len() > 1000);
     // One node on its own (`--layer model.onnx:NODE`): a projection over two images' tokens,
     // and Q K^T of one image; a batch that is not whole images of tokens is refused.
     for (node, batch) in [("q", "16"), ("scores", "8")] {
