@@ -92,7 +92,9 @@ pub fn node_data(path: &Path, node: &str, layer: &ConvLayer) -> anyhow::Result<N
     // product of two activations runs one image (its batch is that image's rows).
     let (per_image, one_image) = match model.node(node).map(|n| &n.op) {
         Some(rowsim_model::Op::Layer(l)) => (l.tokens, false),
-        Some(rowsim_model::Op::MatMul(_)) => (model.node(node).map_or(1, |n| n.dims[0]), true),
+        Some(rowsim_model::Op::MatMul(_)) => {
+            (model.node(node).map_or(1, |n| n.matmul_shape().1), true)
+        }
         _ => (1, false),
     };
     let rows = layer.n as usize;
@@ -372,9 +374,11 @@ fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
                     r.on = "chip";
                     r.weight_frac = f.map(|f| f.weight_frac);
                     r.shift = f.map(|f| f.shift);
+                    let (g, p, m) = n.matmul_shape();
                     format!(
-                        "a product of two activations, image by image: FC layer {} with the first operand's {} rows as its batch, the second's {} columns as its filters (its words, transposed, rescaled to the weight format)",
-                        l, n.dims[0], n.dims[1]
+                        "a product of two activations, image by image{}: FC layer {} with the first operand's {p} rows as its batch, the second's {m} columns as its filters (its words, transposed, rescaled to the weight format)",
+                        if g > 1 { format!(" and head by head ({g} heads)") } else { String::new() },
+                        l
                     )
                 }
                 Op::Binary(b) => match b {
@@ -388,7 +392,9 @@ fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
                     ln.epsilon
                 ),
                 Op::ReduceMean => "the exact sum over the last axis / its length, rounded to nearest (ties up)".into(),
-                Op::Transpose => "the same words, [L, D] as [D, L]".into(),
+                Op::Transpose(perm) => format!(
+                    "the same words, each image's held axes [C, H, W] moved to {perm:?}"
+                ),
                 Op::Softmax => {
                     "in f64 from the logits, rounded to Q1.15 (1.0 saturates to 32767)".into()
                 }

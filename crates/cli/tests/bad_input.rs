@@ -624,11 +624,21 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         vec![],
         &t3,
     );
+    let reshape_tokens = tokens(
+        vec![build::node("Reshape", "rs", &["x", "shape"], "y", vec![])],
+        vec![build::int64s("shape", &[0, 2, 12])],
+        &[None, Some(2), Some(12)],
+    );
     vec![
+        (
+            "a Reshape of tokens that mixes them",
+            reshape_tokens,
+            "node `rs` (Reshape): shape [0, 2, 12]: only [N, 24] (flatten) or the same [N, 4, 6] is supported",
+        ),
         (
             "a MatMul of two activations whose inner dimensions differ",
             matmul_mismatch,
-            "node `mm` (MatMul): [4, 6] x [4, 6]: the inner dimensions differ",
+            "node `mm` (MatMul): [1, 4, 6] x [1, 4, 6]: the heads or the inner dimensions differ",
         ),
         (
             "a LayerNormalization over another axis than the last",
@@ -643,7 +653,7 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "a Transpose that moves the batch",
             perm,
-            "node `tr` (Transpose): perm Some([1, 0, 2]) of a rank-3 value: only [0, 2, 1] of tokens",
+            "node `tr` (Transpose): perm [1, 0, 2] of a rank-3 value: the batch must stay first",
         ),
         (
             "a Softmax of tokens with opset 11's default axis (all tokens at once)",

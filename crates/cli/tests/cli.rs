@@ -1155,13 +1155,14 @@ fn zero_fraction_and_map_net() {
     );
 }
 
-/// Ctrl-C while the mapper is still searching (a 4-million-row GEMM prices slowly) ends the
-/// command at once with status 130, not after the search.
+/// Ctrl-C while the mapper is still searching (a layer of 4 million rows of 9 values under 64
+/// filters of 1 x 9 prices slowly) ends the command at once with status 130, not after the
+/// search.
 #[cfg(unix)]
 #[test]
 fn ctrl_c_during_mapping_ends_the_command_at_once() {
     let csv = scratch("slow_map.csv");
-    std::fs::write(&csv, "Layer,M,N,K,\nConv1a,4186116,64,9,\n").unwrap();
+    write_scalesim(&csv, "Conv1a, 4186116, 9, 1, 9, 1, 64, 1,\n");
     let mut child = rowsim()
         .args(["run", "-q", "--layer"])
         .arg(format!("{}:Conv1a", csv.display()))

@@ -481,6 +481,34 @@ fn a_transformer_encoder_layer_runs_bit_exact() {
         .contains("`q` runs over tokens (8 an image): --batch 5 is not a multiple of 8"));
 }
 
+/// The encoder layer with two attention heads, as PyTorch exports multi-head attention (Q, K
+/// and V reshaped to heads and transposed, one product per head, the context transposed back
+/// and merged): bit-exact on tiny and eyeriss-v1; Q K^T and attention x V run once per image
+/// and head (2 images x 2 heads of 8 x 8 x 8 MACs each).
+#[test]
+fn a_multihead_encoder_layer_runs_bit_exact() {
+    let model = write("multihead.onnx", &build::multihead_encoder_layer(2));
+    for hw in ["tiny", "eyeriss-v1"] {
+        let r = run_bit_exact(&model, "multihead", hw);
+        for host in [
+            "q_split",
+            "k_heads",
+            "context_tokens",
+            "context_merge",
+            "gelu",
+        ] {
+            assert_eq!(r.node(host)["on"], "host", "{host}");
+        }
+        let layers = r.stats["layers"].as_array().unwrap();
+        for name in ["scores", "context"] {
+            let l = layers.iter().find(|l| l["layer"] == name).unwrap();
+            assert_eq!(l["macs"]["total"], 2 * 2 * 8 * 8 * 8, "{name} on {hw}");
+            assert_eq!(r.node(name)["on"], "chip");
+        }
+        assert!(r.err.contains("head by head (2 heads)"), "{}", r.err);
+    }
+}
+
 /// The host's elementwise operators (Mul, Sub, Div by constants, Sigmoid, HardSwish, Concat,
 /// Pad, HardSigmoid) around a CONV whose constant Add is folded into it as its bias: bit-exact
 /// on tiny and eyeriss-v1, each where it should run.

@@ -1,6 +1,7 @@
 //! The networks users bring, as the ONNX library writes them: `tests/models/make_models.py`
 //! builds a ResNet-18 stem and basic block at 64 x 64, a MobileNet-v2 inverted-residual block
-//! with a strided depthwise convolution, and a Transformer encoder layer with `onnx.helper`
+//! with a strided depthwise convolution, and a Transformer encoder layer with two attention
+//! heads with `onnx.helper`
 //! (initializers as raw data, as `numpy_helper` writes them; each model passes
 //! `onnx.checker`'s full check) and has ONNX Runtime compute their outputs. Each runs on
 //! eyeriss-v1 bit-exact against the fixed-point reference network, with its nodes where they
@@ -46,7 +47,10 @@ fn models_built_with_onnx_helper_run_bit_exact_and_compute_what_onnx_runtime_doe
             "encoder_layer",
             &["q", "k", "v", "scores", "context", "out", "ff1", "ff2"],
             &[
-                "k_t",
+                "q_split",
+                "k_heads",
+                "context_tokens",
+                "context_merge",
                 "scale",
                 "attention",
                 "norm1",

@@ -279,3 +279,18 @@ fn gelu_is_onnx_runtimes() {
         assert_eq!(float, 1.0, "{approximate}: rowsim's float model on {float}");
     }
 }
+
+/// The encoder layer with two attention heads (Reshape to heads, rank-4 Transposes, one
+/// product per head, Gelu): rowsim's float model within 1e-5 of ONNX Runtime's outputs; the
+/// chip's top-1 on at least 95% of the images.
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn a_multihead_encoder_layer_is_onnx_runtimes() {
+    let (chip, float) = top1_against_onnx_runtime(
+        "multihead",
+        &rowsim_model::build::multihead_encoder_layer(2),
+        "8, 16",
+    );
+    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
+    assert_eq!(float, 1.0, "rowsim's float model on {float}");
+}

@@ -636,3 +636,128 @@ pub fn gelu(approximate: &str) -> Vec<u8> {
         value("y", &[None, Some(4), Some(6)]),
     )
 }
+
+/// The encoder layer of [`encoder_layer`] with `heads` attention heads, as PyTorch exports
+/// multi-head attention: Q, K and V each reshaped to `[N, 8, heads, 16 / heads]` and
+/// transposed to `[N, heads, 8, 16 / heads]` (K to `[N, heads, 16 / heads, 8]`), the scores
+/// and the context one product per head, the context transposed back and reshaped to
+/// `[N, 8, 16]` before the output projection (opset 17).
+pub fn multihead_encoder_layer(heads: i64) -> Vec<u8> {
+    let (l, d, f) = (8i64, 16i64, 32i64);
+    let dh = d / heads;
+    let ud = d as usize;
+    let mut nodes = Vec::new();
+    let mut inits = Vec::new();
+    #[allow(clippy::too_many_arguments)] // a projection's parts
+    fn linear(
+        nodes: &mut Vec<NodeProto>,
+        inits: &mut Vec<TensorProto>,
+        name: &str,
+        input: &str,
+        out: &str,
+        k: i64,
+        m: i64,
+        seed: u64,
+    ) {
+        let (w, b) = (format!("{name}_w"), format!("{name}_b"));
+        let mm = format!("{name}_mm");
+        nodes.push(node("MatMul", name, &[input, &w], &mm, vec![]));
+        nodes.push(node(
+            "Add",
+            &format!("{name}_bias"),
+            &[&mm, &b],
+            out,
+            vec![],
+        ));
+        let a = 1.0 / (k as f32).sqrt();
+        inits.push(floats(&w, &[k, m], weights((k * m) as usize, a, seed)));
+        inits.push(floats(&b, &[m], weights(m as usize, 0.1, seed + 100)));
+    }
+    linear(&mut nodes, &mut inits, "q", "x", "q", d, d, 71);
+    linear(&mut nodes, &mut inits, "k", "x", "k", d, d, 72);
+    linear(&mut nodes, &mut inits, "v", "x", "v", d, d, 73);
+    inits.push(int64s("heads_shape", &[0, l, heads, dh]));
+    inits.push(int64s("merged_shape", &[0, l, d]));
+    for (v, perm) in [
+        ("q", [0, 2, 1, 3]),
+        ("k", [0, 2, 3, 1]),
+        ("v", [0, 2, 1, 3]),
+    ] {
+        let split = format!("{v}_split");
+        nodes.push(node("Reshape", &split, &[v, "heads_shape"], &split, vec![]));
+        nodes.push(node(
+            "Transpose",
+            &format!("{v}_heads"),
+            &[&split],
+            &format!("{v}h"),
+            vec![ints("perm", &perm)],
+        ));
+    }
+    let mut attention = vec![
+        node("MatMul", "scores", &["qh", "kh"], "s", vec![]),
+        node("Div", "scale", &["s", "sqrt_dh"], "ss", vec![]),
+        node("Softmax", "attention", &["ss"], "a", vec![int("axis", -1)]),
+        node("MatMul", "context", &["a", "vh"], "ch", vec![]),
+        node(
+            "Transpose",
+            "context_tokens",
+            &["ch"],
+            "ct",
+            vec![ints("perm", &[0, 2, 1, 3])],
+        ),
+        node(
+            "Reshape",
+            "context_merge",
+            &["ct", "merged_shape"],
+            "ctx",
+            vec![],
+        ),
+    ];
+    nodes.append(&mut attention);
+    inits.push(floats("sqrt_dh", &[], vec![(dh as f32).sqrt()]));
+    linear(&mut nodes, &mut inits, "out", "ctx", "o", d, d, 74);
+    nodes.push(node("Add", "residual1", &["x", "o"], "r1", vec![]));
+    nodes.push(node(
+        "LayerNormalization",
+        "norm1",
+        &["r1", "g1", "b1"],
+        "n1",
+        vec![int("axis", -1), float("epsilon", 1e-5)],
+    ));
+    inits.push(floats(
+        "g1",
+        &[d],
+        weights(ud, 0.2, 81).iter().map(|w| 1.0 + w).collect(),
+    ));
+    inits.push(floats("b1", &[d], weights(ud, 0.1, 82)));
+    linear(&mut nodes, &mut inits, "ff1", "n1", "h", d, f, 75);
+    nodes.push(node(
+        "Gelu",
+        "gelu",
+        &["h"],
+        "g",
+        vec![string("approximate", "none")],
+    ));
+    linear(&mut nodes, &mut inits, "ff2", "g", "y", f, d, 76);
+    nodes.push(node("Add", "residual2", &["n1", "y"], "r2", vec![]));
+    nodes.push(node(
+        "LayerNormalization",
+        "norm2",
+        &["r2", "g2", "b2"],
+        "out",
+        vec![int("axis", -1), float("epsilon", 1e-5)],
+    ));
+    inits.push(floats(
+        "g2",
+        &[d],
+        weights(ud, 0.2, 83).iter().map(|w| 1.0 + w).collect(),
+    ));
+    inits.push(floats("b2", &[d], weights(ud, 0.1, 84)));
+    model_at(
+        20,
+        nodes,
+        inits,
+        value("x", &[None, Some(l), Some(d)]),
+        value("out", &[None, Some(l), Some(d)]),
+    )
+}

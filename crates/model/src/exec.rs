@@ -140,8 +140,9 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
             }
             Op::MatMul(l) => {
                 let b = &vals[&node.inputs[1]];
-                let (p, kk, m) = (c, l.c as usize, h);
-                for i in 0..n {
+                let (g, p, m) = node.matmul_shape();
+                let kk = l.c as usize;
+                for i in 0..n * g {
                     let (ai, bi) = (&a.data[i * p * kk..], &b.data[i * kk * m..]);
                     for r in 0..p {
                         for j in 0..m {
@@ -181,8 +182,13 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
                     *o = (row.iter().map(|&v| v as f64).sum::<f64>() / d as f64) as f32;
                 }
             }
-            // [L, D] in, [D, L] out.
-            Op::Transpose => transpose(&a.data, n, h, c, &mut out.data),
+            Op::Transpose(perm) => permute(
+                &a.data,
+                n,
+                [a.dims[1], a.dims[2], a.dims[3]],
+                *perm,
+                &mut out.data,
+            ),
             Op::Relu { .. } => {
                 for (o, &v) in out.data.iter_mut().zip(&a.data) {
                     *o = v.max(0.0);
@@ -281,11 +287,28 @@ fn broadcast_at(k: usize, out: [usize; 3], d: [usize; 4]) -> usize {
 
 /// Each of `n` images' `[rows][cols]` as `[cols][rows]`.
 fn transpose<T: Copy>(a: &[T], n: usize, rows: usize, cols: usize, out: &mut [T]) {
-    let per = rows * cols;
+    permute(a, n, [rows, cols, 1], [1, 0, 2], out);
+}
+
+/// Each of `n` images of dims `d` with its axes moved: output axis `k` is input axis
+/// `perm[k]`.
+fn permute<T: Copy>(a: &[T], n: usize, d: [usize; 3], perm: [usize; 3], out: &mut [T]) {
+    let per = d[0] * d[1] * d[2];
+    let od = [d[perm[0]], d[perm[1]], d[perm[2]]];
+    let stride = [d[1] * d[2], d[2], 1];
     for i in 0..n {
-        for r in 0..rows {
-            for q in 0..cols {
-                out[i * per + q * rows + r] = a[i * per + r * cols + q];
+        let (src, dst) = (&a[i * per..(i + 1) * per], &mut out[i * per..(i + 1) * per]);
+        let mut k = 0;
+        for x in 0..od[0] {
+            for y in 0..od[1] {
+                for z in 0..od[2] {
+                    let mut idx = [0; 3];
+                    idx[perm[0]] = x;
+                    idx[perm[1]] = y;
+                    idx[perm[2]] = z;
+                    dst[k] = src[idx[0] * stride[0] + idx[1] * stride[1] + idx[2] * stride[2]];
+                    k += 1;
+                }
             }
         }
     }
@@ -550,7 +573,8 @@ pub fn forward_fixed(
                 })?;
                 let b = &vals[&node.inputs[1]];
                 let fb = cal.frac(&node.inputs[1]);
-                let (p, kk, m) = (c, l.c as usize, h);
+                let (g, p, m) = node.matmul_shape();
+                let kk = l.c as usize;
                 let layer = l.as_ref().clone().with_batch(p as u32);
                 let mac = Formats {
                     ifmap_frac: lf.ifmap_frac,
@@ -558,7 +582,8 @@ pub fn forward_fixed(
                     psum_frac: lf.psum_frac,
                 }
                 .mac();
-                for i in 0..n {
+                // Image by image, head by head.
+                for i in 0..n * g {
                     let ifmap = Tensor {
                         dims: [p, kk, 1, 1],
                         data: a.data[i * p * kk..(i + 1) * p * kk].to_vec(),
@@ -589,7 +614,9 @@ pub fn forward_fixed(
                             model,
                             node,
                             format!(
-                                "image {i}: the layer made {:?}; expected [{p}, {m}, 1, 1]",
+                                "image {}, head {}: the layer made {:?}; expected [{p}, {m}, 1, 1]",
+                                i / g,
+                                i % g,
                                 y.dims
                             ),
                         ));
@@ -640,7 +667,13 @@ pub fn forward_fixed(
                     *o = saturate((2 * sum + count).div_euclid(2 * count));
                 }
             }
-            Op::Transpose => transpose(&a.data, n, h, c, &mut out.data),
+            Op::Transpose(perm) => permute(
+                &a.data,
+                n,
+                [a.dims[1], a.dims[2], a.dims[3]],
+                *perm,
+                &mut out.data,
+            ),
             Op::Relu { .. } => {
                 for (o, &v) in out.data.iter_mut().zip(&a.data) {
                     *o = v.max(0);

@@ -65,6 +65,16 @@ pub struct Node {
 }
 
 impl Node {
+    /// A product's heads, rows and columns (`G, P, M` of [`Op::MatMul`]) from its output.
+    pub fn matmul_shape(&self) -> (usize, usize, usize) {
+        let [c, h, w] = self.dims;
+        if self.rank == 4 {
+            (c, h, w)
+        } else {
+            (1, c, h)
+        }
+    }
+
     /// The length of the output's last ONNX axis (`W` of an image, `D` of tokens, `K` of a
     /// vector); the values along it lie side by side except in an image.
     pub fn last_axis(&self) -> usize {
@@ -106,11 +116,14 @@ pub enum Op {
     LayerNorm(Box<LayerNorm>),
     /// The mean over the last axis, kept as an axis of 1 (`ReduceMean`), on the host.
     ReduceMean,
-    /// Tokens `[L, D]` as `[D, L]` (`Transpose` with `perm = [0, 2, 1]`), on the host.
-    Transpose,
-    /// A product of two activations, `[P, K] x [K, M]` per image (`MatMul`), on the chip as
-    /// an FC layer (`C = K`, `M` filters, the `P` rows its batch; the layer here is for one
-    /// row: a run sets the batch), image by image.
+    /// The axes of each image moved (`Transpose`; the batch stays first): output axis `k` is
+    /// input axis `perm[k]` of the held `[C, H, W]` (tokens `[L, D]` as `[D, L]`, attention
+    /// heads `[L, H, D/H]` as `[H, L, D/H]`), on the host.
+    Transpose([usize; 3]),
+    /// A product of two activations, `[P, K] x [K, M]` per image (`MatMul`; of rank 4,
+    /// `[G, P, K] x [G, K, M]`: one product per attention head `G`), on the chip as an FC layer
+    /// (`C = K`, `M` filters, the `P` rows its batch; the layer here is for one row: a run sets
+    /// the batch), image by image and head by head.
     MatMul(Box<ConvLayer>),
     /// `min(max(x, min), max)` (ReLU6 is Clip to 0..6), on the host.
     Clip {
@@ -312,7 +325,7 @@ impl Model {
     pub fn chip_layers(&self) -> impl Iterator<Item = (&Node, ConvLayer)> {
         self.nodes.iter().filter_map(|n| match &n.op {
             Op::Layer(l) => Some((n, l.layer.clone().with_batch(l.tokens as u32))),
-            Op::MatMul(l) => Some((n, l.as_ref().clone().with_batch(n.dims[0] as u32))),
+            Op::MatMul(l) => Some((n, l.as_ref().clone().with_batch(n.matmul_shape().1 as u32))),
             _ => None,
         })
     }

@@ -604,18 +604,24 @@ impl Importer {
                 (Op::Layer(Box::new(op)), vec![x], dims)
             }
             "MatMul" if n.input.get(1).is_some_and(|v| !self.inits.contains_key(v)) => {
-                // Two activations: each image's [P, K] x [K, M] on the chip.
-                let (x, [p, k, _]) = act(0)?;
-                let (y, [k2, m, _]) = act(1)?;
+                // Two activations: each image's [P, K] x [K, M] on the chip (of rank 4, each
+                // head's [G, P, K] x [G, K, M]).
+                let (x, xd) = act(0)?;
+                let (y, yd) = act(1)?;
                 let yr = self.ranks.get(&y).copied().unwrap_or(4);
-                if in_rank != 3 || yr != 3 {
+                if in_rank != yr || !(in_rank == 3 || in_rank == 4) {
                     return Err(fail(format!(
-                        "a product of two activations of ranks {in_rank} and {yr}; expected two sequences [N, P, K] and [N, K, M]"
+                        "a product of two activations of ranks {in_rank} and {yr}; expected two sequences [N, P, K] and [N, K, M], or two of heads [N, G, P, K] and [N, G, K, M]"
                     )));
                 }
-                if k != k2 {
+                let ((g, p, k), (g2, k2, m)) = if in_rank == 4 {
+                    ((xd[0], xd[1], xd[2]), (yd[0], yd[1], yd[2]))
+                } else {
+                    ((1, xd[0], xd[1]), (1, yd[0], yd[1]))
+                };
+                if k != k2 || g != g2 {
                     return Err(fail(format!(
-                        "[{p}, {k}] x [{k2}, {m}]: the inner dimensions differ"
+                        "[{g}, {p}, {k}] x [{g2}, {k2}, {m}]: the heads or the inner dimensions differ"
                     )));
                 }
                 let layer = ConvLayer {
@@ -635,7 +641,8 @@ impl Importer {
                     first: false,
                 };
                 layer.validate().map_err(|e| fail(e.to_string()))?;
-                (Op::MatMul(Box::new(layer)), vec![x, y], [p, m, 1])
+                let dims = if in_rank == 4 { [g, p, m] } else { [p, m, 1] };
+                (Op::MatMul(Box::new(layer)), vec![x, y], dims)
             }
             "Gemm" | "MatMul" => {
                 let (x, xd) = act(0)?;
@@ -841,6 +848,39 @@ impl Importer {
                     let shape = init(1).map_err(|_| {
                         fail("the shape is not an initializer (a dynamic shape is not supported)".into())
                     })?;
+                    // A value of 0 keeps the input's dimension there (ONNX's default), -1 is
+                    // what the rest leaves.
+                    let held = [c as i64, h as i64, w as i64];
+                    let want: Vec<i64> = shape
+                        .ints
+                        .iter()
+                        .skip(1)
+                        .enumerate()
+                        .map(|(i, &v)| if v == 0 && i < 3 { held[i] } else { v })
+                        .collect();
+                    let fill = |v: &[i64]| -> Vec<i64> {
+                        let known: i64 = v.iter().filter(|&&x| x > 0).product();
+                        let all = (c * h * w) as i64;
+                        v.iter()
+                            .map(|&x| if x == -1 && known > 0 { all / known } else { x })
+                            .collect()
+                    };
+                    let want = fill(&want);
+                    // Tokens split into heads ([N, L, D] -> [N, L, G, D/G]) or heads merged
+                    // back ([N, L, G, D/G] -> [N, L, D]): the same words.
+                    let split = in_rank == 3
+                        && matches!(want[..], [ll, gg, dd] if ll == c as i64 && gg > 0 && dd > 0 && gg * dd == h as i64);
+                    let merge = in_rank == 4
+                        && matches!(want[..], [ll, dd] if ll == c as i64 && dd == (h * w) as i64);
+                    if split || merge {
+                        let (dims, r) = if split {
+                            ([c, want[1] as usize, want[2] as usize], 4)
+                        } else {
+                            ([c, h * w, 1], 3)
+                        };
+                        self.push(name, op, Op::Reshape, vec![x], out, dims, r);
+                        return Ok(());
+                    }
                     let same = match shape.ints[..] {
                         [_, cc, hh, ww] => in_rank == 4 && [cc, hh, ww] == [c as i64, h as i64, w as i64],
                         [_, ll, dd] => in_rank == 3 && [ll, dd] == [c as i64, h as i64],
@@ -1199,11 +1239,6 @@ impl Importer {
             }
             "Softmax" => {
                 let (x, d) = act(0)?;
-                if in_rank == 4 {
-                    return Err(fail(
-                        "softmax over a map; expected a vector [N, K] or tokens [N, L, D]".into(),
-                    ));
-                }
                 // Before opset 13 the default axis is 1 (the rest flattened): on tokens, that
                 // would be over every token at once.
                 let default = if self.opset >= 13 || in_rank == 2 { -1 } else { 1 };
@@ -1292,19 +1327,29 @@ impl Importer {
             }
             "Transpose" => {
                 let (x, d) = act(0)?;
-                let perm = ints(n, "perm").map(|p| p.to_vec());
-                let identity: Vec<i64> = (0..in_rank as i64).collect();
-                match perm {
-                    Some(p) if p == identity => (Op::Reshape, vec![x], d),
-                    Some(p) if in_rank == 3 && p == [0, 2, 1] => {
-                        (Op::Transpose, vec![x], [d[1], d[0], 1])
-                    }
-                    None if in_rank == 3 => (Op::Transpose, vec![x], [d[1], d[0], 1]),
-                    p => {
-                        return Err(fail(format!(
-                            "perm {p:?} of a rank-{in_rank} value: only [0, 2, 1] of tokens [N, L, D] (or no change) is supported"
-                        )))
-                    }
+                // The default reverses the axes (the batch's too: refused below unless rank 2).
+                let perm: Vec<i64> = match ints(n, "perm") {
+                    Some(p) => p.to_vec(),
+                    None => (0..in_rank as i64).rev().collect(),
+                };
+                let valid = perm.len() == in_rank
+                    && perm.first() == Some(&0)
+                    && (0..in_rank as i64).all(|a| perm.contains(&a));
+                if !valid || in_rank == 2 {
+                    return Err(fail(format!(
+                        "perm {perm:?} of a rank-{in_rank} value: the batch must stay first (tokens [N, L, D] or heads [N, A, B, C])"
+                    )));
+                }
+                // The held axes: tokens [L, D, 1] move L and D only.
+                let mut q = [0, 1, 2];
+                for (k, &a) in perm[1..].iter().enumerate() {
+                    q[k] = a as usize - 1;
+                }
+                let dims = [d[q[0]], d[q[1]], d[q[2]]];
+                if q == [0, 1, 2] {
+                    (Op::Reshape, vec![x], dims)
+                } else {
+                    (Op::Transpose(q), vec![x], dims)
                 }
             }
             other => {

@@ -171,7 +171,7 @@ pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelErr
                 f
             }
             Op::Add | Op::Binary(_) | Op::LayerNorm(_) => frac_for(max[&node.output] as f64),
-            Op::Transpose | Op::ReduceMean => fin,
+            Op::Transpose(_) | Op::ReduceMean => fin,
             Op::Softmax => 15,
             Op::Affine(bn) if bn.folded_into.is_some() => fin,
             Op::Affine(_) | Op::Concat => frac_for(max[&node.output] as f64),

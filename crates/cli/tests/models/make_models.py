@@ -11,10 +11,12 @@ and NAME_y.npy (ONNX Runtime's outputs on them). Deterministic for the seed.
 - mobilenet_v2_block: an inverted-residual block with a strided depthwise convolution (1x1
   16->64, BatchNormalization, ReLU6 as Clip; depthwise 3x3/2 pad 1 group 64, BatchNormalization,
   ReLU6; 1x1 64->24, BatchNormalization), GlobalAveragePool, Flatten, Gemm to 10 (opset 13).
-- encoder_layer: one post-norm Transformer encoder layer over [N, 8, 16] tokens with one head
-  (Q/K/V MatMul + bias, Q K^T, Div by sqrt 16, Softmax, attention x V, output projection,
-  residual Add, LayerNormalization, MLP 16->32->16 with GELU written out with Erf as PyTorch
-  exports it, residual Add, LayerNormalization) (opset 17).
+- encoder_layer: one post-norm Transformer encoder layer over [N, 8, 16] tokens with two
+  attention heads as PyTorch exports them (Q/K/V MatMul + bias, each reshaped to [N, 8, 2, 8]
+  and transposed to heads, Q K^T per head, Div by sqrt 8, Softmax, attention x V, the context
+  transposed back and reshaped to [N, 8, 16], output projection, residual Add,
+  LayerNormalization, MLP 16->32->16 with GELU written out with Erf, residual Add,
+  LayerNormalization) (opset 17).
 
 Needs numpy, onnx and onnxruntime (pip install numpy onnx onnxruntime).
 """
@@ -47,6 +49,10 @@ class Graph:
 
     def const(self, name, a):
         self.inits.append(const(name, a))
+        return name
+
+    def const_ints(self, name, v):
+        self.inits.append(numpy_helper.from_array(np.asarray(v, dtype=np.int64), name))
         return name
 
     def conv(self, x, name, c, m, k, stride=1, pad=0, group=1):
@@ -124,13 +130,20 @@ def mobilenet_v2_block():
 
 def encoder_layer():
     g = Graph()
-    d, f = 16, 32
+    d, f, heads = 16, 32, 2
+    dh = d // heads
     q, k, v = (g.linear("x", n, d, d) for n in ("q", "k", "v"))
-    kt = g.node("Transpose", [k], "k_t", perm=[0, 2, 1])
-    s = g.node("MatMul", [q, kt], "scores")
-    s = g.node("Div", [s, g.const("sqrt_d", np.sqrt(d))], "scale")
+    split = g.const_ints("heads_shape", [0, 8, heads, dh])
+    merged = g.const_ints("merged_shape", [0, 8, d])
+    qh, kh, vh = (
+        g.node("Transpose", [g.node("Reshape", [t, split], n + "_split")], n + "_heads", perm=p)
+        for t, n, p in ((q, "q", [0, 2, 1, 3]), (k, "k", [0, 2, 3, 1]), (v, "v", [0, 2, 1, 3])))
+    s = g.node("MatMul", [qh, kh], "scores")
+    s = g.node("Div", [s, g.const("sqrt_dh", np.sqrt(dh))], "scale")
     a = g.node("Softmax", [s], "attention", axis=-1)
-    ctx = g.node("MatMul", [a, v], "context")
+    ctx = g.node("MatMul", [a, vh], "context")
+    ctx = g.node("Transpose", [ctx], "context_tokens", perm=[0, 2, 1, 3])
+    ctx = g.node("Reshape", [ctx, merged], "context_merge")
     o = g.linear(ctx, "out", d, d)
     r = g.node("Add", ["x", o], "residual1")
     gamma, beta = g.const("g1", 1 + uniform((d,), 0.2)), g.const("b1", uniform((d,), 0.1))
