@@ -395,7 +395,7 @@ fn node_reports(model: &Model, cal: &Calibration) -> Vec<NodeReport> {
                 Op::Transpose(perm) => format!(
                     "the same words, each image's held axes [C, H, W] moved to {perm:?}"
                 ),
-                Op::Softmax => {
+                Op::Softmax(_) => {
                     "in f64 from the logits, rounded to Q1.15 (1.0 saturates to 32767)".into()
                 }
             };

@@ -599,8 +599,14 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         &[Some(4), None, Some(6)],
     );
     let old_softmax = build::model_at(
-        11,
-        vec![build::node("Softmax", "sm", &["x"], "y", vec![])],
+        13,
+        vec![build::node(
+            "Softmax",
+            "sm",
+            &["x"],
+            "y",
+            vec![build::int("axis", 0)],
+        )],
         vec![],
         build::value("x", &[None, Some(4), Some(6)]),
         build::value("y", &t3),
@@ -656,9 +662,9 @@ fn bad_models() -> Vec<(&'static str, Vec<u8>, &'static str)> {
             "node `tr` (Transpose): perm [1, 0, 2] of a rank-3 value: the batch must stay first",
         ),
         (
-            "a Softmax of tokens with opset 11's default axis (all tokens at once)",
+            "a Softmax over the batch",
             old_softmax,
-            "node `sm` (Softmax): axis 1: only the last axis (2, or -1) is supported",
+            "node `sm` (Softmax): axis 0: expected an axis after the batch (1 to 2, or -2 to -1)",
         ),
         (
             "a Conv of tokens",

@@ -294,3 +294,15 @@ fn a_multihead_encoder_layer_is_onnx_runtimes() {
     assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
     assert_eq!(float, 1.0, "rowsim's float model on {float}");
 }
+
+/// Softmax over the channel axis of images (opset 13) and over all of an image's values
+/// (opset 11's flattening default): rowsim's float model within 1e-5 of ONNX Runtime's.
+#[test]
+#[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
+fn softmax_axes_are_onnx_runtimes() {
+    for (name, opset, axis) in [("softmax_c", 13, Some(1)), ("softmax_11", 11, None)] {
+        let (_, float) =
+            top1_against_onnx_runtime(name, &rowsim_model::build::softmax(opset, axis), "3, 4, 5");
+        assert_eq!(float, 1.0, "{name}: rowsim's float model on {float}");
+    }
+}

@@ -761,3 +761,16 @@ pub fn multihead_encoder_layer(heads: i64) -> Vec<u8> {
         value("out", &[None, Some(l), Some(d)]),
     )
 }
+
+/// One `Softmax` over `[N, 3, 4, 5]` images at `opset`, over `axis` (the op's default when
+/// `None`).
+pub fn softmax(opset: i64, axis: Option<i64>) -> Vec<u8> {
+    let attrs = axis.map(|a| vec![int("axis", a)]).unwrap_or_default();
+    model_at(
+        opset,
+        vec![node("Softmax", "softmax", &["x"], "y", attrs)],
+        vec![],
+        value("x", &[None, Some(3), Some(4), Some(5)]),
+        value("y", &[None, Some(3), Some(4), Some(5)]),
+    )
+}

@@ -217,14 +217,14 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
                     *o = a.data[k] + b.data[k];
                 }
             }
-            Op::Softmax => {
-                let d = node.last_axis();
-                for (i, row) in a.data.chunks(d).enumerate() {
-                    for (k, p) in softmax(row.iter().map(|&v| v as f64)).enumerate() {
-                        out.data[i * d + k] = p as f32;
-                    }
+            Op::Softmax(axes) => axes.groups(n, node.dims, |idx| {
+                for (&k, p) in idx
+                    .iter()
+                    .zip(softmax(idx.iter().map(|&k| a.data[k] as f64)))
+                {
+                    out.data[k] = p as f32;
                 }
-            }
+            }),
             Op::Clip { min, max } => {
                 for (o, &v) in out.data.iter_mut().zip(&a.data) {
                     *o = v.clamp(*min, *max);
@@ -705,15 +705,15 @@ pub fn forward_fixed(
                     *o = saturate(s);
                 }
             }
-            Op::Softmax => {
+            Op::Softmax(axes) => {
                 let f = cal.frac(&node.inputs[0]);
                 let scale = (1u64 << f) as f64;
-                let d = node.last_axis();
-                for (i, row) in a.data.chunks(d).enumerate() {
-                    for (k, p) in softmax(row.iter().map(|&v| v as f64 / scale)).enumerate() {
-                        out.data[i * d + k] = quantize(p, 15);
+                axes.groups(n, node.dims, |idx| {
+                    let row = idx.iter().map(|&k| a.data[k] as f64 / scale);
+                    for (&k, p) in idx.iter().zip(softmax(row)) {
+                        out.data[k] = quantize(p, 15);
                     }
-                }
+                });
             }
             Op::Clip { min, max } => {
                 // The bounds in the input's format (which the output keeps), rounded to

@@ -109,8 +109,8 @@ pub enum Op {
     /// Two values combined value by value, either broadcast along axes where its size is 1
     /// (`[L, 1, 1]` against `[L, D, 1]`), on the host.
     Binary(Bin),
-    /// Softmax over the last axis (the `K` values of a vector, the `D` of each token).
-    Softmax,
+    /// Softmax over one axis, or (before opset 13) the axes from one to the last as one.
+    Softmax(Axes),
     /// LayerNormalization over the last axis of tokens (or a vector): `(x - mean) /
     /// sqrt(var + epsilon) * scale + shift`, on the host.
     LayerNorm(Box<LayerNorm>),
@@ -144,6 +144,39 @@ pub enum Op {
         pads: [usize; 4],
         value: f32,
     },
+}
+
+/// A run of axes of each image's held `[C, H, W]`, `first` to `last` inclusive (tokens `[L,
+/// D]` are held as `[L, D, 1]`, a vector as `[K, 1, 1]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Axes {
+    pub first: usize,
+    pub last: usize,
+}
+
+impl Axes {
+    /// Whether one group along these axes holds all of an image's values (of `dims`).
+    pub fn covers(self, dims: [usize; 3]) -> bool {
+        dims.iter()
+            .enumerate()
+            .all(|(k, &d)| d == 1 || (self.first..=self.last).contains(&k))
+    }
+
+    /// Calls `f` with the indices (within all `n` images of `dims`) of each group of values
+    /// that lie along these axes, every other index fixed, in order.
+    pub fn groups(self, n: usize, dims: [usize; 3], mut f: impl FnMut(&[usize])) {
+        let outer: usize = n * dims[..self.first].iter().product::<usize>();
+        let mid: usize = dims[self.first..=self.last].iter().product();
+        let inner: usize = dims[self.last + 1..].iter().product();
+        let mut idx = Vec::with_capacity(mid);
+        for o in 0..outer {
+            for i in 0..inner {
+                idx.clear();
+                idx.extend((0..mid).map(|m| (o * mid + m) * inner + i));
+                f(&idx);
+            }
+        }
+    }
 }
 
 /// How [`Op::Binary`] combines two values.
@@ -335,11 +368,15 @@ impl Model {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    /// The value the top-1 prediction is read from: the input of a final Softmax (softmax is
-    /// monotonic, and 16-bit probabilities could tie where the logits do not), else the output.
+    /// The value the top-1 prediction is read from: the input of a final Softmax over all of
+    /// an image's values (softmax is monotonic there, and 16-bit probabilities could tie where
+    /// the logits do not), else the output.
     pub fn logits(&self) -> &str {
         match self.nodes.last() {
-            Some(n) if matches!(n.op, Op::Softmax) && n.output == self.output => &n.inputs[0],
+            Some(n) if n.output == self.output => match n.op {
+                Op::Softmax(a) if a.covers(n.dims) => &n.inputs[0],
+                _ => &self.output,
+            },
             _ => &self.output,
         }
     }

@@ -1239,17 +1239,27 @@ impl Importer {
             }
             "Softmax" => {
                 let (x, d) = act(0)?;
-                // Before opset 13 the default axis is 1 (the rest flattened): on tokens, that
-                // would be over every token at once.
-                let default = if self.opset >= 13 || in_rank == 2 { -1 } else { 1 };
-                let axis = int(n, "axis", default);
-                let last = in_rank as i64 - 1;
-                if axis != last && axis != -1 {
+                // From opset 13: over one axis (default the last). Before: the axes from
+                // `axis` (default 1) to the last, flattened into one.
+                let old = self.opset > 0 && self.opset < 13;
+                let r = in_rank as i64;
+                let axis = int(n, "axis", if old { 1 } else { -1 });
+                let a = if axis < 0 { axis + r } else { axis };
+                if !(1..r).contains(&a) {
                     return Err(fail(format!(
-                        "axis {axis}: only the last axis ({last}, or -1) is supported"
+                        "axis {axis}: expected an axis after the batch (1 to {}, or -{} to -1)",
+                        r - 1,
+                        r - 1
                     )));
                 }
-                (Op::Softmax, vec![x], d)
+                // The held axes ([C, H, W]; tokens [L, D, 1]; a vector [K, 1, 1]).
+                let held_last = if in_rank == 4 { 2 } else { in_rank - 2 };
+                let first = a as usize - 1;
+                let axes = crate::Axes {
+                    first,
+                    last: if old { held_last } else { first },
+                };
+                (Op::Softmax(axes), vec![x], d)
             }
             "LayerNormalization" => {
                 let (x, d) = act(0)?;

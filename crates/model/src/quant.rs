@@ -172,7 +172,7 @@ pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelErr
             }
             Op::Add | Op::Binary(_) | Op::LayerNorm(_) => frac_for(max[&node.output] as f64),
             Op::Transpose(_) | Op::ReduceMean => fin,
-            Op::Softmax => 15,
+            Op::Softmax(_) => 15,
             Op::Affine(bn) if bn.folded_into.is_some() => fin,
             Op::Affine(_) | Op::Concat => frac_for(max[&node.output] as f64),
             // Sigmoid and HardSigmoid lie in [0, 1]: Q1.15 (1.0 saturates to 32767).

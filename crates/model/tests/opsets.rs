@@ -65,3 +65,51 @@ fn gelu_is_erf_based_or_tanh_based_as_asked() {
     }
     assert_ne!(exact, tanh);
 }
+
+/// Softmax over any axis after the batch, and before opset 13 over the axes from `axis` on as
+/// one: each against the definition, by hand on `[2, 3, 4, 5]` images.
+#[test]
+fn softmax_is_over_the_axis_its_opset_means() {
+    let dims = [2usize, 3, 4, 5];
+    let x = build::weights(120, 2.0, 9);
+    let at = |i: usize, c: usize, h: usize, w: usize| ((i * 3 + c) * 4 + h) * 5 + w;
+    // The softmax of the values at `idx`, at position `k` of them.
+    let soft = |idx: &[usize], k: usize| {
+        let m = idx.iter().map(|&j| x[j] as f64).fold(f64::MIN, f64::max);
+        let s: f64 = idx.iter().map(|&j| (x[j] as f64 - m).exp()).sum();
+        (x[idx[k]] as f64 - m).exp() / s
+    };
+    for (opset, axis) in [
+        (13, Some(1)),
+        (13, Some(-2)),
+        (13, None),
+        (11, None),
+        (11, Some(2)),
+    ] {
+        let got = outputs(&build::softmax(opset, axis), dims, 2.0);
+        for i in 0..2 {
+            for c in 0..3 {
+                for h in 0..4 {
+                    for w in 0..5 {
+                        // The values the softmax of (c, h, w) runs over.
+                        let idx: Vec<usize> = match (opset, axis) {
+                            (13, Some(1)) => (0..3).map(|k| at(i, k, h, w)).collect(),
+                            (13, Some(-2)) => (0..4).map(|k| at(i, c, k, w)).collect(),
+                            (13, None) => (0..5).map(|k| at(i, c, h, k)).collect(),
+                            (11, None) => (0..60).map(|k| i * 60 + k).collect(),
+                            _ => (0..20).map(|k| at(i, c, 0, 0) + k).collect(),
+                        };
+                        let me = at(i, c, h, w);
+                        let k = idx.iter().position(|&j| j == me).unwrap();
+                        let want = soft(&idx, k);
+                        assert!(
+                            (got[me] as f64 - want).abs() < 1e-6,
+                            "opset {opset}, axis {axis:?}, at {:?}",
+                            (i, c, h, w)
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
