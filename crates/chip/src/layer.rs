@@ -971,7 +971,8 @@ impl CheckedRun {
     }
 }
 
-/// Runs a layer and checks its ofmap against the reference convolution.
+/// Runs a layer and checks its ofmap against the reference convolution, which runs on a
+/// thread of its own meanwhile (each timed on its own; a run that stops gives it up).
 pub fn run_checked(
     hw: &HwConfig,
     layer: &ConvLayer,
@@ -980,14 +981,33 @@ pub fn run_checked(
     weights: &Tensor,
     opts: &RunOptions,
 ) -> Result<CheckedRun, ChipError> {
-    let t = std::time::Instant::now();
-    let run = run_layer(hw, layer, mapping, ifmap, weights, opts)?;
-    let emulation_s = t.elapsed().as_secs_f64();
-    let t = std::time::Instant::now();
-    let (reference, _) =
-        rowsim_workload::reference_conv(layer, ifmap, weights, opts.mac, opts.relu_on(hw))
-            .map_err(ChipError::Setup)?;
-    let reference_s = t.elapsed().as_secs_f64();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let relu = opts.relu_on(hw);
+    let (run, emulation_s, reference) = std::thread::scope(|s| {
+        let reference = s.spawn(|| {
+            let t = std::time::Instant::now();
+            let r = rowsim_workload::reference_conv_until(
+                layer,
+                ifmap,
+                weights,
+                opts.mac,
+                relu,
+                Some(&stop),
+            );
+            (r, t.elapsed().as_secs_f64())
+        });
+        let t = std::time::Instant::now();
+        let run = run_layer(hw, layer, mapping, ifmap, weights, opts);
+        let emulation_s = t.elapsed().as_secs_f64();
+        if run.is_err() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        (run, emulation_s, reference.join())
+    });
+    let run = run?;
+    let (reference, reference_s) =
+        reference.map_err(|_| ChipError::Setup("the reference convolution panicked".into()))?;
+    let (reference, _) = reference.map_err(ChipError::Setup)?;
     let verified = run.ofmap == reference;
     let host = crate::stats::Host::new(emulation_s, reference_s, run.core_cycles, &run.activity);
     Ok(CheckedRun {

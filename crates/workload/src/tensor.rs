@@ -213,6 +213,19 @@ pub fn reference_conv(
     mac_cfg: MacConfig,
     relu: bool,
 ) -> Result<(Tensor, MacCounters), String> {
+    reference_conv_until(layer, ifmap, weights, mac_cfg, relu, None)
+}
+
+/// [`reference_conv`], given up (an error saying so) once `stop` is raised: checked at each
+/// output channel of each image, so a run stopped meanwhile need not wait for the rest.
+pub fn reference_conv_until(
+    layer: &ConvLayer,
+    ifmap: &Tensor,
+    weights: &Tensor,
+    mac_cfg: MacConfig,
+    relu: bool,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<(Tensor, MacCounters), String> {
     if mac_cfg.overflow != Overflow::Wrap {
         return Err(
             "the reference convolution sums in any order, so it needs wrapping arithmetic".into(),
@@ -248,6 +261,9 @@ pub fn reference_conv(
     let pad = layer.pad as i64;
     for n in 0..layer.n as usize {
         for m in 0..layer.m as usize {
+            if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+                return Err("the reference convolution was stopped".into());
+            }
             let g = m / mg;
             for e in 0..layer.e() as usize {
                 for f in 0..layer.f() as usize {
