@@ -525,6 +525,36 @@ impl<T> LinkTx<T> {
         self.send_with_credit(cx, cycle, item)
     }
 
+    /// Sends every one of `items` at this edge, in order, if as many credits are usable now, or
+    /// none (and says so): a bus beat of several words into a FIFO of words (a GIN's), each
+    /// word a message of its own as if sent alone, the receiver asked once to look at them.
+    /// One link interaction.
+    #[inline]
+    pub fn try_send_all(&mut self, cx: &StepCtx, items: &[T]) -> bool
+    where
+        T: Copy,
+    {
+        self.absorb_credits(cx);
+        if (self.credits as usize) < items.len() {
+            return false;
+        }
+        if items.is_empty() {
+            return true;
+        }
+        self.credits -= items.len() as u32;
+        self.sent += items.len() as u64;
+        let ready_at = match self.delay {
+            Delay::Cycles(n) => cx.cycle + n,
+            d => d.visible_at(cx),
+        };
+        for &item in items {
+            self.put(Envelope::new(ready_at, item, 0, true));
+            self.published.sends.record(cx.cycle, cx.cycle);
+        }
+        wake::interact(self.published.rx_owner.load(Ordering::Acquire), ready_at);
+        true
+    }
+
     /// Credits already usable now, without looking for new ones: what a component running ahead
     /// may spend on later edges.
     #[inline]

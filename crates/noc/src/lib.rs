@@ -322,10 +322,9 @@ impl Component for Gin {
         for i in 0..n {
             let (b, p) = self.routes[route][i];
             if let Some(tx) = self.outputs[b as usize][p as usize].as_mut() {
-                for &w in beat.words() {
-                    if tx.try_send(cx, w).is_err() {
-                        return Err("GIN output refused a word it had credit for".into());
-                    }
+                // The beat's words land in the PE's FIFO at once.
+                if !tx.try_send_all(cx, beat.words()) {
+                    return Err("GIN output refused a word it had credit for".into());
                 }
             }
             self.bus_mask[b as usize] |= 1 << p;
