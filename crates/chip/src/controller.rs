@@ -65,13 +65,13 @@ use crate::plan::{ArrayPlan, LogicalPe};
 use rowsim_glb::sequencer::{GlbAddr, ReadItem, ReadJob, Src, Tags, WriteJob};
 use rowsim_mapper::Phase;
 
-/// (group, filter block, channel block, pass).
 /// (DRAM address, bus words, values) of a pass's filter stream.
 pub(crate) type FilterStream = (u64, u32, u32);
 
-/// (addr, words) of each ifmap row stream, by (image, channel, row); each pass's filter stream
-/// (addr, words, values) by (group, filter block, channel block, pass); the reserved address of
-/// each ofmap row by (image, filter, row).
+/// Where a layer's streams lie in DRAM: (addr, words) of each ifmap row stream, by (image,
+/// channel, row); each pass's filter stream (addr, words, values) by its [`FilterKey`]; the
+/// reserved address of each ofmap row by (image, filter, row). Made once with the DRAM image
+/// and shared by the controller and the run.
 pub(crate) struct DramMap {
     pub ifmap: BTreeMap<(u32, u32, u32), (u64, u32)>,
     pub filters: BTreeMap<FilterKey, FilterStream>,
@@ -102,7 +102,7 @@ pub(crate) struct Geometry {
     pub lanes: u64,
     pub row_stride: u64,
     pub coded: bool,
-    pub dram: DramMap,
+    pub dram: Arc<DramMap>,
     pub mac: MacConfig,
     pub zeros: crate::array::ZeroMode,
     /// Whether filter streams cross the bus RLC coded (`rlc.code_filters`).

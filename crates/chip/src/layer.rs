@@ -24,6 +24,7 @@
 //! after the run, with every counter and the cycle accounts.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rowsim_config::HwConfig;
 use rowsim_datapath::mac::MacConfig;
@@ -130,18 +131,11 @@ pub struct LayerRun {
 /// GLB ports of the controller's datapaths.
 const PORTS: usize = 6;
 
-/// (DRAM address, bus words, values) of a stream.
-type Stream = (u64, u32, u32);
-
-struct Layout {
-    /// (addr, words) of each ifmap row stream, by (image, channel, row).
-    ifmap: BTreeMap<(u32, u32, u32), (u64, u32)>,
-    /// Each pass's filter stream, by (group, filter block, channel block, pass).
-    filters: BTreeMap<FilterKey, Stream>,
-    /// With compressed weights, the words of each row of each pass's stream.
-    filter_rows: BTreeMap<FilterKey, Vec<u32>>,
-    /// Reserved address of each ofmap row stream, by (image, filter, row).
-    ofmap: BTreeMap<(u32, u32, u32), u64>,
+/// The layer's DRAM image as the run starts: where each stream lies (shared by the controller,
+/// which reads from it, and the run, which reads the ofmap back), and the words, which move
+/// into the DRAM model (held once).
+struct DramImage {
+    map: DramMap,
     memory: Vec<u64>,
 }
 
@@ -149,10 +143,10 @@ struct Layout {
 /// before any tensor is built, so that a run that cannot fit is refused before it starts):
 /// - the tensors as 16-bit values: the ifmap, the weights, and the ofmap twice (the chip's
 ///   and the reference convolution's);
-/// - the DRAM image twice (the layout's and the DRAM model's copy), each value at most 8/3
-///   bytes (RLC at its worst, three 21-bit pairs to a 64-bit word; raw data packs 4 to a word);
-/// - the row maps of the layout twice (one entry per ifmap, ofmap and filter row, about 48
-///   bytes an entry in a B-tree).
+/// - the DRAM image once (the DRAM model's), each value at most 8/3 bytes (RLC at its worst,
+///   three 21-bit pairs to a 64-bit word; raw data packs 4 to a word);
+/// - the image's row map once (one entry per ifmap, ofmap and filter row, about 48 bytes an
+///   entry in a B-tree).
 ///
 /// What is not counted (the chip's components, buffers and statistics) does not grow with the
 /// batch. A test compares it with the peak resident memory of real runs. Saturates at
@@ -179,8 +173,8 @@ pub fn host_bytes(layer: &ConvLayer) -> u64 {
         .saturating_add(m * cg * r);
     let values = ifmap.saturating_add(weights).saturating_add(ofmap);
     let tensors = mul(2, values.saturating_add(ofmap));
-    let image = mul(2, mul(values, 8).div_ceil(3));
-    let maps = mul(rows, 2 * 48);
+    let image = mul(values, 8).div_ceil(3);
+    let maps = mul(rows, 48);
     u64::try_from(tensors.saturating_add(image).saturating_add(maps)).unwrap_or(u64::MAX)
 }
 
@@ -196,14 +190,13 @@ fn layout_dram(
     coded: bool,
     code_filters: bool,
     compressed: bool,
-) -> Layout {
+) -> DramImage {
     let mut memory = Vec::new();
-    let mut l = Layout {
+    let mut l = DramMap {
         ifmap: BTreeMap::new(),
         filters: BTreeMap::new(),
         filter_rows: BTreeMap::new(),
         ofmap: BTreeMap::new(),
-        memory: Vec::new(),
     };
     for img in 0..pb.n {
         for ch in 0..layer.c {
@@ -264,8 +257,7 @@ fn layout_dram(
             }
         }
     }
-    l.memory = memory;
-    l
+    DramImage { map: l, memory }
 }
 
 /// The chip's components that statistics are read from after a run.
@@ -368,7 +360,7 @@ impl LayerSim {
         let coded = !layer.first || r.code_first_layer_input;
         let lanes = (hw.glb.bank_width_bits / hw.datapath.word_bits) as u64;
         let phases = phases(&pb, &m);
-        let dl = layout_dram(
+        let mut image = layout_dram(
             layer,
             &pb,
             &m,
@@ -416,9 +408,15 @@ impl LayerSim {
         let link = sched
             .add_clock("link", hw.clocks.link_hz)
             .map_err(ChipError::setup)?;
-        let (dports, dram) =
-            rowsim_dram::build(&mut sched, core, link, hw, dl.memory.clone(), "top.dram")
-                .map_err(ChipError::setup)?;
+        let (dports, dram) = rowsim_dram::build(
+            &mut sched,
+            core,
+            link,
+            hw,
+            std::mem::take(&mut image.memory),
+            "top.dram",
+        )
+        .map_err(ChipError::setup)?;
         let lk = |name: &str, clk: Clock| {
             Link::<DramCmd>::new(name, clk, 1, 2).map_err(ChipError::setup)
         };
@@ -522,6 +520,7 @@ impl LayerSim {
             )
             .with_job_port(outbound_jobs.rx),
         );
+        let dram_map = Arc::new(image.map);
         let geo = Geometry {
             pb,
             m,
@@ -531,12 +530,7 @@ impl LayerSim {
             lanes,
             row_stride,
             coded,
-            dram: DramMap {
-                ifmap: dl.ifmap.clone(),
-                filters: dl.filters.clone(),
-                filter_rows: dl.filter_rows.clone(),
-                ofmap: dl.ofmap.clone(),
-            },
+            dram: dram_map.clone(),
             mac: opts.mac,
             zeros: crate::array::ZeroMode::of(hw),
             coded_filters: hw.rlc.code_filters,
@@ -598,7 +592,7 @@ impl LayerSim {
             plan,
             m,
             pb,
-            dl,
+            dram_map,
             link,
             phases,
             layer: layer.clone(),
@@ -651,7 +645,8 @@ pub struct LayerSim {
     plan: ArrayPlan,
     m: Mapping,
     pb: Problem,
-    dl: Layout,
+    /// Where the layer's streams lie in DRAM (the controller's too).
+    dram_map: Arc<DramMap>,
     link: Clock,
     phases: Vec<Phase>,
     layer: ConvLayer,
@@ -677,7 +672,7 @@ impl LayerSim {
 
     /// Where each pass's filter stream sits in DRAM: `(key, address, bus words)`.
     pub fn filter_streams(&self) -> Vec<(FilterKey, u64, u32)> {
-        self.dl
+        self.dram_map
             .filters
             .iter()
             .map(|(k, &(addr, words, _))| (*k, addr, words))
@@ -787,10 +782,10 @@ impl LayerSim {
             .copied()
             .collect();
         let dram = comp::<DramController>(&self.sched, self.ids.dram)?;
-        let memory = dram.memory().to_vec();
+        let memory = dram.memory();
         let dc = *dram.counters();
         let mut ofmap = Tensor::zeros(rowsim_workload::ofmap_dims(layer));
-        for (&(img, mf, e), &addr) in &self.dl.ofmap {
+        for (&(img, mf, e), &addr) in &self.dram_map.ofmap {
             let len = *written.get(&addr).ok_or_else(|| {
                 ChipError::Setup(format!("ofmap row ({img}, {mf}, {e}) was never written"))
             })? as u64;
