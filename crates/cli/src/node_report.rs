@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context};
 use plotters::prelude::*;
 
-use crate::report::{axis_label, cut, draw_err, label_layout, label_style};
+use crate::report::{axis_label, cut, draw_err, label_layout, turned_labels};
 
 /// One node of a model run.
 #[derive(Clone, Debug, PartialEq)]
@@ -196,16 +196,7 @@ pub fn nodes_svg(rows: &[NodeRow], unit: &str, path: &Path) -> anyhow::Result<()
             .draw()
             .map_err(draw_err)?;
         if rotate {
-            let base = area.get_base_pixel();
-            for (i, l) in labels.iter().enumerate() {
-                let (x, y) = chart.backend_coord(&(i as f64, 0.0));
-                area.draw(&Text::new(
-                    l.clone(),
-                    (x - base.0 - 6, y - base.1 + 8),
-                    label_style(),
-                ))
-                .map_err(draw_err)?;
-            }
+            turned_labels(area, &chart, &labels)?;
         }
         let bars: Vec<(f64, f64)> = rows
             .iter()

@@ -349,6 +349,29 @@ fn chart_height(labels: &[String], panels: u32) -> u32 {
     panels * (380 + label_layout(labels).0)
 }
 
+/// The x labels under a chart's bars (bar `i` at x = `i`), turned a quarter clockwise: each
+/// reads downwards from under its bar.
+pub(crate) fn turned_labels(
+    area: &Area,
+    chart: &ChartContext<
+        SVGBackend,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    labels: &[String],
+) -> anyhow::Result<()> {
+    let base = area.get_base_pixel();
+    for (i, l) in labels.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64, 0.0));
+        area.draw(&Text::new(
+            l.clone(),
+            (x - base.0 - 6, y - base.1 + 8),
+            label_style(),
+        ))
+        .map_err(draw_err)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing the chart: {e:?}")
 }
@@ -406,17 +429,7 @@ fn stacked(
         .draw()
         .map_err(draw_err)?;
     if rotate {
-        // Turned a quarter clockwise, each label reads downwards from under its bar.
-        let base = area.get_base_pixel();
-        for (i, l) in labels.iter().enumerate() {
-            let (x, y) = chart.backend_coord(&(i as f64, 0.0));
-            area.draw(&Text::new(
-                l.clone(),
-                (x - base.0 - 6, y - base.1 + 8),
-                label_style(),
-            ))
-            .map_err(draw_err)?;
-        }
+        turned_labels(area, &chart, &labels)?;
     }
     for (name, color, f) in segments {
         let bars: Vec<(f64, f64, f64)> = rows

@@ -231,12 +231,12 @@ fn cases() -> Vec<Case> {
             error: "name is empty: a layer needs a name",
         },
         Case {
-            // 86.4 GB, more than this kind of machine (24 GiB) has: refused before any tensor.
+            // 49.1 GB, more than this kind of machine (24 GiB) has: refused before any tensor.
             what: "a batch of 10^7 on the tiny layer (more memory than the machine has)",
             files: &[],
             args: &["run", "--hw", "tiny", "--layer", "layers/tiny-conv.toml", "--batch", "10000000"],
             stdin: "",
-            error: "a run needs about 86.4 GB of memory",
+            error: "a run needs about 49.1 GB of memory",
         },
         Case {
             what: "report of statistics with no layers",

@@ -15,16 +15,15 @@ fn stats(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// The digits model (models/digits/, trained by its train.py) over its 360 test images on
-/// eyeriss-v1 in batches of 16: every value of every batch equals the fixed-point reference
-/// network's, each layer equals its reference convolution; the chip's top-1 accuracy is within
-/// a point of the float model's (96.67%, 348 of 360, as train.py printed with numpy and with
-/// onnxruntime) and its predictions agree with the float model's on at least 99% of the images.
-#[test]
-fn the_digits_model_runs_bit_exact_on_eyeriss_v1_with_the_float_models_accuracy() {
-    let out = scratch_in("model", "digits.json");
-    let o = common::run_digits(&out);
-    let text = String::from_utf8_lossy(&o.stdout);
+/// A trained model of `models/` over its 360 test images on eyeriss-v1 in batches of 16:
+/// every value of every batch equal to the fixed-point reference network's, the float model's
+/// top-1 right on `float_correct` images (as its train.py printed), the chip's accuracy within
+/// a point of it and its predictions the float model's on at least 99% of the images. Its
+/// statistics, stdout and statistics file.
+fn runs_with_its_accuracy(name: &str, float_correct: u64) -> (serde_json::Value, String, PathBuf) {
+    let out = scratch_in("model", &format!("{name}.json"));
+    let o = common::trained(name, &out).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         o.status.success(),
         "{text}\n{}",
@@ -38,12 +37,27 @@ fn the_digits_model_runs_bit_exact_on_eyeriss_v1_with_the_float_models_accuracy(
         acc["chip"].as_f64().unwrap(),
         acc["float"].as_f64().unwrap(),
     );
-    assert_eq!((float * 360.0).round() as u64, 348, "{acc}");
-    assert!((chip - float).abs() <= 0.01, "{acc}");
+    assert_eq!(
+        (float * 360.0).round() as u64,
+        float_correct,
+        "{name}: {acc}"
+    );
+    assert!((chip - float).abs() <= 0.01, "{name}: {acc}");
     assert!(
         acc["agreement_with_float"].as_f64().unwrap() >= 0.99,
-        "{acc}"
+        "{name}: {acc}"
     );
+    (s, text, out)
+}
+
+/// The digits model (models/digits/, trained by its train.py) over its 360 test images on
+/// eyeriss-v1 in batches of 16: every value of every batch equals the fixed-point reference
+/// network's, each layer equals its reference convolution; the chip's top-1 accuracy is within
+/// a point of the float model's (96.67%, 348 of 360, as train.py printed with numpy and with
+/// onnxruntime) and its predictions agree with the float model's on at least 99% of the images.
+#[test]
+fn the_digits_model_runs_bit_exact_on_eyeriss_v1_with_the_float_models_accuracy() {
+    let (s, text, out) = runs_with_its_accuracy("digits", 348);
     let layers = s["layers"].as_array().unwrap();
     let names: Vec<&str> = layers
         .iter()
@@ -142,28 +156,7 @@ fn run_bit_exact(model: &Path, tag: &str, hw: &str) -> Ran {
 /// point of it, agreeing with the float model on at least 99% of the images.
 #[test]
 fn the_digits_mobile_model_runs_bit_exact_with_the_float_models_accuracy() {
-    let out = scratch_in("model", "digits-mobile.json");
-    let o = common::trained("digits-mobile", &out).output().unwrap();
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let s = stats(&out);
-    assert_eq!(s["bit_exact"], true);
-    assert_eq!(s["images"], 360);
-    let acc = &s["accuracy"];
-    let (chip, float) = (
-        acc["chip"].as_f64().unwrap(),
-        acc["float"].as_f64().unwrap(),
-    );
-    assert_eq!((float * 360.0).round() as u64, 341, "{acc}");
-    assert!((chip - float).abs() <= 0.01, "{acc}");
-    assert!(
-        acc["agreement_with_float"].as_f64().unwrap() >= 0.99,
-        "{acc}"
-    );
+    let (s, _, _) = runs_with_its_accuracy("digits-mobile", 341);
     let node = |name: &str| {
         s["nodes"]
             .as_array()

@@ -10,7 +10,6 @@
 //! stem takes a release build to run in seconds, so a plain `cargo test` ignores them (with the
 //! reason); `.ci/run` installs the packages and runs them in release.
 
-use std::path::Path;
 use std::process::Command;
 
 mod common;
@@ -112,7 +111,8 @@ fn models_built_with_onnx_helper_run_bit_exact_and_compute_what_onnx_runtime_doe
                 );
             }
         }
-        let worst = float_against_onnx_runtime(&model, &x, &dir.join(format!("{name}_y.npy")));
+        let worst =
+            common::float_against_onnx_runtime(&model, &x, &dir.join(format!("{name}_y.npy")));
         eprintln!(
             "{name}: bit-exact on eyeriss-v1; the float model within {worst:e} of ONNX Runtime"
         );
@@ -121,30 +121,4 @@ fn models_built_with_onnx_helper_run_bit_exact_and_compute_what_onnx_runtime_doe
             "{name}: the float model differs from ONNX Runtime by {worst}"
         );
     }
-}
-
-/// The largest difference between rowsim's float model on `x` and ONNX Runtime's outputs `y`,
-/// relative (`|a - b| / (1 + |b|)`).
-fn float_against_onnx_runtime(model: &Path, x: &Path, y: &Path) -> f32 {
-    let read = |p: &Path| -> (Vec<u64>, Vec<f32>) {
-        let bytes = std::fs::read(p).unwrap();
-        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-        (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
-    };
-    let (xs, xd) = read(x);
-    let (_, want) = read(y);
-    let mut dims = [1usize; 4];
-    for (k, &d) in xs.iter().enumerate() {
-        dims[k] = d as usize;
-    }
-    let m = rowsim_model::onnx::load(model).unwrap();
-    let got =
-        rowsim_model::exec::forward_float(&m, &rowsim_model::exec::FTensor { dims, data: xd })
-            .unwrap();
-    let got = &got[&m.output].data;
-    assert_eq!(got.len(), want.len(), "{}: output sizes", model.display());
-    got.iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-        .fold(0f32, f32::max)
 }

@@ -26,15 +26,22 @@ fn python(script: &str) -> String {
 #[test]
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn the_chip_agrees_with_onnx_runtime_on_the_digits_model() {
-    let stats = scratch_in("onnxruntime", "digits.json");
-    let o = common::run_digits(&stats);
+    chip_against_onnx_runtime_on("digits");
+}
+
+/// A trained model of `models/` (`models/NAME/NAME.onnx`, input `input`) on its test split:
+/// the chip's top-1 equals ONNX Runtime's on at least 99% of the images, the two accuracies
+/// are within a point, and the chip's is the one the statistics report.
+fn chip_against_onnx_runtime_on(name: &str) {
+    let stats = scratch_in("onnxruntime", &format!("{name}.json"));
+    let o = common::trained(name, &stats).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits");
+    let root = format!("{}/../../models/{name}", env!("CARGO_MANIFEST_DIR"));
     let out = python(&format!(
         "import json, numpy as np, onnxruntime as ort\n\
          s = json.load(open('{}'))\n\
          x = np.load('{root}/test_x.npy'); y = np.load('{root}/test_y.npy')\n\
-         sess = ort.InferenceSession('{root}/digits.onnx', providers=['CPUExecutionProvider'])\n\
+         sess = ort.InferenceSession('{root}/{name}.onnx', providers=['CPUExecutionProvider'])\n\
          p = sess.run(None, {{'input': x}})[0].argmax(1)\n\
          chip = np.array(s['predictions'])\n\
          print((p == chip).mean(), (p == y).mean(), (chip == y).mean(), s['accuracy']['chip'])\n",
@@ -42,14 +49,14 @@ fn the_chip_agrees_with_onnx_runtime_on_the_digits_model() {
     ));
     let v: Vec<f64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
     let (agree, ort_acc, chip_acc, reported) = (v[0], v[1], v[2], v[3]);
-    eprintln!("agreement {agree}, ONNX Runtime {ort_acc}, chip {chip_acc}");
+    eprintln!("{name}: agreement {agree}, ONNX Runtime {ort_acc}, chip {chip_acc}");
     assert!(
         agree >= 0.99,
-        "the chip agrees with ONNX Runtime on {agree}"
+        "{name}: the chip agrees with ONNX Runtime on {agree}"
     );
     assert!(
         (ort_acc - chip_acc).abs() <= 0.01,
-        "{ort_acc} vs {chip_acc}"
+        "{name}: {ort_acc} vs {chip_acc}"
     );
     assert_eq!(chip_acc, reported);
 }
@@ -59,31 +66,7 @@ fn the_chip_agrees_with_onnx_runtime_on_the_digits_model() {
 #[test]
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn the_chip_agrees_with_onnx_runtime_on_the_digits_mobile_model() {
-    let stats = scratch_in("onnxruntime", "digits-mobile.json");
-    let o = common::trained("digits-mobile", &stats).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/digits-mobile");
-    let out = python(&format!(
-        "import json, numpy as np, onnxruntime as ort\n\
-         s = json.load(open('{}'))\n\
-         x = np.load('{root}/test_x.npy'); y = np.load('{root}/test_y.npy')\n\
-         sess = ort.InferenceSession('{root}/digits-mobile.onnx', providers=['CPUExecutionProvider'])\n\
-         p = sess.run(None, {{'input': x}})[0].argmax(1)\n\
-         chip = np.array(s['predictions'])\n\
-         print((p == chip).mean(), (p == y).mean(), (chip == y).mean())\n",
-        stats.display()
-    ));
-    let v: Vec<f64> = out.split_whitespace().map(|t| t.parse().unwrap()).collect();
-    let (agree, ort_acc, chip_acc) = (v[0], v[1], v[2]);
-    eprintln!("digits-mobile: agreement {agree}, ONNX Runtime {ort_acc}, chip {chip_acc}");
-    assert!(
-        agree >= 0.99,
-        "the chip agrees with ONNX Runtime on {agree}"
-    );
-    assert!(
-        (ort_acc - chip_acc).abs() <= 0.01,
-        "{ort_acc} vs {chip_acc}"
-    );
+    chip_against_onnx_runtime_on("digits-mobile");
 }
 
 #[test]
@@ -151,28 +134,7 @@ fn top1_against_onnx_runtime(name: &str, bytes: &[u8], shape: &str) -> (f64, f64
         y.display(),
         model.display()
     ));
-    let read = |p: &std::path::Path| -> (Vec<u64>, Vec<f32>) {
-        let bytes = std::fs::read(p).unwrap();
-        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-        (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
-    };
-    let (xs, xd) = read(&x);
-    let (_, want) = read(&y);
-    let m = rowsim_model::onnx::load(&model).unwrap();
-    // Images [N, C, H, W], tokens [N, L, D] (held as [N, L, D, 1]) or vectors [N, K].
-    let mut dims = [1usize; 4];
-    for (k, &d) in xs.iter().enumerate() {
-        dims[k] = d as usize;
-    }
-    let xt = rowsim_model::exec::FTensor { dims, data: xd };
-    let got = rowsim_model::exec::forward_float(&m, &xt).unwrap();
-    let got = &got[&m.output].data;
-    assert_eq!(got.len(), want.len(), "{name}: output sizes");
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-        .fold(0f32, f32::max);
+    let worst = common::float_against_onnx_runtime(&model, &x, &y);
     eprintln!("{name}: largest difference from ONNX Runtime {worst:e} (relative)");
     assert!(
         worst <= 1e-5,

@@ -510,39 +510,11 @@ pub fn string(name: &str, v: &str) -> AttributeProto {
 /// LayerNormalization.
 pub fn encoder_layer() -> Vec<u8> {
     let (l, d, f) = (8i64, 16i64, 32i64);
-    let ud = d as usize;
-    let mut nodes = Vec::new();
-    let mut inits = Vec::new();
-    // A projection `out = in x w + b` of `k` -> `m` features.
-    #[allow(clippy::too_many_arguments)] // a projection's parts
-    fn linear(
-        nodes: &mut Vec<NodeProto>,
-        inits: &mut Vec<TensorProto>,
-        name: &str,
-        input: &str,
-        out: &str,
-        k: i64,
-        m: i64,
-        seed: u64,
-    ) {
-        let (w, b) = (format!("{name}_w"), format!("{name}_b"));
-        let mm = format!("{name}_mm");
-        nodes.push(node("MatMul", name, &[input, &w], &mm, vec![]));
-        nodes.push(node(
-            "Add",
-            &format!("{name}_bias"),
-            &[&mm, &b],
-            out,
-            vec![],
-        ));
-        let a = 1.0 / (k as f32).sqrt();
-        inits.push(floats(&w, &[k, m], weights((k * m) as usize, a, seed)));
-        inits.push(floats(&b, &[m], weights(m as usize, 0.1, seed + 100)));
-    }
-    linear(&mut nodes, &mut inits, "q", "x", "q", d, d, 51);
-    linear(&mut nodes, &mut inits, "k", "x", "k", d, d, 52);
-    linear(&mut nodes, &mut inits, "v", "x", "v", d, d, 53);
-    let mut more = vec![
+    let mut g = Graph::default();
+    g.linear("q", "x", "q", d, d, 51);
+    g.linear("k", "x", "k", d, d, 52);
+    g.linear("v", "x", "v", d, d, 53);
+    g.nodes.extend([
         node(
             "Transpose",
             "k_t",
@@ -554,58 +526,94 @@ pub fn encoder_layer() -> Vec<u8> {
         node("Div", "scale", &["s", "sqrt_d"], "ss", vec![]),
         node("Softmax", "attention", &["ss"], "a", vec![int("axis", -1)]),
         node("MatMul", "context", &["a", "v"], "ctx", vec![]),
-    ];
-    nodes.append(&mut more);
-    inits.push(floats("sqrt_d", &[], vec![(d as f32).sqrt()]));
-    linear(&mut nodes, &mut inits, "out", "ctx", "o", d, d, 54);
-    nodes.push(node("Add", "residual1", &["x", "o"], "r1", vec![]));
-    nodes.push(node(
-        "LayerNormalization",
-        "norm1",
-        &["r1", "g1", "b1"],
-        "n1",
-        vec![int("axis", -1), float("epsilon", 1e-5)],
-    ));
-    inits.push(floats(
-        "g1",
-        &[d],
-        weights(ud, 0.2, 61).iter().map(|w| 1.0 + w).collect(),
-    ));
-    inits.push(floats("b1", &[d], weights(ud, 0.1, 62)));
-    linear(&mut nodes, &mut inits, "ff1", "n1", "h", d, f, 55);
-    let mut gelu = vec![
+    ]);
+    g.inits.push(floats("sqrt_d", &[], vec![(d as f32).sqrt()]));
+    g.linear("out", "ctx", "o", d, d, 54);
+    g.nodes
+        .push(node("Add", "residual1", &["x", "o"], "r1", vec![]));
+    g.layer_norm("norm1", "r1", "n1", ["g1", "b1"], d, 61);
+    g.linear("ff1", "n1", "h", d, f, 55);
+    g.nodes.extend([
         node("Div", "gelu_div", &["h", "sqrt_2"], "h_s", vec![]),
         node("Erf", "gelu_erf", &["h_s"], "h_e", vec![]),
         node("Add", "gelu_add", &["h_e", "one"], "h_a", vec![]),
         node("Mul", "gelu_mul", &["h", "h_a"], "h_m", vec![]),
         node("Mul", "gelu_half", &["h_m", "half"], "g", vec![]),
-    ];
-    nodes.append(&mut gelu);
-    inits.push(floats("sqrt_2", &[], vec![std::f32::consts::SQRT_2]));
-    inits.push(floats("one", &[], vec![1.0]));
-    inits.push(floats("half", &[], vec![0.5]));
-    linear(&mut nodes, &mut inits, "ff2", "g", "y", f, d, 56);
-    nodes.push(node("Add", "residual2", &["n1", "y"], "r2", vec![]));
-    nodes.push(node(
-        "LayerNormalization",
-        "norm2",
-        &["r2", "g2", "b2"],
-        "out",
-        vec![int("axis", -1), float("epsilon", 1e-5)],
-    ));
-    inits.push(floats(
-        "g2",
-        &[d],
-        weights(ud, 0.2, 63).iter().map(|w| 1.0 + w).collect(),
-    ));
-    inits.push(floats("b2", &[d], weights(ud, 0.1, 64)));
+    ]);
+    g.inits.extend([
+        floats("sqrt_2", &[], vec![std::f32::consts::SQRT_2]),
+        floats("one", &[], vec![1.0]),
+        floats("half", &[], vec![0.5]),
+    ]);
+    g.linear("ff2", "g", "y", f, d, 56);
+    g.nodes
+        .push(node("Add", "residual2", &["n1", "y"], "r2", vec![]));
+    g.layer_norm("norm2", "r2", "out", ["g2", "b2"], d, 63);
     model_at(
         17,
-        nodes,
-        inits,
+        g.nodes,
+        g.inits,
         value("x", &[None, Some(l), Some(d)]),
         value("out", &[None, Some(l), Some(d)]),
     )
+}
+
+/// The nodes and initializers of a graph being written.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+}
+
+impl Graph {
+    /// A projection `out = input x w + b` of `k` -> `m` features (a MatMul, then the bias
+    /// Add), its weights uniform in `1 / sqrt(k)` from `seed`, its bias from `seed + 100`.
+    fn linear(&mut self, name: &str, input: &str, out: &str, k: i64, m: i64, seed: u64) {
+        let (w, b) = (format!("{name}_w"), format!("{name}_b"));
+        let mm = format!("{name}_mm");
+        self.nodes
+            .push(node("MatMul", name, &[input, &w], &mm, vec![]));
+        self.nodes.push(node(
+            "Add",
+            &format!("{name}_bias"),
+            &[&mm, &b],
+            out,
+            vec![],
+        ));
+        let a = 1.0 / (k as f32).sqrt();
+        self.inits
+            .push(floats(&w, &[k, m], weights((k * m) as usize, a, seed)));
+        self.inits
+            .push(floats(&b, &[m], weights(m as usize, 0.1, seed + 100)));
+    }
+
+    /// LayerNormalization of `input` over its last axis of `d` (epsilon 1e-5); `params` names
+    /// its scale (near 1, from `seed`) and its shift (from `seed + 1`).
+    fn layer_norm(
+        &mut self,
+        name: &str,
+        input: &str,
+        out: &str,
+        params: [&str; 2],
+        d: i64,
+        seed: u64,
+    ) {
+        let [g, b] = params;
+        self.nodes.push(node(
+            "LayerNormalization",
+            name,
+            &[input, g, b],
+            out,
+            vec![int("axis", -1), float("epsilon", 1e-5)],
+        ));
+        let n = d as usize;
+        self.inits.push(floats(
+            g,
+            &[d],
+            weights(n, 0.2, seed).iter().map(|w| 1.0 + w).collect(),
+        ));
+        self.inits.push(floats(b, &[d], weights(n, 0.1, seed + 1)));
+    }
 }
 
 /// A serialized model with the opset of its default domain set to `opset` (its nodes as they
@@ -645,47 +653,21 @@ pub fn gelu(approximate: &str) -> Vec<u8> {
 pub fn multihead_encoder_layer(heads: i64) -> Vec<u8> {
     let (l, d, f) = (8i64, 16i64, 32i64);
     let dh = d / heads;
-    let ud = d as usize;
-    let mut nodes = Vec::new();
-    let mut inits = Vec::new();
-    #[allow(clippy::too_many_arguments)] // a projection's parts
-    fn linear(
-        nodes: &mut Vec<NodeProto>,
-        inits: &mut Vec<TensorProto>,
-        name: &str,
-        input: &str,
-        out: &str,
-        k: i64,
-        m: i64,
-        seed: u64,
-    ) {
-        let (w, b) = (format!("{name}_w"), format!("{name}_b"));
-        let mm = format!("{name}_mm");
-        nodes.push(node("MatMul", name, &[input, &w], &mm, vec![]));
-        nodes.push(node(
-            "Add",
-            &format!("{name}_bias"),
-            &[&mm, &b],
-            out,
-            vec![],
-        ));
-        let a = 1.0 / (k as f32).sqrt();
-        inits.push(floats(&w, &[k, m], weights((k * m) as usize, a, seed)));
-        inits.push(floats(&b, &[m], weights(m as usize, 0.1, seed + 100)));
-    }
-    linear(&mut nodes, &mut inits, "q", "x", "q", d, d, 71);
-    linear(&mut nodes, &mut inits, "k", "x", "k", d, d, 72);
-    linear(&mut nodes, &mut inits, "v", "x", "v", d, d, 73);
-    inits.push(int64s("heads_shape", &[0, l, heads, dh]));
-    inits.push(int64s("merged_shape", &[0, l, d]));
+    let mut g = Graph::default();
+    g.linear("q", "x", "q", d, d, 71);
+    g.linear("k", "x", "k", d, d, 72);
+    g.linear("v", "x", "v", d, d, 73);
+    g.inits.push(int64s("heads_shape", &[0, l, heads, dh]));
+    g.inits.push(int64s("merged_shape", &[0, l, d]));
     for (v, perm) in [
         ("q", [0, 2, 1, 3]),
         ("k", [0, 2, 3, 1]),
         ("v", [0, 2, 1, 3]),
     ] {
         let split = format!("{v}_split");
-        nodes.push(node("Reshape", &split, &[v, "heads_shape"], &split, vec![]));
-        nodes.push(node(
+        g.nodes
+            .push(node("Reshape", &split, &[v, "heads_shape"], &split, vec![]));
+        g.nodes.push(node(
             "Transpose",
             &format!("{v}_heads"),
             &[&split],
@@ -693,7 +675,7 @@ pub fn multihead_encoder_layer(heads: i64) -> Vec<u8> {
             vec![ints("perm", &perm)],
         ));
     }
-    let mut attention = vec![
+    g.nodes.extend([
         node("MatMul", "scores", &["qh", "kh"], "s", vec![]),
         node("Div", "scale", &["s", "sqrt_dh"], "ss", vec![]),
         node("Softmax", "attention", &["ss"], "a", vec![int("axis", -1)]),
@@ -712,51 +694,29 @@ pub fn multihead_encoder_layer(heads: i64) -> Vec<u8> {
             "ctx",
             vec![],
         ),
-    ];
-    nodes.append(&mut attention);
-    inits.push(floats("sqrt_dh", &[], vec![(dh as f32).sqrt()]));
-    linear(&mut nodes, &mut inits, "out", "ctx", "o", d, d, 74);
-    nodes.push(node("Add", "residual1", &["x", "o"], "r1", vec![]));
-    nodes.push(node(
-        "LayerNormalization",
-        "norm1",
-        &["r1", "g1", "b1"],
-        "n1",
-        vec![int("axis", -1), float("epsilon", 1e-5)],
-    ));
-    inits.push(floats(
-        "g1",
-        &[d],
-        weights(ud, 0.2, 81).iter().map(|w| 1.0 + w).collect(),
-    ));
-    inits.push(floats("b1", &[d], weights(ud, 0.1, 82)));
-    linear(&mut nodes, &mut inits, "ff1", "n1", "h", d, f, 75);
-    nodes.push(node(
+    ]);
+    g.inits
+        .push(floats("sqrt_dh", &[], vec![(dh as f32).sqrt()]));
+    g.linear("out", "ctx", "o", d, d, 74);
+    g.nodes
+        .push(node("Add", "residual1", &["x", "o"], "r1", vec![]));
+    g.layer_norm("norm1", "r1", "n1", ["g1", "b1"], d, 81);
+    g.linear("ff1", "n1", "h", d, f, 75);
+    g.nodes.push(node(
         "Gelu",
         "gelu",
         &["h"],
         "g",
         vec![string("approximate", "none")],
     ));
-    linear(&mut nodes, &mut inits, "ff2", "g", "y", f, d, 76);
-    nodes.push(node("Add", "residual2", &["n1", "y"], "r2", vec![]));
-    nodes.push(node(
-        "LayerNormalization",
-        "norm2",
-        &["r2", "g2", "b2"],
-        "out",
-        vec![int("axis", -1), float("epsilon", 1e-5)],
-    ));
-    inits.push(floats(
-        "g2",
-        &[d],
-        weights(ud, 0.2, 83).iter().map(|w| 1.0 + w).collect(),
-    ));
-    inits.push(floats("b2", &[d], weights(ud, 0.1, 84)));
+    g.linear("ff2", "g", "y", f, d, 76);
+    g.nodes
+        .push(node("Add", "residual2", &["n1", "y"], "r2", vec![]));
+    g.layer_norm("norm2", "r2", "out", ["g2", "b2"], d, 83);
     model_at(
         20,
-        nodes,
-        inits,
+        g.nodes,
+        g.inits,
         value("x", &[None, Some(l), Some(d)]),
         value("out", &[None, Some(l), Some(d)]),
     )

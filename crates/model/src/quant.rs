@@ -51,6 +51,23 @@ pub struct LayerFormats {
     pub bias: Option<Vec<i16>>,
 }
 
+impl LayerFormats {
+    /// The formats `[ifmap, weight, psum]` (fraction bits; the shift follows) and the
+    /// quantized parameters.
+    fn new(fracs: [u32; 3], max_weight: f32, weights: Tensor, bias: Option<Vec<i16>>) -> Self {
+        let [ifmap_frac, weight_frac, psum_frac] = fracs;
+        LayerFormats {
+            ifmap_frac,
+            weight_frac,
+            psum_frac,
+            shift: ifmap_frac + weight_frac - psum_frac,
+            max_weight,
+            weights,
+            bias,
+        }
+    }
+}
+
 /// The formats of a model, chosen on a calibration batch.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
@@ -123,18 +140,9 @@ pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelErr
                 let second = &node.inputs[1];
                 let d = fracs.get(second).copied().unwrap_or(15);
                 let (d, f) = product_formats(fin, d, frac_for(max[&node.output] as f64));
-                layers.insert(
-                    node.name.clone(),
-                    LayerFormats {
-                        ifmap_frac: fin,
-                        weight_frac: d,
-                        psum_frac: f,
-                        shift: fin + d - f,
-                        max_weight: max[second],
-                        weights: Tensor::zeros([0, 0, 0, 0]),
-                        bias: None,
-                    },
-                );
+                let no_weights = Tensor::zeros([0, 0, 0, 0]);
+                let lf = LayerFormats::new([fin, d, f], max[second], no_weights, None);
+                layers.insert(node.name.clone(), lf);
                 f
             }
             Op::Layer(l) => {
@@ -156,18 +164,8 @@ pub fn calibrate(model: &Model, calib: &FTensor) -> Result<Calibration, ModelErr
                     .bias
                     .as_ref()
                     .map(|b| b.iter().map(|&v| quantize(v as f64, f)).collect());
-                layers.insert(
-                    node.name.clone(),
-                    LayerFormats {
-                        ifmap_frac: fin,
-                        weight_frac: d,
-                        psum_frac: f,
-                        shift: fin + d - f,
-                        max_weight: maxw,
-                        weights,
-                        bias,
-                    },
-                );
+                let lf = LayerFormats::new([fin, d, f], maxw, weights, bias);
+                layers.insert(node.name.clone(), lf);
                 f
             }
             Op::Add | Op::Binary(_) | Op::LayerNorm(_) => frac_for(max[&node.output] as f64),

@@ -49,13 +49,8 @@ pub fn wait_at_most(
     }
 }
 
-/// `rowsim run` of the digits model over its test split, statistics to `stats`.
-#[allow(dead_code)]
-pub fn run_digits(stats: &Path) -> std::process::Output {
-    digits(stats).output().unwrap()
-}
-
-/// The command of [`run_digits`], to add arguments to or spawn.
+/// `rowsim run` of the digits model over its test split, statistics to `stats`: the command, to
+/// add arguments to or spawn.
 #[allow(dead_code)]
 pub fn digits(stats: &Path) -> Command {
     trained("digits", stats)
@@ -75,4 +70,32 @@ pub fn trained(name: &str, stats: &Path) -> Command {
         .args(["-q", "--stats-json"])
         .arg(stats);
     c
+}
+
+/// The largest difference between rowsim's float model of `model` on the inputs `x` and ONNX
+/// Runtime's outputs `y` (float32 `.npy` files), relative (`|a - b| / (1 + |b|)`). Inputs of
+/// any rank: images `[N, C, H, W]`, tokens `[N, L, D]` (held as `[N, L, D, 1]`), vectors.
+#[allow(dead_code)]
+pub fn float_against_onnx_runtime(model: &Path, x: &Path, y: &Path) -> f32 {
+    let read = |p: &Path| -> (Vec<u64>, Vec<f32>) {
+        let bytes = std::fs::read(p).unwrap();
+        let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+        (npy.shape().to_vec(), npy.into_vec::<f32>().unwrap())
+    };
+    let (xs, xd) = read(x);
+    let (_, want) = read(y);
+    let mut dims = [1usize; 4];
+    for (k, &d) in xs.iter().enumerate() {
+        dims[k] = d as usize;
+    }
+    let m = rowsim_model::onnx::load(model).unwrap();
+    let got =
+        rowsim_model::exec::forward_float(&m, &rowsim_model::exec::FTensor { dims, data: xd })
+            .unwrap();
+    let got = &got[&m.output].data;
+    assert_eq!(got.len(), want.len(), "{}: output sizes", model.display());
+    got.iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0f32, f32::max)
 }
