@@ -974,7 +974,22 @@ fn side_by_side(
         }
     });
     let Some(end) = ended else {
-        return Ok(done.exit_code());
+        if printed == n {
+            return Ok(done.exit_code());
+        }
+        // Ctrl-C came while no layer was being stopped (between two layers of a thread): the
+        // layers not started never ran. Those that finished are kept.
+        for r in results.iter_mut().skip(printed) {
+            if let Some((Ok(o @ LayerOutcome::Done { .. }), log)) = r.take() {
+                log.flush(&console);
+                done.add(a, o)?;
+            }
+        }
+        eprintln!(
+            "interrupted: {} of the {n} layers never started",
+            n - done.stats.len()
+        );
+        return done.stopped(a, ExitCode::from(EXIT_INTERRUPTED));
     };
     let (outcome, log) = results[end].take().expect("the layer that ended the run");
     log.flush(&console);

@@ -1345,7 +1345,12 @@ impl Importer {
                 let valid = perm.len() == in_rank
                     && perm.first() == Some(&0)
                     && (0..in_rank as i64).all(|a| perm.contains(&a));
-                if !valid || in_rank == 2 {
+                if valid && in_rank == 2 {
+                    // A vector's only order: the same words.
+                    self.push(name, op, Op::Reshape, vec![x], out, d, in_rank);
+                    return Ok(());
+                }
+                if !valid {
                     return Err(fail(format!(
                         "perm {perm:?} of a rank-{in_rank} value: the batch must stay first (tokens [N, L, D] or heads [N, A, B, C])"
                     )));

@@ -113,3 +113,25 @@ fn softmax_is_over_the_axis_its_opset_means() {
         }
     }
 }
+
+/// A Transpose that keeps the axes in place (a vector's only order, `perm = [0, 1]`) passes
+/// its words on.
+#[test]
+fn a_transpose_in_place_is_the_same_words() {
+    let bytes = build::model(
+        vec![build::node(
+            "Transpose",
+            "t",
+            &["x"],
+            "y",
+            vec![build::ints("perm", &[0, 1])],
+        )],
+        vec![],
+        build::value("x", &[None, Some(6)]),
+        build::value("y", &[None, Some(6)]),
+    );
+    assert_eq!(
+        outputs(&bytes, [2, 6, 1, 1], 1.0),
+        build::weights(12, 1.0, 9)
+    );
+}
