@@ -75,13 +75,21 @@ fn the_resnet_block_runs_in_onnx_runtime_as_rowsim_reads_it() {
     // The block made by rowsim_model::build, run by ONNX Runtime and by rowsim's float model on
     // the same images: the same top-1 for every image (and the same values); the chip's on at
     // least 95%.
-    let (chip, float) =
-        top1_against_onnx_runtime("block", &rowsim_model::build::resnet_block(), "4, 6, 6");
-    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
-    // rowsim reads the model as ONNX Runtime does: the same float top-1 on every image.
+    agrees_with_onnx_runtime("block", &rowsim_model::build::resnet_block(), "4, 6, 6");
+}
+
+/// [`top1_against_onnx_runtime`], asserting what every model of `rowsim_model::build` must
+/// give: rowsim's float model the same top-1 as ONNX Runtime on every image (the values within
+/// 1e-5 are checked inside), the chip's on at least 95%.
+fn agrees_with_onnx_runtime(name: &str, bytes: &[u8], shape: &str) {
+    let (chip, float) = top1_against_onnx_runtime(name, bytes, shape);
+    assert!(
+        chip >= 0.95,
+        "{name}: the chip agrees with ONNX Runtime on {chip}"
+    );
     assert_eq!(
         float, 1.0,
-        "rowsim's float model agrees with ONNX Runtime on {float}"
+        "{name}: rowsim's float model agrees with ONNX Runtime on {float}"
     );
 }
 
@@ -149,13 +157,7 @@ fn top1_against_onnx_runtime(name: &str, bytes: &[u8], shape: &str) -> (f64, f64
 #[test]
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn batchnorm_folded_as_onnx_runtime_runs_it_unfolded() {
-    let (chip, float) =
-        top1_against_onnx_runtime("bn", &rowsim_model::build::batchnorm_block(), "4, 6, 6");
-    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
-    assert_eq!(
-        float, 1.0,
-        "rowsim's float model agrees with ONNX Runtime on {float}"
-    );
+    agrees_with_onnx_runtime("bn", &rowsim_model::build::batchnorm_block(), "4, 6, 6");
 }
 
 /// The MobileNet-v2 block (BatchNormalization, ReLU6 as Clip with bound inputs, a strided
@@ -163,15 +165,10 @@ fn batchnorm_folded_as_onnx_runtime_runs_it_unfolded() {
 #[test]
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn a_mobilenet_block_runs_as_onnx_runtime_runs_it() {
-    let (chip, float) = top1_against_onnx_runtime(
+    agrees_with_onnx_runtime(
         "mobilenet",
         &rowsim_model::build::mobilenet_block(),
         "8, 8, 8",
-    );
-    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
-    assert_eq!(
-        float, 1.0,
-        "rowsim's float model agrees with ONNX Runtime on {float}"
     );
 }
 
@@ -181,28 +178,17 @@ fn a_mobilenet_block_runs_as_onnx_runtime_runs_it() {
 #[test]
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn ceil_mode_pooling_is_onnx_runtimes() {
-    let (chip, float) =
-        top1_against_onnx_runtime("pools", &rowsim_model::build::ceil_pools(), "2, 8, 8");
-    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
-    assert_eq!(
-        float, 1.0,
-        "rowsim's float model agrees with ONNX Runtime on {float}"
-    );
+    agrees_with_onnx_runtime("pools", &rowsim_model::build::ceil_pools(), "2, 8, 8");
 }
 
 /// The host's elementwise operators (opset 14): as for the BatchNormalization block.
 #[test]
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn elementwise_operators_are_onnx_runtimes() {
-    let (chip, float) = top1_against_onnx_runtime(
+    agrees_with_onnx_runtime(
         "elementwise",
         &rowsim_model::build::elementwise_block(),
         "4, 6, 6",
-    );
-    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
-    assert_eq!(
-        float, 1.0,
-        "rowsim's float model agrees with ONNX Runtime on {float}"
     );
 }
 
@@ -214,13 +200,7 @@ fn elementwise_operators_are_onnx_runtimes() {
 #[test]
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn a_transformer_encoder_layer_is_onnx_runtimes() {
-    let (chip, float) =
-        top1_against_onnx_runtime("encoder", &rowsim_model::build::encoder_layer(), "8, 16");
-    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
-    assert_eq!(
-        float, 1.0,
-        "rowsim's float model agrees with ONNX Runtime on {float}"
-    );
+    agrees_with_onnx_runtime("encoder", &rowsim_model::build::encoder_layer(), "8, 16");
 }
 
 /// `Gelu` (opset 20), exact and tanh-approximated, on the host: rowsim's float model within
@@ -229,16 +209,11 @@ fn a_transformer_encoder_layer_is_onnx_runtimes() {
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn gelu_is_onnx_runtimes() {
     for approximate in ["none", "tanh"] {
-        let (chip, float) = top1_against_onnx_runtime(
+        agrees_with_onnx_runtime(
             &format!("gelu_{approximate}"),
             &rowsim_model::build::gelu(approximate),
             "4, 6",
         );
-        assert!(
-            chip >= 0.95,
-            "{approximate}: the chip agrees with ONNX Runtime on {chip}"
-        );
-        assert_eq!(float, 1.0, "{approximate}: rowsim's float model on {float}");
     }
 }
 
@@ -248,13 +223,11 @@ fn gelu_is_onnx_runtimes() {
 #[test]
 #[ignore = "needs python3 with numpy and onnxruntime (pip install numpy onnxruntime); .ci/run installs them and runs the ignored tool tests"]
 fn a_multihead_encoder_layer_is_onnx_runtimes() {
-    let (chip, float) = top1_against_onnx_runtime(
+    agrees_with_onnx_runtime(
         "multihead",
         &rowsim_model::build::multihead_encoder_layer(2),
         "8, 16",
     );
-    assert!(chip >= 0.95, "the chip agrees with ONNX Runtime on {chip}");
-    assert_eq!(float, 1.0, "rowsim's float model on {float}");
 }
 
 /// Softmax over the channel axis of images (opset 13) and over all of an image's values

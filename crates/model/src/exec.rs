@@ -266,12 +266,7 @@ pub fn forward_float(model: &Model, x: &FTensor) -> Result<BTreeMap<String, FTen
 /// The filter (output channel) of output value `k` of a layer node: per channel of an image,
 /// per position of the last axis of tokens.
 fn filter_of(node: &Node, k: usize) -> usize {
-    let [c, h, w] = node.dims;
-    if node.rank == 3 {
-        (k / w) % h
-    } else {
-        (k / (h * w)) % c
-    }
+    crate::feature_index(k, node.dims, node.rank == 3)
 }
 
 /// The index, in a value of one image's dims `d` broadcast to `out` (each dim equal, or 1),

@@ -82,6 +82,17 @@ impl Node {
     }
 }
 
+/// The feature (channel, or filter) that value `k` of a batch of `dims` belongs to: its channel
+/// of an image or vector, or with `last_axis` its position on the last axis of tokens.
+pub fn feature_index(k: usize, dims: [usize; 3], last_axis: bool) -> usize {
+    let [c, h, w] = dims;
+    if last_axis {
+        (k / w) % h
+    } else {
+        (k / (h * w)) % c
+    }
+}
+
 /// The length of the last ONNX axis of a value of `dims` and `rank`.
 pub fn last_axis(dims: [usize; 3], rank: usize) -> usize {
     match rank {
@@ -282,12 +293,7 @@ pub struct Affine {
 impl Affine {
     /// The parameter index of value `k` of an image of `dims`.
     pub fn index(&self, k: usize, dims: [usize; 3]) -> usize {
-        let [c, h, w] = dims;
-        if self.last_axis {
-            (k / w) % h
-        } else {
-            (k / (h * w)) % c
-        }
+        feature_index(k, dims, self.last_axis)
     }
 }
 
