@@ -418,6 +418,10 @@ pub struct Pe {
     /// burst), or `None` when a filter load ran out of weights on their way: it then stalls
     /// until the next arrives, which wakes it.
     fsm_next: Option<u64>,
+    /// The first edge at which the ifmap write port may act: the edge after the last one a run
+    /// ahead stored a value at (a step at an earlier edge leaves the port alone: it has already
+    /// worked that edge).
+    port_free: u64,
     sig: Signals,
     addr_bits: (u32, u32, u32),
 }
@@ -481,6 +485,7 @@ impl Pe {
             ahead_until: None,
             last_cycle: 0,
             port_next: None,
+            port_free: 0,
             fsm_next: None,
             sig: Signals::default(),
             addr_bits: (
@@ -1044,7 +1049,7 @@ impl Pe {
             self.ports
                 .ifmap_in
                 .head_ready_at()
-                .map(|r| r.max(cx.cycle + 1))
+                .map(|r| r.max(cx.cycle + 1).max(self.port_free))
         };
         self.fsm_next = if self.state == PeState::LoadFilters {
             // The burst took every weight on its way: the next one, if already sent.
@@ -1064,6 +1069,10 @@ impl Pe {
     ///   on their way and the output credits held now last, short of the last psum (which
     ///   moves the window, and with it what the ifmap write port may do: that one takes a step
     ///   of its own).
+    /// - A position waiting for its window stalls while the ifmap values already on their way
+    ///   are stored, one an edge, until the window is complete or the next value is not on its
+    ///   way yet (which then wakes the PE at its arrival). The port has worked those edges
+    ///   (`port_free`): a step at one of them leaves it alone.
     ///
     /// Only the control FSM runs ahead: the ifmap write port is independent of it through all
     /// three (it depends on the window, which none moves), so links still wake the PE for it
@@ -1093,6 +1102,27 @@ impl Pe {
                     c = at;
                     self.load_weight(cx, at, prim);
                 }
+            }
+            // A position waiting for its window: a stall at each edge while the values already
+            // on their way are stored, one an edge, up to the one that completes the window
+            // (the MAC issues at the edge after it) or the first edge with none arrived.
+            PeState::Compute if !self.window_stored(prim) => {
+                while !self.window_stored(prim) && !self.ifmap_port_blocked(prim) {
+                    let e = c + 1;
+                    if self.ports.ifmap_in.head_ready_at().is_none_or(|r| r > e) {
+                        break;
+                    }
+                    let v = self
+                        .ports
+                        .ifmap_in
+                        .try_recv_at(cx, e)
+                        .ok_or("an ifmap value vanished between its check and its use")?;
+                    self.counters.stall_ifmap += 1;
+                    self.counters.active_cycles += 1;
+                    self.write_ifmap(v, prim);
+                    c = e;
+                }
+                self.port_free = self.port_free.max(c + 1);
             }
             PeState::Drain if self.ifmap_port_blocked(prim) => {
                 let mut n = ((prim.p - 1).saturating_sub(self.drain_f) as usize)
@@ -1314,13 +1344,22 @@ impl Pe {
         Some((self.ops - self.op) as u64 + 2)
     }
 
+    /// The ifmap spad's write port at `cx`'s edge: the value at the head of the ifmap FIFO into
+    /// the next free entry, if it has arrived and the spad has room.
     fn store_ifmap(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
-        if self.ifmap_port_blocked(prim) {
+        if cx.cycle < self.port_free || self.ifmap_port_blocked(prim) {
             return false;
         }
         let Some(v) = self.ports.ifmap_in.try_recv(cx) else {
             return false;
         };
+        self.write_ifmap(v, prim);
+        true
+    }
+
+    /// Writes an arriving ifmap value into the next free entry of the spad's window.
+    #[inline]
+    fn write_ifmap(&mut self, v: i16, prim: &Primitive) {
         let a = self.wr_col * prim.q + self.wr_c;
         self.wr_c += 1;
         if self.wr_c == prim.q {
@@ -1340,7 +1379,6 @@ impl Pe {
         self.counters.ifmap_spad_writes += 1;
         self.strobes |= strobe::IFMAP_WR;
         self.held.ifmap_wr = (a, v);
-        true
     }
 }
 
