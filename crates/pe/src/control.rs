@@ -1,0 +1,507 @@
+//! The PE's control FSM and its ifmap write port, and the PE as a clocked component: the filter
+//! load, the position's operations (issued by the mode's engine), the drain, the stalls, and
+//! how an event-driven run brings the PE through edges without a step each (the run-ahead and
+//! the settling of skipped edges).
+
+use rowsim_datapath::mac;
+use rowsim_kernel::{
+    Activity, Component, Fault, SignalRegistry, StepCtx, TraceError, TraceFrame, Wake,
+};
+
+use crate::signals::strobe;
+use crate::{Pe, PeState, Primitive};
+
+impl Pe {
+    /// The filter load's operation at edge `at` (`cx`'s edge, or a later one when running
+    /// ahead): the next word of the filter stream into the spad (as the mode writes it) if it
+    /// has arrived, else a stall.
+    #[inline]
+    fn load_weight(&mut self, cx: &StepCtx, at: u64, prim: &Primitive) -> Result<bool, Fault> {
+        match self.ports.filter_in.try_recv_at(cx, at) {
+            Some(w) => {
+                self.mode.get().load(&mut self.dp, w, prim, &self.name)?;
+                Ok(true)
+            }
+            None => {
+                self.dp.counters.stall_filter += 1;
+                Ok(false)
+            }
+        }
+    }
+
+    fn issue_drain(
+        &mut self,
+        cx: &StepCtx,
+        prim: &Primitive,
+        pipe_busy: bool,
+    ) -> Result<bool, Fault> {
+        if pipe_busy {
+            self.dp.counters.pipeline_bubbles += 1;
+            return Ok(false);
+        }
+        if prim.psum_in {
+            let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+            if port.peek(cx).is_none() {
+                self.dp.counters.stall_psum_in += 1;
+                self.drain_waits_for_psum_in = true;
+                return Ok(false);
+            }
+        }
+        if !self.ports.psum_out.can_send(cx) {
+            self.dp.counters.stall_psum_out += 1;
+            self.drain_waits_for_psum_in = false;
+            return Ok(false);
+        }
+        self.drain_psum(cx, cx.cycle, prim)?;
+        Ok(true)
+    }
+
+    /// Drains psum `drain_f` at edge `at` (`cx`'s edge, or a later one when running ahead),
+    /// given that its incoming psum (if any) has arrived by then and the output has a credit.
+    #[inline]
+    fn drain_psum(&mut self, cx: &StepCtx, at: u64, prim: &Primitive) -> Result<(), Fault> {
+        let dp = &mut self.dp;
+        let mut incoming = 0i16;
+        if prim.psum_in {
+            let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+            incoming = port
+                .try_recv_at(cx, at)
+                .ok_or("an incoming psum vanished between its check and its use")?;
+            dp.counters.psums_in += 1;
+            dp.probe.strobes |= strobe::PSUM_IN;
+            dp.probe.held.psum_in = incoming;
+        }
+        let f = dp.drain_f;
+        let own = dp.psum[f as usize];
+        dp.counters.psum_spad_reads += 1;
+        dp.probe.strobes |= strobe::PSUM_RD;
+        dp.probe.held.psum_rd = (f, own);
+        let out = mac::add(own, incoming, prim.mac, &mut dp.counters.overflows);
+        // The psum register clears as it is read out, ready for the next position.
+        dp.psum[f as usize] = 0;
+        if self.ports.psum_out.try_send_at(cx, at, out).is_err() {
+            return Err("psum output refused a word although it had a credit".into());
+        }
+        dp.counters.psums_out += 1;
+        dp.probe.strobes |= strobe::PSUM_OUT;
+        dp.probe.held.psum_out = out;
+        dp.drain_f += 1;
+        if dp.drain_f == prim.p {
+            dp.drain_f = 0;
+            dp.x += 1;
+            if dp.x == prim.f {
+                dp.x = 0;
+                dp.row += 1;
+            }
+            dp.state = if dp.row == prim.rows {
+                PeState::Done
+            } else {
+                PeState::Compute
+            };
+        }
+        Ok(())
+    }
+
+    /// Drains psums `drain_f ..` at the `n` edges from `first` on, one an edge, as
+    /// [`Pe::drain_psum`] at each: the incoming psums (already arrived by their edges) taken and
+    /// the outgoing ones sent as one run each way (`n` output credits held, short of the
+    /// position's last psum).
+    fn drain_run(
+        &mut self,
+        cx: &StepCtx,
+        first: u64,
+        n: usize,
+        prim: &Primitive,
+    ) -> Result<(), Fault> {
+        let dp = &mut self.dp;
+        debug_assert!(dp.drain_f as usize + n < prim.p as usize);
+        let mut incoming = std::mem::take(&mut self.run_buf);
+        incoming.clear();
+        if prim.psum_in {
+            let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+            if port.take_run_at(cx, first, n, &mut incoming) != n {
+                return Err("incoming psums vanished between their check and their use".into());
+            }
+            dp.counters.psums_in += n as u64;
+            dp.probe.strobes |= strobe::PSUM_IN;
+            dp.probe.held.psum_in = incoming[n - 1];
+        } else {
+            incoming.resize(n, 0);
+        }
+        let f0 = dp.drain_f as usize;
+        let mut out = Vec::with_capacity(n);
+        let mut own = 0;
+        for (k, &inc) in incoming.iter().enumerate() {
+            own = dp.psum[f0 + k];
+            out.push(mac::add(own, inc, prim.mac, &mut dp.counters.overflows));
+            // The psum register clears as it is read out, ready for the next position.
+            dp.psum[f0 + k] = 0;
+        }
+        self.run_buf = incoming;
+        dp.counters.psum_spad_reads += n as u64;
+        dp.probe.strobes |= strobe::PSUM_RD | strobe::PSUM_OUT;
+        let f_last = (f0 + n - 1) as u32;
+        dp.probe.held.psum_rd = (f_last, own);
+        dp.probe.held.psum_out = out[n - 1];
+        if self.ports.psum_out.send_run_at(cx, first, out).is_err() {
+            return Err("psum output refused a run although it held the credits".into());
+        }
+        dp.counters.psums_out += n as u64;
+        dp.drain_f += n as u32;
+        Ok(())
+    }
+
+    /// While the FSM is ahead (through `a`): when the ifmap port next has an arrived value to
+    /// store, and when the FSM next needs a step.
+    fn note_next(&mut self, cx: &StepCtx, prim: &Primitive, a: u64) {
+        self.port_next = if self.dp.ifmap_port_blocked(prim) {
+            None
+        } else {
+            self.ports
+                .ifmap_in
+                .head_ready_at()
+                .map(|r| r.max(cx.cycle + 1).max(self.port_free))
+        };
+        self.fsm_next = if self.dp.state == PeState::LoadFilters {
+            // The burst took every weight on its way: the next one, if already sent.
+            self.ports.filter_in.head_ready_at().map(|r| r.max(a + 1))
+        } else {
+            Some(a + 1)
+        };
+    }
+
+    /// After a step at `cx` that moved: the edges after it whose every input is already known,
+    /// run now (a burst), exactly as steps at them would.
+    /// - A position whose window is stored computes the rest of its operations and the two
+    ///   pipeline bubbles (as [`Pe::burst`]).
+    /// - A filter load takes the weights already on their way, each at the first edge at or
+    ///   after its arrival, one an edge (the edges between are filter stalls), to the last.
+    /// - A drain sends the position's psums one an edge while the incoming psums are already
+    ///   on their way and the output credits held now last, short of the last psum (which
+    ///   moves the window, and with it what the ifmap write port may do: that one takes a step
+    ///   of its own).
+    /// - A position waiting for its window stalls while the ifmap values already on their way
+    ///   are stored, one an edge, until the window is complete or the next value is not on its
+    ///   way yet (which then wakes the PE at its arrival). The port has worked those edges
+    ///   (`port_free`): a step at one of them leaves it alone.
+    ///
+    /// Only the control FSM runs ahead through the first three: the ifmap write port is
+    /// independent of it through them (it depends on the window, which none moves), so links
+    /// still wake the PE for it at the edges its values arrive, and at each edge a value that
+    /// arrived waits (see [`Pe::step`], `port_next`). A filter-load or drain burst needs an
+    /// empty pipeline, and a drain burst an ifmap port with nothing to do. Dense filter loads
+    /// only: a compressed row can fault part way, which must stop the run at that word's edge.
+    fn run_ahead(&mut self, cx: &StepCtx, prim: &Primitive) -> Result<(), Fault> {
+        let mut c = cx.cycle;
+        match self.dp.state {
+            // The rest of the position's operations and the two bubbles: they read only the
+            // window, which the ifmap port does not write (it fills free columns).
+            PeState::Compute
+                if self.dp.window_stored(prim)
+                    && self.mode.view().burst_edges(&self.dp, prim).is_some() =>
+            {
+                c += self.burst(prim);
+            }
+            _ if !self.dp.pipe.is_empty() => {}
+            PeState::LoadFilters if !prim.compressed => {
+                while self.dp.state == PeState::LoadFilters {
+                    let Some(r) = self.ports.filter_in.head_ready_at() else {
+                        break;
+                    };
+                    let at = r.max(c + 1);
+                    // Stalls until it arrives, then the load.
+                    self.dp.counters.stall_filter += at - c - 1;
+                    self.dp.counters.active_cycles += at - c;
+                    c = at;
+                    self.load_weight(cx, at, prim)?;
+                }
+            }
+            // A position waiting for its window: a stall at each edge while the values already
+            // on their way are stored, one an edge, up to the one that completes the window
+            // (the operation issues at the edge after it) or the first edge with none arrived.
+            PeState::Compute if !self.dp.window_stored(prim) => {
+                while !self.dp.window_stored(prim) && !self.dp.ifmap_port_blocked(prim) {
+                    let e = c + 1;
+                    if self.ports.ifmap_in.head_ready_at().is_none_or(|r| r > e) {
+                        break;
+                    }
+                    let v = self
+                        .ports
+                        .ifmap_in
+                        .try_recv_at(cx, e)
+                        .ok_or("an ifmap value vanished between its check and its use")?;
+                    self.dp.counters.stall_ifmap += 1;
+                    self.dp.counters.active_cycles += 1;
+                    self.write_ifmap(v, prim);
+                    c = e;
+                }
+                self.port_free = self.port_free.max(c + 1);
+            }
+            PeState::Drain if self.dp.ifmap_port_blocked(prim) => {
+                let mut n = ((prim.p - 1).saturating_sub(self.dp.drain_f) as usize)
+                    .min(self.ports.psum_out.credits_held() as usize);
+                if prim.psum_in {
+                    let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+                    n = port.arrived_run(c + 1, n);
+                }
+                if n > 0 {
+                    self.drain_run(cx, c + 1, n, prim)?;
+                    self.dp.counters.active_cycles += n as u64;
+                    c += n as u64;
+                }
+            }
+            _ => {}
+        }
+        if c > cx.cycle {
+            self.ahead_until = Some(c);
+        }
+        Ok(())
+    }
+
+    /// Edges from now in which the PE touches no link: the pipeline bubbles before a drain,
+    /// while the ifmap write port has nothing to do. (A position's operations, which a step
+    /// that finds the window stored runs ahead, are [`Pe::run_ahead`]'s.)
+    fn quiet_edges(&self) -> u64 {
+        let Some(prim) = self.prim else {
+            return 0;
+        };
+        if !self.dp.ifmap_port_blocked(&prim) {
+            return 0;
+        }
+        match self.dp.state {
+            PeState::Drain if self.dp.pipe.rd.is_some() => 2,
+            PeState::Drain if self.dp.pipe.mul.is_some() => 1,
+            _ => 0,
+        }
+    }
+
+    /// One edge without links (the PE is in a burst, or stalled with nothing arriving).
+    fn quiet_edge(&mut self, prim: &Primitive) {
+        self.dp.probe.strobes = 0;
+        self.dp.counters.active_cycles += 1;
+        let pipe_busy = self.dp.advance_pipeline(prim);
+        let c = &mut self.dp.counters;
+        match self.dp.state {
+            PeState::LoadFilters => c.stall_filter += 1,
+            PeState::Compute => {
+                self.mode.get().issue(&mut self.dp, prim);
+            }
+            PeState::Drain if pipe_busy => c.pipeline_bubbles += 1,
+            PeState::Drain if self.drain_waits_for_psum_in => c.stall_psum_in += 1,
+            PeState::Drain => c.stall_psum_out += 1,
+            PeState::Idle | PeState::Done => {}
+        }
+    }
+
+    /// The rest of a position's operations and the two bubbles after them, in one go: what is
+    /// in the pipeline first, then each operation through MUL and ADD as the mode's engine
+    /// issues it. Returns the edges it covered.
+    fn burst(&mut self, prim: &Primitive) -> u64 {
+        let engine = self.mode.get();
+        let edges = engine
+            .burst_edges(&self.dp, prim)
+            .expect("a burst runs a position that can");
+        self.dp.flush_pipeline(prim);
+        engine.run_position(&mut self.dp, prim);
+        self.dp.counters.active_cycles += edges;
+        self.dp.counters.pipeline_bubbles += 2;
+        self.dp.probe.strobes = 0;
+        edges
+    }
+
+    /// The ifmap spad's write port at `cx`'s edge: the value at the head of the ifmap FIFO into
+    /// the next free entry, if it has arrived and the spad has room.
+    fn store_ifmap(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
+        if cx.cycle < self.port_free || self.dp.ifmap_port_blocked(prim) {
+            return false;
+        }
+        let Some(v) = self.ports.ifmap_in.try_recv(cx) else {
+            return false;
+        };
+        self.write_ifmap(v, prim);
+        true
+    }
+
+    /// Writes an arriving ifmap value into the next free entry of the spad's window.
+    #[inline]
+    fn write_ifmap(&mut self, v: i16, prim: &Primitive) {
+        let a = self.dp.ifmap.write(v, prim.q);
+        self.dp.counters.ifmap_spad_writes += 1;
+        self.dp.probe.strobes |= strobe::IFMAP_WR;
+        self.dp.probe.held.ifmap_wr = (a, v);
+    }
+}
+
+impl Component for Pe {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        // Strobes (enables) last one cycle, also into an idle or finished PE.
+        self.dp.probe.strobes = 0;
+        self.last_cycle = cx.cycle;
+        if let Some(a) = self.ahead_until {
+            if cx.cycle <= a {
+                // The control FSM has run through this edge already (a burst); a value has
+                // reached the ifmap port, which works on as it would have.
+                let Some(prim) = self.prim else {
+                    return Ok(Activity::Idle);
+                };
+                // The edge moved (the burst ran through it), whatever the port does.
+                self.store_ifmap(cx, &prim);
+                self.note_next(cx, &prim, a);
+                return Ok(Activity::Moved);
+            }
+            self.ahead_until = None;
+        }
+        if matches!(self.dp.state, PeState::Done | PeState::Idle) {
+            let Some(prim) = self.config_port.try_recv(cx) else {
+                return Ok(Activity::Idle);
+            };
+            self.configure(prim).map_err(|e| e.to_string())?;
+            return Ok(Activity::Moved);
+        }
+        let Some(prim) = self.prim else {
+            return Ok(Activity::Idle);
+        };
+        self.dp.counters.active_cycles += 1;
+        let pipe_busy = self.dp.advance_pipeline(&prim);
+        let mut moved = pipe_busy;
+        // RD: issue the next operation, from the state as it was before this edge.
+        moved |= match self.dp.state {
+            PeState::LoadFilters => self.load_weight(cx, cx.cycle, &prim)?,
+            PeState::Compute => self.mode.get().issue(&mut self.dp, &prim),
+            PeState::Drain => self.issue_drain(cx, &prim, pipe_busy)?,
+            PeState::Idle | PeState::Done => false,
+        };
+        // The ifmap spad's write port works alongside.
+        moved |= self.store_ifmap(cx, &prim);
+        if cx.ahead && moved {
+            self.run_ahead(cx, &prim)?;
+            if let Some(a) = self.ahead_until {
+                self.note_next(cx, &prim, a);
+            }
+        }
+        if self.traced {
+            self.dp.probe.held.out_credits = self.ports.psum_out.credits(cx);
+        }
+        Ok(Activity::from_moved(moved))
+    }
+
+    /// An idle step (a stall, or waiting for a primitive) repeats until a link wakes the PE;
+    /// through a burst it has run ahead (and the pipeline bubbles before a drain) it looks at
+    /// no link but the ifmap port's, and at none while that port has nothing to do.
+    fn wake(&self, cx: &StepCtx, did: Activity) -> Wake {
+        if let Some(a) = self.ahead_until {
+            // Every edge up to `a` moves (a burst), and the FSM needs a step after it. Until
+            // then only a value for the ifmap port needs a step, and none does while the port
+            // has nothing to do (its window stays where it is through a burst).
+            let prim = self.prim.as_ref().expect("a burst runs a primitive");
+            let c = cx.cycle;
+            if self.dp.ifmap_port_blocked(prim) && self.fsm_next == Some(a + 1) {
+                return Wake::IgnoringLinksFor(a - c);
+            }
+            // A value that arrived already and waits for the port needs a step; so does the
+            // FSM after the burst, unless a filter load is left waiting for its next weight.
+            let next = match (self.port_next, self.fsm_next) {
+                (Some(p), Some(f)) => Some(p.min(f)),
+                (p, f) => p.or(f),
+            };
+            return match next {
+                Some(n) if n <= a + 1 => Wake::IdleFor(n - c),
+                n => Wake::Ahead {
+                    moving: a - c,
+                    then: n.map(|n| n - c),
+                },
+            };
+        }
+        if !did.moved() {
+            return Wake::Idle;
+        }
+        match self.quiet_edges() {
+            0 => Wake::Next,
+            n => Wake::IgnoringLinksFor(n),
+        }
+    }
+
+    fn settle(&mut self, last: &StepCtx, mut edges: u64) {
+        if let Some(a) = self.ahead_until {
+            // The edges up to `a` are accounted for by the burst.
+            if last.cycle <= a {
+                return;
+            }
+            edges = edges.min(last.cycle - a);
+            self.ahead_until = None;
+        }
+        let Some(prim) = self.prim else {
+            self.dp.probe.strobes = 0;
+            return;
+        };
+        while edges > 0 {
+            let pipe_empty = self.dp.pipe.is_empty();
+            match self.dp.state {
+                PeState::Idle | PeState::Done => {
+                    self.dp.probe.strobes = 0;
+                    return;
+                }
+                // A stall: the same cause at every edge.
+                PeState::LoadFilters if pipe_empty => {
+                    self.dp.counters.stall_filter += edges;
+                    break;
+                }
+                PeState::Compute if pipe_empty && !self.dp.window_stored(&prim) => {
+                    self.dp.counters.stall_ifmap += edges;
+                    break;
+                }
+                PeState::Drain if pipe_empty => {
+                    if self.drain_waits_for_psum_in {
+                        self.dp.counters.stall_psum_in += edges;
+                    } else {
+                        self.dp.counters.stall_psum_out += edges;
+                    }
+                    break;
+                }
+                PeState::Compute
+                    if self
+                        .mode
+                        .view()
+                        .burst_edges(&self.dp, &prim)
+                        .is_some_and(|b| b <= edges) =>
+                {
+                    edges -= self.burst(&prim);
+                    continue;
+                }
+                _ => {}
+            }
+            self.quiet_edge(&prim);
+            edges -= 1;
+        }
+        if edges > 0 {
+            // The stall branches above: the edges still count as active.
+            self.dp.counters.active_cycles += edges;
+            self.dp.probe.strobes = 0;
+        }
+    }
+
+    fn holds_work(&self) -> bool {
+        matches!(
+            self.dp.state,
+            PeState::LoadFilters | PeState::Compute | PeState::Drain
+        ) || self.config_port.pending()
+    }
+
+    /// Control state, the three spads (signed 16-bit words, 16 to a line), the zero buffer, the
+    /// input FIFO levels and the counters.
+    fn state(&self) -> Option<String> {
+        Some(self.state_text())
+    }
+
+    fn declare(&mut self, r: &mut SignalRegistry) -> Result<(), TraceError> {
+        self.declare_signals(r)
+    }
+
+    fn trace(&self, t: &mut TraceFrame) {
+        self.trace_signals(t)
+    }
+}

@@ -1,0 +1,441 @@
+//! The datapath modes, one engine each behind [`Engine`]: how a PE writes its filter stream,
+//! issues a position's operations and runs the rest of a position at once.
+//! - [`Dense`]: every MAC slot issued in `s`, `c`, `f` order; zero gating (if on) holds the
+//!   multiplier still on a zero ifmap value but spends the slot.
+//! - [`Skipping`]: a position's index read, then only the pairs whose ifmap value and weight are
+//!   both nonzero; its weights arrive dense or compressed (a zero mask, then the nonzero
+//!   values).
+//!
+//! The control FSM around them (filter load, stalls, drain, run-ahead) is the same for both
+//! (see `control.rs`).
+
+use rowsim_datapath::mac;
+use rowsim_datapath::zmask::{self, DecodeError};
+
+use crate::pipeline::RdReg;
+use crate::signals::strobe;
+use crate::{Datapath, PeSizes, PeState, Primitive};
+
+/// A datapath mode.
+pub(crate) trait Engine: Send {
+    /// Ready for a new primitive.
+    fn configure(&mut self, prim: &Primitive);
+
+    /// A word of the filter stream, written at this edge of the load (a fault names the word of
+    /// a corrupt stream; `pe` names the PE).
+    fn load(&mut self, dp: &mut Datapath, w: i16, prim: &Primitive, pe: &str)
+        -> Result<(), String>;
+
+    /// The RD stage of an edge in `Compute`: the next operation of the position, or a stall
+    /// (false) while its window is not stored.
+    fn issue(&mut self, dp: &mut Datapath, prim: &Primitive) -> bool;
+
+    /// The edges the rest of the position takes from here (its operations and the two bubbles
+    /// after them), if they can run at once: the window is stored and nothing else decides them.
+    fn burst_edges(&self, dp: &Datapath, prim: &Primitive) -> Option<u64>;
+
+    /// The rest of the position's operations at once, each through MUL and ADD as it issues
+    /// (the pipeline is empty when it starts): the same operations in the same order as edge
+    /// by edge, so the same bits and counts.
+    fn run_position(&mut self, dp: &mut Datapath, prim: &Primitive) {
+        while dp.state == PeState::Compute {
+            self.issue(dp, prim);
+            dp.complete_rd(prim);
+        }
+    }
+}
+
+/// The engine of the primitive's mode (kept across primitives: its buffers are made once).
+pub(crate) enum Mode {
+    Dense(Dense),
+    Skipping(Skipping),
+}
+
+impl Mode {
+    /// The engine for `prim`, made if the mode changed.
+    pub fn configure(&mut self, prim: &Primitive, sizes: &PeSizes) {
+        match self {
+            Mode::Skipping(_) if prim.zero_skipping => {}
+            Mode::Dense(_) if !prim.zero_skipping => {}
+            _ if prim.zero_skipping => *self = Mode::Skipping(Skipping::new(sizes)),
+            _ => *self = Mode::Dense(Dense::default()),
+        }
+        self.get().configure(prim);
+    }
+
+    #[inline]
+    pub fn get(&mut self) -> &mut dyn Engine {
+        match self {
+            Mode::Dense(e) => e,
+            Mode::Skipping(e) => e,
+        }
+    }
+
+    #[inline]
+    pub fn view(&self) -> &dyn Engine {
+        match self {
+            Mode::Dense(e) => e,
+            Mode::Skipping(e) => e,
+        }
+    }
+}
+
+/// Every MAC slot issued; the ifmap value of an `(s, c)` read once and held for its `p` MACs.
+#[derive(Default)]
+pub(crate) struct Dense {
+    /// The MAC being issued, as (f, c) counters, so no division runs per cycle.
+    op_f: u32,
+    op_c: u32,
+    /// Ifmap-spad column of `window start + s` for the MAC being issued.
+    rd_col: u32,
+    /// The ifmap value held for the `p` MACs of an `(s, c)`.
+    held_ifmap: i16,
+    held_zero: bool,
+}
+
+impl Dense {
+    /// After the `p` MACs of an `(s, c)`: the next channel, and after the last channel the next
+    /// ifmap-spad column.
+    #[inline]
+    fn next_channel(&mut self, dp: &Datapath, prim: &Primitive) {
+        self.op_c += 1;
+        if self.op_c == prim.q {
+            self.op_c = 0;
+            self.rd_col += 1;
+            if self.rd_col == dp.ifmap.cols {
+                self.rd_col = 0;
+            }
+        }
+    }
+}
+
+impl Engine for Dense {
+    fn configure(&mut self, _prim: &Primitive) {
+        self.op_f = 0;
+        self.op_c = 0;
+        self.rd_col = 0;
+    }
+
+    fn load(
+        &mut self,
+        dp: &mut Datapath,
+        w: i16,
+        prim: &Primitive,
+        _pe: &str,
+    ) -> Result<(), String> {
+        dp.write_weight(w, prim);
+        Ok(())
+    }
+
+    fn issue(&mut self, dp: &mut Datapath, prim: &Primitive) -> bool {
+        let (p, q) = (prim.p, prim.q);
+        if dp.op == 0 {
+            // The whole window must be in the spad before the position starts.
+            if !dp.window_stored(prim) {
+                dp.counters.stall_ifmap += 1;
+                return false;
+            }
+            // Once a position: the spad column of the window's first column.
+            self.rd_col = dp.ifmap.col_of(dp.window_start(prim));
+        }
+        let (f, c) = (self.op_f, self.op_c);
+        if f == 0 {
+            let a = self.rd_col * q + c;
+            self.held_ifmap = dp.ifmap.entries[a as usize];
+            self.held_zero = dp.ifmap.is_zero(a);
+            dp.counters.ifmap_spad_reads += 1;
+            dp.probe.strobes |= strobe::IFMAP_RD;
+            dp.probe.held.ifmap_rd = (a, self.held_ifmap);
+        }
+        let gated = prim.zero_gating && self.held_zero;
+        if self.held_zero {
+            dp.probe.strobes |= strobe::ZERO_FLAG;
+        }
+        let mut weight = 0;
+        if !gated {
+            // Filter-spad order (s*q + c)*p + f is the issue order.
+            let a = dp.op;
+            weight = dp.filter.entries[a as usize];
+            dp.counters.filter_spad_reads += 1;
+            dp.probe.strobes |= strobe::FILTER_RD;
+            dp.probe.held.filter_rd = (a, weight);
+        }
+        dp.pipe.rd = Some(RdReg {
+            f,
+            gated,
+            weight,
+            ifmap: self.held_ifmap,
+        });
+        dp.op += 1;
+        self.op_f += 1;
+        if self.op_f == p {
+            self.op_f = 0;
+            self.next_channel(dp, prim);
+        }
+        dp.end_position_after_last_op();
+        true
+    }
+
+    fn burst_edges(&self, dp: &Datapath, _prim: &Primitive) -> Option<u64> {
+        (dp.state == PeState::Compute).then(|| (dp.ops - dp.op) as u64 + 2)
+    }
+
+    fn run_position(&mut self, dp: &mut Datapath, prim: &Primitive) {
+        // A group of MACs started part way (woken in the middle of one): one at a time.
+        while dp.state == PeState::Compute && self.op_f != 0 {
+            self.issue(dp, prim);
+            dp.complete_rd(prim);
+        }
+        // Whole groups: the `p` MACs of one (s, c) share an ifmap value, read once.
+        let p = prim.p as usize;
+        while dp.state == PeState::Compute {
+            if dp.op == 0 {
+                self.rd_col = dp.ifmap.col_of(dp.window_start(prim));
+            }
+            let a = self.rd_col * prim.q + self.op_c;
+            let x = dp.ifmap.entries[a as usize];
+            let zero = dp.ifmap.is_zero(a);
+            self.held_ifmap = x;
+            self.held_zero = zero;
+            dp.counters.ifmap_spad_reads += 1;
+            let base = dp.op as usize;
+            if prim.zero_gating && zero {
+                dp.counters.macs_gated += p as u64;
+            } else {
+                let weights = &dp.filter.entries[base..base + p];
+                let psums = &mut dp.psum[..p];
+                let ov = &mut dp.counters.overflows;
+                let mut product = dp.pipe.mac_product;
+                for (acc, &wt) in psums.iter_mut().zip(weights) {
+                    product = mac::product(wt, x, prim.mac, ov);
+                    *acc = mac::add(*acc, product, prim.mac, ov);
+                }
+                dp.pipe.mac_a = weights[p - 1];
+                dp.pipe.mac_b = x;
+                dp.pipe.mac_product = product;
+                let c = &mut dp.counters;
+                c.macs += p as u64;
+                c.filter_spad_reads += p as u64;
+                c.psum_spad_reads += p as u64;
+                c.psum_spad_writes += p as u64;
+            }
+            dp.op += prim.p;
+            self.next_channel(dp, prim);
+            dp.end_position_after_last_op();
+        }
+    }
+}
+
+/// Zero skipping: the weight zero buffer (one bit per weight of the row), and with compressed
+/// weights each nonzero weight's filter-spad entry; a position's progress through its nonzero
+/// pairs.
+pub(crate) struct Skipping {
+    weight_zero: Vec<u64>,
+    /// Compressed weights: the filter-spad entry of each nonzero weight, `popcount` of the
+    /// mask below it (what the index read's address arithmetic yields), and the mask words
+    /// and nonzero values loaded so far.
+    weight_rank: Vec<u32>,
+    masks_loaded: u32,
+    nonzeros: u32,
+    filter_entries: u32,
+    /// Whether this position's index has been read, the nonzero pairs it has still to issue,
+    /// and the `(s, c)` whose ifmap value is held.
+    indexed: bool,
+    nz_left: u32,
+    held_group: u32,
+    held_ifmap: i16,
+}
+
+impl Skipping {
+    fn new(sizes: &PeSizes) -> Self {
+        Skipping {
+            weight_zero: vec![0; (sizes.weight_slots() as usize).div_ceil(64)],
+            weight_rank: if sizes.mask_bits.is_some() {
+                vec![0; sizes.weight_slots() as usize]
+            } else {
+                Vec::new()
+            },
+            masks_loaded: 0,
+            nonzeros: 0,
+            filter_entries: sizes.filter_entries,
+            indexed: false,
+            nz_left: 0,
+            held_group: u32::MAX,
+            held_ifmap: 0,
+        }
+    }
+
+    /// The ifmap-spad address of MAC `op`'s `(s, c)` in the current position's window.
+    #[inline]
+    fn ifmap_addr(dp: &Datapath, prim: &Primitive, op: u32) -> u32 {
+        let g = op / prim.p;
+        let (s, c) = (g / prim.q, g % prim.q);
+        dp.ifmap.col_of(dp.window_start(prim) + s as u64) * prim.q + c
+    }
+
+    /// Whether MAC `op` of the position has a nonzero ifmap value and a nonzero weight.
+    #[inline]
+    fn nonzero(&self, dp: &Datapath, prim: &Primitive, op: u32) -> bool {
+        !dp.ifmap.is_zero(Self::ifmap_addr(dp, prim, op))
+            && (self.weight_zero[op as usize / 64] >> (op % 64)) & 1 == 0
+    }
+
+    /// The first MAC at or after `from` with both operands nonzero (`ops` when none).
+    #[inline]
+    fn next_nonzero(&self, dp: &Datapath, prim: &Primitive, from: u32) -> u32 {
+        (from..dp.ops)
+            .find(|&op| self.nonzero(dp, prim, op))
+            .unwrap_or(dp.ops)
+    }
+
+    /// After an operation: the position ends once its last nonzero pair is issued.
+    #[inline]
+    fn end_position(&mut self, dp: &mut Datapath) {
+        if dp.end_position_after_last_op() {
+            self.indexed = false;
+        }
+    }
+
+    /// A compressed row: its `ceil(p*q*S / 16)` mask words into the weight zero buffer (an
+    /// index write each), then its nonzero values packed from entry 0 (a spad write each), one
+    /// word a cycle. A corrupt row (mask bits past the row, more nonzeros than entries, a zero
+    /// value) is a fault naming the word.
+    fn load_compressed(&mut self, dp: &mut Datapath, w: i16) -> Result<(), DecodeError> {
+        let masks = dp.ops.div_ceil(16);
+        if self.masks_loaded < masks {
+            let k = self.masks_loaded;
+            zmask::check_mask_word(k as usize, w as u16, dp.ops as usize)?;
+            // The buffer holds zero bits: the mask's complement, within the row.
+            let valid = (dp.ops - 16 * k).min(16);
+            let zeros = !(w as u16) as u64 & ((1u64 << valid) - 1);
+            let (word, shift) = ((16 * k / 64) as usize, 16 * k % 64);
+            self.weight_zero[word] =
+                (self.weight_zero[word] & !(0xFFFFu64 << shift)) | (zeros << shift);
+            for b in 0..valid {
+                let i = (16 * k + b) as usize;
+                self.weight_rank[i] = self.nonzeros;
+                self.nonzeros += ((w as u16) >> b) as u32 & 1;
+            }
+            if self.nonzeros > self.filter_entries {
+                return Err(DecodeError::TooManyNonzeros {
+                    word: k as usize,
+                    nnz: self.nonzeros as u64,
+                    entries: self.filter_entries as u64,
+                });
+            }
+            self.masks_loaded += 1;
+            dp.counters.index_writes += 1;
+            if self.masks_loaded == masks && self.nonzeros == 0 {
+                dp.state = PeState::Compute;
+            }
+            return Ok(());
+        }
+        let a = dp.filter.loaded;
+        if w == 0 {
+            return Err(DecodeError::ZeroValue {
+                word: (masks + a) as usize,
+            });
+        }
+        dp.store_weight(w);
+        if dp.filter.loaded == self.nonzeros {
+            dp.state = PeState::Compute;
+        }
+        Ok(())
+    }
+}
+
+impl Engine for Skipping {
+    fn configure(&mut self, _prim: &Primitive) {
+        self.indexed = false;
+        self.nz_left = 0;
+        self.held_group = u32::MAX;
+        self.masks_loaded = 0;
+        self.nonzeros = 0;
+    }
+
+    fn load(
+        &mut self,
+        dp: &mut Datapath,
+        w: i16,
+        prim: &Primitive,
+        pe: &str,
+    ) -> Result<(), String> {
+        if prim.compressed {
+            return self
+                .load_compressed(dp, w)
+                .map_err(|e| format!("{pe}: {e}"));
+        }
+        // The weight zero buffer, which only skipping reads.
+        let a = dp.filter.loaded;
+        let (word, bit) = (a as usize / 64, a % 64);
+        if w == 0 {
+            self.weight_zero[word] |= 1 << bit;
+        } else {
+            self.weight_zero[word] &= !(1 << bit);
+        }
+        dp.write_weight(w, prim);
+        Ok(())
+    }
+
+    /// The index cycle of a position, or the next nonzero pair.
+    fn issue(&mut self, dp: &mut Datapath, prim: &Primitive) -> bool {
+        if !self.indexed {
+            if !dp.window_stored(prim) {
+                dp.counters.stall_ifmap += 1;
+                return false;
+            }
+            // The window's index: its zero bits (and the weights'), one read, one cycle.
+            self.indexed = true;
+            dp.counters.index_cycles += 1;
+            dp.counters.index_reads += 1;
+            let nz = (0..dp.ops).filter(|&op| self.nonzero(dp, prim, op)).count() as u32;
+            dp.counters.macs_skipped += (dp.ops - nz) as u64;
+            // Every (s, c) whose ifmap value is nonzero is visited: its value read once, its
+            // next-nonzero pointer read once (whether or not its weights are).
+            let visited = (0..prim.q * prim.s)
+                .filter(|&g| !dp.ifmap.is_zero(Self::ifmap_addr(dp, prim, g * prim.p)))
+                .count() as u64;
+            dp.counters.ifmap_spad_reads += visited;
+            dp.counters.index_reads += visited;
+            self.nz_left = nz;
+            self.held_group = u32::MAX;
+            dp.op = self.next_nonzero(dp, prim, 0);
+            self.end_position(dp);
+            return true;
+        }
+        let op = dp.op;
+        let g = op / prim.p;
+        if g != self.held_group {
+            // A newly visited (s, c): its value from the ifmap spad (counted with the index).
+            let a = Self::ifmap_addr(dp, prim, op);
+            self.held_group = g;
+            self.held_ifmap = dp.ifmap.entries[a as usize];
+            dp.probe.strobes |= strobe::IFMAP_RD;
+            dp.probe.held.ifmap_rd = (a, self.held_ifmap);
+        }
+        // Compressed weights are packed: weight `op` is at its rank among the nonzero ones.
+        let fa = if prim.compressed {
+            self.weight_rank[op as usize]
+        } else {
+            op
+        };
+        let weight = dp.filter.entries[fa as usize];
+        dp.counters.filter_spad_reads += 1;
+        dp.probe.strobes |= strobe::FILTER_RD;
+        dp.probe.held.filter_rd = (fa, weight);
+        dp.pipe.rd = Some(RdReg {
+            f: op % prim.p,
+            gated: false,
+            weight,
+            ifmap: self.held_ifmap,
+        });
+        self.nz_left -= 1;
+        dp.op = self.next_nonzero(dp, prim, op + 1);
+        self.end_position(dp);
+        true
+    }
+
+    fn burst_edges(&self, dp: &Datapath, _prim: &Primitive) -> Option<u64> {
+        (dp.state == PeState::Compute && self.indexed).then_some(self.nz_left as u64 + 2)
+    }
+}
