@@ -177,6 +177,23 @@ impl Ramp {
         self.start.store(start | flag, Ordering::Release);
     }
 
+    /// Whether an event at `cycle`, recorded at the edge `now <= cycle`, may join the ramp:
+    /// it continues the latest run (at its last cycle, or the cycle after a run one a cycle),
+    /// or starts a new one once the latest is over. What [`Ramp::record`] accepts.
+    #[inline]
+    fn admits(&self, cycle: u64, now: u64) -> bool {
+        let total = self.total.load(Ordering::Relaxed);
+        let (start, at_one) = self.run();
+        let n = total - self.base.load(Ordering::Relaxed);
+        if n == 0 {
+            return true;
+        }
+        let e = if at_one { start } else { start + n - 1 };
+        (cycle == e && (at_one || n == 1 || e == now))
+            || (!at_one && cycle == e + 1)
+            || (e < now && cycle > e)
+    }
+
     /// Records an event at `cycle`, made at the edge `now <= cycle`; returns the new total.
     #[inline]
     fn record(&self, cycle: u64, now: u64) -> u64 {
@@ -555,6 +572,15 @@ impl<T> LinkTx<T> {
         true
     }
 
+    /// Whether a component running ahead may send at the later edge `cycle` from a step at
+    /// `cx` (see [`LinkTx::send_run_at`]): the send continues the run of sends it made last, or
+    /// that run is over. A component that ran ahead through one run cannot start a second one
+    /// in the same step: the other end looks only at the latest.
+    #[inline]
+    pub fn can_send_ahead_at(&self, cx: &StepCtx, cycle: u64) -> bool {
+        matches!(self.delay, Delay::Cycles(_)) && self.published.sends.admits(cycle, cx.cycle)
+    }
+
     /// Credits already usable now, without looking for new ones: what a component running ahead
     /// may spend on later edges.
     #[inline]
@@ -827,6 +853,13 @@ impl<T> LinkRx<T> {
         Some(env.item)
     }
 
+    /// Whether a component running ahead may take a message at the later edge `cycle` from a
+    /// step at `cx` (see [`LinkRx::try_recv_at`]), as [`LinkTx::can_send_ahead_at`] for sends.
+    #[inline]
+    pub fn can_pop_ahead_at(&self, cx: &StepCtx, cycle: u64) -> bool {
+        matches!(self.delay, Delay::Cycles(_)) && self.published.pops.admits(cycle, cx.cycle)
+    }
+
     /// The cycle at which the message at the head of the link arrives, if one is on its way:
     /// a component running ahead may take it at that edge or later.
     #[inline]
@@ -1094,6 +1127,33 @@ mod tests {
         assert_eq!(tx.credits(&cx(4)), 3);
     }
 
+    #[test]
+    fn an_end_running_ahead_makes_one_run_of_events_at_a_time() {
+        let Link { mut tx, mut rx } = Link::<u8>::new("l", clock(), 1, 8).unwrap();
+        tx.credits(&cx(0));
+        assert!(tx.can_send_ahead_at(&cx(0), 3), "nothing sent yet");
+        for at in 2..5 {
+            tx.try_send_at(&cx(0), at, at as u8).unwrap();
+        }
+        // The run of sends ends at edge 4: it may go on at 5; a second run may not start
+        // until it is over (the receiver is told only of the latest).
+        assert!(tx.can_send_ahead_at(&cx(0), 5));
+        assert!(!tx.can_send_ahead_at(&cx(0), 7));
+        assert!(!tx.can_send_ahead_at(&cx(4), 7));
+        assert!(tx.can_send_ahead_at(&cx(5), 7));
+        // Pops: a run ahead from edge 3, then the same rule.
+        assert!(rx.can_pop_ahead_at(&cx(3), 3));
+        assert_eq!(rx.try_recv_at(&cx(3), 3), Some(2));
+        assert_eq!(rx.try_recv_at(&cx(3), 4), Some(3));
+        assert!(rx.can_pop_ahead_at(&cx(3), 5));
+        assert!(!rx.can_pop_ahead_at(&cx(3), 6));
+        assert!(rx.can_pop_ahead_at(&cx(5), 6));
+        assert_eq!(rx.try_recv_at(&cx(5), 6), Some(4));
+        // Two events at the current edge are one run; a later one a cycle on continues it.
+        assert!(tx.can_send_ahead_at(&cx(7), 7));
+        tx.try_send_at(&cx(7), 7, 7).unwrap();
+        assert!(tx.can_send_ahead_at(&cx(7), 7) && tx.can_send_ahead_at(&cx(7), 8));
+    }
     #[test]
     fn bad_links_are_errors_not_panics() {
         let e = Link::<u8>::new("top.x", clock(), 0, 1).err().unwrap();

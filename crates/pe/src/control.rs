@@ -171,91 +171,173 @@ impl Pe {
     }
 
     /// After a step at `cx` that moved: the edges after it whose every input is already known,
-    /// run now (a burst), exactly as steps at them would.
-    /// - A position whose window is stored computes the rest of its operations and the two
-    ///   pipeline bubbles (as [`Pe::burst`]).
-    /// - A filter load takes the weights already on their way, each at the first edge at or
-    ///   after its arrival, one an edge (the edges between are filter stalls), to the last.
-    /// - A drain sends the position's psums one an edge while the incoming psums are already
-    ///   on their way and the output credits held now last, short of the last psum (which
-    ///   moves the window, and with it what the ifmap write port may do: that one takes a step
-    ///   of its own).
-    /// - A position waiting for its window stalls while the ifmap values already on their way
+    /// run now, exactly as steps at them would, as far as they are known:
+    /// - a position whose window is stored computes the rest of its operations and the two
+    ///   pipeline bubbles (as [`Pe::burst`]); a position of zero skipping first reads its
+    ///   index (an edge);
+    /// - a filter load takes the weights already on their way, each at the first edge at or
+    ///   after its arrival, one an edge (the edges between are filter stalls), to the last;
+    /// - a drain sends the position's psums one an edge while the incoming psums are already
+    ///   on their way and the output credits held now last ([`Pe::drain_ahead`]); its last psum
+    ///   moves the window, and the ifmap write port works at that edge if a value has arrived
+    ///   (the port had nothing to do before it);
+    /// - a position waiting for its window stalls while the ifmap values already on their way
     ///   are stored, one an edge, until the window is complete or the next value is not on its
-    ///   way yet (which then wakes the PE at its arrival). The port has worked those edges
-    ///   (`port_free`): a step at one of them leaves it alone.
+    ///   way yet (which then wakes the PE at its arrival).
     ///
-    /// Only the control FSM runs ahead through the first three: the ifmap write port is
-    /// independent of it through them (it depends on the window, which none moves), so links
+    /// One leads into the next (a drain into the next position's window and its operations)
+    /// while each link end makes at most one run of events ahead (what the other end can be
+    /// told: see `LinkTx::can_send_ahead_at`), so at most one drain and one window a call.
+    ///
+    /// The ifmap write port runs ahead with the FSM only where the FSM moves the window (a
+    /// drain's last psum) or waits for it; the edges it has worked are those before
+    /// `port_free`, and a step at one of them leaves it alone. Through a burst or a filter load
+    /// it is independent of the FSM (it depends on the window, which neither moves), so links
     /// still wake the PE for it at the edges its values arrive, and at each edge a value that
-    /// arrived waits (see [`Pe::step`], `port_next`). A filter-load or drain burst needs an
-    /// empty pipeline, and a drain burst an ifmap port with nothing to do. Dense filter loads
-    /// only: a compressed row can fault part way, which must stop the run at that word's edge.
+    /// arrived waits (see [`Pe::step`], `port_next`). A filter-load or drain run needs an
+    /// empty pipeline, and a drain's last psum an ifmap port with nothing to do before it (else
+    /// it takes a step of its own). Dense filter loads only: a compressed row can fault part
+    /// way, which must stop the run at that word's edge.
     fn run_ahead(&mut self, cx: &StepCtx, prim: &Primitive) -> Result<(), Fault> {
         let mut c = cx.cycle;
-        match self.dp.state {
-            // The rest of the position's operations and the two bubbles: they read only the
-            // window, which the ifmap port does not write (it fills free columns).
-            PeState::Compute
-                if self.dp.window_stored(prim)
-                    && self.mode.view().burst_edges(&self.dp, prim).is_some() =>
-            {
-                c += self.burst(prim);
-            }
-            _ if !self.dp.pipe.is_empty() => {}
-            PeState::LoadFilters if !prim.compressed => {
-                while self.dp.state == PeState::LoadFilters {
-                    let Some(r) = self.ports.filter_in.head_ready_at() else {
-                        break;
-                    };
-                    let at = r.max(c + 1);
-                    // Stalls until it arrives, then the load.
-                    self.dp.counters.stall_filter += at - c - 1;
-                    self.dp.counters.active_cycles += at - c;
-                    c = at;
-                    self.load_weight(cx, at, prim)?;
-                }
-            }
-            // A position waiting for its window: a stall at each edge while the values already
-            // on their way are stored, one an edge, up to the one that completes the window
-            // (the operation issues at the edge after it) or the first edge with none arrived.
-            PeState::Compute if !self.dp.window_stored(prim) => {
-                while !self.dp.window_stored(prim) && !self.dp.ifmap_port_blocked(prim) {
-                    let e = c + 1;
-                    if self.ports.ifmap_in.head_ready_at().is_none_or(|r| r > e) {
+        loop {
+            let pipe_empty = self.dp.pipe.is_empty();
+            match self.dp.state {
+                // The rest of the position's operations and the two bubbles: they read only
+                // the window, which the ifmap port does not write (it fills free columns).
+                PeState::Compute if self.dp.window_stored(prim) => {
+                    if self.mode.view().burst_edges(&self.dp, prim).is_some() {
+                        c += self.burst(prim);
+                    } else if pipe_empty {
+                        // Zero skipping: the position's index read, an edge of its own.
+                        c += 1;
+                        self.dp.counters.active_cycles += 1;
+                        self.mode.get().issue(&mut self.dp, prim);
+                    } else {
                         break;
                     }
-                    let v = self
-                        .ports
-                        .ifmap_in
-                        .try_recv_at(cx, e)
-                        .ok_or("an ifmap value vanished between its check and its use")?;
-                    self.dp.counters.stall_ifmap += 1;
-                    self.dp.counters.active_cycles += 1;
-                    self.write_ifmap(v, prim);
-                    c = e;
                 }
-                self.port_free = self.port_free.max(c + 1);
+                _ if !pipe_empty => break,
+                PeState::LoadFilters if !prim.compressed => {
+                    while self.dp.state == PeState::LoadFilters {
+                        let Some(r) = self.ports.filter_in.head_ready_at() else {
+                            break;
+                        };
+                        let at = r.max(c + 1);
+                        // Stalls until it arrives, then the load.
+                        self.dp.counters.stall_filter += at - c - 1;
+                        self.dp.counters.active_cycles += at - c;
+                        c = at;
+                        self.load_weight(cx, at, prim)?;
+                    }
+                    break;
+                }
+                PeState::Compute => {
+                    c = self.window_ahead(cx, c, prim)?;
+                    if !self.dp.window_stored(prim) || !self.dp.ifmap_port_blocked(prim) {
+                        // Waiting for a value, or the port has more to store through the
+                        // position: its values wake the PE (see `wake`).
+                        break;
+                    }
+                }
+                PeState::Drain => {
+                    let last = c;
+                    c = self.drain_ahead(cx, c, prim)?;
+                    if c == last || self.dp.state != PeState::Compute || self.port_free <= c {
+                        // The drain stopped short, the program ended, or the port did not
+                        // work the last psum's edge (no value had arrived for it).
+                        break;
+                    }
+                    // The port worked the drain's last edge: the window follows.
+                }
+                _ => break,
             }
-            PeState::Drain if self.dp.ifmap_port_blocked(prim) => {
-                let mut n = ((prim.p - 1).saturating_sub(self.dp.drain_f) as usize)
-                    .min(self.ports.psum_out.credits_held() as usize);
-                if prim.psum_in {
-                    let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
-                    n = port.arrived_run(c + 1, n);
-                }
-                if n > 0 {
-                    self.drain_run(cx, c + 1, n, prim)?;
-                    self.dp.counters.active_cycles += n as u64;
-                    c += n as u64;
-                }
-            }
-            _ => {}
         }
         if c > cx.cycle {
             self.ahead_until = Some(c);
         }
         Ok(())
+    }
+
+    /// A position waiting for its window, from edge `c + 1` on: a stall at each edge while the
+    /// values already on their way are stored, one an edge, up to the one that completes the
+    /// window (the operation issues at the edge after it) or the first edge with none arrived.
+    /// Returns the last edge it ran; the port has worked every edge up to it.
+    fn window_ahead(&mut self, cx: &StepCtx, mut c: u64, prim: &Primitive) -> Result<u64, Fault> {
+        while !self.dp.window_stored(prim) && !self.dp.ifmap_port_blocked(prim) {
+            let e = c + 1;
+            if self.ports.ifmap_in.head_ready_at().is_none_or(|r| r > e)
+                || !self.ports.ifmap_in.can_pop_ahead_at(cx, e)
+            {
+                break;
+            }
+            let v = self
+                .ports
+                .ifmap_in
+                .try_recv_at(cx, e)
+                .ok_or("an ifmap value vanished between its check and its use")?;
+            self.dp.counters.stall_ifmap += 1;
+            self.dp.counters.active_cycles += 1;
+            self.write_ifmap(v, prim);
+            c = e;
+        }
+        self.port_free = self.port_free.max(c + 1);
+        Ok(c)
+    }
+
+    /// A drain from edge `c + 1` on: the position's psums one an edge while each one's incoming
+    /// psum has arrived by its edge and an output credit is held (short of the last, as one
+    /// run each way). The last psum moves the window: the ifmap write port then works at its
+    /// edge, with a value that has arrived by it; if none has, the port's edge is left to a
+    /// step (`port_free`), which its arrival wakes. Returns the last edge it ran (`c` if none).
+    fn drain_ahead(&mut self, cx: &StepCtx, c: u64, prim: &Primitive) -> Result<u64, Fault> {
+        let left = (prim.p - self.dp.drain_f) as usize;
+        let mut n = left.min(self.ports.psum_out.credits_held() as usize);
+        if !self.ports.psum_out.can_send_ahead_at(cx, c + 1) {
+            n = 0;
+        }
+        if prim.psum_in {
+            let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
+            if !port.can_pop_ahead_at(cx, c + 1) {
+                n = 0;
+            }
+            n = port.arrived_run(c + 1, n);
+        }
+        // The last psum moves the window: a step of its own unless the port's edge is known.
+        // While the port has values to store, it works through the drain on its own (the
+        // window stays put until the last psum, which then takes a step of its own).
+        let last = n == left
+            && self.dp.ifmap_port_blocked(prim)
+            && self.ports.ifmap_in.can_pop_ahead_at(cx, c + n as u64);
+        let run = if n == left { n - 1 } else { n };
+        let mut c = c;
+        if run > 0 {
+            self.drain_run(cx, c + 1, run, prim)?;
+            self.dp.counters.active_cycles += run as u64;
+            c += run as u64;
+        }
+        if n == left && n > 0 && last {
+            c += 1;
+            self.dp.counters.active_cycles += 1;
+            self.drain_psum(cx, c, prim)?;
+            // The ifmap write port at the same edge, after the window moved.
+            if self.dp.state == PeState::Compute && !self.dp.ifmap_port_blocked(prim) {
+                if self.ports.ifmap_in.head_ready_at().is_some_and(|r| r <= c) {
+                    let v = self
+                        .ports
+                        .ifmap_in
+                        .try_recv_at(cx, c)
+                        .ok_or("an ifmap value vanished between its check and its use")?;
+                    self.write_ifmap(v, prim);
+                    self.port_free = c + 1;
+                } else {
+                    self.port_free = c;
+                }
+            } else {
+                self.port_free = c + 1;
+            }
+        }
+        Ok(c)
     }
 
     /// Edges from now in which the PE touches no link: the pipeline bubbles before a drain,
@@ -399,8 +481,18 @@ impl Component for Pe {
             // has nothing to do (its window stays where it is through a burst).
             let prim = self.prim.as_ref().expect("a burst runs a primitive");
             let c = cx.cycle;
-            if self.dp.ifmap_port_blocked(prim) && self.fsm_next == Some(a + 1) {
-                return Wake::IgnoringLinksFor(a - c);
+            if self.fsm_next == Some(a + 1) {
+                // No step is needed before the FSM's, while the port has nothing to do, nor
+                // through the edges a run ahead has worked the port for (values arriving
+                // meanwhile wait for the port's first free edge).
+                let port_done = if self.dp.ifmap_port_blocked(prim) {
+                    a
+                } else {
+                    a.min(self.port_free.saturating_sub(1))
+                };
+                if port_done > c {
+                    return Wake::IgnoringLinksFor(port_done - c);
+                }
             }
             // A value that arrived already and waits for the port needs a step; so does the
             // FSM after the burst, unless a filter load is left waiting for its next weight.

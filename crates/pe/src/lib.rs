@@ -33,9 +33,11 @@
 //! # How it is simulated (not what the hardware does)
 //! Stepped at every edge, the PE does the above one edge at a time. Event-driven and untraced,
 //! it computes the rest of a position's MACs in one go once nothing can reach it (`settle`),
-//! and runs a filter load's weights already on their way, and a position's drain short of its
-//! last psum, ahead of the scheduler in one step (`Pe::run_ahead`): the same operations at the
-//! same edges, with the same credits and arrivals at the other ends of its links.
+//! and runs ahead of the scheduler in one step whatever its inputs already on their way decide
+//! (`Pe::run_ahead`): a filter load's weights; a drain's psums, and with its last psum the
+//! next window's ifmap values and that position's MACs; the same operations at the same edges,
+//! with the same credits and arrivals at the other ends of its links. A step is needed only
+//! where a link can still change what the PE does.
 //!
 //! # Zero gating
 //! The zero buffer holds one bit per ifmap-spad entry, set when a zero is written. A MAC whose
