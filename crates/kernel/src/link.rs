@@ -464,8 +464,10 @@ impl<T> LinkTx<T> {
         }
     }
 
+    /// Takes the credits usable at this edge; with credits still on their way (pops made at
+    /// later edges) and fewer than `need` usable, asks for a step when the `need`-th is.
     #[inline]
-    fn absorb_credits(&mut self, cx: &StepCtx) {
+    fn absorb_credits(&mut self, cx: &StepCtx, need: u32) {
         debug_assert_eq!(
             cx.domain, self.domain,
             "link `{}` sent from the wrong clock",
@@ -487,7 +489,7 @@ impl<T> LinkTx<T> {
                 self.credits_absorbed = usable;
             }
             if popped > usable {
-                self.post_next_credit();
+                self.post_credit(need);
             }
             return;
         }
@@ -509,7 +511,17 @@ impl<T> LinkTx<T> {
     /// Credits usable at this edge: how many messages may still be sent now.
     #[inline]
     pub fn credits(&mut self, cx: &StepCtx) -> u32 {
-        self.absorb_credits(cx);
+        self.absorb_credits(cx, 1);
+        self.credits
+    }
+
+    /// Credits usable at this edge, as [`LinkTx::credits`], for a sender that needs `need` of
+    /// them at once (a beat of several words): while it has fewer, the credits on their way
+    /// wake it when the `need`-th becomes usable, not at each (its steps in between would
+    /// only wait).
+    #[inline]
+    pub fn credits_for(&mut self, cx: &StepCtx, need: u32) -> u32 {
+        self.absorb_credits(cx, need.max(1));
         self.credits
     }
 
@@ -522,7 +534,7 @@ impl<T> LinkTx<T> {
     /// Sends `item` if a credit is available, or hands it back (the sender holds it and retries).
     #[inline]
     pub fn try_send(&mut self, cx: &StepCtx, item: T) -> Result<(), T> {
-        self.absorb_credits(cx);
+        self.absorb_credits(cx, 1);
         self.send_with_credit(cx, cx.cycle, item)
     }
 
@@ -551,7 +563,7 @@ impl<T> LinkTx<T> {
     where
         T: Copy,
     {
-        self.absorb_credits(cx);
+        self.absorb_credits(cx, items.len() as u32);
         if (self.credits as usize) < items.len() {
             return false;
         }
@@ -654,18 +666,22 @@ impl<T> LinkTx<T> {
     }
 
     /// With credits returned that are not usable yet (pops the receiver made ahead): asks for a
-    /// step when the next one becomes usable. A run of pops wakes the sender only at its first
-    /// credit; this asks for the next at each look, so that the sender is stepped at every
-    /// credit it waits for, as it would be if each pop had woken it.
+    /// step when the credits usable reach `need` (the next one for a sender of single words),
+    /// if pops already made get them there. A run of pops wakes the sender only at its first
+    /// credit; this asks again at each look, so that the sender is stepped at every credit it
+    /// waits for, as it would be if each pop had woken it, short of those at which it would
+    /// still have too few to send (its steps there would only wait).
     #[inline]
-    fn post_next_credit(&self) {
+    fn post_credit(&self, need: u32) {
         if !self.counted_credits() {
             return;
         }
         let pops = &self.published.pops;
-        if pops.total() > self.credits_absorbed {
+        let short = need.saturating_sub(self.credits).max(1) as u64;
+        let k = self.credits_absorbed + short - 1;
+        if pops.total() > k {
             let me = self.published.tx_owner.load(Ordering::Relaxed);
-            wake::post(me, pops.cycle_of(self.credits_absorbed) + 1);
+            wake::post(me, pops.cycle_of(k) + 1);
         }
     }
 

@@ -305,7 +305,7 @@ impl Component for Gin {
         for i in 0..self.routes[route].len() {
             let (b, p) = self.routes[route][i];
             if let Some(tx) = self.outputs[b as usize][p as usize].as_mut() {
-                if tx.credits(cx) < need {
+                if tx.credits_for(cx, need) < need {
                     ready = false;
                     break;
                 }

@@ -219,17 +219,7 @@ impl Pe {
                 }
                 _ if !pipe_empty => break,
                 PeState::LoadFilters if !prim.compressed => {
-                    while self.dp.state == PeState::LoadFilters {
-                        let Some(r) = self.ports.filter_in.head_ready_at() else {
-                            break;
-                        };
-                        let at = r.max(c + 1);
-                        // Stalls until it arrives, then the load.
-                        self.dp.counters.stall_filter += at - c - 1;
-                        self.dp.counters.active_cycles += at - c;
-                        c = at;
-                        self.load_weight(cx, at, prim)?;
-                    }
+                    c = self.load_ahead(cx, c, prim)?;
                     break;
                 }
                 PeState::Compute => {
@@ -264,24 +254,63 @@ impl Pe {
     /// window (the operation issues at the edge after it) or the first edge with none arrived.
     /// Returns the last edge it ran; the port has worked every edge up to it.
     fn window_ahead(&mut self, cx: &StepCtx, mut c: u64, prim: &Primitive) -> Result<u64, Fault> {
-        while !self.dp.window_stored(prim) && !self.dp.ifmap_port_blocked(prim) {
-            let e = c + 1;
-            if self.ports.ifmap_in.head_ready_at().is_none_or(|r| r > e)
-                || !self.ports.ifmap_in.can_pop_ahead_at(cx, e)
-            {
-                break;
+        let e = c + 1;
+        if !self.dp.window_stored(prim)
+            && !self.dp.ifmap_port_blocked(prim)
+            && self.ports.ifmap_in.head_ready_at().is_some_and(|r| r <= e)
+            && self.ports.ifmap_in.can_pop_ahead_at(cx, e)
+        {
+            let ifmap = &self.dp.ifmap;
+            let window_end = (self.dp.window_start(prim) + prim.s as u64) * prim.q as u64;
+            let need = window_end.min(ifmap.total) - ifmap.stored;
+            let n = self.ports.ifmap_in.arrived_run(e, need as usize);
+            let mut values = std::mem::take(&mut self.run_buf);
+            values.clear();
+            if self.ports.ifmap_in.take_run_at(cx, e, n, &mut values) != n {
+                return Err("ifmap values vanished between their check and their use".into());
             }
-            let v = self
-                .ports
-                .ifmap_in
-                .try_recv_at(cx, e)
-                .ok_or("an ifmap value vanished between its check and its use")?;
-            self.dp.counters.stall_ifmap += 1;
-            self.dp.counters.active_cycles += 1;
-            self.write_ifmap(v, prim);
-            c = e;
+            for &v in &values {
+                self.write_ifmap(v, prim);
+            }
+            self.run_buf = values;
+            self.dp.counters.stall_ifmap += n as u64;
+            self.dp.counters.active_cycles += n as u64;
+            c += n as u64;
         }
         self.port_free = self.port_free.max(c + 1);
+        Ok(c)
+    }
+
+    /// A filter load from edge `c + 1` on: the weights already on their way, each at the first
+    /// edge at or after its arrival, one an edge (the edges between are filter stalls), taken
+    /// as runs. Returns the last edge it ran.
+    fn load_ahead(&mut self, cx: &StepCtx, mut c: u64, prim: &Primitive) -> Result<u64, Fault> {
+        let row = prim.p * prim.q * prim.s;
+        while self.dp.state == PeState::LoadFilters {
+            let Some(r) = self.ports.filter_in.head_ready_at() else {
+                break;
+            };
+            let first = r.max(c + 1);
+            if !self.ports.filter_in.can_pop_ahead_at(cx, first) {
+                break;
+            }
+            let left = (row - self.dp.filter.loaded) as usize;
+            let n = self.ports.filter_in.arrived_run(first, left);
+            let mut words = std::mem::take(&mut self.run_buf);
+            words.clear();
+            if self.ports.filter_in.take_run_at(cx, first, n, &mut words) != n {
+                return Err("weights vanished between their check and their use".into());
+            }
+            let engine = self.mode.get();
+            for &w in &words {
+                engine.load(&mut self.dp, w, prim, &self.name)?;
+            }
+            self.run_buf = words;
+            // Stalls until the first arrives, then a weight an edge.
+            self.dp.counters.stall_filter += first - c - 1;
+            self.dp.counters.active_cycles += first - c - 1 + n as u64;
+            c = first + n as u64 - 1;
+        }
         Ok(c)
     }
 
