@@ -29,7 +29,7 @@ use std::sync::Arc;
 use rowsim_config::HwConfig;
 use rowsim_datapath::mac::MacConfig;
 use rowsim_datapath::rlc::{decode, encode, RlcFormat};
-use rowsim_dram::{pack_raw, DramCmd, DramController, Inbound, Outbound};
+use rowsim_dram::{pack_raw, unpack_raw, DramCmd, DramController, Inbound, Outbound};
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
 use rowsim_kernel::{
     Advance, Clock, ComponentId, Link, LinkRx, LinkTx, Merge, Scheduler, SimError, TraceConfig,
@@ -190,6 +190,7 @@ fn layout_dram(
     coded: bool,
     code_filters: bool,
     compressed: bool,
+    ofmap_coded: bool,
 ) -> DramImage {
     let mut memory = Vec::new();
     let mut l = DramMap {
@@ -248,7 +249,12 @@ fn layout_dram(
         );
         memory.extend(words);
     }
-    let worst = (pb.f as usize).div_ceil(fmt.pairs_per_word as usize).max(1);
+    // Room for a row's longest stream: a pair per value coded, four values a word raw.
+    let worst = if ofmap_coded {
+        (pb.f as usize).div_ceil(fmt.pairs_per_word as usize).max(1)
+    } else {
+        (pb.f as usize).div_ceil(4)
+    };
     for img in 0..pb.n {
         for mf in 0..layer.m {
             for e in 0..pb.e {
@@ -357,7 +363,7 @@ impl LayerSim {
         let r = &hw.rlc;
         let fmt = RlcFormat::new(r.run_bits, r.level_bits, r.pairs_per_word, r.word_bits)
             .map_err(ChipError::Setup)?;
-        let coded = !layer.first || r.code_first_layer_input;
+        let coded = r.codes_ifmap(layer.first);
         let lanes = (hw.glb.bank_width_bits / hw.datapath.word_bits) as u64;
         let phases = phases(&pb, &m);
         let mut image = layout_dram(
@@ -371,6 +377,7 @@ impl LayerSim {
             coded,
             r.code_filters,
             hw.spad.filter.compressed,
+            r.codes_ofmap(),
         );
 
         // The GLB: the largest band, the psums of a strip, the filters of a pass (rows aligned
@@ -509,16 +516,21 @@ impl LayerSim {
         );
         let outbound_jobs = Link::<Vec<(usize, u64)>>::new("top.chip.rlc_out.jobs", core, 1, 2)
             .map_err(ChipError::setup)?;
+        let outbound = Outbound::new(
+            "top.chip.rlc_out",
+            fmt,
+            relu_out.rx,
+            writes.tx,
+            dports.wdata,
+        )
+        .with_job_port(outbound_jobs.rx);
         let ofmap_wr = sched.add(
             core,
-            Outbound::new(
-                "top.chip.rlc_out",
-                fmt,
-                relu_out.rx,
-                writes.tx,
-                dports.wdata,
-            )
-            .with_job_port(outbound_jobs.rx),
+            if r.codes_ofmap() {
+                outbound
+            } else {
+                outbound.raw()
+            },
         );
         let dram_map = Arc::new(image.map);
         let geo = Geometry {
@@ -597,6 +609,7 @@ impl LayerSim {
             phases,
             layer: layer.clone(),
             fmt,
+            ofmap_coded: r.codes_ofmap(),
             ended: false,
         })
     }
@@ -651,6 +664,8 @@ pub struct LayerSim {
     phases: Vec<Phase>,
     layer: ConvLayer,
     fmt: RlcFormat,
+    /// Whether the ofmap is written RLC coded (else raw).
+    ofmap_coded: bool,
     /// Whether the chip has gone quiet for good.
     ended: bool,
 }
@@ -789,12 +804,12 @@ impl LayerSim {
             let len = *written.get(&addr).ok_or_else(|| {
                 ChipError::Setup(format!("ofmap row ({img}, {mf}, {e}) was never written"))
             })? as u64;
-            let row = decode(
-                fmt,
-                &memory[addr as usize..(addr + len) as usize],
-                pb.f as usize,
-            )
-            .map_err(ChipError::setup)?;
+            let words = &memory[addr as usize..(addr + len) as usize];
+            let row = if self.ofmap_coded {
+                decode(fmt, words, pb.f as usize).map_err(ChipError::setup)?
+            } else {
+                unpack_raw(words, 4, pb.f as usize)
+            };
             for (x, v) in row.into_iter().enumerate() {
                 ofmap.set([img as usize, mf as usize, e as usize, x], v);
             }

@@ -34,6 +34,31 @@ fn without_zero_gating_no_mac_is_gated_and_the_counts_still_equal_the_closed_for
     assert_eq!(run.counts.spad_reads.filter, run.counts.macs);
 }
 
+/// The dense mode the ISCA 2016 analysis counts in (`rlc.code_feature_maps = false`, no zero
+/// gating): feature maps cross the DRAM bus raw, four values to a 64-bit word; the ofmap read
+/// back from DRAM is bit-exact and every count equals the closed form, and the DRAM words are
+/// the raw sizes by hand.
+#[test]
+fn in_dense_mode_feature_maps_cross_the_dram_bus_raw() {
+    let mut hw = hw("tiny");
+    hw.rlc.code_feature_maps = false;
+    hw.datapath.zero_gating = false;
+    let l = layer("tiny:dense", 1, 2, 6, 4, 3, 1, 1, 1, false);
+    let m = choose(&l, &hw).unwrap();
+    let run = run_and_check(&l, &hw, &m, 1);
+    // The ofmap: N x M x E rows of F = 6 values, each two 64-bit words (8 16-bit words).
+    assert_eq!(run.counts.dram_writes.psum, 4 * 6 * 8);
+    // Each ifmap row read is W = 6 values, two words: a multiple of 8, and at least every row
+    // once.
+    assert_eq!(run.counts.dram_reads.ifmap % 8, 0);
+    assert!(run.counts.dram_reads.ifmap >= 2 * 6 * 8);
+    assert_eq!(run.counts.macs_gated, 0);
+    // Coded, the same layer moves fewer feature-map words (its ifmap is 40% zeros).
+    let coded = run_and_check(&l, &self::hw("tiny"), &m, 1);
+    assert_eq!(coded.ofmap, run.ofmap);
+    assert!(coded.counts.dram_reads.ifmap < run.counts.dram_reads.ifmap);
+}
+
 #[test]
 fn every_layer_of_the_tiny_network_is_bit_exact_under_several_mappings() {
     let hw = hw("tiny");

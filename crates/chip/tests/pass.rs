@@ -52,6 +52,7 @@ fn run_pass(
         layer: l,
         rlc: rowsim_datapath::rlc::RlcFormat::EYERISS,
         ifmap_coded: true,
+        ofmap_coded: true,
         ifmap_zero_fraction: 0.5,
         ofmap_zero_fraction: 0.5,
         weights: None,

@@ -232,7 +232,7 @@ proptest! {
     #[test]
     fn every_legal_mapping_places_and_addresses_correctly(l in small_layer(), pick in any::<prop::sample::Index>(), tiny: bool) {
         let hw = hw(if tiny { "tiny" } else { "eyeriss-v1" });
-        let data = ExpectedData { layer: &l, rlc: rowsim_datapath::rlc::RlcFormat::EYERISS, ifmap_coded: true, ifmap_zero_fraction: 0.5, ofmap_zero_fraction: 0.5 , weights: None};
+        let data = ExpectedData { layer: &l, rlc: rowsim_datapath::rlc::RlcFormat::EYERISS, ifmap_coded: true, ofmap_coded: true, ifmap_zero_fraction: 0.5, ofmap_zero_fraction: 0.5 , weights: None};
         let Ok(all) = enumerate(&l, &hw, &data) else { return Ok(()) };
         let m = all[pick.index(all.len())].mapping;
         let pb = Problem::of(&l);

@@ -177,6 +177,7 @@ fn part(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resul
         ofmap: &d.ofmap,
         rlc: expected.rlc,
         ifmap_coded: expected.ifmap_coded,
+        ofmap_coded: expected.ofmap_coded,
         weights: Some(&d.weights),
     };
     // The closed form on this data: what the chip counts when it runs the mapping.

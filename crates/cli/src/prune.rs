@@ -153,6 +153,7 @@ pub fn evaluate_model(model: &Model, data: &Data, hw: &HwConfig) -> anyhow::Resu
                 ofmap: &y,
                 rlc: expected.rlc,
                 ifmap_coded: expected.ifmap_coded,
+                ofmap_coded: expected.ofmap_coded,
                 weights: Some(&w),
             };
             let m = crate::run::choose(hw, &part.layer, None, Objective::Energy, Some(&w))

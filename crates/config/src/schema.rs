@@ -198,6 +198,10 @@ pub struct Dram {
 
 /// Run-length coding of feature maps: `pairs_per_word` (run, level) pairs and a last-word flag
 /// per `word_bits` word.
+fn coded() -> bool {
+    true
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rlc {
@@ -205,10 +209,28 @@ pub struct Rlc {
     pub level_bits: u32,
     pub pairs_per_word: u32,
     pub word_bits: u32,
+    /// Whether feature maps cross the DRAM bus run-length coded: every layer's output, and its
+    /// input but a network's first (see `code_first_layer_input`). The chip codes them; `false`
+    /// moves them raw, as the ISCA 2016 analysis counts every access (a dense mode beside
+    /// `datapath.zero_gating = false` and `--zero-fraction 0`). Optional, `true` by default.
+    #[serde(default = "coded")]
+    pub code_feature_maps: bool,
     /// Whether the first layer's input image is coded (the chip does not code it).
     pub code_first_layer_input: bool,
     /// Whether filters are coded (the chip does not code them).
     pub code_filters: bool,
+}
+
+impl Rlc {
+    /// Whether a layer's input crosses the DRAM bus coded (`first`: a network's first layer).
+    pub fn codes_ifmap(&self, first: bool) -> bool {
+        self.code_feature_maps && (!first || self.code_first_layer_input)
+    }
+
+    /// Whether a layer's output crosses the DRAM bus coded.
+    pub fn codes_ofmap(&self) -> bool {
+        self.code_feature_maps
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -174,6 +174,11 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
         }),
         (false, None) => {}
     }
+    c.rule(
+        "rlc.code_first_layer_input",
+        hw.rlc.code_feature_maps || !hw.rlc.code_first_layer_input,
+        || "asks for the first layer's input coded, but rlc.code_feature_maps is false (feature maps cross the DRAM bus raw)".into(),
+    );
     if fs.compressed {
         c.rule("spad.filter.compressed", hw.datapath.zero_skipping, || {
             "needs datapath.zero_skipping: a PE holding compressed weights walks their mask".into()

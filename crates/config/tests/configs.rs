@@ -68,7 +68,7 @@ fn eyeriss_v1_holds_every_number_of_the_spec() {
         (r.run_bits, r.level_bits, r.pairs_per_word, r.word_bits),
         (5, 16, 3, 64)
     );
-    assert!(!r.code_first_layer_input && !r.code_filters);
+    assert!(r.code_feature_maps && !r.code_first_layer_input && !r.code_filters);
     assert_eq!(
         (hw.scan_chain.bits, hw.scan_chain.load_time_limit_us),
         (1794, 100)
@@ -352,4 +352,32 @@ fn compressed_weights_are_checked_field_by_field() {
         "entries = 12\ncompressed = true\nmask_bits = 12\n",
     );
     assert_eq!(e.field, "spad.ifmap.compressed");
+}
+
+/// The dense mode (`rlc.code_feature_maps = false`): optional (on by default), and refused
+/// beside a coded first-layer input.
+#[test]
+fn feature_maps_are_coded_unless_the_config_says_raw() {
+    let text = eyeriss_text();
+    let without = text.replace("code_feature_maps = true ", "");
+    let hw = parse(&without, Path::new("old.toml")).unwrap();
+    assert!(hw.rlc.code_feature_maps && hw.rlc.codes_ofmap());
+    assert!(hw.rlc.codes_ifmap(false) && !hw.rlc.codes_ifmap(true));
+    let dense = parse(
+        &text.replace("code_feature_maps = true ", "code_feature_maps = false "),
+        Path::new("dense.toml"),
+    )
+    .unwrap();
+    assert!(!dense.rlc.codes_ofmap() && !dense.rlc.codes_ifmap(false));
+    let mut both = text.replace("code_feature_maps = true ", "code_feature_maps = false ");
+    both = both.replace(
+        "code_first_layer_input = false",
+        "code_first_layer_input = true",
+    );
+    let e = parse(&both, Path::new("bad.toml"))
+        .expect_err("must be refused")
+        .0
+        .remove(0);
+    assert_eq!(e.field, "rlc.code_first_layer_input");
+    assert!(e.to_string().contains("code_feature_maps is false"), "{e}");
 }

@@ -451,10 +451,13 @@ impl Component for Inbound {
 
 /// Codes feature-map rows and writes them to DRAM, on the core clock: for each expected stream
 /// (values, DRAM address), once its values are in, it codes them, issues the write command
-/// (only now is the coded length known) and sends the coded words.
+/// (only now is the coded length known) and sends the coded words. Without coding
+/// ([`Outbound::raw`]) it packs the values four to a bus word, as raw streams are read.
 pub struct Outbound {
     name: String,
     fmt: rowsim_datapath::rlc::RlcFormat,
+    /// Whether rows are RLC coded (else packed raw).
+    coded: bool,
     input: LinkRx<i16>,
     cmd: LinkTx<DramCmd>,
     wdata: LinkTx<u64>,
@@ -479,6 +482,7 @@ impl Outbound {
         Outbound {
             name: name.into(),
             fmt,
+            coded: true,
             input,
             cmd,
             wdata,
@@ -490,6 +494,12 @@ impl Outbound {
             written: Vec::new(),
             job_port: Port::default(),
         }
+    }
+
+    /// Writes rows raw, four values to a 64-bit bus word (`rlc.code_feature_maps = false`).
+    pub fn raw(mut self) -> Self {
+        self.coded = false;
+        self
     }
 
     pub fn expect(&mut self, values: usize, addr: u64) {
@@ -535,7 +545,11 @@ impl Component for Outbound {
                     }
                 }
                 if self.gathering.len() == n {
-                    let coded = rowsim_datapath::rlc::encode(&self.fmt, &self.gathering);
+                    let coded = if self.coded {
+                        rowsim_datapath::rlc::encode(&self.fmt, &self.gathering)
+                    } else {
+                        pack_raw(&self.gathering, 4)
+                    };
                     self.gathering.clear();
                     self.streams.pop_front();
                     self.cmd_pending = Some(DramCmd {
@@ -544,7 +558,7 @@ impl Component for Outbound {
                         addr,
                         len: coded.len() as u32,
                         kind: DataType::Psum,
-                        coded: true,
+                        coded: self.coded,
                     });
                     self.next_id += 1;
                     self.written.push((addr, coded.len() as u32));

@@ -66,6 +66,8 @@ pub struct ExactData<'a> {
     pub rlc: RlcFormat,
     /// Whether ifmaps cross the bus coded (every layer but a network's first, on Eyeriss).
     pub ifmap_coded: bool,
+    /// Whether the ofmap crosses the bus coded (`rlc.code_feature_maps`).
+    pub ofmap_coded: bool,
     /// `[M][C/G][R][S]`, when known: zero skipping skips the MACs of zero weights too.
     pub weights: Option<&'a Tensor>,
 }
@@ -82,7 +84,11 @@ impl DataModel for ExactData<'_> {
 
     fn ofmap_row_words(&self, n: u32, m: u32, e: u32) -> u64 {
         let row = self.ofmap.row(n as usize, m as usize, e as usize);
-        encoded_len(&self.rlc, row) as u64 * words_per_coded(&self.rlc)
+        if self.ofmap_coded {
+            encoded_len(&self.rlc, row) as u64 * words_per_coded(&self.rlc)
+        } else {
+            raw_words(row.len() as u64)
+        }
     }
 
     fn gated_macs(&self) -> u64 {
@@ -164,6 +170,7 @@ pub struct ExpectedData<'a> {
     pub layer: &'a ConvLayer,
     pub rlc: RlcFormat,
     pub ifmap_coded: bool,
+    pub ofmap_coded: bool,
     pub ifmap_zero_fraction: f64,
     pub ofmap_zero_fraction: f64,
     /// The layer's weights, when known before the run (compressed rows are then sized
@@ -192,7 +199,11 @@ impl DataModel for ExpectedData<'_> {
     }
 
     fn ofmap_row_words(&self, _n: u32, _m: u32, _e: u32) -> u64 {
-        self.coded(self.layer.f(), self.ofmap_zero_fraction)
+        if self.ofmap_coded {
+            self.coded(self.layer.f(), self.ofmap_zero_fraction)
+        } else {
+            raw_words(self.layer.f() as u64)
+        }
     }
 
     fn gated_macs(&self) -> u64 {
@@ -351,6 +362,7 @@ mod tests {
                     layer: &layer,
                     rlc,
                     ifmap_coded: coded,
+                    ofmap_coded: coded,
                     ifmap_zero_fraction: z,
                     ofmap_zero_fraction: 0.5,
                     weights: None,

@@ -306,7 +306,8 @@ pub fn expected_data<'a>(
     Ok(crate::data::ExpectedData {
         layer,
         rlc,
-        ifmap_coded: !layer.first || r.code_first_layer_input,
+        ifmap_coded: r.codes_ifmap(layer.first),
+        ofmap_coded: r.codes_ofmap(),
         ifmap_zero_fraction: layer.ifmap_zero_fraction,
         ofmap_zero_fraction: 0.5,
         weights: None,

@@ -23,6 +23,7 @@ fn expected(l: &ConvLayer) -> ExpectedData<'_> {
         layer: l,
         rlc: RlcFormat::EYERISS,
         ifmap_coded: !l.first,
+        ofmap_coded: true,
         ifmap_zero_fraction: l.ifmap_zero_fraction,
         ofmap_zero_fraction: 0.5,
         weights: None,
@@ -142,7 +143,7 @@ proptest! {
         let x = synthetic_ifmap(&l, seed, fmt);
         let w = synthetic_weights(&l, seed, fmt);
         let (y, _) = reference_conv(&l, &x, &w, fmt.mac(), true).unwrap();
-        let data = ExactData { layer: &l, ifmap: &x, ofmap: &y, rlc: RlcFormat::EYERISS, ifmap_coded: !l.first, weights: None };
+        let data = ExactData { layer: &l, ifmap: &x, ofmap: &y, rlc: RlcFormat::EYERISS, ifmap_coded: !l.first, ofmap_coded: true, weights: None };
         let all = match enumerate_for(&l, &hw, &data, df) {
             Ok(all) => all,
             Err(e) => { prop_assert!(!e.to_string().is_empty()); return Ok(()); }

@@ -70,7 +70,8 @@ pub fn run_and_check_on(
         ifmap: &x,
         ofmap: &run.ofmap,
         rlc: RlcFormat::EYERISS,
-        ifmap_coded: !l.first,
+        ifmap_coded: hw.rlc.codes_ifmap(l.first),
+        ofmap_coded: hw.rlc.codes_ofmap(),
         weights: Some(&w),
     };
     let predicted = predict(&pb, m, run.counts.pes_used, &DataTotals::on(&pb, &data, hw));
