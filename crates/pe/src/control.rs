@@ -19,7 +19,7 @@ impl Pe {
     fn load_weight(&mut self, cx: &StepCtx, at: u64, prim: &Primitive) -> Result<bool, Fault> {
         match self.ports.filter_in.try_recv_at(cx, at) {
             Some(w) => {
-                self.mode.get().load(&mut self.dp, w, prim, &self.name)?;
+                self.mode.load(&mut self.dp, w, prim, &self.name)?;
                 Ok(true)
             }
             None => {
@@ -206,13 +206,13 @@ impl Pe {
                 // The rest of the position's operations and the two bubbles: they read only
                 // the window, which the ifmap port does not write (it fills free columns).
                 PeState::Compute if self.dp.window_stored(prim) => {
-                    if self.mode.view().burst_edges(&self.dp, prim).is_some() {
+                    if self.mode.burst_edges(&self.dp, prim).is_some() {
                         c += self.burst(prim);
                     } else if pipe_empty {
                         // Zero skipping: the position's index read, an edge of its own.
                         c += 1;
                         self.dp.counters.active_cycles += 1;
-                        self.mode.get().issue(&mut self.dp, prim);
+                        self.mode.issue(&mut self.dp, prim);
                     } else {
                         break;
                     }
@@ -301,7 +301,7 @@ impl Pe {
             if self.ports.filter_in.take_run_at(cx, first, n, &mut words) != n {
                 return Err("weights vanished between their check and their use".into());
             }
-            let engine = self.mode.get();
+            let engine = &mut self.mode;
             for &w in &words {
                 engine.load(&mut self.dp, w, prim, &self.name)?;
             }
@@ -395,7 +395,7 @@ impl Pe {
         match self.dp.state {
             PeState::LoadFilters => c.stall_filter += 1,
             PeState::Compute => {
-                self.mode.get().issue(&mut self.dp, prim);
+                self.mode.issue(&mut self.dp, prim);
             }
             PeState::Drain if pipe_busy => c.pipeline_bubbles += 1,
             PeState::Drain if self.drain_waits_for_psum_in => c.stall_psum_in += 1,
@@ -408,7 +408,7 @@ impl Pe {
     /// in the pipeline first, then each operation through MUL and ADD as the mode's engine
     /// issues it. Returns the edges it covered.
     fn burst(&mut self, prim: &Primitive) -> u64 {
-        let engine = self.mode.get();
+        let engine = &mut self.mode;
         let edges = engine
             .burst_edges(&self.dp, prim)
             .expect("a burst runs a position that can");
@@ -482,7 +482,7 @@ impl Component for Pe {
         // RD: issue the next operation, from the state as it was before this edge.
         moved |= match self.dp.state {
             PeState::LoadFilters => self.load_weight(cx, cx.cycle, &prim)?,
-            PeState::Compute => self.mode.get().issue(&mut self.dp, &prim),
+            PeState::Compute => self.mode.issue(&mut self.dp, &prim),
             PeState::Drain => self.issue_drain(cx, &prim, pipe_busy)?,
             PeState::Idle | PeState::Done => false,
         };
@@ -586,7 +586,6 @@ impl Component for Pe {
                 PeState::Compute
                     if self
                         .mode
-                        .view()
                         .burst_edges(&self.dp, &prim)
                         .is_some_and(|b| b <= edges) =>
                 {

@@ -64,18 +64,51 @@ impl Mode {
     }
 
     #[inline]
-    pub fn get(&mut self) -> &mut dyn Engine {
+    fn get(&mut self) -> &mut dyn Engine {
         match self {
             Mode::Dense(e) => e,
             Mode::Skipping(e) => e,
         }
     }
 
+    // The engine's operations, dispatched on the mode without a virtual call (the hot ones
+    // inline into the control FSM).
+
     #[inline]
-    pub fn view(&self) -> &dyn Engine {
+    pub fn load(
+        &mut self,
+        dp: &mut Datapath,
+        w: i16,
+        prim: &Primitive,
+        pe: &str,
+    ) -> Result<(), String> {
         match self {
-            Mode::Dense(e) => e,
-            Mode::Skipping(e) => e,
+            Mode::Dense(e) => e.load(dp, w, prim, pe),
+            Mode::Skipping(e) => e.load(dp, w, prim, pe),
+        }
+    }
+
+    #[inline]
+    pub fn issue(&mut self, dp: &mut Datapath, prim: &Primitive) -> bool {
+        match self {
+            Mode::Dense(e) => e.issue(dp, prim),
+            Mode::Skipping(e) => e.issue(dp, prim),
+        }
+    }
+
+    #[inline]
+    pub fn burst_edges(&self, dp: &Datapath, prim: &Primitive) -> Option<u64> {
+        match self {
+            Mode::Dense(e) => e.burst_edges(dp, prim),
+            Mode::Skipping(e) => e.burst_edges(dp, prim),
+        }
+    }
+
+    #[inline]
+    pub fn run_position(&mut self, dp: &mut Datapath, prim: &Primitive) {
+        match self {
+            Mode::Dense(e) => e.run_position(dp, prim),
+            Mode::Skipping(e) => e.run_position(dp, prim),
         }
     }
 }
@@ -181,13 +214,39 @@ impl Engine for Dense {
     }
 
     fn run_position(&mut self, dp: &mut Datapath, prim: &Primitive) {
-        // A group of MACs started part way (woken in the middle of one): one at a time.
-        while dp.state == PeState::Compute && self.op_f != 0 {
-            self.issue(dp, prim);
-            dp.complete_rd(prim);
+        let p = prim.p as usize;
+        // The rest of a group started already (its first MAC issued at the step before the
+        // burst): the held ifmap value with the group's remaining filters, as below.
+        if dp.state == PeState::Compute && self.op_f != 0 {
+            let (f0, base) = (self.op_f as usize, dp.op as usize);
+            let rest = p - f0;
+            if prim.zero_gating && self.held_zero {
+                dp.counters.macs_gated += rest as u64;
+            } else {
+                let x = self.held_ifmap;
+                let weights = &dp.filter.entries[base..base + rest];
+                let psums = &mut dp.psum[f0..p];
+                let ov = &mut dp.counters.overflows;
+                let mut product = dp.pipe.mac_product;
+                for (acc, &wt) in psums.iter_mut().zip(weights) {
+                    product = mac::product(wt, x, prim.mac, ov);
+                    *acc = mac::add(*acc, product, prim.mac, ov);
+                }
+                dp.pipe.mac_a = weights[rest - 1];
+                dp.pipe.mac_b = x;
+                dp.pipe.mac_product = product;
+                let c = &mut dp.counters;
+                c.macs += rest as u64;
+                c.filter_spad_reads += rest as u64;
+                c.psum_spad_reads += rest as u64;
+                c.psum_spad_writes += rest as u64;
+            }
+            dp.op += rest as u32;
+            self.op_f = 0;
+            self.next_channel(dp, prim);
+            dp.end_position_after_last_op();
         }
         // Whole groups: the `p` MACs of one (s, c) share an ifmap value, read once.
-        let p = prim.p as usize;
         while dp.state == PeState::Compute {
             if dp.op == 0 {
                 self.rd_col = dp.ifmap.col_of(dp.window_start(prim));
