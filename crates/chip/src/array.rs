@@ -393,62 +393,81 @@ pub fn build_pass(
             }
         })
         .collect();
-    let longest = streams
-        .iter()
-        .map(|s| s.1.len().div_ceil(fw))
-        .max()
-        .unwrap_or(0);
-    for b in 0..longest {
-        for (&(tt, rr, i), ws) in &streams {
-            if let Some(chunk) = ws.chunks(fw).nth(b) {
-                let (row, col) = plan.filter_tag(tt, rr, i);
-                filter_beats.push(Beat::new(row, col, chunk));
-            }
+    let rows = (m.t * m.r * pb.r) as usize;
+    if streams.len() != rows {
+        return Err(PassError::Input(format!(
+            "{} filter rows given for a pass of t*r*R = {rows}",
+            streams.len()
+        )));
+    }
+    let lens: Vec<u64> = streams.iter().map(|s| s.1.len() as u64).collect();
+    for ch in crate::stream::filter_chunks(&m, pb, &lens, fw as u64) {
+        let (&(tt, rr, i), ws) = &streams[ch.row];
+        if (tt, rr, i) != (ch.tt, ch.rr, ch.i) {
+            return Err(PassError::Input(format!(
+                "filter row ({tt}, {rr}, {i}) given where row ({}, {}, {}) belongs",
+                ch.tt, ch.rr, ch.i
+            )));
         }
+        let (row, col) = plan.filter_tag(tt, rr, i);
+        let (a, b) = (ch.start as usize, (ch.start + ch.len) as usize);
+        filter_beats.push(Beat::new(row, col, &ws[a..b]));
     }
     let mut ifmap_beats = Vec::new();
-    let wu = pb.w_used() as usize;
     let q = m.q as usize;
     let band = (e_cur - 1) * pb.u + pb.r;
     let tags: Vec<Vec<Vec<(u16, u16)>>> = (0..m.r)
         .map(|rr| (0..band).map(|y| plan.ifmap_tags(rr, y, e_cur)).collect())
         .collect();
-    for img in &input.ifmaps {
-        for col in 0..wu {
-            for (rr, rows) in img.iter().enumerate() {
-                for (y, row) in rows.iter().enumerate().take(band as usize) {
-                    for c in 0..q {
-                        let v = *row.get(col * q + c).ok_or_else(|| {
-                            PassError::Input(format!("ifmap row {y} is shorter than {wu} x {q}"))
-                        })?;
-                        for &(r_id, c_id) in &tags[rr][y] {
-                            ifmap_beats.push(Beat::new(r_id, c_id, &[v]));
-                        }
-                    }
-                }
-            }
+    if input.ifmaps.len() < m.n as usize {
+        return Err(PassError::Input(format!(
+            "{} images given for a pass of n = {}",
+            input.ifmaps.len(),
+            m.n
+        )));
+    }
+    for v in crate::stream::ifmap_values(&m, pb, band) {
+        let row = input.ifmaps[v.img as usize]
+            .get(v.rr as usize)
+            .and_then(|rows| rows.get(v.y as usize))
+            .ok_or_else(|| {
+                PassError::Input(format!("ifmap row {} of block {} missing", v.y, v.rr))
+            })?;
+        let x = *row.get(v.col as usize * q + v.c as usize).ok_or_else(|| {
+            PassError::Input(format!(
+                "ifmap row {} is shorter than {} x {q}",
+                v.y,
+                pb.w_used()
+            ))
+        })?;
+        for &(r_id, c_id) in &tags[v.rr as usize][v.y as usize] {
+            ifmap_beats.push(Beat::new(r_id, c_id, &[x]));
         }
     }
     let pw = words(hw.noc.psum_gin.width_bits);
     let mut psum_beats = Vec::new();
     if let Some(pin) = &input.psum_in {
         let per_pos = m.p as usize;
-        let positions = (m.n * pb.f) as usize;
-        for k in 0..positions {
-            for ((tt, j), ws) in pin {
-                let l = LogicalPe {
-                    tt: *tt,
-                    rr: m.r - 1,
-                    i: pb.r - 1,
-                    j: *j,
-                };
-                let p = plan
-                    .at(l)
-                    .ok_or_else(|| PassError::Input(format!("no chain bottom for ({tt}, {j})")))?;
-                let (row, col) = plan.psum_tag(p);
-                for chunk in ws[k * per_pos..(k + 1) * per_pos].chunks(pw) {
-                    psum_beats.push(Beat::new(row, col, chunk));
-                }
+        for (pos, tt, j) in crate::stream::psum_positions(&m, pb, e_cur) {
+            let ws = pin
+                .get(&(tt, j))
+                .ok_or_else(|| PassError::Input(format!("no psums in for chain ({tt}, {j})")))?;
+            let l = LogicalPe {
+                tt,
+                rr: m.r - 1,
+                i: pb.r - 1,
+                j,
+            };
+            let p = plan
+                .at(l)
+                .ok_or_else(|| PassError::Input(format!("no chain bottom for ({tt}, {j})")))?;
+            let (row, col) = plan.psum_tag(p);
+            let k = pos as usize * per_pos;
+            let chunk = ws.get(k..k + per_pos).ok_or_else(|| {
+                PassError::Input(format!("too few psums in for chain ({tt}, {j})"))
+            })?;
+            for c in chunk.chunks(pw) {
+                psum_beats.push(Beat::new(row, col, c));
             }
         }
     }

@@ -62,6 +62,7 @@ use rowsim_pe::Primitive;
 
 use crate::array::pass_primitive;
 use crate::plan::{ArrayPlan, LogicalPe};
+use crate::stream;
 use rowsim_glb::sequencer::{GlbAddr, ReadItem, ReadJob, Src, Tags, WriteJob};
 use rowsim_mapper::Phase;
 
@@ -252,35 +253,21 @@ impl Geometry {
         // Filters: each logical row's words, a bus width at a time, rows round robin (a
         // compressed row that has ended drops out of the round).
         let lens = self.row_lens(p.key)?;
-        let longest = lens.iter().copied().max().unwrap_or(0);
         let fbase = p.filter_slot as u64 * self.slots.filter_words;
         let mut filter_items = Vec::new();
-        for b in 0..longest.div_ceil(self.lanes) {
-            for tt in 0..m.t {
-                for rr in 0..m.r {
-                    for i in 0..pb.r {
-                        let row = ((tt * m.r + rr) * pb.r + i) as u64;
-                        let start = b * self.lanes;
-                        let row_len = lens[row as usize];
-                        if start >= row_len {
-                            continue;
-                        }
-                        let len = (row_len - start).min(self.lanes) as u8;
-                        let a =
-                            self.glb_addr(DataType::Filter, fbase + row * self.row_stride + start)?;
-                        filter_items.push(ReadItem {
-                            src: Src::Glb {
-                                bank: a.bank,
-                                entry: a.entry,
-                                lane: a.lane,
-                                len,
-                                dtype: DataType::Filter,
-                            },
-                            tags: Tags::One(self.plan.filter_tag(tt, rr, i)),
-                        });
-                    }
-                }
-            }
+        for ch in stream::filter_chunks(&m, &pb, &lens, self.lanes) {
+            let row = ch.row as u64;
+            let a = self.glb_addr(DataType::Filter, fbase + row * self.row_stride + ch.start)?;
+            filter_items.push(ReadItem {
+                src: Src::Glb {
+                    bank: a.bank,
+                    entry: a.entry,
+                    lane: a.lane,
+                    len: ch.len as u8,
+                    dtype: DataType::Filter,
+                },
+                tags: Tags::One(self.plan.filter_tag(ch.tt, ch.rr, ch.i)),
+            });
         }
         // Ifmaps: image by image, column by column, every row of the band.
         let (lo, hi) = pb.band(m.e, eb);
@@ -294,43 +281,35 @@ impl Geometry {
             .collect();
         let mut ifmap_items = Vec::new();
         let (first, _) = pb.block_channels(m.q * m.r, cb);
-        for img in 0..m.n {
-            for col in 0..pb.w_used() {
-                for rr in 0..m.r {
-                    for y in 0..band {
-                        for c in 0..m.q {
-                            let cv = cb * m.q * m.r + rr * m.q + c;
-                            let (ch, yp, xp) = pb.real_of(cv, eb * m.e * pb.u + y, col);
-                            let src = if pb.is_real(yp, xp) {
-                                let a = self.glb_addr(
-                                    DataType::Ifmap,
-                                    self.band_index(
-                                        p.band_slot,
-                                        img,
-                                        ch - first,
-                                        yp - pb.pad - lo,
-                                        xp - pb.pad,
-                                        hi - lo,
-                                    ),
-                                )?;
-                                Src::Glb {
-                                    bank: a.bank,
-                                    entry: a.entry,
-                                    lane: a.lane,
-                                    len: 1,
-                                    dtype: DataType::Ifmap,
-                                }
-                            } else {
-                                Src::Zeros(1)
-                            };
-                            ifmap_items.push(ReadItem {
-                                src,
-                                tags: tags[rr as usize][y as usize].clone(),
-                            });
-                        }
-                    }
+        for v in stream::ifmap_values(&m, &pb, band) {
+            let cv = cb * m.q * m.r + v.rr * m.q + v.c;
+            let (ch, yp, xp) = pb.real_of(cv, eb * m.e * pb.u + v.y, v.col);
+            let src = if pb.is_real(yp, xp) {
+                let a = self.glb_addr(
+                    DataType::Ifmap,
+                    self.band_index(
+                        p.band_slot,
+                        v.img,
+                        ch - first,
+                        yp - pb.pad - lo,
+                        xp - pb.pad,
+                        hi - lo,
+                    ),
+                )?;
+                Src::Glb {
+                    bank: a.bank,
+                    entry: a.entry,
+                    lane: a.lane,
+                    len: 1,
+                    dtype: DataType::Ifmap,
                 }
-            }
+            } else {
+                Src::Zeros(1)
+            };
+            ifmap_items.push(ReadItem {
+                src,
+                tags: tags[v.rr as usize][v.y as usize].clone(),
+            });
         }
         // Psums out of the chain tops, and in to the bottoms when continuing.
         let mut gon = Vec::new();
@@ -351,40 +330,35 @@ impl Geometry {
         }
         let mut psum_items = Vec::new();
         if continuing {
-            for pos in 0..(m.n * pb.f) as u64 {
-                for tt in 0..m.t {
-                    for j in 0..e_cur {
-                        let bottom = self
-                            .plan
-                            .at(LogicalPe {
-                                tt,
-                                rr: m.r - 1,
-                                i: pb.r - 1,
-                                j,
-                            })
-                            .ok_or("chain bottom missing")?;
-                        let tag = self.plan.psum_tag(bottom);
-                        let mut k = pos * m.p as u64;
-                        let end = k + m.p as u64;
-                        while k < end {
-                            let a = self.glb_addr(
-                                DataType::Psum,
-                                self.psum_index(p.psum_slot, fb, tt, j, k),
-                            )?;
-                            let len = (end - k).min(self.lanes - a.lane as u64) as u8;
-                            psum_items.push(ReadItem {
-                                src: Src::Glb {
-                                    bank: a.bank,
-                                    entry: a.entry,
-                                    lane: a.lane,
-                                    len,
-                                    dtype: DataType::Psum,
-                                },
-                                tags: Tags::One(tag),
-                            });
-                            k += len as u64;
-                        }
-                    }
+            for (pos, tt, j) in stream::psum_positions(&m, &pb, e_cur) {
+                let bottom = self
+                    .plan
+                    .at(LogicalPe {
+                        tt,
+                        rr: m.r - 1,
+                        i: pb.r - 1,
+                        j,
+                    })
+                    .ok_or("chain bottom missing")?;
+                let tag = self.plan.psum_tag(bottom);
+                // The position's `p` psums, an entry's lanes at a time.
+                let mut k = pos * m.p as u64;
+                let end = k + m.p as u64;
+                while k < end {
+                    let a =
+                        self.glb_addr(DataType::Psum, self.psum_index(p.psum_slot, fb, tt, j, k))?;
+                    let len = (end - k).min(self.lanes - a.lane as u64) as u8;
+                    psum_items.push(ReadItem {
+                        src: Src::Glb {
+                            bank: a.bank,
+                            entry: a.entry,
+                            lane: a.lane,
+                            len,
+                            dtype: DataType::Psum,
+                        },
+                        tags: Tags::One(tag),
+                    });
+                    k += len as u64;
                 }
             }
         }

@@ -8,7 +8,9 @@
 //! - [`controller`]: the chip's top-level controller, a component on the core clock that walks
 //!   the mapper's loop nest and overlaps loads, passes and readouts through the buffers;
 //! - [`layer`]: a whole layer through DRAM, the GLB, the NoC and the PEs, and what it counted;
-//! - [`stats`]: the statistics `rowsim run` writes.
+//! - [`stats`]: the statistics `rowsim run` writes;
+//! - [`stream`]: the order a pass's operands cross the GINs, shared by the controller and the
+//!   pass test bench.
 
 pub mod array;
 pub mod controller;
@@ -16,6 +18,7 @@ pub mod layer;
 pub mod plan;
 pub mod split;
 pub mod stats;
+pub mod stream;
 
 pub use array::{
     build_pass, gate_strip, pass_primitive, wire_array, ArrayPass, ArrayWiring, PassError,
