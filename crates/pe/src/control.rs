@@ -154,14 +154,7 @@ impl Pe {
     /// While the FSM is ahead (through `a`): when the ifmap port next has an arrived value to
     /// store, and when the FSM next needs a step.
     fn note_next(&mut self, cx: &StepCtx, prim: &Primitive, a: u64) {
-        self.port_next = if self.dp.ifmap_port_blocked(prim) {
-            None
-        } else {
-            self.ports
-                .ifmap_in
-                .head_ready_at()
-                .map(|r| r.max(cx.cycle + 1).max(self.port_free))
-        };
+        self.port_next = self.port_next_edge(prim, cx.cycle + 1);
         self.fsm_next = if self.dp.state == PeState::LoadFilters {
             // The burst took every weight on its way: the next one, if already sent.
             self.ports.filter_in.head_ready_at().map(|r| r.max(a + 1))
@@ -200,6 +193,7 @@ impl Pe {
     /// way, which must stop the run at that word's edge.
     fn run_ahead(&mut self, cx: &StepCtx, prim: &Primitive) -> Result<(), Fault> {
         let mut c = cx.cycle;
+        self.releases.valid = false;
         loop {
             let pipe_empty = self.dp.pipe.is_empty();
             match self.dp.state {
@@ -207,7 +201,7 @@ impl Pe {
                 // the window, which the ifmap port does not write (it fills free columns).
                 PeState::Compute if self.dp.window_stored(prim) => {
                     if self.mode.burst_edges(&self.dp, prim).is_some() {
-                        c += self.burst(prim);
+                        c += self.burst(prim, Some(c + 1));
                     } else if pipe_empty {
                         // Zero skipping: the position's index read, an edge of its own.
                         c += 1;
@@ -349,6 +343,7 @@ impl Pe {
             c += 1;
             self.dp.counters.active_cycles += 1;
             self.drain_psum(cx, c, prim)?;
+            self.releases.valid = false;
             // The ifmap write port at the same edge, after the window moved.
             if self.dp.state == PeState::Compute && !self.dp.ifmap_port_blocked(prim) {
                 if self.ports.ifmap_in.head_ready_at().is_some_and(|r| r <= c) {
@@ -407,11 +402,24 @@ impl Pe {
     /// The rest of a position's operations and the two bubbles after them, in one go: what is
     /// in the pipeline first, then each operation through MUL and ADD as the mode's engine
     /// issues it. Returns the edges it covered.
-    fn burst(&mut self, prim: &Primitive) -> u64 {
+    /// From a run ahead, `first` is the edge of its first operation: the burst then notes
+    /// when it releases the window's leading entries to the write port (`releases`).
+    fn burst(&mut self, prim: &Primitive, first: Option<u64>) -> u64 {
         let engine = &mut self.mode;
         let edges = engine
             .burst_edges(&self.dp, prim)
             .expect("a burst runs a position that can");
+        self.releases.valid = false;
+        if let Some(first) = first {
+            let from = self.dp.released(prim);
+            let leading = (prim.u.min(prim.s) * prim.q) as u64;
+            let n = (leading - from.min(leading)) as usize;
+            if n <= self.releases.edges.len() {
+                let r = &mut self.releases;
+                engine.release_edges(&self.dp, prim, first, from, &mut r.edges[..n]);
+                (r.valid, r.from, r.n) = (true, from, n);
+            }
+        }
         self.dp.flush_pipeline(prim);
         engine.run_position(&mut self.dp, prim);
         self.dp.counters.active_cycles += edges;
@@ -420,10 +428,56 @@ impl Pe {
         edges
     }
 
+    /// Whether the write port has no free entry at edge `e`: while the FSM is ahead through a
+    /// position's MACs, with the entries they have released by then.
+    fn port_blocked_at(&self, prim: &Primitive, e: u64) -> bool {
+        let released = if self.ahead_until.is_some() && self.releases.valid {
+            self.releases.at(e)
+        } else {
+            self.dp.released(prim)
+        };
+        self.dp.ifmap_port_blocked_with(prim, released)
+    }
+
+    /// The first edge at or after `from` at which the write port can store the value at the
+    /// head of the ifmap FIFO: once it has arrived, the port has worked the edges before
+    /// (`port_free`) and has a free entry. `None` when no value is on its way (its arrival
+    /// wakes the PE), or the port stays full while the FSM is ahead (its step looks again).
+    fn port_next_edge(&mut self, prim: &Primitive, from: u64) -> Option<u64> {
+        let head = self.ports.ifmap_in.head_ready_at()?;
+        let e = head.max(from).max(self.port_free);
+        if !self.port_blocked_at(prim, e) {
+            return Some(e);
+        }
+        if self.ahead_until.is_some() && self.releases.valid && !self.dp.ifmap.all_stored() {
+            return self.releases.next_after(e);
+        }
+        None
+    }
+
+    /// The last edge up to `a` (the end of the FSM's run ahead) through which the write port
+    /// does nothing, whatever arrives: it has worked it, or it has no free entry until the
+    /// next release.
+    fn port_quiet_until(&self, prim: &Primitive, c: u64, a: u64) -> u64 {
+        let e = (c + 1).max(self.port_free);
+        if e > a {
+            return a;
+        }
+        if !self.port_blocked_at(prim, e) {
+            return e - 1;
+        }
+        if self.ahead_until.is_some() && self.releases.valid && !self.dp.ifmap.all_stored() {
+            if let Some(r) = self.releases.next_after(e) {
+                return (r - 1).min(a);
+            }
+        }
+        a
+    }
+
     /// The ifmap spad's write port at `cx`'s edge: the value at the head of the ifmap FIFO into
     /// the next free entry, if it has arrived and the spad has room.
     fn store_ifmap(&mut self, cx: &StepCtx, prim: &Primitive) -> bool {
-        if cx.cycle < self.port_free || self.dp.ifmap_port_blocked(prim) {
+        if cx.cycle < self.port_free || self.port_blocked_at(prim, cx.cycle) {
             return false;
         }
         let Some(v) = self.ports.ifmap_in.try_recv(cx) else {
@@ -511,16 +565,12 @@ impl Component for Pe {
             let prim = self.prim.as_ref().expect("a burst runs a primitive");
             let c = cx.cycle;
             if self.fsm_next == Some(a + 1) {
-                // No step is needed before the FSM's, while the port has nothing to do, nor
-                // through the edges a run ahead has worked the port for (values arriving
-                // meanwhile wait for the port's first free edge).
-                let port_done = if self.dp.ifmap_port_blocked(prim) {
-                    a
-                } else {
-                    a.min(self.port_free.saturating_sub(1))
-                };
-                if port_done > c {
-                    return Wake::IgnoringLinksFor(port_done - c);
+                // No step is needed before the FSM's while the port has nothing to do: through
+                // the edges a run ahead has worked it for, and while it has no free entry
+                // (values arriving meanwhile wait for its first free edge).
+                let quiet = self.port_quiet_until(prim, c, a);
+                if quiet > c {
+                    return Wake::IgnoringLinksFor(quiet - c);
                 }
             }
             // A value that arrived already and waits for the port needs a step; so does the
@@ -589,7 +639,7 @@ impl Component for Pe {
                         .burst_edges(&self.dp, &prim)
                         .is_some_and(|b| b <= edges) =>
                 {
-                    edges -= self.burst(&prim);
+                    edges -= self.burst(&prim, None);
                     continue;
                 }
                 _ => {}

@@ -34,6 +34,18 @@ pub(crate) trait Engine: Send {
     /// after them), if they can run at once: the window is stored and nothing else decides them.
     fn burst_edges(&self, dp: &Datapath, prim: &Primitive) -> Option<u64>;
 
+    /// When the rest of the position, run at once with its next operation at edge `first`,
+    /// releases the window's leading entries `from..from + out.len()` (in write order, see
+    /// `Datapath::released`): the edge at which the last MAC of each entry's group issues.
+    fn release_edges(
+        &self,
+        dp: &Datapath,
+        prim: &Primitive,
+        first: u64,
+        from: u64,
+        out: &mut [u64],
+    );
+
     /// The rest of the position's operations at once, each through MUL and ADD as it issues
     /// (the pipeline is empty when it starts): the same operations in the same order as edge
     /// by edge, so the same bits and counts.
@@ -101,6 +113,20 @@ impl Mode {
         match self {
             Mode::Dense(e) => e.burst_edges(dp, prim),
             Mode::Skipping(e) => e.burst_edges(dp, prim),
+        }
+    }
+
+    pub fn release_edges(
+        &self,
+        dp: &Datapath,
+        prim: &Primitive,
+        first: u64,
+        from: u64,
+        out: &mut [u64],
+    ) {
+        match self {
+            Mode::Dense(e) => e.release_edges(dp, prim, first, from, out),
+            Mode::Skipping(e) => e.release_edges(dp, prim, first, from, out),
         }
     }
 
@@ -211,6 +237,22 @@ impl Engine for Dense {
 
     fn burst_edges(&self, dp: &Datapath, _prim: &Primitive) -> Option<u64> {
         (dp.state == PeState::Compute).then(|| (dp.ops - dp.op) as u64 + 2)
+    }
+
+    /// One operation an edge, in order: group `g`'s last, `(g+1)*p - 1`, issues
+    /// `(g+1)*p - 1 - op` edges after the next.
+    fn release_edges(
+        &self,
+        dp: &Datapath,
+        prim: &Primitive,
+        first: u64,
+        from: u64,
+        out: &mut [u64],
+    ) {
+        for (k, e) in out.iter_mut().enumerate() {
+            let last = (from + k as u64 + 1) * prim.p as u64 - 1;
+            *e = first + last.saturating_sub(dp.op as u64);
+        }
     }
 
     fn run_position(&mut self, dp: &mut Datapath, prim: &Primitive) {
@@ -496,5 +538,32 @@ impl Engine for Skipping {
 
     fn burst_edges(&self, dp: &Datapath, _prim: &Primitive) -> Option<u64> {
         (dp.state == PeState::Compute && self.indexed).then_some(self.nz_left as u64 + 2)
+    }
+
+    /// One nonzero pair an edge, in order: a group is released at the edge after which the
+    /// next pair lies past it (or none is left).
+    fn release_edges(
+        &self,
+        dp: &Datapath,
+        prim: &Primitive,
+        first: u64,
+        from: u64,
+        out: &mut [u64],
+    ) {
+        let p = prim.p as u64;
+        let (mut op, mut edge, mut g) = (dp.op, first, 0usize);
+        while g < out.len() && op < dp.ops {
+            let after = self.next_nonzero(dp, prim, op + 1) as u64;
+            while g < out.len() && (from + g as u64 + 1) * p <= after {
+                out[g] = edge;
+                g += 1;
+            }
+            op = after as u32;
+            edge += 1;
+        }
+        // (Every group is released by the position's last pair: `after` is then `ops`.)
+        for e in &mut out[g..] {
+            *e = edge.saturating_sub(1);
+        }
     }
 }

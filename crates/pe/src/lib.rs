@@ -18,8 +18,13 @@
 //! 1. **Filter load.** One weight written per cycle as it arrives.
 //! 2. **Ifmap load.** A separate spad write port stores one arriving ifmap value per cycle,
 //!    whenever the spad has a free entry: the spad is a circular window of
-//!    `floor(entries / q)` columns, and a column is free once every window that uses it has
-//!    been computed. So the next position's columns load while this one computes.
+//!    `floor(entries / q)` columns, in which a column is free once every window that uses it
+//!    has been computed, and so is each entry of the window's leading `min(U, S)` columns (the
+//!    ones the next position drops) as soon as its last MAC of the position has issued (the
+//!    sliding window: an `(s, c)` group reads its value once and holds it for its `p` filters,
+//!    so its entry can take the next window's value, in the same cycle as its last MAC). So
+//!    the next position's columns load while this one computes, even when its window fills
+//!    the spad (`q*S = entries`).
 //! 3. **Compute.** When the filters and a position's whole window are in the spads, the PE
 //!    issues `p*q*S` MACs, one per cycle, in the order `s`, `c`, `f` (outer to inner). A MAC goes
 //!    through RD (spad reads; the ifmap entry is read once per `(s, c)` and held for the `p`
@@ -316,11 +321,32 @@ impl Datapath {
         self.op > 0 || self.ifmap.holds_window(self.window_start(prim), prim)
     }
 
-    /// Whether the ifmap spad's write port has nothing to do until the window moves (at the
-    /// end of a drain).
+    /// Entries of the window's leading columns that the next position does not use (the first
+    /// `min(U, S)`), in write order, whose last MAC of this position has issued: the write port
+    /// may already put the next window's values there. A group of MACs `(s, c)` reads its ifmap
+    /// value once, at its first MAC, and holds it for its `p` filters; its entry is free once
+    /// the group's last MAC has issued (`op`, the next operation, has passed the group).
+    #[inline]
+    fn released(&self, prim: &Primitive) -> u64 {
+        let leading = (prim.u.min(prim.s) * prim.q) as u64;
+        match self.state {
+            PeState::Compute => leading.min((self.op / prim.p) as u64),
+            PeState::Drain => leading,
+            _ => 0,
+        }
+    }
+
+    /// Whether the ifmap spad's write port has no free entry now.
     #[inline]
     fn ifmap_port_blocked(&self, prim: &Primitive) -> bool {
-        self.ifmap.port_blocked(self.window_start(prim), prim.q)
+        self.ifmap_port_blocked_with(prim, self.released(prim))
+    }
+
+    /// Whether the write port has no free entry with `released` entries released.
+    #[inline]
+    fn ifmap_port_blocked_with(&self, prim: &Primitive, released: u64) -> bool {
+        self.ifmap
+            .port_blocked(self.window_start(prim), prim.q, released)
     }
 
     /// Writes weight `w` into the next filter-spad entry.
@@ -354,6 +380,40 @@ impl Datapath {
         self.state = PeState::Drain;
         self.drain_f = 0;
         true
+    }
+}
+
+/// The edges at which a burst releases the window's leading entries: `from` were released
+/// before it, and entry `from + k` at `edges[k]` (`k < n`). Valid while the burst is the run's
+/// last (its window is the PE's).
+#[derive(Clone, Copy, Debug)]
+struct Releases {
+    valid: bool,
+    from: u64,
+    n: usize,
+    edges: [u64; 64],
+}
+
+impl Default for Releases {
+    fn default() -> Self {
+        Releases {
+            valid: false,
+            from: 0,
+            n: 0,
+            edges: [0; 64],
+        }
+    }
+}
+
+impl Releases {
+    /// Entries released by edge `e`.
+    fn at(&self, e: u64) -> u64 {
+        self.from + self.edges[..self.n].iter().take_while(|&&r| r <= e).count() as u64
+    }
+
+    /// The first edge after `e` at which another entry is released, if any.
+    fn next_after(&self, e: u64) -> Option<u64> {
+        self.edges[..self.n].iter().copied().find(|&r| r > e)
     }
 }
 
@@ -392,6 +452,10 @@ pub struct Pe {
     /// ahead stored a value at (a step at an earlier edge leaves the port alone: it has already
     /// worked that edge).
     port_free: u64,
+    /// While the FSM is ahead through a position's MACs: when they release the window's
+    /// leading entries to the write port (see `Datapath::released`), so that the port works
+    /// each edge with the entries free at it.
+    releases: Releases,
     sig: Signals,
     addr_bits: (u32, u32, u32),
 }
@@ -418,6 +482,7 @@ impl Pe {
             port_next: None,
             fsm_next: None,
             port_free: 0,
+            releases: Releases::default(),
             sig: Signals::default(),
             addr_bits: (
                 bits_for(sizes.filter_entries),

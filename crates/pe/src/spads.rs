@@ -93,13 +93,20 @@ impl IfmapSpad {
         (col % self.cols as u64) as u32
     }
 
-    /// Whether the write port has nothing to do until the window moves: every value stored, or
-    /// the free columns filled (a column is free while it is inside the spad's window from the
-    /// current position's first column, `start`).
+    /// Whether the write port has no free entry: every value stored, or the free entries filled.
+    /// An entry is free while its column is inside the spad's window from the current
+    /// position's first column, `start`, and so are the first `released` entries (in write
+    /// order) of the columns the position is done with (see `Datapath::released`).
     #[inline]
-    pub fn port_blocked(&self, start: u64, q: u32) -> bool {
-        let limit = (start + self.cols as u64) * q as u64;
+    pub fn port_blocked(&self, start: u64, q: u32, released: u64) -> bool {
+        let limit = (start + self.cols as u64) * q as u64 + released;
         self.stored == self.total || self.stored >= limit
+    }
+
+    /// Whether the whole ifmap stream of the primitive is stored.
+    #[inline]
+    pub fn all_stored(&self) -> bool {
+        self.stored == self.total
     }
 
     /// Whether the `S` columns of the window from global column `start` are stored.

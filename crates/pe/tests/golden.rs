@@ -87,6 +87,11 @@ fn pe_matches_its_golden_trace() {
     // Position 0 reads ifmap (s, c) = (0,0) 3, (0,1) 0, (1,0) 0, (1,1) 4, (2,0) 5, (2,1) -2 at
     // cycles 13, 15, 17, 19, 21, 23; the zeros gate the MACs of cycles 15-16 and 17-18.
     assert_eq!(pulses("ifmap_spad_rd_en")[..6], [13, 15, 17, 19, 21, 23]);
+    // The 14 values: columns 0-5 as they arrive (1-12), then column 6 into column 0's entries
+    // as position 0 releases them, at the last MAC of (0, 0) and of (0, 1) (the sliding window).
+    let mut writes: Vec<u64> = (1..=12).collect();
+    writes.extend([14, 16]);
+    assert_eq!(pulses("ifmap_spad_wr_en"), writes);
     assert_eq!(pulses("mac_gated")[..4], [16, 17, 18, 19]);
     assert_eq!(
         r.counters.stall_filter

@@ -288,6 +288,58 @@ proptest! {
     }
 }
 
+/// A window that fills the ifmap spad (q*S = 12 entries, CONV3's q = 4, S = 3): the sliding
+/// window loads the next column into the entries the position releases as it computes (an
+/// `(s, c)` group's entry once its last MAC has issued), so no position of a row waits for its
+/// ifmap values: positions are `p*q*S + 2 + p` cycles apart.
+#[test]
+fn a_window_that_fills_the_spad_slides_without_stalls() {
+    let prim = Primitive {
+        p: 2,
+        q: 4,
+        s: 3,
+        u: 1,
+        f: 6,
+        rows: 2,
+        psum_in: false,
+        mac: MacConfig::default(),
+        zero_gating: true,
+        zero_skipping: false,
+        compressed: false,
+    };
+    let w = prim.w() as usize;
+    let job = RowJob {
+        prim,
+        weights: (1..=24).collect(),
+        ifmaps: vec![
+            (1..=4 * w as i16).collect(),
+            (1..=4 * w as i16).map(|v| v * 3).collect(),
+        ],
+        psum_in: vec![],
+    };
+    let r = run(&job, EYERISS);
+    assert_eq!(r.rows, reference_rows(&job));
+    check_counts(&job, &r);
+    // Position k's first psum leaves 24 + 2 + 2 = 28 cycles after position k-1's, within a
+    // row: the next column (4 values, one a cycle) is in before the 24 MACs are done.
+    let firsts: Vec<u64> = r.out_cycles.chunks(2).map(|c| c[0]).collect();
+    let gaps: Vec<u64> = firsts.windows(2).map(|w| w[1] - w[0]).collect();
+    for (k, &g) in gaps.iter().enumerate() {
+        if (k + 1) % prim.f as usize != 0 {
+            assert_eq!(g, 28, "position {} of {gaps:?}", k + 1);
+        }
+    }
+    // By hand: the weights take cycles 1-24 and the first window's 12 values 1-12, so the
+    // first position waits for nothing but its weights: MACs at 25-48, bubbles at 49-50, its
+    // psums drain at 51-52 and reach the collector at 52-53.
+    assert_eq!(&r.out_cycles[..2], &[52, 53]);
+    // A new row's window is 3 new columns: 4 of its 12 values go into the entries the row's
+    // last position releases, the other 8 once the window moves at the last psum (one at that
+    // edge, then 7 at the edges the first MAC waits for): the only ifmap stall.
+    assert_eq!(r.counters.stall_ifmap, 7);
+    assert_eq!(gaps[prim.f as usize - 1], 28 + 7);
+}
+
 #[test]
 fn steady_state_costs_pqs_plus_2_plus_p_cycles_per_position() {
     // p=2, q=2, S=3, U=1: a window of 6 values, 12 entries leave room to prefetch the next
