@@ -168,6 +168,37 @@ impl Dense {
     }
 }
 
+impl Dense {
+    /// MACs `f0..p` of the group at `dp.op` (its first, `f0`) with the held ifmap value, each
+    /// through MUL and ADD, as issued one an edge: gated as a whole on a zero value.
+    #[inline]
+    fn group_macs(&mut self, dp: &mut Datapath, prim: &Primitive, f0: usize) {
+        let p = prim.p as usize;
+        let n = (p - f0) as u64;
+        if prim.zero_gating && self.held_zero {
+            dp.counters.macs_gated += n;
+            return;
+        }
+        let (x, base) = (self.held_ifmap, dp.op as usize);
+        let weights = &dp.filter.entries[base..base + p - f0];
+        let psums = &mut dp.psum[f0..p];
+        let ov = &mut dp.counters.overflows;
+        let mut product = dp.pipe.mac_product;
+        for (acc, &wt) in psums.iter_mut().zip(weights) {
+            product = mac::product(wt, x, prim.mac, ov);
+            *acc = mac::add(*acc, product, prim.mac, ov);
+        }
+        dp.pipe.mac_a = weights[p - f0 - 1];
+        dp.pipe.mac_b = x;
+        dp.pipe.mac_product = product;
+        let c = &mut dp.counters;
+        c.macs += n;
+        c.filter_spad_reads += n;
+        c.psum_spad_reads += n;
+        c.psum_spad_writes += n;
+    }
+}
+
 impl Engine for Dense {
     fn configure(&mut self, _prim: &Primitive) {
         self.op_f = 0;
@@ -258,32 +289,11 @@ impl Engine for Dense {
     fn run_position(&mut self, dp: &mut Datapath, prim: &Primitive) {
         let p = prim.p as usize;
         // The rest of a group started already (its first MAC issued at the step before the
-        // burst): the held ifmap value with the group's remaining filters, as below.
+        // burst): the held ifmap value with the group's remaining filters.
         if dp.state == PeState::Compute && self.op_f != 0 {
-            let (f0, base) = (self.op_f as usize, dp.op as usize);
-            let rest = p - f0;
-            if prim.zero_gating && self.held_zero {
-                dp.counters.macs_gated += rest as u64;
-            } else {
-                let x = self.held_ifmap;
-                let weights = &dp.filter.entries[base..base + rest];
-                let psums = &mut dp.psum[f0..p];
-                let ov = &mut dp.counters.overflows;
-                let mut product = dp.pipe.mac_product;
-                for (acc, &wt) in psums.iter_mut().zip(weights) {
-                    product = mac::product(wt, x, prim.mac, ov);
-                    *acc = mac::add(*acc, product, prim.mac, ov);
-                }
-                dp.pipe.mac_a = weights[rest - 1];
-                dp.pipe.mac_b = x;
-                dp.pipe.mac_product = product;
-                let c = &mut dp.counters;
-                c.macs += rest as u64;
-                c.filter_spad_reads += rest as u64;
-                c.psum_spad_reads += rest as u64;
-                c.psum_spad_writes += rest as u64;
-            }
-            dp.op += rest as u32;
+            let f0 = self.op_f as usize;
+            self.group_macs(dp, prim, f0);
+            dp.op += (p - f0) as u32;
             self.op_f = 0;
             self.next_channel(dp, prim);
             dp.end_position_after_last_op();
@@ -294,32 +304,10 @@ impl Engine for Dense {
                 self.rd_col = dp.ifmap.col_of(dp.window_start(prim));
             }
             let a = self.rd_col * prim.q + self.op_c;
-            let x = dp.ifmap.entries[a as usize];
-            let zero = dp.ifmap.is_zero(a);
-            self.held_ifmap = x;
-            self.held_zero = zero;
+            self.held_ifmap = dp.ifmap.entries[a as usize];
+            self.held_zero = dp.ifmap.is_zero(a);
             dp.counters.ifmap_spad_reads += 1;
-            let base = dp.op as usize;
-            if prim.zero_gating && zero {
-                dp.counters.macs_gated += p as u64;
-            } else {
-                let weights = &dp.filter.entries[base..base + p];
-                let psums = &mut dp.psum[..p];
-                let ov = &mut dp.counters.overflows;
-                let mut product = dp.pipe.mac_product;
-                for (acc, &wt) in psums.iter_mut().zip(weights) {
-                    product = mac::product(wt, x, prim.mac, ov);
-                    *acc = mac::add(*acc, product, prim.mac, ov);
-                }
-                dp.pipe.mac_a = weights[p - 1];
-                dp.pipe.mac_b = x;
-                dp.pipe.mac_product = product;
-                let c = &mut dp.counters;
-                c.macs += p as u64;
-                c.filter_spad_reads += p as u64;
-                c.psum_spad_reads += p as u64;
-                c.psum_spad_writes += p as u64;
-            }
+            self.group_macs(dp, prim, 0);
             dp.op += prim.p;
             self.next_channel(dp, prim);
             dp.end_position_after_last_op();
