@@ -185,9 +185,10 @@ impl Pe {
     /// The ifmap write port runs ahead with the FSM only where the FSM moves the window (a
     /// drain's last psum) or waits for it; the edges it has worked are those before
     /// `port_free`, and a step at one of them leaves it alone. Through a burst or a filter load
-    /// it is independent of the FSM (it depends on the window, which neither moves), so links
-    /// still wake the PE for it at the edges its values arrive, and at each edge a value that
-    /// arrived waits (see [`Pe::step`], `port_next`). A filter-load or drain run needs an
+    /// it works on its own: the window stays put, and a burst notes the edges at which it
+    /// releases the window's leading entries (`releases`), so links still wake the PE for the
+    /// port at the edges its values arrive, and the PE wakes at each release with a value
+    /// waiting (see [`Pe::step`], `port_next`). A filter-load or drain run needs an
     /// empty pipeline, and a drain's last psum an ifmap port with nothing to do before it (else
     /// it takes a step of its own). Dense filter loads only: a compressed row can fault part
     /// way, which must stop the run at that word's edge.
@@ -198,7 +199,8 @@ impl Pe {
             let pipe_empty = self.dp.pipe.is_empty();
             match self.dp.state {
                 // The rest of the position's operations and the two bubbles: they read only
-                // the window, which the ifmap port does not write (it fills free columns).
+                // the window, of which the ifmap port writes only entries released (their
+                // groups' MACs issued).
                 PeState::Compute if self.dp.window_stored(prim) => {
                     if self.mode.burst_edges(&self.dp, prim).is_some() {
                         c += self.burst(prim, Some(c + 1));
