@@ -45,7 +45,7 @@ pub struct CompareArgs {
     /// Seed of the synthetic ifmaps and weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// What each dataflow's mapper chooses for: energy, delay or edp.
+    /// What each dataflow's mapper chooses for: energy, delay, edp or chip.
     #[arg(long, default_value = "energy")]
     pub objective: Objective,
     /// Run every point cycle by cycle (slow at batch 16) and report simulated cycles.

@@ -41,7 +41,8 @@ pub struct MapArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// What to choose for: energy, delay (the lower bound on cycles) or edp.
+    /// What to choose for: energy, delay (the lower bound on cycles), edp, or chip (the most PEs
+    /// at work averaged over the passes, then energy: how the chip's compiler chose).
     #[arg(long, default_value = "energy")]
     pub objective: Objective,
 }
@@ -347,8 +348,14 @@ fn table(
         ))
     );
     s += &format!("cycles    at least {} (lower bound)\n", r.delay);
+    // A short last strip leaves PEs idle in its passes: the mean over the layer says so.
+    let mean = if r.active_pes < c.pes_used as f64 {
+        format!(", {:.2} on average over the passes", r.active_pes)
+    } else {
+        String::new()
+    };
     s += &format!(
-        "PEs used  {} of {} ({:.1}%)\npasses    {}\nMACs      {} ({} gated, expected)\n\n",
+        "PEs used  {} of {} ({:.1}%){mean}\npasses    {}\nMACs      {} ({} gated, expected)\n\n",
         c.pes_used,
         pes,
         100.0 * c.pes_used as f64 / pes as f64,

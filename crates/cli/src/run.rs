@@ -37,7 +37,8 @@ pub struct LayerArgs {
     /// Pin a mapping instead of the mapper's choice: m=..,n=..,e=..,p=..,q=..,r=..,t=..
     #[arg(long)]
     pub mapping: Option<Mapping>,
-    /// What the mapper chooses for: energy, delay (its lower bound on cycles) or edp.
+    /// What the mapper chooses for: energy, delay (its lower bound on cycles), edp, or chip (the
+    /// most PEs at work averaged over the passes, then energy: how the chip's compiler chose).
     #[arg(long, default_value = "energy")]
     pub objective: Objective,
     /// Fraction of zeros in the synthetic ifmap (0 to 1), overriding the layer's (AlexNet's

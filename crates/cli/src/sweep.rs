@@ -54,7 +54,7 @@ pub struct SweepArgs {
     /// Seed of the synthetic ifmaps and weights.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// What the mapper chooses for at every point: energy, delay or edp.
+    /// What the mapper chooses for at every point: energy, delay, edp or chip.
     #[arg(long, default_value = "energy")]
     pub objective: Objective,
     /// Run only points K, K+N, K+2N, ... (K from 0). Default: from Slurm's job-array variables

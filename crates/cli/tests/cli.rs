@@ -889,12 +889,24 @@ fn the_objective_is_chosen_printed_and_recorded() {
     for r in delay["top"].as_array().unwrap() {
         assert!(r["delay"].as_u64().unwrap() >= d(&delay));
     }
+    // `chip`: no mapping keeps more PEs at work on average, and of those that keep as many,
+    // none costs less energy.
+    let chip = map("chip");
+    assert_eq!(chip["objective"], "chip");
+    let a = |v: &serde_json::Value| v["active_pes"].as_f64().unwrap();
+    let best = &chip["chosen"];
+    for r in chip["top"].as_array().unwrap() {
+        assert!(a(r) <= a(best));
+        if a(r) == a(best) {
+            assert!(r["energy"]["total"].as_f64().unwrap() >= e(&chip));
+        }
+    }
     let bad = rowsim()
         .args(["map", "--layer", "alexnet:conv1", "--objective", "speed"])
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("energy, delay or edp"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("energy, delay, edp or chip"));
 
     let stats = scratch("objective.json");
     let out = rowsim()

@@ -569,6 +569,15 @@ impl Mapping {
         Ok(placement)
     }
 
+    /// PEs at work averaged over the layer's passes: a strip of `e'` output rows keeps
+    /// `R*r*t*e'` PEs busy, and every strip runs the same passes, so the mean is
+    /// `R*r*t*E / ceil(E/e)`. Below [`Placement::pes_used`] when `e` does not divide `E` (the
+    /// last strip is short): what the chip's "active PEs" are for a whole layer.
+    pub fn active_pes(&self, pb: &Problem) -> f64 {
+        let strips = pb.e.div_ceil(self.e.max(1)).max(1);
+        (pb.r as u64 * self.r as u64 * self.t as u64 * pb.e as u64) as f64 / strips as f64
+    }
+
     /// Processing passes of the whole layer.
     pub fn passes(&self, pb: &Problem) -> u64 {
         pb.groups as u64

@@ -303,3 +303,35 @@ fn the_cycle_bound_of_conv5_by_hand() {
     let edp = |x: &Ranked| x.energy.total * x.delay as f64;
     assert!(all.iter().all(|x| edp(x) >= edp(&all[0])));
 }
+
+/// `--objective chip`: the most PEs at work averaged over the passes, then the least energy.
+/// At batch 4 it keeps the chip's PE counts on every AlexNet layer and its whole mapping on
+/// CONV1. The mean by hand: CONV1's e=7 cuts E=55 into 8 strips, the last of 6 rows, so
+/// 11*1*2*55/8 = 151.25 PEs work on average of the 154 placed; CONV2's e=27 (segments of 14
+/// and 13) keeps 5*27 = 135 at work in every pass.
+#[test]
+fn choosing_like_the_chip_keeps_its_pe_counts() {
+    let hw = hw("eyeriss-v1");
+    let mut chosen = Vec::new();
+    for (l, (pm, pes)) in alexnet().into_iter().zip(PAPER) {
+        let l = l.with_batch(4);
+        let data = expected(&l);
+        let paper = evaluate(&l, &hw, pm.parse().unwrap(), &data).unwrap();
+        let mut all = enumerate(&l, &hw, &data).unwrap();
+        rank(&mut all, Objective::Chip);
+        let best = &all[0];
+        assert!(all.iter().all(|x| x.active_pes <= best.active_pes));
+        let busiest: Vec<&Ranked> = all
+            .iter()
+            .filter(|x| x.active_pes == best.active_pes)
+            .collect();
+        assert!(busiest.iter().all(|x| x.energy.total >= best.energy.total));
+        assert_eq!(best.active_pes, paper.active_pes, "{}", l.name);
+        assert_eq!(best.counts.pes_used, pes, "{}", l.name);
+        chosen.push((best.mapping, paper.mapping, paper.active_pes));
+    }
+    assert_eq!(chosen[0].0, chosen[0].1, "CONV1: the chip's own mapping");
+    assert_eq!(chosen[0].2, 151.25);
+    assert_eq!(chosen[1].2, 135.0);
+    assert_eq!(chosen[2].2, 156.0);
+}
