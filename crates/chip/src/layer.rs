@@ -40,7 +40,7 @@ use rowsim_mapper::{Counts, FilterKey, Mapping, PerType, Phase, Problem};
 pub fn phases(pb: &Problem, m: &Mapping) -> Vec<Phase> {
     rowsim_mapper::loop_nest(pb, m)
 }
-use rowsim_noc::Gin;
+use rowsim_noc::{Gin, Gon, NetCounters};
 use rowsim_pe::Pe;
 use rowsim_workload::{ConvLayer, Tensor};
 
@@ -126,6 +126,8 @@ pub struct LayerRun {
     pub pe_utilization: Vec<PeUtilization>,
     /// Steps and link interactions by kind of component: the host's work, not the chip's.
     pub activity: Vec<rowsim_kernel::KindActivity>,
+    /// The networks' beats and waits, and the GLB's refusals.
+    pub interconnect: crate::stats::Interconnect,
 }
 
 /// GLB ports of the controller's datapaths.
@@ -274,6 +276,7 @@ struct Ids {
     controller: ComponentId,
     pes: BTreeMap<LogicalPe, ComponentId>,
     gins: [ComponentId; 3],
+    gon: ComponentId,
 }
 
 /// A job link and its done link, on the core clock.
@@ -468,7 +471,8 @@ impl LayerSim {
         }
         let glb = sched.add(
             core,
-            Glb::new("top.chip.glb", layout, hw.glb.ports_per_bank, ports),
+            Glb::new("top.chip.glb", layout, hw.glb.ports_per_bank, ports)
+                .with_port_kind(hw.glb.port_kind),
         );
         let mut port = |i: usize| {
             ends[i]
@@ -585,6 +589,7 @@ impl LayerSim {
             controller,
             pes: w.pes.clone(),
             gins: [w.filter_gin, w.ifmap_gin, w.psum_gin],
+            gon: w.gon,
         };
         if opts.watchdog > 0 {
             sched.set_watchdog(opts.watchdog);
@@ -815,16 +820,27 @@ impl LayerSim {
             }
         }
         let gc = *comp::<Glb>(&self.sched, self.ids.glb)?.counters();
-        let gin = |s: &mut Scheduler, id| {
-            s.component::<Gin>(id)
-                .map(|g| g.counters().pe_words)
-                .unwrap_or(0)
+        let gin = |s: &Scheduler, id| -> Result<NetCounters, ChipError> {
+            Ok(*comp::<Gin>(s, id)?.counters())
         };
-        let (nf, ni, np) = (
-            gin(&mut self.sched, self.ids.gins[0]),
-            gin(&mut self.sched, self.ids.gins[1]),
-            gin(&mut self.sched, self.ids.gins[2]),
-        );
+        let gins = [
+            gin(&self.sched, self.ids.gins[0])?,
+            gin(&self.sched, self.ids.gins[1])?,
+            gin(&self.sched, self.ids.gins[2])?,
+        ];
+        let gon = *comp::<Gon>(&self.sched, self.ids.gon)?.counters();
+        let net = |c: &NetCounters| crate::stats::NetWaits {
+            beats: c.beats,
+            wait_cycles: c.wait_cycles,
+        };
+        let interconnect = crate::stats::Interconnect {
+            filter_gin: net(&gins[0]),
+            ifmap_gin: net(&gins[1]),
+            psum_gin: net(&gins[2]),
+            gon: net(&gon),
+            glb_refused_cycles: gc.conflict_cycles,
+        };
+        let (nf, ni, np) = (gins[0].pe_words, gins[1].pe_words, gins[2].pe_words);
         let mut c = Counts {
             mapping: self.m,
             pes_used: self.plan.pes.len() as u32,
@@ -938,6 +954,7 @@ impl LayerSim {
             link_cycles,
             time_ps: self.sched.time(),
             activity: self.sched.activity(),
+            interconnect,
         })
     }
 }

@@ -187,6 +187,9 @@ pub struct LayerStats {
     /// Per PE used: MAC slots over the layer's core cycles (a run only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pe_utilization: Vec<PeUtilization>,
+    /// The networks' beats and waits and the GLB's refusals (a run only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interconnect: Option<Interconnect>,
     pub energy: Energy,
     pub verified: bool,
     /// How fast this machine emulated the layer (`rowsim run` only: wall-clock times differ
@@ -200,6 +203,67 @@ pub struct LayerStats {
     pub split: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<LayerStats>,
+}
+
+/// One network's traffic and waits over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetWaits {
+    /// Beats sent (each up to the network's width in words).
+    pub beats: u64,
+    /// Core cycles the network held a beat it could not deliver: a destination FIFO full (a
+    /// GIN), or the GLB's psum writer not taking it (the GON).
+    pub wait_cycles: u64,
+}
+
+/// Where data waited between the GLB and the PEs (a run only): each network's beats and
+/// waits, and the cycles the GLB refused a request. With the PE cycle account it says which
+/// mechanism holds a layer above its bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interconnect {
+    pub filter_gin: NetWaits,
+    pub ifmap_gin: NetWaits,
+    pub psum_gin: NetWaits,
+    pub gon: NetWaits,
+    /// Core cycles in which the GLB refused at least one request: its bank's ports were taken
+    /// (`glb.ports_per_bank`, `glb.port_kind`) or its requester's response FIFO was full.
+    pub glb_refused_cycles: u64,
+}
+
+impl Interconnect {
+    fn add(&mut self, o: &Interconnect) {
+        for (a, b) in [
+            (&mut self.filter_gin, &o.filter_gin),
+            (&mut self.ifmap_gin, &o.ifmap_gin),
+            (&mut self.psum_gin, &o.psum_gin),
+            (&mut self.gon, &o.gon),
+        ] {
+            a.beats += b.beats;
+            a.wait_cycles += b.wait_cycles;
+        }
+        self.glb_refused_cycles += o.glb_refused_cycles;
+    }
+
+    /// One line: each network's beats, the share of the layer's core cycles it was busy, and
+    /// its waits; the GLB's refusals.
+    fn summary(&self, core_cycles: u64) -> String {
+        let t = core_cycles.max(1) as f64;
+        let net = |name: &str, n: &NetWaits| {
+            format!(
+                "{name} {} beats ({:.1}% of cycles), waited {}",
+                n.beats,
+                100.0 * n.beats as f64 / t,
+                n.wait_cycles
+            )
+        };
+        format!(
+            "networks  {}; {}; {}; {}; GLB refused requests in {} cycles\n",
+            net("filter GIN", &self.filter_gin),
+            net("ifmap GIN", &self.ifmap_gin),
+            net("psum GIN", &self.psum_gin),
+            net("GON", &self.gon),
+            self.glb_refused_cycles
+        )
+    }
 }
 
 /// Wall-clock figures of one layer's run, measured in the same process, and where the host's
@@ -316,6 +380,7 @@ impl LayerStats {
         });
         s.pe_cycles = Some(run.pe_cycles);
         s.pe_utilization = run.pe_utilization.clone();
+        s.interconnect = Some(run.interconnect);
         s.time_ms.total = run.time_ps as f64 / 1e9;
         s.verified = verified;
         s
@@ -391,6 +456,7 @@ impl LayerStats {
             dram_bytes: DramBytes { read, write },
             pe_cycles: None,
             pe_utilization: Vec::new(),
+            interconnect: None,
             host: None,
             array: Some([hw.array.rows, hw.array.cols]),
             energy: c.energy(hw),
@@ -464,6 +530,9 @@ impl LayerStats {
         if let (Some(a), Some(b)) = (&mut self.pe_cycles, &p.pe_cycles) {
             a.add(b);
         }
+        if let (Some(a), Some(b)) = (&mut self.interconnect, &p.interconnect) {
+            a.add(b);
+        }
         let (e, f) = (&mut self.energy, &p.energy);
         e.total += f.total;
         e.by_level.dram += f.by_level.dram;
@@ -518,6 +587,9 @@ impl LayerStats {
                 "between passes (core cycles): config {}, waiting for loads {}, waiting for a psum slot {}, after the last pass {}\n",
                 b.config, b.loads, b.psum_slot, b.after
             ),
+            None => String::new(),
+        } + &match &self.interconnect {
+            Some(i) => i.summary(self.cycles.core_total),
             None => String::new(),
         } + &match &self.split {
             Some(why) => format!("split     {why}; statistics are the {} parts' sums\n", self.parts.len()),

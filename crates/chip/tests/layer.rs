@@ -369,3 +369,40 @@ fn matmul_layers_are_bit_exact_with_closed_form_counts() {
         assert_eq!(run.counts.macs, (n * c * m) as u64);
     }
 }
+
+/// The interconnect statistics count what the networks carried: the ifmap GIN's 16-bit beats
+/// are the ifmap values read from the GLB (no padding here to be made on the way), the filter
+/// GIN's 64-bit beats carry each pass's filter stream four words at a time, and the GON's
+/// carry the psums written to the GLB, up to four a beat. With split GLB ports (a two-port
+/// SRAM) a pass's psum reads and writes no longer take turns: the GLB refuses no request
+/// (35 cycles shared), the layer takes no more cycles, and the run is otherwise the same.
+#[test]
+fn the_interconnect_counts_what_the_networks_carried() {
+    let mut hw = hw("tiny");
+    let l = layer("tiny:nets", 1, 4, 6, 4, 3, 1, 0, 1, false);
+    let m: Mapping = "m=4,n=1,e=4,p=4,q=1,r=1,t=1".parse().unwrap();
+    let fmt = Formats::DEFAULT;
+    let (x, w) = (synthetic_ifmap(&l, 3, fmt), synthetic_weights(&l, 3, fmt));
+    let opts = RunOptions {
+        mac: fmt.mac(),
+        ..Default::default()
+    };
+    let run = |hw: &HwConfig| run_layer(hw, &l, &m, &x, &w, &opts).unwrap();
+    let shared = run(&hw);
+    let (c, i) = (&shared.counts, &shared.interconnect);
+    assert_eq!(i.ifmap_gin.beats, c.glb_reads.ifmap);
+    assert_eq!(4 * i.filter_gin.beats, c.glb_reads.filter);
+    assert!(4 * i.gon.beats >= c.glb_writes.psum && i.gon.beats <= c.glb_writes.psum);
+    // The psum GIN carries what the GLB read for continuing passes, not the readout's reads
+    // of the finished ofmap (N*M*E*F = 4*4*4 values).
+    let into_array = c.glb_reads.psum - 4 * 4 * 4;
+    assert!(4 * i.psum_gin.beats >= into_array && i.psum_gin.beats <= into_array);
+    assert!(i.psum_gin.beats > 0);
+    hw.glb.port_kind = rowsim_config::GlbPorts::Split;
+    let split = run(&hw);
+    assert_eq!(split.interconnect.glb_refused_cycles, 0);
+    assert!(shared.interconnect.glb_refused_cycles > 0);
+    assert!(split.core_cycles <= shared.core_cycles);
+    assert_eq!(split.ofmap, shared.ofmap);
+    assert_eq!(split.counts, shared.counts);
+}

@@ -303,14 +303,18 @@ impl HwConfig {
         line(
             "global buffer",
             format!(
-                "{:.0} kB: {} ifmap/psum banks + {} filter banks of {} x {}b ({:.0} kB), {} port(s) each",
+                "{:.0} kB: {} ifmap/psum banks + {} filter banks of {} x {}b ({:.0} kB), {} {} each",
                 kb(self.glb_bytes()),
                 g.shared_banks,
                 g.filter_banks,
                 g.bank_entries,
                 g.bank_width_bits,
                 kb(self.glb_bank_bytes()),
-                g.ports_per_bank
+                g.ports_per_bank,
+                match g.port_kind {
+                    GlbPorts::Shared => "port(s)",
+                    GlbPorts::Split => "read and as many write port(s)",
+                }
             ),
         );
         let gin = |x: &Gin| format!("{}b, col ID {}b", x.width_bits, x.col_id_bits);

@@ -150,8 +150,24 @@ pub struct Glb {
     pub filter_banks: u32,
     pub bank_entries: u32,
     pub bank_width_bits: u32,
-    /// Accesses (each `bank_width_bits` wide) one bank serves per core cycle.
+    /// Accesses (each `bank_width_bits` wide) one bank serves per core cycle: reads or writes
+    /// (`port_kind = "shared"`), or that many reads and as many writes (`"split"`).
     pub ports_per_bank: u32,
+    /// Whether a bank's ports serve reads and writes alike (`shared`, a single-port SRAM with
+    /// one port) or reads and writes on ports of their own (`split`, a two-port 1R1W SRAM).
+    #[serde(default)]
+    pub port_kind: GlbPorts,
+}
+
+/// How a GLB bank's ports divide between reads and writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GlbPorts {
+    /// `ports_per_bank` ports, each serving a read or a write.
+    #[default]
+    Shared,
+    /// `ports_per_bank` read ports and `ports_per_bank` write ports.
+    Split,
 }
 
 /// One global input network.

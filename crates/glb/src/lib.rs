@@ -3,7 +3,8 @@
 //!
 //! # Port model
 //! Each bank serves `ports_per_bank` accesses (of one entry, `bank_width_bits` wide) per core
-//! cycle. Requesters reach the GLB through request links; each cycle the GLB takes the head
+//! cycle, reads and writes alike ([`GlbPorts::Shared`]), or `ports_per_bank` reads and as many
+//! writes ([`GlbPorts::Split`], a two-port SRAM). Requesters reach the GLB through request links; each cycle the GLB takes the head
 //! request of each requester in round-robin order, starting one past the last requester served
 //! first, and serves it if its bank still has a port free this cycle and the requester's
 //! response link has room; otherwise the request waits (a bank conflict, counted). A read
@@ -15,7 +16,7 @@
 
 use std::fmt;
 
-use rowsim_config::HwConfig;
+use rowsim_config::{GlbPorts, HwConfig};
 use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
     TraceFrame, Wake,
@@ -180,7 +181,10 @@ pub struct GlbPort {
 struct BankProbe {
     rd: bool,
     wr: bool,
+    /// The last access's entry (shared ports), the last read's and write's (split).
     addr: u32,
+    rd_addr: u32,
+    wr_addr: u32,
     wr_data: u64,
     rd_data: u64,
 }
@@ -190,15 +194,21 @@ pub struct Glb {
     name: String,
     layout: GlbLayout,
     ports_per_bank: u32,
+    port_kind: GlbPorts,
     banks: Vec<Vec<u64>>,
     ports: Vec<GlbPort>,
     first: usize,
+    /// Ports of each bank taken this cycle: by any access (shared), by reads (split).
     used: Vec<u32>,
+    /// Write ports of each bank taken this cycle (split).
+    used_wr: Vec<u32>,
     /// The last step had a request it could not serve.
     conflicted: bool,
     counters: GlbCounters,
     probe: Vec<BankProbe>,
-    sig: Vec<[SignalId; 5]>,
+    /// Per bank: rd_en, wr_en, wr_data, rd_data, then addr (shared) or rd_addr and wr_addr
+    /// (split).
+    sig: Vec<Vec<SignalId>>,
     addr_bits: u32,
 }
 
@@ -209,16 +219,24 @@ impl Glb {
             name: name.into(),
             layout,
             ports_per_bank: ports_per_bank.max(1),
+            port_kind: GlbPorts::Shared,
             banks: vec![vec![0; layout.bank_entries as usize]; n],
             ports,
             first: 0,
             used: vec![0; n],
+            used_wr: vec![0; n],
             conflicted: false,
             counters: GlbCounters::default(),
             probe: vec![BankProbe::default(); n],
             sig: Vec::new(),
             addr_bits: (32 - layout.bank_entries.max(2).saturating_sub(1).leading_zeros()).max(1),
         }
+    }
+
+    /// The banks' ports as `kind` says (shared unless set).
+    pub fn with_port_kind(mut self, kind: GlbPorts) -> Self {
+        self.port_kind = kind;
+        self
     }
 
     pub fn counters(&self) -> &GlbCounters {
@@ -271,6 +289,7 @@ impl Component for Glb {
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         self.used.iter_mut().for_each(|u| *u = 0);
+        self.used_wr.iter_mut().for_each(|u| *u = 0);
         for p in self.probe.iter_mut() {
             p.rd = false;
             p.wr = false;
@@ -285,12 +304,16 @@ impl Component for Glb {
             };
             self.check(&req).map_err(Box::new)?;
             let b = req.bank as usize;
-            if self.used[b] >= self.ports_per_bank || !self.ports[i].resp.can_send(cx) {
+            let used = match (self.port_kind, req.write) {
+                (GlbPorts::Split, Some(_)) => &mut self.used_wr[b],
+                _ => &mut self.used[b],
+            };
+            if *used >= self.ports_per_bank || !self.ports[i].resp.can_send(cx) {
                 conflict = true;
                 continue;
             }
+            *used += 1;
             self.ports[i].req.try_recv(cx);
-            self.used[b] += 1;
             let words =
                 (req.lane_mask & ((1u16 << self.layout.lanes) - 1) as u8).count_ones() as u64;
             let entry = &mut self.banks[b][req.entry as usize];
@@ -306,10 +329,12 @@ impl Component for Glb {
                 *entry = (*entry & !mask) | (data & mask);
                 self.counters.writes[req.dtype as usize] += words;
                 probe.wr = true;
+                probe.wr_addr = req.entry;
                 probe.wr_data = *entry;
             } else {
                 self.counters.reads[req.dtype as usize] += words;
                 probe.rd = true;
+                probe.rd_addr = req.entry;
                 probe.rd_data = *entry;
             }
             let resp = GlbResp {
@@ -360,13 +385,18 @@ impl Component for Glb {
         self.sig = (0..self.layout.banks())
             .map(|b| {
                 let scope = format!("{}.bank_{b:02}", self.name);
-                Ok([
-                    s.signal(&scope, "rd_en", 1)?,
-                    s.signal(&scope, "wr_en", 1)?,
-                    s.signal(&scope, "addr", self.addr_bits)?,
-                    s.signal(&scope, "wr_data", w)?,
-                    s.signal(&scope, "rd_data", w)?,
-                ])
+                let mut sig = vec![s.signal(&scope, "rd_en", 1)?, s.signal(&scope, "wr_en", 1)?];
+                // Declared in this order so that a shared-port trace keeps its layout.
+                match self.port_kind {
+                    GlbPorts::Shared => sig.push(s.signal(&scope, "addr", self.addr_bits)?),
+                    GlbPorts::Split => {
+                        sig.push(s.signal(&scope, "rd_addr", self.addr_bits)?);
+                        sig.push(s.signal(&scope, "wr_addr", self.addr_bits)?);
+                    }
+                }
+                sig.push(s.signal(&scope, "wr_data", w)?);
+                sig.push(s.signal(&scope, "rd_data", w)?);
+                Ok(sig)
             })
             .collect::<Result<_, TraceError>>()?;
         Ok(())
@@ -376,9 +406,19 @@ impl Component for Glb {
         for (p, s) in self.probe.iter().zip(&self.sig) {
             f.set_bool(s[0], p.rd);
             f.set_bool(s[1], p.wr);
-            f.set(s[2], p.addr as u64);
-            f.set(s[3], p.wr_data);
-            f.set(s[4], p.rd_data);
+            let data = match self.port_kind {
+                GlbPorts::Shared => {
+                    f.set(s[2], p.addr as u64);
+                    3
+                }
+                GlbPorts::Split => {
+                    f.set(s[2], p.rd_addr as u64);
+                    f.set(s[3], p.wr_addr as u64);
+                    4
+                }
+            };
+            f.set(s[data], p.wr_data);
+            f.set(s[data + 1], p.rd_data);
         }
     }
 }
