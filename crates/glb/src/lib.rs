@@ -4,11 +4,12 @@
 //! # Port model
 //! Each bank serves `ports_per_bank` accesses (of one entry, `bank_width_bits` wide) per core
 //! cycle, reads and writes alike ([`GlbPorts::Shared`]), or `ports_per_bank` reads and as many
-//! writes ([`GlbPorts::Split`], a two-port SRAM). Requesters reach the GLB through request links; each cycle the GLB takes the head
-//! request of each requester in round-robin order, starting one past the last requester served
-//! first, and serves it if its bank still has a port free this cycle and the requester's
-//! response link has room; otherwise the request waits (a bank conflict, counted). A read
-//! returns the entry one cycle later; a write is acknowledged the same way.
+//! writes ([`GlbPorts::Split`], a two-port SRAM). Requesters reach the GLB through request
+//! links; each cycle the GLB takes the head request of each requester in round-robin order,
+//! starting one past the last requester served first, and serves it if its bank still has a
+//! port of its kind free this cycle and the requester's response link has room; otherwise the
+//! request waits (a bank conflict, counted). A read returns the entry one cycle later; a write
+//! is acknowledged the same way.
 //!
 //! # Counters
 //! Reads and writes in 16-bit words per data type (an access carries up to `bank_width_bits /
