@@ -303,17 +303,19 @@ impl HwConfig {
         line(
             "global buffer",
             format!(
-                "{:.0} kB: {} ifmap/psum banks + {} filter banks of {} x {}b ({:.0} kB), {} {} each",
+                "{:.0} kB: {} ifmap/psum banks + {} filter banks of {} x {}b ({:.0} kB), {} each",
                 kb(self.glb_bytes()),
                 g.shared_banks,
                 g.filter_banks,
                 g.bank_entries,
                 g.bank_width_bits,
                 kb(self.glb_bank_bytes()),
-                g.ports_per_bank,
                 match g.port_kind {
-                    GlbPorts::Shared => "port(s)",
-                    GlbPorts::Split => "read and as many write port(s)",
+                    GlbPorts::Shared => format!("{} port(s)", g.ports_per_bank),
+                    GlbPorts::Split => format!(
+                        "{} read and {} write port(s)",
+                        g.ports_per_bank, g.ports_per_bank
+                    ),
                 }
             ),
         );
