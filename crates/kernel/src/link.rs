@@ -131,6 +131,15 @@ impl Default for Ramp {
     }
 }
 
+/// A [`Ramp`]'s events so far and its latest run ([`Ramp::latest`]).
+struct Latest {
+    total: u64,
+    base: u64,
+    start: u64,
+    at_one: bool,
+    end: Option<u64>,
+}
+
 impl Ramp {
     #[inline]
     fn total(&self) -> u64 {
@@ -182,21 +191,25 @@ impl Ramp {
     /// or starts a new one once the latest is over. What [`Ramp::record`] accepts.
     #[inline]
     fn admits(&self, cycle: u64, now: u64) -> bool {
-        let total = self.total.load(Ordering::Relaxed);
-        let (start, at_one) = self.run();
-        let n = total - self.base.load(Ordering::Relaxed);
-        if n == 0 {
+        let Latest {
+            total,
+            base,
+            at_one,
+            end,
+            ..
+        } = self.latest();
+        let Some(e) = end else {
             return true;
-        }
-        let e = if at_one { start } else { start + n - 1 };
-        (cycle == e && (at_one || n == 1 || e == now))
+        };
+        (cycle == e && (at_one || total - base == 1 || e == now))
             || (!at_one && cycle == e + 1)
             || (e < now && cycle > e)
     }
 
-    /// Records an event at `cycle`, made at the edge `now <= cycle`; returns the new total.
+    /// The events so far and the latest run: where it starts, whether its events share one
+    /// cycle, and the cycle of its last event (`None` before any).
     #[inline]
-    fn record(&self, cycle: u64, now: u64) -> u64 {
+    fn latest(&self) -> Latest {
         let total = self.total.load(Ordering::Relaxed);
         let (start, at_one) = self.run();
         let base = self.base.load(Ordering::Relaxed);
@@ -208,6 +221,26 @@ impl Ramp {
         } else {
             Some(start + n - 1)
         };
+        Latest {
+            total,
+            base,
+            start,
+            at_one,
+            end,
+        }
+    }
+
+    /// Records an event at `cycle`, made at the edge `now <= cycle`; returns the new total.
+    #[inline]
+    fn record(&self, cycle: u64, now: u64) -> u64 {
+        let Latest {
+            total,
+            base,
+            start,
+            at_one,
+            end,
+        } = self.latest();
+        let n = total - base;
         match end {
             Some(e) if cycle == e && (at_one || n == 1) => {
                 if !at_one {

@@ -288,25 +288,30 @@ proptest! {
     }
 }
 
-/// A window that fills the ifmap spad (q*S = 12 entries, CONV3's q = 4, S = 3): the sliding
-/// window loads the next column into the entries the position releases as it computes (an
-/// `(s, c)` group's entry once its last MAC has issued), so no position of a row waits for its
-/// ifmap values: positions are `p*q*S + 2 + p` cycles apart.
-#[test]
-fn a_window_that_fills_the_spad_slides_without_stalls() {
-    let prim = Primitive {
-        p: 2,
-        q: 4,
+/// A dense primitive of 3-wide filter rows, stride 1, over two rows of `f` outputs.
+fn dense_rows(p: u32, q: u32, f: u32) -> Primitive {
+    Primitive {
+        p,
+        q,
         s: 3,
         u: 1,
-        f: 6,
+        f,
         rows: 2,
         psum_in: false,
         mac: MacConfig::default(),
         zero_gating: true,
         zero_skipping: false,
         compressed: false,
-    };
+    }
+}
+
+/// A window that fills the ifmap spad (q*S = 12 entries, CONV3's q = 4, S = 3): the sliding
+/// window loads the next column into the entries the position releases as it computes (an
+/// `(s, c)` group's entry once its last MAC has issued), so no position of a row waits for its
+/// ifmap values: positions are `p*q*S + 2 + p` cycles apart.
+#[test]
+fn a_window_that_fills_the_spad_slides_without_stalls() {
+    let prim = dense_rows(2, 4, 6);
     let w = prim.w() as usize;
     let job = RowJob {
         prim,
@@ -344,19 +349,7 @@ fn a_window_that_fills_the_spad_slides_without_stalls() {
 fn steady_state_costs_pqs_plus_2_plus_p_cycles_per_position() {
     // p=2, q=2, S=3, U=1: a window of 6 values, 12 entries leave room to prefetch the next
     // column while computing; the 12 MACs + 2 bubbles + 2 drains = 16 cycles per position.
-    let prim = Primitive {
-        p: 2,
-        q: 2,
-        s: 3,
-        u: 1,
-        f: 8,
-        rows: 2,
-        psum_in: false,
-        mac: MacConfig::default(),
-        zero_gating: true,
-        zero_skipping: false,
-        compressed: false,
-    };
+    let prim = dense_rows(2, 2, 8);
     let w = prim.w() as usize;
     let job = RowJob {
         prim,
