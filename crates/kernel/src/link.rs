@@ -27,6 +27,15 @@
 //! sender with credits returned by a run of pops, not yet usable, asks for a step at the next.
 //! A run counts as one link interaction in the host statistics.
 //!
+//! # Taking messages for the receiver
+//! A receiver that knows it will take each of the next `n` messages at the first edge it has
+//! arrived by, one an edge (a PE loading a filter row), can leave that to the link
+//! ([`LinkRx::auto_take`]): each send then records the pops the receiver would have made, so
+//! the sender sees its credits come back at the same edges, and the receiver is not stepped at
+//! each arrival but once, at the edge of the last pop, and collects the messages
+//! ([`LinkRx::take_auto`]). Messages so taken wait outside the FIFO's capacity (their credits
+//! are back) until collected.
+//!
 //! # Capacity
 //! The sender starts with `capacity` credits; a send spends one, a pop at the receiver gives one
 //! back a cycle later. `capacity` therefore bounds the messages in flight plus those waiting at
@@ -37,7 +46,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -289,9 +298,14 @@ struct Published {
     pops: Ramp,
     rx_owner: AtomicU64,
     tx_owner: AtomicU64,
+    /// Messages the receiver has asked to be taken on its behalf as they are sent (see
+    /// [`LinkRx::auto_take`]), and the first edge at which it may take them. On the next cache
+    /// line: a send reads it, only an armed link writes it.
+    auto_left: AtomicU64,
+    auto_from: AtomicU64,
 }
 
-const _: () = assert!(std::mem::size_of::<Published>() == 64);
+const _: () = assert!(std::mem::size_of::<Published>() == 128);
 
 impl Default for Published {
     fn default() -> Self {
@@ -300,8 +314,16 @@ impl Default for Published {
             pops: Ramp::default(),
             rx_owner: AtomicU64::new(wake::NOBODY),
             tx_owner: AtomicU64::new(wake::NOBODY),
+            auto_left: AtomicU64::new(0),
+            auto_from: AtomicU64::new(0),
         }
     }
+}
+
+/// The queue of messages taken on a receiver's behalf (see [`LinkRx::auto_take`]). Its lock is
+/// held only to move messages in or out, which cannot panic; a poisoned one still holds them.
+fn lock<T>(m: &Mutex<VecDeque<T>>) -> MutexGuard<'_, VecDeque<T>> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// When a message or credit made at an edge becomes visible at the other end.
@@ -410,12 +432,14 @@ impl<T> Link<T> {
         let (data_tx, data_rx) = bounded(cap);
         let (runs_tx, runs_rx) = bounded(cap);
         let (credit_tx, credit_rx) = bounded(cap);
+        let auto = Arc::new(Mutex::new(VecDeque::new()));
         Ok(Link {
             tx: LinkTx {
                 name: name.clone(),
                 domain: tx_domain,
                 data: data_tx,
                 runs: runs_tx,
+                auto: auto.clone(),
                 credits_back: credit_rx,
                 returning: VecDeque::with_capacity(cap),
                 credits: capacity,
@@ -431,6 +455,7 @@ impl<T> Link<T> {
                 domain: rx_domain,
                 data: data_rx,
                 runs: runs_rx,
+                auto,
                 queue: VecDeque::with_capacity(cap),
                 credits_to: credit_tx,
                 delay: backward,
@@ -450,6 +475,10 @@ pub struct LinkTx<T> {
     data: Sender<Envelope<T>>,
     /// The messages of runs after their first (see [`Envelope::rest`]).
     runs: Sender<Vec<T>>,
+    /// The messages taken on the receiver's behalf ([`LinkRx::auto_take`]): their credits are
+    /// back before the receiver collects them, so they wait beyond the FIFO's capacity. A send
+    /// puts all of its own at once, and the receiver takes all it collects at once.
+    auto: Arc<Mutex<VecDeque<T>>>,
     credits_back: Receiver<u64>,
     /// Credits the receiver has returned that are not usable yet, by the cycle they become usable.
     returning: VecDeque<u64>,
@@ -609,12 +638,95 @@ impl<T> LinkTx<T> {
             Delay::Cycles(n) => cx.cycle + n,
             d => d.visible_at(cx),
         };
-        for &item in items {
+        let n = items.len() as u64;
+        let k = self.auto_count(n);
+        if k > 0 {
+            self.auto_queue().extend(&items[..k as usize]);
+        }
+        for &item in &items[k as usize..] {
             self.put(Envelope::new(ready_at, item, 0, true));
+        }
+        for _ in 0..n {
             self.published.sends.record(cx.cycle, cx.cycle);
         }
-        wake::interact(self.published.rx_owner.load(Ordering::Acquire), ready_at);
+        self.tell_receiver(cx, ready_at, n, k, false);
         true
+    }
+
+    /// How many of `n` messages about to be sent the receiver asked to be taken for it
+    /// ([`LinkRx::auto_take`]): they go to [`LinkTx::put_auto`], the rest as usual.
+    #[inline(always)]
+    fn auto_count(&self, n: u64) -> u64 {
+        match self.published.auto_left.load(Ordering::Relaxed) {
+            0 => 0,
+            left => left.min(n),
+        }
+    }
+
+    /// The queue of messages taken on the receiver's behalf.
+    fn auto_queue(&self) -> MutexGuard<'_, VecDeque<T>> {
+        lock(&self.auto)
+    }
+
+    /// After a send of `n` messages, the first visible at `first_ready` and the rest with it
+    /// (or one a cycle after it, `one_a_cycle`), of which the first `k` the receiver asked to
+    /// be taken for it ([`LinkTx::auto_count`]): takes those, and asks for a step of the
+    /// receiver at the arrival of the first of the others. One link interaction.
+    #[inline(always)]
+    fn tell_receiver(&self, cx: &StepCtx, first_ready: u64, n: u64, k: u64, one_a_cycle: bool) {
+        if k > 0 {
+            self.auto_pop(cx.cycle, first_ready, k, one_a_cycle);
+            if k == n {
+                wake::interact(wake::NOBODY, 0);
+                return;
+            }
+        }
+        let first_left = if one_a_cycle {
+            first_ready + k
+        } else {
+            first_ready
+        };
+        wake::interact(self.published.rx_owner.load(Ordering::Acquire), first_left);
+    }
+
+    /// Takes the first `k` messages of a send (see [`LinkTx::tell_receiver`]) on the
+    /// receiver's behalf: each at the first edge at or after its
+    /// arrival and after the pop before it (and not before the edge the receiver named), one
+    /// an edge, exactly as a receiver that takes a message at every edge one has arrived
+    /// would. Their credits return as those pops would return them; the sender is asked to
+    /// step at the first, as a run of pops asks, and the receiver at the last it asked for.
+    #[cold]
+    #[inline(never)]
+    fn auto_pop(&self, now: u64, first_ready: u64, k: u64, one_a_cycle: bool) {
+        let p = &self.published;
+        let left = p.auto_left.load(Ordering::Relaxed);
+        debug_assert!(k <= left);
+        let from = p.auto_from.load(Ordering::Relaxed);
+        let mut next = p.pops.latest().end.map_or(from, |e| from.max(e + 1));
+        let mut first_pop = None;
+        for j in 0..k {
+            let ready = if one_a_cycle {
+                first_ready + j
+            } else {
+                first_ready
+            };
+            let at = next.max(ready);
+            debug_assert!(
+                p.pops.admits(at, now),
+                "link `{}`: a pop taken for the receiver at {at} (edge {now}) does not follow the last",
+                self.name
+            );
+            p.pops.record(at, now);
+            first_pop.get_or_insert(at);
+            next = at + 1;
+        }
+        p.auto_left.store(left - k, Ordering::Relaxed);
+        if let Some(first) = first_pop {
+            wake::post(p.tx_owner.load(Ordering::Relaxed), first + 1);
+            if k == left {
+                wake::post(p.rx_owner.load(Ordering::Relaxed), next - 1);
+            }
+        }
     }
 
     /// Whether a component running ahead may send at the later edge `cycle` from a step at
@@ -644,9 +756,14 @@ impl<T> LinkTx<T> {
             Delay::Cycles(n) => cycle + n,
             d => d.visible_at(cx),
         };
-        self.put(Envelope::new(ready_at, item, 0, true));
+        let k = self.auto_count(1);
+        if k == 1 {
+            self.auto_queue().push_back(item);
+        } else {
+            self.put(Envelope::new(ready_at, item, 0, true));
+        }
         self.published.sends.record(cycle, cx.cycle);
-        wake::interact(self.published.rx_owner.load(Ordering::Acquire), ready_at);
+        self.tell_receiver(cx, ready_at, 1, k, false);
         Ok(())
     }
 
@@ -683,18 +800,25 @@ impl<T> LinkTx<T> {
         self.credits -= n as u32;
         self.sent += n as u64;
         let first_ready = first + latency;
-        // The first travels as the run's header, the rest as one vector (no new allocation:
-        // a shift of a run's few messages).
+        let k = self.auto_count(n as u64);
         let mut rest = items;
-        let head = rest.remove(0);
-        if !rest.is_empty() && self.runs.try_send(rest).is_err() {
-            panic!("link `{}`: run channel refused a run", self.name);
+        if k > 0 {
+            self.auto_queue().extend(rest.drain(..k as usize));
         }
-        self.put(Envelope::new(first_ready, head, (n - 1) as u64, true));
-        for k in 0..n as u64 {
-            self.published.sends.record(first + k, cx.cycle);
+        if !rest.is_empty() {
+            // The first travels as the run's header, the rest as one vector (no new
+            // allocation: a shift of a run's few messages).
+            let head = rest.remove(0);
+            let others = rest.len() as u64;
+            if others > 0 && self.runs.try_send(rest).is_err() {
+                panic!("link `{}`: run channel refused a run", self.name);
+            }
+            self.put(Envelope::new(first_ready + k, head, others, true));
         }
-        wake::interact(self.published.rx_owner.load(Ordering::Acquire), first_ready);
+        for j in 0..n as u64 {
+            self.published.sends.record(first + j, cx.cycle);
+        }
+        self.tell_receiver(cx, first_ready, n as u64, k, true);
         Ok(())
     }
 
@@ -739,6 +863,7 @@ pub struct LinkRx<T> {
     domain: DomainId,
     data: Receiver<Envelope<T>>,
     runs: Receiver<Vec<T>>,
+    auto: Arc<Mutex<VecDeque<T>>>,
     queue: VecDeque<Envelope<T>>,
     credits_to: Sender<u64>,
     delay: Delay,
@@ -984,11 +1109,82 @@ impl<T> LinkRx<T> {
         n
     }
 
+    /// Asks for the next `count` messages to be taken on the receiver's behalf as they are
+    /// sent: each at the first edge at or after its arrival, at or after `from` and after the
+    /// pop before it, one an edge (a same-clock link). What a receiver that takes a message at
+    /// every edge one has arrived would do, for one that knows it will do so for `count`
+    /// messages (a PE loading a filter row): the sender returns the credits as those pops
+    /// would, the receiver is not stepped at each arrival but asked for a step at the edge of
+    /// the last pop, and it collects the messages with [`LinkRx::take_auto`] at any edge, as
+    /// of that edge. Only with nothing on its way (everything sent taken); returns whether the
+    /// link is armed. A receiver stepped at every edge needs none of this.
+    pub fn auto_take(&mut self, cx: &StepCtx, from: u64, count: u64) -> bool {
+        debug_assert!(
+            from > cx.cycle && matches!(self.delay, Delay::Cycles(_)),
+            "link `{}`: pops taken for the receiver start after the current edge of a same-clock link",
+            self.name
+        );
+        if !self.bound {
+            self.bind();
+        }
+        self.drain();
+        let p = &self.published;
+        if count == 0 || !self.queue.is_empty() || p.auto_left.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        debug_assert_eq!(p.pops.total(), self.received);
+        p.auto_from.store(from, Ordering::Relaxed);
+        p.auto_left.store(count, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether messages asked for with [`LinkRx::auto_take`] are still to be sent, or have
+    /// been taken and not yet collected.
+    #[inline]
+    pub fn auto_pending(&self) -> bool {
+        let p = &self.published;
+        p.auto_left.load(Ordering::Relaxed) != 0 || p.pops.total() > self.received
+    }
+
+    /// Collects the messages taken on the receiver's behalf ([`LinkRx::auto_take`]) at edges
+    /// up to `upto` (all taken so far with `None`), appending them to `out`; returns how many
+    /// and, when they are all the link's pops so far, the edge of the last. Each was
+    /// taken at its own edge, one an edge: a receiver accounts each edge up to `upto` as one
+    /// that took a message or one that found none.
+    pub fn take_auto(&mut self, upto: Option<u64>, out: &mut Vec<T>) -> (usize, Option<u64>) {
+        let pops = &self.published.pops;
+        let taken = match upto {
+            Some(u) => pops.before(u + 1),
+            None => pops.total(),
+        };
+        let n = (taken - self.received) as usize;
+        if n == 0 {
+            return (0, None);
+        }
+        let last = if taken == pops.total() {
+            pops.latest().end
+        } else {
+            None
+        };
+        let mut auto = lock(&self.auto);
+        debug_assert!(
+            auto.len() >= n,
+            "link `{}`: pops without messages",
+            self.name
+        );
+        out.extend(auto.drain(..n));
+        drop(auto);
+        self.received += n as u64;
+        self.drained += n as u64;
+        (n, last)
+    }
+
     /// Messages sent and not yet taken, whether they have arrived or not. Between edges (in a
     /// trace or a deadlock report) this does not depend on the step order; inside a step, use
     /// [`LinkRx::ready`].
     pub fn in_flight(&self) -> usize {
-        self.queue.len() + (self.published.sends.total() - self.drained) as usize
+        let taken_for_it = (self.published.pops.total() - self.received) as usize;
+        self.queue.len() + (self.published.sends.total() - self.drained) as usize - taken_for_it
     }
 
     /// Messages sent at or before edge `cycle` and not taken at or before it: the FIFO's level
@@ -1203,6 +1399,86 @@ mod tests {
         tx.try_send_at(&cx(7), 7, 7).unwrap();
         assert!(tx.can_send_ahead_at(&cx(7), 7) && tx.can_send_ahead_at(&cx(7), 8));
     }
+    #[test]
+    fn messages_taken_for_the_receiver_are_taken_as_it_would_take_them() {
+        // A sender of beats of up to three words (whenever it holds the credits, but not at
+        // edges 4-6 or 13), a receiver that takes one at every edge one has arrived. Stepped
+        // at every edge, or armed at edge 0 for the first 20 and not stepped until the link
+        // asks (then it takes the rest itself): the same credits, FIFO levels and messages at
+        // every edge, and the receiver is asked for a step at the edge of the 20th.
+        let run = |auto: bool| {
+            let Link { mut tx, mut rx } = Link::<u16>::new("l", clock(), 1, 5).unwrap();
+            let who = wake::owner(u32::MAX, 0);
+            let (mut next, mut got, mut seen) = (0u16, Vec::new(), Vec::new());
+            let mut asked = None;
+            {
+                let _me = wake::Stepping::new(who);
+                assert_eq!(rx.try_recv(&cx(0)), None);
+                if auto {
+                    assert!(rx.auto_take(&cx(0), 1, 20));
+                    assert!(rx.auto_pending());
+                }
+            }
+            for c in 0..40u64 {
+                let beat: Vec<u16> = (next..(next + 3).min(26)).collect();
+                let quiet = (4..=6).contains(&c) || c == 13;
+                if !beat.is_empty() && !quiet && tx.try_send_all(&cx(c), &beat) {
+                    next += beat.len() as u16;
+                }
+                // The posts for the receiver made by the sender's step.
+                wake::collect(u32::MAX, |_, at| asked = asked.or(Some(at)));
+                let stepped = !auto || asked.is_some_and(|a| c >= a);
+                if stepped {
+                    let _me = wake::Stepping::new(who);
+                    if auto && rx.auto_pending() {
+                        let mut out = Vec::new();
+                        let (n, last) = rx.take_auto(None, &mut out);
+                        assert_eq!((n, last), (20, Some(c)), "all 20, the last at this edge");
+                        got.extend(out.into_iter().map(|v| (v, c)));
+                    } else if let Some(v) = rx.try_recv(&cx(c)) {
+                        got.push((v, c));
+                    }
+                }
+                seen.push((tx.credits(&cx(c)), rx.in_flight_at(c)));
+            }
+            (
+                got.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+                seen,
+                asked,
+            )
+        };
+        let (stepped, seen, _) = run(false);
+        let (auto, auto_seen, asked) = run(true);
+        assert_eq!(stepped, (0..26).collect::<Vec<u16>>());
+        assert_eq!(auto, stepped);
+        assert_eq!(auto_seen, seen);
+        assert!(asked.is_some());
+
+        // Collected part way: the messages taken by an edge, and none twice.
+        let Link { mut tx, mut rx } = Link::<u16>::new("l", clock(), 1, 8).unwrap();
+        assert!(rx.auto_take(&cx(0), 3, 6));
+        assert!(!rx.auto_take(&cx(0), 3, 6), "armed once");
+        assert!(tx.try_send_all(&cx(0), &[1, 2, 3, 4]));
+        let mut out = Vec::new();
+        assert_eq!(rx.take_auto(Some(2), &mut out), (0, None), "from edge 3 on");
+        assert_eq!(rx.take_auto(Some(4), &mut out), (2, None));
+        assert_eq!(out, vec![1, 2]);
+        // A run of sends beyond the count: the last two are the receiver's to take.
+        tx.credits(&cx(1));
+        tx.send_run_at(&cx(1), 1, vec![5, 6, 7, 8]).unwrap();
+        assert_eq!(rx.take_auto(None, &mut out), (4, Some(8)));
+        assert_eq!(out, vec![1, 2, 3, 4, 5, 6]);
+        assert!(!rx.auto_pending());
+        assert_eq!(rx.in_flight(), 2);
+        assert_eq!(rx.try_recv_at(&cx(9), 9), Some(7));
+        assert_eq!(
+            tx.credits(&cx(9)),
+            6,
+            "the pops at 3..=8 usable a cycle later"
+        );
+        assert_eq!(tx.credits(&cx(10)), 7, "and the receiver's own at 9");
+    }
+
     #[test]
     fn bad_links_are_errors_not_panics() {
         let e = Link::<u8>::new("top.x", clock(), 0, 1).err().unwrap();

@@ -17,6 +17,22 @@ impl Pe {
     /// has arrived, else a stall.
     #[inline]
     fn load_weight(&mut self, cx: &StepCtx, at: u64, prim: &Primitive) -> Result<bool, Fault> {
+        if self.ports.filter_in.auto_pending() {
+            // The link takes the row's weights for the PE (see `load_ahead`): the one it took
+            // at this edge, if any (those of the edges before are loaded already).
+            let (n, _) = self.collect_weights(Some(at), prim)?;
+            if n > 1 {
+                return Err(format!(
+                    "{}: {n} weights taken for edge {at}, which loads one",
+                    self.name
+                )
+                .into());
+            }
+            if n == 0 {
+                self.dp.counters.stall_filter += 1;
+            }
+            return Ok(n == 1);
+        }
         match self.ports.filter_in.try_recv_at(cx, at) {
             Some(w) => {
                 self.mode.load(&mut self.dp, w, prim, &self.name)?;
@@ -27,6 +43,24 @@ impl Pe {
                 Ok(false)
             }
         }
+    }
+
+    /// The weights the filter link took for the PE (see `LinkRx::auto_take`) at edges up to
+    /// `upto` (all it has taken with `None`), loaded in order as each edge would have loaded
+    /// its own. Returns how many, and the edge of the last when they are all the link took.
+    fn collect_weights(
+        &mut self,
+        upto: Option<u64>,
+        prim: &Primitive,
+    ) -> Result<(usize, Option<u64>), String> {
+        let mut words = std::mem::take(&mut self.run_buf);
+        words.clear();
+        let (n, last) = self.ports.filter_in.take_auto(upto, &mut words);
+        let loaded = words
+            .iter()
+            .try_for_each(|&w| self.mode.load(&mut self.dp, w, prim, &self.name));
+        self.run_buf = words;
+        loaded.map(|()| (n, last))
     }
 
     fn issue_drain(
@@ -156,8 +190,13 @@ impl Pe {
     fn note_next(&mut self, cx: &StepCtx, prim: &Primitive, a: u64) {
         self.port_next = self.port_next_edge(prim, cx.cycle + 1);
         self.fsm_next = if self.dp.state == PeState::LoadFilters {
-            // The burst took every weight on its way: the next one, if already sent.
-            self.ports.filter_in.head_ready_at().map(|r| r.max(a + 1))
+            // The burst took every weight on its way: the next one, if already sent; none
+            // while the link takes them for the PE (it asks for a step at the row's last).
+            if self.ports.filter_in.auto_pending() {
+                None
+            } else {
+                self.ports.filter_in.head_ready_at().map(|r| r.max(a + 1))
+            }
         } else {
             Some(a + 1)
         };
@@ -279,11 +318,28 @@ impl Pe {
 
     /// A filter load from edge `c + 1` on: the weights already on their way, each at the first
     /// edge at or after its arrival, one an edge (the edges between are filter stalls), taken
-    /// as runs. Returns the last edge it ran.
+    /// as runs. With none on its way, the rest of the row is left to the link, which takes
+    /// each for the PE as it is sent, at the edge the PE would have (`LinkRx::auto_take`),
+    /// and asks for a step at the last: the PE sleeps through the load, and loads what the
+    /// link took when it is next stepped (here, in `load_weight`, or settling the edges).
+    /// Returns the last edge it ran.
     fn load_ahead(&mut self, cx: &StepCtx, mut c: u64, prim: &Primitive) -> Result<u64, Fault> {
         let row = prim.p * prim.q * prim.s;
         while self.dp.state == PeState::LoadFilters {
+            if self.ports.filter_in.auto_pending() {
+                let (n, last) = self.collect_weights(None, prim)?;
+                let Some(end) = last.filter(|_| n > 0) else {
+                    break;
+                };
+                // Each edge from `c + 1` to `end` took a weight or found none.
+                self.dp.counters.stall_filter += end - c - n as u64;
+                self.dp.counters.active_cycles += end - c;
+                c = end;
+                continue;
+            }
             let Some(r) = self.ports.filter_in.head_ready_at() else {
+                let left = (row - self.dp.filter.loaded) as u64;
+                self.ports.filter_in.auto_take(cx, c + 1, left);
                 break;
             };
             let first = r.max(c + 1);
@@ -505,6 +561,9 @@ impl Component for Pe {
     }
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        if let Some(fault) = self.deferred.take() {
+            return Err(fault.into());
+        }
         // Strobes (enables) last one cycle, also into an idle or finished PE.
         self.dp.probe.strobes = 0;
         self.last_cycle = cx.cycle;
@@ -618,8 +677,34 @@ impl Component for Pe {
                     self.dp.probe.strobes = 0;
                     return;
                 }
-                // A stall: the same cause at every edge.
+                // A stall: the same cause at every edge, but for the weights the link took
+                // for the PE at some of them (see `load_ahead`).
                 PeState::LoadFilters if pipe_empty => {
+                    if self.ports.filter_in.auto_pending() {
+                        let first = last.cycle + 1 - edges;
+                        match self.collect_weights(Some(last.cycle), &prim) {
+                            Ok((n, _)) if self.dp.state == PeState::LoadFilters => {
+                                self.dp.counters.stall_filter += edges - n as u64;
+                            }
+                            Ok((n, Some(end))) => {
+                                // The row's last weight (the link asks for a step there, so
+                                // this is not expected): the edges after it go on in Compute.
+                                let used = end + 1 - first;
+                                self.dp.counters.stall_filter += used - n as u64;
+                                self.dp.counters.active_cycles += used;
+                                edges -= used;
+                                continue;
+                            }
+                            Ok((_, None)) => {
+                                self.deferred = Some(format!(
+                                    "{}: the filter row ended at an edge the link did not say",
+                                    self.name
+                                ));
+                            }
+                            Err(e) => self.deferred = Some(e),
+                        }
+                        break;
+                    }
                     self.dp.counters.stall_filter += edges;
                     break;
                 }

@@ -456,6 +456,9 @@ pub struct Pe {
     /// leading entries to the write port (see `Datapath::released`), so that the port works
     /// each edge with the entries free at it.
     releases: Releases,
+    /// A fault found while settling skipped edges (which cannot fail), reported at the next
+    /// step.
+    deferred: Option<String>,
     sig: Signals,
     addr_bits: (u32, u32, u32),
 }
@@ -483,6 +486,7 @@ impl Pe {
             fsm_next: None,
             port_free: 0,
             releases: Releases::default(),
+            deferred: None,
             sig: Signals::default(),
             addr_bits: (
                 bits_for(sizes.filter_entries),
