@@ -303,6 +303,8 @@ struct Published {
     /// line: a send reads it, only an armed link writes it.
     auto_left: AtomicU64,
     auto_from: AtomicU64,
+    /// Pops made for the receiver that the `pops` ramp cannot hold yet ([`AutoTake::deferred`]).
+    auto_deferred: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<Published>() == 128);
@@ -316,13 +318,60 @@ impl Default for Published {
             tx_owner: AtomicU64::new(wake::NOBODY),
             auto_left: AtomicU64::new(0),
             auto_from: AtomicU64::new(0),
+            auto_deferred: AtomicU64::new(0),
         }
     }
 }
 
-/// The queue of messages taken on a receiver's behalf (see [`LinkRx::auto_take`]). Its lock is
-/// held only to move messages in or out, which cannot panic; a poisoned one still holds them.
-fn lock<T>(m: &Mutex<VecDeque<T>>) -> MutexGuard<'_, VecDeque<T>> {
+/// Messages taken on a receiver's behalf (see [`LinkRx::auto_take`]) and what the receiver
+/// asked for.
+struct AutoTake<T> {
+    /// Taken, not yet collected.
+    items: VecDeque<T>,
+    /// For each message still to be taken, the first edge it may be taken at (none if empty).
+    not_before: VecDeque<u64>,
+    /// The last edge a message may be taken at for the receiver: one that would be taken later
+    /// ends the arrangement, and it and the messages after it wait for the receiver.
+    until: u64,
+    /// Whether the receiver is asked for a step at the edge of the last it asked for.
+    wake_at_last: bool,
+    /// The edges of pops made for the receiver that start a run of pops while the ramp's
+    /// latest is not over (the ramp holds one run ahead of the edge it is told at), and of
+    /// those after them: each goes into the ramp once the run before it is over at an edge
+    /// someone looks at the pops ([`Published::settle_deferred`]). Until then, nobody asks
+    /// about the edges after it.
+    deferred: VecDeque<u64>,
+}
+
+impl Published {
+    /// Puts into the `pops` ramp the deferred pops ([`AutoTake::deferred`]) it can hold as
+    /// seen from edge `now`: those whose run may start now that the run before is over.
+    #[inline]
+    fn settle_deferred<T>(&self, auto: &Mutex<AutoTake<T>>, now: u64) {
+        if self.auto_deferred.load(Ordering::Relaxed) != 0 {
+            self.settle_deferred_slow(auto, now);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn settle_deferred_slow<T>(&self, auto: &Mutex<AutoTake<T>>, now: u64) {
+        let mut auto = lock(auto);
+        while let Some(&x) = auto.deferred.front() {
+            if !self.pops.admits(x, now) {
+                break;
+            }
+            self.pops.record(x, now);
+            auto.deferred.pop_front();
+        }
+        self.auto_deferred
+            .store(auto.deferred.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Its lock is held only to move messages in or out, which cannot panic; a poisoned one still
+/// holds them.
+fn lock<T>(m: &Mutex<AutoTake<T>>) -> MutexGuard<'_, AutoTake<T>> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -432,7 +481,13 @@ impl<T> Link<T> {
         let (data_tx, data_rx) = bounded(cap);
         let (runs_tx, runs_rx) = bounded(cap);
         let (credit_tx, credit_rx) = bounded(cap);
-        let auto = Arc::new(Mutex::new(VecDeque::new()));
+        let auto = Arc::new(Mutex::new(AutoTake {
+            items: VecDeque::new(),
+            not_before: VecDeque::new(),
+            until: u64::MAX,
+            wake_at_last: false,
+            deferred: VecDeque::new(),
+        }));
         Ok(Link {
             tx: LinkTx {
                 name: name.clone(),
@@ -478,7 +533,7 @@ pub struct LinkTx<T> {
     /// The messages taken on the receiver's behalf ([`LinkRx::auto_take`]): their credits are
     /// back before the receiver collects them, so they wait beyond the FIFO's capacity. A send
     /// puts all of its own at once, and the receiver takes all it collects at once.
-    auto: Arc<Mutex<VecDeque<T>>>,
+    auto: Arc<Mutex<AutoTake<T>>>,
     credits_back: Receiver<u64>,
     /// Credits the receiver has returned that are not usable yet, by the cycle they become usable.
     returning: VecDeque<u64>,
@@ -538,6 +593,7 @@ impl<T> LinkTx<T> {
         if !self.bound {
             self.bind();
         }
+        self.published.settle_deferred(&self.auto, cx.cycle);
         let popped = self.published.pops.total();
         if self.counted_credits() {
             if popped == self.credits_absorbed {
@@ -639,9 +695,9 @@ impl<T> LinkTx<T> {
             d => d.visible_at(cx),
         };
         let n = items.len() as u64;
-        let k = self.auto_count(n);
-        if k > 0 {
-            self.auto_queue().extend(&items[..k as usize]);
+        let (k, auto) = self.auto_take_of(cx.cycle, ready_at, n, false);
+        if let Some(mut a) = auto {
+            a.items.extend(&items[..k as usize]);
         }
         for &item in &items[k as usize..] {
             self.put(Envelope::new(ready_at, item, 0, true));
@@ -649,37 +705,36 @@ impl<T> LinkTx<T> {
         for _ in 0..n {
             self.published.sends.record(cx.cycle, cx.cycle);
         }
-        self.tell_receiver(cx, ready_at, n, k, false);
+        self.tell_receiver(ready_at, n, k, false);
         true
     }
 
-    /// How many of `n` messages about to be sent the receiver asked to be taken for it
-    /// ([`LinkRx::auto_take`]): they go to [`LinkTx::put_auto`], the rest as usual.
+    /// Of `n` messages about to be sent, the first visible at `first_ready` and the rest with
+    /// it (or one a cycle after it, `one_a_cycle`): how many the receiver asked to be taken for
+    /// it ([`LinkRx::auto_take`]), taken now ([`LinkTx::auto_pop`]), and where to put them.
     #[inline(always)]
-    fn auto_count(&self, n: u64) -> u64 {
-        match self.published.auto_left.load(Ordering::Relaxed) {
-            0 => 0,
-            left => left.min(n),
+    fn auto_take_of(
+        &self,
+        now: u64,
+        first_ready: u64,
+        n: u64,
+        one_a_cycle: bool,
+    ) -> (u64, Option<MutexGuard<'_, AutoTake<T>>>) {
+        if self.published.auto_left.load(Ordering::Relaxed) == 0 {
+            return (0, None);
         }
-    }
-
-    /// The queue of messages taken on the receiver's behalf.
-    fn auto_queue(&self) -> MutexGuard<'_, VecDeque<T>> {
-        lock(&self.auto)
+        self.auto_pop(now, first_ready, n, one_a_cycle)
     }
 
     /// After a send of `n` messages, the first visible at `first_ready` and the rest with it
-    /// (or one a cycle after it, `one_a_cycle`), of which the first `k` the receiver asked to
-    /// be taken for it ([`LinkTx::auto_count`]): takes those, and asks for a step of the
-    /// receiver at the arrival of the first of the others. One link interaction.
+    /// (or one a cycle after it, `one_a_cycle`), of which the first `k` were taken for the
+    /// receiver ([`LinkTx::auto_take_of`]): asks for a step of the receiver at the arrival of
+    /// the first of the others. One link interaction.
     #[inline(always)]
-    fn tell_receiver(&self, cx: &StepCtx, first_ready: u64, n: u64, k: u64, one_a_cycle: bool) {
-        if k > 0 {
-            self.auto_pop(cx.cycle, first_ready, k, one_a_cycle);
-            if k == n {
-                wake::interact(wake::NOBODY, 0);
-                return;
-            }
+    fn tell_receiver(&self, first_ready: u64, n: u64, k: u64, one_a_cycle: bool) {
+        if k == n {
+            wake::interact(wake::NOBODY, 0);
+            return;
         }
         let first_left = if one_a_cycle {
             first_ready + k
@@ -689,44 +744,73 @@ impl<T> LinkTx<T> {
         wake::interact(self.published.rx_owner.load(Ordering::Acquire), first_left);
     }
 
-    /// Takes the first `k` messages of a send (see [`LinkTx::tell_receiver`]) on the
-    /// receiver's behalf: each at the first edge at or after its
-    /// arrival and after the pop before it (and not before the edge the receiver named), one
-    /// an edge, exactly as a receiver that takes a message at every edge one has arrived
-    /// would. Their credits return as those pops would return them; the sender is asked to
-    /// step at the first, as a run of pops asks, and the receiver at the last it asked for.
+    /// Takes the first of `n` messages being sent on the receiver's behalf, as many as it
+    /// asked for: each at the first edge at or after its arrival, after the pop before it, and
+    /// at or after the edges the receiver named (the first, and the message's own), one an
+    /// edge, exactly as the receiver would have taken it. A message that would be taken after
+    /// the receiver's last edge ends the arrangement: it and those after it are the
+    /// receiver's to take. The credits return as the pops would return them; the sender is
+    /// asked to step at the first, as a run of pops asks, and the receiver (if it asked) at
+    /// the last it asked for. Returns how many it took, and the queue to put them in.
     #[cold]
     #[inline(never)]
-    fn auto_pop(&self, now: u64, first_ready: u64, k: u64, one_a_cycle: bool) {
+    fn auto_pop(
+        &self,
+        now: u64,
+        first_ready: u64,
+        n: u64,
+        one_a_cycle: bool,
+    ) -> (u64, Option<MutexGuard<'_, AutoTake<T>>>) {
         let p = &self.published;
+        let mut auto = lock(&self.auto);
         let left = p.auto_left.load(Ordering::Relaxed);
-        debug_assert!(k <= left);
         let from = p.auto_from.load(Ordering::Relaxed);
-        let mut next = p.pops.latest().end.map_or(from, |e| from.max(e + 1));
-        let mut first_pop = None;
-        for j in 0..k {
+        let last = auto.deferred.back().copied().or(p.pops.latest().end);
+        let mut next = last.map_or(from, |e| from.max(e + 1));
+        let (mut k, mut first_pop) = (0, None);
+        while k < n.min(left) {
             let ready = if one_a_cycle {
-                first_ready + j
+                first_ready + k
             } else {
                 first_ready
             };
-            let at = next.max(ready);
-            debug_assert!(
-                p.pops.admits(at, now),
-                "link `{}`: a pop taken for the receiver at {at} (edge {now}) does not follow the last",
-                self.name
-            );
-            p.pops.record(at, now);
+            let at = next
+                .max(ready)
+                .max(auto.not_before.front().copied().unwrap_or(0));
+            if at > auto.until {
+                break;
+            }
+            if auto.deferred.is_empty() && p.pops.admits(at, now) {
+                p.pops.record(at, now);
+            } else {
+                // A second run of pops ahead of the edge: the ramp takes it later.
+                auto.deferred.push_back(at);
+                wake::post(p.tx_owner.load(Ordering::Relaxed), at + 1);
+            }
+            auto.not_before.pop_front();
             first_pop.get_or_insert(at);
             next = at + 1;
+            k += 1;
         }
-        p.auto_left.store(left - k, Ordering::Relaxed);
+        let ended = k < n.min(left);
+        if ended {
+            auto.not_before.clear();
+        }
+        p.auto_left
+            .store(if ended { 0 } else { left - k }, Ordering::Relaxed);
+        p.auto_deferred
+            .store(auto.deferred.len() as u64, Ordering::Relaxed);
         if let Some(first) = first_pop {
             wake::post(p.tx_owner.load(Ordering::Relaxed), first + 1);
-            if k == left {
-                wake::post(p.rx_owner.load(Ordering::Relaxed), next - 1);
+        }
+        if auto.wake_at_last && (k == left || ended) {
+            // The last pop made for the receiver, which it asked to be stepped at.
+            let last = auto.deferred.back().copied().or(p.pops.latest().end);
+            if let Some(last) = last.filter(|_| k > 0 || ended) {
+                wake::post(p.rx_owner.load(Ordering::Relaxed), last);
             }
         }
+        (k, Some(auto))
     }
 
     /// Whether a component running ahead may send at the later edge `cycle` from a step at
@@ -756,19 +840,21 @@ impl<T> LinkTx<T> {
             Delay::Cycles(n) => cycle + n,
             d => d.visible_at(cx),
         };
-        let k = self.auto_count(1);
-        if k == 1 {
-            self.auto_queue().push_back(item);
-        } else {
-            self.put(Envelope::new(ready_at, item, 0, true));
+        let (k, auto) = self.auto_take_of(cx.cycle, ready_at, 1, false);
+        match auto {
+            Some(mut a) if k == 1 => a.items.push_back(item),
+            auto => {
+                drop(auto);
+                self.put(Envelope::new(ready_at, item, 0, true));
+            }
         }
         self.published.sends.record(cycle, cx.cycle);
-        self.tell_receiver(cx, ready_at, 1, k, false);
+        self.tell_receiver(ready_at, 1, k, false);
         Ok(())
     }
 
     #[inline]
-    fn put(&mut self, env: Envelope<T>) {
+    fn put(&self, env: Envelope<T>) {
         // The credit count bounds the messages in the channel by its capacity, and the receiver
         // lives as long as the simulation; a failure here is a broken kernel invariant.
         if self.data.try_send(env).is_err() {
@@ -800,10 +886,10 @@ impl<T> LinkTx<T> {
         self.credits -= n as u32;
         self.sent += n as u64;
         let first_ready = first + latency;
-        let k = self.auto_count(n as u64);
+        let (k, auto) = self.auto_take_of(cx.cycle, first_ready, n as u64, true);
         let mut rest = items;
-        if k > 0 {
-            self.auto_queue().extend(rest.drain(..k as usize));
+        if let Some(mut a) = auto {
+            a.items.extend(rest.drain(..k as usize));
         }
         if !rest.is_empty() {
             // The first travels as the run's header, the rest as one vector (no new
@@ -818,7 +904,7 @@ impl<T> LinkTx<T> {
         for j in 0..n as u64 {
             self.published.sends.record(first + j, cx.cycle);
         }
-        self.tell_receiver(cx, first_ready, n as u64, k, true);
+        self.tell_receiver(first_ready, n as u64, k, true);
         Ok(())
     }
 
@@ -863,7 +949,7 @@ pub struct LinkRx<T> {
     domain: DomainId,
     data: Receiver<Envelope<T>>,
     runs: Receiver<Vec<T>>,
-    auto: Arc<Mutex<VecDeque<T>>>,
+    auto: Arc<Mutex<AutoTake<T>>>,
     queue: VecDeque<Envelope<T>>,
     credits_to: Sender<u64>,
     delay: Delay,
@@ -1119,6 +1205,57 @@ impl<T> LinkRx<T> {
     /// of that edge. Only with nothing on its way (everything sent taken); returns whether the
     /// link is armed. A receiver stepped at every edge needs none of this.
     pub fn auto_take(&mut self, cx: &StepCtx, from: u64, count: u64) -> bool {
+        self.arm_auto(cx, from, count, (u64::MAX, true), &[])
+    }
+
+    /// As [`LinkRx::auto_take`], for a receiver that knows its behaviour only through edge
+    /// `until` (a PE running ahead through a burst) and takes each message no earlier than an
+    /// edge of its own (an ifmap spad entry's release): the next `not_before.len()` messages,
+    /// message `k` at or after edge `not_before[k]`. The link stops early at one it would
+    /// take after `until`: that message and those after it are the receiver's (each asks for
+    /// a step at its arrival as usual), and the receiver would take each after `until`. No
+    /// step is asked for otherwise; the receiver collects them ([`LinkRx::take_auto`]) at any
+    /// edge, and ends the arrangement with [`LinkRx::auto_cancel`] once past `until`. Pops
+    /// that jump ahead of the sender's edge while an earlier run of them is not over go into
+    /// the ramp when that run is (see [`AutoTake::deferred`]).
+    pub fn auto_take_within(
+        &mut self,
+        cx: &StepCtx,
+        from: u64,
+        until: u64,
+        not_before: &[u64],
+    ) -> bool {
+        self.arm_auto(
+            cx,
+            from,
+            not_before.len() as u64,
+            (until, false),
+            not_before,
+        )
+    }
+
+    /// Ends an [`LinkRx::auto_take_within`]: messages sent from now on are the receiver's.
+    pub fn auto_cancel(&mut self) {
+        debug_assert_eq!(
+            self.published.auto_deferred.load(Ordering::Relaxed),
+            0,
+            "link `{}`: an arrangement ended with pops not yet in the ramp",
+            self.name
+        );
+        if self.published.auto_left.load(Ordering::Relaxed) != 0 {
+            lock(&self.auto).not_before.clear();
+            self.published.auto_left.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn arm_auto(
+        &mut self,
+        cx: &StepCtx,
+        from: u64,
+        count: u64,
+        (until, wake_at_last): (u64, bool),
+        not_before: &[u64],
+    ) -> bool {
         debug_assert!(
             from > cx.cycle && matches!(self.delay, Delay::Cycles(_)),
             "link `{}`: pops taken for the receiver start after the current edge of a same-clock link",
@@ -1133,6 +1270,12 @@ impl<T> LinkRx<T> {
             return false;
         }
         debug_assert_eq!(p.pops.total(), self.received);
+        let mut auto = lock(&self.auto);
+        auto.until = until;
+        auto.wake_at_last = wake_at_last;
+        auto.not_before.clear();
+        auto.not_before.extend(not_before);
+        drop(auto);
         p.auto_from.store(from, Ordering::Relaxed);
         p.auto_left.store(count, Ordering::Relaxed);
         true
@@ -1143,7 +1286,9 @@ impl<T> LinkRx<T> {
     #[inline]
     pub fn auto_pending(&self) -> bool {
         let p = &self.published;
-        p.auto_left.load(Ordering::Relaxed) != 0 || p.pops.total() > self.received
+        p.auto_left.load(Ordering::Relaxed) != 0
+            || p.pops.total() > self.received
+            || p.auto_deferred.load(Ordering::Relaxed) != 0
     }
 
     /// Collects the messages taken on the receiver's behalf ([`LinkRx::auto_take`]) at edges
@@ -1151,28 +1296,39 @@ impl<T> LinkRx<T> {
     /// and, when they are all the link's pops so far, the edge of the last. Each was
     /// taken at its own edge, one an edge: a receiver accounts each edge up to `upto` as one
     /// that took a message or one that found none.
-    pub fn take_auto(&mut self, upto: Option<u64>, out: &mut Vec<T>) -> (usize, Option<u64>) {
-        let pops = &self.published.pops;
+    pub fn take_auto(
+        &mut self,
+        cx: &StepCtx,
+        upto: Option<u64>,
+        out: &mut Vec<T>,
+    ) -> (usize, Option<u64>) {
+        let p = &self.published;
+        p.settle_deferred(&self.auto, cx.cycle);
+        let mut auto = lock(&self.auto);
+        let all = p.pops.total() + auto.deferred.len() as u64;
         let taken = match upto {
-            Some(u) => pops.before(u + 1),
-            None => pops.total(),
+            Some(u) => {
+                // Pops the ramp cannot hold yet are after the edge it is told at.
+                debug_assert!(u <= cx.cycle && auto.deferred.front().is_none_or(|&x| x > u));
+                p.pops.before(u + 1)
+            }
+            None => all,
         };
         let n = (taken - self.received) as usize;
         if n == 0 {
             return (0, None);
         }
-        let last = if taken == pops.total() {
-            pops.latest().end
+        let last = if taken == all {
+            auto.deferred.back().copied().or(p.pops.latest().end)
         } else {
             None
         };
-        let mut auto = lock(&self.auto);
         debug_assert!(
-            auto.len() >= n,
+            auto.items.len() >= n,
             "link `{}`: pops without messages",
             self.name
         );
-        out.extend(auto.drain(..n));
+        out.extend(auto.items.drain(..n));
         drop(auto);
         self.received += n as u64;
         self.drained += n as u64;
@@ -1183,7 +1339,9 @@ impl<T> LinkRx<T> {
     /// trace or a deadlock report) this does not depend on the step order; inside a step, use
     /// [`LinkRx::ready`].
     pub fn in_flight(&self) -> usize {
-        let taken_for_it = (self.published.pops.total() - self.received) as usize;
+        let p = &self.published;
+        let taken_for_it =
+            (p.pops.total() - self.received + p.auto_deferred.load(Ordering::Relaxed)) as usize;
         self.queue.len() + (self.published.sends.total() - self.drained) as usize - taken_for_it
     }
 
@@ -1194,9 +1352,13 @@ impl<T> LinkRx<T> {
         match self.delay {
             Delay::Cycles(_) => {
                 let p = &self.published;
-                (p.sends.before(cycle + 1)
-                    - p.pops.before(cycle + 1).min(p.sends.before(cycle + 1)))
-                    as usize
+                let mut pops = p.pops.before(cycle + 1);
+                if p.auto_deferred.load(Ordering::Relaxed) != 0 {
+                    let auto = lock(&self.auto);
+                    pops += auto.deferred.iter().take_while(|&&x| x <= cycle).count() as u64;
+                }
+                let sends = p.sends.before(cycle + 1);
+                (sends - pops.min(sends)) as usize
             }
             _ => self.in_flight(),
         }
@@ -1432,7 +1594,7 @@ mod tests {
                     let _me = wake::Stepping::new(who);
                     if auto && rx.auto_pending() {
                         let mut out = Vec::new();
-                        let (n, last) = rx.take_auto(None, &mut out);
+                        let (n, last) = rx.take_auto(&cx(c), None, &mut out);
                         assert_eq!((n, last), (20, Some(c)), "all 20, the last at this edge");
                         got.extend(out.into_iter().map(|v| (v, c)));
                     } else if let Some(v) = rx.try_recv(&cx(c)) {
@@ -1460,13 +1622,17 @@ mod tests {
         assert!(!rx.auto_take(&cx(0), 3, 6), "armed once");
         assert!(tx.try_send_all(&cx(0), &[1, 2, 3, 4]));
         let mut out = Vec::new();
-        assert_eq!(rx.take_auto(Some(2), &mut out), (0, None), "from edge 3 on");
-        assert_eq!(rx.take_auto(Some(4), &mut out), (2, None));
+        assert_eq!(
+            rx.take_auto(&cx(2), Some(2), &mut out),
+            (0, None),
+            "from edge 3 on"
+        );
+        assert_eq!(rx.take_auto(&cx(4), Some(4), &mut out), (2, None));
         assert_eq!(out, vec![1, 2]);
         // A run of sends beyond the count: the last two are the receiver's to take.
         tx.credits(&cx(1));
         tx.send_run_at(&cx(1), 1, vec![5, 6, 7, 8]).unwrap();
-        assert_eq!(rx.take_auto(None, &mut out), (4, Some(8)));
+        assert_eq!(rx.take_auto(&cx(4), None, &mut out), (4, Some(8)));
         assert_eq!(out, vec![1, 2, 3, 4, 5, 6]);
         assert!(!rx.auto_pending());
         assert_eq!(rx.in_flight(), 2);
@@ -1477,6 +1643,59 @@ mod tests {
             "the pops at 3..=8 usable a cycle later"
         );
         assert_eq!(tx.credits(&cx(10)), 7, "and the receiver's own at 9");
+    }
+
+    #[test]
+    fn messages_taken_for_a_receiver_through_an_edge_keep_their_own_earliest_edges() {
+        // A receiver that takes message k at the first edge it has arrived by, after the one
+        // before, and at or after `nb[k]`; one a cycle sent while credits last. Stepped at
+        // every edge, or asking the link to take the first six for it through edge 25 and
+        // stepped only from 26 on: the same pops, credits and FIFO levels at every edge. The
+        // earliest edges make pops jump ahead of the sender's edge (runs the ramp takes
+        // later), and message 5 (earliest 30) is the receiver's own.
+        let nb = [3u64, 3, 10, 11, 20, 30];
+        let earliest = |k: usize| nb.get(k).copied().unwrap_or(0);
+        let run = |auto: bool| {
+            let Link { mut tx, mut rx } = Link::<u16>::new("l", clock(), 1, 3).unwrap();
+            let (mut next, mut got, mut seen) = (0u16, Vec::new(), Vec::new());
+            if auto {
+                assert!(rx.auto_take_within(&cx(0), 1, 25, &nb));
+            }
+            for c in 0..60u64 {
+                if next < 9 && tx.try_send(&cx(c), next).is_ok() {
+                    next += 1;
+                }
+                if auto && c == 2 {
+                    let deferred = tx.published.auto_deferred.load(Ordering::Relaxed);
+                    assert_eq!(
+                        deferred, 1,
+                        "the pop at 10, while the run at 3-4 is not over"
+                    );
+                }
+                if !auto || c > 25 {
+                    if auto && rx.auto_pending() {
+                        let mut out = Vec::new();
+                        let (n, last) = rx.take_auto(&cx(c), None, &mut out);
+                        assert_eq!((n, last), (5, Some(20)));
+                        rx.auto_cancel();
+                        got.extend(out);
+                    }
+                    let k = got.len();
+                    if c >= earliest(k) {
+                        if let Some(v) = rx.try_recv(&cx(c)) {
+                            got.push(v);
+                        }
+                    }
+                }
+                seen.push((tx.credits(&cx(c)), rx.in_flight_at(c)));
+            }
+            (got, seen)
+        };
+        let (stepped, seen) = run(false);
+        assert_eq!(stepped, (0..9).collect::<Vec<u16>>());
+        let (auto, auto_seen) = run(true);
+        assert_eq!(auto, stepped);
+        assert_eq!(auto_seen, seen);
     }
 
     #[test]

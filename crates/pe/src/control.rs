@@ -20,7 +20,7 @@ impl Pe {
         if self.ports.filter_in.auto_pending() {
             // The link takes the row's weights for the PE (see `load_ahead`): the one it took
             // at this edge, if any (those of the edges before are loaded already).
-            let (n, _) = self.collect_weights(Some(at), prim)?;
+            let (n, _) = self.collect_weights(cx, Some(at), prim)?;
             if n > 1 {
                 return Err(format!(
                     "{}: {n} weights taken for edge {at}, which loads one",
@@ -50,12 +50,13 @@ impl Pe {
     /// its own. Returns how many, and the edge of the last when they are all the link took.
     fn collect_weights(
         &mut self,
+        cx: &StepCtx,
         upto: Option<u64>,
         prim: &Primitive,
     ) -> Result<(usize, Option<u64>), String> {
         let mut words = std::mem::take(&mut self.run_buf);
         words.clear();
-        let (n, last) = self.ports.filter_in.take_auto(upto, &mut words);
+        let (n, last) = self.ports.filter_in.take_auto(cx, upto, &mut words);
         let loaded = words
             .iter()
             .try_for_each(|&w| self.mode.load(&mut self.dp, w, prim, &self.name));
@@ -188,7 +189,13 @@ impl Pe {
     /// While the FSM is ahead (through `a`): when the ifmap port next has an arrived value to
     /// store, and when the FSM next needs a step.
     fn note_next(&mut self, cx: &StepCtx, prim: &Primitive, a: u64) {
-        self.port_next = self.port_next_edge(prim, cx.cycle + 1);
+        self.port_next = if self.ifmap_auto.is_some() {
+            // The link stores for the port through `a`; what it leaves to the port, the port
+            // stores after `a` (see `arm_ifmap`).
+            None
+        } else {
+            self.port_next_edge(prim, cx.cycle + 1)
+        };
         self.fsm_next = if self.dp.state == PeState::LoadFilters {
             // The burst took every weight on its way: the next one, if already sent; none
             // while the link takes them for the PE (it asks for a step at the row's last).
@@ -327,7 +334,7 @@ impl Pe {
         let row = prim.p * prim.q * prim.s;
         while self.dp.state == PeState::LoadFilters {
             if self.ports.filter_in.auto_pending() {
-                let (n, last) = self.collect_weights(None, prim)?;
+                let (n, last) = self.collect_weights(cx, None, prim)?;
                 let Some(end) = last.filter(|_| n > 0) else {
                     break;
                 };
@@ -489,12 +496,104 @@ impl Pe {
     /// Whether the write port has no free entry at edge `e`: while the FSM is ahead through a
     /// position's MACs, with the entries they have released by then.
     fn port_blocked_at(&self, prim: &Primitive, e: u64) -> bool {
-        let released = if self.ahead_until.is_some() && self.releases.valid {
+        self.dp
+            .ifmap_port_blocked_with(prim, self.port_released_at(prim, e))
+    }
+
+    /// The window's leading entries released to the write port by edge `e` (see
+    /// [`Pe::port_blocked_at`]).
+    fn port_released_at(&self, prim: &Primitive, e: u64) -> u64 {
+        if self.ahead_until.is_some() && self.releases.valid {
             self.releases.at(e)
         } else {
             self.dp.released(prim)
-        };
-        self.dp.ifmap_port_blocked_with(prim, released)
+        }
+    }
+
+    /// While the FSM is ahead through `a` and needs a step after it, with no ifmap value on
+    /// its way: leaves the values the write port can store by `a` to the ifmap link, which
+    /// takes each for the port as it is sent, at the edge the port would (see
+    /// `LinkRx::auto_take_within`): the first at or after its arrival, after the store before
+    /// it and the edges the port has worked (`port_free`), at which the port has an entry
+    /// for it (the entries the burst releases by then, `releases`). The PE then sleeps until
+    /// the FSM's step instead of stepping at each value, and writes what the link took when
+    /// it is next stepped (`collect_ifmap`). A value the link would store after `a` it leaves
+    /// to the port, and the values after it: the port stores them after `a`, so the PE
+    /// ignores its links until then (see `wake`).
+    fn arm_ifmap(&mut self, cx: &StepCtx, prim: &Primitive, a: u64) {
+        if !cx.ahead
+            || self.ifmap_auto.is_some()
+            || self.fsm_next != Some(a + 1)
+            || a <= cx.cycle
+            || self.ports.ifmap_in.head_ready_at().is_some()
+        {
+            return;
+        }
+        let ifmap = &self.dp.ifmap;
+        let start = self.dp.window_start(prim);
+        let from = (cx.cycle + 1).max(self.port_free);
+        let mut not_before = std::mem::take(&mut self.not_before);
+        not_before.clear();
+        let mut e = from;
+        // At most a spad's worth: the values beyond wait for entries the burst does not free.
+        while not_before.len() < ifmap.entries.len() {
+            let j = ifmap.stored + not_before.len() as u64;
+            if j >= ifmap.total {
+                break;
+            }
+            // The first edge from `e` at which value `j` has an entry: limits only grow.
+            while j >= ifmap.port_limit(start, prim.q, self.port_released_at(prim, e)) {
+                match self.releases.next_after(e).filter(|_| self.releases.valid) {
+                    Some(r) if r <= a => e = r,
+                    _ => e = a + 1,
+                }
+                if e > a {
+                    break;
+                }
+            }
+            if e > a {
+                break;
+            }
+            not_before.push(e);
+        }
+        if !not_before.is_empty()
+            && self
+                .ports
+                .ifmap_in
+                .auto_take_within(cx, from, a, &not_before)
+        {
+            self.ifmap_auto = Some(a);
+        }
+        self.not_before = not_before;
+    }
+
+    /// The ifmap values the link took for the write port (see [`Pe::arm_ifmap`]) at edges up
+    /// to `upto` (all with `None`), written in order, as the port wrote each at its edge.
+    fn collect_ifmap(&mut self, cx: &StepCtx, upto: Option<u64>, prim: &Primitive) {
+        let mut values = std::mem::take(&mut self.run_buf);
+        values.clear();
+        let (_, last) = self.ports.ifmap_in.take_auto(cx, upto, &mut values);
+        for &v in &values {
+            self.write_ifmap(v, prim);
+        }
+        self.run_buf = values;
+        if let Some(last) = last {
+            self.port_free = self.port_free.max(last + 1);
+        }
+    }
+
+    /// Past the edge through which the ifmap link took values for the port: writes them all
+    /// (each taken by then) and takes the port back.
+    fn finish_ifmap(&mut self, cx: &StepCtx) {
+        if let (Some(a), Some(prim)) = (self.ifmap_auto.take(), self.prim) {
+            self.collect_ifmap(cx, None, &prim);
+            self.ports.ifmap_in.auto_cancel();
+            debug_assert!(
+                self.port_free <= a + 1,
+                "{}: a value taken after {a}",
+                self.name
+            );
+        }
     }
 
     /// The first edge at or after `from` at which the write port can store the value at the
@@ -574,12 +673,19 @@ impl Component for Pe {
                 let Some(prim) = self.prim else {
                     return Ok(Activity::Idle);
                 };
-                // The edge moved (the burst ran through it), whatever the port does.
-                self.store_ifmap(cx, &prim);
+                // The edge moved (the burst ran through it), whatever the port does. While the
+                // link takes values for the port, the port stores only those (see `arm_ifmap`).
+                if self.ifmap_auto.is_some() {
+                    self.collect_ifmap(cx, Some(cx.cycle), &prim);
+                } else {
+                    self.store_ifmap(cx, &prim);
+                }
                 self.note_next(cx, &prim, a);
+                self.arm_ifmap(cx, &prim, a);
                 return Ok(Activity::Moved);
             }
             self.ahead_until = None;
+            self.finish_ifmap(cx);
         }
         if matches!(self.dp.state, PeState::Done | PeState::Idle) {
             let Some(prim) = self.config_port.try_recv(cx) else {
@@ -607,6 +713,7 @@ impl Component for Pe {
             self.run_ahead(cx, &prim)?;
             if let Some(a) = self.ahead_until {
                 self.note_next(cx, &prim, a);
+                self.arm_ifmap(cx, &prim, a);
             }
         }
         if self.traced {
@@ -625,6 +732,11 @@ impl Component for Pe {
             // has nothing to do (its window stays where it is through a burst).
             let prim = self.prim.as_ref().expect("a burst runs a primitive");
             let c = cx.cycle;
+            if self.ifmap_auto.is_some() && self.fsm_next == Some(a + 1) {
+                // The ifmap link stores for the port through `a` (see `arm_ifmap`); a value it
+                // leaves to the port is one the port would store after `a`.
+                return Wake::IgnoringLinksFor(a - c);
+            }
             if self.fsm_next == Some(a + 1) {
                 // No step is needed before the FSM's while the port has nothing to do: through
                 // the edges a run ahead has worked it for, and while it has no free entry
@@ -665,6 +777,7 @@ impl Component for Pe {
             }
             edges = edges.min(last.cycle - a);
             self.ahead_until = None;
+            self.finish_ifmap(last);
         }
         let Some(prim) = self.prim else {
             self.dp.probe.strobes = 0;
@@ -682,7 +795,7 @@ impl Component for Pe {
                 PeState::LoadFilters if pipe_empty => {
                     if self.ports.filter_in.auto_pending() {
                         let first = last.cycle + 1 - edges;
-                        match self.collect_weights(Some(last.cycle), &prim) {
+                        match self.collect_weights(last, Some(last.cycle), &prim) {
                             Ok((n, _)) if self.dp.state == PeState::LoadFilters => {
                                 self.dp.counters.stall_filter += edges - n as u64;
                             }

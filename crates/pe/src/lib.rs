@@ -456,6 +456,11 @@ pub struct Pe {
     /// leading entries to the write port (see `Datapath::released`), so that the port works
     /// each edge with the entries free at it.
     releases: Releases,
+    /// The edge through which the ifmap link takes values for the write port (see
+    /// `control.rs`, `arm_ifmap`), if it does.
+    ifmap_auto: Option<u64>,
+    /// The edges `arm_ifmap` hands the ifmap link (kept to reuse its allocation).
+    not_before: Vec<u64>,
     /// A fault found while settling skipped edges (which cannot fail), reported at the next
     /// step.
     deferred: Option<String>,
@@ -486,6 +491,8 @@ impl Pe {
             fsm_next: None,
             port_free: 0,
             releases: Releases::default(),
+            ifmap_auto: None,
+            not_before: Vec::new(),
             deferred: None,
             sig: Signals::default(),
             addr_bits: (

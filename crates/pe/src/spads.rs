@@ -99,8 +99,15 @@ impl IfmapSpad {
     /// order) of the columns the position is done with (see `Datapath::released`).
     #[inline]
     pub fn port_blocked(&self, start: u64, q: u32, released: u64) -> bool {
-        let limit = (start + self.cols as u64) * q as u64 + released;
-        self.stored == self.total || self.stored >= limit
+        self.stored == self.total || self.stored >= self.port_limit(start, q, released)
+    }
+
+    /// The values (counted over the primitive's stream) the write port may have stored with
+    /// the position's first column `start` and `released` entries released: value `j` has a
+    /// free entry while `j` is below it (see [`IfmapSpad::port_blocked`]).
+    #[inline]
+    pub fn port_limit(&self, start: u64, q: u32, released: u64) -> u64 {
+        (start + self.cols as u64) * q as u64 + released
     }
 
     /// Whether the whole ifmap stream of the primitive is stored.
