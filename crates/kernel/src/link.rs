@@ -333,8 +333,9 @@ struct AutoTake<T> {
     /// The last edge a message may be taken at for the receiver: one that would be taken later
     /// ends the arrangement, and it and the messages after it wait for the receiver.
     until: u64,
-    /// Whether the receiver is asked for a step at the edge of the last it asked for.
-    wake_at_last: bool,
+    /// Whether the receiver is asked for a step at (`Some(0)`), or some edges after, the edge
+    /// of the last it asked for.
+    wake_after_last: Option<u64>,
     /// The edges of pops made for the receiver that start a run of pops while the ramp's
     /// latest is not over (the ramp holds one run ahead of the edge it is told at), and of
     /// those after them: each goes into the ramp once the run before it is over at an edge
@@ -485,7 +486,7 @@ impl<T> Link<T> {
             items: VecDeque::new(),
             not_before: VecDeque::new(),
             until: u64::MAX,
-            wake_at_last: false,
+            wake_after_last: None,
             deferred: VecDeque::new(),
         }));
         Ok(Link {
@@ -803,11 +804,11 @@ impl<T> LinkTx<T> {
         if let Some(first) = first_pop {
             wake::post(p.tx_owner.load(Ordering::Relaxed), first + 1);
         }
-        if auto.wake_at_last && (k == left || ended) {
-            // The last pop made for the receiver, which it asked to be stepped at.
+        if let Some(after) = auto.wake_after_last.filter(|_| k == left || ended) {
+            // The last pop made for the receiver, which it asked to be stepped after.
             let last = auto.deferred.back().copied().or(p.pops.latest().end);
             if let Some(last) = last.filter(|_| k > 0 || ended) {
-                wake::post(p.rx_owner.load(Ordering::Relaxed), last);
+                wake::post(p.rx_owner.load(Ordering::Relaxed), last + after);
             }
         }
         (k, Some(auto))
@@ -1200,12 +1201,13 @@ impl<T> LinkRx<T> {
     /// pop before it, one an edge (a same-clock link). What a receiver that takes a message at
     /// every edge one has arrived would do, for one that knows it will do so for `count`
     /// messages (a PE loading a filter row): the sender returns the credits as those pops
-    /// would, the receiver is not stepped at each arrival but asked for a step at the edge of
-    /// the last pop, and it collects the messages with [`LinkRx::take_auto`] at any edge, as
-    /// of that edge. Only with nothing on its way (everything sent taken); returns whether the
-    /// link is armed. A receiver stepped at every edge needs none of this.
-    pub fn auto_take(&mut self, cx: &StepCtx, from: u64, count: u64) -> bool {
-        self.arm_auto(cx, from, count, (u64::MAX, true), &[])
+    /// would, the receiver is not stepped at each arrival but asked for a step `wake_after`
+    /// edges after the edge of the last pop (at it with 0), and it collects the messages with
+    /// [`LinkRx::take_auto`] at any edge, as of that edge. Only with nothing on its way
+    /// (everything sent taken); returns whether the link is armed. A receiver stepped at every
+    /// edge needs none of this.
+    pub fn auto_take(&mut self, cx: &StepCtx, from: u64, count: u64, wake_after: u64) -> bool {
+        self.arm_auto(cx, from, count, (u64::MAX, Some(wake_after)), &[])
     }
 
     /// As [`LinkRx::auto_take`], for a receiver that knows its behaviour only through edge
@@ -1225,13 +1227,7 @@ impl<T> LinkRx<T> {
         until: u64,
         not_before: &[u64],
     ) -> bool {
-        self.arm_auto(
-            cx,
-            from,
-            not_before.len() as u64,
-            (until, false),
-            not_before,
-        )
+        self.arm_auto(cx, from, not_before.len() as u64, (until, None), not_before)
     }
 
     /// Ends an [`LinkRx::auto_take_within`]: messages sent from now on are the receiver's.
@@ -1253,7 +1249,7 @@ impl<T> LinkRx<T> {
         cx: &StepCtx,
         from: u64,
         count: u64,
-        (until, wake_at_last): (u64, bool),
+        (until, wake_after_last): (u64, Option<u64>),
         not_before: &[u64],
     ) -> bool {
         debug_assert!(
@@ -1272,7 +1268,7 @@ impl<T> LinkRx<T> {
         debug_assert_eq!(p.pops.total(), self.received);
         let mut auto = lock(&self.auto);
         auto.until = until;
-        auto.wake_at_last = wake_at_last;
+        auto.wake_after_last = wake_after_last;
         auto.not_before.clear();
         auto.not_before.extend(not_before);
         drop(auto);
@@ -1577,7 +1573,7 @@ mod tests {
                 let _me = wake::Stepping::new(who);
                 assert_eq!(rx.try_recv(&cx(0)), None);
                 if auto {
-                    assert!(rx.auto_take(&cx(0), 1, 20));
+                    assert!(rx.auto_take(&cx(0), 1, 20, 0));
                     assert!(rx.auto_pending());
                 }
             }
@@ -1618,8 +1614,8 @@ mod tests {
 
         // Collected part way: the messages taken by an edge, and none twice.
         let Link { mut tx, mut rx } = Link::<u16>::new("l", clock(), 1, 8).unwrap();
-        assert!(rx.auto_take(&cx(0), 3, 6));
-        assert!(!rx.auto_take(&cx(0), 3, 6), "armed once");
+        assert!(rx.auto_take(&cx(0), 3, 6, 0));
+        assert!(!rx.auto_take(&cx(0), 3, 6, 0), "armed once");
         assert!(tx.try_send_all(&cx(0), &[1, 2, 3, 4]));
         let mut out = Vec::new();
         assert_eq!(

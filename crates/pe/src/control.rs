@@ -9,7 +9,7 @@ use rowsim_kernel::{
 };
 
 use crate::signals::strobe;
-use crate::{Pe, PeState, Primitive};
+use crate::{IfmapAuto, Pe, PeState, Primitive};
 
 impl Pe {
     /// The filter load's operation at edge `at` (`cx`'s edge, or a later one when running
@@ -297,7 +297,8 @@ impl Pe {
     /// Returns the last edge it ran; the port has worked every edge up to it.
     fn window_ahead(&mut self, cx: &StepCtx, mut c: u64, prim: &Primitive) -> Result<u64, Fault> {
         let e = c + 1;
-        if !self.dp.window_stored(prim)
+        if self.ifmap_auto.is_none()
+            && !self.dp.window_stored(prim)
             && !self.dp.ifmap_port_blocked(prim)
             && self.ports.ifmap_in.head_ready_at().is_some_and(|r| r <= e)
             && self.ports.ifmap_in.can_pop_ahead_at(cx, e)
@@ -346,7 +347,7 @@ impl Pe {
             }
             let Some(r) = self.ports.filter_in.head_ready_at() else {
                 let left = (row - self.dp.filter.loaded) as u64;
-                self.ports.filter_in.auto_take(cx, c + 1, left);
+                self.ports.filter_in.auto_take(cx, c + 1, left, 0);
                 break;
             };
             let first = r.max(c + 1);
@@ -562,9 +563,49 @@ impl Pe {
                 .ifmap_in
                 .auto_take_within(cx, from, a, &not_before)
         {
-            self.ifmap_auto = Some(a);
+            self.ifmap_auto = Some(IfmapAuto::Ahead(a));
         }
         self.not_before = not_before;
+    }
+
+    /// While the FSM waits for its window (not ahead), with no ifmap value on its way: leaves
+    /// the values that complete the window to the ifmap link, which takes each for the port as
+    /// it is sent, at the edge the port would (the first at or after its arrival, after the
+    /// store before it and `port_free`: the window's entries are free while the FSM waits),
+    /// and asks for a step at the edge after the last, where the FSM issues. The PE sleeps
+    /// through the wait instead of stepping at each value, and writes what the link took at
+    /// its steps (before the FSM looks at the window, and as the port's work at the edge).
+    fn arm_window(&mut self, cx: &StepCtx, prim: &Primitive) {
+        let dp = &self.dp;
+        if !cx.ahead
+            || self.ifmap_auto.is_some()
+            || dp.state != PeState::Compute
+            || !dp.pipe.is_empty()
+            || dp.window_stored(prim)
+            || self.ports.ifmap_in.head_ready_at().is_some()
+        {
+            return;
+        }
+        let start = dp.window_start(prim);
+        let window_end = ((start + prim.s as u64) * prim.q as u64).min(dp.ifmap.total);
+        let limit = dp.ifmap.port_limit(start, prim.q, dp.released(prim));
+        if window_end > limit {
+            return;
+        }
+        let from = (cx.cycle + 1).max(self.port_free);
+        let need = window_end - dp.ifmap.stored;
+        if self.ports.ifmap_in.auto_take(cx, from, need, 1) {
+            self.ifmap_auto = Some(IfmapAuto::Window);
+        }
+    }
+
+    /// With the window left to the ifmap link (see [`Pe::arm_window`]): the values it took at
+    /// edges up to `upto`; the port is the PE's again once it has them all.
+    fn collect_window(&mut self, cx: &StepCtx, upto: u64, prim: &Primitive) {
+        self.collect_ifmap(cx, Some(upto), prim);
+        if !self.ports.ifmap_in.auto_pending() {
+            self.ifmap_auto = None;
+        }
     }
 
     /// The ifmap values the link took for the write port (see [`Pe::arm_ifmap`]) at edges up
@@ -585,7 +626,8 @@ impl Pe {
     /// Past the edge through which the ifmap link took values for the port: writes them all
     /// (each taken by then) and takes the port back.
     fn finish_ifmap(&mut self, cx: &StepCtx) {
-        if let (Some(a), Some(prim)) = (self.ifmap_auto.take(), self.prim) {
+        if let (Some(IfmapAuto::Ahead(a)), Some(prim)) = (self.ifmap_auto, self.prim) {
+            self.ifmap_auto = None;
             self.collect_ifmap(cx, None, &prim);
             self.ports.ifmap_in.auto_cancel();
             debug_assert!(
@@ -697,6 +739,11 @@ impl Component for Pe {
         let Some(prim) = self.prim else {
             return Ok(Activity::Idle);
         };
+        let window_left = self.ifmap_auto == Some(IfmapAuto::Window);
+        if window_left {
+            // What the link stored for the port at the edges before this one.
+            self.collect_window(cx, cx.cycle - 1, &prim);
+        }
         self.dp.counters.active_cycles += 1;
         let pipe_busy = self.dp.advance_pipeline(&prim);
         let mut moved = pipe_busy;
@@ -707,14 +754,23 @@ impl Component for Pe {
             PeState::Drain => self.issue_drain(cx, &prim, pipe_busy)?,
             PeState::Idle | PeState::Done => false,
         };
-        // The ifmap spad's write port works alongside.
-        moved |= self.store_ifmap(cx, &prim);
+        // The ifmap spad's write port works alongside (or the link for it, see `arm_window`).
+        if self.ifmap_auto == Some(IfmapAuto::Window) {
+            let before = self.dp.ifmap.stored;
+            self.collect_window(cx, cx.cycle, &prim);
+            moved |= self.dp.ifmap.stored > before;
+        } else {
+            moved |= self.store_ifmap(cx, &prim);
+        }
         if cx.ahead && moved {
             self.run_ahead(cx, &prim)?;
             if let Some(a) = self.ahead_until {
                 self.note_next(cx, &prim, a);
                 self.arm_ifmap(cx, &prim, a);
             }
+        }
+        if self.ahead_until.is_none() {
+            self.arm_window(cx, &prim);
         }
         if self.traced {
             self.dp.probe.held.out_credits = self.ports.psum_out.credits(cx);
@@ -732,7 +788,8 @@ impl Component for Pe {
             // has nothing to do (its window stays where it is through a burst).
             let prim = self.prim.as_ref().expect("a burst runs a primitive");
             let c = cx.cycle;
-            if self.ifmap_auto.is_some() && self.fsm_next == Some(a + 1) {
+            if matches!(self.ifmap_auto, Some(IfmapAuto::Ahead(_))) && self.fsm_next == Some(a + 1)
+            {
                 // The ifmap link stores for the port through `a` (see `arm_ifmap`); a value it
                 // leaves to the port is one the port would store after `a`.
                 return Wake::IgnoringLinksFor(a - c);
@@ -760,7 +817,9 @@ impl Component for Pe {
                 },
             };
         }
-        if !did.moved() {
+        if !did.moved() || self.ifmap_auto == Some(IfmapAuto::Window) {
+            // Waiting for a link; with the window left to the ifmap link, it asks for the
+            // step at which the FSM issues.
             return Wake::Idle;
         }
         match self.quiet_edges() {

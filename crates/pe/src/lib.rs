@@ -417,6 +417,16 @@ impl Releases {
     }
 }
 
+/// What the ifmap link takes for the PE's write port (see `control.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IfmapAuto {
+    /// The values the port can store by edge `a`, through which the FSM has run ahead
+    /// (`arm_ifmap`).
+    Ahead(u64),
+    /// The values that complete the window the FSM waits for (`arm_window`).
+    Window,
+}
+
 /// A processing element.
 pub struct Pe {
     name: String,
@@ -456,9 +466,8 @@ pub struct Pe {
     /// leading entries to the write port (see `Datapath::released`), so that the port works
     /// each edge with the entries free at it.
     releases: Releases,
-    /// The edge through which the ifmap link takes values for the write port (see
-    /// `control.rs`, `arm_ifmap`), if it does.
-    ifmap_auto: Option<u64>,
+    /// Whether the ifmap link takes values for the write port, and which (see `control.rs`).
+    ifmap_auto: Option<IfmapAuto>,
     /// The edges `arm_ifmap` hands the ifmap link (kept to reuse its allocation).
     not_before: Vec<u64>,
     /// A fault found while settling skipped edges (which cannot fail), reported at the next
