@@ -1230,6 +1230,13 @@ impl<T> LinkRx<T> {
         self.arm_auto(cx, from, not_before.len() as u64, (until, None), not_before)
     }
 
+    /// Whether messages the receiver asked to be taken for it are still to be sent: until
+    /// then, every message sent is taken for it.
+    #[inline]
+    pub fn auto_armed(&self) -> bool {
+        self.published.auto_left.load(Ordering::Relaxed) != 0
+    }
+
     /// Ends an [`LinkRx::auto_take_within`]: messages sent from now on are the receiver's.
     pub fn auto_cancel(&mut self) {
         debug_assert_eq!(

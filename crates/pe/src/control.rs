@@ -275,7 +275,11 @@ impl Pe {
                 PeState::Drain => {
                     let last = c;
                     c = self.drain_ahead(cx, c, prim)?;
-                    if c == last || self.dp.state != PeState::Compute || self.port_free <= c {
+                    if c == last
+                        || self.dp.state != PeState::Compute
+                        || self.port_free <= c
+                        || self.ifmap_auto.is_some()
+                    {
                         // The drain stopped short, the program ended, or the port did not
                         // work the last psum's edge (no value had arrived for it).
                         break;
@@ -394,10 +398,16 @@ impl Pe {
         }
         // The last psum moves the window: a step of its own unless the port's edge is known.
         // While the port has values to store, it works through the drain on its own (the
-        // window stays put until the last psum, which then takes a step of its own).
+        // window stays put until the last psum, which then takes a step of its own). With the
+        // values before the move left to the link, and more to come (the values after them,
+        // blocked until the move, come after those), the port's work is the link's.
         let last = n == left
-            && self.dp.ifmap_port_blocked(prim)
-            && self.ports.ifmap_in.can_pop_ahead_at(cx, c + n as u64);
+            && if self.ifmap_auto == Some(IfmapAuto::Window) {
+                self.ports.ifmap_in.auto_armed()
+            } else {
+                self.dp.ifmap_port_blocked(prim)
+                    && self.ports.ifmap_in.can_pop_ahead_at(cx, c + n as u64)
+            };
         let run = if n == left { n - 1 } else { n };
         let mut c = c;
         if run > 0 {
@@ -411,8 +421,12 @@ impl Pe {
             self.drain_psum(cx, c, prim)?;
             self.releases.valid = false;
             // The ifmap write port at the same edge, after the window moved.
-            if self.dp.state == PeState::Compute && !self.dp.ifmap_port_blocked(prim) {
-                if self.ports.ifmap_in.head_ready_at().is_some_and(|r| r <= c) {
+            if self.ifmap_auto == Some(IfmapAuto::Window) {
+                // The link's: what it takes at this edge, the FSM's next step writes.
+            } else if self.dp.state == PeState::Compute && !self.dp.ifmap_port_blocked(prim) {
+                if self.ports.ifmap_in.head_ready_at().is_some_and(|r| r <= c)
+                    && self.ports.ifmap_in.can_pop_ahead_at(cx, c)
+                {
                     let v = self
                         .ports
                         .ifmap_in
@@ -568,32 +582,52 @@ impl Pe {
         self.not_before = not_before;
     }
 
-    /// While the FSM waits for its window (not ahead), with no ifmap value on its way: leaves
-    /// the values that complete the window to the ifmap link, which takes each for the port as
-    /// it is sent, at the edge the port would (the first at or after its arrival, after the
-    /// store before it and `port_free`: the window's entries are free while the FSM waits),
-    /// and asks for a step at the edge after the last, where the FSM issues. The PE sleeps
-    /// through the wait instead of stepping at each value, and writes what the link took at
-    /// its steps (before the FSM looks at the window, and as the port's work at the edge).
+    /// While the FSM is stalled (not ahead) waiting for its window, or in a drain waiting for
+    /// a psum, with no ifmap value on its way: leaves the values of the window it waits for
+    /// (the next position's, in a drain) that the write port has entries for to the ifmap
+    /// link, which takes each for the port as it is sent, at the edge the port would (the
+    /// first at or after its arrival, after the store before it and `port_free`: the entries
+    /// stay free, and more only come free, whatever the FSM does next), and asks for a step at
+    /// the edge after the last (where a waiting FSM issues). The PE sleeps through the wait
+    /// instead of stepping at each value, and writes what the link took at its steps (before
+    /// the FSM looks at the window, and as the port's work at the edge).
     fn arm_window(&mut self, cx: &StepCtx, prim: &Primitive) {
         let dp = &self.dp;
         if !cx.ahead
             || self.ifmap_auto.is_some()
-            || dp.state != PeState::Compute
             || !dp.pipe.is_empty()
-            || dp.window_stored(prim)
             || self.ports.ifmap_in.head_ready_at().is_some()
         {
             return;
         }
         let start = dp.window_start(prim);
-        let window_end = ((start + prim.s as u64) * prim.q as u64).min(dp.ifmap.total);
         let limit = dp.ifmap.port_limit(start, prim.q, dp.released(prim));
-        if window_end > limit {
+        let window_end = |first: u64| (first + prim.s as u64) * prim.q as u64;
+        let end = match dp.state {
+            // The window it waits for: the step after its last value issues.
+            PeState::Compute if !dp.window_stored(prim) => window_end(start).min(limit),
+            // Every value the port can store before the drain moves the window, when the next
+            // position's window takes them all: the step after the last then finds it
+            // complete, and the values after them wait for the move.
+            PeState::Drain => {
+                let next = if dp.x + 1 < prim.f {
+                    start + prim.u as u64
+                } else {
+                    (dp.row as u64 + 1) * dp.w as u64
+                };
+                if window_end(next) < limit {
+                    return;
+                }
+                limit
+            }
+            _ => return,
+        }
+        .min(dp.ifmap.total);
+        if end <= dp.ifmap.stored {
             return;
         }
         let from = (cx.cycle + 1).max(self.port_free);
-        let need = window_end - dp.ifmap.stored;
+        let need = end - dp.ifmap.stored;
         if self.ports.ifmap_in.auto_take(cx, from, need, 1) {
             self.ifmap_auto = Some(IfmapAuto::Window);
         }
@@ -717,7 +751,12 @@ impl Component for Pe {
                 };
                 // The edge moved (the burst ran through it), whatever the port does. While the
                 // link takes values for the port, the port stores only those (see `arm_ifmap`).
-                if self.ifmap_auto.is_some() {
+                if self.ifmap_auto == Some(IfmapAuto::Window) {
+                    self.collect_window(cx, cx.cycle, &prim);
+                    if self.ifmap_auto.is_none() {
+                        self.store_ifmap(cx, &prim);
+                    }
+                } else if self.ifmap_auto.is_some() {
                     self.collect_ifmap(cx, Some(cx.cycle), &prim);
                 } else {
                     self.store_ifmap(cx, &prim);
@@ -759,7 +798,9 @@ impl Component for Pe {
             let before = self.dp.ifmap.stored;
             self.collect_window(cx, cx.cycle, &prim);
             moved |= self.dp.ifmap.stored > before;
-        } else {
+        }
+        if self.ifmap_auto.is_none() {
+            // Its own work, from the edge after the link's last store (`port_free`).
             moved |= self.store_ifmap(cx, &prim);
         }
         if cx.ahead && moved {
@@ -817,7 +858,10 @@ impl Component for Pe {
                 },
             };
         }
-        if !did.moved() || self.ifmap_auto == Some(IfmapAuto::Window) {
+        let waits_for_window = self.ifmap_auto == Some(IfmapAuto::Window)
+            && self.dp.state == PeState::Compute
+            && self.prim.is_some_and(|p| !self.dp.window_stored(&p));
+        if !did.moved() || waits_for_window {
             // Waiting for a link; with the window left to the ifmap link, it asks for the
             // step at which the FSM issues.
             return Wake::Idle;
