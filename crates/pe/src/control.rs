@@ -583,8 +583,9 @@ impl Pe {
     }
 
     /// While the FSM is stalled (not ahead) waiting for its window, or in a drain waiting for
-    /// a psum, with no ifmap value on its way: leaves the values of the window it waits for
-    /// (the next position's, in a drain) that the write port has entries for to the ifmap
+    /// a psum, or loads its filters, with no ifmap value on its way: leaves the values of the
+    /// window it waits for (the next position's, in a drain; the first, in a filter load)
+    /// that the write port has entries for to the ifmap
     /// link, which takes each for the port as it is sent, at the edge the port would (the
     /// first at or after its arrival, after the store before it and `port_free`: the entries
     /// stay free, and more only come free, whatever the FSM does next), and asks for a step at
@@ -593,7 +594,10 @@ impl Pe {
     /// the FSM looks at the window, and as the port's work at the edge).
     fn arm_window(&mut self, cx: &StepCtx, prim: &Primitive) {
         let dp = &self.dp;
+        // Ahead only through a filter load: the port's entries are those of its state now.
+        let stalled = self.ahead_until.is_none() || dp.state == PeState::LoadFilters;
         if !cx.ahead
+            || !stalled
             || self.ifmap_auto.is_some()
             || !dp.pipe.is_empty()
             || self.ports.ifmap_in.head_ready_at().is_some()
@@ -604,8 +608,10 @@ impl Pe {
         let limit = dp.ifmap.port_limit(start, prim.q, dp.released(prim));
         let window_end = |first: u64| (first + prim.s as u64) * prim.q as u64;
         let end = match dp.state {
-            // The window it waits for: the step after its last value issues.
+            // The window it waits for (the first, after a filter load): the step after its
+            // last value issues.
             PeState::Compute if !dp.window_stored(prim) => window_end(start).min(limit),
+            PeState::LoadFilters => window_end(start).min(limit),
             // Every value the port can store before the drain moves the window, when the next
             // position's window takes them all: the step after the last then finds it
             // complete, and the values after them wait for the move.
@@ -763,6 +769,7 @@ impl Component for Pe {
                 }
                 self.note_next(cx, &prim, a);
                 self.arm_ifmap(cx, &prim, a);
+                self.arm_window(cx, &prim);
                 return Ok(Activity::Moved);
             }
             self.ahead_until = None;
@@ -810,9 +817,7 @@ impl Component for Pe {
                 self.arm_ifmap(cx, &prim, a);
             }
         }
-        if self.ahead_until.is_none() {
-            self.arm_window(cx, &prim);
-        }
+        self.arm_window(cx, &prim);
         if self.traced {
             self.dp.probe.held.out_credits = self.ports.psum_out.credits(cx);
         }
