@@ -1306,6 +1306,10 @@ impl<T> LinkRx<T> {
         out: &mut Vec<T>,
     ) -> (usize, Option<u64>) {
         let p = &self.published;
+        if p.auto_deferred.load(Ordering::Relaxed) == 0 && p.pops.total() == self.received {
+            // Nothing taken for the receiver since it last collected: no lock.
+            return (0, None);
+        }
         p.settle_deferred(&self.auto, cx.cycle);
         let mut auto = lock(&self.auto);
         let all = p.pops.total() + auto.deferred.len() as u64;
