@@ -5,9 +5,9 @@
 //! # What it sends, and to whom
 //! - DRAM read commands to the DRAM controller's command queue (one a cycle), and the shape of
 //!   each stream asked for (`values`, coded or raw) to the inbound RLC decoder;
-//! - write jobs (the GLB addresses of each value to come) to the GLB loader, read jobs to the
-//!   GLB's filter, ifmap and psum sequencers and to the readout sequencer, and a psum-write job
-//!   (each chain top's addresses) to the GON writer;
+//! - write jobs (where the values to come go) to the GLB loader, read jobs to the GLB's filter,
+//!   ifmap and psum sequencers and to the readout sequencer, and a psum-write job (where each
+//!   chain top's psums go) to the GON writer;
 //! - each pass's primitive to every PE of the strip, over a per-PE configuration link (the
 //!   per-pass part of the configuration), and a mask of working PEs to each GIN when a strip
 //!   changes width;
@@ -41,10 +41,12 @@
 //! visible in the trace: `top.chip.ctrl.pass_wait` says what the next pass waits for (1 the scan
 //! chain, 2 its loads, 3 its psum slot), beside `pass_running` and the issued and done counts.
 //!
-//! The controller expands each job into its address list when it issues the job, and sends it
-//! as one message: a simulation shortcut for the address generators of the hardware's
-//! sequencers, which produce one address a cycle; the sequencers consume one item a cycle, so
-//! the timing is theirs.
+//! Each job is a descriptor of a few words ([`rowsim_glb::desc`]: rows round robin, columns of
+//! row streams, runs, a strided nest, spans of words), checked against its GLB region when it
+//! is issued and expanded by the sequencer itself, one item as it issues it, as the hardware's
+//! address generators count through their loops. The orders they expand to are the pass
+//! orders of [`crate::stream`], item by item (this module's tests), which the pass test bench
+//! drives the array with.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -62,8 +64,8 @@ use rowsim_pe::Primitive;
 
 use crate::array::pass_primitive;
 use crate::plan::{ArrayPlan, LogicalPe};
-use crate::stream;
-use rowsim_glb::sequencer::{GlbAddr, ReadItem, ReadJob, Src, Tags, WriteJob};
+use rowsim_glb::desc::{ColumnStream, ReadDesc, Region, TaggedRow, Words};
+use rowsim_glb::sequencer::{ReadJob, Tags, WriteJob};
 use rowsim_mapper::Phase;
 
 /// (DRAM address, bus words, values) of a pass's filter stream.
@@ -113,8 +115,8 @@ pub(crate) struct Geometry {
 type Err = String;
 
 impl Geometry {
-    fn glb_addr(&self, dtype: DataType, a: u64) -> Result<GlbAddr, Err> {
-        GlbAddr::of(&self.layout, dtype, a).map_err(|e| e.to_string())
+    fn region(&self, dtype: DataType) -> Region {
+        Region::new(self.layout, dtype)
     }
 
     /// Index of a band value: (image in block, real channel in block, row in band, column).
@@ -134,18 +136,19 @@ impl Geometry {
             + k
     }
 
-    /// A band load: DRAM commands, the streams' shapes, the GLB addresses of its values.
+    /// A band load: DRAM commands, the streams' shapes, and where its values go: the band's
+    /// rows, image by image and channel by channel, fill its slot from the start.
     #[allow(clippy::type_complexity)]
     fn band(
         &self,
         slot: u32,
         BandKey { g, nb, eb, cb }: BandKey,
         next_id: &mut u32,
-    ) -> Result<(Vec<DramCmd>, Vec<(usize, bool)>, Vec<GlbAddr>), Err> {
+    ) -> Result<(Vec<DramCmd>, Vec<(usize, bool)>, Vec<Words>), Err> {
         let (pb, m) = (self.pb, self.m);
         let (lo, hi) = pb.band(m.e, eb);
         let (first, chans) = pb.block_channels(m.q * m.r, cb);
-        let (mut cmds, mut shapes, mut addrs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut cmds, mut shapes) = (Vec::new(), Vec::new());
         for img in 0..m.n {
             for ch in 0..chans {
                 let gch = g * pb.real.c + first + ch;
@@ -165,16 +168,16 @@ impl Geometry {
                         coded: self.coded,
                     });
                     shapes.push((pb.w as usize, self.coded));
-                    for x in 0..pb.w {
-                        addrs.push(self.glb_addr(
-                            DataType::Ifmap,
-                            self.band_index(slot, img, ch, y - lo, x, hi - lo),
-                        )?);
-                    }
                 }
             }
         }
-        Ok((cmds, shapes, addrs))
+        let words = Words {
+            region: self.region(DataType::Ifmap),
+            base: self.band_index(slot, 0, 0, 0, 0, hi - lo),
+            count: (m.n * chans * (hi - lo) * pb.w) as u64,
+        };
+        words.check().map_err(|e| e.to_string())?;
+        Ok((cmds, shapes, vec![words]))
     }
 
     /// The words of each logical filter row of pass `key`, in stream order `(tt, rr, i)`.
@@ -199,7 +202,7 @@ impl Geometry {
         slot: u32,
         key: FilterKey,
         next_id: &mut u32,
-    ) -> Result<(Vec<DramCmd>, Vec<(usize, bool)>, Vec<GlbAddr>), Err> {
+    ) -> Result<(Vec<DramCmd>, Vec<(usize, bool)>, Vec<Words>), Err> {
         let (addr, len, values) = *self.dram.filters.get(&key).ok_or("filter stream missing")?;
         *next_id += 1;
         let cmd = DramCmd {
@@ -218,100 +221,106 @@ impl Geometry {
                 lens.iter().sum::<u64>()
             ));
         }
-        let mut addrs = Vec::with_capacity(values as usize);
-        for (row, &len) in lens.iter().enumerate() {
-            for k in 0..len {
-                addrs.push(
-                    self.glb_addr(DataType::Filter, base + row as u64 * self.row_stride + k)?,
-                );
-            }
-        }
+        let region = self.region(DataType::Filter);
+        let words = lens
+            .iter()
+            .enumerate()
+            .map(|(row, &count)| {
+                let w = Words {
+                    region,
+                    base: base + row as u64 * self.row_stride,
+                    count,
+                };
+                w.check().map(|_| w).map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((
             vec![cmd],
             vec![(values as usize, self.coded_filters)],
-            addrs,
+            words,
         ))
     }
 
-    /// A pass's jobs: filter, ifmap and psum reads, and the GON writer's addresses.
+    /// A pass's filter reads: each logical row's words (`lens`, in (tt, rr, i) order), a bus
+    /// width at a time, rows round robin (a compressed row that has ended drops out of the
+    /// round).
+    fn filter_reads(&self, lens: &[u64], slot: u32) -> ReadDesc {
+        let (pb, m) = (self.pb, self.m);
+        let fbase = slot as u64 * self.slots.filter_words;
+        let mut rows = Vec::with_capacity(lens.len());
+        for tt in 0..m.t {
+            for rr in 0..m.r {
+                for i in 0..pb.r {
+                    let row = ((tt * m.r + rr) * pb.r + i) as usize;
+                    rows.push(TaggedRow {
+                        base: fbase + row as u64 * self.row_stride,
+                        len: lens[row],
+                        tag: self.plan.filter_tag(tt, rr, i),
+                    });
+                }
+            }
+        }
+        ReadDesc::RoundRobin {
+            region: self.region(DataType::Filter),
+            rows,
+            width: self.lanes,
+        }
+    }
+
+    /// A pass's jobs, as descriptors: filter, ifmap and psum reads, and the GON writer's words.
+    /// Their orders are [`stream`]'s.
     #[allow(clippy::type_complexity)]
     fn pass(
         &self,
         p: &PassInfo,
-    ) -> Result<
-        (
-            Vec<ReadItem>,
-            Vec<ReadItem>,
-            Vec<ReadItem>,
-            Vec<((u16, u16), Vec<GlbAddr>)>,
-        ),
-        Err,
-    > {
+    ) -> Result<(ReadDesc, ReadDesc, ReadDesc, Vec<((u16, u16), Words)>), Err> {
         let (pb, m) = (self.pb, self.m);
         let (eb, cb, fb, e_cur) = (p.eb, p.cb, p.fb, p.e_cur);
         let continuing = cb > 0;
-        // Filters: each logical row's words, a bus width at a time, rows round robin (a
-        // compressed row that has ended drops out of the round).
-        let lens = self.row_lens(p.key)?;
-        let fbase = p.filter_slot as u64 * self.slots.filter_words;
-        let mut filter_items = Vec::new();
-        for ch in stream::filter_chunks(&m, &pb, &lens, self.lanes) {
-            let row = ch.row as u64;
-            let a = self.glb_addr(DataType::Filter, fbase + row * self.row_stride + ch.start)?;
-            filter_items.push(ReadItem {
-                src: Src::Glb {
-                    bank: a.bank,
-                    entry: a.entry,
-                    lane: a.lane,
-                    len: ch.len as u8,
-                    dtype: DataType::Filter,
-                },
-                tags: Tags::One(self.plan.filter_tag(ch.tt, ch.rr, ch.i)),
-            });
-        }
-        // Ifmaps: image by image, column by column, every row of the band.
+        let filters = self.filter_reads(&self.row_lens(p.key)?, p.filter_slot);
+        // Ifmaps: image by image, column by column, in each column every row of the band of
+        // each channel block and in each row the `q` channels: one row stream each.
         let (lo, hi) = pb.band(m.e, eb);
         let band = (e_cur - 1) * pb.u + pb.r;
-        let tags: Vec<Vec<Tags>> = (0..m.r)
-            .map(|rr| {
-                (0..band)
-                    .map(|y| Tags::from(self.plan.ifmap_tags(rr, y, e_cur)))
-                    .collect()
-            })
-            .collect();
-        let mut ifmap_items = Vec::new();
-        let (first, _) = pb.block_channels(m.q * m.r, cb);
-        for v in stream::ifmap_values(&m, &pb, band) {
-            let cv = cb * m.q * m.r + v.rr * m.q + v.c;
-            let (ch, yp, xp) = pb.real_of(cv, eb * m.e * pb.u + v.y, v.col);
-            let src = if pb.is_real(yp, xp) {
-                let a = self.glb_addr(
-                    DataType::Ifmap,
-                    self.band_index(
-                        p.band_slot,
-                        v.img,
-                        ch - first,
-                        yp - pb.pad - lo,
-                        xp - pb.pad,
-                        hi - lo,
-                    ),
-                )?;
-                Src::Glb {
-                    bank: a.bank,
-                    entry: a.entry,
-                    lane: a.lane,
-                    len: 1,
-                    dtype: DataType::Ifmap,
+        let (first, chans) = pb.block_channels(m.q * m.r, cb);
+        let folds_taps = m.dataflow.folds_taps();
+        let mut streams = Vec::with_capacity((m.r * band * m.q) as usize);
+        for rr in 0..m.r {
+            for y in 0..band {
+                let tags = Tags::from(self.plan.ifmap_tags(rr, y, e_cur));
+                for c in 0..m.q {
+                    let cv = cb * m.q * m.r + rr * m.q + c;
+                    let (ch, yp, x_off) = pb.real_of(cv, eb * m.e * pb.u + y, 0);
+                    let real_row = yp >= pb.pad && yp - pb.pad < pb.h;
+                    streams.push(ColumnStream {
+                        row: real_row.then(|| {
+                            self.band_index(
+                                p.band_slot,
+                                0,
+                                ch - first,
+                                yp - pb.pad - lo,
+                                0,
+                                hi - lo,
+                            )
+                        }),
+                        x_mul: if folds_taps { pb.real.uh } else { 1 },
+                        x_off,
+                        tags: tags.clone(),
+                    });
                 }
-            } else {
-                Src::Zeros(1)
-            };
-            ifmap_items.push(ReadItem {
-                src,
-                tags: tags[v.rr as usize][v.y as usize].clone(),
-            });
+            }
         }
+        let ifmaps = ReadDesc::Columns {
+            region: self.region(DataType::Ifmap),
+            images: m.n,
+            img_stride: (chans * (hi - lo) * pb.w) as u64,
+            cols: pb.w_used(),
+            pad: pb.pad,
+            width: pb.w,
+            streams,
+        };
         // Psums out of the chain tops, and in to the bottoms when continuing.
+        let n_words = (m.n * pb.f * m.p) as u64;
         let mut gon = Vec::new();
         for tt in 0..m.t {
             for j in 0..e_cur {
@@ -319,78 +328,79 @@ impl Geometry {
                     .plan
                     .at(LogicalPe { tt, rr: 0, i: 0, j })
                     .ok_or("chain top missing")?;
-                let n_words = (m.n * pb.f * m.p) as u64;
-                let addrs = (0..n_words)
-                    .map(|k| {
-                        self.glb_addr(DataType::Psum, self.psum_index(p.psum_slot, fb, tt, j, k))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                gon.push(((top.row as u16, top.col as u16), addrs));
+                let words = Words {
+                    region: self.region(DataType::Psum),
+                    base: self.psum_index(p.psum_slot, fb, tt, j, 0),
+                    count: n_words,
+                };
+                words.check().map_err(|e| e.to_string())?;
+                gon.push(((top.row as u16, top.col as u16), words));
             }
         }
-        let mut psum_items = Vec::new();
+        let mut bottoms = Vec::new();
         if continuing {
-            for (pos, tt, j) in stream::psum_positions(&m, &pb, e_cur) {
-                let bottom = self
-                    .plan
-                    .at(LogicalPe {
-                        tt,
-                        rr: m.r - 1,
-                        i: pb.r - 1,
-                        j,
-                    })
-                    .ok_or("chain bottom missing")?;
-                let tag = self.plan.psum_tag(bottom);
-                // The position's `p` psums, an entry's lanes at a time.
-                let mut k = pos * m.p as u64;
-                let end = k + m.p as u64;
-                while k < end {
-                    let a =
-                        self.glb_addr(DataType::Psum, self.psum_index(p.psum_slot, fb, tt, j, k))?;
-                    let len = (end - k).min(self.lanes - a.lane as u64) as u8;
-                    psum_items.push(ReadItem {
-                        src: Src::Glb {
-                            bank: a.bank,
-                            entry: a.entry,
-                            lane: a.lane,
-                            len,
-                            dtype: DataType::Psum,
-                        },
-                        tags: Tags::One(tag),
-                    });
-                    k += len as u64;
+            for tt in 0..m.t {
+                for j in 0..e_cur {
+                    let bottom = self
+                        .plan
+                        .at(LogicalPe {
+                            tt,
+                            rr: m.r - 1,
+                            i: pb.r - 1,
+                            j,
+                        })
+                        .ok_or("chain bottom missing")?;
+                    bottoms.push((
+                        self.psum_index(p.psum_slot, fb, tt, j, 0),
+                        self.plan.psum_tag(bottom),
+                    ));
                 }
             }
         }
-        Ok((filter_items, ifmap_items, psum_items, gon))
+        // Position by position (image-major), each chain's `p` psums, an entry's lanes at a
+        // time.
+        let psums = ReadDesc::Runs {
+            region: self.region(DataType::Psum),
+            positions: (m.n * pb.f) as u64,
+            run: m.p as u64,
+            streams: bottoms,
+        };
+        for d in [&filters, &ifmaps, &psums] {
+            d.check().map_err(|e| e.to_string())?;
+        }
+        Ok((filters, ifmaps, psums, gon))
+    }
+
+    /// A readout's reads: image by image, filter by filter of the pass's `p * t`, row by row,
+    /// column by column.
+    fn readout_reads(&self, r: &ReadoutInfo) -> ReadDesc {
+        let (pb, m) = (self.pb, self.m);
+        let per_chain = (m.n * pb.f * m.p) as u64;
+        let (p, f) = (m.p as u64, pb.f as u64);
+        ReadDesc::Strided {
+            region: self.region(DataType::Psum),
+            base: self.psum_index(r.psum_slot, r.fb, 0, 0, 0),
+            dims: vec![
+                (m.n as u64, f * p),
+                (m.t as u64, m.e as u64 * per_chain),
+                (p, 1),
+                (r.e_cur as u64, per_chain),
+                (f, p),
+            ],
+        }
     }
 
     /// A readout: each finished row's psums, through ReLU to the RLC coder, and where it goes.
-    #[allow(clippy::type_complexity)]
-    fn readout(&self, r: &ReadoutInfo) -> Result<(Vec<ReadItem>, Vec<(usize, u64)>), Err> {
+    /// Image by image, filter by filter of the pass's `p * t`, row by row, column by column.
+    fn readout(&self, r: &ReadoutInfo) -> Result<(ReadDesc, Vec<(usize, u64)>), Err> {
         let (pb, m) = (self.pb, self.m);
-        let mut items = Vec::new();
+        let items = self.readout_reads(r);
+        items.check().map_err(|e| e.to_string())?;
         let mut streams = Vec::new();
         let pt = m.p * m.t;
         for img in 0..m.n {
             for mf in r.fb * pt..(r.fb + 1) * pt {
-                let (fb, tt, f) = (mf / pt, (mf % pt) / m.p, mf % m.p);
                 for j in 0..r.e_cur {
-                    for x in 0..pb.f {
-                        let k = ((img * pb.f + x) * m.p + f) as u64;
-                        let a = self
-                            .glb_addr(DataType::Psum, self.psum_index(r.psum_slot, fb, tt, j, k))?;
-                        items.push(ReadItem {
-                            src: Src::Glb {
-                                bank: a.bank,
-                                entry: a.entry,
-                                lane: a.lane,
-                                len: 1,
-                                dtype: DataType::Psum,
-                            },
-                            tags: Tags::None,
-                        });
-                    }
                     let filter = r.g * pb.m + r.mb * m.m + mf;
                     let addr = *self
                         .dram
@@ -1067,5 +1077,323 @@ impl Component for TopController {
             self.geo.slots.psum,
             self.processing_cycles,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The controller's descriptors, expanded as the sequencers expand them, against the pass
+    //! order written once in [`crate::stream`] (which the pass test bench drives) and the
+    //! address arithmetic of the band, filter and psum buffers, item by item.
+
+    use super::*;
+    use crate::stream;
+    use rowsim_glb::desc::Walk;
+    use rowsim_glb::sequencer::{GlbAddr, ReadItem, Src};
+    use rowsim_workload::ConvLayer;
+
+    fn hw(name: &str) -> rowsim_config::HwConfig {
+        rowsim_config::load(format!(
+            "{}/../../hw-configs/{name}.toml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn layer(n: u32, c: u32, h: u32, m: u32, k: u32, stride: u32, pad: u32) -> ConvLayer {
+        ConvLayer {
+            name: "l".into(),
+            n,
+            c,
+            h,
+            w: h + 1,
+            m,
+            r: k,
+            s: k,
+            stride_v: stride,
+            stride_h: stride,
+            pad,
+            groups: 1,
+            ifmap_zero_fraction: 0.5,
+            first: false,
+        }
+    }
+
+    /// A geometry of the layer under the mapper's choice, with GLB room for everything (the
+    /// layout only places words; the test is about which words, in which order).
+    fn geometry(l: &ConvLayer, hw: &rowsim_config::HwConfig) -> (Geometry, Vec<Phase>) {
+        let m = rowsim_mapper::choose_for(l, hw, rowsim_mapper::Dataflow::of_machine(hw)).unwrap();
+        let pb = Problem::lowered(l, m.dataflow);
+        let plan = ArrayPlan::new(&pb, &m, hw).unwrap();
+        let lanes = 4u64;
+        let align = |w: u64| w.div_ceil(lanes) * lanes;
+        let (_, chans) = pb.block_channels(m.q * m.r, 0);
+        let band_rows = (0..pb.e.div_ceil(m.e))
+            .map(|eb| {
+                let (lo, hi) = pb.band(m.e, eb);
+                hi - lo
+            })
+            .max()
+            .unwrap() as u64;
+        let row_stride = align((m.p * m.q * pb.s) as u64 + 3);
+        let slots = Slots {
+            filter: 2,
+            ifmap: 2,
+            psum: 2,
+            filter_words: (m.t * m.r * pb.r) as u64 * row_stride,
+            band_words: align(m.n as u64 * chans as u64 * band_rows * pb.w as u64),
+            psum_words: align((m.n * m.m * m.e * pb.f) as u64),
+        };
+        let layout = GlbLayout {
+            shared_banks: 8,
+            ifmap_banks: 4,
+            psum_banks: 4,
+            filter_banks: 4,
+            bank_entries: 1 << 16,
+            lanes: lanes as u32,
+        };
+        let phases = crate::layer::phases(&pb, &m);
+        let geo = Geometry {
+            pb,
+            m,
+            plan,
+            layout,
+            slots,
+            lanes,
+            row_stride,
+            coded: false,
+            dram: Arc::new(DramMap {
+                ifmap: BTreeMap::new(),
+                filters: BTreeMap::new(),
+                filter_rows: BTreeMap::new(),
+                ofmap: BTreeMap::new(),
+            }),
+            mac: Default::default(),
+            zeros: crate::array::ZeroMode {
+                gating: true,
+                skipping: false,
+                compressed: false,
+            },
+            coded_filters: false,
+        };
+        (geo, phases)
+    }
+
+    fn expand(d: ReadDesc) -> Vec<ReadItem> {
+        let n = d.items();
+        let v: Vec<ReadItem> = Walk::new(d).map(|i| i.unwrap()).collect();
+        assert_eq!(v.len() as u64, n, "items() counts what the walk makes");
+        v
+    }
+
+    /// Asserts two streams equal, naming the first item where they part.
+    fn same<T: PartialEq + std::fmt::Debug>(got: &[T], want: &[T], what: &str) {
+        if let Some(k) = (0..got.len().min(want.len())).find(|&k| got[k] != want[k]) {
+            panic!(
+                "{what}: item {k} is {:?}, the stream order has {:?}",
+                got[k], want[k]
+            );
+        }
+        assert_eq!(got.len(), want.len(), "{what}: items");
+    }
+
+    fn glb(g: &Geometry, dtype: DataType, a: u64, len: u8) -> Src {
+        let a = GlbAddr::of(&g.layout, dtype, a).unwrap();
+        Src::Glb {
+            bank: a.bank,
+            entry: a.entry,
+            lane: a.lane,
+            len,
+            dtype,
+        }
+    }
+
+    /// The filter reads of rows `lens` long, from [`stream::filter_chunks`].
+    fn filter_reference(g: &Geometry, lens: &[u64], slot: u32) -> Vec<ReadItem> {
+        let fbase = slot as u64 * g.slots.filter_words;
+        stream::filter_chunks(&g.m, &g.pb, lens, g.lanes)
+            .map(|ch| ReadItem {
+                src: glb(
+                    g,
+                    DataType::Filter,
+                    fbase + ch.row as u64 * g.row_stride + ch.start,
+                    ch.len as u8,
+                ),
+                tags: Tags::One(g.plan.filter_tag(ch.tt, ch.rr, ch.i)),
+            })
+            .collect()
+    }
+
+    /// A pass's ifmap and psum reads and GON words, from [`stream::ifmap_values`] and
+    /// [`stream::psum_positions`] and the buffers' index arithmetic.
+    #[allow(clippy::type_complexity)]
+    fn pass_reference(
+        g: &Geometry,
+        p: &PassInfo,
+    ) -> (
+        Vec<ReadItem>,
+        Vec<ReadItem>,
+        Vec<((u16, u16), Vec<GlbAddr>)>,
+    ) {
+        let (pb, m) = (g.pb, g.m);
+        let (lo, hi) = pb.band(m.e, p.eb);
+        let band = (p.e_cur - 1) * pb.u + pb.r;
+        let (first, _) = pb.block_channels(m.q * m.r, p.cb);
+        let ifmaps = stream::ifmap_values(&m, &pb, band)
+            .map(|v| {
+                let cv = p.cb * m.q * m.r + v.rr * m.q + v.c;
+                let (ch, yp, xp) = pb.real_of(cv, p.eb * m.e * pb.u + v.y, v.col);
+                let src = if pb.is_real(yp, xp) {
+                    let a = g.band_index(
+                        p.band_slot,
+                        v.img,
+                        ch - first,
+                        yp - pb.pad - lo,
+                        xp - pb.pad,
+                        hi - lo,
+                    );
+                    glb(g, DataType::Ifmap, a, 1)
+                } else {
+                    Src::Zeros(1)
+                };
+                ReadItem {
+                    src,
+                    tags: Tags::from(g.plan.ifmap_tags(v.rr, v.y, p.e_cur)),
+                }
+            })
+            .collect();
+        let mut psums = Vec::new();
+        if p.cb > 0 {
+            for (pos, tt, j) in stream::psum_positions(&m, &pb, p.e_cur) {
+                let bottom = g
+                    .plan
+                    .at(LogicalPe {
+                        tt,
+                        rr: m.r - 1,
+                        i: pb.r - 1,
+                        j,
+                    })
+                    .unwrap();
+                let mut k = pos * m.p as u64;
+                let end = k + m.p as u64;
+                while k < end {
+                    let a = g.psum_index(p.psum_slot, p.fb, tt, j, k);
+                    let len = (end - k).min(g.lanes - a % g.lanes) as u8;
+                    psums.push(ReadItem {
+                        src: glb(g, DataType::Psum, a, len),
+                        tags: Tags::One(g.plan.psum_tag(bottom)),
+                    });
+                    k += len as u64;
+                }
+            }
+        }
+        let mut gon = Vec::new();
+        for tt in 0..m.t {
+            for j in 0..p.e_cur {
+                let top = g.plan.at(LogicalPe { tt, rr: 0, i: 0, j }).unwrap();
+                let addrs = (0..(m.n * pb.f * m.p) as u64)
+                    .map(|k| {
+                        GlbAddr::of(
+                            &g.layout,
+                            DataType::Psum,
+                            g.psum_index(p.psum_slot, p.fb, tt, j, k),
+                        )
+                        .unwrap()
+                    })
+                    .collect();
+                gon.push(((top.row as u16, top.col as u16), addrs));
+            }
+        }
+        (ifmaps, psums, gon)
+    }
+
+    /// A readout's reads, loop by loop.
+    fn readout_reference(g: &Geometry, r: &ReadoutInfo) -> Vec<ReadItem> {
+        let (pb, m) = (g.pb, g.m);
+        let pt = m.p * m.t;
+        let mut items = Vec::new();
+        for img in 0..m.n {
+            for mf in r.fb * pt..(r.fb + 1) * pt {
+                let (fb, tt, f) = (mf / pt, (mf % pt) / m.p, mf % m.p);
+                for j in 0..r.e_cur {
+                    for x in 0..pb.f {
+                        let k = ((img * pb.f + x) * m.p + f) as u64;
+                        let a = g.psum_index(r.psum_slot, fb, tt, j, k);
+                        items.push(ReadItem {
+                            src: glb(g, DataType::Psum, a, 1),
+                            tags: Tags::None,
+                        });
+                    }
+                }
+            }
+        }
+        items
+    }
+
+    /// Checks every pass and readout of the layer; returns how many passes continue an
+    /// accumulation (read psums in).
+    fn check_layer(l: &ConvLayer, hw: &rowsim_config::HwConfig) -> u32 {
+        let (g, phases) = geometry(l, hw);
+        let fbs = g.m.m / (g.m.p * g.m.t);
+        let (_, passes, readouts) = schedule(&phases, &g.slots, fbs);
+        assert!(!passes.is_empty());
+        let mut continuing = 0;
+        for p in &passes {
+            let (filters, ifmaps, psums, gon) = g.pass(p).unwrap();
+            let lens = g.row_lens(p.key).unwrap();
+            let what = format!("{p:?}");
+            let want = filter_reference(&g, &lens, p.filter_slot);
+            same(&expand(filters), &want, &format!("filters of {what}"));
+            let (ifr, psr, gonr) = pass_reference(&g, p);
+            same(&expand(ifmaps), &ifr, &format!("ifmaps of {what}"));
+            same(&expand(psums), &psr, &format!("psums of {what}"));
+            let gon: Vec<((u16, u16), Vec<GlbAddr>)> = gon
+                .into_iter()
+                .map(|(pe, w)| (pe, w.addrs().map(|a| a.unwrap()).collect()))
+                .collect();
+            same(&gon, &gonr, &format!("GON words of {what}"));
+            continuing += (p.cb > 0) as u32;
+        }
+        for r in &readouts {
+            let want = readout_reference(&g, r);
+            same(&expand(g.readout_reads(r)), &want, &format!("{r:?}"));
+        }
+        assert!(!readouts.is_empty());
+        continuing
+    }
+
+    #[test]
+    fn pass_descriptors_expand_to_the_pass_stream_order() {
+        let eyeriss = hw("eyeriss-v1");
+        let mut continuing = 0;
+        // Padding and a stride that leaves trailing columns, two images, several strips.
+        continuing += check_layer(&layer(2, 6, 13, 16, 3, 2, 1), &eyeriss);
+        continuing += check_layer(&layer(1, 64, 12, 32, 3, 1, 1), &eyeriss);
+        continuing += check_layer(&layer(3, 3, 15, 8, 5, 4, 2), &eyeriss);
+        assert!(continuing > 0, "some pass reads psums in");
+        // Dataflows that fold filter rows and taps into virtual channels, with strides.
+        for d in ["ws", "nlr", "osb"] {
+            check_layer(&layer(2, 4, 9, 8, 3, 2, 1), &hw(&format!("isca2016/{d}")));
+        }
+    }
+
+    #[test]
+    fn compressed_filter_rows_of_any_lengths_go_round_robin() {
+        let (g, _) = geometry(&layer(2, 6, 13, 16, 3, 2, 1), &hw("eyeriss-v1"));
+        let rows = (g.m.t * g.m.r * g.pb.r) as usize;
+        for seed in 0..20u64 {
+            let lens: Vec<u64> = (0..rows as u64)
+                .map(|k| (k * 7 + seed * 13) % (g.row_stride + 1))
+                .collect();
+            for slot in 0..2 {
+                let want = filter_reference(&g, &lens, slot);
+                same(
+                    &expand(g.filter_reads(&lens, slot)),
+                    &want,
+                    &format!("rows {lens:?}"),
+                );
+            }
+        }
     }
 }

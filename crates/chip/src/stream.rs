@@ -1,7 +1,8 @@
-//! The order in which a processing pass's operands cross the GINs, written once: the
-//! controller's GLB reads ([`crate::controller`]) and the test bench's feeders
-//! ([`crate::build_pass`]) both walk it, so a pass test drives the array with the streams the
-//! chip sends.
+//! The order in which a processing pass's operands cross the GINs: the test bench's feeders
+//! ([`crate::build_pass`]) walk it, and the controller's GLB read descriptors
+//! ([`crate::controller`]), which the sequencers expand, make exactly it, item by item (the
+//! controller's tests check every pass and readout of several layers and dataflows), so a pass
+//! test drives the array with the streams the chip sends.
 //!
 //! - Filters: a bus width of each logical filter row in turn, rows round robin in `(tt, rr, i)`
 //!   order; a row that has ended (a shorter compressed row) drops out of the round.

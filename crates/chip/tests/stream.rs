@@ -2,6 +2,7 @@
 //! as values, with padding zeros in order, and unpack raw DRAM words.
 
 use rowsim_dram::DramData;
+use rowsim_glb::desc::{ReadDesc, Region, Words};
 use rowsim_glb::sequencer::{GlbAddr, GlbReader, GlbWriter, ReadItem, ReadOut, Src, WriteIn};
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
 use rowsim_kernel::{Collector, Feeder, Link, Scheduler};
@@ -43,7 +44,11 @@ fn written_values_read_back_as_beats_and_values() {
     s.add(clk, Feeder::new("top.src", vin.tx, values.clone(), 1));
     let mut w = GlbWriter::new("top.chip.glb_loader", r0.0, r0.1, WriteIn::Values(vin.rx));
     let addr = |k: u64| GlbAddr::of(&layout, DataType::Ifmap, 3 + k).unwrap();
-    w.expect((0..10).map(addr));
+    w.expect(Words {
+        region: Region::new(layout, DataType::Ifmap),
+        base: 3,
+        count: 10,
+    });
     s.add(clk, w);
     s.run().unwrap();
     // Entries hold the values at word addresses 3..13 (lanes of 4).
@@ -198,15 +203,15 @@ fn sequencers_report_each_job_done_after_its_last_beat_or_write() {
     let jobs = vec![
         ReadJob {
             id: 7,
-            items: vec![zero(1), zero(2)],
+            items: ReadDesc::List(vec![zero(1), zero(2)]),
         },
         ReadJob {
             id: 8,
-            items: vec![],
+            items: ReadDesc::List(vec![]),
         },
         ReadJob {
             id: 9,
-            items: vec![zero(3)],
+            items: ReadDesc::List(vec![zero(3)]),
         },
     ];
     // The jobs are queued before the first edge (as a controller's step at cycle 0 would).
@@ -231,12 +236,13 @@ fn sequencers_report_each_job_done_after_its_last_beat_or_write() {
         GlbWriter::new("top.wr", q1.tx, a1.rx, WriteIn::Values(vin.rx))
             .with_job_ports(wjobs.rx, wdone.tx),
     );
-    let addrs = (0..3)
-        .map(|k| GlbAddr::of(&layout, DataType::Ifmap, k).unwrap())
-        .collect();
     let wjob = WriteJob {
         id: 5,
-        values: addrs,
+        values: vec![Words {
+            region: Region::new(layout, DataType::Ifmap),
+            base: 0,
+            count: 3,
+        }],
         gon: vec![],
     };
     let mut wjobs_tx = wjobs.tx;

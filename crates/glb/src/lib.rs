@@ -23,6 +23,7 @@ use rowsim_kernel::{
     TraceFrame, Wake,
 };
 
+pub mod desc;
 pub mod sequencer;
 
 pub use rowsim_types::DataType;

@@ -5,10 +5,12 @@
 //! - [`GlbWriter`]: writes a stream of values at listed addresses (data from DRAM), or GON beats
 //!   at the addresses of each PE's psum stream.
 //!
-//! Jobs come from the top-level controller over a job port (a link), each with an id that the
-//! sequencer sends back on its done port when the job is finished: a reader's when its last
-//! chunk has been sent, a writer's when its last word has been written and acknowledged. (Tests
-//! may also queue items directly.) A component holds work until its queue is empty.
+//! Jobs come from the top-level controller over a job port (a link), each a few words of
+//! descriptor ([`crate::desc`]) that the sequencer expands itself, an item at a time as it
+//! issues them, and an id that it sends back on its done port when the job is finished: a
+//! reader's when its last chunk has been sent, a writer's when its last word has been written
+//! and acknowledged. (Tests may also queue items directly.) A component holds work until its
+//! queue is empty.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, Port, StepCtx, Wake};
 use rowsim_types::{Beat, GonBeat};
 
+use crate::desc::{next_word, ReadDesc, ReadQueue, Words};
 use crate::{DataType, GlbReq, GlbResp};
 
 /// Where a chunk comes from.
@@ -82,20 +85,19 @@ pub struct ReadItem {
     pub tags: Tags,
 }
 
-/// A reader's job: items, sent in order.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A reader's job: its items, sent in order, as a descriptor.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadJob {
     pub id: u32,
-    pub items: Vec<ReadItem>,
+    pub items: ReadDesc,
 }
 
-/// A writer's job: the addresses of values to come (value mode), or of each PE's words (GON
-/// mode).
+/// A writer's job: where the values to come go (value mode), or each PE's words (GON mode).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteJob {
     pub id: u32,
-    pub values: Vec<GlbAddr>,
-    pub gon: Vec<((u16, u16), Vec<GlbAddr>)>,
+    pub values: Vec<Words>,
+    pub gon: Vec<((u16, u16), Words)>,
 }
 
 /// Job completion, for the controller: (ends at item or word count, id) of each job, and the
@@ -183,7 +185,7 @@ pub struct GlbReader {
     req: LinkTx<GlbReq>,
     resp: LinkRx<GlbResp>,
     out: ReadOut,
-    items: VecDeque<ReadItem>,
+    items: ReadQueue,
     inflight: VecDeque<ReadItem>,
     ready: VecDeque<Chunk>,
     /// Chunks read ahead at most.
@@ -198,7 +200,7 @@ impl GlbReader {
             req,
             resp,
             out,
-            items: VecDeque::new(),
+            items: ReadQueue::default(),
             inflight: VecDeque::new(),
             ready: VecDeque::new(),
             lookahead: 4,
@@ -207,9 +209,9 @@ impl GlbReader {
     }
 
     pub fn push(&mut self, items: impl IntoIterator<Item = ReadItem>) {
-        let before = self.items.len();
-        self.items.extend(items);
-        self.jobs.queued += (self.items.len() - before) as u64;
+        let items: Vec<ReadItem> = items.into_iter().collect();
+        self.jobs.queued += items.len() as u64;
+        self.items.push(ReadDesc::List(items));
     }
 
     /// Wires the job port and the done port (see the module docs).
@@ -228,8 +230,13 @@ impl Component for GlbReader {
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
         if let Some(job) = self.jobs.port.try_recv(cx) {
-            self.jobs.mark(job.items.len() as u64, job.id);
-            self.items.extend(job.items);
+            // Checked whole before any of it runs: its walk's address arithmetic then cannot
+            // overflow.
+            job.items
+                .check()
+                .map_err(|e| format!("{}: job {}: {e}", self.name, job.id))?;
+            self.jobs.mark(job.items.items(), job.id);
+            self.items.push(job.items);
             moved = true;
         }
         // Send: one beat (or one value) a cycle.
@@ -291,7 +298,12 @@ impl Component for GlbReader {
         }
         // Issue the next item.
         if self.inflight.len() + self.ready.len() < self.lookahead {
-            match self.items.front().map(|i| i.src) {
+            let next = self
+                .items
+                .front()
+                .map_err(|e| format!("{}: {e}", self.name))?
+                .map(|i| i.src);
+            match next {
                 Some(Src::Zeros(n)) if self.inflight.is_empty() => {
                     let item = self.items.pop_front().ok_or("item vanished")?;
                     self.ready.push_back(Chunk {
@@ -383,10 +395,12 @@ pub struct GlbWriter {
     req: LinkTx<GlbReq>,
     resp: LinkRx<GlbResp>,
     input: WriteIn,
-    /// Value mode: addresses of the values to come, in order.
+    /// Value mode: where the values to come go, in order, and the next few of their
+    /// addresses (an entry's worth, expanded as needed).
+    words: VecDeque<Words>,
     addrs: VecDeque<GlbAddr>,
-    /// GON mode: per source PE, addresses of its words to come.
-    streams: BTreeMap<(u16, u16), VecDeque<GlbAddr>>,
+    /// GON mode: per source PE, where its words to come go.
+    streams: BTreeMap<(u16, u16), VecDeque<Words>>,
     /// Writes formed and not yet sent.
     writes: VecDeque<GlbReq>,
     /// Values gathered for the entry being filled (value mode).
@@ -403,6 +417,7 @@ impl GlbWriter {
             req,
             resp,
             input,
+            words: VecDeque::new(),
             addrs: VecDeque::new(),
             streams: BTreeMap::new(),
             writes: VecDeque::new(),
@@ -413,19 +428,29 @@ impl GlbWriter {
         }
     }
 
-    /// Value mode: the next values go to these addresses.
-    pub fn expect(&mut self, addrs: impl IntoIterator<Item = GlbAddr>) {
-        let before = self.addrs.len();
-        self.addrs.extend(addrs);
-        self.jobs.queued += (self.addrs.len() - before) as u64;
+    /// Value mode: the next values go to these words.
+    pub fn expect(&mut self, words: Words) {
+        self.jobs.queued += words.count;
+        self.words.push_back(words);
     }
 
-    /// GON mode: the words of PE `(bus, pe)` go to these addresses.
-    pub fn expect_from(&mut self, pe: (u16, u16), addrs: impl IntoIterator<Item = GlbAddr>) {
-        let q = self.streams.entry(pe).or_default();
-        let before = q.len();
-        q.extend(addrs);
-        self.jobs.queued += (q.len() - before) as u64;
+    /// GON mode: the words of PE `(bus, pe)` go to these.
+    pub fn expect_from(&mut self, pe: (u16, u16), words: Words) {
+        self.jobs.queued += words.count;
+        self.streams.entry(pe).or_default().push_back(words);
+    }
+
+    /// Expands the value mode's next addresses until an entry's worth (4) is at hand.
+    fn fill_addrs(&mut self) -> Result<(), String> {
+        while self.addrs.len() < 4 {
+            match next_word(&mut self.words) {
+                Some(a) => self
+                    .addrs
+                    .push_back(a.map_err(|e| format!("{}: {e}", self.name))?),
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     /// Wires the job port and the done port (see the module docs).
@@ -472,11 +497,16 @@ impl Component for GlbWriter {
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
         if let Some(job) = self.jobs.port.try_recv(cx) {
-            let words = job.values.len() + job.gon.iter().map(|(_, a)| a.len()).sum::<usize>();
-            self.jobs.mark(words as u64, job.id);
-            self.addrs.extend(job.values);
-            for (pe, addrs) in job.gon {
-                self.streams.entry(pe).or_default().extend(addrs);
+            for w in job.values.iter().chain(job.gon.iter().map(|(_, w)| w)) {
+                w.check()
+                    .map_err(|e| format!("{}: job {}: {e}", self.name, job.id))?;
+            }
+            let words = job.values.iter().map(|w| w.count).sum::<u64>()
+                + job.gon.iter().map(|(_, w)| w.count).sum::<u64>();
+            self.jobs.mark(words, job.id);
+            self.words.extend(job.values);
+            for (pe, w) in job.gon {
+                self.streams.entry(pe).or_default().push_back(w);
             }
             moved = true;
         }
@@ -492,6 +522,9 @@ impl Component for GlbWriter {
             }
         }
         if self.writes.len() < 2 {
+            if matches!(self.input, WriteIn::Values(_)) {
+                self.fill_addrs()?;
+            }
             match &mut self.input {
                 WriteIn::Values(rx) => {
                     // Up to an entry's worth of values a cycle: one 64-bit GLB write. Take the
@@ -539,12 +572,14 @@ impl Component for GlbWriter {
                                     self.name, b.bus, b.pe
                                 )
                             })?;
-                            let a = q.pop_front().ok_or_else(|| {
-                                format!(
-                                    "{}: PE ({}, {}) sent more psums than expected",
-                                    self.name, b.bus, b.pe
-                                )
-                            })?;
+                            let a = next_word(q)
+                                .ok_or_else(|| {
+                                    format!(
+                                        "{}: PE ({}, {}) sent more psums than expected",
+                                        self.name, b.bus, b.pe
+                                    )
+                                })?
+                                .map_err(|e| format!("{}: {e}", self.name))?;
                             self.put(a, v);
                         }
                         self.jobs.finished += b.len as u64;
@@ -554,6 +589,9 @@ impl Component for GlbWriter {
                 }
             }
             // In value mode an entry is written when the next value goes elsewhere or the job ends.
+            if matches!(self.input, WriteIn::Values(_)) {
+                self.fill_addrs()?;
+            }
             let next_elsewhere = match (&self.gather, self.addrs.front()) {
                 (Some((g, _, _)), Some(n)) => g.bank != n.bank || g.entry != n.entry,
                 (Some(_), None) => true,
