@@ -349,6 +349,9 @@ pub struct Inbound {
     pending: VecDeque<i16>,
     lanes: usize,
     job_port: Port<Vec<(usize, bool)>>,
+    /// After the last step, it had values to send or DRAM data already arrived: the next
+    /// edge may move without anything new arriving.
+    more: bool,
 }
 
 impl Inbound {
@@ -369,6 +372,7 @@ impl Inbound {
             pending: VecDeque::new(),
             lanes,
             job_port: Port::default(),
+            more: false,
         }
     }
 
@@ -436,6 +440,10 @@ impl Component for Inbound {
                 moved = true;
             }
         }
+        // (Looking at the next DRAM word also asks for a step at its arrival if it is on its
+        // way as part of a run.)
+        self.more =
+            !self.pending.is_empty() || self.input.peek(cx).is_some() || self.job_port.ready(cx);
         Ok(Activity::from_moved(moved))
     }
 
@@ -443,9 +451,14 @@ impl Component for Inbound {
         !self.pending.is_empty() || self.input.in_flight() > 0 || self.job_port.pending()
     }
 
-    /// Idle: waiting for streams, DRAM data or room at the GLB loader.
+    /// The next edge while it has values to send or DRAM data to take; else idle until
+    /// streams, DRAM data or room at the GLB loader arrive.
     fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        Wake::after(did)
+        if self.more {
+            Wake::after(did)
+        } else {
+            Wake::Idle
+        }
     }
 }
 

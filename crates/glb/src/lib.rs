@@ -206,6 +206,9 @@ pub struct Glb {
     used_wr: Vec<u32>,
     /// The last step had a request it could not serve.
     conflicted: bool,
+    /// After the last step, a request had arrived and was not served (a bank port taken, or
+    /// no room for its response): the next edge may serve it without anything new arriving.
+    waiting: bool,
     counters: GlbCounters,
     probe: Vec<BankProbe>,
     /// Per bank: rd_en, wr_en, wr_data, rd_data, then addr (shared) or rd_addr and wr_addr
@@ -228,6 +231,7 @@ impl Glb {
             used: vec![0; n],
             used_wr: vec![0; n],
             conflicted: false,
+            waiting: false,
             counters: GlbCounters::default(),
             probe: vec![BankProbe::default(); n],
             sig: Vec::new(),
@@ -352,6 +356,14 @@ impl Component for Glb {
             self.counters.conflict_cycles += 1;
         }
         self.conflicted = conflict;
+        // Requests left at the ports' heads: one refused, or the next behind one served.
+        // (Looking at each head also asks for a step at the arrival of one still on its way.)
+        self.waiting = false;
+        for p in self.ports.iter_mut() {
+            if p.req.peek(cx).is_some() {
+                self.waiting = true;
+            }
+        }
         if n > 0 {
             self.first = (self.first + 1) % n;
         }
@@ -362,10 +374,16 @@ impl Component for Glb {
         self.ports.iter().any(|p| p.req.in_flight() > 0)
     }
 
-    /// Idle (no request, or requests whose response FIFOs are full) until a request or a
-    /// credit arrives; the round-robin pointer still turns at every edge.
+    /// The next edge when a request is waiting at a port's head; else idle until a request or
+    /// a credit arrives (the round-robin pointer still turns at every edge: [`Glb::settle`]).
+    /// A step that served every request it saw needs no step after it: the next requests
+    /// wake the GLB as they arrive.
     fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        Wake::after(did)
+        if self.waiting {
+            Wake::after(did)
+        } else {
+            Wake::Idle
+        }
     }
 
     fn settle(&mut self, _last: &StepCtx, edges: u64) {

@@ -155,6 +155,12 @@ impl<J> Jobs<J> {
     fn holds_work(&self) -> bool {
         !self.dones.is_empty() || self.port.pending()
     }
+
+    /// Whether the next edge has job work without anything new arriving: an id to send back,
+    /// or a job already arrived.
+    fn more(&mut self, cx: &StepCtx) -> bool {
+        !self.dones.is_empty() || self.port.ready(cx)
+    }
 }
 
 /// Where a reader's chunks go.
@@ -191,6 +197,8 @@ pub struct GlbReader {
     /// Chunks read ahead at most.
     lookahead: usize,
     jobs: Jobs<ReadJob>,
+    /// After the last step, the next edge had work without anything new arriving.
+    more: bool,
 }
 
 impl GlbReader {
@@ -205,6 +213,7 @@ impl GlbReader {
             ready: VecDeque::new(),
             lookahead: 4,
             jobs: Jobs::default(),
+            more: false,
         }
     }
 
@@ -339,6 +348,12 @@ impl Component for GlbReader {
                 _ => {}
             }
         }
+        // (Looking at the next response also asks for a step at its arrival if it is on its
+        // way as part of a run.)
+        self.more = !self.ready.is_empty()
+            || self.resp.peek(cx).is_some()
+            || (!self.items.is_empty() && self.inflight.len() + self.ready.len() < self.lookahead)
+            || self.jobs.more(cx);
         Ok(Activity::from_moved(moved))
     }
 
@@ -349,9 +364,14 @@ impl Component for GlbReader {
             || self.jobs.holds_work()
     }
 
-    /// Idle: waiting for a job, a response or a credit.
+    /// The next edge while it has a chunk to send, a response to take, an item it may issue
+    /// or a job to take or report; else idle until a job, a response or a credit arrives.
     fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        Wake::after(did)
+        if self.more {
+            Wake::after(did)
+        } else {
+            Wake::Idle
+        }
     }
 }
 
@@ -408,6 +428,8 @@ pub struct GlbWriter {
     acks: u64,
     sent: u64,
     jobs: Jobs<WriteJob>,
+    /// After the last step, the next edge had work without anything new arriving.
+    more: bool,
 }
 
 impl GlbWriter {
@@ -425,6 +447,7 @@ impl GlbWriter {
             acks: 0,
             sent: 0,
             jobs: Jobs::default(),
+            more: false,
         }
     }
 
@@ -603,12 +626,26 @@ impl Component for GlbWriter {
         }
         let idle = self.gather.is_none() && self.writes.is_empty() && self.acks == self.sent;
         moved |= self.jobs.retire(cx, idle);
+        // (Looking at the inputs' heads also asks for a step at the arrival of one on its way
+        // as part of a run.)
+        let input = match &mut self.input {
+            WriteIn::Values(rx) => rx.peek(cx).is_some(),
+            WriteIn::Gon(rx) => rx.peek(cx).is_some(),
+        };
+        self.more =
+            !self.writes.is_empty() || input || self.resp.peek(cx).is_some() || self.jobs.more(cx);
         Ok(Activity::from_moved(moved))
     }
 
-    /// Idle: waiting for a job, values, an acknowledgement or a credit.
+    /// The next edge while it has a write to send, values or psums to take, an
+    /// acknowledgement or a job to take, or an id to report; else idle until a job, values,
+    /// an acknowledgement or a credit arrives.
     fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        Wake::after(did)
+        if self.more {
+            Wake::after(did)
+        } else {
+            Wake::Idle
+        }
     }
 
     fn holds_work(&self) -> bool {

@@ -136,6 +136,21 @@ struct PortState {
     en: bool,
     data: u64,
     flag: bool,
+    /// After a move, another message had already arrived: the next edge may move it.
+    more: bool,
+}
+
+impl PortState {
+    /// What a port needs after a step: the next edge after a move with another message
+    /// there; else nothing until a message or a credit arrives (a message still on its way
+    /// wakes the port at its arrival).
+    fn wake(&self, did: Activity) -> Wake {
+        if did.moved() && self.more {
+            Wake::Next
+        } else {
+            Wake::Idle
+        }
+    }
 }
 
 impl PortState {
@@ -168,6 +183,9 @@ fn transfer<T: TraceValue>(
             st.count += 1;
             st.en = true;
             st.data = bits;
+            // (Looking at the next head also asks for a step at its arrival if it is on its
+            // way as part of a run.)
+            st.more = from.peek(cx).is_some();
             Ok(Activity::Moved)
         }
         _ => Err("FIFO port lost a message between peek and send".into()),
@@ -204,8 +222,7 @@ impl<T: TraceValue + Send + 'static> Component for AsyncFifoWrite<T> {
     }
 
     fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        // A port that moved nothing waits for a message or a credit.
-        Wake::after(did)
+        self.state.wake(did)
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
@@ -262,8 +279,7 @@ impl<T: TraceValue + Send + 'static> Component for AsyncFifoRead<T> {
     }
 
     fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        // A port that moved nothing waits for a message or a credit.
-        Wake::after(did)
+        self.state.wake(did)
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {

@@ -1406,6 +1406,11 @@ impl<T> Port<T> {
         self.0.as_mut().and_then(|rx| rx.try_recv(cx))
     }
 
+    /// Whether a message has arrived by this edge (looking at it, as [`LinkRx::peek`] does).
+    pub fn ready(&mut self, cx: &StepCtx) -> bool {
+        self.0.as_mut().is_some_and(|rx| rx.peek(cx).is_some())
+    }
+
     /// Whether a message is on its way (see [`LinkRx::in_flight`]).
     pub fn pending(&self) -> bool {
         self.0.as_ref().is_some_and(|rx| rx.in_flight() > 0)
