@@ -344,7 +344,24 @@ struct AutoTake<T> {
     deferred: VecDeque<u64>,
 }
 
+/// Bit of [`Published::tx_owner`]: the sender had the credits it needs at its last look (a
+/// same-clock link), so a pop need not wake it: it has nothing to wait for. A sender that
+/// looks and finds too few clears it (and asks for the step at the credit it waits for, if
+/// that pop is made already), so a later pop wakes it as before.
+const SATISFIED: u64 = 1 << 62;
+
 impl Published {
+    /// Whom a pop wakes: the sender, unless it has the credits it needs.
+    #[inline]
+    fn sender_to_wake(&self) -> wake::Owner {
+        let o = self.tx_owner.load(Ordering::Relaxed);
+        if o & SATISFIED != 0 {
+            wake::NOBODY
+        } else {
+            o
+        }
+    }
+
     /// Puts into the `pops` ramp the deferred pops ([`AutoTake::deferred`]) it can hold as
     /// seen from edge `now`: those whose run may start now that the run before is over.
     #[inline]
@@ -504,6 +521,8 @@ impl<T> Link<T> {
                 sent: 0,
                 credits_absorbed: 0,
                 bound: false,
+                need: 1,
+                satisfied: false,
                 published: published.clone(),
             },
             rx: LinkRx {
@@ -546,10 +565,37 @@ pub struct LinkTx<T> {
     credits_absorbed: u64,
     /// Whether the component owning this end is known (see [`crate::wake`]).
     bound: bool,
+    /// The credits it needed at its last look (1 for single messages), and whether it had
+    /// them then or after its sends since: published as [`SATISFIED`].
+    need: u32,
+    satisfied: bool,
     published: Arc<Published>,
 }
 
 impl<T> LinkTx<T> {
+    /// Publishes whether the credits it holds cover what it needs ([`SATISFIED`]): a same-clock
+    /// link only (a crossing link's credits wake the sender only through their pops).
+    #[inline]
+    fn note_credits(&mut self, now: u64) {
+        if !self.bound || !self.counted_credits() {
+            return;
+        }
+        let s = self.credits >= self.need;
+        if s != self.satisfied {
+            self.satisfied = s;
+            let me = self.published.tx_owner.load(Ordering::Relaxed) & !SATISFIED;
+            self.published
+                .tx_owner
+                .store(if s { me | SATISFIED } else { me }, Ordering::Relaxed);
+            if !s {
+                // Pops made while it was satisfied did not wake it: a step at the credit it
+                // now waits for, if that pop is made already (at the next edge at the
+                // earliest, where it takes one usable but not taken yet).
+                self.post_credit(self.need, now);
+            }
+        }
+    }
+
     /// Whether credits come back as a count (same clock) rather than through the channel.
     #[inline]
     fn counted_credits(&self) -> bool {
@@ -594,10 +640,12 @@ impl<T> LinkTx<T> {
         if !self.bound {
             self.bind();
         }
+        self.need = need;
         self.published.settle_deferred(&self.auto, cx.cycle);
         let popped = self.published.pops.total();
         if self.counted_credits() {
             if popped == self.credits_absorbed {
+                self.note_credits(cx.cycle);
                 return;
             }
             // Pops of this very cycle (the receiver was stepped first), or of later ones (it ran
@@ -607,8 +655,9 @@ impl<T> LinkTx<T> {
                 self.credits += (usable - self.credits_absorbed) as u32;
                 self.credits_absorbed = usable;
             }
+            self.note_credits(cx.cycle);
             if popped > usable {
-                self.post_credit(need);
+                self.post_credit(need, cx.cycle);
             }
             return;
         }
@@ -691,6 +740,7 @@ impl<T> LinkTx<T> {
         }
         self.credits -= items.len() as u32;
         self.sent += items.len() as u64;
+        self.note_credits(cx.cycle);
         let ready_at = match self.delay {
             Delay::Cycles(n) => cx.cycle + n,
             d => d.visible_at(cx),
@@ -786,7 +836,7 @@ impl<T> LinkTx<T> {
             } else {
                 // A second run of pops ahead of the edge: the ramp takes it later.
                 auto.deferred.push_back(at);
-                wake::post(p.tx_owner.load(Ordering::Relaxed), at + 1);
+                wake::post(p.sender_to_wake(), at + 1);
             }
             auto.not_before.pop_front();
             first_pop.get_or_insert(at);
@@ -802,7 +852,7 @@ impl<T> LinkTx<T> {
         p.auto_deferred
             .store(auto.deferred.len() as u64, Ordering::Relaxed);
         if let Some(first) = first_pop {
-            wake::post(p.tx_owner.load(Ordering::Relaxed), first + 1);
+            wake::post(p.sender_to_wake(), first + 1);
         }
         if let Some(after) = auto.wake_after_last.filter(|_| k == left || ended) {
             // The last pop made for the receiver, which it asked to be stepped after.
@@ -837,6 +887,7 @@ impl<T> LinkTx<T> {
         }
         self.credits -= 1;
         self.sent += 1;
+        self.note_credits(cx.cycle);
         let ready_at = match self.delay {
             Delay::Cycles(n) => cycle + n,
             d => d.visible_at(cx),
@@ -886,6 +937,7 @@ impl<T> LinkTx<T> {
         }
         self.credits -= n as u32;
         self.sent += n as u64;
+        self.note_credits(cx.cycle);
         let first_ready = first + latency;
         let (k, auto) = self.auto_take_of(cx.cycle, first_ready, n as u64, true);
         let mut rest = items;
@@ -916,16 +968,20 @@ impl<T> LinkTx<T> {
     /// waits for, as it would be if each pop had woken it, short of those at which it would
     /// still have too few to send (its steps there would only wait).
     #[inline]
-    fn post_credit(&self, need: u32) {
+    fn post_credit(&self, need: u32, now: u64) {
         if !self.counted_credits() {
+            return;
+        }
+        if self.credits >= need {
+            // It has what it needs: no step to ask for.
             return;
         }
         let pops = &self.published.pops;
         let short = need.saturating_sub(self.credits).max(1) as u64;
         let k = self.credits_absorbed + short - 1;
-        if pops.total() > k {
-            let me = self.published.tx_owner.load(Ordering::Relaxed);
-            wake::post(me, pops.cycle_of(k) + 1);
+        let me = self.published.tx_owner.load(Ordering::Relaxed);
+        if pops.total() > k && me != wake::NOBODY {
+            wake::post(me & !SATISFIED, (pops.cycle_of(k) + 1).max(now + 1));
         }
     }
 
@@ -1110,7 +1166,7 @@ impl<T> LinkRx<T> {
             }
         };
         self.published.pops.record(cycle, cx.cycle);
-        wake::interact(self.published.tx_owner.load(Ordering::Acquire), usable);
+        wake::interact(self.published.sender_to_wake(), usable);
         Some(env.item)
     }
 
@@ -1192,7 +1248,7 @@ impl<T> LinkRx<T> {
             self.published.pops.record(first + k, cx.cycle);
         }
         self.post_head(cx.cycle);
-        wake::interact(self.published.tx_owner.load(Ordering::Acquire), first + 1);
+        wake::interact(self.published.sender_to_wake(), first + 1);
         n
     }
 
