@@ -204,6 +204,8 @@ pub struct Glb {
     used: Vec<u32>,
     /// Write ports of each bank taken this cycle (split).
     used_wr: Vec<u32>,
+    /// The banks whose ports the last step took (the counts to clear at the next).
+    touched: Vec<usize>,
     /// The last step had a request it could not serve.
     conflicted: bool,
     /// After the last step, a request had arrived and was not served (a bank port taken, or
@@ -234,6 +236,7 @@ impl Glb {
             waiting: false,
             counters: GlbCounters::default(),
             probe: vec![BankProbe::default(); n],
+            touched: Vec::new(),
             sig: Vec::new(),
             addr_bits: (32 - layout.bank_entries.max(2).saturating_sub(1).leading_zeros()).max(1),
         }
@@ -294,11 +297,18 @@ impl Component for Glb {
     }
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        self.used.iter_mut().for_each(|u| *u = 0);
-        self.used_wr.iter_mut().for_each(|u| *u = 0);
-        for p in self.probe.iter_mut() {
-            p.rd = false;
-            p.wr = false;
+        for &b in &self.touched {
+            self.used[b] = 0;
+            self.used_wr[b] = 0;
+        }
+        self.touched.clear();
+        // What a trace shows of each bank (kept only when one is taken).
+        let traced = !self.sig.is_empty();
+        if traced {
+            for p in self.probe.iter_mut() {
+                p.rd = false;
+                p.wr = false;
+            }
         }
         let n = self.ports.len();
         let mut moved = false;
@@ -319,12 +329,11 @@ impl Component for Glb {
                 continue;
             }
             *used += 1;
+            self.touched.push(b);
             self.ports[i].req.try_recv(cx);
             let words =
                 (req.lane_mask & ((1u16 << self.layout.lanes) - 1) as u8).count_ones() as u64;
             let entry = &mut self.banks[b][req.entry as usize];
-            let probe = &mut self.probe[b];
-            probe.addr = req.entry;
             if let Some(data) = req.write {
                 let mut mask = 0u64;
                 for lane in 0..self.layout.lanes {
@@ -334,14 +343,21 @@ impl Component for Glb {
                 }
                 *entry = (*entry & !mask) | (data & mask);
                 self.counters.writes[req.dtype as usize] += words;
-                probe.wr = true;
-                probe.wr_addr = req.entry;
-                probe.wr_data = *entry;
             } else {
                 self.counters.reads[req.dtype as usize] += words;
-                probe.rd = true;
-                probe.rd_addr = req.entry;
-                probe.rd_data = *entry;
+            }
+            if traced {
+                let probe = &mut self.probe[b];
+                probe.addr = req.entry;
+                if req.write.is_some() {
+                    probe.wr = true;
+                    probe.wr_addr = req.entry;
+                    probe.wr_data = *entry;
+                } else {
+                    probe.rd = true;
+                    probe.rd_addr = req.entry;
+                    probe.rd_data = *entry;
+                }
             }
             let resp = GlbResp {
                 data: *entry,
@@ -394,9 +410,11 @@ impl Component for Glb {
         if self.conflicted {
             self.counters.conflict_cycles += edges;
         }
-        for p in self.probe.iter_mut() {
-            p.rd = false;
-            p.wr = false;
+        if !self.sig.is_empty() {
+            for p in self.probe.iter_mut() {
+                p.rd = false;
+                p.wr = false;
+            }
         }
     }
 
