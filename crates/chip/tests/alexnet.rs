@@ -128,3 +128,47 @@ fn conv5_event_driven_equals_every_edge() {
         l.name, run.core_cycles
     );
 }
+
+/// AlexNet CONV1-5 at batch 1 on eyeriss-v1, eyeriss-v1-skip (zero skipping, coded filters) and
+/// eyeriss-v1-sparse (compressed weights), each with the mapping the machine's search picks for
+/// the layer's weights: the event-driven run (links taking words for their receivers, PEs
+/// running ahead, components skipping the steps that would move nothing, pops waking only
+/// senders that wait for credits) and the run stepped at every edge give the same core and
+/// link cycles, statistics, ofmap and VCD of a traced PE and the ifmap GIN, byte for byte.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: minutes in a debug build; run with cargo test --release"
+)]
+fn alexnet_conv1_to_5_event_driven_equals_every_edge_on_three_machines() {
+    use rowsim_workload::{synthetic_ifmap, synthetic_weights, Formats};
+    for machine in ["eyeriss-v1", "eyeriss-v1-skip", "eyeriss-v1-sparse"] {
+        let hw = common::hw(machine);
+        for l in alexnet() {
+            let t = std::time::Instant::now();
+            let fmt = Formats::DEFAULT;
+            let (x, w) = (synthetic_ifmap(&l, 7, fmt), synthetic_weights(&l, 7, fmt));
+            let mut data = rowsim_mapper::expected_data(&l, &hw).unwrap();
+            data.weights = Some(&w);
+            let m = rowsim_mapper::enumerate_for(&l, &hw, &data, rowsim_mapper::Dataflow::Rs)
+                .unwrap()[0]
+                .mapping;
+            let run = common::event_driven_equals_every_edge_on(
+                &hw,
+                &l,
+                &m,
+                7,
+                rowsim_kernel::StepOrder::Registration,
+                &x,
+                &w,
+            );
+            eprintln!(
+                "{machine} {} {m}: {} core cycles, {} link cycles, event-driven == every edge ({:.1} s)",
+                l.name,
+                run.core_cycles,
+                run.link_cycles,
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
