@@ -20,6 +20,7 @@ pub mod demo;
 pub mod link;
 pub mod parts;
 pub mod scheduler;
+mod spin;
 pub mod trace;
 mod wake;
 

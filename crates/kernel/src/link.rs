@@ -46,12 +46,13 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::clock::Clock;
 use crate::component::StepCtx;
+use crate::spin::{SpinGuard, SpinLock};
 use crate::wake;
 use crate::DomainId;
 
@@ -365,7 +366,7 @@ impl Published {
     /// Puts into the `pops` ramp the deferred pops ([`AutoTake::deferred`]) it can hold as
     /// seen from edge `now`: those whose run may start now that the run before is over.
     #[inline]
-    fn settle_deferred<T>(&self, auto: &Mutex<AutoTake<T>>, now: u64) {
+    fn settle_deferred<T>(&self, auto: &SpinLock<AutoTake<T>>, now: u64) {
         if self.auto_deferred.load(Ordering::Relaxed) != 0 {
             self.settle_deferred_slow(auto, now);
         }
@@ -373,7 +374,7 @@ impl Published {
 
     #[cold]
     #[inline(never)]
-    fn settle_deferred_slow<T>(&self, auto: &Mutex<AutoTake<T>>, now: u64) {
+    fn settle_deferred_slow<T>(&self, auto: &SpinLock<AutoTake<T>>, now: u64) {
         let mut auto = lock(auto);
         while let Some(&x) = auto.deferred.front() {
             if !self.pops.admits(x, now) {
@@ -387,10 +388,10 @@ impl Published {
     }
 }
 
-/// Its lock is held only to move messages in or out, which cannot panic; a poisoned one still
-/// holds them.
-fn lock<T>(m: &Mutex<AutoTake<T>>) -> MutexGuard<'_, AutoTake<T>> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Its lock is held only to move messages in or out.
+#[inline]
+fn lock<T>(m: &SpinLock<AutoTake<T>>) -> SpinGuard<'_, AutoTake<T>> {
+    m.lock()
 }
 
 /// When a message or credit made at an edge becomes visible at the other end.
@@ -499,7 +500,7 @@ impl<T> Link<T> {
         let (data_tx, data_rx) = bounded(cap);
         let (runs_tx, runs_rx) = bounded(cap);
         let (credit_tx, credit_rx) = bounded(cap);
-        let auto = Arc::new(Mutex::new(AutoTake {
+        let auto = Arc::new(SpinLock::new(AutoTake {
             items: VecDeque::new(),
             not_before: VecDeque::new(),
             until: u64::MAX,
@@ -553,7 +554,7 @@ pub struct LinkTx<T> {
     /// The messages taken on the receiver's behalf ([`LinkRx::auto_take`]): their credits are
     /// back before the receiver collects them, so they wait beyond the FIFO's capacity. A send
     /// puts all of its own at once, and the receiver takes all it collects at once.
-    auto: Arc<Mutex<AutoTake<T>>>,
+    auto: Arc<SpinLock<AutoTake<T>>>,
     credits_back: Receiver<u64>,
     /// Credits the receiver has returned that are not usable yet, by the cycle they become usable.
     returning: VecDeque<u64>,
@@ -770,7 +771,7 @@ impl<T> LinkTx<T> {
         first_ready: u64,
         n: u64,
         one_a_cycle: bool,
-    ) -> (u64, Option<MutexGuard<'_, AutoTake<T>>>) {
+    ) -> (u64, Option<SpinGuard<'_, AutoTake<T>>>) {
         if self.published.auto_left.load(Ordering::Relaxed) == 0 {
             return (0, None);
         }
@@ -811,7 +812,7 @@ impl<T> LinkTx<T> {
         first_ready: u64,
         n: u64,
         one_a_cycle: bool,
-    ) -> (u64, Option<MutexGuard<'_, AutoTake<T>>>) {
+    ) -> (u64, Option<SpinGuard<'_, AutoTake<T>>>) {
         let p = &self.published;
         let mut auto = lock(&self.auto);
         let left = p.auto_left.load(Ordering::Relaxed);
@@ -1006,7 +1007,7 @@ pub struct LinkRx<T> {
     domain: DomainId,
     data: Receiver<Envelope<T>>,
     runs: Receiver<Vec<T>>,
-    auto: Arc<Mutex<AutoTake<T>>>,
+    auto: Arc<SpinLock<AutoTake<T>>>,
     queue: VecDeque<Envelope<T>>,
     credits_to: Sender<u64>,
     delay: Delay,
