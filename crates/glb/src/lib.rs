@@ -313,6 +313,11 @@ impl Component for Glb {
         let n = self.ports.len();
         let mut moved = false;
         let mut conflict = false;
+        // Requests left at the ports' heads after this step: one refused, or the next behind
+        // one served. (Looking at a head also asks for a step at the arrival of one still on
+        // its way; a port found empty is not looked at again: nothing reaches it within the
+        // step.)
+        self.waiting = false;
         for k in 0..n {
             let i = (self.first + k) % n;
             let Some(&req) = self.ports[i].req.peek(cx) else {
@@ -326,6 +331,7 @@ impl Component for Glb {
             };
             if *used >= self.ports_per_bank || !self.ports[i].resp.can_send(cx) {
                 conflict = true;
+                self.waiting = true;
                 continue;
             }
             *used += 1;
@@ -367,19 +373,14 @@ impl Component for Glb {
                 return Err("GLB response refused although it had credit".into());
             }
             moved = true;
+            if self.ports[i].req.peek(cx).is_some() {
+                self.waiting = true;
+            }
         }
         if conflict {
             self.counters.conflict_cycles += 1;
         }
         self.conflicted = conflict;
-        // Requests left at the ports' heads: one refused, or the next behind one served.
-        // (Looking at each head also asks for a step at the arrival of one still on its way.)
-        self.waiting = false;
-        for p in self.ports.iter_mut() {
-            if p.req.peek(cx).is_some() {
-                self.waiting = true;
-            }
-        }
         if n > 0 {
             self.first = (self.first + 1) % n;
         }
