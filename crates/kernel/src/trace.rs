@@ -27,7 +27,7 @@ use fst_writer::{
     FstVarDirection, FstVarType,
 };
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use vcd::{IdCode, ReferenceIndex, SimulationCommand, TimescaleUnit, Value};
+use vcd::{IdCode, ReferenceIndex, SimulationCommand, TimescaleUnit};
 
 use crate::clock::Picos;
 
@@ -360,14 +360,89 @@ enum Sink {
 /// A signal's handle in the file.
 #[derive(Clone, Copy)]
 enum Code {
-    Vcd(IdCode),
+    Vcd(VcdId),
     Fst(FstSignalId),
+}
+
+/// A VCD identifier code as the file spells it (what `IdCode`'s `Display` writes), made once
+/// per signal so that a change is written without the formatting machinery.
+#[derive(Clone, Copy)]
+struct VcdId {
+    bytes: [u8; 12],
+    len: u8,
+}
+
+impl VcdId {
+    fn of(code: IdCode) -> VcdId {
+        let s = code.to_string();
+        let mut bytes = [0u8; 12];
+        // A u64 code spells out in at most 10 of the 94 printable characters.
+        let len = s.len().min(bytes.len());
+        bytes[..len].copy_from_slice(&s.as_bytes()[..len]);
+        VcdId {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// `#<t>` and a newline, as `vcd::Writer::timestamp` writes it.
+fn write_vcd_timestamp<W: Write>(w: &mut W, t: u64) -> io::Result<()> {
+    let mut buf = [0u8; 22];
+    let mut i = buf.len();
+    i -= 1;
+    buf[i] = b'\n';
+    let mut v = t;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    i -= 1;
+    buf[i] = b'#';
+    w.write_all(&buf[i..])
+}
+
+/// A change of a signal `width` bits wide to `v`, as `vcd::Writer::change_scalar` (one bit) and
+/// `change_vector` (wider; leading zeros dropped, as VCD zero-extends, at least one bit kept)
+/// write it.
+fn write_vcd_value<W: Write>(w: &mut W, id: &VcdId, width: u32, v: u64) -> io::Result<()> {
+    // `b`, 64 bits, a space, the code and a newline at most.
+    let mut buf = [0u8; 1 + 64 + 1 + 12 + 1];
+    let mut n = 0;
+    if width == 1 {
+        buf[0] = b'0' + (v & 1) as u8;
+        n = 1;
+    } else {
+        buf[0] = b'b';
+        n += 1;
+        let top = 64 - v.leading_zeros().min(63);
+        for b in (0..top).rev() {
+            buf[n] = b'0' + ((v >> b) & 1) as u8;
+            n += 1;
+        }
+        buf[n] = b' ';
+        n += 1;
+    }
+    let id = id.as_bytes();
+    buf[n..n + id.len()].copy_from_slice(id);
+    n += id.len();
+    buf[n] = b'\n';
+    n += 1;
+    w.write_all(&buf[..n])
 }
 
 impl Sink {
     fn timestamp(&mut self, t: Picos) -> io::Result<()> {
         match self {
-            Sink::Vcd(w) => w.timestamp(t),
+            Sink::Vcd(w) => write_vcd_timestamp(w.writer(), t),
             Sink::Fst(Some(w), _) => w.time_change(t).map_err(fst_io),
             Sink::Fst(None, _) => Ok(()),
         }
@@ -389,7 +464,7 @@ impl Sink {
 
     fn value(&mut self, code: Code, width: u32, v: u64) -> io::Result<()> {
         match (self, code) {
-            (Sink::Vcd(w), Code::Vcd(c)) => write_value(w, c, width, v),
+            (Sink::Vcd(w), Code::Vcd(c)) => write_vcd_value(w.writer(), &c, width, v),
             (Sink::Fst(Some(w), bits), Code::Fst(id)) => {
                 bits.clear();
                 bits.extend((0..width).rev().map(|b| b'0' + ((v >> b) & 1) as u8));
@@ -492,7 +567,10 @@ impl Tracer {
             let mut w = vcd::Writer::new(BufWriter::with_capacity(1 << 16, file));
             let codes = write_header(&mut w, &decls).map_err(io_err(&path))?;
             w.flush().map_err(io_err(&path))?;
-            (Sink::Vcd(w), codes.into_iter().map(Code::Vcd).collect())
+            (
+                Sink::Vcd(w),
+                codes.into_iter().map(|c| Code::Vcd(VcdId::of(c))).collect(),
+            )
         };
         let gtkw = path.with_extension("gtkw");
         write_gtkw(&gtkw, &path, &decls).map_err(io_err(&gtkw))?;
@@ -624,29 +702,6 @@ impl Drop for Tracer {
         // Best effort: a trace dropped without `finish` (a panic elsewhere) is still flushed.
         let _ = self.close();
     }
-}
-
-fn write_value<W: Write>(
-    w: &mut vcd::Writer<W>,
-    code: IdCode,
-    width: u32,
-    v: u64,
-) -> io::Result<()> {
-    if width == 1 {
-        return w.change_scalar(code, if v & 1 == 1 { Value::V1 } else { Value::V0 });
-    }
-    // Leading zeros dropped (VCD zero-extends), at least one bit kept.
-    let top = 64 - v.leading_zeros().min(63);
-    w.change_vector(
-        code,
-        (0..top).rev().map(|b| {
-            if (v >> b) & 1 == 1 {
-                Value::V1
-            } else {
-                Value::V0
-            }
-        }),
-    )
 }
 
 struct ScopeNode {
@@ -821,4 +876,75 @@ fn write_gtkw(path: &Path, vcd: &Path, decls: &[&Decl]) -> io::Result<()> {
     }
     writeln!(f, "[pattern_trace] 1\n[pattern_trace] 0")?;
     f.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{write_vcd_timestamp, write_vcd_value, VcdId};
+    use vcd::{IdCode, Value};
+
+    /// What the `vcd` crate writes for a change (the form rowsim's traces had before it wrote
+    /// them itself).
+    fn crate_value(code: IdCode, width: u32, v: u64) -> Vec<u8> {
+        let mut w = vcd::Writer::new(Vec::new());
+        let bit = |b: u64| if b & 1 == 1 { Value::V1 } else { Value::V0 };
+        if width == 1 {
+            w.change_scalar(code, bit(v)).unwrap();
+        } else {
+            let top = 64 - v.leading_zeros().min(63);
+            w.change_vector(code, (0..top).rev().map(|b| bit(v >> b)))
+                .unwrap();
+        }
+        w.writer().clone()
+    }
+
+    #[test]
+    fn changes_and_timestamps_are_written_as_the_vcd_crate_writes_them() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let codes = [
+            0u64,
+            1,
+            93,
+            94,
+            95,
+            8835,
+            8836,
+            1 << 20,
+            u32::MAX as u64,
+            u64::MAX,
+        ];
+        for &c in &codes {
+            let code = IdCode::from(c);
+            let id = VcdId::of(code);
+            for width in [1u32, 2, 7, 16, 33, 64] {
+                for v in [0, 1, u64::MAX, next(), next() >> (64 - width)] {
+                    let v = if width == 64 {
+                        v
+                    } else {
+                        v & ((1 << width) - 1)
+                    };
+                    let mut ours = Vec::new();
+                    write_vcd_value(&mut ours, &id, width, v).unwrap();
+                    assert_eq!(
+                        String::from_utf8(ours).unwrap(),
+                        String::from_utf8(crate_value(code, width, v)).unwrap(),
+                        "code {c}, width {width}, value {v:#x}"
+                    );
+                }
+            }
+        }
+        for t in [0u64, 9, 10, 5_000, 123_456_789_012, u64::MAX, next()] {
+            let mut w = vcd::Writer::new(Vec::new());
+            w.timestamp(t).unwrap();
+            let mut ours = Vec::new();
+            write_vcd_timestamp(&mut ours, t).unwrap();
+            assert_eq!(&ours, w.writer(), "timestamp {t}");
+        }
+    }
 }
