@@ -27,6 +27,9 @@ pub struct Clock {
     pub hz: u64,
     /// The period in picoseconds when it is a whole number (200 MHz: 5,000), for a fast path.
     exact_period: Option<u64>,
+    /// `10^12 = period_floor * hz + period_rem`, for [`Clock::next_edge_time`].
+    period_floor: u64,
+    period_rem: u64,
 }
 
 impl Clock {
@@ -43,6 +46,8 @@ impl Clock {
             name,
             hz,
             exact_period,
+            period_floor: (PS_PER_SECOND / hz as u128) as u64,
+            period_rem: (PS_PER_SECOND % hz as u128) as u64,
         })
     }
 
@@ -59,6 +64,26 @@ impl Clock {
                 Some(num) => num / self.hz,
                 None => ((n as u128 + 1) * PS_PER_SECOND / self.hz as u128) as Picos,
             },
+        }
+    }
+
+    /// The time of edge `n + 1`, given `t_n`, the time of edge `n` ([`Clock::edge_time`]): the
+    /// same integer without a division. With `(n + 1) 10^12 = t_n f + rem` (`0 <= rem < f`) and
+    /// `10^12 = q f + r`, `(n + 2) 10^12 = (t_n + q) f + rem + r` with `rem + r < 2f`.
+    #[inline]
+    pub fn next_edge_time(&self, n: u64, t_n: Picos) -> Picos {
+        match self.exact_period {
+            Some(p) => t_n + p,
+            None => {
+                let hz = self.hz as u128;
+                let rem = (n as u128 + 1) * PS_PER_SECOND - t_n as u128 * hz;
+                debug_assert!(
+                    rem < hz,
+                    "clock `{}`: {t_n} is not edge {n}'s time",
+                    self.name
+                );
+                t_n + self.period_floor + u64::from(rem + self.period_rem as u128 >= hz)
+            }
         }
     }
 
@@ -202,6 +227,17 @@ mod tests {
                 let n = t >> 24; // edges whose times fit 64 bits at 1 Hz too
                 let want = ((n as u128 + 1) * PS_PER_SECOND / hz as u128) as u64;
                 assert_eq!(c.edge_time(n), want, "hz={hz} n={n}");
+                let next = (n as u128 + 2) * PS_PER_SECOND / hz as u128;
+                if next <= u64::MAX as u128 {
+                    assert_eq!(c.next_edge_time(n, want), next as u64, "hz={hz} n={n} + 1");
+                }
+            }
+            // Stepped edge by edge from 0, as the scheduler does, over a few full periods of
+            // the remainders.
+            let mut t = c.edge_time(0);
+            for n in 0..100_000u64 {
+                t = c.next_edge_time(n, t);
+                assert_eq!(t, c.edge_time(n + 1), "hz={hz} edge {}", n + 1);
             }
         }
     }

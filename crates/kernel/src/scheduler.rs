@@ -813,10 +813,18 @@ impl Scheduler {
         self.ticking.clear();
         self.due.clear();
         for (i, d) in self.domains.iter_mut().enumerate() {
-            let e = d.clock.first_edge_after(now - 1);
-            if d.clock.edge_time(e) != now {
-                continue;
-            }
+            // `next` is the first edge after the last instant: most instants are its time.
+            let e = match d.next_time.cmp(&now) {
+                std::cmp::Ordering::Equal => d.next,
+                std::cmp::Ordering::Greater => continue,
+                std::cmp::Ordering::Less => {
+                    let e = d.clock.first_edge_after(now - 1);
+                    if d.clock.edge_time(e) != now {
+                        continue;
+                    }
+                    e
+                }
+            };
             self.ticking.push((i, e));
             if self.every_edge {
                 self.due.extend(d.members.iter().map(|&c| (c, e)));
@@ -947,10 +955,16 @@ impl Scheduler {
         self.instants += 1;
         let before = self.domains[0].next;
         for d in &mut self.domains {
-            if d.next_time <= now {
+            if d.next_time == now {
+                // Edges are at least a picosecond apart: the next one is after `now`.
+                d.next_time = d.clock.next_edge_time(d.next, d.next_time);
+                d.next += 1;
+            } else if d.next_time < now {
                 d.next = d.clock.first_edge_after(now);
                 d.next_time = d.clock.edge_time(d.next);
             }
+            debug_assert_eq!(d.next, d.clock.first_edge_after(now));
+            debug_assert_eq!(d.next_time, d.clock.edge_time(d.next));
         }
         let crossed = self.domains[0].next - before;
         self.collect_posts();
@@ -1034,7 +1048,12 @@ impl Scheduler {
         let mut t = Picos::MAX;
         for d in &mut self.domains {
             if let Some(e) = d.first_request() {
-                t = t.min(d.clock.edge_time(e));
+                let at = if e == d.next {
+                    d.next_time
+                } else {
+                    d.clock.edge_time(e)
+                };
+                t = t.min(at);
             }
         }
         let p = &self.domains[0];
