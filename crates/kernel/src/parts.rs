@@ -211,6 +211,108 @@ mod tests {
 }
 
 #[cfg(test)]
+mod pop_wake_tests {
+    use super::*;
+    use crate::{Link, LinkRx, Scheduler};
+
+    /// Takes one word every `period` edges (a slow consumer), until it has `want`.
+    struct Sipper {
+        rx: LinkRx<u8>,
+        period: u64,
+        want: usize,
+        got: Vec<(u64, u8)>,
+    }
+
+    impl Component for Sipper {
+        fn name(&self) -> &str {
+            "top.sip"
+        }
+
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            if !cx.cycle.is_multiple_of(self.period) {
+                return Ok(Activity::Idle);
+            }
+            Ok(match self.rx.try_recv(cx) {
+                Some(v) => {
+                    self.got.push((cx.cycle, v));
+                    Activity::Moved
+                }
+                None => Activity::Idle,
+            })
+        }
+
+        fn holds_work(&self) -> bool {
+            self.got.len() < self.want
+        }
+
+        /// Its next turn while it wants more; then nothing.
+        fn wake(&self, cx: &StepCtx, _did: Activity) -> Wake {
+            if self.got.len() < self.want {
+                Wake::IdleFor(self.period - cx.cycle % self.period)
+            } else {
+                Wake::Idle
+            }
+        }
+    }
+
+    /// A pop wakes the sender only when it waits for credits. A feeder whose link has room for
+    /// all ten words sends them at edges 0-9 and is stepped once more (at 10, finding nothing
+    /// left), not for the slow consumer's pops that come later; with fewer credits than words
+    /// it is stepped for the credits it waits for. Every order gives what stepping every edge
+    /// gives.
+    #[test]
+    fn a_pop_wakes_the_sender_only_when_it_waits_for_credits() {
+        let run = |cap: u32, every_edge: bool, seed: u64| {
+            let mut s = Scheduler::new();
+            s.set_every_edge(every_edge);
+            if !every_edge {
+                s.set_order(crate::StepOrder::Shuffled(seed));
+            }
+            let clk = s.add_clock("core", 100_000_000).unwrap();
+            let Link { tx, rx } = Link::<u8>::new("top.l", clk, 1, cap).unwrap();
+            s.add(clk, Feeder::new("top.feed", tx, (0..10).collect(), 1));
+            let sip = Sipper {
+                rx,
+                period: 3,
+                want: 10,
+                got: Vec::new(),
+            };
+            let c = s.add(clk, sip);
+            s.run().unwrap();
+            let got = s.component::<Sipper>(c).unwrap().got.clone();
+            let a = s.activity();
+            let feed = a.iter().find(|x| x.kind == "Feeder").unwrap().steps;
+            (got, s.cycle(), feed)
+        };
+        for cap in [1, 4, 16] {
+            let (want, cycles, _) = run(cap, true, 0);
+            // One word every third edge, from the first turn after the first arrival.
+            let edges: Vec<u64> = want.iter().map(|w| w.0).collect();
+            assert_eq!(edges, (1..=10).map(|k| 3 * k).collect::<Vec<u64>>());
+            for seed in 0..6 {
+                let (got, c, feed) = run(cap, false, seed);
+                assert_eq!((&got, c), (&want, cycles), "capacity {cap}, order {seed}");
+                let expect = match cap {
+                    // Sends at 0-9 and the step at 10; the pops at 12-30 wake nobody.
+                    16 => 11,
+                    // Sends at 0-3; then each pop at 3k (k = 1..6) gives the credit for a
+                    // send at 3k + 1, and each send is followed by a step that finds no
+                    // credit (4, 5, 7, 8, .., 19, 20). Its last look (at 19) left it short, so
+                    // the pops at 21-30 wake it: 22, 25, 28, 31 (it sends no more, and a
+                    // feeder with nothing left does not look at its credits again).
+                    4 => 4 + 6 + 6 + 4,
+                    // One credit: the send at 0 and a step at 1 finding none; each pop at 3k
+                    // (k = 1..9) gives the credit for a send at 3k + 1, followed by a step
+                    // finding none; the pop at 30 wakes it once more (its last look was short).
+                    _ => 2 + 2 * 9 + 1,
+                };
+                assert_eq!(feed, expect, "capacity {cap}, order {seed}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod ahead_tests {
     use super::*;
     use crate::{Link, LinkRx, Scheduler};
