@@ -324,6 +324,17 @@ impl Default for Published {
     }
 }
 
+/// What both ends of a link share beside the channels, in one allocation: the counts and
+/// owners ([`Published`], two cache lines) and right after them the messages taken on the
+/// receiver's behalf ([`LinkRx::auto_take`]), whose credits are back before the receiver
+/// collects them, so they wait beyond the FIFO's capacity (a send puts all of its own at once,
+/// and the receiver takes all it collects at once). A send into an armed link touches both;
+/// adjacent, the second is fetched with the first.
+struct Shared<T> {
+    published: Published,
+    auto: SpinLock<AutoTake<T>>,
+}
+
 /// Messages taken on a receiver's behalf (see [`LinkRx::auto_take`]) and what the receiver
 /// asked for.
 struct AutoTake<T> {
@@ -495,25 +506,26 @@ impl<T> Link<T> {
             });
         }
         let name: Arc<str> = Arc::from(name);
-        let published = Arc::new(Published::default());
         let cap = capacity as usize;
         let (data_tx, data_rx) = bounded(cap);
         let (runs_tx, runs_rx) = bounded(cap);
         let (credit_tx, credit_rx) = bounded(cap);
-        let auto = Arc::new(SpinLock::new(AutoTake {
-            items: VecDeque::new(),
-            not_before: VecDeque::new(),
-            until: u64::MAX,
-            wake_after_last: None,
-            deferred: VecDeque::new(),
-        }));
+        let shared = Arc::new(Shared {
+            published: Published::default(),
+            auto: SpinLock::new(AutoTake {
+                items: VecDeque::new(),
+                not_before: VecDeque::new(),
+                until: u64::MAX,
+                wake_after_last: None,
+                deferred: VecDeque::new(),
+            }),
+        });
         Ok(Link {
             tx: LinkTx {
                 name: name.clone(),
                 domain: tx_domain,
                 data: data_tx,
                 runs: runs_tx,
-                auto: auto.clone(),
                 credits_back: credit_rx,
                 returning: VecDeque::with_capacity(cap),
                 credits: capacity,
@@ -524,21 +536,20 @@ impl<T> Link<T> {
                 bound: false,
                 need: 1,
                 satisfied: false,
-                published: published.clone(),
+                shared: shared.clone(),
             },
             rx: LinkRx {
                 name,
                 domain: rx_domain,
                 data: data_rx,
                 runs: runs_rx,
-                auto,
                 queue: VecDeque::with_capacity(cap),
                 credits_to: credit_tx,
                 delay: backward,
                 received: 0,
                 drained: 0,
                 bound: false,
-                published,
+                shared,
             },
         })
     }
@@ -551,10 +562,6 @@ pub struct LinkTx<T> {
     data: Sender<Envelope<T>>,
     /// The messages of runs after their first (see [`Envelope::rest`]).
     runs: Sender<Vec<T>>,
-    /// The messages taken on the receiver's behalf ([`LinkRx::auto_take`]): their credits are
-    /// back before the receiver collects them, so they wait beyond the FIFO's capacity. A send
-    /// puts all of its own at once, and the receiver takes all it collects at once.
-    auto: Arc<SpinLock<AutoTake<T>>>,
     credits_back: Receiver<u64>,
     /// Credits the receiver has returned that are not usable yet, by the cycle they become usable.
     returning: VecDeque<u64>,
@@ -570,7 +577,7 @@ pub struct LinkTx<T> {
     /// them then or after its sends since: published as [`SATISFIED`].
     need: u32,
     satisfied: bool,
-    published: Arc<Published>,
+    shared: Arc<Shared<T>>,
 }
 
 impl<T> LinkTx<T> {
@@ -584,8 +591,9 @@ impl<T> LinkTx<T> {
         let s = self.credits >= self.need;
         if s != self.satisfied {
             self.satisfied = s;
-            let me = self.published.tx_owner.load(Ordering::Relaxed) & !SATISFIED;
-            self.published
+            let me = self.shared.published.tx_owner.load(Ordering::Relaxed) & !SATISFIED;
+            self.shared
+                .published
                 .tx_owner
                 .store(if s { me | SATISFIED } else { me }, Ordering::Relaxed);
             if !s {
@@ -612,9 +620,9 @@ impl<T> LinkTx<T> {
             return;
         }
         self.bound = true;
-        self.published.tx_owner.store(me, Ordering::Release);
+        self.shared.published.tx_owner.store(me, Ordering::Release);
         if self.counted_credits() {
-            let pops = &self.published.pops;
+            let pops = &self.shared.published.pops;
             for k in self.credits_absorbed..pops.total() {
                 wake::post(me, pops.cycle_of(k) + 1);
             }
@@ -642,8 +650,10 @@ impl<T> LinkTx<T> {
             self.bind();
         }
         self.need = need;
-        self.published.settle_deferred(&self.auto, cx.cycle);
-        let popped = self.published.pops.total();
+        self.shared
+            .published
+            .settle_deferred(&self.shared.auto, cx.cycle);
+        let popped = self.shared.published.pops.total();
         if self.counted_credits() {
             if popped == self.credits_absorbed {
                 self.note_credits(cx.cycle);
@@ -651,7 +661,7 @@ impl<T> LinkTx<T> {
             }
             // Pops of this very cycle (the receiver was stepped first), or of later ones (it ran
             // ahead), are not usable yet.
-            let usable = self.published.pops.before(cx.cycle);
+            let usable = self.shared.published.pops.before(cx.cycle);
             if usable > self.credits_absorbed {
                 self.credits += (usable - self.credits_absorbed) as u32;
                 self.credits_absorbed = usable;
@@ -755,7 +765,7 @@ impl<T> LinkTx<T> {
             self.put(Envelope::new(ready_at, item, 0, true));
         }
         for _ in 0..n {
-            self.published.sends.record(cx.cycle, cx.cycle);
+            self.shared.published.sends.record(cx.cycle, cx.cycle);
         }
         self.tell_receiver(ready_at, n, k, false);
         true
@@ -772,7 +782,7 @@ impl<T> LinkTx<T> {
         n: u64,
         one_a_cycle: bool,
     ) -> (u64, Option<SpinGuard<'_, AutoTake<T>>>) {
-        if self.published.auto_left.load(Ordering::Relaxed) == 0 {
+        if self.shared.published.auto_left.load(Ordering::Relaxed) == 0 {
             return (0, None);
         }
         self.auto_pop(now, first_ready, n, one_a_cycle)
@@ -793,7 +803,10 @@ impl<T> LinkTx<T> {
         } else {
             first_ready
         };
-        wake::interact(self.published.rx_owner.load(Ordering::Acquire), first_left);
+        wake::interact(
+            self.shared.published.rx_owner.load(Ordering::Acquire),
+            first_left,
+        );
     }
 
     /// Takes the first of `n` messages being sent on the receiver's behalf, as many as it
@@ -813,8 +826,8 @@ impl<T> LinkTx<T> {
         n: u64,
         one_a_cycle: bool,
     ) -> (u64, Option<SpinGuard<'_, AutoTake<T>>>) {
-        let p = &self.published;
-        let mut auto = lock(&self.auto);
+        let p = &self.shared.published;
+        let mut auto = lock(&self.shared.auto);
         let left = p.auto_left.load(Ordering::Relaxed);
         let from = p.auto_from.load(Ordering::Relaxed);
         let last = auto.deferred.back().copied().or(p.pops.latest().end);
@@ -871,7 +884,8 @@ impl<T> LinkTx<T> {
     /// in the same step: the other end looks only at the latest.
     #[inline]
     pub fn can_send_ahead_at(&self, cx: &StepCtx, cycle: u64) -> bool {
-        matches!(self.delay, Delay::Cycles(_)) && self.published.sends.admits(cycle, cx.cycle)
+        matches!(self.delay, Delay::Cycles(_))
+            && self.shared.published.sends.admits(cycle, cx.cycle)
     }
 
     /// Credits already usable now, without looking for new ones: what a component running ahead
@@ -901,7 +915,7 @@ impl<T> LinkTx<T> {
                 self.put(Envelope::new(ready_at, item, 0, true));
             }
         }
-        self.published.sends.record(cycle, cx.cycle);
+        self.shared.published.sends.record(cycle, cx.cycle);
         self.tell_receiver(ready_at, 1, k, false);
         Ok(())
     }
@@ -956,7 +970,7 @@ impl<T> LinkTx<T> {
             self.put(Envelope::new(first_ready + k, head, others, true));
         }
         for j in 0..n as u64 {
-            self.published.sends.record(first + j, cx.cycle);
+            self.shared.published.sends.record(first + j, cx.cycle);
         }
         self.tell_receiver(first_ready, n as u64, k, true);
         Ok(())
@@ -977,10 +991,10 @@ impl<T> LinkTx<T> {
             // It has what it needs: no step to ask for.
             return;
         }
-        let pops = &self.published.pops;
+        let pops = &self.shared.published.pops;
         let short = need.saturating_sub(self.credits).max(1) as u64;
         let k = self.credits_absorbed + short - 1;
-        let me = self.published.tx_owner.load(Ordering::Relaxed);
+        let me = self.shared.published.tx_owner.load(Ordering::Relaxed);
         if pops.total() > k && me != wake::NOBODY {
             wake::post(me & !SATISFIED, (pops.cycle_of(k) + 1).max(now + 1));
         }
@@ -1007,7 +1021,6 @@ pub struct LinkRx<T> {
     domain: DomainId,
     data: Receiver<Envelope<T>>,
     runs: Receiver<Vec<T>>,
-    auto: Arc<SpinLock<AutoTake<T>>>,
     queue: VecDeque<Envelope<T>>,
     credits_to: Sender<u64>,
     delay: Delay,
@@ -1016,7 +1029,7 @@ pub struct LinkRx<T> {
     drained: u64,
     /// Whether the component owning this end is known (see [`crate::wake`]).
     bound: bool,
-    published: Arc<Published>,
+    shared: Arc<Shared<T>>,
 }
 
 impl<T> LinkRx<T> {
@@ -1029,7 +1042,7 @@ impl<T> LinkRx<T> {
             return;
         }
         self.bound = true;
-        self.published.rx_owner.store(me, Ordering::Release);
+        self.shared.published.rx_owner.store(me, Ordering::Release);
         while let Ok(env) = self.data.try_recv() {
             self.unpack(env);
         }
@@ -1078,7 +1091,7 @@ impl<T> LinkRx<T> {
     #[cold]
     #[inline(never)]
     fn post_head_slow(&mut self, now: u64) {
-        let owner = self.published.rx_owner.load(Ordering::Relaxed);
+        let owner = self.shared.published.rx_owner.load(Ordering::Relaxed);
         if let Some(env) = self.queue.front_mut() {
             if env.ready_at() > now {
                 env.set_posted();
@@ -1091,7 +1104,7 @@ impl<T> LinkRx<T> {
     fn drain(&mut self) {
         // Exactly the messages published so far: no channel call that finds it empty (the
         // common case, a poll of an empty link, is one load and a compare).
-        let sent = self.published.sends.total();
+        let sent = self.shared.published.sends.total();
         if self.drained < sent {
             self.drain_new(sent);
         }
@@ -1166,8 +1179,8 @@ impl<T> LinkRx<T> {
                 usable
             }
         };
-        self.published.pops.record(cycle, cx.cycle);
-        wake::interact(self.published.sender_to_wake(), usable);
+        self.shared.published.pops.record(cycle, cx.cycle);
+        wake::interact(self.shared.published.sender_to_wake(), usable);
         Some(env.item)
     }
 
@@ -1175,7 +1188,7 @@ impl<T> LinkRx<T> {
     /// step at `cx` (see [`LinkRx::try_recv_at`]), as [`LinkTx::can_send_ahead_at`] for sends.
     #[inline]
     pub fn can_pop_ahead_at(&self, cx: &StepCtx, cycle: u64) -> bool {
-        matches!(self.delay, Delay::Cycles(_)) && self.published.pops.admits(cycle, cx.cycle)
+        matches!(self.delay, Delay::Cycles(_)) && self.shared.published.pops.admits(cycle, cx.cycle)
     }
 
     /// The cycle at which the message at the head of the link arrives, if one is on its way:
@@ -1204,7 +1217,7 @@ impl<T> LinkRx<T> {
             if !env.posted() {
                 env.set_posted();
                 wake::post(
-                    self.published.rx_owner.load(Ordering::Relaxed),
+                    self.shared.published.rx_owner.load(Ordering::Relaxed),
                     env.ready_at(),
                 );
             }
@@ -1246,10 +1259,10 @@ impl<T> LinkRx<T> {
         out.extend(self.queue.drain(..n).map(|e| e.item));
         self.received += n as u64;
         for k in 0..n as u64 {
-            self.published.pops.record(first + k, cx.cycle);
+            self.shared.published.pops.record(first + k, cx.cycle);
         }
         self.post_head(cx.cycle);
-        wake::interact(self.published.sender_to_wake(), first + 1);
+        wake::interact(self.shared.published.sender_to_wake(), first + 1);
         n
     }
 
@@ -1291,20 +1304,20 @@ impl<T> LinkRx<T> {
     /// then, every message sent is taken for it.
     #[inline]
     pub fn auto_armed(&self) -> bool {
-        self.published.auto_left.load(Ordering::Relaxed) != 0
+        self.shared.published.auto_left.load(Ordering::Relaxed) != 0
     }
 
     /// Ends an [`LinkRx::auto_take_within`]: messages sent from now on are the receiver's.
     pub fn auto_cancel(&mut self) {
         debug_assert_eq!(
-            self.published.auto_deferred.load(Ordering::Relaxed),
+            self.shared.published.auto_deferred.load(Ordering::Relaxed),
             0,
             "link `{}`: an arrangement ended with pops not yet in the ramp",
             self.name
         );
-        if self.published.auto_left.load(Ordering::Relaxed) != 0 {
-            lock(&self.auto).not_before.clear();
-            self.published.auto_left.store(0, Ordering::Relaxed);
+        if self.shared.published.auto_left.load(Ordering::Relaxed) != 0 {
+            lock(&self.shared.auto).not_before.clear();
+            self.shared.published.auto_left.store(0, Ordering::Relaxed);
         }
     }
 
@@ -1325,12 +1338,12 @@ impl<T> LinkRx<T> {
             self.bind();
         }
         self.drain();
-        let p = &self.published;
+        let p = &self.shared.published;
         if count == 0 || !self.queue.is_empty() || p.auto_left.load(Ordering::Relaxed) != 0 {
             return false;
         }
         debug_assert_eq!(p.pops.total(), self.received);
-        let mut auto = lock(&self.auto);
+        let mut auto = lock(&self.shared.auto);
         auto.until = until;
         auto.wake_after_last = wake_after_last;
         auto.not_before.clear();
@@ -1345,7 +1358,7 @@ impl<T> LinkRx<T> {
     /// been taken and not yet collected.
     #[inline]
     pub fn auto_pending(&self) -> bool {
-        let p = &self.published;
+        let p = &self.shared.published;
         p.auto_left.load(Ordering::Relaxed) != 0
             || p.pops.total() > self.received
             || p.auto_deferred.load(Ordering::Relaxed) != 0
@@ -1362,13 +1375,13 @@ impl<T> LinkRx<T> {
         upto: Option<u64>,
         out: &mut Vec<T>,
     ) -> (usize, Option<u64>) {
-        let p = &self.published;
+        let p = &self.shared.published;
         if p.auto_deferred.load(Ordering::Relaxed) == 0 && p.pops.total() == self.received {
             // Nothing taken for the receiver since it last collected: no lock.
             return (0, None);
         }
-        p.settle_deferred(&self.auto, cx.cycle);
-        let mut auto = lock(&self.auto);
+        p.settle_deferred(&self.shared.auto, cx.cycle);
+        let mut auto = lock(&self.shared.auto);
         let all = p.pops.total() + auto.deferred.len() as u64;
         let taken = match upto {
             Some(u) => {
@@ -1403,10 +1416,11 @@ impl<T> LinkRx<T> {
     /// trace or a deadlock report) this does not depend on the step order; inside a step, use
     /// [`LinkRx::ready`].
     pub fn in_flight(&self) -> usize {
-        let p = &self.published;
+        let p = &self.shared.published;
         let taken_for_it =
             (p.pops.total() - self.received + p.auto_deferred.load(Ordering::Relaxed)) as usize;
-        self.queue.len() + (self.published.sends.total() - self.drained) as usize - taken_for_it
+        self.queue.len() + (self.shared.published.sends.total() - self.drained) as usize
+            - taken_for_it
     }
 
     /// Messages sent at or before edge `cycle` and not taken at or before it: the FIFO's level
@@ -1415,10 +1429,10 @@ impl<T> LinkRx<T> {
     pub fn in_flight_at(&self, cycle: u64) -> usize {
         match self.delay {
             Delay::Cycles(_) => {
-                let p = &self.published;
+                let p = &self.shared.published;
                 let mut pops = p.pops.before(cycle + 1);
                 if p.auto_deferred.load(Ordering::Relaxed) != 0 {
-                    let auto = lock(&self.auto);
+                    let auto = lock(&self.shared.auto);
                     pops += auto.deferred.iter().take_while(|&&x| x <= cycle).count() as u64;
                 }
                 let sends = p.sends.before(cycle + 1);
@@ -1735,7 +1749,7 @@ mod tests {
                     next += 1;
                 }
                 if auto && c == 2 {
-                    let deferred = tx.published.auto_deferred.load(Ordering::Relaxed);
+                    let deferred = tx.shared.published.auto_deferred.load(Ordering::Relaxed);
                     assert_eq!(
                         deferred, 1,
                         "the pop at 10, while the run at 3-4 is not over"

@@ -305,7 +305,9 @@ impl Component for Gin {
         for i in 0..self.routes[route].len() {
             let (b, p) = self.routes[route][i];
             if let Some(tx) = self.outputs[b as usize][p as usize].as_mut() {
-                if tx.credits_for(cx, need) < need {
+                // Credits already held suffice without looking for returned ones (the send
+                // below takes those in as it spends).
+                if tx.credits_held() < need && tx.credits_for(cx, need) < need {
                     ready = false;
                     break;
                 }
