@@ -203,8 +203,13 @@ struct Domain {
     /// The members whose signals are traced (stepped at every edge).
     traced: Vec<usize>,
     /// Event-driven runs: who is to be stepped at which edge. Bucket `e % WHEEL` holds the
-    /// requests `(e, slot)` for edges `next <= e < next + WHEEL`; later ones wait in `far`.
-    wheel: Vec<Vec<(u64, u32)>>,
+    /// slots asked for at edge `e`, for edges `next <= e < next + WHEEL` (so a bucket holds one
+    /// edge's requests, and a request is its slot alone: four bytes, for buckets that stay in
+    /// cache as the wheel turns); later ones wait in `far`.
+    wheel: Vec<Vec<u32>>,
+    /// Debug builds: the edge each bucket's requests are for (checked when it is taken).
+    #[cfg(debug_assertions)]
+    bucket_edge: Vec<u64>,
     far: BinaryHeap<Reverse<(u64, u32)>>,
     /// Requests in the wheel and in `far`.
     queued: usize,
@@ -241,7 +246,13 @@ impl Domain {
     fn request(&mut self, edge: u64, slot: usize) {
         let edge = edge.max(self.next);
         if edge - self.next < WHEEL {
-            self.wheel[(edge % WHEEL) as usize].push((edge, slot as u32));
+            let b = (edge % WHEEL) as usize;
+            #[cfg(debug_assertions)]
+            {
+                debug_assert!(self.wheel[b].is_empty() || self.bucket_edge[b] == edge);
+                self.bucket_edge[b] = edge;
+            }
+            self.wheel[b].push(slot as u32);
         } else {
             self.far.push(Reverse((edge, slot as u32)));
         }
@@ -258,7 +269,14 @@ impl Domain {
                 break;
             }
             self.far.pop();
-            self.wheel[(e.max(self.next) % WHEEL) as usize].push((e.max(self.next), slot));
+            let e = e.max(self.next);
+            let b = (e % WHEEL) as usize;
+            #[cfg(debug_assertions)]
+            {
+                debug_assert!(self.wheel[b].is_empty() || self.bucket_edge[b] == e);
+                self.bucket_edge[b] = e;
+            }
+            self.wheel[b].push(slot);
         }
         // Bucket `e % WHEEL` holds requests for edge `e` only: every request lies in
         // `next .. next + WHEEL` when it is made, `next` only grows, and a bucket is emptied at
@@ -275,9 +293,10 @@ impl Domain {
     /// Moves the requests for edge `e` into `due`.
     fn take(&mut self, e: u64, due: &mut Vec<(usize, u64)>) {
         let bucket = &mut self.wheel[(e % WHEEL) as usize];
-        debug_assert!(bucket.iter().all(|&(x, _)| x == e));
+        #[cfg(debug_assertions)]
+        debug_assert!(bucket.is_empty() || self.bucket_edge[(e % WHEEL) as usize] == e);
         self.queued -= bucket.len();
-        due.extend(bucket.drain(..).map(|(_, slot)| (slot as usize, e)));
+        due.extend(bucket.drain(..).map(|slot| (slot as usize, e)));
     }
 }
 
@@ -390,6 +409,8 @@ impl Scheduler {
             members: Vec::new(),
             traced: Vec::new(),
             wheel: (0..WHEEL).map(|_| Vec::new()).collect(),
+            #[cfg(debug_assertions)]
+            bucket_edge: vec![0; WHEEL as usize],
             far: BinaryHeap::new(),
             queued: 0,
             timed: 0,
