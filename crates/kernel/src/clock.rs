@@ -70,19 +70,22 @@ impl Clock {
     /// The time of edge `n + 1`, given `t_n`, the time of edge `n` ([`Clock::edge_time`]): the
     /// same integer without a division. With `(n + 1) 10^12 = t_n f + rem` (`0 <= rem < f`) and
     /// `10^12 = q f + r`, `(n + 2) 10^12 = (t_n + q) f + rem + r` with `rem + r < 2f`.
+    /// Times wrap past 2^64 ps (213 days), as `edge_time`'s do; within them the u128 products
+    /// cannot overflow (`n + 1 <= 2^64`, `f <= 10^12`).
     #[inline]
     pub fn next_edge_time(&self, n: u64, t_n: Picos) -> Picos {
         match self.exact_period {
-            Some(p) => t_n + p,
+            Some(p) => t_n.wrapping_add(p),
             None => {
                 let hz = self.hz as u128;
-                let rem = (n as u128 + 1) * PS_PER_SECOND - t_n as u128 * hz;
+                let rem = ((n as u128 + 1) * PS_PER_SECOND).wrapping_sub(t_n as u128 * hz);
                 debug_assert!(
                     rem < hz,
                     "clock `{}`: {t_n} is not edge {n}'s time",
                     self.name
                 );
-                t_n + self.period_floor + u64::from(rem + self.period_rem as u128 >= hz)
+                let carry = u64::from(rem.wrapping_add(self.period_rem as u128) >= hz);
+                t_n.wrapping_add(self.period_floor).wrapping_add(carry)
             }
         }
     }
