@@ -386,7 +386,7 @@ impl Published {
     #[cold]
     #[inline(never)]
     fn settle_deferred_slow<T>(&self, auto: &SpinLock<AutoTake<T>>, now: u64) {
-        let mut auto = lock(auto);
+        let mut auto = auto.lock();
         while let Some(&x) = auto.deferred.front() {
             if !self.pops.admits(x, now) {
                 break;
@@ -397,12 +397,6 @@ impl Published {
         self.auto_deferred
             .store(auto.deferred.len() as u64, Ordering::Relaxed);
     }
-}
-
-/// Its lock is held only to move messages in or out.
-#[inline]
-fn lock<T>(m: &SpinLock<AutoTake<T>>) -> SpinGuard<'_, AutoTake<T>> {
-    m.lock()
 }
 
 /// When a message or credit made at an edge becomes visible at the other end.
@@ -827,7 +821,7 @@ impl<T> LinkTx<T> {
         one_a_cycle: bool,
     ) -> (u64, Option<SpinGuard<'_, AutoTake<T>>>) {
         let p = &self.shared.published;
-        let mut auto = lock(&self.shared.auto);
+        let mut auto = self.shared.auto.lock();
         let left = p.auto_left.load(Ordering::Relaxed);
         let from = p.auto_from.load(Ordering::Relaxed);
         let last = auto.deferred.back().copied().or(p.pops.latest().end);
@@ -1316,7 +1310,7 @@ impl<T> LinkRx<T> {
             self.name
         );
         if self.shared.published.auto_left.load(Ordering::Relaxed) != 0 {
-            lock(&self.shared.auto).not_before.clear();
+            self.shared.auto.lock().not_before.clear();
             self.shared.published.auto_left.store(0, Ordering::Relaxed);
         }
     }
@@ -1343,7 +1337,7 @@ impl<T> LinkRx<T> {
             return false;
         }
         debug_assert_eq!(p.pops.total(), self.received);
-        let mut auto = lock(&self.shared.auto);
+        let mut auto = self.shared.auto.lock();
         auto.until = until;
         auto.wake_after_last = wake_after_last;
         auto.not_before.clear();
@@ -1381,7 +1375,7 @@ impl<T> LinkRx<T> {
             return (0, None);
         }
         p.settle_deferred(&self.shared.auto, cx.cycle);
-        let mut auto = lock(&self.shared.auto);
+        let mut auto = self.shared.auto.lock();
         let all = p.pops.total() + auto.deferred.len() as u64;
         let taken = match upto {
             Some(u) => {
@@ -1432,7 +1426,7 @@ impl<T> LinkRx<T> {
                 let p = &self.shared.published;
                 let mut pops = p.pops.before(cycle + 1);
                 if p.auto_deferred.load(Ordering::Relaxed) != 0 {
-                    let auto = lock(&self.shared.auto);
+                    let auto = self.shared.auto.lock();
                     pops += auto.deferred.iter().take_while(|&&x| x <= cycle).count() as u64;
                 }
                 let sends = p.sends.before(cycle + 1);

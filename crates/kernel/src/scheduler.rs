@@ -246,17 +246,23 @@ impl Domain {
     fn request(&mut self, edge: u64, slot: usize) {
         let edge = edge.max(self.next);
         if edge - self.next < WHEEL {
-            let b = (edge % WHEEL) as usize;
-            #[cfg(debug_assertions)]
-            {
-                debug_assert!(self.wheel[b].is_empty() || self.bucket_edge[b] == edge);
-                self.bucket_edge[b] = edge;
-            }
-            self.wheel[b].push(slot as u32);
+            self.push(edge, slot as u32);
         } else {
             self.far.push(Reverse((edge, slot as u32)));
         }
         self.queued += 1;
+    }
+
+    /// Puts a request for `edge` (within the wheel's reach) into its bucket.
+    #[inline]
+    fn push(&mut self, edge: u64, slot: u32) {
+        let b = (edge % WHEEL) as usize;
+        #[cfg(debug_assertions)]
+        {
+            debug_assert!(self.wheel[b].is_empty() || self.bucket_edge[b] == edge);
+            self.bucket_edge[b] = edge;
+        }
+        self.wheel[b].push(slot);
     }
 
     /// The first edge at which someone asked for a step.
@@ -269,14 +275,7 @@ impl Domain {
                 break;
             }
             self.far.pop();
-            let e = e.max(self.next);
-            let b = (e % WHEEL) as usize;
-            #[cfg(debug_assertions)]
-            {
-                debug_assert!(self.wheel[b].is_empty() || self.bucket_edge[b] == e);
-                self.bucket_edge[b] = e;
-            }
-            self.wheel[b].push(slot);
+            self.push(e.max(self.next), slot);
         }
         // Bucket `e % WHEEL` holds requests for edge `e` only: every request lies in
         // `next .. next + WHEEL` when it is made, `next` only grows, and a bucket is emptied at
