@@ -30,10 +30,8 @@ use rowsim_config::HwConfig;
 use rowsim_datapath::mac::MacConfig;
 use rowsim_datapath::rlc::{decode, encode, RlcFormat};
 use rowsim_dram::{pack_raw, unpack_raw, DramCmd, DramController, Inbound, Outbound};
-use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
-use rowsim_kernel::{
-    Advance, Clock, ComponentId, Link, LinkRx, LinkTx, Merge, Scheduler, SimError, TraceConfig,
-};
+use rowsim_glb::{DataType, Glb, GlbLayout};
+use rowsim_kernel::{Advance, Clock, ComponentId, Link, Merge, Scheduler, SimError, TraceConfig};
 use rowsim_mapper::{Counts, FilterKey, Mapping, PerType, Phase, Problem};
 
 /// The mapping's loop nest ([`rowsim_mapper::loop_nest`]), as the controller walks it.
@@ -129,9 +127,6 @@ pub struct LayerRun {
     /// The networks' beats and waits, and the GLB's refusals.
     pub interconnect: crate::stats::Interconnect,
 }
-
-/// GLB ports of the controller's datapaths.
-const PORTS: usize = 6;
 
 /// The layer's DRAM image as the run starts: where each stream lies (shared by the controller,
 /// which reads from it, and the run, which reads the ofmap back), and the words, which move
@@ -455,69 +450,48 @@ impl LayerSim {
             )
             .with_job_port(inbound_jobs.rx),
         );
-        // GLB ports.
-        let mut ports = Vec::new();
-        let mut ends: Vec<Option<(LinkTx<GlbReq>, LinkRx<GlbResp>)>> = Vec::new();
-        for i in 0..PORTS {
-            let q = Link::<GlbReq>::new(&format!("top.chip.glb.port{i}.req"), core, 1, 2)
-                .map_err(ChipError::setup)?;
-            let a = Link::<GlbResp>::new(&format!("top.chip.glb.port{i}.resp"), core, 1, 2)
-                .map_err(ChipError::setup)?;
-            ports.push(GlbPort {
-                req: q.rx,
-                resp: a.tx,
-            });
-            ends.push(Some((q.tx, a.rx)));
-        }
-        let glb = sched.add(
-            core,
-            Glb::new("top.chip.glb", layout, hw.glb.ports_per_bank, ports)
-                .with_port_kind(hw.glb.port_kind),
-        );
-        let mut port = |i: usize| {
-            ends[i]
-                .take()
-                .ok_or_else(|| ChipError::Setup("GLB port taken twice".into()))
-        };
-        let (q0, a0) = port(0)?;
+        // The GLB and its sequencers, on its ports in this order: the loader, the filter,
+        // ifmap and psum readers, the psum writer, the readout.
+        let mut glb = Glb::new("top.chip.glb", layout, hw.glb.ports_per_bank, Vec::new())
+            .with_port_kind(hw.glb.port_kind);
         let (loader_jobs, loader_done) = job_links::<WriteJob>("top.chip.glb.loader", core)?;
-        sched.add(
-            core,
-            GlbWriter::new("top.chip.glb.loader", q0, a0, WriteIn::Values(values.rx))
+        glb.add_writer(
+            GlbWriter::inner("top.chip.glb.loader", WriteIn::Values(values.rx))
                 .with_job_ports(loader_jobs.rx, loader_done.tx),
         );
         let w = wire_array(&mut sched, core, &plan, hw).map_err(ChipError::setup)?;
-        let mut reader = |i: usize, name: &str, out: ReadOut| {
-            let (q, a) = port(i)?;
+        let mut reader = |name: &str, out: ReadOut| {
             let (jobs, done) = job_links::<ReadJob>(name, core)?;
-            sched.add(
-                core,
-                GlbReader::new(name, q, a, out).with_job_ports(jobs.rx, done.tx),
-            );
+            glb.add_reader(GlbReader::inner(name, out).with_job_ports(jobs.rx, done.tx));
             Ok::<_, ChipError>((jobs.tx, done.rx))
         };
         let (filter_jobs, filter_done) =
-            reader(1, "top.chip.glb.filter_seq", ReadOut::Beats(w.filter_in))?;
+            reader("top.chip.glb.filter_seq", ReadOut::Beats(w.filter_in))?;
         let (ifmap_jobs, ifmap_done) =
-            reader(2, "top.chip.glb.ifmap_seq", ReadOut::Beats(w.ifmap_in))?;
-        let (psum_jobs, psum_done) = reader(3, "top.chip.glb.psum_seq", ReadOut::Beats(w.psum_in))?;
-        let relu_out =
-            Link::<i16>::new("top.chip.relu.out", core, 1, 2).map_err(ChipError::setup)?;
-        let (readout_jobs, readout_done) = reader(
-            5,
-            "top.chip.glb.readout",
-            ReadOut::Values {
-                tx: relu_out.tx,
-                relu: opts.relu_on(hw),
-            },
-        )?;
-        let (q4, a4) = port(4)?;
+            reader("top.chip.glb.ifmap_seq", ReadOut::Beats(w.ifmap_in))?;
+        let (psum_jobs, psum_done) = reader("top.chip.glb.psum_seq", ReadOut::Beats(w.psum_in))?;
         let (gon_jobs, gon_done) = job_links::<WriteJob>("top.chip.glb.psum_writer", core)?;
-        sched.add(
-            core,
-            GlbWriter::new("top.chip.glb.psum_writer", q4, a4, WriteIn::Gon(w.gon_out))
+        glb.add_writer(
+            GlbWriter::inner("top.chip.glb.psum_writer", WriteIn::Gon(w.gon_out))
                 .with_job_ports(gon_jobs.rx, gon_done.tx),
         );
+        let relu_out =
+            Link::<i16>::new("top.chip.relu.out", core, 1, 2).map_err(ChipError::setup)?;
+        let (readout_jobs, readout_done) = {
+            let (jobs, done) = job_links::<ReadJob>("top.chip.glb.readout", core)?;
+            glb.add_reader(
+                GlbReader::inner(
+                    "top.chip.glb.readout",
+                    ReadOut::Values {
+                        tx: relu_out.tx,
+                        relu: opts.relu_on(hw),
+                    },
+                )
+                .with_job_ports(jobs.rx, done.tx),
+            );
+            (jobs.tx, done.rx)
+        };
+        let glb = sched.add(core, glb);
         let outbound_jobs = Link::<Vec<(usize, u64)>>::new("top.chip.rlc_out.jobs", core, 1, 2)
             .map_err(ChipError::setup)?;
         let outbound = Outbound::new(

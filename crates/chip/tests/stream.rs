@@ -281,3 +281,282 @@ fn sequencers_report_each_job_done_after_its_last_beat_or_write() {
         Some(1 | 2 << 16 | 3 << 32)
     );
 }
+
+/// Takes one item every `every` cycles and records when.
+struct Sipper<T> {
+    name: String,
+    input: rowsim_kernel::LinkRx<T>,
+    every: u64,
+    got: Vec<(u64, T)>,
+}
+
+impl<T: Send + 'static> rowsim_kernel::Component for Sipper<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn step(
+        &mut self,
+        cx: &rowsim_kernel::StepCtx,
+    ) -> Result<rowsim_kernel::Activity, rowsim_kernel::Fault> {
+        if cx.cycle.is_multiple_of(self.every) {
+            if let Some(v) = self.input.try_recv(cx) {
+                self.got.push((cx.cycle, v));
+                return Ok(rowsim_kernel::Activity::Moved);
+            }
+        }
+        Ok(rowsim_kernel::Activity::Idle)
+    }
+    fn holds_work(&self) -> bool {
+        self.input.in_flight() > 0
+    }
+}
+
+/// A beat's (row, column) tag and its words.
+type BeatSeen<W> = (u16, u16, W);
+
+/// What the requesters of one GLB saw, and when: every beat, value and psum delivered, and
+/// the GLB's counters and contents at the end.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    beats_a: Vec<(u64, BeatSeen<i16>)>,
+    beats_b: Vec<(u64, BeatSeen<[i16; 4]>)>,
+    values: Vec<(u64, i16)>,
+    counters: rowsim_glb::GlbCounters,
+    entries: Vec<Option<u64>>,
+    cycles: u64,
+}
+
+/// The same traffic through a GLB whose sequencers are components of their own on ports of
+/// links (`inner = false`) or the GLB's own (`inner = true`): a loader writing values as they
+/// come, a psum writer taking GON beats, two readers streaming beats of one bank to slow
+/// receivers (bank conflicts, full response FIFOs) and a readout through ReLU; or (`!full`)
+/// the readout alone with one read, so that nothing else steps the GLB.
+fn glb_traffic(inner: bool, every_edge: bool, full: bool) -> Seen {
+    use rowsim_glb::sequencer::{GlbReader, GlbWriter};
+    use rowsim_glb::{InnerEnd, LinkEnd};
+    use rowsim_noc::GonBeat;
+    let hw = hw();
+    let layout = GlbLayout::allocate("t", 256, 256, 64, &hw).unwrap();
+    let mut s = Scheduler::new();
+    s.set_every_edge(every_edge);
+    s.set_watchdog(1000);
+    let clk = s.add_clock("core", 200_000_000).unwrap();
+    let ifmap = |base: u64, count: u64| Words {
+        region: Region::new(layout, DataType::Ifmap),
+        base,
+        count,
+    };
+    // The loader: 48 values, fed two a cycle into a FIFO of 2.
+    let values: Vec<i16> = if full {
+        (0..48).map(|k| (k * 37 % 101) as i16 - 50).collect()
+    } else {
+        vec![]
+    };
+    let loaded = values.len() as u64;
+    let vin = Link::<i16>::new("vin", clk, 1, 2).unwrap();
+    s.add(clk, Feeder::new("top.src", vin.tx, values, 2));
+    // The psum writer: PE (0, 1) and (1, 0) send 8 words each, two a beat.
+    let gon = Link::<GonBeat>::new("gon", clk, 1, 2).unwrap();
+    let gbeats: Vec<GonBeat> = (0..if full { 8 } else { 0 })
+        .map(|k| GonBeat {
+            bus: (k % 2) as u16,
+            pe: 1 - (k % 2) as u16,
+            len: 2,
+            words: [k as i16, -(k as i16), 0, 0],
+        })
+        .collect();
+    s.add(clk, Feeder::new("top.gon", gon.tx, gbeats, 1));
+    let psums = |base: u64| Words {
+        region: Region::new(layout, DataType::Psum),
+        base,
+        count: 8,
+    };
+    // Reader items: single words of entries 0..12 with two tags, whole entries, a zero chunk.
+    let item = |k: u64, len: u8, tags: Vec<(u16, u16)>| {
+        let a = GlbAddr::of(&layout, DataType::Ifmap, k).unwrap();
+        ReadItem {
+            src: Src::Glb {
+                bank: a.bank,
+                entry: a.entry,
+                lane: a.lane,
+                len,
+                dtype: DataType::Ifmap,
+            },
+            tags: tags.into(),
+        }
+    };
+    let items_a: Vec<ReadItem> = (0..24)
+        .map(|k| {
+            if k == 7 {
+                ReadItem {
+                    src: Src::Zeros(1),
+                    tags: vec![(3, 3)].into(),
+                }
+            } else {
+                item(k * 2, 1, vec![(0, k as u16), (1, k as u16)])
+            }
+        })
+        .collect();
+    let items_b: Vec<ReadItem> = (0..12).map(|k| item(k * 4, 4, vec![(2, 0)])).collect();
+    let items_r: Vec<ReadItem> = (0..if full { 20 } else { 1 })
+        .map(|k| item(k, 1, vec![]))
+        .collect();
+    let (items_a, items_b) = if full {
+        (items_a, items_b)
+    } else {
+        (vec![], vec![])
+    };
+    let psums = |base: u64| Words {
+        count: if full { 8 } else { 0 },
+        ..psums(base)
+    };
+    let a = Link::<Beat>::new("a", clk, 1, 2).unwrap();
+    let b = Link::<Beat>::new("b", clk, 1, 2).unwrap();
+    let v = Link::<i16>::new("v", clk, 1, 2).unwrap();
+    let out_a = ReadOut::Beats(a.tx);
+    let out_b = ReadOut::Beats(b.tx);
+    let out_v = ReadOut::Values {
+        tx: v.tx,
+        relu: true,
+    };
+    let glb = if inner {
+        let mut g = Glb::new("top.chip.glb", layout, 1, vec![]);
+        let mut loader = GlbWriter::<InnerEnd>::inner("top.ld", WriteIn::Values(vin.rx));
+        loader.expect(ifmap(0, loaded));
+        g.add_writer(loader);
+        let mut pw = GlbWriter::<InnerEnd>::inner("top.pw", WriteIn::Gon(gon.rx));
+        pw.expect_from((0, 1), psums(0));
+        pw.expect_from((1, 0), psums(8));
+        g.add_writer(pw);
+        for (name, out, items) in [
+            ("top.ra", out_a, items_a),
+            ("top.rb", out_b, items_b),
+            ("top.rv", out_v, items_r),
+        ] {
+            let mut r = GlbReader::<InnerEnd>::inner(name, out);
+            r.push(items);
+            g.add_reader(r);
+        }
+        s.add(clk, g)
+    } else {
+        let mut ports = vec![];
+        let mut end = || {
+            let q = Link::<GlbReq>::new("req", clk, 1, 2).unwrap();
+            let a = Link::<GlbResp>::new("resp", clk, 1, 2).unwrap();
+            ports.push(GlbPort {
+                req: q.rx,
+                resp: a.tx,
+            });
+            LinkEnd {
+                req: q.tx,
+                resp: a.rx,
+            }
+        };
+        let mut ends: Vec<LinkEnd> = (0..5).map(|_| end()).collect();
+        let mut next = || ends.remove(0);
+        let e = next();
+        let mut loader = GlbWriter::new("top.ld", e.req, e.resp, WriteIn::Values(vin.rx));
+        loader.expect(ifmap(0, loaded));
+        s.add(clk, loader);
+        let e = next();
+        let mut pw = GlbWriter::new("top.pw", e.req, e.resp, WriteIn::Gon(gon.rx));
+        pw.expect_from((0, 1), psums(0));
+        pw.expect_from((1, 0), psums(8));
+        s.add(clk, pw);
+        for (name, out, items) in [
+            ("top.ra", out_a, items_a),
+            ("top.rb", out_b, items_b),
+            ("top.rv", out_v, items_r),
+        ] {
+            let e = next();
+            let mut r = GlbReader::new(name, e.req, e.resp, out);
+            r.push(items);
+            s.add(clk, r);
+        }
+        s.add(clk, Glb::new("top.chip.glb", layout, 1, ports))
+    };
+    let sa = s.add(
+        clk,
+        Sipper {
+            name: "top.sa".into(),
+            input: a.rx,
+            every: 3,
+            got: vec![],
+        },
+    );
+    let sb = s.add(
+        clk,
+        Sipper {
+            name: "top.sb".into(),
+            input: b.rx,
+            every: 1,
+            got: vec![],
+        },
+    );
+    let sv = s.add(
+        clk,
+        Sipper {
+            name: "top.sv".into(),
+            input: v.rx,
+            every: 2,
+            got: vec![],
+        },
+    );
+    s.run().unwrap();
+    let g = s.component::<Glb>(glb).unwrap();
+    let seen = Seen {
+        beats_a: s
+            .component::<Sipper<Beat>>(sa)
+            .unwrap()
+            .got
+            .iter()
+            .map(|(c, b)| (*c, (b.row, b.col, b.words[0])))
+            .collect(),
+        beats_b: s
+            .component::<Sipper<Beat>>(sb)
+            .unwrap()
+            .got
+            .iter()
+            .map(|(c, b)| (*c, (b.row, b.col, b.words)))
+            .collect(),
+        values: s.component::<Sipper<i16>>(sv).unwrap().got.clone(),
+        counters: *g.counters(),
+        entries: (0..layout.banks())
+            .flat_map(|bank| (0..16).map(move |e| (bank, e)))
+            .map(|(bank, e)| g.peek(bank, e))
+            .collect(),
+        cycles: s.cycle(),
+    };
+    seen
+}
+
+/// The GLB's own sequencers, stepped inside it on ports of wires, see every word at the cycle
+/// they see it as components of their own on ports of links, event-driven or at every edge.
+#[test]
+fn sequencers_inside_the_glb_keep_their_cycles() {
+    let reference = glb_traffic(false, true, true);
+    // The traffic is what the test means: every stream delivered, conflicts and stalls seen.
+    assert_eq!(reference.beats_a.len(), 2 * 23 + 1);
+    assert_eq!(reference.beats_b.len(), 12);
+    assert_eq!(reference.values.len(), 20);
+    assert_eq!(reference.counters.writes[DataType::Psum as usize], 16);
+    assert!(reference.counters.conflict_cycles > 0, "{reference:?}");
+    for (inner, every_edge) in [(false, false), (true, true), (true, false)] {
+        assert_eq!(
+            glb_traffic(inner, every_edge, true),
+            reference,
+            "inner {inner}, every edge {every_edge}"
+        );
+    }
+    // Alone, the readout is stepped only by its own port's wake-ups (its last response
+    // arrives while it has nothing else to do).
+    let lone = glb_traffic(false, true, false);
+    assert_eq!(lone.values.len(), 1);
+    for (inner, every_edge) in [(false, false), (true, true), (true, false)] {
+        assert_eq!(
+            glb_traffic(inner, every_edge, false),
+            lone,
+            "alone: inner {inner}, every edge {every_edge}"
+        );
+    }
+}

@@ -1131,8 +1131,6 @@ fn zero_fraction_and_map_net() {
         "Gin",
         "Gon",
         "Glb",
-        "GlbReader",
-        "GlbWriter",
         "TopController",
         "DramController",
         "Inbound",

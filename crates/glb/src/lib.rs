@@ -4,12 +4,24 @@
 //! # Port model
 //! Each bank serves `ports_per_bank` accesses (of one entry, `bank_width_bits` wide) per core
 //! cycle, reads and writes alike ([`GlbPorts::Shared`]), or `ports_per_bank` reads and as many
-//! writes ([`GlbPorts::Split`], a two-port SRAM). Requesters reach the GLB through request
-//! links; each cycle the GLB takes the head request of each requester in round-robin order,
-//! starting one past the last requester served first, and serves it if its bank still has a
-//! port of its kind free this cycle and the requester's response link has room; otherwise the
-//! request waits (a bank conflict, counted). A read returns the entry one cycle later; a write
-//! is acknowledged the same way.
+//! writes ([`GlbPorts::Split`], a two-port SRAM). Requesters reach the GLB through ports, each
+//! a request FIFO and a response FIFO ([`port`]); each cycle the GLB takes the head request of
+//! each requester in round-robin order, starting one past the last requester served first, and
+//! serves it if its bank still has a port of its kind free this cycle and the requester's
+//! response FIFO has room; otherwise the request waits (a bank conflict, counted). A read
+//! returns the entry one cycle later; a write is acknowledged the same way.
+//!
+//! # Sequencers inside the block
+//! The GLB's controller has its own datapaths, the sequencers ([`sequencer`]), which stream a
+//! job's entries to the NoC, the readout path or into the banks. On the chip they are part of
+//! the GLB block, on wires inside it; here they are parts of the [`Glb`] component
+//! ([`Glb::add_reader`], [`Glb::add_writer`]), which steps them at its own edges, on ports whose
+//! FIFOs ([`port::Wire`]) have the timing of the links a separate requester uses (one cycle
+//! each way, [`PORT_FIFO_DEPTH`] deep). Their cycles are those they would have as components of
+//! their own (a test wires both ways and compares); the block is stepped once an edge for all
+//! of them rather than once for each, and their ports cost no link operations. Requesters that
+//! are components of their own ([`GlbPort`]) are served as well: they come first in the
+//! round-robin order, the sequencers after them in the order they were added.
 //!
 //! # Counters
 //! Reads and writes in 16-bit words per data type (an access carries up to `bank_width_bits /
@@ -19,12 +31,16 @@ use std::fmt;
 
 use rowsim_config::{GlbPorts, HwConfig};
 use rowsim_kernel::{
-    Activity, Component, Fault, LinkRx, LinkTx, SignalId, SignalRegistry, StepCtx, TraceError,
-    TraceFrame, Wake,
+    Activity, Component, Fault, SignalId, SignalRegistry, StepCtx, TraceError, TraceFrame, Wake,
 };
 
 pub mod desc;
+pub mod port;
 pub mod sequencer;
+
+use port::ServeEnd;
+pub use port::{GlbPort, InnerEnd, LinkEnd, ReqEnd, PORT_FIFO_DEPTH};
+use sequencer::{GlbReader, GlbWriter};
 
 pub use rowsim_types::DataType;
 
@@ -173,12 +189,6 @@ pub struct GlbCounters {
     pub conflict_cycles: u64,
 }
 
-/// One requester's pair of links.
-pub struct GlbPort {
-    pub req: LinkRx<GlbReq>,
-    pub resp: LinkTx<GlbResp>,
-}
-
 #[derive(Clone, Copy, Default)]
 struct BankProbe {
     rd: bool,
@@ -191,76 +201,90 @@ struct BankProbe {
     rd_data: u64,
 }
 
-/// The global buffer.
-pub struct Glb {
+/// A sequencer the GLB steps itself.
+enum Sequencer {
+    Reader(GlbReader<InnerEnd>),
+    Writer(GlbWriter<InnerEnd>),
+}
+
+impl Sequencer {
+    fn name(&self) -> &str {
+        match self {
+            Sequencer::Reader(r) => r.name(),
+            Sequencer::Writer(w) => w.name(),
+        }
+    }
+
+    fn port(&mut self) -> &mut InnerEnd {
+        match self {
+            Sequencer::Reader(r) => r.port(),
+            Sequencer::Writer(w) => w.port(),
+        }
+    }
+
+    fn port_ref(&self) -> &InnerEnd {
+        match self {
+            Sequencer::Reader(r) => r.port_ref(),
+            Sequencer::Writer(w) => w.port_ref(),
+        }
+    }
+
+    /// One edge; whether it needs the next (see [`Component::wake`]).
+    fn run(&mut self, cx: &StepCtx) -> Result<(Activity, bool), Fault> {
+        let (did, wake) = match self {
+            Sequencer::Reader(r) => {
+                let did = r.run(cx)?;
+                (did, r.wake(did))
+            }
+            Sequencer::Writer(w) => {
+                let did = w.run(cx)?;
+                (did, w.wake(did))
+            }
+        };
+        Ok((did, matches!(wake, Wake::Next)))
+    }
+
+    fn holds_work(&self) -> bool {
+        let port = self.port_ref();
+        !port.req.is_empty()
+            || !port.resp.is_empty()
+            || match self {
+                Sequencer::Reader(r) => r.holds_work(),
+                Sequencer::Writer(w) => w.holds_work(),
+            }
+    }
+}
+
+/// What the arbiter did with a port's head at an edge.
+enum Served {
+    /// No request had arrived.
+    Nothing,
+    /// A request waits: its bank's port is taken, or its response FIFO full.
+    Refused,
+    /// Served; whether another request waits behind it.
+    Done { more: bool },
+}
+
+/// The banks and their ports' use this cycle.
+struct Banks {
     name: String,
     layout: GlbLayout,
     ports_per_bank: u32,
     port_kind: GlbPorts,
-    banks: Vec<Vec<u64>>,
-    ports: Vec<GlbPort>,
-    first: usize,
+    data: Vec<Vec<u64>>,
     /// Ports of each bank taken this cycle: by any access (shared), by reads (split).
     used: Vec<u32>,
     /// Write ports of each bank taken this cycle (split).
     used_wr: Vec<u32>,
     /// The banks whose ports the last step took (the counts to clear at the next).
     touched: Vec<usize>,
-    /// The last step had a request it could not serve.
-    conflicted: bool,
-    /// After the last step, a request had arrived and was not served (a bank port taken, or
-    /// no room for its response): the next edge may serve it without anything new arriving.
-    waiting: bool,
     counters: GlbCounters,
+    /// What a trace shows of each bank (kept only when one is taken).
     probe: Vec<BankProbe>,
-    /// Per bank: rd_en, wr_en, wr_data, rd_data, then addr (shared) or rd_addr and wr_addr
-    /// (split).
-    sig: Vec<Vec<SignalId>>,
-    addr_bits: u32,
+    traced: bool,
 }
 
-impl Glb {
-    pub fn new(name: &str, layout: GlbLayout, ports_per_bank: u32, ports: Vec<GlbPort>) -> Self {
-        let n = layout.banks() as usize;
-        Glb {
-            name: name.into(),
-            layout,
-            ports_per_bank: ports_per_bank.max(1),
-            port_kind: GlbPorts::Shared,
-            banks: vec![vec![0; layout.bank_entries as usize]; n],
-            ports,
-            first: 0,
-            used: vec![0; n],
-            used_wr: vec![0; n],
-            conflicted: false,
-            waiting: false,
-            counters: GlbCounters::default(),
-            probe: vec![BankProbe::default(); n],
-            touched: Vec::new(),
-            sig: Vec::new(),
-            addr_bits: (32 - layout.bank_entries.max(2).saturating_sub(1).leading_zeros()).max(1),
-        }
-    }
-
-    /// The banks' ports as `kind` says (shared unless set).
-    pub fn with_port_kind(mut self, kind: GlbPorts) -> Self {
-        self.port_kind = kind;
-        self
-    }
-
-    pub fn counters(&self) -> &GlbCounters {
-        &self.counters
-    }
-
-    pub fn layout(&self) -> &GlbLayout {
-        &self.layout
-    }
-
-    /// An entry's contents (for loading and checking; no port, no count).
-    pub fn peek(&self, bank: u32, entry: u32) -> Option<u64> {
-        self.banks.get(bank as usize)?.get(entry as usize).copied()
-    }
-
+impl Banks {
     fn check(&self, r: &GlbReq) -> Result<(), GlbError> {
         if r.bank >= self.layout.banks() {
             return Err(GlbError(format!(
@@ -289,144 +313,289 @@ impl Glb {
         }
         Ok(())
     }
-}
 
-impl Component for Glb {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+    /// Frees every bank's ports for a new cycle.
+    fn new_cycle(&mut self) {
         for &b in &self.touched {
             self.used[b] = 0;
             self.used_wr[b] = 0;
         }
         self.touched.clear();
-        // What a trace shows of each bank (kept only when one is taken).
-        let traced = !self.sig.is_empty();
-        if traced {
+        if self.traced {
             for p in self.probe.iter_mut() {
                 p.rd = false;
                 p.wr = false;
             }
         }
-        let n = self.ports.len();
+    }
+
+    /// Serves the request at a port's head if its bank has a port of its kind free and its
+    /// response FIFO room.
+    #[inline]
+    fn serve<P: ServeEnd>(&mut self, port: &mut P, cx: &StepCtx) -> Result<Served, Fault> {
+        let Some(req) = port.head(cx) else {
+            return Ok(Served::Nothing);
+        };
+        self.check(&req).map_err(Box::new)?;
+        let b = req.bank as usize;
+        let used = match (self.port_kind, req.write) {
+            (GlbPorts::Split, Some(_)) => &mut self.used_wr[b],
+            _ => &mut self.used[b],
+        };
+        if *used >= self.ports_per_bank || !port.can_respond(cx) {
+            return Ok(Served::Refused);
+        }
+        *used += 1;
+        self.touched.push(b);
+        port.take(cx);
+        let words = (req.lane_mask & ((1u16 << self.layout.lanes) - 1) as u8).count_ones() as u64;
+        let entry = &mut self.data[b][req.entry as usize];
+        if let Some(data) = req.write {
+            let mut mask = 0u64;
+            for lane in 0..self.layout.lanes {
+                if req.lane_mask >> lane & 1 == 1 {
+                    mask |= 0xFFFF << (16 * lane);
+                }
+            }
+            *entry = (*entry & !mask) | (data & mask);
+            self.counters.writes[req.dtype as usize] += words;
+        } else {
+            self.counters.reads[req.dtype as usize] += words;
+        }
+        if self.traced {
+            let probe = &mut self.probe[b];
+            probe.addr = req.entry;
+            if req.write.is_some() {
+                probe.wr = true;
+                probe.wr_addr = req.entry;
+                probe.wr_data = *entry;
+            } else {
+                probe.rd = true;
+                probe.rd_addr = req.entry;
+                probe.rd_data = *entry;
+            }
+        }
+        let resp = GlbResp {
+            data: *entry,
+            tag: req.tag,
+        };
+        if !port.respond(cx, resp) {
+            return Err("GLB response refused although it had credit".into());
+        }
+        Ok(Served::Done {
+            more: port.head(cx).is_some(),
+        })
+    }
+}
+
+/// The global buffer: its banks, the arbiter of their ports, and the sequencers of its
+/// controller (see the module docs).
+pub struct Glb {
+    banks: Banks,
+    /// Requesters that are components of their own.
+    ports: Vec<GlbPort>,
+    /// The GLB's own sequencers, after `ports` in the round-robin order.
+    seqs: Vec<Sequencer>,
+    first: usize,
+    /// The last step had a request it could not serve.
+    conflicted: bool,
+    /// After the last step, a part has work at the next edge without anything new reaching
+    /// the block's links: a request waiting at a port's head (its bank port taken, or no room
+    /// for its response) after a step that served one, a sequencer's own work, or a word or a
+    /// freed slot in an inner port's FIFOs.
+    next: bool,
+    /// Per bank: rd_en, wr_en, wr_data, rd_data, then addr (shared) or rd_addr and wr_addr
+    /// (split).
+    sig: Vec<Vec<SignalId>>,
+    addr_bits: u32,
+}
+
+impl Glb {
+    pub fn new(name: &str, layout: GlbLayout, ports_per_bank: u32, ports: Vec<GlbPort>) -> Self {
+        let n = layout.banks() as usize;
+        Glb {
+            banks: Banks {
+                name: name.into(),
+                layout,
+                ports_per_bank: ports_per_bank.max(1),
+                port_kind: GlbPorts::Shared,
+                data: vec![vec![0; layout.bank_entries as usize]; n],
+                used: vec![0; n],
+                used_wr: vec![0; n],
+                touched: Vec::new(),
+                counters: GlbCounters::default(),
+                probe: vec![BankProbe::default(); n],
+                traced: false,
+            },
+            ports,
+            seqs: Vec::new(),
+            first: 0,
+            conflicted: false,
+            next: false,
+            sig: Vec::new(),
+            addr_bits: (32 - layout.bank_entries.max(2).saturating_sub(1).leading_zeros()).max(1),
+        }
+    }
+
+    /// The banks' ports as `kind` says (shared unless set).
+    pub fn with_port_kind(mut self, kind: GlbPorts) -> Self {
+        self.banks.port_kind = kind;
+        self
+    }
+
+    /// A reader of the GLB's own, on the next port (see the module docs).
+    pub fn add_reader(&mut self, r: GlbReader<InnerEnd>) {
+        self.seqs.push(Sequencer::Reader(r));
+    }
+
+    /// A writer of the GLB's own, on the next port (see the module docs).
+    pub fn add_writer(&mut self, w: GlbWriter<InnerEnd>) {
+        self.seqs.push(Sequencer::Writer(w));
+    }
+
+    pub fn counters(&self) -> &GlbCounters {
+        &self.banks.counters
+    }
+
+    pub fn layout(&self) -> &GlbLayout {
+        &self.banks.layout
+    }
+
+    /// An entry's contents (for loading and checking; no port, no count).
+    pub fn peek(&self, bank: u32, entry: u32) -> Option<u64> {
+        self.banks
+            .data
+            .get(bank as usize)?
+            .get(entry as usize)
+            .copied()
+    }
+}
+
+impl Component for Glb {
+    fn name(&self) -> &str {
+        &self.banks.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
+        let mut next = false;
+        for s in &mut self.seqs {
+            let (did, again) = s.run(cx).map_err(|e| -> Fault {
+                let name = s.name();
+                let e = e.to_string();
+                if e.starts_with(name) {
+                    e.into()
+                } else {
+                    format!("{name}: {e}").into()
+                }
+            })?;
+            moved |= did.moved();
+            next |= again;
+        }
+        self.banks.new_cycle();
+        let ext = self.ports.len();
+        let n = ext + self.seqs.len();
+        let mut served = false;
         let mut conflict = false;
         // Requests left at the ports' heads after this step: one refused, or the next behind
-        // one served. (Looking at a head also asks for a step at the arrival of one still on
-        // its way; a port found empty is not looked at again: nothing reaches it within the
-        // step.)
-        self.waiting = false;
+        // one served. (Looking at a link's head also asks for a step at the arrival of one
+        // still on its way; a port found empty is not looked at again: nothing reaches it
+        // within the step.)
+        let mut waiting = false;
         for k in 0..n {
             let i = (self.first + k) % n;
-            let Some(&req) = self.ports[i].req.peek(cx) else {
-                continue;
-            };
-            self.check(&req).map_err(Box::new)?;
-            let b = req.bank as usize;
-            let used = match (self.port_kind, req.write) {
-                (GlbPorts::Split, Some(_)) => &mut self.used_wr[b],
-                _ => &mut self.used[b],
-            };
-            if *used >= self.ports_per_bank || !self.ports[i].resp.can_send(cx) {
-                conflict = true;
-                self.waiting = true;
-                continue;
-            }
-            *used += 1;
-            self.touched.push(b);
-            self.ports[i].req.try_recv(cx);
-            let words =
-                (req.lane_mask & ((1u16 << self.layout.lanes) - 1) as u8).count_ones() as u64;
-            let entry = &mut self.banks[b][req.entry as usize];
-            if let Some(data) = req.write {
-                let mut mask = 0u64;
-                for lane in 0..self.layout.lanes {
-                    if req.lane_mask >> lane & 1 == 1 {
-                        mask |= 0xFFFF << (16 * lane);
-                    }
-                }
-                *entry = (*entry & !mask) | (data & mask);
-                self.counters.writes[req.dtype as usize] += words;
+            let r = if i < ext {
+                self.banks.serve(&mut self.ports[i], cx)?
             } else {
-                self.counters.reads[req.dtype as usize] += words;
-            }
-            if traced {
-                let probe = &mut self.probe[b];
-                probe.addr = req.entry;
-                if req.write.is_some() {
-                    probe.wr = true;
-                    probe.wr_addr = req.entry;
-                    probe.wr_data = *entry;
-                } else {
-                    probe.rd = true;
-                    probe.rd_addr = req.entry;
-                    probe.rd_data = *entry;
-                }
-            }
-            let resp = GlbResp {
-                data: *entry,
-                tag: req.tag,
+                self.banks.serve(self.seqs[i - ext].port(), cx)?
             };
-            if self.ports[i].resp.try_send(cx, resp).is_err() {
-                return Err("GLB response refused although it had credit".into());
-            }
-            moved = true;
-            if self.ports[i].req.peek(cx).is_some() {
-                self.waiting = true;
+            match r {
+                Served::Nothing => {}
+                Served::Refused => {
+                    conflict = true;
+                    waiting = true;
+                }
+                Served::Done { more } => {
+                    served = true;
+                    waiting |= more;
+                }
             }
         }
         if conflict {
-            self.counters.conflict_cycles += 1;
+            self.banks.counters.conflict_cycles += 1;
         }
         self.conflicted = conflict;
         if n > 0 {
             self.first = (self.first + 1) % n;
         }
+        moved |= served;
+        // The arbiter alone: the next edge while a request waits, after a step that served one
+        // (else idle until a request or a credit arrives). An inner port's FIFOs wake the block
+        // as a link would: a word pushed, or a slot freed at this edge.
+        next |= waiting && served;
+        next |= self.seqs.iter().any(|s| s.port_ref().stirs(cx.cycle));
+        self.next = next;
         Ok(Activity::from_moved(moved))
     }
 
     fn holds_work(&self) -> bool {
-        self.ports.iter().any(|p| p.req.in_flight() > 0)
+        self.ports.iter().any(|p| p.pending()) || self.seqs.iter().any(|s| s.holds_work())
     }
 
-    /// The next edge when a request is waiting at a port's head; else idle until a request or
-    /// a credit arrives (the round-robin pointer still turns at every edge: [`Glb::settle`]).
-    /// A step that served every request it saw needs no step after it: the next requests
-    /// wake the GLB as they arrive.
-    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        if self.waiting {
-            Wake::after(did)
+    /// The next edge when a part needs it (see `next`); else idle until a request, a job, data
+    /// or a credit reaches a link (the round-robin pointer still turns at every edge:
+    /// [`Glb::settle`]).
+    fn wake(&self, _cx: &StepCtx, _did: Activity) -> Wake {
+        if self.next {
+            Wake::Next
         } else {
             Wake::Idle
         }
     }
 
     fn settle(&mut self, _last: &StepCtx, edges: u64) {
-        let n = self.ports.len() as u64;
+        let n = (self.ports.len() + self.seqs.len()) as u64;
         if n > 0 {
             self.first = ((self.first as u64 + edges % n) % n) as usize;
         }
         if self.conflicted {
-            self.counters.conflict_cycles += edges;
+            self.banks.counters.conflict_cycles += edges;
         }
-        if !self.sig.is_empty() {
-            for p in self.probe.iter_mut() {
+        if self.banks.traced {
+            for p in self.banks.probe.iter_mut() {
                 p.rd = false;
                 p.wr = false;
             }
         }
     }
 
+    /// Each sequencer's work in hand.
+    fn state(&self) -> Option<String> {
+        let lines: Vec<String> = self
+            .seqs
+            .iter()
+            .map(|s| {
+                let p = s.port_ref();
+                format!(
+                    "{}: {}; port {} requests, {} responses in its FIFOs",
+                    s.name(),
+                    if s.holds_work() { "busy" } else { "idle" },
+                    p.req.len(),
+                    p.resp.len()
+                )
+            })
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
-        let w = (16 * self.layout.lanes).clamp(1, 64);
-        self.sig = (0..self.layout.banks())
+        let w = (16 * self.banks.layout.lanes).clamp(1, 64);
+        self.sig = (0..self.banks.layout.banks())
             .map(|b| {
-                let scope = format!("{}.bank_{b:02}", self.name);
+                let scope = format!("{}.bank_{b:02}", self.banks.name);
                 let mut sig = vec![s.signal(&scope, "rd_en", 1)?, s.signal(&scope, "wr_en", 1)?];
                 // Declared in this order so that a shared-port trace keeps its layout.
-                match self.port_kind {
+                match self.banks.port_kind {
                     GlbPorts::Shared => sig.push(s.signal(&scope, "addr", self.addr_bits)?),
                     GlbPorts::Split => {
                         sig.push(s.signal(&scope, "rd_addr", self.addr_bits)?);
@@ -438,14 +607,15 @@ impl Component for Glb {
                 Ok(sig)
             })
             .collect::<Result<_, TraceError>>()?;
+        self.banks.traced = true;
         Ok(())
     }
 
     fn trace(&self, f: &mut TraceFrame) {
-        for (p, s) in self.probe.iter().zip(&self.sig) {
+        for (p, s) in self.banks.probe.iter().zip(&self.sig) {
             f.set_bool(s[0], p.rd);
             f.set_bool(s[1], p.wr);
-            let data = match self.port_kind {
+            let data = match self.banks.port_kind {
                 GlbPorts::Shared => {
                     f.set(s[2], p.addr as u64);
                     3

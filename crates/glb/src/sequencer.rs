@@ -1,5 +1,7 @@
-//! The GLB's sequencers (its controller's datapaths), as components, each on its own GLB port so that no stream
-//! holds up another:
+//! The GLB's sequencers (its controller's datapaths), each on its own GLB port so that no
+//! stream holds up another. On the chip they are parts of the GLB, which steps them itself
+//! ([`crate::Glb::add_reader`]); each is also a component of its own on a port of links (a test
+//! bench, or a requester outside the block), with the same cycles:
 //! - [`GlbReader`]: reads entries (or makes padding zeros) and sends each chunk as a beat to
 //!   each of its tags on a GIN, or as values (through ReLU if asked) to the output path;
 //! - [`GlbWriter`]: writes a stream of values at listed addresses (data from DRAM), or GON beats
@@ -20,6 +22,7 @@ use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, Port, StepCtx, W
 use rowsim_types::{Beat, GonBeat};
 
 use crate::desc::{next_word, ReadDesc, ReadQueue, Words};
+use crate::port::{InnerEnd, LinkEnd, ReqEnd};
 use crate::{DataType, GlbReq, GlbResp};
 
 /// Where a chunk comes from.
@@ -185,11 +188,12 @@ fn lanes_mask(lane: u8, len: u8) -> u8 {
     (((1u16 << len) - 1) << lane) as u8
 }
 
-/// Reads the GLB in item order and sends what it reads.
-pub struct GlbReader {
+/// Reads the GLB in item order and sends what it reads: a component of its own on a port of
+/// links (`GlbReader<LinkEnd>`, [`GlbReader::new`]), or one of the GLB's own sequencers
+/// ([`GlbReader::inner`], [`crate::Glb::add_reader`]).
+pub struct GlbReader<E: ReqEnd = LinkEnd> {
     name: String,
-    req: LinkTx<GlbReq>,
-    resp: LinkRx<GlbResp>,
+    port: E,
     out: ReadOut,
     items: ReadQueue,
     inflight: VecDeque<ReadItem>,
@@ -201,12 +205,24 @@ pub struct GlbReader {
     more: bool,
 }
 
-impl GlbReader {
+impl GlbReader<LinkEnd> {
     pub fn new(name: &str, req: LinkTx<GlbReq>, resp: LinkRx<GlbResp>, out: ReadOut) -> Self {
+        Self::on(name, LinkEnd { req, resp }, out)
+    }
+}
+
+impl GlbReader<InnerEnd> {
+    /// A reader for the GLB to step itself, on a port inside it.
+    pub fn inner(name: &str, out: ReadOut) -> Self {
+        Self::on(name, InnerEnd::default(), out)
+    }
+}
+
+impl<E: ReqEnd> GlbReader<E> {
+    fn on(name: &str, port: E, out: ReadOut) -> Self {
         GlbReader {
             name: name.into(),
-            req,
-            resp,
+            port,
             out,
             items: ReadQueue::default(),
             inflight: VecDeque::new(),
@@ -229,14 +245,21 @@ impl GlbReader {
         self.jobs.done_port = Some(done);
         self
     }
-}
 
-impl Component for GlbReader {
-    fn name(&self) -> &str {
+    pub(crate) fn port(&mut self) -> &mut E {
+        &mut self.port
+    }
+
+    pub(crate) fn port_ref(&self) -> &E {
+        &self.port
+    }
+
+    pub fn name(&self) -> &str {
         &self.name
     }
 
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+    /// One edge (see [`Component::step`]).
+    pub(crate) fn run(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
         if let Some(job) = self.jobs.port.try_recv(cx) {
             // Checked whole before any of it runs: its walk's address arithmetic then cannot
@@ -284,7 +307,7 @@ impl Component for GlbReader {
         }
         moved |= self.jobs.retire(cx, true);
         // Responses, in order.
-        if let Some(r) = self.resp.try_recv(cx) {
+        if let Some(r) = self.port.recv(cx) {
             let item = self
                 .inflight
                 .pop_front()
@@ -339,7 +362,7 @@ impl Component for GlbReader {
                         lane_mask: lanes_mask(lane, len),
                         tag: 0,
                     };
-                    if self.req.try_send(cx, req).is_ok() {
+                    if self.port.send(cx, req) {
                         let item = self.items.pop_front().ok_or("item vanished")?;
                         self.inflight.push_back(item);
                         moved = true;
@@ -351,13 +374,13 @@ impl Component for GlbReader {
         // (Looking at the next response also asks for a step at its arrival if it is on its
         // way as part of a run.)
         self.more = !self.ready.is_empty()
-            || self.resp.peek(cx).is_some()
+            || self.port.resp_waiting(cx)
             || (!self.items.is_empty() && self.inflight.len() + self.ready.len() < self.lookahead)
             || self.jobs.more(cx);
         Ok(Activity::from_moved(moved))
     }
 
-    fn holds_work(&self) -> bool {
+    pub(crate) fn holds_work(&self) -> bool {
         !self.items.is_empty()
             || !self.inflight.is_empty()
             || !self.ready.is_empty()
@@ -366,12 +389,30 @@ impl Component for GlbReader {
 
     /// The next edge while it has a chunk to send, a response to take, an item it may issue
     /// or a job to take or report; else idle until a job, a response or a credit arrives.
-    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+    pub(crate) fn wake(&self, did: Activity) -> Wake {
         if self.more {
             Wake::after(did)
         } else {
             Wake::Idle
         }
+    }
+}
+
+impl Component for GlbReader<LinkEnd> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        self.run(cx)
+    }
+
+    fn holds_work(&self) -> bool {
+        GlbReader::holds_work(self)
+    }
+
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        GlbReader::wake(self, did)
     }
 }
 
@@ -409,11 +450,12 @@ pub enum WriteIn {
     Gon(LinkRx<GonBeat>),
 }
 
-/// Writes what arrives into the GLB.
-pub struct GlbWriter {
+/// Writes what arrives into the GLB: a component of its own on a port of links
+/// ([`GlbWriter::new`]), or one of the GLB's own sequencers ([`GlbWriter::inner`],
+/// [`crate::Glb::add_writer`]).
+pub struct GlbWriter<E: ReqEnd = LinkEnd> {
     name: String,
-    req: LinkTx<GlbReq>,
-    resp: LinkRx<GlbResp>,
+    port: E,
     input: WriteIn,
     /// Value mode: where the values to come go, in order, and the next few of their
     /// addresses (an entry's worth, expanded as needed).
@@ -432,12 +474,24 @@ pub struct GlbWriter {
     more: bool,
 }
 
-impl GlbWriter {
+impl GlbWriter<LinkEnd> {
     pub fn new(name: &str, req: LinkTx<GlbReq>, resp: LinkRx<GlbResp>, input: WriteIn) -> Self {
+        Self::on(name, LinkEnd { req, resp }, input)
+    }
+}
+
+impl GlbWriter<InnerEnd> {
+    /// A writer for the GLB to step itself, on a port inside it.
+    pub fn inner(name: &str, input: WriteIn) -> Self {
+        Self::on(name, InnerEnd::default(), input)
+    }
+}
+
+impl<E: ReqEnd> GlbWriter<E> {
+    fn on(name: &str, port: E, input: WriteIn) -> Self {
         GlbWriter {
             name: name.into(),
-            req,
-            resp,
+            port,
             input,
             words: VecDeque::new(),
             addrs: VecDeque::new(),
@@ -510,14 +564,21 @@ impl GlbWriter {
             }
         }
     }
-}
 
-impl Component for GlbWriter {
-    fn name(&self) -> &str {
+    pub(crate) fn port(&mut self) -> &mut E {
+        &mut self.port
+    }
+
+    pub(crate) fn port_ref(&self) -> &E {
+        &self.port
+    }
+
+    pub fn name(&self) -> &str {
         &self.name
     }
 
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+    /// One edge (see [`Component::step`]).
+    pub(crate) fn run(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
         if let Some(job) = self.jobs.port.try_recv(cx) {
             for w in job.values.iter().chain(job.gon.iter().map(|(_, w)| w)) {
@@ -533,12 +594,12 @@ impl Component for GlbWriter {
             }
             moved = true;
         }
-        while self.resp.try_recv(cx).is_some() {
+        while self.port.recv(cx).is_some() {
             self.acks += 1;
             moved = true;
         }
         if let Some(&w) = self.writes.front() {
-            if self.req.try_send(cx, w).is_ok() {
+            if self.port.send(cx, w) {
                 self.writes.pop_front();
                 self.sent += 1;
                 moved = true;
@@ -633,14 +694,14 @@ impl Component for GlbWriter {
             WriteIn::Gon(rx) => rx.peek(cx).is_some(),
         };
         self.more =
-            !self.writes.is_empty() || input || self.resp.peek(cx).is_some() || self.jobs.more(cx);
+            !self.writes.is_empty() || input || self.port.resp_waiting(cx) || self.jobs.more(cx);
         Ok(Activity::from_moved(moved))
     }
 
     /// The next edge while it has a write to send, values or psums to take, an
     /// acknowledgement or a job to take, or an id to report; else idle until a job, values,
     /// an acknowledgement or a credit arrives.
-    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+    pub(crate) fn wake(&self, did: Activity) -> Wake {
         if self.more {
             Wake::after(did)
         } else {
@@ -648,7 +709,7 @@ impl Component for GlbWriter {
         }
     }
 
-    fn holds_work(&self) -> bool {
+    pub(crate) fn holds_work(&self) -> bool {
         let input = match &self.input {
             WriteIn::Values(rx) => rx.in_flight() > 0,
             WriteIn::Gon(rx) => rx.in_flight() > 0,
@@ -659,5 +720,23 @@ impl Component for GlbWriter {
             || self.acks < self.sent
             || self.jobs.holds_work()
             || !self.jobs.marks.is_empty()
+    }
+}
+
+impl Component for GlbWriter<LinkEnd> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        self.run(cx)
+    }
+
+    fn holds_work(&self) -> bool {
+        GlbWriter::holds_work(self)
+    }
+
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        GlbWriter::wake(self, did)
     }
 }
