@@ -857,18 +857,24 @@ impl LayerSim {
         for (l, id) in &self.ids.pes {
             let pe = comp::<Pe>(&self.sched, *id)?;
             let pc = *pe.counters();
-            // Every cycle of a PE's programs is one of these; the PE counts each.
-            // (A compressed row's mask words take a cycle each, like its values.)
-            let pipeline =
-                pc.filter_spad_writes + pc.index_writes + pc.pipeline_bubbles + pc.psums_out;
-            let busy = pc.macs
-                + pc.index_cycles
-                + pc.macs_gated
-                + pc.stall_filter
-                + pc.stall_ifmap
-                + pc.stall_psum_in
-                + pc.stall_psum_out
-                + pipeline;
+            // Every cycle of a PE's programs is one of the account's causes; the PE counts
+            // each. (A compressed row's mask words take a cycle each, like its values.)
+            let mut account = PeCycles {
+                mac: pc.macs,
+                gated: pc.macs_gated,
+                stall_filter: pc.stall_filter,
+                stall_ifmap: pc.stall_ifmap,
+                stall_psum_in: pc.stall_psum_in,
+                stall_psum_out: pc.stall_psum_out,
+                pipeline: pc.filter_spad_writes
+                    + pc.index_writes
+                    + pc.pipeline_bubbles
+                    + pc.psums_out,
+                config: 0,
+                idle: 0,
+                index: pc.index_cycles,
+            };
+            let busy = account.total();
             if busy != pc.active_cycles {
                 return Err(ChipError::Setup(format!(
                     "{}: the cycle account does not add up: {busy} cycles by cause, {} active",
@@ -876,7 +882,8 @@ impl LayerSim {
                     pc.active_cycles
                 )));
             }
-            let idle = core_total
+            account.config = status.idle_config;
+            account.idle = core_total
                 .checked_sub(pc.active_cycles + status.idle_config)
                 .ok_or_else(|| {
                     ChipError::Setup(format!(
@@ -884,18 +891,7 @@ impl LayerSim {
                         rowsim_kernel::Component::name(pe)
                     ))
                 })?;
-            pe_cycles.add(&PeCycles {
-                mac: pc.macs,
-                gated: pc.macs_gated,
-                stall_filter: pc.stall_filter,
-                stall_ifmap: pc.stall_ifmap,
-                stall_psum_in: pc.stall_psum_in,
-                stall_psum_out: pc.stall_psum_out,
-                pipeline,
-                config: status.idle_config,
-                idle,
-                index: pc.index_cycles,
-            });
+            pe_cycles.add(&account);
             if let Some(p) = self.plan.at(*l) {
                 pe_utilization.push(PeUtilization {
                     row: p.row,

@@ -43,63 +43,80 @@ pub struct Cycles {
     pub between_passes: Option<BetweenPasses>,
 }
 
-/// Over the PEs the mapping uses, each core cycle of the layer counted once, by what the PE did:
-/// the values sum to `mapping.pes_used * cycles.core_total`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeCycles {
+/// A cause of the PE cycle account: its field, its words in the text summary and the report's
+/// chart, the chart's colour, and how to read it.
+#[derive(Clone, Copy, Debug)]
+pub struct PeCause {
+    pub field: &'static str,
+    /// In the summary line (`stall filter 5.2% ifmap 0.1% psum_in ...`).
+    pub summary: &'static str,
+    /// On the chart.
+    pub label: &'static str,
+    pub rgb: (u8, u8, u8),
+    pub get: fn(&PeCycles) -> u64,
+    /// Shown in the summary only when not zero (an account without the mechanism).
+    pub optional: bool,
+}
+
+/// The PE cycle account, from one list of its causes: the struct, its sums, and
+/// [`PeCycles::CAUSES`], which the summary, the JSON and the report's chart all follow.
+macro_rules! pe_cycles {
+    ($($(#[$doc:meta])* $field:ident: $summary:literal, $label:literal, $rgb:expr, $optional:literal;)*) => {
+        /// Over the PEs the mapping uses, each core cycle of the layer counted once, by what
+        /// the PE did: the values sum to `mapping.pes_used * cycles.core_total`.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct PeCycles {
+            $($(#[$doc])* pub $field: u64,)*
+        }
+
+        impl PeCycles {
+            /// Every cause, once, in the order the summary and the chart show them.
+            pub const CAUSES: [PeCause; [$(stringify!($field)),*].len()] = [$(PeCause {
+                field: stringify!($field),
+                summary: $summary,
+                label: $label,
+                rgb: $rgb,
+                get: |p| p.$field,
+                optional: $optional,
+            }),*];
+
+            /// Adds another account's cycles, cause by cause.
+            pub fn add(&mut self, b: &PeCycles) {
+                $(self.$field += b.$field;)*
+            }
+
+            pub fn total(&self) -> u64 {
+                0 $(+ self.$field)*
+            }
+        }
+    };
+}
+
+pe_cycles! {
     /// A MAC issued (not gated).
-    pub mac: u64,
+    mac: "mac", "mac", (0x4c, 0x72, 0xb0), false;
     /// A MAC slot spent on a zero ifmap value (zero gating).
-    pub gated: u64,
+    gated: "gated", "gated", (0x9e, 0xb9, 0xd8), false;
     /// Waiting for a weight, for the window's ifmap values, for an incoming psum, for room in
     /// the psum output FIFO.
-    pub stall_filter: u64,
-    pub stall_ifmap: u64,
-    pub stall_psum_in: u64,
-    pub stall_psum_out: u64,
+    stall_filter: "stall filter", "stall filter", (0xdd, 0x84, 0x52), false;
+    stall_ifmap: "ifmap", "stall ifmap", (0xc4, 0x4e, 0x52), false;
+    stall_psum_in: "psum_in", "stall psum in", (0x81, 0x72, 0xb3), false;
+    stall_psum_out: "psum_out", "stall psum out", (0x93, 0x78, 0x60), false;
     /// Filling (a weight written into the filter spad as it arrives), the pipeline emptying
     /// before a drain (bubbles), and draining psums.
-    pub pipeline: u64,
+    pipeline: "pipeline", "pipeline", (0x55, 0xa8, 0x68), false;
     /// The scan chain shifting the layer's configuration in.
-    pub config: u64,
+    config: "config", "config", (0xda, 0x8b, 0xc3), false;
     /// No program: between passes, or gated in a narrower strip.
-    pub idle: u64,
+    idle: "idle", "idle", (0xbb, 0xbb, 0xbb), false;
     /// Zero skipping: a position's cycle reading its window's index.
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub index: u64,
+    index: "index", "index", (0x2a, 0x3f, 0x6b), true;
 }
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
-}
-
-impl PeCycles {
-    /// Adds another account's cycles, cause by cause.
-    pub fn add(&mut self, b: &PeCycles) {
-        self.mac += b.mac;
-        self.gated += b.gated;
-        self.stall_filter += b.stall_filter;
-        self.stall_ifmap += b.stall_ifmap;
-        self.stall_psum_in += b.stall_psum_in;
-        self.stall_psum_out += b.stall_psum_out;
-        self.pipeline += b.pipeline;
-        self.config += b.config;
-        self.idle += b.idle;
-        self.index += b.index;
-    }
-
-    pub fn total(&self) -> u64 {
-        self.mac
-            + self.gated
-            + self.stall_filter
-            + self.stall_ifmap
-            + self.stall_psum_in
-            + self.stall_psum_out
-            + self.pipeline
-            + self.config
-            + self.idle
-            + self.index
-    }
 }
 
 /// One PE's work: where it is on the array and its MAC slots.
@@ -597,21 +614,14 @@ impl LayerStats {
         } + &match &self.pe_cycles {
             Some(p) => {
                 let t = p.total().max(1) as f64;
-                let pc = |v: u64| format!("{:.1}%", 100.0 * v as f64 / t);
+                let causes: String = PeCycles::CAUSES
+                    .iter()
+                    .filter(|c| !c.optional || (c.get)(p) > 0)
+                    .map(|c| format!(" {} {:.1}%", c.summary, 100.0 * (c.get)(p) as f64 / t))
+                    .collect();
                 format!(
-                    "PE cycles ({} PEs x {} cycles): mac {} gated {} stall filter {} ifmap {} psum_in {} psum_out {} pipeline {} config {} idle {}{}\n",
-                    self.mapping.pes_used,
-                    self.cycles.core_total,
-                    pc(p.mac),
-                    pc(p.gated),
-                    pc(p.stall_filter),
-                    pc(p.stall_ifmap),
-                    pc(p.stall_psum_in),
-                    pc(p.stall_psum_out),
-                    pc(p.pipeline),
-                    pc(p.config),
-                    pc(p.idle),
-                    if p.index > 0 { format!(" index {}", pc(p.index)) } else { String::new() }
+                    "PE cycles ({} PEs x {} cycles):{causes}\n",
+                    self.mapping.pes_used, self.cycles.core_total,
                 )
             }
             None => String::new(),

@@ -222,65 +222,85 @@ pub fn table(rows: &[Row]) -> String {
     o
 }
 
-type Segment<'a> = (&'a str, RGBColor, fn(&LayerStats) -> f64);
+type Segment<'a> = (&'a str, RGBColor, Value);
+
+/// What a chart's segment shows of a layer.
+#[derive(Clone, Copy)]
+enum Value {
+    Stat(fn(&LayerStats) -> f64),
+    /// A cause's share of the PE cycle account, in percent (runs only).
+    PeShare(fn(&rowsim_chip::PeCycles) -> u64),
+}
+
+impl Value {
+    fn of(self, s: &LayerStats) -> f64 {
+        match self {
+            Value::Stat(f) => f(s),
+            Value::PeShare(f) => s
+                .pe_cycles
+                .as_ref()
+                .map_or(0.0, |p| 100.0 * f(p) as f64 / p.total().max(1) as f64),
+        }
+    }
+}
 
 const LEVELS: [Segment; 5] = [
-    ("DRAM", RGBColor(0x4c, 0x72, 0xb0), |s| {
-        s.energy.by_level.dram
-    }),
-    ("GLB", RGBColor(0xdd, 0x84, 0x52), |s| s.energy.by_level.glb),
-    ("NoC", RGBColor(0x55, 0xa8, 0x68), |s| s.energy.by_level.noc),
-    ("spad (RF)", RGBColor(0xc4, 0x4e, 0x52), |s| {
-        s.energy.by_level.spad
-    }),
-    ("MAC (ALU)", RGBColor(0x81, 0x72, 0xb3), |s| {
-        s.energy.by_level.mac
-    }),
+    (
+        "DRAM",
+        RGBColor(0x4c, 0x72, 0xb0),
+        Value::Stat(|s| s.energy.by_level.dram),
+    ),
+    (
+        "GLB",
+        RGBColor(0xdd, 0x84, 0x52),
+        Value::Stat(|s| s.energy.by_level.glb),
+    ),
+    (
+        "NoC",
+        RGBColor(0x55, 0xa8, 0x68),
+        Value::Stat(|s| s.energy.by_level.noc),
+    ),
+    (
+        "spad (RF)",
+        RGBColor(0xc4, 0x4e, 0x52),
+        Value::Stat(|s| s.energy.by_level.spad),
+    ),
+    (
+        "MAC (ALU)",
+        RGBColor(0x81, 0x72, 0xb3),
+        Value::Stat(|s| s.energy.by_level.mac),
+    ),
 ];
 
 const TYPES: [Segment; 3] = [
-    ("filters", RGBColor(0x4c, 0x72, 0xb0), |s| {
-        s.energy.by_type.filter
-    }),
-    ("ifmaps", RGBColor(0xdd, 0x84, 0x52), |s| {
-        s.energy.by_type.ifmap
-    }),
-    ("psums", RGBColor(0x55, 0xa8, 0x68), |s| {
-        s.energy.by_type.psum
-    }),
+    (
+        "filters",
+        RGBColor(0x4c, 0x72, 0xb0),
+        Value::Stat(|s| s.energy.by_type.filter),
+    ),
+    (
+        "ifmaps",
+        RGBColor(0xdd, 0x84, 0x52),
+        Value::Stat(|s| s.energy.by_type.ifmap),
+    ),
+    (
+        "psums",
+        RGBColor(0x55, 0xa8, 0x68),
+        Value::Stat(|s| s.energy.by_type.psum),
+    ),
 ];
 
-fn pe_share(s: &LayerStats, f: fn(&rowsim_chip::PeCycles) -> u64) -> f64 {
-    s.pe_cycles
-        .as_ref()
-        .map_or(0.0, |p| 100.0 * f(p) as f64 / p.total().max(1) as f64)
+/// The PE cycle account's causes, each once (`PeCycles::CAUSES`): the chart's segments, a
+/// share of `pes_used * core_total` (runs only).
+fn pe_cycle_segments() -> Vec<Segment<'static>> {
+    rowsim_chip::PeCycles::CAUSES
+        .iter()
+        .map(|c| {
+            let (r, g, b) = c.rgb;
+            (c.label, RGBColor(r, g, b), Value::PeShare(c.get))
+        })
+        .collect()
 }
-
-/// The PE cycle account's causes, each once: the chart's segments (a share of
-/// `pes_used * core_total`, runs only) and, for the test that they cover the whole account,
-/// the fields they read.
-macro_rules! pe_causes {
-    ($(($name:literal, $color:expr, $field:ident)),* $(,)?) => {
-        const PE_CYCLES: [Segment; [$($name),*].len()] =
-            [$(($name, $color, |s| pe_share(s, |p| p.$field))),*];
-        #[cfg(test)]
-        const PE_CAUSE_FIELDS: [fn(&rowsim_chip::PeCycles) -> u64; [$($name),*].len()] =
-            [$(|p| p.$field),*];
-    };
-}
-
-pe_causes![
-    ("mac", RGBColor(0x4c, 0x72, 0xb0), mac),
-    ("gated", RGBColor(0x9e, 0xb9, 0xd8), gated),
-    ("index", RGBColor(0x2a, 0x3f, 0x6b), index),
-    ("stall filter", RGBColor(0xdd, 0x84, 0x52), stall_filter),
-    ("stall ifmap", RGBColor(0xc4, 0x4e, 0x52), stall_ifmap),
-    ("stall psum in", RGBColor(0x81, 0x72, 0xb3), stall_psum_in),
-    ("stall psum out", RGBColor(0x93, 0x78, 0x60), stall_psum_out),
-    ("pipeline", RGBColor(0x55, 0xa8, 0x68), pipeline),
-    ("config", RGBColor(0xda, 0x8b, 0xc3), config),
-    ("idle", RGBColor(0xbb, 0xbb, 0xbb), idle),
-];
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
@@ -388,8 +408,8 @@ fn stacked(
     headroom: f64,
 ) -> anyhow::Result<()> {
     let n = rows.len();
-    let value = |r: &Row, f: fn(&LayerStats) -> f64| {
-        let v = f(&r.stats);
+    let value = |r: &Row, f: Value| {
+        let v = f.of(&r.stats);
         if per_mac {
             v / r.stats.macs.total.max(1) as f64
         } else {
@@ -580,9 +600,11 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             rows,
             "Core cycles per layer",
             "core cycles",
-            &[("cycles", RGBColor(0x4c, 0x72, 0xb0), |s| {
-                s.cycles.core_total as f64
-            })],
+            &[(
+                "cycles",
+                RGBColor(0x4c, 0x72, 0xb0),
+                Value::Stat(|s| s.cycles.core_total as f64),
+            )],
             false,
             1.15,
         )?;
@@ -591,7 +613,7 @@ pub fn svg(rows: &[Row], path: &Path) -> anyhow::Result<()> {
             rows,
             "PE cycles by what the PEs did (simulated runs)",
             "% of PEs used x core cycles",
-            &PE_CYCLES,
+            &pe_cycle_segments(),
             false,
             2.0,
         )?;
@@ -979,7 +1001,10 @@ mod label_tests {
             idle: 256,
             index: 512,
         };
-        let charted: u64 = PE_CAUSE_FIELDS.iter().map(|f| f(&p)).sum();
+        let charted: u64 = rowsim_chip::PeCycles::CAUSES
+            .iter()
+            .map(|c| (c.get)(&p))
+            .sum();
         assert_eq!(charted, p.total());
         assert_eq!(p.total(), 1023);
     }
