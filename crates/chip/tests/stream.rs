@@ -321,6 +321,7 @@ struct Seen {
     beats_a: Vec<(u64, BeatSeen<i16>)>,
     beats_b: Vec<(u64, BeatSeen<[i16; 4]>)>,
     values: Vec<(u64, i16)>,
+    dones: Vec<(u64, u32)>,
     counters: rowsim_glb::GlbCounters,
     entries: Vec<Option<u64>>,
     cycles: u64,
@@ -332,7 +333,7 @@ struct Seen {
 /// receivers (bank conflicts, full response FIFOs) and a readout through ReLU; or (`!full`)
 /// the readout alone with one read, so that nothing else steps the GLB.
 fn glb_traffic(inner: bool, every_edge: bool, full: bool) -> Seen {
-    use rowsim_glb::sequencer::{GlbReader, GlbWriter};
+    use rowsim_glb::sequencer::{GlbReader, GlbWriter, ReadJob};
     use rowsim_glb::{InnerEnd, LinkEnd};
     use rowsim_noc::GonBeat;
     let hw = hw();
@@ -419,6 +420,26 @@ fn glb_traffic(inner: bool, every_edge: bool, full: bool) -> Seen {
         tx: v.tx,
         relu: true,
     };
+    // The readout's reads come as two jobs over its job port, queued before the first edge
+    // (visible from edge 1: a reader idle at edge 0 must be stepped for them); its done ids
+    // come back on its done port.
+    let rjobs = Link::<ReadJob>::new("rjobs", clk, 1, 4).unwrap();
+    let rdone = Link::<u32>::new("rdone", clk, 1, 4).unwrap();
+    let before = rowsim_kernel::StepCtx {
+        domain: clk.id,
+        cycle: 0,
+        time: 0,
+        ahead: false,
+    };
+    let mut rjobs_tx = rjobs.tx;
+    for (id, items) in [(1, items_r), (2, vec![])] {
+        let job = ReadJob {
+            id,
+            items: ReadDesc::List(items),
+        };
+        assert!(rjobs_tx.try_send(&before, job).is_ok());
+    }
+    let mut job_ports = Some((rjobs.rx, rdone.tx));
     let glb = if inner {
         let mut g = Glb::new("top.chip.glb", layout, 1, vec![]);
         let mut loader = GlbWriter::<InnerEnd>::inner("top.ld", WriteIn::Values(vin.rx));
@@ -431,10 +452,16 @@ fn glb_traffic(inner: bool, every_edge: bool, full: bool) -> Seen {
         for (name, out, items) in [
             ("top.ra", out_a, items_a),
             ("top.rb", out_b, items_b),
-            ("top.rv", out_v, items_r),
+            ("top.rv", out_v, vec![]),
         ] {
             let mut r = GlbReader::<InnerEnd>::inner(name, out);
-            r.push(items);
+            match (name, job_ports.take()) {
+                ("top.rv", Some((jobs, done))) => r = r.with_job_ports(jobs, done),
+                (_, ports) => {
+                    job_ports = ports;
+                    r.push(items);
+                }
+            }
             g.add_reader(r);
         }
         s.add(clk, g)
@@ -466,11 +493,17 @@ fn glb_traffic(inner: bool, every_edge: bool, full: bool) -> Seen {
         for (name, out, items) in [
             ("top.ra", out_a, items_a),
             ("top.rb", out_b, items_b),
-            ("top.rv", out_v, items_r),
+            ("top.rv", out_v, vec![]),
         ] {
             let e = next();
             let mut r = GlbReader::new(name, e.req, e.resp, out);
-            r.push(items);
+            match (name, job_ports.take()) {
+                ("top.rv", Some((jobs, done))) => r = r.with_job_ports(jobs, done),
+                (_, ports) => {
+                    job_ports = ports;
+                    r.push(items);
+                }
+            }
             s.add(clk, r);
         }
         s.add(clk, Glb::new("top.chip.glb", layout, 1, ports))
@@ -493,6 +526,7 @@ fn glb_traffic(inner: bool, every_edge: bool, full: bool) -> Seen {
             got: vec![],
         },
     );
+    let dones = s.add(clk, Collector::new("top.rv_done", rdone.rx, 1));
     let sv = s.add(
         clk,
         Sipper {
@@ -520,6 +554,7 @@ fn glb_traffic(inner: bool, every_edge: bool, full: bool) -> Seen {
             .map(|(c, b)| (*c, (b.row, b.col, b.words)))
             .collect(),
         values: s.component::<Sipper<i16>>(sv).unwrap().got.clone(),
+        dones: s.component::<Collector<u32>>(dones).unwrap().items.clone(),
         counters: *g.counters(),
         entries: (0..layout.banks())
             .flat_map(|bank| (0..16).map(move |e| (bank, e)))
@@ -552,6 +587,7 @@ fn sequencers_inside_the_glb_keep_their_cycles() {
     // arrives while it has nothing else to do).
     let lone = glb_traffic(false, true, false);
     assert_eq!(lone.values.len(), 1);
+    assert_eq!(lone.dones.iter().map(|d| d.1).collect::<Vec<_>>(), [1, 2]);
     for (inner, every_edge) in [(false, false), (true, true), (true, false)] {
         assert_eq!(
             glb_traffic(inner, every_edge, false),

@@ -244,6 +244,14 @@ impl Sequencer {
         Ok((did, matches!(wake, Wake::Next)))
     }
 
+    /// See [`GlbReader::quiet`].
+    fn quiet(&mut self, cx: &StepCtx) -> bool {
+        match self {
+            Sequencer::Reader(r) => r.quiet(cx),
+            Sequencer::Writer(w) => w.quiet(cx),
+        }
+    }
+
     fn holds_work(&self) -> bool {
         let port = self.port_ref();
         !port.req.is_empty()
@@ -396,6 +404,8 @@ pub struct Glb {
     ports: Vec<GlbPort>,
     /// The GLB's own sequencers, after `ports` in the round-robin order.
     seqs: Vec<Sequencer>,
+    /// Per sequencer: its last step's wake was `Idle` (it waits for a link or its port).
+    asleep: Vec<bool>,
     first: usize,
     /// The last step had a request it could not serve.
     conflicted: bool,
@@ -429,6 +439,7 @@ impl Glb {
             },
             ports,
             seqs: Vec::new(),
+            asleep: Vec::new(),
             first: 0,
             conflicted: false,
             next: false,
@@ -446,11 +457,13 @@ impl Glb {
     /// A reader of the GLB's own, on the next port (see the module docs).
     pub fn add_reader(&mut self, r: GlbReader<InnerEnd>) {
         self.seqs.push(Sequencer::Reader(r));
+        self.asleep.push(false);
     }
 
     /// A writer of the GLB's own, on the next port (see the module docs).
     pub fn add_writer(&mut self, w: GlbWriter<InnerEnd>) {
         self.seqs.push(Sequencer::Writer(w));
+        self.asleep.push(false);
     }
 
     pub fn counters(&self) -> &GlbCounters {
@@ -479,7 +492,15 @@ impl Component for Glb {
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
         let mut next = false;
-        for s in &mut self.seqs {
+        let before = cx.cycle.checked_sub(1);
+        for (s, asleep) in self.seqs.iter_mut().zip(self.asleep.iter_mut()) {
+            // A sequencer that waits for its links or its port is not stepped while neither
+            // has anything new for it (a step would repeat its last; see `quiet`): its port
+            // was left as it was at the edge before, no job or input has arrived, and it has
+            // nothing to send.
+            if *asleep && !before.is_some_and(|b| s.port_ref().stirs(b)) && s.quiet(cx) {
+                continue;
+            }
             let (did, again) = s.run(cx).map_err(|e| -> Fault {
                 let name = s.name();
                 let e = e.to_string();
@@ -491,6 +512,7 @@ impl Component for Glb {
             })?;
             moved |= did.moved();
             next |= again;
+            *asleep = !again;
         }
         self.banks.new_cycle();
         let ext = self.ports.len();

@@ -380,6 +380,15 @@ impl<E: ReqEnd> GlbReader<E> {
         Ok(Activity::from_moved(moved))
     }
 
+    /// After a step whose wake was `Idle`, whether a step at this edge would do nothing, with
+    /// nothing new on its GLB port since the edge before (the GLB knows that: see
+    /// [`crate::port::InnerEnd::stirs`]): no job has arrived and it has nothing to send (what
+    /// it has to send waits for credits, which only a step looks at). Everything else a step
+    /// does follows from those or from its port (see [`GlbReader::run`]).
+    pub(crate) fn quiet(&mut self, cx: &StepCtx) -> bool {
+        self.ready.is_empty() && !self.jobs.more(cx)
+    }
+
     pub(crate) fn holds_work(&self) -> bool {
         !self.items.is_empty()
             || !self.inflight.is_empty()
@@ -707,6 +716,15 @@ impl<E: ReqEnd> GlbWriter<E> {
         } else {
             Wake::Idle
         }
+    }
+
+    /// As [`GlbReader::quiet`]: no job and no input has arrived, and it has no write to send.
+    pub(crate) fn quiet(&mut self, cx: &StepCtx) -> bool {
+        let input = match &mut self.input {
+            WriteIn::Values(rx) => rx.peek(cx).is_some(),
+            WriteIn::Gon(rx) => rx.peek(cx).is_some(),
+        };
+        self.writes.is_empty() && !input && !self.jobs.more(cx)
     }
 
     pub(crate) fn holds_work(&self) -> bool {
