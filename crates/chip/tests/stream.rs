@@ -215,12 +215,7 @@ fn sequencers_report_each_job_done_after_its_last_beat_or_write() {
         },
     ];
     // The jobs are queued before the first edge (as a controller's step at cycle 0 would).
-    let before = rowsim_kernel::StepCtx {
-        domain: clk.id,
-        cycle: 0,
-        time: 0,
-        ahead: false,
-    };
+    let before = before_first_edge(clk);
     let mut rjobs_tx = rjobs.tx;
     for j in jobs {
         rjobs_tx.try_send(&before, j).unwrap();
@@ -280,6 +275,17 @@ fn sequencers_report_each_job_done_after_its_last_beat_or_write() {
         s.component::<Glb>(glb).unwrap().peek(0, 0),
         Some(1 | 2 << 16 | 3 << 32)
     );
+}
+
+/// A step context at edge 0 of `clk`, for sends made before the run starts (visible from
+/// edge 1, as a send at edge 0 would be).
+fn before_first_edge(clk: rowsim_kernel::Clock) -> rowsim_kernel::StepCtx {
+    rowsim_kernel::StepCtx {
+        domain: clk.id,
+        cycle: 0,
+        time: 0,
+        ahead: false,
+    }
 }
 
 /// Takes one item every `every` cycles and records when.
@@ -425,12 +431,7 @@ fn glb_traffic(inner: bool, every_edge: bool, full: bool) -> Seen {
     // come back on its done port.
     let rjobs = Link::<ReadJob>::new("rjobs", clk, 1, 4).unwrap();
     let rdone = Link::<u32>::new("rdone", clk, 1, 4).unwrap();
-    let before = rowsim_kernel::StepCtx {
-        domain: clk.id,
-        cycle: 0,
-        time: 0,
-        ahead: false,
-    };
+    let before = before_first_edge(clk);
     let mut rjobs_tx = rjobs.tx;
     for (id, items) in [(1, items_r), (2, vec![])] {
         let job = ReadJob {
