@@ -88,6 +88,17 @@ macro_rules! pe_cycles {
             pub fn total(&self) -> u64 {
                 0 $(+ self.$field)*
             }
+
+            /// Each cause's share of the account, as the summary line gives them
+            /// (` mac 63.3% gated 0.0% ...`; an optional cause only when not zero).
+            pub fn shares(&self) -> String {
+                let t = self.total().max(1) as f64;
+                Self::CAUSES
+                    .iter()
+                    .filter(|c| !c.optional || (c.get)(self) > 0)
+                    .map(|c| format!(" {} {:.1}%", c.summary, 100.0 * (c.get)(self) as f64 / t))
+                    .collect()
+            }
         }
     };
 }
@@ -612,19 +623,65 @@ impl LayerStats {
             Some(why) => format!("split     {why}; statistics are the {} parts' sums\n", self.parts.len()),
             None => String::new(),
         } + &match &self.pe_cycles {
-            Some(p) => {
-                let t = p.total().max(1) as f64;
-                let causes: String = PeCycles::CAUSES
-                    .iter()
-                    .filter(|c| !c.optional || (c.get)(p) > 0)
-                    .map(|c| format!(" {} {:.1}%", c.summary, 100.0 * (c.get)(p) as f64 / t))
-                    .collect();
-                format!(
-                    "PE cycles ({} PEs x {} cycles):{causes}\n",
-                    self.mapping.pes_used, self.cycles.core_total,
-                )
-            }
+            Some(p) => format!(
+                "PE cycles ({} PEs x {} cycles):{}\n",
+                self.mapping.pes_used,
+                self.cycles.core_total,
+                p.shares()
+            ),
             None => String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each cause reads the field the JSON names it by: an account with one field set (through
+    /// serde, not the macro) shows in that cause alone.
+    #[test]
+    fn each_pe_cause_reads_its_own_field() {
+        for c in PeCycles::CAUSES {
+            let mut v = serde_json::to_value(PeCycles::default()).unwrap();
+            // Every cause is in the JSON, an optional one only when not zero.
+            assert_eq!(v.get(c.field).is_some(), !c.optional, "{}", c.field);
+            v[c.field] = 7.into();
+            let p: PeCycles = serde_json::from_value(v).unwrap();
+            for d in PeCycles::CAUSES {
+                assert_eq!(
+                    (d.get)(&p),
+                    if d.field == c.field { 7 } else { 0 },
+                    "{}",
+                    d.field
+                );
+            }
+            assert_eq!(p.total(), 7);
+        }
+    }
+
+    /// The summary's shares, by hand: 1000 cycles, mac 600, gated 250, stall filter 100, idle
+    /// 50; index shown only when some cycles went to it.
+    #[test]
+    fn the_summary_gives_each_causes_share() {
+        let mut p = PeCycles {
+            mac: 600,
+            gated: 250,
+            stall_filter: 100,
+            idle: 50,
+            ..Default::default()
+        };
+        assert_eq!(
+            p.shares(),
+            " mac 60.0% gated 25.0% stall filter 10.0% ifmap 0.0% psum_in 0.0% psum_out 0.0% \
+             pipeline 0.0% config 0.0% idle 5.0%"
+        );
+        p.idle = 0;
+        p.index = 50;
+        assert!(
+            p.shares().ends_with(" idle 0.0% index 5.0%"),
+            "{}",
+            p.shares()
+        );
     }
 }
