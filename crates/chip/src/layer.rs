@@ -501,6 +501,7 @@ impl LayerSim {
             writes.tx,
             dports.wdata,
         )
+        .with_buffers(hw.dram.write_buffers as usize)
         .with_job_port(outbound_jobs.rx);
         let ofmap_wr = sched.add(
             core,

@@ -349,12 +349,13 @@ impl HwConfig {
         line(
             "DRAM",
             format!(
-                "{}b bus, {} link cycles latency, {} requests queued, async FIFO {} x {} sync stages ({:.0} MB/s peak)",
+                "{}b bus, {} link cycles latency, {} requests queued, async FIFO {} x {} sync stages, {} write buffers ({:.0} MB/s peak)",
                 d.bus_width_bits,
                 d.access_latency_cycles,
                 d.request_queue_depth,
                 d.async_fifo_depth,
                 d.sync_stages,
+                d.write_buffers,
                 d.bus_width_bits as f64 / 8.0 * self.clocks.link_hz as f64 / 1e6
             ),
         );

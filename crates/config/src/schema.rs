@@ -210,6 +210,16 @@ pub struct Dram {
     pub async_fifo_depth: u32,
     /// Synchronizer flip-flops on each FIFO pointer.
     pub sync_stages: u32,
+    /// Feature-map streams (ofmap rows) the outbound coder holds: the one whose values are
+    /// coming in and those whose command or words have not yet gone to DRAM. 2 (ping-pong) lets
+    /// a row's values come in while the row before it crosses the bus; 1 alternates them. Absent
+    /// from a config: 2.
+    #[serde(default = "two")]
+    pub write_buffers: u32,
+}
+
+fn two() -> u32 {
+    2
 }
 
 /// Run-length coding of feature maps: `pairs_per_word` (run, level) pairs and a last-word flag

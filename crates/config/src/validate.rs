@@ -312,6 +312,7 @@ pub(crate) fn validate(hw: &HwConfig) -> Vec<Problem> {
     );
     c.range("dram.async_fifo_depth", dr.async_fifo_depth as u64, 1, 4096);
     c.range("dram.sync_stages", dr.sync_stages as u64, 1, 4);
+    c.range("dram.write_buffers", dr.write_buffers as u64, 1, 16);
 
     let r = &hw.rlc;
     c.range("rlc.run_bits", r.run_bits as u64, 1, 16);

@@ -463,9 +463,21 @@ impl Component for Inbound {
 }
 
 /// Codes feature-map rows and writes them to DRAM, on the core clock: for each expected stream
-/// (values, DRAM address), once its values are in, it codes them, issues the write command
-/// (only now is the coded length known) and sends the coded words. Without coding
-/// ([`Outbound::raw`]) it packs the values four to a bus word, as raw streams are read.
+/// (values, DRAM address) it takes one value a cycle; once the stream's values are in, it codes
+/// them, and the stream's write command (only now is the coded length known) and its coded
+/// words join the queues to DRAM, which take one command and one bus word a cycle (the command
+/// and write-data FIFOs are separate). Without coding ([`Outbound::raw`]) it packs the values
+/// four to a bus word, as raw streams are read.
+///
+/// # Write buffers
+/// The coder holds `buffers` streams ([`Outbound::with_buffers`], the config's
+/// `dram.write_buffers`): it takes the next stream's values while the words of up to
+/// `buffers - 1` coded streams are still going out, and a buffer is free once its command and
+/// its last word have left. With one, a stream's values wait until the stream before it has
+/// left entirely (gathering and sending alternate); with two (ping-pong, the chip's choice here:
+/// the papers are silent), the values of a row come in while the row before it crosses the
+/// bus, so the readout is held only when the bus is slower than the values, not by the
+/// alternation.
 pub struct Outbound {
     name: String,
     fmt: rowsim_datapath::rlc::RlcFormat,
@@ -476,7 +488,13 @@ pub struct Outbound {
     wdata: LinkTx<u64>,
     streams: VecDeque<(usize, u64)>,
     gathering: Vec<i16>,
-    cmd_pending: Option<DramCmd>,
+    /// Streams the coder may hold: the one being gathered and those not yet gone.
+    buffers: usize,
+    /// Coded streams not yet gone, oldest first: whether the command has been sent, and the
+    /// words still to send. Commands and words go in stream order.
+    queued: VecDeque<(bool, u32)>,
+    /// Commands of coded streams not yet sent, in order.
+    cmds: VecDeque<DramCmd>,
     words: VecDeque<u64>,
     next_id: u32,
     /// (address, coded words) of every stream written.
@@ -501,7 +519,9 @@ impl Outbound {
             wdata,
             streams: VecDeque::new(),
             gathering: Vec::new(),
-            cmd_pending: None,
+            buffers: 1,
+            queued: VecDeque::new(),
+            cmds: VecDeque::new(),
             words: VecDeque::new(),
             next_id: 1 << 30,
             written: Vec::new(),
@@ -515,6 +535,12 @@ impl Outbound {
         self
     }
 
+    /// Holds up to `buffers` streams (at least one): see the type's docs.
+    pub fn with_buffers(mut self, buffers: usize) -> Self {
+        self.buffers = buffers.max(1);
+        self
+    }
+
     pub fn expect(&mut self, values: usize, addr: u64) {
         self.streams.push_back((values, addr));
     }
@@ -524,6 +550,13 @@ impl Outbound {
     pub fn with_job_port(mut self, rx: LinkRx<Vec<(usize, u64)>>) -> Self {
         self.job_port = Port::wired(rx);
         self
+    }
+
+    /// Frees the buffers of the oldest streams whose command and words have all gone.
+    fn release(&mut self) {
+        while matches!(self.queued.front(), Some(&(true, 0))) {
+            self.queued.pop_front();
+        }
     }
 }
 
@@ -538,18 +571,29 @@ impl Component for Outbound {
             self.streams.extend(jobs);
             moved = true;
         }
-        if let Some(c) = self.cmd_pending {
+        if let Some(&c) = self.cmds.front() {
             if self.cmd.try_send(cx, c).is_ok() {
-                self.cmd_pending = None;
-                moved = true;
-            }
-        } else if let Some(&w) = self.words.front() {
-            if self.wdata.try_send(cx, w).is_ok() {
-                self.words.pop_front();
+                self.cmds.pop_front();
+                // The first stream whose command had not gone.
+                let q = self.queued.iter_mut().find(|q| !q.0).ok_or("stream lost")?;
+                q.0 = true;
                 moved = true;
             }
         }
-        if self.cmd_pending.is_none() && self.words.is_empty() {
+        if let Some(&w) = self.words.front() {
+            if self.wdata.try_send(cx, w).is_ok() {
+                self.words.pop_front();
+                let q = self
+                    .queued
+                    .iter_mut()
+                    .find(|q| q.1 > 0)
+                    .ok_or("stream lost")?;
+                q.1 -= 1;
+                moved = true;
+            }
+        }
+        self.release();
+        if self.queued.len() < self.buffers {
             if let Some(&(n, addr)) = self.streams.front() {
                 if self.gathering.len() < n {
                     if let Some(v) = self.input.try_recv(cx) {
@@ -565,16 +609,25 @@ impl Component for Outbound {
                     };
                     self.gathering.clear();
                     self.streams.pop_front();
-                    self.cmd_pending = Some(DramCmd {
+                    let len = u32::try_from(coded.len()).map_err(|_| {
+                        format!(
+                            "{}: a stream of {n} values codes to over 2^32 words",
+                            self.name
+                        )
+                    })?;
+                    self.cmds.push_back(DramCmd {
                         id: self.next_id,
                         write: true,
                         addr,
-                        len: coded.len() as u32,
+                        len,
                         kind: DataType::Psum,
                         coded: self.coded,
                     });
-                    self.next_id += 1;
-                    self.written.push((addr, coded.len() as u32));
+                    // Write ids count up from 2^30 (the controller's reads count from 0); they
+                    // only tag the command on the wire (its trace) and wrap, as a counter would.
+                    self.next_id = self.next_id.wrapping_add(1);
+                    self.queued.push_back((false, len));
+                    self.written.push((addr, len));
                     self.words.extend(coded);
                     moved = true;
                 }
@@ -587,8 +640,7 @@ impl Component for Outbound {
 
     fn holds_work(&self) -> bool {
         !self.streams.is_empty()
-            || self.cmd_pending.is_some()
-            || !self.words.is_empty()
+            || !self.queued.is_empty()
             || self.input.in_flight() > 0
             || self.job_port.pending()
     }

@@ -287,3 +287,79 @@ fn dram_burst_across_clock_domains_matches_its_golden_trace() {
     assert_eq!(encoded_len(&RlcFormat::EYERISS, &rows[0]), 3);
     assert_eq!(bus.len(), 1, "three words back to back");
 }
+
+/// The outbound coder's write buffers, against a hand count. Rows of `n` nonzero values come
+/// one a cycle; each codes to `w` words; the write-data wire takes a word every `k` cycles
+/// (latency `k - 1`, one credit), commands go on a wire of their own. Row `r`'s command and
+/// first word leave at `t_r`, its word `j` at `t_r + j k`:
+/// - the last value of row 0 is taken at cycle `n` (value `i` is visible from `i + 1`), coded
+///   at once, sent at the next edge: `t_0 = n + 1`;
+/// - one buffer: the next row's values are taken from the edge its last word leaves, so
+///   `t_{r+1} = t_r + (w - 1) k + n`;
+/// - two (ping-pong): they come in while the row before it leaves, so with the bus as fast as
+///   the values (`w k <= n`), `t_{r+1} = t_r + n`.
+#[test]
+fn the_coder_takes_a_row_while_the_row_before_it_leaves() {
+    let fmt = RlcFormat::EYERISS;
+    let (n, k, rows) = (9usize, 3u64, 4usize);
+    let data: Vec<Vec<i16>> = (0..rows)
+        .map(|r| (0..n).map(|i| (r * n + i) as i16 + 1).collect())
+        .collect();
+    let w = encoded_len(&fmt, &data[0]) as u64;
+    assert_eq!(w, 3, "nine nonzero values, three pairs a word");
+    assert!(w * k <= n as u64);
+    for buffers in [1usize, 2] {
+        for every_edge in [false, true] {
+            let mut s = Scheduler::new();
+            s.set_every_edge(every_edge);
+            let core = s.add_clock("core", 200_000_000).unwrap();
+            let values = Link::<i16>::new("vals", core, 1, 2).unwrap();
+            let cmds = Link::<DramCmd>::new("cmds", core, 1, 2).unwrap();
+            let wdata = Link::<u64>::new("wdata", core, k as u32 - 1, 1).unwrap();
+            let mut out = Outbound::new("top.chip.rlc_out", fmt, values.rx, cmds.tx, wdata.tx)
+                .with_buffers(buffers);
+            for r in 0..rows {
+                out.expect(n, 100 * r as u64);
+            }
+            s.add(core, out);
+            s.add(
+                core,
+                Feeder::new("top.chip.relu", values.tx, data.concat(), 1),
+            );
+            let cmd_sink = s.add(core, Collector::new("top.dram.cmds", cmds.rx, 1));
+            let word_sink = s.add(core, Collector::new("top.dram.wdata", wdata.rx, 1));
+            s.run().unwrap();
+            let t = |r: u64| {
+                let per_row = if buffers == 1 {
+                    (w - 1) * k + n as u64
+                } else {
+                    n as u64
+                };
+                n as u64 + 1 + r * per_row
+            };
+            let got_cmds = &s.component::<Collector<DramCmd>>(cmd_sink).unwrap().items;
+            let want_cmds: Vec<(u64, u64, u32)> = (0..rows as u64)
+                .map(|r| (t(r) + 1, 100 * r, w as u32))
+                .collect();
+            assert_eq!(
+                got_cmds
+                    .iter()
+                    .map(|(c, d)| (*c, d.addr, d.len))
+                    .collect::<Vec<_>>(),
+                want_cmds,
+                "{buffers} buffers, every edge {every_edge}"
+            );
+            let got_words = &s.component::<Collector<u64>>(word_sink).unwrap().items;
+            let want_words: Vec<(u64, u64)> = (0..rows)
+                .flat_map(|r| {
+                    let coded = encode(&fmt, &data[r]);
+                    (0..w).map(move |j| (t(r as u64) + j * k + (k - 1), coded[j as usize]))
+                })
+                .collect();
+            assert_eq!(
+                got_words, &want_words,
+                "{buffers} buffers, every edge {every_edge}"
+            );
+        }
+    }
+}
