@@ -363,3 +363,82 @@ fn the_coder_takes_a_row_while_the_row_before_it_leaves() {
         }
     }
 }
+
+/// A buffer stays taken until its stream's command has gone too: with commands slower than the
+/// rows (a command every `k` cycles on its wire; one-word rows of `n` values, their words on a
+/// fast wire), the coder stops taking values while `buffers` coded rows wait for their
+/// commands. By hand, row `r`'s last value is taken at `c_r` and its command leaves at `s_r`:
+/// - `c_0 = n`; the next row's first value is taken at the first edge after `c_r` at which
+///   fewer than `buffers` rows wait, the edge after `c_r` or the one at which the command of
+///   row `r + 1 - buffers` leaves: `c_{r+1} = max(c_r + 1, s_{r+1-buffers}) + n - 1`;
+/// - `s_r = max(c_r + 1, s_{r-1} + k)`; the row's word leaves at `c_r + 1`.
+#[test]
+fn a_write_buffer_is_held_until_its_command_has_gone() {
+    let fmt = RlcFormat::EYERISS;
+    let (n, k, rows) = (3usize, 6u64, 8usize);
+    let data: Vec<Vec<i16>> = (0..rows)
+        .map(|r| (0..n).map(|i| (r * n + i) as i16 + 1).collect())
+        .collect();
+    assert_eq!(encoded_len(&fmt, &data[0]), 1);
+    for buffers in [1usize, 2, 3] {
+        for every_edge in [false, true] {
+            let mut s = Scheduler::new();
+            s.set_every_edge(every_edge);
+            let core = s.add_clock("core", 200_000_000).unwrap();
+            let values = Link::<i16>::new("vals", core, 1, 2).unwrap();
+            let cmds = Link::<DramCmd>::new("cmds", core, k as u32 - 1, 1).unwrap();
+            let wdata = Link::<u64>::new("wdata", core, 1, 2).unwrap();
+            let mut out = Outbound::new("top.chip.rlc_out", fmt, values.rx, cmds.tx, wdata.tx)
+                .with_buffers(buffers);
+            for r in 0..rows {
+                out.expect(n, r as u64);
+            }
+            s.add(core, out);
+            s.add(
+                core,
+                Feeder::new("top.chip.relu", values.tx, data.concat(), 1),
+            );
+            let cmd_sink = s.add(core, Collector::new("top.dram.cmds", cmds.rx, 1));
+            let word_sink = s.add(core, Collector::new("top.dram.wdata", wdata.rx, 1));
+            s.run().unwrap();
+            let (mut c, mut sent) = (vec![0u64; rows], vec![0u64; rows]);
+            for r in 0..rows {
+                c[r] = if r == 0 {
+                    n as u64
+                } else {
+                    let free = r.checked_sub(buffers).map_or(0, |older| sent[older]);
+                    (c[r - 1] + 1).max(free) + n as u64 - 1
+                };
+                sent[r] = if r == 0 {
+                    c[r] + 1
+                } else {
+                    (c[r] + 1).max(sent[r - 1] + k)
+                };
+            }
+            let got_cmds: Vec<u64> = s
+                .component::<Collector<DramCmd>>(cmd_sink)
+                .unwrap()
+                .items
+                .iter()
+                .map(|(t, _)| *t)
+                .collect();
+            let want_cmds: Vec<u64> = sent.iter().map(|t| t + k - 1).collect();
+            assert_eq!(
+                got_cmds, want_cmds,
+                "{buffers} buffers, every edge {every_edge}"
+            );
+            let got_words: Vec<u64> = s
+                .component::<Collector<u64>>(word_sink)
+                .unwrap()
+                .items
+                .iter()
+                .map(|(t, _)| *t)
+                .collect();
+            let want_words: Vec<u64> = c.iter().map(|t| t + 2).collect();
+            assert_eq!(
+                got_words, want_words,
+                "{buffers} buffers, every edge {every_edge}"
+            );
+        }
+    }
+}
