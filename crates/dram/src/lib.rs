@@ -474,10 +474,10 @@ impl Component for Inbound {
 /// `dram.write_buffers`): it takes the next stream's values while the words of up to
 /// `buffers - 1` coded streams are still going out, and a buffer is free once its command and
 /// its last word have left. With one, a stream's values wait until the stream before it has
-/// left entirely (gathering and sending alternate); with two (ping-pong, the chip's choice here:
-/// the papers are silent), the values of a row come in while the row before it crosses the
-/// bus, so the readout is held only when the bus is slower than the values, not by the
-/// alternation.
+/// left entirely (gathering and sending alternate); with two (ping-pong: eyeriss-v1's choice,
+/// the papers being silent on the coder's buffering), the values of a row come in while the
+/// row before it crosses the bus, so the readout is held only when the bus is slower than the
+/// values (or busy with reads: it serves commands in order), not by the alternation.
 pub struct Outbound {
     name: String,
     fmt: rowsim_datapath::rlc::RlcFormat,
