@@ -288,6 +288,65 @@ fn dram_burst_across_clock_domains_matches_its_golden_trace() {
     assert_eq!(bus.len(), 1, "three words back to back");
 }
 
+/// What reached the far ends of the coder's two wires: (cycle, command), (cycle, word).
+type Delivered = (Vec<(u64, DramCmd)>, Vec<(u64, u64)>);
+
+/// Rows of values (one stream each, at address `100 r`) fed to an `Outbound` with `buffers`
+/// write buffers, one value a cycle over a link of latency 1 and depth 2; commands and words go
+/// out on wires of the given (latency, depth). What the command wire and the write-data wire
+/// delivered: (cycle, command) and (cycle, word).
+fn run_coder(
+    rows: &[Vec<i16>],
+    buffers: usize,
+    every_edge: bool,
+    cmd_wire: (u32, u32),
+    word_wire: (u32, u32),
+) -> Delivered {
+    let mut s = Scheduler::new();
+    s.set_every_edge(every_edge);
+    let core = s.add_clock("core", 200_000_000).unwrap();
+    let values = Link::<i16>::new("vals", core, 1, 2).unwrap();
+    let cmds = Link::<DramCmd>::new("cmds", core, cmd_wire.0, cmd_wire.1).unwrap();
+    let wdata = Link::<u64>::new("wdata", core, word_wire.0, word_wire.1).unwrap();
+    let mut out = Outbound::new(
+        "top.chip.rlc_out",
+        RlcFormat::EYERISS,
+        values.rx,
+        cmds.tx,
+        wdata.tx,
+    )
+    .with_buffers(buffers);
+    for (r, row) in rows.iter().enumerate() {
+        out.expect(row.len(), 100 * r as u64);
+    }
+    s.add(core, out);
+    s.add(
+        core,
+        Feeder::new("top.chip.relu", values.tx, rows.concat(), 1),
+    );
+    let cmd_sink = s.add(core, Collector::new("top.dram.cmds", cmds.rx, 1));
+    let word_sink = s.add(core, Collector::new("top.dram.wdata", wdata.rx, 1));
+    s.run().unwrap();
+    let cmds = s
+        .component::<Collector<DramCmd>>(cmd_sink)
+        .unwrap()
+        .items
+        .clone();
+    let words = s
+        .component::<Collector<u64>>(word_sink)
+        .unwrap()
+        .items
+        .clone();
+    (cmds, words)
+}
+
+/// `rows` rows of `n` nonzero values.
+fn nonzero_rows(rows: usize, n: usize) -> Vec<Vec<i16>> {
+    (0..rows)
+        .map(|r| (0..n).map(|i| (r * n + i) as i16 + 1).collect())
+        .collect()
+}
+
 /// The outbound coder's write buffers, against a hand count. Rows of `n` nonzero values come
 /// one a cycle; each codes to `w` words; the write-data wire takes a word every `k` cycles
 /// (latency `k - 1`, one credit), commands go on a wire of their own. Row `r`'s command and
@@ -302,33 +361,13 @@ fn dram_burst_across_clock_domains_matches_its_golden_trace() {
 fn the_coder_takes_a_row_while_the_row_before_it_leaves() {
     let fmt = RlcFormat::EYERISS;
     let (n, k, rows) = (9usize, 3u64, 4usize);
-    let data: Vec<Vec<i16>> = (0..rows)
-        .map(|r| (0..n).map(|i| (r * n + i) as i16 + 1).collect())
-        .collect();
+    let data = nonzero_rows(rows, n);
     let w = encoded_len(&fmt, &data[0]) as u64;
     assert_eq!(w, 3, "nine nonzero values, three pairs a word");
     assert!(w * k <= n as u64);
     for buffers in [1usize, 2] {
         for every_edge in [false, true] {
-            let mut s = Scheduler::new();
-            s.set_every_edge(every_edge);
-            let core = s.add_clock("core", 200_000_000).unwrap();
-            let values = Link::<i16>::new("vals", core, 1, 2).unwrap();
-            let cmds = Link::<DramCmd>::new("cmds", core, 1, 2).unwrap();
-            let wdata = Link::<u64>::new("wdata", core, k as u32 - 1, 1).unwrap();
-            let mut out = Outbound::new("top.chip.rlc_out", fmt, values.rx, cmds.tx, wdata.tx)
-                .with_buffers(buffers);
-            for r in 0..rows {
-                out.expect(n, 100 * r as u64);
-            }
-            s.add(core, out);
-            s.add(
-                core,
-                Feeder::new("top.chip.relu", values.tx, data.concat(), 1),
-            );
-            let cmd_sink = s.add(core, Collector::new("top.dram.cmds", cmds.rx, 1));
-            let word_sink = s.add(core, Collector::new("top.dram.wdata", wdata.rx, 1));
-            s.run().unwrap();
+            let (cmds, words) = run_coder(&data, buffers, every_edge, (1, 2), (k as u32 - 1, 1));
             let t = |r: u64| {
                 let per_row = if buffers == 1 {
                     (w - 1) * k + n as u64
@@ -337,19 +376,16 @@ fn the_coder_takes_a_row_while_the_row_before_it_leaves() {
                 };
                 n as u64 + 1 + r * per_row
             };
-            let got_cmds = &s.component::<Collector<DramCmd>>(cmd_sink).unwrap().items;
             let want_cmds: Vec<(u64, u64, u32)> = (0..rows as u64)
                 .map(|r| (t(r) + 1, 100 * r, w as u32))
                 .collect();
             assert_eq!(
-                got_cmds
-                    .iter()
+                cmds.iter()
                     .map(|(c, d)| (*c, d.addr, d.len))
                     .collect::<Vec<_>>(),
                 want_cmds,
                 "{buffers} buffers, every edge {every_edge}"
             );
-            let got_words = &s.component::<Collector<u64>>(word_sink).unwrap().items;
             let want_words: Vec<(u64, u64)> = (0..rows)
                 .flat_map(|r| {
                     let coded = encode(&fmt, &data[r]);
@@ -357,7 +393,7 @@ fn the_coder_takes_a_row_while_the_row_before_it_leaves() {
                 })
                 .collect();
             assert_eq!(
-                got_words, &want_words,
+                words, want_words,
                 "{buffers} buffers, every edge {every_edge}"
             );
         }
@@ -374,33 +410,12 @@ fn the_coder_takes_a_row_while_the_row_before_it_leaves() {
 /// - `s_r = max(c_r + 1, s_{r-1} + k)`; the row's word leaves at `c_r + 1`.
 #[test]
 fn a_write_buffer_is_held_until_its_command_has_gone() {
-    let fmt = RlcFormat::EYERISS;
     let (n, k, rows) = (3usize, 6u64, 8usize);
-    let data: Vec<Vec<i16>> = (0..rows)
-        .map(|r| (0..n).map(|i| (r * n + i) as i16 + 1).collect())
-        .collect();
-    assert_eq!(encoded_len(&fmt, &data[0]), 1);
+    let data = nonzero_rows(rows, n);
+    assert_eq!(encoded_len(&RlcFormat::EYERISS, &data[0]), 1);
     for buffers in [1usize, 2, 3] {
         for every_edge in [false, true] {
-            let mut s = Scheduler::new();
-            s.set_every_edge(every_edge);
-            let core = s.add_clock("core", 200_000_000).unwrap();
-            let values = Link::<i16>::new("vals", core, 1, 2).unwrap();
-            let cmds = Link::<DramCmd>::new("cmds", core, k as u32 - 1, 1).unwrap();
-            let wdata = Link::<u64>::new("wdata", core, 1, 2).unwrap();
-            let mut out = Outbound::new("top.chip.rlc_out", fmt, values.rx, cmds.tx, wdata.tx)
-                .with_buffers(buffers);
-            for r in 0..rows {
-                out.expect(n, r as u64);
-            }
-            s.add(core, out);
-            s.add(
-                core,
-                Feeder::new("top.chip.relu", values.tx, data.concat(), 1),
-            );
-            let cmd_sink = s.add(core, Collector::new("top.dram.cmds", cmds.rx, 1));
-            let word_sink = s.add(core, Collector::new("top.dram.wdata", wdata.rx, 1));
-            s.run().unwrap();
+            let (cmds, words) = run_coder(&data, buffers, every_edge, (k as u32 - 1, 1), (1, 2));
             let (mut c, mut sent) = (vec![0u64; rows], vec![0u64; rows]);
             for r in 0..rows {
                 c[r] = if r == 0 {
@@ -415,25 +430,13 @@ fn a_write_buffer_is_held_until_its_command_has_gone() {
                     (c[r] + 1).max(sent[r - 1] + k)
                 };
             }
-            let got_cmds: Vec<u64> = s
-                .component::<Collector<DramCmd>>(cmd_sink)
-                .unwrap()
-                .items
-                .iter()
-                .map(|(t, _)| *t)
-                .collect();
+            let got_cmds: Vec<u64> = cmds.iter().map(|(t, _)| *t).collect();
             let want_cmds: Vec<u64> = sent.iter().map(|t| t + k - 1).collect();
             assert_eq!(
                 got_cmds, want_cmds,
                 "{buffers} buffers, every edge {every_edge}"
             );
-            let got_words: Vec<u64> = s
-                .component::<Collector<u64>>(word_sink)
-                .unwrap()
-                .items
-                .iter()
-                .map(|(t, _)| *t)
-                .collect();
+            let got_words: Vec<u64> = words.iter().map(|(t, _)| *t).collect();
             let want_words: Vec<u64> = c.iter().map(|t| t + 2).collect();
             assert_eq!(
                 got_words, want_words,
