@@ -490,9 +490,10 @@ pub struct Outbound {
     gathering: Vec<i16>,
     /// Streams the coder may hold: the one being gathered and those not yet gone.
     buffers: usize,
-    /// Coded streams not yet gone, oldest first: whether the command has been sent, and the
-    /// words still to send. Commands and words go in stream order.
-    queued: VecDeque<(bool, u32)>,
+    /// Coded streams not yet gone, oldest first: the words each has still to send. Commands
+    /// and words go in stream order, so the commands not yet sent (`cmds`) are those of the
+    /// last `cmds.len()` of them.
+    queued: VecDeque<u32>,
     /// Commands of coded streams not yet sent, in order.
     cmds: VecDeque<DramCmd>,
     words: VecDeque<u64>,
@@ -554,7 +555,7 @@ impl Outbound {
 
     /// Frees the buffers of the oldest streams whose command and words have all gone.
     fn release(&mut self) {
-        while matches!(self.queued.front(), Some(&(true, 0))) {
+        while self.queued.len() > self.cmds.len() && self.queued.front() == Some(&0) {
             self.queued.pop_front();
         }
     }
@@ -574,21 +575,18 @@ impl Component for Outbound {
         if let Some(&c) = self.cmds.front() {
             if self.cmd.try_send(cx, c).is_ok() {
                 self.cmds.pop_front();
-                // The first stream whose command had not gone.
-                let q = self.queued.iter_mut().find(|q| !q.0).ok_or("stream lost")?;
-                q.0 = true;
                 moved = true;
             }
         }
         if let Some(&w) = self.words.front() {
             if self.wdata.try_send(cx, w).is_ok() {
                 self.words.pop_front();
-                let q = self
+                let left = self
                     .queued
                     .iter_mut()
-                    .find(|q| q.1 > 0)
+                    .find(|left| **left > 0)
                     .ok_or("stream lost")?;
-                q.1 -= 1;
+                *left -= 1;
                 moved = true;
             }
         }
@@ -626,7 +624,7 @@ impl Component for Outbound {
                     // Write ids count up from 2^30 (the controller's reads count from 0); they
                     // only tag the command on the wire (its trace) and wrap, as a counter would.
                     self.next_id = self.next_id.wrapping_add(1);
-                    self.queued.push_back((false, len));
+                    self.queued.push_back(len);
                     self.written.push((addr, len));
                     self.words.extend(coded);
                     moved = true;
