@@ -597,3 +597,143 @@ fn sequencers_inside_the_glb_keep_their_cycles() {
         );
     }
 }
+
+/// A loader alone in the GLB, with two write jobs whose values come in bursts: the cycle each
+/// job's id comes back (once its last write is acknowledged) and the cycle the run ends, with
+/// the loader on a port of links (a component of its own) or the GLB's own port, event-driven
+/// or at every edge. The GLB's own loader sends a lone write ahead for the next edge and takes
+/// its acknowledgements as they arrive, stepped only where one ends a job: nothing else steps
+/// the block here, so a done id a cycle late (or never: a run that cannot end) shows.
+fn lone_loader(inner: bool, every_edge: bool) -> (Vec<(u64, u32)>, u64, Option<u64>) {
+    use rowsim_glb::sequencer::WriteJob;
+    use rowsim_glb::{InnerEnd, LinkEnd};
+    let hw = hw();
+    let layout = GlbLayout::allocate("t", 256, 256, 64, &hw).unwrap();
+    let mut s = Scheduler::new();
+    s.set_every_edge(every_edge);
+    s.set_watchdog(1000);
+    let clk = s.add_clock("core", 200_000_000).unwrap();
+    let vin = Link::<i16>::new("vin", clk, 1, 8).unwrap();
+    let wjobs = Link::<WriteJob>::new("wjobs", clk, 1, 4).unwrap();
+    let wdone = Link::<u32>::new("wdone", clk, 1, 4).unwrap();
+    let words = |base: u64, count: u64| Words {
+        region: Region::new(layout, DataType::Ifmap),
+        base,
+        count,
+    };
+    let before = before_first_edge(clk);
+    let mut wjobs_tx = wjobs.tx;
+    // Job 3: 10 values (two whole entries and half of one); job 4: 9 more from word 12.
+    for (id, base, count) in [(3, 0, 10), (4, 12, 9)] {
+        let job = WriteJob {
+            id,
+            values: vec![words(base, count)],
+            gon: vec![],
+        };
+        wjobs_tx.try_send(&before, job).unwrap();
+    }
+    // Four values a cycle: job 3's from edge 1, job 4's from edge 40. Job 3's last write is
+    // acknowledged while nothing arrives (job 4's values expected), and so is job 4's.
+    let values: Vec<(u64, i16)> = (1..=19)
+        .map(|v| (if v <= 10 { 1 } else { 40 }, v))
+        .collect();
+    s.add(
+        clk,
+        Released {
+            name: "top.src".into(),
+            out: vin.tx,
+            items: values.into(),
+        },
+    );
+    let glb = if inner {
+        let mut g = Glb::new("top.chip.glb", layout, 1, vec![]);
+        g.add_writer(
+            GlbWriter::<InnerEnd>::inner("top.ld", WriteIn::Values(vin.rx))
+                .with_job_ports(wjobs.rx, wdone.tx),
+        );
+        s.add(clk, g)
+    } else {
+        let q = Link::<GlbReq>::new("req", clk, 1, 2).unwrap();
+        let a = Link::<GlbResp>::new("resp", clk, 1, 2).unwrap();
+        let e = LinkEnd {
+            req: q.tx,
+            resp: a.rx,
+        };
+        s.add(
+            clk,
+            GlbWriter::new("top.ld", e.req, e.resp, WriteIn::Values(vin.rx))
+                .with_job_ports(wjobs.rx, wdone.tx),
+        );
+        let port = GlbPort {
+            req: q.rx,
+            resp: a.tx,
+        };
+        s.add(clk, Glb::new("top.chip.glb", layout, 1, vec![port]))
+    };
+    let done = s.add(clk, Collector::new("top.done", wdone.rx, 1));
+    s.run().unwrap();
+    let dones = s.component::<Collector<u32>>(done).unwrap().items.clone();
+    // The entry that holds the last value (word 20).
+    let a = GlbAddr::of(&layout, DataType::Ifmap, 20).unwrap();
+    let last = s.component::<Glb>(glb).unwrap().peek(a.bank, a.entry);
+    (dones, s.cycle(), last)
+}
+
+/// Sends each item from its edge on, in order, as many an edge as its link takes.
+struct Released<T> {
+    name: String,
+    out: rowsim_kernel::LinkTx<T>,
+    items: std::collections::VecDeque<(u64, T)>,
+}
+
+impl<T: Copy + Send + 'static> rowsim_kernel::Component for Released<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn step(
+        &mut self,
+        cx: &rowsim_kernel::StepCtx,
+    ) -> Result<rowsim_kernel::Activity, rowsim_kernel::Fault> {
+        let mut moved = false;
+        while let Some(&(at, v)) = self.items.front() {
+            if at > cx.cycle || self.out.try_send(cx, v).is_err() {
+                break;
+            }
+            self.items.pop_front();
+            moved = true;
+        }
+        Ok(rowsim_kernel::Activity::from_moved(moved))
+    }
+    fn holds_work(&self) -> bool {
+        !self.items.is_empty()
+    }
+    fn wake(
+        &self,
+        cx: &rowsim_kernel::StepCtx,
+        _did: rowsim_kernel::Activity,
+    ) -> rowsim_kernel::Wake {
+        match self.items.front() {
+            Some(&(at, _)) if at > cx.cycle => rowsim_kernel::Wake::IdleFor(at - cx.cycle),
+            // Waiting for room: a credit wakes it.
+            Some(_) => rowsim_kernel::Wake::Idle,
+            None => rowsim_kernel::Wake::Idle,
+        }
+    }
+}
+
+#[test]
+fn a_loader_in_the_glb_reports_each_job_at_its_last_acknowledgement() {
+    let reference = lone_loader(false, true);
+    assert_eq!(
+        reference.0.iter().map(|d| d.1).collect::<Vec<_>>(),
+        [3, 4],
+        "{reference:?}"
+    );
+    for (inner, every_edge) in [(false, false), (true, true), (true, false)] {
+        assert_eq!(
+            lone_loader(inner, every_edge),
+            reference,
+            "inner {inner}, every edge {every_edge}"
+        );
+    }
+}
