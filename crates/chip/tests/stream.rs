@@ -601,9 +601,9 @@ fn sequencers_inside_the_glb_keep_their_cycles() {
 /// A loader alone in the GLB, with two write jobs whose values come in bursts: the cycle each
 /// job's id comes back (once its last write is acknowledged) and the cycle the run ends, with
 /// the loader on a port of links (a component of its own) or the GLB's own port, event-driven
-/// or at every edge. The GLB's own loader sends a lone write ahead for the next edge and takes
-/// its acknowledgements as they arrive, stepped only where one ends a job: nothing else steps
-/// the block here, so a done id a cycle late (or never: a run that cannot end) shows.
+/// or at every edge. Nothing else steps the block here: a done id a cycle late, or a run
+/// that cannot end, shows (an event-driven block must be stepped at the edge each job's last
+/// acknowledgement arrives, with no value arriving then).
 fn lone_loader(inner: bool, every_edge: bool) -> (Vec<(u64, u32)>, u64, Option<u64>) {
     use rowsim_glb::sequencer::WriteJob;
     use rowsim_glb::{InnerEnd, LinkEnd};

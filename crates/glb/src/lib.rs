@@ -409,13 +409,11 @@ pub struct Glb {
     first: usize,
     /// The last step had a request it could not serve.
     conflicted: bool,
-    /// After the last step, the first edge at which a part has work without anything new
-    /// reaching the block's links: the next, for a request waiting at a port's head (its bank
-    /// port taken, or no room for its response) after a step that served one, a sequencer's
-    /// own work, or a word or a freed slot in an inner port's FIFOs; later, for a request a
-    /// writer sent ahead ([`ReqEnd::send_next`]) or an acknowledgement it must look at
-    /// ([`GlbWriter::ack_edge`]).
-    next: Option<u64>,
+    /// After the last step, a part has work at the next edge without anything new reaching
+    /// the block's links: a request waiting at a port's head (its bank port taken, or no room
+    /// for its response) after a step that served one, a sequencer's own work, or a word or a
+    /// freed slot in an inner port's FIFOs.
+    next: bool,
     /// Per bank: rd_en, wr_en, wr_data, rd_data, then addr (shared) or rd_addr and wr_addr
     /// (split).
     sig: Vec<Vec<SignalId>>,
@@ -444,7 +442,7 @@ impl Glb {
             asleep: Vec::new(),
             first: 0,
             conflicted: false,
-            next: None,
+            next: false,
             sig: Vec::new(),
             addr_bits: (32 - layout.bank_entries.max(2).saturating_sub(1).leading_zeros()).max(1),
         }
@@ -557,26 +555,8 @@ impl Component for Glb {
         // (else idle until a request or a credit arrives). An inner port's FIFOs wake the block
         // as a link would: a word pushed, or a slot freed at this edge.
         next |= waiting && served;
-        // The port FIFOs' next news (a request sent ahead is served at the edge it arrives),
-        // and the acknowledgements a writer must look at when they arrive.
-        let mut at = next.then_some(cx.cycle + 1);
-        let mut sooner = |e: Option<u64>| {
-            if let Some(e) = e {
-                let e = e.max(cx.cycle + 1);
-                at = Some(at.map_or(e, |a| a.min(e)));
-            }
-        };
-        for s in &self.seqs {
-            match s {
-                // A slot a writer's request leaves matters only to a write waiting for one.
-                Sequencer::Writer(w) => {
-                    sooner(w.port_ref().next_stir(cx.cycle, w.write_waiting()));
-                    sooner(w.ack_edge());
-                }
-                Sequencer::Reader(r) => sooner(r.port_ref().next_stir(cx.cycle, true)),
-            }
-        }
-        self.next = at;
+        next |= self.seqs.iter().any(|s| s.port_ref().stirs(cx.cycle));
+        self.next = next;
         Ok(Activity::from_moved(moved))
     }
 
@@ -587,13 +567,11 @@ impl Component for Glb {
     /// The next edge when a part needs it (see `next`); else idle until a request, a job, data
     /// or a credit reaches a link (the round-robin pointer still turns at every edge:
     /// [`Glb::settle`]).
-    fn wake(&self, cx: &StepCtx, _did: Activity) -> Wake {
-        match self.next {
-            Some(e) if e <= cx.cycle + 1 => Wake::Next,
-            // Nothing can change before edge `e` unless a link brings it (a request sent ahead
-            // for the edge between is sent there: that edge moves).
-            Some(e) => Wake::IdleFor(e - cx.cycle),
-            None => Wake::Idle,
+    fn wake(&self, _cx: &StepCtx, _did: Activity) -> Wake {
+        if self.next {
+            Wake::Next
+        } else {
+            Wake::Idle
         }
     }
 

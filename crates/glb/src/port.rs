@@ -7,14 +7,6 @@
 //! has. A word pushed at edge `c` can be taken from edge `c + 1`; a word taken at edge `c` frees
 //! its slot for a push from edge `c + 1`. So the order in which the GLB steps its sequencers
 //! and its arbiter within an edge cannot change what any of them sees, as between components.
-//!
-//! Two things let the block skip edges of a writer's port without changing them: a writer
-//! running ahead puts a lone write into its request FIFO for the next edge, where a step would
-//! have sent it first thing ([`ReqEnd::send_next`]; the arbiter is stepped at the edge it
-//! arrives), and its acknowledgements count as taken at the edges they arrive
-//! ([`Wire::taken_on_arrival`]), where a step would have taken them; the writer is stepped at
-//! one only when a job may end with it ([`crate::sequencer::GlbWriter`]). A test runs the
-//! same traffic through ports of links and compares every cycle.
 
 use std::collections::VecDeque;
 
@@ -34,12 +26,6 @@ pub struct Wire<T> {
     /// The edge of the last take and how many were taken at it.
     taken_at: u64,
     taken: usize,
-    /// Each word is taken at the edge it becomes visible, whether or not its taker is stepped
-    /// there: a writer's acknowledgements, which it takes (all that have arrived) at every edge
-    /// it runs, and it runs at every edge one arrives (see [`Wire::taken_on_arrival`]). The
-    /// words stay queued until the taker next looks; the slots count as the takes at their
-    /// edges would have left them.
-    on_arrival: bool,
 }
 
 impl<T> Wire<T> {
@@ -49,15 +35,6 @@ impl<T> Wire<T> {
             depth: depth.max(1) as usize,
             taken_at: u64::MAX,
             taken: 0,
-            on_arrival: false,
-        }
-    }
-
-    /// A FIFO whose words are taken at the edges they become visible (see `on_arrival`).
-    pub fn taken_on_arrival(depth: u32) -> Self {
-        Wire {
-            on_arrival: true,
-            ..Wire::new(depth)
         }
     }
 
@@ -72,24 +49,7 @@ impl<T> Wire<T> {
     /// Whether a push at edge `cycle` finds a free slot.
     #[inline]
     pub fn can_push(&self, cycle: u64) -> bool {
-        if self.on_arrival {
-            // A word visible at `cycle` is taken at `cycle`: its slot is free from the next.
-            return self.queue.iter().filter(|(at, _)| *at >= cycle).count() < self.depth;
-        }
         self.queue.len() + self.freed_late(cycle) < self.depth
-    }
-
-    /// Pushes at the later edge `at` from a step at edge `now < at` (visible from `at + 1`),
-    /// if a push at `at` is sure to find a free slot: the pusher is the only one, and the words
-    /// queued now (some may yet be taken at `now`) leave one free. Gives the word back if not.
-    #[inline]
-    pub fn push_at(&mut self, now: u64, at: u64, item: T) -> Result<(), T> {
-        debug_assert!(at > now && !self.on_arrival);
-        if self.queue.len() >= self.depth || self.queue.back().is_some_and(|(v, _)| *v > at + 1) {
-            return Err(item);
-        }
-        self.queue.push_back((at + 1, item));
-        Ok(())
     }
 
     /// Pushes at edge `cycle`, visible from the next; gives the word back if the FIFO is full.
@@ -135,31 +95,10 @@ impl<T> Wire<T> {
     }
 
     /// Whether the next edge may find something new here: a word (visible from then at the
-    /// latest), or a slot freed at edge `cycle` (a waiting pusher may use it then). Words taken
-    /// on arrival stir nothing: their taker asks for the edges it needs them at.
+    /// latest), or a slot freed at edge `cycle` (a waiting pusher may use it then).
     #[inline]
     pub fn stirs(&self, cycle: u64) -> bool {
-        !self.on_arrival && (!self.queue.is_empty() || self.taken_at == cycle)
-    }
-
-    /// The first edge after `cycle` that may find something new here, as [`Wire::stirs`] says
-    /// of the next one: the head's, when it was pushed ahead ([`Wire::push_at`]); a slot freed
-    /// at `cycle` only if the pusher has a word waiting for one (`pusher_waits`).
-    #[inline]
-    pub fn next_stir(&self, cycle: u64, pusher_waits: bool) -> Option<u64> {
-        if self.on_arrival {
-            None
-        } else if pusher_waits && self.taken_at == cycle {
-            Some(cycle + 1)
-        } else {
-            self.queue.front().map(|(at, _)| (*at).max(cycle + 1))
-        }
-    }
-
-    /// The edge at which the newest word becomes visible (for words taken on arrival: the
-    /// edge of the last take still to come, or made while nobody looked).
-    pub fn newest_at(&self) -> Option<u64> {
-        self.queue.back().map(|(at, _)| *at)
+        !self.queue.is_empty() || self.taken_at == cycle
     }
 }
 
@@ -172,16 +111,6 @@ pub trait ReqEnd: Send + 'static {
     /// Whether a response has arrived and waits (looking at it: a link end then asks for a step
     /// at the arrival of one on its way).
     fn resp_waiting(&mut self, cx: &StepCtx) -> bool;
-    /// From a step running ahead, sends a request at the next edge, where a step would send
-    /// it, if the request FIFO is sure to take it then; an end that cannot tell refuses.
-    fn send_next(&mut self, _cx: &StepCtx, _req: GlbReq) -> bool {
-        false
-    }
-    /// For an end whose responses are taken on arrival ([`Wire::taken_on_arrival`]): the edge
-    /// at which the newest one not yet looked at arrives.
-    fn newest_resp_at(&self) -> Option<u64> {
-        None
-    }
 }
 
 /// A requester's end of a port made of links (a requester that is a component of its own).
@@ -222,30 +151,9 @@ impl Default for InnerEnd {
 }
 
 impl InnerEnd {
-    /// A writer's end: its acknowledgements are taken at the edges they arrive (see
-    /// [`Wire::taken_on_arrival`]).
-    pub(crate) fn for_writer() -> Self {
-        InnerEnd {
-            req: Wire::new(PORT_FIFO_DEPTH),
-            resp: Wire::taken_on_arrival(PORT_FIFO_DEPTH),
-        }
-    }
-
     /// Whether the next edge may find something new in either FIFO (see [`Wire::stirs`]).
     pub(crate) fn stirs(&self, cycle: u64) -> bool {
         self.req.stirs(cycle) || self.resp.stirs(cycle)
-    }
-
-    /// The first edge after `cycle` that may find something new in either FIFO (see
-    /// [`Wire::next_stir`]); `req_waits`: the requester has a request it could not send.
-    pub(crate) fn next_stir(&self, cycle: u64, req_waits: bool) -> Option<u64> {
-        match (
-            self.req.next_stir(cycle, req_waits),
-            self.resp.next_stir(cycle, true),
-        ) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
     }
 }
 
@@ -261,17 +169,6 @@ impl ReqEnd for InnerEnd {
     #[inline]
     fn resp_waiting(&mut self, cx: &StepCtx) -> bool {
         self.resp.peek(cx.cycle).is_some()
-    }
-    #[inline]
-    fn send_next(&mut self, cx: &StepCtx, req: GlbReq) -> bool {
-        cx.ahead && self.req.push_at(cx.cycle, cx.cycle + 1, req).is_ok()
-    }
-    fn newest_resp_at(&self) -> Option<u64> {
-        if self.resp.on_arrival {
-            self.resp.newest_at()
-        } else {
-            None
-        }
     }
 }
 

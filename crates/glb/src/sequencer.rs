@@ -492,7 +492,7 @@ impl GlbWriter<LinkEnd> {
 impl GlbWriter<InnerEnd> {
     /// A writer for the GLB to step itself, on a port inside it.
     pub fn inner(name: &str, input: WriteIn) -> Self {
-        Self::on(name, InnerEnd::for_writer(), input)
+        Self::on(name, InnerEnd::default(), input)
     }
 }
 
@@ -696,13 +696,6 @@ impl<E: ReqEnd> GlbWriter<E> {
         }
         let idle = self.gather.is_none() && self.writes.is_empty() && self.acks == self.sent;
         moved |= self.jobs.retire(cx, idle);
-        // Running ahead, a lone write goes to the port now for the next edge, which sends it
-        // first thing whatever else arrives (one a cycle: only a lone one, so that the next
-        // edge has nothing left to send). Its step is then needed only if something arrives.
-        if self.writes.len() == 1 && self.port.send_next(cx, self.writes[0]) {
-            self.writes.pop_front();
-            self.sent += 1;
-        }
         // (Looking at the inputs' heads also asks for a step at the arrival of one on its way
         // as part of a run.)
         let input = match &mut self.input {
@@ -725,38 +718,13 @@ impl<E: ReqEnd> GlbWriter<E> {
         }
     }
 
-    /// As [`GlbReader::quiet`]: no job, input or acknowledgement has arrived, and it has no
-    /// write to send.
+    /// As [`GlbReader::quiet`]: no job and no input has arrived, and it has no write to send.
     pub(crate) fn quiet(&mut self, cx: &StepCtx) -> bool {
         let input = match &mut self.input {
             WriteIn::Values(rx) => rx.peek(cx).is_some(),
             WriteIn::Gon(rx) => rx.peek(cx).is_some(),
         };
-        self.writes.is_empty() && !input && !self.jobs.more(cx) && !self.port.resp_waiting(cx)
-    }
-
-    /// Whether a write waits to be sent (for a slot in the request FIFO).
-    pub(crate) fn write_waiting(&self) -> bool {
-        !self.writes.is_empty()
-    }
-
-    /// The edge at which an acknowledgement taken on arrival must be looked at, because with
-    /// it a job may end (its done id goes back at that edge) or the writer have nothing left:
-    /// the newest's, when nothing else is to be written and no values are expected, or the
-    /// oldest job's items are all written. (Otherwise the writer takes them at its next step:
-    /// they change nothing before.)
-    pub(crate) fn ack_edge(&self) -> Option<u64> {
-        let ending = self.jobs.queued == self.jobs.finished
-            || self
-                .jobs
-                .marks
-                .front()
-                .is_some_and(|&(end, _)| end <= self.jobs.finished);
-        if self.gather.is_none() && self.writes.is_empty() && ending {
-            self.port.newest_resp_at()
-        } else {
-            None
-        }
+        self.writes.is_empty() && !input && !self.jobs.more(cx)
     }
 
     pub(crate) fn holds_work(&self) -> bool {
