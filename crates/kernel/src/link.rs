@@ -279,6 +279,26 @@ impl Ramp {
         self.total.store(total + 1, Ordering::Release);
         total + 1
     }
+
+    /// Records `n` events made at the edge `now`, all at cycle `first` or (`one_a_cycle`) one
+    /// a cycle from it: what `n` calls of [`Ramp::record`] in turn leave, in two of them and a
+    /// store. After the second, the latest run is one that each further event continues (the
+    /// events share its cycle, or it is one a cycle and ends at the cycle before), so they
+    /// change only the count.
+    #[inline]
+    fn record_run(&self, first: u64, n: u64, one_a_cycle: bool, now: u64) {
+        if n == 0 {
+            return;
+        }
+        self.record(first, now);
+        if n == 1 {
+            return;
+        }
+        let total = self.record(first + one_a_cycle as u64, now);
+        if n > 2 {
+            self.total.store(total + (n - 2), Ordering::Release);
+        }
+    }
 }
 
 /// What each end has put into its channel so far. Each count has one writer (the end that
@@ -758,9 +778,10 @@ impl<T> LinkTx<T> {
         for &item in &items[k as usize..] {
             self.put(Envelope::new(ready_at, item, 0, true));
         }
-        for _ in 0..n {
-            self.shared.published.sends.record(cx.cycle, cx.cycle);
-        }
+        self.shared
+            .published
+            .sends
+            .record_run(cx.cycle, n, false, cx.cycle);
         self.tell_receiver(ready_at, n, k, false);
         true
     }
@@ -828,6 +849,20 @@ impl<T> LinkTx<T> {
         let mut next = last.map_or(from, |e| from.max(e + 1));
         let (mut k, mut first_pop) = (0, None);
         while k < n.min(left) {
+            if k > 0 && auto.not_before.is_empty() && auto.deferred.is_empty() {
+                // The pop before went into the ramp continuing (or starting) a run one a
+                // cycle: each of the rest comes at the edge after the one before (none has
+                // an edge of its own, and each has arrived by then), continuing that run, up
+                // to the receiver's last edge. Recorded at once, as one by one.
+                let l = p.pops.latest();
+                let m = (n.min(left) - k).min(auto.until.saturating_add(1).saturating_sub(next));
+                if m > 0 && !l.at_one && l.end == Some(next - 1) {
+                    p.pops.record_run(next, m, true, now);
+                    next += m;
+                    k += m;
+                    continue;
+                }
+            }
             let ready = if one_a_cycle {
                 first_ready + k
             } else {
@@ -963,9 +998,10 @@ impl<T> LinkTx<T> {
             }
             self.put(Envelope::new(first_ready + k, head, others, true));
         }
-        for j in 0..n as u64 {
-            self.shared.published.sends.record(first + j, cx.cycle);
-        }
+        self.shared
+            .published
+            .sends
+            .record_run(first, n as u64, true, cx.cycle);
         self.tell_receiver(first_ready, n as u64, k, true);
         Ok(())
     }
@@ -1252,9 +1288,10 @@ impl<T> LinkRx<T> {
         }
         out.extend(self.queue.drain(..n).map(|e| e.item));
         self.received += n as u64;
-        for k in 0..n as u64 {
-            self.shared.published.pops.record(first + k, cx.cycle);
-        }
+        self.shared
+            .published
+            .pops
+            .record_run(first, n as u64, true, cx.cycle);
         self.post_head(cx.cycle);
         wake::interact(self.shared.published.sender_to_wake(), first + 1);
         n
@@ -1833,5 +1870,56 @@ mod tests {
         );
         assert_eq!(port.try_recv(&cx(1)), Some(7));
         assert!(!port.pending());
+    }
+
+    fn ramp_state(r: &Ramp) -> (u64, u64, u64) {
+        (
+            r.start.load(Ordering::Relaxed),
+            r.base.load(Ordering::Relaxed),
+            r.total.load(Ordering::Relaxed),
+        )
+    }
+
+    /// One event at a time, as `record_run` stands for: `None` (nothing recorded) unless the
+    /// ramp admits every one of them.
+    fn record_one_by_one(r: &Ramp, (first, n, one_a_cycle, now): (u64, u64, bool, u64)) -> bool {
+        for k in 0..n {
+            let c = first + if one_a_cycle { k } else { 0 };
+            if !r.admits(c, now) {
+                return false;
+            }
+            r.record(c, now);
+        }
+        true
+    }
+
+    proptest::proptest! {
+        /// A run of events recorded at once leaves the ramp as recording them one by one does,
+        /// from any history of runs the ramp admits (the edge moving on, events at it and
+        /// ahead of it, several at a cycle or one a cycle).
+        #[test]
+        fn a_run_recorded_at_once_leaves_the_ramp_as_one_by_one(
+            ops in proptest::collection::vec((0u64..3, 0u64..4, 1u64..7, proptest::bool::ANY), 1..24)
+        ) {
+            let (whole, single) = (Ramp::default(), Ramp::default());
+            let mut history: Vec<(u64, u64, bool, u64)> = Vec::new();
+            let mut now = 0;
+            for (advance, ahead, n, one_a_cycle) in ops {
+                now += advance;
+                let op = (now + ahead, n, one_a_cycle, now);
+                // Only runs the one-by-one recording admits: replayed on a probe first.
+                let probe = Ramp::default();
+                for &h in &history {
+                    assert!(record_one_by_one(&probe, h));
+                }
+                if !record_one_by_one(&probe, op) {
+                    continue;
+                }
+                history.push(op);
+                assert!(record_one_by_one(&single, op));
+                whole.record_run(op.0, op.1, op.2, op.3);
+                proptest::prop_assert_eq!(ramp_state(&whole), ramp_state(&single), "after {:?}", op);
+            }
+        }
     }
 }
