@@ -114,6 +114,8 @@ pub struct Gin {
     ids: GinIds,
     /// Destinations of each (row tag, col tag): (bus, pe), indexed `row << col_id_bits | col`.
     routes: Vec<Vec<(u16, u16)>>,
+    /// Per route: the X-buses its destinations are on (what a beat on it costs the buses).
+    route_buses: Vec<u32>,
     counters: NetCounters,
     // What the last edge sent, for the trace.
     sent: Option<Beat>,
@@ -128,6 +130,19 @@ pub type GinMask = std::sync::Arc<Vec<Vec<bool>>>;
 
 fn fits(v: u64, bits: u32) -> bool {
     bits >= 64 || v < (1u64 << bits)
+}
+
+/// For each route, the number of X-buses its destinations are on.
+fn buses_of(routes: &[Vec<(u16, u16)>], rows: usize) -> Vec<u32> {
+    let mut on = vec![false; rows];
+    routes
+        .iter()
+        .map(|r| {
+            on.iter_mut().for_each(|b| *b = false);
+            r.iter().for_each(|&(b, _)| on[b as usize] = true);
+            on.iter().filter(|&&b| b).count() as u32
+        })
+        .collect()
 }
 
 impl Gin {
@@ -185,6 +200,7 @@ impl Gin {
         }
         let rows = spec.rows as usize;
         let active = vec![vec![true; spec.cols as usize]; rows];
+        let route_buses = buses_of(&routes, rows);
         Ok(Gin {
             spec,
             input,
@@ -192,6 +208,7 @@ impl Gin {
             active,
             ids: ids.clone(),
             routes,
+            route_buses,
             counters: NetCounters::default(),
             sent: None,
             waiting: false,
@@ -235,6 +252,7 @@ impl Gin {
                 }
             }
         }
+        self.route_buses = buses_of(&self.routes, self.spec.rows as usize);
     }
 
     /// The destinations of a tag, as (X-bus, PE) pairs.
@@ -319,7 +337,6 @@ impl Component for Gin {
             return Ok(Activity::Idle);
         }
         self.input.try_recv(cx);
-        self.bus_mask.iter_mut().for_each(|m| *m = 0);
         let n = self.routes[route].len();
         for i in 0..n {
             let (b, p) = self.routes[route][i];
@@ -329,10 +346,16 @@ impl Component for Gin {
                     return Err("GIN output refused a word it had credit for".into());
                 }
             }
-            self.bus_mask[b as usize] |= 1 << p;
+        }
+        if self.sig.is_some() {
+            // The PEs enabled on each bus, for the trace.
+            self.bus_mask.iter_mut().for_each(|m| *m = 0);
+            for &(b, p) in &self.routes[route] {
+                self.bus_mask[b as usize] |= 1 << p;
+            }
         }
         let len = beat.len as u64;
-        let buses = self.bus_mask.iter().filter(|&&m| m != 0).count() as u64;
+        let buses = self.route_buses[route] as u64;
         self.counters.beats += 1;
         self.counters.y_words += len;
         self.counters.x_words += len * buses;
