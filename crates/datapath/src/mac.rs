@@ -152,6 +152,49 @@ pub fn mac(acc: i16, a: i16, b: i16, cfg: MacConfig, counters: &mut MacCounters)
     add(acc, p, cfg, counters)
 }
 
+/// The MACs of one ifmap value `x` with a row of weights into a row of accumulators, in
+/// order: `acc[i] = mac(acc[i], w[i], x)` for each `i` (the shorter of the two rows), counting
+/// overflows as [`mac`] does. Returns the last product (what the multiplier holds after the
+/// row), if any. The chip's configuration (truncating, wrapping) runs as one branch-free loop;
+/// the others MAC by MAC.
+#[inline]
+pub fn mac_row(
+    acc: &mut [i16],
+    w: &[i16],
+    x: i16,
+    cfg: MacConfig,
+    counters: &mut MacCounters,
+) -> Option<i16> {
+    let n = acc.len().min(w.len());
+    let (acc, w) = (&mut acc[..n], &w[..n]);
+    let last = w.last()?;
+    if cfg.rounding == Rounding::Truncate && cfg.overflow == Overflow::Wrap {
+        // `|w * x| <= 2^30` and `shift <= 16`: the shifted product is an i32; the window keeps
+        // its low 16 bits, and it overflowed when those do not give it back. A wrapped sum
+        // overflowed when its sign differs from both operands'.
+        // (Counted in 32 bits: a row is at most a spad's worth of MACs.)
+        let (mut products, mut sums) = (0u32, 0u32);
+        for (a, &wt) in acc.iter_mut().zip(w) {
+            let v = full_product(wt, x) >> cfg.shift;
+            let p = v as i16;
+            products += u32::from(i32::from(p) != v);
+            let s = a.wrapping_add(p);
+            sums += u32::from((*a ^ s) & (p ^ s) < 0);
+            *a = s;
+        }
+        counters.product_overflows += u64::from(products);
+        counters.sum_overflows += u64::from(sums);
+        Some((full_product(*last, x) >> cfg.shift) as i16)
+    } else {
+        let mut p = 0;
+        for (a, &wt) in acc.iter_mut().zip(w) {
+            p = product(wt, x, cfg, counters);
+            *a = add(*a, p, cfg, counters);
+        }
+        Some(p)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

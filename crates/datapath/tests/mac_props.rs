@@ -5,7 +5,9 @@
 use fixed::types::extra::{U0, U1, U12, U16, U4, U8};
 use fixed::{FixedI16, FixedI32};
 use proptest::prelude::*;
-use rowsim_datapath::mac::{add, mac, product, MacConfig, MacCounters, Overflow, Rounding};
+use rowsim_datapath::mac::{
+    add, mac, mac_row, product, MacConfig, MacCounters, Overflow, Rounding,
+};
 
 fn cfg(shift: u32, rounding: Rounding, overflow: Overflow) -> MacConfig {
     MacConfig::new(shift, rounding, overflow).unwrap()
@@ -105,5 +107,34 @@ proptest! {
         let s = add(a, b, cfg(0, Rounding::Truncate, Overflow::Saturate), &mut c);
         prop_assert_eq!(s as i64, t.clamp(-32768, 32767));
         prop_assert_eq!(c.sum_overflows, (t != s as i64) as u64);
+    }
+
+    #[test]
+    fn a_row_of_macs_is_each_mac_in_turn(
+        rows in prop::collection::vec((any::<i16>(), any::<i16>()), 0..24),
+        x: i16,
+        k in 0u32..=16,
+        nearest: bool,
+        saturate: bool,
+    ) {
+        // Every configuration, the chip's (truncating, wrapping) on its own path.
+        let c = cfg(
+            k,
+            if nearest { Rounding::NearestEven } else { Rounding::Truncate },
+            if saturate { Overflow::Saturate } else { Overflow::Wrap },
+        );
+        let (mut acc, w): (Vec<i16>, Vec<i16>) = rows.iter().copied().unzip();
+        let mut each = acc.clone();
+        let (mut by_row, mut by_mac) = (MacCounters::default(), MacCounters::default());
+        let last = mac_row(&mut acc, &w, x, c, &mut by_row);
+        let mut last_each = None;
+        for (a, &wt) in each.iter_mut().zip(&w) {
+            let p = product(wt, x, c, &mut by_mac);
+            *a = add(*a, p, c, &mut by_mac);
+            last_each = Some(p);
+        }
+        prop_assert_eq!(acc, each);
+        prop_assert_eq!(last, last_each);
+        prop_assert_eq!(by_row, by_mac);
     }
 }

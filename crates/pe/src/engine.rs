@@ -183,14 +183,11 @@ impl Dense {
         let weights = &dp.filter.entries[base..base + p - f0];
         let psums = &mut dp.psum[f0..p];
         let ov = &mut dp.counters.overflows;
-        let mut product = dp.pipe.mac_product;
-        for (acc, &wt) in psums.iter_mut().zip(weights) {
-            product = mac::product(wt, x, prim.mac, ov);
-            *acc = mac::add(*acc, product, prim.mac, ov);
+        if let Some(product) = mac::mac_row(psums, weights, x, prim.mac, ov) {
+            dp.pipe.mac_product = product;
         }
         dp.pipe.mac_a = weights[p - f0 - 1];
         dp.pipe.mac_b = x;
-        dp.pipe.mac_product = product;
         let c = &mut dp.counters;
         c.macs += n;
         c.filter_spad_reads += n;
