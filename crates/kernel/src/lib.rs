@@ -5,7 +5,8 @@
 //! - The [`Component`] contract: stepped once per edge of its clock, a component sees only what
 //!   was committed before the edge, and what it sends is seen no earlier than the next edge.
 //! - [`Link`]: latency (>= 1 cycle), capacity, and credit backpressure that does not depend on
-//!   the order components are stepped in, on crossbeam channels.
+//!   the order components are stepped in; its messages travel through a single-producer,
+//!   single-consumer ring between its two ends.
 //! - [`AsyncFifo`]: the dual-clock FIFO between domains, as a write port and a read port.
 //! - The [`Scheduler`]: `step()`, `run_until(cycle | time | predicate)`, `run()`, deterministic;
 //!   a watchdog that turns a silent, stuck run into [`SimError::Deadlock`] naming the components
@@ -19,6 +20,7 @@ pub mod component;
 pub mod demo;
 pub mod link;
 pub mod parts;
+mod ring;
 pub mod scheduler;
 mod spin;
 pub mod trace;

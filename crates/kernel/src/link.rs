@@ -1,5 +1,4 @@
-//! `Link<T>`: a point-to-point wire bundle with a latency, a capacity and credit backpressure,
-//! built on a crossbeam channel.
+//! `Link<T>`: a point-to-point wire bundle with a latency, a capacity and credit backpressure.
 //!
 //! # Why the step order does not matter
 //! Every message carries the cycle (of the receiver's clock) from which it may be seen, and every
@@ -13,9 +12,15 @@
 //!
 //! So whether the receiver is stepped before or after the sender in the same instant, the sender
 //! sees the same credits and the receiver the same messages: what a component does at an edge
-//! depends only on what was committed before it. The crossbeam channel carries the messages
-//! between threads if components are ever stepped in parallel; the receiver moves them into a
-//! small local queue to look at the head, since a channel cannot be peeked.
+//! depends only on what was committed before it.
+//!
+//! # Where the messages wait
+//! A link has one sending end and one receiving end, and its credits bound the messages on
+//! their way by its capacity: they travel through a bounded single-producer, single-consumer
+//! ring (`crate::ring`), safe between threads if components are ever stepped in parallel, and
+//! the receiver moves them into a small local queue to look at the head. The further messages
+//! of a run travel as one vector, and a clock crossing's credits as messages of their own,
+//! through crossbeam channels.
 //!
 //! # Runs
 //! A component running ahead may send several messages at consecutive edges as one *run*
@@ -52,6 +57,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::clock::Clock;
 use crate::component::StepCtx;
+use crate::ring::Ring;
 use crate::spin::{SpinGuard, SpinLock};
 use crate::wake;
 use crate::DomainId;
@@ -353,6 +359,9 @@ impl Default for Published {
 struct Shared<T> {
     published: Published,
     auto: SpinLock<AutoTake<T>>,
+    /// The messages on their way, sent alone or heading a run (see [`Envelope`]): the credits
+    /// bound them by the capacity.
+    ring: Ring<Envelope<T>>,
 }
 
 /// Messages taken on a receiver's behalf (see [`LinkRx::auto_take`]) and what the receiver
@@ -521,11 +530,11 @@ impl<T> Link<T> {
         }
         let name: Arc<str> = Arc::from(name);
         let cap = capacity as usize;
-        let (data_tx, data_rx) = bounded(cap);
         let (runs_tx, runs_rx) = bounded(cap);
         let (credit_tx, credit_rx) = bounded(cap);
         let shared = Arc::new(Shared {
             published: Published::default(),
+            ring: Ring::new(cap),
             auto: SpinLock::new(AutoTake {
                 items: VecDeque::new(),
                 not_before: VecDeque::new(),
@@ -538,7 +547,6 @@ impl<T> Link<T> {
             tx: LinkTx {
                 name: name.clone(),
                 domain: tx_domain,
-                data: data_tx,
                 runs: runs_tx,
                 credits_back: credit_rx,
                 returning: VecDeque::with_capacity(cap),
@@ -555,7 +563,6 @@ impl<T> Link<T> {
             rx: LinkRx {
                 name,
                 domain: rx_domain,
-                data: data_rx,
                 runs: runs_rx,
                 queue: VecDeque::with_capacity(cap),
                 credits_to: credit_tx,
@@ -573,7 +580,6 @@ impl<T> Link<T> {
 pub struct LinkTx<T> {
     name: Arc<str>,
     domain: DomainId,
-    data: Sender<Envelope<T>>,
     /// The messages of runs after their first (see [`Envelope::rest`]).
     runs: Sender<Vec<T>>,
     credits_back: Receiver<u64>,
@@ -953,7 +959,9 @@ impl<T> LinkTx<T> {
     fn put(&self, env: Envelope<T>) {
         // The credit count bounds the messages in the channel by its capacity, and the receiver
         // lives as long as the simulation; a failure here is a broken kernel invariant.
-        if self.data.try_send(env).is_err() {
+        // SAFETY: this end is the link's only producer, and `put` is reached only from its
+        // methods that take `&mut self`: no other push is in progress.
+        if unsafe { self.shared.ring.push(env) }.is_err() {
             panic!(
                 "link `{}`: channel refused a message although a credit was held",
                 self.name
@@ -1049,7 +1057,6 @@ impl<T> LinkTx<T> {
 pub struct LinkRx<T> {
     name: Arc<str>,
     domain: DomainId,
-    data: Receiver<Envelope<T>>,
     runs: Receiver<Vec<T>>,
     queue: VecDeque<Envelope<T>>,
     credits_to: Sender<u64>,
@@ -1073,7 +1080,8 @@ impl<T> LinkRx<T> {
         }
         self.bound = true;
         self.shared.published.rx_owner.store(me, Ordering::Release);
-        while let Ok(env) = self.data.try_recv() {
+        // SAFETY: this end is the link's only consumer, reached through `&mut self`.
+        while let Some(env) = unsafe { self.shared.ring.pop() } {
             self.unpack(env);
         }
         for env in &mut self.queue {
@@ -1143,9 +1151,10 @@ impl<T> LinkRx<T> {
     #[inline(never)]
     fn drain_new(&mut self, sent: u64) {
         while self.drained < sent {
-            match self.data.try_recv() {
-                Ok(env) => self.unpack(env),
-                Err(_) => break,
+            // SAFETY: this end is the link's only consumer, reached through `&mut self`.
+            match unsafe { self.shared.ring.pop() } {
+                Some(env) => self.unpack(env),
+                None => break,
             }
         }
     }

@@ -1,0 +1,155 @@
+//! The storage of a link's messages between its two ends: a bounded single-producer,
+//! single-consumer ring.
+//!
+//! A link has exactly one sending end and one receiving end, each owned by one component, and
+//! its credits bound the messages on their way by its capacity. So its messages need no more
+//! than a ring with a head the receiver advances and a tail the sender advances: a push is a
+//! slot write and a release store of the tail, a pop a slot read and a release store of the
+//! head, with no compare-exchange and no waker to notify (a general channel pays for several
+//! senders and for receivers that block, which links never have).
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub(crate) struct Ring<T> {
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    mask: usize,
+    /// Messages popped so far (written by the consumer only).
+    head: AtomicUsize,
+    /// Messages pushed so far (written by the producer only).
+    tail: AtomicUsize,
+}
+
+// SAFETY: a slot is written by the producer only while it is outside `head..tail` (free), and
+// published to the consumer by the release store of `tail` (read with acquire); it is read by
+// the consumer only while inside `head..tail`, and handed back to the producer by the release
+// store of `head` (read with acquire). With one producer and one consumer (the contract of
+// `push` and `pop`), no slot is ever reached by both at once, so sharing the ring shares `T`
+// only by moving it from one thread to another.
+unsafe impl<T: Send> Send for Ring<T> {}
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+impl<T> Ring<T> {
+    /// A ring holding at least `capacity` messages (`capacity >= 1`).
+    pub(crate) fn new(capacity: usize) -> Self {
+        let n = capacity.max(1).next_power_of_two();
+        Ring {
+            slots: (0..n)
+                .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+                .collect(),
+            mask: n - 1,
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+        }
+    }
+
+    /// Appends `v`, or hands it back if the ring is full.
+    ///
+    /// # Safety
+    /// Only one thread at a time may push (the link's one sending end, through `&mut`).
+    #[inline]
+    pub(crate) unsafe fn push(&self, v: T) -> Result<(), T> {
+        let t = self.tail.load(Ordering::Relaxed);
+        let h = self.head.load(Ordering::Acquire);
+        if t.wrapping_sub(h) > self.mask {
+            return Err(v);
+        }
+        // SAFETY: slot `t` is free (outside `head..tail`), and only this producer writes it.
+        unsafe { (*self.slots[t & self.mask].get()).write(v) };
+        self.tail.store(t.wrapping_add(1), Ordering::Release);
+        Ok(())
+    }
+
+    /// Takes the oldest message, if any.
+    ///
+    /// # Safety
+    /// Only one thread at a time may pop (the link's one receiving end, through `&mut`).
+    #[inline]
+    pub(crate) unsafe fn pop(&self) -> Option<T> {
+        let h = self.head.load(Ordering::Relaxed);
+        let t = self.tail.load(Ordering::Acquire);
+        if h == t {
+            return None;
+        }
+        // SAFETY: slot `h` holds a message (inside `head..tail`, published by the acquire
+        // load of `tail`), and only this consumer reads it, once: `head` moves past it.
+        let v = unsafe { (*self.slots[h & self.mask].get()).assume_init_read() };
+        self.head.store(h.wrapping_add(1), Ordering::Release);
+        Some(v)
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: nobody else pushes or pops.
+        while unsafe { self.pop() }.is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn holds_its_capacity_in_order_and_refuses_more() {
+        let r = Ring::new(3);
+        unsafe {
+            for v in 0..4 {
+                assert!(r.push(v).is_ok(), "rounded up to 4");
+            }
+            assert_eq!(r.push(9), Err(9));
+            assert_eq!(r.pop(), Some(0));
+            assert!(r.push(4).is_ok());
+            assert_eq!(
+                (1..5).map(|_| r.pop().unwrap()).collect::<Vec<_>>(),
+                [1, 2, 3, 4]
+            );
+            assert_eq!(r.pop(), None);
+        }
+    }
+
+    #[test]
+    fn drops_what_it_still_holds() {
+        let counted = Arc::new(());
+        let r = Ring::new(4);
+        unsafe {
+            r.push(counted.clone()).unwrap();
+            r.push(counted.clone()).unwrap();
+            drop(r.pop());
+        }
+        assert_eq!(Arc::strong_count(&counted), 2);
+        drop(r);
+        assert_eq!(Arc::strong_count(&counted), 1);
+    }
+
+    #[test]
+    fn moves_every_message_once_between_two_threads() {
+        let r = Arc::new(Ring::new(8));
+        let n = 100_000u64;
+        let producer = {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                for v in 0..n {
+                    let mut v = Box::new(v);
+                    // SAFETY: this thread is the only producer.
+                    while let Err(back) = unsafe { r.push(v) } {
+                        v = back;
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+        };
+        let mut next = 0;
+        while next < n {
+            // SAFETY: this thread is the only consumer.
+            if let Some(v) = unsafe { r.pop() } {
+                assert_eq!(*v, next);
+                next += 1;
+            }
+        }
+        producer.join().unwrap();
+        assert!(unsafe { r.pop() }.is_none());
+    }
+}
