@@ -172,18 +172,21 @@ pub fn mac_row(
         // `|w * x| <= 2^30` and `shift <= 16`: the shifted product is an i32; the window keeps
         // its low 16 bits, and it overflowed when those do not give it back. A wrapped sum
         // overflowed when its sign differs from both operands'.
-        // (Counted in 32 bits: a row is at most a spad's worth of MACs.)
-        let (mut products, mut sums) = (0u32, 0u32);
-        for (a, &wt) in acc.iter_mut().zip(w) {
-            let v = full_product(wt, x) >> cfg.shift;
-            let p = v as i16;
-            products += u32::from(i32::from(p) != v);
-            let s = a.wrapping_add(p);
-            sums += u32::from((*a ^ s) & (p ^ s) < 0);
-            *a = s;
+        // Counted in 32 bits (which vectorizes) over chunks short enough that the counts
+        // cannot wrap, then added to the 64-bit counters.
+        for (acc, w) in acc.chunks_mut(1 << 20).zip(w.chunks(1 << 20)) {
+            let (mut products, mut sums) = (0u32, 0u32);
+            for (a, &wt) in acc.iter_mut().zip(w) {
+                let v = full_product(wt, x) >> cfg.shift;
+                let p = v as i16;
+                products += u32::from(i32::from(p) != v);
+                let s = a.wrapping_add(p);
+                sums += u32::from((*a ^ s) & (p ^ s) < 0);
+                *a = s;
+            }
+            counters.product_overflows += u64::from(products);
+            counters.sum_overflows += u64::from(sums);
         }
-        counters.product_overflows += u64::from(products);
-        counters.sum_overflows += u64::from(sums);
         Some((full_product(*last, x) >> cfg.shift) as i16)
     } else {
         let mut p = 0;
