@@ -169,23 +169,14 @@ pub fn mac_row(
     let (acc, w) = (&mut acc[..n], &w[..n]);
     let last = w.last()?;
     if cfg.rounding == Rounding::Truncate && cfg.overflow == Overflow::Wrap {
-        // `|w * x| <= 2^30` and `shift <= 16`: the shifted product is an i32; the window keeps
-        // its low 16 bits, and it overflowed when those do not give it back. A wrapped sum
-        // overflowed when its sign differs from both operands'.
-        // Counted in 32 bits (which vectorizes) over chunks short enough that the counts
-        // cannot wrap, then added to the 64-bit counters.
-        for (acc, w) in acc.chunks_mut(1 << 20).zip(w.chunks(1 << 20)) {
-            let (mut products, mut sums) = (0u32, 0u32);
-            for (a, &wt) in acc.iter_mut().zip(w) {
-                let v = full_product(wt, x) >> cfg.shift;
-                let p = v as i16;
-                products += u32::from(i32::from(p) != v);
-                let s = a.wrapping_add(p);
-                sums += u32::from((*a ^ s) & (p ^ s) < 0);
-                *a = s;
+        // Counted in 32 bits (which vectorizes), over chunks short enough that the counts
+        // cannot wrap (in one piece, almost always).
+        if n <= u32::MAX as usize {
+            truncate_wrap_row(acc, w, x, cfg.shift, counters);
+        } else {
+            for (acc, w) in acc.chunks_mut(1 << 31).zip(w.chunks(1 << 31)) {
+                truncate_wrap_row(acc, w, x, cfg.shift, counters);
             }
-            counters.product_overflows += u64::from(products);
-            counters.sum_overflows += u64::from(sums);
         }
         Some((full_product(*last, x) >> cfg.shift) as i16)
     } else {
@@ -196,6 +187,25 @@ pub fn mac_row(
         }
         Some(p)
     }
+}
+
+/// [`mac_row`] for the truncating, wrapping configuration, over a row of fewer than 2^32 MACs.
+#[inline(always)]
+fn truncate_wrap_row(acc: &mut [i16], w: &[i16], x: i16, shift: u32, counters: &mut MacCounters) {
+    // `|w * x| <= 2^30` and `shift <= 16`: the shifted product is an i32; the window keeps its
+    // low 16 bits, and it overflowed when those do not give it back. A wrapped sum overflowed
+    // when its sign differs from both operands'.
+    let (mut products, mut sums) = (0u32, 0u32);
+    for (a, &wt) in acc.iter_mut().zip(w) {
+        let v = full_product(wt, x) >> shift;
+        let p = v as i16;
+        products += u32::from(i32::from(p) != v);
+        let s = a.wrapping_add(p);
+        sums += u32::from((*a ^ s) & (p ^ s) < 0);
+        *a = s;
+    }
+    counters.product_overflows += u64::from(products);
+    counters.sum_overflows += u64::from(sums);
 }
 
 #[cfg(test)]
