@@ -18,14 +18,13 @@
 //! A link has one sending end and one receiving end, and its credits bound the messages on
 //! their way by its capacity: they travel through a bounded single-producer, single-consumer
 //! ring (`crate::ring`), safe between threads if components are ever stepped in parallel, and
-//! the receiver moves them into a small local queue to look at the head. The further messages
-//! of a run travel as one vector, and a clock crossing's credits as messages of their own,
-//! through crossbeam channels.
+//! the receiver moves them into a small local queue to look at the head. A clock crossing's
+//! credits travel as messages of their own, through a crossbeam channel.
 //!
 //! # Runs
 //! A component running ahead may send several messages at consecutive edges as one *run*
-//! ([`LinkTx::send_run_at`]) and take several as one ([`LinkRx::take_run_at`]): two channel
-//! operations and one wake-up instead of one per message, with every message visible, and every
+//! ([`LinkTx::send_run_at`]) and take several as one ([`LinkRx::take_run_at`]): one link
+//! interaction and one wake-up instead of one per message, with every message visible, and every
 //! credit usable, at the edge it would have been had each gone alone. The wake-ups a run does
 //! not make at once are asked for when they can matter: the receiver asks for a step at the
 //! arrival of a message of a run once it is at the head of its queue and not yet there, and a
@@ -62,36 +61,30 @@ use crate::spin::{SpinGuard, SpinLock};
 use crate::wake;
 use crate::DomainId;
 
-/// A message and when it may be seen, in one word beside it (a lone message's channel slot is
-/// as small as the message allows): the cycle in bits 0..48, the number of further messages of
-/// a run it heads in bits 48..63, and in bit 63 whether nobody has asked for a step of the
-/// receiver at its arrival yet.
+/// A message and when it may be seen, in one word beside it (a message's slot in the ring is
+/// as small as the message allows): the cycle in bits 0..63, and in bit 63 whether nobody has
+/// asked for a step of the receiver at its arrival yet.
 ///
-/// Runs: the first message of a run sent at consecutive edges (one a cycle) carries the number
-/// of the others, which follow it through the link's run channel as one vector, each visible a
-/// cycle after the one before: two channel operations and one wake-up for the run, with the
-/// visibility and the credits each message would have had if sent alone. The wake-up at the
-/// arrival of a run's later message is asked for by the receiver once the message is at the
-/// head of its queue (see [`LinkRx::post_head`]).
+/// Runs: the messages of a run sent at consecutive edges (one a cycle) go into the ring at
+/// once, each visible a cycle after the one before, with the visibility and the credits each
+/// would have had if sent alone, and one wake-up for the run: the wake-up at the arrival of a
+/// run's later message is asked for by the receiver once the message is at the head of its
+/// queue (see [`LinkRx::post_head`]).
 struct Envelope<T> {
     stamp: u64,
     item: T,
 }
 
-const CYCLE_BITS: u32 = 48;
-const CYCLE_MASK: u64 = (1 << CYCLE_BITS) - 1;
 const UNPOSTED: u64 = 1 << 63;
-/// The longest run after its first message (a run is at most a link's capacity, 1,024 for
-/// the configs' deepest FIFO).
-const MAX_REST: u64 = (1 << (63 - CYCLE_BITS)) - 1;
+const CYCLE_MASK: u64 = UNPOSTED - 1;
 
 impl<T> Envelope<T> {
     #[inline(always)]
-    fn new(ready_at: u64, item: T, rest: u64, posted: bool) -> Self {
-        debug_assert!(ready_at <= CYCLE_MASK && rest <= MAX_REST);
+    fn new(ready_at: u64, item: T, posted: bool) -> Self {
+        debug_assert!(ready_at <= CYCLE_MASK);
         let unposted = if posted { 0 } else { UNPOSTED };
         Envelope {
-            stamp: ready_at | rest << CYCLE_BITS | unposted,
+            stamp: ready_at | unposted,
             item,
         }
     }
@@ -99,11 +92,6 @@ impl<T> Envelope<T> {
     #[inline(always)]
     fn ready_at(&self) -> u64 {
         self.stamp & CYCLE_MASK
-    }
-
-    #[inline(always)]
-    fn rest(&self) -> u64 {
-        (self.stamp & !UNPOSTED) >> CYCLE_BITS
     }
 
     #[inline(always)]
@@ -307,9 +295,9 @@ impl Ramp {
     }
 }
 
-/// What each end has put into its channel so far. Each count has one writer (the end that
-/// sends), which publishes it after the channel send; the other end reads it to skip the channel
-/// entirely when nothing new is there: an empty poll costs one load, not a channel operation.
+/// What each end has done so far. Each count has one writer (the end that sends, or the one
+/// that pops), which publishes it after its ring operation; the other end reads it to skip the
+/// ring entirely when nothing new is there: an empty poll costs one load.
 /// (Polling empty FIFOs is most of what a PE's inputs do.)
 ///
 /// It also holds who owns each end (see [`crate::wake`]), so that a send can wake the receiver
@@ -350,7 +338,7 @@ impl Default for Published {
     }
 }
 
-/// What both ends of a link share beside the channels, in one allocation: the counts and
+/// What both ends of a link share, in one allocation: the counts and
 /// owners ([`Published`], two cache lines) and right after them the messages taken on the
 /// receiver's behalf ([`LinkRx::auto_take`]), whose credits are back before the receiver
 /// collects them, so they wait beyond the FIFO's capacity (a send puts all of its own at once,
@@ -530,7 +518,6 @@ impl<T> Link<T> {
         }
         let name: Arc<str> = Arc::from(name);
         let cap = capacity as usize;
-        let (runs_tx, runs_rx) = bounded(cap);
         let (credit_tx, credit_rx) = bounded(cap);
         let shared = Arc::new(Shared {
             published: Published::default(),
@@ -547,7 +534,6 @@ impl<T> Link<T> {
             tx: LinkTx {
                 name: name.clone(),
                 domain: tx_domain,
-                runs: runs_tx,
                 credits_back: credit_rx,
                 returning: VecDeque::with_capacity(cap),
                 credits: capacity,
@@ -563,7 +549,6 @@ impl<T> Link<T> {
             rx: LinkRx {
                 name,
                 domain: rx_domain,
-                runs: runs_rx,
                 queue: VecDeque::with_capacity(cap),
                 credits_to: credit_tx,
                 delay: backward,
@@ -580,8 +565,6 @@ impl<T> Link<T> {
 pub struct LinkTx<T> {
     name: Arc<str>,
     domain: DomainId,
-    /// The messages of runs after their first (see [`Envelope::rest`]).
-    runs: Sender<Vec<T>>,
     credits_back: Receiver<u64>,
     /// Credits the receiver has returned that are not usable yet, by the cycle they become usable.
     returning: VecDeque<u64>,
@@ -782,7 +765,7 @@ impl<T> LinkTx<T> {
             a.items.extend(&items[..k as usize]);
         }
         for &item in &items[k as usize..] {
-            self.put(Envelope::new(ready_at, item, 0, true));
+            self.put(Envelope::new(ready_at, item, true));
         }
         self.shared
             .published
@@ -947,7 +930,7 @@ impl<T> LinkTx<T> {
             Some(mut a) if k == 1 => a.items.push_back(item),
             auto => {
                 drop(auto);
-                self.put(Envelope::new(ready_at, item, 0, true));
+                self.put(Envelope::new(ready_at, item, true));
             }
         }
         self.shared.published.sends.record(cycle, cx.cycle);
@@ -957,13 +940,13 @@ impl<T> LinkTx<T> {
 
     #[inline]
     fn put(&self, env: Envelope<T>) {
-        // The credit count bounds the messages in the channel by its capacity, and the receiver
-        // lives as long as the simulation; a failure here is a broken kernel invariant.
+        // The credit count bounds the messages in the ring by its capacity; a failure here is a
+        // broken kernel invariant.
         // SAFETY: this end is the link's only producer, and `put` is reached only from its
         // methods that take `&mut self`: no other push is in progress.
         if unsafe { self.shared.ring.push(env) }.is_err() {
             panic!(
-                "link `{}`: channel refused a message although a credit was held",
+                "link `{}`: the ring refused a message although a credit was held",
                 self.name
             );
         }
@@ -971,47 +954,47 @@ impl<T> LinkTx<T> {
 
     /// Sends `items` as a run at consecutive edges from the edge `first` on (one a cycle; a
     /// same-clock link, `first` at or after the current edge), spending one credit held now
-    /// for each (see [`LinkTx::credits_held`]), or hands them back if too few are held. The
-    /// receiver sees each one exactly when a send at its edge would have shown it, and the
-    /// FIFO level counts each from its edge on; the run is two channel operations (see
-    /// [`Envelope`]) and one link interaction.
-    pub fn send_run_at(&mut self, cx: &StepCtx, first: u64, items: Vec<T>) -> Result<(), Vec<T>> {
+    /// for each (see [`LinkTx::credits_held`]); returns whether it did (none is sent, and the
+    /// items are dropped, if too few are held). The receiver sees each one exactly when a send
+    /// at its edge would have shown it, and the FIFO level counts each from its edge on; the
+    /// run is one link interaction and one wake-up (see [`Envelope`]).
+    pub fn send_run_at<I>(&mut self, cx: &StepCtx, first: u64, items: I) -> bool
+    where
+        I: IntoIterator<Item = T>,
+        I::IntoIter: ExactSizeIterator,
+    {
+        let mut items = items.into_iter();
         let n = items.len();
         let Delay::Cycles(latency) = self.delay else {
             panic!("link `{}`: a run needs a same-clock link", self.name);
         };
         debug_assert!(first >= cx.cycle, "link `{}`: a run in the past", self.name);
         if n == 0 {
-            return Ok(());
+            return true;
         }
         if (self.credits as usize) < n {
-            return Err(items);
+            return false;
         }
         self.credits -= n as u32;
         self.sent += n as u64;
         self.note_credits(cx.cycle);
         let first_ready = first + latency;
         let (k, auto) = self.auto_take_of(cx.cycle, first_ready, n as u64, true);
-        let mut rest = items;
         if let Some(mut a) = auto {
-            a.items.extend(rest.drain(..k as usize));
+            a.items.extend(items.by_ref().take(k as usize));
         }
-        if !rest.is_empty() {
-            // The first travels as the run's header, the rest as one vector (no new
-            // allocation: a shift of a run's few messages).
-            let head = rest.remove(0);
-            let others = rest.len() as u64;
-            if others > 0 && self.runs.try_send(rest).is_err() {
-                panic!("link `{}`: run channel refused a run", self.name);
-            }
-            self.put(Envelope::new(first_ready + k, head, others, true));
+        // The others into the ring, one a cycle from the first of them: the receiver is asked
+        // for a step at that one's arrival (here), and at each later one's once it is at the
+        // head of its queue (see `LinkRx::post_head`).
+        for (j, item) in items.enumerate() {
+            self.put(Envelope::new(first_ready + k + j as u64, item, j == 0));
         }
         self.shared
             .published
             .sends
             .record_run(first, n as u64, true, cx.cycle);
         self.tell_receiver(first_ready, n as u64, k, true);
-        Ok(())
+        true
     }
 
     /// With credits returned that are not usable yet (pops the receiver made ahead): asks for a
@@ -1057,12 +1040,11 @@ impl<T> LinkTx<T> {
 pub struct LinkRx<T> {
     name: Arc<str>,
     domain: DomainId,
-    runs: Receiver<Vec<T>>,
     queue: VecDeque<Envelope<T>>,
     credits_to: Sender<u64>,
     delay: Delay,
     received: u64,
-    /// Messages taken out of the data channel so far.
+    /// Messages taken out of the ring (or taken for it, see [`LinkRx::auto_take`]) so far.
     drained: u64,
     /// Whether the component owning this end is known (see [`crate::wake`]).
     bound: bool,
@@ -1090,28 +1072,11 @@ impl<T> LinkRx<T> {
         }
     }
 
-    /// Moves a message from the channel into the queue, and the rest of a run it heads.
+    /// Moves a message from the ring into the queue.
     #[inline(always)]
     fn unpack(&mut self, env: Envelope<T>) {
-        let (first_ready, rest) = (env.ready_at(), env.rest());
         self.queue.push_back(env);
         self.drained += 1;
-        if rest > 0 {
-            self.unpack_run(first_ready);
-        }
-    }
-
-    /// The messages of a run after its first, from the run channel.
-    #[cold]
-    fn unpack_run(&mut self, first_ready: u64) {
-        let Ok(items) = self.runs.try_recv() else {
-            panic!("link `{}`: a run's messages are missing", self.name);
-        };
-        self.drained += items.len() as u64;
-        for (k, item) in items.into_iter().enumerate() {
-            self.queue
-                .push_back(Envelope::new(first_ready + 1 + k as u64, item, 0, false));
-        }
     }
 
     /// After the receiver looked at the head in a step at edge `now`: if nobody asked for a
@@ -1140,7 +1105,7 @@ impl<T> LinkRx<T> {
 
     #[inline(always)]
     fn drain(&mut self) {
-        // Exactly the messages published so far: no channel call that finds it empty (the
+        // Exactly the messages published so far: no ring operation that finds it empty (the
         // common case, a poll of an empty link, is one load and a compare).
         let sent = self.shared.published.sends.total();
         if self.drained < sent {
@@ -1754,7 +1719,7 @@ mod tests {
         assert_eq!(out, vec![1, 2]);
         // A run of sends beyond the count: the last two are the receiver's to take.
         tx.credits(&cx(1));
-        tx.send_run_at(&cx(1), 1, vec![5, 6, 7, 8]).unwrap();
+        assert!(tx.send_run_at(&cx(1), 1, vec![5, 6, 7, 8]));
         assert_eq!(rx.take_auto(&cx(4), None, &mut out), (4, Some(8)));
         assert_eq!(out, vec![1, 2, 3, 4, 5, 6]);
         assert!(!rx.auto_pending());

@@ -467,8 +467,7 @@ mod run_tests {
                 return Ok(Activity::Idle);
             }
             if self.runs && cx.ahead {
-                let run: Vec<u32> = self.items.drain(..k).collect();
-                if self.tx.send_run_at(cx, cx.cycle, run).is_err() {
+                if !self.tx.send_run_at(cx, cx.cycle, self.items.drain(..k)) {
                     return Err("a run refused with its credits held".into());
                 }
                 self.through = Some(cx.cycle + k as u64 - 1);

@@ -164,21 +164,25 @@ impl Pe {
             incoming.resize(n, 0);
         }
         let f0 = dp.drain_f as usize;
-        let mut out = Vec::with_capacity(n);
+        // Each incoming psum becomes the outgoing one in place (the buffer is reused).
         let mut own = 0;
-        for (k, &inc) in incoming.iter().enumerate() {
+        for (k, v) in incoming.iter_mut().enumerate() {
             own = dp.psum[f0 + k];
-            out.push(mac::add(own, inc, prim.mac, &mut dp.counters.overflows));
+            *v = mac::add(own, *v, prim.mac, &mut dp.counters.overflows);
             // The psum register clears as it is read out, ready for the next position.
             dp.psum[f0 + k] = 0;
         }
-        self.run_buf = incoming;
         dp.counters.psum_spad_reads += n as u64;
         dp.probe.strobes |= strobe::PSUM_RD | strobe::PSUM_OUT;
         let f_last = (f0 + n - 1) as u32;
         dp.probe.held.psum_rd = (f_last, own);
-        dp.probe.held.psum_out = out[n - 1];
-        if self.ports.psum_out.send_run_at(cx, first, out).is_err() {
+        dp.probe.held.psum_out = incoming[n - 1];
+        let sent = self
+            .ports
+            .psum_out
+            .send_run_at(cx, first, incoming.drain(..));
+        self.run_buf = incoming;
+        if !sent {
             return Err("psum output refused a run although it held the credits".into());
         }
         dp.counters.psums_out += n as u64;
