@@ -217,16 +217,22 @@ impl Split {
 }
 
 impl Part {
-    /// This part's ifmap, `[N][C part][rows][cols]`, from the whole layer's.
+    /// This part's ifmap, `[N][C part][rows][cols]`, from the whole layer's (row by row).
     pub fn ifmap(&self, whole: &Tensor) -> Tensor {
-        let n = whole.dims[0];
-        let mut t = Tensor::zeros([n, self.c.len(), self.rows.len(), self.cols.len()]);
-        for i in 0..n {
-            for (k, c) in self.c.clone().enumerate() {
-                for (y, row) in self.rows.clone().enumerate() {
-                    for (x, col) in self.cols.clone().enumerate() {
-                        let v = whole.get([i, c as usize, row as usize, col as usize]);
-                        t.set([i, k, y, x], v);
+        let [n, _, _, w] = whole.dims;
+        let (rows, cols) = (self.rows.len(), self.cols.len());
+        let mut t = Tensor::zeros([n, self.c.len(), rows, cols]);
+        if cols > 0 {
+            let mut out = t.data.chunks_exact_mut(cols);
+            for i in 0..n {
+                for c in self.c.clone() {
+                    for row in self.rows.clone() {
+                        let at = whole.index([i, c as usize, row as usize, 0]);
+                        let src = at + self.cols.start as usize..at + self.cols.end as usize;
+                        debug_assert!(self.cols.end as usize <= w);
+                        if let Some(dst) = out.next() {
+                            dst.copy_from_slice(&whole.data[src]);
+                        }
                     }
                 }
             }
@@ -234,7 +240,8 @@ impl Part {
         t
     }
 
-    /// This part's weights, `[M part][C part][R part][S part]`, from the whole layer's.
+    /// This part's weights, `[M part][C part][R part][S part]`, from the whole layer's (row by
+    /// row).
     pub fn weights(&self, whole: &Tensor) -> Tensor {
         let (r, s) = (self.layer.r as usize, self.layer.s as usize);
         let fc_rows = if self.layer.r as usize == whole.dims[2] {
@@ -248,12 +255,15 @@ impl Part {
             self.cols.start as usize
         };
         let mut t = Tensor::zeros([self.m.len(), self.c.len(), r, s]);
-        for (j, m) in self.m.clone().enumerate() {
-            for (k, c) in self.c.clone().enumerate() {
-                for y in 0..r {
-                    for x in 0..s {
-                        let v = whole.get([m as usize, c as usize, fc_rows + y, fc_cols + x]);
-                        t.set([j, k, y, x], v);
+        if s > 0 {
+            let mut out = t.data.chunks_exact_mut(s);
+            for m in self.m.clone() {
+                for c in self.c.clone() {
+                    for y in 0..r {
+                        let at = whole.index([m as usize, c as usize, fc_rows + y, fc_cols]);
+                        if let Some(dst) = out.next() {
+                            dst.copy_from_slice(&whole.data[at..at + s]);
+                        }
                     }
                 }
             }
@@ -316,5 +326,63 @@ mod tests {
         l.r = 13;
         let e = Split::of(&l, &hw).unwrap_err().to_string();
         assert!(e.contains("limits.max_filter_height"), "{e}");
+    }
+
+    /// A part's ifmap and weights are the whole layer's values at the part's filters,
+    /// channels, rows and columns, element by element: on FC layers split by filters, by
+    /// channels, and (a filter taller and wider than the array) by rows and columns.
+    #[test]
+    fn parts_take_their_values_from_the_whole_layer() {
+        let hw = rowsim_config::load_spec(std::path::Path::new("eyeriss-v1")).unwrap();
+        let mut tall = rowsim_workload::layer("alexnet:fc6").unwrap();
+        (tall.m, tall.c, tall.h, tall.w, tall.r, tall.s) = (5, 3, 16, 17, 16, 17);
+        let mut wide = rowsim_workload::layer("alexnet:fc8").unwrap();
+        (wide.m, wide.c) = (3, 1500);
+        for l in [tall, wide] {
+            let split = Split::of(&l, &hw).unwrap();
+            assert!(split.parts.len() > 1, "{}: split", l.name);
+            let fill = |dims: [usize; 4]| {
+                let mut t = Tensor::zeros(dims);
+                for (k, v) in t.data.iter_mut().enumerate() {
+                    *v = (k % 65_521) as i16;
+                }
+                t
+            };
+            let x = fill([l.n as usize, l.c as usize, l.h as usize, l.w as usize]);
+            let w = fill([l.m as usize, l.c as usize, l.r as usize, l.s as usize]);
+            for p in &split.parts {
+                let (px, pw) = (p.ifmap(&x), p.weights(&w));
+                assert_eq!(
+                    pw.dims,
+                    [p.m.len(), p.c.len(), p.layer.r as usize, p.layer.s as usize]
+                );
+                assert_eq!(
+                    px.dims,
+                    [l.n as usize, p.c.len(), p.rows.len(), p.cols.len()]
+                );
+                for i in 0..l.n as usize {
+                    for (k, c) in p.c.clone().enumerate() {
+                        for (y, row) in p.rows.clone().enumerate() {
+                            for (z, col) in p.cols.clone().enumerate() {
+                                let want = x.get([i, c as usize, row as usize, col as usize]);
+                                assert_eq!(px.get([i, k, y, z]), want, "{}", p.layer.name);
+                            }
+                        }
+                    }
+                }
+                // An FC part's filter rows and columns are its input rows and columns.
+                for (j, m) in p.m.clone().enumerate() {
+                    for (k, c) in p.c.clone().enumerate() {
+                        for (y, row) in p.rows.clone().enumerate() {
+                            for (z, col) in p.cols.clone().enumerate() {
+                                let want =
+                                    w.get([m as usize, c as usize, row as usize, col as usize]);
+                                assert_eq!(pw.get([j, k, y, z]), want, "{}", p.layer.name);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
