@@ -126,18 +126,23 @@ impl GlbLayout {
         let (first, banks) = self.region(dtype);
         let lanes = self.lanes as u64;
         let per_bank = self.bank_entries as u64 * lanes;
-        let bank = addr / per_bank;
+        // Shifts and masks where the sizes are powers of two (as on eyeriss-v1), a division
+        // otherwise: the same quotients and remainders.
+        let split = |v: u64, d: u64| {
+            if d.is_power_of_two() {
+                (v >> d.trailing_zeros(), v & (d - 1))
+            } else {
+                (v / d, v % d)
+            }
+        };
+        let (bank, within) = split(addr, per_bank);
         if bank >= banks as u64 {
             return Err(GlbError(format!(
                 "glb: {dtype} word {addr} is outside the {dtype} region ({banks} banks of {per_bank} words)"
             )));
         }
-        let within = addr % per_bank;
-        Ok((
-            first + bank as u32,
-            (within / lanes) as u32,
-            (within % lanes) as u32,
-        ))
+        let (entry, lane) = split(within, lanes);
+        Ok((first + bank as u32, entry as u32, lane as u32))
     }
 
     /// Banks in all: shared then filter.
@@ -525,7 +530,12 @@ impl Component for Glb {
         // within the step.)
         let mut waiting = false;
         for k in 0..n {
-            let i = (self.first + k) % n;
+            // `first + k < 2n`: the wrap without a division.
+            let i = if self.first + k >= n {
+                self.first + k - n
+            } else {
+                self.first + k
+            };
             let r = if i < ext {
                 self.banks.serve(&mut self.ports[i], cx)?
             } else {
@@ -548,7 +558,11 @@ impl Component for Glb {
         }
         self.conflicted = conflict;
         if n > 0 {
-            self.first = (self.first + 1) % n;
+            self.first = if self.first + 1 == n {
+                0
+            } else {
+                self.first + 1
+            };
         }
         moved |= served;
         // The arbiter alone: the next edge while a request waits, after a step that served one
@@ -650,6 +664,51 @@ impl Component for Glb {
             };
             f.set(s[data], p.wr_data);
             f.set(s[data + 1], p.rd_data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A word's bank, entry and lane: consecutive words fill an entry's lanes, then the next
+    /// entry, then the next bank of the region, with sizes that are powers of two (shifts and
+    /// masks) and sizes that are not (divisions) alike; past the region is an error.
+    #[test]
+    fn words_fill_lanes_then_entries_then_banks() {
+        for (bank_entries, lanes) in [(512, 4), (5, 3), (8, 3), (6, 4), (1, 1)] {
+            let l = GlbLayout {
+                shared_banks: 6,
+                ifmap_banks: 2,
+                psum_banks: 3,
+                filter_banks: 2,
+                bank_entries,
+                lanes,
+            };
+            let per_bank = (bank_entries * lanes) as u64;
+            for (dtype, first, banks) in [
+                (DataType::Ifmap, 0, 2),
+                (DataType::Psum, 2, 3),
+                (DataType::Filter, 6, 2),
+            ] {
+                let (mut bank, mut entry, mut lane) = (first, 0, 0);
+                for addr in 0..per_bank * banks as u64 {
+                    assert_eq!(
+                        l.locate(dtype, addr).unwrap(),
+                        (bank, entry, lane),
+                        "{dtype} word {addr}, {bank_entries} entries of {lanes} lanes"
+                    );
+                    lane += 1;
+                    if lane == lanes {
+                        (lane, entry) = (0, entry + 1);
+                    }
+                    if entry == bank_entries {
+                        (entry, bank) = (0, bank + 1);
+                    }
+                }
+                assert!(l.locate(dtype, per_bank * banks as u64).is_err());
+            }
         }
     }
 }
