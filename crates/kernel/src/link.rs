@@ -17,9 +17,10 @@
 //! # Where the messages wait
 //! A link has one sending end and one receiving end, and its credits bound the messages on
 //! their way by its capacity: they travel through a bounded single-producer, single-consumer
-//! ring (`crate::ring`), safe between threads if components are ever stepped in parallel, and
-//! the receiver moves them into a small local queue to look at the head. A clock crossing's
-//! credits travel as messages of their own, through a crossbeam channel.
+//! ring (`crate::ring`), safe between threads if components are ever stepped in parallel, which
+//! is also the receiver's queue: it looks at the messages in place and pops them when it takes
+//! them. A clock crossing's credits travel as messages of their own, through a crossbeam
+//! channel.
 //!
 //! # Runs
 //! A component running ahead may send several messages at consecutive edges as one *run*
@@ -135,13 +136,29 @@ impl Default for Ramp {
     }
 }
 
-/// A [`Ramp`]'s events so far and its latest run ([`Ramp::latest`]).
+/// A [`Ramp`]'s events so far and its latest run ([`Ramp::latest`]): a copy that
+/// [`Ramp::record_from`] keeps current, for a writer that records several events in turn.
+#[derive(Clone, Copy)]
 struct Latest {
     total: u64,
     base: u64,
     start: u64,
     at_one: bool,
     end: Option<u64>,
+}
+
+impl Latest {
+    /// Whether an event at `cycle`, recorded at the edge `now <= cycle`, may join the ramp
+    /// in this state (see [`Ramp::admits`]).
+    #[inline]
+    fn admits(&self, cycle: u64, now: u64) -> bool {
+        let Some(e) = self.end else {
+            return true;
+        };
+        (cycle == e && (self.at_one || self.total - self.base == 1 || e == now))
+            || (!self.at_one && cycle == e + 1)
+            || (e < now && cycle > e)
+    }
 }
 
 impl Ramp {
@@ -195,19 +212,7 @@ impl Ramp {
     /// or starts a new one once the latest is over. What [`Ramp::record`] accepts.
     #[inline]
     fn admits(&self, cycle: u64, now: u64) -> bool {
-        let Latest {
-            total,
-            base,
-            at_one,
-            end,
-            ..
-        } = self.latest();
-        let Some(e) = end else {
-            return true;
-        };
-        (cycle == e && (at_one || total - base == 1 || e == now))
-            || (!at_one && cycle == e + 1)
-            || (e < now && cycle > e)
+        self.latest().admits(cycle, now)
     }
 
     /// The events so far and the latest run: where it starts, whether its events share one
@@ -237,18 +242,21 @@ impl Ramp {
     /// Records an event at `cycle`, made at the edge `now <= cycle`; returns the new total.
     #[inline]
     fn record(&self, cycle: u64, now: u64) -> u64 {
-        let Latest {
-            total,
-            base,
-            start,
-            at_one,
-            end,
-        } = self.latest();
-        let n = total - base;
-        match end {
-            Some(e) if cycle == e && (at_one || n == 1) => {
-                if !at_one {
-                    self.set_run(base, start, true);
+        let mut l = self.latest();
+        self.record_from(&mut l, cycle, now);
+        l.total
+    }
+
+    /// [`Ramp::record`] for a writer holding the ramp's state `l` (from [`Ramp::latest`], and
+    /// kept current by this: nothing else records meanwhile), which it updates: no reload.
+    #[inline]
+    fn record_from(&self, l: &mut Latest, cycle: u64, now: u64) {
+        let n = l.total - l.base;
+        match l.end {
+            Some(e) if cycle == e && (l.at_one || n == 1) => {
+                if !l.at_one {
+                    l.at_one = true;
+                    self.set_run(l.base, l.start, true);
                 }
             }
             Some(e) if cycle == e => {
@@ -259,19 +267,22 @@ impl Ramp {
                     e == now,
                     "two link events at the later edge {e} of a run (edge {now})"
                 );
-                self.set_run(total - 1, cycle, true);
+                (l.base, l.start, l.at_one) = (l.total - 1, cycle, true);
+                self.set_run(l.base, cycle, true);
             }
-            Some(e) if !at_one && cycle == e + 1 => {}
-            _ => {
+            Some(e) if !l.at_one && cycle == e + 1 => {}
+            end => {
                 debug_assert!(
                     end.is_none_or(|e| e < now && cycle > e),
                     "a run of link events started at cycle {cycle} (edge {now}) before the last one (ending {end:?}) was over"
                 );
-                self.set_run(total, cycle, false);
+                (l.base, l.start, l.at_one) = (l.total, cycle, false);
+                self.set_run(l.total, cycle, false);
             }
         }
-        self.total.store(total + 1, Ordering::Release);
-        total + 1
+        l.end = Some(cycle);
+        l.total += 1;
+        self.total.store(l.total, Ordering::Release);
     }
 
     /// Records `n` events made at the edge `now`, all at cycle `first` or (`one_a_cycle`) one
@@ -281,16 +292,28 @@ impl Ramp {
     /// change only the count.
     #[inline]
     fn record_run(&self, first: u64, n: u64, one_a_cycle: bool, now: u64) {
+        let mut l = self.latest();
+        self.record_run_from(&mut l, first, n, one_a_cycle, now);
+    }
+
+    /// [`Ramp::record_run`] from the ramp's state `l`, which it keeps current (see
+    /// [`Ramp::record_from`]).
+    #[inline]
+    fn record_run_from(&self, l: &mut Latest, first: u64, n: u64, one_a_cycle: bool, now: u64) {
         if n == 0 {
             return;
         }
-        self.record(first, now);
+        self.record_from(l, first, now);
         if n == 1 {
             return;
         }
-        let total = self.record(first + one_a_cycle as u64, now);
+        self.record_from(l, first + one_a_cycle as u64, now);
         if n > 2 {
-            self.total.store(total + (n - 2), Ordering::Release);
+            l.total += n - 2;
+            if one_a_cycle {
+                l.end = Some(first + n - 1);
+            }
+            self.total.store(l.total, Ordering::Release);
         }
     }
 }
@@ -544,16 +567,15 @@ impl<T> Link<T> {
                 bound: false,
                 need: 1,
                 satisfied: false,
+                sends: shared.published.sends.latest(),
                 shared: shared.clone(),
             },
             rx: LinkRx {
                 name,
                 domain: rx_domain,
-                queue: VecDeque::with_capacity(cap),
                 credits_to: credit_tx,
                 delay: backward,
                 received: 0,
-                drained: 0,
                 bound: false,
                 shared,
             },
@@ -580,31 +602,40 @@ pub struct LinkTx<T> {
     /// them then or after its sends since: published as [`SATISFIED`].
     need: u32,
     satisfied: bool,
+    /// The `sends` ramp as it stands: this end is its only writer, so it records from this copy
+    /// (see [`Ramp::record_from`]) and never reloads it.
+    sends: Latest,
     shared: Arc<Shared<T>>,
 }
 
 impl<T> LinkTx<T> {
     /// Publishes whether the credits it holds cover what it needs ([`SATISFIED`]): a same-clock
     /// link only (a crossing link's credits wake the sender only through their pops).
-    #[inline]
+    #[inline(always)]
     fn note_credits(&mut self, now: u64) {
         if !self.bound || !self.counted_credits() {
             return;
         }
         let s = self.credits >= self.need;
         if s != self.satisfied {
-            self.satisfied = s;
-            let me = self.shared.published.tx_owner.load(Ordering::Relaxed) & !SATISFIED;
-            self.shared
-                .published
-                .tx_owner
-                .store(if s { me | SATISFIED } else { me }, Ordering::Relaxed);
-            if !s {
-                // Pops made while it was satisfied did not wake it: a step at the credit it
-                // now waits for, if that pop is made already (at the next edge at the
-                // earliest, where it takes one usable but not taken yet).
-                self.post_credit(self.need, now);
-            }
+            self.flip_satisfied(s, now);
+        }
+    }
+
+    /// [`LinkTx::note_credits`] when the answer changes.
+    #[inline(never)]
+    fn flip_satisfied(&mut self, s: bool, now: u64) {
+        self.satisfied = s;
+        let me = self.shared.published.tx_owner.load(Ordering::Relaxed) & !SATISFIED;
+        self.shared
+            .published
+            .tx_owner
+            .store(if s { me | SATISFIED } else { me }, Ordering::Relaxed);
+        if !s {
+            // Pops made while it was satisfied did not wake it: a step at the credit it now
+            // waits for, if that pop is made already (at the next edge at the earliest, where
+            // it takes one usable but not taken yet).
+            self.post_credit(self.need, now);
         }
     }
 
@@ -707,6 +738,21 @@ impl<T> LinkTx<T> {
         self.credits
     }
 
+    /// Whether [`LinkTx::can_send`] at this edge could say yes, looking without taking any
+    /// credit in (no effect on the link): false only when no credit is held and none has
+    /// become usable by this edge. For a sender that skips its steps while it waits for a
+    /// credit; `true` where it cannot tell cheaply (a clock crossing, pops made for the
+    /// receiver not yet in the ramp).
+    #[inline]
+    pub fn may_send(&self, cx: &StepCtx) -> bool {
+        if self.credits > 0 || !self.counted_credits() {
+            return true;
+        }
+        let p = &self.shared.published;
+        p.auto_deferred.load(Ordering::Relaxed) != 0
+            || p.pops.before(cx.cycle) > self.credits_absorbed
+    }
+
     /// Whether a message may be sent at this edge (the receiver has room for it).
     #[inline]
     pub fn can_send(&mut self, cx: &StepCtx) -> bool {
@@ -760,17 +806,20 @@ impl<T> LinkTx<T> {
             d => d.visible_at(cx),
         };
         let n = items.len() as u64;
-        let (k, auto) = self.auto_take_of(cx.cycle, ready_at, n, false);
-        if let Some(mut a) = auto {
-            a.items.extend(&items[..k as usize]);
-        }
+        let k = {
+            let (k, auto) = self.auto_take_of(cx.cycle, ready_at, n, false);
+            if let Some(mut a) = auto {
+                a.items.extend(&items[..k as usize]);
+            }
+            k
+        };
         for &item in &items[k as usize..] {
             self.put(Envelope::new(ready_at, item, true));
         }
         self.shared
             .published
             .sends
-            .record_run(cx.cycle, n, false, cx.cycle);
+            .record_run_from(&mut self.sends, cx.cycle, n, false, cx.cycle);
         self.tell_receiver(ready_at, n, k, false);
         true
     }
@@ -834,7 +883,10 @@ impl<T> LinkTx<T> {
         let mut auto = self.shared.auto.lock();
         let left = p.auto_left.load(Ordering::Relaxed);
         let from = p.auto_from.load(Ordering::Relaxed);
-        let last = auto.deferred.back().copied().or(p.pops.latest().end);
+        // The pops ramp as it stands, kept current as pops go in (only this end records
+        // while it holds the lock).
+        let mut l = p.pops.latest();
+        let last = auto.deferred.back().copied().or(l.end);
         let mut next = last.map_or(from, |e| from.max(e + 1));
         let (mut k, mut first_pop) = (0, None);
         while k < n.min(left) {
@@ -843,10 +895,9 @@ impl<T> LinkTx<T> {
                 // cycle: each of the rest comes at the edge after the one before (none has
                 // an edge of its own, and each has arrived by then), continuing that run, up
                 // to the receiver's last edge. Recorded at once, as one by one.
-                let l = p.pops.latest();
                 let m = (n.min(left) - k).min(auto.until.saturating_add(1).saturating_sub(next));
                 if m > 0 && !l.at_one && l.end == Some(next - 1) {
-                    p.pops.record_run(next, m, true, now);
+                    p.pops.record_run_from(&mut l, next, m, true, now);
                     next += m;
                     k += m;
                     continue;
@@ -863,8 +914,8 @@ impl<T> LinkTx<T> {
             if at > auto.until {
                 break;
             }
-            if auto.deferred.is_empty() && p.pops.admits(at, now) {
-                p.pops.record(at, now);
+            if auto.deferred.is_empty() && l.admits(at, now) {
+                p.pops.record_from(&mut l, at, now);
             } else {
                 // A second run of pops ahead of the edge: the ramp takes it later.
                 auto.deferred.push_back(at);
@@ -888,7 +939,7 @@ impl<T> LinkTx<T> {
         }
         if let Some(after) = auto.wake_after_last.filter(|_| k == left || ended) {
             // The last pop made for the receiver, which it asked to be stepped after.
-            let last = auto.deferred.back().copied().or(p.pops.latest().end);
+            let last = auto.deferred.back().copied().or(l.end);
             if let Some(last) = last.filter(|_| k > 0 || ended) {
                 wake::post(p.rx_owner.load(Ordering::Relaxed), last + after);
             }
@@ -902,8 +953,7 @@ impl<T> LinkTx<T> {
     /// in the same step: the other end looks only at the latest.
     #[inline]
     pub fn can_send_ahead_at(&self, cx: &StepCtx, cycle: u64) -> bool {
-        matches!(self.delay, Delay::Cycles(_))
-            && self.shared.published.sends.admits(cycle, cx.cycle)
+        matches!(self.delay, Delay::Cycles(_)) && self.sends.admits(cycle, cx.cycle)
     }
 
     /// Credits already usable now, without looking for new ones: what a component running ahead
@@ -925,15 +975,21 @@ impl<T> LinkTx<T> {
             Delay::Cycles(n) => cycle + n,
             d => d.visible_at(cx),
         };
-        let (k, auto) = self.auto_take_of(cx.cycle, ready_at, 1, false);
-        match auto {
-            Some(mut a) if k == 1 => a.items.push_back(item),
-            auto => {
-                drop(auto);
-                self.put(Envelope::new(ready_at, item, true));
+        let k = {
+            let (k, auto) = self.auto_take_of(cx.cycle, ready_at, 1, false);
+            match auto {
+                Some(mut a) if k == 1 => a.items.push_back(item),
+                auto => {
+                    drop(auto);
+                    self.put(Envelope::new(ready_at, item, true));
+                }
             }
-        }
-        self.shared.published.sends.record(cycle, cx.cycle);
+            k
+        };
+        self.shared
+            .published
+            .sends
+            .record_from(&mut self.sends, cycle, cx.cycle);
         self.tell_receiver(ready_at, 1, k, false);
         Ok(())
     }
@@ -979,20 +1035,26 @@ impl<T> LinkTx<T> {
         self.sent += n as u64;
         self.note_credits(cx.cycle);
         let first_ready = first + latency;
-        let (k, auto) = self.auto_take_of(cx.cycle, first_ready, n as u64, true);
-        if let Some(mut a) = auto {
-            a.items.extend(items.by_ref().take(k as usize));
-        }
+        let k = {
+            let (k, auto) = self.auto_take_of(cx.cycle, first_ready, n as u64, true);
+            if let Some(mut a) = auto {
+                a.items.extend(items.by_ref().take(k as usize));
+            }
+            k
+        };
         // The others into the ring, one a cycle from the first of them: the receiver is asked
         // for a step at that one's arrival (here), and at each later one's once it is at the
         // head of its queue (see `LinkRx::post_head`).
         for (j, item) in items.enumerate() {
             self.put(Envelope::new(first_ready + k + j as u64, item, j == 0));
         }
-        self.shared
-            .published
-            .sends
-            .record_run(first, n as u64, true, cx.cycle);
+        self.shared.published.sends.record_run_from(
+            &mut self.sends,
+            first,
+            n as u64,
+            true,
+            cx.cycle,
+        );
         self.tell_receiver(first_ready, n as u64, k, true);
         true
     }
@@ -1040,18 +1102,47 @@ impl<T> LinkTx<T> {
 pub struct LinkRx<T> {
     name: Arc<str>,
     domain: DomainId,
-    queue: VecDeque<Envelope<T>>,
     credits_to: Sender<u64>,
     delay: Delay,
+    /// Messages taken so far (out of the ring, or taken for it: see [`LinkRx::auto_take`]).
     received: u64,
-    /// Messages taken out of the ring (or taken for it, see [`LinkRx::auto_take`]) so far.
-    drained: u64,
     /// Whether the component owning this end is known (see [`crate::wake`]).
     bound: bool,
     shared: Arc<Shared<T>>,
 }
 
 impl<T> LinkRx<T> {
+    // The messages on their way are the ring's, in order: this end reads them in place (the
+    // ring's one consumer, reached through `&self` for a look and `&mut self` for a change or a
+    // pop, so that no reference to a message outlives its pop).
+
+    /// Messages in the ring (sent, not taken; those taken for the receiver never enter it).
+    #[inline(always)]
+    fn queued(&self) -> usize {
+        // SAFETY: this end is the ring's only consumer.
+        unsafe { self.shared.ring.len() }
+    }
+
+    /// The `k`-th message in the ring (the head is 0).
+    #[inline(always)]
+    fn nth(&self, k: usize) -> Option<&Envelope<T>> {
+        // SAFETY: the only consumer; the reference borrows `self`, so it is gone by a pop.
+        unsafe { self.shared.ring.get(k) }
+    }
+
+    #[inline(always)]
+    fn nth_mut(&mut self, k: usize) -> Option<&mut Envelope<T>> {
+        // SAFETY: the only consumer, through `&mut self`: no other reference to it is alive.
+        unsafe { self.shared.ring.get_mut(k) }
+    }
+
+    /// Takes the message at the head of the ring.
+    #[inline(always)]
+    fn pop_head(&mut self) -> Option<Envelope<T>> {
+        // SAFETY: the only consumer, through `&mut self`.
+        unsafe { self.shared.ring.pop() }
+    }
+
     /// Records the component being stepped as this end's owner, and asks for it to be stepped
     /// when each message already on its way arrives.
     #[cold]
@@ -1062,21 +1153,12 @@ impl<T> LinkRx<T> {
         }
         self.bound = true;
         self.shared.published.rx_owner.store(me, Ordering::Release);
-        // SAFETY: this end is the link's only consumer, reached through `&mut self`.
-        while let Some(env) = unsafe { self.shared.ring.pop() } {
-            self.unpack(env);
-        }
-        for env in &mut self.queue {
+        let mut k = 0;
+        while let Some(env) = self.nth_mut(k) {
             wake::post(me, env.ready_at());
             env.set_posted();
+            k += 1;
         }
-    }
-
-    /// Moves a message from the ring into the queue.
-    #[inline(always)]
-    fn unpack(&mut self, env: Envelope<T>) {
-        self.queue.push_back(env);
-        self.drained += 1;
     }
 
     /// After the receiver looked at the head in a step at edge `now`: if nobody asked for a
@@ -1086,7 +1168,7 @@ impl<T> LinkRx<T> {
     #[inline(always)]
     fn post_head(&mut self, now: u64) {
         // Almost always posted already (a message sent alone): one load and a branch.
-        if self.queue.front().is_some_and(|env| !env.posted()) {
+        if self.nth(0).is_some_and(|env| !env.posted()) {
             self.post_head_slow(now);
         }
     }
@@ -1095,31 +1177,10 @@ impl<T> LinkRx<T> {
     #[inline(never)]
     fn post_head_slow(&mut self, now: u64) {
         let owner = self.shared.published.rx_owner.load(Ordering::Relaxed);
-        if let Some(env) = self.queue.front_mut() {
+        if let Some(env) = self.nth_mut(0) {
             if env.ready_at() > now {
                 env.set_posted();
                 wake::post(owner, env.ready_at());
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn drain(&mut self) {
-        // Exactly the messages published so far: no ring operation that finds it empty (the
-        // common case, a poll of an empty link, is one load and a compare).
-        let sent = self.shared.published.sends.total();
-        if self.drained < sent {
-            self.drain_new(sent);
-        }
-    }
-
-    #[inline(never)]
-    fn drain_new(&mut self, sent: u64) {
-        while self.drained < sent {
-            // SAFETY: this end is the link's only consumer, reached through `&mut self`.
-            match unsafe { self.shared.ring.pop() } {
-                Some(env) => self.unpack(env),
-                None => break,
             }
         }
     }
@@ -1141,11 +1202,8 @@ impl<T> LinkRx<T> {
         if !self.bound {
             self.bind();
         }
-        if self.queue.is_empty() {
-            self.drain();
-        }
         self.post_head(cx.cycle);
-        self.queue.front().filter(|env| env.ready_at() <= cycle)
+        self.nth(0).filter(|env| env.ready_at() <= cycle)
     }
 
     /// Takes the message at the head of the link, if it has arrived, and returns its credit.
@@ -1168,7 +1226,7 @@ impl<T> LinkRx<T> {
             self.name
         );
         self.arrived_by(cx, cycle)?;
-        let env = self.queue.pop_front()?;
+        let env = self.pop_head()?;
         self.received += 1;
         self.post_head(cx.cycle);
         let usable = match self.delay {
@@ -1199,10 +1257,7 @@ impl<T> LinkRx<T> {
     /// a component running ahead may take it at that edge or later.
     #[inline]
     pub fn head_ready_at(&mut self) -> Option<u64> {
-        if self.queue.is_empty() {
-            self.drain();
-        }
-        self.queue.front().map(|e| e.ready_at())
+        self.nth(0).map(|e| e.ready_at())
     }
 
     /// Messages that have arrived by this edge and wait to be taken.
@@ -1210,20 +1265,16 @@ impl<T> LinkRx<T> {
         if !self.bound {
             self.bind();
         }
-        self.drain();
-        let n = self
-            .queue
-            .iter()
-            .take_while(|e| e.ready_at() <= cx.cycle)
-            .count();
+        let mut n = 0;
+        while self.nth(n).is_some_and(|e| e.ready_at() <= cx.cycle) {
+            n += 1;
+        }
         // The first one not arrived yet: a step at its arrival, as its own send would ask.
-        if let Some(env) = self.queue.get_mut(n) {
+        let owner = self.shared.published.rx_owner.load(Ordering::Relaxed);
+        if let Some(env) = self.nth_mut(n) {
             if !env.posted() {
                 env.set_posted();
-                wake::post(
-                    self.shared.published.rx_owner.load(Ordering::Relaxed),
-                    env.ready_at(),
-                );
+                wake::post(owner, env.ready_at());
             }
         }
         n
@@ -1233,12 +1284,12 @@ impl<T> LinkRx<T> {
     /// one an edge (each arrived by its edge), at most `max`: what [`LinkRx::take_run_at`]
     /// would take.
     pub fn arrived_run(&mut self, first: u64, max: usize) -> usize {
-        self.drain();
-        self.queue
-            .iter()
-            .take(max)
-            .enumerate()
-            .take_while(|(k, e)| e.ready_at() <= first + *k as u64)
+        let n = max.min(self.queued());
+        (0..n)
+            .take_while(|&k| {
+                self.nth(k)
+                    .is_some_and(|e| e.ready_at() <= first + k as u64)
+            })
             .count()
     }
 
@@ -1260,7 +1311,7 @@ impl<T> LinkRx<T> {
         if n == 0 {
             return 0;
         }
-        out.extend(self.queue.drain(..n).map(|e| e.item));
+        out.extend((0..n).map_while(|_| self.pop_head().map(|e| e.item)));
         self.received += n as u64;
         self.shared
             .published
@@ -1342,9 +1393,8 @@ impl<T> LinkRx<T> {
         if !self.bound {
             self.bind();
         }
-        self.drain();
         let p = &self.shared.published;
-        if count == 0 || !self.queue.is_empty() || p.auto_left.load(Ordering::Relaxed) != 0 {
+        if count == 0 || self.queued() != 0 || p.auto_left.load(Ordering::Relaxed) != 0 {
             return false;
         }
         debug_assert_eq!(p.pops.total(), self.received);
@@ -1413,7 +1463,6 @@ impl<T> LinkRx<T> {
         out.extend(auto.items.drain(..n));
         drop(auto);
         self.received += n as u64;
-        self.drained += n as u64;
         (n, last)
     }
 
@@ -1424,8 +1473,7 @@ impl<T> LinkRx<T> {
         let p = &self.shared.published;
         let taken_for_it =
             (p.pops.total() - self.received + p.auto_deferred.load(Ordering::Relaxed)) as usize;
-        self.queue.len() + (self.shared.published.sends.total() - self.drained) as usize
-            - taken_for_it
+        (p.sends.total() - self.received) as usize - taken_for_it
     }
 
     /// Messages sent at or before edge `cycle` and not taken at or before it: the FIFO's level

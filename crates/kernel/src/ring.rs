@@ -78,6 +78,47 @@ impl<T> Ring<T> {
         self.head.store(h.wrapping_add(1), Ordering::Release);
         Some(v)
     }
+
+    /// Messages the consumer can see (pushed and not popped).
+    ///
+    /// # Safety
+    /// Only the consumer may call it (as [`Ring::pop`]).
+    #[inline]
+    pub(crate) unsafe fn len(&self) -> usize {
+        let h = self.head.load(Ordering::Relaxed);
+        self.tail.load(Ordering::Acquire).wrapping_sub(h)
+    }
+
+    /// The `k`-th oldest message (the head is 0), if there are more than `k`.
+    ///
+    /// # Safety
+    /// Only the consumer may call it, and the reference must be gone before its next pop.
+    #[inline]
+    pub(crate) unsafe fn get(&self, k: usize) -> Option<&T> {
+        let h = self.head.load(Ordering::Relaxed);
+        if k >= self.tail.load(Ordering::Acquire).wrapping_sub(h) {
+            return None;
+        }
+        // SAFETY: slot `h + k` holds a message (inside `head..tail`, published by the acquire
+        // load of `tail`) that only the consumer reaches until it pops it.
+        Some(unsafe { (*self.slots[h.wrapping_add(k) & self.mask].get()).assume_init_ref() })
+    }
+
+    /// As [`Ring::get`], to change the message in place.
+    ///
+    /// # Safety
+    /// As [`Ring::get`], and no other reference to the message may be alive (the consumer
+    /// reaches the ring through `&mut`).
+    #[inline]
+    #[allow(clippy::mut_from_ref)] // the consumer's exclusive access, as the contract says
+    pub(crate) unsafe fn get_mut(&self, k: usize) -> Option<&mut T> {
+        let h = self.head.load(Ordering::Relaxed);
+        if k >= self.tail.load(Ordering::Acquire).wrapping_sub(h) {
+            return None;
+        }
+        // SAFETY: as in `get`; the consumer holds no other reference to it.
+        Some(unsafe { (*self.slots[h.wrapping_add(k) & self.mask].get()).assume_init_mut() })
+    }
 }
 
 impl<T> Drop for Ring<T> {
@@ -107,6 +148,34 @@ mod tests {
                 [1, 2, 3, 4]
             );
             assert_eq!(r.pop(), None);
+        }
+    }
+
+    /// The consumer sees the messages in place, in order, changes them there, and pops them
+    /// as they were left; a slot freed by a pop takes a new message after the others.
+    #[test]
+    fn the_consumer_reads_and_changes_messages_in_place() {
+        let r = Ring::new(4);
+        unsafe {
+            assert_eq!((r.len(), r.get(0)), (0, None));
+            for v in [10, 11, 12] {
+                r.push(v).unwrap();
+            }
+            assert_eq!(r.len(), 3);
+            assert_eq!((r.get(0), r.get(2), r.get(3)), (Some(&10), Some(&12), None));
+            *r.get_mut(1).unwrap() += 100;
+            assert_eq!(r.get_mut(3), None);
+            assert_eq!(r.pop(), Some(10));
+            r.push(13).unwrap();
+            r.push(14).unwrap();
+            assert_eq!(r.len(), 4);
+            assert_eq!(r.get(0), Some(&111));
+            assert_eq!(r.get(3), Some(&14), "wrapped past the end of the slots");
+            assert_eq!(
+                (1..5).map(|_| r.pop().unwrap()).collect::<Vec<_>>(),
+                [111, 12, 13, 14]
+            );
+            assert_eq!(r.len(), 0);
         }
     }
 

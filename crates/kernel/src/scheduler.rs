@@ -364,6 +364,12 @@ pub struct Scheduler {
     probing: bool,
 }
 
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        wake::release();
+    }
+}
+
 impl Default for Scheduler {
     fn default() -> Self {
         Self::new()

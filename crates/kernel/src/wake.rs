@@ -10,6 +10,7 @@
 //! schedulers stepped in turn on one thread never take each other's posts.
 
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Who owns a link end: `scheduler id << 32 | slot`, or [`NOBODY`].
@@ -25,13 +26,28 @@ struct Local {
 }
 
 thread_local! {
-    static LOCAL: Local = const {
-        Local {
+    // `ManuallyDrop`: a thread-local without a destructor is reached without the check that
+    // a destructor's registration costs at each access (a link interaction makes one). A
+    // scheduler frees the posts' vector when it is dropped ([`release`]).
+    static LOCAL: ManuallyDrop<Local> = const {
+        ManuallyDrop::new(Local {
             current: Cell::new(NOBODY),
             posts: RefCell::new(Vec::new()),
             interactions: Cell::new(0),
-        }
+        })
     };
+}
+
+/// Frees this thread's vector of posts if it holds none (a scheduler being dropped: the
+/// vector would otherwise outlive the thread's last simulation).
+pub(crate) fn release() {
+    LOCAL.with(|l| {
+        if let Ok(mut p) = l.posts.try_borrow_mut() {
+            if p.is_empty() {
+                *p = Vec::new();
+            }
+        }
+    });
 }
 
 static NEXT_SCHEDULER: AtomicU32 = AtomicU32::new(0);
