@@ -203,6 +203,18 @@ pub struct GlbReader<E: ReqEnd = LinkEnd> {
     jobs: Jobs<ReadJob>,
     /// After the last step, the next edge had work without anything new arriving.
     more: bool,
+    /// The last step had a chunk to send and no credit to send it with.
+    blocked: bool,
+}
+
+impl ReadOut {
+    /// See [`LinkTx::may_send`].
+    fn may_send(&self, cx: &StepCtx) -> bool {
+        match self {
+            ReadOut::Beats(tx) => tx.may_send(cx),
+            ReadOut::Values { tx, .. } => tx.may_send(cx),
+        }
+    }
 }
 
 impl GlbReader<LinkEnd> {
@@ -230,6 +242,7 @@ impl<E: ReqEnd> GlbReader<E> {
             lookahead: 4,
             jobs: Jobs::default(),
             more: false,
+            blocked: false,
         }
     }
 
@@ -261,6 +274,7 @@ impl<E: ReqEnd> GlbReader<E> {
     /// One edge (see [`Component::step`]).
     pub(crate) fn run(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
+        self.blocked = false;
         if let Some(job) = self.jobs.port.try_recv(cx) {
             // Checked whole before any of it runs: its walk's address arithmetic then cannot
             // overflow.
@@ -296,6 +310,7 @@ impl<E: ReqEnd> GlbReader<E> {
                 }
             };
             moved |= sent;
+            self.blocked = !sent;
             let done = match self.out {
                 ReadOut::Beats(_) => c.next_tag == c.tags.len(),
                 ReadOut::Values { .. } => c.next_word == c.len as usize,
@@ -372,8 +387,9 @@ impl<E: ReqEnd> GlbReader<E> {
             }
         }
         // (Looking at the next response also asks for a step at its arrival if it is on its
-        // way as part of a run.)
-        self.more = !self.ready.is_empty()
+        // way as part of a run.) A chunk waiting for a credit needs no step until one comes
+        // back: the credit wakes the block, and `quiet` sees it.
+        self.more = (!self.ready.is_empty() && !self.blocked)
             || self.port.resp_waiting(cx)
             || (!self.items.is_empty() && self.inflight.len() + self.ready.len() < self.lookahead)
             || self.jobs.more(cx);
@@ -382,11 +398,12 @@ impl<E: ReqEnd> GlbReader<E> {
 
     /// After a step whose wake was `Idle`, whether a step at this edge would do nothing, with
     /// nothing new on its GLB port since the edge before (the GLB knows that: see
-    /// [`crate::port::InnerEnd::stirs`]): no job has arrived and it has nothing to send (what
-    /// it has to send waits for credits, which only a step looks at). Everything else a step
-    /// does follows from those or from its port (see [`GlbReader::run`]).
+    /// [`crate::port::InnerEnd::stirs`]): no job has arrived, and it has nothing to send or
+    /// what it has waits for a credit still (none held, none usable: [`LinkTx::may_send`]).
+    /// Everything else a step does follows from those or from its port (see
+    /// [`GlbReader::run`]).
     pub(crate) fn quiet(&mut self, cx: &StepCtx) -> bool {
-        self.ready.is_empty() && !self.jobs.more(cx)
+        (self.ready.is_empty() || (self.blocked && !self.out.may_send(cx))) && !self.jobs.more(cx)
     }
 
     pub(crate) fn holds_work(&self) -> bool {
@@ -475,7 +492,7 @@ pub struct GlbWriter<E: ReqEnd = LinkEnd> {
     /// Writes formed and not yet sent.
     writes: VecDeque<GlbReq>,
     /// Values gathered for the entry being filled (value mode).
-    gather: Option<(GlbAddr, u64, u8)>,
+    gather: Gather,
     acks: u64,
     sent: u64,
     jobs: Jobs<WriteJob>,
@@ -493,6 +510,37 @@ impl GlbWriter<InnerEnd> {
     /// A writer for the GLB to step itself, on a port inside it.
     pub fn inner(name: &str, input: WriteIn) -> Self {
         Self::on(name, InnerEnd::default(), input)
+    }
+}
+
+/// The entry being gathered (address, data, lanes), if any.
+type Gather = Option<(GlbAddr, u64, u8)>;
+
+/// Writes the entry gathered so far, if any.
+fn flush_gather(gather: &mut Gather, writes: &mut VecDeque<GlbReq>) {
+    if let Some((a, data, mask)) = gather.take() {
+        writes.push_back(GlbReq {
+            bank: a.bank,
+            entry: a.entry,
+            dtype: a.dtype,
+            write: Some(data),
+            lane_mask: mask,
+            tag: 0,
+        });
+    }
+}
+
+/// Gathers `v` into the entry being filled, or writes that entry and starts `a`'s.
+fn put(gather: &mut Gather, writes: &mut VecDeque<GlbReq>, a: GlbAddr, v: i16) {
+    match gather {
+        Some((g, data, mask)) if g.bank == a.bank && g.entry == a.entry && g.dtype == a.dtype => {
+            *data |= (v as u16 as u64) << (16 * a.lane);
+            *mask |= 1 << a.lane;
+        }
+        _ => {
+            flush_gather(gather, writes);
+            *gather = Some((a, (v as u16 as u64) << (16 * a.lane), 1 << a.lane));
+        }
     }
 }
 
@@ -547,31 +595,11 @@ impl<E: ReqEnd> GlbWriter<E> {
     }
 
     fn flush_gather(&mut self) {
-        if let Some((a, data, mask)) = self.gather.take() {
-            self.writes.push_back(GlbReq {
-                bank: a.bank,
-                entry: a.entry,
-                dtype: a.dtype,
-                write: Some(data),
-                lane_mask: mask,
-                tag: 0,
-            });
-        }
+        flush_gather(&mut self.gather, &mut self.writes);
     }
 
     fn put(&mut self, a: GlbAddr, v: i16) {
-        match &mut self.gather {
-            Some((g, data, mask))
-                if g.bank == a.bank && g.entry == a.entry && g.dtype == a.dtype =>
-            {
-                *data |= (v as u16 as u64) << (16 * a.lane);
-                *mask |= 1 << a.lane;
-            }
-            _ => {
-                self.flush_gather();
-                self.gather = Some((a, (v as u16 as u64) << (16 * a.lane), 1 << a.lane));
-            }
-        }
+        put(&mut self.gather, &mut self.writes, a, v);
     }
 
     pub(crate) fn port(&mut self) -> &mut E {
@@ -658,13 +686,13 @@ impl<E: ReqEnd> GlbWriter<E> {
                     if let Some(b) = rx.try_recv(cx) {
                         // Word by word, with no allocation: each word's address from the
                         // PE's stream, then into the gather register.
+                        let q = self.streams.get_mut(&(b.bus, b.pe)).ok_or_else(|| {
+                            format!(
+                                "{}: psums from PE ({}, {}), which has no stream",
+                                self.name, b.bus, b.pe
+                            )
+                        })?;
                         for &v in &b.words[..b.len as usize] {
-                            let q = self.streams.get_mut(&(b.bus, b.pe)).ok_or_else(|| {
-                                format!(
-                                    "{}: psums from PE ({}, {}), which has no stream",
-                                    self.name, b.bus, b.pe
-                                )
-                            })?;
                             let a = next_word(q)
                                 .ok_or_else(|| {
                                     format!(
@@ -673,7 +701,7 @@ impl<E: ReqEnd> GlbWriter<E> {
                                     )
                                 })?
                                 .map_err(|e| format!("{}: {e}", self.name))?;
-                            self.put(a, v);
+                            put(&mut self.gather, &mut self.writes, a, v);
                         }
                         self.jobs.finished += b.len as u64;
                         self.flush_gather();
