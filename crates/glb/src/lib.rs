@@ -529,7 +529,40 @@ impl Component for Glb {
         // still on its way; a port found empty is not looked at again: nothing reaches it
         // within the step.)
         let mut waiting = false;
+        // The ports to look at, in round-robin order from `first`: every external port (a
+        // link, whose look also asks for a step at a request on its way) and each of its own
+        // sequencers' ports with a request in its FIFO (an empty one would serve nothing).
+        // Bit `k` is the `k`-th port from `first`.
+        let order = if n <= 64 {
+            let full = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+            let mut mask = if ext == 64 {
+                u64::MAX
+            } else {
+                (1u64 << ext) - 1
+            };
+            for (j, s) in self.seqs.iter().enumerate() {
+                if !s.port_ref().req.is_empty() {
+                    mask |= 1 << (ext + j);
+                }
+            }
+            if self.first == 0 {
+                mask
+            } else {
+                ((mask >> self.first) | (mask << (n - self.first))) & full
+            }
+        } else {
+            u64::MAX
+        };
         for k in 0..n {
+            if n <= 64 {
+                let rest = order >> k;
+                if rest == 0 {
+                    break;
+                }
+                if rest & 1 == 0 {
+                    continue;
+                }
+            }
             // `first + k < 2n`: the wrap without a division.
             let i = if self.first + k >= n {
                 self.first + k - n

@@ -161,6 +161,7 @@ impl<J> Jobs<J> {
 
     /// Whether the next edge has job work without anything new arriving: an id to send back,
     /// or a job already arrived.
+    #[inline]
     fn more(&mut self, cx: &StepCtx) -> bool {
         !self.dones.is_empty() || self.port.ready(cx)
     }

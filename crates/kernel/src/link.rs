@@ -1202,7 +1202,11 @@ impl<T> LinkRx<T> {
         if !self.bound {
             self.bind();
         }
-        self.post_head(cx.cycle);
+        // An empty link (most polls) is one look at the ring.
+        let head = self.nth(0)?;
+        if !head.posted() {
+            self.post_head_slow(cx.cycle);
+        }
         self.nth(0).filter(|env| env.ready_at() <= cycle)
     }
 
@@ -1526,11 +1530,13 @@ impl<T> Port<T> {
     }
 
     /// The next message, if one is visible at this edge.
+    #[inline]
     pub fn try_recv(&mut self, cx: &StepCtx) -> Option<T> {
         self.0.as_mut().and_then(|rx| rx.try_recv(cx))
     }
 
     /// Whether a message has arrived by this edge (looking at it, as [`LinkRx::peek`] does).
+    #[inline]
     pub fn ready(&mut self, cx: &StepCtx) -> bool {
         self.0.as_mut().is_some_and(|rx| rx.peek(cx).is_some())
     }
