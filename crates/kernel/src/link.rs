@@ -138,7 +138,7 @@ impl Default for Ramp {
 
 /// A [`Ramp`]'s events so far and its latest run ([`Ramp::latest`]): a copy that
 /// [`Ramp::record_from`] keeps current, for a writer that records several events in turn.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Latest {
     total: u64,
     base: u64,
@@ -1623,6 +1623,25 @@ mod tests {
         assert_eq!(tx.credits(&cx(7)), 4);
     }
 
+    /// `may_send` says no exactly while `can_send` would (no credit held, none usable yet),
+    /// and takes no credit in.
+    #[test]
+    fn may_send_looks_at_the_credits_as_can_send_would() {
+        let Link { mut tx, mut rx } = Link::<u8>::new("l", clock(), 1, 1).unwrap();
+        assert!(tx.may_send(&cx(0)));
+        tx.try_send(&cx(0), 7).unwrap();
+        assert!(!tx.may_send(&cx(0)) && !tx.may_send(&cx(1)));
+        assert_eq!(rx.try_recv(&cx(1)), Some(7));
+        // The pop at edge 1 gives a credit usable from edge 2.
+        assert!(!tx.may_send(&cx(1)));
+        assert!(
+            tx.may_send(&cx(2)) && tx.may_send(&cx(2)),
+            "a look takes nothing in"
+        );
+        assert_eq!(tx.credits(&cx(1)), 0);
+        assert!(tx.can_send(&cx(2)));
+    }
+
     #[test]
     fn an_end_running_ahead_is_seen_as_if_stepped_at_each_edge() {
         // Four messages sent at cycle 0; taken one an edge from cycle 1, either at each edge or
@@ -1924,12 +1943,15 @@ mod tests {
     proptest::proptest! {
         /// A run of events recorded at once leaves the ramp as recording them one by one does,
         /// from any history of runs the ramp admits (the edge moving on, events at it and
-        /// ahead of it, several at a cycle or one a cycle).
+        /// ahead of it, several at a cycle or one a cycle); recorded from a copy of the ramp's
+        /// state held through the whole history (as a sender records its sends), the copy
+        /// stays the ramp's state.
         #[test]
         fn a_run_recorded_at_once_leaves_the_ramp_as_one_by_one(
             ops in proptest::collection::vec((0u64..3, 0u64..4, 1u64..7, proptest::bool::ANY), 1..24)
         ) {
-            let (whole, single) = (Ramp::default(), Ramp::default());
+            let (whole, single, held) = (Ramp::default(), Ramp::default(), Ramp::default());
+            let mut copy = held.latest();
             let mut history: Vec<(u64, u64, bool, u64)> = Vec::new();
             let mut now = 0;
             for (advance, ahead, n, one_a_cycle) in ops {
@@ -1946,7 +1968,10 @@ mod tests {
                 history.push(op);
                 assert!(record_one_by_one(&single, op));
                 whole.record_run(op.0, op.1, op.2, op.3);
+                held.record_run_from(&mut copy, op.0, op.1, op.2, op.3);
                 proptest::prop_assert_eq!(ramp_state(&whole), ramp_state(&single), "after {:?}", op);
+                proptest::prop_assert_eq!(ramp_state(&held), ramp_state(&single), "after {:?}", op);
+                proptest::prop_assert_eq!(copy, held.latest(), "after {:?}", op);
             }
         }
     }
