@@ -243,14 +243,22 @@ fn untime(slot: &mut Slot, c: usize, dom: &mut Domain, edge: u64) {
 const NO_EDGE: u64 = u64::MAX;
 
 impl Domain {
+    #[inline]
     fn request(&mut self, edge: u64, slot: usize) {
         let edge = edge.max(self.next);
         if edge - self.next < WHEEL {
             self.push(edge, slot as u32);
         } else {
-            self.far.push(Reverse((edge, slot as u32)));
+            self.push_far(edge, slot as u32);
         }
         self.queued += 1;
+    }
+
+    /// A request beyond the wheel's reach.
+    #[cold]
+    #[inline(never)]
+    fn push_far(&mut self, edge: u64, slot: u32) {
+        self.far.push(Reverse((edge, slot)));
     }
 
     /// Puts a request for `edge` (within the wheel's reach) into its bucket.
