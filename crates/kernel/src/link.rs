@@ -1288,13 +1288,12 @@ impl<T> LinkRx<T> {
     /// one an edge (each arrived by its edge), at most `max`: what [`LinkRx::take_run_at`]
     /// would take.
     pub fn arrived_run(&mut self, first: u64, max: usize) -> usize {
-        let n = max.min(self.queued());
-        (0..n)
-            .take_while(|&k| {
-                self.nth(k)
-                    .is_some_and(|e| e.ready_at() <= first + k as u64)
-            })
-            .count()
+        // SAFETY: this end is the ring's only consumer.
+        unsafe {
+            self.shared
+                .ring
+                .count_while(max, |k, e| e.ready_at() <= first + k as u64)
+        }
     }
 
     /// Takes up to `max` messages as a run at consecutive edges from `first` on (a same-clock
@@ -1315,7 +1314,9 @@ impl<T> LinkRx<T> {
         if n == 0 {
             return 0;
         }
-        out.extend((0..n).map_while(|_| self.pop_head().map(|e| e.item)));
+        out.reserve(n);
+        // SAFETY: this end is the ring's only consumer, through `&mut self`.
+        unsafe { self.shared.ring.pop_into(n, |e| out.push(e.item)) };
         self.received += n as u64;
         self.shared
             .published

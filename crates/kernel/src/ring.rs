@@ -104,6 +104,51 @@ impl<T> Ring<T> {
         Some(unsafe { (*self.slots[h.wrapping_add(k) & self.mask].get()).assume_init_ref() })
     }
 
+    /// How many of the oldest messages, at most `max`, `f` accepts in turn (given each one's
+    /// place from the head): it stops at the first it refuses. One look at the tail.
+    ///
+    /// # Safety
+    /// Only the consumer may call it.
+    #[inline]
+    pub(crate) unsafe fn count_while(
+        &self,
+        max: usize,
+        mut f: impl FnMut(usize, &T) -> bool,
+    ) -> usize {
+        let h = self.head.load(Ordering::Relaxed);
+        let n = max.min(self.tail.load(Ordering::Acquire).wrapping_sub(h));
+        let mut k = 0;
+        while k < n {
+            // SAFETY: slot `h + k` holds a message (inside `head..tail`, published by the
+            // acquire load of `tail`) that only the consumer reaches.
+            let v = unsafe { (*self.slots[h.wrapping_add(k) & self.mask].get()).assume_init_ref() };
+            if !f(k, v) {
+                break;
+            }
+            k += 1;
+        }
+        k
+    }
+
+    /// Pops the `n` oldest messages into `f`, in order (`n` at most the messages there: it
+    /// pops no more than there are). One look at the tail.
+    ///
+    /// # Safety
+    /// Only the consumer may call it.
+    #[inline]
+    pub(crate) unsafe fn pop_into(&self, n: usize, mut f: impl FnMut(T)) {
+        let h = self.head.load(Ordering::Relaxed);
+        let n = n.min(self.tail.load(Ordering::Acquire).wrapping_sub(h));
+        for k in 0..n {
+            let at = h.wrapping_add(k);
+            // SAFETY: slot `at` holds a message (inside `head..tail`), read once: `head` moves
+            // past it before `f` sees it (a panic in `f` cannot leave it to be dropped again).
+            let v = unsafe { (*self.slots[at & self.mask].get()).assume_init_read() };
+            self.head.store(at.wrapping_add(1), Ordering::Release);
+            f(v);
+        }
+    }
+
     /// As [`Ring::get`], to change the message in place.
     ///
     /// # Safety
@@ -176,6 +221,32 @@ mod tests {
                 [111, 12, 13, 14]
             );
             assert_eq!(r.len(), 0);
+        }
+    }
+
+    /// The consumer counts the oldest messages a test accepts and pops several at once, in
+    /// order, across the wrap, and never more than there are.
+    #[test]
+    fn the_consumer_counts_and_pops_runs_of_messages() {
+        let r = Ring::new(4);
+        unsafe {
+            for v in [1, 2] {
+                r.push(v).unwrap();
+            }
+            r.pop_into(2, drop);
+            for v in [10, 11, 12, 13] {
+                r.push(v).unwrap();
+            }
+            assert_eq!(r.count_while(9, |k, &v| v == 10 + k as i32), 4);
+            assert_eq!(r.count_while(9, |_, &v| v < 12), 2);
+            assert_eq!(r.count_while(3, |_, _| true), 3);
+            assert_eq!(r.count_while(9, |_, &v| v > 10), 0);
+            let mut got = vec![];
+            r.pop_into(3, |v| got.push(v));
+            assert_eq!(got, [10, 11, 12]);
+            r.pop_into(5, |v| got.push(v));
+            assert_eq!(got, [10, 11, 12, 13], "no more than there are");
+            assert_eq!((r.len(), r.count_while(9, |_, _| true)), (0, 0));
         }
     }
 
