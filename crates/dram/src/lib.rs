@@ -399,16 +399,15 @@ impl Component for Inbound {
             self.streams.extend(jobs);
             moved = true;
         }
-        // Up to a bus word's worth of values a cycle (`lanes`: the GLB's write width).
-        for _ in 0..self.lanes {
-            let Some(&v) = self.pending.front() else {
-                break;
-            };
-            if self.output.try_send(cx, v).is_err() {
-                break;
-            }
-            self.pending.pop_front();
-            moved = true;
+        // Up to a bus word's worth of values a cycle (`lanes`: the GLB's write width), as many
+        // as the loader has room for.
+        let n = self.lanes.min(self.pending.len());
+        if n > 0 {
+            let sent = self
+                .output
+                .try_send_many(cx, &self.pending.make_contiguous()[..n]);
+            self.pending.drain(..sent);
+            moved |= sent > 0;
         }
         if self.pending.is_empty() {
             if let Some(d) = self.input.try_recv(cx) {
