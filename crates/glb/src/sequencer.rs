@@ -661,16 +661,7 @@ impl<E: ReqEnd> GlbWriter<E> {
                         None => 1, // a value now is an error, reported below
                     };
                     let mut got = [0i16; 4];
-                    let mut n = 0;
-                    while n < same_entry {
-                        match rx.try_recv(cx) {
-                            Some(v) => {
-                                got[n] = v;
-                                n += 1;
-                            }
-                            None => break,
-                        }
-                    }
+                    let n = rx.try_recv_many(cx, &mut got[..same_entry]);
                     for &v in &got[..n] {
                         let a = self.addrs.pop_front().ok_or_else(|| {
                             format!(

@@ -1275,6 +1275,57 @@ impl<T> LinkRx<T> {
         Some(env.item)
     }
 
+    /// Takes the messages that have arrived by this edge, in order, into `out`, as many as fit:
+    /// what [`LinkRx::try_recv`] in turn until one finds nothing (or `out` is full) takes, as
+    /// one link interaction. Returns how many.
+    #[inline]
+    pub fn try_recv_many(&mut self, cx: &StepCtx, out: &mut [T]) -> usize {
+        if out.is_empty() {
+            return 0;
+        }
+        if !matches!(self.delay, Delay::Cycles(_)) {
+            // Across clocks each pop returns its own credit: one at a time.
+            let mut n = 0;
+            while n < out.len() {
+                match self.try_recv(cx) {
+                    Some(v) => out[n] = v,
+                    None => break,
+                }
+                n += 1;
+            }
+            return n;
+        }
+        if !self.bound {
+            self.bind();
+        }
+        let now = cx.cycle;
+        // SAFETY: this end is the ring's only consumer, through `&mut self`.
+        let n = unsafe {
+            self.shared
+                .ring
+                .count_while(out.len(), |_, e| e.ready_at() <= now)
+        };
+        if n > 0 {
+            let mut k = 0;
+            // SAFETY: as above.
+            unsafe {
+                self.shared.ring.pop_into(n, |e| {
+                    out[k] = e.item;
+                    k += 1;
+                })
+            };
+            self.received += n as u64;
+            self.shared
+                .published
+                .pops
+                .record_run(now, n as u64, false, now);
+            wake::interact(self.shared.published.sender_to_wake(), now + 1);
+        }
+        // The first one not taken: a step at its arrival, as a look at it asks.
+        self.post_head(now);
+        n
+    }
+
     /// Whether a component running ahead may take a message at the later edge `cycle` from a
     /// step at `cx` (see [`LinkRx::try_recv_at`]), as [`LinkTx::can_send_ahead_at`] for sends.
     #[inline]
@@ -1684,6 +1735,61 @@ mod tests {
             }
         }
         assert!(next > 20, "the test sent little: {next}");
+    }
+
+    /// `try_recv_many` takes what `try_recv` in turn would, seen the same by the sender
+    /// (credits) and the FIFO level, with messages sent alone and as runs.
+    #[test]
+    fn taking_many_at_an_edge_is_taking_each_in_turn() {
+        let (mut a, mut b) = (
+            Link::<u8>::new("a", clock(), 1, 6).unwrap(),
+            Link::<u8>::new("b", clock(), 1, 6).unwrap(),
+        );
+        let mut next = 0u8;
+        let mut taken = 0;
+        for edge in 0..16u64 {
+            if edge % 5 == 1 {
+                // A run of three, one a cycle from the next edge.
+                let run: Vec<u8> = (next..next + 3).collect();
+                if a.tx.credits(&cx(edge)) >= 3 && b.tx.credits(&cx(edge)) >= 3 {
+                    assert!(a.tx.send_run_at(&cx(edge), edge, run.clone()));
+                    assert!(b.tx.send_run_at(&cx(edge), edge, run));
+                    next += 3;
+                }
+            } else if edge % 5 == 0 || edge % 5 == 4 {
+                // (Not while the run's later edges are still to come.)
+                for _ in 0..2 {
+                    if a.tx.try_send(&cx(edge), next).is_ok() {
+                        b.tx.try_send(&cx(edge), next).unwrap();
+                        next += 1;
+                    }
+                }
+            }
+            if edge % 2 == 0 {
+                let mut one = vec![];
+                while one.len() < 4 {
+                    match a.rx.try_recv(&cx(edge)) {
+                        Some(v) => one.push(v),
+                        None => break,
+                    }
+                }
+                let mut many = [0u8; 4];
+                let n = b.rx.try_recv_many(&cx(edge), &mut many);
+                assert_eq!(&many[..n], &one[..], "edge {edge}");
+                taken += n;
+            }
+            assert_eq!(
+                a.tx.credits(&cx(edge)),
+                b.tx.credits(&cx(edge)),
+                "edge {edge}"
+            );
+            assert_eq!(
+                a.rx.in_flight_at(edge),
+                b.rx.in_flight_at(edge),
+                "edge {edge}"
+            );
+        }
+        assert!(taken > 12, "the test took little: {taken}");
     }
 
     /// `may_send` says no exactly while `can_send` would (no credit held, none usable yet),
