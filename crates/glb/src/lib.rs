@@ -529,40 +529,7 @@ impl Component for Glb {
         // still on its way; a port found empty is not looked at again: nothing reaches it
         // within the step.)
         let mut waiting = false;
-        // The ports to look at, in round-robin order from `first`: every external port (a
-        // link, whose look also asks for a step at a request on its way) and each of its own
-        // sequencers' ports with a request in its FIFO (an empty one would serve nothing).
-        // Bit `k` is the `k`-th port from `first`.
-        let order = if n <= 64 {
-            let full = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-            let mut mask = if ext == 64 {
-                u64::MAX
-            } else {
-                (1u64 << ext) - 1
-            };
-            for (j, s) in self.seqs.iter().enumerate() {
-                if !s.port_ref().req.is_empty() {
-                    mask |= 1 << (ext + j);
-                }
-            }
-            if self.first == 0 {
-                mask
-            } else {
-                ((mask >> self.first) | (mask << (n - self.first))) & full
-            }
-        } else {
-            u64::MAX
-        };
         for k in 0..n {
-            if n <= 64 {
-                let rest = order >> k;
-                if rest == 0 {
-                    break;
-                }
-                if rest & 1 == 0 {
-                    continue;
-                }
-            }
             // `first + k < 2n`: the wrap without a division.
             let i = if self.first + k >= n {
                 self.first + k - n
@@ -572,7 +539,14 @@ impl Component for Glb {
             let r = if i < ext {
                 self.banks.serve(&mut self.ports[i], cx)?
             } else {
-                self.banks.serve(self.seqs[i - ext].port(), cx)?
+                // One of its own sequencers' ports with an empty request FIFO has nothing to
+                // serve (an external port is always looked at: a link's look also asks for a
+                // step at a request on its way).
+                let port = self.seqs[i - ext].port();
+                if port.req.is_empty() {
+                    continue;
+                }
+                self.banks.serve(port, cx)?
             };
             match r {
                 Served::Nothing => {}
