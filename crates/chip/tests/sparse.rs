@@ -194,7 +194,8 @@ fn a_sparse_layer_fits_mappings_a_dense_one_cannot() {
 }
 
 /// A corrupt compressed row stops the run with an error, never a panic or a hang: a zero where
-/// the mask promises a value is the PE's error naming the PE, the word and the cycle; a mask
+/// the mask promises a value is the PE's error naming the PE, the word and the cycle, the same
+/// cycle event-driven (where the PE loads rows ahead) as stepped at every edge; a mask
 /// that is well formed but promises more values than the stream carries leaves the PE waiting,
 /// which the watchdog reports naming the PEs that still hold work.
 #[test]
@@ -216,7 +217,11 @@ fn a_corrupt_compressed_row_is_an_error_naming_where() {
         mac: fmt.mac(),
         ..Default::default()
     };
-    let run = |corrupt: &dyn Fn(&mut [u64], u64)| {
+    let run_on = |corrupt: &dyn Fn(&mut [u64], u64), every_edge: bool| {
+        let opts = rowsim_chip::RunOptions {
+            every_edge,
+            ..opts.clone()
+        };
         let mut sim = rowsim_chip::LayerSim::new(&hw, &l, &m, &x, &w, &opts).unwrap();
         let (_, addr, words) = sim.filter_streams()[0];
         assert!(words > 0);
@@ -229,17 +234,20 @@ fn a_corrupt_compressed_row_is_an_error_naming_where() {
             }
         }
     };
+    let run = |corrupt: &dyn Fn(&mut [u64], u64)| run_on(corrupt, false);
     // The first row's first value (stream word `masks`) zeroed.
-    let err = run(&|mem, addr| {
+    let zero_value = |mem: &mut [u64], addr: u64| {
         let (k, lane) = (addr as usize + masks / 4, masks % 4);
         mem[k] &= !(0xFFFFu64 << (16 * lane));
-    });
+    };
+    let err = run(&zero_value);
     assert!(
         err.contains("top.chip.pe_array.pe_")
             && err.contains(&format!("word {masks} is a zero value")),
         "{err}"
     );
     assert!(err.contains("cycle"), "{err}");
+    assert_eq!(err, run_on(&zero_value, true));
     // The first mask word's low bit cleared: one value fewer than the row carries, so the
     // row's last word is taken as the next's; somewhere a PE waits for a word that never comes.
     let err = run(&|mem, addr| {

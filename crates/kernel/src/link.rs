@@ -1340,6 +1340,13 @@ impl<T> LinkRx<T> {
         self.nth(0).map(|e| e.ready_at())
     }
 
+    /// The `k`-th message on its way (the head is 0), arrived or not, without taking it: what
+    /// a component running ahead looks at before it takes a run (see [`LinkRx::arrived_run`]).
+    #[inline]
+    pub fn peek_nth(&self, k: usize) -> Option<&T> {
+        self.nth(k).map(|env| &env.item)
+    }
+
     /// Messages that have arrived by this edge and wait to be taken.
     pub fn ready(&mut self, cx: &StepCtx) -> usize {
         if !self.bound {

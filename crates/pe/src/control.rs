@@ -240,8 +240,10 @@ impl Pe {
     /// port at the edges its values arrive, and the PE wakes at each release with a value
     /// waiting (see [`Pe::step`], `port_next`). A filter-load or drain run needs an
     /// empty pipeline, and a drain's last psum an ifmap port with nothing to do before it (else
-    /// it takes a step of its own). Dense filter loads only: a compressed row can fault part
-    /// way, which must stop the run at that word's edge.
+    /// it takes a step of its own). A compressed row loads ahead in its parts (its mask
+    /// words, then the values they promise) and only up to a word that would fault, which a
+    /// step at that word's edge loads and raises; it leaves no word to the link (one sent
+    /// later could fault where no step looks).
     fn run_ahead(&mut self, cx: &StepCtx, prim: &Primitive) -> Result<(), Fault> {
         let mut c = cx.cycle;
         self.releases.valid = false;
@@ -264,7 +266,7 @@ impl Pe {
                     }
                 }
                 _ if !pipe_empty => break,
-                PeState::LoadFilters if !prim.compressed => {
+                PeState::LoadFilters => {
                     c = self.load_ahead(cx, c, prim)?;
                     break;
                 }
@@ -334,13 +336,13 @@ impl Pe {
 
     /// A filter load from edge `c + 1` on: the weights already on their way, each at the first
     /// edge at or after its arrival, one an edge (the edges between are filter stalls), taken
-    /// as runs. With none on its way, the rest of the row is left to the link, which takes
+    /// as runs (a compressed row's up to a word that would fault: see [`Pe::run_ahead`]). With
+    /// none on its way, the rest of a dense row is left to the link, which takes
     /// each for the PE as it is sent, at the edge the PE would have (`LinkRx::auto_take`),
     /// and asks for a step at the last: the PE sleeps through the load, and loads what the
     /// link took when it is next stepped (here, in `load_weight`, or settling the edges).
     /// Returns the last edge it ran.
     fn load_ahead(&mut self, cx: &StepCtx, mut c: u64, prim: &Primitive) -> Result<u64, Fault> {
-        let row = prim.p * prim.q * prim.s;
         while self.dp.state == PeState::LoadFilters {
             if self.ports.filter_in.auto_pending() {
                 let (n, last) = self.collect_weights(cx, None, prim)?;
@@ -353,19 +355,33 @@ impl Pe {
                 c = end;
                 continue;
             }
+            let left = self.mode.words_left(&self.dp, prim);
             let Some(r) = self.ports.filter_in.head_ready_at() else {
-                let left = (row - self.dp.filter.loaded) as u64;
-                self.ports.filter_in.auto_take(cx, c + 1, left, 0);
+                if !prim.compressed {
+                    self.ports.filter_in.auto_take(cx, c + 1, left as u64, 0);
+                }
+                // A compressed row's words are the PE's to take (each arrival wakes it): one
+                // may fault, which must stop the run at its edge.
                 break;
             };
             let first = r.max(c + 1);
             if !self.ports.filter_in.can_pop_ahead_at(cx, first) {
                 break;
             }
-            let left = (row - self.dp.filter.loaded) as usize;
-            let n = self.ports.filter_in.arrived_run(first, left);
+            let mut n = self.ports.filter_in.arrived_run(first, left as usize);
             let mut words = std::mem::take(&mut self.run_buf);
             words.clear();
+            if prim.compressed {
+                // Up to a word that would fault: it faults at its own edge, in a step.
+                let rx = &self.ports.filter_in;
+                words.extend((0..n).filter_map(|k| rx.peek_nth(k).copied()));
+                n = self.mode.loadable(&self.dp, prim, &words);
+                words.clear();
+                if n == 0 {
+                    self.run_buf = words;
+                    break;
+                }
+            }
             if self.ports.filter_in.take_run_at(cx, first, n, &mut words) != n {
                 return Err("weights vanished between their check and their use".into());
             }

@@ -137,6 +137,28 @@ impl Mode {
             Mode::Skipping(e) => e.run_position(dp, prim),
         }
     }
+
+    /// The words of the filter stream a load ahead may take next as one run: the rest of the
+    /// row, or with compressed weights the rest of its current part (its mask words, whose
+    /// bits say how many values follow, or its values).
+    #[inline]
+    pub fn words_left(&self, dp: &Datapath, prim: &Primitive) -> u32 {
+        match self {
+            Mode::Skipping(e) if prim.compressed => e.compressed_words_left(dp),
+            _ => prim.p * prim.q * prim.s - dp.filter.loaded,
+        }
+    }
+
+    /// Of the next words of the filter stream (`words`, within [`Mode::words_left`]), how many
+    /// load without a fault: a load ahead takes those, and leaves a word that faults to a step
+    /// at its own edge, which raises the fault there as a step at every edge does.
+    #[inline]
+    pub fn loadable(&self, dp: &Datapath, prim: &Primitive, words: &[i16]) -> usize {
+        match self {
+            Mode::Skipping(e) if prim.compressed => e.compressed_loadable(dp, words),
+            _ => words.len(),
+        }
+    }
 }
 
 /// Every MAC slot issued; the ifmap value of an `(s, c)` read once and held for its `p` MACs.
@@ -324,9 +346,11 @@ pub(crate) struct Skipping {
     masks_loaded: u32,
     nonzeros: u32,
     filter_entries: u32,
-    /// Whether this position's index has been read, the nonzero pairs it has still to issue,
-    /// and the `(s, c)` whose ifmap value is held.
+    /// Whether this position's index has been read, its nonzero pairs from that read (a bit
+    /// per MAC: the next-nonzero pointers walk these), the pairs it has still to issue, and
+    /// the `(s, c)` whose ifmap value is held.
     indexed: bool,
+    pairs: Vec<u64>,
     nz_left: u32,
     held_group: u32,
     held_ifmap: i16,
@@ -345,6 +369,7 @@ impl Skipping {
             nonzeros: 0,
             filter_entries: sizes.filter_entries,
             indexed: false,
+            pairs: vec![0; (sizes.weight_slots() as usize).div_ceil(64)],
             nz_left: 0,
             held_group: u32::MAX,
             held_ifmap: 0,
@@ -359,19 +384,66 @@ impl Skipping {
         dp.ifmap.col_of(dp.window_start(prim) + s as u64) * prim.q + c
     }
 
-    /// Whether MAC `op` of the position has a nonzero ifmap value and a nonzero weight.
-    #[inline]
-    fn nonzero(&self, dp: &Datapath, prim: &Primitive, op: u32) -> bool {
-        !dp.ifmap.is_zero(Self::ifmap_addr(dp, prim, op))
-            && (self.weight_zero[op as usize / 64] >> (op % 64)) & 1 == 0
+    /// The position's index read: which of its MACs have a nonzero ifmap value and a nonzero
+    /// weight (into `pairs`), and how many `(s, c)` have a nonzero ifmap value. The window's
+    /// entries do not change while the position has MACs left to issue on them (the write
+    /// port takes only entries released), so the pairs read here are those still to come.
+    fn read_index(&mut self, dp: &Datapath, prim: &Primitive) -> (u32, u32) {
+        let words = (dp.ops as usize).div_ceil(64);
+        let pairs = &mut self.pairs[..words];
+        pairs.fill(0);
+        let (p, start) = (prim.p as usize, dp.window_start(prim));
+        let mut visited = 0;
+        for s in 0..prim.s {
+            let col = dp.ifmap.col_of(start + s as u64);
+            for c in 0..prim.q {
+                if dp.ifmap.is_zero(col * prim.q + c) {
+                    continue;
+                }
+                visited += 1;
+                // The group's `p` MACs, one bit each.
+                let mut lo = ((s * prim.q + c) as usize) * p;
+                let end = lo + p;
+                while lo < end {
+                    let n = (end - lo).min(64 - lo % 64);
+                    let ones = if n == 64 {
+                        !0
+                    } else {
+                        ((1u64 << n) - 1) << (lo % 64)
+                    };
+                    pairs[lo / 64] |= ones;
+                    lo += n;
+                }
+            }
+        }
+        let mut nz = 0;
+        for (b, &z) in pairs.iter_mut().zip(&self.weight_zero) {
+            *b &= !z;
+            nz += b.count_ones();
+        }
+        (nz, visited)
     }
 
-    /// The first MAC at or after `from` with both operands nonzero (`ops` when none).
+    /// The first MAC at or after `from` with both operands nonzero (`ops` when none), from the
+    /// position's index.
     #[inline]
-    fn next_nonzero(&self, dp: &Datapath, prim: &Primitive, from: u32) -> u32 {
-        (from..dp.ops)
-            .find(|&op| self.nonzero(dp, prim, op))
-            .unwrap_or(dp.ops)
+    fn next_nonzero(&self, dp: &Datapath, from: u32) -> u32 {
+        if from >= dp.ops {
+            return dp.ops;
+        }
+        let mut i = from as usize / 64;
+        let mut w = self.pairs[i] & (!0u64 << (from % 64));
+        loop {
+            if w != 0 {
+                // `pairs` has no bit at or past `ops`.
+                return (i * 64) as u32 + w.trailing_zeros();
+            }
+            i += 1;
+            if i * 64 >= dp.ops as usize {
+                return dp.ops;
+            }
+            w = self.pairs[i];
+        }
     }
 
     /// After an operation: the position ends once its last nonzero pair is issued.
@@ -430,6 +502,42 @@ impl Skipping {
     }
 }
 
+impl Skipping {
+    /// See [`Mode::words_left`]: the mask words not loaded yet, else the values.
+    fn compressed_words_left(&self, dp: &Datapath) -> u32 {
+        let masks = dp.ops.div_ceil(16);
+        if self.masks_loaded < masks {
+            masks - self.masks_loaded
+        } else {
+            self.nonzeros - dp.filter.loaded
+        }
+    }
+
+    /// See [`Mode::loadable`]: the words before the first that [`Skipping::load_compressed`]
+    /// would refuse (the same checks, on a copy of the counts).
+    fn compressed_loadable(&self, dp: &Datapath, words: &[i16]) -> usize {
+        let masks = dp.ops.div_ceil(16);
+        let mut k = self.masks_loaded;
+        let mut nonzeros = self.nonzeros;
+        for (i, &w) in words.iter().enumerate() {
+            if k < masks {
+                if zmask::check_mask_word(k as usize, w as u16, dp.ops as usize).is_err() {
+                    return i;
+                }
+                let valid = (dp.ops - 16 * k).min(16);
+                nonzeros += ((w as u16) & ((1u32 << valid) - 1) as u16).count_ones();
+                if nonzeros > self.filter_entries {
+                    return i;
+                }
+                k += 1;
+            } else if w == 0 {
+                return i;
+            }
+        }
+        words.len()
+    }
+}
+
 impl Engine for Skipping {
     fn configure(&mut self, _prim: &Primitive) {
         self.indexed = false;
@@ -474,18 +582,15 @@ impl Engine for Skipping {
             self.indexed = true;
             dp.counters.index_cycles += 1;
             dp.counters.index_reads += 1;
-            let nz = (0..dp.ops).filter(|&op| self.nonzero(dp, prim, op)).count() as u32;
+            let (nz, visited) = self.read_index(dp, prim);
             dp.counters.macs_skipped += (dp.ops - nz) as u64;
             // Every (s, c) whose ifmap value is nonzero is visited: its value read once, its
             // next-nonzero pointer read once (whether or not its weights are).
-            let visited = (0..prim.q * prim.s)
-                .filter(|&g| !dp.ifmap.is_zero(Self::ifmap_addr(dp, prim, g * prim.p)))
-                .count() as u64;
-            dp.counters.ifmap_spad_reads += visited;
-            dp.counters.index_reads += visited;
+            dp.counters.ifmap_spad_reads += visited as u64;
+            dp.counters.index_reads += visited as u64;
             self.nz_left = nz;
             self.held_group = u32::MAX;
-            dp.op = self.next_nonzero(dp, prim, 0);
+            dp.op = self.next_nonzero(dp, 0);
             self.end_position(dp);
             return true;
         }
@@ -516,13 +621,75 @@ impl Engine for Skipping {
             ifmap: self.held_ifmap,
         });
         self.nz_left -= 1;
-        dp.op = self.next_nonzero(dp, prim, op + 1);
+        dp.op = self.next_nonzero(dp, op + 1);
         self.end_position(dp);
         true
     }
 
     fn burst_edges(&self, dp: &Datapath, _prim: &Primitive) -> Option<u64> {
         (dp.state == PeState::Compute && self.indexed).then_some(self.nz_left as u64 + 2)
+    }
+
+    /// The position's remaining nonzero pairs, walked on its index, each through MUL and ADD:
+    /// what [`Skipping::issue`] and the pipeline do to the spads, the psums and the counters
+    /// pair by pair, with the registers and probes left as the last pair leaves them.
+    fn run_position(&mut self, dp: &mut Datapath, prim: &Primitive) {
+        if dp.state != PeState::Compute || !self.indexed {
+            // Not a position under way: the edge-by-edge operations (the default).
+            while dp.state == PeState::Compute {
+                self.issue(dp, prim);
+                dp.complete_rd(prim);
+            }
+            return;
+        }
+        let p = prim.p;
+        let mut op = dp.op;
+        let mut n = 0u64;
+        let mut last = None;
+        while op < dp.ops {
+            let g = op / p;
+            if g != self.held_group {
+                let a = Self::ifmap_addr(dp, prim, op);
+                self.held_group = g;
+                self.held_ifmap = dp.ifmap.entries[a as usize];
+                dp.probe.held.ifmap_rd = (a, self.held_ifmap);
+            }
+            let fa = if prim.compressed {
+                self.weight_rank[op as usize]
+            } else {
+                op
+            };
+            let weight = dp.filter.entries[fa as usize];
+            let f = op % p;
+            let ov = &mut dp.counters.overflows;
+            let product = mac::product(weight, self.held_ifmap, prim.mac, ov);
+            let old = dp.psum[f as usize];
+            let sum = mac::add(old, product, prim.mac, ov);
+            dp.psum[f as usize] = sum;
+            last = Some((fa, weight, f, old, sum, product));
+            n += 1;
+            op = self.next_nonzero(dp, op + 1);
+        }
+        if let Some((fa, weight, f, old, sum, product)) = last {
+            let pipe = &mut dp.pipe;
+            (pipe.mac_a, pipe.mac_b, pipe.mac_product) = (weight, self.held_ifmap, product);
+            let h = &mut dp.probe.held;
+            h.filter_rd = (fa, weight);
+            (h.psum_rd, h.psum_wr, h.sum) = ((f, old), (f, sum), sum);
+            dp.probe.strobes |= strobe::IFMAP_RD
+                | strobe::FILTER_RD
+                | strobe::MAC_VALID
+                | strobe::PSUM_RD
+                | strobe::PSUM_WR;
+        }
+        let c = &mut dp.counters;
+        c.filter_spad_reads += n;
+        c.macs += n;
+        c.psum_spad_reads += n;
+        c.psum_spad_writes += n;
+        self.nz_left -= n as u32;
+        dp.op = op;
+        self.end_position(dp);
     }
 
     /// One nonzero pair an edge, in order: a group is released at the edge after which the
@@ -538,7 +705,7 @@ impl Engine for Skipping {
         let p = prim.p as u64;
         let (mut op, mut edge, mut g) = (dp.op, first, 0usize);
         while g < out.len() && op < dp.ops {
-            let after = self.next_nonzero(dp, prim, op + 1) as u64;
+            let after = self.next_nonzero(dp, op + 1) as u64;
             while g < out.len() && (from + g as u64 + 1) * p <= after {
                 out[g] = edge;
                 g += 1;

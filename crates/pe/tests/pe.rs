@@ -451,8 +451,9 @@ fn sizes_come_from_the_hw_config() {
     );
 }
 
-/// A corrupt compressed row is a fault that names the PE and the word, never a panic: mask bits
-/// past the row, more nonzero weights than entries, a zero where the mask promises a value; and
+/// A corrupt compressed row is a fault that names the PE, the word and the cycle, never a panic:
+/// mask bits past the row, more nonzero weights than entries, a zero where the mask promises a
+/// value (raised at the same cycle event-driven as at every edge); and
 /// a compressed primitive on a PE without a mask is refused.
 #[test]
 fn corrupt_compressed_rows_are_faults_naming_the_word() {
@@ -481,12 +482,26 @@ fn corrupt_compressed_rows_are_faults_naming_the_word() {
         mask_bits: Some(16),
         ..EYERISS
     };
+    // The fault at the edge that loads the word, event-driven (where the PE loads a row's
+    // words ahead, up to one that would fault) as at every edge.
     let fail = |stream: Vec<i16>| {
-        Harness::with_filter_stream("top.pe", sizes, &job, BenchWiring::default(), stream)
-            .unwrap()
-            .run(&job, None)
-            .expect_err("a corrupt row must fail")
-            .to_string()
+        let run = |every_edge: bool| {
+            let mut h = Harness::with_filter_stream(
+                "top.pe",
+                sizes,
+                &job,
+                BenchWiring::default(),
+                stream.clone(),
+            )
+            .unwrap();
+            h.sched.set_every_edge(every_edge);
+            h.run(&job, None)
+                .expect_err("a corrupt row must fail")
+                .to_string()
+        };
+        let e = run(false);
+        assert_eq!(e, run(true), "event-driven and at every edge");
+        e
     };
     // Bit 12 of a 12-weight row.
     let e = fail(vec![0x1001, 7]);
