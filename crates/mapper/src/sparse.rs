@@ -29,6 +29,10 @@ pub struct FilterRows {
     /// The most nonzero weights of any row, and over all rows the nonzero weights.
     pub max_nnz: u64,
     pub total_nnz: u64,
+    /// Per group, the nonzero weights of the rows of filter blocks `< f` and channel blocks
+    /// `< c` (all filter rows), at `[group][f][c]` (`(M/p + 1) x (C/q + 1)` a group): a pass's
+    /// rows are a rectangle of blocks, summed from four of these. Empty when dense.
+    below: Vec<u64>,
 }
 
 impl FilterRows {
@@ -49,6 +53,7 @@ impl FilterRows {
                     blocks,
                     max_nnz: len,
                     total_nnz: len * n_rows as u64,
+                    below: Vec::new(),
                 }
             }
             Some(w) => {
@@ -81,6 +86,20 @@ impl FilterRows {
                 v
             }
         };
+        let (fbs, qbs, rs) = (blocks.0 as usize, blocks.1 as usize, blocks.2 as usize);
+        let mut below = vec![0u64; pb.groups as usize * (fbs + 1) * (qbs + 1)];
+        for g in 0..pb.groups as usize {
+            let base = g * (fbs + 1) * (qbs + 1);
+            for f in 0..fbs {
+                for c in 0..qbs {
+                    let first = ((g * fbs + f) * qbs + c) * rs;
+                    let block: u64 = nnz[first..first + rs].iter().map(|&n| n as u64).sum();
+                    let at = |f: usize, c: usize| base + f * (qbs + 1) + c;
+                    below[at(f + 1, c + 1)] =
+                        block + below[at(f, c + 1)] + below[at(f + 1, c)] - below[at(f, c)];
+                }
+            }
+        }
         FilterRows {
             p,
             q,
@@ -90,7 +109,20 @@ impl FilterRows {
             n_rows: n_rows as u64,
             nnz: Some(nnz),
             blocks,
+            below,
         }
+    }
+
+    /// Nonzero weights of the rows of group `g`'s filter blocks `f..f + nf` and channel blocks
+    /// `c..c + nc` (every filter row of each).
+    fn block_nnz(&self, g: u32, (f, nf): (u32, u32), (c, nc): (u32, u32)) -> u64 {
+        let (fbs, qbs, rs) = self.blocks;
+        if self.nnz.is_none() {
+            return (nf * nc * rs) as u64 * self.len;
+        }
+        let base = g as usize * (fbs as usize + 1) * (qbs as usize + 1);
+        let at = |f: u32, c: u32| self.below[base + f as usize * (qbs as usize + 1) + c as usize];
+        at(f + nf, c + nc) + at(f, c) - at(f, c + nc) - at(f + nf, c)
     }
 
     /// Mask words of a row.
@@ -160,13 +192,12 @@ impl FilterRows {
             for mb in 0..pb.m / m.m {
                 for cb in 0..pb.c / (m.q * m.r) {
                     for fb in 0..m.m / (m.p * m.t) {
-                        let words: u64 = if self.nnz.is_none() {
-                            (m.t * m.r * pb.r) as u64 * (self.mask_words() + self.len)
-                        } else {
-                            self.pass_rows(pb, m, crate::FilterKey { g, mb, cb, fb })
-                                .iter()
-                                .sum()
-                        };
+                        // The key's rows (see `pass_rows`): filter blocks from its first
+                        // `t`, channel blocks from its first `r`, every filter row.
+                        let rows = (m.t * m.r * pb.r) as u64;
+                        let f0 = (mb * m.m + fb * m.p * m.t) / m.p;
+                        let nnz = self.block_nnz(g, (f0, m.t), (cb * m.r, m.r));
+                        let words = rows * self.mask_words() + nnz;
                         pass_raw_words += crate::data::raw_words(words);
                     }
                 }
@@ -223,10 +254,18 @@ mod tests {
         for (k, v) in w.data.iter_mut().enumerate() {
             *v = if k % 3 == 0 { 0 } else { k as i16 - 50 };
         }
-        for (p, q, r, t) in [(1, 1, 1, 1), (2, 2, 1, 2), (1, 2, 2, 4), (4, 4, 1, 1)] {
+        for (mm, p, q, r, t) in [
+            (4, 1, 1, 1, 1),
+            (4, 2, 2, 1, 2),
+            (4, 1, 2, 2, 4),
+            (4, 4, 4, 1, 1),
+            (2, 1, 1, 1, 1),
+            (2, 1, 2, 2, 2),
+            (2, 2, 1, 1, 1),
+        ] {
             let m = Mapping {
                 dataflow: Dataflow::Rs,
-                m: 4,
+                m: mm,
                 n: 1,
                 e: 5,
                 p,
@@ -243,24 +282,26 @@ mod tests {
                 w.data.iter().filter(|&&v| v != 0).count() as u64
             );
             let len = rows.len as usize;
-            for cb in 0..pb.c / (q * r) {
-                for fb in 0..m.m / (p * t) {
-                    let key = crate::FilterKey {
-                        g: 0,
-                        mb: 0,
-                        cb,
-                        fb,
-                    };
-                    let stream = crate::nest::filter_stream(&pb, &m, key, &w);
-                    let by_hand: Vec<u64> = stream
-                        .chunks(len)
-                        .map(|row| {
-                            len.div_ceil(16) as u64 + row.iter().filter(|&&v| v != 0).count() as u64
-                        })
-                        .collect();
-                    assert_eq!(rows.pass_rows(&pb, &m, key), by_hand, "{m:?} {key:?}");
-                }
+            let mut pass_raw_words = 0;
+            for (mb, cb, fb) in (0..pb.m / mm).flat_map(|mb| {
+                (0..pb.c / (q * r))
+                    .flat_map(move |cb| (0..mm / (p * t)).map(move |fb| (mb, cb, fb)))
+            }) {
+                let key = crate::FilterKey { g: 0, mb, cb, fb };
+                let stream = crate::nest::filter_stream(&pb, &m, key, &w);
+                let by_hand: Vec<u64> = stream
+                    .chunks(len)
+                    .map(|row| {
+                        len.div_ceil(16) as u64 + row.iter().filter(|&&v| v != 0).count() as u64
+                    })
+                    .collect();
+                assert_eq!(rows.pass_rows(&pb, &m, key), by_hand, "{m:?} {key:?}");
+                pass_raw_words += crate::data::raw_words(by_hand.iter().sum());
             }
+            // The totals, from the rows' sums by block, are those of the streams.
+            let totals = rows.totals(&pb, &m);
+            assert_eq!(totals.pass_raw_words, pass_raw_words, "{m:?}");
+            assert_eq!(totals.total_nnz, rows.total_nnz);
         }
     }
 }
