@@ -1,10 +1,12 @@
-//! A network's CONV layers on eyeriss-v1 with the mapper's mappings, tracing off unless asked:
+//! A network's CONV layers on eyeriss-v1 (or another built-in machine) with the mapper's
+//! mappings, tracing off unless asked:
 //! per layer and in all, core cycles emulated per second, the emulation's time over the
 //! reference convolution's (both timed in this process), and the process's peak memory (VmHWM).
 //!
 //! `cargo bench -p rowsim-chip --bench alexnet` runs AlexNet CONV1-5 at batch 1. Options (after
 //! `--`):
 //! - `--net alexnet|vgg16`, `--batch N`;
+//! - `--hw NAME`: a machine of `hw-configs/` (`eyeriss-v1-skip`, `eyeriss-v1-sparse`, ...);
 //! - `--layers conv1_1,conv5_3`: only these layers, and a projection of the whole network's time
 //!   from their emulation rate in MAC slots per second (said so in the output);
 //! - `--every-edge`: step every component at every edge (the reference kernel);
@@ -37,11 +39,19 @@ fn main() {
         value("--layers").map(|l| l.split(',').map(String::from).collect());
     let every_edge = args.iter().any(|a| a == "--every-edge");
     let trace_pe = args.iter().any(|a| a == "--trace-pe");
-    let hw = rowsim_config::load(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../hw-configs/eyeriss-v1.toml"
-    ))
-    .unwrap();
+    let machine = value("--hw").unwrap_or_else(|| "eyeriss-v1".into());
+    if machine.is_empty()
+        || !machine
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        panic!("--hw NAME (a file of hw-configs/ without .toml), not {machine:?}");
+    }
+    let path = format!(
+        "{}/../../hw-configs/{machine}.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let hw = rowsim_config::load(&path).unwrap_or_else(|e| panic!("--hw {machine}: {e}"));
     let layers = match net.as_str() {
         "alexnet" => alexnet(),
         "vgg16" => vgg16(),
@@ -114,7 +124,12 @@ fn main() {
     std::fs::remove_file(&vcd).ok();
     std::fs::remove_file(vcd.with_extension("gtkw")).ok();
     println!(
-        "{net} batch {batch}{}{}: {cycles} core cycles emulated in {emu:.1} s = {:.0} core cycles/s; reference {reference:.2} s, ratio {:.1}x; peak memory {:.0} MiB",
+        "{net} batch {batch}{}{}{}: {cycles} core cycles emulated in {emu:.1} s = {:.0} core cycles/s; reference {reference:.2} s, ratio {:.1}x; peak memory {:.0} MiB",
+        if machine != "eyeriss-v1" {
+            format!(" on {machine}")
+        } else {
+            String::new()
+        },
         if every_edge { ", every edge" } else { "" },
         if trace_pe { ", one PE traced" } else { "" },
         cycles as f64 / emu,
