@@ -19,9 +19,13 @@ pub struct FilterRows {
     pub q: u32,
     /// Weights per row, `p*q*S`.
     pub len: u64,
-    /// Nonzero weights of each row, by `[group][filter block][channel block][filter row]`;
-    /// `None` when dense (every row `len`).
-    nnz: Option<Vec<u32>>,
+    /// The rows' nonzero weights as sums over rectangles of blocks: per group and filter row
+    /// `i`, at `[group][i][f][c]` (`(M/p + 1) x (C/q + 1)` each), the nonzero weights of the
+    /// rows of filter blocks `< f` and channel blocks `< c`. A row's count, and a pass's
+    /// (a rectangle of blocks), is four of these added and subtracted. The sums wrap at 2^32
+    /// (`wrapping_*`): a rectangle's count, far below that (its rows fit spads), comes out
+    /// exact all the same. `None` when dense (every row `len`).
+    below: Option<Vec<u32>>,
     /// Rows of the layer.
     n_rows: u64,
     /// Filter blocks (`M/p`), channel blocks (`C/q`) and filter rows (`R`) per group.
@@ -29,10 +33,6 @@ pub struct FilterRows {
     /// The most nonzero weights of any row, and over all rows the nonzero weights.
     pub max_nnz: u64,
     pub total_nnz: u64,
-    /// Per group, the nonzero weights of the rows of filter blocks `< f` and channel blocks
-    /// `< c` (all filter rows), at `[group][f][c]` (`(M/p + 1) x (C/q + 1)` a group): a pass's
-    /// rows are a rectangle of blocks, summed from four of these. Empty when dense.
-    below: Vec<u64>,
 }
 
 impl FilterRows {
@@ -48,12 +48,11 @@ impl FilterRows {
                     p,
                     q,
                     len,
-                    nnz: None,
+                    below: None,
                     n_rows: n_rows as u64,
                     blocks,
                     max_nnz: len,
                     total_nnz: len * n_rows as u64,
-                    below: Vec::new(),
                 }
             }
             Some(w) => {
@@ -87,16 +86,20 @@ impl FilterRows {
             }
         };
         let (fbs, qbs, rs) = (blocks.0 as usize, blocks.1 as usize, blocks.2 as usize);
-        let mut below = vec![0u64; pb.groups as usize * (fbs + 1) * (qbs + 1)];
+        let plane = (fbs + 1) * (qbs + 1);
+        let mut below = vec![0u32; pb.groups as usize * rs * plane];
         for g in 0..pb.groups as usize {
-            let base = g * (fbs + 1) * (qbs + 1);
-            for f in 0..fbs {
-                for c in 0..qbs {
-                    let first = ((g * fbs + f) * qbs + c) * rs;
-                    let block: u64 = nnz[first..first + rs].iter().map(|&n| n as u64).sum();
-                    let at = |f: usize, c: usize| base + f * (qbs + 1) + c;
-                    below[at(f + 1, c + 1)] =
-                        block + below[at(f, c + 1)] + below[at(f + 1, c)] - below[at(f, c)];
+            for i in 0..rs {
+                let base = (g * rs + i) * plane;
+                let at = |f: usize, c: usize| base + f * (qbs + 1) + c;
+                for f in 0..fbs {
+                    for c in 0..qbs {
+                        let row = nnz[((g * fbs + f) * qbs + c) * rs + i];
+                        below[at(f + 1, c + 1)] = row
+                            .wrapping_add(below[at(f, c + 1)])
+                            .wrapping_add(below[at(f + 1, c)])
+                            .wrapping_sub(below[at(f, c)]);
+                    }
                 }
             }
         }
@@ -107,22 +110,37 @@ impl FilterRows {
             max_nnz: nnz.iter().copied().max().unwrap_or(0) as u64,
             total_nnz: nnz.iter().map(|&n| n as u64).sum(),
             n_rows: n_rows as u64,
-            nnz: Some(nnz),
+            below: Some(below),
             blocks,
-            below,
         }
     }
 
     /// Nonzero weights of the rows of group `g`'s filter blocks `f..f + nf` and channel blocks
-    /// `c..c + nc` (every filter row of each).
-    fn block_nnz(&self, g: u32, (f, nf): (u32, u32), (c, nc): (u32, u32)) -> u64 {
+    /// `c..c + nc`, of filter rows `i..i + ni`.
+    fn block_nnz(
+        &self,
+        g: u32,
+        (f, nf): (u32, u32),
+        (c, nc): (u32, u32),
+        (i, ni): (u32, u32),
+    ) -> u64 {
         let (fbs, qbs, rs) = self.blocks;
-        if self.nnz.is_none() {
-            return (nf * nc * rs) as u64 * self.len;
-        }
-        let base = g as usize * (fbs as usize + 1) * (qbs as usize + 1);
-        let at = |f: u32, c: u32| self.below[base + f as usize * (qbs as usize + 1) + c as usize];
-        at(f + nf, c + nc) + at(f, c) - at(f, c + nc) - at(f + nf, c)
+        let Some(below) = &self.below else {
+            return (nf * nc * ni) as u64 * self.len;
+        };
+        let plane = (fbs as usize + 1) * (qbs as usize + 1);
+        (i..i + ni)
+            .map(|i| {
+                let base = (g * rs + i) as usize * plane;
+                let at =
+                    |f: u32, c: u32| below[base + f as usize * (qbs as usize + 1) + c as usize];
+                // Exact: see `below`.
+                at(f + nf, c + nc)
+                    .wrapping_add(at(f, c))
+                    .wrapping_sub(at(f, c + nc))
+                    .wrapping_sub(at(f + nf, c)) as u64
+            })
+            .sum()
     }
 
     /// Mask words of a row.
@@ -148,11 +166,7 @@ impl FilterRows {
     /// Nonzero weights of the row of group `g`, filter block `fblock`, channel block `qb`,
     /// filter row `i`.
     fn nnz_of(&self, g: u32, fblock: u32, qb: u32, i: u32) -> u64 {
-        let (fbs, qbs, rs) = self.blocks;
-        match &self.nnz {
-            None => self.len,
-            Some(v) => v[(((g * fbs + fblock) * qbs + qb) * rs + i) as usize] as u64,
-        }
+        self.block_nnz(g, (fblock, 1), (qb, 1), (i, 1))
     }
 
     /// Compressed words of each row of pass `key`'s filter stream, in stream order
@@ -196,7 +210,7 @@ impl FilterRows {
                         // `t`, channel blocks from its first `r`, every filter row.
                         let rows = (m.t * m.r * pb.r) as u64;
                         let f0 = (mb * m.m + fb * m.p * m.t) / m.p;
-                        let nnz = self.block_nnz(g, (f0, m.t), (cb * m.r, m.r));
+                        let nnz = self.block_nnz(g, (f0, m.t), (cb * m.r, m.r), (0, pb.r));
                         let words = rows * self.mask_words() + nnz;
                         pass_raw_words += crate::data::raw_words(words);
                     }
