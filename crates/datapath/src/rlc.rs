@@ -147,21 +147,31 @@ fn pack(fmt: &RlcFormat, pairs: &[(u32, i16)], last: bool) -> u64 {
     w
 }
 
+/// One value of a stream into the pending run of zeros `run` (at most `max`): the pair it
+/// completes, if any.
+#[inline]
+fn next_pair(run: &mut u32, max: u32, v: i16) -> Option<(u32, i16)> {
+    if v == 0 {
+        if *run == max {
+            *run = 0;
+            return Some((max, 0)); // max zeros, then this zero as the level
+        }
+        *run += 1;
+        None
+    } else {
+        let pair = (*run, v);
+        *run = 0;
+        Some(pair)
+    }
+}
+
 /// The (run, level) pairs of a stream, in order, before packing.
 fn pairs(fmt: &RlcFormat, values: &[i16], mut emit: impl FnMut(u32, i16)) {
     let max = fmt.max_run();
     let mut run = 0u32;
     for &v in values {
-        if v == 0 {
-            if run == max {
-                emit(max, 0); // max zeros, then this zero as the level
-                run = 0;
-            } else {
-                run += 1;
-            }
-        } else {
-            emit(run, v);
-            run = 0;
+        if let Some((r, l)) = next_pair(&mut run, max, v) {
+            emit(r, l);
         }
     }
     if run > 0 {
@@ -171,9 +181,57 @@ fn pairs(fmt: &RlcFormat, values: &[i16], mut emit: impl FnMut(u32, i16)) {
 
 /// Number of words `values` code to, without coding them.
 pub fn encoded_len(fmt: &RlcFormat, values: &[i16]) -> usize {
-    let mut n = 0usize;
-    pairs(fmt, values, |_, _| n += 1);
-    n.div_ceil(fmt.pairs_per_word as usize).max(1)
+    let mut n = PairCount::new(fmt);
+    values.iter().for_each(|&v| n.push(v));
+    n.words()
+}
+
+/// The words a stream codes to, counted as its values come one at a time (a stream that is
+/// never held in memory): what [`encoded_len`] says of all of them.
+#[derive(Clone, Copy, Debug)]
+pub struct PairCount {
+    max: u32,
+    per_word: usize,
+    run: u32,
+    pairs: usize,
+}
+
+impl PairCount {
+    pub fn new(fmt: &RlcFormat) -> Self {
+        PairCount {
+            max: fmt.max_run(),
+            per_word: fmt.pairs_per_word as usize,
+            run: 0,
+            pairs: 0,
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, v: i16) {
+        if next_pair(&mut self.run, self.max, v).is_some() {
+            self.pairs += 1;
+        }
+    }
+
+    /// [`PairCount::push`] of each of `values`, in order (a run with no zero in it is a pair
+    /// each, counted at once).
+    #[inline]
+    pub fn push_all(&mut self, values: &[i16]) {
+        if values.iter().all(|&v| v != 0) {
+            if !values.is_empty() {
+                self.pairs += values.len();
+                self.run = 0;
+            }
+            return;
+        }
+        values.iter().for_each(|&v| self.push(v));
+    }
+
+    /// Words of the stream so far, as if it ended here (at least one).
+    pub fn words(&self) -> usize {
+        let pairs = self.pairs + usize::from(self.run > 0);
+        pairs.div_ceil(self.per_word).max(1)
+    }
 }
 
 /// Codes a stream; the last word carries the flag.

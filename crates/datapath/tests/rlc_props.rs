@@ -2,7 +2,9 @@
 //! that decode to errors (never panics).
 
 use proptest::prelude::*;
-use rowsim_datapath::rlc::{decode, encode, encoded_len, RlcDecoder, RlcError, RlcFormat};
+use rowsim_datapath::rlc::{
+    decode, encode, encoded_len, PairCount, RlcDecoder, RlcError, RlcFormat,
+};
 
 /// Feature-map-like streams: mostly zeros in runs of any length, some values.
 fn sparse() -> impl Strategy<Value = Vec<i16>> {
@@ -76,6 +78,25 @@ proptest! {
         let n = closed_form_words(&fmt, &v);
         prop_assert_eq!(encode(&fmt, &v).len(), n);
         prop_assert_eq!(encoded_len(&fmt, &v), n);
+    }
+
+    /// A stream counted as it comes, in runs of any lengths, codes to the words of the whole.
+    #[test]
+    fn a_stream_counted_in_runs_codes_to_its_size(
+        v in sparse(),
+        fmt in formats(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+    ) {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(v.len() + 1)).collect();
+        at.push(0);
+        at.push(v.len());
+        at.sort_unstable();
+        let mut n = PairCount::new(&fmt);
+        for w in at.windows(2) {
+            n.push_all(&v[w[0]..w[1]]);
+        }
+        prop_assert_eq!(n.words(), encoded_len(&fmt, &v));
+        prop_assert_eq!(n.words(), encode(&fmt, &v).len());
     }
 
     #[test]

@@ -161,8 +161,9 @@ pub struct StripCache {
     rows: std::collections::BTreeMap<(u32, u32), crate::sparse::FilterRows>,
     /// Their totals by `(m, p, q, r, t)`, the letters a pass's stream depends on.
     row_totals: std::collections::BTreeMap<(u32, u32, u32, u32, u32), crate::sparse::RowTotals>,
-    /// Coded filter words (`rlc.code_filters`) of every pass's stream, by `(m, p, q, r, t)`.
-    coded_filters: std::collections::BTreeMap<(u32, u32, u32, u32, u32), u64>,
+    /// Coded filter words (`rlc.code_filters`) of every pass's stream, by `(p, q, r, t)` (the
+    /// same for every `m`).
+    coded_filters: std::collections::BTreeMap<(u32, u32, u32, u32), u64>,
 }
 
 impl StripCache {
@@ -277,29 +278,28 @@ pub fn predict_with(
         (None, None) => passes * crate::data::raw_words(fw),
         (Some((fmt, None)), None) => passes * crate::data::coded_dense_words(fmt, fw),
         (Some((fmt, Some(weights))), None) => {
-            // The same for every e and n: computed once per (m, p, q, r, t).
-            let words = *cache
-                .coded_filters
-                .entry((m, p, q, r, t))
-                .or_insert_with(|| {
-                    let mut words = 0u64;
-                    for g in 0..pb.groups {
-                        for mb in 0..pb.m / m {
-                            for cb in 0..pb.c / (q * r) {
-                                for fb in 0..m / (p * t) {
-                                    let v = crate::nest::filter_stream(
-                                        pb,
-                                        mapping,
-                                        crate::FilterKey { g, mb, cb, fb },
-                                        weights,
-                                    );
-                                    words += crate::data::coded_words(fmt, &v);
-                                }
-                            }
+            // The same for every e and n, and for every m: the pass keys' filter blocks are the
+            // layer's blocks of `p*t` filters (`mb*m + fb*p*t` runs over them all, whatever
+            // `m`), each stream set by its block, `(p, q, r, t)` and its channel block. So
+            // computed once per (p, q, r, t), over the blocks as the keys of `m = M` take them.
+            let words = *cache.coded_filters.entry((p, q, r, t)).or_insert_with(|| {
+                let whole = Mapping {
+                    m: pb.m,
+                    ..*mapping
+                };
+                let mut words = 0u64;
+                for g in 0..pb.groups {
+                    for cb in 0..pb.c / (q * r) {
+                        for fb in 0..pb.m / (p * t) {
+                            let mut n = rowsim_datapath::rlc::PairCount::new(fmt);
+                            let key = crate::FilterKey { g, mb: 0, cb, fb };
+                            weights.for_each_run(pb, &whole, key, |run| n.push_all(run));
+                            words += crate::data::coded_words_of(fmt, &n);
                         }
                     }
-                    words
-                });
+                }
+                words
+            });
             words * nbc * w(strips)
         }
     };

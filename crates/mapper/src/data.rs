@@ -242,8 +242,9 @@ pub struct DataTotals {
     /// Whether the machine skips zeros (`datapath.zero_skipping`).
     pub skipping: bool,
     /// Filter streams cross the bus coded (`rlc.code_filters`): the format, and the weights
-    /// when known (each pass's stream is then sized exactly; else as a dense stream).
-    pub filter_coding: Option<(RlcFormat, Option<Tensor>)>,
+    /// when known, tap-major (each pass's stream is then sized exactly; else as a dense
+    /// stream).
+    pub filter_coding: Option<(RlcFormat, Option<crate::nest::TapMajor>)>,
     /// Weights held compressed (`spad.filter.compressed`): the weights when known (each row is
     /// then sized exactly, see [`crate::sparse`]), else `None` (every weight taken as nonzero).
     pub compressed: Option<Option<Tensor>>,
@@ -252,6 +253,11 @@ pub struct DataTotals {
 /// Bus words of a coded stream of `values`.
 pub fn coded_words(fmt: &RlcFormat, values: &[i16]) -> u64 {
     encoded_len(fmt, values) as u64 * words_per_coded(fmt)
+}
+
+/// Bus words of a coded stream counted as it came ([`rowsim_datapath::rlc::PairCount`]).
+pub fn coded_words_of(fmt: &RlcFormat, count: &rowsim_datapath::rlc::PairCount) -> u64 {
+    count.words() as u64 * words_per_coded(fmt)
 }
 
 /// Bus words of a coded stream of `len` nonzero values: a pair each.
@@ -268,7 +274,7 @@ impl DataTotals {
             let r = &hw.rlc;
             if let Ok(fmt) = RlcFormat::new(r.run_bits, r.level_bits, r.pairs_per_word, r.word_bits)
             {
-                t.filter_coding = Some((fmt, data.weights().cloned()));
+                t.filter_coding = Some((fmt, data.weights().map(crate::nest::TapMajor::of)));
             }
         }
         if hw.spad.filter.compressed {

@@ -84,7 +84,7 @@ pub use counts::{predict, predict_with, Counts, Energy, PerType, StripCache, Str
 pub use data::{DataModel, DataTotals, ExactData, ExpectedData};
 pub use dataflow::Dataflow;
 pub use mapping::{check_layer, MapError, Mapping, Placement, Problem, RealShape};
-pub use nest::{filter_stream, loop_nest, BandKey, FilterKey, Phase};
+pub use nest::{filter_stream, loop_nest, BandKey, FilterKey, Phase, TapMajor};
 pub use search::{
     best, best_for, choose, choose_for, choose_with, enumerate, enumerate_for, evaluate,
     expected_data, first_legal, rank, Objective, Ranked,

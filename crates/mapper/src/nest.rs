@@ -141,30 +141,145 @@ pub fn filter_stream(
     key: FilterKey,
     weights: &rowsim_workload::Tensor,
 ) -> Vec<i16> {
+    let mut v = Vec::with_capacity((m.p * m.q * m.r * m.t * pb.r * pb.s) as usize);
+    for_each_filter_group(pb, m, key, |filt, ch, ir, js| {
+        for f in 0..m.p {
+            v.push(weights.get([(filt + f) as usize, ch as usize, ir as usize, js as usize]));
+        }
+    });
+    v
+}
+
+/// The stream of [`filter_stream`] as its groups, in order: for each filter set `tt`, chain
+/// set `rr`, filter row `i`, tap `s` and channel `c`, the first of the `p` consecutive
+/// filters it takes and the real weight `(channel, row, column)` it takes of each (the one
+/// definition of the order).
+pub(crate) fn for_each_filter_group(
+    pb: &Problem,
+    m: &Mapping,
+    key: FilterKey,
+    mut each: impl FnMut(u32, u32, u32, u32),
+) {
     let FilterKey { g, mb, cb, fb } = key;
     let (p, q, r, t) = (m.p, m.q, m.r, m.t);
-    let mut v = Vec::with_capacity((p * q * r * t * pb.r * pb.s) as usize);
     for tt in 0..t {
+        let filt = g * pb.m + mb * m.m + fb * p * t + tt * p;
         for rr in 0..r {
             for i in 0..pb.r {
                 for s in 0..pb.s {
                     for c in 0..q {
-                        for f in 0..p {
-                            let filt = g * pb.m + mb * m.m + fb * p * t + tt * p + f;
-                            // Virtual channel, and its real weight.
-                            let cv = cb * q * r + rr * q + c;
-                            let (ch, ir, js) = pb.real_weight(cv, i, s);
-                            v.push(weights.get([
-                                filt as usize,
-                                ch as usize,
-                                ir as usize,
-                                js as usize,
-                            ]));
-                        }
+                        // Virtual channel, and its real weight.
+                        let cv = cb * q * r + rr * q + c;
+                        let (ch, ir, js) = pb.real_weight(cv, i, s);
+                        each(filt, ch, ir, js);
                     }
                 }
             }
         }
     }
-    v
+}
+
+/// A layer's weights `[M][C/G][R][S]` laid out tap-major, `[C/G][R][S][M]`: the `p`
+/// consecutive filters a filter stream takes of one weight position are next to each other,
+/// so a stream is read in runs, not a filter's weights apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapMajor {
+    /// The weights' `[M][C/G][R][S]`.
+    dims: [usize; 4],
+    data: Vec<i16>,
+}
+
+impl TapMajor {
+    pub fn of(w: &rowsim_workload::Tensor) -> Self {
+        let [m, c, r, s] = w.dims;
+        let per = c * r * s;
+        let mut data = vec![0i16; w.data.len()];
+        if per > 0 {
+            for (filt, weights) in w.data.chunks_exact(per).enumerate() {
+                for (k, &v) in weights.iter().enumerate() {
+                    data[k * m + filt] = v;
+                }
+            }
+        }
+        TapMajor { dims: w.dims, data }
+    }
+
+    /// The weights of [`filter_stream`] in its order, as runs of the `p` filters of each
+    /// group (a stream never held in memory, such as one whose coded size is all that is
+    /// wanted).
+    pub fn for_each_run(
+        &self,
+        pb: &Problem,
+        m: &Mapping,
+        key: FilterKey,
+        mut each: impl FnMut(&[i16]),
+    ) {
+        let [filters, _, r, s] = self.dims;
+        for_each_filter_group(pb, m, key, |filt, ch, ir, js| {
+            let tap = (ch as usize * r + ir as usize) * s + js as usize;
+            let first = tap * filters + filt as usize;
+            each(&self.data[first..first + m.p as usize]);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dataflow;
+
+    /// A filter stream read tap-major is the stream `filter_stream` lays out, word for word,
+    /// for every pass key: on a layer in groups (AlexNet CONV2), one lowered for its stride
+    /// (CONV1: virtual channels of a real one) and a fully-connected one, under mappings of
+    /// several `(m, p, q, r, t)`.
+    #[test]
+    fn tap_major_streams_are_the_filter_streams() {
+        let fmt = rowsim_workload::Formats::DEFAULT;
+        let layers = rowsim_workload::alexnet();
+        let fc = rowsim_workload::alexnet_fc().remove(2);
+        let divisors = |n: u32, upto: u32| -> Vec<u32> {
+            (1..=upto.min(n)).filter(|d| n.is_multiple_of(*d)).collect()
+        };
+        let mut checked = 0;
+        for l in [&layers[0], &layers[1], &fc] {
+            let l = rowsim_workload::ConvLayer {
+                m: l.m.min(96),
+                c: l.c.min(256),
+                ..l.clone()
+            };
+            let pb = Problem::lowered(&l, Dataflow::Rs);
+            let w = rowsim_workload::synthetic_weights(&l, 5, fmt);
+            let tap = TapMajor::of(&w);
+            for p in divisors(pb.m, 4) {
+                for (q, r) in [(1, 1), (2, 1), (1, 2)] {
+                    if !pb.c.is_multiple_of(q * r) {
+                        continue;
+                    }
+                    let t = if pb.m.is_multiple_of(2 * p) { 2 } else { 1 };
+                    let m = Mapping {
+                        dataflow: Dataflow::Rs,
+                        m: pb.m,
+                        n: 1,
+                        e: 1,
+                        p,
+                        q,
+                        r,
+                        t,
+                    };
+                    for g in 0..pb.groups {
+                        for cb in 0..pb.c / (q * r) {
+                            for fb in 0..m.m / (p * t) {
+                                let key = FilterKey { g, mb: 0, cb, fb };
+                                let mut got: Vec<i16> = Vec::new();
+                                tap.for_each_run(&pb, &m, key, |v| got.extend(v));
+                                assert_eq!(got, filter_stream(&pb, &m, key, &w), "{m} {key:?}");
+                                checked += got.len();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100_000, "checked {checked} words");
+    }
 }

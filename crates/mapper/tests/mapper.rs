@@ -335,3 +335,64 @@ fn choosing_like_the_chip_keeps_its_pe_counts() {
     assert_eq!(chosen[1].2, 135.0);
     assert_eq!(chosen[2].2, 156.0);
 }
+
+/// With filters coded on the bus (`rlc.code_filters`), a mapping's DRAM filter words are its
+/// passes' streams coded, whatever `m`: the search prices them once per `(p, q, r, t)` and
+/// shares them across `m` (every `m` loads the same blocks of `p*t` filters). Checked against
+/// each `m`'s own pass keys, streams coded one by one, on AlexNet CONV2 (in groups) with
+/// pruned weights, through one cache as the search uses it.
+#[test]
+fn coded_filter_words_are_each_mappings_own_streams_coded() {
+    let mut machine = hw("eyeriss-v1");
+    machine.rlc.code_filters = true;
+    let fmt = RlcFormat::EYERISS;
+    let l = ConvLayer {
+        c: 64,
+        m: 64,
+        ..alexnet()[1].clone()
+    };
+    let mut w = synthetic_weights(&l, 9, Formats::DEFAULT);
+    for (k, v) in w.data.iter_mut().enumerate() {
+        // Long zero runs and scattered zeros both.
+        if k % 7 < 3 || (k / 40) % 5 == 0 {
+            *v = 0;
+        }
+    }
+    let mut data = expected(&l);
+    data.weights = Some(&w);
+    let pb = Problem::lowered(&l, Dataflow::Rs);
+    let totals = DataTotals::on(&pb, &data, &machine);
+    let mut cache = StripCache::default();
+    let mut seen = 0;
+    for m in [4, 8, 16, 32] {
+        let mapping = Mapping {
+            dataflow: Dataflow::Rs,
+            m,
+            n: 1,
+            e: 9,
+            p: 2,
+            q: 2,
+            r: 1,
+            t: 2,
+        };
+        let got = predict_with(&pb, &mapping, 1, &totals, &mut cache)
+            .dram_reads
+            .filter;
+        let mut words = 0;
+        for g in 0..pb.groups {
+            for mb in 0..pb.m / m {
+                for cb in 0..pb.c / (mapping.q * mapping.r) {
+                    for fb in 0..m / (mapping.p * mapping.t) {
+                        let key = FilterKey { g, mb, cb, fb };
+                        let v = filter_stream(&pb, &mapping, key, &w);
+                        words += rowsim_datapath::rlc::encoded_len(&fmt, &v) as u64 * 4;
+                    }
+                }
+            }
+        }
+        let (nbc, strips) = (pb.n as u64, pb.e.div_ceil(mapping.e) as u64);
+        assert_eq!(got, words * nbc * strips, "{mapping}");
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
