@@ -460,9 +460,13 @@ impl Skipping {
     /// value) is a fault naming the word.
     fn load_compressed(&mut self, dp: &mut Datapath, w: i16) -> Result<(), DecodeError> {
         let masks = dp.ops.div_ceil(16);
+        let nonzeros = check_compressed_word(
+            (dp.ops, self.filter_entries),
+            (self.masks_loaded, self.nonzeros, dp.filter.loaded),
+            w,
+        )?;
         if self.masks_loaded < masks {
             let k = self.masks_loaded;
-            zmask::check_mask_word(k as usize, w as u16, dp.ops as usize)?;
             // The buffer holds zero bits: the mask's complement, within the row.
             let valid = (dp.ops - 16 * k).min(16);
             let zeros = !(w as u16) as u64 & ((1u64 << valid) - 1);
@@ -474,13 +478,7 @@ impl Skipping {
                 self.weight_rank[i] = self.nonzeros;
                 self.nonzeros += ((w as u16) >> b) as u32 & 1;
             }
-            if self.nonzeros > self.filter_entries {
-                return Err(DecodeError::TooManyNonzeros {
-                    word: k as usize,
-                    nnz: self.nonzeros as u64,
-                    entries: self.filter_entries as u64,
-                });
-            }
+            debug_assert_eq!(self.nonzeros, nonzeros);
             self.masks_loaded += 1;
             dp.counters.index_writes += 1;
             if self.masks_loaded == masks && self.nonzeros == 0 {
@@ -488,18 +486,45 @@ impl Skipping {
             }
             return Ok(());
         }
-        let a = dp.filter.loaded;
-        if w == 0 {
-            return Err(DecodeError::ZeroValue {
-                word: (masks + a) as usize,
-            });
-        }
         dp.store_weight(w);
         if dp.filter.loaded == self.nonzeros {
             dp.state = PeState::Compute;
         }
         Ok(())
     }
+}
+
+/// The decoder's checks of compressed word `w` of a row of `ops` weights on a spad of
+/// `entries`, after `masks_loaded` mask words promising `nonzeros` values and `values` values:
+/// the values promised after it, or the fault it raises (a mask bit past the row, more
+/// nonzeros than entries, a zero where a value is promised). One definition for the load and
+/// for the load ahead, which must stop where the load faults.
+fn check_compressed_word(
+    (ops, entries): (u32, u32),
+    (masks_loaded, nonzeros, values): (u32, u32, u32),
+    w: i16,
+) -> Result<u32, DecodeError> {
+    let masks = ops.div_ceil(16);
+    if masks_loaded < masks {
+        let k = masks_loaded;
+        zmask::check_mask_word(k as usize, w as u16, ops as usize)?;
+        // (No bit past the row: checked.)
+        let after = nonzeros + (w as u16).count_ones();
+        if after > entries {
+            return Err(DecodeError::TooManyNonzeros {
+                word: k as usize,
+                nnz: after as u64,
+                entries: entries as u64,
+            });
+        }
+        return Ok(after);
+    }
+    if w == 0 {
+        return Err(DecodeError::ZeroValue {
+            word: (masks + values) as usize,
+        });
+    }
+    Ok(nonzeros)
 }
 
 impl Skipping {
@@ -514,24 +539,20 @@ impl Skipping {
     }
 
     /// See [`Mode::loadable`]: the words before the first that [`Skipping::load_compressed`]
-    /// would refuse (the same checks, on a copy of the counts).
+    /// would refuse ([`check_compressed_word`] on a copy of its counts).
     fn compressed_loadable(&self, dp: &Datapath, words: &[i16]) -> usize {
         let masks = dp.ops.div_ceil(16);
-        let mut k = self.masks_loaded;
-        let mut nonzeros = self.nonzeros;
+        let (mut k, mut nonzeros, mut values) =
+            (self.masks_loaded, self.nonzeros, dp.filter.loaded);
         for (i, &w) in words.iter().enumerate() {
+            match check_compressed_word((dp.ops, self.filter_entries), (k, nonzeros, values), w) {
+                Err(_) => return i,
+                Ok(after) => nonzeros = after,
+            }
             if k < masks {
-                if zmask::check_mask_word(k as usize, w as u16, dp.ops as usize).is_err() {
-                    return i;
-                }
-                let valid = (dp.ops - 16 * k).min(16);
-                nonzeros += ((w as u16) & ((1u32 << valid) - 1) as u16).count_ones();
-                if nonzeros > self.filter_entries {
-                    return i;
-                }
                 k += 1;
-            } else if w == 0 {
-                return i;
+            } else {
+                values += 1;
             }
         }
         words.len()
