@@ -12,6 +12,6 @@ pub use layer::{
     MAX_DIM, MAX_TENSOR_ELEMENTS, NETWORKS,
 };
 pub use tensor::{
-    keep_largest, kept, ofmap_dims, reference_conv, reference_conv_until, synthetic_ifmap,
-    synthetic_weights, Formats, SplitMix64, Tensor,
+    keep_largest, kept, ofmap_dims, reference_conv, reference_conv_plain, reference_conv_until,
+    synthetic_ifmap, synthetic_weights, Formats, SplitMix64, Tensor,
 };

@@ -2,9 +2,10 @@
 //! independent float computation; synthetic data against its parameters.
 
 use proptest::prelude::*;
+use rowsim_datapath::mac::{MacConfig, Overflow, Rounding};
 use rowsim_workload::{
-    alexnet, layer, network, reference_conv, synthetic_ifmap, synthetic_weights, vgg16, ConvLayer,
-    Formats, Tensor,
+    alexnet, layer, network, reference_conv, reference_conv_plain, synthetic_ifmap,
+    synthetic_weights, vgg16, ConvLayer, Formats, Tensor,
 };
 
 #[test]
@@ -202,6 +203,98 @@ proptest! {
         }
         let (relu, _) = reference_conv(&l, &x, &w, fmt.mac(), true).unwrap();
         prop_assert!(relu.data.iter().zip(&out.data).all(|(r, o)| *r == (*o).max(0)));
+    }
+}
+
+/// A tensor of `dims` with values anywhere in 16 bits (about a quarter zero, some at the
+/// extremes), so that products leave the window and sums leave 16 bits.
+fn wild_tensor(dims: [usize; 4], seed: u64) -> Tensor {
+    let mut rng = rowsim_workload::SplitMix64::new(seed);
+    let mut t = Tensor::zeros(dims);
+    for v in t.data.iter_mut() {
+        *v = match rng.next_u64() % 8 {
+            0 | 1 => 0,
+            2 => i16::MIN,
+            3 => i16::MAX,
+            _ => rng.next_u64() as i16,
+        };
+    }
+    t
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The reference every run checks against is its definition, the plain loops, output for
+    /// output and count for count: with strides, padding and groups, every product shift and
+    /// both roundings, products that leave the window and sums that leave 16 bits.
+    #[test]
+    fn reference_equals_its_plain_loops(
+        l in small_layer(),
+        seed: u64,
+        shift in 0u32..=16,
+        nearest: bool,
+        relu: bool,
+    ) {
+        let x = wild_tensor([l.n as usize, l.c as usize, l.h as usize, l.w as usize], seed);
+        let w = wild_tensor(
+            [l.m as usize, l.cg() as usize, l.r as usize, l.s as usize],
+            seed ^ 0x5555,
+        );
+        let cfg = MacConfig {
+            shift,
+            rounding: if nearest { Rounding::NearestEven } else { Rounding::Truncate },
+            overflow: Overflow::Wrap,
+        };
+        let fast = reference_conv(&l, &x, &w, cfg, relu).unwrap();
+        let plain = reference_conv_plain(&l, &x, &w, cfg, relu).unwrap();
+        prop_assert_eq!(&fast.0, &plain.0);
+        prop_assert_eq!(fast.1, plain.1);
+    }
+}
+
+/// Outputs of more products than `i32` holds at the largest magnitude: the fast reference's
+/// `i32` sums are flushed in time, summed tap by tap along a row of 16 outputs (73,728
+/// products of -2^15 each, -2^31.2 in all) and along one output's patch (65,537 of them).
+#[test]
+fn reference_sums_of_many_products_stay_exact() {
+    let cfg = MacConfig {
+        shift: 15,
+        rounding: Rounding::Truncate,
+        overflow: Overflow::Wrap,
+    };
+    // (-2^15)^2 >> 15 = 2^15: each product wraps to -2^15 (and counts as an overflow).
+    for (c, h, w, r, s) in [(8192u32, 3u32, 18u32, 3u32, 3u32), (1, 1, 65537, 1, 65537)] {
+        let l = ConvLayer {
+            name: "wide".into(),
+            n: 1,
+            c,
+            h,
+            w,
+            m: 1,
+            r,
+            s,
+            stride_v: 1,
+            stride_h: 1,
+            pad: 0,
+            groups: 1,
+            ifmap_zero_fraction: 0.0,
+            first: false,
+        };
+        l.validate().unwrap();
+        let mut x = Tensor::zeros([1, c as usize, h as usize, w as usize]);
+        x.data.fill(i16::MIN);
+        let mut wt = Tensor::zeros([1, c as usize, r as usize, s as usize]);
+        wt.data.fill(i16::MIN);
+        let fast = reference_conv(&l, &x, &wt, cfg, false).unwrap();
+        let plain = reference_conv_plain(&l, &x, &wt, cfg, false).unwrap();
+        assert_eq!(fast, plain, "{c} x {r} x {s}");
+        let products = (c * r * s) as i64;
+        let outputs = l.f() as usize;
+        assert_eq!(fast.1.product_overflows, products as u64 * outputs as u64);
+        assert_eq!(fast.1.sum_overflows, outputs as u64);
+        let want = ((products * -32768 + 32768).rem_euclid(65536) - 32768) as i16;
+        assert_eq!(fast.0.data, vec![want; outputs]);
     }
 }
 
