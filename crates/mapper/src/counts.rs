@@ -153,6 +153,20 @@ impl StripSums {
     }
 }
 
+/// What a pass's filter stream depends on besides its key: `(p, q, r, t)`, or, for a layer of
+/// 1x1 filters (as lowered: one row and one tap), `(p, q*r, 1, t)`. The stream walks chain
+/// sets, filter rows, taps and channels in that order ([`crate::nest::for_each_filter_group`]),
+/// and with one row and one tap chain set `rr`'s `q` channels follow set `rr - 1`'s: the
+/// pass's `q*r` channels in order, however they are split into sets (fully connected layers,
+/// whose search tries many such splits).
+fn stream_key(pb: &Problem, p: u32, q: u32, r: u32, t: u32) -> (u32, u32, u32, u32) {
+    if pb.r == 1 && pb.s == 1 {
+        (p, q * r, 1, t)
+    } else {
+        (p, q, r, t)
+    }
+}
+
 /// [`StripSums`] by strip height, and compressed filter rows by `(p, q)`, for pricing many
 /// mappings of one problem and data.
 #[derive(Clone, Debug, Default)]
@@ -162,7 +176,7 @@ pub struct StripCache {
     /// Their totals by `(m, p, q, r, t)`, the letters a pass's stream depends on.
     row_totals: std::collections::BTreeMap<(u32, u32, u32, u32, u32), crate::sparse::RowTotals>,
     /// Coded filter words (`rlc.code_filters`) of every pass's stream, by `(p, q, r, t)` (the
-    /// same for every `m`).
+    /// same for every `m`; see [`stream_key`]).
     coded_filters: std::collections::BTreeMap<(u32, u32, u32, u32), u64>,
 }
 
@@ -282,24 +296,27 @@ pub fn predict_with(
             // layer's blocks of `p*t` filters (`mb*m + fb*p*t` runs over them all, whatever
             // `m`), each stream set by its block, `(p, q, r, t)` and its channel block. So
             // computed once per (p, q, r, t), over the blocks as the keys of `m = M` take them.
-            let words = *cache.coded_filters.entry((p, q, r, t)).or_insert_with(|| {
-                let whole = Mapping {
-                    m: pb.m,
-                    ..*mapping
-                };
-                let mut words = 0u64;
-                for g in 0..pb.groups {
-                    for cb in 0..pb.c / (q * r) {
-                        for fb in 0..pb.m / (p * t) {
-                            let mut n = rowsim_datapath::rlc::PairCount::new(fmt);
-                            let key = crate::FilterKey { g, mb: 0, cb, fb };
-                            weights.for_each_run(pb, &whole, key, |run| n.push_all(run));
-                            words += crate::data::coded_words_of(fmt, &n);
+            let words = *cache
+                .coded_filters
+                .entry(stream_key(pb, p, q, r, t))
+                .or_insert_with(|| {
+                    let whole = Mapping {
+                        m: pb.m,
+                        ..*mapping
+                    };
+                    let mut words = 0u64;
+                    for g in 0..pb.groups {
+                        for cb in 0..pb.c / (q * r) {
+                            for fb in 0..pb.m / (p * t) {
+                                let mut n = rowsim_datapath::rlc::PairCount::new(fmt);
+                                let key = crate::FilterKey { g, mb: 0, cb, fb };
+                                weights.for_each_run(pb, &whole, key, |run| n.push_all(run));
+                                words += crate::data::coded_words_of(fmt, &n);
+                            }
                         }
                     }
-                }
-                words
-            });
+                    words
+                });
             words * nbc * w(strips)
         }
     };

@@ -346,53 +346,72 @@ fn coded_filter_words_are_each_mappings_own_streams_coded() {
     let mut machine = hw("eyeriss-v1");
     machine.rlc.code_filters = true;
     let fmt = RlcFormat::EYERISS;
-    let l = ConvLayer {
+    // A layer of 5x5 filters and a fully connected one (1x1 as lowered), each priced through
+    // one cache for several filter blocks `m` and several splits of a pass's channels into
+    // chain sets (`q`, `r`): the 1x1 layer's splits of `q*r` channels share a price, the 5x5
+    // layer's do not (its streams differ).
+    let conv = ConvLayer {
         c: 64,
         m: 64,
         ..alexnet()[1].clone()
     };
-    let mut w = synthetic_weights(&l, 9, Formats::DEFAULT);
-    for (k, v) in w.data.iter_mut().enumerate() {
-        // Long zero runs and scattered zeros both.
-        if k % 7 < 3 || (k / 40) % 5 == 0 {
-            *v = 0;
-        }
-    }
-    let mut data = expected(&l);
-    data.weights = Some(&w);
-    let pb = Problem::lowered(&l, Dataflow::Rs);
-    let totals = DataTotals::on(&pb, &data, &machine);
-    let mut cache = StripCache::default();
+    let fc = ConvLayer {
+        c: 96,
+        m: 32,
+        ..rowsim_workload::alexnet_fc()[2].clone()
+    };
     let mut seen = 0;
-    for m in [4, 8, 16, 32] {
-        let mapping = Mapping {
-            dataflow: Dataflow::Rs,
-            m,
-            n: 1,
-            e: 9,
-            p: 2,
-            q: 2,
-            r: 1,
-            t: 2,
-        };
-        let got = predict_with(&pb, &mapping, 1, &totals, &mut cache)
-            .dram_reads
-            .filter;
-        let mut words = 0;
-        for g in 0..pb.groups {
-            for mb in 0..pb.m / m {
-                for cb in 0..pb.c / (mapping.q * mapping.r) {
-                    for fb in 0..m / (mapping.p * mapping.t) {
-                        let key = FilterKey { g, mb, cb, fb };
-                        let v = filter_stream(&pb, &mapping, key, &w);
-                        words += rowsim_datapath::rlc::encoded_len(&fmt, &v) as u64 * 4;
+    for (l, e) in [(&conv, 9), (&fc, 1)] {
+        let mut w = synthetic_weights(l, 9, Formats::DEFAULT);
+        for (k, v) in w.data.iter_mut().enumerate() {
+            // Long zero runs and scattered zeros both.
+            if k % 7 < 3 || (k / 40) % 5 == 0 {
+                *v = 0;
+            }
+        }
+        let mut data = expected(l);
+        data.weights = Some(&w);
+        let pb = Problem::lowered(l, Dataflow::Rs);
+        let totals = DataTotals::on(&pb, &data, &machine);
+        let mut cache = StripCache::default();
+        for (m, q, r) in [
+            (4, 2, 1),
+            (8, 2, 1),
+            (16, 1, 2),
+            (32, 2, 1),
+            (16, 4, 1),
+            (8, 2, 2),
+            (32, 1, 4),
+        ] {
+            let mapping = Mapping {
+                dataflow: Dataflow::Rs,
+                m,
+                n: 1,
+                e,
+                p: 2,
+                q,
+                r,
+                t: 2,
+            };
+            let got = predict_with(&pb, &mapping, 1, &totals, &mut cache)
+                .dram_reads
+                .filter;
+            let mut words = 0;
+            for g in 0..pb.groups {
+                for mb in 0..pb.m / m {
+                    for cb in 0..pb.c / (mapping.q * mapping.r) {
+                        for fb in 0..m / (mapping.p * mapping.t) {
+                            let key = FilterKey { g, mb, cb, fb };
+                            let v = filter_stream(&pb, &mapping, key, &w);
+                            words += rowsim_datapath::rlc::encoded_len(&fmt, &v) as u64 * 4;
+                        }
                     }
                 }
             }
+            let (nbc, strips) = (pb.n as u64, pb.e.div_ceil(mapping.e) as u64);
+            assert_eq!(got, words * nbc * strips, "{} {mapping}", l.name);
+            seen += 1;
         }
-        let (nbc, strips) = (pb.n as u64, pb.e.div_ceil(mapping.e) as u64);
-        assert_eq!(got, words * nbc * strips, "{mapping}");
-        seen += 1;
     }
-    assert_eq!(seen, 4);
+    assert_eq!(seen, 14);
 }
