@@ -178,6 +178,8 @@ pub struct StripCache {
     /// Coded filter words (`rlc.code_filters`) of every pass's stream, by `(p, q, r, t)` (the
     /// same for every `m`; see [`stream_key`]).
     coded_filters: std::collections::BTreeMap<(u32, u32, u32, u32), u64>,
+    /// The weights' zeros, when few (found once; see [`crate::nest::TapMajor::zeros`]).
+    filter_zeros: Option<Option<crate::nest::FilterZeros>>,
 }
 
 impl StripCache {
@@ -305,13 +307,32 @@ pub fn predict_with(
                         ..*mapping
                     };
                     let mut words = 0u64;
+                    // A stream with few zeros is sized from its count of them; the others
+                    // are counted value by value.
+                    let zeros = cache
+                        .filter_zeros
+                        .get_or_insert_with(|| weights.zeros(pb))
+                        .as_ref()
+                        .map(|z| z.per_stream(pb, &whole));
+                    let (cbs, fbs) = (pb.c / (q * r), pb.m / (p * t));
                     for g in 0..pb.groups {
-                        for cb in 0..pb.c / (q * r) {
-                            for fb in 0..pb.m / (p * t) {
-                                let mut n = rowsim_datapath::rlc::PairCount::new(fmt);
+                        for cb in 0..cbs {
+                            for fb in 0..fbs {
                                 let key = crate::FilterKey { g, mb: 0, cb, fb };
-                                weights.for_each_run(pb, &whole, key, |run| n.push_all(run));
-                                words += crate::data::coded_words_of(fmt, &n);
+                                let k = ((g * cbs + cb) * fbs + fb) as usize;
+                                match zeros.as_ref().map(|z| z[k]) {
+                                    Some(z) if z <= fmt.max_run() => {
+                                        let pairs =
+                                            weights.few_zeros_pairs(pb, &whole, key, z.into());
+                                        words += crate::data::coded_dense_words(fmt, pairs);
+                                    }
+                                    _ => {
+                                        let mut n = rowsim_datapath::rlc::PairCount::new(fmt);
+                                        weights
+                                            .for_each_run(pb, &whole, key, |run| n.push_all(run));
+                                        words += crate::data::coded_words_of(fmt, &n);
+                                    }
+                                }
                             }
                         }
                     }

@@ -179,6 +179,34 @@ pub(crate) fn for_each_filter_group(
     }
 }
 
+/// The zero weights of a layer (see [`TapMajor::zeros`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterZeros {
+    /// `(group * C + virtual channel, filter within the group)` of each.
+    at: Vec<(u32, u32)>,
+}
+
+impl FilterZeros {
+    /// The largest share of zero weights kept: one in 32 (8 bytes each).
+    pub const SPARSE: usize = 32;
+
+    /// How many zeros each pass's stream of a mapping holds, by `(g, cb, fb)` (row-major, `cb`
+    /// of `C/(q*r)`, `fb` of `M/(p*t)`): a stream takes the weights of its channel block
+    /// and its filter block, each once.
+    pub fn per_stream(&self, pb: &Problem, m: &Mapping) -> Vec<u32> {
+        let (qr, pt) = (m.q * m.r, m.p * m.t);
+        let (cbs, fbs) = ((pb.c / qr) as usize, (pb.m / pt) as usize);
+        let mut n = vec![0u32; pb.groups as usize * cbs * fbs];
+        for &(gcv, f) in &self.at {
+            let (g, cv) = ((gcv / pb.c) as usize, gcv % pb.c);
+            // Saturating: a count past a run's length is as good as any.
+            let k = &mut n[(g * cbs + (cv / qr) as usize) * fbs + (f / pt) as usize];
+            *k = k.saturating_add(1);
+        }
+        n
+    }
+}
+
 /// A layer's weights `[M][C/G][R][S]` laid out tap-major, `[C/G][R][S][M]`: the `p`
 /// consecutive filters a filter stream takes of one weight position are next to each other,
 /// so a stream is read in runs, not a filter's weights apart.
@@ -202,6 +230,55 @@ impl TapMajor {
             }
         }
         TapMajor { dims: w.dims, data }
+    }
+
+    /// The weight of filter `filt` at real `(channel, row, column)`.
+    fn at(&self, filt: u32, ch: u32, ir: u32, js: u32) -> i16 {
+        let [filters, _, r, s] = self.dims;
+        let tap = (ch as usize * r + ir as usize) * s + js as usize;
+        self.data[tap * filters + filt as usize]
+    }
+
+    /// Where the weights are zero, by group, virtual channel and filter, when they are few:
+    /// at most one in [`FilterZeros::SPARSE`] (else `None`: most streams then hold more zeros
+    /// than a run can, and are counted value by value).
+    pub fn zeros(&self, pb: &Problem) -> Option<FilterZeros> {
+        let cap = self.data.len() / FilterZeros::SPARSE;
+        if self.data.iter().filter(|&&v| v == 0).count() > cap {
+            return None;
+        }
+        let mut at = Vec::new();
+        for g in 0..pb.groups {
+            for cv in 0..pb.c {
+                for i in 0..pb.r {
+                    for s in 0..pb.s {
+                        let (ch, ir, js) = pb.real_weight(cv, i, s);
+                        for f in 0..pb.m {
+                            if self.at(g * pb.m + f, ch, ir, js) == 0 {
+                                at.push((g * pb.c + cv, f));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(FilterZeros { at })
+    }
+
+    /// The coded size, in pairs, of the stream of pass key `key` (see [`filter_stream`]) when
+    /// it holds at most `zeros <= max_run` zeros (`fmt.max_run()`): no zero run can then
+    /// fill a pair of its own, so each nonzero value is a pair, and the zeros at the end one
+    /// more (a stream ending in a zero ends in a run still open).
+    pub fn few_zeros_pairs(&self, pb: &Problem, m: &Mapping, key: FilterKey, zeros: u64) -> u64 {
+        let (p, q, r, t) = (m.p as u64, m.q as u64, m.r as u64, m.t as u64);
+        let len = t * r * pb.r as u64 * pb.s as u64 * q * p;
+        // The last value: filter set t-1, chain set r-1, filter row R-1, tap S-1, channel q-1,
+        // its last filter.
+        let FilterKey { g, mb, cb, fb } = key;
+        let cv = (cb + 1) * m.q * m.r - 1;
+        let (ch, ir, js) = pb.real_weight(cv, pb.r - 1, pb.s - 1);
+        let filt = g * pb.m + mb * m.m + fb * m.p * m.t + m.t * m.p - 1;
+        len - zeros + u64::from(self.at(filt, ch, ir, js) == 0)
     }
 
     /// The weights of [`filter_stream`] in its order, as runs of the `p` filters of each

@@ -360,12 +360,26 @@ fn coded_filter_words_are_each_mappings_own_streams_coded() {
         m: 32,
         ..rowsim_workload::alexnet_fc()[2].clone()
     };
+    // Weights with zeros everywhere (each stream counted value by value), and with a few
+    // (one in 64: most streams sized from their count of zeros, a stream ending in one a pair
+    // more) and a block of them in filters 0-7, channels 0-1 (in the 5x5 layer's streams
+    // through it, runs longer than a pair holds: counted value by value).
+    let many = |k: usize, _: &ConvLayer| k % 7 < 3 || (k / 40).is_multiple_of(5);
+    let few = |k: usize, l: &ConvLayer| {
+        let taps = (l.r * l.s) as usize;
+        let (f, c) = (k / (l.cg() as usize * taps), (k / taps) % l.cg() as usize);
+        (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58 == 0 || (f < 8 && c < 2)
+    };
     let mut seen = 0;
-    for (l, e) in [(&conv, 9), (&fc, 1)] {
+    for (l, e, zero) in [
+        (&conv, 9, &many as &dyn Fn(usize, &ConvLayer) -> bool),
+        (&fc, 1, &many),
+        (&conv, 9, &few),
+        (&fc, 1, &few),
+    ] {
         let mut w = synthetic_weights(l, 9, Formats::DEFAULT);
         for (k, v) in w.data.iter_mut().enumerate() {
-            // Long zero runs and scattered zeros both.
-            if k % 7 < 3 || (k / 40) % 5 == 0 {
+            if zero(k, l) {
                 *v = 0;
             }
         }
@@ -413,5 +427,5 @@ fn coded_filter_words_are_each_mappings_own_streams_coded() {
             seen += 1;
         }
     }
-    assert_eq!(seen, 14);
+    assert_eq!(seen, 28);
 }
