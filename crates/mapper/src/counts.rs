@@ -173,7 +173,8 @@ fn stream_key(pb: &Problem, p: u32, q: u32, r: u32, t: u32) -> (u32, u32, u32, u
 pub struct StripCache {
     strips: std::collections::BTreeMap<u32, StripSums>,
     rows: std::collections::BTreeMap<(u32, u32), crate::sparse::FilterRows>,
-    /// Their totals by `(m, p, q, r, t)`, the letters a pass's stream depends on.
+    /// Their totals by `(m, p, q, r, t)`, the letters a pass's stream depends on (`m` as 0
+    /// where it does not matter: see [`predict_with`]).
     row_totals: std::collections::BTreeMap<(u32, u32, u32, u32, u32), crate::sparse::RowTotals>,
     /// Coded filter words (`rlc.code_filters`) of every pass's stream, by `(p, q, r, t)` (the
     /// same for every `m`; see [`stream_key`]).
@@ -273,11 +274,16 @@ pub fn predict_with(
     // sum over strips of their width is E) as its mask and nonzeros, `t*r*R` rows a pass
     // crossing the bus as one raw stream.
     let compressed = data.compressed.as_ref().map(|wt| {
-        if let Some(hit) = cache.row_totals.get(&(m, p, q, r, t)) {
+        // The same for every `m` that tiles the filters in blocks of `p*t` (the pass keys'
+        // filter blocks `mb*m + fb*p*t` are then all of the layer's, whatever `m`): priced
+        // once for those (key `m = 0`, no mapping's), for any other `m` on its own.
+        let tiles = m.is_multiple_of(p * t) && pb.m.is_multiple_of(m);
+        let key = (if tiles { 0 } else { m }, p, q, r, t);
+        if let Some(hit) = cache.row_totals.get(&key) {
             return *hit;
         }
         let totals = cache.rows(pb, p, q, wt.as_ref()).totals(pb, mapping);
-        cache.row_totals.insert((m, p, q, r, t), totals);
+        cache.row_totals.insert(key, totals);
         totals
     });
     let (filter_noc, filter_spad_w, index_writes, filter_glb) = match &compressed {

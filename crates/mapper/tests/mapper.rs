@@ -429,3 +429,54 @@ fn coded_filter_words_are_each_mappings_own_streams_coded() {
     }
     assert_eq!(seen, 28);
 }
+
+/// On a machine that holds weights compressed, a mapping's counts priced through a cache
+/// shared with mappings of other `m` (the compressed rows' totals, kept once for every `m`
+/// that tiles the filters) equal those priced alone, for `m` that tile and one that does
+/// not.
+#[test]
+fn compressed_rows_priced_through_a_shared_cache_are_each_mappings_own() {
+    let machine = hw("eyeriss-v1-sparse");
+    let l = ConvLayer {
+        c: 32,
+        m: 64,
+        ..alexnet()[2].clone()
+    };
+    let mut w = synthetic_weights(&l, 3, Formats::DEFAULT);
+    for (k, v) in w.data.iter_mut().enumerate() {
+        if k % 5 < 2 {
+            *v = 0;
+        }
+    }
+    let mut data = expected(&l);
+    data.weights = Some(&w);
+    let pb = Problem::lowered(&l, Dataflow::Rs);
+    let totals = DataTotals::on(&pb, &data, &machine);
+    assert!(totals.compressed.is_some());
+    let mut cache = StripCache::default();
+    let mut seen = 0;
+    for (m, p, t) in [
+        (64, 2, 2),
+        (8, 2, 2),
+        (16, 2, 2),
+        (12, 2, 2),
+        (32, 4, 2),
+        (16, 4, 2),
+    ] {
+        let mapping = Mapping {
+            dataflow: Dataflow::Rs,
+            m,
+            n: 1,
+            e: 13,
+            p,
+            q: 2,
+            r: 2,
+            t,
+        };
+        let shared = predict_with(&pb, &mapping, 1, &totals, &mut cache);
+        let alone = predict(&pb, &mapping, 1, &totals);
+        assert_eq!(shared, alone, "{mapping}");
+        seen += 1;
+    }
+    assert_eq!(seen, 6);
+}
