@@ -325,12 +325,16 @@ pub fn reference_conv_plain(
 const I32_PRODUCTS: usize = 65535;
 
 /// The patch matrix of a tile is kept to about this many values (512 KiB), at least one
-/// output row's.
+/// output's (a filter's worth).
 const TILE_VALUES: usize = 1 << 18;
 
 /// Below this many outputs a tile is summed output by output (dot products along the
 /// patch), at or above it tap by tap (along the outputs).
 const DOT_BELOW: usize = 16;
+
+// A tile summed tap by tap has at least `DOT_BELOW` outputs in at most `TILE_VALUES` patch
+// values: its outputs' sums of at most `TILE_VALUES / DOT_BELOW` products each fit `i32`.
+const _: () = assert!(TILE_VALUES / DOT_BELOW <= I32_PRODUCTS);
 
 /// The windowed product `w * a` (wrapped, as [`mac::product`] under [`Overflow::Wrap`]) and
 /// whether it left the window. `TRUNCATE` picks the rounding at compile time, so that the
@@ -349,9 +353,9 @@ fn window<const TRUNCATE: bool>(w: i16, a: i16, cfg: MacConfig) -> (i32, bool) {
     (p as i32, p as i32 != v)
 }
 
-/// `acc[t] += window(w * col[t])`; the caller keeps each output's products summed since its
-/// last flush within [`I32_PRODUCTS`], so the additions cannot overflow. Returns how many
-/// products left the window.
+/// `acc[t] += window(w * col[t])`; the caller keeps each output's products within
+/// [`I32_PRODUCTS`], so the additions cannot overflow. Returns how many products left the
+/// window.
 #[inline(always)]
 fn tap_into<const TRUNCATE: bool>(acc: &mut [i32], col: &[i16], w: i16, cfg: MacConfig) -> u64 {
     let mut overflows = 0u64;
@@ -396,8 +400,9 @@ fn dot<const TRUNCATE: bool>(w: &[i16], x: &[i16], cfg: MacConfig) -> (i64, u64)
 /// there, zero in the padding, which adds nothing and cannot overflow), made once for the
 /// group's filters; for each filter, the weights times the patches, along the tile's outputs
 /// (or, for a tile of a few outputs such as a fully connected layer's one, along each
-/// output's patch): contiguous loops that vectorize, summed in `i32` and flushed to exact `i64`
-/// sums before they could overflow. A zero weight's products are zero and never overflow: skipped.
+/// output's patch): contiguous loops that vectorize, summed in `i32` (along a patch, in runs
+/// added in `i64`) where the sum cannot overflow. A zero weight's products are zero and never
+/// overflow: skipped.
 pub fn reference_conv_until(
     layer: &ConvLayer,
     ifmap: &Tensor,
@@ -465,15 +470,24 @@ fn patches<const TRUNCATE: bool>(
     if k_n == 0 || e_n * f_n == 0 {
         return Ok((out, counters));
     }
-    let tile_rows = (TILE_VALUES / (k_n * f_n)).clamp(1, e_n);
+    // Tiles of whole output rows while a row's patches fit the tile, else of part of a row
+    // (at least one output: its patch is as long as a filter). So the outputs of a tile lie
+    // together in the ofmap either way.
+    let (tile_rows, tile_cols) = match (k_n.checked_mul(f_n), TILE_VALUES / k_n) {
+        (Some(row), _) if row <= TILE_VALUES => ((TILE_VALUES / row).clamp(1, e_n), f_n),
+        (_, cols) => (1, cols.clamp(1, f_n)),
+    };
     let mut col: Vec<i16> = Vec::new();
     let mut acc: Vec<i32> = Vec::new();
-    let mut sums: Vec<i64> = Vec::new();
+    let tiles = (0..e_n)
+        .step_by(tile_rows)
+        .flat_map(|e0| (0..f_n).step_by(tile_cols).map(move |f0| (e0, f0)));
     for n in 0..layer.n as usize {
         for g in 0..layer.groups as usize {
-            for e0 in (0..e_n).step_by(tile_rows) {
-                let e1 = (e0 + tile_rows).min(e_n);
-                let t_n = (e1 - e0) * f_n;
+            for (e0, f0) in tiles.clone() {
+                let (e1, f1) = ((e0 + tile_rows).min(e_n), (f0 + tile_cols).min(f_n));
+                let cols = f1 - f0;
+                let t_n = (e1 - e0) * cols;
                 let by_tap = t_n >= DOT_BELOW;
                 // The tile's patches: `[K][T]` when summed tap by tap, `[T][K]` output by
                 // output.
@@ -490,13 +504,13 @@ fn patches<const TRUNCATE: bool>(
                                 else {
                                     continue;
                                 };
-                                for f in 0..f_n {
+                                for f in f0..f1 {
                                     let Some(x) =
                                         (f * sh + s).checked_sub(pad).filter(|&x| x < w_in)
                                     else {
                                         continue;
                                     };
-                                    let t = (e - e0) * f_n + f;
+                                    let t = (e - e0) * cols + (f - f0);
                                     let at = if by_tap { k * t_n + t } else { t * k_n + k };
                                     col[at] = chan[y * w_in + x];
                                 }
@@ -509,36 +523,25 @@ fn patches<const TRUNCATE: bool>(
                         return Err("the reference convolution was stopped".into());
                     }
                     let wm = &weights.data[m * k_n..(m + 1) * k_n];
-                    let at = out.index([n, m, e0, 0]);
+                    let at = out.index([n, m, e0, f0]);
                     let dst = &mut out.data[at..at + t_n];
                     if by_tap {
+                        // At most `k_n <= TILE_VALUES / DOT_BELOW` products an output: `i32`
+                        // holds their sum.
                         acc.clear();
                         acc.resize(t_n, 0);
-                        sums.clear();
-                        sums.resize(t_n, 0);
-                        // Products added to each output since the last flush.
-                        let mut held = 0;
                         for (k, &wt) in wm.iter().enumerate() {
-                            if wt == 0 {
-                                continue;
+                            if wt != 0 {
+                                counters.product_overflows += tap_into::<TRUNCATE>(
+                                    &mut acc,
+                                    &col[k * t_n..(k + 1) * t_n],
+                                    wt,
+                                    cfg,
+                                );
                             }
-                            if held == I32_PRODUCTS {
-                                for (s, a) in sums.iter_mut().zip(acc.iter_mut()) {
-                                    *s += *a as i64;
-                                    *a = 0;
-                                }
-                                held = 0;
-                            }
-                            held += 1;
-                            counters.product_overflows += tap_into::<TRUNCATE>(
-                                &mut acc,
-                                &col[k * t_n..(k + 1) * t_n],
-                                wt,
-                                cfg,
-                            );
                         }
-                        for ((o, s), a) in dst.iter_mut().zip(&sums).zip(&acc) {
-                            *o = wrap_output(*s + *a as i64, relu, &mut counters);
+                        for (o, a) in dst.iter_mut().zip(&acc) {
+                            *o = wrap_output(*a as i64, relu, &mut counters);
                         }
                     } else {
                         for (t, o) in dst.iter_mut().enumerate() {

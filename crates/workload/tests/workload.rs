@@ -253,9 +253,10 @@ proptest! {
     }
 }
 
-/// Outputs of more products than `i32` holds at the largest magnitude: the fast reference's
-/// `i32` sums are flushed in time, summed tap by tap along a row of 16 outputs (73,728
-/// products of -2^15 each, -2^31.2 in all) and along one output's patch (65,537 of them).
+/// Outputs of more products than `i32` holds at the largest magnitude (73,728 products of
+/// -2^15 each, -2^31.2 in all, in a row of 16 outputs; 65,537 in one output): the fast
+/// reference's `i32` sums along a patch are added in `i64` in time, and a row's patches too
+/// long for a tile are split into tiles of a few outputs.
 #[test]
 fn reference_sums_of_many_products_stay_exact() {
     let cfg = MacConfig {
@@ -295,6 +296,39 @@ fn reference_sums_of_many_products_stay_exact() {
         assert_eq!(fast.1.sum_overflows, outputs as u64);
         let want = ((products * -32768 + 32768).rem_euclid(65536) - 32768) as i16;
         assert_eq!(fast.0.data, vec![want; outputs]);
+    }
+}
+
+/// A layer whose output row has more patch values than a tile holds (8,192 a patch, 64 and
+/// 66 outputs a row): the row is summed in tiles of 32 outputs (tap by tap) and a last one of
+/// 2 (output by output), equal to the plain loops on wild values, with and without stride
+/// and padding.
+#[test]
+fn reference_splits_long_rows_into_tiles() {
+    for (w, stride, pad) in [(65u32, 1u32, 0u32), (130, 2, 1)] {
+        let l = ConvLayer {
+            name: "long rows".into(),
+            n: 1,
+            c: 2048,
+            h: 2,
+            w,
+            m: 2,
+            r: 2,
+            s: 2,
+            stride_v: stride,
+            stride_h: stride,
+            pad,
+            groups: 1,
+            ifmap_zero_fraction: 0.0,
+            first: false,
+        };
+        l.validate().unwrap();
+        let x = wild_tensor([1, 2048, 2, w as usize], 11);
+        let wt = wild_tensor([2, 2048, 2, 2], 12);
+        let cfg = Formats::DEFAULT.mac();
+        let fast = reference_conv(&l, &x, &wt, cfg, false).unwrap();
+        let plain = reference_conv_plain(&l, &x, &wt, cfg, false).unwrap();
+        assert_eq!(fast, plain, "W = {w}");
     }
 }
 
