@@ -142,8 +142,9 @@ struct DramImage {
 ///   and the reference convolution's);
 /// - the DRAM image once (the DRAM model's), each value at most 8/3 bytes (RLC at its worst,
 ///   three 21-bit pairs to a 64-bit word; raw data packs 4 to a word);
-/// - the image's row map once (one entry per ifmap, ofmap and filter row, about 48 bytes an
-///   entry in a B-tree).
+/// - the image's row map once (one entry per ifmap and ofmap row, about 48 bytes an entry in a
+///   B-tree; filters are mapped a pass's stream at a time, with a 4-byte length per filter row
+///   when rows are compressed).
 ///
 /// What is not counted (the chip's components, buffers and statistics) does not grow with the
 /// batch. A test compares it with the peak resident memory of real runs. Saturates at
@@ -165,13 +166,11 @@ pub fn host_bytes(layer: &ConvLayer) -> u64 {
     // Each factor is below 2^32, so a product of three fits; the rest saturates.
     let mul = |a: u128, b: u128| a.saturating_mul(b);
     let (ifmap, weights, ofmap) = (mul(n * c * h, w), mul(m * cg * r, s), mul(n * m * e, f));
-    let rows = (n * c * h)
-        .saturating_add(n * m * e)
-        .saturating_add(m * cg * r);
+    let rows = (n * c * h).saturating_add(n * m * e);
     let values = ifmap.saturating_add(weights).saturating_add(ofmap);
     let tensors = mul(2, values.saturating_add(ofmap));
     let image = mul(values, 8).div_ceil(3);
-    let maps = mul(rows, 48);
+    let maps = mul(rows, 48).saturating_add(mul(m * cg * r, 4));
     u64::try_from(tensors.saturating_add(image).saturating_add(maps)).unwrap_or(u64::MAX)
 }
 

@@ -5,7 +5,9 @@
 use rowsim_chip::{run_split, RunOptions};
 use rowsim_config::HwConfig;
 use rowsim_mapper::{choose, Split};
-use rowsim_workload::{reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats};
+use rowsim_workload::{
+    reference_conv, synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Weights,
+};
 
 mod common;
 
@@ -47,7 +49,23 @@ fn split_and_check(l: &ConvLayer, hw: &HwConfig, parts: usize) {
     };
     let mut mapping =
         |p: &ConvLayer, _: &rowsim_workload::Tensor| choose(p, hw).map_err(|e| e.to_string());
-    let r = run_split(hw, &split, &x, &w, 9, &opts, &mut mapping).unwrap();
+    let r = run_split(hw, &split, &x, &Weights::of(&w), 9, &opts, &mut mapping).unwrap();
+    // The same with the weights made a block of filters at a time, as a run of synthetic data
+    // makes them: the same output and statistics (the host's figures aside).
+    let made = Weights::Synthetic {
+        layer: l.clone(),
+        seed: 9,
+        fmt,
+    };
+    let blocks = run_split(hw, &split, &x, &made, 9, &opts, &mut mapping).unwrap();
+    assert!(blocks.ofmap == r.ofmap);
+    let unhosted = |s: &rowsim_chip::LayerStats| {
+        let mut s = s.clone();
+        s.host = None;
+        s.parts.iter_mut().for_each(|p| p.host = None);
+        serde_json::to_string(&s).unwrap()
+    };
+    assert_eq!(unhosted(&blocks.stats), unhosted(&r.stats));
     let (want, _) = reference_conv(l, &x, &w, fmt.mac(), hw.datapath.relu).unwrap();
     assert!(
         r.ofmap == want,

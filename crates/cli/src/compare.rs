@@ -138,7 +138,7 @@ fn point(df: Dataflow, hw: &HwConfig, d: &Data, a: &CompareArgs) -> anyhow::Resu
     let done = rowsim_chip::split::run_parts(
         &split,
         &d.ifmap,
-        &d.weights,
+        &rowsim_workload::Weights::of(&d.weights),
         Formats::DEFAULT.mac(),
         relu,
         |p, x, w, relu| {

@@ -152,7 +152,7 @@ pub fn node_data(path: &Path, node: &str, layer: &ConvLayer) -> anyhow::Result<N
         data: crate::run::Data {
             layer: layer.clone(),
             ifmap,
-            weights,
+            weights: rowsim_workload::Weights::Held(std::borrow::Cow::Owned(weights)),
         },
         mac,
         relu,
@@ -781,7 +781,7 @@ pub fn run(a: &RunArgs, net: &str) -> anyhow::Result<ExitCode> {
                 &hw,
                 &split,
                 c.ifmap,
-                c.weights,
+                &rowsim_workload::Weights::of(c.weights),
                 a.layer.seed,
                 &opts,
                 &mut mapping,

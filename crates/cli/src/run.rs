@@ -11,7 +11,7 @@ use rowsim_chip::{run_checked, ChipError, LayerStats, RunOptions};
 use rowsim_config::HwConfig;
 use rowsim_kernel::{SimError, TraceConfig};
 use rowsim_mapper::{enumerate_for, evaluate, rank, Dataflow, Mapping, Objective, Split};
-use rowsim_workload::{synthetic_ifmap, synthetic_weights, ConvLayer, Formats, Tensor};
+use rowsim_workload::{synthetic_ifmap, ConvLayer, Formats, Tensor, Weights};
 
 use crate::console::{Console, Log};
 use crate::drive::{ctrl_c_flag, EXIT_INTERRUPTED};
@@ -136,17 +136,28 @@ impl LayerArgs {
         layer
     }
 
-    /// A layer's data: read from `--ifmap`/`--weights`, or synthetic from the seed.
-    pub fn data(&self, layer: &ConvLayer) -> anyhow::Result<Data> {
+    /// Whether a layer's weights are held whole (read from `--weights`, or pruned), not made
+    /// a block of filters at a time.
+    pub fn weights_held(&self) -> bool {
+        self.weights.is_some() || self.weight_density.is_some()
+    }
+
+    /// A layer's data: read from `--ifmap`/`--weights`, or synthetic from the seed; refused
+    /// first when its run would `need` more memory than the machine has.
+    pub fn data(&self, layer: &ConvLayer, need: u64) -> anyhow::Result<Data> {
         layer.validate()?;
         let mut d = data(
             layer,
             self.seed,
             self.ifmap.as_deref(),
             self.weights.as_deref(),
+            need,
         )?;
         if let Some(density) = self.weight_density {
-            magnitude_prune(&mut d.weights, density);
+            // Pruning ranks the whole layer's weights: it holds them all.
+            let mut w = d.weights.into_tensor();
+            magnitude_prune(&mut w, density);
+            d.weights = Weights::Held(std::borrow::Cow::Owned(w));
         }
         Ok(d)
     }
@@ -161,15 +172,17 @@ impl LayerArgs {
         let layer = self.adjust(layer);
         layer.validate()?;
         // Before the mapper too, whose terms for a huge batch take a while.
-        check_memory(&layer, available_memory(), false)?;
+        let need = rowsim_chip::host_bytes(&layer);
+        check_memory(&layer, need, available_memory(), false)?;
         let early = early_choice(hw, &layer, pinned, self.objective)?;
-        let d = self.data(&layer)?;
-        let mapping = early.finish(hw, &layer, pinned, self.objective, &d.weights)?;
+        let d = self.data(&layer, need)?;
+        let weights = d.weights.into_tensor();
+        let mapping = early.finish(hw, &layer, pinned, self.objective, &weights)?;
         Ok(Prepared {
             layer: d.layer,
             mapping,
             ifmap: d.ifmap,
-            weights: d.weights,
+            weights,
         })
     }
 }
@@ -185,7 +198,9 @@ pub fn magnitude_prune(w: &mut Tensor, density: f64) {
 pub struct Data {
     pub layer: ConvLayer,
     pub ifmap: Tensor,
-    pub weights: Tensor,
+    /// Held, or synthetic and made a block of filters at a time as the parts of a layer run
+    /// (see [`rowsim_chip::split::run_parts`]).
+    pub weights: Weights<'static>,
 }
 
 /// What can be known of a layer's mapping before its tensors exist.
@@ -263,22 +278,32 @@ pub fn choose(
     })
 }
 
-/// A layer's data: `.npy` files, or synthetic from `seed`.
+/// A layer's data: `.npy` files, or synthetic from `seed` (the weights made as its parts run);
+/// refused first when its run would `need` more memory than the machine has.
 pub fn data(
     layer: &ConvLayer,
     seed: u64,
     ifmap: Option<&Path>,
     weights: Option<&Path>,
+    need: u64,
 ) -> anyhow::Result<Data> {
-    check_memory(layer, available_memory(), true)?;
+    check_memory(layer, need, available_memory(), true)?;
     let fmt = Formats::DEFAULT;
     let ifmap = match ifmap {
         Some(p) => read_npy(p, [layer.n, layer.c, layer.h, layer.w], "[N, C, H, W]")?,
         None => synthetic_ifmap(layer, seed, fmt),
     };
     let weights = match weights {
-        Some(p) => read_npy(p, [layer.m, layer.cg(), layer.r, layer.s], "[M, C/G, R, S]")?,
-        None => synthetic_weights(layer, seed, fmt),
+        Some(p) => Weights::Held(std::borrow::Cow::Owned(read_npy(
+            p,
+            [layer.m, layer.cg(), layer.r, layer.s],
+            "[M, C/G, R, S]",
+        )?)),
+        None => Weights::Synthetic {
+            layer: layer.clone(),
+            seed,
+            fmt,
+        },
     };
     Ok(Data {
         layer: layer.clone(),
@@ -296,11 +321,16 @@ fn available_memory() -> Option<u64> {
     kb.checked_mul(1024)
 }
 
-/// Refuses a layer whose run would not fit in `available` bytes, before any tensor is built,
-/// saying how much it needs ([`rowsim_chip::host_bytes`]); with `say`, says what it builds
-/// when that is a large job, since building it takes a while before the first cycle.
-fn check_memory(layer: &ConvLayer, available: Option<u64>, say: bool) -> anyhow::Result<()> {
-    let need = rowsim_chip::host_bytes(layer);
+/// Refuses a layer whose run would `need` more than `available` bytes, before any tensor is
+/// built ([`rowsim_chip::host_bytes`], [`rowsim_chip::split::host_bytes`]); with `say`, says
+/// what it builds when that is a large job, since building it takes a while before the first
+/// cycle.
+fn check_memory(
+    layer: &ConvLayer,
+    need: u64,
+    available: Option<u64>,
+    say: bool,
+) -> anyhow::Result<()> {
     let gb = |b: u64| b as f64 / 1e9;
     let values = |a: [u32; 4]| a.iter().map(|&x| x as u128).product::<u128>();
     let ifmap = values([layer.n, layer.c, layer.h, layer.w]);
@@ -524,7 +554,10 @@ impl NetRun<'_> {
                 log.err(&nd.source);
                 (nd.data, Some(nd.relu))
             }
-            None => (a.layer.data(&split.whole)?, None),
+            None => {
+                let need = rowsim_chip::split::host_bytes(split, a.layer.weights_held());
+                (a.layer.data(&split.whole, need)?, None)
+            }
         };
         if split.is_split() {
             log.start(console, &split.describe());
@@ -805,7 +838,7 @@ pub fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let needs: Vec<u64> = splits
         .iter()
-        .map(|s| rowsim_chip::host_bytes(&s.whole))
+        .map(|s| rowsim_chip::split::host_bytes(s, a.layer.weights_held()))
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (jobs, why) = jobs_for(a.jobs, cores, &needs, available_memory());

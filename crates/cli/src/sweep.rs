@@ -236,7 +236,8 @@ fn run_point(
     interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> Result<LayerStats, String> {
     let split = Split::of(layer, hw).map_err(|e| e.to_string())?;
-    let d = data(layer, seed, None, None).map_err(|e| format!("{e:#}"))?;
+    let need = rowsim_chip::split::host_bytes(&split, false);
+    let d = data(layer, seed, None, None, need).map_err(|e| format!("{e:#}"))?;
     let opts = RunOptions {
         mac: Formats::DEFAULT.mac(),
         interrupt,

@@ -243,6 +243,18 @@ impl Part {
     /// This part's weights, `[M part][C part][R part][S part]`, from the whole layer's (row by
     /// row).
     pub fn weights(&self, whole: &Tensor) -> Tensor {
+        self.weights_in(whole, 0)
+    }
+
+    /// Whether this part's weights are all of its filters' (every channel and tap): then the
+    /// block of its filters is its weights as they stand.
+    pub fn whole_filters(&self, whole: &ConvLayer) -> bool {
+        self.c == (0..whole.c) && self.layer.r == whole.r && self.layer.s == whole.s
+    }
+
+    /// This part's weights, as [`Part::weights`], from a block of the whole layer's filters
+    /// whose first is filter `first` (the block holds at least this part's).
+    pub fn weights_in(&self, whole: &Tensor, first: u32) -> Tensor {
         let (r, s) = (self.layer.r as usize, self.layer.s as usize);
         let fc_rows = if self.layer.r as usize == whole.dims[2] {
             0
@@ -260,7 +272,8 @@ impl Part {
             for m in self.m.clone() {
                 for c in self.c.clone() {
                     for y in 0..r {
-                        let at = whole.index([m as usize, c as usize, fc_rows + y, fc_cols]);
+                        let at =
+                            whole.index([(m - first) as usize, c as usize, fc_rows + y, fc_cols]);
                         if let Some(dst) = out.next() {
                             dst.copy_from_slice(&whole.data[at..at + s]);
                         }

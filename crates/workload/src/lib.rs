@@ -13,5 +13,5 @@ pub use layer::{
 };
 pub use tensor::{
     keep_largest, kept, ofmap_dims, reference_conv, reference_conv_plain, reference_conv_until,
-    synthetic_ifmap, synthetic_weights, Formats, SplitMix64, Tensor,
+    synthetic_filters, synthetic_ifmap, synthetic_weights, Formats, SplitMix64, Tensor, Weights,
 };

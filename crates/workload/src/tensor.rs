@@ -14,6 +14,8 @@
 use rowsim_datapath::mac::{self, MacConfig, MacCounters, Overflow, Rounding};
 
 use crate::layer::ConvLayer;
+use std::borrow::Cow;
+use std::ops::Range;
 
 /// A dense 4-D tensor of 16-bit words, row-major over `dims`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +111,14 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
+    /// The generator `n` draws on: what `n` calls of [`SplitMix64::next_u64`] leave (the state
+    /// moves by a constant each draw, wrapping, so this is exact for any `n`).
+    pub fn skip(&mut self, n: u64) {
+        self.0 = self
+            .0
+            .wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(n));
+    }
+
     /// Uniform in [0, 1) with 53 bits.
     pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
@@ -156,22 +166,92 @@ pub fn synthetic_ifmap(layer: &ConvLayer, seed: u64, fmt: Formats) -> Tensor {
 
 /// The synthetic weights of a layer: `[M][C/G][R][S]`.
 pub fn synthetic_weights(layer: &ConvLayer, seed: u64, fmt: Formats) -> Tensor {
+    synthetic_filters(layer, seed, fmt, 0..layer.m)
+}
+
+/// The filters `m` (a range of `0..M`, clamped to it) of [`synthetic_weights`], value for value,
+/// made without the others: each weight is one draw of the layer's stream, so the block starts
+/// that many draws in ([`SplitMix64::skip`]).
+pub fn synthetic_filters(layer: &ConvLayer, seed: u64, fmt: Formats, m: Range<u32>) -> Tensor {
     let mut rng = stream(seed, 2);
     let fan_in = (layer.cg() * layer.r * layer.s) as f64;
     let a = (2.0 / fan_in.sqrt()).min(0.999);
     let amax = (a * (1u64 << fmt.weight_frac) as f64).round() as i64;
+    let (first, end) = (m.start.min(layer.m), m.end.min(layer.m));
+    let per_filter = layer.cg() as usize * layer.r as usize * layer.s as usize;
     let mut t = Tensor::zeros([
-        layer.m as usize,
+        end.saturating_sub(first) as usize,
         layer.cg() as usize,
         layer.r as usize,
         layer.s as usize,
     ]);
+    rng.skip(first as u64 * per_filter as u64);
     for v in t.data.iter_mut() {
         *v = rng
             .range(-amax, amax)
             .clamp(i16::MIN as i64, i16::MAX as i64) as i16;
     }
     t
+}
+
+/// A layer's weights `[M][C/G][R][S]` as a run takes them: a tensor held whole (read from a
+/// file, pruned, or a model's), or synthetic from a seed and made a block of filters at a time,
+/// so that a layer run in parts never holds more than the block a part needs.
+#[derive(Clone, Debug)]
+pub enum Weights<'a> {
+    Held(Cow<'a, Tensor>),
+    Synthetic {
+        layer: ConvLayer,
+        seed: u64,
+        fmt: Formats,
+    },
+}
+
+impl<'a> Weights<'a> {
+    /// A tensor the caller holds.
+    pub fn of(t: &'a Tensor) -> Self {
+        Weights::Held(Cow::Borrowed(t))
+    }
+
+    /// The filters `m` (a range of `0..M`), all of their channels and taps: the tensor itself
+    /// when held and `m` is all of it.
+    pub fn filters(&self, m: Range<u32>) -> Cow<'_, Tensor> {
+        match self {
+            Weights::Held(t) if m.start == 0 && m.end as usize == t.dims[0] => {
+                Cow::Borrowed(t.as_ref())
+            }
+            Weights::Held(t) => {
+                let per = t.dims[1] * t.dims[2] * t.dims[3];
+                let (a, b) = (
+                    (m.start as usize).min(t.dims[0]),
+                    (m.end as usize).min(t.dims[0]),
+                );
+                Cow::Owned(Tensor {
+                    dims: [b.saturating_sub(a), t.dims[1], t.dims[2], t.dims[3]],
+                    data: t.data[a * per..b.max(a) * per].to_vec(),
+                })
+            }
+            Weights::Synthetic { layer, seed, fmt } => {
+                Cow::Owned(synthetic_filters(layer, *seed, *fmt, m))
+            }
+        }
+    }
+
+    /// All of the weights, as one tensor.
+    pub fn whole(&self) -> Cow<'_, Tensor> {
+        match self {
+            Weights::Held(t) => Cow::Borrowed(t.as_ref()),
+            Weights::Synthetic { layer, .. } => self.filters(0..layer.m),
+        }
+    }
+
+    /// The tensor, made whole if it is synthetic.
+    pub fn into_tensor(self) -> Tensor {
+        match self {
+            Weights::Held(t) => t.into_owned(),
+            s => s.whole().into_owned(),
+        }
+    }
 }
 
 /// How many of `n` values a density (0 to 1) keeps, rounded to nearest.

@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use rowsim_datapath::mac::{MacConfig, Overflow, Rounding};
 use rowsim_workload::{
-    alexnet, layer, network, reference_conv, reference_conv_plain, synthetic_ifmap,
-    synthetic_weights, vgg16, ConvLayer, Formats, Tensor,
+    alexnet, layer, network, reference_conv, reference_conv_plain, synthetic_filters,
+    synthetic_ifmap, synthetic_weights, vgg16, ConvLayer, Formats, SplitMix64, Tensor, Weights,
 };
 
 #[test]
@@ -100,6 +100,58 @@ fn synthetic_data_is_reproducible_and_has_its_zero_fraction() {
         &a.data[..4],
         &synthetic_ifmap(&l, 7, Formats::DEFAULT).data[..4]
     );
+}
+
+/// A generator skipped `n` draws is where `n` draws leave it, for any `n` (the state wraps).
+#[test]
+fn skipping_draws_is_drawing_them() {
+    for (seed, n) in [(0u64, 0u64), (7, 1), (7, 2), (u64::MAX, 3), (12345, 1000)] {
+        let (mut drawn, mut skipped) = (SplitMix64::new(seed), SplitMix64::new(seed));
+        for _ in 0..n {
+            drawn.next_u64();
+        }
+        skipped.skip(n);
+        assert_eq!(
+            drawn.next_u64(),
+            skipped.next_u64(),
+            "seed {seed}, {n} draws"
+        );
+    }
+    // Far skips compose as the draws would (2^64 + 5 draws are 5: the state is a counter).
+    let (mut a, mut b) = (SplitMix64::new(3), SplitMix64::new(3));
+    a.skip(u64::MAX);
+    a.skip(6);
+    b.skip(5);
+    assert_eq!(a.next_u64(), b.next_u64());
+}
+
+/// A block of a layer's synthetic filters, made alone, is the whole layer's filters in that
+/// range value for value (so a layer run in parts runs on the same weights); held weights give
+/// the same blocks.
+#[test]
+fn a_block_of_synthetic_filters_is_the_whole_layers() {
+    let fmt = Formats::DEFAULT;
+    let mut l = layer("alexnet:conv2").unwrap();
+    l.m = 40;
+    let whole = synthetic_weights(&l, 11, fmt);
+    let per = whole.dims[1] * whole.dims[2] * whole.dims[3];
+    let made = Weights::Synthetic {
+        layer: l.clone(),
+        seed: 11,
+        fmt,
+    };
+    let held = Weights::of(&whole);
+    for m in [0..40, 0..1, 1..2, 13..29, 39..40, 20..20] {
+        let (a, b) = (m.start as usize, m.end as usize);
+        let want = &whole.data[a * per..b * per];
+        let block = synthetic_filters(&l, 11, fmt, m.clone());
+        assert_eq!(block.dims, [b - a, 48, 5, 5], "filters {m:?}");
+        assert_eq!(block.data, want, "filters {m:?}");
+        assert_eq!(made.filters(m.clone()).data, want, "filters {m:?}");
+        assert_eq!(held.filters(m.clone()).data, want, "filters {m:?}");
+    }
+    assert!(matches!(held.filters(0..40), std::borrow::Cow::Borrowed(_)));
+    assert_eq!(made.into_tensor(), whole);
 }
 
 /// The float convolution of the dequantized tensors, independent of the datapath code.
