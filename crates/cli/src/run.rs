@@ -500,7 +500,8 @@ enum Ran {
 enum LayerOutcome {
     Done {
         stats: Box<LayerStats>,
-        ofmap: Tensor,
+        /// Its output, when `--ofmap` asks for it.
+        ofmap: Option<Tensor>,
         /// The ofmap differs from the reference convolution (reported in the layer's log).
         failed: bool,
     },
@@ -616,7 +617,8 @@ impl NetRun<'_> {
         }
         Ok(LayerOutcome::Done {
             stats: Box::new(done.stats),
-            ofmap: done.ofmap,
+            // Kept only to be written: a layer's report may wait for the layers before it.
+            ofmap: a.ofmap.is_some().then_some(done.ofmap),
             failed,
         })
     }
@@ -881,8 +883,8 @@ impl Finished {
         };
         self.failed |= failed;
         self.stats.push(*stats);
-        if let Some(p) = &a.ofmap {
-            write_npy(p, &ofmap)?;
+        if let (Some(p), Some(ofmap)) = (&a.ofmap, &ofmap) {
+            write_npy(p, ofmap)?;
         }
         if let Some(path) = &a.stats_json {
             write_stats(path, &self.stats)?;
