@@ -58,23 +58,34 @@ pub fn part_relu(split: &Split, relu: bool) -> bool {
 }
 
 /// The layer's output and statistics from its parts' (in part order), checked against the
-/// reference convolution of the whole layer: ReLU (`relu`) after the parts are added.
+/// reference convolution of the whole layer: ReLU (`relu`) after the parts are added. The
+/// reference is made a block of filters at a time ([`filter_blocks`]); `made` holds those
+/// already made (see [`run_parts`]), the others are made here from `weights`.
+#[allow(clippy::too_many_arguments)] // the parts, the layer's tensors and the arithmetic
 pub fn assemble(
     split: &Split,
     outs: &[Tensor],
     parts: Vec<LayerStats>,
     ifmap: &Tensor,
     weights: &Weights,
+    made: Vec<(Range<u32>, Tensor)>,
     opts: &RunOptions,
     relu: bool,
 ) -> Result<SplitRun, ChipError> {
     let ofmap = split.assemble(outs, relu);
-    let verified = matches_reference(&split.whole, &ofmap, &filter_blocks(split), |m| {
-        let mut l = split.whole.clone();
-        l.m = m.len() as u32;
-        rowsim_workload::reference_conv(&l, ifmap, &weights.filters(m), opts.mac, relu)
-            .map(|(want, _)| want)
-            .map_err(ChipError::Setup)
+    let mut made = made.into_iter();
+    let verified = matches_reference(&split.whole, &ofmap, &filter_blocks(split), |m| match made
+        .find(|(b, _)| *b == m)
+    {
+        Some((_, want)) => Ok(want),
+        None => block_reference(
+            &split.whole,
+            ifmap,
+            &weights.filters(m.clone()),
+            m,
+            opts.mac,
+            relu,
+        ),
     })?;
     let stats = LayerStats::combine(
         &split.whole,
@@ -105,6 +116,23 @@ fn filter_blocks(split: &Split) -> Vec<Range<u32>> {
         return std::iter::once(0..whole.m).collect();
     }
     blocks
+}
+
+/// The reference convolution of filters `m` of layer `whole` (`filters` are theirs), with ReLU
+/// if `relu`: `[N][m][E][F]`.
+fn block_reference(
+    whole: &rowsim_workload::ConvLayer,
+    ifmap: &Tensor,
+    filters: &Tensor,
+    m: Range<u32>,
+    mac: rowsim_datapath::mac::MacConfig,
+    relu: bool,
+) -> Result<Tensor, ChipError> {
+    let mut l = whole.clone();
+    l.m = m.len() as u32;
+    rowsim_workload::reference_conv(&l, ifmap, filters, mac, relu)
+        .map(|(want, _)| want)
+        .map_err(ChipError::Setup)
 }
 
 /// Whether `ofmap` (the whole layer's, `[N][M][E][F]`) equals the reference convolution of each
@@ -160,11 +188,27 @@ pub fn run_parts<E: From<ChipError>>(
     // The block of filters the part before took its weights from: the parts of a filter
     // block split by channels take theirs from it too.
     let mut block: Option<(Range<u32>, Cow<'_, Tensor>)> = None;
+    // The whole layer's reference, made a block of filters at a time as each is made for its
+    // parts (so that the check after them does not make the weights again).
+    let checked = if split.is_split() {
+        filter_blocks(split)
+    } else {
+        Vec::new()
+    };
+    let mut made = Vec::new();
     for part in &split.parts {
         if block.as_ref().is_none_or(|(m, _)| *m != part.m) {
             // The one before freed before the next is made.
             drop(block.take());
-            block = Some((part.m.clone(), weights.filters(part.m.clone())));
+            let filters = weights.filters(part.m.clone());
+            if checked.contains(&part.m) {
+                let m = part.m.clone();
+                made.push((
+                    m.clone(),
+                    block_reference(whole, ifmap, &filters, m, mac, relu)?,
+                ));
+            }
+            block = Some((part.m.clone(), filters));
         }
         let Some((_, filters)) = &block else {
             unreachable!("a block was just made")
@@ -196,8 +240,9 @@ pub fn run_parts<E: From<ChipError>>(
         mac,
         ..Default::default()
     };
+    drop(block);
     Ok(Some(assemble(
-        split, &outs, parts, ifmap, weights, &opts, relu,
+        split, &outs, parts, ifmap, weights, made, &opts, relu,
     )?))
 }
 
