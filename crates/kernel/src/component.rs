@@ -82,6 +82,14 @@ pub enum Wake {
     /// run through or [`Component::settle`] brings through them (an untraced PE through a burst
     /// with its ifmap port idle). Then a step at the edge after them. (Named `Busy` before.)
     IgnoringLinksFor(u64),
+    /// As `IgnoringLinksFor(n)` through the next `n` edges, but then no step unless a message
+    /// or a credit reaches one of its links in them (which asks for a step at the edge after
+    /// them) or later (which wakes it as for `Idle`): a run ahead that leaves it waiting on a
+    /// link (a PE whose drain waits for the psum from below). Only for a component with
+    /// nothing already arrived or on its way that it would act on after the `n` edges (a
+    /// message on its way asked for its step already, which the `n` edges drop). `0` is
+    /// `Idle`.
+    IgnoringLinksThenIdle(u64),
     /// It has run through the next `moving` edges itself (each moved: see
     /// [`StepCtx::ahead`]); what reaches its links wakes it as for `Idle`, and it needs a step
     /// `then` edges from now if that is `Some` (`then > moving`), else none until something

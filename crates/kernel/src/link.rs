@@ -1444,6 +1444,38 @@ impl<T> LinkRx<T> {
         self.arm_auto(cx, from, not_before.len() as u64, (until, None), not_before)
     }
 
+    /// As [`LinkRx::auto_take_within`] with no last edge: the next `not_before.len()` messages
+    /// are taken for the receiver whenever they are sent (message `k` at or after edge
+    /// `not_before[k]`), for a receiver whose takes those edges decide whatever it does
+    /// meanwhile (a PE's ifmap write port storing into entries that stay free), and no step is
+    /// asked for after the last until the receiver asks ([`LinkRx::auto_wake_after_last`]).
+    pub fn auto_take_each(&mut self, cx: &StepCtx, from: u64, not_before: &[u64]) -> bool {
+        self.arm_auto(
+            cx,
+            from,
+            not_before.len() as u64,
+            (u64::MAX, None),
+            not_before,
+        )
+    }
+
+    /// Asks for a step of the receiver `after` edges after the edge of the last message taken
+    /// for it ([`LinkRx::auto_take_each`]): when that message is taken, or now if it has been
+    /// (unless that step would be at or before this edge).
+    pub fn auto_wake_after_last(&mut self, cx: &StepCtx, after: u64) {
+        let p = &self.shared.published;
+        let mut auto = self.shared.auto.lock();
+        if p.auto_left.load(Ordering::Relaxed) != 0 {
+            auto.wake_after_last = Some(after);
+            return;
+        }
+        let last = auto.deferred.back().copied().or(p.pops.latest().end);
+        drop(auto);
+        if let Some(at) = last.map(|l| l + after).filter(|&at| at > cx.cycle) {
+            wake::post(p.rx_owner.load(Ordering::Relaxed), at);
+        }
+    }
+
     /// Whether messages the receiver asked to be taken for it are still to be sent: until
     /// then, every message sent is taken for it.
     #[inline]

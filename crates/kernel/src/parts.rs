@@ -431,6 +431,154 @@ mod ahead_tests {
             }
         }
     }
+    /// Takes a word, then works `len` edges on it looking at no link, run through in the step
+    /// that takes it; then waits for the next word ([`Wake::IgnoringLinksThenIdle`], as a PE
+    /// whose drain waits for the psum from below).
+    struct Waiter {
+        rx: LinkRx<u32>,
+        len: u64,
+        busy_until: Option<u64>,
+        /// A word was on its way at its last step: it takes it after the work.
+        on_its_way: bool,
+        got: Vec<(u64, u32)>,
+        steps: u64,
+    }
+
+    impl Component for Waiter {
+        fn name(&self) -> &str {
+            "top.wait"
+        }
+
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            self.steps += 1;
+            if let Some(b) = self.busy_until {
+                if cx.cycle <= b {
+                    // Stepped at every edge (or traced): the work of this edge.
+                    return Ok(Activity::Moved);
+                }
+                self.busy_until = None;
+            }
+            let Some(v) = self.rx.try_recv(cx) else {
+                return Ok(Activity::Idle);
+            };
+            self.got.push((cx.cycle, v));
+            self.busy_until = Some(cx.cycle + self.len);
+            self.on_its_way = self.rx.head_ready_at().is_some();
+            Ok(Activity::Moved)
+        }
+
+        fn holds_work(&self) -> bool {
+            self.rx.in_flight() > 0
+        }
+
+        fn wake(&self, cx: &StepCtx, did: Activity) -> Wake {
+            match self.busy_until {
+                // A word on its way already is its own to take after the work.
+                Some(b) if b > cx.cycle && self.on_its_way => Wake::IgnoringLinksFor(b - cx.cycle),
+                Some(b) if b > cx.cycle => Wake::IgnoringLinksThenIdle(b - cx.cycle),
+                _ => Wake::after(did),
+            }
+        }
+
+        fn settle(&mut self, last: &StepCtx, _edges: u64) {
+            if self.busy_until.is_some_and(|b| b <= last.cycle) {
+                self.busy_until = None;
+            }
+        }
+    }
+
+    /// Sends words `0..n`, one at each edge that is a multiple of `period`, while it has credit.
+    struct Pacer {
+        tx: crate::LinkTx<u32>,
+        next: u32,
+        n: u32,
+        period: u64,
+    }
+
+    impl Component for Pacer {
+        fn name(&self) -> &str {
+            "top.pace"
+        }
+
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            if self.next == self.n || !cx.cycle.is_multiple_of(self.period) {
+                return Ok(Activity::Idle);
+            }
+            if self.tx.try_send(cx, self.next).is_err() {
+                return Ok(Activity::Idle);
+            }
+            self.next += 1;
+            Ok(Activity::Moved)
+        }
+
+        fn holds_work(&self) -> bool {
+            self.next < self.n
+        }
+
+        fn wake(&self, cx: &StepCtx, _did: Activity) -> Wake {
+            if self.next < self.n {
+                Wake::IdleFor(self.period - cx.cycle % self.period)
+            } else {
+                Wake::Idle
+            }
+        }
+    }
+
+    /// A component that ignores its links through its work and then waits on them is stepped
+    /// after the work only when a word reached it meanwhile, and otherwise at the next word's
+    /// arrival: the same words at the same cycles and the same end as stepping every edge, in
+    /// every step order, with one step a word (a step after the last word's work, as
+    /// `IgnoringLinksFor` would take, or a word arrived during the work and not seen, fails it).
+    #[test]
+    fn ignoring_links_then_idle_is_stepping_every_edge() {
+        let run = |every_edge: bool, latency: u32, cap: u32, period: u64, seed: u64| {
+            let mut s = Scheduler::new();
+            s.set_every_edge(every_edge);
+            if !every_edge {
+                s.set_order(crate::StepOrder::Shuffled(seed));
+            }
+            let clk = s.add_clock("core", 100_000_000).unwrap();
+            let Link { tx, rx } = Link::<u32>::new("top.l", clk, latency, cap).unwrap();
+            s.add(
+                clk,
+                Pacer {
+                    tx,
+                    next: 0,
+                    n: 12,
+                    period,
+                },
+            );
+            let w = s.add(
+                clk,
+                Waiter {
+                    rx,
+                    len: 5,
+                    busy_until: None,
+                    on_its_way: false,
+                    got: Vec::new(),
+                    steps: 0,
+                },
+            );
+            s.run().unwrap();
+            let wt: &Waiter = s.component(w).unwrap();
+            (s.cycle(), wt.got.clone(), wt.steps)
+        };
+        // Words arriving during the work (one a cycle), and after it (one every 9 cycles).
+        for (latency, cap, period) in [(1, 1, 1), (1, 4, 1), (3, 2, 1), (2, 8, 9), (1, 2, 9)] {
+            let want = run(true, latency, cap, period, 0);
+            assert_eq!(want.1.len(), 12);
+            for seed in 0..4 {
+                let got = run(false, latency, cap, period, seed);
+                assert_eq!(
+                    (got.0, &got.1),
+                    (want.0, &want.1),
+                    "latency {latency}, capacity {cap}, period {period}"
+                );
+                // The first step finds nothing yet (the feeder's word is on its way).
+                assert_eq!(got.2, 12 + 1, "latency {latency}, capacity {cap}");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

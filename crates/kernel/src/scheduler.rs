@@ -314,8 +314,11 @@ struct Slot {
     domain: usize,
     /// Edges of its clock the component has been brought through (stepped or settled).
     done: u64,
-    /// Wake-ups for edges before this one are ignored (it is [`Wake::IgnoringLinksFor`]).
+    /// Wake-ups for edges before this one are ignored (it is [`Wake::IgnoringLinksFor`]), or
+    /// put off to it (`defers`).
     sleep_until: u64,
+    /// Wake-ups for edges before `sleep_until` ask for a step there ([`Wake::IgnoringLinksThenIdle`]).
+    defers: bool,
     /// It asked for a step at a definite edge ([`Wake::IdleFor`], [`Wake::IgnoringLinksFor`]) and has not
     /// been stepped since: time alone moves it on, which the watchdog counts as progress.
     timed: bool,
@@ -452,6 +455,7 @@ impl Scheduler {
             domain: d,
             done: dom.next,
             sleep_until: dom.next,
+            defers: false,
             timed: false,
             traced: false,
             asked: dom.next,
@@ -763,6 +767,13 @@ impl Scheduler {
             let Some(slot) = slots.get_mut(c) else {
                 return;
             };
+            // A wake-up while it ignores its links, which it asked to have put off to the
+            // edge after them ([`Wake::IgnoringLinksThenIdle`]).
+            let edge = if slot.defers && edge >= slot.done {
+                edge.max(slot.sleep_until)
+            } else {
+                edge
+            };
             if edge >= slot.done && edge >= slot.sleep_until {
                 if edge == slot.untime_at {
                     // The end of a run ahead is already queued for this edge: now a step.
@@ -935,12 +946,23 @@ impl Scheduler {
                 slot.component.wake(&cx, did)
             };
             let dom = &mut self.domains[slot.domain];
+            slot.defers = false;
             match wake {
                 Wake::Next | Wake::IdleFor(0 | 1) | Wake::IgnoringLinksFor(0) => {
                     slot.sleep_until = e + 1;
                     ask(slot, c, dom, e + 1);
                 }
-                Wake::Idle => slot.sleep_until = e + 1,
+                Wake::Idle | Wake::IgnoringLinksThenIdle(0) => slot.sleep_until = e + 1,
+                Wake::IgnoringLinksThenIdle(n) => {
+                    // Moving through the `n` edges (as a run ahead), then idle unless a link
+                    // was reached meanwhile: the request at the end only ends `timed`, until a
+                    // wake-up put off to it makes it a step.
+                    slot.sleep_until = e + 1 + n;
+                    slot.defers = true;
+                    slot.timed = true;
+                    dom.timed += 1;
+                    untime(slot, c, dom, e + 1 + n);
+                }
                 Wake::IdleFor(n) => {
                     slot.sleep_until = e + 1;
                     slot.timed = true;

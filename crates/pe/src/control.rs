@@ -211,6 +211,22 @@ impl Pe {
         } else {
             Some(a + 1)
         };
+        // A drain stopped short for the psum from below, none of which is on its way: the
+        // edges from `a + 1` on stall for it (counted so when they are settled) until one
+        // arrives, which wakes the PE. No ifmap value is on its way either: one sent later
+        // wakes the PE, or is taken for the port (see `arm_ifmap`), so none waits unseen for
+        // the port at `a + 1`.
+        self.fsm_waits_below = self.dp.state == PeState::Drain
+            && prim.psum_in
+            && self.dp.pipe.is_empty()
+            && self.ports.ifmap_in.head_ready_at().is_none()
+            && self.ports.psum_in.as_mut().is_some_and(|p| {
+                // Looking at the link binds it to the PE, so that a psum sent later wakes it.
+                p.peek(cx).is_none() && p.head_ready_at().is_none()
+            });
+        if self.fsm_waits_below {
+            self.drain_waits_for_psum_in = true;
+        }
     }
 
     /// After a step at `cx` that moved: the edges after it whose every input is already known,
@@ -602,6 +618,20 @@ impl Pe {
         self.not_before = not_before;
     }
 
+    /// While the FSM is ahead through `a`: what the ifmap link takes for the write port. When
+    /// the drain then waits for the psum from below, the values the port can store before the
+    /// window moves (`arm_window`); else those it stores by `a` (`arm_ifmap`), or the first
+    /// window after a filter load (`arm_window`).
+    fn arm_port(&mut self, cx: &StepCtx, prim: &Primitive, a: u64) {
+        if self.fsm_waits_below {
+            self.arm_window(cx, prim);
+        }
+        self.arm_ifmap(cx, prim, a);
+        if !self.fsm_waits_below {
+            self.arm_window(cx, prim);
+        }
+    }
+
     /// While the FSM is stalled (not ahead) waiting for its window, or in a drain waiting for
     /// a psum, or loads its filters, with no ifmap value on its way: leaves the values of the
     /// window it waits for (the next position's, in a drain; the first, in a filter load)
@@ -616,8 +646,12 @@ impl Pe {
         let dp = &self.dp;
         // Ahead only through a filter load: the port's entries are those of its state now.
         let stalled = self.ahead_until.is_none() || dp.state == PeState::LoadFilters;
+        // Or through a burst whose drain then waits for the psum from below: the entries the
+        // burst releases, at the edges it releases them, stay free until the drain's last
+        // psum, which only frees more.
+        let below = !stalled && self.fsm_waits_below && self.releases.valid;
         if !cx.ahead
-            || !stalled
+            || !(stalled || below)
             || self.ifmap_auto.is_some()
             || !dp.pipe.is_empty()
             || self.ports.ifmap_in.head_ready_at().is_some()
@@ -654,9 +688,36 @@ impl Pe {
         }
         let from = (cx.cycle + 1).max(self.port_free);
         let need = end - dp.ifmap.stored;
-        if self.ports.ifmap_in.auto_take(cx, from, need, 1) {
+        if !below {
+            if self.ports.ifmap_in.auto_take(cx, from, need, 1) {
+                self.ifmap_auto = Some(IfmapAuto::Window);
+            }
+            return;
+        }
+        // Each value from the first edge at which it has an entry (limits only grow), and no
+        // step asked for after the last: the drain waits for the psum from below, whose
+        // arrival wakes the PE; the FSM asks once it waits for the window (`step`).
+        let stored = dp.ifmap.stored;
+        let mut not_before = std::mem::take(&mut self.not_before);
+        not_before.clear();
+        let mut e = from;
+        for j in stored..end {
+            while j >= dp.ifmap.port_limit(start, prim.q, self.releases.at(e)) {
+                match self.releases.next_after(e) {
+                    Some(r) => e = r,
+                    None => {
+                        // Not expected: the burst releases every leading entry.
+                        self.not_before = not_before;
+                        return;
+                    }
+                }
+            }
+            not_before.push(e);
+        }
+        if self.ports.ifmap_in.auto_take_each(cx, from, &not_before) {
             self.ifmap_auto = Some(IfmapAuto::Window);
         }
+        self.not_before = not_before;
     }
 
     /// With the window left to the ifmap link (see [`Pe::arm_window`]): the values it took at
@@ -788,8 +849,7 @@ impl Component for Pe {
                     self.store_ifmap(cx, &prim);
                 }
                 self.note_next(cx, &prim, a);
-                self.arm_ifmap(cx, &prim, a);
-                self.arm_window(cx, &prim);
+                self.arm_port(cx, &prim, a);
                 return Ok(Activity::Moved);
             }
             self.ahead_until = None;
@@ -834,10 +894,21 @@ impl Component for Pe {
             self.run_ahead(cx, &prim)?;
             if let Some(a) = self.ahead_until {
                 self.note_next(cx, &prim, a);
-                self.arm_ifmap(cx, &prim, a);
+                self.arm_port(cx, &prim, a);
             }
         }
-        self.arm_window(cx, &prim);
+        if self.ahead_until.is_none() {
+            self.arm_window(cx, &prim);
+        }
+        if self.ifmap_auto == Some(IfmapAuto::Window)
+            && self.ahead_until.is_none()
+            && self.dp.state == PeState::Compute
+            && !self.dp.window_stored(&prim)
+        {
+            // The FSM waits for the window the link stores: a step after its last value (asked
+            // for when the link was armed, unless armed through a burst: see `arm_window`).
+            self.ports.ifmap_in.auto_wake_after_last(cx, 1);
+        }
         if self.traced {
             self.dp.probe.held.out_credits = self.ports.psum_out.credits(cx);
         }
@@ -854,11 +925,28 @@ impl Component for Pe {
             // has nothing to do (its window stays where it is through a burst).
             let prim = self.prim.as_ref().expect("a burst runs a primitive");
             let c = cx.cycle;
-            if matches!(self.ifmap_auto, Some(IfmapAuto::Ahead(_))) && self.fsm_next == Some(a + 1)
+            // Through `a` and no step after it unless something reaches a link, when the FSM
+            // would only stall there for the psum from below (its arrival wakes the PE, and
+            // so does anything else that reaches a link meanwhile, at `a + 1`).
+            let through = |n: u64| {
+                if self.fsm_waits_below && n == a - c {
+                    Wake::IgnoringLinksThenIdle(n)
+                } else {
+                    Wake::IgnoringLinksFor(n)
+                }
+            };
+            if self.fsm_next == Some(a + 1)
+                && match self.ifmap_auto {
+                    Some(IfmapAuto::Ahead(_)) => true,
+                    // The window's values the port can store before the drain's last psum,
+                    // the link's (see `arm_window`): the rest wait for the move.
+                    Some(IfmapAuto::Window) => self.fsm_waits_below,
+                    None => false,
+                }
             {
                 // The ifmap link stores for the port through `a` (see `arm_ifmap`); a value it
                 // leaves to the port is one the port would store after `a`.
-                return Wake::IgnoringLinksFor(a - c);
+                return through(a - c);
             }
             if self.fsm_next == Some(a + 1) {
                 // No step is needed before the FSM's while the port has nothing to do: through
@@ -866,7 +954,7 @@ impl Component for Pe {
                 // (values arriving meanwhile wait for its first free edge).
                 let quiet = self.port_quiet_until(prim, c, a);
                 if quiet > c {
-                    return Wake::IgnoringLinksFor(quiet - c);
+                    return through(quiet - c);
                 }
             }
             // A value that arrived already and waits for the port needs a step; so does the

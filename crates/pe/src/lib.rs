@@ -458,6 +458,9 @@ pub struct Pe {
     /// burst), or `None` when a filter load ran out of weights on their way: it then stalls
     /// until the next arrives, which wakes it.
     fsm_next: Option<u64>,
+    /// While the FSM is ahead: at `fsm_next` its drain would only stall for the psum from the
+    /// PE below, of which none is on its way yet (its arrival wakes the PE; see `wake`).
+    fsm_waits_below: bool,
     /// The first edge at which the ifmap write port may act: the edge after the last one a run
     /// ahead stored a value at (a step at an earlier edge leaves the port alone: it has already
     /// worked that edge).
@@ -498,6 +501,7 @@ impl Pe {
             last_cycle: 0,
             port_next: None,
             fsm_next: None,
+            fsm_waits_below: false,
             port_free: 0,
             releases: Releases::default(),
             ifmap_auto: None,
