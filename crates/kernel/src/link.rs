@@ -1141,13 +1141,6 @@ impl<T> LinkRx<T> {
     // ring's one consumer, reached through `&self` for a look and `&mut self` for a change or a
     // pop, so that no reference to a message outlives its pop).
 
-    /// Messages in the ring (sent, not taken; those taken for the receiver never enter it).
-    #[inline(always)]
-    fn queued(&self) -> usize {
-        // SAFETY: this end is the ring's only consumer.
-        unsafe { self.shared.ring.len() }
-    }
-
     /// The `k`-th message in the ring (the head is 0).
     #[inline(always)]
     fn nth(&self, k: usize) -> Option<&Envelope<T>> {
@@ -1417,9 +1410,9 @@ impl<T> LinkRx<T> {
     /// messages (a PE loading a filter row): the sender returns the credits as those pops
     /// would, the receiver is not stepped at each arrival but asked for a step `wake_after`
     /// edges after the edge of the last pop (at it with 0), and it collects the messages with
-    /// [`LinkRx::take_auto`] at any edge, as of that edge. Only with nothing on its way
-    /// (everything sent taken); returns whether the link is armed. A receiver stepped at every
-    /// edge needs none of this.
+    /// [`LinkRx::take_auto`] at any edge, as of that edge. Messages already on their way are
+    /// the first taken, as those sent later are; returns whether the link is armed. A receiver
+    /// stepped at every edge needs none of this.
     pub fn auto_take(&mut self, cx: &StepCtx, from: u64, count: u64, wake_after: u64) -> bool {
         self.arm_auto(cx, from, count, (u64::MAX, Some(wake_after)), &[])
     }
@@ -1514,18 +1507,77 @@ impl<T> LinkRx<T> {
             self.bind();
         }
         let p = &self.shared.published;
-        if count == 0 || self.queued() != 0 || p.auto_left.load(Ordering::Relaxed) != 0 {
+        if count == 0 || p.auto_left.load(Ordering::Relaxed) != 0 {
             return false;
         }
         debug_assert_eq!(p.pops.total(), self.received);
-        let mut auto = self.shared.auto.lock();
+        let shared = Arc::clone(&self.shared);
+        let p = &shared.published;
+        let mut auto = shared.auto.lock();
         auto.until = until;
         auto.wake_after_last = wake_after_last;
         auto.not_before.clear();
         auto.not_before.extend(not_before);
+        // The messages already on their way are taken now, as `LinkTx::auto_pop` takes those
+        // sent later: each at the first edge at or after its arrival, after the pop before it
+        // and at or after its own edge, up to `until`.
+        let mut left = count;
+        let (mut first_pop, mut ended) = (None, false);
+        let mut l = p.pops.latest();
+        let mut next = auto
+            .deferred
+            .back()
+            .copied()
+            .or(l.end)
+            .map_or(from, |e| from.max(e + 1));
+        while left > 0 {
+            let Some(ready) = self.nth(0).map(|env| env.ready_at()) else {
+                break;
+            };
+            let at = next
+                .max(ready)
+                .max(auto.not_before.front().copied().unwrap_or(0));
+            if at > until {
+                ended = true;
+                break;
+            }
+            let env = self
+                .pop_head()
+                .expect("the message at the head, just looked at");
+            if auto.deferred.is_empty() && l.admits(at, cx.cycle) {
+                p.pops.record_from(&mut l, at, cx.cycle);
+            } else {
+                auto.deferred.push_back(at);
+                wake::post(p.sender_to_wake(), at + 1);
+            }
+            auto.items.push_back(env.item);
+            auto.not_before.pop_front();
+            first_pop.get_or_insert(at);
+            next = at + 1;
+            left -= 1;
+        }
+        if ended && first_pop.is_none() {
+            // Nothing can be taken by `until`: no arrangement.
+            auto.not_before.clear();
+            return false;
+        }
+        if ended {
+            auto.not_before.clear();
+            left = 0;
+        }
+        p.auto_deferred
+            .store(auto.deferred.len() as u64, Ordering::Relaxed);
+        if let Some(first) = first_pop {
+            self.post_head(cx.cycle);
+            wake::post(p.sender_to_wake(), first + 1);
+            if let Some(after) = wake_after_last.filter(|_| left == 0) {
+                let last = auto.deferred.back().copied().or(l.end).unwrap_or(first);
+                wake::post(p.rx_owner.load(Ordering::Relaxed), last + after);
+            }
+        }
         drop(auto);
         p.auto_from.store(from, Ordering::Relaxed);
-        p.auto_left.store(count, Ordering::Relaxed);
+        p.auto_left.store(left, Ordering::Relaxed);
         true
     }
 
@@ -2046,6 +2098,53 @@ mod tests {
                         let mut out = Vec::new();
                         let (n, last) = rx.take_auto(&cx(c), None, &mut out);
                         assert_eq!((n, last), (5, Some(20)));
+                        rx.auto_cancel();
+                        got.extend(out);
+                    }
+                    let k = got.len();
+                    if c >= earliest(k) {
+                        if let Some(v) = rx.try_recv(&cx(c)) {
+                            got.push(v);
+                        }
+                    }
+                }
+                seen.push((tx.credits(&cx(c)), rx.in_flight_at(c)));
+            }
+            (got, seen)
+        };
+        let (stepped, seen) = run(false);
+        assert_eq!(stepped, (0..9).collect::<Vec<u16>>());
+        let (auto, auto_seen) = run(true);
+        assert_eq!(auto, stepped);
+        assert_eq!(auto_seen, seen);
+    }
+
+    #[test]
+    fn messages_on_their_way_when_the_link_is_armed_are_taken_as_the_receiver_would() {
+        // A receiver that takes nothing until edge 6, then message k at the first edge it has
+        // arrived by, after the one before, and at or after `nb[k]`; one a cycle sent while
+        // the three credits last, so three wait in the FIFO when the link is armed at edge 5
+        // (through edge 30). Stepped from edge 6, or from 31 on: the same pops, credits and
+        // FIFO levels at every edge; message 5 (earliest 40) is the receiver's own.
+        let nb = [8u64, 8, 9, 15, 16, 40];
+        let earliest = |k: usize| nb.get(k).copied().unwrap_or(0);
+        let run = |auto: bool| {
+            let Link { mut tx, mut rx } = Link::<u16>::new("l", clock(), 1, 3).unwrap();
+            let (mut next, mut got, mut seen) = (0u16, Vec::new(), Vec::new());
+            for c in 0..60u64 {
+                if next < 9 && tx.try_send(&cx(c), next).is_ok() {
+                    next += 1;
+                }
+                if auto && c == 5 {
+                    assert_eq!(rx.in_flight(), 3, "three on their way when armed");
+                    assert!(rx.auto_take_within(&cx(5), 6, 30, &nb));
+                    assert_eq!(rx.in_flight(), 0, "taken for the receiver");
+                }
+                if c >= 6 && (!auto || c > 30) {
+                    if auto && rx.auto_pending() {
+                        let mut out = Vec::new();
+                        let (n, last) = rx.take_auto(&cx(c), None, &mut out);
+                        assert_eq!((n, last), (5, Some(16)));
                         rx.auto_cancel();
                         got.extend(out);
                     }

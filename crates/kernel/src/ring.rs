@@ -83,6 +83,7 @@ impl<T> Ring<T> {
     ///
     /// # Safety
     /// Only the consumer may call it (as [`Ring::pop`]).
+    #[cfg(test)]
     #[inline]
     pub(crate) unsafe fn len(&self) -> usize {
         let h = self.head.load(Ordering::Relaxed);

@@ -213,13 +213,10 @@ impl Pe {
         };
         // A drain stopped short for the psum from below, none of which is on its way: the
         // edges from `a + 1` on stall for it (counted so when they are settled) until one
-        // arrives, which wakes the PE. No ifmap value is on its way either: one sent later
-        // wakes the PE, or is taken for the port (see `arm_ifmap`), so none waits unseen for
-        // the port at `a + 1`.
+        // arrives, which wakes the PE (see `arm_port` for the ifmap values).
         self.fsm_waits_below = self.dp.state == PeState::Drain
             && prim.psum_in
             && self.dp.pipe.is_empty()
-            && self.ports.ifmap_in.head_ready_at().is_none()
             && self.ports.psum_in.as_mut().is_some_and(|p| {
                 // Looking at the link binds it to the PE, so that a psum sent later wakes it.
                 p.peek(cx).is_none() && p.head_ready_at().is_none()
@@ -572,12 +569,7 @@ impl Pe {
     /// to the port, and the values after it: the port stores them after `a`, so the PE
     /// ignores its links until then (see `wake`).
     fn arm_ifmap(&mut self, cx: &StepCtx, prim: &Primitive, a: u64) {
-        if !cx.ahead
-            || self.ifmap_auto.is_some()
-            || self.fsm_next != Some(a + 1)
-            || a <= cx.cycle
-            || self.ports.ifmap_in.head_ready_at().is_some()
-        {
+        if !cx.ahead || self.ifmap_auto.is_some() || self.fsm_next != Some(a + 1) || a <= cx.cycle {
             return;
         }
         let ifmap = &self.dp.ifmap;
@@ -630,6 +622,13 @@ impl Pe {
         if !self.fsm_waits_below {
             self.arm_window(cx, prim);
         }
+        if self.ifmap_auto.is_some() {
+            // The link took the values on their way that the port stores by then.
+            self.port_next = None;
+        }
+        // The PE sleeps past `a` only if no ifmap value waits for the port unseen: one sent
+        // later wakes it, or is taken for the port; one on its way already asked for its step.
+        self.fsm_waits_below &= self.ports.ifmap_in.head_ready_at().is_none();
     }
 
     /// While the FSM is stalled (not ahead) waiting for its window, or in a drain waiting for
@@ -650,12 +649,7 @@ impl Pe {
         // burst releases, at the edges it releases them, stay free until the drain's last
         // psum, which only frees more.
         let below = !stalled && self.fsm_waits_below && self.releases.valid;
-        if !cx.ahead
-            || !(stalled || below)
-            || self.ifmap_auto.is_some()
-            || !dp.pipe.is_empty()
-            || self.ports.ifmap_in.head_ready_at().is_some()
-        {
+        if !cx.ahead || !(stalled || below) || self.ifmap_auto.is_some() || !dp.pipe.is_empty() {
             return;
         }
         let start = dp.window_start(prim);
