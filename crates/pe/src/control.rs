@@ -558,9 +558,9 @@ impl Pe {
         }
     }
 
-    /// While the FSM is ahead through `a` and needs a step after it, with no ifmap value on
-    /// its way: leaves the values the write port can store by `a` to the ifmap link, which
-    /// takes each for the port as it is sent, at the edge the port would (see
+    /// While the FSM is ahead through `a` and needs a step after it: leaves the values the
+    /// write port can store by `a` to the ifmap link, which takes each for the port (those
+    /// already on their way at once, the others as they are sent) at the edge the port would (see
     /// `LinkRx::auto_take_within`): the first at or after its arrival, after the store before
     /// it and the edges the port has worked (`port_free`), at which the port has an entry
     /// for it (the entries the burst releases by then, `releases`). The PE then sleeps until
@@ -632,10 +632,11 @@ impl Pe {
     }
 
     /// While the FSM is stalled (not ahead) waiting for its window, or in a drain waiting for
-    /// a psum, or loads its filters, with no ifmap value on its way: leaves the values of the
-    /// window it waits for (the next position's, in a drain; the first, in a filter load)
-    /// that the write port has entries for to the ifmap
-    /// link, which takes each for the port as it is sent, at the edge the port would (the
+    /// a psum, or loads its filters, or is ahead through a burst whose drain then waits for
+    /// the psum from below: leaves the values of the window it waits for (the next
+    /// position's, in a drain; the first, in a filter load) that the write port has entries
+    /// for to the ifmap link, which takes each for the port (those already on their way at
+    /// once, the others as they are sent) at the edge the port would (the
     /// first at or after its arrival, after the store before it and `port_free`: the entries
     /// stay free, and more only come free, whatever the FSM does next), and asks for a step at
     /// the edge after the last (where a waiting FSM issues). The PE sleeps through the wait
