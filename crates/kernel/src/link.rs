@@ -2066,6 +2066,40 @@ mod tests {
         assert_eq!(tx.credits(&cx(10)), 7, "and the receiver's own at 9");
     }
 
+    /// Runs `run` with the receiver stepped (`false`) and with the link taking for it
+    /// (`true`): messages 0-8 in order both ways, and the same credits and FIFO levels at
+    /// every edge.
+    fn same_as_stepped(run: impl Fn(bool) -> (Vec<u16>, Vec<(u32, usize)>)) {
+        let (stepped, seen) = run(false);
+        assert_eq!(stepped, (0..9).collect::<Vec<u16>>());
+        let (auto, auto_seen) = run(true);
+        assert_eq!(auto, stepped);
+        assert_eq!(auto_seen, seen);
+    }
+
+    /// The receiver of the two tests below at edge `c`: collects what the link took for it
+    /// (`expect`: how many, and the edge of the last) and ends the arrangement, then takes
+    /// message `k` if it has arrived and `c` is at or after `nb[k]`.
+    fn receive_at(
+        rx: &mut LinkRx<u16>,
+        c: u64,
+        nb: &[u64],
+        expect: (usize, Option<u64>),
+        got: &mut Vec<u16>,
+    ) {
+        if rx.auto_pending() {
+            let mut out = Vec::new();
+            assert_eq!(rx.take_auto(&cx(c), None, &mut out), expect);
+            rx.auto_cancel();
+            got.extend(out);
+        }
+        if c >= nb.get(got.len()).copied().unwrap_or(0) {
+            if let Some(v) = rx.try_recv(&cx(c)) {
+                got.push(v);
+            }
+        }
+    }
+
     #[test]
     fn messages_taken_for_a_receiver_through_an_edge_keep_their_own_earliest_edges() {
         // A receiver that takes message k at the first edge it has arrived by, after the one
@@ -2075,7 +2109,6 @@ mod tests {
         // earliest edges make pops jump ahead of the sender's edge (runs the ramp takes
         // later), and message 5 (earliest 30) is the receiver's own.
         let nb = [3u64, 3, 10, 11, 20, 30];
-        let earliest = |k: usize| nb.get(k).copied().unwrap_or(0);
         let run = |auto: bool| {
             let Link { mut tx, mut rx } = Link::<u16>::new("l", clock(), 1, 3).unwrap();
             let (mut next, mut got, mut seen) = (0u16, Vec::new(), Vec::new());
@@ -2094,29 +2127,13 @@ mod tests {
                     );
                 }
                 if !auto || c > 25 {
-                    if auto && rx.auto_pending() {
-                        let mut out = Vec::new();
-                        let (n, last) = rx.take_auto(&cx(c), None, &mut out);
-                        assert_eq!((n, last), (5, Some(20)));
-                        rx.auto_cancel();
-                        got.extend(out);
-                    }
-                    let k = got.len();
-                    if c >= earliest(k) {
-                        if let Some(v) = rx.try_recv(&cx(c)) {
-                            got.push(v);
-                        }
-                    }
+                    receive_at(&mut rx, c, &nb, (5, Some(20)), &mut got);
                 }
                 seen.push((tx.credits(&cx(c)), rx.in_flight_at(c)));
             }
             (got, seen)
         };
-        let (stepped, seen) = run(false);
-        assert_eq!(stepped, (0..9).collect::<Vec<u16>>());
-        let (auto, auto_seen) = run(true);
-        assert_eq!(auto, stepped);
-        assert_eq!(auto_seen, seen);
+        same_as_stepped(run);
     }
 
     #[test]
@@ -2127,7 +2144,6 @@ mod tests {
         // (through edge 30). Stepped from edge 6, or from 31 on: the same pops, credits and
         // FIFO levels at every edge; message 5 (earliest 40) is the receiver's own.
         let nb = [8u64, 8, 9, 15, 16, 40];
-        let earliest = |k: usize| nb.get(k).copied().unwrap_or(0);
         let run = |auto: bool| {
             let Link { mut tx, mut rx } = Link::<u16>::new("l", clock(), 1, 3).unwrap();
             let (mut next, mut got, mut seen) = (0u16, Vec::new(), Vec::new());
@@ -2141,29 +2157,13 @@ mod tests {
                     assert_eq!(rx.in_flight(), 0, "taken for the receiver");
                 }
                 if c >= 6 && (!auto || c > 30) {
-                    if auto && rx.auto_pending() {
-                        let mut out = Vec::new();
-                        let (n, last) = rx.take_auto(&cx(c), None, &mut out);
-                        assert_eq!((n, last), (5, Some(16)));
-                        rx.auto_cancel();
-                        got.extend(out);
-                    }
-                    let k = got.len();
-                    if c >= earliest(k) {
-                        if let Some(v) = rx.try_recv(&cx(c)) {
-                            got.push(v);
-                        }
-                    }
+                    receive_at(&mut rx, c, &nb, (5, Some(16)), &mut got);
                 }
                 seen.push((tx.credits(&cx(c)), rx.in_flight_at(c)));
             }
             (got, seen)
         };
-        let (stepped, seen) = run(false);
-        assert_eq!(stepped, (0..9).collect::<Vec<u16>>());
-        let (auto, auto_seen) = run(true);
-        assert_eq!(auto, stepped);
-        assert_eq!(auto_seen, seen);
+        same_as_stepped(run);
     }
 
     #[test]

@@ -174,6 +174,19 @@ impl<T: Send + 'static> Component for Merge<T> {
     }
 }
 
+/// A scheduler for the tests below, stepping every edge (the reference) or event-driven in a
+/// shuffled order, and its one clock.
+#[cfg(test)]
+fn test_scheduler(every_edge: bool, seed: u64) -> (crate::Scheduler, crate::Clock) {
+    let mut s = crate::Scheduler::new();
+    s.set_every_edge(every_edge);
+    if !every_edge {
+        s.set_order(crate::StepOrder::Shuffled(seed));
+    }
+    let clk = s.add_clock("core", 100_000_000).unwrap();
+    (s, clk)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,12 +545,7 @@ mod ahead_tests {
     #[test]
     fn ignoring_links_then_idle_is_stepping_every_edge() {
         let run = |every_edge: bool, latency: u32, cap: u32, period: u64, seed: u64| {
-            let mut s = Scheduler::new();
-            s.set_every_edge(every_edge);
-            if !every_edge {
-                s.set_order(crate::StepOrder::Shuffled(seed));
-            }
-            let clk = s.add_clock("core", 100_000_000).unwrap();
+            let (mut s, clk) = super::test_scheduler(every_edge, seed);
             let Link { tx, rx } = Link::<u32>::new("top.l", clk, latency, cap).unwrap();
             s.add(
                 clk,
@@ -586,7 +594,7 @@ mod run_tests {
     use std::collections::VecDeque;
 
     use super::*;
-    use crate::{Link, Scheduler};
+    use crate::Link;
 
     /// Sends its items one an edge while it has credit; ahead (`runs`), all it has credit for
     /// as one run ([`LinkTx::send_run_at`]) from the edge it is stepped at.
@@ -734,12 +742,7 @@ mod run_tests {
         let run =
             |every_edge: bool, runs: (bool, bool, bool), latency: u32, cap: u32, seed: u64| {
                 let asks = runs.2;
-                let mut s = Scheduler::new();
-                s.set_every_edge(every_edge);
-                if !every_edge {
-                    s.set_order(crate::StepOrder::Shuffled(seed));
-                }
-                let clk = s.add_clock("core", 100_000_000).unwrap();
+                let (mut s, clk) = super::test_scheduler(every_edge, seed);
                 let Link { tx, rx } = Link::<u32>::new("top.l", clk, latency, cap).unwrap();
                 s.add(
                     clk,
