@@ -65,7 +65,9 @@ impl std::ops::BitOrAssign for Activity {
 /// What a component needs after a step, in an event-driven run. Every answer is a promise about
 /// the component's own steps; waking it early is always harmless (it is stepped as it would
 /// have been), waking it late never happens, because every message and credit that reaches one
-/// of its links wakes it at the edge at which it becomes visible (unless it is [`Wake::IgnoringLinksFor`]).
+/// of its links wakes it at the edge at which it becomes visible (unless it is
+/// [`Wake::IgnoringLinksFor`], or [`Wake::IgnoringLinksThenIdle`], which puts that step off to
+/// the edge after the edges it ignores).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
     /// A step at the next edge.
