@@ -396,6 +396,29 @@ struct AutoTake<T> {
     deferred: VecDeque<u64>,
 }
 
+impl<T> AutoTake<T> {
+    /// The edge of the last pop made for the receiver (in the ramp `l`, or deferred).
+    #[inline]
+    fn last_pop(&self, l: &Latest) -> Option<u64> {
+        self.deferred.back().copied().or(l.end)
+    }
+
+    /// Records the pop of the next message taken for the receiver at edge `at` (seen from edge
+    /// `now`): into the ramp `l` of `p` if it may join it, else deferred, with a step of the
+    /// sender asked for at its credit; the message's own earliest edge is used up.
+    #[inline]
+    fn pop_at(&mut self, p: &Published, l: &mut Latest, at: u64, now: u64) {
+        if self.deferred.is_empty() && l.admits(at, now) {
+            p.pops.record_from(l, at, now);
+        } else {
+            // A second run of pops ahead of the edge: the ramp takes it later.
+            self.deferred.push_back(at);
+            wake::post(p.sender_to_wake(), at + 1);
+        }
+        self.not_before.pop_front();
+    }
+}
+
 /// Bit of [`Published::tx_owner`]: the sender had the credits it needs at its last look (a
 /// same-clock link), so a pop need not wake it: it has nothing to wait for. A sender that
 /// looks and finds too few clears it (and asks for the step at the credit it waits for, if
@@ -911,8 +934,7 @@ impl<T> LinkTx<T> {
         // The pops ramp as it stands, kept current as pops go in (only this end records
         // while it holds the lock).
         let mut l = p.pops.latest();
-        let last = auto.deferred.back().copied().or(l.end);
-        let mut next = last.map_or(from, |e| from.max(e + 1));
+        let mut next = auto.last_pop(&l).map_or(from, |e| from.max(e + 1));
         let (mut k, mut first_pop) = (0, None);
         while k < n.min(left) {
             if k > 0 && auto.not_before.is_empty() && auto.deferred.is_empty() {
@@ -939,14 +961,7 @@ impl<T> LinkTx<T> {
             if at > auto.until {
                 break;
             }
-            if auto.deferred.is_empty() && l.admits(at, now) {
-                p.pops.record_from(&mut l, at, now);
-            } else {
-                // A second run of pops ahead of the edge: the ramp takes it later.
-                auto.deferred.push_back(at);
-                wake::post(p.sender_to_wake(), at + 1);
-            }
-            auto.not_before.pop_front();
+            auto.pop_at(p, &mut l, at, now);
             first_pop.get_or_insert(at);
             next = at + 1;
             k += 1;
@@ -964,8 +979,7 @@ impl<T> LinkTx<T> {
         }
         if let Some(after) = auto.wake_after_last.filter(|_| k == left || ended) {
             // The last pop made for the receiver, which it asked to be stepped after.
-            let last = auto.deferred.back().copied().or(l.end);
-            if let Some(last) = last.filter(|_| k > 0 || ended) {
+            if let Some(last) = auto.last_pop(&l).filter(|_| k > 0 || ended) {
                 wake::post(p.rx_owner.load(Ordering::Relaxed), last + after);
             }
         }
@@ -1511,8 +1525,7 @@ impl<T> LinkRx<T> {
             return false;
         }
         debug_assert_eq!(p.pops.total(), self.received);
-        let shared = Arc::clone(&self.shared);
-        let p = &shared.published;
+        let shared = &self.shared;
         let mut auto = shared.auto.lock();
         auto.until = until;
         auto.wake_after_last = wake_after_last;
@@ -1524,14 +1537,11 @@ impl<T> LinkRx<T> {
         let mut left = count;
         let (mut first_pop, mut ended) = (None, false);
         let mut l = p.pops.latest();
-        let mut next = auto
-            .deferred
-            .back()
-            .copied()
-            .or(l.end)
-            .map_or(from, |e| from.max(e + 1));
+        let mut next = auto.last_pop(&l).map_or(from, |e| from.max(e + 1));
         while left > 0 {
-            let Some(ready) = self.nth(0).map(|env| env.ready_at()) else {
+            // SAFETY: this end is the ring's only consumer, through `&mut self`; the message
+            // looked at is gone from the ring only by the pop below.
+            let Some(ready) = (unsafe { shared.ring.get(0) }).map(|env| env.ready_at()) else {
                 break;
             };
             let at = next
@@ -1541,17 +1551,11 @@ impl<T> LinkRx<T> {
                 ended = true;
                 break;
             }
-            let env = self
-                .pop_head()
-                .expect("the message at the head, just looked at");
-            if auto.deferred.is_empty() && l.admits(at, cx.cycle) {
-                p.pops.record_from(&mut l, at, cx.cycle);
-            } else {
-                auto.deferred.push_back(at);
-                wake::post(p.sender_to_wake(), at + 1);
-            }
+            // SAFETY: as above.
+            let env =
+                unsafe { shared.ring.pop() }.expect("the message at the head, just looked at");
+            auto.pop_at(p, &mut l, at, cx.cycle);
             auto.items.push_back(env.item);
-            auto.not_before.pop_front();
             first_pop.get_or_insert(at);
             next = at + 1;
             left -= 1;
@@ -1568,14 +1572,17 @@ impl<T> LinkRx<T> {
         p.auto_deferred
             .store(auto.deferred.len() as u64, Ordering::Relaxed);
         if let Some(first) = first_pop {
-            self.post_head(cx.cycle);
             wake::post(p.sender_to_wake(), first + 1);
             if let Some(after) = wake_after_last.filter(|_| left == 0) {
-                let last = auto.deferred.back().copied().or(l.end).unwrap_or(first);
+                let last = auto.last_pop(&l).unwrap_or(first);
                 wake::post(p.rx_owner.load(Ordering::Relaxed), last + after);
             }
         }
         drop(auto);
+        if first_pop.is_some() {
+            self.post_head(cx.cycle);
+        }
+        let p = &self.shared.published;
         p.auto_from.store(from, Ordering::Relaxed);
         p.auto_left.store(left, Ordering::Relaxed);
         true

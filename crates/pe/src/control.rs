@@ -573,32 +573,12 @@ impl Pe {
             return;
         }
         let ifmap = &self.dp.ifmap;
-        let start = self.dp.window_start(prim);
         let from = (cx.cycle + 1).max(self.port_free);
         let mut not_before = std::mem::take(&mut self.not_before);
         not_before.clear();
-        let mut e = from;
         // At most a spad's worth: the values beyond wait for entries the burst does not free.
-        while not_before.len() < ifmap.entries.len() {
-            let j = ifmap.stored + not_before.len() as u64;
-            if j >= ifmap.total {
-                break;
-            }
-            // The first edge from `e` at which value `j` has an entry: limits only grow.
-            while j >= ifmap.port_limit(start, prim.q, self.port_released_at(prim, e)) {
-                match self.releases.next_after(e).filter(|_| self.releases.valid) {
-                    Some(r) if r <= a => e = r,
-                    _ => e = a + 1,
-                }
-                if e > a {
-                    break;
-                }
-            }
-            if e > a {
-                break;
-            }
-            not_before.push(e);
-        }
+        let end = ifmap.total.min(ifmap.stored + ifmap.entries.len() as u64);
+        self.port_entry_edges(prim, from, a, end, &mut not_before);
         if !not_before.is_empty()
             && self
                 .ports
@@ -689,30 +669,48 @@ impl Pe {
             }
             return;
         }
-        // Each value from the first edge at which it has an entry (limits only grow), and no
-        // step asked for after the last: the drain waits for the psum from below, whose
-        // arrival wakes the PE; the FSM asks once it waits for the window (`step`).
-        let stored = dp.ifmap.stored;
+        // Each value from the first edge at which it has an entry, and no step asked for after
+        // the last: the drain waits for the psum from below, whose arrival wakes the PE; the
+        // FSM asks once it waits for the window (`step`). (The burst releases every leading
+        // entry, so every value has one.)
         let mut not_before = std::mem::take(&mut self.not_before);
         not_before.clear();
-        let mut e = from;
-        for j in stored..end {
-            while j >= dp.ifmap.port_limit(start, prim.q, self.releases.at(e)) {
-                match self.releases.next_after(e) {
-                    Some(r) => e = r,
-                    None => {
-                        // Not expected: the burst releases every leading entry.
-                        self.not_before = not_before;
-                        return;
-                    }
-                }
-            }
-            not_before.push(e);
-        }
-        if self.ports.ifmap_in.auto_take_each(cx, from, &not_before) {
+        self.port_entry_edges(prim, from, u64::MAX, end, &mut not_before);
+        if not_before.len() as u64 == need
+            && self.ports.ifmap_in.auto_take_each(cx, from, &not_before)
+        {
             self.ifmap_auto = Some(IfmapAuto::Window);
         }
         self.not_before = not_before;
+    }
+
+    /// For each value from the next the write port stores up to `end`, the first edge from
+    /// `from` at which the port has an entry for it (limits only grow: the entries the FSM's
+    /// run ahead releases, `releases`), into `out`; it stops at the first value without one by
+    /// edge `until`.
+    fn port_entry_edges(
+        &self,
+        prim: &Primitive,
+        from: u64,
+        until: u64,
+        end: u64,
+        out: &mut Vec<u64>,
+    ) {
+        let ifmap = &self.dp.ifmap;
+        let start = self.dp.window_start(prim);
+        let mut e = from;
+        for j in ifmap.stored..end {
+            while j >= ifmap.port_limit(start, prim.q, self.port_released_at(prim, e)) {
+                match self.releases.next_after(e).filter(|_| self.releases.valid) {
+                    Some(r) if r <= until => e = r,
+                    _ => return,
+                }
+            }
+            if e > until {
+                return;
+            }
+            out.push(e);
+        }
     }
 
     /// With the window left to the ifmap link (see [`Pe::arm_window`]): the values it took at
