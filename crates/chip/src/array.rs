@@ -21,7 +21,7 @@ use rowsim_config::HwConfig;
 use rowsim_datapath::mac::MacConfig;
 use rowsim_kernel::{Collector, ComponentId, Feeder, Link, LinkError, LinkRx, LinkTx, Scheduler};
 use rowsim_mapper::Problem;
-use rowsim_noc::{Beat, Gin, GinIds, GinMask, Gon, GonBeat, NetSpec, NocError};
+use rowsim_noc::{Beat, Gin, GinBuses, GinIds, GinMask, Gon, GonBeat, NetSpec, NocError};
 use rowsim_pe::{Pe, PePorts, PeSizes, Primitive};
 
 use crate::plan::{ArrayPlan, LogicalPe, PhysPe};
@@ -107,22 +107,45 @@ fn grid<T>(hw: &HwConfig) -> Grid<T> {
 }
 
 /// The array wired into a scheduler: every PE of the plan (unconfigured), their links, the
-/// three GINs with the plan's IDs and the GON. The GINs' inputs and the GON's output are left
-/// for the GLB side.
+/// buses of the three GINs with the plan's IDs, and the GON. The GINs' inputs and the GON's
+/// output are left for the GLB side: the GINs become components fed by links
+/// ([`place_gins`]), or parts of the GLB block ([`crate::block::GlbBlock`]).
 pub struct ArrayWiring {
     pub pes: BTreeMap<LogicalPe, ComponentId>,
-    pub filter_in: LinkTx<Beat>,
-    pub ifmap_in: LinkTx<Beat>,
-    pub psum_in: LinkTx<Beat>,
+    /// The filter, ifmap and psum GINs' buses.
+    pub gins: [GinBuses; 3],
     pub gon_out: LinkRx<GonBeat>,
-    pub filter_gin: ComponentId,
-    pub ifmap_gin: ComponentId,
-    pub psum_gin: ComponentId,
     pub gon: ComponentId,
     /// Each PE's configuration link (see [`Pe::with_config_port`]).
     pub pe_config: Vec<(LogicalPe, LinkTx<Primitive>)>,
     /// Each GIN's configuration link (filter, ifmap, psum).
     pub gin_config: Vec<LinkTx<GinMask>>,
+}
+
+/// The depth of a GIN's input FIFO from the GLB side, in beats: two, so that it sustains a
+/// beat a cycle over its one-cycle hop.
+pub const GIN_IN_DEPTH: u32 = 2;
+
+/// The GINs (filter, ifmap, psum) as components of their own in `sched`, each fed by a link
+/// from the GLB side of latency one and [`GIN_IN_DEPTH`]: the links' sending ends and the
+/// components.
+pub fn place_gins(
+    sched: &mut Scheduler,
+    core: rowsim_kernel::Clock,
+    gins: [GinBuses; 3],
+) -> Result<([LinkTx<Beat>; 3], [ComponentId; 3]), PassError> {
+    let mut ins = Vec::new();
+    let mut ids = Vec::new();
+    for g in gins {
+        let input = Link::<Beat>::new(&format!("{}.in", g.name()), core, 1, GIN_IN_DEPTH)?;
+        ins.push(input.tx);
+        ids.push(sched.add(core, g.fed_by(input.rx)));
+    }
+    let three = |what: &str| PassError::Input(format!("three GIN {what}"));
+    Ok((
+        ins.try_into().map_err(|_| three("inputs"))?,
+        ids.try_into().map_err(|_| three("components"))?,
+    ))
 }
 
 /// Wires the array of `plan` into `sched` on clock `core`.
@@ -222,35 +245,35 @@ pub fn wire_array(
                    width: u32,
                    ids: &GinIds,
                    outs: Grid<LinkTx<i16>>|
-     -> Result<(LinkTx<Beat>, ComponentId), PassError> {
+     -> Result<GinBuses, PassError> {
         let spec = net(hw, name, col_bits, width);
-        let input = Link::<Beat>::new(&format!("{}.in", spec.name), core, 1, 2)?;
         let cfg = Link::<GinMask>::new(&format!("{}.config", spec.name), core, 1, 2)?;
         gin_config.push(cfg.tx);
-        let g = Gin::new(spec, input.rx, outs, ids)?.with_config_port(cfg.rx);
-        Ok((input.tx, sched.add(core, g)))
+        Ok(GinBuses::new(spec, outs, ids)?.with_config_port(cfg.rx))
     };
-    let (filter_in, filter_gin) = gin(
-        "gin_filter",
-        n.filter_gin.col_id_bits,
-        n.filter_gin.width_bits,
-        &plan.filter_ids,
-        filter_out,
-    )?;
-    let (ifmap_in, ifmap_gin) = gin(
-        "gin_ifmap",
-        n.ifmap_gin.col_id_bits,
-        n.ifmap_gin.width_bits,
-        &plan.ifmap_ids,
-        ifmap_out,
-    )?;
-    let (psum_in, psum_gin) = gin(
-        "gin_psum",
-        n.psum_gin.col_id_bits,
-        n.psum_gin.width_bits,
-        &plan.psum_ids,
-        psum_gin_out,
-    )?;
+    let gins = [
+        gin(
+            "gin_filter",
+            n.filter_gin.col_id_bits,
+            n.filter_gin.width_bits,
+            &plan.filter_ids,
+            filter_out,
+        )?,
+        gin(
+            "gin_ifmap",
+            n.ifmap_gin.col_id_bits,
+            n.ifmap_gin.width_bits,
+            &plan.ifmap_ids,
+            ifmap_out,
+        )?,
+        gin(
+            "gin_psum",
+            n.psum_gin.col_id_bits,
+            n.psum_gin.width_bits,
+            &plan.psum_ids,
+            psum_gin_out,
+        )?,
+    ];
     let gon_link = Link::<GonBeat>::new("top.chip.noc.gon.out", core, 1, 2)?;
     let gon = sched.add(
         core,
@@ -258,13 +281,8 @@ pub fn wire_array(
     );
     Ok(ArrayWiring {
         pes,
-        filter_in,
-        ifmap_in,
-        psum_in,
+        gins,
         gon_out: gon_link.rx,
-        filter_gin,
-        ifmap_gin,
-        psum_gin,
         gon,
         pe_config,
         gin_config,
@@ -351,12 +369,8 @@ pub fn build_pass(
         )));
     }
     let w = wire_array(&mut sched, core, plan, hw)?;
-    gate_strip(
-        &mut sched,
-        [w.filter_gin, w.ifmap_gin, w.psum_gin],
-        plan,
-        e_cur,
-    );
+    let ([filter_in, ifmap_in, psum_in], gins) = place_gins(&mut sched, core, w.gins)?;
+    gate_strip(&mut sched, gins, plan, e_cur);
     let continuing = input.psum_in.is_some();
     for (l, id) in &w.pes {
         if l.j < e_cur {
@@ -473,15 +487,15 @@ pub fn build_pass(
     }
     sched.add(
         core,
-        Feeder::new("top.chip.glb.gin_filter_seq", w.filter_in, filter_beats, 1),
+        Feeder::new("top.chip.glb.gin_filter_seq", filter_in, filter_beats, 1),
     );
     sched.add(
         core,
-        Feeder::new("top.chip.glb.gin_ifmap_seq", w.ifmap_in, ifmap_beats, 1),
+        Feeder::new("top.chip.glb.gin_ifmap_seq", ifmap_in, ifmap_beats, 1),
     );
     sched.add(
         core,
-        Feeder::new("top.chip.glb.gin_psum_seq", w.psum_in, psum_beats, 1),
+        Feeder::new("top.chip.glb.gin_psum_seq", psum_in, psum_beats, 1),
     );
     let gon_out = sched.add(
         core,
@@ -491,9 +505,9 @@ pub fn build_pass(
         sched,
         pes: w.pes,
         gon_out,
-        filter_gin: w.filter_gin,
-        ifmap_gin: w.ifmap_gin,
-        psum_gin: w.psum_gin,
+        filter_gin: gins[0],
+        ifmap_gin: gins[1],
+        psum_gin: gins[2],
         gon: w.gon,
     })
 }

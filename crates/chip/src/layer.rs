@@ -31,18 +31,21 @@ use rowsim_datapath::mac::MacConfig;
 use rowsim_datapath::rlc::{decode, encode, RlcFormat};
 use rowsim_dram::{pack_raw, unpack_raw, DramCmd, DramController, Inbound, Outbound};
 use rowsim_glb::{DataType, Glb, GlbLayout};
-use rowsim_kernel::{Advance, Clock, ComponentId, Link, Merge, Scheduler, SimError, TraceConfig};
+use rowsim_kernel::{
+    Advance, Clock, ComponentId, Link, Merge, Scheduler, SimError, TraceConfig, Wire,
+};
 use rowsim_mapper::{Counts, FilterKey, Mapping, PerType, Phase, Problem};
 
 /// The mapping's loop nest ([`rowsim_mapper::loop_nest`]), as the controller walks it.
 pub fn phases(pb: &Problem, m: &Mapping) -> Vec<Phase> {
     rowsim_mapper::loop_nest(pb, m)
 }
-use rowsim_noc::{Gin, Gon, NetCounters};
+use rowsim_noc::{Gon, NetCounters};
 use rowsim_pe::Pe;
 use rowsim_workload::{ConvLayer, Tensor};
 
-use crate::array::wire_array;
+use crate::array::{wire_array, GIN_IN_DEPTH};
+use crate::block::GlbBlock;
 use crate::controller::{
     ControllerPorts, ControllerStatus, DramMap, Geometry, Slots, TopController,
 };
@@ -269,7 +272,6 @@ struct Ids {
     ofmap_wr: ComponentId,
     controller: ComponentId,
     pes: BTreeMap<LogicalPe, ComponentId>,
-    gins: [ComponentId; 3],
     gon: ComponentId,
 }
 
@@ -461,14 +463,14 @@ impl LayerSim {
         let w = wire_array(&mut sched, core, &plan, hw).map_err(ChipError::setup)?;
         let mut reader = |name: &str, out: ReadOut| {
             let (jobs, done) = job_links::<ReadJob>(name, core)?;
-            glb.add_reader(GlbReader::inner(name, out).with_job_ports(jobs.rx, done.tx));
-            Ok::<_, ChipError>((jobs.tx, done.rx))
+            let k = glb.add_reader(GlbReader::inner(name, out).with_job_ports(jobs.rx, done.tx));
+            Ok::<_, ChipError>((jobs.tx, done.rx, k))
         };
-        let (filter_jobs, filter_done) =
-            reader("top.chip.glb.filter_seq", ReadOut::Beats(w.filter_in))?;
-        let (ifmap_jobs, ifmap_done) =
-            reader("top.chip.glb.ifmap_seq", ReadOut::Beats(w.ifmap_in))?;
-        let (psum_jobs, psum_done) = reader("top.chip.glb.psum_seq", ReadOut::Beats(w.psum_in))?;
+        // Each GIN fed by its reader over a FIFO inside the GLB block (see `block`).
+        let into_gin = || ReadOut::Wire(Wire::new(GIN_IN_DEPTH));
+        let (filter_jobs, filter_done, filter_k) = reader("top.chip.glb.filter_seq", into_gin())?;
+        let (ifmap_jobs, ifmap_done, ifmap_k) = reader("top.chip.glb.ifmap_seq", into_gin())?;
+        let (psum_jobs, psum_done, psum_k) = reader("top.chip.glb.psum_seq", into_gin())?;
         let (gon_jobs, gon_done) = job_links::<WriteJob>("top.chip.glb.psum_writer", core)?;
         glb.add_writer(
             GlbWriter::inner("top.chip.glb.psum_writer", WriteIn::Gon(w.gon_out))
@@ -490,7 +492,17 @@ impl LayerSim {
             );
             (jobs.tx, done.rx)
         };
-        let glb = sched.add(core, glb);
+        let [filter_gin, ifmap_gin, psum_gin] = w.gins;
+        let block = GlbBlock::new(
+            glb,
+            vec![
+                (filter_k, filter_gin),
+                (ifmap_k, ifmap_gin),
+                (psum_k, psum_gin),
+            ],
+        )
+        .map_err(ChipError::setup)?;
+        let glb = sched.add(core, block);
         let outbound_jobs = Link::<Vec<(usize, u64)>>::new("top.chip.rlc_out.jobs", core, 1, 2)
             .map_err(ChipError::setup)?;
         let outbound = Outbound::new(
@@ -562,7 +574,6 @@ impl LayerSim {
             ofmap_wr,
             controller,
             pes: w.pes.clone(),
-            gins: [w.filter_gin, w.ifmap_gin, w.psum_gin],
             gon: w.gon,
         };
         if opts.watchdog > 0 {
@@ -793,15 +804,15 @@ impl LayerSim {
                 ofmap.set([img as usize, mf as usize, e as usize, x], v);
             }
         }
-        let gc = *comp::<Glb>(&self.sched, self.ids.glb)?.counters();
-        let gin = |s: &Scheduler, id| -> Result<NetCounters, ChipError> {
-            Ok(*comp::<Gin>(s, id)?.counters())
+        let block = comp::<GlbBlock>(&self.sched, self.ids.glb)?;
+        let gc = *block.glb().counters();
+        let gin = |i| -> Result<NetCounters, ChipError> {
+            block
+                .gin_counters(i)
+                .copied()
+                .ok_or_else(|| ChipError::setup(format!("GIN {i} missing from the GLB block")))
         };
-        let gins = [
-            gin(&self.sched, self.ids.gins[0])?,
-            gin(&self.sched, self.ids.gins[1])?,
-            gin(&self.sched, self.ids.gins[2])?,
-        ];
+        let gins = [gin(0)?, gin(1)?, gin(2)?];
         let gon = *comp::<Gon>(&self.sched, self.ids.gon)?.counters();
         let net = |c: &NetCounters| crate::stats::NetWaits {
             beats: c.beats,

@@ -13,6 +13,7 @@
 //!   pass test bench.
 
 pub mod array;
+pub mod block;
 pub mod controller;
 pub mod layer;
 pub mod plan;

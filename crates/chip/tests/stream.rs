@@ -5,7 +5,7 @@ use rowsim_dram::DramData;
 use rowsim_glb::desc::{ReadDesc, Region, Words};
 use rowsim_glb::sequencer::{GlbAddr, GlbReader, GlbWriter, ReadItem, ReadOut, Src, WriteIn};
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
-use rowsim_kernel::{Collector, Feeder, Link, Scheduler};
+use rowsim_kernel::{Collector, ComponentId, Feeder, Link, Scheduler, StepOrder};
 use rowsim_noc::Beat;
 
 fn hw() -> rowsim_config::HwConfig {
@@ -734,6 +734,233 @@ fn a_loader_in_the_glb_reports_each_job_at_its_last_acknowledgement() {
             lone_loader(inner, every_edge),
             reference,
             "inner {inner}, every edge {every_edge}"
+        );
+    }
+}
+
+/// What the PEs behind two GINs saw, and when: each PE's words with their cycles, the GINs'
+/// and the GLB's counters, and the cycle the run ended.
+#[derive(Debug, PartialEq)]
+struct GinSeen {
+    words: Vec<Vec<(u64, i16)>>,
+    gins: Vec<rowsim_noc::NetCounters>,
+    glb: rowsim_glb::GlbCounters,
+    cycles: u64,
+}
+
+/// Two GLB readers streaming to two GINs of a 2 x 2 array, as the chip's GLB block holds them
+/// (`block`: the GINs stepped inside it, each fed from its reader's FIFO) or as components of
+/// their own fed over links: a 16-bit GIN whose beats reach one PE or two (two of its column
+/// IDs match one tag), and a 64-bit one whose 4-word beats reach a whole X-bus; PEs that take a
+/// word every 1, 2, 3 or 5 cycles from FIFOs of 2 (ifmap) and 4 (filter) words, so that beats
+/// wait for room and the readers for their FIFOs; the ifmaps written by a loader as they
+/// arrive, while they are read. Or (`alone`) one ifmap beat and nothing else, so that nothing
+/// but that beat in the reader's FIFO asks for the block's step at the edge after it is sent.
+fn gin_traffic(block: bool, every_edge: bool, order: StepOrder, alone: bool) -> GinSeen {
+    use rowsim_chip::block::GlbBlock;
+    use rowsim_glb::InnerEnd;
+    use rowsim_kernel::{LinkTx, Wire};
+    use rowsim_noc::{GinBuses, GinIds, NetSpec};
+    let hw = hw();
+    let layout = GlbLayout::allocate("t", 256, 256, 64, &hw).unwrap();
+    let mut s = Scheduler::new();
+    s.set_every_edge(every_edge);
+    s.set_order(order);
+    s.set_watchdog(1000);
+    let clk = s.add_clock("core", 200_000_000).unwrap();
+    let values: Vec<i16> = (0..if alone { 0 } else { 64 })
+        .map(|k| (k * 37 % 101) as i16 - 50)
+        .collect();
+    let loaded = values.len() as u64;
+    let vin = Link::<i16>::new("vin", clk, 1, 2).unwrap();
+    s.add(clk, Feeder::new("top.src", vin.tx, values, 2));
+    let item = |k: u64, len: u8, tags: Vec<(u16, u16)>| {
+        let a = GlbAddr::of(&layout, DataType::Ifmap, k).unwrap();
+        ReadItem {
+            src: Src::Glb {
+                bank: a.bank,
+                entry: a.entry,
+                lane: a.lane,
+                len,
+                dtype: DataType::Ifmap,
+            },
+            tags: tags.into(),
+        }
+    };
+    // Ifmap-like: single words, one tag or two (two beats), a zero chunk among them.
+    let items_i: Vec<ReadItem> = (0..40u64)
+        .map(|k| match k % 7 {
+            3 => ReadItem {
+                src: Src::Zeros(1),
+                tags: vec![(0, 2)].into(),
+            },
+            5 => item(k, 1, vec![(0, 0), (0, 1)]),
+            _ => item(k, 1, vec![(0, (k % 3) as u16)]),
+        })
+        // Last, a zero chunk of two beats: the reader has nothing else to do as it sends them
+        // (the GIN must see each at the edge after it is sent).
+        .chain([ReadItem {
+            src: Src::Zeros(1),
+            tags: vec![(0, 1), (0, 2)].into(),
+        }])
+        .collect();
+    // Filter-like: whole entries, to X-bus 0 or 1.
+    let items_f: Vec<ReadItem> = (0..12u64)
+        .map(|k| item(4 * (k % 3), 4, vec![((k % 2) as u16, 0)]))
+        .collect();
+    let (items_i, items_f) = if alone {
+        (vec![item(3, 1, vec![(0, 1)])], vec![])
+    } else {
+        (items_i, items_f)
+    };
+    let spec = |name: &str, width_bits| NetSpec {
+        name: name.into(),
+        rows: 2,
+        cols: 2,
+        row_id_bits: 1,
+        col_id_bits: 2,
+        width_bits,
+    };
+    let mut sinks = vec![];
+    let mut outputs = |depth: u32| -> Vec<Vec<Option<LinkTx<i16>>>> {
+        (0..2)
+            .map(|b| {
+                (0..2)
+                    .map(|p| {
+                        let l =
+                            Link::<i16>::new(&format!("top.pe_{b}{p}.in{depth}"), clk, 1, depth)
+                                .unwrap();
+                        sinks.push(l.rx);
+                        Some(l.tx)
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    // Ifmap: every bus row 0; PE (b, p) column b + p: tag (0, 1) reaches two PEs.
+    let ifmap_gin = GinBuses::new(
+        spec("top.gin_ifmap", 16),
+        outputs(2),
+        &GinIds {
+            row_ids: vec![0, 0],
+            col_ids: vec![vec![0, 1], vec![1, 2]],
+        },
+    )
+    .unwrap();
+    let filter_gin = GinBuses::new(
+        spec("top.gin_filter", 64),
+        outputs(4),
+        &GinIds {
+            row_ids: vec![0, 1],
+            col_ids: vec![vec![0, 0], vec![0, 0]],
+        },
+    )
+    .unwrap();
+    let mut g = Glb::new("top.glb", layout, 1, vec![]);
+    let mut loader = GlbWriter::<InnerEnd>::inner("top.ld", WriteIn::Values(vin.rx));
+    loader.expect(Words {
+        region: Region::new(layout, DataType::Ifmap),
+        base: 0,
+        count: loaded,
+    });
+    g.add_writer(loader);
+    let mut reader = |name: &str, items: Vec<ReadItem>, out: ReadOut| {
+        let mut r = GlbReader::<InnerEnd>::inner(name, out);
+        r.push(items);
+        g.add_reader(r)
+    };
+    let (glb, gins) = if block {
+        let ki = reader("top.ri", items_i, ReadOut::Wire(Wire::new(2)));
+        let kf = reader("top.rf", items_f, ReadOut::Wire(Wire::new(2)));
+        let b = GlbBlock::new(g, vec![(ki, ifmap_gin), (kf, filter_gin)]).unwrap();
+        (s.add(clk, b), vec![])
+    } else {
+        let li = Link::<Beat>::new("top.gin_ifmap.in", clk, 1, 2).unwrap();
+        let lf = Link::<Beat>::new("top.gin_filter.in", clk, 1, 2).unwrap();
+        reader("top.ri", items_i, ReadOut::Beats(li.tx));
+        reader("top.rf", items_f, ReadOut::Beats(lf.tx));
+        let gins = vec![
+            s.add(clk, ifmap_gin.fed_by(li.rx)),
+            s.add(clk, filter_gin.fed_by(lf.rx)),
+        ];
+        (s.add(clk, g), gins)
+    };
+    let ids: Vec<ComponentId> = sinks
+        .into_iter()
+        .zip([1, 2, 3, 5, 2, 1, 5, 3])
+        .enumerate()
+        .map(|(k, (rx, every))| {
+            s.add(
+                clk,
+                Sipper {
+                    name: format!("top.sink{k}"),
+                    input: rx,
+                    every,
+                    got: vec![],
+                },
+            )
+        })
+        .collect();
+    s.run().unwrap();
+    let (gin_counters, glb_counters) = if block {
+        let b = s.component::<GlbBlock>(glb).unwrap();
+        (
+            vec![*b.gin_counters(0).unwrap(), *b.gin_counters(1).unwrap()],
+            *b.glb().counters(),
+        )
+    } else {
+        (
+            gins.iter()
+                .map(|&id| *s.component::<rowsim_noc::Gin>(id).unwrap().counters())
+                .collect(),
+            *s.component::<Glb>(glb).unwrap().counters(),
+        )
+    };
+    GinSeen {
+        words: ids
+            .iter()
+            .map(|&id| s.component::<Sipper<i16>>(id).unwrap().got.clone())
+            .collect(),
+        gins: gin_counters,
+        glb: glb_counters,
+        cycles: s.cycle(),
+    }
+}
+
+/// The GINs inside the GLB block, fed from its readers' FIFOs, deliver every word at the cycle
+/// the GINs fed over links deliver it, with the same waits, event-driven or at every edge, in
+/// shuffled orders.
+#[test]
+fn gins_inside_the_glb_block_keep_their_cycles() {
+    let reference = gin_traffic(false, true, StepOrder::Registration, false);
+    // The traffic is what the test means: every beat delivered, beats waiting for room.
+    let words: usize = reference.words.iter().map(|w| w.len()).sum();
+    // Ifmap: 40 items, tags (0, 0) and (0, 2) one PE each, (0, 1) two; the two-tag items
+    // (k % 7 = 5) three words: 60, and 3 for the last zero chunk. Filter: 12 beats of 4 words
+    // to an X-bus of two PEs: 96.
+    assert_eq!(words, 63 + 96, "{reference:?}");
+    assert!(
+        reference.gins.iter().all(|g| g.wait_cycles > 0),
+        "{reference:?}"
+    );
+    let lone = gin_traffic(false, true, StepOrder::Registration, true);
+    assert_eq!(lone.gins[0].pe_words, 2, "{lone:?}");
+    for (block, every_edge, order) in [
+        (false, false, StepOrder::Registration),
+        (true, true, StepOrder::Registration),
+        (true, false, StepOrder::Registration),
+        (true, false, StepOrder::Shuffled(7)),
+        (true, true, StepOrder::Shuffled(11)),
+    ] {
+        assert_eq!(
+            gin_traffic(block, every_edge, order, false),
+            reference,
+            "block {block}, every edge {every_edge}, {order:?}"
+        );
+        assert_eq!(
+            gin_traffic(block, every_edge, order, true),
+            lone,
+            "alone: block {block}, every edge {every_edge}, {order:?}"
         );
     }
 }

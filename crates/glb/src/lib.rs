@@ -459,10 +459,22 @@ impl Glb {
         self
     }
 
-    /// A reader of the GLB's own, on the next port (see the module docs).
-    pub fn add_reader(&mut self, r: GlbReader<InnerEnd>) {
+    /// A reader of the GLB's own, on the next port (see the module docs); returns its index
+    /// (for [`Glb::beat_wire`]).
+    pub fn add_reader(&mut self, r: GlbReader<InnerEnd>) -> usize {
         self.seqs.push(Sequencer::Reader(r));
         self.asleep.push(false);
+        self.seqs.len() - 1
+    }
+
+    /// The beat FIFO of reader `k` (as [`Glb::add_reader`] numbered it), if it sends its beats
+    /// into one ([`sequencer::ReadOut::Wire`]): for the block that holds the GLB to feed the
+    /// GIN at its other end, in the same step.
+    pub fn beat_wire(&mut self, k: usize) -> Option<&mut rowsim_kernel::Wire<rowsim_types::Beat>> {
+        match self.seqs.get_mut(k)? {
+            Sequencer::Reader(r) => r.beat_wire(),
+            Sequencer::Writer(_) => None,
+        }
     }
 
     /// A writer of the GLB's own, on the next port (see the module docs).

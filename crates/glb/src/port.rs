@@ -8,8 +8,7 @@
 //! its slot for a push from edge `c + 1`. So the order in which the GLB steps its sequencers
 //! and its arbiter within an edge cannot change what any of them sees, as between components.
 
-use std::collections::VecDeque;
-
+pub use rowsim_kernel::Wire;
 use rowsim_kernel::{LinkRx, LinkTx, StepCtx};
 
 use crate::{GlbReq, GlbResp};
@@ -17,90 +16,6 @@ use crate::{GlbReq, GlbResp};
 /// The depth of each of a port's two FIFOs (requests, responses), in entries: two, so that a
 /// port sustains one access a cycle over its one-cycle hop (a credit loop of two cycles).
 pub const PORT_FIFO_DEPTH: u32 = 2;
-
-/// One FIFO of an internal port: latency one edge, `depth` entries counting those taken at the
-/// current edge (their slots are free from the next).
-pub struct Wire<T> {
-    queue: VecDeque<(u64, T)>,
-    depth: usize,
-    /// The edge of the last take and how many were taken at it.
-    taken_at: u64,
-    taken: usize,
-}
-
-impl<T> Wire<T> {
-    pub fn new(depth: u32) -> Self {
-        Wire {
-            queue: VecDeque::with_capacity(depth as usize),
-            depth: depth.max(1) as usize,
-            taken_at: u64::MAX,
-            taken: 0,
-        }
-    }
-
-    fn freed_late(&self, cycle: u64) -> usize {
-        if self.taken_at == cycle {
-            self.taken
-        } else {
-            0
-        }
-    }
-
-    /// Whether a push at edge `cycle` finds a free slot.
-    #[inline]
-    pub fn can_push(&self, cycle: u64) -> bool {
-        self.queue.len() + self.freed_late(cycle) < self.depth
-    }
-
-    /// Pushes at edge `cycle`, visible from the next; gives the word back if the FIFO is full.
-    #[inline]
-    pub fn push(&mut self, cycle: u64, item: T) -> Result<(), T> {
-        if !self.can_push(cycle) {
-            return Err(item);
-        }
-        self.queue.push_back((cycle + 1, item));
-        Ok(())
-    }
-
-    /// The word at the head, if it is visible at edge `cycle`.
-    #[inline]
-    pub fn peek(&self, cycle: u64) -> Option<&T> {
-        self.queue
-            .front()
-            .filter(|(at, _)| *at <= cycle)
-            .map(|(_, t)| t)
-    }
-
-    /// Takes the word at the head if it is visible at edge `cycle`.
-    #[inline]
-    pub fn pop(&mut self, cycle: u64) -> Option<T> {
-        self.peek(cycle)?;
-        let (_, item) = self.queue.pop_front()?;
-        if self.taken_at == cycle {
-            self.taken += 1;
-        } else {
-            self.taken_at = cycle;
-            self.taken = 1;
-        }
-        Some(item)
-    }
-
-    /// Words pushed and not yet taken.
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Whether the next edge may find something new here: a word (visible from then at the
-    /// latest), or a slot freed at edge `cycle` (a waiting pusher may use it then).
-    #[inline]
-    pub fn stirs(&self, cycle: u64) -> bool {
-        !self.queue.is_empty() || self.taken_at == cycle
-    }
-}
 
 /// A requester's end of a GLB port.
 pub trait ReqEnd: Send + 'static {
@@ -232,35 +147,5 @@ impl ServeEnd for InnerEnd {
     }
     fn pending(&self) -> bool {
         !self.req.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A wire of depth 2 admits two pushes, shows each from the next edge, and frees a slot a
-    /// cycle after a take, whichever of the two ends acts first within an edge.
-    #[test]
-    fn a_wire_has_the_timing_of_a_latency_one_link() {
-        let mut w = Wire::<u32>::new(2);
-        assert!(w.push(0, 1).is_ok());
-        assert_eq!(w.peek(0), None);
-        assert!(w.push(0, 2).is_ok());
-        assert_eq!(w.push(0, 3), Err(3));
-        assert_eq!(w.peek(1), Some(&1));
-        // Taken at edge 1: the slot is free for a push at edge 2, not 1.
-        assert_eq!(w.pop(1), Some(1));
-        assert!(!w.can_push(1));
-        assert!(w.stirs(1));
-        assert!(w.can_push(2));
-        // Word 2 was visible from edge 1 too; a second take at edge 1 frees a second slot late.
-        assert_eq!(w.pop(1), Some(2));
-        assert!(!w.can_push(1));
-        assert!(w.is_empty() && w.stirs(1) && !w.stirs(2));
-        assert!(w.push(2, 4).is_ok() && w.push(2, 5).is_ok());
-        assert_eq!(w.pop(2), None);
-        assert_eq!(w.pop(3), Some(4));
-        assert_eq!(w.len(), 1);
     }
 }

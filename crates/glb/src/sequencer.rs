@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use std::sync::Arc;
 
-use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, Port, StepCtx, Wake};
+use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, Port, StepCtx, Wake, Wire};
 use rowsim_types::{Beat, GonBeat};
 
 use crate::desc::{next_word, ReadDesc, ReadQueue, Words};
@@ -170,6 +170,10 @@ impl<J> Jobs<J> {
 /// Where a reader's chunks go.
 pub enum ReadOut {
     Beats(LinkTx<Beat>),
+    /// Beats into a FIFO inside the block that holds the GLB (its GINs: see
+    /// [`crate::Glb::beat_wire`]), with the timing of a link of latency one and the FIFO's
+    /// depth.
+    Wire(Wire<Beat>),
     /// Values, one a cycle, through ReLU when `relu`.
     Values {
         tx: LinkTx<i16>,
@@ -213,6 +217,7 @@ impl ReadOut {
     fn may_send(&self, cx: &StepCtx) -> bool {
         match self {
             ReadOut::Beats(tx) => tx.may_send(cx),
+            ReadOut::Wire(w) => w.can_push(cx.cycle),
             ReadOut::Values { tx, .. } => tx.may_send(cx),
         }
     }
@@ -268,6 +273,14 @@ impl<E: ReqEnd> GlbReader<E> {
         &self.port
     }
 
+    /// Its beat FIFO inside the block, if it sends into one ([`ReadOut::Wire`]).
+    pub fn beat_wire(&mut self) -> Option<&mut Wire<Beat>> {
+        match &mut self.out {
+            ReadOut::Wire(w) => Some(w),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -299,6 +312,16 @@ impl<E: ReqEnd> GlbReader<E> {
                         false
                     }
                 }
+                ReadOut::Wire(w) => {
+                    let (r, col) = c.tags.as_slice()[c.next_tag];
+                    let b = Beat::new(r, col, &c.words[..c.len as usize]);
+                    if w.push(cx.cycle, b).is_ok() {
+                        c.next_tag += 1;
+                        true
+                    } else {
+                        false
+                    }
+                }
                 ReadOut::Values { tx, relu } => {
                     let v = c.words[c.next_word];
                     let v = if *relu { v.max(0) } else { v };
@@ -313,7 +336,7 @@ impl<E: ReqEnd> GlbReader<E> {
             moved |= sent;
             self.blocked = !sent;
             let done = match self.out {
-                ReadOut::Beats(_) => c.next_tag == c.tags.len(),
+                ReadOut::Beats(_) | ReadOut::Wire(_) => c.next_tag == c.tags.len(),
                 ReadOut::Values { .. } => c.next_word == c.len as usize,
             };
             if done {
@@ -412,6 +435,7 @@ impl<E: ReqEnd> GlbReader<E> {
             || !self.inflight.is_empty()
             || !self.ready.is_empty()
             || self.jobs.holds_work()
+            || matches!(&self.out, ReadOut::Wire(w) if !w.is_empty())
     }
 
     /// The next edge while it has a chunk to send, a response to take, an item it may issue

@@ -7,6 +7,8 @@
 //! - [`Link`]: latency (>= 1 cycle), capacity, and credit backpressure that does not depend on
 //!   the order components are stepped in; its messages travel through a single-producer,
 //!   single-consumer ring between its two ends.
+//! - [`Wire`]: a FIFO between two parts of one component (a block stepped once an edge for all
+//!   its parts), with the timing of a link of latency one.
 //! - [`AsyncFifo`]: the dual-clock FIFO between domains, as a write port and a read port.
 //! - The [`Scheduler`]: `step()`, `run_until(cycle | time | predicate)`, `run()`, deterministic;
 //!   a watchdog that turns a silent, stuck run into [`SimError::Deadlock`] naming the components
@@ -25,6 +27,7 @@ pub mod scheduler;
 mod spin;
 pub mod trace;
 mod wake;
+pub mod wire;
 
 pub use async_fifo::{AsyncFifo, AsyncFifoRead, AsyncFifoWrite, TraceValue};
 pub use clock::{Clock, ClockError, DomainId, Picos};
@@ -38,3 +41,4 @@ pub use scheduler::{
 pub use trace::{
     SignalId, SignalInfo, SignalRegistry, TraceConfig, TraceError, TraceFrame, TraceSummary,
 };
+pub use wire::Wire;

@@ -27,7 +27,7 @@ use std::fmt;
 
 use rowsim_kernel::{
     Activity, Component, Fault, LinkRx, LinkTx, Port, SignalId, SignalRegistry, StepCtx,
-    TraceError, TraceFrame, Wake,
+    TraceError, TraceFrame, Wake, Wire,
 };
 
 pub use rowsim_types::{Beat, GonBeat, MAX_BEAT_WORDS};
@@ -103,10 +103,19 @@ struct GinSignals {
     x_pe_en: Vec<SignalId>,
 }
 
-/// A global input network.
+/// A global input network fed by a link from the GLB side: its buses ([`GinBuses`]) and that
+/// link. A component.
 pub struct Gin {
-    spec: NetSpec,
+    buses: GinBuses,
     input: LinkRx<Beat>,
+}
+
+/// A global input network's Y-bus and X-buses with their multicast controllers, without its
+/// input: stepped by [`Gin`] from a link, or by a block that feeds it from a [`Wire`] of its
+/// own (the GLB block, which the chip builds with its GINs inside: `rowsim-chip`), with the
+/// same timing (see [`GinBuses::step_from`]).
+pub struct GinBuses {
+    spec: NetSpec,
     /// Per X-bus, per PE: the PE's input FIFO on this network, if it has one.
     outputs: Vec<Vec<Option<LinkTx<i16>>>>,
     /// PEs taking part (the chip gates the others, e.g. past a narrower last strip).
@@ -123,6 +132,37 @@ pub struct Gin {
     bus_mask: Vec<u64>,
     sig: Option<GinSignals>,
     config_port: Port<GinMask>,
+}
+
+/// Where a GIN's beats come from: the link from the GLB side, or a block's own [`Wire`].
+pub trait BeatIn {
+    /// The beat at the head, if it has arrived by this edge (looking at a link also asks for a
+    /// step at the arrival of one on its way).
+    fn head(&mut self, cx: &StepCtx) -> Option<Beat>;
+    /// Takes the beat at the head (which [`BeatIn::head`] has just shown).
+    fn take(&mut self, cx: &StepCtx);
+}
+
+impl BeatIn for LinkRx<Beat> {
+    #[inline]
+    fn head(&mut self, cx: &StepCtx) -> Option<Beat> {
+        self.peek(cx).copied()
+    }
+    #[inline]
+    fn take(&mut self, cx: &StepCtx) {
+        self.try_recv(cx);
+    }
+}
+
+impl BeatIn for Wire<Beat> {
+    #[inline]
+    fn head(&mut self, cx: &StepCtx) -> Option<Beat> {
+        self.peek(cx.cycle).copied()
+    }
+    #[inline]
+    fn take(&mut self, cx: &StepCtx) {
+        self.pop(cx.cycle);
+    }
 }
 
 /// Which PEs of a GIN take part, `[bus][pe]` (see [`Gin::with_config_port`]).
@@ -150,6 +190,42 @@ impl Gin {
     pub fn new(
         spec: NetSpec,
         input: LinkRx<Beat>,
+        outputs: Vec<Vec<Option<LinkTx<i16>>>>,
+        ids: &GinIds,
+    ) -> Result<Self, NocError> {
+        Ok(GinBuses::new(spec, outputs, ids)?.fed_by(input))
+    }
+
+    pub fn counters(&self) -> &NetCounters {
+        self.buses.counters()
+    }
+
+    /// See [`GinBuses::with_config_port`].
+    pub fn with_config_port(mut self, rx: LinkRx<GinMask>) -> Self {
+        self.buses = self.buses.with_config_port(rx);
+        self
+    }
+
+    /// See [`GinBuses::set_active`].
+    pub fn set_active(&mut self, active: impl Fn(usize, usize) -> bool) {
+        self.buses.set_active(active);
+    }
+
+    /// See [`GinBuses::destinations`].
+    pub fn destinations(&self, row: u16, col: u16) -> Result<&[(u16, u16)], NocError> {
+        self.buses.destinations(row, col)
+    }
+
+    /// The buses, without their input link.
+    pub fn into_buses(self) -> GinBuses {
+        self.buses
+    }
+}
+
+impl GinBuses {
+    /// The buses of a GIN of `spec`, with per-PE outputs, configured with `ids`.
+    pub fn new(
+        spec: NetSpec,
         outputs: Vec<Vec<Option<LinkTx<i16>>>>,
         ids: &GinIds,
     ) -> Result<Self, NocError> {
@@ -201,9 +277,8 @@ impl Gin {
         let rows = spec.rows as usize;
         let active = vec![vec![true; spec.cols as usize]; rows];
         let route_buses = buses_of(&routes, rows);
-        Ok(Gin {
+        Ok(GinBuses {
             spec,
-            input,
             outputs,
             active,
             ids: ids.clone(),
@@ -216,6 +291,15 @@ impl Gin {
             sig: None,
             config_port: Port::default(),
         })
+    }
+
+    /// A GIN component of these buses, fed by `input`.
+    pub fn fed_by(self, input: LinkRx<Beat>) -> Gin {
+        Gin { buses: self, input }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
     }
 
     pub fn counters(&self) -> &NetCounters {
@@ -270,12 +354,14 @@ impl Gin {
     }
 }
 
-impl Component for Gin {
-    fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+impl GinBuses {
+    /// One edge, the beats from `input` (see [`Component::step`]): a block that feeds the
+    /// buses from a [`Wire`] of its own steps them at every edge it is stepped at (at least
+    /// the edge after a beat is pushed, after a beat is sent, and at each mask or credit that
+    /// reaches them: see [`GinBuses::wake`]), as the scheduler steps a [`Gin`]; a step at an
+    /// edge it would have slept through finds nothing new and counts what
+    /// [`GinBuses::settle`] would have.
+    pub fn step_from<I: BeatIn>(&mut self, cx: &StepCtx, input: &mut I) -> Result<Activity, Fault> {
         self.sent = None;
         self.waiting = false;
         let mut configured = false;
@@ -291,7 +377,7 @@ impl Component for Gin {
             self.set_active(|b, p| mask[b][p]);
             configured = true;
         }
-        let Some(&beat) = self.input.peek(cx) else {
+        let Some(beat) = input.head(cx) else {
             return Ok(Activity::from_moved(configured));
         };
         if beat.len == 0 || beat.len as usize > self.spec.width_words() {
@@ -336,7 +422,7 @@ impl Component for Gin {
             self.waiting = true;
             return Ok(Activity::Idle);
         }
-        self.input.try_recv(cx);
+        input.take(cx);
         let n = self.routes[route].len();
         for i in 0..n {
             let (b, p) = self.routes[route][i];
@@ -366,23 +452,26 @@ impl Component for Gin {
         Ok(Activity::Moved)
     }
 
-    fn holds_work(&self) -> bool {
-        self.input.in_flight() > 0 || self.config_port.pending()
+    /// A mask on its way or waiting (the beats are the input's).
+    pub fn config_pending(&self) -> bool {
+        self.config_port.pending()
     }
 
     /// Idle (no beat, or a beat waiting for room at its PEs) until a beat, a mask or a credit
     /// arrives.
-    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+    pub fn wake(&self, did: Activity) -> Wake {
         Wake::after(did)
     }
 
-    fn settle(&mut self, _last: &StepCtx, edges: u64) {
+    /// See [`Component::settle`].
+    pub fn settle(&mut self, edges: u64) {
         if self.waiting {
             self.counters.wait_cycles += edges;
         }
     }
 
-    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+    /// See [`Component::declare`].
+    pub fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
         let n = self.spec.name.clone();
         let mut x_valid = Vec::new();
         let mut x_pe_en = Vec::new();
@@ -403,7 +492,8 @@ impl Component for Gin {
         Ok(())
     }
 
-    fn trace(&self, f: &mut TraceFrame) {
+    /// See [`Component::trace`].
+    pub fn trace(&self, f: &mut TraceFrame) {
         let Some(g) = &self.sig else { return };
         f.set_bool(g.y_valid, self.sent.is_some());
         f.set_bool(g.y_wait, self.waiting);
@@ -417,6 +507,36 @@ impl Component for Gin {
             f.set_bool(g.x_valid[r], m != 0);
             f.set(g.x_pe_en[r], m);
         }
+    }
+}
+
+impl Component for Gin {
+    fn name(&self) -> &str {
+        self.buses.name()
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        self.buses.step_from(cx, &mut self.input)
+    }
+
+    fn holds_work(&self) -> bool {
+        self.input.in_flight() > 0 || self.buses.config_pending()
+    }
+
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        self.buses.wake(did)
+    }
+
+    fn settle(&mut self, _last: &StepCtx, edges: u64) {
+        self.buses.settle(edges)
+    }
+
+    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        self.buses.declare(s)
+    }
+
+    fn trace(&self, f: &mut TraceFrame) {
+        self.buses.trace(f)
     }
 }
 
