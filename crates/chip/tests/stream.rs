@@ -288,6 +288,22 @@ fn before_first_edge(clk: rowsim_kernel::Clock) -> rowsim_kernel::StepCtx {
     }
 }
 
+/// A reader item: `len` words of the ifmap region from word `k` (within one entry), one beat
+/// per tag.
+fn ifmap_item(layout: &GlbLayout, k: u64, len: u8, tags: Vec<(u16, u16)>) -> ReadItem {
+    let a = GlbAddr::of(layout, DataType::Ifmap, k).unwrap();
+    ReadItem {
+        src: Src::Glb {
+            bank: a.bank,
+            entry: a.entry,
+            lane: a.lane,
+            len,
+            dtype: DataType::Ifmap,
+        },
+        tags: tags.into(),
+    }
+}
+
 /// Takes one item every `every` cycles and records when.
 struct Sipper<T> {
     name: String,
@@ -379,19 +395,7 @@ fn glb_traffic(inner: bool, every_edge: bool, full: bool) -> Seen {
         count: 8,
     };
     // Reader items: single words of entries 0..12 with two tags, whole entries, a zero chunk.
-    let item = |k: u64, len: u8, tags: Vec<(u16, u16)>| {
-        let a = GlbAddr::of(&layout, DataType::Ifmap, k).unwrap();
-        ReadItem {
-            src: Src::Glb {
-                bank: a.bank,
-                entry: a.entry,
-                lane: a.lane,
-                len,
-                dtype: DataType::Ifmap,
-            },
-            tags: tags.into(),
-        }
-    };
+    let item = |k: u64, len: u8, tags: Vec<(u16, u16)>| ifmap_item(&layout, k, len, tags);
     let items_a: Vec<ReadItem> = (0..24)
         .map(|k| {
             if k == 7 {
@@ -774,19 +778,7 @@ fn gin_traffic(block: bool, every_edge: bool, order: StepOrder, alone: bool) -> 
     let loaded = values.len() as u64;
     let vin = Link::<i16>::new("vin", clk, 1, 2).unwrap();
     s.add(clk, Feeder::new("top.src", vin.tx, values, 2));
-    let item = |k: u64, len: u8, tags: Vec<(u16, u16)>| {
-        let a = GlbAddr::of(&layout, DataType::Ifmap, k).unwrap();
-        ReadItem {
-            src: Src::Glb {
-                bank: a.bank,
-                entry: a.entry,
-                lane: a.lane,
-                len,
-                dtype: DataType::Ifmap,
-            },
-            tags: tags.into(),
-        }
-    };
+    let item = |k: u64, len: u8, tags: Vec<(u16, u16)>| ifmap_item(&layout, k, len, tags);
     // Ifmap-like: single words, one tag or two (two beats), a zero chunk among them.
     let items_i: Vec<ReadItem> = (0..40u64)
         .map(|k| match k % 7 {
