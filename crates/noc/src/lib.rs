@@ -11,6 +11,11 @@
 //! destination has room for all its words; otherwise it waits, and the wait is counted. Buses and
 //! PEs that do not match see nothing (their `valid` stays low: clock-gated).
 //!
+//! The network proper (its buses, IDs, routes and counters) is [`GinBuses`]; a [`Gin`] is those
+//! buses fed by a link from the GLB side, a component of its own. The chip builds its GINs' buses
+//! inside the GLB block instead, fed from the GLB's sequencers over FIFOs with the same timing
+//! (`rowsim-chip`'s `block`).
+//!
 //! A beat is up to `width_bits / 16` words (4 on the 64-bit filter and psum GINs, 1 on the 16-bit
 //! ifmap GIN). Tags wider than their ID fields, IDs wider than theirs, and tags that match no PE
 //! are errors naming the network and the value.
@@ -214,11 +219,6 @@ impl Gin {
     /// See [`GinBuses::destinations`].
     pub fn destinations(&self, row: u16, col: u16) -> Result<&[(u16, u16)], NocError> {
         self.buses.destinations(row, col)
-    }
-
-    /// The buses, without their input link.
-    pub fn into_buses(self) -> GinBuses {
-        self.buses
     }
 }
 
