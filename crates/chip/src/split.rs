@@ -59,7 +59,7 @@ pub fn part_relu(split: &Split, relu: bool) -> bool {
 
 /// The layer's output and statistics from its parts' (in part order), checked against the
 /// reference convolution of the whole layer: ReLU (`relu`) after the parts are added. The
-/// reference is made a block of filters at a time ([`filter_blocks`]); `made` holds those
+/// reference is made a block of filters at a time (`filter_blocks`); `made` holds those
 /// already made (see [`run_parts`]), the others are made here from `weights`.
 #[allow(clippy::too_many_arguments)] // the parts, the layer's tensors and the arithmetic
 pub fn assemble(

@@ -172,7 +172,9 @@ pub enum ReadOut {
     Beats(LinkTx<Beat>),
     /// Beats into a FIFO inside the block that holds the GLB (its GINs: see
     /// [`crate::Glb::beat_wire`]), with the timing of a link of latency one and the FIFO's
-    /// depth.
+    /// depth. Only for one of the GLB's own readers whose GLB such a block holds: nothing else
+    /// takes from the FIFO (a reader left with beats in it holds work, and the watchdog names
+    /// it).
     Wire(Wire<Beat>),
     /// Values, one a cycle, through ReLU when `relu`.
     Values {
