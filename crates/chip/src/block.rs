@@ -9,15 +9,15 @@
 //! in which the block steps its parts within an edge cannot change what any of them sees. What
 //! this saves is the scheduler's step of each GIN and the link operations of each beat on its
 //! way in: one step for the block where there were up to four. The GINs' links to the PEs are
-//! links as before (their credits wake the block). A test runs the same layer both ways (the
-//! array's own bench feeds separate GINs over links) and compares.
+//! links as before (their credits wake the block). A test runs the same traffic both ways (the
+//! GINs inside the block, or components of their own fed over links, as the array's own bench
+//! still builds them) and compares every word's cycle.
 
 use rowsim_glb::Glb;
 use rowsim_kernel::{
     Activity, Component, Fault, SignalRegistry, StepCtx, TraceError, TraceFrame, Wake, Wire,
 };
-use rowsim_noc::Beat;
-use rowsim_noc::{GinBuses, NetCounters};
+use rowsim_noc::{Beat, GinBuses, NetCounters};
 
 /// The GLB and the GIN buses its readers feed (see the module docs).
 pub struct GlbBlock {
