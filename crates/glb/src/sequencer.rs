@@ -303,38 +303,26 @@ impl<E: ReqEnd> GlbReader<E> {
         }
         // Send: one beat (or one value) a cycle.
         if let Some(c) = self.ready.front_mut() {
+            // The chunk's next beat (to a link or the block's FIFO alike).
+            let beat = || {
+                let (r, col) = c.tags.as_slice()[c.next_tag];
+                Beat::new(r, col, &c.words[..c.len as usize])
+            };
             let sent = match &mut self.out {
-                ReadOut::Beats(tx) => {
-                    let (r, col) = c.tags.as_slice()[c.next_tag];
-                    let b = Beat::new(r, col, &c.words[..c.len as usize]);
-                    if tx.try_send(cx, b).is_ok() {
-                        c.next_tag += 1;
-                        true
-                    } else {
-                        false
-                    }
-                }
-                ReadOut::Wire(w) => {
-                    let (r, col) = c.tags.as_slice()[c.next_tag];
-                    let b = Beat::new(r, col, &c.words[..c.len as usize]);
-                    if w.push(cx.cycle, b).is_ok() {
-                        c.next_tag += 1;
-                        true
-                    } else {
-                        false
-                    }
-                }
+                ReadOut::Beats(tx) => tx.try_send(cx, beat()).is_ok(),
+                ReadOut::Wire(w) => w.push(cx.cycle, beat()).is_ok(),
                 ReadOut::Values { tx, relu } => {
                     let v = c.words[c.next_word];
                     let v = if *relu { v.max(0) } else { v };
-                    if tx.try_send(cx, v).is_ok() {
-                        c.next_word += 1;
-                        true
-                    } else {
-                        false
-                    }
+                    tx.try_send(cx, v).is_ok()
                 }
             };
+            if sent {
+                match self.out {
+                    ReadOut::Beats(_) | ReadOut::Wire(_) => c.next_tag += 1,
+                    ReadOut::Values { .. } => c.next_word += 1,
+                }
+            }
             moved |= sent;
             self.blocked = !sent;
             let done = match self.out {
