@@ -88,21 +88,55 @@ impl Words {
     }
 }
 
-/// The next address of a queue of [`Words`], consuming it; `None` once they are used up.
-pub(crate) fn next_word(q: &mut VecDeque<Words>) -> Option<Result<GlbAddr, GlbError>> {
-    loop {
-        let w = q.front_mut()?;
-        if w.count == 0 {
-            q.pop_front();
-            continue;
+/// A queue of [`Words`] as a writer walks it, word by word: each word's address is located
+/// ([`Region::addr`]) where it starts an entry or a span, and is the next lane of the word
+/// before's otherwise (consecutive words fill an entry's lanes: the same address `locate`
+/// gives, without its divisions and checks).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WordQueue {
+    q: VecDeque<Words>,
+    /// The address of the front span's next word, when it lies in the entry of the word before.
+    next: Option<GlbAddr>,
+}
+
+impl WordQueue {
+    pub(crate) fn push_back(&mut self, w: Words) {
+        self.q.push_back(w);
+    }
+
+    /// The next word's address, consuming it; `None` once the spans are used up.
+    pub(crate) fn next_word(&mut self) -> Option<Result<GlbAddr, GlbError>> {
+        loop {
+            let w = self.q.front_mut()?;
+            if w.count == 0 {
+                self.q.pop_front();
+                self.next = None;
+                continue;
+            }
+            let a = match self.next.take() {
+                Some(a) => Ok(a),
+                None => w.region.addr(w.base),
+            };
+            w.base += 1;
+            w.count -= 1;
+            if w.count == 0 {
+                self.q.pop_front();
+            } else if let Ok(a) = &a {
+                if u32::from(a.lane) + 1 < w.region.layout.lanes {
+                    self.next = Some(GlbAddr {
+                        lane: a.lane.wrapping_add(1),
+                        ..*a
+                    });
+                }
+            }
+            return Some(a);
         }
-        let a = w.region.addr(w.base);
-        w.base += 1;
-        w.count -= 1;
-        if w.count == 0 {
-            q.pop_front();
-        }
-        return Some(a);
+    }
+}
+
+impl Extend<Words> for WordQueue {
+    fn extend<I: IntoIterator<Item = Words>>(&mut self, iter: I) {
+        self.q.extend(iter);
     }
 }
 
@@ -750,18 +784,66 @@ mod tests {
         assert!(deep.check().is_err());
     }
 
+    /// Every address a queue of spans gives is the one its word locates to, in layouts whose
+    /// sizes are powers of two and not, entries of one to four lanes, spans starting anywhere
+    /// in an entry; and a span reaching past its region gives the same error at the same word.
     #[test]
-    fn words_give_their_addresses_in_order_across_spans() {
-        let mut q: VecDeque<Words> = [(30, 3), (5, 0), (2, 1)]
-            .into_iter()
-            .map(|(base, count)| Words {
-                region: region(DataType::Ifmap),
+    fn word_queue_gives_each_word_its_located_address() {
+        for (lanes, entries) in [(4, 8), (3, 5), (1, 7), (2, 3)] {
+            let layout = GlbLayout {
+                shared_banks: 4,
+                ifmap_banks: 2,
+                psum_banks: 2,
+                filter_banks: 1,
+                bank_entries: entries,
+                lanes,
+            };
+            let r = Region::new(layout, DataType::Psum);
+            let spans = [(0u64, 5u64), (3, 1), (7, 0), (2, 9), (8, 4), (0, 2)];
+            let mut q = WordQueue::default();
+            q.extend(spans.iter().map(|&(base, count)| Words {
+                region: r,
                 base,
                 count,
-            })
-            .collect();
+            }));
+            let want: Vec<GlbAddr> = spans
+                .iter()
+                .flat_map(|&(base, count)| (base..base + count).map(|a| r.addr(a).unwrap()))
+                .collect();
+            let mut got = Vec::new();
+            while let Some(a) = q.next_word() {
+                got.push(a.unwrap());
+            }
+            assert_eq!(got, want, "lanes {lanes} entries {entries}");
+            // Past the region: the words before it, then its error.
+            let end = 2 * u64::from(entries * lanes);
+            let mut q = WordQueue::default();
+            q.push_back(Words {
+                region: r,
+                base: end - 3,
+                count: 5,
+            });
+            let got: Vec<_> = std::iter::from_fn(|| q.next_word()).collect();
+            let want: Vec<_> = (end - 3..end + 2).map(|a| r.addr(a)).collect();
+            assert_eq!(got, want, "lanes {lanes} entries {entries}");
+            assert!(got[3].is_err());
+        }
+    }
+
+    #[test]
+    fn words_give_their_addresses_in_order_across_spans() {
+        let mut q = WordQueue::default();
+        q.extend(
+            [(30, 3), (5, 0), (2, 1)]
+                .into_iter()
+                .map(|(base, count)| Words {
+                    region: region(DataType::Ifmap),
+                    base,
+                    count,
+                }),
+        );
         let mut got = Vec::new();
-        while let Some(a) = next_word(&mut q) {
+        while let Some(a) = q.next_word() {
             let a = a.unwrap();
             got.push((a.bank, a.entry, a.lane));
         }

@@ -268,6 +268,28 @@ impl Sequencer {
     }
 }
 
+/// The most ports a GLB serves, its own sequencers' and those of links together: one bit
+/// each of a step's masks.
+pub const MAX_PORTS: usize = 64;
+
+/// Visits the set bits of `mask` (ports) in round-robin order from port `first` (< 64): those
+/// from `first` up, then those below it.
+#[inline]
+fn round_robin(
+    mask: u64,
+    first: usize,
+    mut visit: impl FnMut(usize) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    let from_first = u64::MAX << first;
+    for mut sweep in [mask & from_first, mask & !from_first] {
+        while sweep != 0 {
+            visit(sweep.trailing_zeros() as usize)?;
+            sweep &= sweep - 1;
+        }
+    }
+    Ok(())
+}
+
 /// What the arbiter did with a port's head at an edge.
 enum Served {
     /// No request had arrived.
@@ -407,6 +429,8 @@ pub struct Glb {
     banks: Banks,
     /// Requesters that are components of their own.
     ports: Vec<GlbPort>,
+    /// Their ports' bits (the first `ports.len()`), always looked at by the arbiter.
+    external: u64,
     /// The GLB's own sequencers, after `ports` in the round-robin order.
     seqs: Vec<Sequencer>,
     /// Per sequencer: its last step's wake was `Idle` (it waits for a link or its port).
@@ -427,6 +451,14 @@ pub struct Glb {
 
 impl Glb {
     pub fn new(name: &str, layout: GlbLayout, ports_per_bank: u32, ports: Vec<GlbPort>) -> Self {
+        assert!(
+            ports.len() <= MAX_PORTS,
+            "a GLB serves at most {MAX_PORTS} ports"
+        );
+        let external = match ports.len() {
+            0 => 0,
+            k => u64::MAX >> (64 - k),
+        };
         let n = layout.banks() as usize;
         Glb {
             banks: Banks {
@@ -443,6 +475,7 @@ impl Glb {
                 traced: false,
             },
             ports,
+            external,
             seqs: Vec::new(),
             asleep: Vec::new(),
             first: 0,
@@ -462,6 +495,10 @@ impl Glb {
     /// A reader of the GLB's own, on the next port (see the module docs); returns its index
     /// (for [`Glb::beat_wire`]).
     pub fn add_reader(&mut self, r: GlbReader<InnerEnd>) -> usize {
+        assert!(
+            self.ports.len() + self.seqs.len() < MAX_PORTS,
+            "a GLB serves at most {MAX_PORTS} ports"
+        );
         self.seqs.push(Sequencer::Reader(r));
         self.asleep.push(false);
         self.seqs.len() - 1
@@ -479,6 +516,10 @@ impl Glb {
 
     /// A writer of the GLB's own, on the next port (see the module docs).
     pub fn add_writer(&mut self, w: GlbWriter<InnerEnd>) {
+        assert!(
+            self.ports.len() + self.seqs.len() < MAX_PORTS,
+            "a GLB serves at most {MAX_PORTS} ports"
+        );
         self.seqs.push(Sequencer::Writer(w));
         self.asleep.push(false);
     }
@@ -510,7 +551,11 @@ impl Component for Glb {
         let mut moved = false;
         let mut next = false;
         let before = cx.cycle.checked_sub(1);
-        for (s, asleep) in self.seqs.iter_mut().zip(self.asleep.iter_mut()) {
+        // Bit `i`: sequencer `i` was stepped at this edge (`ran`), its request FIFO holds a
+        // request after its step (`requests`). A sequencer not stepped has neither: its port's
+        // FIFOs were empty (it did not stir), and nothing but its own step fills them.
+        let (mut ran, mut requests) = (0u64, 0u64);
+        for (i, (s, asleep)) in self.seqs.iter_mut().zip(self.asleep.iter_mut()).enumerate() {
             // A sequencer that waits for its links or its port is not stepped while neither
             // has anything new for it (a step would repeat its last; see `quiet`): its port
             // was left as it was at the edge before, no job or input has arrived, and it has
@@ -530,6 +575,11 @@ impl Component for Glb {
             moved |= did.moved();
             next |= again;
             *asleep = !again;
+            // (`add_reader` and `add_writer` keep the ports within a mask's 64 bits.)
+            ran |= 1 << i;
+            if !s.port_ref().req.is_empty() {
+                requests |= 1 << i;
+            }
         }
         self.banks.new_cycle();
         let ext = self.ports.len();
@@ -541,24 +591,16 @@ impl Component for Glb {
         // still on its way; a port found empty is not looked at again: nothing reaches it
         // within the step.)
         let mut waiting = false;
-        for k in 0..n {
-            // `first + k < 2n`: the wrap without a division.
-            let i = if self.first + k >= n {
-                self.first + k - n
-            } else {
-                self.first + k
-            };
+        // The ports in round-robin order from `first`: every external port (a link's look
+        // also asks for a step at a request on its way), and of its own sequencers' ports those
+        // with a request (an empty request FIFO has nothing to serve).
+        let (banks, ports, seqs) = (&mut self.banks, &mut self.ports, &mut self.seqs);
+        let ports_asking = self.external | requests.checked_shl(ext as u32).unwrap_or(0);
+        round_robin(ports_asking, self.first, |i| {
             let r = if i < ext {
-                self.banks.serve(&mut self.ports[i], cx)?
+                banks.serve(&mut ports[i], cx)?
             } else {
-                // One of its own sequencers' ports with an empty request FIFO has nothing to
-                // serve (an external port is always looked at: a link's look also asks for a
-                // step at a request on its way).
-                let port = self.seqs[i - ext].port();
-                if port.req.is_empty() {
-                    continue;
-                }
-                self.banks.serve(port, cx)?
+                banks.serve(seqs[i - ext].port(), cx)?
             };
             match r {
                 Served::Nothing => {}
@@ -571,7 +613,8 @@ impl Component for Glb {
                     waiting |= more;
                 }
             }
-        }
+            Ok(())
+        })?;
         if conflict {
             self.banks.counters.conflict_cycles += 1;
         }
@@ -588,7 +631,13 @@ impl Component for Glb {
         // (else idle until a request or a credit arrives). An inner port's FIFOs wake the block
         // as a link would: a word pushed, or a slot freed at this edge.
         next |= waiting && served;
-        next |= self.seqs.iter().any(|s| s.port_ref().stirs(cx.cycle));
+        // (Only a stepped sequencer's port can stir: the arbiter serves none of the others.)
+        let mut stepped = ran;
+        while stepped != 0 && !next {
+            let i = stepped.trailing_zeros() as usize;
+            stepped &= stepped - 1;
+            next |= self.seqs[i].port_ref().stirs(cx.cycle);
+        }
         self.next = next;
         Ok(Activity::from_moved(moved))
     }
@@ -690,6 +739,30 @@ impl Component for Glb {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The arbiter's order: the ports asking, from `first` up, then from port 0, as visiting
+    /// every port from `first` and skipping those not asking.
+    #[test]
+    fn round_robin_visits_the_ports_asking_from_first_then_wraps() {
+        for n in [1usize, 2, 6, 7, 64] {
+            for first in 0..n {
+                for mask in [0u64, 1, 0b1011_0110, 0x8000_0000_0000_0001, u64::MAX] {
+                    let mask = if n == 64 { mask } else { mask & ((1 << n) - 1) };
+                    let mut got = Vec::new();
+                    round_robin(mask, first, |i| {
+                        got.push(i);
+                        Ok(())
+                    })
+                    .unwrap();
+                    let want: Vec<usize> = (0..n)
+                        .map(|k| (first + k) % n)
+                        .filter(|&i| mask >> i & 1 == 1)
+                        .collect();
+                    assert_eq!(got, want, "n {n} first {first} mask {mask:#x}");
+                }
+            }
+        }
+    }
 
     /// A word's bank, entry and lane: consecutive words fill an entry's lanes, then the next
     /// entry, then the next bank of the region, with sizes that are powers of two (shifts and

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use rowsim_kernel::{Activity, Component, Fault, LinkRx, LinkTx, Port, StepCtx, Wake, Wire};
 use rowsim_types::{Beat, GonBeat};
 
-use crate::desc::{next_word, ReadDesc, ReadQueue, Words};
+use crate::desc::{ReadDesc, ReadQueue, WordQueue, Words};
 use crate::port::{InnerEnd, LinkEnd, ReqEnd};
 use crate::{DataType, GlbReq, GlbResp};
 
@@ -500,10 +500,10 @@ pub struct GlbWriter<E: ReqEnd = LinkEnd> {
     input: WriteIn,
     /// Value mode: where the values to come go, in order, and the next few of their
     /// addresses (an entry's worth, expanded as needed).
-    words: VecDeque<Words>,
+    words: WordQueue,
     addrs: VecDeque<GlbAddr>,
     /// GON mode: per source PE, where its words to come go.
-    streams: BTreeMap<(u16, u16), VecDeque<Words>>,
+    streams: BTreeMap<(u16, u16), WordQueue>,
     /// Writes formed and not yet sent.
     writes: VecDeque<GlbReq>,
     /// Values gathered for the entry being filled (value mode).
@@ -565,7 +565,7 @@ impl<E: ReqEnd> GlbWriter<E> {
             name: name.into(),
             port,
             input,
-            words: VecDeque::new(),
+            words: WordQueue::default(),
             addrs: VecDeque::new(),
             streams: BTreeMap::new(),
             writes: VecDeque::new(),
@@ -592,7 +592,7 @@ impl<E: ReqEnd> GlbWriter<E> {
     /// Expands the value mode's next addresses until an entry's worth (4) is at hand.
     fn fill_addrs(&mut self) -> Result<(), String> {
         while self.addrs.len() < 4 {
-            match next_word(&mut self.words) {
+            match self.words.next_word() {
                 Some(a) => self
                     .addrs
                     .push_back(a.map_err(|e| format!("{}: {e}", self.name))?),
@@ -699,7 +699,8 @@ impl<E: ReqEnd> GlbWriter<E> {
                             )
                         })?;
                         for &v in &b.words[..b.len as usize] {
-                            let a = next_word(q)
+                            let a = q
+                                .next_word()
                                 .ok_or_else(|| {
                                     format!(
                                         "{}: PE ({}, {}) sent more psums than expected",
