@@ -433,8 +433,8 @@ pub struct Glb {
     external: u64,
     /// The GLB's own sequencers, after `ports` in the round-robin order.
     seqs: Vec<Sequencer>,
-    /// Per sequencer: its last step's wake was `Idle` (it waits for a link or its port).
-    asleep: Vec<bool>,
+    /// Bit `i`: sequencer `i`'s last step's wake was `Idle` (it waits for a link or its port).
+    asleep: u64,
     first: usize,
     /// The last step had a request it could not serve.
     conflicted: bool,
@@ -477,7 +477,7 @@ impl Glb {
             ports,
             external,
             seqs: Vec::new(),
-            asleep: Vec::new(),
+            asleep: 0,
             first: 0,
             conflicted: false,
             next: false,
@@ -500,7 +500,6 @@ impl Glb {
             "a GLB serves at most {MAX_PORTS} ports"
         );
         self.seqs.push(Sequencer::Reader(r));
-        self.asleep.push(false);
         self.seqs.len() - 1
     }
 
@@ -521,7 +520,6 @@ impl Glb {
             "a GLB serves at most {MAX_PORTS} ports"
         );
         self.seqs.push(Sequencer::Writer(w));
-        self.asleep.push(false);
     }
 
     pub fn counters(&self) -> &GlbCounters {
@@ -555,12 +553,17 @@ impl Component for Glb {
         // request after its step (`requests`). A sequencer not stepped has neither: its port's
         // FIFOs were empty (it did not stir), and nothing but its own step fills them.
         let (mut ran, mut requests) = (0u64, 0u64);
-        for (i, (s, asleep)) in self.seqs.iter_mut().zip(self.asleep.iter_mut()).enumerate() {
+        for (i, s) in self.seqs.iter_mut().enumerate() {
+            // (`add_reader` and `add_writer` keep the ports within a mask's 64 bits.)
+            let bit = 1u64 << i;
             // A sequencer that waits for its links or its port is not stepped while neither
             // has anything new for it (a step would repeat its last; see `quiet`): its port
             // was left as it was at the edge before, no job or input has arrived, and it has
             // nothing to send.
-            if *asleep && !before.is_some_and(|b| s.port_ref().stirs(b)) && s.quiet(cx) {
+            if self.asleep & bit != 0
+                && !before.is_some_and(|b| s.port_ref().stirs(b))
+                && s.quiet(cx)
+            {
                 continue;
             }
             let (did, again) = s.run(cx).map_err(|e| -> Fault {
@@ -574,11 +577,14 @@ impl Component for Glb {
             })?;
             moved |= did.moved();
             next |= again;
-            *asleep = !again;
-            // (`add_reader` and `add_writer` keep the ports within a mask's 64 bits.)
-            ran |= 1 << i;
+            if again {
+                self.asleep &= !bit;
+            } else {
+                self.asleep |= bit;
+            }
+            ran |= bit;
             if !s.port_ref().req.is_empty() {
-                requests |= 1 << i;
+                requests |= bit;
             }
         }
         self.banks.new_cycle();
