@@ -102,6 +102,15 @@ impl Drop for Stepping {
     }
 }
 
+/// Adds a post, unless it repeats the last one (a step asked for twice at one edge is one
+/// step: the scheduler takes a repeat as a no-op).
+#[inline(always)]
+fn push_post(posts: &mut Vec<(Owner, u64)>, post: (Owner, u64)) {
+    if posts.last() != Some(&post) {
+        posts.push(post);
+    }
+}
+
 /// A link interaction (a message sent or taken): asks for a step of `who` (the other end's
 /// owner, if known) at `cycle` of its clock, and counts the interaction.
 #[inline]
@@ -109,7 +118,7 @@ pub(crate) fn interact(who: Owner, cycle: u64) {
     LOCAL.with(|l| {
         l.interactions.set(l.interactions.get() + 1);
         if who != NOBODY {
-            l.posts.borrow_mut().push((who, cycle));
+            push_post(&mut l.posts.borrow_mut(), (who, cycle));
         }
     });
 }
@@ -118,7 +127,7 @@ pub(crate) fn interact(who: Owner, cycle: u64) {
 #[inline]
 pub(crate) fn post(who: Owner, cycle: u64) {
     if who != NOBODY {
-        LOCAL.with(|l| l.posts.borrow_mut().push((who, cycle)));
+        LOCAL.with(|l| push_post(&mut l.posts.borrow_mut(), (who, cycle)));
     }
 }
 
