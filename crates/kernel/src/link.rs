@@ -200,6 +200,21 @@ impl Ramp {
         }
     }
 
+    /// The cycle of event `k` if it is one of the latest run's (made, and not older).
+    #[inline]
+    fn cycle_in_run(&self, k: u64) -> Option<u64> {
+        let total = self.total.load(Ordering::Acquire);
+        let (start, at_one) = self.run();
+        let base = self.base.load(Ordering::Acquire);
+        if k < base || k >= total {
+            None
+        } else if at_one {
+            Some(start)
+        } else {
+            Some(start + (k - base))
+        }
+    }
+
     #[inline]
     fn set_run(&self, base: u64, start: u64, at_one: bool) {
         self.base.store(base, Ordering::Relaxed);
@@ -759,6 +774,19 @@ impl<T> LinkTx<T> {
     pub fn credits_for(&mut self, cx: &StepCtx, need: u32) -> u32 {
         self.absorb_credits(cx, need.max(1));
         self.credits
+    }
+
+    /// After a look that found fewer than `need` credits usable ([`LinkTx::credits_for`] at
+    /// this edge): the first edge at which `need` can be, when the pops that return the ones
+    /// it lacks are made already (a pop's edge never changes once made, and the pops made
+    /// later come at or after it), so that until then every look would find too few; `None`
+    /// when one of them is not made yet (it may come at any edge), or on a clock crossing.
+    pub fn short_until(&self, need: u32) -> Option<u64> {
+        if !self.counted_credits() || self.credits >= need {
+            return None;
+        }
+        let k = self.credits_absorbed + u64::from(need - self.credits) - 1;
+        self.shared.published.pops.cycle_in_run(k).map(|c| c + 1)
     }
 
     /// Whether [`LinkTx::can_send`] at this edge could say yes, looking without taking any
