@@ -429,8 +429,6 @@ pub struct Glb {
     banks: Banks,
     /// Requesters that are components of their own.
     ports: Vec<GlbPort>,
-    /// Their ports' bits (the first `ports.len()`), always looked at by the arbiter.
-    external: u64,
     /// The GLB's own sequencers, after `ports` in the round-robin order.
     seqs: Vec<Sequencer>,
     /// Bit `i`: sequencer `i`'s last step's wake was `Idle` (it waits for a link or its port).
@@ -455,10 +453,6 @@ impl Glb {
             ports.len() <= MAX_PORTS,
             "a GLB serves at most {MAX_PORTS} ports"
         );
-        let external = match ports.len() {
-            0 => 0,
-            k => u64::MAX >> (64 - k),
-        };
         let n = layout.banks() as usize;
         Glb {
             banks: Banks {
@@ -475,7 +469,6 @@ impl Glb {
                 traced: false,
             },
             ports,
-            external,
             seqs: Vec::new(),
             asleep: 0,
             first: 0,
@@ -495,11 +488,16 @@ impl Glb {
     /// A reader of the GLB's own, on the next port (see the module docs); returns its index
     /// (for [`Glb::beat_wire`]).
     pub fn add_reader(&mut self, r: GlbReader<InnerEnd>) -> usize {
+        self.add_sequencer(Sequencer::Reader(r))
+    }
+
+    /// The next port's sequencer; returns its index.
+    fn add_sequencer(&mut self, s: Sequencer) -> usize {
         assert!(
             self.ports.len() + self.seqs.len() < MAX_PORTS,
             "a GLB serves at most {MAX_PORTS} ports"
         );
-        self.seqs.push(Sequencer::Reader(r));
+        self.seqs.push(s);
         self.seqs.len() - 1
     }
 
@@ -515,11 +513,7 @@ impl Glb {
 
     /// A writer of the GLB's own, on the next port (see the module docs).
     pub fn add_writer(&mut self, w: GlbWriter<InnerEnd>) {
-        assert!(
-            self.ports.len() + self.seqs.len() < MAX_PORTS,
-            "a GLB serves at most {MAX_PORTS} ports"
-        );
-        self.seqs.push(Sequencer::Writer(w));
+        self.add_sequencer(Sequencer::Writer(w));
     }
 
     pub fn counters(&self) -> &GlbCounters {
@@ -601,7 +595,11 @@ impl Component for Glb {
         // also asks for a step at a request on its way), and of its own sequencers' ports those
         // with a request (an empty request FIFO has nothing to serve).
         let (banks, ports, seqs) = (&mut self.banks, &mut self.ports, &mut self.seqs);
-        let ports_asking = self.external | requests.checked_shl(ext as u32).unwrap_or(0);
+        let external = match ext {
+            0 => 0,
+            k => u64::MAX >> (64 - k),
+        };
+        let ports_asking = external | requests.checked_shl(ext as u32).unwrap_or(0);
         round_robin(ports_asking, self.first, |i| {
             let r = if i < ext {
                 banks.serve(&mut ports[i], cx)?

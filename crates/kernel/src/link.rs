@@ -189,15 +189,11 @@ impl Ramp {
         }
     }
 
-    /// The cycle of event `k` (counting from 0) of the latest run, or `start` for an older one.
+    /// The cycle of event `k` (counting from 0, one made) of the latest run, or `start` for an
+    /// older one.
     fn cycle_of(&self, k: u64) -> u64 {
-        let (start, at_one) = self.run();
-        let base = self.base.load(Ordering::Acquire);
-        if at_one || k < base {
-            start
-        } else {
-            start + (k - base)
-        }
+        debug_assert!(k < self.total(), "event {k} is not made");
+        self.cycle_in_run(k).unwrap_or_else(|| self.run().0)
     }
 
     /// The cycle of event `k` if it is one of the latest run's (made, and not older).

@@ -390,9 +390,7 @@ impl GinBuses {
             // that cannot come back before `short_until`: this look would find the same (so
             // it is skipped where steps may be; stepping every edge looks, the reference the
             // event-driven runs are compared with).
-            self.counters.wait_cycles += 1;
-            self.waiting = true;
-            return Ok(Activity::Idle);
+            return Ok(self.wait_for_room());
         }
         if beat.len == 0 || beat.len as usize > self.spec.width_words() {
             return Err(Box::new(NocError {
@@ -433,9 +431,7 @@ impl GinBuses {
             }
         }
         if !ready {
-            self.counters.wait_cycles += 1;
-            self.waiting = true;
-            return Ok(Activity::Idle);
+            return Ok(self.wait_for_room());
         }
         input.take(cx);
         self.short_until = 0;
@@ -466,6 +462,13 @@ impl GinBuses {
         self.counters.fanout_max = self.counters.fanout_max.max(n as u64);
         self.sent = Some(beat);
         Ok(Activity::Moved)
+    }
+
+    /// An edge at which the beat at the head waits for room at a destination.
+    fn wait_for_room(&mut self) -> Activity {
+        self.counters.wait_cycles += 1;
+        self.waiting = true;
+        Activity::Idle
     }
 
     /// A mask on its way or waiting (the beats are the input's).
