@@ -882,7 +882,11 @@ impl<T> LinkTx<T> {
         let k = {
             let (k, auto) = self.auto_take_of(cx.cycle, ready_at, n, false);
             if let Some(mut a) = auto {
-                a.items.extend(&items[..k as usize]);
+                match &items[..k as usize] {
+                    // A one-word beat (the ifmap GIN's): no copy of a slice.
+                    &[one] => a.items.push_back(one),
+                    taken => a.items.extend(taken),
+                }
             }
             k
         };

@@ -121,8 +121,11 @@ pub struct Gin {
 /// same timing (see [`GinBuses::step_from`]).
 pub struct GinBuses {
     spec: NetSpec,
-    /// Per X-bus, per PE: the PE's input FIFO on this network, if it has one.
-    outputs: Vec<Vec<Option<LinkTx<i16>>>>,
+    /// The PEs' input FIFOs on this network, in (X-bus, PE) order: those of the PEs that
+    /// have one.
+    links: Vec<LinkTx<i16>>,
+    /// Per X-bus, per PE: its FIFO's index in `links`, if it has one.
+    link_index: Vec<Vec<Option<u16>>>,
     /// PEs taking part (the chip gates the others, e.g. past a narrower last strip).
     active: Vec<Vec<bool>>,
     ids: GinIds,
@@ -130,6 +133,10 @@ pub struct GinBuses {
     routes: Vec<Vec<(u16, u16)>>,
     /// Per route: the X-buses its destinations are on (what a beat on it costs the buses).
     route_buses: Vec<u32>,
+    /// Per route: its destinations' FIFOs (indices into `links`), as a span of `route_links`
+    /// (what a beat's flow control and sends walk: one flat list, no (bus, PE) lookups).
+    route_span: Vec<(u32, u32)>,
+    route_links: Vec<u16>,
     counters: NetCounters,
     // What the last edge sent, for the trace.
     sent: Option<Beat>,
@@ -178,6 +185,27 @@ pub type GinMask = std::sync::Arc<Vec<Vec<bool>>>;
 
 fn fits(v: u64, bits: u32) -> bool {
     bits >= 64 || v < (1u64 << bits)
+}
+
+/// For each route, the indices into a GIN's `links` of its destinations' FIFOs: one flat list
+/// and each route's (start, length) in it.
+fn links_of(
+    routes: &[Vec<(u16, u16)>],
+    link_index: &[Vec<Option<u16>>],
+) -> (Vec<(u32, u32)>, Vec<u16>) {
+    let mut flat = Vec::new();
+    let spans = routes
+        .iter()
+        .map(|r| {
+            let start = flat.len() as u32;
+            flat.extend(
+                r.iter()
+                    .filter_map(|&(b, p)| link_index[b as usize][p as usize]),
+            );
+            (start, flat.len() as u32 - start)
+        })
+        .collect();
+    (spans, flat)
 }
 
 /// For each route, the number of X-buses its destinations are on.
@@ -256,6 +284,26 @@ impl GinBuses {
                 ids.col_ids.len()
             )));
         }
+        if outputs.iter().flatten().filter(|o| o.is_some()).count() > 1 << 16 {
+            return Err(err(format!(
+                "more than {} PE inputs on one network",
+                1u32 << 16
+            )));
+        }
+        let mut links = Vec::new();
+        let link_index: Vec<Vec<Option<u16>>> = outputs
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|o| {
+                        o.map(|tx| {
+                            links.push(tx);
+                            (links.len() - 1) as u16
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
         let mut routes = vec![Vec::new(); 1usize << (spec.row_id_bits + spec.col_id_bits)];
         for (bus, &rid) in ids.row_ids.iter().enumerate() {
             if !fits(rid as u64, spec.row_id_bits) {
@@ -271,7 +319,7 @@ impl GinBuses {
                         spec.col_id_bits
                     )));
                 }
-                if outputs[bus][pe].is_some() {
+                if link_index[bus][pe].is_some() {
                     routes[((rid as usize) << spec.col_id_bits) | cid as usize]
                         .push((bus as u16, pe as u16));
                 }
@@ -280,13 +328,17 @@ impl GinBuses {
         let rows = spec.rows as usize;
         let active = vec![vec![true; spec.cols as usize]; rows];
         let route_buses = buses_of(&routes, rows);
+        let (route_span, route_links) = links_of(&routes, &link_index);
         Ok(GinBuses {
             spec,
-            outputs,
+            links,
+            link_index,
             active,
             ids: ids.clone(),
             routes,
             route_buses,
+            route_span,
+            route_links,
             counters: NetCounters::default(),
             sent: None,
             waiting: false,
@@ -334,17 +386,24 @@ impl GinBuses {
         }
         for (bus, &rid) in self.ids.row_ids.iter().enumerate() {
             for (pe, &cid) in self.ids.col_ids[bus].iter().enumerate() {
-                if self.outputs[bus][pe].is_some() && self.active[bus][pe] {
+                if self.link_index[bus][pe].is_some() && self.active[bus][pe] {
                     self.routes[((rid as usize) << self.spec.col_id_bits) | cid as usize]
                         .push((bus as u16, pe as u16));
                 }
             }
         }
         self.route_buses = buses_of(&self.routes, self.spec.rows as usize);
+        (self.route_span, self.route_links) = links_of(&self.routes, &self.link_index);
     }
 
     /// The destinations of a tag, as (X-bus, PE) pairs.
     pub fn destinations(&self, row: u16, col: u16) -> Result<&[(u16, u16)], NocError> {
+        Ok(&self.routes[self.route_of(row, col)?])
+    }
+
+    /// The route of a tag: its index into the routes.
+    #[inline]
+    fn route_of(&self, row: u16, col: u16) -> Result<usize, NocError> {
         if !fits(row as u64, self.spec.row_id_bits) || !fits(col as u64, self.spec.col_id_bits) {
             return Err(NocError {
                 net: self.spec.name.clone(),
@@ -354,7 +413,7 @@ impl GinBuses {
                 ),
             });
         }
-        Ok(&self.routes[((row as usize) << self.spec.col_id_bits) | col as usize])
+        Ok(((row as usize) << self.spec.col_id_bits) | col as usize)
     }
 }
 
@@ -402,47 +461,35 @@ impl GinBuses {
                 ),
             }));
         }
-        let route = {
-            let dests = self.destinations(beat.row, beat.col).map_err(Box::new)?;
-            if dests.is_empty() {
-                return Err(Box::new(NocError {
-                    net: self.spec.name.clone(),
-                    what: format!(
-                        "tag ({}, {}) matches no PE: the beat would be lost",
-                        beat.row, beat.col
-                    ),
-                }));
-            }
-            ((beat.row as usize) << self.spec.col_id_bits) | beat.col as usize
-        };
+        let route = self.route_of(beat.row, beat.col).map_err(Box::new)?;
+        let (start, n) = self.route_span[route];
+        if n == 0 {
+            return Err(Box::new(NocError {
+                net: self.spec.name.clone(),
+                what: format!(
+                    "tag ({}, {}) matches no PE: the beat would be lost",
+                    beat.row, beat.col
+                ),
+            }));
+        }
         let need = beat.len as u32;
         // Flow control: every destination must have room for the whole beat.
-        let mut ready = true;
-        for i in 0..self.routes[route].len() {
-            let (b, p) = self.routes[route][i];
-            if let Some(tx) = self.outputs[b as usize][p as usize].as_mut() {
-                // Credits already held suffice without looking for returned ones (the send
-                // below takes those in as it spends).
-                if tx.credits_held() < need && tx.credits_for(cx, need) < need {
-                    ready = false;
-                    self.short_until = tx.short_until(need).unwrap_or(0);
-                    break;
-                }
+        let dests = &self.route_links[start as usize..(start + n) as usize];
+        for &l in dests {
+            let tx = &mut self.links[l as usize];
+            // Credits already held suffice without looking for returned ones (the send below
+            // takes those in as it spends).
+            if tx.credits_held() < need && tx.credits_for(cx, need) < need {
+                self.short_until = tx.short_until(need).unwrap_or(0);
+                return Ok(self.wait_for_room());
             }
-        }
-        if !ready {
-            return Ok(self.wait_for_room());
         }
         input.take(cx);
         self.short_until = 0;
-        let n = self.routes[route].len();
-        for i in 0..n {
-            let (b, p) = self.routes[route][i];
-            if let Some(tx) = self.outputs[b as usize][p as usize].as_mut() {
-                // The beat's words land in the PE's FIFO at once.
-                if !tx.try_send_all(cx, beat.words()) {
-                    return Err("GIN output refused a word it had credit for".into());
-                }
+        for &l in dests {
+            // The beat's words land in the PE's FIFO at once.
+            if !self.links[l as usize].try_send_all(cx, beat.words()) {
+                return Err("GIN output refused a word it had credit for".into());
             }
         }
         if self.sig.is_some() {
