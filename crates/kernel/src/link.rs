@@ -1636,7 +1636,10 @@ impl<T> LinkRx<T> {
         cx: &StepCtx,
         upto: Option<u64>,
         out: &mut Vec<T>,
-    ) -> (usize, Option<u64>) {
+    ) -> (usize, Option<u64>)
+    where
+        T: Copy,
+    {
         let p = &self.shared.published;
         if p.auto_deferred.load(Ordering::Relaxed) == 0 && p.pops.total() == self.received {
             // Nothing taken for the receiver since it last collected: no lock.
@@ -1667,7 +1670,12 @@ impl<T> LinkRx<T> {
             "link `{}`: pops without messages",
             self.name
         );
-        out.extend(auto.items.drain(..n));
+        // Copied out as the queue's (at most two) slices, then dropped from its front.
+        let (a, b) = auto.items.as_slices();
+        let k = n.min(a.len());
+        out.extend_from_slice(&a[..k]);
+        out.extend_from_slice(&b[..n - k]);
+        auto.items.drain(..n);
         drop(auto);
         self.received += n as u64;
         (n, last)
