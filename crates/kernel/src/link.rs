@@ -417,7 +417,7 @@ impl<T> AutoTake<T> {
     /// Records the pop of the next message taken for the receiver at edge `at` (seen from edge
     /// `now`): into the ramp `l` of `p` if it may join it, else deferred, with a step of the
     /// sender asked for at its credit; the message's own earliest edge is used up.
-    #[inline]
+    #[inline(always)]
     fn pop_at(&mut self, p: &Published, l: &mut Latest, at: u64, now: u64) {
         if self.deferred.is_empty() && l.admits(at, now) {
             p.pops.record_from(l, at, now);
@@ -707,7 +707,7 @@ impl<T> LinkTx<T> {
 
     /// Takes the credits usable at this edge; with credits still on their way (pops made at
     /// later edges) and fewer than `need` usable, asks for a step when the `need`-th is.
-    #[inline]
+    #[inline(always)]
     fn absorb_credits(&mut self, cx: &StepCtx, need: u32) {
         debug_assert_eq!(
             cx.domain, self.domain,
