@@ -193,7 +193,7 @@ impl Dense {
 impl Dense {
     /// MACs `f0..p` of the group at `dp.op` (its first, `f0`) with the held ifmap value, each
     /// through MUL and ADD, as issued one an edge: gated as a whole on a zero value.
-    #[inline]
+    #[inline(always)]
     fn group_macs(&mut self, dp: &mut Datapath, prim: &Primitive, f0: usize) {
         let p = prim.p as usize;
         let n = (p - f0) as u64;
