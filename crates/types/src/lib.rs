@@ -80,7 +80,13 @@ impl Beat {
     pub fn new(row: u16, col: u16, words: &[i16]) -> Self {
         let mut w = [0; MAX_BEAT_WORDS];
         let len = words.len().min(MAX_BEAT_WORDS);
-        w[..len].copy_from_slice(&words[..len]);
+        // Word by word over the fixed array (unrolled; a copy of `len` words would be a call
+        // to memcpy, in the GLB's readers once a beat).
+        for (k, x) in w.iter_mut().enumerate() {
+            if k < len {
+                *x = words[k];
+            }
+        }
         Beat {
             row,
             col,
