@@ -320,33 +320,46 @@ struct Banks {
 }
 
 impl Banks {
+    /// Whether the request addresses an entry of a bank of its data type (else the error
+    /// that says how it does not: [`Banks::refuse`]).
+    #[inline]
     fn check(&self, r: &GlbReq) -> Result<(), GlbError> {
+        if r.bank < self.layout.banks()
+            && r.entry < self.layout.bank_entries
+            && self.layout.bank_type(r.bank) == Some(r.dtype)
+        {
+            Ok(())
+        } else {
+            Err(self.refuse(r))
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refuse(&self, r: &GlbReq) -> GlbError {
         if r.bank >= self.layout.banks() {
-            return Err(GlbError(format!(
+            return GlbError(format!(
                 "{}: bank {} does not exist (the GLB has {})",
                 self.name,
                 r.bank,
                 self.layout.banks()
-            )));
+            ));
         }
         if r.entry >= self.layout.bank_entries {
-            return Err(GlbError(format!(
+            return GlbError(format!(
                 "{}: address {} outside bank {} ({} entries)",
                 self.name, r.entry, r.bank, self.layout.bank_entries
-            )));
+            ));
         }
-        if self.layout.bank_type(r.bank) != Some(r.dtype) {
-            return Err(GlbError(format!(
-                "{}: a {} access to bank {}, which this layer gives to {}",
-                self.name,
-                r.dtype,
-                r.bank,
-                self.layout
-                    .bank_type(r.bank)
-                    .map_or("nothing".to_string(), |t| t.to_string())
-            )));
-        }
-        Ok(())
+        GlbError(format!(
+            "{}: a {} access to bank {}, which this layer gives to {}",
+            self.name,
+            r.dtype,
+            r.bank,
+            self.layout
+                .bank_type(r.bank)
+                .map_or("nothing".to_string(), |t| t.to_string())
+        ))
     }
 
     /// Frees every bank's ports for a new cycle.

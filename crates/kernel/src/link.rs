@@ -1132,15 +1132,18 @@ impl<T> LinkTx<T> {
     /// credit; this asks again at each look, so that the sender is stepped at every credit it
     /// waits for, as it would be if each pop had woken it, short of those at which it would
     /// still have too few to send (its steps there would only wait).
-    #[inline]
+    #[inline(always)]
     fn post_credit(&self, need: u32, now: u64) {
-        if !self.counted_credits() {
-            return;
+        // A crossing's credits wake it through their pops; with what it needs, no step to ask
+        // for.
+        if self.counted_credits() && self.credits < need {
+            self.post_short_credit(need, now);
         }
-        if self.credits >= need {
-            // It has what it needs: no step to ask for.
-            return;
-        }
+    }
+
+    /// [`LinkTx::post_credit`] for a same-clock sender short of credits.
+    #[inline(never)]
+    fn post_short_credit(&self, need: u32, now: u64) {
         let pops = &self.shared.published.pops;
         let short = need.saturating_sub(self.credits).max(1) as u64;
         let k = self.credits_absorbed + short - 1;
