@@ -5,13 +5,19 @@
 //! parts cost no link operations (a GLB's own sequencers and their ports, `rowsim-glb`; the GLB
 //! block feeding its GINs, `rowsim-chip`).
 
-use std::collections::VecDeque;
-
 /// A FIFO between two parts of one component (a block the scheduler steps once an edge for all
 /// its parts): latency one edge, `depth` entries counting those taken at the
-/// current edge (their slots are free from the next).
+/// current edge (their slots are free from the next). Its words are small and `Copy` (beats,
+/// requests, responses): a ring of a power-of-two size, words copied in and out.
 pub struct Wire<T> {
-    queue: VecDeque<(u64, T)>,
+    /// The ring: `(edge visible from, word)`; it grows to its size as the first words are
+    /// pushed (slot `k` is pushed first as the `k`-th word), then slots are reused.
+    slots: Vec<(u64, T)>,
+    /// Slot of the head, and words held.
+    head: usize,
+    len: usize,
+    /// The ring's size less one (a power of two at least `depth`, less one).
+    mask: usize,
     depth: usize,
     /// The edge of the last take and how many were taken at it.
     taken_at: u64,
@@ -20,11 +26,16 @@ pub struct Wire<T> {
     pushed_at: u64,
 }
 
-impl<T> Wire<T> {
+impl<T: Copy> Wire<T> {
     pub fn new(depth: u32) -> Self {
+        let depth = depth.max(1) as usize;
+        let size = depth.next_power_of_two();
         Wire {
-            queue: VecDeque::with_capacity(depth as usize),
-            depth: depth.max(1) as usize,
+            slots: Vec::with_capacity(size),
+            head: 0,
+            len: 0,
+            mask: size - 1,
+            depth,
             taken_at: u64::MAX,
             taken: 0,
             pushed_at: u64::MAX,
@@ -42,7 +53,7 @@ impl<T> Wire<T> {
     /// Whether a push at edge `cycle` finds a free slot.
     #[inline]
     pub fn can_push(&self, cycle: u64) -> bool {
-        self.queue.len() + self.freed_late(cycle) < self.depth
+        self.len + self.freed_late(cycle) < self.depth
     }
 
     /// Pushes at edge `cycle`, visible from the next; gives the word back if the FIFO is full.
@@ -51,7 +62,15 @@ impl<T> Wire<T> {
         if !self.can_push(cycle) {
             return Err(item);
         }
-        self.queue.push_back((cycle + 1, item));
+        let at = (self.head + self.len) & self.mask;
+        if at < self.slots.len() {
+            self.slots[at] = (cycle + 1, item);
+        } else {
+            // The ring's first words: slot `at` is the next one to make.
+            debug_assert_eq!(at, self.slots.len());
+            self.slots.push((cycle + 1, item));
+        }
+        self.len += 1;
         self.pushed_at = cycle;
         Ok(())
     }
@@ -59,17 +78,19 @@ impl<T> Wire<T> {
     /// The word at the head, if it is visible at edge `cycle`.
     #[inline]
     pub fn peek(&self, cycle: u64) -> Option<&T> {
-        self.queue
-            .front()
-            .filter(|(at, _)| *at <= cycle)
-            .map(|(_, t)| t)
+        if self.len == 0 {
+            return None;
+        }
+        let (at, item) = &self.slots[self.head];
+        (*at <= cycle).then_some(item)
     }
 
     /// Takes the word at the head if it is visible at edge `cycle`.
     #[inline]
     pub fn pop(&mut self, cycle: u64) -> Option<T> {
-        self.peek(cycle)?;
-        let (_, item) = self.queue.pop_front()?;
+        let item = *self.peek(cycle)?;
+        self.head = (self.head + 1) & self.mask;
+        self.len -= 1;
         if self.taken_at == cycle {
             self.taken += 1;
         } else {
@@ -81,11 +102,11 @@ impl<T> Wire<T> {
 
     /// Words pushed and not yet taken.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len == 0
     }
 
     /// Whether a word was pushed at edge `cycle` (the taker finds it at the next).
@@ -98,7 +119,7 @@ impl<T> Wire<T> {
     /// latest), or a slot freed at edge `cycle` (a waiting pusher may use it then).
     #[inline]
     pub fn stirs(&self, cycle: u64) -> bool {
-        !self.queue.is_empty() || self.taken_at == cycle
+        self.len != 0 || self.taken_at == cycle
     }
 }
 
