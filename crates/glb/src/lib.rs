@@ -334,6 +334,8 @@ impl Banks {
         }
     }
 
+    /// What is wrong with a request [`Banks::check`] refuses: the first of its bank, its
+    /// entry, its bank's data type.
     #[cold]
     #[inline(never)]
     fn refuse(&self, r: &GlbReq) -> GlbError {
