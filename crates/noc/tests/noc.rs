@@ -48,6 +48,17 @@ struct Case {
     beats: Vec<Beat>,
     periods: Vec<u64>,
     depth: u32,
+    /// Per PE: whether it has an input FIFO on this network, and whether the GIN's mask lets it
+    /// take part (`Gin::set_active`); a destination has both.
+    present: Vec<bool>,
+    active: Vec<bool>,
+}
+
+impl Case {
+    fn takes_part(&self, b: usize, p: usize) -> bool {
+        let k = b * self.cols as usize + p;
+        self.present[k] && self.active[k]
+    }
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -74,6 +85,8 @@ fn case() -> impl Strategy<Value = Case> {
                     1..40,
                 ),
                 prop::collection::vec(prop::sample::select(vec![1u64, 1, 2, 3]), n),
+                prop::collection::vec(prop::bool::weighted(0.85), n),
+                prop::collection::vec(prop::bool::weighted(0.85), n),
             )
         })
         .prop_map(
@@ -83,19 +96,27 @@ fn case() -> impl Strategy<Value = Case> {
                 flat_cols,
                 tags,
                 periods,
+                present,
+                active,
             )| {
                 let col_ids: Vec<Vec<u16>> = flat_cols
                     .chunks(cols as usize)
                     .map(|c| c.to_vec())
                     .collect();
                 let ids = GinIds { row_ids, col_ids };
-                // Only tags that match some PE (a tag matching none is an error, tested apart).
+                // Only tags that match some PE taking part (a tag matching none is an error,
+                // tested apart).
                 let beats: Vec<Beat> = tags
                     .into_iter()
                     .enumerate()
                     .filter(|(_, (r, c, _))| {
-                        (0..rows as usize)
-                            .any(|b| ids.row_ids[b] == *r && ids.col_ids[b].contains(c))
+                        (0..rows as usize).any(|b| {
+                            ids.row_ids[b] == *r
+                                && (0..cols as usize).any(|p| {
+                                    let k = b * cols as usize + p;
+                                    ids.col_ids[b][p] == *c && present[k] && active[k]
+                                })
+                        })
                     })
                     .map(|(i, (r, c, len))| {
                         let words: Vec<i16> = (0..len as i16).map(|k| i as i16 * 8 + k).collect();
@@ -112,6 +133,8 @@ fn case() -> impl Strategy<Value = Case> {
                     beats,
                     periods,
                     depth: depth.max(width_words),
+                    present,
+                    active,
                 }
             },
         )
@@ -127,10 +150,15 @@ fn run(c: &Case, slow: bool) -> (Vec<Vec<(u64, i16)>>, rowsim_noc::NetCounters) 
     for b in 0..c.rows {
         let mut row = vec![];
         for p in 0..c.cols {
+            let k = (b * c.cols + p) as usize;
+            if !c.present[k] {
+                row.push(None);
+                sinks.push(None);
+                continue;
+            }
             let l = Link::<i16>::new("pe_in", clk, 1, c.depth).unwrap();
             row.push(Some(l.tx));
-            let k = (b * c.cols + p) as usize;
-            sinks.push(s.add(
+            sinks.push(Some(s.add(
                 clk,
                 Sink {
                     name: format!("top.pe_r{b}_c{p}"),
@@ -139,7 +167,7 @@ fn run(c: &Case, slow: bool) -> (Vec<Vec<(u64, i16)>>, rowsim_noc::NetCounters) 
                     salt: k as u64,
                     got: vec![],
                 },
-            ));
+            )));
         }
         outputs.push(row);
     }
@@ -151,7 +179,9 @@ fn run(c: &Case, slow: bool) -> (Vec<Vec<(u64, i16)>>, rowsim_noc::NetCounters) 
         col_id_bits: c.col_bits,
         width_bits: 16 * c.width_words,
     };
-    let gin = s.add(clk, Gin::new(spec, input.rx, outputs, &c.ids).unwrap());
+    let mut gin = Gin::new(spec, input.rx, outputs, &c.ids).unwrap();
+    gin.set_active(|b, p| c.active[b * c.cols as usize + p]);
+    let gin = s.add(clk, gin);
     s.add(
         clk,
         Feeder::new("top.glb_side", input.tx, c.beats.clone(), 1),
@@ -160,7 +190,7 @@ fn run(c: &Case, slow: bool) -> (Vec<Vec<(u64, i16)>>, rowsim_noc::NetCounters) 
     s.run().unwrap();
     let got = sinks
         .iter()
-        .map(|&id| s.component::<Sink>(id).unwrap().got.clone())
+        .map(|id| id.map_or(vec![], |id| s.component::<Sink>(id).unwrap().got.clone()))
         .collect();
     (got, *s.component::<Gin>(gin).unwrap().counters())
 }
@@ -176,7 +206,11 @@ proptest! {
             for b in 0..c.rows as usize {
                 for p in 0..c.cols as usize {
                     let want: Vec<i16> = c.beats.iter()
-                        .filter(|x| c.ids.row_ids[b] == x.row && c.ids.col_ids[b][p] == x.col)
+                        .filter(|x| {
+                            c.takes_part(b, p)
+                                && c.ids.row_ids[b] == x.row
+                                && c.ids.col_ids[b][p] == x.col
+                        })
                         .flat_map(|x| x.words().to_vec())
                         .collect();
                     let taken: Vec<i16> = got[b * c.cols as usize + p].iter().map(|w| w.1).collect();
@@ -221,6 +255,8 @@ fn flow_control_waits_for_the_slowest_destination() {
         beats: (0..20).map(|i| Beat::new(0, 1, &[i * 8])).collect(),
         periods: vec![1, 3],
         depth: 2,
+        present: vec![true; 2],
+        active: vec![true; 2],
     };
     let (got, counters) = run(&c, true);
     assert_eq!(got[0].len(), 20);
