@@ -781,8 +781,16 @@ impl<T> LinkTx<T> {
         if !self.counted_credits() || self.credits >= need {
             return None;
         }
-        let k = self.credits_absorbed + u64::from(need - self.credits) - 1;
+        let k = self.pop_for(need);
         self.shared.published.pops.cycle_in_run(k).map(|c| c + 1)
+    }
+
+    /// With fewer than `need` credits held: the pop (its number among the receiver's pops)
+    /// whose credit brings them to `need`.
+    #[inline]
+    fn pop_for(&self, need: u32) -> u64 {
+        debug_assert!(self.credits < need);
+        self.credits_absorbed + u64::from(need - self.credits) - 1
     }
 
     /// Whether [`LinkTx::can_send`] at this edge could say yes, looking without taking any
@@ -1145,8 +1153,7 @@ impl<T> LinkTx<T> {
     #[inline(never)]
     fn post_short_credit(&self, need: u32, now: u64) {
         let pops = &self.shared.published.pops;
-        let short = need.saturating_sub(self.credits).max(1) as u64;
-        let k = self.credits_absorbed + short - 1;
+        let k = self.pop_for(need);
         let me = self.shared.published.tx_owner.load(Ordering::Relaxed);
         if pops.total() > k && me != wake::NOBODY {
             wake::post(me & !SATISFIED, (pops.cycle_of(k) + 1).max(now + 1));

@@ -304,7 +304,6 @@ impl GinBuses {
                     .collect()
             })
             .collect();
-        let mut routes = vec![Vec::new(); 1usize << (spec.row_id_bits + spec.col_id_bits)];
         for (bus, &rid) in ids.row_ids.iter().enumerate() {
             if !fits(rid as u64, spec.row_id_bits) {
                 return Err(err(format!(
@@ -319,26 +318,20 @@ impl GinBuses {
                         spec.col_id_bits
                     )));
                 }
-                if link_index[bus][pe].is_some() {
-                    routes[((rid as usize) << spec.col_id_bits) | cid as usize]
-                        .push((bus as u16, pe as u16));
-                }
             }
         }
         let rows = spec.rows as usize;
-        let active = vec![vec![true; spec.cols as usize]; rows];
-        let route_buses = buses_of(&routes, rows);
-        let (route_span, route_links) = links_of(&routes, &link_index);
-        Ok(GinBuses {
+        let routes = vec![Vec::new(); 1usize << (spec.row_id_bits + spec.col_id_bits)];
+        let mut buses = GinBuses {
+            active: vec![vec![true; spec.cols as usize]; rows],
             spec,
             links,
             link_index,
-            active,
             ids: ids.clone(),
             routes,
-            route_buses,
-            route_span,
-            route_links,
+            route_buses: Vec::new(),
+            route_span: Vec::new(),
+            route_links: Vec::new(),
             counters: NetCounters::default(),
             sent: None,
             waiting: false,
@@ -346,7 +339,10 @@ impl GinBuses {
             bus_mask: vec![0; rows],
             sig: None,
             config_port: Port::default(),
-        })
+        };
+        // Every PE with an input takes part until a mask says otherwise.
+        buses.rebuild_routes();
+        Ok(buses)
     }
 
     /// A GIN component of these buses, fed by `input`.
@@ -380,6 +376,7 @@ impl GinBuses {
         self.rebuild_routes();
     }
 
+    /// The routes (and what is derived from them) of the IDs, the inputs and the mask.
     fn rebuild_routes(&mut self) {
         for r in self.routes.iter_mut() {
             r.clear();
