@@ -5,7 +5,7 @@ use rowsim_dram::DramData;
 use rowsim_glb::desc::{ReadDesc, Region, Words};
 use rowsim_glb::sequencer::{GlbAddr, GlbReader, GlbWriter, ReadItem, ReadOut, Src, WriteIn};
 use rowsim_glb::{DataType, Glb, GlbLayout, GlbPort, GlbReq, GlbResp};
-use rowsim_kernel::{Collector, ComponentId, Feeder, Link, Scheduler, StepOrder};
+use rowsim_kernel::{AsyncFifo, Collector, ComponentId, Feeder, Link, Scheduler, StepOrder};
 use rowsim_noc::Beat;
 
 fn hw() -> rowsim_config::HwConfig {
@@ -133,7 +133,11 @@ fn written_values_read_back_as_beats_and_values() {
 fn raw_words_unpack_to_their_stream_lengths() {
     let mut s = Scheduler::new();
     let clk = s.add_clock("core", 200_000_000).unwrap();
-    let inp = Link::<DramData>::new("in", clk, 1, 2).unwrap();
+    let link = s.add_clock("link", 60_000_000).unwrap();
+    // The words come through the read-data FIFO, whose read port the unit steps.
+    let (inp, rdata) =
+        AsyncFifo::insert_write_port::<DramData>(&mut s, "top.dram.rdata_fifo", link, clk, 4, 2)
+            .unwrap();
     let out = Link::<i16>::new("out", clk, 1, 2).unwrap();
     let words = rowsim_dram::pack_raw(&[1, 2, 3, 4, 5, 6], 4);
     let data: Vec<DramData> = words
@@ -145,11 +149,11 @@ fn raw_words_unpack_to_their_stream_lengths() {
             last: i == 1,
         })
         .collect();
-    s.add(clk, Feeder::new("top.dram", inp.tx, data, 1));
+    s.add(link, Feeder::new("top.dram", inp, data, 1));
     let mut u = rowsim_dram::Inbound::new(
         "top.chip.unpack",
         rowsim_datapath::rlc::RlcFormat::EYERISS,
-        inp.rx,
+        rdata,
         out.tx,
         4,
     );

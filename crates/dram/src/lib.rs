@@ -11,6 +11,11 @@
 //! cycle. Memory is real: a word read is the word last written. There is no bus turnaround
 //! penalty between reads and writes (the papers give none).
 //!
+//! The FIFOs' ports on the link clock are parts of the controller, and the read-data FIFO's
+//! read port is a part of [`Inbound`]: each is stepped by the component beside it over a wire
+//! with the timing of the link it stands for ([`rowsim_kernel::async_fifo`]), so the words
+//! cross at the same edges with fewer steps.
+//!
 //! # Codec units (core clock)
 //! Feature maps cross the bus run-length coded ([`rowsim_datapath::rlc`]): [`Inbound`]
 //! decodes coded read data into values (and unpacks raw data), [`Outbound`] codes values and
@@ -25,8 +30,8 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use rowsim_kernel::{
-    Activity, Component, Fault, LinkRx, LinkTx, Port, SignalId, SignalRegistry, StepCtx,
-    TraceError, TraceFrame, Wake,
+    Activity, Component, Fault, FifoReadPart, FifoWritePart, LinkRx, LinkTx, Port, SignalId,
+    SignalRegistry, StepCtx, TraceError, TraceFrame, Wake, Wire, PORT_LINK_DEPTH,
 };
 
 pub use rowsim_types::DataType;
@@ -128,26 +133,69 @@ impl DramTiming {
     }
 }
 
-/// The controller's link-clock ends: commands and write data in, read data out.
-pub struct ControllerLinks {
-    pub cmds: LinkRx<DramCmd>,
-    pub wdata: LinkRx<u64>,
-    pub rdata: LinkTx<DramData>,
+/// The controller's link-clock ends: the ports on its side of the async FIFOs that bring
+/// commands and write data in and take read data out, which it steps itself (see
+/// [`rowsim_kernel::async_fifo`]).
+pub struct ControllerPorts {
+    pub cmds: FifoReadPart<DramCmd>,
+    pub wdata: FifoReadPart<u64>,
+    pub rdata: FifoWritePart<DramData>,
 }
 
-/// The DRAM controller, stepped on the link clock.
+/// A FIFO's read port and the wire from it into the component that steps it (the link it
+/// stands for): the controller's commands and write data, the decoder's read data.
+struct FifoIn<T> {
+    port: FifoReadPart<T>,
+    wire: Wire<T>,
+}
+
+impl<T: Copy + rowsim_kernel::TraceValue> FifoIn<T> {
+    fn new(port: FifoReadPart<T>) -> Self {
+        FifoIn {
+            port,
+            wire: Wire::new(PORT_LINK_DEPTH),
+        }
+    }
+
+    /// The port's edge; whether it needs the next: it moved a message and another has
+    /// arrived.
+    fn step(&mut self, cx: &StepCtx) -> Result<(Activity, bool), Fault> {
+        let did = self.port.step_into(cx, &mut self.wire)?;
+        Ok((did, self.port.wants_next(did)))
+    }
+
+    /// After the component's part of the edge: a message for it to take at the next edge (it
+    /// says whether it would), or one waiting in the FIFO for a slot it freed at this edge.
+    fn next(&mut self, cx: &StepCtx, takes: bool) -> bool {
+        (takes && !self.wire.is_empty())
+            || (self.wire.can_push(cx.cycle + 1)
+                && !self.wire.can_push(cx.cycle)
+                && self.port.waiting(cx))
+    }
+
+    fn holds_work(&self) -> bool {
+        !self.wire.is_empty() || self.port.in_flight() > 0
+    }
+}
+
+/// The DRAM controller, stepped on the link clock, with the ports of its async FIFOs on that
+/// clock (see [`ControllerPorts`]).
 pub struct DramController {
     name: String,
     memory: Vec<u64>,
     latency: u64,
     queue_depth: usize,
     bus_bytes: u64,
-    cmds: LinkRx<DramCmd>,
-    wdata: LinkRx<u64>,
-    rdata: LinkTx<DramData>,
+    cmds: FifoIn<DramCmd>,
+    wdata: FifoIn<u64>,
+    /// Read words for the read-data FIFO's write port (the link it stands for), and the port.
+    rdata: Wire<DramData>,
+    rdata_port: FifoWritePart<DramData>,
     active: VecDeque<Active>,
     /// The last step moved a word or took a command.
     worked: bool,
+    /// The last step left a FIFO port work for the next edge.
+    ports_next: bool,
     counters: DramCounters,
     probe: Probe,
     sig: Vec<SignalId>,
@@ -155,18 +203,20 @@ pub struct DramController {
 
 impl DramController {
     /// A controller over `memory` (bus words).
-    pub fn new(name: &str, memory: Vec<u64>, timing: DramTiming, links: ControllerLinks) -> Self {
+    pub fn new(name: &str, memory: Vec<u64>, timing: DramTiming, ports: ControllerPorts) -> Self {
         DramController {
             name: name.into(),
             memory,
             latency: timing.latency_cycles as u64,
             queue_depth: timing.queue_depth.max(1) as usize,
             bus_bytes: (timing.bus_bits / 8) as u64,
-            cmds: links.cmds,
-            wdata: links.wdata,
-            rdata: links.rdata,
+            cmds: FifoIn::new(ports.cmds),
+            wdata: FifoIn::new(ports.wdata),
+            rdata: Wire::new(PORT_LINK_DEPTH),
+            rdata_port: ports.rdata,
             active: VecDeque::new(),
             worked: false,
+            ports_next: false,
             counters: DramCounters::default(),
             probe: Probe::default(),
             sig: Vec::new(),
@@ -194,6 +244,10 @@ impl Component for DramController {
     }
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        // The FIFOs' read ports (their wires make the order of the parts within an edge
+        // irrelevant, as links between components do).
+        let (cmd_did, cmd_next) = self.cmds.step(cx)?;
+        let (wdata_did, wdata_next) = self.wdata.step(cx)?;
         let mut moved = false;
         self.probe.rd_req = false;
         self.probe.wr_req = false;
@@ -203,7 +257,7 @@ impl Component for DramController {
             if cx.cycle >= a.ready_at {
                 let at = a.cmd.addr + a.done as u64;
                 let moved_word = if a.cmd.write {
-                    match self.wdata.try_recv(cx) {
+                    match self.wdata.wire.pop(cx.cycle) {
                         Some(w) => {
                             self.memory[at as usize] = w;
                             Some(w)
@@ -214,8 +268,8 @@ impl Component for DramController {
                     let w = self.memory[at as usize];
                     let last = a.done + 1 == a.cmd.len;
                     self.rdata
-                        .try_send(
-                            cx,
+                        .push(
+                            cx.cycle,
                             DramData {
                                 id: a.cmd.id,
                                 word: w,
@@ -256,7 +310,7 @@ impl Component for DramController {
         }
         // Accept a command into the queue.
         if self.active.len() < self.queue_depth {
-            if let Some(cmd) = self.cmds.try_recv(cx) {
+            if let Some(cmd) = self.cmds.wire.pop(cx.cycle) {
                 if cmd.len == 0 || cmd.addr + cmd.len as u64 > self.memory.len() as u64 {
                     return Err(Box::new(DramError(format!(
                         "{}: command {}: {} of {} words at address {} is outside the {}-word memory",
@@ -280,19 +334,43 @@ impl Component for DramController {
             }
         }
         self.worked = moved;
+        // The read-data FIFO's write port.
+        let rdata_did = self.rdata_port.step_from(cx, &mut self.rdata)?;
+        // The ports' work at the next edge: a message to move that has arrived (a full wire
+        // keeps one when its port moves the other, so the controller's room for read data
+        // needs no more), or a slot freed at this edge with a message waiting for it (the other
+        // end's credit, were they links); what the controller takes at the next edge (a
+        // command while its queue has room, write data once the oldest command is a write
+        // whose data may start). Messages and room reaching the FIFOs themselves wake the
+        // controller as a link would.
+        let takes_cmd = self.active.len() < self.queue_depth;
+        let takes_wdata = self
+            .active
+            .front()
+            .is_some_and(|a| a.cmd.write && a.ready_at <= cx.cycle + 1);
+        self.ports_next = cmd_next
+            || wdata_next
+            || self.cmds.next(cx, takes_cmd)
+            || self.wdata.next(cx, takes_wdata)
+            || self.rdata_port.wants_next(rdata_did)
+            || self.rdata.pushed_at(cx.cycle);
+        moved |= cmd_did.moved() || wdata_did.moved() || rdata_did.moved();
         // Waiting out an access latency is progress too.
         moved |= !self.active.is_empty();
         Ok(Activity::from_moved(moved))
     }
 
     fn holds_work(&self) -> bool {
-        !self.active.is_empty() || self.cmds.in_flight() > 0
+        !self.active.is_empty()
+            || self.cmds.holds_work()
+            || self.wdata.holds_work()
+            || !self.rdata.is_empty()
     }
 
     /// Nothing moved: waiting for a command, write data, a credit, or the oldest command's
-    /// latency (a step at the edge its data may start).
+    /// latency (a step at the edge its data may start); or a FIFO port has work (see `step`).
     fn wake(&self, cx: &StepCtx, _did: Activity) -> Wake {
-        if self.worked {
+        if self.worked || self.ports_next {
             return Wake::Next;
         }
         match self.active.front() {
@@ -320,7 +398,9 @@ impl Component for DramController {
             s.signal(&n, "bus_addr", 32)?,
             s.signal(&n, "queue_level", 8)?,
         ];
-        Ok(())
+        self.cmds.port.declare(s)?;
+        self.wdata.port.declare(s)?;
+        self.rdata_port.declare(s)
     }
 
     fn trace(&self, f: &mut TraceFrame) {
@@ -332,6 +412,9 @@ impl Component for DramController {
         f.set(self.sig[4], p.bus_data);
         f.set(self.sig[5], p.bus_addr & 0xFFFF_FFFF);
         f.set(self.sig[6], self.active.len().min(255) as u64);
+        self.cmds.port.trace(f);
+        self.wdata.port.trace(f);
+        self.rdata_port.trace(f);
     }
 }
 
@@ -341,7 +424,8 @@ impl Component for DramController {
 pub struct Inbound {
     name: String,
     fmt: rowsim_datapath::rlc::RlcFormat,
-    input: LinkRx<DramData>,
+    /// The read-data FIFO's read port, which it steps itself, and the wire from it.
+    input: FifoIn<DramData>,
     output: LinkTx<i16>,
     /// (values, coded) of the streams to come, in command order.
     streams: VecDeque<(usize, bool)>,
@@ -352,20 +436,22 @@ pub struct Inbound {
     /// After the last step, it had values to send or DRAM data already arrived: the next
     /// edge may move without anything new arriving.
     more: bool,
+    /// The last step left the FIFO's read port work for the next edge.
+    port_next: bool,
 }
 
 impl Inbound {
     pub fn new(
         name: &str,
         fmt: rowsim_datapath::rlc::RlcFormat,
-        input: LinkRx<DramData>,
+        input: FifoReadPart<DramData>,
         output: LinkTx<i16>,
         lanes: usize,
     ) -> Self {
         Inbound {
             name: name.into(),
             fmt,
-            input,
+            input: FifoIn::new(input),
             output,
             streams: VecDeque::new(),
             current: None,
@@ -373,6 +459,7 @@ impl Inbound {
             lanes,
             job_port: Port::default(),
             more: false,
+            port_next: false,
         }
     }
 
@@ -394,7 +481,10 @@ impl Component for Inbound {
     }
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        let mut moved = false;
+        // The FIFO's read port (its wire makes the order of the parts within an edge
+        // irrelevant, as a link between components does).
+        let (port_did, port_next) = self.input.step(cx)?;
+        let mut moved = port_did.moved();
         if let Some(jobs) = self.job_port.try_recv(cx) {
             self.streams.extend(jobs);
             moved = true;
@@ -410,7 +500,7 @@ impl Component for Inbound {
             moved |= sent > 0;
         }
         if self.pending.is_empty() {
-            if let Some(d) = self.input.try_recv(cx) {
+            if let Some(d) = self.input.wire.pop(cx.cycle) {
                 if self.current.is_none() {
                     let (n, coded) = self.streams.pop_front().ok_or_else(|| {
                         format!("{}: DRAM data with no stream expected", self.name)
@@ -439,25 +529,38 @@ impl Component for Inbound {
                 moved = true;
             }
         }
-        // (Looking at the next DRAM word also asks for a step at its arrival if it is on its
-        // way as part of a run.)
+        // The port's work at the next edge: a word to move that has arrived, or one waiting
+        // in the FIFO for the slot this edge freed. (Its look at the FIFO also asks for a step
+        // at the arrival of a word on its way; a word pushed into the wire is DRAM data to
+        // take, below.)
+        self.port_next = port_next || self.input.next(cx, false);
         self.more =
-            !self.pending.is_empty() || self.input.peek(cx).is_some() || self.job_port.ready(cx);
+            !self.pending.is_empty() || !self.input.wire.is_empty() || self.job_port.ready(cx);
         Ok(Activity::from_moved(moved))
     }
 
     fn holds_work(&self) -> bool {
-        !self.pending.is_empty() || self.input.in_flight() > 0 || self.job_port.pending()
+        !self.pending.is_empty() || self.input.holds_work() || self.job_port.pending()
     }
 
-    /// The next edge while it has values to send or DRAM data to take; else idle until
-    /// streams, DRAM data or room at the GLB loader arrive.
+    /// The next edge while it has values to send or DRAM data to take, or the FIFO's read port
+    /// has work; else idle until streams, DRAM data or room at the GLB loader arrive.
     fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        if self.more {
+        if self.port_next {
+            Wake::Next
+        } else if self.more {
             Wake::after(did)
         } else {
             Wake::Idle
         }
+    }
+
+    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        self.input.port.declare(s)
+    }
+
+    fn trace(&self, f: &mut TraceFrame) {
+        self.input.port.trace(f);
     }
 }
 
@@ -669,16 +772,19 @@ pub fn unpack_raw(words: &[u64], lanes: usize, n: usize) -> Vec<i16> {
         .collect()
 }
 
-/// The core-side ends of a DRAM system.
+/// The core-side ends of a DRAM system: links for commands and write data, and the read-data
+/// FIFO's read port for the component that takes the words to step ([`Inbound`]; a component
+/// that takes them over a link puts the port before it as a component of its own,
+/// [`rowsim_kernel::AsyncFifoRead::new`]).
 pub struct DramPorts {
     pub cmd: LinkTx<DramCmd>,
     pub wdata: LinkTx<u64>,
-    pub rdata: LinkRx<DramData>,
+    pub rdata: FifoReadPart<DramData>,
 }
 
 /// Adds a DRAM controller on `link` and the async FIFOs that join it to `core` (commands and
 /// write data in, read data out; depth and synchronizer stages from the config) under `scope`
-/// (e.g. `top.dram`). Returns the core-side ends and the controller's id.
+/// (e.g. `top.dram`). Returns the core-side ends (see [`DramPorts`]) and the controller's id.
 pub fn build(
     sched: &mut rowsim_kernel::Scheduler,
     core: rowsim_kernel::Clock,
@@ -689,7 +795,8 @@ pub fn build(
 ) -> Result<(DramPorts, rowsim_kernel::ComponentId), rowsim_kernel::LinkError> {
     use rowsim_kernel::AsyncFifo;
     let (depth, stages) = (hw.dram.async_fifo_depth, hw.dram.sync_stages);
-    let (cmd, cmds) = AsyncFifo::insert(
+    // The FIFOs' ports on the link clock are the controller's parts: it steps them itself.
+    let (cmd, cmds) = AsyncFifo::insert_write_port(
         sched,
         &format!("{scope}.cmd_fifo"),
         core,
@@ -697,7 +804,7 @@ pub fn build(
         depth,
         stages,
     )?;
-    let (wdata_core, wdata) = AsyncFifo::insert(
+    let (wdata_core, wdata) = AsyncFifo::insert_write_port(
         sched,
         &format!("{scope}.wdata_fifo"),
         core,
@@ -705,22 +812,18 @@ pub fn build(
         depth,
         stages,
     )?;
-    let (rdata_link, rdata) = AsyncFifo::insert(
-        sched,
-        &format!("{scope}.rdata_fifo"),
-        link,
-        core,
-        depth,
-        stages,
-    )?;
+    // The read-data FIFO's read port is the part of whoever takes the words on the core
+    // clock (the chip's `Inbound`).
+    let (rdata_port, rdata) =
+        AsyncFifo::parts(&format!("{scope}.rdata_fifo"), link, core, depth, stages)?;
     let ctrl = DramController::new(
         scope,
         memory,
         DramTiming::from_config(hw),
-        ControllerLinks {
+        ControllerPorts {
             cmds,
             wdata,
-            rdata: rdata_link,
+            rdata: rdata_port,
         },
     );
     let id = sched.add(link, ctrl);

@@ -9,7 +9,7 @@ use rowsim_dram::{
     build, pack_raw, unpack_raw, DataType, DramCmd, DramController, DramCounters, DramData,
     Inbound, Outbound,
 };
-use rowsim_kernel::{Collector, Feeder, Link, Merge, Scheduler, TraceConfig};
+use rowsim_kernel::{AsyncFifoRead, Collector, Feeder, Link, Merge, Scheduler, TraceConfig};
 use rowsim_tests::waves::{self};
 
 fn hw(name: &str) -> HwConfig {
@@ -195,7 +195,10 @@ fn written_streams_read_back_and_raw_words_round_trip() {
         core,
         Feeder::new("top.chip.ofmap_values", values.tx, rows.concat(), 1),
     );
-    let sink = s.add(core, Collector::new("top.chip.readback", ports.rdata, 1));
+    // Read back over a link: the read-data FIFO's read port a component of its own.
+    let rdata = Link::<DramData>::new("top.dram.rdata_fifo.out", core, 1, 2).unwrap();
+    s.add(core, AsyncFifoRead::new(ports.rdata, rdata.tx));
+    let sink = s.add(core, Collector::new("top.chip.readback", rdata.rx, 1));
     s.run().unwrap();
     // Then read the region back.
     s.component_mut::<Feeder<DramCmd>>(requester)

@@ -8,11 +8,19 @@
 //! clock's `stages`-th edge after the read. So the FIFO looks full to the writer for a while
 //! after the reader has made room, exactly the conservative view a Gray-coded pointer
 //! synchronizer gives, and a FIFO that is too shallow for the clock ratio throttles the writer.
+//!
+//! Each port is also a *part* ([`FifoWritePart`], [`FifoReadPart`]) that the component beside
+//! it on its clock can step itself, over a [`Wire`] in place of the link between them (the
+//! DRAM controller steps the ports on its side of its three FIFOs): the wire has that link's
+//! timing (latency one, the same depth), so every message crosses at the same edges, and the
+//! port costs no step and no link operations of its own. A test runs the same traffic both
+//! ways and compares every edge.
 
 use crate::clock::Clock;
 use crate::component::{Activity, Component, Fault, StepCtx, Wake};
 use crate::link::{Link, LinkError, LinkRx, LinkTx};
 use crate::trace::{SignalId, SignalRegistry, TraceError, TraceFrame};
+use crate::wire::Wire;
 
 /// A message that can be shown in a trace: its width and its bits.
 pub trait TraceValue {
@@ -55,21 +63,35 @@ impl AsyncFifo {
         depth: u32,
         stages: u32,
     ) -> Result<(AsyncFifoWrite<T>, AsyncFifoRead<T>), LinkError> {
+        let (wr, rd) = AsyncFifo::parts(scope, from, to, depth, stages)?;
+        Ok((
+            AsyncFifoWrite { part: wr, input },
+            AsyncFifoRead { part: rd, output },
+        ))
+    }
+
+    /// The two ports of a dual-clock FIFO as parts, for the components beside them to step
+    /// (see the module docs): the write port on clock `from`, the read port on clock `to`.
+    pub fn parts<T: TraceValue>(
+        scope: &str,
+        from: Clock,
+        to: Clock,
+        depth: u32,
+        stages: u32,
+    ) -> Result<(FifoWritePart<T>, FifoReadPart<T>), LinkError> {
         let Link { tx, rx } = Link::crossing(scope, from, to, stages, depth)?;
         let ptr_bits = 32 - depth.leading_zeros() + 1;
         Ok((
-            AsyncFifoWrite {
+            FifoWritePart {
                 name: format!("{scope}.wr"),
-                input,
                 storage: tx,
                 ptr_bits,
                 state: PortState::default(),
                 sig: PortSignals::default(),
             },
-            AsyncFifoRead {
+            FifoReadPart {
                 name: format!("{scope}.rd"),
                 storage: rx,
-                output,
                 ptr_bits,
                 state: PortState::default(),
                 sig: PortSignals::default(),
@@ -79,8 +101,8 @@ impl AsyncFifo {
 }
 
 impl AsyncFifo {
-    /// Inserts a FIFO from clock `from` to clock `to` into `sched`, with a latency-1 link of 2
-    /// credits on each side: returns the sending end (on `from`) and the receiving end (on `to`).
+    /// Inserts a FIFO from clock `from` to clock `to` into `sched`, with a latency-1 link of
+    /// [`PORT_LINK_DEPTH`] credits on each side: returns the sending end (on `from`) and the receiving end (on `to`).
     /// The ports are `scope.wr` and `scope.rd`; the links `scope.in` and `scope.out`.
     pub fn insert<T: TraceValue + Send + 'static>(
         sched: &mut crate::Scheduler,
@@ -90,12 +112,96 @@ impl AsyncFifo {
         depth: u32,
         stages: u32,
     ) -> Result<(LinkTx<T>, LinkRx<T>), LinkError> {
-        let input = Link::<T>::new(&format!("{scope}.in"), from, 1, 2)?;
-        let output = Link::<T>::new(&format!("{scope}.out"), to, 1, 2)?;
+        let input = Link::<T>::new(&format!("{scope}.in"), from, 1, PORT_LINK_DEPTH)?;
+        let output = Link::<T>::new(&format!("{scope}.out"), to, 1, PORT_LINK_DEPTH)?;
         let (w, r) = AsyncFifo::build(scope, input.rx, output.tx, from, to, depth, stages)?;
         sched.add(from, w);
         sched.add(to, r);
         Ok((input.tx, output.rx))
+    }
+
+    /// As [`AsyncFifo::insert`], but the read port is left as a part for the component that
+    /// takes the messages on clock `to` to step (see the module docs): returns the sending end
+    /// (on `from`) and the read port.
+    pub fn insert_write_port<T: TraceValue + Send + 'static>(
+        sched: &mut crate::Scheduler,
+        scope: &str,
+        from: Clock,
+        to: Clock,
+        depth: u32,
+        stages: u32,
+    ) -> Result<(LinkTx<T>, FifoReadPart<T>), LinkError> {
+        let input = Link::<T>::new(&format!("{scope}.in"), from, 1, PORT_LINK_DEPTH)?;
+        let (wr, rd) = AsyncFifo::parts(scope, from, to, depth, stages)?;
+        sched.add(from, AsyncFifoWrite::new(wr, input.rx));
+        Ok((input.tx, rd))
+    }
+}
+
+/// The depth of the link between a FIFO port and the component beside it
+/// ([`AsyncFifo::insert`]), and so of the [`Wire`] that stands for it when the component steps
+/// the port itself.
+pub const PORT_LINK_DEPTH: u32 = 2;
+
+/// Where a FIFO port takes its messages from: the link from the component before it, or a
+/// [`Wire`] inside that component.
+pub trait PortIn<T> {
+    /// The message at the head, if it has arrived by this edge.
+    fn head(&mut self, cx: &StepCtx) -> Option<&T>;
+    /// Takes the message at the head, if it has arrived.
+    fn take(&mut self, cx: &StepCtx) -> Option<T>;
+}
+
+/// Where a FIFO port puts its messages: the link to the component after it, or a [`Wire`]
+/// inside that component.
+pub trait PortOut<T> {
+    /// Whether a message sent now finds room.
+    fn room(&mut self, cx: &StepCtx) -> bool;
+    /// Sends a message (with room, as [`PortOut::room`] said).
+    fn put(&mut self, cx: &StepCtx, item: T) -> bool;
+}
+
+impl<T> PortIn<T> for LinkRx<T> {
+    #[inline]
+    fn head(&mut self, cx: &StepCtx) -> Option<&T> {
+        self.peek(cx)
+    }
+    #[inline]
+    fn take(&mut self, cx: &StepCtx) -> Option<T> {
+        self.try_recv(cx)
+    }
+}
+
+impl<T> PortOut<T> for LinkTx<T> {
+    #[inline]
+    fn room(&mut self, cx: &StepCtx) -> bool {
+        self.can_send(cx)
+    }
+    #[inline]
+    fn put(&mut self, cx: &StepCtx, item: T) -> bool {
+        self.try_send(cx, item).is_ok()
+    }
+}
+
+impl<T: Copy> PortIn<T> for Wire<T> {
+    #[inline]
+    fn head(&mut self, cx: &StepCtx) -> Option<&T> {
+        self.peek(cx.cycle)
+    }
+    #[inline]
+    fn take(&mut self, cx: &StepCtx) -> Option<T> {
+        self.pop(cx.cycle)
+    }
+}
+
+impl<T: Copy> PortOut<T> for Wire<T> {
+    #[inline]
+    fn room(&mut self, cx: &StepCtx) -> bool {
+        self.can_push(cx.cycle)
+    }
+    #[inline]
+    fn put(&mut self, cx: &StepCtx, item: T) -> bool {
+        self.push(cx.cycle, item).is_ok()
     }
 }
 
@@ -164,57 +270,157 @@ impl PortState {
 
 /// Moves one message from `from` to `to` if one is there and `to` has room; `blocked` is the
 /// port's flag (FIFO full for the writer, empty for the reader).
+#[inline]
 fn transfer<T: TraceValue>(
     cx: &StepCtx,
-    from: &mut LinkRx<T>,
-    to: &mut LinkTx<T>,
+    from: &mut impl PortIn<T>,
+    to: &mut impl PortOut<T>,
     st: &mut PortState,
     writer: bool,
 ) -> Result<Activity, Fault> {
-    let room = to.can_send(cx);
-    let head = from.peek(cx).map(|v| v.trace_bits());
+    let room = to.room(cx);
+    let head = from.head(cx).map(|v| v.trace_bits());
     st.en = false;
     st.flag = if writer { !room } else { head.is_none() };
     let (Some(bits), true) = (head, room) else {
         return Ok(Activity::Idle);
     };
-    match from.try_recv(cx).map(|item| to.try_send(cx, item)) {
-        Some(Ok(())) => {
+    match from.take(cx).map(|item| to.put(cx, item)) {
+        Some(true) => {
             st.count += 1;
             st.en = true;
             st.data = bits;
             // (Looking at the next head also asks for a step at its arrival if it is on its
             // way as part of a run.)
-            st.more = from.peek(cx).is_some();
+            st.more = from.head(cx).is_some();
             Ok(Activity::Moved)
         }
         _ => Err("FIFO port lost a message between peek and send".into()),
     }
 }
 
-/// The write port of an [`AsyncFifo`], on the source clock.
-pub struct AsyncFifoWrite<T> {
+/// The write port of an [`AsyncFifo`] as a part of the component that sends into it (see the
+/// module docs): it moves a message a cycle from that component's [`Wire`] into the FIFO.
+pub struct FifoWritePart<T> {
     name: String,
-    input: LinkRx<T>,
     storage: LinkTx<T>,
     ptr_bits: u32,
     state: PortState,
     sig: PortSignals,
 }
 
-impl<T: TraceValue + Send + 'static> Component for AsyncFifoWrite<T> {
-    fn name(&self) -> &str {
+impl<T: TraceValue> FifoWritePart<T> {
+    /// The port's edge: the message at the head of `input` into the FIFO, if it has room.
+    #[inline]
+    pub fn step_from(
+        &mut self,
+        cx: &StepCtx,
+        input: &mut impl PortIn<T>,
+    ) -> Result<Activity, Fault> {
+        transfer(cx, input, &mut self.storage, &mut self.state, true)
+    }
+
+    /// Whether the port needs the next edge after a step that `did` what it did, as its own
+    /// component would ([`Component::wake`]): it moved a message and another had arrived.
+    /// Else a message reaching `input` or room coming back needs it: room wakes the component
+    /// that steps the port (the FIFO's credits are its link's), a message pushed into a wire
+    /// that component knows of.
+    pub fn wants_next(&self, did: Activity) -> bool {
+        matches!(self.state.wake(did), Wake::Next)
+    }
+
+    /// Messages written so far.
+    pub fn writes(&self) -> u64 {
+        self.state.count
+    }
+
+    /// The port's scope, `<fifo>.wr`.
+    pub fn name(&self) -> &str {
         &self.name
     }
 
+    pub fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        self.sig = PortSignals::declare::<T>(s, &self.name, "wr", "full", self.ptr_bits)?;
+        Ok(())
+    }
+
+    pub fn trace(&self, f: &mut TraceFrame) {
+        self.state.trace(&self.sig, self.ptr_bits, f);
+    }
+}
+
+/// The read port of an [`AsyncFifo`] as a part of the component that takes from it (see the
+/// module docs): it moves a message a cycle from the FIFO into that component's [`Wire`].
+pub struct FifoReadPart<T> {
+    name: String,
+    storage: LinkRx<T>,
+    ptr_bits: u32,
+    state: PortState,
+    sig: PortSignals,
+}
+
+impl<T: TraceValue> FifoReadPart<T> {
+    /// The port's edge: the message at the FIFO's head into `output`, if it has room.
+    #[inline]
+    pub fn step_into(
+        &mut self,
+        cx: &StepCtx,
+        output: &mut impl PortOut<T>,
+    ) -> Result<Activity, Fault> {
+        transfer(cx, &mut self.storage, output, &mut self.state, false)
+    }
+
+    /// As [`FifoWritePart::wants_next`]: a message arriving in the FIFO wakes the component
+    /// that steps the port (the FIFO's messages are its link's), room in a wire that
+    /// component knows of.
+    pub fn wants_next(&self, did: Activity) -> bool {
+        matches!(self.state.wake(did), Wake::Next)
+    }
+
+    /// Whether a message has arrived at the FIFO's head (looking also asks for a step at the
+    /// arrival of one on its way, as the port's own look does).
+    pub fn waiting(&mut self, cx: &StepCtx) -> bool {
+        self.storage.peek(cx).is_some()
+    }
+
+    /// Messages in the FIFO, arrived or on their way (see [`LinkRx::in_flight`]).
+    pub fn in_flight(&self) -> usize {
+        self.storage.in_flight()
+    }
+
+    /// Messages read so far.
+    pub fn reads(&self) -> u64 {
+        self.state.count
+    }
+
+    /// The port's scope, `<fifo>.rd`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        self.sig = PortSignals::declare::<T>(s, &self.name, "rd", "empty", self.ptr_bits)?;
+        Ok(())
+    }
+
+    pub fn trace(&self, f: &mut TraceFrame) {
+        self.state.trace(&self.sig, self.ptr_bits, f);
+    }
+}
+
+/// The write port of an [`AsyncFifo`], on the source clock.
+pub struct AsyncFifoWrite<T> {
+    part: FifoWritePart<T>,
+    input: LinkRx<T>,
+}
+
+impl<T: TraceValue + Send + 'static> Component for AsyncFifoWrite<T> {
+    fn name(&self) -> &str {
+        &self.part.name
+    }
+
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        transfer(
-            cx,
-            &mut self.input,
-            &mut self.storage,
-            &mut self.state,
-            true,
-        )
+        self.part.step_from(cx, &mut self.input)
     }
 
     fn holds_work(&self) -> bool {
@@ -222,72 +428,318 @@ impl<T: TraceValue + Send + 'static> Component for AsyncFifoWrite<T> {
     }
 
     fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        self.state.wake(did)
+        self.part.state.wake(did)
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
-        self.sig = PortSignals::declare::<T>(s, &self.name, "wr", "full", self.ptr_bits)?;
-        Ok(())
+        self.part.declare(s)
     }
 
     fn trace(&self, f: &mut TraceFrame) {
-        self.state.trace(&self.sig, self.ptr_bits, f);
+        self.part.trace(f);
     }
 }
 
 /// The read port of an [`AsyncFifo`], on the destination clock.
 pub struct AsyncFifoRead<T> {
-    name: String,
-    storage: LinkRx<T>,
+    part: FifoReadPart<T>,
     output: LinkTx<T>,
-    ptr_bits: u32,
-    state: PortState,
-    sig: PortSignals,
 }
 
 impl<T> AsyncFifoRead<T> {
+    /// The read port `part` as a component of its own, sending on `output`.
+    pub fn new(part: FifoReadPart<T>, output: LinkTx<T>) -> Self {
+        AsyncFifoRead { part, output }
+    }
+
     /// Messages read out so far.
     pub fn reads(&self) -> u64 {
-        self.state.count
+        self.part.state.count
     }
 }
 
 impl<T> AsyncFifoWrite<T> {
+    /// The write port `part` as a component of its own, taking from `input`.
+    pub fn new(part: FifoWritePart<T>, input: LinkRx<T>) -> Self {
+        AsyncFifoWrite { part, input }
+    }
+
     /// Messages written so far.
     pub fn writes(&self) -> u64 {
-        self.state.count
+        self.part.state.count
     }
 }
 
 impl<T: TraceValue + Send + 'static> Component for AsyncFifoRead<T> {
     fn name(&self) -> &str {
-        &self.name
+        &self.part.name
     }
 
     fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
-        transfer(
-            cx,
-            &mut self.storage,
-            &mut self.output,
-            &mut self.state,
-            false,
-        )
+        self.part.step_into(cx, &mut self.output)
     }
 
     fn holds_work(&self) -> bool {
-        self.storage.in_flight() > 0
+        self.part.storage.in_flight() > 0
     }
 
     fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
-        self.state.wake(did)
+        self.part.state.wake(did)
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
-        self.sig = PortSignals::declare::<T>(s, &self.name, "rd", "empty", self.ptr_bits)?;
-        Ok(())
+        self.part.declare(s)
     }
 
     fn trace(&self, f: &mut TraceFrame) {
-        self.state.trace(&self.sig, self.ptr_bits, f);
+        self.part.trace(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Scheduler;
+
+    /// Where the source's words go: a link to the FIFO's write port, or a wire to the port as
+    /// its own part.
+    enum Out {
+        Link(LinkTx<u16>),
+        Part(Wire<u16>, FifoWritePart<u16>),
+    }
+
+    /// Sends words `0..count`, one a cycle while there is room, and records the edge of each.
+    struct Source {
+        out: Out,
+        count: u64,
+        sent: Vec<u64>,
+        next: bool,
+    }
+
+    impl Component for Source {
+        fn name(&self) -> &str {
+            "source"
+        }
+
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            let n = self.sent.len() as u64;
+            let mut moved = false;
+            if n < self.count {
+                moved = match &mut self.out {
+                    Out::Link(tx) => tx.try_send(cx, n as u16).is_ok(),
+                    Out::Part(wire, _) => wire.push(cx.cycle, n as u16).is_ok(),
+                };
+                if moved {
+                    self.sent.push(cx.cycle);
+                }
+            }
+            self.next = moved && (self.sent.len() as u64) < self.count;
+            if let Out::Part(wire, port) = &mut self.out {
+                let did = port.step_from(cx, wire)?;
+                // Its port's work at the next edge: a word it may move then (a full wire
+                // keeps one when the port moves the other, so the source's room needs no more).
+                self.next |= port.wants_next(did) || wire.pushed_at(cx.cycle);
+                moved |= did.moved();
+            }
+            Ok(Activity::from_moved(moved))
+        }
+
+        fn holds_work(&self) -> bool {
+            (self.sent.len() as u64) < self.count
+                || matches!(&self.out, Out::Part(w, _) if !w.is_empty())
+        }
+
+        fn wake(&self, _cx: &StepCtx, _did: Activity) -> Wake {
+            if self.next {
+                Wake::Next
+            } else {
+                Wake::Idle
+            }
+        }
+
+        fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+            match &mut self.out {
+                Out::Part(_, port) => port.declare(s),
+                Out::Link(_) => Ok(()),
+            }
+        }
+
+        fn trace(&self, f: &mut TraceFrame) {
+            if let Out::Part(_, port) = &self.out {
+                port.trace(f);
+            }
+        }
+    }
+
+    /// Where the sink's words come from: a link from the FIFO's read port, or the port as its
+    /// own part and a wire from it.
+    enum In {
+        Link(LinkRx<u16>),
+        Part(FifoReadPart<u16>, Wire<u16>),
+    }
+
+    /// Takes a word at the edges that are multiples of `every` (a slow consumer that fills the
+    /// FIFO), and records the edge of each.
+    struct Sink {
+        input: In,
+        every: u64,
+        got: Vec<(u64, u16)>,
+        wake: Wake,
+    }
+
+    impl Component for Sink {
+        fn name(&self) -> &str {
+            "sink"
+        }
+
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            let c = cx.cycle;
+            let (mut moved, mut port_next) = (false, false);
+            if let In::Part(port, wire) = &mut self.input {
+                let did = port.step_into(cx, wire)?;
+                moved = did.moved();
+                port_next = port.wants_next(did);
+            }
+            if c.is_multiple_of(self.every) {
+                let w = match &mut self.input {
+                    In::Link(rx) => rx.try_recv(cx),
+                    In::Part(_, wire) => wire.pop(c),
+                };
+                if let Some(w) = w {
+                    self.got.push((c, w));
+                    moved = true;
+                }
+            }
+            // A word held (visible by the next edge at the latest) is taken at the next edge
+            // that takes one; a word arriving wakes the sink as a link does.
+            let held = match &mut self.input {
+                In::Link(rx) => rx.peek(cx).is_some(),
+                In::Part(port, wire) => {
+                    port_next |= wire.can_push(c + 1) && !wire.can_push(c) && port.waiting(cx);
+                    !wire.is_empty()
+                }
+            };
+            let to_take = (c / self.every + 1) * self.every - c;
+            self.wake = if port_next {
+                Wake::Next
+            } else if held {
+                Wake::IdleFor(to_take)
+            } else {
+                Wake::Idle
+            };
+            Ok(Activity::from_moved(moved))
+        }
+
+        fn holds_work(&self) -> bool {
+            match &self.input {
+                In::Link(rx) => rx.in_flight() > 0,
+                In::Part(port, wire) => port.in_flight() > 0 || !wire.is_empty(),
+            }
+        }
+
+        fn wake(&self, _cx: &StepCtx, _did: Activity) -> Wake {
+            self.wake
+        }
+
+        fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+            match &mut self.input {
+                In::Part(port, _) => port.declare(s),
+                In::Link(_) => Ok(()),
+            }
+        }
+
+        fn trace(&self, f: &mut TraceFrame) {
+            if let In::Part(port, _) = &self.input {
+                port.trace(f);
+            }
+        }
+    }
+
+    /// Runs `count` words through a FIFO from a `from_hz` clock to a `to_hz` one, its ports
+    /// components of their own (`parts` false) or parts of the source and the sink; returns
+    /// the source's send edges and the sink's (edge, word) takes.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        parts: bool,
+        every_edge: bool,
+        from_hz: u64,
+        to_hz: u64,
+        depth: u32,
+        stages: u32,
+        every: u64,
+        count: u64,
+    ) -> (Vec<u64>, Vec<(u64, u16)>) {
+        let mut s = Scheduler::new();
+        let from = s.add_clock("from", from_hz).unwrap();
+        let to = s.add_clock("to", to_hz).unwrap();
+        s.set_every_edge(every_edge);
+        let (out, input) = if parts {
+            let (wr, rd) = AsyncFifo::parts::<u16>("fifo", from, to, depth, stages).unwrap();
+            (
+                Out::Part(Wire::new(PORT_LINK_DEPTH), wr),
+                In::Part(rd, Wire::new(PORT_LINK_DEPTH)),
+            )
+        } else {
+            let (tx, rx) =
+                AsyncFifo::insert::<u16>(&mut s, "fifo", from, to, depth, stages).unwrap();
+            (Out::Link(tx), In::Link(rx))
+        };
+        let src = s.add(
+            from,
+            Source {
+                out,
+                count,
+                sent: Vec::new(),
+                next: false,
+            },
+        );
+        let sink = s.add(
+            to,
+            Sink {
+                input,
+                every,
+                got: Vec::new(),
+                wake: Wake::Next,
+            },
+        );
+        s.run().unwrap();
+        let sent = s.component::<Source>(src).unwrap().sent.clone();
+        let got = s.component::<Sink>(sink).unwrap().got.clone();
+        (sent, got)
+    }
+
+    /// A FIFO's ports stepped as parts of the components beside them move every word at the
+    /// edges their own components move it, whatever the clocks, the depth, the synchronizer
+    /// and the consumer's pace (which fills the FIFO and stalls the source), stepped every
+    /// edge or event-driven.
+    #[test]
+    fn ports_as_parts_move_every_word_at_the_edges_the_port_components_do() {
+        let clocks = [
+            (200_000_000, 60_000_000),
+            (60_000_000, 200_000_000),
+            (100_000_000, 100_000_000),
+        ];
+        for &(from_hz, to_hz) in &clocks {
+            for depth in [2, 4] {
+                for stages in [2, 3] {
+                    for every in [1, 3] {
+                        let want = run(false, true, from_hz, to_hz, depth, stages, every, 40);
+                        assert_eq!(want.1.len(), 40);
+                        assert_eq!(
+                            want.1.iter().map(|g| g.1).collect::<Vec<_>>(),
+                            (0..40).collect::<Vec<u16>>()
+                        );
+                        for (parts, every_edge) in [(false, false), (true, true), (true, false)] {
+                            let got =
+                                run(parts, every_edge, from_hz, to_hz, depth, stages, every, 40);
+                            assert_eq!(
+                                got, want,
+                                "{from_hz} -> {to_hz} Hz, depth {depth}, {stages} stages, a word every {every}: parts {parts}, every edge {every_edge}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

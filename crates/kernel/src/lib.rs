@@ -29,7 +29,10 @@ pub mod trace;
 mod wake;
 pub mod wire;
 
-pub use async_fifo::{AsyncFifo, AsyncFifoRead, AsyncFifoWrite, TraceValue};
+pub use async_fifo::{
+    AsyncFifo, AsyncFifoRead, AsyncFifoWrite, FifoReadPart, FifoWritePart, PortIn, PortOut,
+    TraceValue, PORT_LINK_DEPTH,
+};
 pub use clock::{Clock, ClockError, DomainId, Picos};
 pub use component::{Activity, AsAny, Component, Fault, StepCtx, Wake};
 pub use link::{Link, LinkError, LinkRx, LinkTx, Port};
