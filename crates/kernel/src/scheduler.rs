@@ -303,7 +303,8 @@ impl Domain {
         #[cfg(debug_assertions)]
         debug_assert!(bucket.is_empty() || self.bucket_edge[(e % WHEEL) as usize] == e);
         self.queued -= bucket.len();
-        due.extend(bucket.drain(..).map(|slot| (slot as usize, e)));
+        due.extend(bucket.iter().map(|&slot| (slot as usize, e)));
+        bucket.clear();
     }
 }
 
@@ -852,12 +853,10 @@ impl Scheduler {
             return Err(SimError::Setup("no clock has been added".into()));
         }
         let now = self.next_instant(limit);
-        for d in &mut self.domains {
-            d.timed_before = d.timed;
-        }
         self.ticking.clear();
         self.due.clear();
         for (i, d) in self.domains.iter_mut().enumerate() {
+            d.timed_before = d.timed;
             // `next` is the first edge after the last instant: most instants are its time.
             let e = match d.next_time.cmp(&now) {
                 std::cmp::Ordering::Equal => d.next,
@@ -1010,6 +1009,8 @@ impl Scheduler {
         self.now = now;
         self.instants += 1;
         let before = self.domains[0].next;
+        // Most instants are a primary edge at which something moved.
+        let primary_moved = moved && self.domains[0].next_time == now;
         for d in &mut self.domains {
             if d.next_time == now {
                 // Edges are at least a picosecond apart: the next one is after `now`.
@@ -1027,7 +1028,14 @@ impl Scheduler {
         if self.table.is_some() {
             self.trace_instant(now)?;
         }
-        self.count_idle_cycles(prev, now, before, moved);
+        if primary_moved {
+            // What `count_idle_cycles` finds then: the one primary cycle it ends moved, and
+            // nothing after its edge is carried into the next.
+            self.idle_primary = 0;
+            self.moved_since_primary = false;
+        } else {
+            self.count_idle_cycles(prev, now, before, moved);
+        }
         // An interrupt is honoured at a primary cycle boundary, so "stopped at cycle N" is exact.
         if crossed > 0 && self.interrupt.load(Ordering::Relaxed) {
             let e = SimError::Interrupted {
