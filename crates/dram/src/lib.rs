@@ -473,6 +473,27 @@ impl Inbound {
         self.job_port = Port::wired(rx);
         self
     }
+
+    /// After a word was decoded at this edge: its values, if the next edge's step would send
+    /// them all (no more than a bus word's worth, and credits for all usable now: that step
+    /// finds at least these), are sent now as at that edge (running ahead, see
+    /// [`StepCtx::ahead`]), so that edge needs no step for them. What else that step would do
+    /// (take a job, a word, or a slot for the FIFO's port) wakes the unit as before.
+    fn send_ahead(&mut self, cx: &StepCtx) {
+        let n = self.pending.len();
+        let next = cx.cycle + 1;
+        if cx.ahead
+            && n > 0
+            && n <= self.lanes
+            && self.output.credits(cx) as usize >= n
+            && self.output.can_send_ahead_at(cx, next)
+            && self
+                .output
+                .try_send_all_at(cx, next, self.pending.make_contiguous())
+        {
+            self.pending.clear();
+        }
+    }
 }
 
 impl Component for Inbound {
@@ -527,6 +548,7 @@ impl Component for Inbound {
                     self.current = None;
                 }
                 moved = true;
+                self.send_ahead(cx);
             }
         }
         // The port's work at the next edge: a word to move that has arrived, or one waiting

@@ -148,6 +148,19 @@ struct Latest {
 }
 
 impl Latest {
+    /// Whether `n` events at `cycle`, recorded at the edge `now <= cycle`, may join the ramp
+    /// in this state: the first as [`Latest::admits`] says; the rest then join it unless the
+    /// first continued a run one a cycle, which the ramp can follow with more events at its
+    /// last cycle only at the current edge.
+    #[inline]
+    fn admits_all(&self, cycle: u64, now: u64, n: u64) -> bool {
+        n == 0
+            || (self.admits(cycle, now)
+                && (n == 1
+                    || cycle == now
+                    || !matches!(self.end, Some(e) if !self.at_one && cycle == e + 1)))
+    }
+
     /// Whether an event at `cycle`, recorded at the edge `now <= cycle`, may join the ramp
     /// in this state (see [`Ramp::admits`]).
     #[inline]
@@ -872,6 +885,34 @@ impl<T> LinkTx<T> {
         k
     }
 
+    /// Sends every one of `items` as if at the later edge `cycle` (a same-clock link), all at
+    /// that edge, if as many credits are held now (see [`LinkTx::credits_held`]) and the
+    /// link can show them as sent at that edge after what it has sent so far (the other end
+    /// sees one run of events ahead: see [`LinkTx::can_send_ahead_at`]), or none (and says
+    /// so): what [`LinkTx::try_send_all`] at that edge sends, for a component running ahead of
+    /// the scheduler through edges whose every input it knows (see [`LinkTx::try_send_at`]).
+    /// One link interaction.
+    #[inline]
+    pub fn try_send_all_at(&mut self, cx: &StepCtx, cycle: u64, items: &[T]) -> bool
+    where
+        T: Copy,
+    {
+        debug_assert!(
+            cycle >= cx.cycle && self.counted_credits(),
+            "link `{}`: a send ahead must be at a later edge of a same-clock link",
+            self.name
+        );
+        if (self.credits as usize) < items.len()
+            || !self.sends.admits_all(cycle, cx.cycle, items.len() as u64)
+        {
+            return false;
+        }
+        if !items.is_empty() {
+            self.send_held_at(cx, cycle, items);
+        }
+        true
+    }
+
     /// Sends `items` (not empty) at this edge with credits held now, each a message of its own
     /// as if sent alone, the receiver asked once to look at them.
     #[inline]
@@ -879,11 +920,21 @@ impl<T> LinkTx<T> {
     where
         T: Copy,
     {
+        self.send_held_at(cx, cx.cycle, items);
+    }
+
+    /// [`LinkTx::send_held`] as if at edge `cycle` (this edge, or a later one of a same-clock
+    /// link).
+    #[inline]
+    fn send_held_at(&mut self, cx: &StepCtx, cycle: u64, items: &[T])
+    where
+        T: Copy,
+    {
         self.credits -= items.len() as u32;
         self.sent += items.len() as u64;
         self.note_credits(cx.cycle);
         let ready_at = match self.delay {
-            Delay::Cycles(n) => cx.cycle + n,
+            Delay::Cycles(n) => cycle + n,
             d => d.visible_at(cx),
         };
         let n = items.len() as u64;
@@ -904,7 +955,7 @@ impl<T> LinkTx<T> {
         self.shared
             .published
             .sends
-            .record_run_from(&mut self.sends, cx.cycle, n, false, cx.cycle);
+            .record_run_from(&mut self.sends, cycle, n, false, cx.cycle);
         self.tell_receiver(ready_at, n, k, false);
     }
 
@@ -2006,6 +2057,63 @@ mod tests {
         assert_eq!(rx.try_recv(&cx(3)), Some(1));
         assert_eq!(tx.credits(&cx(3)), 1);
         assert_eq!(tx.credits(&cx(4)), 3);
+    }
+
+    /// A beat sent ahead (`try_send_all_at` at edge `c` for edge `c + 1`) is seen by the
+    /// receiver, and counted in its FIFO, exactly as `try_send_all` at `c + 1` would be, and the
+    /// credits come back at the same edges; it refuses a beat the credits held do not cover.
+    #[test]
+    fn a_beat_sent_ahead_is_seen_as_if_sent_at_its_edge() {
+        let run = |ahead: bool| {
+            let Link { mut tx, mut rx } = Link::<u8>::new("l", clock(), 1, 6).unwrap();
+            let mut seen = Vec::new();
+            for c in 0..16u64 {
+                // A beat of three at edges 1, 5, 9, 13 (from edge 0, 4, 8, 12 when ahead).
+                let beat = [c as u8, c as u8 + 1, c as u8 + 2];
+                if ahead && c % 4 == 0 {
+                    let at = c + 1;
+                    assert!(tx.credits(&cx(c)) >= 3);
+                    assert!(tx.can_send_ahead_at(&cx(c), at));
+                    let beat = [at as u8, at as u8 + 1, at as u8 + 2];
+                    assert!(tx.try_send_all_at(&cx(c), at, &beat));
+                } else if !ahead && c % 4 == 1 {
+                    assert!(tx.try_send_all(&cx(c), &beat));
+                }
+                // The receiver takes one a cycle. (The sender's own count at an edge it sent
+                // ahead from holds the credits it spent for the next.)
+                let got = rx.try_recv(&cx(c));
+                let credits = (c % 4 != 0).then(|| tx.credits(&cx(c)));
+                seen.push((got, rx.in_flight_at(c), credits));
+            }
+            seen
+        };
+        let stepped = run(false);
+        assert_eq!(
+            stepped[2],
+            (Some(1), 2, Some(3)),
+            "seen from the edge after its send"
+        );
+        assert_eq!(run(true), stepped);
+        let Link { mut tx, .. } = Link::<u8>::new("l", clock(), 1, 2).unwrap();
+        tx.credits(&cx(0));
+        assert!(
+            !tx.try_send_all_at(&cx(0), 1, &[1, 2, 3]),
+            "two credits, three words"
+        );
+        assert_eq!(tx.credits_held(), 2, "nothing sent");
+        // After a send at this edge, a beat of two at the next would follow a run one a cycle
+        // with two events at its last, later cycle, which the other end cannot be shown: it is
+        // refused (the component sends it at that edge); one word is not, nor the beat from
+        // a later edge, once the run before is over.
+        let Link { mut tx, .. } = Link::<u8>::new("l", clock(), 1, 8).unwrap();
+        tx.try_send(&cx(0), 0).unwrap();
+        assert!(!tx.try_send_all_at(&cx(0), 1, &[1, 2]));
+        assert!(tx.try_send_all_at(&cx(0), 1, &[1]));
+        assert!(
+            !tx.try_send_all_at(&cx(0), 2, &[2, 3]),
+            "that run ends at edge 1"
+        );
+        assert!(tx.try_send_all_at(&cx(2), 3, &[3, 4]), "a run of its own");
     }
 
     #[test]
