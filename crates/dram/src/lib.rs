@@ -486,7 +486,6 @@ impl Inbound {
             && n > 0
             && n <= self.lanes
             && self.output.credits(cx) as usize >= n
-            && self.output.can_send_ahead_at(cx, next)
             && self
                 .output
                 .try_send_all_at(cx, next, self.pending.make_contiguous())

@@ -11,7 +11,8 @@
 //!
 //! Each port is also a *part* ([`FifoWritePart`], [`FifoReadPart`]) that the component beside
 //! it on its clock can step itself, over a [`Wire`] in place of the link between them (the
-//! DRAM controller steps the ports on its side of its three FIFOs): the wire has that link's
+//! DRAM controller steps the ports on its side of its three FIFOs, the RLC decoder the
+//! read-data FIFO's read port: `rowsim-dram`): the wire has that link's
 //! timing (latency one, the same depth), so every message crosses at the same edges, and the
 //! port costs no step and no link operations of its own. A test runs the same traffic both
 //! ways and compares every edge.
@@ -102,8 +103,9 @@ impl AsyncFifo {
 
 impl AsyncFifo {
     /// Inserts a FIFO from clock `from` to clock `to` into `sched`, with a latency-1 link of
-    /// [`PORT_LINK_DEPTH`] credits on each side: returns the sending end (on `from`) and the receiving end (on `to`).
-    /// The ports are `scope.wr` and `scope.rd`; the links `scope.in` and `scope.out`.
+    /// [`PORT_LINK_DEPTH`] credits on each side: returns the sending end (on `from`) and the
+    /// receiving end (on `to`). The ports are `scope.wr` and `scope.rd`; the links `scope.in`
+    /// and `scope.out`.
     pub fn insert<T: TraceValue + Send + 'static>(
         sched: &mut crate::Scheduler,
         scope: &str,
@@ -329,16 +331,6 @@ impl<T: TraceValue> FifoWritePart<T> {
         matches!(self.state.wake(did), Wake::Next)
     }
 
-    /// Messages written so far.
-    pub fn writes(&self) -> u64 {
-        self.state.count
-    }
-
-    /// The port's scope, `<fifo>.wr`.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
         self.sig = PortSignals::declare::<T>(s, &self.name, "wr", "full", self.ptr_bits)?;
         Ok(())
@@ -388,6 +380,29 @@ impl<T: TraceValue> FifoReadPart<T> {
         self.storage.in_flight()
     }
 
+    pub fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        self.sig = PortSignals::declare::<T>(s, &self.name, "rd", "empty", self.ptr_bits)?;
+        Ok(())
+    }
+
+    pub fn trace(&self, f: &mut TraceFrame) {
+        self.state.trace(&self.sig, self.ptr_bits, f);
+    }
+}
+
+impl<T> FifoWritePart<T> {
+    /// Messages written so far.
+    pub fn writes(&self) -> u64 {
+        self.state.count
+    }
+
+    /// The port's scope, `<fifo>.wr`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl<T> FifoReadPart<T> {
     /// Messages read so far.
     pub fn reads(&self) -> u64 {
         self.state.count
@@ -396,15 +411,6 @@ impl<T: TraceValue> FifoReadPart<T> {
     /// The port's scope, `<fifo>.rd`.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    pub fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
-        self.sig = PortSignals::declare::<T>(s, &self.name, "rd", "empty", self.ptr_bits)?;
-        Ok(())
-    }
-
-    pub fn trace(&self, f: &mut TraceFrame) {
-        self.state.trace(&self.sig, self.ptr_bits, f);
     }
 }
 
@@ -454,7 +460,7 @@ impl<T> AsyncFifoRead<T> {
 
     /// Messages read out so far.
     pub fn reads(&self) -> u64 {
-        self.part.state.count
+        self.part.reads()
     }
 }
 
@@ -466,7 +472,7 @@ impl<T> AsyncFifoWrite<T> {
 
     /// Messages written so far.
     pub fn writes(&self) -> u64 {
-        self.part.state.count
+        self.part.writes()
     }
 }
 
@@ -556,19 +562,6 @@ mod tests {
                 Wake::Idle
             }
         }
-
-        fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
-            match &mut self.out {
-                Out::Part(_, port) => port.declare(s),
-                Out::Link(_) => Ok(()),
-            }
-        }
-
-        fn trace(&self, f: &mut TraceFrame) {
-            if let Out::Part(_, port) = &self.out {
-                port.trace(f);
-            }
-        }
     }
 
     /// Where the sink's words come from: a link from the FIFO's read port, or the port as its
@@ -639,19 +632,6 @@ mod tests {
 
         fn wake(&self, _cx: &StepCtx, _did: Activity) -> Wake {
             self.wake
-        }
-
-        fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
-            match &mut self.input {
-                In::Part(port, _) => port.declare(s),
-                In::Link(_) => Ok(()),
-            }
-        }
-
-        fn trace(&self, f: &mut TraceFrame) {
-            if let In::Part(port, _) = &self.input {
-                port.trace(f);
-            }
         }
     }
 
