@@ -30,8 +30,8 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use rowsim_kernel::{
-    Activity, Component, Fault, FifoReadPart, FifoWritePart, LinkRx, LinkTx, Port, SignalId,
-    SignalRegistry, StepCtx, TraceError, TraceFrame, Wake, Wire, PORT_LINK_DEPTH,
+    Activity, Component, Fault, FifoReadEnd, FifoReadPart, FifoWriteEnd, FifoWritePart, LinkRx,
+    LinkTx, Port, SignalId, SignalRegistry, StepCtx, TraceError, TraceFrame, Wake,
 };
 
 pub use rowsim_types::DataType;
@@ -142,42 +142,6 @@ pub struct ControllerPorts {
     pub rdata: FifoWritePart<DramData>,
 }
 
-/// A FIFO's read port and the wire from it into the component that steps it (the link it
-/// stands for): the controller's commands and write data, the decoder's read data.
-struct FifoIn<T> {
-    port: FifoReadPart<T>,
-    wire: Wire<T>,
-}
-
-impl<T: Copy + rowsim_kernel::TraceValue> FifoIn<T> {
-    fn new(port: FifoReadPart<T>) -> Self {
-        FifoIn {
-            port,
-            wire: Wire::new(PORT_LINK_DEPTH),
-        }
-    }
-
-    /// The port's edge; whether it needs the next: it moved a message and another has
-    /// arrived.
-    fn step(&mut self, cx: &StepCtx) -> Result<(Activity, bool), Fault> {
-        let did = self.port.step_into(cx, &mut self.wire)?;
-        Ok((did, self.port.wants_next(did)))
-    }
-
-    /// After the component's part of the edge: a message for it to take at the next edge (it
-    /// says whether it would), or one waiting in the FIFO for a slot it freed at this edge.
-    fn next(&mut self, cx: &StepCtx, takes: bool) -> bool {
-        (takes && !self.wire.is_empty())
-            || (self.wire.can_push(cx.cycle + 1)
-                && !self.wire.can_push(cx.cycle)
-                && self.port.waiting(cx))
-    }
-
-    fn holds_work(&self) -> bool {
-        !self.wire.is_empty() || self.port.in_flight() > 0
-    }
-}
-
 /// The DRAM controller, stepped on the link clock, with the ports of its async FIFOs on that
 /// clock (see [`ControllerPorts`]).
 pub struct DramController {
@@ -186,11 +150,10 @@ pub struct DramController {
     latency: u64,
     queue_depth: usize,
     bus_bytes: u64,
-    cmds: FifoIn<DramCmd>,
-    wdata: FifoIn<u64>,
-    /// Read words for the read-data FIFO's write port (the link it stands for), and the port.
-    rdata: Wire<DramData>,
-    rdata_port: FifoWritePart<DramData>,
+    cmds: FifoReadEnd<DramCmd>,
+    wdata: FifoReadEnd<u64>,
+    /// The read-data FIFO's write port and the wire of read words into it.
+    rdata: FifoWriteEnd<DramData>,
     active: VecDeque<Active>,
     /// The last step moved a word or took a command.
     worked: bool,
@@ -210,10 +173,9 @@ impl DramController {
             latency: timing.latency_cycles as u64,
             queue_depth: timing.queue_depth.max(1) as usize,
             bus_bytes: (timing.bus_bits / 8) as u64,
-            cmds: FifoIn::new(ports.cmds),
-            wdata: FifoIn::new(ports.wdata),
-            rdata: Wire::new(PORT_LINK_DEPTH),
-            rdata_port: ports.rdata,
+            cmds: FifoReadEnd::new(ports.cmds),
+            wdata: FifoReadEnd::new(ports.wdata),
+            rdata: FifoWriteEnd::new(ports.rdata),
             active: VecDeque::new(),
             worked: false,
             ports_next: false,
@@ -268,6 +230,7 @@ impl Component for DramController {
                     let w = self.memory[at as usize];
                     let last = a.done + 1 == a.cmd.len;
                     self.rdata
+                        .wire
                         .push(
                             cx.cycle,
                             DramData {
@@ -335,14 +298,10 @@ impl Component for DramController {
         }
         self.worked = moved;
         // The read-data FIFO's write port.
-        let rdata_did = self.rdata_port.step_from(cx, &mut self.rdata)?;
-        // The ports' work at the next edge: a message to move that has arrived (a full wire
-        // keeps one when its port moves the other, so the controller's room for read data
-        // needs no more), or a slot freed at this edge with a message waiting for it (the other
-        // end's credit, were they links); what the controller takes at the next edge (a
-        // command while its queue has room, write data once the oldest command is a write
-        // whose data may start). Messages and room reaching the FIFOs themselves wake the
-        // controller as a link would.
+        let (rdata_did, rdata_next) = self.rdata.step(cx)?;
+        // The ports' work at the next edge (see `FifoReadEnd::next`, `FifoWriteEnd::step`),
+        // given what the controller takes at the next edge: a command while its queue has
+        // room, write data once the oldest command is a write whose data may start.
         let takes_cmd = self.active.len() < self.queue_depth;
         let takes_wdata = self
             .active
@@ -352,8 +311,7 @@ impl Component for DramController {
             || wdata_next
             || self.cmds.next(cx, takes_cmd)
             || self.wdata.next(cx, takes_wdata)
-            || self.rdata_port.wants_next(rdata_did)
-            || self.rdata.pushed_at(cx.cycle);
+            || rdata_next;
         moved |= cmd_did.moved() || wdata_did.moved() || rdata_did.moved();
         // Waiting out an access latency is progress too.
         moved |= !self.active.is_empty();
@@ -364,7 +322,7 @@ impl Component for DramController {
         !self.active.is_empty()
             || self.cmds.holds_work()
             || self.wdata.holds_work()
-            || !self.rdata.is_empty()
+            || self.rdata.holds_work()
     }
 
     /// Nothing moved: waiting for a command, write data, a credit, or the oldest command's
@@ -400,7 +358,7 @@ impl Component for DramController {
         ];
         self.cmds.port.declare(s)?;
         self.wdata.port.declare(s)?;
-        self.rdata_port.declare(s)
+        self.rdata.port.declare(s)
     }
 
     fn trace(&self, f: &mut TraceFrame) {
@@ -414,7 +372,7 @@ impl Component for DramController {
         f.set(self.sig[6], self.active.len().min(255) as u64);
         self.cmds.port.trace(f);
         self.wdata.port.trace(f);
-        self.rdata_port.trace(f);
+        self.rdata.port.trace(f);
     }
 }
 
@@ -425,7 +383,7 @@ pub struct Inbound {
     name: String,
     fmt: rowsim_datapath::rlc::RlcFormat,
     /// The read-data FIFO's read port, which it steps itself, and the wire from it.
-    input: FifoIn<DramData>,
+    input: FifoReadEnd<DramData>,
     output: LinkTx<i16>,
     /// (values, coded) of the streams to come, in command order.
     streams: VecDeque<(usize, bool)>,
@@ -451,7 +409,7 @@ impl Inbound {
         Inbound {
             name: name.into(),
             fmt,
-            input: FifoIn::new(input),
+            input: FifoReadEnd::new(input),
             output,
             streams: VecDeque::new(),
             current: None,

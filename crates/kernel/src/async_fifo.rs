@@ -390,6 +390,82 @@ impl<T: TraceValue> FifoReadPart<T> {
     }
 }
 
+/// A FIFO's read port as a part, and the wire from it into the component that steps it (the
+/// link it stands for), with that component's wake-ups for the port.
+pub struct FifoReadEnd<T> {
+    pub port: FifoReadPart<T>,
+    pub wire: Wire<T>,
+}
+
+impl<T: Copy + TraceValue> FifoReadEnd<T> {
+    pub fn new(port: FifoReadPart<T>) -> Self {
+        FifoReadEnd {
+            port,
+            wire: Wire::new(PORT_LINK_DEPTH),
+        }
+    }
+
+    /// The port's edge; whether it needs the next: it moved a message and another has
+    /// arrived.
+    #[inline]
+    pub fn step(&mut self, cx: &StepCtx) -> Result<(Activity, bool), Fault> {
+        let did = self.port.step_into(cx, &mut self.wire)?;
+        Ok((did, self.port.wants_next(did)))
+    }
+
+    /// After the component's part of the edge: a message for it to take at the next edge (it
+    /// says whether it would), or one waiting in the FIFO for a slot it freed at this edge
+    /// (what the link's credit would have woken). Messages reaching the FIFO wake the
+    /// component as its link would (it owns the FIFO's receiving end).
+    #[inline]
+    pub fn next(&mut self, cx: &StepCtx, takes: bool) -> bool {
+        (takes && !self.wire.is_empty())
+            || (self.wire.can_push(cx.cycle + 1)
+                && !self.wire.can_push(cx.cycle)
+                && self.port.waiting(cx))
+    }
+
+    /// A message in the wire or in the FIFO.
+    pub fn holds_work(&self) -> bool {
+        !self.wire.is_empty() || self.port.in_flight() > 0
+    }
+}
+
+/// A FIFO's write port as a part, and the wire into it from the component that steps it, with
+/// that component's wake-ups for the port.
+pub struct FifoWriteEnd<T> {
+    pub wire: Wire<T>,
+    pub port: FifoWritePart<T>,
+}
+
+impl<T: Copy + TraceValue> FifoWriteEnd<T> {
+    pub fn new(port: FifoWritePart<T>) -> Self {
+        FifoWriteEnd {
+            wire: Wire::new(PORT_LINK_DEPTH),
+            port,
+        }
+    }
+
+    /// The port's edge, after the component's pushes of this edge; whether it needs the next:
+    /// it moved a message and another has arrived, or a message was pushed at this edge. (A
+    /// full wire keeps one message when the port moves the other, so the component's room
+    /// needs no wake of its own; room in the FIFO wakes the component, which owns its sending
+    /// end.)
+    #[inline]
+    pub fn step(&mut self, cx: &StepCtx) -> Result<(Activity, bool), Fault> {
+        let did = self.port.step_from(cx, &mut self.wire)?;
+        Ok((
+            did,
+            self.port.wants_next(did) || self.wire.pushed_at(cx.cycle),
+        ))
+    }
+
+    /// A message in the wire.
+    pub fn holds_work(&self) -> bool {
+        !self.wire.is_empty()
+    }
+}
+
 impl<T> FifoWritePart<T> {
     /// Messages written so far.
     pub fn writes(&self) -> u64 {
@@ -511,7 +587,7 @@ mod tests {
     /// its own part.
     enum Out {
         Link(LinkTx<u16>),
-        Part(Wire<u16>, FifoWritePart<u16>),
+        Part(FifoWriteEnd<u16>),
     }
 
     /// Sends words `0..count`, one a cycle while there is room, and records the edge of each.
@@ -533,18 +609,16 @@ mod tests {
             if n < self.count {
                 moved = match &mut self.out {
                     Out::Link(tx) => tx.try_send(cx, n as u16).is_ok(),
-                    Out::Part(wire, _) => wire.push(cx.cycle, n as u16).is_ok(),
+                    Out::Part(end) => end.wire.push(cx.cycle, n as u16).is_ok(),
                 };
                 if moved {
                     self.sent.push(cx.cycle);
                 }
             }
             self.next = moved && (self.sent.len() as u64) < self.count;
-            if let Out::Part(wire, port) = &mut self.out {
-                let did = port.step_from(cx, wire)?;
-                // Its port's work at the next edge: a word it may move then (a full wire
-                // keeps one when the port moves the other, so the source's room needs no more).
-                self.next |= port.wants_next(did) || wire.pushed_at(cx.cycle);
+            if let Out::Part(end) = &mut self.out {
+                let (did, next) = end.step(cx)?;
+                self.next |= next;
                 moved |= did.moved();
             }
             Ok(Activity::from_moved(moved))
@@ -552,7 +626,7 @@ mod tests {
 
         fn holds_work(&self) -> bool {
             (self.sent.len() as u64) < self.count
-                || matches!(&self.out, Out::Part(w, _) if !w.is_empty())
+                || matches!(&self.out, Out::Part(end) if end.holds_work())
         }
 
         fn wake(&self, _cx: &StepCtx, _did: Activity) -> Wake {
@@ -568,7 +642,7 @@ mod tests {
     /// own part and a wire from it.
     enum In {
         Link(LinkRx<u16>),
-        Part(FifoReadPart<u16>, Wire<u16>),
+        Part(FifoReadEnd<u16>),
     }
 
     /// Takes a word at the edges that are multiples of `every` (a slow consumer that fills the
@@ -588,15 +662,15 @@ mod tests {
         fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
             let c = cx.cycle;
             let (mut moved, mut port_next) = (false, false);
-            if let In::Part(port, wire) = &mut self.input {
-                let did = port.step_into(cx, wire)?;
+            if let In::Part(end) = &mut self.input {
+                let (did, next) = end.step(cx)?;
                 moved = did.moved();
-                port_next = port.wants_next(did);
+                port_next = next;
             }
             if c.is_multiple_of(self.every) {
                 let w = match &mut self.input {
                     In::Link(rx) => rx.try_recv(cx),
-                    In::Part(_, wire) => wire.pop(c),
+                    In::Part(end) => end.wire.pop(c),
                 };
                 if let Some(w) = w {
                     self.got.push((c, w));
@@ -607,9 +681,11 @@ mod tests {
             // that takes one; a word arriving wakes the sink as a link does.
             let held = match &mut self.input {
                 In::Link(rx) => rx.peek(cx).is_some(),
-                In::Part(port, wire) => {
-                    port_next |= wire.can_push(c + 1) && !wire.can_push(c) && port.waiting(cx);
-                    !wire.is_empty()
+                In::Part(end) => {
+                    // (The sink's takes wait for their edges: a word held asks for the next
+                    // one below.)
+                    port_next |= end.next(cx, false);
+                    !end.wire.is_empty()
                 }
             };
             let to_take = (c / self.every + 1) * self.every - c;
@@ -626,7 +702,7 @@ mod tests {
         fn holds_work(&self) -> bool {
             match &self.input {
                 In::Link(rx) => rx.in_flight() > 0,
-                In::Part(port, wire) => port.in_flight() > 0 || !wire.is_empty(),
+                In::Part(end) => end.holds_work(),
             }
         }
 
@@ -656,8 +732,8 @@ mod tests {
         let (out, input) = if parts {
             let (wr, rd) = AsyncFifo::parts::<u16>("fifo", from, to, depth, stages).unwrap();
             (
-                Out::Part(Wire::new(PORT_LINK_DEPTH), wr),
-                In::Part(rd, Wire::new(PORT_LINK_DEPTH)),
+                Out::Part(FifoWriteEnd::new(wr)),
+                In::Part(FifoReadEnd::new(rd)),
             )
         } else {
             let (tx, rx) =

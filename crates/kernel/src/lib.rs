@@ -30,8 +30,8 @@ mod wake;
 pub mod wire;
 
 pub use async_fifo::{
-    AsyncFifo, AsyncFifoRead, AsyncFifoWrite, FifoReadPart, FifoWritePart, PortIn, PortOut,
-    TraceValue, PORT_LINK_DEPTH,
+    AsyncFifo, AsyncFifoRead, AsyncFifoWrite, FifoReadEnd, FifoReadPart, FifoWriteEnd,
+    FifoWritePart, PortIn, PortOut, TraceValue, PORT_LINK_DEPTH,
 };
 pub use clock::{Clock, ClockError, DomainId, Picos};
 pub use component::{Activity, AsAny, Component, Fault, StepCtx, Wake};
