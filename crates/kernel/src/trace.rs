@@ -352,7 +352,7 @@ impl SignalTable {
 
 /// Where the changes go: a VCD, or an FST.
 enum Sink {
-    Vcd(vcd::Writer<BufWriter<File>>),
+    Vcd(vcd::Writer<VcdFile>),
     /// `None` once finished (an FST's header is completed when it is closed).
     Fst(Option<Box<FstBodyWriter<BufWriter<File>>>>, Vec<u8>),
 }
@@ -384,10 +384,6 @@ impl VcdId {
             len: len as u8,
         }
     }
-
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
-    }
 }
 
 /// `#<t>` and a newline, as `vcd::Writer::timestamp` writes it.
@@ -410,33 +406,137 @@ fn write_vcd_timestamp<W: Write>(w: &mut W, t: u64) -> io::Result<()> {
     w.write_all(&buf[i..])
 }
 
+/// The longest value line: `b`, 64 bits, a space, a code of at most 12 bytes, a newline.
+const VCD_LINE: usize = 1 + 64 + 1 + 12 + 1;
+
+/// A line's buffer: the line and room for the fixed-size copies that build it (8 bytes of bits
+/// and 12 of code at a time, each possibly past the line's end).
+type LineBuf = [u8; VCD_LINE + 8];
+
+/// The eight characters (`0`/`1`, most significant first) of each byte value.
+const BIT_CHARS: [[u8; 8]; 256] = {
+    let mut t = [[b'0'; 8]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut i = 0;
+        while i < 8 {
+            if (b >> (7 - i)) & 1 == 1 {
+                t[b][i] = b'1';
+            }
+            i += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
 /// A change of a signal `width` bits wide to `v`, as `vcd::Writer::change_scalar` (one bit) and
 /// `change_vector` (wider; leading zeros dropped, as VCD zero-extends, at least one bit kept)
-/// write it.
-fn write_vcd_value<W: Write>(w: &mut W, id: &VcdId, width: u32, v: u64) -> io::Result<()> {
-    // `b`, 64 bits, a space, the code and a newline at most.
-    let mut buf = [0u8; 1 + 64 + 1 + 12 + 1];
-    let mut n = 0;
+/// write it: the line in the buffer's first bytes, and its length. The bits are spelled a byte
+/// at a time from a table, and every copy has a fixed length.
+#[inline]
+fn vcd_line(id: &VcdId, width: u32, v: u64) -> (LineBuf, usize) {
+    let mut buf: LineBuf = [0; VCD_LINE + 8];
+    let mut n;
     if width == 1 {
         buf[0] = b'0' + (v & 1) as u8;
         n = 1;
     } else {
         buf[0] = b'b';
-        n += 1;
+        n = 1;
+        // Bits from the highest set (at least one), in whole bytes but the first.
         let top = 64 - v.leading_zeros().min(63);
-        for b in (0..top).rev() {
-            buf[n] = b'0' + ((v >> b) & 1) as u8;
-            n += 1;
+        let bytes = top.div_ceil(8);
+        let first = top - 8 * (bytes - 1);
+        // The first byte's characters for its `first` low bits: the table's last `first`.
+        let chars = u64::from_le_bytes(BIT_CHARS[(v >> (8 * (bytes - 1))) as usize & 0xFF]);
+        buf[n..n + 8].copy_from_slice(&(chars >> (8 * (8 - first))).to_le_bytes());
+        n += first as usize;
+        for k in (0..bytes - 1).rev() {
+            buf[n..n + 8].copy_from_slice(&BIT_CHARS[(v >> (8 * k)) as usize & 0xFF]);
+            n += 8;
         }
         buf[n] = b' ';
         n += 1;
     }
-    let id = id.as_bytes();
-    buf[n..n + id.len()].copy_from_slice(id);
-    n += id.len();
+    buf[n..n + 12].copy_from_slice(&id.bytes);
+    n += id.len as usize;
     buf[n] = b'\n';
     n += 1;
+    (buf, n)
+}
+
+/// [`vcd_line`] written to `w`.
+#[cfg(test)]
+fn write_vcd_value<W: Write>(w: &mut W, id: &VcdId, width: u32, v: u64) -> io::Result<()> {
+    let (buf, n) = vcd_line(id, width, v);
     w.write_all(&buf[..n])
+}
+
+/// A VCD's bytes on their way to its file, 64 KiB at a time (as a `BufWriter` of that size
+/// writes them): a value line goes in as one copy of its whole fixed-size buffer, of which
+/// only its own bytes are kept (no copy of a length known only at run time, which is a call).
+struct VcdFile {
+    buf: Box<[u8]>,
+    len: usize,
+    file: File,
+}
+
+impl VcdFile {
+    const CAPACITY: usize = 1 << 16;
+
+    fn new(file: File) -> Self {
+        VcdFile {
+            buf: vec![0; Self::CAPACITY + std::mem::size_of::<LineBuf>()].into_boxed_slice(),
+            len: 0,
+            file,
+        }
+    }
+
+    /// Appends the first `n` bytes of `line`.
+    #[inline]
+    fn put_line(&mut self, line: &LineBuf, n: usize) -> io::Result<()> {
+        if self.len >= Self::CAPACITY {
+            self.write_out()?;
+        }
+        self.buf[self.len..self.len + line.len()].copy_from_slice(line);
+        self.len += n;
+        Ok(())
+    }
+
+    /// Writes what the buffer holds to the file.
+    fn write_out(&mut self) -> io::Result<()> {
+        let r = self.file.write_all(&self.buf[..self.len]);
+        self.len = 0;
+        r
+    }
+}
+
+impl Write for VcdFile {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.len + data.len() > Self::CAPACITY {
+            self.write_out()?;
+        }
+        if data.len() >= Self::CAPACITY {
+            return self.file.write(data);
+        }
+        self.buf[self.len..self.len + data.len()].copy_from_slice(data);
+        self.len += data.len();
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_out()?;
+        self.file.flush()
+    }
+}
+
+impl Drop for VcdFile {
+    /// What is still in the buffer goes to the file (as a `BufWriter` does when dropped): a
+    /// run that ends without closing its trace leaves every change it made.
+    fn drop(&mut self) {
+        let _ = self.write_out();
+    }
 }
 
 impl Sink {
@@ -464,7 +564,10 @@ impl Sink {
 
     fn value(&mut self, code: Code, width: u32, v: u64) -> io::Result<()> {
         match (self, code) {
-            (Sink::Vcd(w), Code::Vcd(c)) => write_vcd_value(w.writer(), &c, width, v),
+            (Sink::Vcd(w), Code::Vcd(c)) => {
+                let (line, n) = vcd_line(&c, width, v);
+                w.writer().put_line(&line, n)
+            }
             (Sink::Fst(Some(w), bits), Code::Fst(id)) => {
                 bits.clear();
                 bits.extend((0..width).rev().map(|b| b'0' + ((v >> b) & 1) as u8));
@@ -564,7 +667,7 @@ impl Tracer {
             )
         } else {
             let file = File::create(&path).map_err(io_err(&path))?;
-            let mut w = vcd::Writer::new(BufWriter::with_capacity(1 << 16, file));
+            let mut w = vcd::Writer::new(VcdFile::new(file));
             let codes = write_header(&mut w, &decls).map_err(io_err(&path))?;
             w.flush().map_err(io_err(&path))?;
             (

@@ -36,8 +36,17 @@ pub(crate) struct Held {
     pub out_credits: u32,
 }
 
+/// The signals a PE reports ([`Pe::trace_signals`]).
+const TRACED: usize = 37;
+
 #[derive(Default)]
 pub(crate) struct Signals {
+    /// The signals in the order [`Pe::trace_signals`] reports their values, and the values it
+    /// reported last (those the trace's table holds for them: nobody else reports them, and
+    /// the table starts at zero when they are declared). A value equal to the last is not
+    /// reported again: reporting it would change nothing.
+    ids: Vec<SignalId>,
+    last: std::cell::RefCell<Vec<u64>>,
     pub state: SignalId,
     pub row: SignalId,
     pub x: SignalId,
@@ -184,95 +193,119 @@ impl Pe {
             psum_in_data: s("psum_in_data", 16)?,
             psum_out_en: s("psum_out_en", 1)?,
             psum_out_data: s("psum_out_data", 16)?,
+            ..Signals::default()
         };
+        let g = &self.sig;
+        let ids = vec![
+            g.state,
+            g.row,
+            g.x,
+            g.filter_fifo_level,
+            g.ifmap_fifo_level,
+            g.psum_in_fifo_level,
+            g.psum_out_credits,
+            g.filter_wr_en,
+            g.filter_wr_addr,
+            g.filter_wr_data,
+            g.filter_rd_en,
+            g.filter_rd_addr,
+            g.filter_rd_data,
+            g.ifmap_wr_en,
+            g.ifmap_wr_addr,
+            g.ifmap_wr_data,
+            g.ifmap_rd_en,
+            g.ifmap_rd_addr,
+            g.ifmap_rd_data,
+            g.psum_rd_en,
+            g.psum_rd_addr,
+            g.psum_rd_data,
+            g.psum_wr_en,
+            g.psum_wr_addr,
+            g.psum_wr_data,
+            g.zero_buffer,
+            g.zero_flag,
+            g.mac_valid,
+            g.mac_gated,
+            g.mac_a,
+            g.mac_b,
+            g.mac_product,
+            g.mac_sum,
+            g.psum_in_en,
+            g.psum_in_data,
+            g.psum_out_en,
+            g.psum_out_data,
+        ];
+        debug_assert_eq!(ids.len(), TRACED);
+        self.sig.ids = ids;
+        self.sig.last = std::cell::RefCell::new(vec![0; TRACED]);
         self.traced = self.sig.psum_out_credits.is_traced();
         Ok(())
     }
 
     pub(crate) fn trace_signals(&self, t: &mut TraceFrame) {
         let g = &self.sig;
-        let on = |bit: u16| self.dp.probe.strobes & bit != 0;
+        let on = |bit: u16| (self.dp.probe.strobes & bit != 0) as u64;
         let w = |v: i16| v as u16 as u64;
-        t.set(g.state, self.dp.state as u64);
-        t.set(g.row, self.dp.row as u64 & 0xFFFF);
-        t.set(g.x, self.dp.x as u64 & 0xFFFF);
         let lvl = |n: usize| n.min(255) as u64;
         // Levels after this edge, whichever end ran ahead of it.
         let at = self.last_cycle;
-        t.set(
-            g.filter_fifo_level,
-            lvl(self.ports.filter_in.in_flight_at(at)),
-        );
-        t.set(
-            g.ifmap_fifo_level,
-            lvl(self.ports.ifmap_in.in_flight_at(at)),
-        );
-        t.set(
-            g.psum_in_fifo_level,
-            lvl(self
-                .ports
-                .psum_in
-                .as_ref()
-                .map_or(0, |l| l.in_flight_at(at))),
-        );
-        t.set(
-            g.psum_out_credits,
-            self.dp.probe.held.out_credits.min(255) as u64,
-        );
         // Enables pulse; addresses and data hold their last value, as a register would.
         let h = &self.dp.probe.held;
-        for (sig, bit, (a, d)) in [
-            (
-                [g.filter_wr_en, g.filter_wr_addr, g.filter_wr_data],
-                strobe::FILTER_WR,
-                h.filter_wr,
-            ),
-            (
-                [g.filter_rd_en, g.filter_rd_addr, g.filter_rd_data],
-                strobe::FILTER_RD,
-                h.filter_rd,
-            ),
-            (
-                [g.ifmap_wr_en, g.ifmap_wr_addr, g.ifmap_wr_data],
-                strobe::IFMAP_WR,
-                h.ifmap_wr,
-            ),
-            (
-                [g.ifmap_rd_en, g.ifmap_rd_addr, g.ifmap_rd_data],
-                strobe::IFMAP_RD,
-                h.ifmap_rd,
-            ),
-            (
-                [g.psum_rd_en, g.psum_rd_addr, g.psum_rd_data],
-                strobe::PSUM_RD,
-                h.psum_rd,
-            ),
-            (
-                [g.psum_wr_en, g.psum_wr_addr, g.psum_wr_data],
-                strobe::PSUM_WR,
-                h.psum_wr,
-            ),
-        ] {
-            t.set_bool(sig[0], on(bit));
-            t.set(sig[1], a as u64);
-            t.set(sig[2], w(d));
-        }
         let zb_mask = if self.sizes.ifmap_entries >= 64 {
             u64::MAX
         } else {
             (1u64 << self.sizes.ifmap_entries) - 1
         };
-        t.set(g.zero_buffer, self.dp.ifmap.zero & zb_mask);
-        t.set_bool(g.zero_flag, on(strobe::ZERO_FLAG));
-        t.set_bool(g.mac_valid, on(strobe::MAC_VALID));
-        t.set_bool(g.mac_gated, on(strobe::MAC_GATED));
-        t.set(g.mac_a, w(self.dp.pipe.mac_a));
-        t.set(g.mac_b, w(self.dp.pipe.mac_b));
-        t.set(g.mac_product, w(self.dp.pipe.mac_product));
-        t.set(g.mac_sum, w(h.sum));
-        t.set_bool(g.psum_in_en, on(strobe::PSUM_IN));
-        t.set(g.psum_in_data, w(h.psum_in));
-        t.set_bool(g.psum_out_en, on(strobe::PSUM_OUT));
-        t.set(g.psum_out_data, w(h.psum_out));
+        // In the order of `ids`.
+        let values: [u64; TRACED] = [
+            self.dp.state as u64,
+            self.dp.row as u64 & 0xFFFF,
+            self.dp.x as u64 & 0xFFFF,
+            lvl(self.ports.filter_in.in_flight_at(at)),
+            lvl(self.ports.ifmap_in.in_flight_at(at)),
+            lvl(self
+                .ports
+                .psum_in
+                .as_ref()
+                .map_or(0, |l| l.in_flight_at(at))),
+            h.out_credits.min(255) as u64,
+            on(strobe::FILTER_WR),
+            h.filter_wr.0 as u64,
+            w(h.filter_wr.1),
+            on(strobe::FILTER_RD),
+            h.filter_rd.0 as u64,
+            w(h.filter_rd.1),
+            on(strobe::IFMAP_WR),
+            h.ifmap_wr.0 as u64,
+            w(h.ifmap_wr.1),
+            on(strobe::IFMAP_RD),
+            h.ifmap_rd.0 as u64,
+            w(h.ifmap_rd.1),
+            on(strobe::PSUM_RD),
+            h.psum_rd.0 as u64,
+            w(h.psum_rd.1),
+            on(strobe::PSUM_WR),
+            h.psum_wr.0 as u64,
+            w(h.psum_wr.1),
+            self.dp.ifmap.zero & zb_mask,
+            on(strobe::ZERO_FLAG),
+            on(strobe::MAC_VALID),
+            on(strobe::MAC_GATED),
+            w(self.dp.pipe.mac_a),
+            w(self.dp.pipe.mac_b),
+            w(self.dp.pipe.mac_product),
+            w(h.sum),
+            on(strobe::PSUM_IN),
+            w(h.psum_in),
+            on(strobe::PSUM_OUT),
+            w(h.psum_out),
+        ];
+        let mut last = g.last.borrow_mut();
+        for ((&id, last), &v) in g.ids.iter().zip(last.iter_mut()).zip(&values) {
+            if v != *last {
+                *last = v;
+                t.set(id, v);
+            }
+        }
     }
 }
