@@ -155,10 +155,35 @@ pub fn mac(acc: i16, a: i16, b: i16, cfg: MacConfig, counters: &mut MacCounters)
 /// The MACs of one ifmap value `x` with a row of weights into a row of accumulators, in
 /// order: `acc[i] = mac(acc[i], w[i], x)` for each `i` (the shorter of the two rows), counting
 /// overflows as [`mac`] does. Returns the last product (what the multiplier holds after the
-/// row), if any. The chip's configuration (truncating, wrapping) runs as one branch-free loop;
-/// the others MAC by MAC.
+/// row), if any. The chip's configuration (truncating, wrapping) runs as one branch-free loop,
+/// compiled for AVX2 where the CPU has it (twice the lanes of the baseline x86-64's vectors:
+/// the same arithmetic, so the same bits and counts); the others MAC by MAC.
 #[inline]
 pub fn mac_row(
+    acc: &mut [i16],
+    w: &[i16],
+    x: i16,
+    cfg: MacConfig,
+    counters: &mut MacCounters,
+) -> Option<i16> {
+    mac_row_on::<true>(acc, w, x, cfg, counters)
+}
+
+/// [`mac_row`] on the baseline target's vectors only, whatever the CPU has: for the tests that
+/// hold the two to the same bits.
+#[doc(hidden)]
+pub fn mac_row_baseline(
+    acc: &mut [i16],
+    w: &[i16],
+    x: i16,
+    cfg: MacConfig,
+    counters: &mut MacCounters,
+) -> Option<i16> {
+    mac_row_on::<false>(acc, w, x, cfg, counters)
+}
+
+#[inline(always)]
+fn mac_row_on<const WIDE: bool>(
     acc: &mut [i16],
     w: &[i16],
     x: i16,
@@ -172,10 +197,10 @@ pub fn mac_row(
         // Counted in 32 bits (which vectorizes), over chunks short enough that the counts
         // cannot wrap (in one piece, almost always).
         if n <= u32::MAX as usize {
-            truncate_wrap_row(acc, w, x, cfg.shift, counters);
+            truncate_wrap_row::<WIDE>(acc, w, x, cfg.shift, counters);
         } else {
             for (acc, w) in acc.chunks_mut(1 << 31).zip(w.chunks(1 << 31)) {
-                truncate_wrap_row(acc, w, x, cfg.shift, counters);
+                truncate_wrap_row::<WIDE>(acc, w, x, cfg.shift, counters);
             }
         }
         Some((full_product(*last, x) >> cfg.shift) as i16)
@@ -189,9 +214,46 @@ pub fn mac_row(
     }
 }
 
-/// [`mac_row`] for the truncating, wrapping configuration, over a row of fewer than 2^32 MACs.
+/// [`mac_row`] for the truncating, wrapping configuration, over a row of fewer than 2^32 MACs:
+/// on AVX2 where the CPU has it and `WIDE` asks for it, else on the baseline's vectors.
 #[inline(always)]
-fn truncate_wrap_row(acc: &mut [i16], w: &[i16], x: i16, shift: u32, counters: &mut MacCounters) {
+fn truncate_wrap_row<const WIDE: bool>(
+    acc: &mut [i16],
+    w: &[i16],
+    x: i16,
+    shift: u32,
+    counters: &mut MacCounters,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { truncate_wrap_row_avx2(acc, w, x, shift, counters) };
+    }
+    truncate_wrap_row_any(acc, w, x, shift, counters)
+}
+
+/// [`truncate_wrap_row_any`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn truncate_wrap_row_avx2(
+    acc: &mut [i16],
+    w: &[i16],
+    x: i16,
+    shift: u32,
+    counters: &mut MacCounters,
+) {
+    truncate_wrap_row_any(acc, w, x, shift, counters)
+}
+
+/// The loop of [`truncate_wrap_row`].
+#[inline(always)]
+fn truncate_wrap_row_any(
+    acc: &mut [i16],
+    w: &[i16],
+    x: i16,
+    shift: u32,
+    counters: &mut MacCounters,
+) {
     // `|w * x| <= 2^30` and `shift <= 16`: the shifted product is an i32; the window keeps its
     // low 16 bits, and it overflowed when those do not give it back. A wrapped sum overflowed
     // when its sign differs from both operands'.

@@ -6,7 +6,7 @@ use fixed::types::extra::{U0, U1, U12, U16, U4, U8};
 use fixed::{FixedI16, FixedI32};
 use proptest::prelude::*;
 use rowsim_datapath::mac::{
-    add, mac, mac_row, product, MacConfig, MacCounters, Overflow, Rounding,
+    add, mac, mac_row, mac_row_baseline, product, MacConfig, MacCounters, Overflow, Rounding,
 };
 
 fn cfg(shift: u32, rounding: Rounding, overflow: Overflow) -> MacConfig {
@@ -126,7 +126,14 @@ proptest! {
         let (mut acc, w): (Vec<i16>, Vec<i16>) = rows.iter().copied().unzip();
         let mut each = acc.clone();
         let (mut by_row, mut by_mac) = (MacCounters::default(), MacCounters::default());
+        let mut base = acc.clone();
+        let mut by_base = MacCounters::default();
         let last = mac_row(&mut acc, &w, x, c, &mut by_row);
+        // The baseline's vectors, whatever the CPU has, give the same.
+        let last_base = mac_row_baseline(&mut base, &w, x, c, &mut by_base);
+        prop_assert_eq!(&base, &acc);
+        prop_assert_eq!(last_base, last);
+        prop_assert_eq!(by_base, by_row);
         let mut last_each = None;
         for (a, &wt) in each.iter_mut().zip(&w) {
             let p = product(wt, x, c, &mut by_mac);
