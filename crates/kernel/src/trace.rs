@@ -386,24 +386,51 @@ impl VcdId {
     }
 }
 
-/// `#<t>` and a newline, as `vcd::Writer::timestamp` writes it.
-fn write_vcd_timestamp<W: Write>(w: &mut W, t: u64) -> io::Result<()> {
-    let mut buf = [0u8; 22];
-    let mut i = buf.len();
-    i -= 1;
+/// The two digits of each number below 100.
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut t = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    t
+};
+
+/// A timestamp's buffer: `#`, at most 20 digits and a newline, ending at byte 23, with room
+/// after it for a copy of fixed length (see [`VcdFile::put`]).
+type StampBuf = [u8; 48];
+
+/// `#<t>` and a newline, as `vcd::Writer::timestamp` writes it: the line is `buf[i..24]`,
+/// its digits made two at a time.
+#[inline]
+fn vcd_timestamp(t: u64) -> (StampBuf, usize) {
+    let mut buf: StampBuf = [0; 48];
+    let mut i = 23;
     buf[i] = b'\n';
     let mut v = t;
-    loop {
+    while v >= 100 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[(v % 100) as usize]);
+        v /= 100;
+    }
+    if v >= 10 {
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[v as usize]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        buf[i] = b'0' + v as u8;
     }
     i -= 1;
     buf[i] = b'#';
-    w.write_all(&buf[i..])
+    (buf, i)
+}
+
+/// [`vcd_timestamp`] written to `w`.
+#[cfg(test)]
+fn write_vcd_timestamp<W: Write>(w: &mut W, t: u64) -> io::Result<()> {
+    let (buf, i) = vcd_timestamp(t);
+    w.write_all(&buf[i..24])
 }
 
 /// The longest value line: `b`, 64 bits, a space, a code of at most 12 bytes, a newline.
@@ -493,13 +520,15 @@ impl VcdFile {
         }
     }
 
-    /// Appends the first `n` bytes of `line`.
+    /// Appends the first `n` bytes of `bytes` (`N` at most a [`LineBuf`]'s length, for which
+    /// the buffer has room past its capacity).
     #[inline]
-    fn put_line(&mut self, line: &LineBuf, n: usize) -> io::Result<()> {
+    fn put<const N: usize>(&mut self, bytes: &[u8; N], n: usize) -> io::Result<()> {
+        const { assert!(N <= std::mem::size_of::<LineBuf>()) };
         if self.len >= Self::CAPACITY {
             self.write_out()?;
         }
-        self.buf[self.len..self.len + line.len()].copy_from_slice(line);
+        self.buf[self.len..self.len + N].copy_from_slice(bytes);
         self.len += n;
         Ok(())
     }
@@ -542,7 +571,13 @@ impl Drop for VcdFile {
 impl Sink {
     fn timestamp(&mut self, t: Picos) -> io::Result<()> {
         match self {
-            Sink::Vcd(w) => write_vcd_timestamp(w.writer(), t),
+            Sink::Vcd(w) => {
+                // The line is `buf[i..24]`: copied from `i` with the buffer's fixed length.
+                let (buf, i) = vcd_timestamp(t);
+                let mut from = [0u8; 24];
+                from.copy_from_slice(&buf[i..i + 24]);
+                w.writer().put(&from, 24 - i)
+            }
             Sink::Fst(Some(w), _) => w.time_change(t).map_err(fst_io),
             Sink::Fst(None, _) => Ok(()),
         }
@@ -566,7 +601,7 @@ impl Sink {
         match (self, code) {
             (Sink::Vcd(w), Code::Vcd(c)) => {
                 let (line, n) = vcd_line(&c, width, v);
-                w.writer().put_line(&line, n)
+                w.writer().put(&line, n)
             }
             (Sink::Fst(Some(w), bits), Code::Fst(id)) => {
                 bits.clear();
@@ -1042,7 +1077,19 @@ mod tests {
                 }
             }
         }
-        for t in [0u64, 9, 10, 5_000, 123_456_789_012, u64::MAX, next()] {
+        for t in [
+            0u64,
+            9,
+            10,
+            99,
+            100,
+            101,
+            999,
+            5_000,
+            123_456_789_012,
+            u64::MAX,
+            next(),
+        ] {
             let mut w = vcd::Writer::new(Vec::new());
             w.timestamp(t).unwrap();
             let mut ours = Vec::new();
