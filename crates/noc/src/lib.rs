@@ -696,15 +696,8 @@ impl Component for Gon {
                 pe: *p,
                 ..Default::default()
             };
-            while (beat.len as usize) < width {
-                match rx.try_recv(cx) {
-                    Some(w) => {
-                        beat.words[beat.len as usize] = w;
-                        beat.len += 1;
-                    }
-                    None => break,
-                }
-            }
+            // Up to a beat's words, those that have arrived, in one interaction.
+            beat.len = rx.try_recv_many(cx, &mut beat.words[..width]) as u8;
             if self.output.try_send(cx, beat).is_err() {
                 return Err("GON output refused a beat it had credit for".into());
             }
