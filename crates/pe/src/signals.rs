@@ -41,11 +41,10 @@ const TRACED: usize = 37;
 
 #[derive(Default)]
 pub(crate) struct Signals {
-    /// The signals in the order [`Pe::trace_signals`] reports their values, and the values it
-    /// reported last (those the trace's table holds for them: nobody else reports them, and
-    /// the table starts at zero when they are declared). A value equal to the last is not
-    /// reported again: reporting it would change nothing.
-    ids: Vec<SignalId>,
+    /// The values [`Pe::trace_signals`] reported last, in its order (those the trace's table
+    /// holds for them: nobody else reports them, and the table starts at zero when they are
+    /// declared). A value equal to the last is not reported again: reporting it would change
+    /// nothing.
     last: std::cell::RefCell<Vec<u64>>,
     pub state: SignalId,
     pub row: SignalId,
@@ -195,48 +194,6 @@ impl Pe {
             psum_out_data: s("psum_out_data", 16)?,
             ..Signals::default()
         };
-        let g = &self.sig;
-        let ids = vec![
-            g.state,
-            g.row,
-            g.x,
-            g.filter_fifo_level,
-            g.ifmap_fifo_level,
-            g.psum_in_fifo_level,
-            g.psum_out_credits,
-            g.filter_wr_en,
-            g.filter_wr_addr,
-            g.filter_wr_data,
-            g.filter_rd_en,
-            g.filter_rd_addr,
-            g.filter_rd_data,
-            g.ifmap_wr_en,
-            g.ifmap_wr_addr,
-            g.ifmap_wr_data,
-            g.ifmap_rd_en,
-            g.ifmap_rd_addr,
-            g.ifmap_rd_data,
-            g.psum_rd_en,
-            g.psum_rd_addr,
-            g.psum_rd_data,
-            g.psum_wr_en,
-            g.psum_wr_addr,
-            g.psum_wr_data,
-            g.zero_buffer,
-            g.zero_flag,
-            g.mac_valid,
-            g.mac_gated,
-            g.mac_a,
-            g.mac_b,
-            g.mac_product,
-            g.mac_sum,
-            g.psum_in_en,
-            g.psum_in_data,
-            g.psum_out_en,
-            g.psum_out_data,
-        ];
-        debug_assert_eq!(ids.len(), TRACED);
-        self.sig.ids = ids;
         self.sig.last = std::cell::RefCell::new(vec![0; TRACED]);
         self.traced = self.sig.psum_out_credits.is_traced();
         Ok(())
@@ -256,52 +213,61 @@ impl Pe {
         } else {
             (1u64 << self.sizes.ifmap_entries) - 1
         };
-        // In the order of `ids`.
-        let values: [u64; TRACED] = [
-            self.dp.state as u64,
-            self.dp.row as u64 & 0xFFFF,
-            self.dp.x as u64 & 0xFFFF,
-            lvl(self.ports.filter_in.in_flight_at(at)),
-            lvl(self.ports.ifmap_in.in_flight_at(at)),
-            lvl(self
-                .ports
-                .psum_in
-                .as_ref()
-                .map_or(0, |l| l.in_flight_at(at))),
-            h.out_credits.min(255) as u64,
-            on(strobe::FILTER_WR),
-            h.filter_wr.0 as u64,
-            w(h.filter_wr.1),
-            on(strobe::FILTER_RD),
-            h.filter_rd.0 as u64,
-            w(h.filter_rd.1),
-            on(strobe::IFMAP_WR),
-            h.ifmap_wr.0 as u64,
-            w(h.ifmap_wr.1),
-            on(strobe::IFMAP_RD),
-            h.ifmap_rd.0 as u64,
-            w(h.ifmap_rd.1),
-            on(strobe::PSUM_RD),
-            h.psum_rd.0 as u64,
-            w(h.psum_rd.1),
-            on(strobe::PSUM_WR),
-            h.psum_wr.0 as u64,
-            w(h.psum_wr.1),
-            self.dp.ifmap.zero & zb_mask,
-            on(strobe::ZERO_FLAG),
-            on(strobe::MAC_VALID),
-            on(strobe::MAC_GATED),
-            w(self.dp.pipe.mac_a),
-            w(self.dp.pipe.mac_b),
-            w(self.dp.pipe.mac_product),
-            w(h.sum),
-            on(strobe::PSUM_IN),
-            w(h.psum_in),
-            on(strobe::PSUM_OUT),
-            w(h.psum_out),
+        // Each signal and its value after this edge.
+        let report: [(SignalId, u64); TRACED] = [
+            (g.state, self.dp.state as u64),
+            (g.row, self.dp.row as u64 & 0xFFFF),
+            (g.x, self.dp.x as u64 & 0xFFFF),
+            (
+                g.filter_fifo_level,
+                lvl(self.ports.filter_in.in_flight_at(at)),
+            ),
+            (
+                g.ifmap_fifo_level,
+                lvl(self.ports.ifmap_in.in_flight_at(at)),
+            ),
+            (
+                g.psum_in_fifo_level,
+                lvl(self
+                    .ports
+                    .psum_in
+                    .as_ref()
+                    .map_or(0, |l| l.in_flight_at(at))),
+            ),
+            (g.psum_out_credits, h.out_credits.min(255) as u64),
+            (g.filter_wr_en, on(strobe::FILTER_WR)),
+            (g.filter_wr_addr, h.filter_wr.0 as u64),
+            (g.filter_wr_data, w(h.filter_wr.1)),
+            (g.filter_rd_en, on(strobe::FILTER_RD)),
+            (g.filter_rd_addr, h.filter_rd.0 as u64),
+            (g.filter_rd_data, w(h.filter_rd.1)),
+            (g.ifmap_wr_en, on(strobe::IFMAP_WR)),
+            (g.ifmap_wr_addr, h.ifmap_wr.0 as u64),
+            (g.ifmap_wr_data, w(h.ifmap_wr.1)),
+            (g.ifmap_rd_en, on(strobe::IFMAP_RD)),
+            (g.ifmap_rd_addr, h.ifmap_rd.0 as u64),
+            (g.ifmap_rd_data, w(h.ifmap_rd.1)),
+            (g.psum_rd_en, on(strobe::PSUM_RD)),
+            (g.psum_rd_addr, h.psum_rd.0 as u64),
+            (g.psum_rd_data, w(h.psum_rd.1)),
+            (g.psum_wr_en, on(strobe::PSUM_WR)),
+            (g.psum_wr_addr, h.psum_wr.0 as u64),
+            (g.psum_wr_data, w(h.psum_wr.1)),
+            (g.zero_buffer, self.dp.ifmap.zero & zb_mask),
+            (g.zero_flag, on(strobe::ZERO_FLAG)),
+            (g.mac_valid, on(strobe::MAC_VALID)),
+            (g.mac_gated, on(strobe::MAC_GATED)),
+            (g.mac_a, w(self.dp.pipe.mac_a)),
+            (g.mac_b, w(self.dp.pipe.mac_b)),
+            (g.mac_product, w(self.dp.pipe.mac_product)),
+            (g.mac_sum, w(h.sum)),
+            (g.psum_in_en, on(strobe::PSUM_IN)),
+            (g.psum_in_data, w(h.psum_in)),
+            (g.psum_out_en, on(strobe::PSUM_OUT)),
+            (g.psum_out_data, w(h.psum_out)),
         ];
         let mut last = g.last.borrow_mut();
-        for ((&id, last), &v) in g.ids.iter().zip(last.iter_mut()).zip(&values) {
+        for (last, &(id, v)) in last.iter_mut().zip(&report) {
             if v != *last {
                 *last = v;
                 t.set(id, v);
