@@ -397,40 +397,34 @@ const DIGIT_PAIRS: [[u8; 2]; 100] = {
     t
 };
 
-/// A timestamp's buffer: `#`, at most 20 digits and a newline, ending at byte 23, with room
-/// after it for a copy of fixed length (see [`VcdFile::put`]).
-type StampBuf = [u8; 48];
-
-/// `#<t>` and a newline, as `vcd::Writer::timestamp` writes it: the line is `buf[i..24]`,
-/// its digits made two at a time.
+/// `#<t>` and a newline, as `vcd::Writer::timestamp` writes it: the line in the buffer's first
+/// bytes (at most 22: `#`, 20 digits, a newline), and its length. The digits are made two at a
+/// time, from the last.
 #[inline]
-fn vcd_timestamp(t: u64) -> (StampBuf, usize) {
-    let mut buf: StampBuf = [0; 48];
-    let mut i = 23;
-    buf[i] = b'\n';
-    let mut v = t;
+fn vcd_timestamp(t: u64) -> ([u8; 24], usize) {
+    let mut buf = [0u8; 24];
+    buf[0] = b'#';
+    let end = 1 + t.checked_ilog10().map_or(1, |d| d as usize + 1);
+    buf[end] = b'\n';
+    let (mut i, mut v) = (end, t);
     while v >= 100 {
         i -= 2;
         buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[(v % 100) as usize]);
         v /= 100;
     }
     if v >= 10 {
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGIT_PAIRS[v as usize]);
+        buf[i - 2..i].copy_from_slice(&DIGIT_PAIRS[v as usize]);
     } else {
-        i -= 1;
-        buf[i] = b'0' + v as u8;
+        buf[i - 1] = b'0' + v as u8;
     }
-    i -= 1;
-    buf[i] = b'#';
-    (buf, i)
+    (buf, end + 1)
 }
 
 /// [`vcd_timestamp`] written to `w`.
 #[cfg(test)]
 fn write_vcd_timestamp<W: Write>(w: &mut W, t: u64) -> io::Result<()> {
-    let (buf, i) = vcd_timestamp(t);
-    w.write_all(&buf[i..24])
+    let (buf, n) = vcd_timestamp(t);
+    w.write_all(&buf[..n])
 }
 
 /// The longest value line: `b`, 64 bits, a space, a code of at most 12 bytes, a newline.
@@ -572,11 +566,8 @@ impl Sink {
     fn timestamp(&mut self, t: Picos) -> io::Result<()> {
         match self {
             Sink::Vcd(w) => {
-                // The line is `buf[i..24]`: copied from `i` with the buffer's fixed length.
-                let (buf, i) = vcd_timestamp(t);
-                let mut from = [0u8; 24];
-                from.copy_from_slice(&buf[i..i + 24]);
-                w.writer().put(&from, 24 - i)
+                let (line, n) = vcd_timestamp(t);
+                w.writer().put(&line, n)
             }
             Sink::Fst(Some(w), _) => w.time_change(t).map_err(fst_io),
             Sink::Fst(None, _) => Ok(()),
