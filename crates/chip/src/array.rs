@@ -21,7 +21,7 @@ use rowsim_config::HwConfig;
 use rowsim_datapath::mac::MacConfig;
 use rowsim_kernel::{Collector, ComponentId, Feeder, Link, LinkError, LinkRx, LinkTx, Scheduler};
 use rowsim_mapper::Problem;
-use rowsim_noc::{Beat, Gin, GinBuses, GinIds, GinMask, Gon, GonBeat, NetSpec, NocError};
+use rowsim_noc::{Beat, Gin, GinBuses, GinIds, GinMask, GonBeat, GonBus, NetSpec, NocError};
 use rowsim_pe::{Pe, PePorts, PeSizes, Primitive};
 
 use crate::plan::{ArrayPlan, LogicalPe, PhysPe};
@@ -107,15 +107,16 @@ fn grid<T>(hw: &HwConfig) -> Grid<T> {
 }
 
 /// The array wired into a scheduler: every PE of the plan (unconfigured), their links, the
-/// buses of the three GINs with the plan's IDs, and the GON. The GINs' inputs and the GON's
-/// output are left for the GLB side: the GINs become components fed by links
-/// ([`place_gins`]), or parts of the GLB block ([`crate::block::GlbBlock`]).
+/// buses of the three GINs with the plan's IDs, and the GON's. The GINs' inputs and the GON's
+/// output are left for the GLB side: the GINs and the GON become components that talk to it
+/// over links ([`place_gins`], [`GonBus::sending_on`]), or parts of the GLB block
+/// ([`crate::block::GlbBlock`]).
 pub struct ArrayWiring {
     pub pes: BTreeMap<LogicalPe, ComponentId>,
     /// The filter, ifmap and psum GINs' buses.
     pub gins: [GinBuses; 3],
-    pub gon_out: LinkRx<GonBeat>,
-    pub gon: ComponentId,
+    /// The GON's bus, fed by the chain tops' psum outputs.
+    pub gon: GonBus,
     /// Each PE's configuration link (see [`Pe::with_config_port`]).
     pub pe_config: Vec<(LogicalPe, LinkTx<Primitive>)>,
     /// Each GIN's configuration link (filter, ifmap, psum).
@@ -125,6 +126,10 @@ pub struct ArrayWiring {
 /// The depth of a GIN's input FIFO from the GLB side, in beats: two, so that it sustains a
 /// beat a cycle over its one-cycle hop.
 pub const GIN_IN_DEPTH: u32 = 2;
+
+/// The depth of the GON's output FIFO into the GLB's psum writer, in beats: two, so that it
+/// sustains a beat a cycle over its one-cycle hop.
+pub const GON_OUT_DEPTH: u32 = 2;
 
 /// The GINs (filter, ifmap, psum) as components of their own in `sched`, each fed by a link
 /// from the GLB side of latency one and [`GIN_IN_DEPTH`]: the links' sending ends and the
@@ -274,15 +279,10 @@ pub fn wire_array(
             psum_gin_out,
         )?,
     ];
-    let gon_link = Link::<GonBeat>::new("top.chip.noc.gon.out", core, 1, 2)?;
-    let gon = sched.add(
-        core,
-        Gon::new(net(hw, "gon", 8, n.gon.width_bits), gon_in, gon_link.tx)?,
-    );
+    let gon = GonBus::new(net(hw, "gon", 8, n.gon.width_bits), gon_in)?;
     Ok(ArrayWiring {
         pes,
         gins,
-        gon_out: gon_link.rx,
         gon,
         pe_config,
         gin_config,
@@ -369,6 +369,8 @@ pub fn build_pass(
         )));
     }
     let w = wire_array(&mut sched, core, plan, hw)?;
+    let gon_link = Link::<GonBeat>::new("top.chip.noc.gon.out", core, 1, GON_OUT_DEPTH)?;
+    let gon = sched.add(core, w.gon.sending_on(gon_link.tx));
     let ([filter_in, ifmap_in, psum_in], gins) = place_gins(&mut sched, core, w.gins)?;
     gate_strip(&mut sched, gins, plan, e_cur);
     let continuing = input.psum_in.is_some();
@@ -499,7 +501,7 @@ pub fn build_pass(
     );
     let gon_out = sched.add(
         core,
-        Collector::new("top.chip.glb.psum_writer", w.gon_out, 1),
+        Collector::new("top.chip.glb.psum_writer", gon_link.rx, 1),
     );
     Ok(ArrayPass {
         sched,
@@ -508,7 +510,7 @@ pub fn build_pass(
         filter_gin: gins[0],
         ifmap_gin: gins[1],
         psum_gin: gins[2],
-        gon: w.gon,
+        gon,
     })
 }
 

@@ -1,4 +1,4 @@
-//! The GLB block: the global buffer with the GINs it feeds inside it.
+//! The GLB block: the global buffer with the GINs it feeds and the GON that feeds it inside it.
 //!
 //! On the chip the GLB's sequencers drive the GINs' Y-buses over wires inside the buffer's
 //! block. Here the [`Glb`] steps its sequencers itself (`rowsim_glb`), and this block steps the
@@ -12,27 +12,56 @@
 //! links as before (their credits wake the block). A test runs the same traffic both ways (the
 //! GINs inside the block, or components of their own fed over links, as the array's own bench
 //! still builds them) and compares every word's cycle.
+//!
+//! The GON's bus ([`GonBus`]) is a part of the block the same way, at the other end: it sends
+//! into the psum writer's beat FIFO ([`WriteIn::GonWire`](rowsim_glb::sequencer::WriteIn::GonWire))
+//! with the timing of the link a separate [`Gon`](rowsim_noc::Gon) sends on. Its inputs (the
+//! chain tops' psum outputs) are links of a part of its own ([`in_part`]): a psum on its way
+//! asks for a step of the block at its arrival, and the step is told so
+//! ([`StepCtx::parts`]), so the block looks at the GON's inputs only at the edges a GON of
+//! its own would have been stepped at (a psum arrived, the edge after a beat, or after a slot
+//! freed while it waited), and at every edge when every edge is stepped. The every-edge runs
+//! (the reference) and the event-driven ones are compared by the chip's tests; a trace lists
+//! the GON's signals where it did as a component.
 
 use rowsim_glb::Glb;
 use rowsim_kernel::{
-    Activity, Component, Fault, SignalRegistry, StepCtx, TraceError, TraceFrame, Wake, Wire,
+    in_part, Activity, Component, Fault, SignalRegistry, StepCtx, TraceError, TraceFrame, Wake,
+    Wire,
 };
-use rowsim_noc::{Beat, GinBuses, NetCounters};
+use rowsim_noc::{Beat, GinBuses, GonBeat, GonBus, NetCounters};
 
-/// The GLB and the GIN buses its readers feed (see the module docs).
+/// The GLB, the GIN buses its readers feed and the GON bus that feeds its psum writer (see the
+/// module docs).
 pub struct GlbBlock {
     glb: Glb,
     /// Per GIN: the index of the reader that feeds it (see [`Glb::add_reader`]) and its buses.
     gins: Vec<(usize, GinBuses)>,
-    /// After the last step, a GIN part needs the next edge: it sent a beat, or a beat was
-    /// pushed for it at this edge.
+    /// The GON, if it is a part: the index of the writer it feeds (see [`Glb::add_writer`])
+    /// and its bus.
+    gon: Option<(usize, GonBus)>,
+    /// After the last step, a GIN or GON part needs the next edge: it sent a beat, a beat was
+    /// pushed for it at this edge, or (the GON) a slot it waits for was freed.
     next: bool,
+    /// After the last step, the GON waits for room and a slot was freed at its edge: the next
+    /// edge's step looks again.
+    gon_room: bool,
 }
+
+/// The part ([`rowsim_kernel::in_part`]) that the GON's inputs belong to: a psum sent to it
+/// asks for a step of the block that steps the GON.
+const GON_PART: u8 = 1;
 
 /// The beat FIFO of the GLB's reader `k`.
 fn wire(glb: &mut Glb, k: usize) -> Result<&mut Wire<Beat>, Fault> {
     glb.beat_wire(k)
         .ok_or_else(|| format!("GLB reader {k} sends no beats into the block").into())
+}
+
+/// The GON beat FIFO of the GLB's writer `k`.
+fn gon_wire(glb: &mut Glb, k: usize) -> Result<&mut Wire<GonBeat>, Fault> {
+    glb.gon_wire(k)
+        .ok_or_else(|| format!("GLB writer {k} takes no GON beats from the block").into())
 }
 
 impl GlbBlock {
@@ -50,8 +79,28 @@ impl GlbBlock {
         Ok(GlbBlock {
             glb,
             gins,
+            gon: None,
             next: false,
+            gon_room: false,
         })
+    }
+
+    /// The block with the GON's bus as a part, feeding the GLB's writer of the given index,
+    /// which must take its beats from a FIFO ([`rowsim_glb::sequencer::WriteIn::GonWire`]).
+    pub fn with_gon(mut self, k: usize, gon: GonBus) -> Result<Self, String> {
+        if self.glb.gon_wire(k).is_none() {
+            return Err(format!(
+                "{}: GLB writer {k} takes no GON beats from the block",
+                gon.name()
+            ));
+        }
+        self.gon = Some((k, gon));
+        Ok(self)
+    }
+
+    /// The GON's counters, if it is a part.
+    pub fn gon_counters(&self) -> Option<&NetCounters> {
+        self.gon.as_ref().map(|(_, g)| g.counters())
     }
 
     pub fn glb(&self) -> &Glb {
@@ -78,12 +127,37 @@ impl Component for GlbBlock {
             did |= sent;
             next |= matches!(g.wake(sent), Wake::Next) || w.pushed_at(cx.cycle);
         }
+        if let Some((k, g)) = &mut self.gon {
+            // After the writer's step: a beat it took at this edge frees its slot from the
+            // next, as a link's credit does.
+            let w = gon_wire(&mut self.glb, *k)?;
+            // Stepped where it would be as a component of its own: its inputs asked (a psum
+            // arrives), the edge after a beat, or after a slot freed while it waits; at the
+            // block's other edges a look finds nothing new. At every edge when every edge is
+            // stepped.
+            let look = !cx.ahead
+                || cx.parts & 1 << GON_PART != 0
+                || g.look_at() <= cx.cycle
+                || self.gon_room;
+            if look {
+                let sent = in_part(GON_PART, || g.step_into(cx, w))?;
+                did |= sent;
+            } else {
+                g.skip();
+            }
+            // The writer takes a beat pushed now at the next edge; a bus that found no room
+            // tries again once a slot is freed.
+            self.gon_room = g.waited() && w.freed_at(cx.cycle);
+            next |= g.look_at() <= cx.cycle + 1 || w.pushed_at(cx.cycle) || self.gon_room;
+        }
         self.next = next;
         Ok(did)
     }
 
     fn holds_work(&self) -> bool {
-        self.glb.holds_work() || self.gins.iter().any(|(_, g)| g.config_pending())
+        self.glb.holds_work()
+            || self.gins.iter().any(|(_, g)| g.config_pending())
+            || self.gon.as_ref().is_some_and(|(_, g)| g.holds_work())
     }
 
     /// The GLB's own need, or a GIN part's (see `next`); else idle until a request, a job, data,
@@ -101,6 +175,9 @@ impl Component for GlbBlock {
         for (_, g) in &mut self.gins {
             g.settle(edges);
         }
+        if let Some((_, g)) = &mut self.gon {
+            g.settle(edges);
+        }
     }
 
     fn state(&self) -> Option<String> {
@@ -108,6 +185,11 @@ impl Component for GlbBlock {
     }
 
     fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        // The GON first: a trace lists its signals where it did as a component of its own,
+        // added before the block.
+        if let Some((_, g)) = &mut self.gon {
+            g.declare(s)?;
+        }
         self.glb.declare(s)?;
         for (_, g) in &mut self.gins {
             g.declare(s)?;
@@ -118,6 +200,9 @@ impl Component for GlbBlock {
     fn trace(&self, f: &mut TraceFrame) {
         self.glb.trace(f);
         for (_, g) in &self.gins {
+            g.trace(f);
+        }
+        if let Some((_, g)) = &self.gon {
             g.trace(f);
         }
     }

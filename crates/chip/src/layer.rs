@@ -40,11 +40,11 @@ use rowsim_mapper::{Counts, FilterKey, Mapping, PerType, Phase, Problem};
 pub fn phases(pb: &Problem, m: &Mapping) -> Vec<Phase> {
     rowsim_mapper::loop_nest(pb, m)
 }
-use rowsim_noc::{Gon, NetCounters};
+use rowsim_noc::NetCounters;
 use rowsim_pe::Pe;
 use rowsim_workload::{ConvLayer, Tensor};
 
-use crate::array::{wire_array, GIN_IN_DEPTH};
+use crate::array::{wire_array, GIN_IN_DEPTH, GON_OUT_DEPTH};
 use crate::block::GlbBlock;
 use crate::controller::{
     ControllerPorts, ControllerStatus, DramMap, Geometry, Slots, TopController,
@@ -272,7 +272,6 @@ struct Ids {
     ofmap_wr: ComponentId,
     controller: ComponentId,
     pes: BTreeMap<LogicalPe, ComponentId>,
-    gon: ComponentId,
 }
 
 /// A job link and its done link, on the core clock.
@@ -472,9 +471,13 @@ impl LayerSim {
         let (ifmap_jobs, ifmap_done, ifmap_k) = reader("top.chip.glb.ifmap_seq", into_gin())?;
         let (psum_jobs, psum_done, psum_k) = reader("top.chip.glb.psum_seq", into_gin())?;
         let (gon_jobs, gon_done) = job_links::<WriteJob>("top.chip.glb.psum_writer", core)?;
-        glb.add_writer(
-            GlbWriter::inner("top.chip.glb.psum_writer", WriteIn::Gon(w.gon_out))
-                .with_job_ports(gon_jobs.rx, gon_done.tx),
+        // The GON steps inside the GLB block too, into the writer's FIFO.
+        let gon_k = glb.add_writer(
+            GlbWriter::inner(
+                "top.chip.glb.psum_writer",
+                WriteIn::GonWire(Wire::new(GON_OUT_DEPTH)),
+            )
+            .with_job_ports(gon_jobs.rx, gon_done.tx),
         );
         let relu_out =
             Link::<i16>::new("top.chip.relu.out", core, 1, 2).map_err(ChipError::setup)?;
@@ -501,6 +504,7 @@ impl LayerSim {
                 (psum_k, psum_gin),
             ],
         )
+        .and_then(|b| b.with_gon(gon_k, w.gon))
         .map_err(ChipError::setup)?;
         let glb = sched.add(core, block);
         let outbound_jobs = Link::<Vec<(usize, u64)>>::new("top.chip.rlc_out.jobs", core, 1, 2)
@@ -574,7 +578,6 @@ impl LayerSim {
             ofmap_wr,
             controller,
             pes: w.pes.clone(),
-            gon: w.gon,
         };
         if opts.watchdog > 0 {
             sched.set_watchdog(opts.watchdog);
@@ -813,7 +816,9 @@ impl LayerSim {
                 .ok_or_else(|| ChipError::setup(format!("GIN {i} missing from the GLB block")))
         };
         let gins = [gin(0)?, gin(1)?, gin(2)?];
-        let gon = *comp::<Gon>(&self.sched, self.ids.gon)?.counters();
+        let gon = *block
+            .gon_counters()
+            .ok_or_else(|| ChipError::setup("the GON missing from the GLB block"))?;
         let net = |c: &NetCounters| crate::stats::NetWaits {
             beats: c.beats,
             wait_cycles: c.wait_cycles,

@@ -289,6 +289,7 @@ fn before_first_edge(clk: rowsim_kernel::Clock) -> rowsim_kernel::StepCtx {
         cycle: 0,
         time: 0,
         ahead: false,
+        parts: 0,
     }
 }
 

@@ -526,9 +526,23 @@ impl Glb {
         }
     }
 
-    /// A writer of the GLB's own, on the next port (see the module docs).
-    pub fn add_writer(&mut self, w: GlbWriter<InnerEnd>) {
-        self.add_sequencer(Sequencer::Writer(w));
+    /// A writer of the GLB's own, on the next port (see the module docs); returns its index
+    /// (for [`Glb::gon_wire`]).
+    pub fn add_writer(&mut self, w: GlbWriter<InnerEnd>) -> usize {
+        self.add_sequencer(Sequencer::Writer(w))
+    }
+
+    /// The GON beat FIFO of writer `k` (as [`Glb::add_writer`] numbered it), if it takes its
+    /// beats from one ([`sequencer::WriteIn::GonWire`]): for the block that holds the GLB to
+    /// step the GON at its other end, in the same step.
+    pub fn gon_wire(
+        &mut self,
+        k: usize,
+    ) -> Option<&mut rowsim_kernel::Wire<rowsim_types::GonBeat>> {
+        match self.seqs.get_mut(k)? {
+            Sequencer::Writer(w) => w.gon_wire(),
+            Sequencer::Reader(_) => None,
+        }
     }
 
     pub fn counters(&self) -> &GlbCounters {

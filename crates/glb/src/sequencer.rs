@@ -489,6 +489,9 @@ pub enum WriteIn {
     Values(LinkRx<i16>),
     /// GON beats, each PE's words at the next addresses of its stream.
     Gon(LinkRx<GonBeat>),
+    /// GON beats from a FIFO inside the GLB block (with the timing of a link of latency one
+    /// and the same depth: see [`Wire`]), whose other end the block steps.
+    GonWire(Wire<GonBeat>),
 }
 
 /// Writes what arrives into the GLB: a component of its own on a port of links
@@ -629,6 +632,14 @@ impl<E: ReqEnd> GlbWriter<E> {
         &self.name
     }
 
+    /// Its GON beat FIFO inside the block, if it takes beats from one ([`WriteIn::GonWire`]).
+    pub(crate) fn gon_wire(&mut self) -> Option<&mut Wire<GonBeat>> {
+        match &mut self.input {
+            WriteIn::GonWire(w) => Some(w),
+            _ => None,
+        }
+    }
+
     /// One edge (see [`Component::step`]).
     pub(crate) fn run(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
         let mut moved = false;
@@ -688,8 +699,13 @@ impl<E: ReqEnd> GlbWriter<E> {
                         moved = true;
                     }
                 }
-                WriteIn::Gon(rx) => {
-                    if let Some(b) = rx.try_recv(cx) {
+                WriteIn::Gon(_) | WriteIn::GonWire(_) => {
+                    let beat = match &mut self.input {
+                        WriteIn::Gon(rx) => rx.try_recv(cx),
+                        WriteIn::GonWire(w) => w.pop(cx.cycle),
+                        WriteIn::Values(_) => None,
+                    };
+                    if let Some(b) = beat {
                         // Word by word, with no allocation: each word's address from the
                         // PE's stream, then into the gather register.
                         let q = self.streams.get_mut(&(b.bus, b.pe)).ok_or_else(|| {
@@ -736,6 +752,7 @@ impl<E: ReqEnd> GlbWriter<E> {
         let input = match &mut self.input {
             WriteIn::Values(rx) => rx.peek(cx).is_some(),
             WriteIn::Gon(rx) => rx.peek(cx).is_some(),
+            WriteIn::GonWire(w) => w.peek(cx.cycle).is_some(),
         };
         self.more =
             !self.writes.is_empty() || input || self.port.resp_waiting(cx) || self.jobs.more(cx);
@@ -758,6 +775,7 @@ impl<E: ReqEnd> GlbWriter<E> {
         let input = match &mut self.input {
             WriteIn::Values(rx) => rx.peek(cx).is_some(),
             WriteIn::Gon(rx) => rx.peek(cx).is_some(),
+            WriteIn::GonWire(w) => w.peek(cx.cycle).is_some(),
         };
         self.writes.is_empty() && !input && !self.jobs.more(cx)
     }
@@ -766,6 +784,7 @@ impl<E: ReqEnd> GlbWriter<E> {
         let input = match &self.input {
             WriteIn::Values(rx) => rx.in_flight() > 0,
             WriteIn::Gon(rx) => rx.in_flight() > 0,
+            WriteIn::GonWire(w) => !w.is_empty(),
         };
         input
             || !self.writes.is_empty()

@@ -25,6 +25,11 @@ pub struct StepCtx {
     /// that starts being traced in the middle of a run finishes a burst it had begun: its
     /// signals show that burst's last edges as quiet.)
     pub ahead: bool,
+    /// Bit `p`: a link end of part `p` of the component ([`crate::in_part`]) asked for a step
+    /// at or before this edge since the component's last step (a message arrived, or a
+    /// credit came back, for that part). Always 0 for a component without parts; a step that
+    /// does not look at it steps every part, as a component stepped at every edge must.
+    pub parts: u8,
 }
 
 /// What a step did, for the watchdog: `Moved` when any state changed (a message sent or taken,

@@ -44,4 +44,5 @@ pub use scheduler::{
 pub use trace::{
     SignalId, SignalInfo, SignalRegistry, TraceConfig, TraceError, TraceFrame, TraceSummary,
 };
+pub use wake::{in_part, MAX_PARTS};
 pub use wire::Wire;

@@ -1833,6 +1833,7 @@ mod tests {
             cycle,
             time: clock().edge_time(cycle),
             ahead: false,
+            parts: 0,
         }
     }
 
@@ -2170,7 +2171,7 @@ mod tests {
                     next += beat.len() as u16;
                 }
                 // The posts for the receiver made by the sender's step.
-                wake::collect(u32::MAX, |_, at| asked = asked.or(Some(at)));
+                wake::collect(u32::MAX, |_, _, at| asked = asked.or(Some(at)));
                 let stepped = !auto || asked.is_some_and(|a| c >= a);
                 if stepped {
                     let _me = wake::Stepping::new(who);
@@ -2347,6 +2348,7 @@ mod tests {
             cycle: 2,
             time: core.edge_time(2),
             ahead: false,
+            parts: 0,
         };
         tx.try_send(&wcx, 1).unwrap();
         let rcx = |c: u64| StepCtx {
@@ -2354,6 +2356,7 @@ mod tests {
             cycle: c,
             time: link.edge_time(c),
             ahead: false,
+            parts: 0,
         };
         assert_eq!(rx.peek(&rcx(0)), None);
         assert_eq!(rx.try_recv(&rcx(1)), Some(1));
@@ -2364,6 +2367,7 @@ mod tests {
             cycle: n,
             time: core.edge_time(n),
             ahead: false,
+            parts: 0,
         };
         assert_eq!(tx.credits(&c(6)), 1);
         assert_eq!(tx.credits(&c(7)), 2);

@@ -794,4 +794,91 @@ mod run_tests {
             }
         }
     }
+
+    /// Takes what arrives on two links, each as a part of its own ([`crate::in_part`]), and
+    /// notes at each step which parts the scheduler says were asked for.
+    struct TwoParts {
+        a: LinkRx<u8>,
+        b: LinkRx<u8>,
+        /// (edge, the step's parts, part of each message taken at it).
+        steps: Vec<(u64, u8, Vec<u8>)>,
+    }
+
+    impl Component for TwoParts {
+        fn name(&self) -> &str {
+            "top.parts"
+        }
+
+        fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+            let mut took = Vec::new();
+            if crate::in_part(1, || self.a.try_recv(cx)).is_some() {
+                took.push(1);
+            }
+            if crate::in_part(2, || self.b.try_recv(cx)).is_some() {
+                took.push(2);
+            }
+            let moved = !took.is_empty();
+            self.steps.push((cx.cycle, cx.parts, took));
+            Ok(Activity::from_moved(moved))
+        }
+
+        fn holds_work(&self) -> bool {
+            self.a.in_flight() + self.b.in_flight() > 0
+        }
+
+        /// Idle until a message arrives (each is taken at its arrival).
+        fn wake(&self, _cx: &StepCtx, _did: Activity) -> Wake {
+            Wake::Idle
+        }
+    }
+
+    /// A link end first used inside a part belongs to it: a message arriving on it asks for a
+    /// step of the component and says which part it was for, at that step and no other. The
+    /// feeders send 8 and 4 words, one a cycle on a link of latency 2 that holds 3 (the
+    /// first) and one every other cycle on a link of latency 1 that holds 1 (the second, whose
+    /// credit loop is 2 cycles);
+    /// the receiver takes each at its arrival, event-driven in shuffled orders and at every
+    /// edge (where the parts asked for are those of the messages that arrive).
+    #[test]
+    fn a_component_is_told_which_of_its_parts_links_asked_for_its_step() {
+        for (every_edge, seed) in [(false, 1), (false, 2), (true, 0)] {
+            let (mut s, clk) = test_scheduler(every_edge, seed);
+            let a = Link::<u8>::new("top.a", clk, 2, 3).unwrap();
+            let b = Link::<u8>::new("top.b", clk, 1, 1).unwrap();
+            s.add(clk, Feeder::new("top.fa", a.tx, (0..8).collect(), 1));
+            s.add(clk, Feeder::new("top.fb", b.tx, (0..4).collect(), 1));
+            let c = s.add(
+                clk,
+                TwoParts {
+                    a: a.rx,
+                    b: b.rx,
+                    steps: Vec::new(),
+                },
+            );
+            s.run().unwrap();
+            let steps = &s.component::<TwoParts>(c).unwrap().steps;
+            let took: Vec<(u64, u8)> = steps
+                .iter()
+                .flat_map(|(e, _, t)| t.iter().map(move |&p| (*e, p)))
+                .collect();
+            // By hand: A's words arrive at edges 2..=9, B's at 1, 3, 5 and 7.
+            let want: Vec<(u64, u8)> = (2..=9)
+                .map(|e| (e, 1))
+                .chain((0..4).map(|k| (1 + 2 * k, 2)))
+                .collect();
+            let mut sorted = took.clone();
+            sorted.sort();
+            let mut want = want;
+            want.sort();
+            assert_eq!(sorted, want, "every_edge {every_edge}");
+            for (e, parts, t) in steps {
+                let asked: Vec<u8> = (1..8).filter(|p| parts & 1 << p != 0).collect();
+                assert_eq!(&asked, t, "edge {e}, every_edge {every_edge}");
+            }
+            if !every_edge {
+                // Stepped only where a message arrived (the first step binds the links).
+                assert!(steps.iter().skip(1).all(|(_, _, t)| !t.is_empty()));
+            }
+        }
+    }
 }

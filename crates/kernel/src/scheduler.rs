@@ -242,6 +242,24 @@ fn untime(slot: &mut Slot, c: usize, dom: &mut Domain, edge: u64) {
 /// No edge.
 const NO_EDGE: u64 = u64::MAX;
 
+/// The parts of a component asked for at or before edge `e` (a bit each, see
+/// [`StepCtx::parts`]), now reported: those requests are dropped, and `parted` stays set while
+/// a request for a later edge is left.
+#[inline]
+fn take_parts(pending: &mut Vec<(u8, u64)>, parted: &mut bool, e: u64) -> u8 {
+    let mut bits = 0;
+    pending.retain(|&(p, d)| {
+        if d <= e {
+            bits |= 1 << p;
+            false
+        } else {
+            true
+        }
+    });
+    *parted = !pending.is_empty();
+    bits
+}
+
 impl Domain {
     #[inline]
     fn request(&mut self, edge: u64, slot: usize) {
@@ -330,6 +348,8 @@ struct Slot {
     /// The edge at which a run ahead ends ([`Wake::Ahead`]): its request there only ends the
     /// `timed` state, unless a step was asked for that edge too. [`NO_EDGE`] when none.
     untime_at: u64,
+    /// A link end of one of its parts has asked for a step (see `Scheduler::parts`).
+    parted: bool,
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 64);
@@ -352,6 +372,10 @@ pub struct Scheduler {
     id: u32,
     domains: Vec<Domain>,
     slots: Vec<Slot>,
+    /// Per slot: the (part, edge) of each step a link end of one of its parts asked for, not
+    /// yet reported to a step ([`StepCtx::parts`], [`crate::in_part`]): a few at a time (the
+    /// part's messages on their way).
+    parts: Vec<Vec<(u8, u64)>>,
     /// Per slot: steps taken, and link interactions inside them (see [`Scheduler::activity`]).
     activity: Vec<[u64; 2]>,
     order: StepOrder,
@@ -397,6 +421,7 @@ impl Scheduler {
             id: wake::new_scheduler_id(),
             domains: Vec::new(),
             slots: Vec::new(),
+            parts: Vec::new(),
             activity: Vec::new(),
             order: StepOrder::Registration,
             rng: 0,
@@ -449,6 +474,11 @@ impl Scheduler {
             clock.name
         );
         let id = self.slots.len();
+        assert!(
+            id as u64 <= wake::SLOT_MASK,
+            "a scheduler holds at most {} components",
+            wake::SLOT_MASK + 1
+        );
         let dom = &mut self.domains[d];
         self.activity.push([0, 0]);
         self.slots.push(Slot {
@@ -461,7 +491,9 @@ impl Scheduler {
             traced: false,
             asked: dom.next,
             untime_at: NO_EDGE,
+            parted: false,
         });
+        self.parts.push(Vec::new());
         dom.members.push(id);
         if !self.every_edge {
             dom.request(dom.next, id);
@@ -742,6 +774,7 @@ impl Scheduler {
                 cycle: last,
                 time: dom.clock.edge_time(last),
                 ahead: false,
+                parts: 0,
             };
             let _who = wake::Stepping::new(wake::owner(self.id, c));
             slot.component.settle(&cx, dom.next - slot.done);
@@ -763,11 +796,21 @@ impl Scheduler {
 
     /// Takes the wake-ups links posted for this scheduler's components.
     fn collect_posts(&mut self) {
-        let (slots, domains) = (&mut self.slots, &mut self.domains);
-        wake::collect(self.id, |c, edge| {
+        let (slots, domains, parts) = (&mut self.slots, &mut self.domains, &mut self.parts);
+        wake::collect(self.id, |c, part, edge| {
             let Some(slot) = slots.get_mut(c) else {
                 return;
             };
+            if part != 0 {
+                // Reported at the first step at or after its edge (a step at an edge already
+                // passed reports it at the next step).
+                let due = (part, edge.max(slot.done));
+                let pending = &mut parts[c];
+                if !pending.contains(&due) {
+                    pending.push(due);
+                }
+                slot.parted = true;
+            }
             // A wake-up while it ignores its links, which it asked to have put off to the
             // edge after them ([`Wake::IgnoringLinksThenIdle`]).
             let edge = if slot.defers && edge >= slot.done {
@@ -913,14 +956,21 @@ impl Scheduler {
                     cycle: e - 1,
                     time: dom.clock.edge_time(e - 1),
                     ahead: false,
+                    parts: 0,
                 };
                 slot.component.settle(&cx, e - slot.done);
             }
+            let parts = if slot.parted {
+                take_parts(&mut self.parts[c], &mut slot.parted, e)
+            } else {
+                0
+            };
             let cx = StepCtx {
                 domain: dom.clock.id,
                 cycle: e,
                 time: now,
                 ahead: !self.every_edge && !slot.traced,
+                parts,
             };
             let stepped = slot.component.step(&cx);
             let count = &mut self.activity[c];

@@ -58,6 +58,7 @@ pub(crate) fn new_scheduler_id() -> u32 {
 }
 
 pub(crate) fn owner(scheduler: u32, slot: usize) -> Owner {
+    debug_assert!(slot as u64 <= SLOT_MASK);
     (scheduler as u64) << 32 | slot as u64
 }
 
@@ -102,6 +103,42 @@ impl Drop for Stepping {
     }
 }
 
+/// Where the slot field of an owner ends and its part begins (see [`in_part`]): the slot is the
+/// low 24 bits, the part the 8 above them.
+pub(crate) const PART_SHIFT: u32 = 24;
+pub(crate) const SLOT_MASK: u64 = (1 << PART_SHIFT) - 1;
+const PART_MASK: u64 = 0xFF << PART_SHIFT;
+
+/// The parts a component may name ([`in_part`]): `1..MAX_PARTS`; part 0 is the component
+/// itself.
+pub const MAX_PARTS: u8 = 8;
+
+/// Runs `f` as part `part` (`1..MAX_PARTS`) of the component being stepped: a link end first
+/// used inside it is that part's, and its wake-ups still ask for a step of the component but
+/// also tell it, at that step, that the part was asked for ([`crate::StepCtx::parts`]). A
+/// block that steps several parts itself (a GLB block stepping its GON) then steps a part only
+/// when something may have reached it. Outside a step, or with part 0, `f` runs as the
+/// component.
+pub fn in_part<R>(part: u8, f: impl FnOnce() -> R) -> R {
+    assert!(part < MAX_PARTS, "part {part} of at most {MAX_PARTS}");
+    struct Restore(Owner);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LOCAL.with(|l| l.current.set(self.0));
+        }
+    }
+    let before = current();
+    if before == NOBODY {
+        return f();
+    }
+    let _restore = Restore(before);
+    LOCAL.with(|l| {
+        l.current
+            .set(before & !PART_MASK | (part as u64) << PART_SHIFT)
+    });
+    f()
+}
+
 /// Adds a post, unless it repeats the last one (a step asked for twice at one edge is one
 /// step: the scheduler takes a repeat as a no-op).
 #[inline(always)]
@@ -131,8 +168,9 @@ pub(crate) fn post(who: Owner, cycle: u64) {
     }
 }
 
-/// Hands the posts addressed to `scheduler`'s components to `f` (slot, cycle), keeping the rest.
-pub(crate) fn collect(scheduler: u32, mut f: impl FnMut(usize, u64)) {
+/// Hands the posts addressed to `scheduler`'s components to `f` (slot, part, cycle), keeping
+/// the rest.
+pub(crate) fn collect(scheduler: u32, mut f: impl FnMut(usize, u8, u64)) {
     LOCAL.with(|l| {
         let mut p = l.posts.borrow_mut();
         if p.is_empty() {
@@ -142,7 +180,11 @@ pub(crate) fn collect(scheduler: u32, mut f: impl FnMut(usize, u64)) {
         for k in 0..p.len() {
             let (who, cycle) = p[k];
             if (who >> 32) as u32 == scheduler {
-                f((who & 0xFFFF_FFFF) as usize, cycle);
+                f(
+                    (who & SLOT_MASK) as usize,
+                    ((who & PART_MASK) >> PART_SHIFT) as u8,
+                    cycle,
+                );
             } else {
                 p[foreign] = (who, cycle);
                 foreign += 1;

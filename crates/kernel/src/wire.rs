@@ -115,6 +115,12 @@ impl<T: Copy> Wire<T> {
         self.pushed_at == cycle
     }
 
+    /// Whether a word was taken at edge `cycle` (its slot is free for a push from the next).
+    #[inline]
+    pub fn freed_at(&self, cycle: u64) -> bool {
+        self.taken_at == cycle
+    }
+
     /// Whether the next edge may find something new here: a word (visible from then at the
     /// latest), or a slot freed at edge `cycle` (a waiting pusher may use it then).
     #[inline]

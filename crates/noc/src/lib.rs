@@ -610,28 +610,70 @@ struct GonSignals {
     data: SignalId,
 }
 
-/// The global output network: PEs' psum outputs to the GLB.
-pub struct Gon {
+/// Where the GON's beats go: the link to the GLB's psum writer (a [`Gon`] of its own), or the
+/// writer's beat FIFO inside the GLB block (a [`Wire`] with the link's timing).
+pub trait BeatOut {
+    /// Whether a beat sent at this edge has room (looking at a link also takes in its
+    /// returned credits, and asks for a step at the one it waits for).
+    fn can_send(&mut self, cx: &StepCtx) -> bool;
+    /// Sends a beat (which [`BeatOut::can_send`] has just allowed); whether it went.
+    fn send(&mut self, cx: &StepCtx, beat: GonBeat) -> bool;
+}
+
+impl BeatOut for LinkTx<GonBeat> {
+    #[inline]
+    fn can_send(&mut self, cx: &StepCtx) -> bool {
+        LinkTx::can_send(self, cx)
+    }
+    #[inline]
+    fn send(&mut self, cx: &StepCtx, beat: GonBeat) -> bool {
+        self.try_send(cx, beat).is_ok()
+    }
+}
+
+impl BeatOut for Wire<GonBeat> {
+    #[inline]
+    fn can_send(&mut self, cx: &StepCtx) -> bool {
+        self.can_push(cx.cycle)
+    }
+    #[inline]
+    fn send(&mut self, cx: &StepCtx, beat: GonBeat) -> bool {
+        self.push(cx.cycle, beat).is_ok()
+    }
+}
+
+/// The global output network proper: the PEs' psum outputs it serves round robin and its bus,
+/// stepped into a [`BeatOut`] ([`GonBus::step_into`]). A [`Gon`] is this bus sending on a link,
+/// a component of its own; the chip steps it inside the GLB block instead, into the psum
+/// writer's FIFO (`rowsim-chip`'s `block`).
+pub struct GonBus {
     spec: NetSpec,
     /// The PEs that send on the GON, in array order, with their psum outputs: the round robin
     /// runs over these only.
     inputs: Vec<(u16, u16, LinkRx<i16>)>,
-    output: LinkTx<GonBeat>,
     /// Round-robin pointer into `inputs`.
     next: usize,
     /// The last step had psums to send and no room on the bus.
     waited: bool,
+    /// The first edge at which a step may find psums the last one did not see, without its
+    /// inputs asking for it (see [`GonBus::look_at`]).
+    look_at: u64,
     counters: NetCounters,
     sent: Option<GonBeat>,
     sig: Option<GonSignals>,
 }
 
-impl Gon {
-    pub fn new(
-        spec: NetSpec,
-        inputs: Vec<Vec<Option<LinkRx<i16>>>>,
-        output: LinkTx<GonBeat>,
-    ) -> Result<Self, NocError> {
+/// The global output network: PEs' psum outputs to the GLB, a component of its own that sends
+/// on a link (see [`GonBus`]).
+pub struct Gon {
+    bus: GonBus,
+    output: LinkTx<GonBeat>,
+}
+
+impl GonBus {
+    /// The bus of `spec` with the PEs' psum outputs `inputs` (`[row][col]`, `None` where a PE
+    /// does not send on the GON).
+    pub fn new(spec: NetSpec, inputs: Vec<Vec<Option<LinkRx<i16>>>>) -> Result<Self, NocError> {
         if inputs.len() != spec.rows as usize
             || inputs.iter().any(|r| r.len() != spec.cols as usize)
         {
@@ -649,29 +691,37 @@ impl Gon {
                     .filter_map(move |(p, i)| i.map(|rx| (b as u16, p as u16, rx)))
             })
             .collect();
-        Ok(Gon {
+        Ok(GonBus {
             spec,
             inputs,
-            output,
             next: 0,
             waited: false,
+            look_at: 0,
             counters: NetCounters::default(),
             sent: None,
             sig: None,
         })
     }
 
-    pub fn counters(&self) -> &NetCounters {
-        &self.counters
-    }
-}
-
-impl Component for Gon {
-    fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         &self.spec.name
     }
 
-    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+    pub fn counters(&self) -> &NetCounters {
+        &self.counters
+    }
+
+    /// Sends this bus on `output`: a component of its own.
+    pub fn sending_on(self, output: LinkTx<GonBeat>) -> Gon {
+        Gon { bus: self, output }
+    }
+
+    /// One edge (see [`Component::step`]): the next PE in round-robin order with psums
+    /// arrived sends up to a beat's words of them into `out`, if it has room. A block that
+    /// steps the bus itself steps it at every edge the bus would be stepped at (see
+    /// [`GonBus::look_at`]; its inputs' arrivals wake the block); a step at an edge it
+    /// would have slept through finds nothing new.
+    pub fn step_into<O: BeatOut>(&mut self, cx: &StepCtx, out: &mut O) -> Result<Activity, Fault> {
         self.sent = None;
         self.waited = false;
         let total = self.inputs.len();
@@ -686,9 +736,11 @@ impl Component for Gon {
                 i += 1;
                 continue;
             }
-            if !self.output.can_send(cx) {
+            if !out.can_send(cx) {
                 self.counters.wait_cycles += 1;
                 self.waited = true;
+                // Only room can end the wait: nothing else is worth a look.
+                self.look_at = u64::MAX;
                 return Ok(Activity::Idle);
             }
             let mut beat = GonBeat {
@@ -698,7 +750,7 @@ impl Component for Gon {
             };
             // Up to a beat's words, those that have arrived, in one interaction.
             beat.len = rx.try_recv_many(cx, &mut beat.words[..width]) as u8;
-            if self.output.try_send(cx, beat).is_err() {
+            if !out.send(cx, beat) {
                 return Err("GON output refused a beat it had credit for".into());
             }
             self.counters.beats += 1;
@@ -709,26 +761,57 @@ impl Component for Gon {
             self.counters.fanout_max = 1;
             self.next = i + 1;
             self.sent = Some(beat);
+            // Other PEs' psums may be waiting their turn.
+            self.look_at = cx.cycle + 1;
             return Ok(Activity::Moved);
         }
+        // Nothing has arrived: each psum on its way asks for a step at its arrival.
+        self.look_at = u64::MAX;
         Ok(Activity::Idle)
     }
 
-    fn holds_work(&self) -> bool {
+    /// Whether the last step found psums and no room for them (the edge after a slot is
+    /// freed then has work).
+    pub fn waited(&self) -> bool {
+        self.waited
+    }
+
+    /// The first edge at which a step may find something the last one did not, unless an
+    /// input asks for a step (a psum arrives: every psum on its way asks for a step at its
+    /// arrival, see [`rowsim_kernel::in_part`]) or, after a step that found no room, a slot is
+    /// freed: the next edge after a beat sent, else never.
+    pub fn look_at(&self) -> u64 {
+        self.look_at
+    }
+
+    /// An edge at which a step would find nothing new (see [`GonBus::look_at`]): what it
+    /// would do, without looking. Waiting for room, it waits another edge.
+    pub fn skip(&mut self) {
+        self.sent = None;
+        if self.waited {
+            self.counters.wait_cycles += 1;
+        }
+    }
+
+    /// Psums on their way or waiting at its inputs.
+    pub fn holds_work(&self) -> bool {
         self.inputs.iter().any(|(_, _, rx)| rx.in_flight() > 0)
     }
 
-    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+    /// The next edge after a beat sent; else idle until psums arrive or room is made.
+    pub fn wake(&self, did: Activity) -> Wake {
         Wake::after(did)
     }
 
-    fn settle(&mut self, _last: &StepCtx, edges: u64) {
+    /// See [`Component::settle`].
+    pub fn settle(&mut self, edges: u64) {
         if self.waited {
             self.counters.wait_cycles += edges;
         }
     }
 
-    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+    /// See [`Component::declare`].
+    pub fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
         let n = self.spec.name.clone();
         self.sig = Some(GonSignals {
             valid: s.signal(&n, "valid", 1)?,
@@ -739,7 +822,8 @@ impl Component for Gon {
         Ok(())
     }
 
-    fn trace(&self, f: &mut TraceFrame) {
+    /// See [`Component::trace`].
+    pub fn trace(&self, f: &mut TraceFrame) {
         let Some(g) = &self.sig else { return };
         f.set_bool(g.valid, self.sent.is_some());
         if let Some(b) = self.sent {
@@ -751,5 +835,49 @@ impl Component for Gon {
                 .fold(0u64, |acc, (i, &w)| acc | (w as u16 as u64) << (16 * i));
             f.set(g.data, packed);
         }
+    }
+}
+
+impl Gon {
+    pub fn new(
+        spec: NetSpec,
+        inputs: Vec<Vec<Option<LinkRx<i16>>>>,
+        output: LinkTx<GonBeat>,
+    ) -> Result<Self, NocError> {
+        Ok(GonBus::new(spec, inputs)?.sending_on(output))
+    }
+
+    pub fn counters(&self) -> &NetCounters {
+        self.bus.counters()
+    }
+}
+
+impl Component for Gon {
+    fn name(&self) -> &str {
+        self.bus.name()
+    }
+
+    fn step(&mut self, cx: &StepCtx) -> Result<Activity, Fault> {
+        self.bus.step_into(cx, &mut self.output)
+    }
+
+    fn holds_work(&self) -> bool {
+        self.bus.holds_work()
+    }
+
+    fn wake(&self, _cx: &StepCtx, did: Activity) -> Wake {
+        self.bus.wake(did)
+    }
+
+    fn settle(&mut self, _last: &StepCtx, edges: u64) {
+        self.bus.settle(edges)
+    }
+
+    fn declare(&mut self, s: &mut SignalRegistry) -> Result<(), TraceError> {
+        self.bus.declare(s)
+    }
+
+    fn trace(&self, f: &mut TraceFrame) {
+        self.bus.trace(f)
     }
 }

@@ -76,6 +76,7 @@ fn bench(label: &str, prim: Primitive) {
             cycle,
             time: clock.edge_time(cycle),
             ahead: false,
+            parts: 0,
         };
         if fi < filters.len() && f_tx.try_send(&cx, filters[fi]).is_ok() {
             fi += 1;
