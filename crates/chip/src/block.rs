@@ -43,9 +43,10 @@ pub struct GlbBlock {
     /// After the last step, a GIN or GON part needs the next edge: it sent a beat, a beat was
     /// pushed for it at this edge, or (the GON) a slot it waits for was freed.
     next: bool,
-    /// After the last step, the GON waits for room and a slot was freed at its edge: the next
-    /// edge's step looks again.
-    gon_room: bool,
+    /// The edge from which the GON is looked at without its inputs asking (see
+    /// [`GonBus::look_at`]): the next after a beat sent, or after a slot freed while it
+    /// waits for room; else never.
+    gon_due: u64,
 }
 
 /// The part ([`rowsim_kernel::in_part`]) that the GON's inputs belong to: a psum sent to it
@@ -81,7 +82,7 @@ impl GlbBlock {
             gins,
             gon: None,
             next: false,
-            gon_room: false,
+            gon_due: 0,
         })
     }
 
@@ -128,27 +129,30 @@ impl Component for GlbBlock {
             next |= matches!(g.wake(sent), Wake::Next) || w.pushed_at(cx.cycle);
         }
         if let Some((k, g)) = &mut self.gon {
-            // After the writer's step: a beat it took at this edge frees its slot from the
-            // next, as a link's credit does.
-            let w = gon_wire(&mut self.glb, *k)?;
             // Stepped where it would be as a component of its own: its inputs asked (a psum
-            // arrives), the edge after a beat, or after a slot freed while it waits; at the
-            // block's other edges a look finds nothing new. At every edge when every edge is
-            // stepped.
-            let look = !cx.ahead
-                || cx.parts & 1 << GON_PART != 0
-                || g.look_at() <= cx.cycle
-                || self.gon_room;
-            if look {
-                let sent = in_part(GON_PART, || g.step_into(cx, w))?;
-                did |= sent;
+            // arrives), the edge after a beat, or after a slot freed while it waits (see
+            // `gon_due`); at the block's other edges a look finds nothing new. At every edge
+            // when every edge is stepped.
+            if !cx.ahead || cx.parts & 1 << GON_PART != 0 || cx.cycle >= self.gon_due {
+                // After the writer's step: a beat it took at this edge frees its slot from
+                // the next, as a link's credit does.
+                let w = gon_wire(&mut self.glb, *k)?;
+                did |= in_part(GON_PART, || g.step_into(cx, w))?;
+                // The writer takes a beat pushed now at the next edge; a bus that found no
+                // room tries again once a slot is freed.
+                self.gon_due = if g.waited() && w.freed_at(cx.cycle) {
+                    cx.cycle + 1
+                } else {
+                    g.look_at()
+                };
+                next |= self.gon_due <= cx.cycle + 1 || w.pushed_at(cx.cycle);
             } else {
                 g.skip();
+                if g.waited() && gon_wire(&mut self.glb, *k)?.freed_at(cx.cycle) {
+                    self.gon_due = cx.cycle + 1;
+                    next = true;
+                }
             }
-            // The writer takes a beat pushed now at the next edge; a bus that found no room
-            // tries again once a slot is freed.
-            self.gon_room = g.waited() && w.freed_at(cx.cycle);
-            next |= g.look_at() <= cx.cycle + 1 || w.pushed_at(cx.cycle) || self.gon_room;
         }
         self.next = next;
         Ok(did)
