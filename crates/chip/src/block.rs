@@ -44,7 +44,7 @@ pub struct GlbBlock {
     /// pushed for it at this edge, or (the GON) a slot it waits for was freed.
     next: bool,
     /// The edge from which the GON is looked at without its inputs asking (see
-    /// [`GonBus::look_at`]): the next after a beat sent, or after a slot freed while it
+    /// [`GonBus::step_into`]): the next after a beat sent, or after a slot freed while it
     /// waits for room; else never.
     gon_due: u64,
 }
@@ -137,15 +137,17 @@ impl Component for GlbBlock {
                 // After the writer's step: a beat it took at this edge frees its slot from
                 // the next, as a link's credit does.
                 let w = gon_wire(&mut self.glb, *k)?;
-                did |= in_part(GON_PART, || g.step_into(cx, w))?;
-                // The writer takes a beat pushed now at the next edge; a bus that found no
-                // room tries again once a slot is freed.
-                self.gon_due = if g.waited() && w.freed_at(cx.cycle) {
+                let sent = in_part(GON_PART, || g.step_into(cx, w))?;
+                did |= sent;
+                // The writer takes a beat pushed now at the next edge, where other PEs' psums
+                // may wait their turn; a bus that found no room tries again once a slot is
+                // freed.
+                self.gon_due = if sent.moved() || (g.waited() && w.freed_at(cx.cycle)) {
                     cx.cycle + 1
                 } else {
-                    g.look_at()
+                    u64::MAX
                 };
-                next |= self.gon_due <= cx.cycle + 1 || w.pushed_at(cx.cycle);
+                next |= self.gon_due == cx.cycle + 1;
             } else {
                 g.skip();
                 if g.waited() && gon_wire(&mut self.glb, *k)?.freed_at(cx.cycle) {

@@ -655,9 +655,6 @@ pub struct GonBus {
     next: usize,
     /// The last step had psums to send and no room on the bus.
     waited: bool,
-    /// The first edge at which a step may find psums the last one did not see, without its
-    /// inputs asking for it (see [`GonBus::look_at`]).
-    look_at: u64,
     counters: NetCounters,
     sent: Option<GonBeat>,
     sig: Option<GonSignals>,
@@ -696,7 +693,6 @@ impl GonBus {
             inputs,
             next: 0,
             waited: false,
-            look_at: 0,
             counters: NetCounters::default(),
             sent: None,
             sig: None,
@@ -718,9 +714,10 @@ impl GonBus {
 
     /// One edge (see [`Component::step`]): the next PE in round-robin order with psums
     /// arrived sends up to a beat's words of them into `out`, if it has room. A block that
-    /// steps the bus itself steps it at every edge the bus would be stepped at (see
-    /// [`GonBus::look_at`]; its inputs' arrivals wake the block); a step at an edge it
-    /// would have slept through finds nothing new.
+    /// steps the bus itself steps it at every edge the bus would be stepped at (the edge after
+    /// a beat sent, after a slot freed while it waits for room, and those its inputs ask for:
+    /// every psum on its way asks for a step at its arrival, see [`rowsim_kernel::in_part`]);
+    /// at the others a step would find nothing new ([`GonBus::skip`]).
     pub fn step_into<O: BeatOut>(&mut self, cx: &StepCtx, out: &mut O) -> Result<Activity, Fault> {
         self.sent = None;
         self.waited = false;
@@ -739,8 +736,6 @@ impl GonBus {
             if !out.can_send(cx) {
                 self.counters.wait_cycles += 1;
                 self.waited = true;
-                // Only room can end the wait: nothing else is worth a look.
-                self.look_at = u64::MAX;
                 return Ok(Activity::Idle);
             }
             let mut beat = GonBeat {
@@ -761,12 +756,8 @@ impl GonBus {
             self.counters.fanout_max = 1;
             self.next = i + 1;
             self.sent = Some(beat);
-            // Other PEs' psums may be waiting their turn.
-            self.look_at = cx.cycle + 1;
             return Ok(Activity::Moved);
         }
-        // Nothing has arrived: each psum on its way asks for a step at its arrival.
-        self.look_at = u64::MAX;
         Ok(Activity::Idle)
     }
 
@@ -776,15 +767,7 @@ impl GonBus {
         self.waited
     }
 
-    /// The first edge at which a step may find something the last one did not, unless an
-    /// input asks for a step (a psum arrives: every psum on its way asks for a step at its
-    /// arrival, see [`rowsim_kernel::in_part`]) or, after a step that found no room, a slot is
-    /// freed: the next edge after a beat sent, else never.
-    pub fn look_at(&self) -> u64 {
-        self.look_at
-    }
-
-    /// An edge at which a step would find nothing new (see [`GonBus::look_at`]): what it
+    /// An edge at which a step would find nothing new (see [`GonBus::step_into`]): what it
     /// would do, without looking. Waiting for room, it waits another edge.
     pub fn skip(&mut self) {
         self.sent = None;
