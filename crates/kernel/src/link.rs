@@ -1489,13 +1489,53 @@ impl<T> LinkRx<T> {
         if !self.bound {
             self.bind();
         }
-        let n = self.arrived_run(first, max);
-        if n == 0 {
-            return 0;
+        // SAFETY: this end is the ring's only consumer, through `&mut self`.
+        let n = unsafe {
+            self.shared.ring.pop_while(
+                max,
+                |k, e| e.ready_at() <= first + k as u64,
+                |e| out.push(e.item),
+            )
+        };
+        self.took_run(cx, first, n)
+    }
+
+    /// [`LinkRx::take_run_at`] of the `n` messages that [`LinkRx::arrived_run`] from `first`
+    /// just counted (the caller's count, not counted again): each has arrived by its edge.
+    pub fn take_counted_run_at(
+        &mut self,
+        cx: &StepCtx,
+        first: u64,
+        n: usize,
+        out: &mut Vec<T>,
+    ) -> usize {
+        debug_assert!(
+            first >= cx.cycle && matches!(self.delay, Delay::Cycles(_)),
+            "link `{}`: a run of pops must be at or after the current edge of a same-clock link",
+            self.name
+        );
+        debug_assert_eq!(
+            self.arrived_run(first, n),
+            n,
+            "link `{}`: a counted run of messages not all arrived",
+            self.name
+        );
+        if !self.bound {
+            self.bind();
         }
         out.reserve(n);
         // SAFETY: this end is the ring's only consumer, through `&mut self`.
         unsafe { self.shared.ring.pop_into(n, |e| out.push(e.item)) };
+        self.took_run(cx, first, n)
+    }
+
+    /// After a run of `n` pops from edge `first`: the pops recorded, the next message posted,
+    /// the sender told. Returns `n`.
+    #[inline]
+    fn took_run(&mut self, cx: &StepCtx, first: u64, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
         self.received += n as u64;
         self.shared
             .published

@@ -44,6 +44,17 @@ impl<T> Ring<T> {
         }
     }
 
+    /// The slot of message number `i` (counted since the ring was made), without a bounds
+    /// check: `i & mask` is below the slots' length, a power of two that `mask` is one less
+    /// than (the check on every message was a compare and a branch the compiler could not
+    /// drop).
+    #[inline(always)]
+    fn slot(&self, i: usize) -> &UnsafeCell<MaybeUninit<T>> {
+        debug_assert_eq!(self.slots.len(), self.mask + 1);
+        // SAFETY: `i & mask <= mask < slots.len()` (see `new`).
+        unsafe { self.slots.get_unchecked(i & self.mask) }
+    }
+
     /// Appends `v`, or hands it back if the ring is full.
     ///
     /// # Safety
@@ -56,7 +67,7 @@ impl<T> Ring<T> {
             return Err(v);
         }
         // SAFETY: slot `t` is free (outside `head..tail`), and only this producer writes it.
-        unsafe { (*self.slots[t & self.mask].get()).write(v) };
+        unsafe { (*self.slot(t).get()).write(v) };
         self.tail.store(t.wrapping_add(1), Ordering::Release);
         Ok(())
     }
@@ -74,7 +85,7 @@ impl<T> Ring<T> {
         }
         // SAFETY: slot `h` holds a message (inside `head..tail`, published by the acquire
         // load of `tail`), and only this consumer reads it, once: `head` moves past it.
-        let v = unsafe { (*self.slots[h & self.mask].get()).assume_init_read() };
+        let v = unsafe { (*self.slot(h).get()).assume_init_read() };
         self.head.store(h.wrapping_add(1), Ordering::Release);
         Some(v)
     }
@@ -102,7 +113,7 @@ impl<T> Ring<T> {
         }
         // SAFETY: slot `h + k` holds a message (inside `head..tail`, published by the acquire
         // load of `tail`) that only the consumer reaches until it pops it.
-        Some(unsafe { (*self.slots[h.wrapping_add(k) & self.mask].get()).assume_init_ref() })
+        Some(unsafe { (*self.slot(h.wrapping_add(k)).get()).assume_init_ref() })
     }
 
     /// How many of the oldest messages, at most `max`, `f` accepts in turn (given each one's
@@ -122,7 +133,7 @@ impl<T> Ring<T> {
         while k < n {
             // SAFETY: slot `h + k` holds a message (inside `head..tail`, published by the
             // acquire load of `tail`) that only the consumer reaches.
-            let v = unsafe { (*self.slots[h.wrapping_add(k) & self.mask].get()).assume_init_ref() };
+            let v = unsafe { (*self.slot(h.wrapping_add(k)).get()).assume_init_ref() };
             if !f(k, v) {
                 break;
             }
@@ -144,10 +155,42 @@ impl<T> Ring<T> {
             let at = h.wrapping_add(k);
             // SAFETY: slot `at` holds a message (inside `head..tail`), read once: `head` moves
             // past it before `f` sees it (a panic in `f` cannot leave it to be dropped again).
-            let v = unsafe { (*self.slots[at & self.mask].get()).assume_init_read() };
+            let v = unsafe { (*self.slot(at).get()).assume_init_read() };
             self.head.store(at.wrapping_add(1), Ordering::Release);
             f(v);
         }
+    }
+
+    /// Pops the oldest messages, at most `max`, while `take` accepts each in turn (given its
+    /// place from the head), handing each to `f` in order; returns how many. [`Ring::count_while`]
+    /// and [`Ring::pop_into`] in one pass over the slots: one look at the tail.
+    ///
+    /// # Safety
+    /// Only the consumer may call it.
+    #[inline]
+    pub(crate) unsafe fn pop_while(
+        &self,
+        max: usize,
+        mut take: impl FnMut(usize, &T) -> bool,
+        mut f: impl FnMut(T),
+    ) -> usize {
+        let h = self.head.load(Ordering::Relaxed);
+        let n = max.min(self.tail.load(Ordering::Acquire).wrapping_sub(h));
+        let mut k = 0;
+        while k < n {
+            let at = h.wrapping_add(k);
+            let slot = self.slot(at).get();
+            // SAFETY: slot `at` holds a message (inside `head..tail`), looked at and then read
+            // once: `head` moves past it before `f` sees it (as in `pop_into`).
+            if !take(k, unsafe { (*slot).assume_init_ref() }) {
+                break;
+            }
+            let v = unsafe { (*slot).assume_init_read() };
+            self.head.store(at.wrapping_add(1), Ordering::Release);
+            f(v);
+            k += 1;
+        }
+        k
     }
 
     /// As [`Ring::get`], to change the message in place.
@@ -163,7 +206,7 @@ impl<T> Ring<T> {
             return None;
         }
         // SAFETY: as in `get`; the consumer holds no other reference to it.
-        Some(unsafe { (*self.slots[h.wrapping_add(k) & self.mask].get()).assume_init_mut() })
+        Some(unsafe { (*self.slot(h.wrapping_add(k)).get()).assume_init_mut() })
     }
 }
 
@@ -248,6 +291,22 @@ mod tests {
             r.pop_into(5, |v| got.push(v));
             assert_eq!(got, [10, 11, 12, 13], "no more than there are");
             assert_eq!((r.len(), r.count_while(9, |_, _| true)), (0, 0));
+            for v in [20, 21, 22, 23] {
+                r.push(v).unwrap();
+            }
+            got.clear();
+            assert_eq!(
+                r.pop_while(9, |k, &v| v == 20 + k as i32 && v < 22, |v| got.push(v)),
+                2
+            );
+            assert_eq!(got, [20, 21], "up to the first refused, across the wrap");
+            assert_eq!(
+                r.pop_while(1, |_, _| true, |v| got.push(v)),
+                1,
+                "at most `max`"
+            );
+            assert_eq!(r.pop_while(9, |_, _| true, |v| got.push(v)), 1);
+            assert_eq!((got, r.len()), (vec![20, 21, 22, 23], 0));
         }
     }
 

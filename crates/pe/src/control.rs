@@ -154,7 +154,7 @@ impl Pe {
         incoming.clear();
         if prim.psum_in {
             let port = self.ports.psum_in.as_mut().ok_or("psum input not wired")?;
-            if port.take_run_at(cx, first, n, &mut incoming) != n {
+            if port.take_counted_run_at(cx, first, n, &mut incoming) != n {
                 return Err("incoming psums vanished between their check and their use".into());
             }
             dp.counters.psums_in += n as u64;
@@ -329,12 +329,13 @@ impl Pe {
             let ifmap = &self.dp.ifmap;
             let window_end = (self.dp.window_start(prim) + prim.s as u64) * prim.q as u64;
             let need = window_end.min(ifmap.total) - ifmap.stored;
-            let n = self.ports.ifmap_in.arrived_run(e, need as usize);
             let mut values = std::mem::take(&mut self.run_buf);
             values.clear();
-            if self.ports.ifmap_in.take_run_at(cx, e, n, &mut values) != n {
-                return Err("ifmap values vanished between their check and their use".into());
-            }
+            // Those that have arrived by their edges (at least the head, by `e`).
+            let n = self
+                .ports
+                .ifmap_in
+                .take_run_at(cx, e, need as usize, &mut values);
             for &v in &values {
                 self.write_ifmap(v, prim);
             }
@@ -395,7 +396,12 @@ impl Pe {
                     break;
                 }
             }
-            if self.ports.filter_in.take_run_at(cx, first, n, &mut words) != n {
+            if self
+                .ports
+                .filter_in
+                .take_counted_run_at(cx, first, n, &mut words)
+                != n
+            {
                 return Err("weights vanished between their check and their use".into());
             }
             let engine = &mut self.mode;
