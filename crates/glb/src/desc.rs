@@ -95,13 +95,63 @@ impl Words {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct WordQueue {
     q: VecDeque<Words>,
-    /// The address of the front span's next word, when it lies in the entry of the word before.
+    /// The address of the front span's next word, when known: it lies in the entry of the word
+    /// before, or was located by a look ahead ([`WordQueue::peek`]).
     next: Option<GlbAddr>,
 }
 
 impl WordQueue {
     pub(crate) fn push_back(&mut self, w: Words) {
         self.q.push_back(w);
+    }
+
+    /// The next word's address, without consuming it (located once, and kept for
+    /// [`WordQueue::next_word`]); `None` once the spans are used up.
+    pub(crate) fn peek(&mut self) -> Option<Result<GlbAddr, GlbError>> {
+        if let Some(a) = self.next {
+            return Some(Ok(a));
+        }
+        loop {
+            let w = self.q.front()?;
+            if w.count == 0 {
+                self.q.pop_front();
+                continue;
+            }
+            return Some(w.region.addr(w.base).inspect(|&a| self.next = Some(a)));
+        }
+    }
+
+    /// How many of the next words, at most `max`, lie in the entry of the next one (that
+    /// entry's bank and index): those of its span from its lane on, and where the span ends
+    /// within the entry, those of the spans after it that lie there too. What taking the next
+    /// `max` addresses while they share the first's entry counts, without taking them. At
+    /// least 1 while a word is left (0 when none is, or its address is refused: see
+    /// [`WordQueue::peek`]).
+    pub(crate) fn same_entry(&mut self, max: usize) -> usize {
+        let Some(Ok(a)) = self.peek() else {
+            return 0;
+        };
+        let mut n = 0u64;
+        let mut lane = u64::from(a.lane);
+        let max = max as u64;
+        for (k, w) in self.q.iter().enumerate() {
+            if w.count == 0 {
+                continue;
+            }
+            if k > 0 {
+                match w.region.addr(w.base) {
+                    Ok(b) if b.bank == a.bank && b.entry == a.entry => lane = u64::from(b.lane),
+                    _ => break,
+                }
+            }
+            let lanes = u64::from(w.region.layout.lanes);
+            let here = lanes.saturating_sub(lane).min(w.count);
+            n += here.min(max - n);
+            if n == max || here < w.count {
+                break;
+            }
+        }
+        n as usize
     }
 
     /// The next word's address, consuming it; `None` once the spans are used up.
@@ -848,5 +898,39 @@ mod tests {
             got.push((a.bank, a.entry, a.lane));
         }
         assert_eq!(got, vec![(0, 7, 2), (0, 7, 3), (1, 0, 0), (0, 0, 2)]);
+    }
+
+    proptest::proptest! {
+        /// A writer's look ahead at its words: the next address ([`WordQueue::peek`]) and how
+        /// many of the next ones share its entry ([`WordQueue::same_entry`]) are what taking
+        /// them from a copy of the queue gives, word after word, across spans that end and
+        /// start within an entry, empty ones, and looks that come between the takes.
+        #[test]
+        fn a_look_ahead_at_words_is_what_taking_them_gives(
+            spans in proptest::collection::vec((0u64..56, 0u64..7), 1..6),
+            max in 1usize..5,
+        ) {
+            let mut q = WordQueue::default();
+            q.extend(spans.iter().map(|&(base, count)| Words {
+                region: region(DataType::Ifmap),
+                base,
+                count,
+            }));
+            loop {
+                let mut copy = q.clone();
+                let ahead: Vec<GlbAddr> = std::iter::from_fn(|| copy.next_word())
+                    .take(max)
+                    .map(|a| a.unwrap())
+                    .collect();
+                let want = ahead
+                    .iter()
+                    .take_while(|a| a.bank == ahead[0].bank && a.entry == ahead[0].entry)
+                    .count();
+                proptest::prop_assert_eq!(q.peek().map(|a| a.unwrap()), ahead.first().copied());
+                proptest::prop_assert_eq!(q.same_entry(max), want);
+                let Some(a) = q.next_word() else { break };
+                proptest::prop_assert_eq!(a.unwrap(), ahead[0]);
+            }
+        }
     }
 }

@@ -501,10 +501,9 @@ pub struct GlbWriter<E: ReqEnd = LinkEnd> {
     name: String,
     port: E,
     input: WriteIn,
-    /// Value mode: where the values to come go, in order, and the next few of their
-    /// addresses (an entry's worth, expanded as needed).
+    /// Value mode: where the values to come go, in order (each address located as its value
+    /// is written, an entry's at a time).
     words: WordQueue,
-    addrs: VecDeque<GlbAddr>,
     /// GON mode: per source PE, where its words to come go.
     streams: BTreeMap<(u16, u16), WordQueue>,
     /// Writes formed and not yet sent.
@@ -569,7 +568,6 @@ impl<E: ReqEnd> GlbWriter<E> {
             port,
             input,
             words: WordQueue::default(),
-            addrs: VecDeque::new(),
             streams: BTreeMap::new(),
             writes: VecDeque::new(),
             gather: None,
@@ -592,17 +590,13 @@ impl<E: ReqEnd> GlbWriter<E> {
         self.streams.entry(pe).or_default().push_back(words);
     }
 
-    /// Expands the value mode's next addresses until an entry's worth (4) is at hand.
-    fn fill_addrs(&mut self) -> Result<(), String> {
-        while self.addrs.len() < 4 {
-            match self.words.next_word() {
-                Some(a) => self
-                    .addrs
-                    .push_back(a.map_err(|e| format!("{}: {e}", self.name))?),
-                None => break,
-            }
-        }
-        Ok(())
+    /// The value mode's next address, located (without taking it); `None` once the job's
+    /// words are used up.
+    fn peek_addr(&mut self) -> Result<Option<GlbAddr>, String> {
+        self.words
+            .peek()
+            .transpose()
+            .map_err(|e| format!("{}: {e}", self.name))
     }
 
     /// Wires the job port and the done port (see the module docs).
@@ -669,31 +663,28 @@ impl<E: ReqEnd> GlbWriter<E> {
             }
         }
         if self.writes.len() < 2 {
-            if matches!(self.input, WriteIn::Values(_)) {
-                self.fill_addrs()?;
-            }
             match &mut self.input {
                 WriteIn::Values(rx) => {
                     // Up to an entry's worth of values a cycle: one 64-bit GLB write. Take the
-                    // values whose addresses share the next address's entry.
-                    let same_entry = match self.addrs.front() {
-                        Some(first) => self
-                            .addrs
-                            .iter()
-                            .take(4)
-                            .take_while(|a| a.bank == first.bank && a.entry == first.entry)
-                            .count(),
+                    // values whose addresses share the next address's entry (of the next 4).
+                    let same_entry = match self.words.peek() {
+                        Some(Ok(_)) => self.words.same_entry(4),
+                        Some(Err(e)) => return Err(format!("{}: {e}", self.name).into()),
                         None => 1, // a value now is an error, reported below
                     };
                     let mut got = [0i16; 4];
                     let n = rx.try_recv_many(cx, &mut got[..same_entry]);
                     for &v in &got[..n] {
-                        let a = self.addrs.pop_front().ok_or_else(|| {
-                            format!(
-                                "{}: a value arrived with no address to write it to",
-                                self.name
-                            )
-                        })?;
+                        let a = self
+                            .words
+                            .next_word()
+                            .ok_or_else(|| {
+                                format!(
+                                    "{}: a value arrived with no address to write it to",
+                                    self.name
+                                )
+                            })?
+                            .map_err(|e| format!("{}: {e}", self.name))?;
                         self.put(a, v);
                         self.jobs.finished += 1;
                         moved = true;
@@ -733,16 +724,16 @@ impl<E: ReqEnd> GlbWriter<E> {
                 }
             }
             // In value mode an entry is written when the next value goes elsewhere or the job ends.
-            if matches!(self.input, WriteIn::Values(_)) {
-                self.fill_addrs()?;
-            }
-            let next_elsewhere = match (&self.gather, self.addrs.front()) {
-                (Some((g, _, _)), Some(n)) => g.bank != n.bank || g.entry != n.entry,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if matches!(self.input, WriteIn::Values(_)) && next_elsewhere {
-                self.flush_gather();
+            if matches!(self.input, WriteIn::Values(_)) && self.gather.is_some() {
+                let next = self.peek_addr()?;
+                let next_elsewhere = match (&self.gather, next) {
+                    (Some((g, _, _)), Some(n)) => g.bank != n.bank || g.entry != n.entry,
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                if next_elsewhere {
+                    self.flush_gather();
+                }
             }
         }
         let idle = self.gather.is_none() && self.writes.is_empty() && self.acks == self.sent;
