@@ -267,7 +267,18 @@ impl Part {
             self.cols.start as usize
         };
         let mut t = Tensor::zeros([self.m.len(), self.c.len(), r, s]);
-        if s > 0 {
+        if r == whole.dims[2] && s == whole.dims[3] && r * s > 0 {
+            // Whole filter planes (an FC layer's, a part of channels only): each filter's
+            // channels of this part are one run in both tensors.
+            let run = self.c.len() * r * s;
+            let mut out = t.data.chunks_exact_mut(run);
+            for m in self.m.clone() {
+                let at = whole.index([(m - first) as usize, self.c.start as usize, 0, 0]);
+                if let Some(dst) = out.next() {
+                    dst.copy_from_slice(&whole.data[at..at + run]);
+                }
+            }
+        } else if s > 0 {
             let mut out = t.data.chunks_exact_mut(s);
             for m in self.m.clone() {
                 for c in self.c.clone() {
