@@ -267,7 +267,7 @@ impl Part {
             self.cols.start as usize
         };
         let mut t = Tensor::zeros([self.m.len(), self.c.len(), r, s]);
-        if r == whole.dims[2] && s == whole.dims[3] && r * s > 0 {
+        if r == whole.dims[2] && s == whole.dims[3] && self.c.len() * r * s > 0 {
             // Whole filter planes (an FC layer's, a part of channels only): each filter's
             // channels of this part are one run in both tensors.
             let run = self.c.len() * r * s;
