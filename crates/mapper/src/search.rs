@@ -76,7 +76,12 @@ impl std::str::FromStr for Objective {
 /// Sorts mappings by `objective`; ties go to less energy, fewer passes, more PEs, then the
 /// smaller letters, so the ranking is the same on every run.
 pub fn rank(out: &mut [Ranked], objective: Objective) {
-    out.sort_by(|a, b| {
+    // The order is found on indices (a stable sort, so ties keep their order as a sort of the
+    // mappings themselves would) and the mappings moved once into it: a mapping's counts are
+    // large, and a sort moves its elements many times.
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by(|&i, &j| {
+        let (a, b) = (&out[i], &out[j]);
         objective
             .cost(a)
             .total_cmp(&objective.cost(b))
@@ -85,6 +90,27 @@ pub fn rank(out: &mut [Ranked], objective: Objective) {
             .then(b.counts.pes_used.cmp(&a.counts.pes_used))
             .then(a.mapping.cmp(&b.mapping))
     });
+    permute(out, order);
+}
+
+/// Puts `items[order[k]]` at `k` for every `k` (`order` a permutation of the indices), one
+/// cycle of the permutation after another.
+fn permute<T>(items: &mut [T], mut order: Vec<usize>) {
+    const DONE: usize = usize::MAX;
+    for start in 0..items.len() {
+        if order[start] == DONE {
+            continue;
+        }
+        let mut at = start;
+        loop {
+            let from = std::mem::replace(&mut order[at], DONE);
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
 }
 
 fn divisors(x: u32) -> Vec<u32> {
@@ -114,7 +140,8 @@ pub fn enumerate_for(
     let totals = DataTotals::on(&pb, data, hw);
     let mut strips = crate::counts::StripCache::default();
     let mut out = Vec::new();
-    let mut last_reason = why_no_candidate(&pb, hw);
+    // Why the last candidate was refused, said only if none is legal.
+    let mut last = None;
     // On a machine with compressed weights, each (p, q)'s rows sized from the weights when
     // known: a sparse layer may fit mappings a dense one cannot.
     let compressed = hw.spad.filter.compressed;
@@ -144,7 +171,7 @@ pub fn enumerate_for(
                     active_pes: mapping.active_pes(&pb),
                 });
             }
-            Err(e) => last_reason = e.to_string(),
+            Err(e) => last = Some(e),
         }
     }
     if out.is_empty() {
@@ -152,7 +179,7 @@ pub fn enumerate_for(
             dataflow,
             layer: layer.name.clone(),
             machine: hw.machine.name.clone(),
-            why: last_reason,
+            why: last.map_or_else(|| why_no_candidate(&pb, hw), |e| e.to_string()),
         });
     }
     rank(&mut out, Objective::Energy);
@@ -169,18 +196,18 @@ pub fn first_legal(
 ) -> Result<Mapping, MapError> {
     check_layer(layer, hw)?;
     let pb = Problem::lowered(layer, dataflow);
-    let mut last_reason = why_no_candidate(&pb, hw);
+    let mut last = None;
     for mapping in candidates(&pb, hw, dataflow) {
         match mapping.check(&pb, hw) {
             Ok(_) => return Ok(mapping),
-            Err(e) => last_reason = e.to_string(),
+            Err(e) => last = Some(e),
         }
     }
     Err(MapError::NoMapping {
         dataflow,
         layer: layer.name.clone(),
         machine: hw.machine.name.clone(),
-        why: last_reason,
+        why: last.map_or_else(|| why_no_candidate(&pb, hw), |e| e.to_string()),
     })
 }
 
@@ -351,4 +378,24 @@ pub fn choose_with(
     let mut all = enumerate_for(layer, hw, &expected_data(layer, hw)?, dataflow)?;
     rank(&mut all, objective);
     Ok(all.remove(0).mapping)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Moving the items along the permutation's cycles puts each where the order says.
+        #[test]
+        fn permute_puts_each_item_where_the_order_says(
+            order in (0usize..40).prop_flat_map(|n| Just((0..n).collect::<Vec<_>>()).prop_shuffle())
+        ) {
+            let items: Vec<usize> = (0..order.len()).map(|i| i * 7 + 3).collect();
+            let want: Vec<usize> = order.iter().map(|&k| items[k]).collect();
+            let mut got = items;
+            permute(&mut got, order);
+            prop_assert_eq!(got, want);
+        }
+    }
 }

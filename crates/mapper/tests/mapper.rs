@@ -480,3 +480,41 @@ fn compressed_rows_priced_through_a_shared_cache_are_each_mappings_own() {
     }
     assert_eq!(seen, 6);
 }
+
+/// Ranking moves the mappings once, into an order found on their indices: it is the stable sort
+/// of the mappings themselves by the objective and the ties after it. Duplicates of some (equal
+/// on every key) must stay in the order they came: each carries its place in a field no key
+/// looks at.
+#[test]
+fn ranking_is_the_stable_sort_of_the_mappings() {
+    let hw = hw("eyeriss-v1");
+    let l = alexnet().into_iter().nth(2).unwrap();
+    let data = expected(&l);
+    let mut all = enumerate(&l, &hw, &data).unwrap();
+    let dups: Vec<Ranked> = all.iter().step_by(97).cloned().collect();
+    all.extend(dups);
+    for (i, r) in all.iter_mut().enumerate() {
+        r.counts.macs = i as u64;
+    }
+    for objective in [
+        Objective::Energy,
+        Objective::Delay,
+        Objective::Edp,
+        Objective::Chip,
+    ] {
+        let mut want = all.clone();
+        want.sort_by(|a, b| {
+            objective
+                .cost(a)
+                .total_cmp(&objective.cost(b))
+                .then(a.energy.total.total_cmp(&b.energy.total))
+                .then(a.counts.passes.cmp(&b.counts.passes))
+                .then(b.counts.pes_used.cmp(&a.counts.pes_used))
+                .then(a.mapping.cmp(&b.mapping))
+        });
+        let mut got = all.clone();
+        rank(&mut got, objective);
+        let places = |v: &[Ranked]| v.iter().map(|r| r.counts.macs).collect::<Vec<_>>();
+        assert_eq!(places(&got), places(&want), "{objective:?}");
+    }
+}
