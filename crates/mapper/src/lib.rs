@@ -87,7 +87,7 @@ pub use mapping::{check_layer, MapError, Mapping, Placement, Problem, RealShape}
 pub use nest::{filter_stream, loop_nest, BandKey, FilterKey, Phase, TapMajor};
 pub use search::{
     best, best_for, choose, choose_for, choose_with, enumerate, enumerate_for, evaluate,
-    expected_data, first_legal, rank, Objective, Ranked,
+    expected_data, first_legal, rank, ranking, Objective, Ranked,
 };
 pub use sparse::FilterRows;
 pub use split::{Part, Split};

@@ -80,17 +80,20 @@ pub fn rank(out: &mut [Ranked], objective: Objective) {
     // mappings themselves would) and the mappings moved once into it: a mapping's counts are
     // large, and a sort moves its elements many times.
     let mut order: Vec<usize> = (0..out.len()).collect();
-    order.sort_by(|&i, &j| {
-        let (a, b) = (&out[i], &out[j]);
-        objective
-            .cost(a)
-            .total_cmp(&objective.cost(b))
-            .then(a.energy.total.total_cmp(&b.energy.total))
-            .then(a.counts.passes.cmp(&b.counts.passes))
-            .then(b.counts.pes_used.cmp(&a.counts.pes_used))
-            .then(a.mapping.cmp(&b.mapping))
-    });
+    order.sort_by(|&i, &j| ranking(objective, &out[i], &out[j]));
     permute(out, order);
+}
+
+/// The order [`rank`] puts two mappings in: the objective's cost, then energy, fewer passes,
+/// more PEs used, and the smaller (m, n, e, p, q, r, t).
+pub fn ranking(objective: Objective, a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
+    objective
+        .cost(a)
+        .total_cmp(&objective.cost(b))
+        .then(a.energy.total.total_cmp(&b.energy.total))
+        .then(a.counts.passes.cmp(&b.counts.passes))
+        .then(b.counts.pes_used.cmp(&a.counts.pes_used))
+        .then(a.mapping.cmp(&b.mapping))
 }
 
 /// Puts `items[order[k]]` at `k` for every `k` (`order` a permutation of the indices), one

@@ -482,7 +482,7 @@ fn compressed_rows_priced_through_a_shared_cache_are_each_mappings_own() {
 }
 
 /// Ranking moves the mappings once, into an order found on their indices: it is the stable sort
-/// of the mappings themselves by the objective and the ties after it. Duplicates of some (equal
+/// of the mappings themselves by the same order ([`ranking`]). Duplicates of some (equal
 /// on every key) must stay in the order they came: each carries its place in a field no key
 /// looks at.
 #[test]
@@ -503,15 +503,7 @@ fn ranking_is_the_stable_sort_of_the_mappings() {
         Objective::Chip,
     ] {
         let mut want = all.clone();
-        want.sort_by(|a, b| {
-            objective
-                .cost(a)
-                .total_cmp(&objective.cost(b))
-                .then(a.energy.total.total_cmp(&b.energy.total))
-                .then(a.counts.passes.cmp(&b.counts.passes))
-                .then(b.counts.pes_used.cmp(&a.counts.pes_used))
-                .then(a.mapping.cmp(&b.mapping))
-        });
+        want.sort_by(|a, b| ranking(objective, a, b));
         let mut got = all.clone();
         rank(&mut got, objective);
         let places = |v: &[Ranked]| v.iter().map(|r| r.counts.macs).collect::<Vec<_>>();
